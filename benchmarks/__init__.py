@@ -1,0 +1,1 @@
+"""Benchmarks: quality against best-known solutions and search-default measurements."""

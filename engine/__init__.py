@@ -1,0 +1,63 @@
+"""routeopt's engine: the problem model, travel matrices and solver backends (no gRPC here).
+
+>>> from engine import ShipmentModel, Shipment, Vehicle, VisitRequest, LatLng, solve
+"""
+
+from engine.errors import EngineError, FieldViolation, InvalidModelError, SolverError
+from engine.model import (
+    BreakRequest,
+    DurationDistanceMatrix,
+    LatLng,
+    Shipment,
+    ShipmentModel,
+    TimeWindow,
+    Vehicle,
+    VisitRequest,
+)
+from engine.options import SearchMode, SolveOptions
+from engine.solution import (
+    AggregatedMetrics,
+    Break,
+    Metrics,
+    Route,
+    SkippedShipment,
+    SkipReason,
+    SkipReasonCode,
+    Solution,
+    SolveStatus,
+    Transition,
+    Visit,
+)
+from engine.solve import solve
+from engine.validation import check_model, validate_model
+
+__all__ = [
+    "AggregatedMetrics",
+    "Break",
+    "BreakRequest",
+    "DurationDistanceMatrix",
+    "EngineError",
+    "FieldViolation",
+    "InvalidModelError",
+    "LatLng",
+    "Metrics",
+    "Route",
+    "SearchMode",
+    "Shipment",
+    "ShipmentModel",
+    "SkipReason",
+    "SkipReasonCode",
+    "SkippedShipment",
+    "Solution",
+    "SolveOptions",
+    "SolveStatus",
+    "SolverError",
+    "TimeWindow",
+    "Transition",
+    "Vehicle",
+    "Visit",
+    "VisitRequest",
+    "check_model",
+    "solve",
+    "validate_model",
+]

@@ -1,0 +1,266 @@
+"""Turn a backend's route plans into a :class:`~engine.solution.Solution`.
+
+Backend independent: travel, loads, costs and metrics are recomputed here from the model and the
+exact (float) travel matrices; the plan only fixes the order of visits, their start times and
+the breaks. A plan whose schedule does not fit its own travel times is a solver bug and raises
+:class:`~engine.errors.SolverError`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from engine.backends.base import RoutePlan
+from engine.errors import SolverError
+from engine.model import Shipment, ShipmentModel, TimeWindow
+from engine.problem import Problem
+from engine.solution import (
+    AggregatedMetrics,
+    Break,
+    Metrics,
+    Route,
+    SkippedShipment,
+    SkipReason,
+    SkipReasonCode,
+    Solution,
+    SolveStatus,
+    Transition,
+    Visit,
+)
+
+__all__ = ["build_solution", "soft_window_costs"]
+
+_TOLERANCE_S = 1e-6
+
+
+def soft_window_costs(w: TimeWindow, t: float) -> tuple[float, float]:
+    """(cost before soft start, cost after soft end) of starting at ``t`` in window ``w``."""
+    early = late = 0.0
+    if w.soft_start_time is not None and t < w.soft_start_time:
+        early = (w.soft_start_time - t) / 3600.0 * (w.cost_per_hour_before_soft_start_time or 0.0)
+    if w.soft_end_time is not None and t > w.soft_end_time:
+        late = (t - w.soft_end_time) / 3600.0 * (w.cost_per_hour_after_soft_end_time or 0.0)
+    return early, late
+
+
+def _add_soft_costs(
+    costs: dict[str, float], prefix: str, windows: Sequence[TimeWindow], t: float
+) -> None:
+    if len(windows) != 1:
+        return
+    early, late = soft_window_costs(windows[0], t)
+    if early:
+        costs[f"{prefix}.cost_per_hour_before_soft_start_time"] += early
+    if late:
+        costs[f"{prefix}.cost_per_hour_after_soft_end_time"] += late
+
+
+def _delay_s(windows: Sequence[TimeWindow], t: float) -> float:
+    if len(windows) == 1 and windows[0].soft_end_time is not None:
+        return max(0.0, t - windows[0].soft_end_time)
+    return 0.0
+
+
+def _loads_of(shipment: Shipment, is_pickup: bool) -> dict[str, int]:
+    sign = 1 if is_pickup else -1
+    return {t: sign * int(q) for t, q in shipment.load_demands.items()}
+
+
+def _build_route(problem: Problem, plan: RoutePlan) -> Route:
+    model = problem.model
+    vehicle = model.vehicles[plan.vehicle]
+    if not plan.stops:
+        return Route(vehicle_index=plan.vehicle, vehicle_label=vehicle.label)
+    stops = problem.stops
+    g0 = model.global_start_time
+    k = problem.travel.vehicle_matrix[plan.vehicle]
+    durations, distances = problem.travel.durations_s[k], problem.travel.distances_m[k]
+    mult = vehicle.travel_duration_multiple
+    start_time = g0 + plan.start_s
+    end_time = g0 + plan.end_s
+    breaks = tuple(Break(g0 + s, float(d)) for s, d in plan.breaks_s)
+
+    shipments_on_route = {int(stops.shipment[i]) for i in plan.stops}
+    load_types = set(vehicle.load_limits)
+    for s in shipments_on_route:
+        load_types.update(t for t, q in model.shipments[s].load_demands.items() if q > 0)
+    load: dict[str, int] = dict.fromkeys(sorted(load_types), 0)
+    for s in shipments_on_route:
+        sh = model.shipments[s]
+        if not sh.pickups:
+            for t, q in sh.load_demands.items():
+                load[t] += int(q)
+
+    costs: dict[str, float] = defaultdict(float)
+    visits: list[Visit] = []
+    transitions: list[Transition] = []
+    max_loads = dict(load)
+    travel_total = distance_total = wait_total = break_total = visit_total = delay = 0.0
+    prev_stop, prev_end = stops.vehicle_start(plan.vehicle), start_time
+    sequence = [*plan.stops, stops.vehicle_end(plan.vehicle)]
+    next_starts = [g0 + t for t in plan.visit_start_s] + [end_time]
+    for stop, next_start in zip(sequence, next_starts, strict=True):
+        travel = float(durations[prev_stop, stop]) * mult
+        distance = float(distances[prev_stop, stop])
+        in_transition = [
+            b.duration_s
+            for b in breaks
+            if b.start_time >= prev_end - _TOLERANCE_S
+            and b.start_time + b.duration_s <= next_start + _TOLERANCE_S
+        ]
+        total = next_start - prev_end
+        brk = float(sum(in_transition))
+        wait = total - travel - brk
+        if wait < -_TOLERANCE_S:
+            raise SolverError(
+                f"inconsistent schedule from the solver on vehicle {plan.vehicle}: "
+                f"{total:.3f}s between stops for {travel:.3f}s of travel and {brk:.3f}s of breaks"
+            )
+        transitions.append(
+            Transition(prev_end, travel, distance, max(wait, 0.0), brk, total, dict(load))
+        )
+        travel_total += travel
+        distance_total += distance
+        wait_total += max(wait, 0.0)
+        break_total += brk
+        if stop >= stops.num_visits:
+            break
+        s = int(stops.shipment[stop])
+        is_pickup = bool(stops.is_pickup[stop])
+        shipment = model.shipments[s]
+        request = stops.visit_request(model, stop)
+        visit_loads = _loads_of(shipment, is_pickup)
+        visits.append(
+            Visit(
+                s,
+                is_pickup,
+                int(stops.alternative[stop]),
+                next_start,
+                visit_loads,
+                shipment.label,
+                request.label,
+            )
+        )
+        for t, q in visit_loads.items():
+            load[t] += q
+        for t, q in load.items():
+            max_loads[t] = max(max_loads[t], q)
+        kind = "pickups" if is_pickup else "deliveries"
+        _add_soft_costs(
+            costs, f"model.shipments.{kind}.time_windows", request.time_windows, next_start
+        )
+        delay += _delay_s(request.time_windows, next_start)
+        visit_total += request.duration_s
+        prev_stop, prev_end = stop, next_start + request.duration_s
+
+    _add_soft_costs(
+        costs, "model.vehicles.start_time_windows", vehicle.start_time_windows, start_time
+    )
+    _add_soft_costs(costs, "model.vehicles.end_time_windows", vehicle.end_time_windows, end_time)
+    costs["model.vehicles.fixed_cost"] += vehicle.fixed_cost
+    costs["model.vehicles.cost_per_kilometer"] += vehicle.cost_per_kilometer * distance_total / 1e3
+    costs["model.vehicles.cost_per_traveled_hour"] += (
+        vehicle.cost_per_traveled_hour * travel_total / 3600.0
+    )
+    costs["model.vehicles.cost_per_hour"] += vehicle.cost_per_hour * (end_time - start_time) / 3600
+    route_costs = {key: value for key, value in sorted(costs.items()) if value}
+    metrics = AggregatedMetrics(
+        performed_shipment_count=len(shipments_on_route),
+        travel_duration_s=travel_total,
+        wait_duration_s=wait_total,
+        delay_duration_s=delay,
+        break_duration_s=break_total,
+        visit_duration_s=visit_total,
+        total_duration_s=travel_total + wait_total + break_total + visit_total,
+        travel_distance_m=distance_total,
+        max_loads=max_loads,
+    )
+    return Route(
+        vehicle_index=plan.vehicle,
+        vehicle_label=vehicle.label,
+        vehicle_start_time=start_time,
+        vehicle_end_time=end_time,
+        visits=tuple(visits),
+        transitions=tuple(transitions),
+        breaks=breaks,
+        metrics=metrics,
+        route_costs=route_costs,
+        route_total_cost=sum(route_costs.values()),
+    )
+
+
+def _aggregate(routes: Sequence[Route]) -> AggregatedMetrics:
+    max_loads: dict[str, int] = {}
+    for r in routes:
+        for t, q in r.metrics.max_loads.items():
+            max_loads[t] = max(max_loads.get(t, q), q)
+    ms = [r.metrics for r in routes]
+    return AggregatedMetrics(
+        performed_shipment_count=sum(m.performed_shipment_count for m in ms),
+        travel_duration_s=sum(m.travel_duration_s for m in ms),
+        wait_duration_s=sum(m.wait_duration_s for m in ms),
+        delay_duration_s=sum(m.delay_duration_s for m in ms),
+        break_duration_s=sum(m.break_duration_s for m in ms),
+        visit_duration_s=sum(m.visit_duration_s for m in ms),
+        total_duration_s=sum(m.total_duration_s for m in ms),
+        travel_distance_m=sum(m.travel_distance_m for m in ms),
+        max_loads=max_loads,
+    )
+
+
+def build_solution(
+    problem: Problem,
+    plans: Sequence[RoutePlan],
+    skip_reasons: Mapping[int, tuple[SkipReason, ...]],
+    *,
+    status: SolveStatus,
+    backend: str,
+    matrix_time_s: float,
+    solve_time_s: float,
+    solver_time_limit_s: float,
+) -> Solution:
+    model: ShipmentModel = problem.model
+    routes = tuple(_build_route(problem, plan) for plan in plans)
+    performed = {v.shipment_index for r in routes for v in r.visits}
+    skipped = tuple(
+        SkippedShipment(
+            index=s,
+            label=sh.label,
+            reasons=skip_reasons.get(s, (SkipReason(SkipReasonCode.CODE_UNSPECIFIED),)),
+        )
+        for s, sh in enumerate(model.shipments)
+        if s not in performed
+    )
+    costs: dict[str, float] = defaultdict(float)
+    for r in routes:
+        for key, value in r.route_costs.items():
+            costs[key] += value
+    penalties = sum(model.shipments[s.index].penalty_cost or 0.0 for s in skipped)
+    if penalties:
+        costs["model.shipments.penalty_cost"] += penalties
+    used = [r for r in routes if r.is_used]
+    starts = [r.vehicle_start_time for r in used if r.vehicle_start_time is not None]
+    ends = [r.vehicle_end_time for r in used if r.vehicle_end_time is not None]
+    metrics = Metrics(
+        aggregated_route_metrics=_aggregate(routes),
+        skipped_mandatory_shipment_count=sum(
+            1 for s in skipped if model.shipments[s.index].is_mandatory
+        ),
+        used_vehicle_count=len(used),
+        earliest_vehicle_start_time=min(starts, default=None),
+        latest_vehicle_end_time=max(ends, default=None),
+        costs=dict(sorted(costs.items())),
+        total_cost=sum(costs.values()),
+    )
+    return Solution(
+        routes=routes,
+        skipped_shipments=skipped,
+        metrics=metrics,
+        status=status,
+        backend=backend,
+        matrix_source=problem.travel.source,
+        matrix_time_s=matrix_time_s,
+        solve_time_s=solve_time_s,
+        solver_time_limit_s=solver_time_limit_s,
+    )

@@ -1,0 +1,164 @@
+"""The routing problem as plain, immutable Python objects.
+
+Names follow the API (``routeopt.v1``, itself modelled on Google's Route Optimization API) so
+that a field path in an engine error reads the same as in the request. Units are part of the
+names where the API uses a protobuf Duration or Timestamp:
+
+- ``*_time`` fields are absolute times in seconds since the Unix epoch (float);
+- ``*_s`` fields are durations in seconds, ``*_m`` / ``*_meters`` distances in meters;
+- costs are in the caller's currency unit.
+
+Objects here are not validated on construction; :func:`engine.validation.validate_model`
+checks a whole model at once and reports every problem with its field path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_GLOBAL_END_TIME",
+    "DEFAULT_GLOBAL_START_TIME",
+    "BreakRequest",
+    "DurationDistanceMatrix",
+    "LatLng",
+    "Shipment",
+    "ShipmentModel",
+    "TimeWindow",
+    "Vehicle",
+    "VisitRequest",
+]
+
+DEFAULT_GLOBAL_START_TIME = 0.0
+"""Start of the horizon when the model does not set one: 1970-01-01T00:00:00Z."""
+
+DEFAULT_GLOBAL_END_TIME = 365 * 86400.0
+"""End of the horizon when the model does not set one: one year after the default start."""
+
+
+@dataclass(frozen=True)
+class LatLng:
+    """A WGS84 point in degrees."""
+
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """Hard bounds ``[start_time, end_time]`` (None: the horizon's) and optional soft bounds.
+
+    Starting before ``soft_start_time`` costs ``cost_per_hour_before_soft_start_time`` per hour
+    of earliness; starting after ``soft_end_time`` costs ``cost_per_hour_after_soft_end_time``
+    per hour of lateness.
+    """
+
+    start_time: float | None = None
+    end_time: float | None = None
+    soft_start_time: float | None = None
+    soft_end_time: float | None = None
+    cost_per_hour_before_soft_start_time: float | None = None
+    cost_per_hour_after_soft_end_time: float | None = None
+
+    @property
+    def is_soft(self) -> bool:
+        return self.soft_start_time is not None or self.soft_end_time is not None
+
+
+@dataclass(frozen=True)
+class VisitRequest:
+    """One alternative way of performing a pickup or a delivery."""
+
+    arrival_location: LatLng | None = None
+    time_windows: tuple[TimeWindow, ...] = ()
+    duration_s: float = 0.0
+    tags: tuple[str, ...] = ()
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """Something to pick up (one of ``pickups``) and/or deliver (one of ``deliveries``).
+
+    With both, one vehicle performs the pickup and later the delivery. Delivery-only loads are
+    on board from the vehicle start; pickup-only loads stay on board until the vehicle end.
+    ``penalty_cost`` None means mandatory.
+    """
+
+    pickups: tuple[VisitRequest, ...] = ()
+    deliveries: tuple[VisitRequest, ...] = ()
+    load_demands: Mapping[str, int] = field(default_factory=dict)
+    penalty_cost: float | None = None
+    allowed_vehicle_indices: tuple[int, ...] = ()
+    label: str = ""
+
+    @property
+    def is_mandatory(self) -> bool:
+        return self.penalty_cost is None
+
+
+@dataclass(frozen=True)
+class BreakRequest:
+    """A break of ``min_duration_s`` starting in ``[earliest_start_time, latest_start_time]``."""
+
+    earliest_start_time: float
+    latest_start_time: float
+    min_duration_s: float
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    """A vehicle. Unset start (end) location: the route starts (ends) at its first (last) visit."""
+
+    start_location: LatLng | None = None
+    end_location: LatLng | None = None
+    start_tags: tuple[str, ...] = ()
+    end_tags: tuple[str, ...] = ()
+    start_time_windows: tuple[TimeWindow, ...] = ()
+    end_time_windows: tuple[TimeWindow, ...] = ()
+    travel_duration_multiple: float = 1.0
+    load_limits: Mapping[str, int] = field(default_factory=dict)
+    cost_per_hour: float = 0.0
+    cost_per_traveled_hour: float = 0.0
+    cost_per_kilometer: float = 0.0
+    fixed_cost: float = 0.0
+    route_duration_limit_s: float | None = None
+    route_distance_limit_m: float | None = None
+    break_requests: tuple[BreakRequest, ...] = ()
+    label: str = ""
+
+    @property
+    def has_start(self) -> bool:
+        return self.start_location is not None or bool(self.start_tags)
+
+    @property
+    def has_end(self) -> bool:
+        return self.end_location is not None or bool(self.end_tags)
+
+
+@dataclass(frozen=True, eq=False)
+class DurationDistanceMatrix:
+    """Client travel matrix: ``durations_s[i, j]`` and ``distances_m[i, j]`` from source tag i
+    to destination tag j. ``vehicle_start_tag`` selects the vehicles that use it (empty: all,
+    allowed only for a single matrix)."""
+
+    durations_s: npt.NDArray[np.float64]
+    distances_m: npt.NDArray[np.float64]
+    vehicle_start_tag: str = ""
+
+
+@dataclass(frozen=True)
+class ShipmentModel:
+    """A whole routing problem."""
+
+    shipments: tuple[Shipment, ...] = ()
+    vehicles: tuple[Vehicle, ...] = ()
+    global_start_time: float = DEFAULT_GLOBAL_START_TIME
+    global_end_time: float = DEFAULT_GLOBAL_END_TIME
+    duration_distance_matrices: tuple[DurationDistanceMatrix, ...] = ()
+    duration_distance_matrix_src_tags: tuple[str, ...] = ()
+    duration_distance_matrix_dst_tags: tuple[str, ...] = ()

@@ -1,0 +1,147 @@
+"""Pre-check: which vehicle could serve each shipment on its own, and why not.
+
+A reason is only given when it is proven: the shipment served alone by the vehicle (best
+pickup and delivery alternatives, earliest schedule) violates the vehicle's capacity, time
+windows, duration limit (lower bound: travel plus visit time) or distance limit. A shipment that
+no vehicle can serve is skipped before the solver runs, with one reason per distinct cause;
+vehicles that cannot serve a shipment are excluded for it in the solver.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.problem import Problem, Window
+from engine.solution import SkipReason, SkipReasonCode
+
+__all__ = ["precheck"]
+
+
+def precheck(problem: Problem) -> dict[int, tuple[SkipReason, ...]]:
+    """Fill ``problem.routable`` / ``problem.allowed_vehicles``; return the skipped shipments'
+    reasons by shipment index."""
+    model = problem.model
+    skipped: dict[int, tuple[SkipReason, ...]] = {}
+    profile_cache: dict[tuple[object, ...], SkipReasonCode | None] = {}
+    for s, shipment in enumerate(model.shipments):
+        if not model.vehicles:
+            skipped[s] = (SkipReason(SkipReasonCode.NO_VEHICLE),)
+            problem.routable[s] = False
+            problem.allowed_vehicles[s] = ()
+            continue
+        allowed = set(shipment.allowed_vehicle_indices or range(len(model.vehicles)))
+        ok: list[int] = []
+        reasons: dict[SkipReasonCode, SkipReason] = {}
+        for v, vehicle in enumerate(model.vehicles):
+            reason: SkipReason | None = None
+            if v not in allowed:
+                reason = SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v)
+            else:
+                for load_type, amount in shipment.load_demands.items():
+                    limit = vehicle.load_limits.get(load_type)
+                    if limit is not None and amount > limit:
+                        reason = SkipReason(
+                            SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, v, load_type
+                        )
+                        break
+            if reason is None:
+                key = _profile_key(problem, v, s)
+                if key not in profile_cache:
+                    profile_cache[key] = _route_alone(problem, v, s)
+                code = profile_cache[key]
+                if code is not None:
+                    reason = SkipReason(code, v)
+            if reason is None:
+                ok.append(v)
+            else:
+                reasons.setdefault(reason.code, reason)
+        problem.allowed_vehicles[s] = tuple(ok)
+        if not ok:
+            problem.routable[s] = False
+            skipped[s] = tuple(sorted(reasons.values(), key=lambda r: r.code))
+    return skipped
+
+
+def _profile_key(problem: Problem, v: int, s: int) -> tuple[object, ...]:
+    """Vehicles with equal keys give the same single-shipment route for shipment ``s``."""
+    vehicle = problem.model.vehicles[v]
+    stops = problem.stops
+    return (
+        s,
+        problem.travel.vehicle_matrix[v],
+        vehicle.travel_duration_multiple,
+        vehicle.start_location,
+        vehicle.end_location,
+        vehicle.start_tags,
+        vehicle.end_tags,
+        problem.windows[stops.vehicle_start(v)],
+        problem.windows[stops.vehicle_end(v)],
+        vehicle.route_duration_limit_s,
+        vehicle.route_distance_limit_m,
+    )
+
+
+def _earliest_in(windows: Sequence[Window], t: int) -> int | None:
+    for lo, hi in windows:
+        if t <= hi:
+            return max(t, lo)
+    return None
+
+
+def _route_alone(problem: Problem, v: int, s: int) -> SkipReasonCode | None:
+    """None when vehicle ``v`` can serve shipment ``s`` alone, else the first reason."""
+    stops = problem.stops
+    vehicle = problem.model.vehicles[v]
+    travel = problem.travel_s(v)
+    distance = problem.distance_m(v)
+    pickups = stops.pickup_stops[s] or (None,)
+    deliveries = stops.delivery_stops[s] or (None,)
+    start, end = stops.vehicle_start(v), stops.vehicle_end(v)
+    found: set[SkipReasonCode] = set()
+    for p, d in itertools.product(pickups, deliveries):
+        seq = [start, *(x for x in (p, d) if x is not None), end]
+        code = _check_sequence(
+            problem,
+            seq,
+            travel,
+            distance,
+            vehicle.route_duration_limit_s,
+            vehicle.route_distance_limit_m,
+        )
+        if code is None:
+            return None
+        found.add(code)
+    return min(found)
+
+
+def _check_sequence(
+    problem: Problem,
+    seq: list[int],
+    travel: npt.NDArray[np.int64],
+    distance: npt.NDArray[np.int64],
+    duration_limit_s: float | None,
+    distance_limit_m: float | None,
+) -> SkipReasonCode | None:
+    windows = problem.windows
+    t = _earliest_in(windows[seq[0]], 0)
+    if t is None:
+        return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS
+    busy = 0
+    meters = 0
+    for prev, cur in itertools.pairwise(seq):
+        leg = int(travel[prev, cur])
+        busy += leg + int(problem.service_s[prev])
+        meters += int(distance[prev, cur])
+        t_next = _earliest_in(windows[cur], t + int(problem.service_s[prev]) + leg)
+        if t_next is None:
+            return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS
+        t = t_next
+    if duration_limit_s is not None and busy > duration_limit_s:
+        return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DURATION_LIMIT
+    if distance_limit_m is not None and meters > distance_limit_m:
+        return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DISTANCE_LIMIT
+    return None

@@ -1,0 +1,97 @@
+"""The integer problem that solver backends and the pre-check work on.
+
+Built once per solve from a validated model and its travel matrices. Times are whole seconds
+from ``global_start_time``; every rounding follows :mod:`engine.units` so that an integer
+solution is feasible for the exact input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.matrix import Stops, TravelMatrices
+from engine.model import ShipmentModel, TimeWindow
+from engine.units import ceil_int, floor_int
+
+__all__ = ["Problem", "Window"]
+
+IntArray = npt.NDArray[np.int64]
+Window = tuple[int, int]
+"""A hard time window ``(earliest, latest)`` in integer seconds from the horizon start."""
+
+
+@dataclass(eq=False)
+class Problem:
+    model: ShipmentModel
+    stops: Stops
+    travel: TravelMatrices
+    horizon: int
+    """Length of the horizon in seconds; all times are in ``[0, horizon]``."""
+    service_s: IntArray
+    """Visit duration per stop (0 for vehicle starts and ends)."""
+    windows: tuple[tuple[Window, ...], ...]
+    """Hard windows per stop: visit windows, vehicle start and end windows. An empty tuple
+    means no start time can satisfy the windows at one-second resolution."""
+    routable: list[bool] = field(default_factory=list)
+    """Per shipment: False when the pre-check proved no vehicle can serve it."""
+    allowed_vehicles: list[tuple[int, ...]] = field(default_factory=list)
+    """Per shipment: vehicles that passed the pre-check."""
+    _travel_cache: dict[tuple[int, float], IntArray] = field(default_factory=dict)
+    _distance_cache: dict[int, IntArray] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, model: ShipmentModel, stops: Stops, travel: TravelMatrices) -> Problem:
+        g0 = model.global_start_time
+        horizon = floor_int(model.global_end_time - g0)
+        service = np.zeros(stops.size, dtype=np.int64)
+        windows: list[tuple[Window, ...]] = []
+        for i in range(stops.num_visits):
+            visit = stops.visit_request(model, i)
+            service[i] = ceil_int(visit.duration_s)
+            windows.append(_quantize(visit.time_windows, g0, horizon))
+        for vehicle in model.vehicles:
+            windows.append(_quantize(vehicle.start_time_windows, g0, horizon))
+            windows.append(_quantize(vehicle.end_time_windows, g0, horizon))
+        n = len(model.shipments)
+        return cls(
+            model=model,
+            stops=stops,
+            travel=travel,
+            horizon=horizon,
+            service_s=service,
+            windows=tuple(windows),
+            routable=[True] * n,
+            allowed_vehicles=[tuple(range(len(model.vehicles)))] * n,
+        )
+
+    def travel_s(self, vehicle: int) -> IntArray:
+        """Integer travel durations for ``vehicle`` (multiple applied, rounded up)."""
+        k = self.travel.vehicle_matrix[vehicle]
+        multiple = self.model.vehicles[vehicle].travel_duration_multiple
+        key = (k, multiple)
+        if key not in self._travel_cache:
+            scaled = self.travel.durations_s[k] * multiple
+            self._travel_cache[key] = np.ceil(scaled - 1e-9).astype(np.int64)
+        return self._travel_cache[key]
+
+    def distance_m(self, vehicle: int) -> IntArray:
+        """Integer distances for ``vehicle`` (rounded up)."""
+        k = self.travel.vehicle_matrix[vehicle]
+        if k not in self._distance_cache:
+            self._distance_cache[k] = np.ceil(self.travel.distances_m[k] - 1e-9).astype(np.int64)
+        return self._distance_cache[k]
+
+
+def _quantize(windows: tuple[TimeWindow, ...], g0: float, horizon: int) -> tuple[Window, ...]:
+    if not windows:
+        return ((0, horizon),)
+    out = []
+    for w in windows:
+        lo = 0 if w.start_time is None else max(0, ceil_int(w.start_time - g0))
+        hi = horizon if w.end_time is None else min(horizon, floor_int(w.end_time - g0))
+        if lo <= hi:
+            out.append((lo, hi))
+    return tuple(out)

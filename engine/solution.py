@@ -1,0 +1,152 @@
+"""What the engine returns: routes, skipped shipments and metrics, as plain objects.
+
+Names mirror ``routeopt.v1.OptimizeToursResponse``; units follow the conventions of
+:mod:`engine.model` (absolute times in epoch seconds, ``*_s`` seconds, ``*_m`` meters).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AggregatedMetrics",
+    "Break",
+    "Metrics",
+    "Route",
+    "SkipReason",
+    "SkipReasonCode",
+    "SkippedShipment",
+    "Solution",
+    "SolveStatus",
+    "Transition",
+    "Visit",
+]
+
+
+class SkipReasonCode(enum.IntEnum):
+    """Why a shipment is skipped; values equal ``SkippedShipment.Reason.Code`` in the API."""
+
+    CODE_UNSPECIFIED = 0
+    NO_VEHICLE = 1
+    DEMAND_EXCEEDS_VEHICLE_CAPACITY = 2
+    CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DISTANCE_LIMIT = 3
+    CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DURATION_LIMIT = 4
+    CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS = 6
+    VEHICLE_NOT_ALLOWED = 7
+    UNREACHABLE_LOCATION = 100
+
+
+class SolveStatus(enum.IntEnum):
+    """Outcome of a solve; values equal ``SolveInfo.Status`` in the API."""
+
+    SOLVED = 1
+    INTERRUPTED = 2
+    NOTHING_TO_ROUTE = 3
+
+
+@dataclass(frozen=True)
+class Visit:
+    shipment_index: int
+    is_pickup: bool
+    visit_request_index: int
+    start_time: float
+    load_demands: Mapping[str, int] = field(default_factory=dict)
+    """Load change at this visit per type: negative for a delivery."""
+    shipment_label: str = ""
+    visit_label: str = ""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Between two consecutive stops; ``total = travel + wait + break``."""
+
+    start_time: float
+    travel_duration_s: float
+    travel_distance_m: float
+    wait_duration_s: float
+    break_duration_s: float
+    total_duration_s: float
+    vehicle_loads: Mapping[str, int] = field(default_factory=dict)
+    polyline: str = ""
+
+
+@dataclass(frozen=True)
+class Break:
+    start_time: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class AggregatedMetrics:
+    performed_shipment_count: int = 0
+    travel_duration_s: float = 0.0
+    wait_duration_s: float = 0.0
+    delay_duration_s: float = 0.0
+    break_duration_s: float = 0.0
+    visit_duration_s: float = 0.0
+    total_duration_s: float = 0.0
+    travel_distance_m: float = 0.0
+    max_loads: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    """The route of one vehicle. An unused vehicle has no visits, transitions or times."""
+
+    vehicle_index: int
+    vehicle_label: str = ""
+    vehicle_start_time: float | None = None
+    vehicle_end_time: float | None = None
+    visits: tuple[Visit, ...] = ()
+    transitions: tuple[Transition, ...] = ()
+    breaks: tuple[Break, ...] = ()
+    metrics: AggregatedMetrics = field(default_factory=AggregatedMetrics)
+    route_costs: Mapping[str, float] = field(default_factory=dict)
+    route_total_cost: float = 0.0
+    polyline: str = ""
+
+    @property
+    def is_used(self) -> bool:
+        return bool(self.visits)
+
+
+@dataclass(frozen=True)
+class SkipReason:
+    code: SkipReasonCode
+    example_vehicle_index: int | None = None
+    example_exceeded_capacity_type: str = ""
+
+
+@dataclass(frozen=True)
+class SkippedShipment:
+    index: int
+    label: str = ""
+    reasons: tuple[SkipReason, ...] = ()
+
+
+@dataclass(frozen=True)
+class Metrics:
+    aggregated_route_metrics: AggregatedMetrics = field(default_factory=AggregatedMetrics)
+    skipped_mandatory_shipment_count: int = 0
+    used_vehicle_count: int = 0
+    earliest_vehicle_start_time: float | None = None
+    latest_vehicle_end_time: float | None = None
+    costs: Mapping[str, float] = field(default_factory=dict)
+    total_cost: float = 0.0
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A solved model: one route per vehicle (in vehicle order) and the skipped shipments."""
+
+    routes: tuple[Route, ...]
+    skipped_shipments: tuple[SkippedShipment, ...]
+    metrics: Metrics
+    status: SolveStatus
+    backend: str = ""
+    matrix_source: str = ""
+    matrix_time_s: float = 0.0
+    solve_time_s: float = 0.0
+    solver_time_limit_s: float = 0.0

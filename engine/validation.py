@@ -1,0 +1,317 @@
+"""Whole-model validation: every problem at once, each with its field path in API names."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.errors import FieldViolation, InvalidModelError
+from engine.model import (
+    BreakRequest,
+    DurationDistanceMatrix,
+    LatLng,
+    Shipment,
+    ShipmentModel,
+    TimeWindow,
+    Vehicle,
+    VisitRequest,
+)
+from engine.units import ceil_int, floor_int
+
+__all__ = ["check_model", "validate_model"]
+
+_MAX_PENALTY_COST = 1e12
+"""Largest accepted ``penalty_cost``: beyond it the solver could not tell it from mandatory."""
+
+
+def check_model(model: ShipmentModel) -> None:
+    """Raise :class:`InvalidModelError` with every violation when the model is invalid."""
+    violations = validate_model(model)
+    if violations:
+        raise InvalidModelError(violations)
+
+
+def validate_model(model: ShipmentModel) -> list[FieldViolation]:
+    """Every problem of ``model``; an empty list means valid.
+
+    Paths are relative to the model (``shipments[3].deliveries[0].time_windows[0]``).
+    """
+    v = _Validator(model)
+    v.run()
+    return v.violations
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+class _Validator:
+    def __init__(self, model: ShipmentModel) -> None:
+        self.model = model
+        self.violations: list[FieldViolation] = []
+        self.uses_matrices = bool(model.duration_distance_matrices)
+        self.src_tags = set(model.duration_distance_matrix_src_tags)
+        self.dst_tags = set(model.duration_distance_matrix_dst_tags)
+
+    def add(self, path: str, description: str) -> None:
+        self.violations.append(FieldViolation(path, description))
+
+    # -- model -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        m = self.model
+        ok_horizon = True
+        for name in ("global_start_time", "global_end_time"):
+            if not _finite(getattr(m, name)):
+                self.add(name, "must be a finite time")
+                ok_horizon = False
+        if ok_horizon and not m.global_end_time > m.global_start_time:
+            self.add("global_end_time", "must be after global_start_time")
+        if self.uses_matrices:
+            self.check_matrices()
+        elif m.duration_distance_matrix_src_tags or m.duration_distance_matrix_dst_tags:
+            self.add(
+                "duration_distance_matrix_src_tags",
+                "tags are set but duration_distance_matrices is empty",
+            )
+        for i, shipment in enumerate(m.shipments):
+            self.check_shipment(f"shipments[{i}]", shipment)
+        for j, vehicle in enumerate(m.vehicles):
+            self.check_vehicle(f"vehicles[{j}]", vehicle)
+
+    def check_matrices(self) -> None:
+        m = self.model
+        for name, tags in (
+            ("duration_distance_matrix_src_tags", m.duration_distance_matrix_src_tags),
+            ("duration_distance_matrix_dst_tags", m.duration_distance_matrix_dst_tags),
+        ):
+            if not tags:
+                self.add(name, "must not be empty when duration_distance_matrices are given")
+            seen: set[str] = set()
+            for k, tag in enumerate(tags):
+                if not tag:
+                    self.add(f"{name}[{k}]", "must not be empty")
+                elif tag in seen:
+                    self.add(f"{name}[{k}]", f"duplicate tag {tag!r}")
+                seen.add(tag)
+        shape = (len(m.duration_distance_matrix_src_tags), len(m.duration_distance_matrix_dst_tags))
+        several = len(m.duration_distance_matrices) > 1
+        start_tags: set[str] = set()
+        for k, matrix in enumerate(m.duration_distance_matrices):
+            self.check_matrix(f"duration_distance_matrices[{k}]", matrix, shape)
+            tag = matrix.vehicle_start_tag
+            if several and not tag:
+                self.add(
+                    f"duration_distance_matrices[{k}].vehicle_start_tag",
+                    "is required when there is more than one matrix",
+                )
+            elif tag and tag in start_tags:
+                self.add(
+                    f"duration_distance_matrices[{k}].vehicle_start_tag", f"duplicate tag {tag!r}"
+                )
+            start_tags.add(tag)
+
+    def check_matrix(
+        self, path: str, matrix: DurationDistanceMatrix, shape: tuple[int, int]
+    ) -> None:
+        for name, values in (("durations", matrix.durations_s), ("meters", matrix.distances_m)):
+            arr = np.asarray(values, dtype=np.float64)
+            if arr.shape != shape:
+                self.add(
+                    f"{path}.rows",
+                    f"{name} must have {shape[0]} rows (source tags) of {shape[1]} values "
+                    f"(destination tags), got shape {arr.shape}",
+                )
+                continue
+            bad = np.argwhere(~np.isfinite(arr) | (arr < 0))
+            for r, c in bad[:5]:
+                self.add(f"{path}.rows[{r}].{name}[{c}]", "must be finite and non-negative")
+
+    # -- shipments ---------------------------------------------------------------------------
+
+    def check_shipment(self, path: str, s: Shipment) -> None:
+        if not s.pickups and not s.deliveries:
+            self.add(path, "a shipment needs at least one pickup or one delivery")
+        for kind, visits in (("pickups", s.pickups), ("deliveries", s.deliveries)):
+            for k, visit in enumerate(visits):
+                self.check_visit(f"{path}.{kind}[{k}]", visit)
+        for load_type, amount in s.load_demands.items():
+            if not load_type:
+                self.add(f"{path}.load_demands", "load type names must not be empty")
+            if amount < 0:
+                self.add(f"{path}.load_demands[{load_type}].amount", "must not be negative")
+        if s.penalty_cost is not None and not (
+            _finite(s.penalty_cost) and 0 <= s.penalty_cost <= _MAX_PENALTY_COST
+        ):
+            self.add(
+                f"{path}.penalty_cost",
+                f"must be between 0 and {_MAX_PENALTY_COST:g} (unset means mandatory)",
+            )
+        n_vehicles = len(self.model.vehicles)
+        seen: set[int] = set()
+        for k, index in enumerate(s.allowed_vehicle_indices):
+            if not 0 <= index < n_vehicles:
+                self.add(
+                    f"{path}.allowed_vehicle_indices[{k}]",
+                    f"vehicle index {index} out of range [0, {n_vehicles})",
+                )
+            elif index in seen:
+                self.add(f"{path}.allowed_vehicle_indices[{k}]", f"duplicate index {index}")
+            seen.add(index)
+
+    def check_visit(self, path: str, visit: VisitRequest) -> None:
+        if self.uses_matrices:
+            self.check_tags(f"{path}.tags", visit.tags, need_src=True, need_dst=True)
+        elif visit.arrival_location is None:
+            self.add(
+                f"{path}.arrival_location",
+                "is required (or give duration_distance_matrices and tags)",
+            )
+        if visit.arrival_location is not None:
+            self.check_latlng(f"{path}.arrival_location", visit.arrival_location)
+        if not (_finite(visit.duration_s) and visit.duration_s >= 0):
+            self.add(f"{path}.duration", "must be a non-negative duration")
+        self.check_time_windows(f"{path}.time_windows", visit.time_windows)
+
+    def check_tags(self, path: str, tags: Sequence[str], *, need_src: bool, need_dst: bool) -> None:
+        for needed, known, what in (
+            (need_src, self.src_tags, "duration_distance_matrix_src_tags"),
+            (need_dst, self.dst_tags, "duration_distance_matrix_dst_tags"),
+        ):
+            if not needed:
+                continue
+            matches = [t for t in tags if t in known]
+            if len(matches) != 1:
+                self.add(
+                    path,
+                    f"must contain exactly one tag of {what} (found {len(matches)}: {matches})",
+                )
+
+    def check_latlng(self, path: str, p: LatLng) -> None:
+        if not (_finite(p.latitude) and -90 <= p.latitude <= 90):
+            self.add(f"{path}.latitude", "must be in [-90, 90]")
+        if not (_finite(p.longitude) and -180 <= p.longitude <= 180):
+            self.add(f"{path}.longitude", "must be in [-180, 180]")
+
+    # -- time windows ------------------------------------------------------------------------
+
+    def check_time_windows(self, path: str, windows: Sequence[TimeWindow]) -> None:
+        g0, g1 = self.model.global_start_time, self.model.global_end_time
+        prev_end: float | None = None
+        for k, w in enumerate(windows):
+            wp = f"{path}[{k}]"
+            for name in ("start_time", "end_time", "soft_start_time", "soft_end_time"):
+                t = getattr(w, name)
+                if t is not None and not _finite(t):
+                    self.add(f"{wp}.{name}", "must be a finite time")
+            start = g0 if w.start_time is None else w.start_time
+            end = g1 if w.end_time is None else w.end_time
+            if not (_finite(start) and _finite(end)):
+                continue
+            if start > end:
+                self.add(wp, "start_time must not be after end_time")
+            if w.start_time is not None and not g0 <= w.start_time <= g1:
+                self.add(f"{wp}.start_time", "must be within [global_start_time, global_end_time]")
+            if w.end_time is not None and not g0 <= w.end_time <= g1:
+                self.add(f"{wp}.end_time", "must be within [global_start_time, global_end_time]")
+            if prev_end is not None and start < prev_end:
+                self.add(wp, "time windows must be sorted by time and must not overlap")
+            prev_end = end
+            self.check_soft_bounds(wp, w, single=len(windows) == 1)
+
+    def check_soft_bounds(self, wp: str, w: TimeWindow, *, single: bool) -> None:
+        pairs = (
+            (
+                "soft_start_time",
+                w.soft_start_time,
+                "cost_per_hour_before_soft_start_time",
+                w.cost_per_hour_before_soft_start_time,
+            ),
+            (
+                "soft_end_time",
+                w.soft_end_time,
+                "cost_per_hour_after_soft_end_time",
+                w.cost_per_hour_after_soft_end_time,
+            ),
+        )
+        for time_name, time_value, cost_name, cost_value in pairs:
+            if (time_value is None) != (cost_value is None):
+                missing = cost_name if cost_value is None else time_name
+                self.add(f"{wp}.{missing}", f"is required when {time_name} or {cost_name} is set")
+            if cost_value is not None and not (_finite(cost_value) and cost_value >= 0):
+                self.add(f"{wp}.{cost_name}", "must be a non-negative number")
+            if time_value is not None and not single:
+                self.add(f"{wp}.{time_name}", "soft bounds are only allowed with a single window")
+
+    # -- vehicles ----------------------------------------------------------------------------
+
+    def check_vehicle(self, path: str, v: Vehicle) -> None:
+        for name in ("start_location", "end_location"):
+            loc = getattr(v, name)
+            if loc is not None:
+                self.check_latlng(f"{path}.{name}", loc)
+        if self.uses_matrices:
+            self.check_vehicle_tags(path, v)
+        self.check_time_windows(f"{path}.start_time_windows", v.start_time_windows)
+        self.check_time_windows(f"{path}.end_time_windows", v.end_time_windows)
+        if not (_finite(v.travel_duration_multiple) and v.travel_duration_multiple > 0):
+            self.add(f"{path}.travel_duration_multiple", "must be positive")
+        for name in ("cost_per_hour", "cost_per_traveled_hour", "cost_per_kilometer", "fixed_cost"):
+            value = getattr(v, name)
+            if not (_finite(value) and value >= 0):
+                self.add(f"{path}.{name}", "must be a non-negative number")
+        for load_type, max_load in v.load_limits.items():
+            if max_load < 0:
+                self.add(f"{path}.load_limits[{load_type}].max_load", "must not be negative")
+        if v.route_duration_limit_s is not None and not (
+            _finite(v.route_duration_limit_s) and v.route_duration_limit_s >= 0
+        ):
+            self.add(f"{path}.route_duration_limit.max_duration", "must not be negative")
+        if v.route_distance_limit_m is not None and not (
+            _finite(v.route_distance_limit_m) and v.route_distance_limit_m >= 0
+        ):
+            self.add(f"{path}.route_distance_limit.max_meters", "must not be negative")
+        self.check_breaks(f"{path}.break_rule.break_requests", v.break_requests)
+
+    def check_vehicle_tags(self, path: str, v: Vehicle) -> None:
+        m = self.model
+        if v.start_tags:
+            self.check_tags(f"{path}.start_tags", v.start_tags, need_src=True, need_dst=False)
+        elif v.start_location is not None:
+            self.add(f"{path}.start_tags", "is required for a start when matrices are given")
+        if v.end_tags:
+            self.check_tags(f"{path}.end_tags", v.end_tags, need_src=False, need_dst=True)
+        elif v.end_location is not None:
+            self.add(f"{path}.end_tags", "is required for an end when matrices are given")
+        if len(m.duration_distance_matrices) > 1:
+            names = {mat.vehicle_start_tag for mat in m.duration_distance_matrices}
+            matches = [t for t in v.start_tags if t in names]
+            if len(matches) != 1:
+                self.add(
+                    f"{path}.start_tags",
+                    "with several duration_distance_matrices, must contain exactly one "
+                    f"vehicle_start_tag of them (found {len(matches)})",
+                )
+
+    def check_breaks(self, path: str, breaks: Sequence[BreakRequest]) -> None:
+        g0, g1 = self.model.global_start_time, self.model.global_end_time
+        prev: BreakRequest | None = None
+        for k, b in enumerate(breaks):
+            bp = f"{path}[{k}]"
+            if not (_finite(b.earliest_start_time) and g0 <= b.earliest_start_time <= g1):
+                self.add(f"{bp}.earliest_start_time", "must be within the global horizon")
+            if not (_finite(b.latest_start_time) and g0 <= b.latest_start_time <= g1):
+                self.add(f"{bp}.latest_start_time", "must be within the global horizon")
+            elif b.latest_start_time < b.earliest_start_time:
+                self.add(f"{bp}.latest_start_time", "must not be before earliest_start_time")
+            elif _finite(b.earliest_start_time) and ceil_int(
+                b.earliest_start_time - g0
+            ) > floor_int(b.latest_start_time - g0):
+                self.add(bp, "the start window must contain a whole second (solver resolution)")
+            if not (_finite(b.min_duration_s) and b.min_duration_s > 0):
+                self.add(f"{bp}.min_duration", "must be a positive duration")
+            if prev is not None and b.earliest_start_time < prev.earliest_start_time:
+                self.add(bp, "break requests must be sorted by earliest_start_time")
+            prev = b

@@ -1,0 +1,198 @@
+"""Exhaustive optimum of tiny models, as a reference for the engine.
+
+Enumerates every assignment of shipments to a vehicle or to "skipped" and every visit order
+per vehicle (pickup before delivery). Travel, windows, loads, limits and costs come from the
+checker's helpers (:mod:`tests.checker`), so each rule has a single implementation.
+
+Only models without time-dependent costs are supported (no soft time windows, no
+``cost_per_hour``, no breaks): the cost of a route then depends on its visit order only, and
+the schedule matters for feasibility alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+from engine.model import ShipmentModel, TimeWindow
+from tests.checker import (
+    Travel,
+    VisitRef,
+    earliest_in_windows,
+    hard_windows,
+    load_limit_problems,
+    route_cost_terms,
+    route_limit_problems,
+    route_loads,
+    vehicle_allowed,
+    visit_request,
+)
+
+__all__ = ["MAX_VEHICLES", "MAX_VISITS", "brute_force_optimum"]
+
+MAX_VISITS = 6
+MAX_VEHICLES = 3
+_UNSUPPORTED = "brute force does not support "
+
+
+def _require_tiny(model: ShipmentModel) -> None:
+    """Raise ValueError unless the model is small and has no time-dependent costs."""
+    visits = sum(len(s.pickups) + len(s.deliveries) for s in model.shipments)
+    if visits > MAX_VISITS:
+        raise ValueError(f"{_UNSUPPORTED}{visits} visits (at most {MAX_VISITS})")
+    if len(model.vehicles) > MAX_VEHICLES:
+        raise ValueError(f"{_UNSUPPORTED}{len(model.vehicles)} vehicles (at most {MAX_VEHICLES})")
+    windows: list[TimeWindow] = []
+    for i, shipment in enumerate(model.shipments):
+        if len(shipment.pickups) > 1 or len(shipment.deliveries) > 1:
+            raise ValueError(f"{_UNSUPPORTED}shipment {i} with several alternatives")
+        if not shipment.pickups and not shipment.deliveries:
+            raise ValueError(f"{_UNSUPPORTED}shipment {i} without visits")
+        for request in (*shipment.pickups, *shipment.deliveries):
+            windows.extend(request.time_windows)
+    for i, vehicle in enumerate(model.vehicles):
+        if vehicle.cost_per_hour:
+            raise ValueError(f"{_UNSUPPORTED}cost_per_hour (vehicle {i})")
+        if vehicle.break_requests:
+            raise ValueError(f"{_UNSUPPORTED}break requests (vehicle {i})")
+        windows.extend(vehicle.start_time_windows)
+        windows.extend(vehicle.end_time_windows)
+    if any(w.is_soft for w in windows):
+        raise ValueError(f"{_UNSUPPORTED}soft time windows")
+
+
+class _Router:
+    """Best route of a vehicle for a set of shipments."""
+
+    def __init__(self, model: ShipmentModel, travel: Travel) -> None:
+        self.model = model
+        self.travel = travel
+
+    def schedule_end(self, v: int, order: Sequence[VisitRef], start: float) -> float | None:
+        """Vehicle end time when starting at ``start`` and serving each visit as early as
+        possible (waiting when early); None if a window is missed."""
+        vehicle = self.model.vehicles[v]
+        t = start
+        previous: VisitRef | None = None
+        for ref in order:
+            request = visit_request(self.model, ref)
+            arrival = t + self.travel.leg(v, previous, ref)[0]
+            begin = earliest_in_windows(self.model, arrival, request.time_windows)
+            if begin is None:
+                return None
+            t = begin + request.duration_s
+            previous = ref
+        arrival = t + self.travel.leg(v, previous, None)[0]
+        return earliest_in_windows(self.model, arrival, vehicle.end_time_windows)
+
+    def start_candidates(self, v: int, order: Sequence[VisitRef]) -> list[float]:
+        """Vehicle start times among which one minimises end - start if any is feasible.
+
+        End - start is non-increasing in the start time except where some stop, reached
+        without waiting, hits the end of a window; those start times, the start-window
+        bounds are the candidates.
+        """
+        model, vehicle = self.model, self.model.vehicles[v]
+        offsets: list[tuple[float, Sequence[TimeWindow]]] = []
+        offset = 0.0
+        previous: VisitRef | None = None
+        for ref in order:
+            request = visit_request(model, ref)
+            offset += self.travel.leg(v, previous, ref)[0]
+            offsets.append((offset, request.time_windows))
+            offset += request.duration_s
+            previous = ref
+        offset += self.travel.leg(v, previous, None)[0]
+        offsets.append((offset, vehicle.end_time_windows))
+        candidates = set()
+        for lo, hi in hard_windows(model, vehicle.start_time_windows):
+            lo, hi = max(lo, model.global_start_time), min(hi, model.global_end_time)
+            if lo > hi:
+                continue
+            candidates.update((lo, hi))
+            for off, windows in offsets:
+                for _, w_end in hard_windows(model, windows):
+                    if lo <= w_end - off <= hi:
+                        candidates.add(w_end - off)
+        return sorted(candidates)
+
+    def feasible(self, v: int, order: Sequence[VisitRef]) -> bool:
+        """Whether some schedule serves ``order`` within windows and the duration limit."""
+        vehicle = self.model.vehicles[v]
+        for start in self.start_candidates(v, order):
+            end = self.schedule_end(v, order, start)
+            if end is not None and not route_limit_problems(vehicle, end - start, 0.0):
+                return True
+        return False
+
+    def best_cost(self, v: int, shipments: Sequence[int]) -> float:
+        """Cheapest feasible route of vehicle v serving exactly ``shipments`` (inf if none)."""
+        model, vehicle = self.model, self.model.vehicles[v]
+        if not shipments:
+            return 0.0
+        if not all(vehicle_allowed(model, s, v) for s in shipments):
+            return math.inf
+        refs: list[VisitRef] = []
+        for s in shipments:
+            if model.shipments[s].pickups:
+                refs.append((s, True, 0))
+            if model.shipments[s].deliveries:
+                refs.append((s, False, 0))
+        best = math.inf
+        for order in itertools.permutations(refs):
+            position = {(s, p): i for i, (s, p, _) in enumerate(order)}
+            if any(
+                position.get((s, True), -1) > position[(s, False)]
+                for s, is_pickup, _ in order
+                if not is_pickup
+            ):
+                continue
+            if any(load_limit_problems(vehicle, load) for load in route_loads(model, v, order)):
+                continue
+            legs = [self.travel.leg(v, a, b) for a, b in itertools.pairwise((None, *order, None))]
+            travel_s = math.fsum(leg[0] for leg in legs)
+            distance_m = math.fsum(leg[1] for leg in legs)
+            if route_limit_problems(vehicle, 0.0, distance_m):
+                continue
+            cost = math.fsum(
+                route_cost_terms(
+                    model,
+                    v,
+                    start_time=0.0,
+                    end_time=0.0,
+                    travel_s=travel_s,
+                    distance_m=distance_m,
+                    visit_starts=(),
+                ).values()
+            )
+            if cost < best and self.feasible(v, order):
+                best = cost
+        return best
+
+
+def brute_force_optimum(model: ShipmentModel, *, geodesic_meters_per_second: float = 10.0) -> float:
+    """Minimum total cost (vehicle costs plus penalties of skipped optional shipments).
+
+    Raises ValueError for models outside the supported class (see the module docstring)
+    and when no feasible assignment serves every mandatory shipment.
+    """
+    _require_tiny(model)
+    router = _Router(model, Travel(model, geodesic_meters_per_second))
+    n_shipments, n_vehicles = len(model.shipments), len(model.vehicles)
+    route_cost: dict[tuple[int, tuple[int, ...]], float] = {}
+    best = math.inf
+    for assignment in itertools.product(range(-1, n_vehicles), repeat=n_shipments):
+        skipped = [s for s in range(n_shipments) if assignment[s] == -1]
+        if any(model.shipments[s].is_mandatory for s in skipped):
+            continue
+        total = math.fsum(model.shipments[s].penalty_cost or 0.0 for s in skipped)
+        for v in range(n_vehicles):
+            served = tuple(s for s in range(n_shipments) if assignment[s] == v)
+            if (v, served) not in route_cost:
+                route_cost[(v, served)] = router.best_cost(v, served)
+            total += route_cost[(v, served)]
+        best = min(best, total)
+    if math.isinf(best):
+        raise ValueError("no feasible assignment serves every mandatory shipment")
+    return best

@@ -1,0 +1,863 @@
+"""Independent feasibility and cost checker for engine solutions.
+
+Imports only the problem and result dataclasses (``engine.model``, ``engine.solution``),
+numpy and the standard library: travel, loads, windows, breaks, metrics and costs are all
+recomputed here from the model and the reported schedule, following README "Semantics".
+
+:func:`check_solution` collects every problem and raises one ``AssertionError`` listing them,
+one line each, prefixed with the path of the offending element (``routes[0].visits[2]``).
+The small public helpers (travel, windows, loads, limits, costs) are also used by
+``tests/bruteforce.py`` so that each rule has a single implementation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.model import LatLng, ShipmentModel, TimeWindow, Vehicle, VisitRequest
+from engine.solution import AggregatedMetrics, Route, Solution, SolveStatus
+
+__all__ = [
+    "COST_ABS_TOL",
+    "COST_REL_TOL",
+    "DIST_TOL",
+    "EARTH_RADIUS_M",
+    "PENALTY_COST_KEY",
+    "ROUTE_COST_KEYS",
+    "TIME_TOL",
+    "Travel",
+    "VisitRef",
+    "check_solution",
+    "earliest_in_windows",
+    "hard_windows",
+    "haversine_m",
+    "load_limit_problems",
+    "route_cost_terms",
+    "route_limit_problems",
+    "route_loads",
+    "vehicle_allowed",
+    "visit_request",
+]
+
+TIME_TOL = 1e-6
+"""Absolute tolerance on times and durations, in seconds (per term of a sum)."""
+
+DIST_TOL = 1e-6
+"""Absolute tolerance on distances, in meters (per term of a sum)."""
+
+COST_REL_TOL = 1e-9
+COST_ABS_TOL = 1e-6
+
+EARTH_RADIUS_M = 6_371_008.8
+
+ROUTE_COST_KEYS = (
+    "model.vehicles.fixed_cost",
+    "model.vehicles.cost_per_kilometer",
+    "model.vehicles.cost_per_traveled_hour",
+    "model.vehicles.cost_per_hour",
+    "model.shipments.pickups.time_windows.cost_per_hour_before_soft_start_time",
+    "model.shipments.pickups.time_windows.cost_per_hour_after_soft_end_time",
+    "model.shipments.deliveries.time_windows.cost_per_hour_before_soft_start_time",
+    "model.shipments.deliveries.time_windows.cost_per_hour_after_soft_end_time",
+    "model.vehicles.start_time_windows.cost_per_hour_before_soft_start_time",
+    "model.vehicles.start_time_windows.cost_per_hour_after_soft_end_time",
+    "model.vehicles.end_time_windows.cost_per_hour_before_soft_start_time",
+    "model.vehicles.end_time_windows.cost_per_hour_after_soft_end_time",
+)
+"""Keys of a route's ``route_costs`` (the request field causing each cost)."""
+
+PENALTY_COST_KEY = "model.shipments.penalty_cost"
+
+VisitRef = tuple[int, bool, int]
+"""A performed visit: (shipment index, is pickup, visit request index)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Rules shared with the brute force
+# --------------------------------------------------------------------------------------------
+
+
+def haversine_m(a: LatLng, b: LatLng) -> float:
+    """Great-circle distance in meters (haversine, Earth radius 6 371 008.8 m)."""
+    lat1, lat2 = math.radians(a.latitude), math.radians(b.latitude)
+    dlat = lat2 - lat1
+    dlng = math.radians(b.longitude - a.longitude)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlng / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def visit_request(model: ShipmentModel, ref: VisitRef) -> VisitRequest:
+    """The VisitRequest a visit performs (IndexError when the reference is invalid)."""
+    shipment_index, is_pickup, request_index = ref
+    if shipment_index < 0 or request_index < 0:
+        raise IndexError(ref)
+    shipment = model.shipments[shipment_index]
+    return (shipment.pickups if is_pickup else shipment.deliveries)[request_index]
+
+
+class Travel:
+    """Travel durations (times the vehicle's multiple) and distances between stops.
+
+    A stop is a :data:`VisitRef`; ``None`` as source is the vehicle start, as destination the
+    vehicle end. A leg from a vehicle without start (to a vehicle without end) is zero.
+    """
+
+    def __init__(self, model: ShipmentModel, geodesic_meters_per_second: float = 10.0) -> None:
+        if not geodesic_meters_per_second > 0:
+            raise ValueError("geodesic_meters_per_second must be positive")
+        self.model = model
+        self.speed = geodesic_meters_per_second
+        self.uses_matrices = bool(model.duration_distance_matrices)
+        self._src = {t: i for i, t in enumerate(model.duration_distance_matrix_src_tags)}
+        self._dst = {t: i for i, t in enumerate(model.duration_distance_matrix_dst_tags)}
+
+    def _tag_index(self, tags: Iterable[str], index: Mapping[str, int], what: str) -> int:
+        found = [index[t] for t in tags if t in index]
+        if len(found) != 1:
+            raise ValueError(f"{what} must carry exactly one matrix tag, has {len(found)}")
+        return found[0]
+
+    def _matrix_index(self, vehicle: Vehicle) -> int:
+        matrices = self.model.duration_distance_matrices
+        if len(matrices) == 1:
+            return 0
+        found = [i for i, m in enumerate(matrices) if m.vehicle_start_tag in vehicle.start_tags]
+        if len(found) != 1:
+            raise ValueError(f"vehicle {vehicle.label!r} matches {len(found)} matrices")
+        return found[0]
+
+    def has_start(self, vehicle: Vehicle) -> bool:
+        """Whether the vehicle has a start location (start tags with client matrices)."""
+        if self.uses_matrices:
+            return bool(vehicle.start_tags)
+        return vehicle.start_location is not None
+
+    def has_end(self, vehicle: Vehicle) -> bool:
+        """Whether the vehicle has an end location (end tags with client matrices)."""
+        if self.uses_matrices:
+            return bool(vehicle.end_tags)
+        return vehicle.end_location is not None
+
+    def leg(
+        self, vehicle_index: int, src: VisitRef | None, dst: VisitRef | None
+    ) -> tuple[float, float]:
+        """(travel duration in seconds, distance in meters) of one leg of a vehicle."""
+        vehicle = self.model.vehicles[vehicle_index]
+        if (src is None and not self.has_start(vehicle)) or (
+            dst is None and not self.has_end(vehicle)
+        ):
+            return 0.0, 0.0
+        if self.uses_matrices:
+            i = self._tag_index(
+                vehicle.start_tags if src is None else visit_request(self.model, src).tags,
+                self._src,
+                "the vehicle start" if src is None else f"visit {src}",
+            )
+            j = self._tag_index(
+                vehicle.end_tags if dst is None else visit_request(self.model, dst).tags,
+                self._dst,
+                "the vehicle end" if dst is None else f"visit {dst}",
+            )
+            matrix = self.model.duration_distance_matrices[self._matrix_index(vehicle)]
+            duration = float(np.asarray(matrix.durations_s, dtype=np.float64)[i, j])
+            distance = float(np.asarray(matrix.distances_m, dtype=np.float64)[i, j])
+        else:
+            a = vehicle.start_location if src is None else self._location(src)
+            b = vehicle.end_location if dst is None else self._location(dst)
+            if a is None or b is None:
+                raise ValueError(f"vehicle {vehicle_index} start/end has no location")
+            distance = haversine_m(a, b)
+            duration = distance / self.speed
+        return duration * vehicle.travel_duration_multiple, distance
+
+    def _location(self, ref: VisitRef) -> LatLng:
+        location = visit_request(self.model, ref).arrival_location
+        if location is None:
+            raise ValueError(f"visit {ref} has no arrival_location and there are no matrices")
+        return location
+
+
+def hard_windows(model: ShipmentModel, windows: Sequence[TimeWindow]) -> list[tuple[float, float]]:
+    """Hard ``(start, end)`` bounds of a window list; unset bounds and no window: the horizon."""
+    if not windows:
+        return [(model.global_start_time, model.global_end_time)]
+    return [
+        (
+            model.global_start_time if w.start_time is None else w.start_time,
+            model.global_end_time if w.end_time is None else w.end_time,
+        )
+        for w in windows
+    ]
+
+
+def _window_containing(t: float, bounds: Sequence[tuple[float, float]]) -> int | None:
+    for i, (lo, hi) in enumerate(bounds):
+        if lo - TIME_TOL <= t <= hi + TIME_TOL:
+            return i
+    return None
+
+
+def _in_horizon(model: ShipmentModel, t: float) -> bool:
+    return model.global_start_time - TIME_TOL <= t <= model.global_end_time + TIME_TOL
+
+
+def earliest_in_windows(
+    model: ShipmentModel, t: float, windows: Sequence[TimeWindow]
+) -> float | None:
+    """Earliest time >= t inside one hard window and the horizon; None if there is none."""
+    best: float | None = None
+    for lo, hi in hard_windows(model, windows):
+        lo, hi = max(lo, model.global_start_time), min(hi, model.global_end_time)
+        if t <= hi + TIME_TOL:
+            candidate = max(t, lo)
+            if candidate <= hi + TIME_TOL and (best is None or candidate < best):
+                best = candidate
+    return best
+
+
+def _soft_window(windows: Sequence[TimeWindow]) -> TimeWindow | None:
+    """The window whose soft bounds apply (soft bounds are allowed on a single window only)."""
+    return windows[0] if len(windows) == 1 else None
+
+
+def _soft_costs(t: float, windows: Sequence[TimeWindow]) -> tuple[float, float]:
+    """(cost before soft start, cost after soft end) of starting at t."""
+    w = _soft_window(windows)
+    if w is None:
+        return 0.0, 0.0
+    before = after = 0.0
+    if w.soft_start_time is not None:
+        rate = w.cost_per_hour_before_soft_start_time or 0.0
+        before = rate * max(0.0, w.soft_start_time - t) / 3600.0
+    if w.soft_end_time is not None:
+        rate = w.cost_per_hour_after_soft_end_time or 0.0
+        after = rate * max(0.0, t - w.soft_end_time) / 3600.0
+    return before, after
+
+
+def _delay(t: float, windows: Sequence[TimeWindow]) -> float:
+    w = _soft_window(windows)
+    if w is None or w.soft_end_time is None:
+        return 0.0
+    return max(0.0, t - w.soft_end_time)
+
+
+def vehicle_allowed(model: ShipmentModel, shipment_index: int, vehicle_index: int) -> bool:
+    """Whether the shipment may be performed by the vehicle (empty allowed list: any)."""
+    allowed = model.shipments[shipment_index].allowed_vehicle_indices
+    return not allowed or vehicle_index in allowed
+
+
+def route_loads(
+    model: ShipmentModel, vehicle_index: int, refs: Sequence[VisitRef]
+) -> list[dict[str, int]]:
+    """Load on board during each of the len(refs) + 1 transitions of a route.
+
+    Reported types: those in the vehicle's ``load_limits`` plus those with a non-zero demand
+    of a shipment on the route. Delivery-only loads are on board from the start.
+    """
+    vehicle = model.vehicles[vehicle_index]
+    on_route = sorted({s for s, _, _ in refs})
+    types = set(vehicle.load_limits)
+    for s in on_route:
+        types.update(t for t, a in model.shipments[s].load_demands.items() if a != 0)
+    load = dict.fromkeys(sorted(types), 0)
+    for s in on_route:
+        shipment = model.shipments[s]
+        if not shipment.pickups:
+            for t in types:
+                load[t] += shipment.load_demands.get(t, 0)
+    loads = [dict(load)]
+    for s, is_pickup, _ in refs:
+        sign = 1 if is_pickup else -1
+        for t in types:
+            load[t] += sign * model.shipments[s].load_demands.get(t, 0)
+        loads.append(dict(load))
+    return loads
+
+
+def load_limit_problems(vehicle: Vehicle, load: Mapping[str, int]) -> list[str]:
+    """Why a load on board violates the vehicle's limits (empty when it does not)."""
+    problems = []
+    for t, max_load in sorted(vehicle.load_limits.items()):
+        amount = load.get(t, 0)
+        if amount > max_load:
+            problems.append(f"load {t!r} = {amount} exceeds max_load {max_load}")
+        elif amount < 0:
+            problems.append(f"load {t!r} = {amount} is negative")
+    return problems
+
+
+def route_limit_problems(vehicle: Vehicle, duration_s: float, distance_m: float) -> list[str]:
+    """Why a route breaks the vehicle's duration or distance limit (empty when it does not)."""
+    problems = []
+    limit = vehicle.route_duration_limit_s
+    if limit is not None and duration_s > limit + TIME_TOL:
+        problems.append(f"route duration {duration_s} s exceeds route_duration_limit {limit} s")
+    limit = vehicle.route_distance_limit_m
+    if limit is not None and distance_m > limit + DIST_TOL:
+        problems.append(f"route distance {distance_m} m exceeds route_distance_limit {limit} m")
+    return problems
+
+
+def route_cost_terms(
+    model: ShipmentModel,
+    vehicle_index: int,
+    *,
+    start_time: float,
+    end_time: float,
+    travel_s: float,
+    distance_m: float,
+    visit_starts: Sequence[tuple[VisitRef, float]],
+) -> dict[str, float]:
+    """Costs of a used route by :data:`ROUTE_COST_KEYS` (zero entries included)."""
+    vehicle = model.vehicles[vehicle_index]
+    costs = dict.fromkeys(ROUTE_COST_KEYS, 0.0)
+    costs["model.vehicles.fixed_cost"] = vehicle.fixed_cost
+    costs["model.vehicles.cost_per_kilometer"] = vehicle.cost_per_kilometer * distance_m / 1000.0
+    costs["model.vehicles.cost_per_traveled_hour"] = (
+        vehicle.cost_per_traveled_hour * travel_s / 3600
+    )
+    costs["model.vehicles.cost_per_hour"] = vehicle.cost_per_hour * (end_time - start_time) / 3600
+    for ref, t in visit_starts:
+        kind = "pickups" if ref[1] else "deliveries"
+        before, after = _soft_costs(t, visit_request(model, ref).time_windows)
+        prefix = f"model.shipments.{kind}.time_windows."
+        costs[prefix + "cost_per_hour_before_soft_start_time"] += before
+        costs[prefix + "cost_per_hour_after_soft_end_time"] += after
+    for kind, t, windows in (
+        ("start_time_windows", start_time, vehicle.start_time_windows),
+        ("end_time_windows", end_time, vehicle.end_time_windows),
+    ):
+        before, after = _soft_costs(t, windows)
+        costs[f"model.vehicles.{kind}.cost_per_hour_before_soft_start_time"] += before
+        costs[f"model.vehicles.{kind}.cost_per_hour_after_soft_end_time"] += after
+    return costs
+
+
+# --------------------------------------------------------------------------------------------
+# The checker
+# --------------------------------------------------------------------------------------------
+
+
+def _close(a: float, b: float, tol: float) -> bool:
+    return abs(a - b) <= tol
+
+
+def _cost_close(a: float, b: float) -> bool:
+    return abs(a - b) <= COST_ABS_TOL + COST_REL_TOL * max(abs(a), abs(b))
+
+
+def _nonzero(d: Mapping[str, float]) -> dict[str, float]:
+    return {k: v for k, v in d.items() if v != 0}
+
+
+@dataclass
+class _RouteFacts:
+    """Recomputed metrics and costs of one route."""
+
+    used: bool = False
+    start: float | None = None
+    end: float | None = None
+    performed: int = 0
+    travel_s: float = 0.0
+    wait_s: float = 0.0
+    break_s: float = 0.0
+    visit_s: float = 0.0
+    delay_s: float = 0.0
+    distance_m: float = 0.0
+    terms: int = 0
+    max_loads: dict[str, int] = field(default_factory=dict)
+    costs: dict[str, float] = field(default_factory=dict)
+
+
+class _Checker:
+    def __init__(self, model: ShipmentModel, solution: Solution, speed: float) -> None:
+        self.model = model
+        self.solution = solution
+        self.travel = Travel(model, speed)
+        self.problems: list[str] = []
+
+    def fail(self, where: str, what: str) -> None:
+        self.problems.append(f"{where}: {what}")
+
+    def check_time(self, where: str, name: str, got: float, want: float, terms: int = 1) -> None:
+        if not _close(got, want, TIME_TOL * max(1, terms)):
+            self.fail(where, f"{name} is {got}, expected {want}")
+
+    def check_dist(self, where: str, name: str, got: float, want: float, terms: int = 1) -> None:
+        if not _close(got, want, DIST_TOL * max(1, terms)):
+            self.fail(where, f"{name} is {got}, expected {want}")
+
+    def check_cost(self, where: str, name: str, got: float, want: float) -> None:
+        if not _cost_close(got, want):
+            self.fail(where, f"{name} is {got}, expected {want}")
+
+    def check_costs(self, where: str, got: Mapping[str, float], want: Mapping[str, float]) -> None:
+        got_nz, want_nz = _nonzero(got), _nonzero(want)
+        for key in sorted(set(got_nz) | set(want_nz)):
+            g, w = got_nz.get(key, 0.0), want_nz.get(key, 0.0)
+            if not _cost_close(g, w):
+                self.fail(where, f"costs[{key!r}] is {g}, expected {w}")
+
+    # ---- top level -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        model, solution = self.model, self.solution
+        if len(solution.routes) != len(model.vehicles):
+            self.fail("routes", f"{len(solution.routes)} routes for {len(model.vehicles)} vehicles")
+        facts: list[_RouteFacts | None] = [
+            self.check_route(r, route) for r, route in enumerate(solution.routes)
+        ]
+        self.check_shipments()
+        skipped_ok = self.check_skipped()
+        if all(f is not None for f in facts) and skipped_ok:
+            self.check_solution_metrics([f for f in facts if f is not None])
+        else:
+            self.fail("metrics", "not checked: some routes or skipped shipments are malformed")
+
+    # ---- routes ----------------------------------------------------------------------------
+
+    def check_route(self, r: int, route: Route) -> _RouteFacts | None:
+        where = f"routes[{r}]"
+        model = self.model
+        if route.vehicle_index != r:
+            self.fail(where, f"vehicle_index is {route.vehicle_index}, expected {r}")
+        if not 0 <= route.vehicle_index < len(model.vehicles):
+            self.fail(where, f"vehicle_index {route.vehicle_index} is not a vehicle")
+            return None
+        v = route.vehicle_index
+        vehicle = model.vehicles[v]
+        if route.vehicle_label != vehicle.label:
+            self.fail(
+                where, f"vehicle_label is {route.vehicle_label!r}, expected {vehicle.label!r}"
+            )
+        if not route.visits:
+            return self.check_unused_route(where, route)
+
+        refs: list[VisitRef] = []
+        valid = True
+        for i, visit in enumerate(route.visits):
+            ref = (visit.shipment_index, visit.is_pickup, visit.visit_request_index)
+            try:
+                visit_request(model, ref)
+            except IndexError:
+                valid = False
+                self.fail(
+                    f"{where}.visits[{i}]",
+                    f"invalid visit: shipment_index {visit.shipment_index}, is_pickup "
+                    f"{visit.is_pickup}, visit_request_index {visit.visit_request_index}",
+                )
+            refs.append(ref)
+        if not valid:
+            return None
+        if route.vehicle_start_time is None or route.vehicle_end_time is None:
+            self.fail(where, "used route without vehicle_start_time or vehicle_end_time")
+            return None
+        return self.check_used_route(
+            where, v, route, refs, route.vehicle_start_time, route.vehicle_end_time
+        )
+
+    def check_unused_route(self, where: str, route: Route) -> _RouteFacts:
+        if route.vehicle_start_time is not None or route.vehicle_end_time is not None:
+            self.fail(where, "unused route has vehicle_start_time/vehicle_end_time")
+        if route.transitions:
+            self.fail(where, f"unused route has {len(route.transitions)} transitions, expected 0")
+        if route.breaks:
+            self.fail(where, f"unused route has {len(route.breaks)} breaks, expected 0")
+        m = route.metrics
+        zero_metrics = (
+            m.performed_shipment_count == 0
+            and m.travel_duration_s == 0
+            and m.wait_duration_s == 0
+            and m.delay_duration_s == 0
+            and m.break_duration_s == 0
+            and m.visit_duration_s == 0
+            and m.total_duration_s == 0
+            and m.travel_distance_m == 0
+            and not _nonzero(m.max_loads)
+        )
+        if not zero_metrics:
+            self.fail(where, f"unused route has non-zero metrics {m}")
+        if _nonzero(route.route_costs):
+            self.fail(where, f"unused route has route_costs {dict(route.route_costs)}")
+        if route.route_total_cost != 0:
+            self.fail(where, f"unused route has route_total_cost {route.route_total_cost}")
+        return _RouteFacts()
+
+    def check_used_route(
+        self, where: str, v: int, route: Route, refs: list[VisitRef], start: float, end: float
+    ) -> _RouteFacts:
+        model, vehicle = self.model, self.model.vehicles[v]
+        n = len(route.visits)
+        requests = [visit_request(model, ref) for ref in refs]
+
+        # Stops and windows.
+        bounds = hard_windows(model, vehicle.start_time_windows)
+        if _window_containing(start, bounds) is None:
+            self.fail(where, f"vehicle_start_time {start} outside every start_time_window {bounds}")
+        bounds = hard_windows(model, vehicle.end_time_windows)
+        if _window_containing(end, bounds) is None:
+            self.fail(where, f"vehicle_end_time {end} outside every end_time_window {bounds}")
+        for name, t in (("vehicle_start_time", start), ("vehicle_end_time", end)):
+            if not _in_horizon(model, t):
+                self.fail(where, f"{name} {t} outside the horizon")
+        for i, (visit, request) in enumerate(zip(route.visits, requests, strict=True)):
+            vw = f"{where}.visits[{i}]"
+            bounds = hard_windows(model, request.time_windows)
+            if _window_containing(visit.start_time, bounds) is None:
+                self.fail(
+                    vw, f"start_time {visit.start_time} outside every hard time window {bounds}"
+                )
+            if not _in_horizon(model, visit.start_time):
+                self.fail(vw, f"start_time {visit.start_time} outside the horizon")
+            shipment = model.shipments[visit.shipment_index]
+            if visit.shipment_label != shipment.label:
+                self.fail(
+                    vw, f"shipment_label is {visit.shipment_label!r}, expected {shipment.label!r}"
+                )
+            if visit.visit_label != request.label:
+                self.fail(vw, f"visit_label is {visit.visit_label!r}, expected {request.label!r}")
+            sign = 1 if visit.is_pickup else -1
+            want = _nonzero({t: sign * a for t, a in shipment.load_demands.items()})
+            if _nonzero(visit.load_demands) != want:
+                self.fail(vw, f"load_demands is {dict(visit.load_demands)}, expected {want}")
+
+        # Transitions, recomputed from the schedule and the model.
+        stop_ends = [start] + [
+            visit.start_time + request.duration_s
+            for visit, request in zip(route.visits, requests, strict=True)
+        ]
+        next_starts = [visit.start_time for visit in route.visits] + [end]
+        legs = [
+            self.travel.leg(v, None if k == 0 else refs[k - 1], None if k == n else refs[k])
+            for k in range(n + 1)
+        ]
+        totals = [b - a for a, b in zip(stop_ends, next_starts, strict=True)]
+        break_sums = self.check_breaks(where, v, route, stop_ends, next_starts)
+        waits = [totals[k] - legs[k][0] - break_sums[k] for k in range(n + 1)]
+        loads = route_loads(model, v, refs)
+        for k in range(n + 1):
+            tw = f"{where}.transitions[{k}]"
+            if waits[k] < -TIME_TOL:
+                self.fail(
+                    tw,
+                    f"negative wait {waits[k]}: {totals[k]} s between stops < travel "
+                    f"{legs[k][0]} s + breaks {break_sums[k]} s",
+                )
+            for problem in load_limit_problems(vehicle, loads[k]):
+                self.fail(tw, problem)
+
+        if len(route.transitions) != n + 1:
+            self.fail(
+                where, f"{len(route.transitions)} transitions for {n} visits, expected {n + 1}"
+            )
+        else:
+            for k, t in enumerate(route.transitions):
+                tw = f"{where}.transitions[{k}]"
+                self.check_time(tw, "start_time", t.start_time, stop_ends[k])
+                self.check_time(tw, "travel_duration_s", t.travel_duration_s, legs[k][0])
+                self.check_dist(tw, "travel_distance_m", t.travel_distance_m, legs[k][1])
+                self.check_time(tw, "break_duration_s", t.break_duration_s, break_sums[k])
+                self.check_time(tw, "wait_duration_s", t.wait_duration_s, waits[k])
+                self.check_time(tw, "total_duration_s", t.total_duration_s, totals[k])
+                if t.wait_duration_s < -TIME_TOL:
+                    self.fail(tw, f"wait_duration_s {t.wait_duration_s} is negative")
+                parts = t.travel_duration_s + t.wait_duration_s + t.break_duration_s
+                if not _close(t.total_duration_s, parts, TIME_TOL):
+                    self.fail(
+                        tw,
+                        f"total_duration_s {t.total_duration_s} != travel + wait + break = {parts}",
+                    )
+                if not _close(t.start_time + t.total_duration_s, next_starts[k], TIME_TOL):
+                    self.fail(
+                        tw,
+                        f"ends at {t.start_time + t.total_duration_s} but the next "
+                        f"stop starts at {next_starts[k]}",
+                    )
+                if dict(t.vehicle_loads) != loads[k]:
+                    self.fail(tw, f"vehicle_loads is {dict(t.vehicle_loads)}, expected {loads[k]}")
+
+        facts = _RouteFacts(
+            used=True,
+            start=start,
+            end=end,
+            performed=len({s for s, _, _ in refs}),
+            travel_s=math.fsum(leg[0] for leg in legs),
+            wait_s=math.fsum(waits),
+            break_s=math.fsum(break_sums),
+            visit_s=math.fsum(request.duration_s for request in requests),
+            delay_s=math.fsum(
+                _delay(visit.start_time, request.time_windows)
+                for visit, request in zip(route.visits, requests, strict=True)
+            ),
+            distance_m=math.fsum(leg[1] for leg in legs),
+            terms=2 * n + 2,
+            max_loads={t: max(load[t] for load in loads) for t in loads[0]},
+        )
+        for problem in route_limit_problems(vehicle, end - start, facts.distance_m):
+            self.fail(where, problem)
+        facts.costs = route_cost_terms(
+            model,
+            v,
+            start_time=start,
+            end_time=end,
+            travel_s=facts.travel_s,
+            distance_m=facts.distance_m,
+            visit_starts=[
+                (ref, vis.start_time) for ref, vis in zip(refs, route.visits, strict=True)
+            ],
+        )
+        self.check_route_costs(where, route, facts)
+        self.check_metrics(f"{where}.metrics", route.metrics, facts)
+        self.check_time(
+            f"{where}.metrics",
+            "total_duration_s (vs end - start)",
+            route.metrics.total_duration_s,
+            end - start,
+            facts.terms,
+        )
+        return facts
+
+    def check_breaks(
+        self,
+        where: str,
+        v: int,
+        route: Route,
+        stop_ends: Sequence[float],
+        next_starts: Sequence[float],
+    ) -> list[float]:
+        """Check the breaks; return the break time inside each transition."""
+        requests = self.model.vehicles[v].break_requests
+        start, end = stop_ends[0], next_starts[-1]
+        sums = [0.0] * len(stop_ends)
+        if len(route.breaks) != len(requests):
+            self.fail(where, f"{len(route.breaks)} breaks for {len(requests)} break_requests")
+        for i, brk in enumerate(route.breaks):
+            bw = f"{where}.breaks[{i}]"
+            b_end = brk.start_time + brk.duration_s
+            if i < len(requests):
+                req = requests[i]
+                if not (
+                    req.earliest_start_time - TIME_TOL
+                    <= brk.start_time
+                    <= req.latest_start_time + TIME_TOL
+                ):
+                    self.fail(
+                        bw,
+                        f"start_time {brk.start_time} outside [earliest_start_time "
+                        f"{req.earliest_start_time}, latest_start_time "
+                        f"{req.latest_start_time}]",
+                    )
+                if brk.duration_s < req.min_duration_s - TIME_TOL:
+                    self.fail(
+                        bw, f"duration_s {brk.duration_s} < min_duration {req.min_duration_s}"
+                    )
+            if brk.duration_s < 0:
+                self.fail(bw, f"duration_s {brk.duration_s} is negative")
+            if brk.start_time < start - TIME_TOL or b_end > end + TIME_TOL:
+                self.fail(bw, f"[{brk.start_time}, {b_end}] not inside the route [{start}, {end}]")
+            if i > 0:
+                prev = route.breaks[i - 1]
+                if brk.start_time < prev.start_time + prev.duration_s - TIME_TOL:
+                    self.fail(bw, "starts before the previous break ends")
+            for j, visit in enumerate(route.visits):
+                v_end = stop_ends[j + 1]
+                if brk.start_time < v_end - TIME_TOL and visit.start_time < b_end - TIME_TOL:
+                    self.fail(
+                        bw,
+                        f"[{brk.start_time}, {b_end}] overlaps visits[{j}] "
+                        f"[{visit.start_time}, {v_end})",
+                    )
+            for k, (a, b) in enumerate(zip(stop_ends, next_starts, strict=True)):
+                if a - TIME_TOL <= brk.start_time and b_end <= b + TIME_TOL:
+                    sums[k] += brk.duration_s
+                    break
+            else:
+                self.fail(bw, f"[{brk.start_time}, {b_end}] is not inside any transition")
+        return sums
+
+    def check_route_costs(self, where: str, route: Route, facts: _RouteFacts) -> None:
+        unknown = sorted(set(_nonzero(route.route_costs)) - set(ROUTE_COST_KEYS))
+        if unknown:
+            self.fail(where, f"route_costs has unexpected keys {unknown}")
+        self.check_costs(f"{where}.route_costs", route.route_costs, facts.costs)
+        self.check_cost(
+            where, "route_total_cost", route.route_total_cost, math.fsum(facts.costs.values())
+        )
+
+    def check_metrics(self, where: str, m: AggregatedMetrics, f: _RouteFacts) -> None:
+        if m.performed_shipment_count != f.performed:
+            self.fail(
+                where,
+                f"performed_shipment_count is {m.performed_shipment_count}, expected {f.performed}",
+            )
+        self.check_time(where, "travel_duration_s", m.travel_duration_s, f.travel_s, f.terms)
+        self.check_time(where, "wait_duration_s", m.wait_duration_s, f.wait_s, f.terms)
+        self.check_time(where, "break_duration_s", m.break_duration_s, f.break_s, f.terms)
+        self.check_time(where, "visit_duration_s", m.visit_duration_s, f.visit_s, f.terms)
+        self.check_time(where, "delay_duration_s", m.delay_duration_s, f.delay_s, f.terms)
+        total = f.travel_s + f.wait_s + f.break_s + f.visit_s
+        self.check_time(where, "total_duration_s", m.total_duration_s, total, f.terms)
+        self.check_dist(where, "travel_distance_m", m.travel_distance_m, f.distance_m, f.terms)
+        if dict(m.max_loads) != f.max_loads:
+            self.fail(where, f"max_loads is {dict(m.max_loads)}, expected {f.max_loads}")
+
+    # ---- shipments -------------------------------------------------------------------------
+
+    def check_shipments(self) -> None:
+        model, solution = self.model, self.solution
+        skipped = {s.index for s in solution.skipped_shipments}
+        seen: dict[int, list[tuple[int, int, bool]]] = {}
+        for r, route in enumerate(solution.routes):
+            for i, visit in enumerate(route.visits):
+                seen.setdefault(visit.shipment_index, []).append((r, i, visit.is_pickup))
+        for s in sorted(set(seen) - set(range(len(model.shipments)))):
+            self.fail("routes", f"visits of shipment_index {s}, which is not a shipment")
+        for s, shipment in enumerate(model.shipments):
+            where = f"shipments[{s}]"
+            visits = seen.get(s, [])
+            if visits and s in skipped:
+                self.fail(where, "both performed and skipped")
+            if not visits:
+                if s not in skipped:
+                    self.fail(where, "neither performed nor skipped")
+                continue
+            pickups = [(r, i) for r, i, p in visits if p]
+            deliveries = [(r, i) for r, i, p in visits if not p]
+            for kind, found, alternatives in (
+                ("pickup", pickups, shipment.pickups),
+                ("delivery", deliveries, shipment.deliveries),
+            ):
+                if not alternatives and found:
+                    self.fail(where, f"has no {kind} alternatives but {kind} visits at {found}")
+                elif alternatives and len(found) != 1:
+                    self.fail(where, f"{len(found)} {kind} visits {found}, expected exactly one")
+            routes = sorted({r for r, _, _ in visits})
+            if len(routes) > 1:
+                self.fail(where, f"pickup and delivery on different routes {routes}")
+            elif len(pickups) == 1 and len(deliveries) == 1 and pickups[0][1] > deliveries[0][1]:
+                self.fail(
+                    where,
+                    f"delivery (visits[{deliveries[0][1]}]) before its pickup "
+                    f"(visits[{pickups[0][1]}]) on route {routes[0]}",
+                )
+            for r in routes:
+                v = solution.routes[r].vehicle_index
+                if 0 <= v < len(model.vehicles) and not vehicle_allowed(model, s, v):
+                    self.fail(
+                        where,
+                        f"performed by vehicle {v}, not in allowed_vehicle_indices "
+                        f"{shipment.allowed_vehicle_indices}",
+                    )
+
+    def check_skipped(self) -> bool:
+        """Check the skipped list; return whether its indices are usable."""
+        model = self.model
+        ok = True
+        previous = -1
+        for i, skipped in enumerate(self.solution.skipped_shipments):
+            where = f"skipped_shipments[{i}]"
+            if not 0 <= skipped.index < len(model.shipments):
+                self.fail(where, f"index {skipped.index} is not a shipment")
+                ok = False
+                continue
+            if skipped.index <= previous:
+                self.fail(where, f"index {skipped.index} not sorted/unique after {previous}")
+                ok = False
+            previous = max(previous, skipped.index)
+            if not skipped.reasons:
+                self.fail(where, "has no reason")
+            label = model.shipments[skipped.index].label
+            if skipped.label != label:
+                self.fail(where, f"label is {skipped.label!r}, expected {label!r}")
+            for j, reason in enumerate(skipped.reasons):
+                example = reason.example_vehicle_index
+                if example is not None and not 0 <= example < len(model.vehicles):
+                    self.fail(f"{where}.reasons[{j}]", f"example_vehicle_index {example} invalid")
+        return ok
+
+    # ---- solution --------------------------------------------------------------------------
+
+    def check_solution_metrics(self, facts: list[_RouteFacts]) -> None:
+        model, solution = self.model, self.solution
+        metrics = solution.metrics
+        used = [f for f in facts if f.used]
+        skipped = [model.shipments[s.index] for s in solution.skipped_shipments]
+        total = _RouteFacts(
+            performed=sum(f.performed for f in used),
+            travel_s=math.fsum(f.travel_s for f in used),
+            wait_s=math.fsum(f.wait_s for f in used),
+            break_s=math.fsum(f.break_s for f in used),
+            visit_s=math.fsum(f.visit_s for f in used),
+            delay_s=math.fsum(f.delay_s for f in used),
+            distance_m=math.fsum(f.distance_m for f in used),
+            terms=sum(f.terms for f in used),
+        )
+        for f in used:
+            for t, amount in f.max_loads.items():
+                total.max_loads[t] = max(total.max_loads.get(t, amount), amount)
+        self.check_metrics(
+            "metrics.aggregated_route_metrics", metrics.aggregated_route_metrics, total
+        )
+        if metrics.used_vehicle_count != len(used):
+            self.fail(
+                "metrics",
+                f"used_vehicle_count is {metrics.used_vehicle_count}, expected {len(used)}",
+            )
+        mandatory = sum(1 for s in skipped if s.is_mandatory)
+        if metrics.skipped_mandatory_shipment_count != mandatory:
+            self.fail(
+                "metrics",
+                f"skipped_mandatory_shipment_count is "
+                f"{metrics.skipped_mandatory_shipment_count}, expected {mandatory}",
+            )
+        for name, got, want in (
+            (
+                "earliest_vehicle_start_time",
+                metrics.earliest_vehicle_start_time,
+                min((f.start for f in used if f.start is not None), default=None),
+            ),
+            (
+                "latest_vehicle_end_time",
+                metrics.latest_vehicle_end_time,
+                max((f.end for f in used if f.end is not None), default=None),
+            ),
+        ):
+            if (got is None) != (want is None) or (
+                got is not None and want is not None and not _close(got, want, TIME_TOL)
+            ):
+                self.fail("metrics", f"{name} is {got}, expected {want}")
+        costs = dict.fromkeys(ROUTE_COST_KEYS, 0.0)
+        for key in ROUTE_COST_KEYS:
+            costs[key] = math.fsum(f.costs[key] for f in used)
+        costs[PENALTY_COST_KEY] = math.fsum(
+            s.penalty_cost for s in skipped if s.penalty_cost is not None
+        )
+        unknown = sorted(set(_nonzero(metrics.costs)) - set(costs))
+        if unknown:
+            self.fail("metrics.costs", f"unexpected keys {unknown}")
+        self.check_costs("metrics.costs", metrics.costs, costs)
+        self.check_cost("metrics", "total_cost", metrics.total_cost, math.fsum(costs.values()))
+        if solution.status == SolveStatus.NOTHING_TO_ROUTE and used:
+            self.fail("status", "NOTHING_TO_ROUTE but some vehicles are used")
+
+
+def check_solution(
+    model: ShipmentModel, solution: Solution, *, geodesic_meters_per_second: float = 10.0
+) -> None:
+    """Check ``solution`` against ``model`` and README "Semantics".
+
+    Raises ``AssertionError`` listing every problem found, one line each.
+    """
+    checker = _Checker(model, solution, geodesic_meters_per_second)
+    checker.run()
+    if checker.problems:
+        raise AssertionError(
+            f"{len(checker.problems)} problem(s) in the solution:\n  "
+            + "\n  ".join(checker.problems)
+        )

@@ -1,0 +1,64 @@
+"""Data flows one way: geodata -> engine -> rpc. Checked on the source, not by convention."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ORTOOLS_MODULE = "engine/backends/ortools_backend.py"
+
+
+def python_files() -> list[Path]:
+    skip = {".venv", "build", "pb", "__pycache__"}
+    return sorted(p for p in ROOT.rglob("*.py") if not skip & set(p.relative_to(ROOT).parts))
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+FORBIDDEN = {
+    "geodata": {"engine", "rpc", "grpc", "grpc_health", "grpc_reflection", "grpc_status"},
+    "engine": {"rpc", "grpc", "grpc_health", "grpc_reflection", "grpc_status"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_does_not_import_downstream(package):
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(
+            m for m in imported_modules(p) if top(m) in FORBIDDEN[package]
+        )
+        for p in (ROOT / package).rglob("*.py")
+    }
+    offenders = {k: v for k, v in offenders.items() if v}
+    assert not offenders, f"{package} must not import {sorted(FORBIDDEN[package])}: {offenders}"
+
+
+def test_only_one_module_imports_ortools():
+    importers = sorted(
+        str(p.relative_to(ROOT))
+        for p in python_files()
+        if any(top(m) == "ortools" for m in imported_modules(p))
+    )
+    assert importers == [ORTOOLS_MODULE]
+
+
+def test_the_checker_is_independent_of_engine_internals():
+    allowed = {"engine.model", "engine.solution"}
+    used = {m for m in imported_modules(ROOT / "tests" / "checker.py") if top(m) == "engine"}
+    assert used <= allowed, used

@@ -1,0 +1,85 @@
+"""On tiny problems the engine finds the optimum that exhaustive enumeration proves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import (
+    DurationDistanceMatrix,
+    Shipment,
+    ShipmentModel,
+    TimeWindow,
+    Vehicle,
+    VisitRequest,
+)
+from engine.options import SearchMode
+from tests.bruteforce import brute_force_optimum
+from tests.builders import solve_checked
+
+
+def random_tiny_model(seed: int) -> ShipmentModel:
+    """Up to 6 visits, 2 vehicles from two depots: capacities, windows, a pickup-and-delivery
+    pair, optional shipments, fixed and per-km costs, a distance limit."""
+    rng = np.random.default_rng(seed)
+    n_points = 8
+    xy = rng.integers(0, 100, size=(n_points, 2))
+    dist = np.floor(np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)) + 0.5)
+    tags = tuple(f"p{i}" for i in range(n_points))
+
+    def visit(i: int, **kw: object) -> VisitRequest:
+        return VisitRequest(tags=(tags[i],), duration_s=float(rng.integers(0, 20)), **kw)
+
+    shipments = [
+        Shipment(
+            pickups=(visit(2),),
+            deliveries=(visit(3),),
+            load_demands={"kg": int(rng.integers(1, 5))},
+        ),
+        Shipment(
+            deliveries=(visit(4, time_windows=(TimeWindow(0.0, float(rng.integers(60, 300))),)),),
+            load_demands={"kg": int(rng.integers(1, 5))},
+        ),
+        Shipment(
+            deliveries=(visit(5),),
+            load_demands={"kg": int(rng.integers(1, 5))},
+            penalty_cost=float(rng.integers(10, 200)),
+        ),
+        Shipment(pickups=(visit(6),), load_demands={"kg": int(rng.integers(1, 5))}),
+        Shipment(deliveries=(visit(7),), penalty_cost=float(rng.integers(10, 200))),
+    ]
+    vehicles = [
+        Vehicle(
+            start_tags=(tags[0],),
+            end_tags=(tags[0],),
+            load_limits={"kg": 6},
+            cost_per_kilometer=1000.0,
+            fixed_cost=float(rng.integers(0, 100)),
+        ),
+        Vehicle(
+            start_tags=(tags[1],),
+            end_tags=(tags[1],),
+            load_limits={"kg": 8},
+            cost_per_kilometer=1500.0,
+            cost_per_traveled_hour=3600.0,
+            route_distance_limit_m=float(rng.integers(150, 400)),
+        ),
+    ]
+    return ShipmentModel(
+        shipments=tuple(shipments),
+        vehicles=tuple(vehicles),
+        duration_distance_matrices=(DurationDistanceMatrix(dist, dist),),
+        duration_distance_matrix_src_tags=tags,
+        duration_distance_matrix_dst_tags=tags,
+        global_end_time=10_000.0,
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_engine_matches_brute_force_optimum(seed):
+    model = random_tiny_model(seed)
+    optimum = brute_force_optimum(model)
+    solution = solve_checked(
+        model, time_limit_s=1.0, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME
+    )
+    assert solution.metrics.total_cost == pytest.approx(optimum, rel=1e-9, abs=1e-6)
