@@ -1,0 +1,1 @@
+"""gRPC adapter of routeopt: protobuf ⇄ engine conversion, error statuses, generated code."""
