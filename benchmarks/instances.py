@@ -145,3 +145,34 @@ def solomon_bks(data_dir: Path) -> dict[str, float]:
 
     with open(data_dir / "solomon" / "bks.csv") as f:
         return {row["instance"]: float(row["distance"]) for row in csv.DictReader(f)}
+
+
+def random_pdp(seed: int, *, pairs: int = 40, vehicles: int = 10) -> Instance:
+    """A random pickup-and-delivery instance (no best-known solution): ``pairs`` pairs in a
+    100 x 100 square, depot in the centre, capacity 10, demands 1-3, rounded Euclidean travel."""
+    rng = np.random.default_rng(seed)
+    coords = np.vstack([[50.0, 50.0], rng.uniform(0, 100, size=(2 * pairs, 2))])
+    dist = np.floor(_euclid(coords) + 0.5)
+    tags = tuple(f"n{i}" for i in range(len(coords)))
+    shipments = tuple(
+        Shipment(
+            pickups=(VisitRequest(tags=(tags[1 + 2 * k],)),),
+            deliveries=(VisitRequest(tags=(tags[2 + 2 * k],)),),
+            load_demands={"demand": int(rng.integers(1, 4))},
+        )
+        for k in range(pairs)
+    )
+    vehicle = Vehicle(
+        start_tags=(tags[0],),
+        end_tags=(tags[0],),
+        load_limits={"demand": 10},
+        cost_per_kilometer=1000.0,
+    )
+    model = ShipmentModel(
+        shipments=shipments,
+        vehicles=(vehicle,) * vehicles,
+        duration_distance_matrices=(DurationDistanceMatrix(dist, dist),),
+        duration_distance_matrix_src_tags=tags,
+        duration_distance_matrix_dst_tags=tags,
+    )
+    return Instance(f"pdp-{pairs}-{seed}", model, None, 1.0)

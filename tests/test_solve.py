@@ -25,6 +25,7 @@ from engine import (
 )
 from engine.options import SearchMode
 from tests.builders import at, depot_vehicle, line_model, route_order, solve_checked
+from tests.checker import check_solution
 
 H = 3600.0
 
@@ -366,3 +367,25 @@ def test_should_stop_interrupts_quickly():
     assert time.monotonic() - started < 3
     assert sol.status == SolveStatus.INTERRUPTED
     assert not sol.skipped_shipments
+
+
+def test_failed_first_solution_strategy_falls_back():
+    """OR-Tools' SAVINGS finds no solution on pickup-and-delivery models; the backend retries
+    from an empty solution instead of skipping every shipment."""
+    pts = {"depot": 0, "p1": 10, "d1": 20, "p2": -10, "d2": -20}
+    shipments = [
+        Shipment(pickups=(at("p1"),), deliveries=(at("d1"),)),
+        Shipment(pickups=(at("p2"),), deliveries=(at("d2"),)),
+    ]
+    model = line_model(pts, shipments, [depot_vehicle(cost_per_kilometer=1.0)] * 2)
+    options = SolveOptions(time_limit_s=1, first_solution_strategy="SAVINGS")
+    sol = solve(model, options)
+    check_solution(model, sol)
+    assert not sol.skipped_shipments
+
+
+def test_unknown_search_strategy_is_rejected():
+    pts = {"depot": 0, "a": 1}
+    model = line_model(pts, [Shipment(deliveries=(at("a"),))], [depot_vehicle()])
+    with pytest.raises(ValueError, match="first_solution_strategy 'FASTEST'"):
+        solve(model, SolveOptions(first_solution_strategy="FASTEST"))

@@ -410,6 +410,19 @@ class _Builder:
 
         routing.AddAtSolutionCallback(at_solution)
         assignment = routing.SolveWithParameters(params)
+        if (
+            (assignment is None or count == 0)
+            and not stop.interrupted
+            and stop.remaining_s() > 0.01
+        ):
+            # Some first-solution strategies fail on some models: SAVINGS on pickup-and-delivery
+            # returns without a single solution (status PARTIAL_SUCCESS, no solution callback).
+            # Every shipment is optional to the solver, so starting from "nothing performed"
+            # always works; local search then inserts.
+            log.info("first solution strategy failed; retrying from ALL_UNPERFORMED")
+            params.first_solution_strategy = _enum_value(_FSS, "ALL_UNPERFORMED", "fallback")
+            params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
+            assignment = routing.SolveWithParameters(params)
         log.debug(
             "ortools status=%s solutions=%d time=%.3fs",
             routing.status(),
