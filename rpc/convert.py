@@ -243,7 +243,10 @@ class _Converter:
     ) -> RequestSettings:
         timeout_s: float | None = None
         if request.HasField("timeout"):
-            timeout_s = self.duration(request.timeout, "timeout")
+            if request.timeout.seconds == 0 and request.timeout.nanos == 0:
+                self.add("timeout", "must be positive (leave it unset for the server's default)")
+            else:
+                timeout_s = self.duration(request.timeout, "timeout")
         search_mode = _SEARCH_MODES.get(request.search_mode)
         if search_mode is None:
             self.add("search_mode", f"unknown value {request.search_mode}")

@@ -189,9 +189,10 @@ def test_settings_set() -> None:
     )
 
 
-def test_zero_timeout_is_accepted() -> None:
-    _, settings = convert(pb.OptimizeToursRequest(timeout=dur(0)))
-    assert settings.timeout_s == 0.0
+def test_zero_timeout_is_rejected() -> None:
+    with pytest.raises(InvalidModelError) as info:
+        convert(pb.OptimizeToursRequest(timeout=dur(0)))
+    assert [v.field for v in info.value.violations] == ["timeout"]
 
 
 def test_model_defaults_when_unset() -> None:
