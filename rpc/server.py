@@ -1,0 +1,291 @@
+"""The routeopt gRPC server: ``python server.py --help`` (or ``routeopt-server``).
+
+Serves ``routeopt.v1.RouteOptimization``, ``grpc.health.v1.Health`` (overall ``""`` and
+``routeopt.v1.RouteOptimization``) and server reflection. Solves run in worker processes
+(:class:`engine.executor.SolveExecutor`): OR-Tools holds the GIL while it searches, so the
+gRPC threads stay free for health checks, validation and rejections.
+
+Lifecycle: health is NOT_SERVING until a warm-up solve has gone through a worker, then
+SERVING, and one line ``routeopt listening on HOST:PORT`` is printed to stdout. On SIGTERM or
+SIGINT health turns NOT_SERVING, the server stops taking calls, in-flight calls get up to
+``--grace`` seconds to finish (then they are cancelled and their solves stopped), the workers
+are shut down and the process exits 0.
+
+``--max-message-mb`` limits both received and sent messages (requests with large client
+matrices and responses with many routes); gRPC's own default would be 4 MiB for receiving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from engine.executor import SolveExecutor
+from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND
+from rpc.pb import route_optimization_service_pb2 as pb
+from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
+from rpc.servicer import RouteOptimizationServicer
+
+__all__ = ["SERVICE_NAME", "ServerConfig", "bind", "build_server", "main", "parse_args"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouteOptimization"].full_name
+"""``routeopt.v1.RouteOptimization``."""
+
+EXTRA_RPC_THREADS = 16
+"""gRPC threads beyond one per running or queued solve: for health checks, reflection,
+validation and quick rejections, so they are answered while every solve slot is taken."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of the server (see ``--help``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    workers: int = os.cpu_count() or 1
+    max_queued: int | None = None
+    """None: twice ``workers``."""
+    default_timeout_s: float = 30.0
+    geodesic_meters_per_second: float = DEFAULT_GEODESIC_METERS_PER_SECOND
+    grace_s: float = 10.0
+    max_message_mb: int = 64
+    log_level: str = "INFO"
+
+    @property
+    def queue_size(self) -> int:
+        return 2 * self.workers if self.max_queued is None else self.max_queued
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in [0, 65535], got {value}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
+    """The server configuration from command-line arguments."""
+    defaults = ServerConfig()
+    parser = argparse.ArgumentParser(
+        prog="routeopt-server",
+        description="routeopt gRPC server: route optimization over OR-Tools.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default=defaults.host, help="address to listen on")
+    parser.add_argument(
+        "--port", type=_port, default=defaults.port, help="port; 0 picks a free one (printed)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=defaults.workers,
+        help="concurrent solves, each in its own process (default: CPU count)",
+    )
+    parser.add_argument(
+        "--max-queued",
+        type=_non_negative_int,
+        default=None,
+        help="solves that may wait for a worker; beyond: RESOURCE_EXHAUSTED (default: 2×workers)",
+    )
+    parser.add_argument(
+        "--default-timeout",
+        type=_positive_float,
+        default=defaults.default_timeout_s,
+        metavar="SECONDS",
+        help="time budget of a request that sets no timeout",
+    )
+    parser.add_argument(
+        "--geodesic-speed",
+        type=_positive_float,
+        default=defaults.geodesic_meters_per_second,
+        metavar="M_PER_S",
+        help="speed for geodesic travel durations when the request sets none",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_non_negative_float,
+        default=defaults.grace_s,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long in-flight calls may take to finish",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=_positive_int,
+        default=defaults.max_message_mb,
+        metavar="MB",
+        help="largest request and response message, in MiB (both directions)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=defaults.log_level,
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    )
+    args = parser.parse_args(argv)
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        max_queued=args.max_queued,
+        default_timeout_s=args.default_timeout,
+        geodesic_meters_per_second=args.geodesic_speed,
+        grace_s=args.grace,
+        max_message_mb=args.max_message_mb,
+        log_level=args.log_level,
+    )
+
+
+def build_server(
+    config: ServerConfig,
+) -> tuple[grpc.Server, health.HealthServicer, SolveExecutor]:
+    """A server with every service registered (health NOT_SERVING), not bound nor started,
+    and its solve executor (not warmed up). See :func:`bind` and :func:`main`."""
+    executor = SolveExecutor(max_workers=config.workers, max_queued=config.queue_size)
+    max_bytes = config.max_message_mb * 1024 * 1024
+    server = grpc.server(
+        ThreadPoolExecutor(
+            max_workers=config.workers + config.queue_size + EXTRA_RPC_THREADS,
+            thread_name_prefix="grpc",
+        ),
+        options=[
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+            ("grpc.so_reuseport", 0),  # fail to bind a port that another server uses
+        ],
+    )
+    servicer = RouteOptimizationServicer(
+        executor,
+        default_timeout_s=config.default_timeout_s,
+        default_geodesic_meters_per_second=config.geodesic_meters_per_second,
+    )
+    pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    return server, health_servicer, executor
+
+
+def bind(server: grpc.Server, config: ServerConfig) -> int:
+    """Listen on ``config.address`` (insecure); returns the port (useful with port 0)."""
+    try:
+        port = int(server.add_insecure_port(config.address))
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {config.address}: {exc}") from exc
+    if port == 0:  # older gRPC versions report failure this way
+        raise OSError(f"cannot listen on {config.address}")
+    return port
+
+
+def _set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, status)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server until SIGTERM or SIGINT; returns the exit code."""
+    config = parse_args(argv)
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop_requested.is_set():
+            log.warning("%s again: still shutting down", signal.Signals(signum).name)
+        else:
+            log.info("%s received: shutting down", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    server, health_servicer, executor = build_server(config)
+    try:
+        port = bind(server, config)
+    except OSError as exc:
+        log.error("%s", exc)
+        executor.shutdown()
+        return 1
+    server.start()
+    try:
+        executor.warm_up()
+    except Exception:
+        log.exception("solver warm-up failed")
+        server.stop(None)
+        executor.shutdown(cancel_running=True)
+        return 1
+    if not stop_requested.is_set():
+        _set_serving(health_servicer, True)
+        log.info(
+            "serving on %s:%d with %d solver workers, %d queued at most",
+            config.host, port, config.workers, config.queue_size,
+        )  # fmt: skip
+        print(f"routeopt listening on {config.host}:{port}", flush=True)
+        while not stop_requested.wait(1.0):
+            pass
+
+    started = time.monotonic()
+    health_servicer.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
+    server.stop(config.grace_s).wait()
+    executor.shutdown(cancel_running=True)
+    log.info("stopped in %.2f s", time.monotonic() - started)
+    return 0
