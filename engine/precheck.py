@@ -106,6 +106,7 @@ def _route_alone(problem: Problem, v: int, s: int) -> SkipReasonCode | None:
         seq = [start, *(x for x in (p, d) if x is not None), end]
         code = _check_sequence(
             problem,
+            v,
             seq,
             travel,
             distance,
@@ -120,12 +121,15 @@ def _route_alone(problem: Problem, v: int, s: int) -> SkipReasonCode | None:
 
 def _check_sequence(
     problem: Problem,
+    v: int,
     seq: list[int],
     travel: npt.NDArray[np.int64],
     distance: npt.NDArray[np.int64],
     duration_limit_s: float | None,
     distance_limit_m: float | None,
 ) -> SkipReasonCode | None:
+    if not all(problem.reachable(v, a, b) for a, b in itertools.pairwise(seq)):
+        return SkipReasonCode.UNREACHABLE_LOCATION
     windows = problem.windows
     t = _earliest_in(windows[seq[0]], 0)
     if t is None:

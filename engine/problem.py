@@ -67,22 +67,40 @@ class Problem:
             allowed_vehicles=[tuple(range(len(model.vehicles)))] * n,
         )
 
+    @property
+    def unreachable_s(self) -> int:
+        """Integer travel time standing for "unreachable": longer than the horizon, so no
+        schedule can use such a leg."""
+        return self.horizon + 1
+
     def travel_s(self, vehicle: int) -> IntArray:
-        """Integer travel durations for ``vehicle`` (multiple applied, rounded up)."""
+        """Integer travel durations for ``vehicle`` (multiple applied, rounded up); unreachable
+        legs (infinite travel) become :attr:`unreachable_s`."""
         k = self.travel.vehicle_matrix[vehicle]
         multiple = self.model.vehicles[vehicle].travel_duration_multiple
         key = (k, multiple)
         if key not in self._travel_cache:
             scaled = self.travel.durations_s[k] * multiple
-            self._travel_cache[key] = np.ceil(scaled - 1e-9).astype(np.int64)
+            capped = np.minimum(scaled, float(self.unreachable_s))
+            self._travel_cache[key] = np.ceil(capped - 1e-9).astype(np.int64)
         return self._travel_cache[key]
 
     def distance_m(self, vehicle: int) -> IntArray:
-        """Integer distances for ``vehicle`` (rounded up)."""
+        """Integer distances for ``vehicle`` (rounded up); unreachable legs get a distance
+        larger than any route could use."""
         k = self.travel.vehicle_matrix[vehicle]
         if k not in self._distance_cache:
-            self._distance_cache[k] = np.ceil(self.travel.distances_m[k] - 1e-9).astype(np.int64)
+            distances = self.travel.distances_m[k]
+            finite = distances[np.isfinite(distances)]
+            cap = (float(finite.max(initial=0.0)) + 1.0) * (self.stops.size + 1)
+            capped = np.minimum(distances, cap)
+            self._distance_cache[k] = np.ceil(capped - 1e-9).astype(np.int64)
         return self._distance_cache[k]
+
+    def reachable(self, vehicle: int, a: int, b: int) -> bool:
+        """Whether stop ``b`` can be reached from stop ``a`` by ``vehicle``."""
+        k = self.travel.vehicle_matrix[vehicle]
+        return bool(np.isfinite(self.travel.durations_s[k][a, b]))
 
 
 def _quantize(windows: tuple[TimeWindow, ...], g0: float, horizon: int) -> tuple[Window, ...]:

@@ -155,10 +155,11 @@ class _Builder:
                 def arc_cost(
                     k: int = k, mult: float = mult, cpk: float = cpk, cpth: float = cpth
                 ) -> IntArray:
-                    cost = (
-                        cpk * self.p.travel.distances_m[k] / 1000.0
-                        + cpth * self.p.travel.durations_s[k] * mult / 3600.0
-                    ) * COST_SCALE
+                    # Unreachable legs have infinite travel: cap them first (0 × inf is NaN).
+                    cap = float(self.p.unreachable_s)
+                    durations = np.minimum(self.p.travel.durations_s[k] * mult, cap)
+                    distances = np.minimum(self.p.travel.distances_m[k], cap * 1000.0)
+                    cost = (cpk * distances / 1000.0 + cpth * durations / 3600.0) * COST_SCALE
                     return np.minimum(np.rint(cost), MAX_SCALED_COST // 4).astype(np.int64)
 
                 cb = self._register_matrix(("cost", k, mult, cpk, cpth), arc_cost)

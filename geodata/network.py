@@ -1,0 +1,245 @@
+"""The road network as compact immutable arrays (CSR), and the report of how it was built.
+
+Nodes are numbered ``0 .. n_nodes-1``; the out-edges of node ``u`` are ``indptr[u]:indptr[u+1]``,
+each going to ``indices[e]`` (scipy's CSR names). Within a row the targets are strictly increasing,
+so there is at most one edge per ordered pair: where the data had parallel edges, the one with the
+minimum travel time was kept (with its length). There are no self-loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from geodata.errors import RoadNetworkError
+from geodata.profiles import HIGHWAY_CLASSES
+
+__all__ = ["BuildReport", "RoadNetwork"]
+
+_NODE_ARRAYS: dict[str, type[np.generic]] = {
+    "lat": np.float64,
+    "lon": np.float64,
+    "osm_id": np.int64,
+}
+_EDGE_ARRAYS: dict[str, type[np.generic]] = {
+    "indices": np.int32,
+    "travel_time_s": np.float64,
+    "length_m": np.float64,
+    "speed_kph": np.float64,
+    "way_id": np.int64,
+    "highway": np.int8,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class RoadNetwork:
+    """A directed road graph for one profile, validated once on construction; arrays are read-only.
+
+    Attributes:
+        indptr: ``int64[n_nodes + 1]``, row offsets of each node's out-edges.
+        indices: ``int32[n_edges]``, target node of each edge.
+        travel_time_s: ``float64[n_edges]``, seconds to drive the edge (``length_m / speed``).
+        length_m: ``float64[n_edges]``, great-circle length in metres.
+        speed_kph: ``float64[n_edges]``, speed used for ``travel_time_s``.
+        way_id: ``int64[n_edges]``, OSM way the edge comes from (row number for road layers).
+        highway: ``int8[n_edges]``, road class, an index into :data:`geodata.HIGHWAY_CLASSES`.
+        lat, lon: ``float64[n_nodes]``, node coordinates in degrees (WGS 84).
+        osm_id: ``int64[n_nodes]``, OSM node id (negative synthetic ids for road layers).
+        profile: name of the profile the network was built for.
+    """
+
+    indptr: NDArray[np.int64]
+    indices: NDArray[np.int32]
+    travel_time_s: NDArray[np.float64]
+    length_m: NDArray[np.float64]
+    speed_kph: NDArray[np.float64]
+    way_id: NDArray[np.int64]
+    highway: NDArray[np.int8]
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+    osm_id: NDArray[np.int64]
+    profile: str
+
+    def __post_init__(self) -> None:
+        all_arrays: dict[str, type[np.generic]] = {
+            "indptr": np.int64,
+            **_EDGE_ARRAYS,
+            **_NODE_ARRAYS,
+        }
+        for name, dtype in all_arrays.items():
+            object.__setattr__(self, name, _frozen(getattr(self, name), dtype, name))
+        problems = _validate(self)
+        if problems:
+            raise RoadNetworkError("invalid road network: " + "; ".join(problems))
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.lat.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        """Number of directed edges."""
+        return int(self.indices.shape[0])
+
+    def sources(self) -> NDArray[np.int32]:
+        """Source node of every edge (the CSR row expanded), ``int32[n_edges]``."""
+        counts = np.diff(self.indptr)
+        return np.repeat(np.arange(self.n_nodes, dtype=np.int32), counts)
+
+    def edge_index(self, u: int, v: int) -> int:
+        """Index of the edge ``u -> v``; ``KeyError`` when there is none."""
+        lo, hi = int(self.indptr[u]), int(self.indptr[u + 1])
+        pos = lo + int(np.searchsorted(self.indices[lo:hi], v))
+        if pos < hi and int(self.indices[pos]) == v:
+            return pos
+        raise KeyError(f"no edge {u} -> {v}")
+
+    def highway_names(self) -> NDArray[np.str_]:
+        """Road class name of every edge (``highway`` codes decoded)."""
+        return np.asarray(HIGHWAY_CLASSES)[self.highway]
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """Every array by field name (what the cache stores)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "profile"}
+
+    def equals(self, other: RoadNetwork) -> bool:
+        """Same profile and identical arrays (NaN never occurs, so exact comparison is fine)."""
+        mine, theirs = self.arrays(), other.arrays()
+        return self.profile == other.profile and all(
+            np.array_equal(mine[k], theirs[k]) for k in mine
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild through __init__ so an unpickled network is validated and read-only again.
+        return (_rebuild, (self.arrays(), self.profile))
+
+    def __repr__(self) -> str:
+        return (
+            f"RoadNetwork(profile={self.profile!r}, n_nodes={self.n_nodes}, n_edges={self.n_edges})"
+        )
+
+
+def _rebuild(arrays: dict[str, NDArray[Any]], profile: str) -> RoadNetwork:
+    return RoadNetwork(**arrays, profile=profile)
+
+
+def _frozen(value: ArrayLike, dtype: type[np.generic], name: str) -> NDArray[Any]:
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise RoadNetworkError(f"invalid road network: {name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype != dtype:
+        if np.issubdtype(dtype, np.integer):
+            if arr.size and not np.issubdtype(arr.dtype, np.integer):
+                raise RoadNetworkError(
+                    f"invalid road network: {name} must hold integers, got dtype {arr.dtype}"
+                )
+            info = np.iinfo(np.dtype(dtype))
+            if arr.size and (arr.min() < info.min or arr.max() > info.max):
+                raise RoadNetworkError(f"invalid road network: {name} does not fit in {info.dtype}")
+        arr = arr.astype(dtype)  # a fresh copy
+    elif arr.flags.writeable:
+        arr = arr.copy()  # never freeze the caller's array
+    arr = np.ascontiguousarray(arr)
+    arr.flags.writeable = False
+    return arr
+
+
+def _validate(net: RoadNetwork) -> list[str]:
+    problems: list[str] = []
+    n, m = net.lat.shape[0], net.indices.shape[0]
+    if n == 0:
+        problems.append("it has no nodes")
+    for name in _NODE_ARRAYS:
+        if getattr(net, name).shape[0] != n:
+            problems.append(f"{name} has {getattr(net, name).shape[0]} entries, lat has {n}")
+    for name in _EDGE_ARRAYS:
+        if getattr(net, name).shape[0] != m:
+            problems.append(f"{name} has {getattr(net, name).shape[0]} entries, indices has {m}")
+    if net.indptr.shape[0] != n + 1:
+        problems.append(f"indptr has {net.indptr.shape[0]} entries, expected n_nodes + 1 = {n + 1}")
+    elif net.indptr[0] != 0 or net.indptr[-1] != m or np.any(np.diff(net.indptr) < 0):
+        problems.append("indptr must start at 0, never decrease and end at n_edges")
+    if problems:
+        return problems  # the checks below need consistent shapes
+
+    if m and (net.indices.min() < 0 or net.indices.max() >= n):
+        problems.append(f"indices must lie in [0, {n})")
+    else:
+        src = net.sources().astype(np.int64)
+        if np.any(src == net.indices):
+            problems.append(f"{int(np.sum(src == net.indices))} self-loop edges")
+        key = src * n + net.indices
+        if np.any(np.diff(key) <= 0):
+            problems.append(
+                "targets must be strictly increasing within each row (no parallel edges)"
+            )
+    for name in ("travel_time_s", "length_m"):
+        arr = getattr(net, name)
+        if not np.all(np.isfinite(arr) & (arr >= 0)):
+            problems.append(f"{name} must be finite and >= 0")
+    if not np.all(np.isfinite(net.speed_kph) & (net.speed_kph > 0)):
+        problems.append("speed_kph must be finite and > 0")
+    if m and (net.highway.min() < 0 or net.highway.max() >= len(HIGHWAY_CLASSES)):
+        problems.append(f"highway codes must lie in [0, {len(HIGHWAY_CLASSES)})")
+    if not (np.all(np.abs(net.lat) <= 90) and np.all(np.abs(net.lon) <= 180)):
+        problems.append("lat must lie in [-90, 90] and lon in [-180, 180] (degrees, WGS 84)")
+    if np.unique(net.osm_id).shape[0] != n:
+        problems.append("osm_id must be unique")
+    if not net.profile:
+        problems.append("profile must be named")
+    return problems
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """How a network was obtained: counts before and after filtering, timings, cache use.
+
+    ``ways_used`` counts the ways (features) the profile drives, ``ways_rejected`` those with a
+    ``highway`` tag it may not drive (footways, closed access...), ``missing_node_refs`` the way
+    node references without a location (ways are split there). ``nodes_before_scc`` and
+    ``edges_before_scc`` count the drivable graph (edges after merging parallel ones, of which
+    there were ``parallel_edges_merged``); ``n_nodes``/``n_edges`` what is left in the largest of
+    the ``components`` strongly connected components.
+    ``build_time_s`` is the time the build took (when served from the cache: the original build's
+    time, as recorded in the cache); ``load_time_s`` is the time this call took.
+    """
+
+    source: str
+    profile: str
+    ways_used: int
+    ways_rejected: int
+    missing_node_refs: int
+    nodes_before_scc: int
+    edges_before_scc: int
+    parallel_edges_merged: int
+    components: int
+    n_nodes: int
+    n_edges: int
+    build_time_s: float
+    load_time_s: float
+    from_cache: bool = False
+    cache_path: str | None = None
+
+    @property
+    def dropped_nodes(self) -> int:
+        """Nodes outside the largest strongly connected component."""
+        return self.nodes_before_scc - self.n_nodes
+
+    @property
+    def dropped_edges(self) -> int:
+        """Edges outside the largest strongly connected component."""
+        return self.edges_before_scc - self.n_edges
+
+    def summary(self) -> str:
+        """One human-readable line."""
+        origin = f"from cache {self.cache_path}" if self.from_cache else "built"
+        return (
+            f"{self.source} [{self.profile}]: {self.n_nodes} nodes, {self.n_edges} edges "
+            f"({origin} in {self.load_time_s:.2f} s; build {self.build_time_s:.2f} s); "
+            f"dropped {self.dropped_nodes} nodes and {self.dropped_edges} edges outside the "
+            f"largest strongly connected component (of {self.components})"
+        )
