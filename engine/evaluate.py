@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+import numpy.typing as npt
+
 from engine.backends.base import RoutePlan
 from engine.errors import SolverError
 from engine.model import Shipment, ShipmentModel, TimeWindow
@@ -28,6 +31,9 @@ from engine.solution import (
     Transition,
     Visit,
 )
+from geodata.network import RoadNetwork
+from geodata.paths import route_paths
+from geodata.polyline import encode_polyline
 
 __all__ = ["build_solution", "soft_window_costs"]
 
@@ -67,7 +73,31 @@ def _loads_of(shipment: Shipment, is_pickup: bool) -> dict[str, int]:
     return {t: sign * int(q) for t, q in shipment.load_demands.items()}
 
 
-def _build_route(problem: Problem, plan: RoutePlan) -> Route:
+def _route_geometry(
+    problem: Problem, plan: RoutePlan, network: RoadNetwork
+) -> tuple[list[str], str]:
+    """Encoded polylines of each transition of a road route (empty where a stop has no
+    location) and of the whole route."""
+    road = problem.travel.road
+    assert road is not None
+    stops = problem.stops
+    sequence = [stops.vehicle_start(plan.vehicle), *plan.stops, stops.vehicle_end(plan.vehicle)]
+    points = [int(road.point[s]) for s in sequence]
+    present = [k for k, p in enumerate(points) if p >= 0]
+    legs = route_paths(network, road.snaps, [points[k] for k in present])
+    leg_of = {present[i]: leg for i, leg in enumerate(legs)}  # keyed by the leg's first stop
+    transitions: list[str] = []
+    route_coords: list[npt.NDArray[np.float64]] = []
+    for k in range(len(sequence) - 1):
+        leg = leg_of.get(k) if points[k] >= 0 and points[k + 1] >= 0 else None
+        transitions.append(leg.polyline() if leg is not None else "")
+        if leg is not None and leg.reachable:
+            route_coords.append(leg.coords if not route_coords else leg.coords[1:])
+    route = encode_polyline(np.vstack(route_coords)) if route_coords else ""
+    return transitions, route
+
+
+def _build_route(problem: Problem, plan: RoutePlan, network: RoadNetwork | None) -> Route:
     model = problem.model
     vehicle = model.vehicles[plan.vehicle]
     if not plan.stops:
@@ -95,6 +125,10 @@ def _build_route(problem: Problem, plan: RoutePlan) -> Route:
     costs: dict[str, float] = defaultdict(float)
     visits: list[Visit] = []
     transitions: list[Transition] = []
+    polylines: list[str] = []
+    route_polyline = ""
+    if network is not None and problem.travel.road is not None:
+        polylines, route_polyline = _route_geometry(problem, plan, network)
     max_loads = dict(load)
     travel_total = distance_total = wait_total = break_total = visit_total = delay = 0.0
     prev_stop, prev_end = stops.vehicle_start(plan.vehicle), start_time
@@ -117,8 +151,9 @@ def _build_route(problem: Problem, plan: RoutePlan) -> Route:
                 f"inconsistent schedule from the solver on vehicle {plan.vehicle}: "
                 f"{total:.3f}s between stops for {travel:.3f}s of travel and {brk:.3f}s of breaks"
             )
+        polyline = polylines[len(transitions)] if polylines else ""
         transitions.append(
-            Transition(prev_end, travel, distance, max(wait, 0.0), brk, total, dict(load))
+            Transition(prev_end, travel, distance, max(wait, 0.0), brk, total, dict(load), polyline)
         )
         travel_total += travel
         distance_total += distance
@@ -187,6 +222,7 @@ def _build_route(problem: Problem, plan: RoutePlan) -> Route:
         metrics=metrics,
         route_costs=route_costs,
         route_total_cost=sum(route_costs.values()),
+        polyline=route_polyline,
     )
 
 
@@ -219,9 +255,12 @@ def build_solution(
     matrix_time_s: float,
     solve_time_s: float,
     solver_time_limit_s: float,
+    geometry_network: RoadNetwork | None = None,
 ) -> Solution:
+    """The solution of ``plans``; with ``geometry_network`` (road travel only), transitions and
+    routes carry their road geometry as encoded polylines."""
     model: ShipmentModel = problem.model
-    routes = tuple(_build_route(problem, plan) for plan in plans)
+    routes = tuple(_build_route(problem, plan, geometry_network) for plan in plans)
     performed = {v.shipment_index for r in routes for v in r.visits}
     skipped = tuple(
         SkippedShipment(

@@ -62,6 +62,7 @@ from engine.errors import (
 )
 from engine.model import LatLng, Shipment, ShipmentModel, Vehicle, VisitRequest
 from engine.options import SolveOptions
+from engine.roads import ROADS_ENV_VAR, RoadSpec
 from engine.solution import Solution
 
 __all__ = ["CancelledError", "SolveExecutor", "SolveJob", "StopFlag"]
@@ -136,7 +137,10 @@ def _worker_main(
 
     message: _Message
     try:
-        message = ("ok", solve(model, options, should_stop=should_stop))
+        from engine import _worker_roads  # preloaded by the forkserver when the server has roads
+
+        roads = _worker_roads.CONTEXT
+        message = ("ok", solve(model, options, should_stop=should_stop, roads=roads))
     except InvalidModelError as exc:
         message = ("invalid", exc.violations)
     except SolverError as exc:
@@ -240,6 +244,7 @@ class SolveExecutor:
         max_queued: int = 0,
         *,
         cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S,
+        roads: RoadSpec | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
@@ -250,7 +255,15 @@ class SolveExecutor:
         self.cancel_grace_s = cancel_grace_s
         self._ctx = multiprocessing.get_context("forkserver")
         # Only effective before the forkserver starts (it is shared by the whole process).
-        self._ctx.set_forkserver_preload(list(PRELOAD_MODULES))
+        preload = list(PRELOAD_MODULES)
+        if roads is not None:
+            # The forkserver inherits the environment when it starts: it loads the network
+            # once (engine._worker_roads) and every worker forked from it shares that copy.
+            os.environ[ROADS_ENV_VAR] = roads.to_json()
+            preload.append("engine._worker_roads")
+        else:
+            os.environ.pop(ROADS_ENV_VAR, None)
+        self._ctx.set_forkserver_preload(preload)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._running: set[SolveJob] = set()
@@ -301,7 +314,9 @@ class SolveExecutor:
             shipments=(Shipment(deliveries=(VisitRequest(arrival_location=LatLng(0.0, 0.001)),)),),
             vehicles=(Vehicle(start_location=LatLng(0.0, 0.0)),),
         )
-        job = self.submit(model, SolveOptions(time_limit_s=min(10.0, timeout)))
+        job = self.submit(
+            model, SolveOptions(time_limit_s=min(10.0, timeout), use_geodesic_distances=True)
+        )
         try:
             job.result(timeout)
         except TimeoutError:

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from engine.errors import FieldViolation, InvalidModelError
 from engine.geodesic import haversine_matrix_m
-from engine.model import ShipmentModel, VisitRequest
+from engine.model import LatLng, ShipmentModel, VisitRequest
+from engine.roads import RoadContext
+from geodata.snap import SnapResult
 
-__all__ = ["Stops", "TravelMatrices", "build_stops", "build_travel_matrices"]
+__all__ = ["RoadPoints", "Stops", "TravelMatrices", "build_stops", "build_travel_matrices"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -83,6 +86,15 @@ def build_stops(model: ShipmentModel) -> Stops:
 
 
 @dataclass(frozen=True, eq=False)
+class RoadPoints:
+    """Where the stops are on the road network: ``point[stop]`` indexes ``snaps`` (the distinct
+    locations, snapped), -1 for a stop without a location."""
+
+    point: IntArray
+    snaps: SnapResult
+
+
+@dataclass(frozen=True, eq=False)
 class TravelMatrices:
     """Travel between stops: ``durations_s[k][i, j]`` and ``distances_m[k][i, j]`` for matrix k;
     vehicle v uses matrix ``vehicle_matrix[v]``. Durations are before the vehicle's
@@ -92,16 +104,87 @@ class TravelMatrices:
     distances_m: tuple[FloatArray, ...]
     vehicle_matrix: tuple[int, ...]
     source: str
-    """"matrices" (client supplied) or "geodesic"."""
+    """"matrices" (client supplied), "road" or "geodesic"."""
+    road: RoadPoints | None = None
+    """For road travel: the snapped stops (route geometry is drawn from them)."""
 
 
 def build_travel_matrices(
-    model: ShipmentModel, stops: Stops, *, geodesic_meters_per_second: float
+    model: ShipmentModel,
+    stops: Stops,
+    *,
+    geodesic_meters_per_second: float,
+    roads: RoadContext | None = None,
+    use_geodesic: bool = False,
 ) -> TravelMatrices:
-    """Travel matrices over ``stops`` for a validated model."""
+    """Travel matrices over ``stops`` for a validated model: the client's matrices when the
+    model has them, else road travel when ``roads`` is given and ``use_geodesic`` is false,
+    else geodesic travel. Road travel raises :class:`InvalidModelError` for locations too far
+    from any road."""
     if model.duration_distance_matrices:
         return _client_matrices(model, stops)
+    if roads is not None and not use_geodesic:
+        return _road_matrices(model, stops, roads)
     return _geodesic_matrices(model, stops, geodesic_meters_per_second)
+
+
+def _stop_locations(model: ShipmentModel, stops: Stops) -> list[tuple[int, str, LatLng]]:
+    """(stop, field path, location) of every stop that has a location."""
+    out: list[tuple[int, str, LatLng]] = []
+    for i in range(stops.num_visits):
+        loc = stops.visit_request(model, i).arrival_location
+        assert loc is not None  # guaranteed by validation without client matrices
+        kind = "pickups" if stops.is_pickup[i] else "deliveries"
+        path = f"shipments[{stops.shipment[i]}].{kind}[{stops.alternative[i]}].arrival_location"
+        out.append((i, path, loc))
+    for v, vehicle in enumerate(model.vehicles):
+        if vehicle.start_location is not None:
+            path = f"vehicles[{v}].start_location"
+            out.append((stops.vehicle_start(v), path, vehicle.start_location))
+        if vehicle.end_location is not None:
+            out.append((stops.vehicle_end(v), f"vehicles[{v}].end_location", vehicle.end_location))
+    return out
+
+
+def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> TravelMatrices:
+    """Road travel between the distinct stop locations, each snapped to the nearest road."""
+    located = _stop_locations(model, stops)
+    coords = np.array([(loc.latitude, loc.longitude) for _, _, loc in located], dtype=np.float64)
+    unique, inverse = np.unique(coords.reshape(-1, 2), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    snaps = roads.snap(unique[:, 0], unique[:, 1])
+    too_far = {int(p) for p in np.flatnonzero(snaps.too_far)}
+    if too_far:
+        limit = roads.spec.max_snap_distance_m
+        raise InvalidModelError(
+            [
+                FieldViolation(
+                    path,
+                    f"is {snaps.distance_m[inverse[k]]:.0f} m from the nearest road of the "
+                    f"server's network (at most {limit:.0f} m)",
+                )
+                for k, (_, path, _) in enumerate(located)
+                if int(inverse[k]) in too_far
+            ]
+        )
+    result = roads.matrix(snaps)
+    point = np.full(stops.size, -1, dtype=np.int64)
+    for k, (stop, _, _) in enumerate(located):
+        point[stop] = int(inverse[k])
+    n = stops.size
+    durations = np.zeros((n, n))
+    distances = np.zeros((n, n))
+    rows = np.flatnonzero(point >= 0)
+    cells = np.ix_(point[rows], point[rows])
+    durations[np.ix_(rows, rows)] = result.durations_s[cells]
+    distances[np.ix_(rows, rows)] = result.distances_m[cells]
+    return TravelMatrices(
+        durations_s=(durations,),
+        distances_m=(distances,),
+        vehicle_matrix=(0,) * len(model.vehicles),
+        source="road",
+        road=RoadPoints(point=point, snaps=snaps),
+    )
 
 
 def _zero_missing(

@@ -35,6 +35,10 @@ class SolveOptions:
     backend: str = "ortools"
     first_solution_strategy: str | None = None
     local_search_metaheuristic: str | None = None
+    use_geodesic_distances: bool = False
+    """Geodesic travel even when a road network is available."""
+    populate_polylines: bool = False
+    """Draw route geometry (road travel only)."""
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:

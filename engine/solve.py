@@ -14,6 +14,7 @@ from engine.model import ShipmentModel
 from engine.options import SolveOptions
 from engine.precheck import precheck
 from engine.problem import Problem
+from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
 from engine.validation import check_model
 
@@ -31,13 +32,15 @@ def solve(
     *,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    roads: RoadContext | None = None,
 ) -> Solution:
     """Solve ``model`` within ``options.time_limit_s`` (matrices included).
 
     Raises :class:`~engine.errors.InvalidModelError` listing every problem of an invalid model.
     ``should_stop`` is polled during the search: when it returns True the best solution so far
     is returned with status ``INTERRUPTED``. ``on_progress`` is called on each improving
-    solution.
+    solution. With ``roads``, travel follows the road network (unless the model has its own
+    matrices or ``options.use_geodesic_distances`` is set).
     """
     options = options or SolveOptions()
     started = time.monotonic()
@@ -50,7 +53,11 @@ def solve(
     )
     stops = build_stops(model)
     travel = build_travel_matrices(
-        model, stops, geodesic_meters_per_second=options.geodesic_meters_per_second
+        model,
+        stops,
+        geodesic_meters_per_second=options.geodesic_meters_per_second,
+        roads=roads,
+        use_geodesic=options.use_geodesic_distances,
     )
     matrix_time = time.monotonic() - started
     problem = Problem.build(model, stops, travel)
@@ -69,6 +76,7 @@ def solve(
         plans = [RoutePlan(vehicle=v) for v in range(len(model.vehicles))]
         status = SolveStatus.NOTHING_TO_ROUTE
     solve_time = time.monotonic() - solve_started
+    geometry = roads.network if roads is not None and options.populate_polylines else None
     solution = build_solution(
         problem,
         plans,
@@ -78,6 +86,7 @@ def solve(
         matrix_time_s=matrix_time,
         solve_time_s=solve_time,
         solver_time_limit_s=max(0.0, remaining),
+        geometry_network=geometry,
     )
     log.info(
         "solved shipments=%d vehicles=%d status=%s cost=%.3f skipped=%d matrix=%.3fs solve=%.3fs",

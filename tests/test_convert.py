@@ -146,7 +146,7 @@ def test_example_json_parses_and_converts() -> None:
     request = json_format.Parse(EXAMPLE.read_text(), pb.OptimizeToursRequest())
     model, settings = convert(request)
     assert settings.timeout_s == 5.0
-    assert settings.label == "lisbon-demo-2025-06-02"
+    assert settings.label == "helsinki-demo-2025-06-02"
     assert settings.search_mode is SearchMode.RETURN_FAST
     assert len(model.shipments) == 8
     assert len(model.vehicles) == 2
@@ -177,6 +177,7 @@ def test_settings_set() -> None:
         label="run-42",
         geodesic_meters_per_second=12.5,
         populate_polylines=True,
+        use_geodesic_distances=True,
     )
     _, settings = convert(request)
     assert settings == RequestSettings(
@@ -186,6 +187,7 @@ def test_settings_set() -> None:
         label="run-42",
         geodesic_meters_per_second=12.5,
         populate_polylines=True,
+        use_geodesic_distances=True,
     )
 
 

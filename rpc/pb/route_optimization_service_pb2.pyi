@@ -39,6 +39,136 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ComputeMatrixRequest(_message.Message):
+    """Request for ComputeMatrix."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCES_FIELD_NUMBER: _builtins.int
+    DESTINATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sources(self) -> _containers.RepeatedCompositeFieldContainer[_latlng_pb2.LatLng]:
+        """Origins (rows)."""
+
+    @_builtins.property
+    def destinations(self) -> _containers.RepeatedCompositeFieldContainer[_latlng_pb2.LatLng]:
+        """Destinations (columns)."""
+
+    def __init__(
+        self,
+        *,
+        sources: _abc.Iterable[_latlng_pb2.LatLng] | None = ...,
+        destinations: _abc.Iterable[_latlng_pb2.LatLng] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destinations", b"destinations", "sources", b"sources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputeMatrixRequest: _TypeAlias = ComputeMatrixRequest  # noqa: Y015
+
+@_typing.final
+class ComputeMatrixResponse(_message.Message):
+    """Response of ComputeMatrix."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SnappedLocation(_message.Message):
+        """A point as snapped onto the road network."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        LOCATION_FIELD_NUMBER: _builtins.int
+        SNAP_DISTANCE_METERS_FIELD_NUMBER: _builtins.int
+        snap_distance_meters: _builtins.float
+        """Distance from the requested point to the road, in meters."""
+        @_builtins.property
+        def location(self) -> _latlng_pb2.LatLng:
+            """The point on the road."""
+
+        def __init__(
+            self,
+            *,
+            location: _latlng_pb2.LatLng | None = ...,
+            snap_distance_meters: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["location", b"location", "snap_distance_meters", b"snap_distance_meters"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Row(_message.Message):
+        """One row per source."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        DURATIONS_FIELD_NUMBER: _builtins.int
+        METERS_FIELD_NUMBER: _builtins.int
+        REACHABLE_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def durations(self) -> _containers.RepeatedCompositeFieldContainer[_duration_pb2.Duration]:
+            """Fastest travel time to each destination (zero where unreachable)."""
+
+        @_builtins.property
+        def meters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+            """Distance along that fastest path, in meters (zero where unreachable)."""
+
+        @_builtins.property
+        def reachable(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
+            """False where no road leads from the source to the destination."""
+
+        def __init__(
+            self,
+            *,
+            durations: _abc.Iterable[_duration_pb2.Duration] | None = ...,
+            meters: _abc.Iterable[_builtins.float] | None = ...,
+            reachable: _abc.Iterable[_builtins.bool] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["durations", b"durations", "meters", b"meters", "reachable", b"reachable"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    SNAPPED_SOURCES_FIELD_NUMBER: _builtins.int
+    SNAPPED_DESTINATIONS_FIELD_NUMBER: _builtins.int
+    UNREACHABLE_COUNT_FIELD_NUMBER: _builtins.int
+    unreachable_count: _builtins.int
+    """Number of (source, destination) pairs that are unreachable."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComputeMatrixResponse.Row]:
+        """Rows, in source order."""
+
+    @_builtins.property
+    def snapped_sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComputeMatrixResponse.SnappedLocation]:
+        """Sources as snapped, in request order."""
+
+    @_builtins.property
+    def snapped_destinations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComputeMatrixResponse.SnappedLocation]:
+        """Destinations as snapped, in request order."""
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___ComputeMatrixResponse.Row] | None = ...,
+        snapped_sources: _abc.Iterable[Global___ComputeMatrixResponse.SnappedLocation] | None = ...,
+        snapped_destinations: _abc.Iterable[Global___ComputeMatrixResponse.SnappedLocation] | None = ...,
+        unreachable_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows", "snapped_destinations", b"snapped_destinations", "snapped_sources", b"snapped_sources", "unreachable_count", b"unreachable_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComputeMatrixResponse: _TypeAlias = ComputeMatrixResponse  # noqa: Y015
+
+@_typing.final
 class OptimizeToursRequest(_message.Message):
     """Request for OptimizeTours."""
 
@@ -115,7 +245,9 @@ class OptimizeToursRequest(_message.Message):
     use_geodesic_distances: _builtins.bool
     """If true, travel distances are great-circle (haversine) distances between
     the locations and travel durations are those distances divided by
-    `geodesic_meters_per_second`. Ignored when the model has
+    `geodesic_meters_per_second`. If false, travel follows the server's road
+    network (locations are snapped to the nearest road), or is geodesic when the
+    server runs without one. Ignored when the model has
     `duration_distance_matrices`.
     """
     geodesic_meters_per_second: _builtins.float
@@ -123,9 +255,9 @@ class OptimizeToursRequest(_message.Message):
     positive when set. Unset: the server's default (see `--geodesic-speed`).
     """
     populate_polylines: _builtins.bool
-    """If true, routes carry their road geometry. routeopt fills polylines once a
-    road network is loaded; with geodesic or client matrices there is no
-    geometry and the fields stay empty.
+    """If true, routes and transitions carry their road geometry as encoded
+    polylines. Only routes over the server's road network have geometry; with
+    geodesic distances or client matrices the polylines stay empty.
     """
     @_builtins.property
     def model(self) -> Global___ShipmentModel:
@@ -336,7 +468,7 @@ class SolveInfo(_message.Message):
     """Solver backend that produced the routes (for example "ortools")."""
     matrix_source: _builtins.str
     """Where travel durations and distances came from: "matrices" (the
-    client's) or "geodesic".
+    client's), "road" (the server's road network) or "geodesic".
     """
     @_builtins.property
     def matrix_duration(self) -> _duration_pb2.Duration:

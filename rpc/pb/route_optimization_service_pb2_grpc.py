@@ -40,6 +40,11 @@ class RouteOptimizationStub:
                 request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.SerializeToString,
                 response_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursResponse.FromString,
                 _registered_method=True)
+        self.ComputeMatrix = channel.unary_unary(
+                '/routeopt.v1.RouteOptimization/ComputeMatrix',
+                request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixRequest.SerializeToString,
+                response_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixResponse.FromString,
+                _registered_method=True)
 
 
 class RouteOptimizationServicer:
@@ -57,6 +62,16 @@ class RouteOptimizationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ComputeMatrix(self, request, context):
+        """routeopt only: travel durations and distances between points over the
+        server's road network (like OSRM's table service). Each point is snapped
+        to the nearest drivable road; pairs that no road connects are reported as
+        unreachable. FAILED_PRECONDITION when the server runs without a network.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouteOptimizationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -64,6 +79,11 @@ def add_RouteOptimizationServicer_to_server(servicer, server):
                     servicer.OptimizeTours,
                     request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.FromString,
                     response_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursResponse.SerializeToString,
+            ),
+            'ComputeMatrix': grpc.unary_unary_rpc_method_handler(
+                    servicer.ComputeMatrix,
+                    request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixRequest.FromString,
+                    response_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -94,6 +114,33 @@ class RouteOptimization:
             '/routeopt.v1.RouteOptimization/OptimizeTours',
             routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.SerializeToString,
             routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ComputeMatrix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routeopt.v1.RouteOptimization/ComputeMatrix',
+            routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixRequest.SerializeToString,
+            routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixResponse.FromString,
             options,
             channel_credentials,
             insecure,

