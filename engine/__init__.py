@@ -3,7 +3,13 @@
 >>> from engine import ShipmentModel, Shipment, Vehicle, VisitRequest, LatLng, solve
 """
 
-from engine.errors import EngineError, FieldViolation, InvalidModelError, SolverError
+from engine.errors import (
+    EngineError,
+    FieldViolation,
+    InvalidModelError,
+    NoSolutionError,
+    SolverError,
+)
 from engine.model import (
     BreakRequest,
     DurationDistanceMatrix,
@@ -41,6 +47,7 @@ __all__ = [
     "InvalidModelError",
     "LatLng",
     "Metrics",
+    "NoSolutionError",
     "Route",
     "SearchMode",
     "Shipment",

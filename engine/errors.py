@@ -11,6 +11,7 @@ __all__ = [
     "ExecutorShutdownError",
     "FieldViolation",
     "InvalidModelError",
+    "NoSolutionError",
     "SolverError",
 ]
 
@@ -51,3 +52,24 @@ class ExecutorFullError(EngineError, RuntimeError):
 
 class ExecutorShutdownError(EngineError, RuntimeError):
     """The solve executor is shutting down and accepts no new solves."""
+
+
+class NoSolutionError(EngineError):
+    """The search ended without any solution.
+
+    ``reason`` is ``"time_limit"`` (the budget ran out before a first solution: allow more
+    time), ``"interrupted"`` (stopped from outside before a first solution) or
+    ``"infeasible"`` (the model's hard constraints, such as break windows against vehicle
+    windows, admit no routes even with every shipment skipped).
+    """
+
+    REASONS = ("time_limit", "interrupted", "infeasible")
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown reason {reason!r}")
+        self.reason = reason
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[NoSolutionError], tuple[str, str]]:
+        return (NoSolutionError, (self.reason, str(self)))

@@ -58,6 +58,7 @@ from engine.errors import (
     ExecutorShutdownError,
     FieldViolation,
     InvalidModelError,
+    NoSolutionError,
     SolverError,
 )
 from engine.model import LatLng, Shipment, ShipmentModel, Vehicle, VisitRequest
@@ -141,6 +142,8 @@ def _worker_main(
 
         roads = _worker_roads.CONTEXT
         message = ("ok", solve(model, options, should_stop=should_stop, roads=roads))
+    except NoSolutionError as exc:
+        message = ("no_solution", exc)
     except InvalidModelError as exc:
         message = ("invalid", exc.violations)
     except SolverError as exc:
@@ -493,5 +496,7 @@ class SolveExecutor:
             return InvalidModelError(violations)
         if kind == "solver_error":
             return SolverError(str(payload))
+        if kind == "no_solution" and isinstance(payload, NoSolutionError):
+            return payload
         log.error("solve job %d: worker failed:\n%s", job.id, payload)
         return SolverError("internal error in the solver worker")

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 _EVALUATION_MARGIN_S = 0.05
 """Time kept back from the solver for building the response."""
 
+_MIN_SEARCH_S = 0.1
+"""The search gets at least this long, even when the matrices used up the budget, so that
+a first solution is possible; a solve can therefore overrun a tiny budget by this much."""
+
 
 def solve(
     model: ShipmentModel,
@@ -65,7 +69,10 @@ def solve(
     solve_started = time.monotonic()
     remaining = deadline - solve_started
     stop = StopCriterion(
-        deadline=deadline - min(_EVALUATION_MARGIN_S, 0.1 * max(remaining, 0.0)),
+        deadline=max(
+            deadline - min(_EVALUATION_MARGIN_S, 0.1 * max(remaining, 0.0)),
+            solve_started + _MIN_SEARCH_S,
+        ),
         search_mode=options.search_mode,
         should_stop=should_stop,
     )

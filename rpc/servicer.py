@@ -38,6 +38,7 @@ from engine.errors import (
     ExecutorShutdownError,
     FieldViolation,
     InvalidModelError,
+    NoSolutionError,
 )
 from engine.executor import SolveExecutor
 from engine.options import SolveOptions
@@ -119,6 +120,13 @@ def _error_status(exc: Exception, record: _CallRecord) -> grpc.Status:
         return _plain_status(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
     if isinstance(exc, _DeadlineTooShortError):
         return _plain_status(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+    if isinstance(exc, NoSolutionError):
+        code = {
+            "time_limit": grpc.StatusCode.DEADLINE_EXCEEDED,
+            "interrupted": grpc.StatusCode.CANCELLED,
+            "infeasible": grpc.StatusCode.FAILED_PRECONDITION,
+        }[exc.reason]
+        return _plain_status(code, str(exc))
     incident = uuid.uuid4().hex[:12]
     log.error("%s from %s failed (incident %s)", record.method, record.peer, incident, exc_info=exc)
     return internal_status(incident_id=incident)

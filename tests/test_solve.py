@@ -23,6 +23,7 @@ from engine import (
     VisitRequest,
     solve,
 )
+from engine.errors import NoSolutionError
 from engine.options import SearchMode
 from tests.builders import at, depot_vehicle, line_model, route_order, solve_checked
 from tests.checker import check_solution
@@ -389,3 +390,18 @@ def test_unknown_search_strategy_is_rejected():
     model = line_model(pts, [Shipment(deliveries=(at("a"),))], [depot_vehicle()])
     with pytest.raises(ValueError, match="first_solution_strategy 'FASTEST'"):
         solve(model, SolveOptions(first_solution_strategy="FASTEST"))
+
+
+def test_infeasible_vehicle_constraints_raise_no_solution():
+    """A break that cannot fit in the vehicle's only possible start and end: no routes exist at
+    all, not even empty ones, and the caller is told so instead of getting everything skipped."""
+    pts = {"depot": 0, "a": 10}
+    vehicle = depot_vehicle(
+        start_time_windows=(TimeWindow(0, 0),),
+        end_time_windows=(TimeWindow(0, 40),),
+        break_requests=(BreakRequest(50.0, 60.0, 30.0),),
+    )
+    model = line_model(pts, [Shipment(deliveries=(at("a"),), penalty_cost=1.0)], [vehicle])
+    with pytest.raises(NoSolutionError) as info:
+        solve(model, SolveOptions(time_limit_s=1))
+    assert info.value.reason == "infeasible"

@@ -30,6 +30,7 @@ import numpy.typing as npt
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.errors import NoSolutionError
 from engine.model import TimeWindow
 from engine.options import SearchMode
 from engine.problem import Problem, Window
@@ -430,10 +431,24 @@ class _Builder:
             count,
             time.monotonic() - started,
         )
-        n_vehicles = len(self.model.vehicles)
-        if assignment is None:
-            return [RoutePlan(vehicle=v) for v in range(n_vehicles)]
-        return [self._extract(assignment, v) for v in range(n_vehicles)]
+        if assignment is None or count == 0:
+            elapsed = time.monotonic() - started
+            if stop.interrupted:
+                raise NoSolutionError(
+                    "interrupted", "the solve was stopped before a first solution"
+                )
+            if stop.remaining_s() <= 0.01:
+                raise NoSolutionError(
+                    "time_limit",
+                    f"no solution within the time limit ({elapsed:.2f} s for the search); "
+                    "allow more time",
+                )
+            raise NoSolutionError(
+                "infeasible",
+                "the model admits no routes, even with every shipment skipped: check the "
+                "vehicles' time windows, duration limits and break requests against each other",
+            )
+        return [self._extract(assignment, v) for v in range(len(self.model.vehicles))]
 
     def _extract(self, assignment: pywrapcp.Assignment, v: int) -> RoutePlan:
         routing, manager, dim = self.routing, self.manager, self.time
