@@ -20,30 +20,68 @@ from geodata.errors import (
 )
 from geodata.geo import EARTH_RADIUS_M, haversine_m
 from geodata.layer import read_road_layer
+from geodata.matrix import (
+    MatrixInputError,
+    MatrixResult,
+    Seeds,
+    many_to_many,
+    many_to_many_seeded,
+    unreachable_pairs,
+)
 from geodata.network import BuildReport, RoadNetwork
 from geodata.osm import read_osm
+from geodata.paths import LegPath, leg_path, route_paths
+from geodata.polyline import PolylineError, decode_polyline, encode_polyline
 from geodata.profiles import CAR, HIGHWAY_CLASSES, PROFILES, TRUCK, Profile
+from geodata.road_matrix import road_matrix
+from geodata.snap import (
+    DEFAULT_MAX_SNAP_M,
+    SnapError,
+    SnappedPoint,
+    Snapper,
+    SnapResult,
+    SnapTooFarError,
+)
 from geodata.tags import parse_maxspeed
 
 __all__ = [
     "CAR",
     "DEFAULT_CACHE_DIR",
+    "DEFAULT_MAX_SNAP_M",
     "EARTH_RADIUS_M",
     "HIGHWAY_CLASSES",
     "PROFILES",
     "TRUCK",
     "BuildReport",
     "EmptyNetworkError",
+    "LegPath",
+    "MatrixInputError",
+    "MatrixResult",
+    "PolylineError",
     "Profile",
     "RoadDataNotFoundError",
     "RoadNetwork",
     "RoadNetworkError",
+    "Seeds",
+    "SnapError",
+    "SnapResult",
+    "SnapTooFarError",
+    "SnappedPoint",
+    "Snapper",
     "UnsupportedFormatError",
+    "decode_polyline",
+    "encode_polyline",
     "haversine_m",
+    "leg_path",
     "load_network",
+    "many_to_many",
+    "many_to_many_seeded",
     "parse_maxspeed",
     "read_osm",
     "read_road_layer",
+    "road_matrix",
+    "route_paths",
     "to_geodataframes",
     "to_networkx",
+    "unreachable_pairs",
 ]
