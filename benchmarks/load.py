@@ -1,0 +1,261 @@
+"""Load benchmark: start the server, then N concurrent gRPC clients send OptimizeTours.
+
+    python -m benchmarks.load --clients 4 --duration 30 --solve-timeout 2
+
+Starts ``python server.py --port 0 --osm none`` (geodesic travel; ``--osm embedded`` or a file
+for road travel) on 127.0.0.1, waits for ``routeopt listening on``, then ``--clients`` threads,
+each with its own channel, send random requests of ``--min-stops``–``--max-stops`` shipments
+(deliveries around Helsinki, 3–8 vans, time windows on some stops) for ``--duration`` seconds or
+until ``--max-requests`` in total. Reports throughput, p50/p95/p99 latency, counts by status
+code and the server's peak memory (its process tree's RSS, sampled every 0.1 s). Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CENTRE = (60.1699, 24.9384)
+
+
+def make_request(rng: random.Random, stops: int, timeout_s: float) -> Any:
+    """A random delivery day of ``stops`` shipments (geodesic travel: lat/lng only)."""
+    from google.protobuf import duration_pb2
+
+    from rpc.pb import route_optimization_service_pb2 as pb
+
+    req = pb.OptimizeToursRequest(label=f"load-{stops}")
+    req.timeout.CopyFrom(
+        duration_pb2.Duration(seconds=int(timeout_s), nanos=int(timeout_s % 1 * 1e9))
+    )
+    m = req.model
+    m.global_start_time.seconds = 1_700_000_000
+    m.global_end_time.seconds = 1_700_000_000 + 12 * 3600
+    for k in range(stops):
+        s = m.shipments.add(label=f"s{k}")
+        v = s.deliveries.add()
+        v.arrival_location.latitude = CENTRE[0] + rng.uniform(-0.05, 0.05)
+        v.arrival_location.longitude = CENTRE[1] + rng.uniform(-0.1, 0.1)
+        v.duration.seconds = rng.choice([120, 300, 600])
+        if rng.random() < 0.3:
+            start = 1_700_000_000 + rng.randrange(0, 8) * 3600
+            w = v.time_windows.add()
+            w.start_time.seconds = start
+            w.end_time.seconds = start + 3 * 3600
+        s.load_demands["weight"].amount = rng.randint(1, 20)
+    vans = max(3, min(8, stops // 25))
+    capacity = max(50, sum(s.load_demands["weight"].amount for s in m.shipments) // vans + 40)
+    for k in range(vans):
+        v = m.vehicles.add(label=f"van{k}")
+        v.start_location.latitude, v.start_location.longitude = CENTRE
+        v.end_location.latitude, v.end_location.longitude = CENTRE
+        v.load_limits["weight"].max_load = capacity
+        v.cost_per_kilometer = 1.0
+        v.cost_per_hour = 20.0
+    return req
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    codes: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _client(
+    target: str,
+    args: argparse.Namespace,
+    seed: int,
+    stop_at: float,
+    budget: list[int],
+    stats: Stats,
+) -> None:
+    import grpc
+
+    from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
+
+    rng = random.Random(seed)
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.RouteOptimizationStub(channel)
+        while time.monotonic() < stop_at:
+            with stats.lock:
+                if budget[0] <= 0:
+                    return
+                budget[0] -= 1
+            req = make_request(rng, rng.randint(args.min_stops, args.max_stops), args.solve_timeout)
+            started = time.perf_counter()
+            try:
+                stub.OptimizeTours(req, timeout=args.solve_timeout + args.deadline_slack)
+                code = "OK"
+            except grpc.RpcError as exc:
+                code = exc.code().name  # type: ignore[attr-defined]
+            elapsed = time.perf_counter() - started
+            with stats.lock:
+                stats.codes[code] += 1
+                if code == "OK":
+                    stats.latencies.append(elapsed)
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += p.memory_info().rss
+    return total
+
+
+def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
+    cmd = [
+        sys.executable,
+        str(REPO / "server.py"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--osm",
+        args.osm,
+        "--log-level",
+        "WARNING",
+    ]
+    if args.server_workers:
+        cmd += ["--workers", str(args.server_workers)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    deadline = time.monotonic() + args.startup_timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited with {proc.returncode}")
+            continue
+        match = re.search(r"routeopt listening on (\S+)", line)
+        if match:
+            return proc, match.group(1)
+    proc.terminate()
+    raise SystemExit(f"server not ready after {args.startup_timeout} s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--max-requests", type=int, default=1000)
+    parser.add_argument("--min-stops", type=int, default=50)
+    parser.add_argument("--max-stops", type=int, default=200)
+    parser.add_argument(
+        "--solve-timeout", type=float, default=2.0, help="OptimizeToursRequest.timeout (s)"
+    )
+    parser.add_argument(
+        "--deadline-slack",
+        type=float,
+        default=30.0,
+        help="call deadline = timeout + this (queueing included)",
+    )
+    parser.add_argument("--osm", default="none", help="server --osm (none: geodesic)")
+    parser.add_argument("--server-workers", type=int, default=0, help="server --workers")
+    parser.add_argument("--startup-timeout", type=float, default=180.0)
+    parser.add_argument("--json", type=Path, default=None, help="write the report here too")
+    args = parser.parse_args(argv)
+    if args.clients < 1 or args.clients > 256 or args.duration > 3600:
+        raise SystemExit("--clients in 1..256 and --duration at most 3600 s")
+
+    proc, target = start_server(args)
+    peak = [_tree_rss(proc.pid)]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stats = Stats()
+    budget = [args.max_requests]
+    started = time.monotonic()
+    stop_at = started + args.duration
+    threads = [
+        threading.Thread(target=_client, args=(target, args, 1000 + k, stop_at, budget, stats))
+        for k in range(args.clients)
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.monotonic() - started
+    finally:
+        done.set()
+        sampler.join()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    lat = stats.latencies
+    report = {
+        "target": target,
+        "osm": args.osm,
+        "clients": args.clients,
+        "stops": [args.min_stops, args.max_stops],
+        "solve_timeout_s": args.solve_timeout,
+        "wall_s": round(wall, 2),
+        "requests": sum(stats.codes.values()),
+        "ok": len(lat),
+        "throughput_ok_per_s": round(len(lat) / wall, 3) if wall else 0.0,
+        "latency_s": {
+            "p50": round(percentile(lat, 50), 3) if lat else None,
+            "p95": round(percentile(lat, 95), 3) if lat else None,
+            "p99": round(percentile(lat, 99), 3) if lat else None,
+            "mean": round(statistics.fmean(lat), 3) if lat else None,
+        },
+        "status_codes": dict(stats.codes),
+        "server_peak_rss_mib": round(peak[0] / 2**20, 1),
+        "server_exit_code": proc.returncode,
+    }
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
