@@ -1,24 +1,32 @@
 """numba kernels for many-to-many fastest paths on a CSR road graph (private; see geodata.matrix).
 
 Every kernel takes plain, already validated arrays and writes into caller-allocated buffers;
-:mod:`geodata.matrix` validates inputs once, normalises dtypes and dispatches. Expected dtypes
-(anything else compiles another specialisation, which warm-up does not cover):
+:mod:`geodata.matrix` validates inputs once, normalises dtypes and dispatches. It passes the input
+arrays read-only and always in these dtypes, so each kernel has exactly one compiled signature,
+the one :func:`geodata.matrix.warm_up` compiles:
 
-=================  =========  ===================================================================
-array              dtype      meaning
-=================  =========  ===================================================================
-``indptr``         int64      CSR row pointer, ``n + 1`` entries; edges of ``u`` are
-                              ``indptr[u]:indptr[u + 1]``
-``indices``        int32      edge target node
-``weight``         float64    edge travel time (s), finite, ``>= 0``
-``length``         float64    edge length (m), finite, ``>= 0``
-``*_ptr``          int64      ragged groups: group ``g`` owns rows ``ptr[g]:ptr[g + 1]``
-``*_node``         int32      seed / entry node
-``*_time``         float64    seed initial time / entry extra time (s)
-``*_dist``         float64    seed initial distance / entry extra distance (m)
-``target_mark``    bool       ``target_mark[v]`` iff ``v`` is the node of some target entry
-``ws_*``           see below  per-worker workspaces, shape ``(n_workers, n)``
-=================  =========  ===================================================================
+==================  =======  ====================================================================
+array               dtype    meaning
+==================  =======  ====================================================================
+``indptr``          int64    CSR row pointer, ``n + 1`` entries; edges of ``u`` are
+                             ``indptr[u]:indptr[u + 1]``
+``indices``         int32    edge target node
+``weight``          float64  edge travel time (s), finite, ``>= 0``
+``length``          float64  edge length (m), finite, ``>= 0``
+``*_ptr``           int64    ragged groups: group ``g`` owns rows ``ptr[g]:ptr[g + 1]``
+``*_node``          int32    seed / entry node
+``*_time``          float64  seed initial time / entry extra time (s)
+``*_dist``          float64  seed initial distance / entry extra distance (m)
+``target_mark``     bool     ``target_mark[v]`` iff ``v`` is the node of some target entry
+``ws_dist``,        float64  per-worker workspaces, shape ``(n_workers, n)``, any content
+``ws_dist_m``,
+``ws_heap_key``
+``ws_pos``,         int32    (idem)
+``ws_heap_node``,
+``ws_touched``
+``out_time``,       float64  results, shape ``(n_sources, n_targets)``
+``out_dist``
+==================  =======  ====================================================================
 
 Algorithm: one Dijkstra per source with an indexed 4-ary min-heap (decrease-key). Keys are kept
 next to the node ids in the heap arrays so that sifting touches only contiguous memory; ``pos``
@@ -26,11 +34,13 @@ maps a node to its heap slot (``-1`` never reached, ``-2`` settled). The length 
 path is carried along: it is updated only when the time strictly improves, so it is the length of
 the first-found fastest path. A search stops as soon as every target node is settled. Only nodes
 reached by a search are reset afterwards (the ``touched`` list), so the per-source cost does not
-include an O(n) clear.
+include an O(n) clear, and workspaces are allocated once per worker, not per source.
 
 Settled nodes need no test in the relaxation loop: a settled ``v`` has ``dist[v] <= du`` and
 ``du + w >= du`` for finite ``w >= 0`` in IEEE arithmetic, so ``du + w < dist[v]`` is false.
-No fastmath: ``inf`` is the "not reached" sentinel.
+No fastmath: ``inf`` is the "not reached" sentinel. Measured alternatives (2-/8-ary heaps, a lazy
+heap without decrease-key, packed edge/node records, int64 heap indices) are listed with their
+numbers in :mod:`benchmarks.matrix`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ weights). Real extracts are © OpenStreetMap contributors (ODbL).
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,7 +38,8 @@ from geodata.matrix import (
     warm_up,
 )
 
-MONACO = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm" / "monaco.osm.pbf"
+ROOT = Path(__file__).resolve().parents[1]
+MONACO = ROOT.parent / "shared" / "data" / "osm" / "monaco.osm.pbf"
 SETTINGS = settings(max_examples=60, deadline=None)
 
 
@@ -354,6 +358,23 @@ def test_threading_layer_is_pinned_to_a_threadsafe_one() -> None:
     if PARALLEL_THREADSAFE:
         run(grid(5), [0, 1], [2], threads=None)  # make sure the layer is started
         assert numba.threading_layer() in {"omp", "tbb"}
+
+
+def test_an_unsafe_threading_layer_falls_back_to_the_serial_kernel() -> None:
+    """With NUMBA_THREADING_LAYER=workqueue set by an operator, calls never start that layer."""
+    code = (
+        "from geodata import matrix, _numba_config as c\n"
+        "assert (c.THREADING_LAYER, c.PARALLEL_THREADSAFE) == ('workqueue', False)\n"
+        "r = matrix.many_to_many([0, 1, 1], [1], [2.0], [3.0], [0, 1, 0], [1], threads=None)\n"
+        "assert r.durations_s.tolist() == [[2.0], [0.0], [2.0]]\n"
+        "import numba.np.ufunc.parallel as p\n"
+        "assert not p._is_initialized\n"
+    )
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("threads", [1, 2, 1000, None])
