@@ -399,6 +399,8 @@ class _Builder:
         routing = self.routing
         params = self._parameters(stop)
         routing.CloseModelWithParameters(params)
+        # Closing the model can take a while on large models: the search gets what is left.
+        params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
         routing.AddSearchMonitor(self.solver.CustomLimit(stop.poll))
         started = time.monotonic()
         count = 0
