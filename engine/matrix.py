@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from engine.errors import FieldViolation, InvalidModelError
+from engine.errors import InvalidModelError
 from engine.geodesic import haversine_matrix_m
 from engine.model import LatLng, ShipmentModel, VisitRequest
 from engine.roads import RoadContext
@@ -153,20 +153,9 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
     unique, inverse = np.unique(coords.reshape(-1, 2), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     snaps = roads.snap(unique[:, 0], unique[:, 1])
-    too_far = {int(p) for p in np.flatnonzero(snaps.too_far)}
-    if too_far:
-        limit = roads.spec.max_snap_distance_m
-        raise InvalidModelError(
-            [
-                FieldViolation(
-                    path,
-                    f"is {snaps.distance_m[inverse[k]]:.0f} m from the nearest road of the "
-                    f"server's network (at most {limit:.0f} m)",
-                )
-                for k, (_, path, _) in enumerate(located)
-                if int(inverse[k]) in too_far
-            ]
-        )
+    off_road = roads.off_road_violations([path for _, path, _ in located], snaps, inverse)
+    if off_road:
+        raise InvalidModelError(off_road)
     result = roads.matrix(snaps)
     point = np.full(stops.size, -1, dtype=np.int64)
     for k, (stop, _, _) in enumerate(located):

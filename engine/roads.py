@@ -15,11 +15,14 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import numpy.typing as npt
 
+from engine.errors import FieldViolation
 from geodata import PROFILES, BuildReport, RoadNetwork, load_network
 from geodata.matrix import MatrixResult
 from geodata.road_matrix import road_matrix
@@ -99,6 +102,23 @@ class RoadContext:
 
     def snap(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> SnapResult:
         return self.snapper.snap(lat, lon, max_distance_m=self.spec.max_snap_distance_m)
+
+    def off_road_violations(
+        self, paths: Sequence[str], snaps: SnapResult, point: npt.ArrayLike
+    ) -> list[FieldViolation]:
+        """One violation per field ``paths[k]`` whose snapped point ``snaps[point[k]]`` is
+        farther from the network than the server allows."""
+        index = np.asarray(point, dtype=np.int64)
+        limit = self.spec.max_snap_distance_m
+        return [
+            FieldViolation(
+                path,
+                f"is {snaps.distance_m[i]:.0f} m from the nearest road of the server's network "
+                f"(at most {limit:.0f} m)",
+            )
+            for path, i in zip(paths, index.tolist(), strict=True)
+            if snaps.too_far[i]
+        ]
 
     def matrix(
         self, sources: SnapResult, targets: SnapResult | None = None, *, threads: int | None = 1

@@ -47,16 +47,9 @@ def compute_matrix(
         raise InvalidModelError(problems)
     snapped_src = roads.snap(src[:, 0], src[:, 1])
     snapped_dst = roads.snap(dst[:, 0], dst[:, 1])
-    limit = roads.spec.max_snap_distance_m
     for name, snaps in (("sources", snapped_src), ("destinations", snapped_dst)):
-        for k in np.flatnonzero(snaps.too_far):
-            problems.append(
-                FieldViolation(
-                    f"{name}[{k}]",
-                    f"is {snaps.distance_m[k]:.0f} m from the nearest road of the server's "
-                    f"network (at most {limit:.0f} m)",
-                )
-            )
+        paths = [f"{name}[{k}]" for k in range(len(snaps))]
+        problems.extend(roads.off_road_violations(paths, snaps, np.arange(len(snaps))))
     if problems:
         raise InvalidModelError(problems)
     result = roads.matrix(snapped_src, snapped_dst, threads=None)
