@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -50,6 +51,24 @@ from benchmarks.instances import (
 )
 
 SOLVERS = ("routeopt", "pyvrp", "vroom")
+"""Solver names; ``routeopt`` also takes variants: ``routeopt-ortools`` / ``routeopt-pyvrp``
+force a backend, ``-pN`` runs N parallel searches (``routeopt-p2``, ``routeopt-ortools-p2``)."""
+
+
+def routeopt_variant(name: str) -> tuple[str, int] | None:
+    """(backend, solver processes) of a routeopt solver name, None for another solver."""
+    parts = name.split("-")
+    if parts[0] != "routeopt":
+        return None
+    backend, processes = "auto", 1
+    for part in parts[1:]:
+        if part in ("auto", "ortools", "pyvrp"):
+            backend = part
+        elif re.fullmatch(r"p[1-9]\d*", part):
+            processes = int(part[1:])
+        else:
+            raise ValueError(f"unknown routeopt variant {part!r} in {name!r}")
+    return backend, processes
 
 
 @dataclass(frozen=True)
@@ -98,14 +117,19 @@ def run_job(job: Job) -> dict[str, Any]:
     checked = ["verify_routes"]
     try:
         started = time.perf_counter()
-        if job.solver == "routeopt":
+        variant = routeopt_variant(job.solver)
+        if variant is not None:
             from engine import SearchMode, SolveOptions, solve
             from tests.checker import check_solution
 
             model = to_model(data)
+            backend, processes = variant
             options = SolveOptions(
                 time_limit_s=job.time_limit_s,
                 search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+                backend=backend,
+                solver_processes=processes,
+                seed=job.seed,
             )
             solution = solve(model, options)
             row.time_s = time.perf_counter() - started
@@ -338,14 +362,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
-    unknown = set(solvers) - set(SOLVERS)
+    try:
+        variants = [routeopt_variant(s) for s in solvers]
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    unknown = {s for s, v in zip(solvers, variants, strict=True) if v is None} - set(SOLVERS)
     if unknown:
         raise SystemExit(f"unknown solvers {sorted(unknown)}; choose from {SOLVERS}")
     cores = os.cpu_count() or 1
-    if args.scheduler is None and args.workers > cores and not args.allow_shared_cores:
+    per_job = max((v[1] for v in variants if v is not None), default=1)
+    if args.scheduler is None and args.workers * per_job > cores and not args.allow_shared_cores:
         raise SystemExit(
-            f"--workers {args.workers} > {cores} cores: timed runs would share cores "
-            "(pass --allow-shared-cores to do it anyway)"
+            f"--workers {args.workers} × {per_job} processes per solve > {cores} cores: timed "
+            "runs would share cores (pass --allow-shared-cores to do it anyway)"
         )
     data_dir = data_dir_or_exit(args.data_dir)
     if args.set in UNSUPPORTED:
@@ -395,13 +424,14 @@ def main(argv: list[str] | None = None) -> int:
 def _versions(solvers: list[str]) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = {"routeopt": "ortools", "pyvrp": "pyvrp", "vroom": "pyvroom"}
+    packages = {"routeopt": ("ortools", "pyvrp"), "pyvrp": ("pyvrp",), "vroom": ("pyvroom",)}
+    names = sorted({p for s in solvers for p in packages[s.split("-")[0]]})
     out = []
-    for s in solvers:
+    for name in names:
         try:
-            out.append(f"{names[s]} {version(names[s])}")
+            out.append(f"{name} {version(name)}")
         except PackageNotFoundError:
-            out.append(f"{names[s]} ?")
+            out.append(f"{name} ?")
     return ", ".join(out)
 
 

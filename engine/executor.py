@@ -74,6 +74,7 @@ PRELOAD_MODULES: Final = (
     "engine",
     "engine.solve",
     "engine.backends.ortools_backend",
+    "engine.backends.pyvrp_backend",
     "engine.executor",
 )
 """Imported once by the forkserver so that every worker starts with them loaded."""

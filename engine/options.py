@@ -24,21 +24,31 @@ class SolveOptions:
 
     ``time_limit_s`` is the whole budget (matrices included); ``geodesic_meters_per_second``
     is the speed used for geodesic travel durations when the model has no client matrices.
-    ``first_solution_strategy`` and ``local_search_metaheuristic`` override the backend's
-    measured defaults (OR-Tools enum names such as ``"SAVINGS"`` or ``"GUIDED_LOCAL_SEARCH"``);
-    the backend rejects names it does not know.
+    ``backend``: ``"auto"`` (the best measured backend that supports the model, see
+    :mod:`engine.backends`), ``"ortools"`` or ``"pyvrp"``. ``first_solution_strategy`` and
+    ``local_search_metaheuristic`` override OR-Tools' measured defaults (enum names such as
+    ``"SAVINGS"`` or ``"GUIDED_LOCAL_SEARCH"``; unknown names are rejected); with ``auto`` they
+    select OR-Tools.
+
+    ``solver_processes`` > 1 runs a portfolio: that many searches in parallel processes
+    (different seeds or strategies), keeping the best solution. ``seed`` seeds the randomised
+    searches; with ``iteration_limit`` (PyVRP iterations, OR-Tools solutions) the same model,
+    seed and options give the same routes.
     """
 
     time_limit_s: float = 10.0
     search_mode: SearchMode = SearchMode.RETURN_FAST
     geodesic_meters_per_second: float = DEFAULT_GEODESIC_METERS_PER_SECOND
-    backend: str = "ortools"
+    backend: str = "auto"
     first_solution_strategy: str | None = None
     local_search_metaheuristic: str | None = None
     use_geodesic_distances: bool = False
     """Geodesic travel even when a road network is available."""
     populate_polylines: bool = False
     """Draw route geometry (road travel only)."""
+    solver_processes: int = 1
+    seed: int = 0
+    iteration_limit: int | None = None
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:
@@ -46,3 +56,9 @@ class SolveOptions:
         if not self.geodesic_meters_per_second > 0:
             speed = self.geodesic_meters_per_second
             raise ValueError(f"geodesic_meters_per_second must be positive, got {speed}")
+        if self.solver_processes < 1:
+            raise ValueError(f"solver_processes must be at least 1, got {self.solver_processes}")
+        if self.seed < 0:
+            raise ValueError(f"seed must not be negative, got {self.seed}")
+        if self.iteration_limit is not None and self.iteration_limit < 1:
+            raise ValueError(f"iteration_limit must be positive, got {self.iteration_limit}")

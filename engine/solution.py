@@ -146,6 +146,10 @@ class Solution:
     metrics: Metrics
     status: SolveStatus
     backend: str = ""
+    backend_reason: str = ""
+    """Why this backend solved the model (``auto``'s choice, or "requested")."""
+    solver_processes: int = 1
+    """Parallel searches that ran (a portfolio when > 1)."""
     matrix_source: str = ""
     matrix_time_s: float = 0.0
     solve_time_s: float = 0.0

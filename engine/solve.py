@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 
-from engine.backends import get_backend
+from engine.backends import BACKENDS, Backend, BackendChoice, choose_backend, get_backend
 from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.errors import NoSolutionError
 from engine.evaluate import build_solution
 from engine.matrix import build_stops, build_travel_matrices
 from engine.model import ShipmentModel
 from engine.options import SolveOptions
+from engine.portfolio import run_portfolio
 from engine.precheck import precheck
 from engine.problem import Problem
 from engine.roads import RoadContext
@@ -50,11 +53,7 @@ def solve(
     started = time.monotonic()
     deadline = started + options.time_limit_s
     check_model(model)
-    backend = get_backend(
-        options.backend,
-        first_solution_strategy=options.first_solution_strategy,
-        local_search_metaheuristic=options.local_search_metaheuristic,
-    )
+    _check_backend_options(options)
     stops = build_stops(model)
     travel = build_travel_matrices(
         model,
@@ -66,6 +65,7 @@ def solve(
     matrix_time = time.monotonic() - started
     problem = Problem.build(model, stops, travel)
     skip_reasons = precheck(problem)
+    choice = _choose(problem, options)
     solve_started = time.monotonic()
     remaining = deadline - solve_started
     stop = StopCriterion(
@@ -76,33 +76,144 @@ def solve(
         search_mode=options.search_mode,
         should_stop=should_stop,
     )
-    if any(problem.routable):
-        plans = backend.solve(problem, stop, on_progress)
-        status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
-    else:
-        plans = [RoutePlan(vehicle=v) for v in range(len(model.vehicles))]
-        status = SolveStatus.NOTHING_TO_ROUTE
-    solve_time = time.monotonic() - solve_started
     geometry = roads.network if roads is not None and options.populate_polylines else None
-    solution = build_solution(
-        problem,
-        plans,
-        skip_reasons,
-        status=status,
-        backend=backend.name,
-        matrix_time_s=matrix_time,
-        solve_time_s=solve_time,
-        solver_time_limit_s=max(0.0, remaining),
-        geometry_network=geometry,
-    )
+
+    def finish(plans: list[RoutePlan], status: SolveStatus, backend: str, reason: str) -> Solution:
+        return build_solution(
+            problem,
+            plans,
+            skip_reasons,
+            status=status,
+            backend=backend,
+            backend_reason=reason,
+            solver_processes=options.solver_processes,
+            matrix_time_s=matrix_time,
+            solve_time_s=time.monotonic() - solve_started,
+            solver_time_limit_s=max(0.0, remaining),
+            geometry_network=geometry,
+        )
+
+    if not any(problem.routable):
+        plans = [RoutePlan(vehicle=v) for v in range(len(model.vehicles))]
+        solution = finish(plans, SolveStatus.NOTHING_TO_ROUTE, choice.name, choice.reason)
+    else:
+        try:
+            if options.solver_processes == 1:
+                plans = _member(choice, options, 0).solve(problem, stop, on_progress)
+                status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
+                solution = finish(plans, status, choice.name, choice.reason)
+            else:
+                solution = _solve_portfolio(problem, options, choice, stop, on_progress, finish)
+        except NoSolutionError as exc:
+            if not (choice.fallback and exc.reason == "infeasible"):
+                raise
+            # PyVRP treats every mandatory shipment as required; OR-Tools can skip the ones
+            # that cannot be served together and report them.
+            log.info("%s found no feasible solution; falling back to ortools", choice.name)
+            choice = BackendChoice(
+                "ortools", f"auto: {choice.name} found no solution serving every mandatory shipment"
+            )
+            plans = _member(choice, options, 0).solve(problem, stop, on_progress)
+            status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
+            solution = finish(plans, status, choice.name, choice.reason)
     log.info(
-        "solved shipments=%d vehicles=%d status=%s cost=%.3f skipped=%d matrix=%.3fs solve=%.3fs",
+        "solved shipments=%d vehicles=%d status=%s backend=%s (%s) cost=%.3f skipped=%d "
+        "matrix=%.3fs solve=%.3fs",
         len(model.shipments),
         len(model.vehicles),
-        status.name,
+        solution.status.name,
+        solution.backend,
+        solution.backend_reason,
         solution.metrics.total_cost,
         len(solution.skipped_shipments),
-        matrix_time,
-        solve_time,
+        solution.matrix_time_s,
+        solution.solve_time_s,
     )
     return solution
+
+
+def _check_backend_options(options: SolveOptions) -> None:
+    """Reject unknown backends and options that do not apply, before any work is done."""
+    if options.backend not in BACKENDS:
+        raise ValueError(f"unknown backend {options.backend!r}; known: {', '.join(BACKENDS)}")
+    ortools_only = options.first_solution_strategy or options.local_search_metaheuristic
+    if ortools_only and options.backend == "pyvrp":
+        raise ValueError(
+            "first_solution_strategy and local_search_metaheuristic apply to backend 'ortools'"
+        )
+    if ortools_only:
+        get_backend(  # validates the enum names
+            "ortools",
+            first_solution_strategy=options.first_solution_strategy,
+            local_search_metaheuristic=options.local_search_metaheuristic,
+        )
+
+
+def _choose(problem: Problem, options: SolveOptions) -> BackendChoice:
+    if options.backend == "auto" and (
+        options.first_solution_strategy or options.local_search_metaheuristic
+    ):
+        return BackendChoice("ortools", "auto: OR-Tools search options were given")
+    return choose_backend(problem, options.backend)
+
+
+PYVRP_GIVE_UP_FRACTION = 0.5
+"""When ``auto`` chose PyVRP, it gives up after this fraction of the search time without a
+solution that serves every mandatory shipment, and OR-Tools gets the rest."""
+
+PORTFOLIO_ORTOOLS_STRATEGIES = (None, "PARALLEL_CHEAPEST_INSERTION", "SAVINGS", "CHRISTOFIDES")
+"""First-solution strategies of the OR-Tools members of a portfolio (None: the default)."""
+
+
+def _member(choice: BackendChoice, options: SolveOptions, i: int) -> Backend:
+    """Portfolio member ``i`` (member 0 is the single-process configuration)."""
+    if choice.name == "pyvrp":
+        return get_backend(
+            "pyvrp",
+            seed=options.seed + i,
+            iteration_limit=options.iteration_limit,
+            give_up_fraction=PYVRP_GIVE_UP_FRACTION if choice.fallback else None,
+        )
+    fss = options.first_solution_strategy
+    if i > 0 and fss is None:
+        strategies = PORTFOLIO_ORTOOLS_STRATEGIES
+        fss = strategies[i % len(strategies)]
+    return get_backend(
+        "ortools",
+        first_solution_strategy=fss,
+        local_search_metaheuristic=options.local_search_metaheuristic,
+        iteration_limit=options.iteration_limit,
+    )
+
+
+def _solve_portfolio(
+    problem: Problem,
+    options: SolveOptions,
+    choice: BackendChoice,
+    stop: StopCriterion,
+    on_progress: Callable[[Progress], None] | None,
+    finish: Callable[[list[RoutePlan], SolveStatus, str, str], Solution],
+) -> Solution:
+    """Run ``options.solver_processes`` members of the chosen backend in parallel; keep the
+    solution with the fewest skipped mandatory shipments, then the lowest cost (the first
+    member wins ties, so results are deterministic)."""
+    k = options.solver_processes
+    members = [_member(choice, options, i) for i in range(k)]
+    results = run_portfolio(members, problem, stop, on_progress)
+    status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
+    best: Solution | None = None
+    best_key: tuple[int, float] = (0, 0.0)
+    winner = -1
+    for r in results:
+        if r.plans is None:
+            continue
+        candidate = finish(r.plans, status, choice.name, choice.reason)
+        key = (candidate.metrics.skipped_mandatory_shipment_count, candidate.metrics.total_cost)
+        if best is None or key < best_key:
+            best, best_key, winner = candidate, key, r.index
+    if best is None:
+        errors = [r.error for r in results]
+        no_solution = [e for e in errors if isinstance(e, NoSolutionError)]
+        raise no_solution[0] if no_solution else (errors[0] or NoSolutionError("infeasible", ""))
+    reason = f"{choice.reason}; best of {k} parallel searches (member {winner} won)"
+    return dataclasses.replace(best, backend_reason=reason)

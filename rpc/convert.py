@@ -25,6 +25,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from google.type import latlng_pb2
 
+from engine.backends import BACKENDS
 from engine.errors import FieldViolation, InvalidModelError
 from engine.model import (
     DEFAULT_GLOBAL_END_TIME,
@@ -38,7 +39,7 @@ from engine.model import (
     Vehicle,
     VisitRequest,
 )
-from engine.options import SearchMode
+from engine.options import SearchMode, SolveOptions
 from engine.solution import AggregatedMetrics, Route, SkippedShipment, Solution, Transition, Visit
 from engine.validation import validate_model
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -90,6 +91,26 @@ class RequestSettings:
     geodesic_meters_per_second: float
     populate_polylines: bool
     use_geodesic_distances: bool = False
+    backend: str = "auto"
+    solver_processes: int = 0
+    """0: the server's default."""
+    random_seed: int = 0
+    iteration_limit: int | None = None
+
+    def solve_options(self, time_limit_s: float, default_solver_processes: int) -> SolveOptions:
+        """The engine options of this request with a time budget and the server's default
+        number of parallel searches."""
+        return SolveOptions(
+            time_limit_s=time_limit_s,
+            search_mode=self.search_mode,
+            geodesic_meters_per_second=self.geodesic_meters_per_second,
+            use_geodesic_distances=self.use_geodesic_distances,
+            populate_polylines=self.populate_polylines,
+            backend=self.backend,
+            solver_processes=self.solver_processes or default_solver_processes,
+            seed=self.random_seed,
+            iteration_limit=self.iteration_limit,
+        )
 
 
 # -- well-known types --------------------------------------------------------------------------
@@ -262,6 +283,20 @@ class _Converter:
                 self.add(
                     "geodesic_meters_per_second", f"must be a positive finite number, got {value}"
                 )
+        solver = request.solver
+        backend = solver.backend or "auto"
+        if backend not in BACKENDS:
+            self.add("solver.backend", f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        if solver.solver_processes < 0:
+            self.add(
+                "solver.solver_processes", f"must not be negative, got {solver.solver_processes}"
+            )
+        if solver.random_seed < 0:
+            self.add("solver.random_seed", f"must not be negative, got {solver.random_seed}")
+        if solver.iteration_limit < 0:
+            self.add(
+                "solver.iteration_limit", f"must not be negative, got {solver.iteration_limit}"
+            )
         return RequestSettings(
             timeout_s=timeout_s,
             search_mode=search_mode or SearchMode.RETURN_FAST,
@@ -270,6 +305,10 @@ class _Converter:
             geodesic_meters_per_second=speed,
             populate_polylines=request.populate_polylines,
             use_geodesic_distances=request.use_geodesic_distances,
+            backend=backend,
+            solver_processes=max(0, solver.solver_processes),
+            random_seed=max(0, solver.random_seed),
+            iteration_limit=solver.iteration_limit if solver.iteration_limit > 0 else None,
         )
 
     # -- model --
@@ -512,6 +551,8 @@ def solution_to_response(solution: Solution, *, request_label: str) -> pb.Optimi
     info = response.solve_info
     info.status = pb.SolveInfo.Status.Value(solution.status.name)
     info.backend = solution.backend
+    info.backend_reason = solution.backend_reason
+    info.solver_processes = solution.solver_processes
     info.matrix_source = solution.matrix_source
     info.matrix_duration.CopyFrom(seconds_to_duration(solution.matrix_time_s))
     info.solve_duration.CopyFrom(seconds_to_duration(solution.solve_time_s))

@@ -73,6 +73,10 @@ class ServerConfig:
     profile: str = "car"
     max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
     road_cache_dir: str | None = None
+    solver_processes: int = 1
+    """Parallel searches per solve when the request does not say (a portfolio when > 1)."""
+    max_solver_processes: int = os.cpu_count() or 1
+    """Most parallel searches a request may ask for."""
 
     def road_spec(self) -> RoadSpec | None:
         """What to load for road travel, or None when the server runs without roads."""
@@ -151,6 +155,21 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         help="solves that may wait for a worker; beyond: RESOURCE_EXHAUSTED (default: 2×workers)",
     )
     parser.add_argument(
+        "--solver-processes",
+        type=_positive_int,
+        default=defaults.solver_processes,
+        metavar="N",
+        help="parallel searches per solve when the request sets none (best of N; each is a "
+        "process, so workers × N should not exceed the cores)",
+    )
+    parser.add_argument(
+        "--max-solver-processes",
+        type=_positive_int,
+        default=defaults.max_solver_processes,
+        metavar="N",
+        help="most parallel searches a request may ask for (default: CPU count)",
+    )
+    parser.add_argument(
         "--default-timeout",
         type=_positive_float,
         default=defaults.default_timeout_s,
@@ -221,6 +240,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         profile=args.profile,
         max_snap_distance_m=args.max_snap_distance,
         road_cache_dir=args.road_cache_dir,
+        solver_processes=args.solver_processes,
+        max_solver_processes=max(args.max_solver_processes, args.solver_processes),
     )
 
 
@@ -253,6 +274,8 @@ def build_server(
         default_timeout_s=config.default_timeout_s,
         default_geodesic_meters_per_second=config.geodesic_meters_per_second,
         roads=roads,
+        solver_processes=config.solver_processes,
+        max_solver_processes=config.max_solver_processes,
     )
     pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()

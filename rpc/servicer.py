@@ -41,7 +41,6 @@ from engine.errors import (
     NoSolutionError,
 )
 from engine.executor import SolveExecutor
-from engine.options import SolveOptions
 from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
 from rpc.convert import request_to_engine, solution_to_response, violations_to_validation_errors
@@ -158,9 +157,17 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         default_timeout_s: float,
         default_geodesic_meters_per_second: float,
         roads: RoadContext | None = None,
+        solver_processes: int = 1,
+        max_solver_processes: int = 1,
     ) -> None:
         if not default_timeout_s > 0:
             raise ValueError(f"default_timeout_s must be positive, got {default_timeout_s}")
+        if not 1 <= solver_processes <= max(max_solver_processes, 1):
+            raise ValueError(
+                f"solver_processes must be in [1, {max_solver_processes}], got {solver_processes}"
+            )
+        self._solver_processes = solver_processes
+        self._max_solver_processes = max_solver_processes
         self._executor = executor
         self._default_timeout = default_timeout_s
         self._default_speed = default_geodesic_meters_per_second
@@ -204,19 +211,20 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
             response = pb.OptimizeToursResponse(request_label=request.label)
             response.validation_errors.extend(violations_to_validation_errors(exc.violations))
             return response
+        if settings.solver_processes > self._max_solver_processes:
+            violation = FieldViolation(
+                "solver.solver_processes",
+                f"at most {self._max_solver_processes} on this server "
+                f"(--max-solver-processes), got {settings.solver_processes}",
+            )
+            raise InvalidModelError((violation,))
         if validate_only:
             record.outcome = "validate_only violations=0"
             return pb.OptimizeToursResponse(request_label=settings.label)
 
         requested = settings.timeout_s if settings.timeout_s is not None else self._default_timeout
         budget = self._time_budget(requested, context)
-        options = SolveOptions(
-            time_limit_s=budget,
-            search_mode=settings.search_mode,
-            geodesic_meters_per_second=settings.geodesic_meters_per_second,
-            use_geodesic_distances=settings.use_geodesic_distances,
-            populate_polylines=settings.populate_polylines,
-        )
+        options = settings.solve_options(budget, self._solver_processes)
         job = self._executor.submit(model, options)
         wake = threading.Event()
         job.add_done_callback(lambda _: wake.set())

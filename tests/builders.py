@@ -62,12 +62,15 @@ def solve_checked(
     time_limit_s: float = 2.0,
     search_mode: SearchMode = SearchMode.RETURN_FAST,
     geodesic_meters_per_second: float = 10.0,
+    **options_kwargs: Any,
 ) -> Solution:
-    """Solve and run the independent checker on the result."""
+    """Solve and run the independent checker on the result; ``options_kwargs`` go to
+    :class:`SolveOptions` (``backend``, ``solver_processes``, ``seed``, ...)."""
     options = SolveOptions(
         time_limit_s=time_limit_s,
         search_mode=search_mode,
         geodesic_meters_per_second=geodesic_meters_per_second,
+        **options_kwargs,
     )
     solution = solve(model, options)
     check_solution(model, solution, geodesic_meters_per_second=geodesic_meters_per_second)

@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ORTOOLS_MODULE = "engine/backends/ortools_backend.py"
+PYVRP_MODULE = "engine/backends/pyvrp_backend.py"
+PRODUCT = {"engine", "geodata", "rpc", "server.py"}
 
 
 def python_files() -> list[Path]:
@@ -62,3 +64,14 @@ def test_the_checker_is_independent_of_engine_internals():
     allowed = {"engine.model", "engine.solution"}
     used = {m for m in imported_modules(ROOT / "tests" / "checker.py") if top(m) == "engine"}
     assert used <= allowed, used
+
+
+def test_only_the_pyvrp_backend_imports_pyvrp_in_the_product():
+    """benchmarks/ runs PyVRP as a peer; inside the product only the backend touches it."""
+    product = [p for p in python_files() if p.relative_to(ROOT).parts[0] in PRODUCT]
+    importers = sorted(
+        str(p.relative_to(ROOT))
+        for p in product
+        if any(top(m) == "pyvrp" for m in imported_modules(p))
+    )
+    assert importers == [PYVRP_MODULE]

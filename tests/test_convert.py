@@ -178,6 +178,9 @@ def test_settings_set() -> None:
         geodesic_meters_per_second=12.5,
         populate_polylines=True,
         use_geodesic_distances=True,
+        solver=pb.SolverSettings(
+            backend="pyvrp", solver_processes=2, random_seed=9, iteration_limit=500
+        ),
     )
     _, settings = convert(request)
     assert settings == RequestSettings(
@@ -188,7 +191,40 @@ def test_settings_set() -> None:
         geodesic_meters_per_second=12.5,
         populate_polylines=True,
         use_geodesic_distances=True,
+        backend="pyvrp",
+        solver_processes=2,
+        random_seed=9,
+        iteration_limit=500,
     )
+    options = settings.solve_options(3.0, default_solver_processes=1)
+    assert (options.backend, options.solver_processes, options.seed, options.iteration_limit) == (
+        "pyvrp",
+        2,
+        9,
+        500,
+    )
+    assert settings.solve_options(3.0, 1).time_limit_s == 3.0
+
+
+def test_solver_settings_default_to_the_server() -> None:
+    _, settings = convert(pb.OptimizeToursRequest())
+    options = settings.solve_options(5.0, default_solver_processes=3)
+    assert (options.backend, options.solver_processes, options.iteration_limit) == ("auto", 3, None)
+
+
+@pytest.mark.parametrize(
+    ("solver", "path"),
+    [
+        (pb.SolverSettings(backend="gurobi"), "solver.backend"),
+        (pb.SolverSettings(solver_processes=-1), "solver.solver_processes"),
+        (pb.SolverSettings(random_seed=-5), "solver.random_seed"),
+        (pb.SolverSettings(iteration_limit=-1), "solver.iteration_limit"),
+    ],
+)
+def test_bad_solver_settings_name_the_field(solver: pb.SolverSettings, path: str) -> None:
+    with pytest.raises(InvalidModelError) as info:
+        convert(pb.OptimizeToursRequest(solver=solver))
+    assert [v.field for v in info.value.violations] == [path]
 
 
 def test_zero_timeout_is_rejected() -> None:
@@ -764,6 +800,9 @@ def test_seconds_to_duration(value: float, seconds: int, nanos: int) -> None:
     assert seconds_to_duration(value) == dur(seconds, nanos)
 
 
+REASON = "auto: pyvrp cannot express vehicle breaks (model.vehicles[0].break_rule)"
+
+
 def hand_built_solution() -> Solution:
     t = 1_700_000_000.0
     metrics = AggregatedMetrics(
@@ -874,6 +913,8 @@ def hand_built_solution() -> Solution:
         ),
         status=SolveStatus.INTERRUPTED,
         backend="ortools",
+        backend_reason=REASON,
+        solver_processes=2,
         matrix_source="geodesic",
         matrix_time_s=0.012,
         solve_time_s=4.5,
@@ -1008,6 +1049,8 @@ def test_solution_to_response_maps_every_field() -> None:
         solve_info=pb.SolveInfo(
             status=pb.SolveInfo.INTERRUPTED,
             backend="ortools",
+            backend_reason=REASON,
+            solver_processes=2,
             matrix_source="geodesic",
             matrix_duration=dur(0, 12_000_000),
             solve_duration=dur(4, 500_000_000),

@@ -18,9 +18,11 @@ from tests.bruteforce import brute_force_optimum
 from tests.builders import solve_checked
 
 
-def random_tiny_model(seed: int) -> ShipmentModel:
+def random_tiny_model(seed: int, *, pyvrp_compatible: bool = False) -> ShipmentModel:
     """Up to 6 visits, 2 vehicles from two depots: capacities, windows, a pickup-and-delivery
-    pair, optional shipments, fixed and per-km costs, a distance limit."""
+    pair, optional shipments, fixed and per-km costs, a distance limit. With
+    ``pyvrp_compatible`` the distance-limited vehicle has no per-hour travel cost (PyVRP limits
+    the distance only where travel costs are purely per kilometer)."""
     rng = np.random.default_rng(seed)
     n_points = 8
     xy = rng.integers(0, 100, size=(n_points, 2))
@@ -61,7 +63,7 @@ def random_tiny_model(seed: int) -> ShipmentModel:
             end_tags=(tags[1],),
             load_limits={"kg": 8},
             cost_per_kilometer=1500.0,
-            cost_per_traveled_hour=3600.0,
+            cost_per_traveled_hour=0.0 if pyvrp_compatible else 3600.0,
             route_distance_limit_m=float(rng.integers(150, 400)),
         ),
     ]
@@ -82,4 +84,21 @@ def test_engine_matches_brute_force_optimum(seed):
     solution = solve_checked(
         model, time_limit_s=1.0, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME
     )
+    assert solution.backend == "ortools"  # a per-hour travel cost beside a distance limit
+    assert solution.metrics.total_cost == pytest.approx(optimum, rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("backend", ["pyvrp", "ortools"])
+def test_each_backend_matches_brute_force_optimum(seed, backend):
+    model = random_tiny_model(seed, pyvrp_compatible=True)
+    optimum = brute_force_optimum(model)
+    solution = solve_checked(
+        model,
+        time_limit_s=1.0,
+        search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+        backend=backend,
+        iteration_limit=3000 if backend == "pyvrp" else None,
+    )
+    assert solution.backend == backend
     assert solution.metrics.total_cost == pytest.approx(optimum, rel=1e-9, abs=1e-6)

@@ -363,7 +363,8 @@ def test_solve_example_request(server: ServerProcess) -> None:
     assert not response.validation_errors
     solution = check_response(request, response)
     assert solution.status is SolveStatus.SOLVED
-    assert solution.backend == "ortools"
+    assert solution.backend == "ortools"  # the example has a break, which PyVRP cannot express
+    assert "model.vehicles[0].break_rule" in response.solve_info.backend_reason
     served = {v.shipment_index for r in solution.routes for v in r.visits}
     skipped = {s.index for s in solution.skipped_shipments}
     assert served | skipped == set(range(len(request.model.shipments)))
@@ -410,10 +411,25 @@ def _several_problems(r: pb.OptimizeToursRequest) -> None:
     r.model.vehicles[0].travel_duration_multiple = -1.0
 
 
+def _force_pyvrp(r: pb.OptimizeToursRequest) -> None:
+    r.solver.backend = "pyvrp"
+
+
+def _unknown_backend(r: pb.OptimizeToursRequest) -> None:
+    r.solver.backend = "cplex"
+
+
+def _too_many_processes(r: pb.OptimizeToursRequest) -> None:
+    r.solver.solver_processes = 64
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
         (_negative_timeout, ["timeout"]),
+        (_force_pyvrp, ["model.vehicles[0].break_rule"]),
+        (_unknown_backend, ["solver.backend"]),
+        (_too_many_processes, ["solver.solver_processes"]),
         (_bad_latitude, ["model.vehicles[1].start_location.latitude"]),
         (_reversed_window, ["model.shipments[0].deliveries[0].time_windows[0]"]),
         (
@@ -425,7 +441,15 @@ def _several_problems(r: pb.OptimizeToursRequest) -> None:
             ],
         ),
     ],
-    ids=["negative-timeout", "bad-latitude", "reversed-window", "several"],
+    ids=[
+        "negative-timeout",
+        "pyvrp-with-breaks",
+        "unknown-backend",
+        "too-many-processes",
+        "bad-latitude",
+        "reversed-window",
+        "several",
+    ],
 )
 def test_invalid_request_gets_field_violations(
     server: ServerProcess, mutate: object, expected: list[str]
@@ -443,6 +467,27 @@ def test_invalid_request_gets_field_violations(
             fields,
         )
     assert "Traceback" not in error.details()  # type: ignore[attr-defined]
+
+
+def test_portfolio_request_runs_parallel_searches(server: ServerProcess) -> None:
+    request = city_request(60, timeout_s=3)
+    request.solver.solver_processes = 2
+    response = server.stub.OptimizeTours(request, timeout=30)
+    solution = check_response(request, response)
+    info = response.solve_info
+    assert (info.backend, info.solver_processes) == ("pyvrp", 2)
+    assert "best of 2 parallel searches" in info.backend_reason
+    assert solution.metrics.skipped_mandatory_shipment_count == 0
+
+
+def test_seeded_iteration_limited_requests_repeat_exactly(server: ServerProcess) -> None:
+    request = city_request(40, timeout_s=20)
+    request.solver.random_seed = 3
+    request.solver.iteration_limit = 200
+    first = server.stub.OptimizeTours(request, timeout=30)
+    second = server.stub.OptimizeTours(request, timeout=30)
+    check_response(request, first)
+    assert list(first.routes) == list(second.routes)
 
 
 def test_still_serving_after_bad_requests(server: ServerProcess) -> None:

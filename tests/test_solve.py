@@ -38,7 +38,9 @@ def reasons(solution, shipment: int) -> set[SkipReasonCode]:
     raise AssertionError(f"shipment {shipment} is not skipped")
 
 
-def test_single_vehicle_visits_in_line_order():
+def test_single_vehicle_tour_on_a_line_is_optimal():
+    """Every tour that turns back once (out to c, back through the others or the reverse) costs
+    60; no tour is shorter."""
     pts = {"depot": 0, "a": 10, "b": 20, "c": 30}
     model = line_model(
         pts,
@@ -46,8 +48,7 @@ def test_single_vehicle_visits_in_line_order():
         [depot_vehicle(cost_per_kilometer=1000.0)],
     )
     sol = solve_checked(model)
-    assert route_order(sol, 0) in ([(1, False), (2, False), (0, False)],
-                                   [(0, False), (2, False), (1, False)])  # fmt: skip
+    assert len(sol.routes[0].visits) == 3
     assert sol.metrics.aggregated_route_metrics.travel_distance_m == pytest.approx(60)
     assert sol.metrics.total_cost == pytest.approx(60.0)
     assert sol.status == SolveStatus.SOLVED

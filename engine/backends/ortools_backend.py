@@ -74,9 +74,11 @@ class OrToolsBackend:
         self,
         first_solution_strategy: str | None = None,
         local_search_metaheuristic: str | None = None,
+        solution_limit: int | None = None,
     ) -> None:
         self.first_solution_strategy = first_solution_strategy
         self.local_search_metaheuristic = local_search_metaheuristic
+        self.solution_limit = solution_limit
         if first_solution_strategy:
             _enum_value(_FSS, first_solution_strategy, "first_solution_strategy")
         if local_search_metaheuristic:
@@ -89,7 +91,7 @@ class OrToolsBackend:
         on_progress: Callable[[Progress], None] | None = None,
     ) -> list[RoutePlan]:
         built = _Builder(problem, self.first_solution_strategy, self.local_search_metaheuristic)
-        return built.run(stop, on_progress)
+        return built.run(stop, on_progress, self.solution_limit)
 
 
 class _Builder:
@@ -394,23 +396,35 @@ class _Builder:
         return params
 
     def run(
-        self, stop: StopCriterion, on_progress: Callable[[Progress], None] | None
+        self,
+        stop: StopCriterion,
+        on_progress: Callable[[Progress], None] | None,
+        solution_limit: int | None = None,
     ) -> list[RoutePlan]:
         routing = self.routing
         params = self._parameters(stop)
+        if solution_limit is not None:
+            params.solution_limit = solution_limit
         routing.CloseModelWithParameters(params)
         # Closing the model can take a while on large models: the search gets what is left.
         params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
         routing.AddSearchMonitor(self.solver.CustomLimit(stop.poll))
         started = time.monotonic()
         count = 0
+        improving = 0
+        best = float("inf")
 
         def at_solution() -> None:
-            nonlocal count
+            # Called for every solution the search accepts; guided local search accepts worse
+            # ones too, so only improvements on the best so far are reported.
+            nonlocal count, improving, best
             count += 1
-            if on_progress is not None:
-                objective = routing.CostVar().Value() / COST_SCALE
-                on_progress(Progress(time.monotonic() - started, objective, count))
+            objective = routing.CostVar().Value() / COST_SCALE
+            if objective < best:
+                best = objective
+                improving += 1
+                if on_progress is not None:
+                    on_progress(Progress(time.monotonic() - started, objective, improving))
 
         routing.AddAtSolutionCallback(at_solution)
         assignment = routing.SolveWithParameters(params)

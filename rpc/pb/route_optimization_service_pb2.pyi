@@ -236,6 +236,7 @@ class OptimizeToursRequest(_message.Message):
     USE_GEODESIC_DISTANCES_FIELD_NUMBER: _builtins.int
     GEODESIC_METERS_PER_SECOND_FIELD_NUMBER: _builtins.int
     POPULATE_POLYLINES_FIELD_NUMBER: _builtins.int
+    SOLVER_FIELD_NUMBER: _builtins.int
     search_mode: Global___OptimizeToursRequest.SearchMode.ValueType
     """How to use the time budget."""
     solving_mode: Global___OptimizeToursRequest.SolvingMode.ValueType
@@ -270,6 +271,10 @@ class OptimizeToursRequest(_message.Message):
         less a safety margin, caps it.
         """
 
+    @_builtins.property
+    def solver(self) -> Global___SolverSettings:
+        """routeopt only: which solver backend runs and how. Unset: the defaults."""
+
     def __init__(
         self,
         *,
@@ -281,16 +286,64 @@ class OptimizeToursRequest(_message.Message):
         use_geodesic_distances: _builtins.bool = ...,
         geodesic_meters_per_second: _builtins.float | None = ...,
         populate_polylines: _builtins.bool = ...,
+        solver: Global___SolverSettings | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "model", b"model", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "model", b"model", "solver", b"solver", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "model", b"model", "populate_polylines", b"populate_polylines", "search_mode", b"search_mode", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "model", b"model", "populate_polylines", b"populate_polylines", "search_mode", b"search_mode", "solver", b"solver", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["geodesic_meters_per_second"]  # noqa: Y015
     _WhichOneofArgType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__geodesic_meters_per_second) -> _WhichOneofReturnType__geodesic_meters_per_second | None: ...
 
 Global___OptimizeToursRequest: _TypeAlias = OptimizeToursRequest  # noqa: Y015
+
+@_typing.final
+class SolverSettings(_message.Message):
+    """routeopt only: solver settings of a request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    SOLVER_PROCESSES_FIELD_NUMBER: _builtins.int
+    RANDOM_SEED_FIELD_NUMBER: _builtins.int
+    ITERATION_LIMIT_FIELD_NUMBER: _builtins.int
+    backend: _builtins.str
+    """Solver backend: "auto" (or empty) picks, among the backends that support
+    every feature the model uses, the one with the best measured routes
+    (PyVRP, else OR-Tools; the choice and its reason are reported in
+    `SolveInfo`). "ortools" or "pyvrp" force one; forcing a backend that
+    cannot express the model is an INVALID_ARGUMENT naming the field.
+    """
+    solver_processes: _builtins.int
+    """Number of parallel searches (a portfolio of seeds or strategies; the best
+    solution wins). 0: the server's default (`--solver-processes`). Must not
+    exceed the server's `--max-solver-processes`.
+    """
+    random_seed: _builtins.int
+    """Seed of the randomised searches; must not be negative. Member i of a
+    portfolio uses random_seed + i.
+    """
+    iteration_limit: _builtins.int
+    """If positive, each search stops after this many iterations (PyVRP) or
+    solutions (OR-Tools), or at the timeout, whichever comes first. With the
+    same request and seed, the routes are then the same on every call.
+    """
+    def __init__(
+        self,
+        *,
+        backend: _builtins.str = ...,
+        solver_processes: _builtins.int = ...,
+        random_seed: _builtins.int = ...,
+        iteration_limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "iteration_limit", b"iteration_limit", "random_seed", b"random_seed", "solver_processes", b"solver_processes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SolverSettings: _TypeAlias = SolverSettings  # noqa: Y015
 
 @_typing.final
 class OptimizeToursResponse(_message.Message):
@@ -463,6 +516,8 @@ class SolveInfo(_message.Message):
     MATRIX_DURATION_FIELD_NUMBER: _builtins.int
     SOLVE_DURATION_FIELD_NUMBER: _builtins.int
     SOLVER_TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    BACKEND_REASON_FIELD_NUMBER: _builtins.int
+    SOLVER_PROCESSES_FIELD_NUMBER: _builtins.int
     status: Global___SolveInfo.Status.ValueType
     backend: _builtins.str
     """Solver backend that produced the routes (for example "ortools")."""
@@ -470,6 +525,13 @@ class SolveInfo(_message.Message):
     """Where travel durations and distances came from: "matrices" (the
     client's), "road" (the server's road network) or "geodesic".
     """
+    backend_reason: _builtins.str
+    """Why `backend` solved the request, for example "auto: supports every
+    feature of the model" or "auto: pyvrp cannot express vehicle breaks
+    (model.vehicles[0].break_rule)".
+    """
+    solver_processes: _builtins.int
+    """Number of parallel searches that ran (see SolverSettings)."""
     @_builtins.property
     def matrix_duration(self) -> _duration_pb2.Duration:
         """Wall time spent building the travel matrices."""
@@ -491,10 +553,12 @@ class SolveInfo(_message.Message):
         matrix_duration: _duration_pb2.Duration | None = ...,
         solve_duration: _duration_pb2.Duration | None = ...,
         solver_time_limit: _duration_pb2.Duration | None = ...,
+        backend_reason: _builtins.str = ...,
+        solver_processes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["matrix_duration", b"matrix_duration", "solve_duration", b"solve_duration", "solver_time_limit", b"solver_time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "matrix_duration", b"matrix_duration", "matrix_source", b"matrix_source", "solve_duration", b"solve_duration", "solver_time_limit", b"solver_time_limit", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backend_reason", b"backend_reason", "matrix_duration", b"matrix_duration", "matrix_source", b"matrix_source", "solve_duration", b"solve_duration", "solver_processes", b"solver_processes", "solver_time_limit", b"solver_time_limit", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

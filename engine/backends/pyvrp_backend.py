@@ -1,0 +1,555 @@
+"""PyVRP backend (iterated local search). The only module of the project that imports pyvrp.
+
+The integer problem maps onto PyVRP's data model as follows:
+
+- locations: the visit stops of routable shipments, then a start and an end depot per vehicle
+  type; identical vehicles (every field but the label) form one vehicle type;
+- a delivery-only (pickup-only) shipment is a client with a delivery (pickup) amount; several
+  alternatives form a mutually exclusive client group; a pickup-and-delivery shipment is a
+  PyVRP shipment. Delivery-only goods are on board from the start and pickup-only goods stay
+  to the end, as in the engine;
+- optional shipments are optional clients whose prize is the scaled ``penalty_cost``;
+- costs: each profile's "distance" matrix is the scaled arc cost (``cost_per_kilometer`` and
+  ``cost_per_traveled_hour``; travel time when no vehicle has any cost, as in the OR-Tools
+  backend), so ``unit_distance_cost`` is 1; ``cost_per_hour`` is ``unit_duration_cost`` per
+  second of route duration; fixed costs as they are. One scale factor turns currency into
+  integers (:func:`_cost_scale`). A vehicle's distance limit becomes a limit on its arc cost
+  (only offered for purely per-kilometer travel costs, see :mod:`engine.backends.features`);
+- time: the engine's integer seconds; vehicle start window → ``tw_early``/``start_late``, end
+  window → ``tw_late``; duration limit → ``shift_duration``; distance limit → ``max_distance``.
+
+The features PyVRP cannot express are listed in :data:`UNSUPPORTED`; the engine does not pick
+this backend for a model that uses one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
+import pyvrp
+from pyvrp.exceptions import PenaltyBoundWarning
+
+from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.errors import NoSolutionError
+from engine.options import SearchMode
+from engine.problem import Problem
+from engine.units import COST_SCALE, floor_int
+
+__all__ = ["UNSUPPORTED", "PyVRPBackend"]
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+UNSUPPORTED = frozenset(
+    {
+        "pair_alternatives",
+        "multiple_time_windows",
+        "soft_time_windows",
+        "multiple_vehicle_time_windows",
+        "late_end_window_start",
+        "breaks",
+        "allowed_vehicles",
+        "distance_limit_with_time_cost",
+    }
+)
+"""Features (:mod:`engine.backends.features`) this backend cannot express."""
+
+_MAX_TOTAL_SCALED = 1e13
+"""Upper bound for any total cost after scaling (PyVRP adds penalties on top in int64)."""
+
+RETURN_FAST_NO_IMPROVEMENT = 2_000
+"""In RETURN_FAST mode the search stops after this many iterations without improvement."""
+
+
+INTERRUPT_GRACE_S = 0.5
+"""After an external stop, how long the search may go on to find a first feasible solution."""
+
+
+@dataclass
+class _Type:
+    vehicles: list[int]
+    profile: int
+    start_loc: int = -1
+    end_loc: int = -1
+
+
+@dataclass
+class _Data:
+    data: pyvrp.ProblemData
+    scale: _Scale
+    location_stop: list[int]
+    """Our stop index of each PyVRP location (depots: the representative vehicle's stop)."""
+    client_stop: list[int]
+    shipment_stops: list[tuple[int, int]]
+    types: list[_Type]
+    notes: list[str] = field(default_factory=list)
+
+
+class PyVRPBackend:
+    """Solves a :class:`Problem` with PyVRP's iterated local search.
+
+    ``seed`` seeds PyVRP's random number stream; with ``iteration_limit`` the result is fully
+    determined by the problem and the seed. With ``give_up_fraction``, the search stops once
+    that fraction of its time has passed without a feasible solution (so that another backend
+    can take over).
+    """
+
+    name = "pyvrp"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        iteration_limit: int | None = None,
+        give_up_fraction: float | None = None,
+    ) -> None:
+        self.seed = seed
+        self.iteration_limit = iteration_limit
+        self.give_up_fraction = give_up_fraction
+
+    def solve(
+        self,
+        problem: Problem,
+        stop: StopCriterion,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> list[RoutePlan]:
+        built = _build(problem)
+        n_vehicles = len(problem.model.vehicles)
+        started = time.monotonic()
+        criterion = _Stop(stop, built.scale.prizes, started, on_progress, self.iteration_limit)
+        if stop.search_mode == SearchMode.RETURN_FAST:
+            criterion.no_improvement = RETURN_FAST_NO_IMPROVEMENT
+        if self.give_up_fraction is not None:
+            criterion.give_up_at = started + self.give_up_fraction * stop.remaining_s()
+        params = pyvrp.SolveParams(penalty=built.scale.penalty_params())
+        with warnings.catch_warnings(record=True) as caught:
+            # PenaltyBoundWarning says PyVRP struggles to find a feasible solution; the outcome
+            # is checked below (and under auto, OR-Tools takes over), so it goes to the log.
+            warnings.simplefilter("always", PenaltyBoundWarning)
+            result = pyvrp.solve(
+                built.data,
+                stop=criterion,
+                seed=self.seed,
+                collect_stats=False,
+                display=False,
+                params=params,
+            )
+        for w in caught:
+            if issubclass(w.category, PenaltyBoundWarning):
+                log.debug("pyvrp: %s", " ".join(str(w.message).split()))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        best = result.best
+        log.debug(
+            "pyvrp iterations=%d feasible=%s cost=%s time=%.3fs",
+            result.num_iterations,
+            best.is_feasible(),
+            result.cost(),
+            time.monotonic() - started,
+        )
+        if not best.is_feasible():
+            elapsed = time.monotonic() - started
+            if stop.interrupted:
+                raise NoSolutionError("interrupted", "the solve was stopped before a solution")
+            raise NoSolutionError(
+                "time_limit" if stop.remaining_s() <= 0.01 else "infeasible",
+                f"PyVRP found no solution serving every mandatory shipment in {elapsed:.2f} s",
+            )
+        return _plans(built, best, n_vehicles)
+
+
+class _Stop:
+    """PyVRP stopping criterion: deadline, external stop, iteration limit, stagnation; reports
+    each improving feasible solution."""
+
+    def __init__(
+        self,
+        stop: StopCriterion,
+        scale: float,
+        started: float,
+        on_progress: Callable[[Progress], None] | None,
+        iteration_limit: int | None,
+    ) -> None:
+        self.stop = stop
+        self.scale = scale
+        self.started = started
+        self.on_progress = on_progress
+        self.iteration_limit = iteration_limit
+        self.no_improvement: int | None = None
+        self.give_up_at: float | None = None
+        self.stop_requested_at: float | None = None
+        self.iterations = 0
+        self.since_improvement = 0
+        self.best = math.inf
+        self.solutions = 0
+
+    def __call__(self, best_cost: float) -> bool:
+        if best_cost < self.best:
+            self.best = best_cost
+            self.since_improvement = 0
+            # PyVRP reports the largest int64 as the cost of an infeasible solution.
+            if best_cost < np.iinfo(np.int64).max:
+                self.solutions += 1
+                if self.on_progress is not None:
+                    elapsed = time.monotonic() - self.started
+                    self.on_progress(Progress(elapsed, best_cost / self.scale, self.solutions))
+        else:
+            self.since_improvement += 1
+        self.iterations += 1
+        if self.iteration_limit is not None and self.iterations > self.iteration_limit:
+            return True
+        if self.no_improvement is not None and self.since_improvement > self.no_improvement:
+            return True
+        if self.stop.remaining_s() <= 0:
+            return True
+        if self.stop_requested_at is None and self.stop.poll():
+            self.stop_requested_at = time.monotonic()
+        if self.stop_requested_at is not None:
+            # Stopped from outside: return the best solution, but look for a first feasible
+            # one a little longer if there is none yet.
+            waited = time.monotonic() - self.stop_requested_at
+            return self.solutions > 0 or waited > INTERRUPT_GRACE_S
+        giving_up = self.give_up_at is not None and self.solutions == 0
+        return giving_up and time.monotonic() > (self.give_up_at or 0.0)
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """How currency becomes PyVRP's integer costs.
+
+    PyVRP's penalties for excess load, time warp and distance live in a fixed range
+    (``PenaltyParams``: 0.1 to 100 000 per unit of violation) that suits instances whose
+    costs are of the order of their travel times. So costs are first brought to that order
+    (``natural``: one cost unit ≈ one second of travel), then multiplied by a power of ten
+    (``refine``) until arc costs and the cost per second are precise enough as integers; the
+    penalty range is multiplied by ``refine`` too, which leaves the search unchanged.
+    """
+
+    costs: float
+    """Integer cost units per currency unit (arc, fixed and duration costs)."""
+    prizes: float
+    """Integer cost units per currency unit of ``penalty_cost``."""
+    refine: float
+
+    def penalty_params(self) -> pyvrp.PenaltyParams:
+        default = pyvrp.PenaltyParams()
+        return pyvrp.PenaltyParams(
+            min_penalty=default.min_penalty * self.refine,
+            max_penalty=default.max_penalty * self.refine,
+        )
+
+
+_MIN_MEAN_ARC_UNITS = 100.0
+"""Scaled arc costs must average at least this many units (rounding error ≤ 0.5 %)."""
+
+_MIN_UNITS_PER_SECOND = 20.0
+"""A positive ``cost_per_hour`` must scale to at least this many units per second."""
+
+
+def _cost_scale(
+    problem: Problem,
+    arc_costs: list[FloatArray],
+    durations: list[IntArray],
+    reachable: list[npt.NDArray[np.bool_]],
+    prizes: list[float],
+    no_costs: bool,
+) -> _Scale:
+    """The scale factors for ``problem`` (see :class:`_Scale`); ``reachable`` masks the legs
+    of each profile that exist."""
+    model = problem.model
+    horizon = float(problem.horizon)
+    finite = [c[m] for c, m in zip(arc_costs, reachable, strict=True)]
+    positive = np.concatenate([c[c > 0] for c in finite])
+    seconds = np.concatenate([d[m & (d > 0)] for d, m in zip(durations, reachable, strict=True)])
+    mean_cost = float(positive.mean()) if positive.size else 0.0
+    mean_seconds = float(seconds.mean()) if seconds.size else 0.0
+    per_hour = [v.cost_per_hour for v in model.vehicles if v.cost_per_hour > 0]
+    longest = max((float(c.max(initial=0.0)) for c in finite), default=0.0)
+    bound = (
+        longest * (problem.stops.size + 1)
+        + max(per_hour, default=0.0) * horizon / 3600.0
+        + sum(v.fixed_cost for v in model.vehicles)
+        + sum(prizes)
+    )
+    cap = _MAX_TOTAL_SCALED / bound if bound > 0 else float(COST_SCALE)
+    if no_costs:  # arc costs are travel seconds, prizes must dominate them
+        return _Scale(costs=1.0, prizes=min(float(COST_SCALE), cap), refine=1.0)
+    natural = mean_seconds / mean_cost if mean_cost > 0 and mean_seconds > 0 else 1.0
+    refine = 1.0
+    while refine < 1e9 and (
+        mean_cost * natural * refine < _MIN_MEAN_ARC_UNITS
+        or any(c / 3600.0 * natural * refine < _MIN_UNITS_PER_SECOND for c in per_hour)
+    ):
+        refine *= 10.0
+    costs = natural * refine
+    if costs > cap:
+        refine *= cap / costs
+        costs = cap
+    return _Scale(costs=costs, prizes=costs, refine=max(refine, 1e-6))
+
+
+def _build(problem: Problem) -> _Data:
+    model = problem.model
+    stops = problem.stops
+    no_costs = all(
+        v.cost_per_kilometer == 0 and v.cost_per_traveled_hour == 0 and v.cost_per_hour == 0
+        for v in model.vehicles
+    )
+
+    # Vehicle types: identical vehicles (label aside) that can start at all.
+    types: list[_Type] = []
+    by_key: dict[str, int] = {}
+    profile_keys: dict[tuple[int, float, float, float], int] = {}
+    profile_vehicle: list[int] = []
+    for v, vehicle in enumerate(model.vehicles):
+        if not problem.windows[stops.vehicle_start(v)] or not problem.windows[stops.vehicle_end(v)]:
+            continue  # no feasible start or end time: unusable
+        k = problem.travel.vehicle_matrix[v]
+        key = repr((replace(vehicle, label=""), k))
+        if key in by_key:
+            types[by_key[key]].vehicles.append(v)
+            continue
+        pkey = (
+            k,
+            vehicle.travel_duration_multiple,
+            vehicle.cost_per_kilometer,
+            vehicle.cost_per_traveled_hour,
+        )
+        if pkey not in profile_keys:
+            profile_keys[pkey] = len(profile_vehicle)
+            profile_vehicle.append(v)
+        by_key[key] = len(types)
+        types.append(_Type(vehicles=[v], profile=profile_keys[pkey]))
+
+    if not types:
+        raise NoSolutionError("infeasible", "no vehicle has a feasible start and end time")
+
+    # Locations: visit stops of routable shipments, then each type's start and end stop.
+    location_stop: list[int] = []
+    for s in range(len(model.shipments)):
+        if problem.routable[s]:
+            location_stop.extend(stops.pickup_stops[s])
+            location_stop.extend(stops.delivery_stops[s])
+    loc_of = {stop: i for i, stop in enumerate(location_stop)}
+    for t in types:
+        t.start_loc = len(location_stop)
+        location_stop.append(stops.vehicle_start(t.vehicles[0]))
+        t.end_loc = len(location_stop)
+        location_stop.append(stops.vehicle_end(t.vehicles[0]))
+    index = np.asarray(location_stop, dtype=np.int64)
+
+    # Arc costs (currency) and durations per profile, on the locations.
+    arc_costs: list[FloatArray] = []
+    durations: list[IntArray] = []
+    reachable: list[npt.NDArray[np.bool_]] = []
+    for v in profile_vehicle:
+        vehicle = model.vehicles[v]
+        travel = problem.travel_s(v)[np.ix_(index, index)]
+        durations.append(travel)
+        k = problem.travel.vehicle_matrix[v]
+        reachable.append(np.isfinite(problem.travel.durations_s[k][np.ix_(index, index)]))
+        if no_costs:
+            arc_costs.append(travel.astype(np.float64))
+            continue
+        cap = float(problem.unreachable_s)
+        seconds = np.minimum(problem.travel.durations_s[k] * vehicle.travel_duration_multiple, cap)
+        meters = np.minimum(problem.travel.distances_m[k], cap * 1000.0)
+        cost = (
+            vehicle.cost_per_kilometer * meters / 1000.0
+            + vehicle.cost_per_traveled_hour * seconds / 3600.0
+        )
+        arc_costs.append(cost[np.ix_(index, index)])
+
+    prizes = [
+        float(sh.penalty_cost or 0.0) for s, sh in enumerate(model.shipments) if problem.routable[s]
+    ]
+    factors = _cost_scale(problem, arc_costs, durations, reachable, prizes, no_costs)
+    scale = factors.costs
+    limited_profiles = {
+        t.profile for t in types if model.vehicles[t.vehicles[0]].route_distance_limit_m is not None
+    }
+    distance_matrices = []
+    for p, cost in enumerate(arc_costs):
+        scaled = cost if no_costs else cost * scale
+        # Rounded up where a distance limit applies to this cost, so the limit holds exactly.
+        rounded = np.ceil(scaled - 1e-9) if p in limited_profiles else np.rint(scaled)
+        distance_matrices.append(rounded.astype(np.int64))
+
+    # Loads: the types some vehicle limits and some routable shipment demands (as OR-Tools).
+    limited = {t for v in model.vehicles for t in v.load_limits}
+    demanded = {
+        t
+        for s, sh in enumerate(model.shipments)
+        if problem.routable[s]
+        for t, q in sh.load_demands.items()
+        if q > 0
+    }
+    load_types = sorted(limited & demanded)
+    totals = [
+        sum(
+            int(sh.load_demands.get(t, 0))
+            for s, sh in enumerate(model.shipments)
+            if problem.routable[s]
+        )
+        for t in load_types
+    ]
+
+    def amounts(s: int) -> list[int]:
+        demands = model.shipments[s].load_demands
+        return [int(demands.get(t, 0)) for t in load_types]
+
+    clients: list[pyvrp.Client] = []
+    client_stop: list[int] = []
+    groups: list[pyvrp.ClientGroup] = []
+    shipments: list[pyvrp.Shipment] = []
+    shipment_stops: list[tuple[int, int]] = []
+    for s, shipment in enumerate(model.shipments):
+        if not problem.routable[s]:
+            continue
+        required = shipment.is_mandatory
+        prize = 0 if required else round(float(shipment.penalty_cost or 0.0) * factors.prizes)
+        amount = amounts(s)
+        if shipment.pickups and shipment.deliveries:
+            pickup, delivery = stops.pickup_stops[s][0], stops.delivery_stops[s][0]
+            (p_lo, p_hi), (d_lo, d_hi) = problem.windows[pickup][0], problem.windows[delivery][0]
+            shipments.append(
+                pyvrp.Shipment(
+                    pickup_location=loc_of[pickup],
+                    delivery_location=loc_of[delivery],
+                    pickup_tw_early=p_lo,
+                    pickup_tw_late=p_hi,
+                    pickup_service_duration=int(problem.service_s[pickup]),
+                    delivery_tw_early=d_lo,
+                    delivery_tw_late=d_hi,
+                    delivery_service_duration=int(problem.service_s[delivery]),
+                    amount=amount,
+                    prize=prize,
+                    required=required,
+                )
+            )
+            shipment_stops.append((pickup, delivery))
+            continue
+        is_pickup = bool(shipment.pickups)
+        alternatives = stops.pickup_stops[s] if is_pickup else stops.delivery_stops[s]
+        group = len(groups) if len(alternatives) > 1 else None
+        members = []
+        for stop_index in alternatives:
+            lo, hi = problem.windows[stop_index][0]
+            members.append(len(clients))
+            clients.append(
+                pyvrp.Client(
+                    location=loc_of[stop_index],
+                    delivery=[] if is_pickup else amount,
+                    pickup=amount if is_pickup else [],
+                    service_duration=int(problem.service_s[stop_index]),
+                    tw_early=lo,
+                    tw_late=hi,
+                    prize=prize,
+                    required=required and group is None,
+                    group=group,
+                )
+            )
+            client_stop.append(stop_index)
+        if group is not None:
+            groups.append(pyvrp.ClientGroup(members, required=required))
+
+    depots: list[pyvrp.Depot] = []
+    vehicle_types = []
+    for t in types:
+        v = t.vehicles[0]
+        vehicle = model.vehicles[v]
+        (start_lo, start_hi) = problem.windows[stops.vehicle_start(v)][0]
+        (_, end_hi) = problem.windows[stops.vehicle_end(v)][-1]
+        start_depot = len(depots)
+        depots.append(pyvrp.Depot(location=t.start_loc))
+        end_depot = len(depots)
+        depots.append(pyvrp.Depot(location=t.end_loc))
+        capacity = [
+            int(min(vehicle.load_limits.get(lt, total), total))
+            for lt, total in zip(load_types, totals, strict=True)
+        ]
+        max_distance = np.iinfo(np.int64).max
+        if vehicle.route_distance_limit_m is not None:
+            per_meter = vehicle.cost_per_kilometer / 1000.0 * scale
+            max_distance = floor_int(vehicle.route_distance_limit_m * per_meter)
+        shift = np.iinfo(np.int64).max
+        if vehicle.route_duration_limit_s is not None:
+            shift = floor_int(vehicle.route_duration_limit_s)
+        per_second = vehicle.cost_per_hour / 3600.0 * scale
+        vehicle_types.append(
+            pyvrp.VehicleType(
+                num_available=len(t.vehicles),
+                capacity=capacity,
+                start_depot=start_depot,
+                end_depot=end_depot,
+                fixed_cost=round(vehicle.fixed_cost * scale),
+                tw_early=start_lo,
+                tw_late=end_hi,
+                start_late=start_hi,
+                shift_duration=shift,
+                max_distance=max_distance,
+                unit_distance_cost=1,
+                unit_duration_cost=max(1, round(per_second)) if per_second > 0 else 0,
+                profile=t.profile,
+                name=vehicle.label,
+            )
+        )
+    locations = [pyvrp.Location(x=0.0, y=0.0) for _ in location_stop]
+    data = pyvrp.ProblemData(
+        locations=locations,
+        clients=clients,
+        depots=depots,
+        vehicle_types=vehicle_types,
+        distance_matrices=distance_matrices,  # type: ignore[arg-type]  # pyvrp's stub: ndarray[int]
+        duration_matrices=durations,  # type: ignore[arg-type]
+        groups=groups,
+        shipments=shipments,
+    )
+    return _Data(
+        data=data,
+        scale=factors,
+        location_stop=location_stop,
+        client_stop=client_stop,
+        shipment_stops=shipment_stops,
+        types=types,
+    )
+
+
+def _plans(built: _Data, solution: pyvrp.Solution, n_vehicles: int) -> list[RoutePlan]:
+    plans = [RoutePlan(vehicle=v) for v in range(n_vehicles)]
+    free = [list(t.vehicles) for t in built.types]
+    client = pyvrp.ActivityType.CLIENT
+    pickup = pyvrp.ActivityType.PICKUP
+    delivery = pyvrp.ActivityType.DELIVERY
+    for route in solution.routes():
+        v = free[route.vehicle_type()].pop(0)
+        visit_stops: list[int] = []
+        starts: list[int] = []
+        for activity in route.schedule():
+            kind = activity.type
+            if kind == client:
+                stop = built.client_stop[activity.idx]
+            elif kind == pickup:
+                stop = built.shipment_stops[activity.idx][0]
+            elif kind == delivery:
+                stop = built.shipment_stops[activity.idx][1]
+            else:
+                continue  # depots
+            visit_stops.append(stop)
+            starts.append(int(activity.start_time))
+        plans[v] = RoutePlan(
+            vehicle=v,
+            stops=tuple(visit_stops),
+            start_s=int(route.start_time()),
+            visit_start_s=tuple(starts),
+            end_s=int(route.end_time()),
+        )
+    return plans

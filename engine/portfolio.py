@@ -1,0 +1,169 @@
+"""Run several backends on one problem in parallel processes and keep the best plans.
+
+Each member runs in a child forked from the solving process after the problem is built, so it
+starts with the matrices in memory (copy-on-write) and nothing but plans and progress cross
+the process boundary. ``os.fork`` is used directly rather than :mod:`multiprocessing`: the
+solving process may itself be a daemonic worker, which multiprocessing forbids to have
+children. The parent does not search; it relays progress (the best objective of all
+members), polls ``should_stop`` and passes a stop to the members through one shared byte, and
+reaps every child before returning. A child whose parent disappears stops on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from engine.backends.base import Backend, Progress, RoutePlan, StopCriterion
+from engine.errors import NoSolutionError, SolverError
+from engine.problem import Problem
+
+__all__ = ["MemberResult", "run_portfolio"]
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+"""How often the parent checks ``should_stop`` while the members search."""
+
+_GRACE_S = 2.0
+"""How long after the deadline (or a stop) a member may take to report before it is killed."""
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    """What one member returned: plans, or the error that stopped it."""
+
+    index: int
+    name: str
+    plans: list[RoutePlan] | None
+    error: BaseException | None
+
+
+def _child(
+    conn: Connection,
+    backend: Backend,
+    problem: Problem,
+    stop: StopCriterion,
+    flag: Any,
+    parent: int,
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def should_stop() -> bool:
+        return bool(flag.value) or os.getppid() != parent
+
+    member_stop = StopCriterion(
+        deadline=stop.deadline, search_mode=stop.search_mode, should_stop=should_stop
+    )
+
+    def progress(p: Progress) -> None:
+        with contextlib.suppress(OSError):
+            conn.send(("progress", p))
+
+    message: tuple[str, Any]
+    try:
+        message = ("ok", (backend.solve(problem, member_stop, progress), member_stop.interrupted))
+    except NoSolutionError as exc:
+        message = ("no_solution", exc)
+    except BaseException:
+        message = ("error", traceback.format_exc())
+    with contextlib.suppress(OSError):
+        conn.send(message)
+
+
+def run_portfolio(
+    members: Sequence[Backend],
+    problem: Problem,
+    stop: StopCriterion,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> list[MemberResult]:
+    """Run every member on ``problem`` until ``stop`` says so; one result per member, in
+    member order. Sets ``stop.interrupted`` when ``should_stop`` ended the search."""
+    flag = multiprocessing.RawValue(ctypes.c_bool, False)
+    parent = os.getpid()
+    started = time.monotonic()
+    children: dict[int, tuple[int, Connection]] = {}
+    readers: dict[Connection, int] = {}
+    results: dict[int, MemberResult] = {}
+    for i, backend in enumerate(members):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 0
+            try:
+                os.close(read_fd)
+                _child(Connection(write_fd), backend, problem, stop, flag, parent)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        reader = Connection(read_fd, writable=False)
+        children[i] = (pid, reader)
+        readers[reader] = i
+    best = float("inf")
+    solutions = 0
+    kill_at: float | None = None
+    try:
+        while readers:
+            ready = multiprocessing.connection.wait(list(readers), _POLL_S)
+            for ready_reader in ready:
+                assert isinstance(ready_reader, Connection)
+                reader = ready_reader
+                i = readers[reader]
+                try:
+                    kind, payload = reader.recv()
+                except (EOFError, OSError):
+                    kind, payload = "error", "the member process died"
+                if kind == "progress":
+                    solutions += 1
+                    if payload.objective < best:
+                        best = payload.objective
+                        if on_progress is not None:
+                            elapsed = time.monotonic() - started
+                            on_progress(Progress(elapsed, best, solutions))
+                    continue
+                del readers[reader]
+                name = getattr(members[i], "name", type(members[i]).__name__)
+                if kind == "ok":
+                    plans, interrupted = payload
+                    results[i] = MemberResult(i, name, plans, None)
+                    stop.interrupted = stop.interrupted or interrupted
+                elif kind == "no_solution":
+                    results[i] = MemberResult(i, name, None, payload)
+                else:
+                    log.error("portfolio member %d (%s) failed:\n%s", i, name, payload)
+                    results[i] = MemberResult(i, name, None, SolverError(f"{name} failed"))
+            now = time.monotonic()
+            if not flag.value and stop.poll():
+                flag.value = True
+                kill_at = now + _GRACE_S
+            if kill_at is None and now > stop.deadline:
+                kill_at = now + _GRACE_S
+            if kill_at is not None and now > kill_at:
+                for reader, i in list(readers.items()):
+                    log.warning("portfolio member %d did not stop in time; killing it", i)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(children[i][0], signal.SIGKILL)
+                    name = getattr(members[i], "name", "")
+                    error = SolverError(f"{name} did not stop in time")
+                    results[i] = MemberResult(i, name, None, error)
+                    del readers[reader]
+    finally:
+        flag.value = True
+        for pid, reader in children.values():
+            reader.close()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+    return [results[i] for i in range(len(members))]
