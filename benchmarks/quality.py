@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,23 +52,35 @@ from benchmarks.instances import (
 
 SOLVERS = ("routeopt", "pyvrp", "vroom")
 """Solver names; ``routeopt`` also takes variants: ``routeopt-ortools`` / ``routeopt-pyvrp``
-force a backend, ``-pN`` runs N parallel searches (``routeopt-p2``, ``routeopt-ortools-p2``)."""
+force a backend, ``-pN`` runs N parallel searches (``routeopt-p2``, ``routeopt-ortools-p2``),
+``-ils`` / ``-gls`` pick OR-Tools' iterated or guided local search (``routeopt-ortools-ils``)."""
+
+_METAHEURISTICS = {"ils": "ITERATED_LOCAL_SEARCH", "gls": "GUIDED_LOCAL_SEARCH"}
 
 
-def routeopt_variant(name: str) -> tuple[str, int] | None:
-    """(backend, solver processes) of a routeopt solver name, None for another solver."""
+@dataclass(frozen=True)
+class RouteoptVariant:
+    backend: str = "auto"
+    processes: int = 1
+    metaheuristic: str | None = None
+
+
+def routeopt_variant(name: str) -> RouteoptVariant | None:
+    """The options of a routeopt solver name, None for another solver."""
     parts = name.split("-")
     if parts[0] != "routeopt":
         return None
-    backend, processes = "auto", 1
+    variant = RouteoptVariant()
     for part in parts[1:]:
         if part in ("auto", "ortools", "pyvrp"):
-            backend = part
+            variant = replace(variant, backend=part)
         elif re.fullmatch(r"p[1-9]\d*", part):
-            processes = int(part[1:])
+            variant = replace(variant, processes=int(part[1:]))
+        elif part in _METAHEURISTICS:
+            variant = replace(variant, metaheuristic=_METAHEURISTICS[part])
         else:
             raise ValueError(f"unknown routeopt variant {part!r} in {name!r}")
-    return backend, processes
+    return variant
 
 
 @dataclass(frozen=True)
@@ -123,13 +135,13 @@ def run_job(job: Job) -> dict[str, Any]:
             from tests.checker import check_solution
 
             model = to_model(data)
-            backend, processes = variant
             options = SolveOptions(
                 time_limit_s=job.time_limit_s,
                 search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
-                backend=backend,
-                solver_processes=processes,
+                backend=variant.backend,
+                solver_processes=variant.processes,
                 seed=job.seed,
+                local_search_metaheuristic=variant.metaheuristic,
             )
             solution = solve(model, options)
             row.time_s = time.perf_counter() - started
@@ -370,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown solvers {sorted(unknown)}; choose from {SOLVERS}")
     cores = os.cpu_count() or 1
-    per_job = max((v[1] for v in variants if v is not None), default=1)
+    per_job = max((v.processes for v in variants if v is not None), default=1)
     if args.scheduler is None and args.workers * per_job > cores and not args.allow_shared_cores:
         raise SystemExit(
             f"--workers {args.workers} × {per_job} processes per solve > {cores} cores: timed "

@@ -345,3 +345,16 @@ def test_progress_reports_each_improvement(backend):
     assert [e.solutions for e in events] == list(range(1, len(events) + 1))
     objectives = [e.objective for e in events]
     assert objectives == sorted(objectives, reverse=True)
+
+
+def test_ortools_iterated_local_search_gives_checked_routes():
+    model = city_model(30, seed=6, pairs=2)
+    solution = solve_checked(
+        model,
+        time_limit_s=1.0,
+        search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+        backend="ortools",
+        local_search_metaheuristic="ITERATED_LOCAL_SEARCH",
+    )
+    assert solution.backend == "ortools"
+    assert solution.metrics.skipped_mandatory_shipment_count == 0
