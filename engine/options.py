@@ -49,6 +49,9 @@ class SolveOptions:
     solver_processes: int = 1
     seed: int = 0
     iteration_limit: int | None = None
+    warm_start: bool = True
+    """When ``auto`` runs OR-Tools because of a feature PyVRP lacks, start OR-Tools from PyVRP's
+    routes on a nearby model (:mod:`engine.warmstart`) when possible."""
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:

@@ -20,6 +20,7 @@ from engine.problem import Problem
 from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
 from engine.validation import check_model
+from engine.warmstart import WARM_STARTABLE, WarmStartedOrTools
 
 __all__ = ["solve"]
 
@@ -99,9 +100,13 @@ def solve(
     else:
         try:
             if options.solver_processes == 1:
-                plans = _member(choice, options, 0).solve(problem, stop, on_progress)
+                member = _member(choice, options, 0)
+                plans = member.solve(problem, stop, on_progress)
                 status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
-                solution = finish(plans, status, choice.name, choice.reason)
+                reason = choice.reason
+                if isinstance(member, WarmStartedOrTools):
+                    reason = f"{reason}; warm start: {member.outcome}"
+                solution = finish(plans, status, choice.name, reason)
             else:
                 solution = _solve_portfolio(problem, options, choice, stop, on_progress, finish)
         except NoSolutionError as exc:
@@ -161,6 +166,9 @@ PYVRP_GIVE_UP_FRACTION = 0.5
 """When ``auto`` chose PyVRP, it gives up after this fraction of the search time without a
 solution that serves every mandatory shipment, and OR-Tools gets the rest."""
 
+WARM_START_FRACTION = 0.3
+"""Share of the search time PyVRP gets on the nearby model when OR-Tools is warm started."""
+
 PORTFOLIO_ORTOOLS_STRATEGIES = (None, "PARALLEL_CHEAPEST_INSERTION", "SAVINGS", "CHRISTOFIDES")
 """First-solution strategies of the OR-Tools members of a portfolio (None: the default)."""
 
@@ -178,12 +186,16 @@ def _member(choice: BackendChoice, options: SolveOptions, i: int) -> Backend:
     if i > 0 and fss is None:
         strategies = PORTFOLIO_ORTOOLS_STRATEGIES
         fss = strategies[i % len(strategies)]
-    return get_backend(
+    ortools = get_backend(
         "ortools",
         first_solution_strategy=fss,
         local_search_metaheuristic=options.local_search_metaheuristic,
         iteration_limit=options.iteration_limit,
     )
+    warm = options.warm_start and choice.blocked_by and choice.blocked_by <= WARM_STARTABLE
+    if i == 0 and warm and options.iteration_limit is None:
+        return WarmStartedOrTools(ortools, WARM_START_FRACTION, seed=options.seed)
+    return ortools
 
 
 def _solve_portfolio(

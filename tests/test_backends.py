@@ -11,7 +11,7 @@ import time
 import pytest
 
 from engine import LatLng, Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest, solve
-from engine.backends import choose_backend
+from engine.backends import StopCriterion, choose_backend
 from engine.backends.features import FEATURES
 from engine.errors import InvalidModelError
 from engine.matrix import build_stops, build_travel_matrices
@@ -19,6 +19,7 @@ from engine.model import BreakRequest
 from engine.options import SearchMode, SolveOptions
 from engine.precheck import precheck
 from engine.problem import Problem
+from engine.warmstart import WARM_STARTABLE, nearby_model, pyvrp_initial_routes
 from tests.builders import solve_checked
 from tests.checker import check_solution
 
@@ -358,3 +359,77 @@ def test_ortools_iterated_local_search_gives_checked_routes():
     )
     assert solution.backend == "ortools"
     assert solution.metrics.skipped_mandatory_shipment_count == 0
+
+
+# -- warm start of OR-Tools from PyVRP (engine.warmstart) ---------------------------------------
+
+
+def test_nearby_model_drops_or_restricts_what_pyvrp_lacks():
+    model, _ = ORTOOLS_ONLY["breaks"]
+    nearby = nearby_model(model)
+    assert all(not v.break_requests for v in nearby.vehicles)
+    # the vehicle with the 10-minute break must be back 10 minutes earlier
+    assert nearby.vehicles[1].end_time_windows[0].end_time == 12 * 3600 - 600.0
+    assert nearby.vehicles[0].end_time_windows == model.vehicles[0].end_time_windows
+    windows = nearby_model(ORTOOLS_ONLY["multiple_time_windows"][0]).shipments[2]
+    assert windows.deliveries[0].time_windows == (TimeWindow(0.0, 3600.0),)  # the widest
+    soft = nearby_model(ORTOOLS_ONLY["soft_time_windows"][0]).shipments[2]
+    assert not any(w.is_soft for w in soft.deliveries[0].time_windows)
+    pair = nearby_model(ORTOOLS_ONLY["pair_alternatives"][0]).shipments[2]
+    assert (len(pair.pickups), len(pair.deliveries)) == (1, 1)
+    allowed = nearby_model(ORTOOLS_ONLY["allowed_vehicles"][0]).shipments[2]
+    assert allowed.allowed_vehicle_indices == ()
+    for feature in ORTOOLS_ONLY:
+        if feature in WARM_STARTABLE:
+            problem = problem_of(nearby_model(ORTOOLS_ONLY[feature][0]))
+            assert choose_backend(problem, "auto").name == "pyvrp", feature
+
+
+def test_initial_routes_keep_visits_off_vehicles_they_may_not_use():
+    model = city_model(30, seed=8)
+    restricted = dict.fromkeys(range(0, 30, 3), (0,))
+    model = dataclasses.replace(
+        model,
+        shipments=tuple(
+            dataclasses.replace(s, allowed_vehicle_indices=restricted.get(i, ()))
+            for i, s in enumerate(model.shipments)
+        ),
+    )
+    problem = problem_of(model)
+    stop = StopCriterion(deadline=time.monotonic() + 1.0)
+    routes = pyvrp_initial_routes(problem, stop)
+    assert routes is not None
+    shipment_of = problem.stops.shipment
+    for v, route in enumerate(routes):
+        for stop_index in route:
+            allowed = restricted.get(int(shipment_of[stop_index]))
+            assert allowed is None or v in allowed
+
+
+def _bigger(feature: str) -> ShipmentModel:
+    """A 40-shipment version of the ORTOOLS_ONLY model of ``feature``."""
+    base = city_model(40, seed=2)
+    here = base.shipments[2].deliveries[0]
+    if feature == "breaks":
+        return with_vehicle(base, break_requests=(BreakRequest(3600.0, 7200.0, 600.0),))
+    if feature == "allowed_vehicles":
+        return with_shipment(base, Shipment(deliveries=(here,), allowed_vehicle_indices=(0, 2)))
+    windows = (TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
+    return with_shipment(
+        base, Shipment(deliveries=(dataclasses.replace(here, time_windows=windows),))
+    )
+
+
+@pytest.mark.parametrize("feature", ["breaks", "allowed_vehicles", "multiple_time_windows"])
+def test_auto_warm_starts_ortools_and_says_so(feature):
+    model = _bigger(feature)
+    solution = solve_checked(
+        model, time_limit_s=2.0, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME
+    )
+    assert solution.backend == "ortools"
+    assert "warm start: started from pyvrp's routes" in solution.backend_reason
+    assert solution.metrics.skipped_mandatory_shipment_count == 0
+    cold = solve_checked(
+        model, time_limit_s=1.0, warm_start=False, search_mode=SearchMode.RETURN_FAST
+    )
+    assert "warm start" not in cold.backend_reason

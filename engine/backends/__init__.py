@@ -59,6 +59,8 @@ class BackendChoice:
     fallback: bool = False
     """True when OR-Tools may take over if this backend finds no feasible solution (``auto``
     chose a backend that cannot skip mandatory shipments)."""
+    blocked_by: frozenset[str] = frozenset()
+    """Under ``auto``: the features that kept the preferred backend out."""
 
 
 def choose_backend(problem: Problem, requested: str = "auto") -> BackendChoice:
@@ -87,13 +89,15 @@ def choose_backend(problem: Problem, requested: str = "auto") -> BackendChoice:
             )
         return BackendChoice(requested, "requested")
     blocked = ""
+    blocked_by: frozenset[str] = frozenset()
     for name in PREFERENCE:
         missing = sorted(used.keys() & unsupported_features(name))
         if not missing:
             reason = f"auto: {blocked}" if blocked else "auto: supports every feature of the model"
-            return BackendChoice(name, reason, fallback=name != "ortools")
+            return BackendChoice(name, reason, fallback=name != "ortools", blocked_by=blocked_by)
         if not blocked:
             blocked = f"{name} cannot express {FEATURES[missing[0]]} (model.{used[missing[0]]})"
+            blocked_by = frozenset(missing)
     raise AssertionError("the last backend of PREFERENCE supports every feature")
 
 

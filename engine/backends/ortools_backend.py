@@ -102,6 +102,8 @@ class OrToolsBackend:
         self.first_solution_strategy = first_solution_strategy
         self.local_search_metaheuristic = local_search_metaheuristic
         self.solution_limit = solution_limit
+        self.initial_routes: list[list[int]] | None = None
+        """Visit stops per vehicle to start the search from (see :meth:`_Builder.run`)."""
         if first_solution_strategy:
             _enum_value(_FSS, first_solution_strategy, "first_solution_strategy")
         if local_search_metaheuristic and local_search_metaheuristic != ITERATED_LOCAL_SEARCH:
@@ -114,7 +116,7 @@ class OrToolsBackend:
         on_progress: Callable[[Progress], None] | None = None,
     ) -> list[RoutePlan]:
         built = _Builder(problem, self.first_solution_strategy, self.local_search_metaheuristic)
-        return built.run(stop, on_progress, self.solution_limit)
+        return built.run(stop, on_progress, self.solution_limit, self.initial_routes)
 
 
 class _Builder:
@@ -426,7 +428,10 @@ class _Builder:
         stop: StopCriterion,
         on_progress: Callable[[Progress], None] | None,
         solution_limit: int | None = None,
+        initial_routes: Sequence[Sequence[int]] | None = None,
     ) -> list[RoutePlan]:
+        """Search until ``stop``; with ``initial_routes`` (visit stops per vehicle), start from
+        them instead of a first-solution strategy when OR-Tools accepts them."""
         routing = self.routing
         params = self._parameters(stop)
         if solution_limit is not None:
@@ -453,7 +458,15 @@ class _Builder:
                     on_progress(Progress(time.monotonic() - started, objective, improving))
 
         routing.AddAtSolutionCallback(at_solution)
-        assignment = routing.SolveWithParameters(params)
+        assignment = None
+        initial = self._initial_assignment(initial_routes) if initial_routes else None
+        if initial is not None:
+            assignment = routing.SolveFromAssignmentWithParameters(initial, params)
+            if assignment is None or count == 0:
+                log.info("initial routes rejected; searching from a first-solution strategy")
+                params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
+        if assignment is None or count == 0:
+            assignment = routing.SolveWithParameters(params)
         if (
             (assignment is None or count == 0)
             and not stop.interrupted
@@ -491,6 +504,24 @@ class _Builder:
                 "vehicles' time windows, duration limits and break requests against each other",
             )
         return [self._extract(assignment, v) for v in range(len(self.model.vehicles))]
+
+    def _initial_assignment(self, routes: Sequence[Sequence[int]]) -> Any:
+        """An assignment with ``routes`` (stops per vehicle; other shipments unperformed), or
+        None when OR-Tools finds it inconsistent with the model."""
+        indices = [[self._index(stop) for stop in route] for route in routes]
+        assignment = self.routing.ReadAssignmentFromRoutes(indices, True)
+        if assignment is not None:
+            return assignment
+        # Constraints are per route: keep the routes that are feasible on their own (their
+        # visits stay unperformed otherwise; local search inserts them).
+        kept = []
+        for v, route in enumerate(indices):
+            alone = [route if u == v else [] for u in range(len(indices))]
+            ok = bool(route) and self.routing.ReadAssignmentFromRoutes(alone, True) is not None
+            kept.append(route if ok else [])
+        dropped = sum(1 for r, k in zip(indices, kept, strict=True) if r and not k)
+        log.info("initial routes: %d of %d are infeasible and dropped", dropped, len(indices))
+        return self.routing.ReadAssignmentFromRoutes(kept, True)
 
     def _extract(self, assignment: pywrapcp.Assignment, v: int) -> RoutePlan:
         routing, manager, dim = self.routing, self.manager, self.time

@@ -310,7 +310,9 @@ def _build(problem: Problem) -> _Data:
     profile_keys: dict[tuple[int, float, float, float], int] = {}
     profile_vehicle: list[int] = []
     for v, vehicle in enumerate(model.vehicles):
-        if not problem.windows[stops.vehicle_start(v)] or not problem.windows[stops.vehicle_end(v)]:
+        start_windows = problem.windows[stops.vehicle_start(v)]
+        end_windows = problem.windows[stops.vehicle_end(v)]
+        if not start_windows or not end_windows or start_windows[0][0] > end_windows[-1][1]:
             continue  # no feasible start or end time: unusable
         k = problem.travel.vehicle_matrix[v]
         key = repr((replace(vehicle, label=""), k))
@@ -493,7 +495,7 @@ def _build(problem: Problem) -> _Data:
                 fixed_cost=round(vehicle.fixed_cost * scale),
                 tw_early=start_lo,
                 tw_late=end_hi,
-                start_late=start_hi,
+                start_late=min(start_hi, end_hi),
                 shift_duration=shift,
                 max_distance=max_distance,
                 unit_distance_cost=1,

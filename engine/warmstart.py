@@ -1,0 +1,208 @@
+"""Warm start for OR-Tools: PyVRP's routes on a version of the model that PyVRP can express.
+
+When a model needs OR-Tools (breaks, soft or several time windows, allowed vehicles, ...), a
+short PyVRP search on a *nearby* model often finds much better routes than OR-Tools' first
+solution strategies, and OR-Tools then searches on from them with every constraint in place:
+
+- breaks are dropped, the vehicle's end window closing earlier by their length instead, and
+  soft time-window bounds are ignored (OR-Tools places the breaks and prices the soft bounds;
+  a route it cannot take as it is starts empty, its visits left to OR-Tools' search);
+- of several time windows only the widest is kept, and of several pickup (delivery)
+  alternatives of a pair only the first (restrictions: routes stay feasible);
+- ``allowed_vehicle_indices`` are dropped, and visits on a vehicle that is not allowed are
+  taken out of the initial routes (OR-Tools treats every shipment as optional, so fewer
+  visits are always consistent);
+- an end window that opens after the start window loses its start (the vehicle waits).
+
+The nearby model keeps the stops' travel matrices (no new road queries) and the stops' order,
+so its routes map straight back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from engine.backends import get_backend
+from engine.backends.base import Backend, Progress, RoutePlan, StopCriterion
+from engine.errors import NoSolutionError
+from engine.matrix import Stops, TravelMatrices, build_stops
+from engine.model import Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest
+from engine.precheck import precheck
+from engine.problem import Problem
+
+__all__ = ["WARM_STARTABLE", "WarmStartedOrTools", "nearby_model", "pyvrp_initial_routes"]
+
+log = logging.getLogger(__name__)
+
+WARM_STARTABLE = frozenset(
+    {
+        "breaks",
+        "soft_time_windows",
+        "multiple_time_windows",
+        "multiple_vehicle_time_windows",
+        "allowed_vehicles",
+        "pair_alternatives",
+        "late_end_window_start",
+    }
+)
+"""Features (:mod:`engine.backends.features`) that the nearby model can do without."""
+
+
+@runtime_checkable
+class OrToolsLike(Protocol):
+    """A backend that can start from given routes (the OR-Tools backend)."""
+
+    initial_routes: list[list[int]] | None
+
+
+def _widest(windows: tuple[TimeWindow, ...], lo: float, hi: float) -> tuple[TimeWindow, ...]:
+    """The widest hard window, without soft bounds (none: unchanged)."""
+    if not windows:
+        return ()
+
+    def width(w: TimeWindow) -> float:
+        return (hi if w.end_time is None else w.end_time) - (
+            lo if w.start_time is None else w.start_time
+        )
+
+    best = max(windows, key=width)
+    return (TimeWindow(start_time=best.start_time, end_time=best.end_time),)
+
+
+def _visit(visit: VisitRequest, lo: float, hi: float) -> VisitRequest:
+    return dataclasses.replace(visit, time_windows=_widest(visit.time_windows, lo, hi))
+
+
+def _shipment(shipment: Shipment, lo: float, hi: float) -> Shipment:
+    pickups, deliveries = shipment.pickups, shipment.deliveries
+    if pickups and deliveries:
+        pickups, deliveries = pickups[:1], deliveries[:1]
+    return dataclasses.replace(
+        shipment,
+        pickups=tuple(_visit(v, lo, hi) for v in pickups),
+        deliveries=tuple(_visit(v, lo, hi) for v in deliveries),
+        allowed_vehicle_indices=(),
+    )
+
+
+def _vehicle(vehicle: Vehicle, lo: float, hi: float) -> Vehicle:
+    start = _widest(vehicle.start_time_windows, lo, hi)
+    end = _widest(vehicle.end_time_windows, lo, hi)
+    if start and end and end[0].start_time is not None:
+        opens = lo if start[0].start_time is None else start[0].start_time
+        if end[0].start_time > opens:
+            end = (TimeWindow(end_time=end[0].end_time),)
+    if vehicle.break_requests:
+        # Routes that end earlier by the breaks' length leave room to take them.
+        breaks = sum(b.min_duration_s for b in vehicle.break_requests)
+        close = hi if not end or end[0].end_time is None else end[0].end_time
+        opens_at = None if not end else end[0].start_time
+        end = (TimeWindow(start_time=opens_at, end_time=max(lo, close - breaks)),)
+    return dataclasses.replace(
+        vehicle, break_requests=(), start_time_windows=start, end_time_windows=end
+    )
+
+
+def nearby_model(model: ShipmentModel) -> ShipmentModel:
+    """The model without the features PyVRP lacks (see the module docstring)."""
+    lo, hi = model.global_start_time, model.global_end_time
+    return dataclasses.replace(
+        model,
+        shipments=tuple(_shipment(s, lo, hi) for s in model.shipments),
+        vehicles=tuple(_vehicle(v, lo, hi) for v in model.vehicles),
+    )
+
+
+def _stop_map(original: Stops, nearby: Stops) -> np.ndarray:
+    """Original stop index of each stop of the nearby model."""
+    where = {
+        (int(original.shipment[i]), bool(original.is_pickup[i]), int(original.alternative[i])): i
+        for i in range(original.num_visits)
+    }
+    out = np.empty(nearby.size, dtype=np.int64)
+    for i in range(nearby.num_visits):
+        key = (int(nearby.shipment[i]), bool(nearby.is_pickup[i]), int(nearby.alternative[i]))
+        out[i] = where[key]
+    out[nearby.num_visits :] = np.arange(original.num_visits, original.size)
+    return out
+
+
+def pyvrp_initial_routes(
+    problem: Problem,
+    stop: StopCriterion,
+    seed: int = 0,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> list[list[int]] | None:
+    """Visit stops per vehicle of ``problem`` from a PyVRP search on the nearby model until
+    ``stop``; None when PyVRP finds no solution serving every mandatory shipment there."""
+    model = nearby_model(problem.model)
+    stops = build_stops(model)
+    index = _stop_map(problem.stops, stops)
+    cut = np.ix_(index, index)
+    travel = TravelMatrices(
+        durations_s=tuple(d[cut] for d in problem.travel.durations_s),
+        distances_m=tuple(d[cut] for d in problem.travel.distances_m),
+        vehicle_matrix=problem.travel.vehicle_matrix,
+        source=problem.travel.source,
+    )
+    nearby = Problem.build(model, stops, travel)
+    precheck(nearby)
+    for s, ok in enumerate(problem.routable):
+        nearby.routable[s] = nearby.routable[s] and ok
+    backend = get_backend("pyvrp", seed=seed)
+    try:
+        plans = backend.solve(nearby, stop, on_progress)
+    except NoSolutionError as exc:
+        log.info("warm start: no PyVRP solution on the nearby model (%s)", exc)
+        return None
+    routes: list[list[int]] = []
+    stops_of = problem.stops.shipment
+    for plan in plans:
+        allowed = [
+            plan.vehicle in problem.allowed_vehicles[int(stops_of[index[i]])] for i in plan.stops
+        ]
+        routes.append([int(index[i]) for i, ok in zip(plan.stops, allowed, strict=True) if ok])
+    return routes
+
+
+class WarmStartedOrTools:
+    """OR-Tools started from :func:`pyvrp_initial_routes`: PyVRP gets ``fraction`` of the
+    search time on the nearby model, OR-Tools the rest on the model itself (from a
+    first-solution strategy when OR-Tools rejects the routes)."""
+
+    name = "ortools"
+
+    def __init__(self, ortools: Backend, fraction: float, seed: int = 0) -> None:
+        self.ortools = ortools
+        self.fraction = fraction
+        self.seed = seed
+        self.outcome = "not run"
+        """What the warm start did (for the backend reason)."""
+
+    def solve(
+        self,
+        problem: Problem,
+        stop: StopCriterion,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> list[RoutePlan]:
+        now = time.monotonic()
+        first = StopCriterion(
+            deadline=now + self.fraction * max(0.0, stop.deadline - now),
+            search_mode=stop.search_mode,
+            should_stop=stop.should_stop,
+        )
+        routes = pyvrp_initial_routes(problem, first, self.seed)
+        if first.interrupted:
+            stop.interrupted = True
+        if routes is None:
+            self.outcome = "pyvrp found no routes on the nearby model"
+        elif isinstance(self.ortools, OrToolsLike):
+            self.ortools.initial_routes = routes
+            self.outcome = f"started from pyvrp's routes ({sum(map(len, routes))} visits)"
+        return self.ortools.solve(problem, stop, on_progress)
