@@ -91,7 +91,21 @@ def solve_pyvrp(data: VrpData, time_limit_s: float, seed: int = 1) -> Routes:
         distance_matrices=[dist],
         duration_matrices=[durations],
     )
-    result = pyvrp.solve(problem, stop=MaxRuntime(time_limit_s), seed=seed, display=False)
+    # Scaling the costs by ``factor`` must scale PyVRP's penalty range alike, or the penalties
+    # for excess load cannot outweigh the (scaled) distances and the search ends infeasible.
+    default = pyvrp.PenaltyParams()
+    penalty = pyvrp.PenaltyParams(
+        min_penalty=default.min_penalty * factor, max_penalty=default.max_penalty * factor
+    )
+    result = pyvrp.solve(
+        problem,
+        stop=MaxRuntime(time_limit_s),
+        seed=seed,
+        display=False,
+        params=pyvrp.SolveParams(penalty=penalty),
+    )
+    if not result.best.is_feasible():
+        raise RuntimeError(f"PyVRP found no feasible solution in {time_limit_s:g} s")
     routes: Routes = []
     clients_ = data.clients
     for route in result.best.routes():
