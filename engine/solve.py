@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from engine.backends import get_backend
 from engine.backends.base import Progress, RoutePlan, StopCriterion
@@ -14,8 +14,9 @@ from engine.model import ShipmentModel
 from engine.options import SolveOptions
 from engine.precheck import precheck
 from engine.problem import Problem
+from engine.progress import ProgressRelay, SolveProgress
 from engine.roads import RoadContext
-from engine.solution import Solution, SolveStatus
+from engine.solution import SkipReason, Solution, SolveStatus
 from engine.validation import check_model
 
 __all__ = ["solve"]
@@ -37,6 +38,8 @@ def solve(
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     roads: RoadContext | None = None,
+    on_update: Callable[[SolveProgress], None] | None = None,
+    update_solutions_every_s: float = 1.0,
 ) -> Solution:
     """Solve ``model`` within ``options.time_limit_s`` (matrices included).
 
@@ -44,7 +47,9 @@ def solve(
     ``should_stop`` is polled during the search: when it returns True the best solution so far
     is returned with status ``INTERRUPTED``. ``on_progress`` is called on each improving
     solution. With ``roads``, travel follows the road network (unless the model has its own
-    matrices or ``options.use_geodesic_distances`` is set).
+    matrices or ``options.use_geodesic_distances`` is set). ``on_update`` gets a
+    :class:`~engine.progress.SolveProgress` on each strictly improving solution, with the
+    evaluated solution at most every ``update_solutions_every_s`` seconds.
     """
     options = options or SolveOptions()
     started = time.monotonic()
@@ -76,6 +81,10 @@ def solve(
         search_mode=options.search_mode,
         should_stop=should_stop,
     )
+    if on_update is not None:
+        on_progress = _relay(
+            problem, skip_reasons, backend.name, on_update, update_solutions_every_s, on_progress
+        )
     if any(problem.routable):
         plans = backend.solve(problem, stop, on_progress)
         status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
@@ -106,3 +115,36 @@ def solve(
         solve_time,
     )
     return solution
+
+
+def _relay(
+    problem: Problem,
+    skip_reasons: Mapping[int, tuple[SkipReason, ...]],
+    backend: str,
+    on_update: Callable[[SolveProgress], None],
+    every_s: float,
+    also: Callable[[Progress], None] | None,
+) -> ProgressRelay:
+    """The progress callback that evaluates intermediate solutions for ``on_update``."""
+    started = time.monotonic()
+
+    def evaluate(plans: Sequence[RoutePlan]) -> Solution:
+        return build_solution(
+            problem,
+            plans,
+            skip_reasons,
+            status=SolveStatus.INTERRUPTED,
+            backend=backend,
+            matrix_time_s=0.0,
+            solve_time_s=time.monotonic() - started,
+            solver_time_limit_s=0.0,
+        )
+
+    return ProgressRelay(
+        on_update,
+        n_shipments=len(problem.model.shipments),
+        shipment_of_stop=problem.stops.shipment.tolist(),
+        evaluate=evaluate,
+        solutions_every_s=every_s,
+        also=also,
+    )

@@ -410,7 +410,8 @@ class _Builder:
             count += 1
             if on_progress is not None:
                 objective = routing.CostVar().Value() / COST_SCALE
-                on_progress(Progress(time.monotonic() - started, objective, count))
+                plans = tuple(self._extract(_LIVE, v) for v in range(len(self.model.vehicles)))
+                on_progress(Progress(time.monotonic() - started, objective, count, plans))
 
         routing.AddAtSolutionCallback(at_solution)
         assignment = routing.SolveWithParameters(params)
@@ -452,7 +453,7 @@ class _Builder:
             )
         return [self._extract(assignment, v) for v in range(len(self.model.vehicles))]
 
-    def _extract(self, assignment: pywrapcp.Assignment, v: int) -> RoutePlan:
+    def _extract(self, assignment: pywrapcp.Assignment | _LiveValues, v: int) -> RoutePlan:
         routing, manager, dim = self.routing, self.manager, self.time
         index = routing.Start(v)
         start_s = int(assignment.Min(dim.CumulVar(index)))
@@ -478,3 +479,27 @@ class _Builder:
             end_s=end_s,
             breaks_s=breaks,
         )
+
+
+class _LiveValues:
+    """The values of the solution being reported, read from the variables themselves (in a
+    solution callback, where no Assignment is at hand); same accessors as an Assignment."""
+
+    @staticmethod
+    def Value(var: Any) -> int:  # noqa: N802 (Assignment's method names)
+        return int(var.Value())
+
+    @staticmethod
+    def Min(var: Any) -> int:  # noqa: N802
+        return int(var.Min())
+
+    @staticmethod
+    def StartValue(interval: Any) -> int:  # noqa: N802
+        return int(interval.StartMin())
+
+    @staticmethod
+    def DurationValue(interval: Any) -> int:  # noqa: N802
+        return int(interval.DurationMin())
+
+
+_LIVE = _LiveValues()
