@@ -560,7 +560,18 @@ class JobManager:
         with self._changed:
             self._running.pop(name, None)
             stopping = self._stopping
+            latest = state.latest
             self._changed.notify_all()
+        if latest is not None:  # the last progress may not have been written yet
+            self.store.update_progress(
+                name,
+                self._clock(),
+                elapsed_s=latest.elapsed_s,
+                solution_count=latest.solutions,
+                best_cost=latest.cost,
+                used_vehicles=latest.used_vehicles,
+                skipped_shipments=latest.skipped_shipments,
+            )
         try:
             solution = job.result()
         except BaseException as exc:

@@ -23,6 +23,7 @@ from google.rpc import code_pb2
 
 from rpc.pb import route_optimization_service_pb2 as pb
 from tests.test_server_e2e import (
+    ROOT,
     ServerProcess,
     bad_request_fields,
     check_response,
@@ -460,3 +461,35 @@ def test_a_second_server_cannot_share_the_data_dir(jobs: Client, tmp_path: Path)
     log = tmp_path / "server.log"
     with pytest.raises(AssertionError, match="in use by another server"):
         ServerProcess(log, "--osm", "none", "--data-dir", str(data))
+
+
+# -- the README's client example -----------------------------------------------------------------
+
+
+def readme_block(marker: str) -> str:
+    """The README's python code block that contains ``marker``."""
+    text = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    (block,) = [b for b in blocks if marker in b]
+    return block
+
+
+def test_readme_client_example_runs(
+    jobs: Client, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = readme_block("start_optimize_tours(")
+    assert '"127.0.0.1:50051"' in code
+    code = code.replace('"127.0.0.1:50051"', f'"127.0.0.1:{jobs.srv.port}"')
+    monkeypatch.chdir(ROOT)
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    request = namespace["request"]
+    assert isinstance(request, pb.OptimizeToursRequest)
+    for key in ("response", "streamed"):
+        response = namespace[key]
+        assert isinstance(response, pb.OptimizeToursResponse)
+        check_response(request, response)
+    printed = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("RUNNING ") for line in printed), printed
+    assert any(line.startswith("SUCCEEDED ") for line in printed)
+    assert printed[-1].endswith(" True")  # the stream's last event is the final one
