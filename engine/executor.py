@@ -18,6 +18,11 @@ takes only its own solve down.
   times a second) would leave it held and block the server's next ``set()`` forever.
 - A watchdog kills a worker that overruns its time limit by far (a safety net; the engine
   respects the limit itself).
+- Progress: with an ``on_progress`` callback, the worker also sends a
+  :class:`~engine.progress.SolveProgress` per improving solution (now and then with the
+  evaluated solution so far); the supervisor thread calls the callback with each. A worker that
+  has to be killed after a cancellation or by the watchdog still yields the best solution it
+  reported (status ``INTERRUPTED``).
 - :meth:`SolveJob.result` returns the :class:`~engine.solution.Solution` (results cross the
   process boundary as pickled engine dataclasses) or re-raises the worker's
   :class:`~engine.errors.InvalidModelError` / :class:`~engine.errors.SolverError`. Any other
@@ -51,7 +56,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
-from typing import Any, Final
+from typing import Any, Final, Protocol, cast
 
 from engine.errors import (
     ExecutorFullError,
@@ -63,10 +68,19 @@ from engine.errors import (
 )
 from engine.model import LatLng, Shipment, ShipmentModel, Vehicle, VisitRequest
 from engine.options import SolveOptions
+from engine.progress import SolveProgress
 from engine.roads import ROADS_ENV_VAR, RoadSpec
 from engine.solution import Solution
 
-__all__ = ["CancelledError", "SolveExecutor", "SolveJob", "StopFlag"]
+__all__ = [
+    "CancelledError",
+    "Executor",
+    "Job",
+    "ProgressCallback",
+    "SolveExecutor",
+    "SolveJob",
+    "StopFlag",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +113,63 @@ _WATCHDOG_SLACK_S: Final = 5.0
 
 _job_ids = itertools.count(1)
 
-# Messages from a worker: ("ok", Solution) | ("invalid", violations) | ("solver_error", text)
-# | ("crash", traceback text). InvalidModelError is sent as its violations because its
-# constructor does not take its message, so the exception itself does not round-trip.
+ProgressCallback = Callable[[SolveProgress], None]
+"""Called with each progress update of a solve (in a thread of the executor)."""
+
+
+class Job(Protocol):
+    """A submitted solve, whatever runs it (see :class:`Executor`)."""
+
+    @property
+    def cancel_requested(self) -> bool: ...
+
+    def cancel(self) -> None:
+        """Stop the solve; a running one returns its best solution so far (INTERRUPTED)."""
+        ...
+
+    def done(self) -> bool: ...
+
+    def result(self, timeout: float | None = None) -> Solution:
+        """The solution; raises the engine's errors, TimeoutError or CancelledError."""
+        ...
+
+    def add_done_callback(self, fn: Callable[[Any], object]) -> None:
+        """Call ``fn(job)`` once the job is done (at once if it already is)."""
+        ...
+
+
+class Executor(Protocol):
+    """Runs solves away from the caller's threads: :class:`SolveExecutor` (local worker
+    processes) or :class:`engine.dask_executor.DaskExecutor` (a Dask cluster). Both bound the
+    number of running and waiting solves and raise :class:`ExecutorFullError` beyond."""
+
+    max_workers: int
+    max_queued: int
+
+    @property
+    def running_count(self) -> int: ...
+
+    @property
+    def queued_count(self) -> int: ...
+
+    def submit(
+        self,
+        model: ShipmentModel,
+        options: SolveOptions,
+        *,
+        on_progress: ProgressCallback | None = None,
+        progress_solutions_every_s: float = 1.0,
+    ) -> Job: ...
+
+    def warm_up(self, timeout: float = 60.0) -> float: ...
+
+    def shutdown(self, cancel_running: bool = False, *, wait: bool = True) -> None: ...
+
+
+# Messages from a worker: ("progress", SolveProgress)* then one of ("ok", Solution)
+# | ("invalid", violations) | ("solver_error", text) | ("crash", traceback text).
+# InvalidModelError is sent as its violations because its constructor does not take its
+# message, so the exception itself does not round-trip.
 _Message = tuple[str, Any]
 
 
@@ -122,9 +190,15 @@ class StopFlag:
 
 
 def _worker_main(
-    conn: Connection, model: ShipmentModel, options: SolveOptions, stop: StopFlag, log_level: int
+    conn: Connection,
+    model: ShipmentModel,
+    options: SolveOptions,
+    stop: StopFlag,
+    log_level: int,
+    solutions_every_s: float | None = None,
 ) -> None:
-    """Body of a worker process: solve, send one message, exit."""
+    """Body of a worker process: solve, send progress messages (when ``solutions_every_s`` is
+    set), send one final message, exit."""
     # Ctrl-C reaches the whole process group; the server decides what happens to solves.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not logging.getLogger().handlers:  # log to the server's stderr at the server's level
@@ -137,12 +211,27 @@ def _worker_main(
 
     from engine.solve import solve  # preloaded by the forkserver
 
+    def send_progress(update: SolveProgress) -> None:
+        try:
+            conn.send(("progress", update))
+        except (BrokenPipeError, ConnectionResetError):
+            stop.set()  # nobody is listening any more
+
+    on_update = send_progress if solutions_every_s is not None else None
     message: _Message
     try:
         from engine import _worker_roads  # preloaded by the forkserver when the server has roads
 
         roads = _worker_roads.CONTEXT
-        message = ("ok", solve(model, options, should_stop=should_stop, roads=roads))
+        solution = solve(
+            model,
+            options,
+            should_stop=should_stop,
+            roads=roads,
+            on_update=on_update,
+            update_solutions_every_s=solutions_every_s or 0.0,
+        )
+        message = ("ok", solution)
     except NoSolutionError as exc:
         message = ("no_solution", exc)
     except InvalidModelError as exc:
@@ -177,9 +266,19 @@ class SolveJob:
     """A submitted solve. Thread-safe; obtained from :meth:`SolveExecutor.submit`."""
 
     def __init__(
-        self, model: ShipmentModel, options: SolveOptions, stop: StopFlag, grace_s: float
+        self,
+        model: ShipmentModel,
+        options: SolveOptions,
+        stop: StopFlag,
+        grace_s: float,
+        on_progress: ProgressCallback | None = None,
+        progress_solutions_every_s: float = 1.0,
     ) -> None:
         self.id = next(_job_ids)
+        self.on_progress = on_progress
+        self.progress_solutions_every_s = progress_solutions_every_s
+        self.best_solution: Solution | None = None
+        """The latest intermediate solution the worker reported (progress only)."""
         self.model = model
         self.options = options
         self.submitted_at = time.monotonic()
@@ -288,13 +387,29 @@ class SolveExecutor:
 
     # -- public API ----------------------------------------------------------------------
 
-    def submit(self, model: ShipmentModel, options: SolveOptions) -> SolveJob:
+    def submit(
+        self,
+        model: ShipmentModel,
+        options: SolveOptions,
+        *,
+        on_progress: ProgressCallback | None = None,
+        progress_solutions_every_s: float = 1.0,
+    ) -> SolveJob:
         """Start solving ``model`` in a worker, or queue it if every worker is busy.
 
-        Raises :class:`ExecutorFullError` when ``max_workers`` solves run and ``max_queued``
-        wait, :class:`ExecutorShutdownError` after :meth:`shutdown`.
+        ``on_progress`` gets each improving solution's :class:`SolveProgress` (with the
+        evaluated solution at most every ``progress_solutions_every_s`` seconds). Raises
+        :class:`ExecutorFullError` when ``max_workers`` solves run and ``max_queued`` wait,
+        :class:`ExecutorShutdownError` after :meth:`shutdown`.
         """
-        job = SolveJob(model, options, StopFlag(self._ctx), self.cancel_grace_s)
+        job = SolveJob(
+            model,
+            options,
+            StopFlag(self._ctx),
+            self.cancel_grace_s,
+            on_progress,
+            progress_solutions_every_s,
+        )
         with self._lock:
             if self._shut_down:
                 raise ExecutorShutdownError("the solve executor is shutting down")
@@ -411,7 +526,14 @@ class SolveExecutor:
         reader, writer = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
             target=_worker_main,
-            args=(writer, job.model, options, job._stop, logging.getLogger().getEffectiveLevel()),
+            args=(
+                writer,
+                job.model,
+                options,
+                job._stop,
+                logging.getLogger().getEffectiveLevel(),
+                job.progress_solutions_every_s if job.on_progress is not None else None,
+            ),
             name=f"routeopt-solve-{job.id}",
             daemon=True,
         )
@@ -445,8 +567,11 @@ class SolveExecutor:
                         message = None  # died while sending: judged by its exit code below
                     except Exception:
                         message = ("crash", f"unreadable result:\n{traceback.format_exc()}")
-                    break
-                if process.sentinel in ready:
+                    if message is None or message[0] != "progress":
+                        break
+                    self._progress(job, cast(SolveProgress, message[1]))
+                    message = None
+                elif process.sentinel in ready:
                     break
                 now = time.monotonic()
                 if not watchdog_fired and now >= watchdog_at:
@@ -479,10 +604,23 @@ class SolveExecutor:
         process.close()
         return self._outcome(job, message, exitcode, watchdog_fired)
 
+    @staticmethod
+    def _progress(job: SolveJob, update: SolveProgress) -> None:
+        if update.solution is not None:
+            job.best_solution = update.solution
+        if job.on_progress is not None:
+            try:
+                job.on_progress(update)
+            except Exception:  # a faulty listener must not end the solve
+                log.exception("solve job %d: progress callback failed", job.id)
+
     def _outcome(
         self, job: SolveJob, message: _Message | None, exitcode: int | None, watchdog: bool
     ) -> Solution | BaseException:
         if message is None:
+            if (watchdog or job.cancel_requested) and job.best_solution is not None:
+                log.warning("solve job %d: worker stopped; keeping its best solution", job.id)
+                return job.best_solution
             if watchdog:
                 return SolverError("the solver overran its time limit and was stopped")
             if job.cancel_requested:

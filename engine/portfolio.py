@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -132,7 +133,9 @@ def run_portfolio(
                         best = payload.objective
                         if on_progress is not None:
                             elapsed = time.monotonic() - started
-                            on_progress(Progress(elapsed, best, solutions))
+                            on_progress(
+                                dataclasses.replace(payload, elapsed_s=elapsed, solutions=solutions)
+                            )
                     continue
                 del readers[reader]
                 name = getattr(members[i], "name", type(members[i]).__name__)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,7 @@ __all__ = [
     "embedded_extract",
     "load_roads",
     "roads_from_env",
+    "save_prebuilt",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,12 +69,15 @@ def embedded_extract() -> Path:
 @dataclass(frozen=True)
 class RoadSpec:
     """Which road file to load and how: ``path`` (OSM .pbf/.osm or a road layer), ``profile``
-    ("car" or "truck"), the build-cache folder (None: the default) and the snapping limit."""
+    ("car" or "truck"), the build-cache folder (None: the default) and the snapping limit.
+    With ``prebuilt``, ``path`` is a network written by :func:`save_prebuilt` (loaded as is,
+    nothing is built or cached)."""
 
     path: str
     profile: str = "car"
     cache_dir: str | None = None
     max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
+    prebuilt: bool = False
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -127,15 +132,38 @@ class RoadContext:
         return road_matrix(self.network, sources, targets, threads=threads)
 
 
+def save_prebuilt(network: RoadNetwork, path: str | os.PathLike[str]) -> None:
+    """Write ``network`` to ``path`` (``.npz``) for a :class:`RoadSpec` with ``prebuilt``: how
+    a network built on one machine is used on another (the Dask workers)."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    contents: dict[str, Any] = {"profile": np.array(network.profile), **network.arrays()}
+    with tmp.open("wb") as handle:
+        np.savez(handle, **contents)
+    os.replace(tmp, target)
+
+
+def _load_prebuilt(path: str) -> RoadNetwork:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if name != "profile"}
+        profile = str(data["profile"])
+    return RoadNetwork(**arrays, profile=profile)
+
+
 def load_roads(spec: RoadSpec) -> RoadContext:
     """Load ``spec``'s network (build cache permitting) and index it for snapping."""
     started = time.perf_counter()
-    network, report = load_network(spec.path, PROFILES[spec.profile], spec.cache_dir)
+    report: BuildReport | None = None
+    if spec.prebuilt:
+        network = _load_prebuilt(spec.path)
+    else:
+        network, report = load_network(spec.path, PROFILES[spec.profile], spec.cache_dir)
     snapper = Snapper(network)
     log.info(
         "road network %s: %d nodes, %d edges (%s profile, %s) ready in %.2f s; %s",
         spec.path, network.n_nodes, network.n_edges, spec.profile,
-        "from cache" if report.from_cache else "built", time.perf_counter() - started, OSM_CREDIT,
+        "prebuilt" if report is None else "from cache" if report.from_cache else "built",
+        time.perf_counter() - started, OSM_CREDIT,
     )  # fmt: skip
     return RoadContext(spec, network, snapper, report)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from engine.backends import BACKENDS, Backend, BackendChoice, choose_backend, get_backend
 from engine.backends.base import Progress, RoutePlan, StopCriterion
@@ -17,8 +17,9 @@ from engine.options import SolveOptions
 from engine.portfolio import run_portfolio
 from engine.precheck import precheck
 from engine.problem import Problem
+from engine.progress import ProgressRelay, SolveProgress
 from engine.roads import RoadContext
-from engine.solution import Solution, SolveStatus
+from engine.solution import SkipReason, Solution, SolveStatus
 from engine.validation import check_model
 from engine.warmstart import WARM_STARTABLE, WarmStartedOrTools
 
@@ -41,6 +42,8 @@ def solve(
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     roads: RoadContext | None = None,
+    on_update: Callable[[SolveProgress], None] | None = None,
+    update_solutions_every_s: float = 1.0,
 ) -> Solution:
     """Solve ``model`` within ``options.time_limit_s`` (matrices included).
 
@@ -48,7 +51,9 @@ def solve(
     ``should_stop`` is polled during the search: when it returns True the best solution so far
     is returned with status ``INTERRUPTED``. ``on_progress`` is called on each improving
     solution. With ``roads``, travel follows the road network (unless the model has its own
-    matrices or ``options.use_geodesic_distances`` is set).
+    matrices or ``options.use_geodesic_distances`` is set). ``on_update`` gets a
+    :class:`~engine.progress.SolveProgress` on each strictly improving solution, with the
+    evaluated solution at most every ``update_solutions_every_s`` seconds.
     """
     options = options or SolveOptions()
     started = time.monotonic()
@@ -77,6 +82,10 @@ def solve(
         search_mode=options.search_mode,
         should_stop=should_stop,
     )
+    if on_update is not None:
+        on_progress = _relay(
+            problem, skip_reasons, choice.name, on_update, update_solutions_every_s, on_progress
+        )
     geometry = roads.network if roads is not None and options.populate_polylines else None
 
     def finish(plans: list[RoutePlan], status: SolveStatus, backend: str, reason: str) -> Solution:
@@ -229,3 +238,36 @@ def _solve_portfolio(
         raise no_solution[0] if no_solution else (errors[0] or NoSolutionError("infeasible", ""))
     reason = f"{choice.reason}; best of {k} parallel searches (member {winner} won)"
     return dataclasses.replace(best, backend_reason=reason)
+
+
+def _relay(
+    problem: Problem,
+    skip_reasons: Mapping[int, tuple[SkipReason, ...]],
+    backend: str,
+    on_update: Callable[[SolveProgress], None],
+    every_s: float,
+    also: Callable[[Progress], None] | None,
+) -> ProgressRelay:
+    """The progress callback that evaluates intermediate solutions for ``on_update``."""
+    started = time.monotonic()
+
+    def evaluate(plans: Sequence[RoutePlan]) -> Solution:
+        return build_solution(
+            problem,
+            plans,
+            skip_reasons,
+            status=SolveStatus.INTERRUPTED,
+            backend=backend,
+            matrix_time_s=0.0,
+            solve_time_s=time.monotonic() - started,
+            solver_time_limit_s=0.0,
+        )
+
+    return ProgressRelay(
+        on_update,
+        n_shipments=len(problem.model.shipments),
+        shipment_of_stop=problem.stops.shipment.tolist(),
+        evaluate=evaluate,
+        solutions_every_s=every_s,
+        also=also,
+    )

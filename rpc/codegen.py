@@ -50,14 +50,28 @@ class CodegenError(RuntimeError):
     """protoc or a plugin failed, or the generated code has an import that cannot be rewritten."""
 
 
-def _include_dirs() -> list[Path]:
+_LONGRUNNING = Path("google") / "longrunning" / "operations.proto"
+
+
+def _include_dirs(scratch: Path) -> list[Path]:
     import grpc_tools
     from google.type import latlng_pb2
 
     grpc_tools_protos = Path(grpc_tools.__file__).parent / "_proto"
     # googleapis-common-protos ships google/type/latlng.proto next to latlng_pb2.py.
     googleapis_protos = Path(latlng_pb2.__file__).parent.parent.parent
-    return [PROTO_DIR, grpc_tools_protos, googleapis_protos]
+    dirs = [PROTO_DIR, grpc_tools_protos, googleapis_protos]
+    if not (googleapis_protos / _LONGRUNNING).is_file():
+        # It ships google/longrunning/operations.proto as operations_proto.proto (the
+        # descriptor it registers keeps the original name): offer it under that name.
+        shipped = googleapis_protos / _LONGRUNNING.with_name("operations_proto.proto")
+        if not shipped.is_file():
+            raise CodegenError(f"googleapis-common-protos has no {_LONGRUNNING} nor {shipped}")
+        target = scratch / "include" / _LONGRUNNING
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(shipped, target)
+        dirs.append(scratch / "include")
+    return dirs
 
 
 def _plugin(name: str) -> Path:
@@ -91,12 +105,13 @@ def _rewrite(name: str, text: str) -> str:
 def generate() -> dict[str, bytes]:
     """Run protoc and return the files of ``rpc/pb`` (file name → content)."""
     with tempfile.TemporaryDirectory(prefix="routeopt-codegen-") as tmp:
-        out = Path(tmp)
+        out = Path(tmp) / "out"
+        out.mkdir()
         command = [
             sys.executable,
             "-m",
             "grpc_tools.protoc",
-            *(f"--proto_path={d}" for d in _include_dirs()),
+            *(f"--proto_path={d}" for d in _include_dirs(Path(tmp))),
             f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
             f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
             f"--python_out={out}",

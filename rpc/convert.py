@@ -153,15 +153,26 @@ def seconds_to_duration(value: float) -> duration_pb2.Duration:
 
 
 def request_to_engine(
-    request: pb.OptimizeToursRequest, *, default_geodesic_meters_per_second: float
+    request: pb.OptimizeToursRequest,
+    *,
+    default_geodesic_meters_per_second: float,
+    max_solver_processes: int | None = None,
 ) -> tuple[ShipmentModel, RequestSettings]:
     """Validate ``request`` completely and convert it to an engine model and settings.
 
     Raises :class:`~engine.errors.InvalidModelError` listing every violation, with paths
     relative to the request (``timeout``, ``model.vehicles[0].start_location.latitude``).
+    ``max_solver_processes``: the server's cap on ``solver.solver_processes``.
     """
     conv = _Converter()
     settings = conv.settings(request, default_geodesic_meters_per_second)
+    cap = max_solver_processes
+    if cap is not None and settings.solver_processes > cap:
+        conv.add(
+            "solver.solver_processes",
+            f"at most {cap} on this server (--max-solver-processes), "
+            f"got {settings.solver_processes}",
+        )
     model = conv.model(request.model)
     reported = {v.field for v in conv.violations}
     for violation in validate_model(model):

@@ -1,15 +1,21 @@
 """The routeopt gRPC server: ``python server.py --help`` (or ``routeopt-server``).
 
-Serves ``routeopt.v1.RouteOptimization``, ``grpc.health.v1.Health`` (overall ``""`` and
-``routeopt.v1.RouteOptimization``) and server reflection. Solves run in worker processes
-(:class:`engine.executor.SolveExecutor`): OR-Tools holds the GIL while it searches, so the
-gRPC threads stay free for health checks, validation and rejections.
+Serves ``routeopt.v1.RouteOptimization``, ``google.longrunning.Operations`` (the operations of
+OptimizeToursLongRunning and BatchOptimizeTours, kept in a SQLite job store in ``--data-dir``),
+``grpc.health.v1.Health`` (overall ``""`` and each service) and server reflection. Solves run in
+worker processes (:class:`engine.executor.SolveExecutor`): OR-Tools holds the GIL while it
+searches, so the gRPC threads stay free for health checks, validation and rejections.
 
-Lifecycle: health is NOT_SERVING until a warm-up solve has gone through a worker, then
-SERVING, and one line ``routeopt listening on HOST:PORT`` is printed to stdout. On SIGTERM or
-SIGINT health turns NOT_SERVING, the server stops taking calls, in-flight calls get up to
-``--grace`` seconds to finish (then they are cancelled and their solves stopped), the workers
-are shut down and the process exits 0.
+With ``--dask-scheduler`` the solves run on a Dask cluster
+(:class:`engine.dask_executor.DaskExecutor`) instead of local worker processes.
+
+Lifecycle: health is NOT_SERVING until a warm-up solve has gone through a worker and the job
+store has been recovered (unfinished operations queued again), then SERVING, and one line
+``routeopt listening on HOST:PORT`` is printed to stdout. On SIGTERM or SIGINT health turns
+NOT_SERVING, running operations are stopped and left in the store (the next start runs them
+again), the server stops taking calls, in-flight calls get up to ``--grace`` seconds to finish
+(then they are cancelled and their solves stopped), the workers are shut down and the process
+exits 0.
 
 ``--max-message-mb`` limits both received and sent messages (requests with large client
 matrices and responses with many routes); gRPC's own default would be 4 MiB for receiving.
@@ -27,30 +33,53 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 import grpc
+from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from engine.executor import SolveExecutor
+from engine.executor import Executor, SolveExecutor
 from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND
 from engine.roads import DEFAULT_MAX_SNAP_M, RoadContext, RoadSpec, embedded_extract, load_roads
 from geodata import DEFAULT_CACHE_DIR, PROFILES
+from rpc.jobs import JobManager
+from rpc.operations import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.servicer import RouteOptimizationServicer
+from rpc.store import JobStore
 
-__all__ = ["SERVICE_NAME", "ServerConfig", "bind", "build_server", "main", "parse_args"]
+__all__ = [
+    "SERVICE_NAME",
+    "Server",
+    "ServerConfig",
+    "bind",
+    "build_server",
+    "default_data_dir",
+    "main",
+    "parse_args",
+]
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouteOptimization"].full_name
 """``routeopt.v1.RouteOptimization``."""
 
-EXTRA_RPC_THREADS = 16
+EXTRA_RPC_THREADS = 32
 """gRPC threads beyond one per running or queued solve: for health checks, reflection,
-validation and quick rejections, so they are answered while every solve slot is taken."""
+validation, quick rejections and the operations service (WaitOperation blocks a thread), so
+they are answered while every solve slot is taken."""
+
+HEALTH_SERVICES = ("", SERVICE_NAME, OPERATIONS_SERVICE_NAME)
+
+
+def default_data_dir() -> str:
+    """``$XDG_DATA_HOME/routeopt`` (default ``~/.local/share/routeopt``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "routeopt")
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,11 @@ class ServerConfig:
     """Parallel searches per solve when the request does not say (a portfolio when > 1)."""
     max_solver_processes: int = os.cpu_count() or 1
     """Most parallel searches a request may ask for."""
+    data_dir: str = ""
+    """Job store directory; "": :func:`default_data_dir`."""
+    job_retention_s: float = 7 * 24 * 3600.0
+    max_jobs: int = 1000
+    dask_scheduler: str | None = None
 
     def road_spec(self) -> RoadSpec | None:
         """What to load for road travel, or None when the server runs without roads."""
@@ -145,7 +179,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     parser.add_argument(
         "--workers",
         type=_positive_int,
-        default=defaults.workers,
+        default=None,
         help="concurrent solves, each in its own process (default: CPU count)",
     )
     parser.add_argument(
@@ -220,16 +254,46 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         help=f"where built road networks are cached (default: {DEFAULT_CACHE_DIR})",
     )
     parser.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        metavar="DIR",
+        help="where the job store (SQLite, WAL) of long-running operations lives; "
+        "one server per directory",
+    )
+    parser.add_argument(
+        "--job-retention",
+        type=_positive_float,
+        default=defaults.job_retention_s,
+        metavar="SECONDS",
+        help="finished operations are deleted this long after they finish",
+    )
+    parser.add_argument(
+        "--max-jobs",
+        type=_positive_int,
+        default=defaults.max_jobs,
+        help="operations that may be queued or running; beyond: RESOURCE_EXHAUSTED",
+    )
+    parser.add_argument(
+        "--dask-scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run solves on this Dask cluster (e.g. tcp://host:8786) instead of local worker "
+        "processes; --workers then defaults to the cluster's worker threads",
+    )
+    parser.add_argument(
         "--log-level",
         default=defaults.log_level,
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
     )
     args = parser.parse_args(argv)
+    workers = args.workers
+    if workers is None:
+        workers = 0 if args.dask_scheduler else defaults.workers  # 0: ask the cluster
     return ServerConfig(
         host=args.host,
         port=args.port,
-        workers=args.workers,
+        workers=workers,
         max_queued=args.max_queued,
         default_timeout_s=args.default_timeout,
         geodesic_meters_per_second=args.geodesic_speed,
@@ -242,25 +306,65 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
         road_cache_dir=args.road_cache_dir,
         solver_processes=args.solver_processes,
         max_solver_processes=max(args.max_solver_processes, args.solver_processes),
+        data_dir=args.data_dir,
+        job_retention_s=args.job_retention,
+        max_jobs=args.max_jobs,
+        dask_scheduler=args.dask_scheduler,
     )
 
 
-def build_server(
-    config: ServerConfig, roads: RoadContext | None = None
-) -> tuple[grpc.Server, health.HealthServicer, SolveExecutor]:
-    """A server with every service registered (health NOT_SERVING), not bound nor started,
-    and its solve executor (not warmed up). With ``roads``, OptimizeTours travels on them and
-    ComputeMatrix answers; the workers load the same network. See :func:`bind` and
-    :func:`main`."""
-    executor = SolveExecutor(
-        max_workers=config.workers,
-        max_queued=config.queue_size,
-        roads=roads.spec if roads is not None else None,
+@dataclass
+class Server:
+    """A built server and what it runs on; see :func:`build_server`."""
+
+    grpc_server: grpc.Server
+    health: health.HealthServicer
+    executor: Executor
+    jobs: JobManager
+    store: JobStore
+
+
+def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
+    spec = roads.spec if roads is not None else None
+    if config.dask_scheduler:
+        from engine.dask_executor import DaskExecutor
+
+        return DaskExecutor(
+            config.dask_scheduler,
+            max_workers=config.workers or None,
+            max_queued=config.queue_size if config.max_queued is not None else None,
+            roads=roads,
+        )
+    return SolveExecutor(max_workers=config.workers, max_queued=config.queue_size, roads=spec)
+
+
+def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Server:
+    """A server with every service registered (health NOT_SERVING), not bound nor started;
+    its solve executor (not warmed up) and its job store (open, not recovered: see
+    :meth:`JobManager.start`). With ``roads``, OptimizeTours travels on them and ComputeMatrix
+    answers; the workers load the same network. Raises :class:`DataDirInUseError` when
+    another server holds the data directory. See :func:`bind` and :func:`main`."""
+    store = JobStore(config.data_dir or default_data_dir())
+    try:
+        executor = _executor(config, roads)
+    except BaseException:
+        store.close()
+        raise
+    workers = executor.max_workers
+    jobs = JobManager(
+        store,
+        executor,
+        default_timeout_s=config.default_timeout_s,
+        default_geodesic_meters_per_second=config.geodesic_meters_per_second,
+        retention_s=config.job_retention_s,
+        max_jobs=config.max_jobs,
+        solver_processes=config.solver_processes,
+        max_solver_processes=config.max_solver_processes,
     )
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.server(
         ThreadPoolExecutor(
-            max_workers=config.workers + config.queue_size + EXTRA_RPC_THREADS,
+            max_workers=workers + executor.max_queued + EXTRA_RPC_THREADS,
             thread_name_prefix="grpc",
         ),
         options=[
@@ -276,16 +380,19 @@ def build_server(
         roads=roads,
         solver_processes=config.solver_processes,
         max_solver_processes=config.max_solver_processes,
+        jobs=jobs,
     )
     pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
+    operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(jobs), server)
     health_servicer = health.HealthServicer()
-    for name in ("", SERVICE_NAME):
+    for name in HEALTH_SERVICES:
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, OPERATIONS_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server,
     )
-    return server, health_servicer, executor
+    return Server(server, health_servicer, executor, jobs, store)
 
 
 def bind(server: grpc.Server, config: ServerConfig) -> int:
@@ -314,7 +421,7 @@ def _set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
         if serving
         else health_pb2.HealthCheckResponse.NOT_SERVING
     )
-    for name in ("", SERVICE_NAME):
+    for name in HEALTH_SERVICES:
         health_servicer.set(name, status)
 
 
@@ -348,26 +455,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         if roads.report is not None:
             log.info("%s", roads.report.summary())
         log.info("road kernels compiled in %.2f s", _warm_up_roads(roads))
-    server, health_servicer, executor = build_server(config, roads)
+    try:
+        built = build_server(config, roads)
+    except (OSError, ValueError) as exc:  # data dir in use or unusable, cluster unreachable
+        log.error("%s", exc)
+        return 1
+    server, health_servicer, executor = built.grpc_server, built.health, built.executor
     try:
         port = bind(server, config)
     except OSError as exc:
         log.error("%s", exc)
         executor.shutdown()
+        built.store.close()
         return 1
     server.start()
     try:
         executor.warm_up()
+        built.jobs.start()
     except Exception:
         log.exception("solver warm-up failed")
         server.stop(None)
+        built.jobs.stop()
         executor.shutdown(cancel_running=True)
+        built.store.close()
         return 1
     if not stop_requested.is_set():
         _set_serving(health_servicer, True)
         log.info(
-            "serving on %s:%d with %d solver workers, %d queued at most",
-            config.host, port, config.workers, config.queue_size,
+            "serving on %s:%d with %d solver workers, %d queued at most; job store %s",
+            config.host, port, executor.max_workers, executor.max_queued, built.store.path,
         )  # fmt: skip
         print(f"routeopt listening on {config.host}:{port}", flush=True)
         while not stop_requested.wait(1.0):
@@ -375,7 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.monotonic()
     health_servicer.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
+    built.jobs.stop()  # running operations stay unfinished in the store: the next start runs them
     server.stop(config.grace_s).wait()
     executor.shutdown(cancel_running=True)
+    built.store.close()
     log.info("stopped in %.2f s", time.monotonic() - started)
     return 0

@@ -14,6 +14,12 @@ OptimizeTours, step by step:
    the solve is cancelled so its worker is freed at once. A search that the deadline (rather
    than the request's timeout) stopped is reported with status INTERRUPTED.
 
+OptimizeToursStream runs the same way and yields an OptimizeToursProgress per improving solution
+the worker reports (the full best-so-far response at most every ``progress_routes_interval``),
+then a last event with the final response; when the client goes away the solve is cancelled.
+OptimizeToursLongRunning and BatchOptimizeTours hand the request to :class:`rpc.jobs.JobManager`
+(durable operations, followed through ``google.longrunning.Operations``).
+
 Errors are mapped to statuses in one place (:func:`_error_status`); an unexpected error is
 answered with a generic INTERNAL status and an incident id, its traceback goes to the server
 log only. Each call writes one log line: method, status code, latency, problem size, peer.
@@ -23,13 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
 import grpc
+from google.longrunning import operations_pb2
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -40,11 +49,21 @@ from engine.errors import (
     InvalidModelError,
     NoSolutionError,
 )
-from engine.executor import SolveExecutor
+from engine.executor import Executor
+from engine.options import SolveOptions
+from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
-from rpc.convert import request_to_engine, solution_to_response, violations_to_validation_errors
+from rpc.convert import (
+    RequestSettings,
+    duration_to_seconds,
+    request_to_engine,
+    seconds_to_duration,
+    solution_to_response,
+    violations_to_validation_errors,
+)
 from rpc.errors import internal_status, invalid_argument_status, resource_exhausted_status
+from rpc.jobs import JobManager
 from rpc.matrix import compute_matrix
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
@@ -71,6 +90,12 @@ executor's own watchdog stops overrunning workers first)."""
 
 _NO_DEADLINE_S: Final = 1e8
 """``time_remaining()`` above this means the call has no deadline."""
+
+DEFAULT_PROGRESS_ROUTES_INTERVAL_S: Final = 5.0
+"""OptimizeToursStream: full routes at most this often unless the request says otherwise."""
+
+_DONE = object()
+_GONE = object()
 
 
 class _CallEndedError(Exception):
@@ -152,13 +177,14 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
 
     def __init__(
         self,
-        executor: SolveExecutor,
+        executor: Executor,
         *,
         default_timeout_s: float,
         default_geodesic_meters_per_second: float,
         roads: RoadContext | None = None,
         solver_processes: int = 1,
         max_solver_processes: int = 1,
+        jobs: JobManager | None = None,
     ) -> None:
         if not default_timeout_s > 0:
             raise ValueError(f"default_timeout_s must be positive, got {default_timeout_s}")
@@ -169,6 +195,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         self._solver_processes = solver_processes
         self._max_solver_processes = max_solver_processes
         self._executor = executor
+        self._jobs = jobs
         self._default_timeout = default_timeout_s
         self._default_speed = default_geodesic_meters_per_second
         self._roads = roads
@@ -202,7 +229,9 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         validate_only = request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY
         try:
             model, settings = request_to_engine(
-                request, default_geodesic_meters_per_second=self._default_speed
+                request,
+                default_geodesic_meters_per_second=self._default_speed,
+                max_solver_processes=self._max_solver_processes,
             )
         except InvalidModelError as exc:
             if not validate_only:
@@ -211,20 +240,11 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
             response = pb.OptimizeToursResponse(request_label=request.label)
             response.validation_errors.extend(violations_to_validation_errors(exc.violations))
             return response
-        if settings.solver_processes > self._max_solver_processes:
-            violation = FieldViolation(
-                "solver.solver_processes",
-                f"at most {self._max_solver_processes} on this server "
-                f"(--max-solver-processes), got {settings.solver_processes}",
-            )
-            raise InvalidModelError((violation,))
         if validate_only:
             record.outcome = "validate_only violations=0"
             return pb.OptimizeToursResponse(request_label=settings.label)
 
-        requested = settings.timeout_s if settings.timeout_s is not None else self._default_timeout
-        budget = self._time_budget(requested, context)
-        options = settings.solve_options(budget, self._solver_processes)
+        requested, budget, options = self._options(settings, context)
         job = self._executor.submit(model, options)
         wake = threading.Event()
         job.add_done_callback(lambda _: wake.set())
@@ -237,15 +257,169 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         if not job.done() or not context.is_active():  # the call ended: stop the solve
             job.cancel()
             raise _CallEndedError
+        solution = self._solution(job.result, requested, budget)
+        record.outcome = solution.status.name
+        return solution_to_response(solution, request_label=settings.label)
+
+    def _options(
+        self, settings: RequestSettings, context: grpc.ServicerContext
+    ) -> tuple[float, float, SolveOptions]:
+        """The requested time budget, the one the call's deadline leaves, and the options."""
+        requested = settings.timeout_s if settings.timeout_s is not None else self._default_timeout
+        budget = self._time_budget(requested, context)
+        options = settings.solve_options(budget, self._solver_processes)
+        return requested, budget, options
+
+    @staticmethod
+    def _solution(result: Callable[[], Solution], requested: float, budget: float) -> Solution:
         try:
-            solution = job.result()
+            solution = result()
         except InvalidModelError as exc:  # validated above, so the engine rarely finds more
             raise InvalidModelError(_as_request_paths(exc.violations)) from exc
         if budget < requested and _hit_time_limit(solution):
             # The call's deadline, not the request's timeout, stopped the search.
             solution = dataclasses.replace(solution, status=SolveStatus.INTERRUPTED)
+        return solution
+
+    def OptimizeToursStream(  # noqa: N802 (gRPC method name)
+        self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.OptimizeToursProgress]:
+        record = _CallRecord(
+            method="OptimizeToursStream",
+            peer=context.peer(),
+            shipments=len(request.model.shipments),
+            vehicles=len(request.model.vehicles),
+        )
+        events: queue.SimpleQueue[object] = queue.SimpleQueue()
+        try:
+            if request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY:
+                response = self._optimize_tours(request, context, record)
+                record.log(grpc.StatusCode.OK)
+                yield pb.OptimizeToursProgress(done=True, response=response)
+                return
+            interval = DEFAULT_PROGRESS_ROUTES_INTERVAL_S
+            if request.HasField("progress_routes_interval"):
+                interval = duration_to_seconds(request.progress_routes_interval)
+            violations = []
+            if interval < 0:
+                violations.append(
+                    FieldViolation("progress_routes_interval", "must not be negative")
+                )
+            try:
+                model, settings = request_to_engine(
+                    request,
+                    default_geodesic_meters_per_second=self._default_speed,
+                    max_solver_processes=self._max_solver_processes,
+                )
+            except InvalidModelError as exc:
+                raise InvalidModelError([*violations, *exc.violations]) from exc
+            if violations:
+                raise InvalidModelError(violations)
+            requested, budget, options = self._options(settings, context)
+            job = self._executor.submit(
+                model, options, on_progress=events.put, progress_solutions_every_s=interval
+            )
+        except Exception as exc:
+            status = _error_status(exc, record)
+            record.log(status.code)
+            context.abort_with_status(status)
+            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
+        job.add_done_callback(lambda _: events.put(_DONE))
+
+        def gone() -> None:
+            job.cancel()
+            events.put(_GONE)
+
+        if not context.add_callback(gone):
+            gone()
+        started = time.monotonic()
+        latest: SolveProgress | None = None
+        while True:
+            try:
+                item = events.get(
+                    timeout=max(0.0, started + budget + _RESULT_SLACK_S - time.monotonic())
+                )
+            except queue.Empty:
+                job.cancel()
+                item = None
+            if item is _GONE or not context.is_active():
+                job.cancel()
+                gone_code = context.time_remaining() <= 0
+                record.log(
+                    grpc.StatusCode.DEADLINE_EXCEEDED if gone_code else grpc.StatusCode.CANCELLED
+                )
+                return
+            if item is _DONE or item is None:
+                break
+            assert isinstance(item, SolveProgress)
+            latest = item
+            yield _progress_event(item, settings.label)
+        try:
+            if item is None:
+                raise TimeoutError(f"solve job did not finish within {budget:.1f} s")
+            solution = self._solution(job.result, requested, budget)
+        except Exception as exc:
+            status = _error_status(exc, record)
+            record.log(status.code)
+            context.abort_with_status(status)
+            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
+        response = solution_to_response(solution, request_label=settings.label)
         record.outcome = solution.status.name
-        return solution_to_response(solution, request_label=settings.label)
+        record.log(grpc.StatusCode.OK)
+        yield pb.OptimizeToursProgress(
+            elapsed=seconds_to_duration(time.monotonic() - started),
+            cost=response.metrics.total_cost,
+            solution_count=latest.solutions if latest is not None else 0,
+            used_vehicle_count=response.metrics.used_vehicle_count,
+            skipped_shipment_count=len(response.skipped_shipments),
+            response=response,
+            done=True,
+        )
+
+    def OptimizeToursLongRunning(  # noqa: N802 (gRPC method name)
+        self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
+    ) -> operations_pb2.Operation:
+        record = _CallRecord(
+            method="OptimizeToursLongRunning",
+            peer=context.peer(),
+            shipments=len(request.model.shipments),
+            vehicles=len(request.model.vehicles),
+        )
+        return self._submit(record, context, lambda jobs: jobs.submit(request))
+
+    def BatchOptimizeTours(  # noqa: N802 (gRPC method name)
+        self, request: pb.BatchOptimizeToursRequest, context: grpc.ServicerContext
+    ) -> operations_pb2.Operation:
+        record = _CallRecord(
+            method="BatchOptimizeTours",
+            peer=context.peer(),
+            shipments=sum(len(r.model.shipments) for r in request.requests),
+            vehicles=sum(len(r.model.vehicles) for r in request.requests),
+        )
+        return self._submit(record, context, lambda jobs: jobs.submit_batch(request))
+
+    def _submit(
+        self,
+        record: _CallRecord,
+        context: grpc.ServicerContext,
+        submit: Callable[[JobManager], operations_pb2.Operation],
+    ) -> operations_pb2.Operation:
+        if self._jobs is None:
+            record.log(grpc.StatusCode.UNIMPLEMENTED)
+            context.abort_with_status(
+                _plain_status(grpc.StatusCode.UNIMPLEMENTED, "this server keeps no job store")
+            )
+            raise AssertionError("abort_with_status returned")  # pragma: no cover
+        try:
+            operation = submit(self._jobs)
+        except Exception as exc:
+            status = _error_status(exc, record)
+            record.log(status.code)
+            context.abort_with_status(status)
+            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
+        record.outcome = operation.name
+        record.log(grpc.StatusCode.OK)
+        return operation
 
     def ComputeMatrix(  # noqa: N802 (gRPC method name)
         self, request: pb.ComputeMatrixRequest, context: grpc.ServicerContext
@@ -291,3 +465,16 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
                     f"allow at least {MIN_DEADLINE_MARGIN_S + MIN_SOLVE_BUDGET_S:.2f} s"
                 )
         return budget
+
+
+def _progress_event(update: SolveProgress, label: str) -> pb.OptimizeToursProgress:
+    event = pb.OptimizeToursProgress(
+        elapsed=seconds_to_duration(update.elapsed_s),
+        cost=update.cost,
+        solution_count=update.solutions,
+        used_vehicle_count=max(0, update.used_vehicles),
+        skipped_shipment_count=max(0, update.skipped_shipments),
+    )
+    if update.solution is not None:
+        event.response.CopyFrom(solution_to_response(update.solution, request_label=label))
+    return event

@@ -22,6 +22,7 @@ from engine.executor import SolveExecutor, SolveJob
 from engine.model import LatLng, Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest
 from engine.options import SearchMode, SolveOptions
 from engine.solution import SolveStatus
+from tests.checker import check_solution
 
 LONG = SolveOptions(time_limit_s=30.0, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME)
 """Options of a solve that runs its whole (long) budget unless stopped."""
@@ -205,3 +206,51 @@ def test_arguments_are_checked() -> None:
         SolveExecutor(max_workers=0)
     with pytest.raises(ValueError, match="max_queued"):
         SolveExecutor(max_workers=1, max_queued=-1)
+
+
+def test_progress_reaches_the_caller_and_cancel_keeps_the_best(executor: SolveExecutor) -> None:
+    updates = []
+    job = executor.submit(city_model(60), LONG, on_progress=updates.append)
+    deadline = time.monotonic() + 10
+    while not any(u.solution is not None for u in updates):
+        assert time.monotonic() < deadline, "no progress with a solution"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    job.cancel()
+    model = job.model
+    solution = job.result(timeout=5)
+    assert solution.status is SolveStatus.INTERRUPTED
+    check_solution(model, solution)
+    for update in updates:
+        if update.solution is not None:
+            check_solution(model, update.solution)
+    costs = [u.cost for u in updates]
+    assert costs == sorted(costs, reverse=True)
+    assert len(set(costs)) == len(costs)
+    assert solution.metrics.total_cost <= updates[0].solution.metrics.total_cost + 1e-6
+
+
+def test_hard_killed_worker_yields_its_best_reported_solution() -> None:
+    """A worker that ignores the stop flag (here: stopped with SIGSTOP) is killed after the grace
+    period; the job still returns the last solution it reported."""
+    with SolveExecutor(max_workers=1, cancel_grace_s=0.3) as ex:
+        updates = []
+        job = ex.submit(
+            city_model(30), LONG, on_progress=updates.append, progress_solutions_every_s=0.0
+        )
+        deadline = time.monotonic() + 10
+        while not updates or job.pid is None:
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert job.pid is not None
+        os.kill(job.pid, signal.SIGSTOP)
+        time.sleep(0.2)  # progress sent before the stop is read
+        reported = [u.solution for u in updates if u.solution is not None][-1]
+        started = time.monotonic()
+        job.cancel()
+        solution = job.result(timeout=5)
+        assert time.monotonic() - started < 2.0
+        assert solution.status is SolveStatus.INTERRUPTED
+        assert solution == reported
+        check_solution(job.model, solution)

@@ -64,7 +64,9 @@ class ServerProcess:
     def __init__(self, log_path: Path, *args: str) -> None:
         self.log_path = log_path
         self.signalled = False
-        with log_path.open("wb") as log:
+        if "--data-dir" not in args:  # a job store of its own, not the user's
+            args = (*args, "--data-dir", str(log_path.parent / "data"))
+        with log_path.open("a+b") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "server.py", "--port", "0", "--log-level", "INFO", *args],
                 cwd=ROOT,
@@ -597,7 +599,14 @@ def test_a_second_server_cannot_take_the_port(
     log = tmp_path_factory.mktemp("clash") / "server.log"
     with log.open("wb") as err:
         proc = subprocess.run(
-            [sys.executable, "server.py", "--port", str(server.port)],
+            [
+                sys.executable,
+                "server.py",
+                "--port",
+                str(server.port),
+                "--data-dir",
+                str(log.parent / "data"),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=err,

@@ -39,11 +39,13 @@ class RoutePlan:
 @dataclass(frozen=True)
 class Progress:
     """Reported on each improving solution: elapsed seconds and the solver's own objective
-    (in currency units, approximate)."""
+    (in currency units, approximate). ``plans``: the solution's routes (one per vehicle), when
+    the backend can report them."""
 
     elapsed_s: float
     objective: float
     solutions: int
+    plans: tuple[RoutePlan, ...] | None = None
 
 
 @dataclass

@@ -455,7 +455,9 @@ class _Builder:
                 best = objective
                 improving += 1
                 if on_progress is not None:
-                    on_progress(Progress(time.monotonic() - started, objective, improving))
+                    vehicles = range(len(self.model.vehicles))
+                    plans = tuple(self._extract(_LIVE, v) for v in vehicles)
+                    on_progress(Progress(time.monotonic() - started, objective, improving, plans))
 
         routing.AddAtSolutionCallback(at_solution)
         assignment = None
@@ -523,7 +525,7 @@ class _Builder:
         log.info("initial routes: %d of %d are infeasible and dropped", dropped, len(indices))
         return self.routing.ReadAssignmentFromRoutes(kept, True)
 
-    def _extract(self, assignment: pywrapcp.Assignment, v: int) -> RoutePlan:
+    def _extract(self, assignment: pywrapcp.Assignment | _LiveValues, v: int) -> RoutePlan:
         routing, manager, dim = self.routing, self.manager, self.time
         index = routing.Start(v)
         start_s = int(assignment.Min(dim.CumulVar(index)))
@@ -549,3 +551,27 @@ class _Builder:
             end_s=end_s,
             breaks_s=breaks,
         )
+
+
+class _LiveValues:
+    """The values of the solution being reported, read from the variables themselves (in a
+    solution callback, where no Assignment is at hand); same accessors as an Assignment."""
+
+    @staticmethod
+    def Value(var: Any) -> int:  # noqa: N802 (Assignment's method names)
+        return int(var.Value())
+
+    @staticmethod
+    def Min(var: Any) -> int:  # noqa: N802
+        return int(var.Min())
+
+    @staticmethod
+    def StartValue(interval: Any) -> int:  # noqa: N802
+        return int(interval.StartMin())
+
+    @staticmethod
+    def DurationValue(interval: Any) -> int:  # noqa: N802
+        return int(interval.DurationMin())
+
+
+_LIVE = _LiveValues()

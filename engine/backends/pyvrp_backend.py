@@ -129,7 +129,12 @@ class PyVRPBackend:
             criterion.no_improvement = RETURN_FAST_NO_IMPROVEMENT
         if self.give_up_fraction is not None:
             criterion.give_up_at = started + self.give_up_fraction * stop.remaining_s()
-        params = pyvrp.SolveParams(penalty=built.scale.penalty_params())
+        n_vehicles = len(problem.model.vehicles)
+        criterion.routes_of = lambda solution: _plans(built, solution, n_vehicles)
+        params = pyvrp.SolveParams(
+            ils=pyvrp.IteratedLocalSearchParams(callbacks=criterion.tracker),
+            penalty=built.scale.penalty_params(),
+        )
         with warnings.catch_warnings(record=True) as caught:
             # PenaltyBoundWarning says PyVRP struggles to find a feasible solution; the outcome
             # is checked below (and under auto, OR-Tools takes over), so it goes to the log.
@@ -166,6 +171,21 @@ class PyVRPBackend:
         return _plans(built, best, n_vehicles)
 
 
+class _BestTracker(pyvrp.IteratedLocalSearchCallbacks):
+    """Keeps the search's current best solution (PyVRP calls ``on_best`` before the stopping
+    criterion sees its cost)."""
+
+    def __init__(self) -> None:
+        self.best: pyvrp.Solution | None = None
+
+    def on_start(self, ils: pyvrp.IteratedLocalSearch) -> None:
+        initial = ils.initial_solution
+        self.best = initial if initial.is_feasible() else None
+
+    def on_best(self, best: pyvrp.Solution) -> None:
+        self.best = best if best.is_feasible() else None
+
+
 class _Stop:
     """PyVRP stopping criterion: deadline, external stop, iteration limit, stagnation; reports
     each improving feasible solution."""
@@ -190,6 +210,8 @@ class _Stop:
         self.since_improvement = 0
         self.best = math.inf
         self.solutions = 0
+        self.tracker = _BestTracker()
+        self.routes_of: Callable[[pyvrp.Solution], list[RoutePlan]] | None = None
 
     def __call__(self, best_cost: float) -> bool:
         if best_cost < self.best:
@@ -199,8 +221,15 @@ class _Stop:
             if best_cost < np.iinfo(np.int64).max:
                 self.solutions += 1
                 if self.on_progress is not None:
-                    elapsed = time.monotonic() - self.started
-                    self.on_progress(Progress(elapsed, best_cost / self.scale, self.solutions))
+                    now = time.monotonic()
+                    plans = None
+                    latest = self.tracker.best
+                    if self.routes_of is not None and latest is not None:
+                        plans = tuple(self.routes_of(latest))
+                    elapsed = now - self.started
+                    self.on_progress(
+                        Progress(elapsed, best_cost / self.scale, self.solutions, plans)
+                    )
         else:
             self.since_improvement += 1
         self.iterations += 1

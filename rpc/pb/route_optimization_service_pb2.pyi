@@ -38,6 +38,44 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _JobState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_STATE_UNSPECIFIED: _JobState.ValueType  # 0
+    QUEUED: _JobState.ValueType  # 1
+    """Stored, waiting for a solver worker."""
+    RUNNING: _JobState.ValueType  # 2
+    """Being solved."""
+    SUCCEEDED: _JobState.ValueType  # 3
+    """Done with a response."""
+    FAILED: _JobState.ValueType  # 4
+    """Done with an error (Operation.error)."""
+    CANCELLED: _JobState.ValueType  # 5
+    """Cancelled: the response is the best solution found before the cancel, or
+    the error is CANCELLED when there was none.
+    """
+
+class JobState(_JobState, metaclass=_JobStateEnumTypeWrapper):
+    """routeopt: state of a long-running solve."""
+
+JOB_STATE_UNSPECIFIED: JobState.ValueType  # 0
+QUEUED: JobState.ValueType  # 1
+"""Stored, waiting for a solver worker."""
+RUNNING: JobState.ValueType  # 2
+"""Being solved."""
+SUCCEEDED: JobState.ValueType  # 3
+"""Done with a response."""
+FAILED: JobState.ValueType  # 4
+"""Done with an error (Operation.error)."""
+CANCELLED: JobState.ValueType  # 5
+"""Cancelled: the response is the best solution found before the cancel, or
+the error is CANCELLED when there was none.
+"""
+Global___JobState: _TypeAlias = JobState  # noqa: Y015
+
 @_typing.final
 class ComputeMatrixRequest(_message.Message):
     """Request for ComputeMatrix."""
@@ -237,6 +275,7 @@ class OptimizeToursRequest(_message.Message):
     GEODESIC_METERS_PER_SECOND_FIELD_NUMBER: _builtins.int
     POPULATE_POLYLINES_FIELD_NUMBER: _builtins.int
     SOLVER_FIELD_NUMBER: _builtins.int
+    PROGRESS_ROUTES_INTERVAL_FIELD_NUMBER: _builtins.int
     search_mode: Global___OptimizeToursRequest.SearchMode.ValueType
     """How to use the time budget."""
     solving_mode: Global___OptimizeToursRequest.SolvingMode.ValueType
@@ -275,6 +314,13 @@ class OptimizeToursRequest(_message.Message):
     def solver(self) -> Global___SolverSettings:
         """routeopt only: which solver backend runs and how. Unset: the defaults."""
 
+    @_builtins.property
+    def progress_routes_interval(self) -> _duration_pb2.Duration:
+        """routeopt only, OptimizeToursStream: progress events carry the full best
+        solution so far (`OptimizeToursProgress.response`) at most this often.
+        Unset: every 5 seconds; zero: on every event.
+        """
+
     def __init__(
         self,
         *,
@@ -287,10 +333,11 @@ class OptimizeToursRequest(_message.Message):
         geodesic_meters_per_second: _builtins.float | None = ...,
         populate_polylines: _builtins.bool = ...,
         solver: Global___SolverSettings | None = ...,
+        progress_routes_interval: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "model", b"model", "solver", b"solver", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "model", b"model", "progress_routes_interval", b"progress_routes_interval", "solver", b"solver", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "model", b"model", "populate_polylines", b"populate_polylines", "search_mode", b"search_mode", "solver", b"solver", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "model", b"model", "populate_polylines", b"populate_polylines", "progress_routes_interval", b"progress_routes_interval", "search_mode", b"search_mode", "solver", b"solver", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["geodesic_meters_per_second"]  # noqa: Y015
     _WhichOneofArgType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second"]  # noqa: Y015
@@ -1708,3 +1755,277 @@ class OptimizeToursValidationError(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OptimizeToursValidationError: _TypeAlias = OptimizeToursValidationError  # noqa: Y015
+
+@_typing.final
+class OptimizeToursMetadata(_message.Message):
+    """routeopt: metadata of an OptimizeToursLongRunning operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    ELAPSED_FIELD_NUMBER: _builtins.int
+    SOLUTION_COUNT_FIELD_NUMBER: _builtins.int
+    BEST_COST_FIELD_NUMBER: _builtins.int
+    REQUEST_LABEL_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    BATCH_OPERATION_FIELD_NUMBER: _builtins.int
+    USED_VEHICLE_COUNT_FIELD_NUMBER: _builtins.int
+    SKIPPED_SHIPMENT_COUNT_FIELD_NUMBER: _builtins.int
+    state: Global___JobState.ValueType
+    solution_count: _builtins.int
+    """Improving solutions found so far."""
+    best_cost: _builtins.float
+    """The solver's objective of the best solution so far (approximate; the
+    response's metrics.total_cost is exact).
+    """
+    request_label: _builtins.str
+    """Copy of OptimizeToursRequest.label."""
+    attempt: _builtins.int
+    """Attempts so far: more than 1 when a server restart interrupted a solve."""
+    batch_operation: _builtins.str
+    """The BatchOptimizeTours operation this one belongs to, if any."""
+    used_vehicle_count: _builtins.int
+    """Vehicles used by the best solution so far."""
+    skipped_shipment_count: _builtins.int
+    """Shipments skipped by the best solution so far."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the operation was created."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the current attempt started solving."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """Last change of this metadata."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When the operation finished."""
+
+    @_builtins.property
+    def elapsed(self) -> _duration_pb2.Duration:
+        """Solving time of the current attempt."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___JobState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        elapsed: _duration_pb2.Duration | None = ...,
+        solution_count: _builtins.int = ...,
+        best_cost: _builtins.float | None = ...,
+        request_label: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        batch_operation: _builtins.str = ...,
+        used_vehicle_count: _builtins.int = ...,
+        skipped_shipment_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_best_cost", b"_best_cost", "best_cost", b"best_cost", "create_time", b"create_time", "elapsed", b"elapsed", "end_time", b"end_time", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_best_cost", b"_best_cost", "attempt", b"attempt", "batch_operation", b"batch_operation", "best_cost", b"best_cost", "create_time", b"create_time", "elapsed", b"elapsed", "end_time", b"end_time", "request_label", b"request_label", "skipped_shipment_count", b"skipped_shipment_count", "solution_count", b"solution_count", "start_time", b"start_time", "state", b"state", "update_time", b"update_time", "used_vehicle_count", b"used_vehicle_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__best_cost: _TypeAlias = _typing.Literal["best_cost"]  # noqa: Y015
+    _WhichOneofArgType__best_cost: _TypeAlias = _typing.Literal["_best_cost", b"_best_cost"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__best_cost) -> _WhichOneofReturnType__best_cost | None: ...
+
+Global___OptimizeToursMetadata: _TypeAlias = OptimizeToursMetadata  # noqa: Y015
+
+@_typing.final
+class OptimizeToursProgress(_message.Message):
+    """routeopt: an event of OptimizeToursStream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ELAPSED_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
+    SOLUTION_COUNT_FIELD_NUMBER: _builtins.int
+    USED_VEHICLE_COUNT_FIELD_NUMBER: _builtins.int
+    SKIPPED_SHIPMENT_COUNT_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    cost: _builtins.float
+    """The solver's objective of the best solution so far (approximate), or, on
+    the last event, the response's exact metrics.total_cost.
+    """
+    solution_count: _builtins.int
+    """Improving solutions found so far."""
+    used_vehicle_count: _builtins.int
+    """Vehicles used by the best solution so far."""
+    skipped_shipment_count: _builtins.int
+    """Shipments skipped by the best solution so far."""
+    done: _builtins.bool
+    """True on the last event."""
+    @_builtins.property
+    def elapsed(self) -> _duration_pb2.Duration:
+        """Solving time so far."""
+
+    @_builtins.property
+    def response(self) -> Global___OptimizeToursResponse:
+        """The best solution so far (solve_info.status INTERRUPTED) on some events
+        (see OptimizeToursRequest.progress_routes_interval), or the final
+        response on the last event.
+        """
+
+    def __init__(
+        self,
+        *,
+        elapsed: _duration_pb2.Duration | None = ...,
+        cost: _builtins.float = ...,
+        solution_count: _builtins.int = ...,
+        used_vehicle_count: _builtins.int = ...,
+        skipped_shipment_count: _builtins.int = ...,
+        response: Global___OptimizeToursResponse | None = ...,
+        done: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "done", b"done", "elapsed", b"elapsed", "response", b"response", "skipped_shipment_count", b"skipped_shipment_count", "solution_count", b"solution_count", "used_vehicle_count", b"used_vehicle_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptimizeToursProgress: _TypeAlias = OptimizeToursProgress  # noqa: Y015
+
+@_typing.final
+class BatchOptimizeToursRequest(_message.Message):
+    """routeopt: request of BatchOptimizeTours."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    """Label of the batch, returned in its metadata."""
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptimizeToursRequest]:
+        """The requests to solve, each on its own."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___OptimizeToursRequest] | None = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchOptimizeToursRequest: _TypeAlias = BatchOptimizeToursRequest  # noqa: Y015
+
+@_typing.final
+class BatchOptimizeToursMetadata(_message.Message):
+    """routeopt: metadata of a BatchOptimizeTours operation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    OPERATIONS_FIELD_NUMBER: _builtins.int
+    DONE_COUNT_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_COUNT_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    state: Global___JobState.ValueType
+    """QUEUED, RUNNING (some item started), then SUCCEEDED (every item done,
+    whatever its outcome) or CANCELLED.
+    """
+    done_count: _builtins.int
+    """Number of items done, whatever their outcome."""
+    succeeded_count: _builtins.int
+    """Number of items done with a response."""
+    label: _builtins.str
+    """Copy of BatchOptimizeToursRequest.label."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def operations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The operation of each request, in request order."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___JobState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        operations: _abc.Iterable[_builtins.str] | None = ...,
+        done_count: _builtins.int = ...,
+        succeeded_count: _builtins.int = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "done_count", b"done_count", "end_time", b"end_time", "label", b"label", "operations", b"operations", "state", b"state", "succeeded_count", b"succeeded_count", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchOptimizeToursMetadata: _TypeAlias = BatchOptimizeToursMetadata  # noqa: Y015
+
+@_typing.final
+class BatchOptimizeToursResponse(_message.Message):
+    """routeopt: response of BatchOptimizeTours."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class Item(_message.Message):
+        """Outcome of one request."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        OPERATION_FIELD_NUMBER: _builtins.int
+        STATE_FIELD_NUMBER: _builtins.int
+        TOTAL_COST_FIELD_NUMBER: _builtins.int
+        operation: _builtins.str
+        """The item's operation; GetOperation returns its response."""
+        state: Global___JobState.ValueType
+        """Final state of the item."""
+        total_cost: _builtins.float
+        """Total cost of its response, when it has one."""
+        def __init__(
+            self,
+            *,
+            operation: _builtins.str = ...,
+            state: Global___JobState.ValueType = ...,
+            total_cost: _builtins.float | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["_total_cost", b"_total_cost", "total_cost", b"total_cost"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_total_cost", b"_total_cost", "operation", b"operation", "state", b"state", "total_cost", b"total_cost"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        _WhichOneofReturnType__total_cost: _TypeAlias = _typing.Literal["total_cost"]  # noqa: Y015
+        _WhichOneofArgType__total_cost: _TypeAlias = _typing.Literal["_total_cost", b"_total_cost"]  # noqa: Y015
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__total_cost) -> _WhichOneofReturnType__total_cost | None: ...
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchOptimizeToursResponse.Item]:
+        """One per request, in request order."""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___BatchOptimizeToursResponse.Item] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchOptimizeToursResponse: _TypeAlias = BatchOptimizeToursResponse  # noqa: Y015

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from . import route_optimization_service_pb2 as routeopt_dot_v1_dot_route__optimization__service__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
@@ -45,6 +46,21 @@ class RouteOptimizationStub:
                 request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixRequest.SerializeToString,
                 response_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixResponse.FromString,
                 _registered_method=True)
+        self.OptimizeToursLongRunning = channel.unary_unary(
+                '/routeopt.v1.RouteOptimization/OptimizeToursLongRunning',
+                request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
+        self.OptimizeToursStream = channel.unary_stream(
+                '/routeopt.v1.RouteOptimization/OptimizeToursStream',
+                request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.SerializeToString,
+                response_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursProgress.FromString,
+                _registered_method=True)
+        self.BatchOptimizeTours = channel.unary_unary(
+                '/routeopt.v1.RouteOptimization/BatchOptimizeTours',
+                request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.BatchOptimizeToursRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class RouteOptimizationServicer:
@@ -72,6 +88,43 @@ class RouteOptimizationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OptimizeToursLongRunning(self, request, context):
+        """Starts solving as a long-running operation. The request is validated
+        (INVALID_ARGUMENT as for OptimizeTours) and stored durably before the
+        operation is returned; the solve runs in the background, survives server
+        restarts (a solve interrupted by a crash runs again) and is followed with
+        the google.longrunning.Operations service of the same server
+        (GetOperation, WaitOperation, ListOperations, CancelOperation,
+        DeleteOperation). Metadata: OptimizeToursMetadata; response:
+        OptimizeToursResponse. Cancelling keeps the best solution found so far as
+        the response (solve_info.status INTERRUPTED). RESOURCE_EXHAUSTED when the
+        server's job queue is full. The request's `timeout` is the solve's time
+        budget (unset: the server default); the call's deadline does not limit it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OptimizeToursStream(self, request, context):
+        """Solves and streams progress: one event per improving solution, then one
+        last event (`done`) carrying the final response. A client that cancels
+        the call stops the solve; the events received so far remain valid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchOptimizeTours(self, request, context):
+        """Many independent requests in one long-running operation. Each request
+        becomes an operation of its own (listed in the metadata and the
+        response), retrievable with GetOperation. Metadata:
+        BatchOptimizeToursMetadata; response: BatchOptimizeToursResponse, once
+        every item is done. Cancelling the batch cancels its items.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouteOptimizationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -84,6 +137,21 @@ def add_RouteOptimizationServicer_to_server(servicer, server):
                     servicer.ComputeMatrix,
                     request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixRequest.FromString,
                     response_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixResponse.SerializeToString,
+            ),
+            'OptimizeToursLongRunning': grpc.unary_unary_rpc_method_handler(
+                    servicer.OptimizeToursLongRunning,
+                    request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'OptimizeToursStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.OptimizeToursStream,
+                    request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.FromString,
+                    response_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursProgress.SerializeToString,
+            ),
+            'BatchOptimizeTours': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchOptimizeTours,
+                    request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.BatchOptimizeToursRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -141,6 +209,87 @@ class RouteOptimization:
             '/routeopt.v1.RouteOptimization/ComputeMatrix',
             routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixRequest.SerializeToString,
             routeopt_dot_v1_dot_route__optimization__service__pb2.ComputeMatrixResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OptimizeToursLongRunning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routeopt.v1.RouteOptimization/OptimizeToursLongRunning',
+            routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OptimizeToursStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/routeopt.v1.RouteOptimization/OptimizeToursStream',
+            routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.SerializeToString,
+            routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchOptimizeTours(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routeopt.v1.RouteOptimization/BatchOptimizeTours',
+            routeopt_dot_v1_dot_route__optimization__service__pb2.BatchOptimizeToursRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

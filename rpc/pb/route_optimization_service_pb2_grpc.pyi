@@ -20,6 +20,7 @@ Units and conventions
 """
 
 from collections import abc as _abc
+from google.longrunning import operations_pb2 as _operations_pb2
 from grpc import aio as _aio
 from . import route_optimization_service_pb2 as _route_optimization_service_pb2
 import abc as _abc_1
@@ -62,6 +63,31 @@ class RouteOptimizationStub:
     to the nearest drivable road; pairs that no road connects are reported as
     unreachable. FAILED_PRECONDITION when the server runs without a network.
     """
+    OptimizeToursLongRunning: _grpc.UnaryUnaryMultiCallable[_route_optimization_service_pb2.OptimizeToursRequest, _operations_pb2.Operation]
+    """Starts solving as a long-running operation. The request is validated
+    (INVALID_ARGUMENT as for OptimizeTours) and stored durably before the
+    operation is returned; the solve runs in the background, survives server
+    restarts (a solve interrupted by a crash runs again) and is followed with
+    the google.longrunning.Operations service of the same server
+    (GetOperation, WaitOperation, ListOperations, CancelOperation,
+    DeleteOperation). Metadata: OptimizeToursMetadata; response:
+    OptimizeToursResponse. Cancelling keeps the best solution found so far as
+    the response (solve_info.status INTERRUPTED). RESOURCE_EXHAUSTED when the
+    server's job queue is full. The request's `timeout` is the solve's time
+    budget (unset: the server default); the call's deadline does not limit it.
+    """
+    OptimizeToursStream: _grpc.UnaryStreamMultiCallable[_route_optimization_service_pb2.OptimizeToursRequest, _route_optimization_service_pb2.OptimizeToursProgress]
+    """Solves and streams progress: one event per improving solution, then one
+    last event (`done`) carrying the final response. A client that cancels
+    the call stops the solve; the events received so far remain valid.
+    """
+    BatchOptimizeTours: _grpc.UnaryUnaryMultiCallable[_route_optimization_service_pb2.BatchOptimizeToursRequest, _operations_pb2.Operation]
+    """Many independent requests in one long-running operation. Each request
+    becomes an operation of its own (listed in the metadata and the
+    response), retrievable with GetOperation. Metadata:
+    BatchOptimizeToursMetadata; response: BatchOptimizeToursResponse, once
+    every item is done. Cancelling the batch cancels its items.
+    """
 
 @_typing.type_check_only
 class RouteOptimizationAsyncStub(RouteOptimizationStub):
@@ -80,6 +106,31 @@ class RouteOptimizationAsyncStub(RouteOptimizationStub):
     server's road network (like OSRM's table service). Each point is snapped
     to the nearest drivable road; pairs that no road connects are reported as
     unreachable. FAILED_PRECONDITION when the server runs without a network.
+    """
+    OptimizeToursLongRunning: _aio.UnaryUnaryMultiCallable[_route_optimization_service_pb2.OptimizeToursRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Starts solving as a long-running operation. The request is validated
+    (INVALID_ARGUMENT as for OptimizeTours) and stored durably before the
+    operation is returned; the solve runs in the background, survives server
+    restarts (a solve interrupted by a crash runs again) and is followed with
+    the google.longrunning.Operations service of the same server
+    (GetOperation, WaitOperation, ListOperations, CancelOperation,
+    DeleteOperation). Metadata: OptimizeToursMetadata; response:
+    OptimizeToursResponse. Cancelling keeps the best solution found so far as
+    the response (solve_info.status INTERRUPTED). RESOURCE_EXHAUSTED when the
+    server's job queue is full. The request's `timeout` is the solve's time
+    budget (unset: the server default); the call's deadline does not limit it.
+    """
+    OptimizeToursStream: _aio.UnaryStreamMultiCallable[_route_optimization_service_pb2.OptimizeToursRequest, _route_optimization_service_pb2.OptimizeToursProgress]  # type: ignore[assignment]
+    """Solves and streams progress: one event per improving solution, then one
+    last event (`done`) carrying the final response. A client that cancels
+    the call stops the solve; the events received so far remain valid.
+    """
+    BatchOptimizeTours: _aio.UnaryUnaryMultiCallable[_route_optimization_service_pb2.BatchOptimizeToursRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """Many independent requests in one long-running operation. Each request
+    becomes an operation of its own (listed in the metadata and the
+    response), retrievable with GetOperation. Metadata:
+    BatchOptimizeToursMetadata; response: BatchOptimizeToursResponse, once
+    every item is done. Cancelling the batch cancels its items.
     """
 
 class RouteOptimizationServicer(metaclass=_abc_1.ABCMeta):
@@ -108,6 +159,49 @@ class RouteOptimizationServicer(metaclass=_abc_1.ABCMeta):
         server's road network (like OSRM's table service). Each point is snapped
         to the nearest drivable road; pairs that no road connects are reported as
         unreachable. FAILED_PRECONDITION when the server runs without a network.
+        """
+
+    @_abc_1.abstractmethod
+    def OptimizeToursLongRunning(
+        self,
+        request: _route_optimization_service_pb2.OptimizeToursRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """Starts solving as a long-running operation. The request is validated
+        (INVALID_ARGUMENT as for OptimizeTours) and stored durably before the
+        operation is returned; the solve runs in the background, survives server
+        restarts (a solve interrupted by a crash runs again) and is followed with
+        the google.longrunning.Operations service of the same server
+        (GetOperation, WaitOperation, ListOperations, CancelOperation,
+        DeleteOperation). Metadata: OptimizeToursMetadata; response:
+        OptimizeToursResponse. Cancelling keeps the best solution found so far as
+        the response (solve_info.status INTERRUPTED). RESOURCE_EXHAUSTED when the
+        server's job queue is full. The request's `timeout` is the solve's time
+        budget (unset: the server default); the call's deadline does not limit it.
+        """
+
+    @_abc_1.abstractmethod
+    def OptimizeToursStream(
+        self,
+        request: _route_optimization_service_pb2.OptimizeToursRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_route_optimization_service_pb2.OptimizeToursProgress], _abc.AsyncIterator[_route_optimization_service_pb2.OptimizeToursProgress]]:
+        """Solves and streams progress: one event per improving solution, then one
+        last event (`done`) carrying the final response. A client that cancels
+        the call stops the solve; the events received so far remain valid.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchOptimizeTours(
+        self,
+        request: _route_optimization_service_pb2.BatchOptimizeToursRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """Many independent requests in one long-running operation. Each request
+        becomes an operation of its own (listed in the metadata and the
+        response), retrievable with GetOperation. Metadata:
+        BatchOptimizeToursMetadata; response: BatchOptimizeToursResponse, once
+        every item is done. Cancelling the batch cancels its items.
         """
 
 def add_RouteOptimizationServicer_to_server(servicer: RouteOptimizationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
