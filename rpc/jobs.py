@@ -520,7 +520,6 @@ class JobManager:
             populate_polylines=settings.populate_polylines,
         )
         state.label = settings.label
-        self.store.mark_running(name, self._clock())
         try:
             job = self._executor.submit(
                 model,
@@ -529,7 +528,6 @@ class JobManager:
                 progress_solutions_every_s=self._solutions_every_s,
             )
         except (ExecutorFullError, ExecutorShutdownError):
-            self.store.set_state(name, QUEUED, self._clock())
             with self._changed:
                 if not state.cancel_requested:
                     self._queue.appendleft(name)
@@ -541,6 +539,7 @@ class JobManager:
             cancel = state.cancel_requested
         if cancel:
             job.cancel()
+        self.store.mark_running(name, self._clock())  # not if it is already done
         if rec.batch is not None:
             self._update_batch(rec.batch)
         job.add_done_callback(lambda done: self._on_done(state, done))

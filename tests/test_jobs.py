@@ -54,6 +54,7 @@ def test_store_round_trip_listing_and_expiry(tmp_path: Path) -> None:
         with pytest.raises(DataDirInUseError):
             JobStore(tmp_path)
         assert store.mark_running("operations/a", 102.0)
+        assert not store.mark_running("operations/a", 102.0)  # running already
         store.update_progress(
             "operations/a", 103.0, elapsed_s=1.0, solution_count=5, best_cost=9.5,
             used_vehicles=2, skipped_shipments=1, response=b"best",
@@ -113,8 +114,9 @@ def test_a_job_interrupted_too_often_fails(tmp_path: Path) -> None:
     try:
         store.insert([NewJob("operations/again", "tours", request=b"")], now=1.0)
         store.insert([NewJob("operations/doomed", "tours", request=b"")], now=1.0)
-        for _ in range(MAX_ATTEMPTS):
-            store.mark_running("operations/doomed", 2.0)
+        for _ in range(MAX_ATTEMPTS):  # each start found it running: queued it again
+            store.set_state("operations/doomed", QUEUED, 2.0)
+            assert store.mark_running("operations/doomed", 2.0)
         store.mark_running("operations/again", 2.0)
 
         class NoExecutor:
