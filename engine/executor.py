@@ -120,6 +120,8 @@ ProgressCallback = Callable[[SolveProgress], None]
 class Job(Protocol):
     """A submitted solve, whatever runs it (see :class:`Executor`)."""
 
+    id: int
+
     @property
     def cancel_requested(self) -> bool: ...
 

@@ -19,7 +19,8 @@
   batch). **Cancellation** of a queued job finishes it at once (error CANCELLED); a running
   one is stopped and keeps its best solution so far as the response (state CANCELLED).
 - **Recovery**: on :meth:`JobManager.start`, jobs that were queued are queued again and jobs
-  that were running (the server died under them) run again from the start: at-least-once.
+  that were running (the server died under them) run again from the start: at-least-once, up to
+  :data:`MAX_ATTEMPTS` attempts.
   A graceful shutdown (:meth:`JobManager.stop`) leaves interrupted jobs in the store the same
   way, so the next start finishes them.
 """
@@ -82,6 +83,9 @@ log = logging.getLogger(__name__)
 OPERATION_PREFIX: Final = "operations/"
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 1000
+MAX_ATTEMPTS: Final = 3
+"""A job that was running when the server stopped this many times fails (ABORTED) instead of
+running again: it may be what brings the server down."""
 _DISPATCH_POLL_S: Final = 0.25
 """The dispatcher also looks for idle workers this often (a synchronous call may free one)."""
 
@@ -251,10 +255,19 @@ class JobManager:
     def start(self) -> None:
         """Recover the stored jobs, then start the dispatcher and the janitor."""
         now = self._clock()
-        recovered = 0
+        recovered: list[str] = []
+        with self._lock:
+            queued = set(self._queue)  # submitted while the server was warming up
         for rec in self.store.unfinished("tours"):
+            if rec.name in queued:
+                continue
             if rec.cancel_requested:
                 self._finish_cancelled(rec, now)
+                continue
+            if rec.state == RUNNING and rec.attempt >= MAX_ATTEMPTS:
+                log.error("operation %s: interrupted %d times; giving up", rec.name, rec.attempt)
+                message = f"the server stopped during each of {rec.attempt} attempts at this solve"
+                self._finish(rec.name, FAILED, error=_status(code_pb2.ABORTED, message))
                 continue
             if rec.state == RUNNING:
                 log.warning(
@@ -264,12 +277,14 @@ class JobManager:
                     rec.attempt,
                 )
                 self.store.set_state(rec.name, QUEUED, now)
-            self._queue.append(rec.name)
-            recovered += 1
+            recovered.append(rec.name)
+        with self._changed:  # the older ones first
+            self._queue = deque([*recovered, *self._queue])
+            self._changed.notify_all()
         for rec in self.store.unfinished("batch"):
             self._update_batch(rec.name)
         if recovered:
-            log.info("recovered %d unfinished operations from %s", recovered, self.store.path)
+            log.info("recovered %d unfinished operations from %s", len(recovered), self.store.path)
         self.store.expire(now)
         for target, name in (
             (self._dispatch_loop, "job-dispatcher"),
@@ -508,7 +523,6 @@ class JobManager:
         timeout = settings.timeout_s if settings.timeout_s is not None else self._default_timeout
         options = settings.solve_options(timeout, self._solver_processes)
         state.label = settings.label
-        self.store.mark_running(name, self._clock())
         try:
             job = self._executor.submit(
                 model,
@@ -517,7 +531,6 @@ class JobManager:
                 progress_solutions_every_s=self._solutions_every_s,
             )
         except (ExecutorFullError, ExecutorShutdownError):
-            self.store.set_state(name, QUEUED, self._clock())
             with self._changed:
                 if not state.cancel_requested:
                     self._queue.appendleft(name)
@@ -529,6 +542,7 @@ class JobManager:
             cancel = state.cancel_requested
         if cancel:
             job.cancel()
+        self.store.mark_running(name, self._clock())  # not if it is already done
         if rec.batch is not None:
             self._update_batch(rec.batch)
         job.add_done_callback(lambda done: self._on_done(state, done))

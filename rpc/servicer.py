@@ -344,9 +344,11 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
                 item = None
             if item is _GONE or not context.is_active():
                 job.cancel()
-                gone_code = context.time_remaining() <= 0
+                deadline_passed = context.time_remaining() <= 0
                 record.log(
-                    grpc.StatusCode.DEADLINE_EXCEEDED if gone_code else grpc.StatusCode.CANCELLED
+                    grpc.StatusCode.DEADLINE_EXCEEDED
+                    if deadline_passed
+                    else grpc.StatusCode.CANCELLED
                 )
                 return
             if item is _DONE or item is None:

@@ -180,13 +180,14 @@ class JobStore:
             return cursor.rowcount == 1
 
     def mark_running(self, name: str, now: float) -> bool:
-        """Start a new attempt: RUNNING, attempt + 1, progress reset."""
+        """Start a new attempt of a queued operation: RUNNING, attempt + 1, progress reset.
+        False (and no change) when the operation is not queued (it may be done already)."""
         with self._lock, self._db:
             cursor = self._db.execute(
                 "UPDATE operations SET state = ?, attempt = attempt + 1, start_time = ?,"
                 " update_time = ?, elapsed_s = 0, solution_count = 0, best_cost = NULL,"
-                " used_vehicles = 0, skipped_shipments = 0 WHERE name = ?",
-                (RUNNING, now, now, name),
+                " used_vehicles = 0, skipped_shipments = 0 WHERE name = ? AND state = ?",
+                (RUNNING, now, now, name, QUEUED),
             )
             return cursor.rowcount == 1
 

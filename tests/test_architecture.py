@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ORTOOLS_MODULE = "engine/backends/ortools_backend.py"
 PYVRP_MODULE = "engine/backends/pyvrp_backend.py"
 PRODUCT = {"engine", "geodata", "rpc", "server.py"}
+DASK_MODULE = "engine/dask_executor.py"
 
 
 def python_files() -> list[Path]:
@@ -58,6 +59,17 @@ def test_only_one_module_imports_ortools():
         if any(top(m) == "ortools" for m in imported_modules(p))
     )
     assert importers == [ORTOOLS_MODULE]
+
+
+def test_only_the_dask_executor_imports_dask():
+    """In the server (engine, geodata, rpc); benchmarks and tests may use Dask freely."""
+    importers = sorted(
+        str(p.relative_to(ROOT))
+        for p in python_files()
+        if p.relative_to(ROOT).parts[0] in {"engine", "geodata", "rpc", "server.py"}
+        and any(top(m) in {"dask", "distributed"} for m in imported_modules(p))
+    )
+    assert importers == [DASK_MODULE]
 
 
 def test_the_checker_is_independent_of_engine_internals():

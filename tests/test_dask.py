@@ -94,14 +94,18 @@ class Cluster:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.terminate()
-        for proc in reversed(self.procs):
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """Workers first (a worker whose scheduler is gone takes seconds to give up), then the
+        scheduler."""
+        scheduler, *workers = self.procs
+        for group in (workers, [scheduler]):
+            for proc in group:
+                proc.terminate()
+            for proc in group:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -319,6 +319,31 @@ def test_batch_items_are_operations_of_their_own(jobs: Client) -> None:
     assert [op.name for op in listed.operations] == list(md.operations)
 
 
+def test_cancelling_a_batch_cancels_its_items(jobs: Client) -> None:
+    requests = [city_request(60, timeout_s=30, mode=LONG, seed=i) for i in range(4)]
+    operation = jobs.stub.BatchOptimizeTours(
+        pb.BatchOptimizeToursRequest(requests=requests), timeout=10
+    )
+    md = pb.BatchOptimizeToursMetadata()
+    assert operation.metadata.Unpack(md)
+    first = md.operations[0]
+    wait_solving(jobs, first)
+    cancelled_at = time.monotonic()
+    jobs.cancel(operation.name)
+    operation = jobs.wait(operation.name, timeout_s=5)
+    assert time.monotonic() - cancelled_at < 1.5
+    assert operation.metadata.Unpack(md)
+    assert md.state == pb.CANCELLED
+    assert md.done_count == 4
+    result = pb.BatchOptimizeToursResponse()
+    assert operation.response.Unpack(result)
+    assert {item.state for item in result.items} == {pb.CANCELLED}
+    # The item that was solving keeps its best solution; the queued ones never started.
+    check_response(requests[0], response_of(jobs.get(first)))
+    last = jobs.get(md.operations[3])
+    assert last.error.code == code_pb2.CANCELLED
+
+
 def test_invalid_batch_item_names_its_index(jobs: Client) -> None:
     bad = small_request()
     bad.model.vehicles[0].start_location.longitude = 500.0
@@ -452,6 +477,28 @@ def test_jobs_survive_kill_9_and_restarts(tmp_path: Path) -> None:
         client = Client(srv)
         for name, response in results.items():
             assert response_of(client.get(name)) == response
+    finally:
+        assert srv.terminate() == 0, srv.log()
+
+
+def test_sigterm_leaves_running_jobs_for_the_next_start(tmp_path: Path) -> None:
+    args = ("--osm", "none", "--workers", "1", "--data-dir", str(tmp_path / "data"))
+    srv = ServerProcess(tmp_path / "server.log", *args)
+    request = city_request(40, timeout_s=3, mode=LONG)
+    try:
+        client = Client(srv)
+        name = client.submit(request)
+        wait_solving(client, name)
+    finally:
+        assert srv.terminate() == 0, srv.log()
+    srv = ServerProcess(tmp_path / "server.log", *args)
+    try:
+        client = Client(srv)
+        operation = client.wait(name)
+        assert metadata(operation).attempt == 2
+        response = response_of(operation)
+        assert response.solve_info.status == pb.SolveInfo.SOLVED
+        check_response(request, response)
     finally:
         assert srv.terminate() == 0, srv.log()
 
