@@ -53,7 +53,8 @@ from benchmarks.instances import (
 SOLVERS = ("routeopt", "pyvrp", "vroom")
 """Solver names; ``routeopt`` also takes variants: ``routeopt-ortools`` / ``routeopt-pyvrp``
 force a backend, ``-pN`` runs N parallel searches (``routeopt-p2``, ``routeopt-ortools-p2``),
-``-ils`` / ``-gls`` pick OR-Tools' iterated or guided local search (``routeopt-ortools-ils``)."""
+``-ils`` / ``-gls`` pick OR-Tools' iterated or guided local search (``routeopt-ortools-ils``),
+``-dec`` / ``-nodec`` force PyVRP's decomposition on or off (``routeopt-dec``)."""
 
 _METAHEURISTICS = {"ils": "ITERATED_LOCAL_SEARCH", "gls": "GUIDED_LOCAL_SEARCH"}
 
@@ -63,6 +64,7 @@ class RouteoptVariant:
     backend: str = "auto"
     processes: int = 1
     metaheuristic: str | None = None
+    decompose: bool | None = None
 
 
 def routeopt_variant(name: str) -> RouteoptVariant | None:
@@ -78,6 +80,8 @@ def routeopt_variant(name: str) -> RouteoptVariant | None:
             variant = replace(variant, processes=int(part[1:]))
         elif part in _METAHEURISTICS:
             variant = replace(variant, metaheuristic=_METAHEURISTICS[part])
+        elif part in ("dec", "nodec"):
+            variant = replace(variant, decompose=part == "dec")
         else:
             raise ValueError(f"unknown routeopt variant {part!r} in {name!r}")
     return variant
@@ -142,6 +146,7 @@ def run_job(job: Job) -> dict[str, Any]:
                 solver_processes=variant.processes,
                 seed=job.seed,
                 local_search_metaheuristic=variant.metaheuristic,
+                decompose=variant.decompose,
             )
             solution = solve(model, options)
             row.time_s = time.perf_counter() - started

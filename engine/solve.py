@@ -190,6 +190,7 @@ def _member(choice: BackendChoice, options: SolveOptions, i: int) -> Backend:
             seed=options.seed + i,
             iteration_limit=options.iteration_limit,
             give_up_fraction=PYVRP_GIVE_UP_FRACTION if choice.fallback else None,
+            decompose=options.decompose,
         )
     fss = options.first_solution_strategy
     if i > 0 and fss is None:

@@ -433,3 +433,33 @@ def test_auto_warm_starts_ortools_and_says_so(feature):
         model, time_limit_s=1.0, warm_start=False, search_mode=SearchMode.RETURN_FAST
     )
     assert "warm start" not in cold.backend_reason
+
+
+def test_decomposition_improves_groups_of_routes_and_stays_feasible(monkeypatch, caplog):
+    import engine.backends.pyvrp_backend as pyvrp_backend
+
+    monkeypatch.setattr(pyvrp_backend, "DECOMPOSE_GROUP_CLIENTS", 25)
+    model = city_model(120, seed=12, n_vehicles=12, windows=False)
+    model = dataclasses.replace(
+        model, shipments=tuple(dataclasses.replace(s, penalty_cost=None) for s in model.shipments)
+    )
+    events = []
+    with caplog.at_level("DEBUG", logger="engine.backends.pyvrp_backend"):
+        solution = solve(
+            model,
+            SolveOptions(
+                time_limit_s=3.0,
+                search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+                backend="pyvrp",
+                decompose=True,
+            ),
+            on_progress=events.append,
+        )
+    check_solution(model, solution, geodesic_meters_per_second=10.0)
+    assert not solution.skipped_shipments
+    rounds = [r.message for r in caplog.records if r.message.startswith("pyvrp decomposition")]
+    assert rounds, "the decomposition did not run"
+    assert int(rounds[0].split()[2]) >= 2
+    objectives = [e.objective for e in events]
+    assert objectives == sorted(objectives, reverse=True)
+    assert events[-1].objective == pytest.approx(solution.metrics.total_cost, rel=1e-3)

@@ -109,6 +109,7 @@ def get_backend(
     seed: int = 0,
     iteration_limit: int | None = None,
     give_up_fraction: float | None = None,
+    decompose: bool | None = None,
 ) -> Backend:
     """The backend called ``name`` (not ``"auto"``) with its options; ValueError when unknown
     or when an option is not valid for it."""
@@ -122,6 +123,9 @@ def get_backend(
         from engine.backends.pyvrp_backend import PyVRPBackend
 
         return PyVRPBackend(
-            seed=seed, iteration_limit=iteration_limit, give_up_fraction=give_up_fraction
+            seed=seed,
+            iteration_limit=iteration_limit,
+            give_up_fraction=give_up_fraction,
+            decompose=decompose,
         )
     raise ValueError(f"unknown backend {name!r}; known: {', '.join(b for b in BACKENDS[1:])}")

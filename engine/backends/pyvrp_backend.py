@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 import warnings
 from collections.abc import Callable
@@ -35,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
+from pyvrp.stop import StoppingCriterion
 
 from engine.backends.base import Progress, RoutePlan, StopCriterion
 from engine.errors import NoSolutionError
@@ -100,7 +102,9 @@ class PyVRPBackend:
     ``seed`` seeds PyVRP's random number stream; with ``iteration_limit`` the result is fully
     determined by the problem and the seed. With ``give_up_fraction``, the search stops once
     that fraction of its time has passed without a feasible solution (so that another backend
-    can take over).
+    can take over). ``decompose``: improve the whole solution by solving groups of nearby
+    routes as sub-problems (:func:`_solve_decomposed`); None: from
+    :data:`DECOMPOSE_MIN_CLIENTS` clients on.
     """
 
     name = "pyvrp"
@@ -110,10 +114,12 @@ class PyVRPBackend:
         seed: int = 0,
         iteration_limit: int | None = None,
         give_up_fraction: float | None = None,
+        decompose: bool | None = None,
     ) -> None:
         self.seed = seed
         self.iteration_limit = iteration_limit
         self.give_up_fraction = give_up_fraction
+        self.decompose = decompose
 
     def solve(
         self,
@@ -135,31 +141,21 @@ class PyVRPBackend:
             ils=pyvrp.IteratedLocalSearchParams(callbacks=criterion.tracker),
             penalty=built.scale.penalty_params(),
         )
-        with warnings.catch_warnings(record=True) as caught:
-            # PenaltyBoundWarning says PyVRP struggles to find a feasible solution; the outcome
-            # is checked below (and under auto, OR-Tools takes over), so it goes to the log.
-            warnings.simplefilter("always", PenaltyBoundWarning)
-            result = pyvrp.solve(
-                built.data,
-                stop=criterion,
-                seed=self.seed,
-                collect_stats=False,
-                display=False,
-                params=params,
+        decompose = self.decompose
+        if decompose is None:
+            decompose = built.data.num_clients >= DECOMPOSE_MIN_CLIENTS
+        if decompose and _decomposable(built.data) and self.iteration_limit is None:
+            best = _solve_decomposed(built.data, criterion, stop, self.seed, params)
+        else:
+            result = _run(built.data, criterion, self.seed, params)
+            best = result.best
+            log.debug(
+                "pyvrp iterations=%d feasible=%s cost=%s time=%.3fs",
+                result.num_iterations,
+                best.is_feasible(),
+                result.cost(),
+                time.monotonic() - started,
             )
-        for w in caught:
-            if issubclass(w.category, PenaltyBoundWarning):
-                log.debug("pyvrp: %s", " ".join(str(w.message).split()))
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        best = result.best
-        log.debug(
-            "pyvrp iterations=%d feasible=%s cost=%s time=%.3fs",
-            result.num_iterations,
-            best.is_feasible(),
-            result.cost(),
-            time.monotonic() - started,
-        )
         if not best.is_feasible():
             elapsed = time.monotonic() - started
             if stop.interrupted:
@@ -584,3 +580,167 @@ def _plans(built: _Data, solution: pyvrp.Solution, n_vehicles: int) -> list[Rout
             end_s=int(route.end_time()),
         )
     return plans
+
+
+def _run(
+    data: pyvrp.ProblemData,
+    stop: StoppingCriterion,
+    seed: int,
+    params: pyvrp.SolveParams,
+    initial: pyvrp.Solution | None = None,
+) -> pyvrp.Result:
+    """``pyvrp.solve`` with its PenaltyBoundWarning sent to the log: it says PyVRP struggles
+    to find a feasible solution, and the callers check the outcome (under auto, OR-Tools takes
+    over)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PenaltyBoundWarning)
+        result = pyvrp.solve(
+            data,
+            stop=stop,
+            seed=seed,
+            collect_stats=False,
+            display=False,
+            params=params,
+            initial_solution=initial,
+        )
+    for w in caught:
+        if issubclass(w.category, PenaltyBoundWarning):
+            log.debug("pyvrp: %s", " ".join(str(w.message).split()))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
+# -- decomposition ---------------------------------------------------------------------------
+
+DECOMPOSE_MIN_CLIENTS = 10**9
+"""``decompose=None`` decomposes from this many clients on (see benchmarks/RESULTS.md)."""
+
+DECOMPOSE_WHOLE_FRACTION = 0.4
+"""Share of the time spent on the whole problem before the sub-problems."""
+
+DECOMPOSE_GROUP_CLIENTS = 200
+"""Clients per sub-problem (whole routes are grouped until they reach this many)."""
+
+
+def _decomposable(data: pyvrp.ProblemData) -> bool:
+    """Sub-problems are formed of whole routes: every client must be required and plain (no
+    groups, no shipments), so that no client is left out of every sub-problem."""
+    return (
+        data.num_groups == 0
+        and data.num_shipments == 0
+        and all(client.required for client in data.clients())
+    )
+
+
+class _Until:
+    """Stop a phase at ``deadline`` (or when the whole solve must stop); reports nothing."""
+
+    def __init__(self, criterion: _Stop, deadline: float) -> None:
+        self.criterion = criterion
+        self.deadline = deadline
+
+    def __call__(self, best_cost: float) -> bool:
+        stop = self.criterion.stop
+        return time.monotonic() >= self.deadline or stop.remaining_s() <= 0 or stop.poll()
+
+
+def _route_groups(
+    data: pyvrp.ProblemData, routes: list[list[int]], rng: random.Random
+) -> list[list[int]]:
+    """Route indices grouped by proximity: a random route, then the routes whose medoid client
+    is nearest to its medoid, until the group holds :data:`DECOMPOSE_GROUP_CLIENTS` clients."""
+    dist = data.distance_matrix(0)
+    locations = [[data.client(c).location for c in route] for route in routes]
+    medoids = []
+    for locs in locations:
+        sub = dist[np.ix_(locs, locs)]
+        medoids.append(locs[int(np.argmin(sub.sum(axis=0) + sub.sum(axis=1)))])
+    left = list(range(len(routes)))
+    rng.shuffle(left)
+    groups = []
+    while left:
+        seed_route = left.pop(0)
+        left.sort(key=lambda r: dist[medoids[seed_route], medoids[r]])
+        group, size = [seed_route], len(routes[seed_route])
+        while left and size < DECOMPOSE_GROUP_CLIENTS:
+            r = left.pop(0)
+            group.append(r)
+            size += len(routes[r])
+        groups.append(group)
+    return groups
+
+
+def _solve_decomposed(
+    data: pyvrp.ProblemData,
+    criterion: _Stop,
+    stop: StopCriterion,
+    seed: int,
+    params: pyvrp.SolveParams,
+) -> pyvrp.Solution:
+    """Solve the whole problem for a while, then repeatedly re-solve groups of nearby routes
+    as sub-problems (same depots and matrices, the group's clients, the group's vehicles),
+    keeping a sub-solution when it is cheaper. Progress is reported on the whole solution."""
+    started = time.monotonic()
+    whole = started + DECOMPOSE_WHOLE_FRACTION * stop.remaining_s()
+    best = _run(data, _Until(criterion, whole), seed, params).best
+    evaluator = pyvrp.CostEvaluator([0.0] * data.num_load_dimensions, 0.0, 0.0)
+    if not best.is_feasible():
+        return best
+    criterion.tracker.best = best
+    criterion(evaluator.cost(best))
+    rng = random.Random(seed)
+    round_ = 0
+    while stop.remaining_s() > 0 and not stop.interrupted:
+        round_ += 1
+        routes = [[a.idx for a in r if a.is_client()] for r in best.routes()]
+        types = [r.vehicle_type() for r in best.routes()]
+        groups = _route_groups(data, routes, rng)
+        for g, group in enumerate(groups):
+            remaining = stop.remaining_s()
+            if remaining <= 0 or stop.poll():
+                break
+            clients = [c for r in group for c in routes[r]]
+            counts: dict[int, int] = {}
+            for r in group:
+                counts[types[r]] = counts.get(types[r], 0) + 1
+            type_of = {t: k for k, t in enumerate(sorted(counts))}
+            sub = data.replace(
+                clients=[data.client(c) for c in clients],
+                vehicle_types=[
+                    data.vehicle_type(t).replace(num_available=counts[t]) for t in sorted(counts)
+                ],
+            )
+            local = {c: k for k, c in enumerate(clients)}
+            initial = pyvrp.Solution(
+                sub,
+                [pyvrp.Route(sub, [local[c] for c in routes[r]], type_of[types[r]]) for r in group],
+            )
+            deadline = time.monotonic() + remaining / (len(groups) - g)
+            result = _run(sub, _Until(criterion, deadline), seed + round_, params, initial)
+            if not result.best.is_feasible() or not (
+                evaluator.cost(result.best) < evaluator.cost(initial)
+            ):
+                continue
+            new_routes = [
+                ([clients[a.idx] for a in r if a.is_client()], sorted(counts)[r.vehicle_type()])
+                for r in result.best.routes()
+            ]
+            kept = [(routes[r], types[r]) for r in range(len(routes)) if r not in set(group)]
+            best = pyvrp.Solution(
+                data, [pyvrp.Route(data, visits, t) for visits, t in kept + new_routes]
+            )
+            routes = [visits for visits, _ in kept + new_routes]
+            types = [t for _, t in kept + new_routes]
+            # Indices changed: regroup on the next round (the remaining groups of this round
+            # refer to the old numbering).
+            criterion.tracker.best = best
+            criterion(evaluator.cost(best))
+            break
+    log.debug(
+        "pyvrp decomposition: %d rounds, cost %s, %.3fs",
+        round_,
+        evaluator.cost(best),
+        time.monotonic() - started,
+    )
+    return best
