@@ -203,8 +203,8 @@ def _member(choice: BackendChoice, options: SolveOptions, i: int) -> Backend:
         iteration_limit=options.iteration_limit,
     )
     warm = options.warm_start and choice.blocked_by and choice.blocked_by <= WARM_STARTABLE
-    if i == 0 and warm and options.iteration_limit is None:
-        return WarmStartedOrTools(ortools, WARM_START_FRACTION, seed=options.seed)
+    if warm and options.iteration_limit is None:
+        return WarmStartedOrTools(ortools, WARM_START_FRACTION, seed=options.seed + i)
     return ortools
 
 
