@@ -184,6 +184,33 @@ def request_to_engine(
     return model, settings
 
 
+def convert_or_validate(
+    request: pb.OptimizeToursRequest,
+    *,
+    default_geodesic_meters_per_second: float,
+    max_solver_processes: int | None = None,
+) -> tuple[ShipmentModel, RequestSettings] | pb.OptimizeToursResponse:
+    """The engine model and settings of a request to solve, or, for a ``VALIDATE_ONLY``
+    request, its response (``validation_errors`` lists every problem; empty when valid).
+    Raises :class:`~engine.errors.InvalidModelError` for an invalid request to solve."""
+    validate_only = request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY
+    try:
+        model, settings = request_to_engine(
+            request,
+            default_geodesic_meters_per_second=default_geodesic_meters_per_second,
+            max_solver_processes=max_solver_processes,
+        )
+    except InvalidModelError as exc:
+        if not validate_only:
+            raise
+        response = pb.OptimizeToursResponse(request_label=request.label)
+        response.validation_errors.extend(violations_to_validation_errors(exc.violations))
+        return response
+    if validate_only:
+        return pb.OptimizeToursResponse(request_label=settings.label)
+    return model, settings
+
+
 def _self_and_ancestors(path: str) -> list[str]:
     """``a.b[2].c`` → ``a``, ``a.b``, ``a.b[2]``, ``a.b[2].c``."""
     cuts = [i for i, ch in enumerate(path) if ch in ".[" and i > 0]

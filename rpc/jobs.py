@@ -53,11 +53,11 @@ from engine.executor import Executor, Job
 from engine.progress import SolveProgress
 from engine.solution import SolveStatus
 from rpc.convert import (
+    convert_or_validate,
     request_to_engine,
     seconds_to_duration,
     seconds_to_timestamp,
     solution_to_response,
-    violations_to_validation_errors,
 )
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.store import (
@@ -502,24 +502,15 @@ class JobManager:
             return False
         assert rec.request is not None
         request = pb.OptimizeToursRequest.FromString(rec.request)
-        validate_only = request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY
-        try:
-            model, settings = request_to_engine(
-                request,
-                default_geodesic_meters_per_second=self._default_speed,
-                max_solver_processes=self._max_solver_processes,
-            )
-        except InvalidModelError as exc:
-            if not validate_only:
-                raise
-            response = pb.OptimizeToursResponse(request_label=request.label)
-            response.validation_errors.extend(violations_to_validation_errors(exc.violations))
-            self._finish(name, SUCCEEDED, response=response.SerializeToString())
+        converted = convert_or_validate(
+            request,
+            default_geodesic_meters_per_second=self._default_speed,
+            max_solver_processes=self._max_solver_processes,
+        )
+        if isinstance(converted, pb.OptimizeToursResponse):  # VALIDATE_ONLY
+            self._finish(name, SUCCEEDED, response=converted.SerializeToString())
             return False
-        if validate_only:
-            response = pb.OptimizeToursResponse(request_label=settings.label)
-            self._finish(name, SUCCEEDED, response=response.SerializeToString())
-            return False
+        model, settings = converted
         timeout = settings.timeout_s if settings.timeout_s is not None else self._default_timeout
         options = settings.solve_options(timeout, self._solver_processes)
         state.label = settings.label

@@ -56,11 +56,11 @@ from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
 from rpc.convert import (
     RequestSettings,
+    convert_or_validate,
     duration_to_seconds,
     request_to_engine,
     seconds_to_duration,
     solution_to_response,
-    violations_to_validation_errors,
 )
 from rpc.errors import internal_status, invalid_argument_status, resource_exhausted_status
 from rpc.jobs import JobManager
@@ -226,23 +226,15 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
     def _optimize_tours(
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext, record: _CallRecord
     ) -> pb.OptimizeToursResponse:
-        validate_only = request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY
-        try:
-            model, settings = request_to_engine(
-                request,
-                default_geodesic_meters_per_second=self._default_speed,
-                max_solver_processes=self._max_solver_processes,
-            )
-        except InvalidModelError as exc:
-            if not validate_only:
-                raise
-            record.outcome = f"validate_only violations={len(exc.violations)}"
-            response = pb.OptimizeToursResponse(request_label=request.label)
-            response.validation_errors.extend(violations_to_validation_errors(exc.violations))
-            return response
-        if validate_only:
-            record.outcome = "validate_only violations=0"
-            return pb.OptimizeToursResponse(request_label=settings.label)
+        converted = convert_or_validate(
+            request,
+            default_geodesic_meters_per_second=self._default_speed,
+            max_solver_processes=self._max_solver_processes,
+        )
+        if isinstance(converted, pb.OptimizeToursResponse):
+            record.outcome = f"validate_only violations={len(converted.validation_errors)}"
+            return converted
+        model, settings = converted
 
         requested, budget, options = self._options(settings, context)
         job = self._executor.submit(model, options)
