@@ -53,10 +53,10 @@ from benchmarks.instances import (
 SOLVERS = ("routeopt", "pyvrp", "vroom")
 """Solver names; ``routeopt`` also takes variants: ``routeopt-ortools`` / ``routeopt-pyvrp``
 force a backend, ``-pN`` runs N parallel searches (``routeopt-p2``, ``routeopt-ortools-p2``),
-``-ils`` / ``-gls`` pick OR-Tools' iterated or guided local search (``routeopt-ortools-ils``),
+``-gls`` / ``-sa`` / ``-tabu`` pick OR-Tools' metaheuristic (``routeopt-ortools-sa``),
 ``-dec`` / ``-nodec`` force PyVRP's decomposition on or off (``routeopt-dec``)."""
 
-_METAHEURISTICS = {"ils": "ITERATED_LOCAL_SEARCH", "gls": "GUIDED_LOCAL_SEARCH"}
+_METAHEURISTICS = {"gls": "GUIDED_LOCAL_SEARCH", "sa": "SIMULATED_ANNEALING", "tabu": "TABU_SEARCH"}
 
 
 @dataclass(frozen=True)

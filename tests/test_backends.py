@@ -348,19 +348,6 @@ def test_progress_reports_each_improvement(backend):
     assert objectives == sorted(objectives, reverse=True)
 
 
-def test_ortools_iterated_local_search_gives_checked_routes():
-    model = city_model(30, seed=6, pairs=2)
-    solution = solve_checked(
-        model,
-        time_limit_s=1.0,
-        search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
-        backend="ortools",
-        local_search_metaheuristic="ITERATED_LOCAL_SEARCH",
-    )
-    assert solution.backend == "ortools"
-    assert solution.metrics.skipped_mandatory_shipment_count == 0
-
-
 # -- warm start of OR-Tools from PyVRP (engine.warmstart) ---------------------------------------
 
 

@@ -43,11 +43,7 @@ from engine.units import (
     scale_cost,
 )
 
-__all__ = ["ITERATED_LOCAL_SEARCH", "OrToolsBackend"]
-
-ITERATED_LOCAL_SEARCH = "ITERATED_LOCAL_SEARCH"
-"""``local_search_metaheuristic`` value selecting OR-Tools' iterated local search
-(``use_iterated_local_search``, ruin and recreate) instead of a metaheuristic enum value."""
+__all__ = ["OrToolsBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -63,25 +59,6 @@ def _enum_value(enum: Any, name: str, what: str) -> int:
     except ValueError:
         known = ", ".join(n for n in enum.keys() if n != "UNSET")  # noqa: SIM118 (protobuf enum)
         raise ValueError(f"unknown {what} {name!r}; known: {known}") from None
-
-
-def _use_iterated_local_search(params: Any) -> None:
-    """OR-Tools' iterated local search: SISR ruin (string removals, as in Christiaens and
-    Vanden Berghe) and cheapest-insertion recreate, each perturbed solution improved by greedy
-    descent, simulated-annealing acceptance with temperatures derived from the costs (the fixed
-    defaults assume unscaled costs)."""
-    params.use_iterated_local_search = True
-    ils = params.iterated_local_search_parameters
-    ruin = ils.ruin_recreate_parameters
-    del ruin.ruin_strategies[:]
-    sisr = ruin.ruin_strategies.add().sisr
-    sisr.max_removed_sequence_size = 10
-    sisr.avg_num_removed_visits = 10
-    sisr.bypass_factor = 0.01
-    composition = ruin.DESCRIPTOR.fields_by_name["ruin_composition_strategy"].enum_type
-    ruin.ruin_composition_strategy = composition.values_by_name["RUN_ALL_SEQUENTIALLY"].number
-    annealing = ils.reference_solution_acceptance_strategy.simulated_annealing
-    annealing.automatic_temperatures = True
 
 
 class OrToolsBackend:
@@ -106,7 +83,7 @@ class OrToolsBackend:
         """Visit stops per vehicle to start the search from (see :meth:`_Builder.run`)."""
         if first_solution_strategy:
             _enum_value(_FSS, first_solution_strategy, "first_solution_strategy")
-        if local_search_metaheuristic and local_search_metaheuristic != ITERATED_LOCAL_SEARCH:
+        if local_search_metaheuristic:
             _enum_value(_LSM, local_search_metaheuristic, "local_search_metaheuristic")
 
     def solve(
@@ -415,9 +392,6 @@ class _Builder:
         else:
             lsm = "GREEDY_DESCENT"
         params.first_solution_strategy = _enum_value(_FSS, fss, "first_solution_strategy")
-        if lsm == ITERATED_LOCAL_SEARCH:
-            _use_iterated_local_search(params)
-            lsm = "GREEDY_DESCENT"
         params.local_search_metaheuristic = _enum_value(_LSM, lsm, "local_search_metaheuristic")
         limit_ms = max(1, int(stop.remaining_s() * 1000))
         params.time_limit.FromMilliseconds(limit_ms)
