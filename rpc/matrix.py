@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 
 from engine.errors import FieldViolation, InvalidModelError
 from engine.roads import RoadContext
+from geodata.matrix import max_threads
 from rpc.convert import seconds_to_duration
 from rpc.pb import route_optimization_service_pb2 as pb
 
-__all__ = ["MAX_MATRIX_CELLS", "compute_matrix"]
+__all__ = ["MAX_MATRIX_CELLS", "ThreadShare", "compute_matrix"]
 
 MAX_MATRIX_CELLS = 4_000_000
 """Largest sources × destinations product answered in one call."""
+
+
+class ThreadShare:
+    """Shares the matrix kernels' threads among concurrent calls: a call that starts while
+    ``k - 1`` others run gets ``max(1, total // k)`` threads, so K simultaneous calls do not
+    start K × cores threads (which only adds switching on a busy server)."""
+
+    def __init__(self, total: int) -> None:
+        if total < 1:
+            raise ValueError(f"total must be at least 1, got {total}")
+        self.total = total
+        self._lock = threading.Lock()
+        self._active = 0
+
+    @contextmanager
+    def share(self) -> Iterator[int]:
+        """Threads for one call, held until the ``with`` block ends."""
+        with self._lock:
+            self._active += 1
+            threads = max(1, self.total // self._active)
+        try:
+            yield threads
+        finally:
+            with self._lock:
+                self._active -= 1
+
+
+_SHARE = ThreadShare(max_threads())
 
 
 def _coordinates(points: object, name: str, problems: list[FieldViolation]) -> np.ndarray:
@@ -52,7 +85,8 @@ def compute_matrix(
         problems.extend(roads.off_road_violations(paths, snaps, np.arange(len(snaps))))
     if problems:
         raise InvalidModelError(problems)
-    result = roads.matrix(snapped_src, snapped_dst, threads=None)
+    with _SHARE.share() as threads:
+        result = roads.matrix(snapped_src, snapped_dst, threads=threads)
     response = pb.ComputeMatrixResponse()
     reachable = np.isfinite(result.durations_s)
     for i in range(len(src)):
