@@ -41,7 +41,14 @@ import math
 import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -77,15 +84,25 @@ __all__ = [
     "Order",
     "RoutedPart",
     "SearchResult",
+    "SolveFn",
     "TravelMatrix",
     "VehicleType",
     "evaluate_layout",
     "evaluate_layouts",
+    "road_violations",
     "search_layouts",
     "validate_study",
 ]
 
 SECONDS_PER_DAY = 86400.0
+
+SolveFn = Callable[[ShipmentModel, SolveOptions, RoadContext | None], Solution]
+"""How a layout evaluation routes one model: :func:`engine.solve` in this process by default;
+the server passes one that runs the solve on its solve executor (worker processes)."""
+
+
+def _solve_here(model: ShipmentModel, options: SolveOptions, roads: RoadContext | None) -> Solution:
+    return solve(model, options, roads=roads)
 
 
 # -- the study ------------------------------------------------------------------------------
@@ -213,6 +230,8 @@ class LayoutOptions:
     max_local_search_steps: int = 10
     screening_time_limit_s: float = 10.0
     search_mode: SearchMode = SearchMode.CONSUME_ALL_AVAILABLE_TIME
+    populate_polylines: bool = False
+    """Draw each route's road geometry (road travel only), for maps."""
 
 
 # -- validation ------------------------------------------------------------------------------
@@ -231,7 +250,8 @@ def _check_point(path: str, location: LatLng | None, tag: str, study: LayoutStud
 
 
 def validate_study(study: LayoutStudy) -> list[FieldViolation]:
-    """Every problem of ``study``, with field paths (``depots[2].capacity.weight``)."""
+    """Every problem of ``study``, with field paths named as in the API's
+    ``DepotLayoutStudy`` (``depots[2].capacity.weight``, ``days[0].orders[3].location``)."""
     out: list[str] = []
     if not study.depots:
         out.append("depots: at least one candidate depot is required")
@@ -242,8 +262,8 @@ def validate_study(study: LayoutStudy) -> list[FieldViolation]:
         path = f"depots[{j}]"
         if not depot.label:
             out.append(f"{path}.label: required")
-        elif labels.count(depot.label) > 1:
-            out.append(f"{path}.label: {depot.label!r} is used by another depot")
+        elif depot.label in labels[:j]:
+            out.append(f"{path}.label: {depot.label!r} is the label of an earlier depot")
         out += _check_point(path, depot.location, depot.tag, study)
         for name, value in depot.capacity.items():
             if value < 0:
@@ -251,7 +271,7 @@ def validate_study(study: LayoutStudy) -> list[FieldViolation]:
         if depot.opening_cost < 0:
             out.append(f"{path}.opening_cost: must not be negative")
         if not 0 <= depot.open_s < depot.close_s:
-            out.append(f"{path}.close_s: opening hours must satisfy 0 <= open < close")
+            out.append(f"{path}.closes_at: opening hours must satisfy 0 <= opens_at < closes_at")
         fleet = study.fleet_of(depot)
         if not fleet:
             out.append(f"{path}.fleet: the depot has no vehicles (and the study no default fleet)")
@@ -270,7 +290,7 @@ def validate_study(study: LayoutStudy) -> list[FieldViolation]:
                 if value < 0:
                     out.append(f"{path}.demands.{name}: must not be negative")
             if order.service_s < 0:
-                out.append(f"{path}.service_s: must not be negative")
+                out.append(f"{path}.service_duration: must not be negative")
             if order.penalty_cost is not None and order.penalty_cost < 0:
                 out.append(f"{path}.penalty_cost: must not be negative")
             for w, window in enumerate(order.time_windows):
@@ -286,8 +306,8 @@ def validate_study(study: LayoutStudy) -> list[FieldViolation]:
         for m, name in enumerate(layout.depots):
             if name not in known:
                 out.append(f"layouts[{k}].depots[{m}]: unknown depot {name!r}")
-        if [x.label for x in study.layouts].count(layout.label) > 1:
-            out.append(f"layouts[{k}].label: {layout.label!r} is used by another layout")
+        if layout.label in [x.label for x in study.layouts[:k]]:
+            out.append(f"layouts[{k}].label: {layout.label!r} is the label of an earlier layout")
     if study.search is not None:
         s = study.search
         if s.mode not in ("exactly", "at_most", "min_cost"):
@@ -297,8 +317,6 @@ def validate_study(study: LayoutStudy) -> list[FieldViolation]:
         for m, name in enumerate(s.must_open):
             if name not in known:
                 out.append(f"search.must_open[{m}]: unknown depot {name!r}")
-    if not study.layouts and study.search is None:
-        out.append("layouts: give layouts to compare or a search")
     if study.matrix is not None:
         n = len(study.matrix.tags)
         for name in ("durations_s", "distances_m"):
@@ -322,15 +340,41 @@ def _check_fleet(path: str, fleet: Sequence[VehicleType]) -> list[str]:
         for name in ("fixed_cost", "cost_per_kilometer", "cost_per_hour", "cost_per_traveled_hour"):
             if getattr(vt, name) < 0:
                 out.append(f"{p}.{name}: must not be negative")
-        for name in ("max_duration_s", "max_distance_m"):
+        for name, field_name in (
+            ("max_duration_s", "max_duration"),
+            ("max_distance_m", "max_distance_meters"),
+        ):
             value = getattr(vt, name)
             if value is not None and not value > 0:
-                out.append(f"{p}.{name}: must be positive")
+                out.append(f"{p}.{field_name}: must be positive")
     return out
 
 
-def _check(study: LayoutStudy) -> None:
+def road_violations(study: LayoutStudy, roads: RoadContext) -> list[FieldViolation]:
+    """Depots and orders farther from the road network than the server allows."""
+    if study.matrix is not None:
+        return []
+    paths: list[str] = []
+    points: list[LatLng] = []
+    for j, depot in enumerate(study.depots):
+        if depot.location is not None:
+            paths.append(f"depots[{j}].location")
+            points.append(depot.location)
+    for t, day in enumerate(study.days):
+        for i, order in enumerate(day.orders):
+            if order.location is not None:
+                paths.append(f"days[{t}].orders[{i}].location")
+                points.append(order.location)
+    if not points:
+        return []
+    snaps = roads.snap([p.latitude for p in points], [p.longitude for p in points])
+    return roads.off_road_violations(paths, snaps, range(len(points)))
+
+
+def _check(study: LayoutStudy, roads: RoadContext | None = None) -> None:
     problems = validate_study(study)
+    if not problems and roads is not None:
+        problems = road_violations(study, roads)
     if problems:
         raise InvalidModelError(tuple(problems))
 
@@ -399,7 +443,8 @@ class LayoutEvaluation:
 
 @dataclass(frozen=True)
 class SearchResult:
-    best: LayoutEvaluation
+    best: LayoutEvaluation | None
+    """None only when ``should_stop`` stopped the search before any layout was routed."""
     evaluations: tuple[LayoutEvaluation, ...]
     """Every routed layout, best first (the best layout's final evaluation replaces its
     earlier one)."""
@@ -631,8 +676,9 @@ def _solve(
     time_limit_s: float,
     roads: RoadContext | None,
     seed: int,
+    solve_fn: SolveFn,
 ) -> Solution:
-    return solve(
+    return solve_fn(
         model,
         SolveOptions(
             time_limit_s=max(time_limit_s, 0.2),
@@ -641,8 +687,9 @@ def _solve(
             seed=seed,
             geodesic_meters_per_second=options.geodesic_meters_per_second,
             use_geodesic_distances=options.use_geodesic_distances,
+            populate_polylines=options.populate_polylines and roads is not None,
         ),
-        roads=roads,
+        roads,
     )
 
 
@@ -675,6 +722,7 @@ def _route_day(
     options: LayoutOptions,
     budget_s: float,
     roads: RoadContext | None,
+    solve_fn: SolveFn,
 ) -> tuple[list[RoutedPart], str]:
     day = study.days[t]
     all_orders = list(range(len(day.orders)))
@@ -684,13 +732,15 @@ def _route_day(
     caps = _capacities(study, types)[list(open_idx)]
     tight = bool(np.any(caps < demand[None, :]))
     model, vehicle_depot = _build_model(study, day, open_idx, all_orders)
-    first = _solve(model, options, budget_s * (0.6 if tight else 1.0), roads, options.seed)
+    first = _solve(
+        model, options, budget_s * (0.6 if tight else 1.0), roads, options.seed, solve_fn
+    )
     free = RoutedPart(t, labels, model, first, tuple(all_orders), vehicle_depot)
     loads = _part_loads(study, day, free)
     if not _over_capacity(study, loads):
         if not tight:
             return [free], "multi-depot"
-        second = _solve(model, options, budget_s * 0.4, roads, options.seed + 1)
+        second = _solve(model, options, budget_s * 0.4, roads, options.seed + 1, solve_fn)
         if second.metrics.total_cost < first.metrics.total_cost - 1e-9:
             again = replace(free, solution=second)
             if not _over_capacity(study, _part_loads(study, day, again)):
@@ -731,12 +781,12 @@ def _route_day(
             continue
         sub, sub_depots = _build_model(study, day, [j], mine)
         share = remaining * len(mine) / max(len(all_orders), 1)
-        sol = _solve(sub, options, share, roads, options.seed)
+        sol = _solve(sub, options, share, roads, options.seed, solve_fn)
         parts.append(RoutedPart(t, (study.depots[j].label,), sub, sol, tuple(mine), sub_depots))
     unassigned = [i for i in all_orders if assigned[i] < 0]
     if unassigned:  # optional orders the assignment left out: a model without vehicles
         sub, sub_depots = _build_model(study, day, [], unassigned)
-        sol = _solve(sub, options, 0.2, roads, options.seed)
+        sol = _solve(sub, options, 0.2, roads, options.seed, solve_fn)
         parts.append(RoutedPart(t, (), sub, sol, tuple(unassigned), sub_depots))
     return parts, "assigned"
 
@@ -830,11 +880,12 @@ def evaluate_layout(
     *,
     roads: RoadContext | None = None,
     time_limit_s: float | None = None,
+    solve_fn: SolveFn | None = None,
 ) -> LayoutEvaluation:
     """Route every day of ``study`` from the depots of ``layout`` (module docstring) within
     ``time_limit_s`` (default ``options.time_limit_s``), split over the days by order count."""
     options = options or LayoutOptions()
-    _check(study)
+    _check(study, None if options.use_geodesic_distances else roads)
     started = time.monotonic()
     index = study.depot_index()
     unknown = [name for name in layout.depots if name not in index]
@@ -850,7 +901,9 @@ def evaluate_layout(
     strategies: list[str] = []
     for t, day in enumerate(study.days):
         share = budget * len(day.orders) / max(n_orders, 1)
-        day_parts, strategy = _route_day(study, t, open_idx, travels[t], options, share, roads)
+        day_parts, strategy = _route_day(
+            study, t, open_idx, travels[t], options, share, roads, solve_fn or _solve_here
+        )
         parts += day_parts
         strategies.append(strategy)
     kpis, assignment, loads = _kpis(study, open_idx, parts, travels)
@@ -888,28 +941,37 @@ def evaluate_layouts(
     time_limit_s: float | None = None,
     on_done: Callable[[LayoutEvaluation], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    solve_fn: SolveFn | None = None,
 ) -> list[LayoutEvaluation]:
     """Evaluate ``layouts`` (``options.workers`` at once, in forked processes that share the
     road network); results in the order of ``layouts``. ``on_done`` is called as each one
     finishes; once ``should_stop`` returns True no further layout starts (those not started
-    are left out of the result)."""
+    are left out of the result). With ``solve_fn`` (solves run elsewhere, e.g. on the
+    server's executor) the layouts are evaluated in threads instead of processes."""
     options = options or LayoutOptions()
-    _check(study)
+    _check(study, None if options.use_geodesic_distances else roads)
     if options.workers <= 1 or len(layouts) <= 1:
         out = []
         for layout in layouts:
             if should_stop is not None and should_stop():
                 break
-            ev = evaluate_layout(study, layout, options, roads=roads, time_limit_s=time_limit_s)
+            ev = evaluate_layout(
+                study, layout, options, roads=roads, time_limit_s=time_limit_s, solve_fn=solve_fn
+            )
             if on_done is not None:
                 on_done(ev)
             out.append(ev)
         return out
     global _POOL_ROADS
     _POOL_ROADS = roads
-    context = multiprocessing.get_context("fork")
     results: dict[int, LayoutEvaluation] = {}
-    with ProcessPoolExecutor(max_workers=options.workers, mp_context=context) as pool:
+    pool: Executor
+    if solve_fn is not None:
+        pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="layout")
+    else:
+        context = multiprocessing.get_context("fork")
+        pool = ProcessPoolExecutor(max_workers=options.workers, mp_context=context)
+    with pool:
         pending: dict[Future[LayoutEvaluation], int] = {}
         queue = list(enumerate(layouts))
         while queue or pending:
@@ -918,7 +980,14 @@ def evaluate_layouts(
                     queue.clear()
                     break
                 k, layout = queue.pop(0)
-                pending[pool.submit(_pool_evaluate, study, layout, options, time_limit_s)] = k
+                if solve_fn is not None:
+                    future = pool.submit(
+                        evaluate_layout, study, layout, options, roads=roads,
+                        time_limit_s=time_limit_s, solve_fn=solve_fn,
+                    )  # fmt: skip
+                else:
+                    future = pool.submit(_pool_evaluate, study, layout, options, time_limit_s)
+                pending[future] = k
             if not pending:
                 break
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
@@ -1000,11 +1069,12 @@ def search_layouts(
     time_budget_s: float | None = None,
     on_done: Callable[[LayoutEvaluation], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    solve_fn: SolveFn | None = None,
 ) -> SearchResult:
     """Search the layouts allowed by ``study.search`` (module docstring). ``time_budget_s``
     bounds the local search: no step starts unless it and the final evaluation fit."""
     options = options or LayoutOptions()
-    _check(study)
+    _check(study, None if options.use_geodesic_distances else roads)
     if study.search is None:
         raise InvalidModelError((FieldViolation("search", "the study has no search"),))
     started = time.monotonic()
@@ -1045,13 +1115,21 @@ def search_layouts(
         for s, ev in zip(
             sets,
             evaluate_layouts(
-                study, layouts, options, roads=roads, on_done=on_done, should_stop=should_stop
+                study,
+                layouts,
+                options,
+                roads=roads,
+                on_done=on_done,
+                should_stop=should_stop,
+                solve_fn=solve_fn,
             ),
             strict=False,
         ):
             evaluated[s] = replace(ev, screening_cost=screening.cost(middle, s))
 
     run(found)
+    if not evaluated:  # stopped before the first layout
+        return SearchResult(None, (), screened, time.monotonic() - started)
     final_s = options.final_time_limit_s or 0.0
     step_s = options.time_limit_s * math.ceil(options.neighbours / max(options.workers, 1))
 
@@ -1079,7 +1157,7 @@ def search_layouts(
     if options.final_time_limit_s and not (should_stop is not None and should_stop()):
         final = evaluate_layout(
             study, _layout_of(study, best_set), options, roads=roads,
-            time_limit_s=options.final_time_limit_s,
+            time_limit_s=options.final_time_limit_s, solve_fn=solve_fn,
         )  # fmt: skip
         final = replace(
             final, screening_cost=evaluated[best_set].screening_cost, time_s=final.time_s
