@@ -8,6 +8,7 @@ independent checker (tests/checker.py); depot loads are recomputed against the c
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,3 +241,41 @@ def test_the_example_study_is_valid() -> None:
     assert req.study.search is not None
     assert len(req.study.layouts) == 3
     assert len(req.study.days) == 2
+
+
+def test_a_study_survives_kill_9(tmp_path: Path) -> None:
+    """The operation was stored before its name came back: after a crash mid-study, the next
+    start runs it again (attempt 2) to a complete, checked result."""
+    args = ("--osm", "none", "--workers", "1", "--data-dir", str(tmp_path / "data"))
+    request = study_request(orders=10, layout_timeout_s=1.0, search=False)
+    request.study.layouts.add(label="east", depots=["D2"])
+    request.study.layouts.add(label="north+east", depots=["D1", "D2"])
+    srv = ServerProcess(tmp_path / "server.log", *args)
+    try:
+        client = Client(srv)
+        name = client.stub.EvaluateDepotLayouts(request, timeout=10).name
+        deadline = time.monotonic() + 30
+        while client.metadata(name).layouts_done < 1:
+            assert time.monotonic() < deadline, "no layout routed in time"
+            time.sleep(0.05)
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(10)
+    finally:
+        srv.channel.close()
+        assert srv.proc.stdout is not None
+        srv.proc.stdout.close()
+    srv = ServerProcess(tmp_path / "server.log", *args)
+    try:
+        client = Client(srv)
+        done = client.wait(name)
+        md = pb.EvaluateDepotLayoutsMetadata()
+        assert done.metadata.Unpack(md)
+        assert md.state == pb.SUCCEEDED
+        assert md.attempt == 2
+        response = pb.EvaluateDepotLayoutsResponse()
+        assert done.response.Unpack(response)
+        assert len(response.layouts) == 4
+        check_layouts_response(request, response)
+    finally:
+        assert srv.terminate() == 0, srv.log()
+    assert "running it again" in srv.log()
