@@ -2,7 +2,8 @@
 layout, an HTML map and a PNG cost chart.
 
 - :func:`comparison_rows` — one row per routed layout, best first, with the KPIs of
-  :class:`~engine.layouts.LayoutKpis`.
+  :class:`~engine.layouts.LayoutKpis` (summed over the study's days) and the cost and vehicles
+  per day.
 - :func:`layout_geojson` — RFC 7946 FeatureCollection of one layout: candidate depots (Points,
   ``open`` and the load shipped per day), orders (Points with their serving depot), order
   assignments (LineStrings depot → order) and routes (LineStrings along the roads when the
@@ -44,11 +45,11 @@ __all__ = [
 ]
 
 _COLUMNS = (
-    "layout", "depots", "total_cost", "opening_cost", "vehicle_fixed_cost", "travel_cost",
-    "penalty_cost", "vehicles_used", "distance_km", "driver_hours", "orders", "orders_served",
-    "orders_late", "orders_unserved", "mean_depot_distance_km", "max_depot_distance_km",
-    "load_utilisation", "cost_per_order", "capacity_respected", "strategy", "screening_cost",
-    "evaluation_time_s",
+    "layout", "depots", "total_cost", "cost_per_day", "opening_cost", "vehicle_fixed_cost",
+    "travel_cost", "penalty_cost", "vehicles_used", "vehicles_per_day", "distance_km",
+    "driver_hours", "orders", "orders_served", "orders_late", "orders_unserved",
+    "mean_depot_distance_km", "max_depot_distance_km", "load_utilisation", "cost_per_order",
+    "capacity_respected", "strategy", "screening_cost", "evaluation_time_s",
 )  # fmt: skip
 
 _COLOURS = (
@@ -67,11 +68,13 @@ def comparison_rows(evaluations: Sequence[LayoutEvaluation]) -> list[dict[str, A
                 "layout": ev.layout.label,
                 "depots": " ".join(ev.layout.depots),
                 "total_cost": round(k.total_cost, 2),
+                "cost_per_day": round(k.total_cost / max(k.days, 1), 2),
                 "opening_cost": round(k.opening_cost, 2),
                 "vehicle_fixed_cost": round(k.vehicle_fixed_cost, 2),
                 "travel_cost": round(k.travel_cost, 2),
                 "penalty_cost": round(k.penalty_cost, 2),
                 "vehicles_used": k.vehicles_used,
+                "vehicles_per_day": round(k.vehicles_used / max(k.days, 1), 2),
                 "distance_km": round(k.distance_km, 3),
                 "driver_hours": round(k.driver_hours, 3),
                 "orders": k.orders,
@@ -108,15 +111,16 @@ def write_json(rows: Sequence[dict[str, Any]], path: Path) -> None:
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     head = (
-        "| layout | depots | total cost | opening | vehicles fixed | travel | vehicles | km | "
-        "driver h | late | unserved | mean / max km to depot | load use | cost/order |"
+        "| layout | depots | total cost | per day | opening | vehicles fixed | travel | vehicles | "
+        "km | driver h | late | unserved | mean / max km to depot | load use | cost/order |"
     )
-    lines = [head, "|---|---|" + "---:|" * 12]
+    lines = [head, "|---|---|" + "---:|" * 13]
     for r in rows:
         cpo = "" if r["cost_per_order"] is None else f"{r['cost_per_order']:.2f}"
         flag = "" if r["capacity_respected"] else " (depot capacity exceeded)"
         lines.append(
             f"| {r['layout']}{flag} | {r['depots']} | {r['total_cost']:.2f} | "
+            f"{r['cost_per_day']:.2f} | "
             f"{r['opening_cost']:.2f} | {r['vehicle_fixed_cost']:.2f} | {r['travel_cost']:.2f} | "
             f"{r['vehicles_used']} | {r['distance_km']:.1f} | {r['driver_hours']:.1f} | "
             f"{r['orders_late']} | {r['orders_unserved']} | "

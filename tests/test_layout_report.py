@@ -44,6 +44,7 @@ def test_table_in_three_formats(
     assert [r["layout"] for r in rows] == ["one", "two"]
     for row, ev in zip(rows, evaluations, strict=True):
         assert row["total_cost"] == pytest.approx(ev.kpis.total_cost, abs=0.01)
+        assert row["cost_per_day"] == pytest.approx(ev.kpis.total_cost / 2, abs=0.01)  # 2 days
         assert row["total_cost"] == pytest.approx(
             row["opening_cost"] + row["vehicle_fixed_cost"] + row["travel_cost"]
             + row["penalty_cost"], abs=0.05,
