@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from engine.backends.ortools_facility import FacilityDay, solve_facility_location
 from engine.errors import InvalidModelError
+from engine.layout_report import layout_geojson
 from engine.layouts import (
     CandidateDepot,
     Day,
@@ -32,7 +34,9 @@ from engine.layouts import (
     validate_study,
 )
 from engine.model import LatLng, TimeWindow
+from engine.roads import RoadContext, RoadSpec, embedded_extract, load_roads
 from tests.checker import check_solution
+from tests.road_oracle import as_matrix_model
 
 SPEED = 10.0
 
@@ -350,3 +354,88 @@ def test_parallel_evaluation_matches_the_layouts() -> None:
     assert sorted(seen) == ["a", "b", "c"]
     for ev in evaluations:
         check_layout(study, ev)
+
+
+def test_late_orders_and_several_load_types_are_counted() -> None:
+    # Two load types; D0 can ship only 5 kg, so the heavy orders go to D1. Order "late" has a
+    # soft end no vehicle can make (opening at 6:00, soft end at 1:00): it is served late.
+    depots = (
+        CandidateDepot("D0", _at(0, 0), capacity={"parcels": 100, "kg": 5}),
+        CandidateDepot("D1", _at(3, 0), capacity={"parcels": 100, "kg": 100}),
+    )
+    late_window = TimeWindow(
+        soft_end_time=3600.0, cost_per_hour_after_soft_end_time=1.0, end_time=86000.0
+    )
+    orders = (
+        Order("light", _at(0.5, 0), demands={"parcels": 1, "kg": 2}),
+        Order("heavy1", _at(0.5, 0.5), demands={"parcels": 1, "kg": 20}),
+        Order("heavy2", _at(1, 0), demands={"parcels": 1, "kg": 20}),
+        Order("late", _at(1, 1), demands={"parcels": 1}, time_windows=(late_window,)),
+    )
+    fleet = (_van(capacities={"parcels": 10, "kg": 50}),)
+    study = LayoutStudy(
+        (Day("d", orders),),
+        tuple(replace(d, open_s=6 * 3600.0) for d in depots),
+        fleet=fleet,
+    )
+    ev = evaluate_layout(study, Layout("both", ("D0", "D1")), options())
+    check_layout(study, ev)
+    assert ev.capacity_respected
+    assert ev.depot_loads[0].get("D0", {}).get("kg", 0) <= 5
+    assert ev.assignment[0][1] == ev.assignment[0][2] == "D1"
+    assert ev.kpis.orders_late == 1
+    assert ev.kpis.travel_cost > 0
+
+
+@pytest.fixture(scope="module")
+def helsinki() -> RoadContext:
+    return load_roads(RoadSpec(str(embedded_extract())))
+
+
+def test_layouts_over_roads_are_checked_against_a_road_oracle(helsinki: RoadContext) -> None:
+    # Points on network nodes: the oracle snaps on its own, exactly where nodes are concerned.
+    net = helsinki.network
+
+    def node_near(lat: float, lng: float) -> LatLng:
+        k = int(np.argmin((net.lat - lat) ** 2 + ((net.lon - lng) * 0.5) ** 2))
+        return LatLng(float(net.lat[k]), float(net.lon[k]))
+
+    spots = [(60.1690, 24.9375), (60.1772, 24.9480), (60.1660, 24.9505)]
+    depots = tuple(
+        CandidateDepot(f"D{j}", node_near(*p), capacity={"parcels": 8}, opening_cost=10.0)
+        for j, p in enumerate(spots)
+    )
+    rng = np.random.default_rng(5)
+    orders = tuple(
+        Order(
+            f"o{i}",
+            node_near(60.166 + rng.uniform(0, 0.01), 24.939 + rng.uniform(0, 0.012)),
+            demands={"parcels": 2},
+        )
+        for i in range(7)
+    )
+    study = LayoutStudy((Day("d", orders),), depots, fleet=(_van(capacities={"parcels": 6}),))
+    opts = options(populate_polylines=True)
+    ev = evaluate_layout(study, Layout("two", ("D0", "D2")), opts, roads=helsinki)
+    for part in ev.parts:
+        assert part.solution.matrix_source == "road"
+        check_solution(as_matrix_model(part.model, helsinki.network), part.solution)
+    assert ev.capacity_respected
+    assert ev.kpis.orders_served == 7
+    features = layout_geojson(study, ev)["features"]
+    routes = [f for f in features if f["properties"]["kind"] == "route"]
+    assert routes
+    assert all(f["properties"]["road_geometry"] for f in routes)
+    # A location far from every road of the network is named, not silently snapped.
+    far = replace(
+        study,
+        days=(
+            Day(
+                "d",
+                (*orders, Order("far", LatLng(60.30, 25.20))),
+            ),
+        ),
+    )
+    with pytest.raises(InvalidModelError) as info:
+        evaluate_layout(far, Layout("two", ("D0", "D2")), opts, roads=helsinki)
+    assert [v.field for v in info.value.violations] == ["days[0].orders[7].location"]
