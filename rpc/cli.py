@@ -14,7 +14,8 @@ RPC takes; see ``examples/depot_layouts_study.json``). It writes to ``--out``:
 - ``response.json``: the full ``EvaluateDepotLayoutsResponse`` (routes included).
 
 Layouts are evaluated ``--workers`` at once (processes), with a progress bar on stderr.
-Exit status: 0 done, 2 invalid study (every problem listed with its field path).
+Exit status: 0 done, 2 invalid study (every problem listed with its field path) or a missing
+optional module (the ``layouts`` extra: ``pip install 'routeopt[layouts]'``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def _file_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", label) or "layout"
 
 
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def run_layouts(args: argparse.Namespace) -> int:
     from engine.layout_report import (
         comparison_rows,
@@ -77,7 +84,23 @@ def run_layouts(args: argparse.Namespace) -> int:
         write_map,
     )
 
-    request = json_format.Parse(args.study.read_text(), pb.EvaluateDepotLayoutsRequest())
+    needed = [
+        (not args.quiet, "tqdm", "the progress bar (or --quiet)"),
+        (not args.no_map, "folium", "map.html (or --no-map)"),
+        (not args.no_map, "js_lib_leaflet", "map.html (or --no-map)"),
+        (not args.no_chart, "matplotlib", "costs.png (or --no-chart)"),
+    ]
+    missing = [(name, why) for wanted, name, why in needed if wanted and not _importable(name)]
+    if missing:
+        for name, why in missing:
+            print(f"routeopt layouts: {why} needs the {name} module", file=sys.stderr)
+        print("install them with: pip install 'routeopt[layouts]'", file=sys.stderr)
+        return 2
+    try:
+        request = json_format.Parse(args.study.read_text(), pb.EvaluateDepotLayoutsRequest())
+    except (OSError, json_format.ParseError) as exc:
+        print(f"{args.study}: cannot read the study: {exc}", file=sys.stderr)
+        return 2
     for flag, name in (
         ("layout_timeout", "layout_timeout"),
         ("final_timeout", "final_layout_timeout"),

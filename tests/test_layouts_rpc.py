@@ -279,3 +279,13 @@ def test_a_study_survives_kill_9(tmp_path: Path) -> None:
     finally:
         assert srv.terminate() == 0, srv.log()
     assert "running it again" in srv.log()
+
+
+def test_cli_reports_an_unreadable_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study_file = tmp_path / "typo.json"
+    study_file.write_text('{"study": {"depotz": []}}')
+    assert cli.main(["layouts", str(study_file), "--osm", "none"]) == 2
+    assert "depotz" in capsys.readouterr().err
+    assert cli.main(["layouts", str(tmp_path / "absent.json"), "--osm", "none"]) == 2
