@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import (
@@ -71,6 +72,7 @@ from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND, SearchMode, Solve
 from engine.roads import RoadContext
 from engine.solution import Solution
 from engine.solve import solve
+from engine.validation import validate_model
 
 __all__ = [
     "CandidateDepot",
@@ -325,7 +327,41 @@ def validate_study(study: LayoutStudy) -> list[FieldViolation]:
                 out.append(f"matrix.{name}: must be {n}×{n} (one row and column per tag)")
             elif not np.all(np.isfinite(a) & (a >= 0)):
                 out.append(f"matrix.{name}: entries must be finite and non-negative")
-    return [FieldViolation(*p.split(": ", 1)) for p in out]
+    problems = [FieldViolation(*p.split(": ", 1)) for p in out]
+    if not problems:  # the orders as the router sees them: windows, soft bounds, durations
+        problems = _order_violations(study)
+    return problems
+
+
+_SHIPMENT_FIELD = re.compile(r"shipments\[(\d+)\](?:\.deliveries\[0\])?(?:\.(.*))?")
+_ORDER_FIELDS = {
+    "arrival_location": "location",
+    "duration": "service_duration",
+    "load_demands": "demands",
+    "tags": "tag",
+}
+
+
+def _order_violations(study: LayoutStudy) -> list[FieldViolation]:
+    """The engine's own validation of each day's orders, with study paths."""
+    out: list[FieldViolation] = []
+    for t, day in enumerate(study.days):
+        model, _ = _build_model(study, day, [], range(len(day.orders)))
+        for v in validate_model(model):
+            match = _SHIPMENT_FIELD.fullmatch(v.field)
+            if match is None:
+                continue  # about the (empty) fleet of the probe model
+            rest = match.group(2) or ""
+            head, _, tail = rest.partition(".")
+            head = (
+                _ORDER_FIELDS.get(head.split("[")[0], head.split("[")[0])
+                + head[len(head.split("[")[0]) :]
+            )
+            field = f"days[{t}].orders[{match.group(1)}]" + (
+                f".{head}{'.' + tail if tail else ''}" if rest else ""
+            )
+            out.append(FieldViolation(field, v.description))
+    return out
 
 
 def _check_fleet(path: str, fleet: Sequence[VehicleType]) -> list[str]:
@@ -412,6 +448,8 @@ class LayoutKpis:
     orders_served: int
     orders_late: int
     orders_unserved: int
+    mandatory_orders_unserved: int
+    """Unserved orders without a penalty cost: a layout with any is not feasible."""
     mean_depot_distance_km: float
     max_depot_distance_km: float
     load_utilisation: float
@@ -438,7 +476,7 @@ class LayoutEvaluation:
 
     @property
     def feasible(self) -> bool:
-        return self.capacity_respected and self.kpis.orders_unserved == 0
+        return self.capacity_respected and self.kpis.mandatory_orders_unserved == 0
 
 
 @dataclass(frozen=True)
@@ -648,7 +686,7 @@ def _build_model(
     starts = [day.start_time] + [
         w.start_time for i in orders for w in day.orders[i].time_windows if w.start_time is not None
     ]
-    ends = [day.start_time + max(SECONDS_PER_DAY, *(study.depots[j].close_s for j in depots))] + [
+    ends = [day.start_time + max([SECONDS_PER_DAY, *(study.depots[j].close_s for j in depots)])] + [
         w.end_time for i in orders for w in day.orders[i].time_windows if w.end_time is not None
     ]
     matrix: dict[str, object] = {}
@@ -864,6 +902,12 @@ def _kpis(
         orders_served=served,
         orders_late=late,
         orders_unserved=n_orders - served,
+        mandatory_orders_unserved=sum(
+            1
+            for t, day in enumerate(study.days)
+            for i, order in enumerate(day.orders)
+            if order.penalty_cost is None and not assignment[t][i]
+        ),
         mean_depot_distance_km=float(np.mean(depot_m)) / 1000.0 if depot_m else 0.0,
         max_depot_distance_km=float(np.max(depot_m)) / 1000.0 if depot_m else 0.0,
         load_utilisation=float(np.mean(ratios)) if ratios else 0.0,
@@ -1057,8 +1101,9 @@ def _layout_of(study: LayoutStudy, open_set: frozenset[int]) -> Layout:
 
 
 def _key(ev: LayoutEvaluation) -> tuple[bool, int, float]:
-    """Best first: depot capacities respected, fewest unserved orders, lowest cost."""
-    return (not ev.capacity_respected, ev.kpis.orders_unserved, ev.kpis.total_cost)
+    """Best first: depot capacities respected, fewest unserved mandatory orders, lowest cost
+    (penalties of unserved optional orders included)."""
+    return (not ev.capacity_respected, ev.kpis.mandatory_orders_unserved, ev.kpis.total_cost)
 
 
 def search_layouts(

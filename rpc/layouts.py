@@ -229,7 +229,11 @@ def _rank(evaluations: Sequence[LayoutEvaluation]) -> tuple[LayoutEvaluation, ..
     return tuple(
         sorted(
             evaluations,
-            key=lambda e: (not e.capacity_respected, e.kpis.orders_unserved, e.kpis.total_cost),
+            key=lambda e: (
+                not e.capacity_respected,
+                e.kpis.mandatory_orders_unserved,
+                e.kpis.total_cost,
+            ),
         )
     )
 

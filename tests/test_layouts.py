@@ -439,3 +439,51 @@ def test_layouts_over_roads_are_checked_against_a_road_oracle(helsinki: RoadCont
     with pytest.raises(InvalidModelError) as info:
         evaluate_layout(far, Layout("two", ("D0", "D2")), opts, roads=helsinki)
     assert [v.field for v in info.value.violations] == ["days[0].orders[7].location"]
+
+
+def test_optional_orders_may_be_left_out_when_depot_capacity_is_tight() -> None:
+    # D0 (4 parcels) is next to every order, D1 is 50 km away: one of the three mandatory
+    # orders must go to D1 (re-assignment). The optional order's penalty is tiny, so it is left
+    # out rather than served from D1.
+    depots = (
+        CandidateDepot("D0", _at(0, 0), capacity={"parcels": 4}),
+        CandidateDepot("D1", _at(50, 0), capacity={"parcels": 100}),
+    )
+    orders = (
+        Order("m1", _at(1, 0), demands={"parcels": 2}),
+        Order("m2", _at(1, 1), demands={"parcels": 2}),
+        Order("m3", _at(0.5, 1), demands={"parcels": 2}),
+        Order("opt", _at(0, 1), demands={"parcels": 2}, penalty_cost=0.01),
+    )
+    study = LayoutStudy((Day("d", orders),), depots, fleet=(_van(fixed_cost=0.0),))
+    ev = evaluate_layout(study, Layout("both", ("D0", "D1")), options())
+    check_layout(study, ev)
+    assert ev.capacity_respected
+    assert ev.strategy == ("assigned",)
+    assert sorted(ev.assignment[0][:3]) == ["D0", "D0", "D1"]
+    assert ev.assignment[0][3] == ""
+    assert ev.kpis.orders_unserved == 1
+    assert ev.kpis.mandatory_orders_unserved == 0
+    assert ev.kpis.penalty_cost == pytest.approx(0.01)
+    assert ev.feasible
+
+
+def test_order_windows_are_validated_as_the_router_sees_them() -> None:
+    study = small_study(orders=3)
+    day = study.days[0]
+    bad = (
+        replace(day.orders[0], time_windows=(TimeWindow(soft_end_time=100.0),)),
+        replace(day.orders[1], time_windows=(TimeWindow(10.0, 20.0), TimeWindow(15.0, 30.0))),
+        day.orders[2],
+    )
+    study = replace(study, days=(replace(day, orders=bad),))
+    assert [(v.field, v.description) for v in validate_study(study)] == [
+        (
+            "days[0].orders[0].time_windows[0].cost_per_hour_after_soft_end_time",
+            "is required when soft_end_time or cost_per_hour_after_soft_end_time is set",
+        ),
+        (
+            "days[0].orders[1].time_windows[1]",
+            "time windows must be sorted by time and must not overlap",
+        ),
+    ]

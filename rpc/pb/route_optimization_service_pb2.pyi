@@ -2496,6 +2496,7 @@ class LayoutKpis(_message.Message):
     LOAD_UTILISATION_FIELD_NUMBER: _builtins.int
     COST_PER_ORDER_FIELD_NUMBER: _builtins.int
     DAYS_FIELD_NUMBER: _builtins.int
+    MANDATORY_ORDERS_UNSERVED_FIELD_NUMBER: _builtins.int
     total_cost: _builtins.float
     opening_cost: _builtins.float
     routing_cost: _builtins.float
@@ -2514,6 +2515,8 @@ class LayoutKpis(_message.Message):
     load_utilisation: _builtins.float
     cost_per_order: _builtins.float
     days: _builtins.int
+    mandatory_orders_unserved: _builtins.int
+    """Unserved orders without a penalty cost (a layout with any is not feasible)."""
     def __init__(
         self,
         *,
@@ -2535,10 +2538,11 @@ class LayoutKpis(_message.Message):
         load_utilisation: _builtins.float = ...,
         cost_per_order: _builtins.float = ...,
         days: _builtins.int = ...,
+        mandatory_orders_unserved: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_per_order", b"cost_per_order", "days", b"days", "distance_km", b"distance_km", "driver_hours", b"driver_hours", "load_utilisation", b"load_utilisation", "max_depot_distance_km", b"max_depot_distance_km", "mean_depot_distance_km", b"mean_depot_distance_km", "opening_cost", b"opening_cost", "orders", b"orders", "orders_late", b"orders_late", "orders_served", b"orders_served", "orders_unserved", b"orders_unserved", "penalty_cost", b"penalty_cost", "routing_cost", b"routing_cost", "total_cost", b"total_cost", "travel_cost", b"travel_cost", "vehicle_fixed_cost", b"vehicle_fixed_cost", "vehicles_used", b"vehicles_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_per_order", b"cost_per_order", "days", b"days", "distance_km", b"distance_km", "driver_hours", b"driver_hours", "load_utilisation", b"load_utilisation", "mandatory_orders_unserved", b"mandatory_orders_unserved", "max_depot_distance_km", b"max_depot_distance_km", "mean_depot_distance_km", b"mean_depot_distance_km", "opening_cost", b"opening_cost", "orders", b"orders", "orders_late", b"orders_late", "orders_served", b"orders_served", "orders_unserved", b"orders_unserved", "penalty_cost", b"penalty_cost", "routing_cost", b"routing_cost", "total_cost", b"total_cost", "travel_cost", b"travel_cost", "vehicle_fixed_cost", b"vehicle_fixed_cost", "vehicles_used", b"vehicles_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
