@@ -1,7 +1,9 @@
 """Long-running operations: durable jobs run by the solve executor.
 
-:class:`JobManager` owns the operations of ``OptimizeToursLongRunning`` and
-``BatchOptimizeTours``:
+:class:`JobManager` owns the operations of ``OptimizeToursLongRunning``,
+``BatchOptimizeTours`` and ``EvaluateDepotLayouts`` (kind ``layouts``: a
+:class:`~rpc.layout_jobs.LayoutRun` whose routing solves go to the same executor; its progress
+is the layouts routed so far, kept as the partial response):
 
 - **Submission** validates the request (INVALID_ARGUMENT as for OptimizeTours), refuses with
   :class:`~engine.errors.ExecutorFullError` (RESOURCE_EXHAUSTED) when ``max_jobs`` operations
@@ -51,6 +53,7 @@ from engine.errors import (
 )
 from engine.executor import Executor, Job
 from engine.progress import SolveProgress
+from engine.roads import RoadContext
 from engine.solution import SolveStatus
 from rpc.convert import (
     convert_or_validate,
@@ -59,6 +62,8 @@ from rpc.convert import (
     seconds_to_timestamp,
     solution_to_response,
 )
+from rpc.layout_jobs import LayoutRun
+from rpc.layouts import LayoutOutcome, LayoutRequest, request_to_study, result_to_response
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.store import (
     CANCELLED,
@@ -108,7 +113,7 @@ class _Running:
 
     name: str
     label: str = ""
-    job: Job | None = None
+    job: Job | LayoutRun | None = None
     cancel_requested: bool = False
     latest: SolveProgress | None = None
     written_at: float = 0.0
@@ -122,12 +127,13 @@ class _Filter:
 
 
 _FILTER_TERM = re.compile(r'\s*(\w+)\s*=\s*"?([\w/.-]+)"?\s*')
-_KINDS = {"tours": "tours", "batch": "batch"}
+_KINDS = {"tours": "tours", "batch": "batch", "layouts": "layouts"}
 
 
 def parse_filter(text: str) -> _Filter:
     """``state=RUNNING``, ``state=QUEUED OR state=RUNNING``, ``done=true``,
-    ``batch=operations/…``, ``kind=batch|tours``; terms on different keys joined by ``AND``."""
+    ``batch=operations/…``, ``kind=batch|tours|layouts``; terms on different keys joined by
+    ``AND``."""
     states: set[int] = set()
     batch: str | None = None
     kind: str | None = None
@@ -226,6 +232,8 @@ class JobManager:
         clock: Callable[[], float] = time.time,
         solver_processes: int = 1,
         max_solver_processes: int | None = None,
+        roads: RoadContext | None = None,
+        layout_workers: int = 1,
     ) -> None:
         if not retention_s > 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
@@ -234,6 +242,8 @@ class JobManager:
         self._default_timeout = default_timeout_s
         self._default_speed = default_geodesic_meters_per_second
         self._solver_processes = solver_processes
+        self._roads = roads
+        self._layout_workers = max(1, layout_workers)
         self._max_solver_processes = max_solver_processes
         self.retention_s = retention_s
         self.max_jobs = max_jobs
@@ -258,7 +268,8 @@ class JobManager:
         recovered: list[str] = []
         with self._lock:
             queued = set(self._queue)  # submitted while the server was warming up
-        for rec in self.store.unfinished("tours"):
+        unfinished = [*self.store.unfinished("tours"), *self.store.unfinished("layouts")]
+        for rec in sorted(unfinished, key=lambda r: r.seq):
             if rec.name in queued:
                 continue
             if rec.cancel_requested:
@@ -370,6 +381,28 @@ class JobManager:
             self._reserve(len(items))
             self.store.insert([NewJob(name, "batch", request.label), *items], self._clock())
             self._queue.extend(item.name for item in items)
+            self._changed.notify_all()
+        return self.get(name)
+
+    def _layout_request(self, request: pb.EvaluateDepotLayoutsRequest) -> LayoutRequest:
+        return request_to_study(
+            request,
+            default_geodesic_meters_per_second=self._default_speed,
+            workers=self._layout_workers,
+            roads=self._roads,
+        )
+
+    def submit_layouts(self, request: pb.EvaluateDepotLayoutsRequest) -> operations_pb2.Operation:
+        """Validate and store a depot layout study; returns its operation (queued)."""
+        self._layout_request(request)
+        name = f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
+        job = NewJob(name, "layouts", request.label, request.SerializeToString())
+        with self._changed:
+            if self._stopping:
+                raise ExecutorShutdownError("the server is shutting down")
+            self._reserve(1)
+            self.store.insert([job], self._clock())
+            self._queue.append(name)
             self._changed.notify_all()
         return self.get(name)
 
@@ -501,6 +534,8 @@ class JobManager:
             self._finish_cancelled(rec, self._clock())
             return False
         assert rec.request is not None
+        if rec.kind == "layouts":
+            return self._start_layouts(state, rec)
         request = pb.OptimizeToursRequest.FromString(rec.request)
         converted = convert_or_validate(
             request,
@@ -538,6 +573,62 @@ class JobManager:
             self._update_batch(rec.batch)
         job.add_done_callback(lambda done: self._on_done(state, done))
         return True
+
+    def _start_layouts(self, state: _Running, rec: JobRecord) -> bool:
+        assert rec.request is not None
+        request = pb.EvaluateDepotLayoutsRequest.FromString(rec.request)
+        req = self._layout_request(request)
+        state.label = req.label
+        started = self._clock()
+
+        def on_layout(so_far: LayoutOutcome) -> None:
+            best = so_far.evaluations[0]
+            response = result_to_response(so_far, label=req.label)
+            self.store.update_progress(
+                state.name,
+                self._clock(),
+                elapsed_s=self._clock() - started,
+                solution_count=len(so_far.evaluations),
+                best_cost=best.kpis.total_cost,
+                used_vehicles=best.kpis.vehicles_used,
+                skipped_shipments=best.kpis.orders_unserved,
+                response=response.SerializeToString(),
+            )
+
+        run = LayoutRun(req, self._executor, roads=self._roads, on_layout=on_layout)
+        with self._changed:
+            state.job = run
+            cancel = state.cancel_requested
+        if cancel:
+            run.cancel()
+        self.store.mark_running(state.name, self._clock())
+        run.add_done_callback(lambda done: self._on_layouts_done(state, done))
+        run.start()
+        return True
+
+    def _on_layouts_done(self, state: _Running, run: LayoutRun) -> None:
+        name = state.name
+        with self._changed:
+            self._running.pop(name, None)
+            stopping = self._stopping
+            self._changed.notify_all()
+        try:
+            outcome = run.result()
+        except BaseException as exc:
+            if stopping and not state.cancel_requested:
+                return  # interrupted by the shutdown: left unfinished, run again on restart
+            self._finish(name, FAILED, error=_error_of(exc))
+        else:
+            if stopping and not state.cancel_requested:
+                return  # interrupted by the shutdown: left unfinished, run again on restart
+            if state.cancel_requested and not outcome.evaluations:
+                message = "the operation was cancelled before a layout was routed"
+                self._finish(name, CANCELLED, error=_status(code_pb2.CANCELLED, message))
+            else:
+                response = result_to_response(outcome, label=state.label)
+                status = CANCELLED if state.cancel_requested else SUCCEEDED
+                self._finish(name, status, response=response.SerializeToString())
+        self._finished(None)
 
     def _on_progress(self, state: _Running, update: SolveProgress) -> None:
         now = self._clock()
@@ -677,6 +768,14 @@ class JobManager:
             if rec.done and rec.response is not None:
                 op.response.Pack(pb.BatchOptimizeToursResponse.FromString(rec.response))
             return op
+        if rec.kind == "layouts":
+            op.metadata.Pack(self._layouts_metadata(rec))
+            if rec.done:
+                if rec.response is not None:
+                    op.response.Pack(pb.EvaluateDepotLayoutsResponse.FromString(rec.response))
+                elif rec.error is not None:
+                    op.error.ParseFromString(rec.error)
+            return op
         op.metadata.Pack(self._metadata(rec))
         if rec.done:
             if rec.response is not None:
@@ -717,6 +816,36 @@ class JobManager:
             md.best_cost = cost
         md.used_vehicle_count = max(0, used)
         md.skipped_shipment_count = max(0, skipped)
+        return md
+
+    def _layouts_metadata(self, rec: JobRecord) -> pb.EvaluateDepotLayoutsMetadata:
+        md = pb.EvaluateDepotLayoutsMetadata(
+            state=rec.state,
+            request_label=rec.label,
+            attempt=rec.attempt,
+            layouts_done=rec.solution_count,
+        )
+        md.create_time.CopyFrom(seconds_to_timestamp(rec.create_time))
+        md.update_time.CopyFrom(seconds_to_timestamp(rec.update_time))
+        if rec.start_time is not None and rec.state != QUEUED:
+            md.start_time.CopyFrom(seconds_to_timestamp(rec.start_time))
+        if rec.end_time is not None and rec.done:
+            md.end_time.CopyFrom(seconds_to_timestamp(rec.end_time))
+        elapsed = rec.elapsed_s
+        if rec.state == RUNNING and rec.start_time is not None:
+            elapsed = max(elapsed, self._clock() - rec.start_time)
+        elif rec.done and rec.start_time is not None and rec.end_time is not None:
+            elapsed = rec.end_time - rec.start_time
+        md.elapsed.CopyFrom(seconds_to_duration(max(0.0, elapsed)))
+        if rec.request is not None:
+            request = pb.EvaluateDepotLayoutsRequest.FromString(rec.request)
+            if request.study.search.mode == pb.LayoutSearch.MODE_UNSPECIFIED:
+                md.layouts_total = len(request.study.layouts)
+        if rec.response is not None:
+            response = pb.EvaluateDepotLayoutsResponse.FromString(rec.response)
+            if response.layouts:
+                md.best_layout = response.layouts[0].layout.label
+                md.best_cost = response.layouts[0].kpis.total_cost
         return md
 
     def _batch_metadata(self, rec: JobRecord) -> pb.BatchOptimizeToursMetadata:

@@ -360,6 +360,8 @@ def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Serv
         max_jobs=config.max_jobs,
         solver_processes=config.solver_processes,
         max_solver_processes=config.max_solver_processes,
+        roads=roads,
+        layout_workers=max(1, workers),
     )
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.server(

@@ -392,6 +392,17 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         )
         return self._submit(record, context, lambda jobs: jobs.submit_batch(request))
 
+    def EvaluateDepotLayouts(  # noqa: N802 (gRPC method name)
+        self, request: pb.EvaluateDepotLayoutsRequest, context: grpc.ServicerContext
+    ) -> operations_pb2.Operation:
+        record = _CallRecord(
+            method="EvaluateDepotLayouts",
+            peer=context.peer(),
+            shipments=sum(len(d.orders) for d in request.study.days),
+            vehicles=len(request.study.depots),
+        )
+        return self._submit(record, context, lambda jobs: jobs.submit_layouts(request))
+
     def _submit(
         self,
         record: _CallRecord,

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ORTOOLS_MODULE = "engine/backends/ortools_backend.py"
+ORTOOLS_MODULES = [
+    # the routing backend (engine.backends)
+    "engine/backends/ortools_backend.py",
+    # the screening model of depot layouts (capacitated facility location, OR-Tools' MIP
+    # interface; used by engine/layouts.py): no routing, and nothing else of OR-Tools
+    "engine/backends/ortools_facility.py",
+]
 PYVRP_MODULE = "engine/backends/pyvrp_backend.py"
 PRODUCT = {"engine", "geodata", "rpc", "server.py"}
 DASK_MODULE = "engine/dask_executor.py"
@@ -52,13 +58,23 @@ def test_package_does_not_import_downstream(package):
     assert not offenders, f"{package} must not import {sorted(FORBIDDEN[package])}: {offenders}"
 
 
-def test_only_one_module_imports_ortools():
+def test_only_the_ortools_modules_import_ortools():
     importers = sorted(
         str(p.relative_to(ROOT))
         for p in python_files()
         if any(top(m) == "ortools" for m in imported_modules(p))
     )
-    assert importers == [ORTOOLS_MODULE]
+    assert importers == sorted(ORTOOLS_MODULES)
+
+
+def test_the_facility_module_uses_only_the_mip_interface():
+    """The screening model must not grow into a second routing backend."""
+    used = {
+        m
+        for m in imported_modules(ROOT / "engine/backends/ortools_facility.py")
+        if top(m) == "ortools"
+    }
+    assert used == {"ortools.linear_solver"}, used
 
 
 def test_only_the_dask_executor_imports_dask():

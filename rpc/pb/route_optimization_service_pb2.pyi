@@ -2029,3 +2029,720 @@ class BatchOptimizeToursResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchOptimizeToursResponse: _TypeAlias = BatchOptimizeToursResponse  # noqa: Y015
+
+@_typing.final
+class DepotLayoutStudy(_message.Message):
+    """---------------------------------------------------------------------------
+    routeopt: depot layout planning (EvaluateDepotLayouts, `routeopt layouts`).
+
+    The question a planner asks: demand, candidate depots, fleets, and either
+    layouts to compare or a search.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAYS_FIELD_NUMBER: _builtins.int
+    DEPOTS_FIELD_NUMBER: _builtins.int
+    FLEET_FIELD_NUMBER: _builtins.int
+    LAYOUTS_FIELD_NUMBER: _builtins.int
+    SEARCH_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___LayoutDay]:
+        """Days of demand; each day is routed on its own, results are summed."""
+
+    @_builtins.property
+    def depots(self) -> _containers.RepeatedCompositeFieldContainer[Global___CandidateDepot]:
+        """Depots that may be opened."""
+
+    @_builtins.property
+    def fleet(self) -> _containers.RepeatedCompositeFieldContainer[Global___LayoutVehicleType]:
+        """Fleet of every depot that has none of its own."""
+
+    @_builtins.property
+    def layouts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DepotLayout]:
+        """Layouts to compare."""
+
+    @_builtins.property
+    def search(self) -> Global___LayoutSearch:
+        """Search for the best layout (besides or instead of `layouts`)."""
+
+    def __init__(
+        self,
+        *,
+        days: _abc.Iterable[Global___LayoutDay] | None = ...,
+        depots: _abc.Iterable[Global___CandidateDepot] | None = ...,
+        fleet: _abc.Iterable[Global___LayoutVehicleType] | None = ...,
+        layouts: _abc.Iterable[Global___DepotLayout] | None = ...,
+        search: Global___LayoutSearch | None = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["search", b"search"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "depots", b"depots", "fleet", b"fleet", "label", b"label", "layouts", b"layouts", "search", b"search"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepotLayoutStudy: _TypeAlias = DepotLayoutStudy  # noqa: Y015
+
+@_typing.final
+class LayoutDay(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABEL_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Midnight of the day: the origin of depots' opening hours."""
+
+    @_builtins.property
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___LayoutOrder]: ...
+    def __init__(
+        self,
+        *,
+        label: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        orders: _abc.Iterable[Global___LayoutOrder] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "orders", b"orders", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LayoutDay: _TypeAlias = LayoutDay  # noqa: Y015
+
+@_typing.final
+class LayoutOrder(_message.Message):
+    """A delivery."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DemandsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LABEL_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    DEMANDS_FIELD_NUMBER: _builtins.int
+    TIME_WINDOWS_FIELD_NUMBER: _builtins.int
+    SERVICE_DURATION_FIELD_NUMBER: _builtins.int
+    PENALTY_COST_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    penalty_cost: _builtins.float
+    """Unset: the order is mandatory."""
+    @_builtins.property
+    def location(self) -> _latlng_pb2.LatLng: ...
+    @_builtins.property
+    def demands(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Demand per load type."""
+
+    @_builtins.property
+    def time_windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimeWindow]:
+        """Hard windows (absolute); a soft end counts the order as late when passed."""
+
+    @_builtins.property
+    def service_duration(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        label: _builtins.str = ...,
+        location: _latlng_pb2.LatLng | None = ...,
+        demands: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        time_windows: _abc.Iterable[Global___TimeWindow] | None = ...,
+        service_duration: _duration_pb2.Duration | None = ...,
+        penalty_cost: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "location", b"location", "penalty_cost", b"penalty_cost", "service_duration", b"service_duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "demands", b"demands", "label", b"label", "location", b"location", "penalty_cost", b"penalty_cost", "service_duration", b"service_duration", "time_windows", b"time_windows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__penalty_cost: _TypeAlias = _typing.Literal["penalty_cost"]  # noqa: Y015
+    _WhichOneofArgType__penalty_cost: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__penalty_cost) -> _WhichOneofReturnType__penalty_cost | None: ...
+
+Global___LayoutOrder: _TypeAlias = LayoutOrder  # noqa: Y015
+
+@_typing.final
+class CandidateDepot(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CapacityEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LABEL_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    OPENING_COST_FIELD_NUMBER: _builtins.int
+    OPENS_AT_FIELD_NUMBER: _builtins.int
+    CLOSES_AT_FIELD_NUMBER: _builtins.int
+    FLEET_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    """Unique; layouts name depots by label."""
+    opening_cost: _builtins.float
+    """Paid for every day of the study while the depot is open."""
+    @_builtins.property
+    def location(self) -> _latlng_pb2.LatLng: ...
+    @_builtins.property
+    def capacity(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Most the depot ships per day, per load type (a type absent: unlimited)."""
+
+    @_builtins.property
+    def opens_at(self) -> _duration_pb2.Duration:
+        """Opening hours, as offsets from each day's start_time (default 0 to 24 h):
+        vehicles leave and return within them.
+        """
+
+    @_builtins.property
+    def closes_at(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def fleet(self) -> _containers.RepeatedCompositeFieldContainer[Global___LayoutVehicleType]:
+        """The depot's own fleet (empty: the study's fleet)."""
+
+    def __init__(
+        self,
+        *,
+        label: _builtins.str = ...,
+        location: _latlng_pb2.LatLng | None = ...,
+        capacity: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        opening_cost: _builtins.float = ...,
+        opens_at: _duration_pb2.Duration | None = ...,
+        closes_at: _duration_pb2.Duration | None = ...,
+        fleet: _abc.Iterable[Global___LayoutVehicleType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closes_at", b"closes_at", "location", b"location", "opens_at", b"opens_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "closes_at", b"closes_at", "fleet", b"fleet", "label", b"label", "location", b"location", "opening_cost", b"opening_cost", "opens_at", b"opens_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CandidateDepot: _TypeAlias = CandidateDepot  # noqa: Y015
+
+@_typing.final
+class LayoutVehicleType(_message.Message):
+    """Vehicles of one kind at a depot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CapacitiesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LABEL_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    CAPACITIES_FIELD_NUMBER: _builtins.int
+    FIXED_COST_FIELD_NUMBER: _builtins.int
+    COST_PER_KILOMETER_FIELD_NUMBER: _builtins.int
+    COST_PER_HOUR_FIELD_NUMBER: _builtins.int
+    COST_PER_TRAVELED_HOUR_FIELD_NUMBER: _builtins.int
+    MAX_DURATION_FIELD_NUMBER: _builtins.int
+    MAX_DISTANCE_METERS_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    count: _builtins.int
+    """How many (unset: as many as needed)."""
+    fixed_cost: _builtins.float
+    cost_per_kilometer: _builtins.float
+    cost_per_hour: _builtins.float
+    cost_per_traveled_hour: _builtins.float
+    max_distance_meters: _builtins.float
+    @_builtins.property
+    def capacities(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    @_builtins.property
+    def max_duration(self) -> _duration_pb2.Duration:
+        """Shift limit (unset: none)."""
+
+    def __init__(
+        self,
+        *,
+        label: _builtins.str = ...,
+        count: _builtins.int | None = ...,
+        capacities: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        fixed_cost: _builtins.float = ...,
+        cost_per_kilometer: _builtins.float = ...,
+        cost_per_hour: _builtins.float = ...,
+        cost_per_traveled_hour: _builtins.float = ...,
+        max_duration: _duration_pb2.Duration | None = ...,
+        max_distance_meters: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_count", b"_count", "_max_distance_meters", b"_max_distance_meters", "count", b"count", "max_distance_meters", b"max_distance_meters", "max_duration", b"max_duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_count", b"_count", "_max_distance_meters", b"_max_distance_meters", "capacities", b"capacities", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "count", b"count", "fixed_cost", b"fixed_cost", "label", b"label", "max_distance_meters", b"max_distance_meters", "max_duration", b"max_duration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__count: _TypeAlias = _typing.Literal["count"]  # noqa: Y015
+    _WhichOneofArgType__count: _TypeAlias = _typing.Literal["_count", b"_count"]  # noqa: Y015
+    _WhichOneofReturnType__max_distance_meters: _TypeAlias = _typing.Literal["max_distance_meters"]  # noqa: Y015
+    _WhichOneofArgType__max_distance_meters: _TypeAlias = _typing.Literal["_max_distance_meters", b"_max_distance_meters"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__count) -> _WhichOneofReturnType__count | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_distance_meters) -> _WhichOneofReturnType__max_distance_meters | None: ...
+
+Global___LayoutVehicleType: _TypeAlias = LayoutVehicleType  # noqa: Y015
+
+@_typing.final
+class DepotLayout(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABEL_FIELD_NUMBER: _builtins.int
+    DEPOTS_FIELD_NUMBER: _builtins.int
+    label: _builtins.str
+    @_builtins.property
+    def depots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Labels of the open depots."""
+
+    def __init__(
+        self,
+        *,
+        label: _builtins.str = ...,
+        depots: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["depots", b"depots", "label", b"label"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepotLayout: _TypeAlias = DepotLayout  # noqa: Y015
+
+@_typing.final
+class LayoutSearch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Mode:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[LayoutSearch._Mode.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MODE_UNSPECIFIED: LayoutSearch._Mode.ValueType  # 0
+        """no search"""
+        EXACTLY: LayoutSearch._Mode.ValueType  # 1
+        """open exactly k depots"""
+        AT_MOST: LayoutSearch._Mode.ValueType  # 2
+        """open at most k depots"""
+        MIN_COST: LayoutSearch._Mode.ValueType  # 3
+        """any number: minimise the total cost"""
+
+    class Mode(_Mode, metaclass=_ModeEnumTypeWrapper): ...
+    MODE_UNSPECIFIED: LayoutSearch.Mode.ValueType  # 0
+    """no search"""
+    EXACTLY: LayoutSearch.Mode.ValueType  # 1
+    """open exactly k depots"""
+    AT_MOST: LayoutSearch.Mode.ValueType  # 2
+    """open at most k depots"""
+    MIN_COST: LayoutSearch.Mode.ValueType  # 3
+    """any number: minimise the total cost"""
+
+    MODE_FIELD_NUMBER: _builtins.int
+    K_FIELD_NUMBER: _builtins.int
+    MUST_OPEN_FIELD_NUMBER: _builtins.int
+    mode: Global___LayoutSearch.Mode.ValueType
+    k: _builtins.int
+    @_builtins.property
+    def must_open(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Depots every layout keeps open."""
+
+    def __init__(
+        self,
+        *,
+        mode: Global___LayoutSearch.Mode.ValueType = ...,
+        k: _builtins.int = ...,
+        must_open: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["k", b"k", "mode", b"mode", "must_open", b"must_open"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LayoutSearch: _TypeAlias = LayoutSearch  # noqa: Y015
+
+@_typing.final
+class EvaluateDepotLayoutsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STUDY_FIELD_NUMBER: _builtins.int
+    LAYOUT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    FINAL_LAYOUT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    USE_GEODESIC_DISTANCES_FIELD_NUMBER: _builtins.int
+    GEODESIC_METERS_PER_SECOND_FIELD_NUMBER: _builtins.int
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    SOLVER_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    use_geodesic_distances: _builtins.bool
+    geodesic_meters_per_second: _builtins.float
+    candidates: _builtins.int
+    """Search: layouts the screening model proposes for routing (default 4)."""
+    label: _builtins.str
+    @_builtins.property
+    def study(self) -> Global___DepotLayoutStudy: ...
+    @_builtins.property
+    def layout_timeout(self) -> _duration_pb2.Duration:
+        """Routing budget of each layout evaluation (all days). Default 10 s."""
+
+    @_builtins.property
+    def final_layout_timeout(self) -> _duration_pb2.Duration:
+        """Search: budget of the best layout's final evaluation (unset: none)."""
+
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """Search: the local search over layouts stops when this much time has
+        passed (unset: when no neighbour improves).
+        """
+
+    @_builtins.property
+    def solver(self) -> Global___SolverSettings:
+        """Routing settings (backend, random_seed); solver_processes and
+        iteration_limit are not used here.
+        """
+
+    def __init__(
+        self,
+        *,
+        study: Global___DepotLayoutStudy | None = ...,
+        layout_timeout: _duration_pb2.Duration | None = ...,
+        final_layout_timeout: _duration_pb2.Duration | None = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        use_geodesic_distances: _builtins.bool = ...,
+        geodesic_meters_per_second: _builtins.float | None = ...,
+        candidates: _builtins.int = ...,
+        solver: Global___SolverSettings | None = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "final_layout_timeout", b"final_layout_timeout", "geodesic_meters_per_second", b"geodesic_meters_per_second", "layout_timeout", b"layout_timeout", "solver", b"solver", "study", b"study", "timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "candidates", b"candidates", "final_layout_timeout", b"final_layout_timeout", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "layout_timeout", b"layout_timeout", "solver", b"solver", "study", b"study", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["geodesic_meters_per_second"]  # noqa: Y015
+    _WhichOneofArgType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__geodesic_meters_per_second) -> _WhichOneofReturnType__geodesic_meters_per_second | None: ...
+
+Global___EvaluateDepotLayoutsRequest: _TypeAlias = EvaluateDepotLayoutsRequest  # noqa: Y015
+
+@_typing.final
+class LayoutKpis(_message.Message):
+    """What a layout costs and achieves over all days of the study."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_COST_FIELD_NUMBER: _builtins.int
+    OPENING_COST_FIELD_NUMBER: _builtins.int
+    ROUTING_COST_FIELD_NUMBER: _builtins.int
+    VEHICLE_FIXED_COST_FIELD_NUMBER: _builtins.int
+    TRAVEL_COST_FIELD_NUMBER: _builtins.int
+    PENALTY_COST_FIELD_NUMBER: _builtins.int
+    VEHICLES_USED_FIELD_NUMBER: _builtins.int
+    DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    DRIVER_HOURS_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    ORDERS_SERVED_FIELD_NUMBER: _builtins.int
+    ORDERS_LATE_FIELD_NUMBER: _builtins.int
+    ORDERS_UNSERVED_FIELD_NUMBER: _builtins.int
+    MEAN_DEPOT_DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    MAX_DEPOT_DISTANCE_KM_FIELD_NUMBER: _builtins.int
+    LOAD_UTILISATION_FIELD_NUMBER: _builtins.int
+    COST_PER_ORDER_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    MANDATORY_ORDERS_UNSERVED_FIELD_NUMBER: _builtins.int
+    total_cost: _builtins.float
+    opening_cost: _builtins.float
+    routing_cost: _builtins.float
+    vehicle_fixed_cost: _builtins.float
+    travel_cost: _builtins.float
+    penalty_cost: _builtins.float
+    vehicles_used: _builtins.int
+    distance_km: _builtins.float
+    driver_hours: _builtins.float
+    orders: _builtins.int
+    orders_served: _builtins.int
+    orders_late: _builtins.int
+    orders_unserved: _builtins.int
+    mean_depot_distance_km: _builtins.float
+    max_depot_distance_km: _builtins.float
+    load_utilisation: _builtins.float
+    cost_per_order: _builtins.float
+    days: _builtins.int
+    mandatory_orders_unserved: _builtins.int
+    """Unserved orders without a penalty cost (a layout with any is not feasible)."""
+    def __init__(
+        self,
+        *,
+        total_cost: _builtins.float = ...,
+        opening_cost: _builtins.float = ...,
+        routing_cost: _builtins.float = ...,
+        vehicle_fixed_cost: _builtins.float = ...,
+        travel_cost: _builtins.float = ...,
+        penalty_cost: _builtins.float = ...,
+        vehicles_used: _builtins.int = ...,
+        distance_km: _builtins.float = ...,
+        driver_hours: _builtins.float = ...,
+        orders: _builtins.int = ...,
+        orders_served: _builtins.int = ...,
+        orders_late: _builtins.int = ...,
+        orders_unserved: _builtins.int = ...,
+        mean_depot_distance_km: _builtins.float = ...,
+        max_depot_distance_km: _builtins.float = ...,
+        load_utilisation: _builtins.float = ...,
+        cost_per_order: _builtins.float = ...,
+        days: _builtins.int = ...,
+        mandatory_orders_unserved: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_per_order", b"cost_per_order", "days", b"days", "distance_km", b"distance_km", "driver_hours", b"driver_hours", "load_utilisation", b"load_utilisation", "mandatory_orders_unserved", b"mandatory_orders_unserved", "max_depot_distance_km", b"max_depot_distance_km", "mean_depot_distance_km", b"mean_depot_distance_km", "opening_cost", b"opening_cost", "orders", b"orders", "orders_late", b"orders_late", "orders_served", b"orders_served", "orders_unserved", b"orders_unserved", "penalty_cost", b"penalty_cost", "routing_cost", b"routing_cost", "total_cost", b"total_cost", "travel_cost", b"travel_cost", "vehicle_fixed_cost", b"vehicle_fixed_cost", "vehicles_used", b"vehicles_used"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LayoutKpis: _TypeAlias = LayoutKpis  # noqa: Y015
+
+@_typing.final
+class DepotLayoutResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAYOUT_FIELD_NUMBER: _builtins.int
+    KPIS_FIELD_NUMBER: _builtins.int
+    CAPACITY_RESPECTED_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    SCREENING_COST_FIELD_NUMBER: _builtins.int
+    ROUTES_FIELD_NUMBER: _builtins.int
+    ASSIGNMENTS_FIELD_NUMBER: _builtins.int
+    EVALUATION_TIME_FIELD_NUMBER: _builtins.int
+    capacity_respected: _builtins.bool
+    screening_cost: _builtins.float
+    @_builtins.property
+    def layout(self) -> Global___DepotLayout: ...
+    @_builtins.property
+    def kpis(self) -> Global___LayoutKpis: ...
+    @_builtins.property
+    def strategy(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Per day: "multi-depot" or "assigned" (re-assigned for depot capacity)."""
+
+    @_builtins.property
+    def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___DepotLayoutRoutes]:
+        """The routed models' solutions: vehicle labels are "depot/type#n"."""
+
+    @_builtins.property
+    def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___DayAssignment]:
+        """Per day, per order: the serving depot ("" unserved)."""
+
+    @_builtins.property
+    def evaluation_time(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        layout: Global___DepotLayout | None = ...,
+        kpis: Global___LayoutKpis | None = ...,
+        capacity_respected: _builtins.bool = ...,
+        strategy: _abc.Iterable[_builtins.str] | None = ...,
+        screening_cost: _builtins.float | None = ...,
+        routes: _abc.Iterable[Global___DepotLayoutRoutes] | None = ...,
+        assignments: _abc.Iterable[Global___DayAssignment] | None = ...,
+        evaluation_time: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_screening_cost", b"_screening_cost", "evaluation_time", b"evaluation_time", "kpis", b"kpis", "layout", b"layout", "screening_cost", b"screening_cost"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_screening_cost", b"_screening_cost", "assignments", b"assignments", "capacity_respected", b"capacity_respected", "evaluation_time", b"evaluation_time", "kpis", b"kpis", "layout", b"layout", "routes", b"routes", "screening_cost", b"screening_cost", "strategy", b"strategy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__screening_cost: _TypeAlias = _typing.Literal["screening_cost"]  # noqa: Y015
+    _WhichOneofArgType__screening_cost: _TypeAlias = _typing.Literal["_screening_cost", b"_screening_cost"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__screening_cost) -> _WhichOneofReturnType__screening_cost | None: ...
+
+Global___DepotLayoutResult: _TypeAlias = DepotLayoutResult  # noqa: Y015
+
+@_typing.final
+class DepotLayoutRoutes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    DEPOTS_FIELD_NUMBER: _builtins.int
+    ORDER_INDICES_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    day: _builtins.int
+    """Index into study.days."""
+    @_builtins.property
+    def depots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def order_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The day's orders behind the shipments of `response`, in shipment order."""
+
+    @_builtins.property
+    def response(self) -> Global___OptimizeToursResponse: ...
+    def __init__(
+        self,
+        *,
+        day: _builtins.int = ...,
+        depots: _abc.Iterable[_builtins.str] | None = ...,
+        order_indices: _abc.Iterable[_builtins.int] | None = ...,
+        response: Global___OptimizeToursResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "depots", b"depots", "order_indices", b"order_indices", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepotLayoutRoutes: _TypeAlias = DepotLayoutRoutes  # noqa: Y015
+
+@_typing.final
+class DayAssignment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPOTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def depots(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        depots: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["depots", b"depots"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DayAssignment: _TypeAlias = DayAssignment  # noqa: Y015
+
+@_typing.final
+class EvaluateDepotLayoutsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAYOUTS_FIELD_NUMBER: _builtins.int
+    SCREENED_FIELD_NUMBER: _builtins.int
+    REQUEST_LABEL_FIELD_NUMBER: _builtins.int
+    request_label: _builtins.str
+    @_builtins.property
+    def layouts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DepotLayoutResult]:
+        """Every routed layout, best first."""
+
+    @_builtins.property
+    def screened(self) -> _containers.RepeatedCompositeFieldContainer[Global___DepotLayoutResult]:
+        """Search: layouts the screening model proposed, with their screening cost."""
+
+    def __init__(
+        self,
+        *,
+        layouts: _abc.Iterable[Global___DepotLayoutResult] | None = ...,
+        screened: _abc.Iterable[Global___DepotLayoutResult] | None = ...,
+        request_label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["layouts", b"layouts", "request_label", b"request_label", "screened", b"screened"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvaluateDepotLayoutsResponse: _TypeAlias = EvaluateDepotLayoutsResponse  # noqa: Y015
+
+@_typing.final
+class EvaluateDepotLayoutsMetadata(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    ELAPSED_FIELD_NUMBER: _builtins.int
+    LAYOUTS_DONE_FIELD_NUMBER: _builtins.int
+    LAYOUTS_TOTAL_FIELD_NUMBER: _builtins.int
+    BEST_LAYOUT_FIELD_NUMBER: _builtins.int
+    BEST_COST_FIELD_NUMBER: _builtins.int
+    REQUEST_LABEL_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    state: Global___JobState.ValueType
+    layouts_done: _builtins.int
+    layouts_total: _builtins.int
+    """Layouts to compare (0 while a search has not settled how many it routes)."""
+    best_layout: _builtins.str
+    best_cost: _builtins.float
+    request_label: _builtins.str
+    attempt: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def elapsed(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        state: Global___JobState.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        elapsed: _duration_pb2.Duration | None = ...,
+        layouts_done: _builtins.int = ...,
+        layouts_total: _builtins.int = ...,
+        best_layout: _builtins.str = ...,
+        best_cost: _builtins.float | None = ...,
+        request_label: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_best_cost", b"_best_cost", "best_cost", b"best_cost", "create_time", b"create_time", "elapsed", b"elapsed", "end_time", b"end_time", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_best_cost", b"_best_cost", "attempt", b"attempt", "best_cost", b"best_cost", "best_layout", b"best_layout", "create_time", b"create_time", "elapsed", b"elapsed", "end_time", b"end_time", "layouts_done", b"layouts_done", "layouts_total", b"layouts_total", "request_label", b"request_label", "start_time", b"start_time", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__best_cost: _TypeAlias = _typing.Literal["best_cost"]  # noqa: Y015
+    _WhichOneofArgType__best_cost: _TypeAlias = _typing.Literal["_best_cost", b"_best_cost"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__best_cost) -> _WhichOneofReturnType__best_cost | None: ...
+
+Global___EvaluateDepotLayoutsMetadata: _TypeAlias = EvaluateDepotLayoutsMetadata  # noqa: Y015

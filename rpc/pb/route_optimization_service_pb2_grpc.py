@@ -61,6 +61,11 @@ class RouteOptimizationStub:
                 request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.BatchOptimizeToursRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.EvaluateDepotLayouts = channel.unary_unary(
+                '/routeopt.v1.RouteOptimization/EvaluateDepotLayouts',
+                request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.EvaluateDepotLayoutsRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class RouteOptimizationServicer:
@@ -125,6 +130,24 @@ class RouteOptimizationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EvaluateDepotLayouts(self, request, context):
+        """routeopt only: depot layout planning. Evaluates named sets of depots
+        (layouts) — or searches the best set of candidate depots (open exactly k,
+        at most k, or as many as minimise the total cost with opening costs) —
+        by routing each day of demand from the open depots, with depot capacities
+        respected. A long-running operation like OptimizeToursLongRunning (stored
+        before it is returned, re-run after a crash, followed and cancelled with
+        google.longrunning.Operations). Metadata: EvaluateDepotLayoutsMetadata
+        (layouts routed so far, best so far); response:
+        EvaluateDepotLayoutsResponse (every routed layout, best first, with its
+        KPIs and routes). Cancelling keeps the layouts routed so far as the
+        response. Invalid studies: INVALID_ARGUMENT with field paths
+        (`study.days[0].orders[3].location`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RouteOptimizationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -151,6 +174,11 @@ def add_RouteOptimizationServicer_to_server(servicer, server):
             'BatchOptimizeTours': grpc.unary_unary_rpc_method_handler(
                     servicer.BatchOptimizeTours,
                     request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.BatchOptimizeToursRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'EvaluateDepotLayouts': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateDepotLayouts,
+                    request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.EvaluateDepotLayoutsRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
@@ -289,6 +317,33 @@ class RouteOptimization:
             target,
             '/routeopt.v1.RouteOptimization/BatchOptimizeTours',
             routeopt_dot_v1_dot_route__optimization__service__pb2.BatchOptimizeToursRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateDepotLayouts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routeopt.v1.RouteOptimization/EvaluateDepotLayouts',
+            routeopt_dot_v1_dot_route__optimization__service__pb2.EvaluateDepotLayoutsRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,

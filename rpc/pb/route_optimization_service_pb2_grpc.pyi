@@ -88,6 +88,20 @@ class RouteOptimizationStub:
     BatchOptimizeToursMetadata; response: BatchOptimizeToursResponse, once
     every item is done. Cancelling the batch cancels its items.
     """
+    EvaluateDepotLayouts: _grpc.UnaryUnaryMultiCallable[_route_optimization_service_pb2.EvaluateDepotLayoutsRequest, _operations_pb2.Operation]
+    """routeopt only: depot layout planning. Evaluates named sets of depots
+    (layouts) — or searches the best set of candidate depots (open exactly k,
+    at most k, or as many as minimise the total cost with opening costs) —
+    by routing each day of demand from the open depots, with depot capacities
+    respected. A long-running operation like OptimizeToursLongRunning (stored
+    before it is returned, re-run after a crash, followed and cancelled with
+    google.longrunning.Operations). Metadata: EvaluateDepotLayoutsMetadata
+    (layouts routed so far, best so far); response:
+    EvaluateDepotLayoutsResponse (every routed layout, best first, with its
+    KPIs and routes). Cancelling keeps the layouts routed so far as the
+    response. Invalid studies: INVALID_ARGUMENT with field paths
+    (`study.days[0].orders[3].location`).
+    """
 
 @_typing.type_check_only
 class RouteOptimizationAsyncStub(RouteOptimizationStub):
@@ -131,6 +145,20 @@ class RouteOptimizationAsyncStub(RouteOptimizationStub):
     response), retrievable with GetOperation. Metadata:
     BatchOptimizeToursMetadata; response: BatchOptimizeToursResponse, once
     every item is done. Cancelling the batch cancels its items.
+    """
+    EvaluateDepotLayouts: _aio.UnaryUnaryMultiCallable[_route_optimization_service_pb2.EvaluateDepotLayoutsRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """routeopt only: depot layout planning. Evaluates named sets of depots
+    (layouts) — or searches the best set of candidate depots (open exactly k,
+    at most k, or as many as minimise the total cost with opening costs) —
+    by routing each day of demand from the open depots, with depot capacities
+    respected. A long-running operation like OptimizeToursLongRunning (stored
+    before it is returned, re-run after a crash, followed and cancelled with
+    google.longrunning.Operations). Metadata: EvaluateDepotLayoutsMetadata
+    (layouts routed so far, best so far); response:
+    EvaluateDepotLayoutsResponse (every routed layout, best first, with its
+    KPIs and routes). Cancelling keeps the layouts routed so far as the
+    response. Invalid studies: INVALID_ARGUMENT with field paths
+    (`study.days[0].orders[3].location`).
     """
 
 class RouteOptimizationServicer(metaclass=_abc_1.ABCMeta):
@@ -202,6 +230,26 @@ class RouteOptimizationServicer(metaclass=_abc_1.ABCMeta):
         response), retrievable with GetOperation. Metadata:
         BatchOptimizeToursMetadata; response: BatchOptimizeToursResponse, once
         every item is done. Cancelling the batch cancels its items.
+        """
+
+    @_abc_1.abstractmethod
+    def EvaluateDepotLayouts(
+        self,
+        request: _route_optimization_service_pb2.EvaluateDepotLayoutsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """routeopt only: depot layout planning. Evaluates named sets of depots
+        (layouts) — or searches the best set of candidate depots (open exactly k,
+        at most k, or as many as minimise the total cost with opening costs) —
+        by routing each day of demand from the open depots, with depot capacities
+        respected. A long-running operation like OptimizeToursLongRunning (stored
+        before it is returned, re-run after a crash, followed and cancelled with
+        google.longrunning.Operations). Metadata: EvaluateDepotLayoutsMetadata
+        (layouts routed so far, best so far); response:
+        EvaluateDepotLayoutsResponse (every routed layout, best first, with its
+        KPIs and routes). Cancelling keeps the layouts routed so far as the
+        response. Invalid studies: INVALID_ARGUMENT with field paths
+        (`study.days[0].orders[3].location`).
         """
 
 def add_RouteOptimizationServicer_to_server(servicer: RouteOptimizationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

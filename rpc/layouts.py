@@ -1,0 +1,318 @@
+"""EvaluateDepotLayouts messages ↔ the engine's depot layout study (:mod:`engine.layouts`).
+
+:func:`request_to_study` validates a whole request at once and raises
+:class:`~engine.errors.InvalidModelError` with paths relative to the request
+(``study.days[0].orders[3].location.latitude``); :func:`run_request` evaluates the layouts or
+runs the search; :func:`result_to_response` builds the response. The CLI (``routeopt
+layouts``) reads the same request as JSON, so a study file is also a valid RPC request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from engine.errors import FieldViolation, InvalidModelError
+from engine.layouts import (
+    CandidateDepot,
+    Day,
+    Layout,
+    LayoutEvaluation,
+    LayoutOptions,
+    LayoutSearch,
+    LayoutStudy,
+    Order,
+    SearchResult,
+    SolveFn,
+    VehicleType,
+    evaluate_layouts,
+    road_violations,
+    search_layouts,
+    validate_study,
+)
+from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND
+from engine.roads import RoadContext
+from rpc.convert import _Converter, _each, seconds_to_duration, solution_to_response
+from rpc.pb import route_optimization_service_pb2 as pb
+
+__all__ = [
+    "LayoutOutcome",
+    "LayoutRequest",
+    "evaluation_to_result",
+    "request_to_study",
+    "result_to_response",
+    "run_request",
+]
+
+DEFAULT_LAYOUT_TIMEOUT_S = 10.0
+_MODES = {
+    pb.LayoutSearch.EXACTLY: "exactly",
+    pb.LayoutSearch.AT_MOST: "at_most",
+    pb.LayoutSearch.MIN_COST: "min_cost",
+}
+
+
+@dataclass(frozen=True)
+class LayoutRequest:
+    """A converted request: the study, the evaluation options and the search's time budget."""
+
+    study: LayoutStudy
+    options: LayoutOptions
+    timeout_s: float | None
+    label: str
+
+
+class _StudyConverter(_Converter):
+    def loads(self, values: object, path: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for name, value in sorted(values.items()):  # type: ignore[attr-defined]
+            if not name:
+                self.add(path, "load type names must not be empty")
+            out[name] = int(value)
+        return out
+
+    def order(self, o: pb.LayoutOrder, path: str) -> Order:
+        return Order(
+            label=o.label,
+            location=self.opt_latlng(o, "location", path),
+            demands=self.loads(o.demands, f"{path}.demands"),
+            time_windows=_each(o.time_windows, f"{path}.time_windows", self.time_window),
+            service_s=self.duration(o.service_duration, f"{path}.service_duration"),
+            penalty_cost=self.opt_number(o, "penalty_cost", path),
+        )
+
+    def day(self, d: pb.LayoutDay, path: str) -> Day:
+        start = (
+            self.timestamp(d.start_time, f"{path}.start_time") if d.HasField("start_time") else 0.0
+        )
+        return Day(
+            label=d.label or f"day {path}",
+            orders=_each(d.orders, f"{path}.orders", self.order),
+            start_time=start,
+        )
+
+    def vehicle_type(self, v: pb.LayoutVehicleType, path: str) -> VehicleType:
+        max_duration = (
+            self.duration(v.max_duration, f"{path}.max_duration")
+            if v.HasField("max_duration")
+            else None
+        )
+        return VehicleType(
+            label=v.label or "vehicle",
+            count=v.count if v.HasField("count") else None,
+            capacities=self.loads(v.capacities, f"{path}.capacities"),
+            fixed_cost=self.number(v.fixed_cost, f"{path}.fixed_cost", 0.0),
+            cost_per_kilometer=self.number(v.cost_per_kilometer, f"{path}.cost_per_kilometer", 0.0),
+            cost_per_hour=self.number(v.cost_per_hour, f"{path}.cost_per_hour", 0.0),
+            cost_per_traveled_hour=self.number(
+                v.cost_per_traveled_hour, f"{path}.cost_per_traveled_hour", 0.0
+            ),
+            max_duration_s=max_duration,
+            max_distance_m=self.opt_number(v, "max_distance_meters", path),
+        )
+
+    def depot(self, d: pb.CandidateDepot, path: str) -> CandidateDepot:
+        closes = (
+            self.duration(d.closes_at, f"{path}.closes_at") if d.HasField("closes_at") else 86400.0
+        )
+        return CandidateDepot(
+            label=d.label,
+            location=self.opt_latlng(d, "location", path),
+            capacity=self.loads(d.capacity, f"{path}.capacity"),
+            opening_cost=self.number(d.opening_cost, f"{path}.opening_cost", 0.0),
+            open_s=self.duration(d.opens_at, f"{path}.opens_at"),
+            close_s=closes,
+            fleet=_each(d.fleet, f"{path}.fleet", self.vehicle_type) or None,
+        )
+
+    def study(self, s: pb.DepotLayoutStudy, path: str) -> LayoutStudy:
+        search = None
+        if s.search.mode != pb.LayoutSearch.MODE_UNSPECIFIED:
+            mode = _MODES.get(s.search.mode)
+            if mode is None:
+                self.add(f"{path}.search.mode", f"unknown mode {s.search.mode}")
+            else:
+                search = LayoutSearch(
+                    mode,  # type: ignore[arg-type]
+                    s.search.k if s.search.k else None,
+                    tuple(s.search.must_open),
+                )
+        elif s.search.k or s.search.must_open:
+            self.add(f"{path}.search.mode", "required when k or must_open is set")
+        return LayoutStudy(
+            days=_each(s.days, f"{path}.days", self.day),
+            depots=_each(s.depots, f"{path}.depots", self.depot),
+            fleet=_each(s.fleet, f"{path}.fleet", self.vehicle_type),
+            layouts=tuple(
+                Layout(x.label or "+".join(x.depots), tuple(x.depots)) for x in s.layouts
+            ),
+            search=search,
+            label=s.label,
+        )
+
+
+def request_to_study(
+    request: pb.EvaluateDepotLayoutsRequest,
+    *,
+    default_geodesic_meters_per_second: float = DEFAULT_GEODESIC_METERS_PER_SECOND,
+    workers: int = 1,
+    roads: RoadContext | None = None,
+) -> LayoutRequest:
+    """Validate ``request`` completely and convert it (module docstring). With ``roads`` (and
+    no ``use_geodesic_distances``), locations too far from the network are violations too."""
+    conv = _StudyConverter()
+    study = conv.study(request.study, "study")
+
+    def seconds(name: str, default: float | None) -> float | None:
+        if not request.HasField(name):
+            return default
+        value = conv.duration(getattr(request, name), name)
+        if not value > 0:
+            conv.add(name, "must be positive")
+            return default
+        return value
+
+    layout_s = seconds("layout_timeout", DEFAULT_LAYOUT_TIMEOUT_S)
+    final_s = seconds("final_layout_timeout", None)
+    timeout_s = seconds("timeout", None)
+    speed = default_geodesic_meters_per_second
+    if request.HasField("geodesic_meters_per_second"):
+        speed = request.geodesic_meters_per_second
+        if not (math.isfinite(speed) and speed > 0):
+            conv.add("geodesic_meters_per_second", "must be positive")
+            speed = default_geodesic_meters_per_second
+    if request.candidates < 0:
+        conv.add("candidates", "must not be negative")
+    backend = request.solver.backend or "auto"
+    if backend not in ("auto", "ortools", "pyvrp"):
+        conv.add("solver.backend", f"unknown backend {backend!r} (auto, ortools, pyvrp)")
+        backend = "auto"
+    if request.solver.random_seed < 0:
+        conv.add("solver.random_seed", "must not be negative")
+    if not request.study.layouts and request.study.search.mode == pb.LayoutSearch.MODE_UNSPECIFIED:
+        conv.add("study.layouts", "give layouts to compare or a search")
+    reported = {v.field for v in conv.violations}
+    for violation in validate_study(study):
+        path = f"study.{violation.field}"
+        if not any(path == r or path.startswith(r + ".") for r in reported):
+            conv.violations.append(FieldViolation(path, violation.description))
+    if not conv.violations and roads is not None and not request.use_geodesic_distances:
+        conv.violations += [
+            FieldViolation(f"study.{v.field}", v.description) for v in road_violations(study, roads)
+        ]
+    if conv.violations:
+        raise InvalidModelError(conv.violations)
+    options = LayoutOptions(
+        time_limit_s=layout_s or DEFAULT_LAYOUT_TIMEOUT_S,
+        final_time_limit_s=final_s,
+        backend=backend,
+        seed=max(request.solver.random_seed, 0),
+        workers=workers,
+        geodesic_meters_per_second=speed,
+        use_geodesic_distances=request.use_geodesic_distances,
+        candidates=request.candidates or 4,
+    )
+    return LayoutRequest(study, options, timeout_s, request.label)
+
+
+@dataclass(frozen=True)
+class LayoutOutcome:
+    """What a request produced: the routed layouts, best first, and (search) the screening's
+    proposals."""
+
+    evaluations: tuple[LayoutEvaluation, ...]
+    screened: tuple[tuple[Layout, float], ...] = ()
+
+
+def _rank(evaluations: Sequence[LayoutEvaluation]) -> tuple[LayoutEvaluation, ...]:
+    return tuple(
+        sorted(
+            evaluations,
+            key=lambda e: (
+                not e.capacity_respected,
+                e.kpis.mandatory_orders_unserved,
+                e.kpis.total_cost,
+            ),
+        )
+    )
+
+
+def run_request(
+    req: LayoutRequest,
+    *,
+    roads: RoadContext | None = None,
+    on_done: Callable[[LayoutEvaluation], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    solve_fn: SolveFn | None = None,
+) -> LayoutOutcome:
+    """Evaluate the study's layouts, then run its search (if any); ``on_done`` per routed
+    layout. Once ``should_stop`` returns True no further layout starts. ``solve_fn``: how each
+    model is routed (default: :func:`engine.solve` here)."""
+    evaluations = evaluate_layouts(
+        req.study,
+        req.study.layouts,
+        req.options,
+        roads=roads,
+        on_done=on_done,
+        should_stop=should_stop,
+        solve_fn=solve_fn,
+    )
+    screened: tuple[tuple[Layout, float], ...] = ()
+    if req.study.search is not None and not (should_stop is not None and should_stop()):
+        found: SearchResult = search_layouts(
+            req.study,
+            req.options,
+            roads=roads,
+            time_budget_s=req.timeout_s,
+            on_done=on_done,
+            should_stop=should_stop,
+            solve_fn=solve_fn,
+        )
+        screened = found.screened
+        named = {frozenset(e.layout.depots) for e in evaluations}
+        evaluations += [e for e in found.evaluations if frozenset(e.layout.depots) not in named]
+    return LayoutOutcome(_rank(evaluations), screened)
+
+
+def _kpis(k: object) -> pb.LayoutKpis:
+    fields = {f.name for f in pb.LayoutKpis.DESCRIPTOR.fields}
+    values = {name: getattr(k, name) for name in fields}
+    if not math.isfinite(values["cost_per_order"]):
+        values["cost_per_order"] = 0.0
+    return pb.LayoutKpis(**values)
+
+
+def evaluation_to_result(ev: LayoutEvaluation, *, routes: bool = True) -> pb.DepotLayoutResult:
+    out = pb.DepotLayoutResult(
+        layout=pb.DepotLayout(label=ev.layout.label, depots=ev.layout.depots),
+        kpis=_kpis(ev.kpis),
+        capacity_respected=ev.capacity_respected,
+        strategy=ev.strategy,
+        evaluation_time=seconds_to_duration(ev.time_s),
+    )
+    if ev.screening_cost is not None and math.isfinite(ev.screening_cost):
+        out.screening_cost = ev.screening_cost
+    for day in ev.assignment:
+        out.assignments.add(depots=day)
+    if routes:
+        for part in ev.parts:
+            out.routes.add(
+                day=part.day,
+                depots=part.depots,
+                order_indices=part.order_index,
+                response=solution_to_response(part.solution, request_label=""),
+            )
+    return out
+
+
+def result_to_response(outcome: LayoutOutcome, *, label: str) -> pb.EvaluateDepotLayoutsResponse:
+    response = pb.EvaluateDepotLayoutsResponse(request_label=label)
+    response.layouts.extend(evaluation_to_result(ev) for ev in outcome.evaluations)
+    for layout, cost in outcome.screened:
+        item = response.screened.add(
+            layout=pb.DepotLayout(label=layout.label, depots=layout.depots)
+        )
+        if math.isfinite(cost):
+            item.screening_cost = cost
+    return response
