@@ -103,19 +103,22 @@ def solve(
             geometry_network=geometry,
         )
 
+    def run_single(choice: BackendChoice) -> Solution:
+        member = _member(choice, options, 0)
+        plans = member.solve(problem, stop, on_progress)
+        status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
+        reason = choice.reason
+        if isinstance(member, WarmStartedOrTools):
+            reason = f"{reason}; warm start: {member.outcome}"
+        return finish(plans, status, choice.name, reason)
+
     if not any(problem.routable):
         plans = [RoutePlan(vehicle=v) for v in range(len(model.vehicles))]
         solution = finish(plans, SolveStatus.NOTHING_TO_ROUTE, choice.name, choice.reason)
     else:
         try:
             if options.solver_processes == 1:
-                member = _member(choice, options, 0)
-                plans = member.solve(problem, stop, on_progress)
-                status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
-                reason = choice.reason
-                if isinstance(member, WarmStartedOrTools):
-                    reason = f"{reason}; warm start: {member.outcome}"
-                solution = finish(plans, status, choice.name, reason)
+                solution = run_single(choice)
             else:
                 solution = _solve_portfolio(problem, options, choice, stop, on_progress, finish)
         except NoSolutionError as exc:
@@ -124,12 +127,12 @@ def solve(
             # PyVRP treats every mandatory shipment as required; OR-Tools can skip the ones
             # that cannot be served together and report them.
             log.info("%s found no feasible solution; falling back to ortools", choice.name)
-            choice = BackendChoice(
-                "ortools", f"auto: {choice.name} found no solution serving every mandatory shipment"
+            solution = run_single(
+                BackendChoice(
+                    "ortools",
+                    f"auto: {choice.name} found no solution serving every mandatory shipment",
+                )
             )
-            plans = _member(choice, options, 0).solve(problem, stop, on_progress)
-            status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
-            solution = finish(plans, status, choice.name, choice.reason)
     log.info(
         "solved shipments=%d vehicles=%d status=%s backend=%s (%s) cost=%.3f skipped=%d "
         "matrix=%.3fs solve=%.3fs",

@@ -135,7 +135,6 @@ class PyVRPBackend:
             criterion.no_improvement = RETURN_FAST_NO_IMPROVEMENT
         if self.give_up_fraction is not None:
             criterion.give_up_at = started + self.give_up_fraction * stop.remaining_s()
-        n_vehicles = len(problem.model.vehicles)
         criterion.routes_of = lambda solution: _plans(built, solution, n_vehicles)
         params = pyvrp.SolveParams(
             ils=pyvrp.IteratedLocalSearchParams(callbacks=criterion.tracker),
