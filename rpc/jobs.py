@@ -462,9 +462,15 @@ class JobManager:
         now = self._clock()
         self.store.request_cancel(name, now)
         if rec.kind == "batch":
-            for item in self.store.items(name):
-                if not item.done:
-                    self.cancel(item.name)
+            items = [item.name for item in self.store.items(name) if not item.done]
+            # Every item is marked first and the queued ones are cancelled before the running
+            # ones: a worker freed by a cancelled solve must not start a queued item.
+            for item in items:
+                self.store.request_cancel(item, now)
+            with self._changed:
+                queued = {item for item in items if item in self._queue}
+            for item in sorted(items, key=lambda item: item not in queued):
+                self.cancel(item)
             self._update_batch(name)
             return
         job = None
