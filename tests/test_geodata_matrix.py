@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import dijkstra
 
-from geodata import _kernels
+from geodata import _kernels, matrix
 from geodata._numba_config import PARALLEL_THREADSAFE, THREADING_LAYER
 from geodata.matrix import (
     MatrixInputError,
@@ -40,7 +40,7 @@ from geodata.matrix import (
 
 ROOT = Path(__file__).resolve().parents[1]
 MONACO = ROOT.parent / "shared" / "data" / "osm" / "monaco.osm.pbf"
-SETTINGS = settings(max_examples=60, deadline=None)
+SETTINGS = settings(max_examples=100, deadline=None)
 
 
 # ------------------------------------------------------------------------------------------ #
@@ -127,6 +127,58 @@ def graphs(draw: st.DrawFn, *, float_weights: bool) -> tuple[EdgeList, list[int]
     return EdgeList(n, u, v, w, length), sources, targets
 
 
+@st.composite
+def road_graphs(draw: st.DrawFn, *, float_weights: bool) -> tuple[EdgeList, list[int], list[int]]:
+    """Road-like graphs: junctions joined by chains of shape points (one- and two-way streets),
+    loops, rings with no junction at all and a few stray edges, node ids shuffled.
+
+    Full-resolution road graphs are mostly such chains, which the kernels walk without queueing.
+    """
+    n_core = draw(st.integers(1, 6))
+    chain = st.tuples(
+        st.integers(0, n_core - 1), st.integers(0, n_core - 1), st.integers(0, 4), st.booleans()
+    )
+    chains = draw(st.lists(chain, max_size=10))
+    rings = draw(st.lists(st.tuples(st.integers(2, 5), st.booleans()), max_size=2))
+    pairs: list[tuple[int, int]] = []
+    n = n_core
+    for a, b, n_interior, two_way in chains:
+        path = [a, *range(n, n + n_interior), b]
+        n += n_interior
+        for x, y in itertools.pairwise(path):
+            pairs.append((x, y))
+            if two_way:
+                pairs.append((y, x))
+    for size, two_way in rings:
+        ring = [*range(n, n + size), n]
+        n += size
+        for x, y in itertools.pairwise(ring):
+            pairs.append((x, y))
+            if two_way:
+                pairs.append((y, x))
+    nodes = st.integers(0, n - 1)
+    pairs += draw(st.lists(st.tuples(nodes, nodes), max_size=3))
+    shuffle = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).permutation(n)
+    m = len(pairs)
+    if float_weights:
+        cost = st.floats(0.0, 1e4, allow_nan=False, allow_infinity=False)
+        w = draw(st.lists(cost, min_size=m, max_size=m))
+        length = draw(st.lists(cost, min_size=m, max_size=m))
+    else:
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        w = rng.uniform(0.5, 100.0, m)
+        length = rng.uniform(1.0, 2000.0, m)
+    u = [int(shuffle[a]) for a, _ in pairs]
+    v = [int(shuffle[b]) for _, b in pairs]
+    sources = draw(st.lists(nodes, min_size=1, max_size=8))
+    targets = draw(st.lists(nodes, min_size=1, max_size=8))
+    return EdgeList(n, u, v, w, length), sources, targets
+
+
+def any_graphs(*, float_weights: bool) -> st.SearchStrategy[tuple[EdgeList, list[int], list[int]]]:
+    return st.one_of(graphs(float_weights=float_weights), road_graphs(float_weights=float_weights))
+
+
 def run(edges: EdgeList, sources: Any, targets: Any, threads: int | None = 1) -> MatrixResult:
     return many_to_many(*edges.csr(), sources, targets, threads=threads)
 
@@ -137,7 +189,7 @@ def run(edges: EdgeList, sources: Any, targets: Any, threads: int | None = 1) ->
 
 
 @SETTINGS
-@given(graphs(float_weights=True))
+@given(any_graphs(float_weights=True))
 def test_durations_equal_scipy_exactly(case: tuple[EdgeList, list[int], list[int]]) -> None:
     edges, sources, targets = case
     expected = dijkstra(edges.scipy(), directed=True, indices=sources)[:, targets]
@@ -148,7 +200,7 @@ def test_durations_equal_scipy_exactly(case: tuple[EdgeList, list[int], list[int
 
 
 @SETTINGS
-@given(graphs(float_weights=False))
+@given(any_graphs(float_weights=False))
 def test_distances_follow_the_fastest_path(case: tuple[EdgeList, list[int], list[int]]) -> None:
     edges, sources, targets = case
     times, pred = dijkstra(edges.scipy(), directed=True, indices=sources, return_predecessors=True)
@@ -182,6 +234,26 @@ def test_ties_keep_the_first_path_found_and_zero_weights_are_edges() -> None:
     assert result.distances_m[0, 1] in (4.0, 8.0)  # two fastest paths of equal time
 
 
+@pytest.mark.parametrize(("a", "b", "x", "y"), list(itertools.permutations(range(4))))
+def test_a_street_is_entered_from_whichever_end_is_faster(a: int, b: int, x: int, y: int) -> None:
+    """Junctions ``a`` and ``b`` (each with a spur, 4 and 5) joined by a two-way street of shape
+    points ``x``, ``y`` (slow near ``a``) and by a fast direct road: from ``a`` the street is best
+    entered at ``b``'s end. Every labelling, so that either junction may walk the street first.
+    """
+    street = [(a, x, 100.0), (x, y, 2.0), (y, b, 1.0), (a, 4, 7.0), (b, 5, 9.0)]
+    pairs = [*street, *((q, p, w) for p, q, w in street), (a, b, 5.0), (b, a, 5.0)]
+    edges = EdgeList(6, *zip(*pairs, strict=True), [w * 10 for _, _, w in pairs])
+    graph = matrix._validate_graph(*edges.csr())
+    assert matrix._chains(graph).is_core.tolist() == [i not in (x, y) for i in range(6)]
+    result = run(edges, [a, b], [x, y])
+    assert result.durations_s.tolist() == [[8.0, 6.0], [3.0, 1.0]]
+    assert result.distances_m.tolist() == [[80.0, 60.0], [30.0, 10.0]]
+    seeded = many_to_many_seeded(
+        *edges.csr(), Seeds.from_groups([[(x, 0.5, 1.0)]]), Seeds.from_nodes([a, b, y]), threads=1
+    )
+    assert seeded.durations_s.tolist() == [[8.5, 3.5, 2.5]]
+
+
 def test_repeated_and_empty_node_sets() -> None:
     edges = EdgeList(3, [0, 1], [1, 2], [1.0, 2.0], [1.0, 2.0])
     result = run(edges, [0, 0, 2], [2, 2])
@@ -206,7 +278,7 @@ def random_seeds(draw: st.DrawFn, n: int, rng: np.random.Generator) -> Seeds:
 
 @st.composite
 def seeded_cases(draw: st.DrawFn) -> tuple[EdgeList, Seeds, Seeds]:
-    edges, _, _ = draw(graphs(float_weights=False))
+    edges, _, _ = draw(any_graphs(float_weights=False))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     return edges, random_seeds(draw, edges.n, rng), random_seeds(draw, edges.n, rng)
 
@@ -313,20 +385,20 @@ def test_serial_and_parallel_kernels_agree_bit_for_bit() -> None:
 
 def parallel_kernel(edges: EdgeList, sources: Any, targets: Any, workers: int) -> MatrixResult:
     """Call the parallel kernel directly, with input arrays read-only as the wrapper passes them."""
-    indptr, indices, w, length = edges.csr()
-    for a in (indptr, indices, w, length):
-        a.flags.writeable = False
+    graph = matrix._validate_graph(*edges.csr())
+    chains = matrix._chains(graph)
     src, tgt = Seeds.from_nodes(sources), Seeds.from_nodes(targets)
     n = edges.n
-    mark = np.zeros(n, dtype=np.bool_)
-    mark[tgt.node] = True
+    mark, n_marked = chains.core_targets(tgt.node)
+    mark.flags.writeable = False
     out_t = np.full((len(src), len(tgt)), -1.0)
     out_d = np.full((len(src), len(tgt)), -1.0)
     _kernels.many_to_many_parallel(
-        indptr, indices, w, length,
+        graph.indptr, chains.is_core, chains.edge_slot,
+        chains.walk_node, chains.walk_time, chains.walk_len,
         src.ptr, src.node, src.time_s, src.dist_m,
         tgt.ptr, tgt.node, tgt.time_s, tgt.dist_m,
-        mark, int(mark.sum()),
+        mark, n_marked,
         np.empty((workers, n)), np.empty((workers, n)), np.empty((workers, n), np.int32),
         np.empty((workers, n), np.int32), np.empty((workers, n)), np.empty((workers, n), np.int32),
         out_t, out_d,
