@@ -298,6 +298,8 @@ UNSUPPORTED: dict[str, str] = {
 # decimal (scale 10). "exact": x1000 rounded (scale 1000): MDVRPTW (Vidal et al.; its .sol costs
 # are x1000) and HFVRP (Pessoa et al., full-precision distances; the PyVRP dialect's unit and
 # fixed costs are x100, undone here). PCVRPTW: DIMACS; its .sol costs are x10.
+HFVRP_INTEGER_COST_SCALE = 100 * 1000
+
 _CONVENTION: dict[str, tuple[str, float, float]] = {
     "CVRP": ("round", 1.0, 1.0),
     "VRPTW": ("dimacs", 10.0, 1.0),
@@ -459,13 +461,15 @@ def read_vrp(path: Path, set_name: str | None = None) -> VrpData:
                     "sintef_distance": float(row["sintef_distance"]),
                 }
     elif sol.exists():
-        bks = _bks_from_sol(sol)
-        if bks is None:
-            match = re.search(r"Cost:?\s+([0-9.]+)", sol.read_text())
-            bks = float(match.group(1)) if match else None
+        match = re.search(r"Cost:?\s+([0-9.]+)", sol.read_text())
+        token = match.group(1) if match else None
         bks_vehicles = sum(1 for r in _sol_routes(sol) if r)
-        if bks is not None:
-            bks /= bks_divisor
+        if token is not None:
+            bks = float(token) / bks_divisor
+            if kind == "HFVRP" and "." not in token:
+                # Half of the HFVRP .sol files give the cost as an integer in PyVRP's scale:
+                # costs x100 and distances x1000 (X148-HVRP: 8028527330 for 80285.27).
+                bks /= HFVRP_INTEGER_COST_SCALE
     return VrpData(
         name=path.stem,
         kind=kind,
