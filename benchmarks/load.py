@@ -5,9 +5,13 @@
 Starts ``python server.py --port 0 --osm none`` (geodesic travel; ``--osm embedded`` or a file
 for road travel) on 127.0.0.1, waits for ``routeopt listening on``, then ``--clients`` threads,
 each with its own channel, send random requests of ``--min-stops``–``--max-stops`` shipments
-(deliveries around Helsinki, 3–8 vans, time windows on some stops) for ``--duration`` seconds or
-until ``--max-requests`` in total. Reports throughput, p50/p95/p99 latency, counts by status
-code and the server's peak memory (its process tree's RSS, sampled every 0.1 s). Loopback only.
+(3–8 vans, time windows on some stops) for ``--duration`` seconds or until ``--max-requests`` in
+total. Without roads the stops lie in a box around central Helsinki; with roads they are drawn
+from the network the server uses (this process loads it too, from the same build cache): random
+road nodes moved by up to ``--jitter-m`` metres, the depot at the node nearest the network's
+median point, so every stop snaps within the server's limit. Reports throughput, p50/p95/p99
+latency, counts by status code and the server's peak memory (its process tree's RSS, sampled
+every 0.1 s). Loopback only.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -30,10 +35,52 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CENTRE = (60.1699, 24.9384)
+METRES_PER_DEGREE = 111_320.0
 
 
-def make_request(rng: random.Random, stops: int, timeout_s: float) -> Any:
-    """A random delivery day of ``stops`` shipments (geodesic travel: lat/lng only)."""
+@dataclass(frozen=True)
+class Sites:
+    """Where requests put their stops: ``stop(rng)`` draws one (lat, lng); ``depot`` is fixed."""
+
+    depot: tuple[float, float]
+    lat: tuple[float, ...] = ()
+    lng: tuple[float, ...] = ()
+    jitter_m: float = 0.0
+
+    @classmethod
+    def helsinki_box(cls) -> Sites:
+        return cls(CENTRE)
+
+    @classmethod
+    def from_roads(cls, osm: str, jitter_m: float) -> Sites:
+        """Road nodes of the network ``server.py --osm OSM`` loads (same file, profile, cache)."""
+        import numpy as np
+
+        from engine.roads import RoadSpec, embedded_extract, load_roads
+
+        path = str(embedded_extract()) if osm == "embedded" else osm
+        network = load_roads(RoadSpec(path)).network
+        lat, lng = np.asarray(network.lat), np.asarray(network.lon)
+        mid_lat, mid_lng = float(np.median(lat)), float(np.median(lng))
+        depot = int(
+            np.argmin(np.hypot(lat - mid_lat, (lng - mid_lng) * np.cos(np.radians(mid_lat))))
+        )
+        return cls((float(lat[depot]), float(lng[depot])), tuple(lat), tuple(lng), jitter_m)
+
+    def stop(self, rng: random.Random) -> tuple[float, float]:
+        if not self.lat:
+            return (
+                CENTRE[0] + rng.uniform(-0.05, 0.05),
+                CENTRE[1] + rng.uniform(-0.1, 0.1),
+            )
+        k = rng.randrange(len(self.lat))
+        lat = self.lat[k] + rng.uniform(-1, 1) * self.jitter_m / METRES_PER_DEGREE
+        scale = METRES_PER_DEGREE * math.cos(math.radians(self.lat[k]))
+        return lat, self.lng[k] + rng.uniform(-1, 1) * self.jitter_m / scale
+
+
+def make_request(rng: random.Random, stops: int, timeout_s: float, sites: Sites) -> Any:
+    """A random delivery day of ``stops`` shipments at ``sites`` (locations: lat/lng only)."""
     from google.protobuf import duration_pb2
 
     from rpc.pb import route_optimization_service_pb2 as pb
@@ -48,8 +95,7 @@ def make_request(rng: random.Random, stops: int, timeout_s: float) -> Any:
     for k in range(stops):
         s = m.shipments.add(label=f"s{k}")
         v = s.deliveries.add()
-        v.arrival_location.latitude = CENTRE[0] + rng.uniform(-0.05, 0.05)
-        v.arrival_location.longitude = CENTRE[1] + rng.uniform(-0.1, 0.1)
+        v.arrival_location.latitude, v.arrival_location.longitude = sites.stop(rng)
         v.duration.seconds = rng.choice([120, 300, 600])
         if rng.random() < 0.3:
             start = 1_700_000_000 + rng.randrange(0, 8) * 3600
@@ -61,8 +107,8 @@ def make_request(rng: random.Random, stops: int, timeout_s: float) -> Any:
     capacity = max(50, sum(s.load_demands["weight"].amount for s in m.shipments) // vans + 40)
     for k in range(vans):
         v = m.vehicles.add(label=f"van{k}")
-        v.start_location.latitude, v.start_location.longitude = CENTRE
-        v.end_location.latitude, v.end_location.longitude = CENTRE
+        v.start_location.latitude, v.start_location.longitude = sites.depot
+        v.end_location.latitude, v.end_location.longitude = sites.depot
         v.load_limits["weight"].max_load = capacity
         v.cost_per_kilometer = 1.0
         v.cost_per_hour = 20.0
@@ -83,6 +129,7 @@ def _client(
     stop_at: float,
     budget: list[int],
     stats: Stats,
+    sites: Sites,
 ) -> None:
     import grpc
 
@@ -96,7 +143,8 @@ def _client(
                 if budget[0] <= 0:
                     return
                 budget[0] -= 1
-            req = make_request(rng, rng.randint(args.min_stops, args.max_stops), args.solve_timeout)
+            stops = rng.randint(args.min_stops, args.max_stops)
+            req = make_request(rng, stops, args.solve_timeout, sites)
             started = time.perf_counter()
             try:
                 stub.OptimizeTours(req, timeout=args.solve_timeout + args.deadline_slack)
@@ -190,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         help="call deadline = timeout + this (queueing included)",
     )
     parser.add_argument("--osm", default="none", help="server --osm (none: geodesic)")
+    parser.add_argument(
+        "--jitter-m",
+        type=float,
+        default=30.0,
+        help="with roads: stops lie up to this far from a road node (server snaps within 500 m)",
+    )
     parser.add_argument("--server-workers", type=int, default=0, help="server --workers")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument("--json", type=Path, default=None, help="write the report here too")
@@ -197,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.clients < 1 or args.clients > 256 or args.duration > 3600:
         raise SystemExit("--clients in 1..256 and --duration at most 3600 s")
 
+    sites = (
+        Sites.helsinki_box() if args.osm == "none" else Sites.from_roads(args.osm, args.jitter_m)
+    )
     proc, target = start_server(args)
     peak = [_tree_rss(proc.pid)]
     done = threading.Event()
@@ -212,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     stop_at = started + args.duration
     threads = [
-        threading.Thread(target=_client, args=(target, args, 1000 + k, stop_at, budget, stats))
+        threading.Thread(
+            target=_client, args=(target, args, 1000 + k, stop_at, budget, stats, sites)
+        )
         for k in range(args.clients)
     ]
     try:

@@ -168,3 +168,28 @@ def test_best_known_costs_are_reproduced_by_their_routes(set_name: str) -> None:
         assert verified.cost == pytest.approx(bks, rel=2e-6), path.name
         checked += 1
     assert checked > 0
+
+
+def test_load_requests_on_roads_stay_on_the_servers_network() -> None:
+    """The load benchmark draws stops from the network the server loads (the embedded extract
+    here), so none is rejected as off-road; the requests convert cleanly."""
+    import random
+
+    import numpy as np
+
+    from benchmarks.load import Sites, make_request
+    from engine.roads import RoadSpec, embedded_extract, load_roads
+
+    sites = Sites.from_roads("embedded", jitter_m=30.0)
+    roads = load_roads(RoadSpec(str(embedded_extract())))
+    rng = random.Random(5)
+    req = make_request(rng, 150, 1.0, sites)
+    lat = [v.arrival_location.latitude for s in req.model.shipments for v in s.deliveries]
+    lng = [v.arrival_location.longitude for s in req.model.shipments for v in s.deliveries]
+    lat.append(req.model.vehicles[0].start_location.latitude)
+    lng.append(req.model.vehicles[0].start_location.longitude)
+    snaps = roads.snap(np.array(lat), np.array(lng))
+    assert not snaps.too_far.any()
+    assert float(np.max(snaps.distance_m)) <= 30.0 * 1.5
+    model, _ = request_to_engine(req, default_geodesic_meters_per_second=10)  # type: ignore[arg-type]
+    assert len(model.shipments) == 150
