@@ -13,8 +13,8 @@ array                 dtype    meaning
 ``indices``           int32    edge target node
 ``weight``            float64  edge travel time (s), finite, ``>= 0``
 ``length``            float64  edge length (m), finite, ``>= 0``
+``head``              int32    ``~v`` if edge ``e`` leads to core node ``v``, else its walk slot
 ``is_core``           bool     the node is a junction (see :func:`core_mask`)
-``edge_slot``         int64    walk slot of each edge (see :func:`build_walks`)
 ``walk_node``         int32    node reached at a walk slot; ``~node`` for a core node
 ``walk_time``,        float64  time and length of the edge that reaches it
 ``walk_len``
@@ -36,9 +36,10 @@ array                 dtype    meaning
 Algorithm: one Dijkstra per source over the *core* graph, with an indexed 4-ary min-heap
 (decrease-key). A full-resolution road graph is mostly chains of interior nodes (shape points of a
 street between two junctions: 83-92 % of the nodes of the OSM extracts in the benchmarks). Only
-core nodes enter the heap; settling one walks each chain leaving it, node by node, adding edge
-times left to right exactly as plain Dijkstra would, and stops where an interior node already
-holds a time that is not worse (whatever reached it went on from there at least as fast). Every
+core nodes enter the heap; settling one relaxes its edges to core neighbours as plain Dijkstra
+does (same CSR arrays) and walks each chain it opens, node by node, adding edge times left to
+right exactly as plain Dijkstra would, stopping where an interior node already holds a time that
+is not worse (whatever reached it went on from there at least as fast). Every
 node's time is therefore the same float as plain Dijkstra's (the minimum over paths of the
 left-to-right sums), bit for bit. An interior node is final once the core nodes whose chains pass
 through it are settled; those are the nodes counted for the early stop (``core_target_mark``).
@@ -138,64 +139,13 @@ def _sift_down(
     pos[node] = i
 
 
-@_kernel(inline="always")
-def _walk(
-    k: int,
-    t: float,
-    lu: float,
-    walk_node: I32,
-    walk_time: F64,
-    walk_len: F64,
-    dist: F64,
-    dist_m: F64,
-    pos: I32,
-    heap_node: I32,
-    heap_key: F64,
-    size: int,
-    touched: I32,
-    n_touched: int,
-) -> tuple[int, int]:
-    """Follow the chain from walk slot ``k`` with time ``t`` and distance ``lu`` at its tail.
-
-    Interior nodes are updated in place (they never enter the heap); the walk stops early when an
-    interior node already holds a time ``<= t`` (whatever reached it first went on from there at
-    least as fast), or at the chain's core end, which is relaxed through the heap. Returns the new
-    heap size and touched count.
-    """
-    while True:
-        x = walk_node[k]
-        t = t + walk_time[k]
-        lu = lu + walk_len[k]
-        if x < 0:  # the core node ending the chain
-            x = ~x
-            if t < dist[x]:
-                dist[x] = t
-                dist_m[x] = lu
-                p = pos[x]
-                if p == NOT_REACHED:
-                    touched[n_touched] = x
-                    n_touched += 1
-                    _sift_up(heap_node, heap_key, pos, size, x, t)
-                    size += 1
-                else:
-                    _sift_up(heap_node, heap_key, pos, p, x, t)
-            return size, n_touched
-        if t >= dist[x]:
-            return size, n_touched
-        if pos[x] == NOT_REACHED:
-            touched[n_touched] = x
-            n_touched += 1
-            pos[x] = SETTLED  # interior nodes are never queued; the mark only records the touch
-        dist[x] = t
-        dist_m[x] = lu
-        k += 1
-
-
 @_kernel()
 def _search(
     indptr: I64,
+    head: I32,
+    weight: F64,
+    length: F64,
     is_core: Mask,
-    edge_slot: I64,
     walk_node: I32,
     walk_time: F64,
     walk_len: F64,
@@ -217,7 +167,15 @@ def _search(
 
     On entry ``dist`` is ``inf`` and ``pos`` is ``NOT_REACHED`` everywhere. On return ``dist`` /
     ``dist_m`` hold final values for every node whose value is needed: every core target and
-    every interior node whose chain ends (``core_target_mark``) have been settled and walked.
+    every interior node whose chain ends (``core_target_mark``) have been settled and expanded.
+
+    The nodes expanded are first the interior seeds (still holding their seed time), then the
+    core nodes in heap order. Expanding ``u`` relaxes each edge ``e`` leaving it: ``head[e]`` is
+    ``~v`` when it leads to a core node ``v`` (relaxed through the heap, exactly as plain
+    Dijkstra), else the walk slot of ``e``, and the chain is walked node by node, interior nodes
+    updated in place, until one already holds a time ``<= t`` or the core node ending the chain.
+    (The relaxation is written out here, not in a helper: numba's tuple-returning inline
+    helpers made the kernel 60 % slower on a grid.)
     """
     n_touched = 0
     size = 0
@@ -238,28 +196,67 @@ def _search(
                     pos[v] = SETTLED
             elif is_core[v]:
                 _sift_up(heap_node, heap_key, pos, p, v, t)
-            if not is_core[v]:
-                for e in range(indptr[v], indptr[v + 1]):
-                    size, n_touched = _walk(
-                        edge_slot[e], t, seed_dist[k], walk_node, walk_time, walk_len,
-                        dist, dist_m, pos, heap_node, heap_key, size, touched, n_touched,
-                    )  # fmt: skip
 
+    next_seed = seed_lo
     remaining = n_core_targets
-    while size > 0 and remaining > 0:
-        u = heap_node[0]
-        du = heap_key[0]
-        pos[u] = SETTLED
-        size -= 1
-        if size > 0:
-            _sift_down(heap_node, heap_key, pos, size, 0, heap_node[size], heap_key[size])
+    while remaining > 0:
+        if next_seed < seed_hi:
+            u = seed_node[next_seed]
+            du = seed_time[next_seed]
+            next_seed += 1
+            if is_core[u] or dist[u] != du:
+                continue  # queued, or improved by a walk that went on from it
+            popped = False
+        elif size > 0:
+            u = heap_node[0]
+            du = heap_key[0]
+            pos[u] = SETTLED
+            size -= 1
+            if size > 0:
+                _sift_down(heap_node, heap_key, pos, size, 0, heap_node[size], heap_key[size])
+            popped = True
+        else:
+            break
         lu = dist_m[u]
         for e in range(indptr[u], indptr[u + 1]):
-            size, n_touched = _walk(
-                edge_slot[e], du, lu, walk_node, walk_time, walk_len,
-                dist, dist_m, pos, heap_node, heap_key, size, touched, n_touched,
-            )  # fmt: skip
-        if core_target_mark[u]:  # after its chains were walked: their interior nodes are final
+            h = head[e]
+            t = du + weight[e]
+            if h < 0:  # a core neighbour
+                v = ~h
+                if t >= dist[v]:
+                    continue
+                ln = lu + length[e]
+            else:  # a chain: walk its interior nodes (never queued) while they improve
+                k = h
+                x = walk_node[k]
+                ln = lu + length[e]
+                while x >= 0 and t < dist[x]:
+                    if pos[x] == NOT_REACHED:
+                        touched[n_touched] = x
+                        n_touched += 1
+                        pos[x] = SETTLED  # the mark only records the touch
+                    dist[x] = t
+                    dist_m[x] = ln
+                    k += 1
+                    x = walk_node[k]
+                    t = t + walk_time[k]
+                    ln = ln + walk_len[k]
+                if x >= 0:
+                    continue  # an interior node that holds a time <= t: the walk ends here
+                v = ~x  # the core node ending the chain
+                if t >= dist[v]:
+                    continue
+            dist[v] = t
+            dist_m[v] = ln
+            p = pos[v]
+            if p == NOT_REACHED:
+                touched[n_touched] = v
+                n_touched += 1
+                _sift_up(heap_node, heap_key, pos, size, v, t)
+                size += 1
+            else:
+                _sift_up(heap_node, heap_key, pos, p, v, t)
+        if popped and core_target_mark[u]:  # its chains are walked: their nodes are final
             remaining -= 1
     return n_touched
 
@@ -269,8 +266,10 @@ def _rows(
     first_row: int,
     row_step: int,
     indptr: I64,
+    head: I32,
+    weight: F64,
+    length: F64,
     is_core: Mask,
-    edge_slot: I64,
     walk_node: I32,
     walk_time: F64,
     walk_len: F64,
@@ -301,8 +300,10 @@ def _rows(
     for i in range(first_row, n_sources, row_step):
         n_touched = _search(
             indptr,
+            head,
+            weight,
+            length,
             is_core,
-            edge_slot,
             walk_node,
             walk_time,
             walk_len,
@@ -340,8 +341,10 @@ def _rows(
 @_kernel()
 def many_to_many_serial(
     indptr: I64,
+    head: I32,
+    weight: F64,
+    length: F64,
     is_core: Mask,
-    edge_slot: I64,
     walk_node: I32,
     walk_time: F64,
     walk_len: F64,
@@ -374,8 +377,10 @@ def many_to_many_serial(
         0,
         1,
         indptr,
+        head,
+        weight,
+        length,
         is_core,
-        edge_slot,
         walk_node,
         walk_time,
         walk_len,
@@ -403,8 +408,10 @@ def many_to_many_serial(
 @_kernel(parallel=True)
 def many_to_many_parallel(
     indptr: I64,
+    head: I32,
+    weight: F64,
+    length: F64,
     is_core: Mask,
-    edge_slot: I64,
     walk_node: I32,
     walk_time: F64,
     walk_len: F64,
@@ -439,8 +446,10 @@ def many_to_many_parallel(
             b,
             n_workers,
             indptr,
+            head,
+            weight,
+            length,
             is_core,
-            edge_slot,
             walk_node,
             walk_time,
             walk_len,

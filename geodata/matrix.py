@@ -317,6 +317,8 @@ def _validate_graph(
     n_nodes = ptr.shape[0] - 1
     if n_nodes > MAX_NODES:
         problems.append(f"at most {MAX_NODES} nodes are supported, got {n_nodes}")
+    if n_edges > MAX_NODES:
+        problems.append(f"at most {MAX_NODES} edges are supported, got {n_edges}")
     if ptr[0] != 0:
         problems.append(f"indptr[0] must be 0, got {ptr[0]}")
     if ptr[-1] != n_edges:
@@ -349,7 +351,7 @@ class _Chains:
     """The graph as chains between core nodes (see :func:`geodata._kernels.build_walks`)."""
 
     is_core: npt.NDArray[np.bool_]
-    edge_slot: I64
+    head: I32
     walk_node: I32
     walk_time: F64
     walk_len: F64
@@ -400,9 +402,12 @@ def _chains(graph: _Graph) -> _Chains:
         is_core[tails[edge_slot < 0]] = True
     else:  # pragma: no cover - the second pass always places every edge
         raise RuntimeError("road graph chains could not be laid out")
+    # The first step along an edge reads the CSR arrays, as plain Dijkstra does; the head
+    # says whether it reaches a core node (~node) or opens a chain (the edge's walk slot).
+    head = np.where(is_core[graph.indices], ~graph.indices, edge_slot).astype(np.int32)
     return _Chains(
         _read_only_view(is_core),
-        _read_only_view(edge_slot),
+        _read_only_view(head),
         _read_only_view(walk_node),
         _read_only_view(walk_time),
         _read_only_view(walk_len),
@@ -562,8 +567,10 @@ def _run(
     core_target_mark, n_core_targets = chains.core_targets(targets.node)
     args = (
         graph.indptr,
+        chains.head,
+        graph.weight,
+        graph.length,
         chains.is_core,
-        chains.edge_slot,
         chains.walk_node,
         chains.walk_time,
         chains.walk_len,

@@ -163,7 +163,8 @@ def test_best_known_costs_are_reproduced_by_their_routes(set_name: str) -> None:
         if not path.with_suffix(".sol").exists():
             continue
         bks, verified = bks_check(path, set_name)
-        assert bks is not None and verified is not None, path.name
+        assert bks is not None, path.name
+        assert verified is not None, path.name
         assert verified.feasible, (path.name, verified)
         assert verified.cost == pytest.approx(bks, rel=2e-6), path.name
         checked += 1

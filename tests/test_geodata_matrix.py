@@ -394,7 +394,7 @@ def parallel_kernel(edges: EdgeList, sources: Any, targets: Any, workers: int) -
     out_t = np.full((len(src), len(tgt)), -1.0)
     out_d = np.full((len(src), len(tgt)), -1.0)
     _kernels.many_to_many_parallel(
-        graph.indptr, chains.is_core, chains.edge_slot,
+        graph.indptr, chains.head, graph.weight, graph.length, chains.is_core,
         chains.walk_node, chains.walk_time, chains.walk_len,
         src.ptr, src.node, src.time_s, src.dist_m,
         tgt.ptr, tgt.node, tgt.time_s, tgt.dist_m,
