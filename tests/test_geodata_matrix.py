@@ -110,6 +110,13 @@ def graphs(draw: st.DrawFn, *, float_weights: bool) -> tuple[EdgeList, list[int]
     part = np.array(draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)))
     pairs = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=4 * n))
     pairs = [(a, b) for a, b in pairs if part[a] == part[b]]  # parts never connect
+    return weighted_case(draw, n, pairs, float_weights=float_weights)
+
+
+def weighted_case(
+    draw: st.DrawFn, n: int, pairs: list[tuple[int, int]], *, float_weights: bool
+) -> tuple[EdgeList, list[int], list[int]]:
+    """Weights for the edges ``pairs`` of an ``n``-node graph, plus sources and targets."""
     m = len(pairs)
     if float_weights:
         cost = st.floats(0.0, 1e4, allow_nan=False, allow_infinity=False)
@@ -142,37 +149,22 @@ def road_graphs(draw: st.DrawFn, *, float_weights: bool) -> tuple[EdgeList, list
     rings = draw(st.lists(st.tuples(st.integers(2, 5), st.booleans()), max_size=2))
     pairs: list[tuple[int, int]] = []
     n = n_core
-    for a, b, n_interior, two_way in chains:
-        path = [a, *range(n, n + n_interior), b]
-        n += n_interior
+
+    def street(path: list[int], two_way: bool) -> None:
         for x, y in itertools.pairwise(path):
-            pairs.append((x, y))
-            if two_way:
-                pairs.append((y, x))
+            pairs.extend([(x, y), (y, x)] if two_way else [(x, y)])
+
+    for a, b, n_interior, two_way in chains:
+        street([a, *range(n, n + n_interior), b], two_way)
+        n += n_interior
     for size, two_way in rings:
-        ring = [*range(n, n + size), n]
+        street([*range(n, n + size), n], two_way)
         n += size
-        for x, y in itertools.pairwise(ring):
-            pairs.append((x, y))
-            if two_way:
-                pairs.append((y, x))
     nodes = st.integers(0, n - 1)
     pairs += draw(st.lists(st.tuples(nodes, nodes), max_size=3))
     shuffle = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).permutation(n)
-    m = len(pairs)
-    if float_weights:
-        cost = st.floats(0.0, 1e4, allow_nan=False, allow_infinity=False)
-        w = draw(st.lists(cost, min_size=m, max_size=m))
-        length = draw(st.lists(cost, min_size=m, max_size=m))
-    else:
-        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-        w = rng.uniform(0.5, 100.0, m)
-        length = rng.uniform(1.0, 2000.0, m)
-    u = [int(shuffle[a]) for a, _ in pairs]
-    v = [int(shuffle[b]) for _, b in pairs]
-    sources = draw(st.lists(nodes, min_size=1, max_size=8))
-    targets = draw(st.lists(nodes, min_size=1, max_size=8))
-    return EdgeList(n, u, v, w, length), sources, targets
+    shuffled = [(int(shuffle[a]), int(shuffle[b])) for a, b in pairs]
+    return weighted_case(draw, n, shuffled, float_weights=float_weights)
 
 
 def any_graphs(*, float_weights: bool) -> st.SearchStrategy[tuple[EdgeList, list[int], list[int]]]:
