@@ -26,35 +26,29 @@ def precheck(problem: Problem) -> dict[int, tuple[SkipReason, ...]]:
     reasons by shipment index."""
     model = problem.model
     skipped: dict[int, tuple[SkipReason, ...]] = {}
-    profile_cache: dict[tuple[object, ...], SkipReasonCode | None] = {}
+    n_vehicles = len(model.vehicles)
+    profile_of, representative = _vehicle_profiles(problem)
+    everyone = tuple(range(n_vehicles))
     for s, shipment in enumerate(model.shipments):
-        if not model.vehicles:
+        if not n_vehicles:
             skipped[s] = (SkipReason(SkipReasonCode.NO_VEHICLE),)
             problem.routable[s] = False
             problem.allowed_vehicles[s] = ()
             continue
-        allowed = set(shipment.allowed_vehicle_indices or range(len(model.vehicles)))
+        verdicts = [_verdict(problem, v, s) for v in representative]
+        allowed = shipment.allowed_vehicle_indices
+        if not allowed and all(verdict is None for verdict in verdicts):
+            problem.allowed_vehicles[s] = everyone  # the common case, without a loop per vehicle
+            continue
+        allowed_set = set(allowed or everyone)
         ok: list[int] = []
         reasons: dict[SkipReasonCode, SkipReason] = {}
-        for v, vehicle in enumerate(model.vehicles):
-            reason: SkipReason | None = None
-            if v not in allowed:
-                reason = SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v)
+        for v in everyone:
+            if v not in allowed_set:
+                reason: SkipReason | None = SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v)
             else:
-                for load_type, amount in shipment.load_demands.items():
-                    limit = vehicle.load_limits.get(load_type)
-                    if limit is not None and amount > limit:
-                        reason = SkipReason(
-                            SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, v, load_type
-                        )
-                        break
-            if reason is None:
-                key = _profile_key(problem, v, s)
-                if key not in profile_cache:
-                    profile_cache[key] = _route_alone(problem, v, s)
-                code = profile_cache[key]
-                if code is not None:
-                    reason = SkipReason(code, v)
+                verdict = verdicts[profile_of[v]]
+                reason = None if verdict is None else SkipReason(verdict[0], v, verdict[1])
             if reason is None:
                 ok.append(v)
             else:
@@ -66,23 +60,45 @@ def precheck(problem: Problem) -> dict[int, tuple[SkipReason, ...]]:
     return skipped
 
 
-def _profile_key(problem: Problem, v: int, s: int) -> tuple[object, ...]:
-    """Vehicles with equal keys give the same single-shipment route for shipment ``s``."""
-    vehicle = problem.model.vehicles[v]
+def _vehicle_profiles(problem: Problem) -> tuple[list[int], list[int]]:
+    """Group the vehicles that serve any shipment alone identically (same load limits, travel,
+    start and end, shift and limits): the profile of each vehicle, and one vehicle per profile.
+    A fleet of 250 identical vans is checked once per shipment, not 250 times."""
     stops = problem.stops
-    return (
-        s,
-        problem.travel.vehicle_matrix[v],
-        vehicle.travel_duration_multiple,
-        vehicle.start_location,
-        vehicle.end_location,
-        vehicle.start_tags,
-        vehicle.end_tags,
-        problem.windows[stops.vehicle_start(v)],
-        problem.windows[stops.vehicle_end(v)],
-        vehicle.route_duration_limit_s,
-        vehicle.route_distance_limit_m,
-    )
+    index: dict[tuple[object, ...], int] = {}
+    profile_of: list[int] = []
+    representative: list[int] = []
+    for v, vehicle in enumerate(problem.model.vehicles):
+        key = (
+            tuple(sorted(vehicle.load_limits.items())),
+            problem.travel.vehicle_matrix[v],
+            vehicle.travel_duration_multiple,
+            vehicle.start_location,
+            vehicle.end_location,
+            vehicle.start_tags,
+            vehicle.end_tags,
+            problem.windows[stops.vehicle_start(v)],
+            problem.windows[stops.vehicle_end(v)],
+            vehicle.route_duration_limit_s,
+            vehicle.route_distance_limit_m,
+        )
+        if key not in index:
+            index[key] = len(representative)
+            representative.append(v)
+        profile_of.append(index[key])
+    return profile_of, representative
+
+
+def _verdict(problem: Problem, v: int, s: int) -> tuple[SkipReasonCode, str] | None:
+    """None when vehicle ``v`` can serve shipment ``s`` alone, else the reason's code and the
+    load type (for a capacity; else "")."""
+    limits = problem.model.vehicles[v].load_limits
+    for load_type, amount in problem.model.shipments[s].load_demands.items():
+        limit = limits.get(load_type)
+        if limit is not None and amount > limit:
+            return SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, load_type
+    code = _route_alone(problem, v, s)
+    return None if code is None else (code, "")
 
 
 def _earliest_in(windows: Sequence[Window], t: int) -> int | None:

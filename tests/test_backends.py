@@ -19,6 +19,7 @@ from engine.model import BreakRequest
 from engine.options import SearchMode, SolveOptions
 from engine.precheck import precheck
 from engine.problem import Problem
+from engine.solution import SkipReasonCode
 from engine.warmstart import WARM_STARTABLE, nearby_model, pyvrp_initial_routes
 from tests.builders import solve_checked
 from tests.checker import check_solution
@@ -450,3 +451,35 @@ def test_decomposition_improves_groups_of_routes_and_stays_feasible(monkeypatch,
     objectives = [e.objective for e in events]
     assert objectives == sorted(objectives, reverse=True)
     assert events[-1].objective == pytest.approx(solution.metrics.total_cost, rel=1e-3)
+
+
+def test_precheck_groups_identical_vehicles_but_reports_each_vehicle() -> None:
+    """Vehicles are checked once per profile (load limits, shift, ...), yet every vehicle gets
+    its own verdict and the example vehicle of a reason is the first one with that reason."""
+    base = city_model(6, n_vehicles=5, windows=False)
+    small = dataclasses.replace(base.vehicles[0], load_limits={"boxes": 1})
+    short = dataclasses.replace(base.vehicles[0], end_time_windows=(TimeWindow(end_time=60.0),))
+    big = base.vehicles[0]
+    shipments = list(base.shipments)
+    shipments[0] = dataclasses.replace(shipments[0], load_demands={"boxes": 3})
+    shipments[1] = dataclasses.replace(shipments[1], load_demands={"boxes": 99})
+    shipments[2] = dataclasses.replace(
+        shipments[2], load_demands={"boxes": 2}, allowed_vehicle_indices=(1, 3)
+    )
+    shipments[3] = dataclasses.replace(shipments[3], load_demands={"boxes": 1})
+    model = dataclasses.replace(
+        base, vehicles=(big, small, big, small, short), shipments=tuple(shipments)
+    )
+    problem = problem_of(model)
+    assert problem.allowed_vehicles[0] == (0, 2)  # too big for 1, 3; 4's shift is too short
+    assert problem.allowed_vehicles[1] == ()
+    assert problem.allowed_vehicles[2] == ()
+    assert problem.allowed_vehicles[3] == (0, 1, 2, 3)
+    skipped = precheck(problem)
+    assert set(skipped) == {1, 2}
+    (capacity,) = skipped[1][:1]
+    assert capacity.code == SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY
+    assert (capacity.example_vehicle_index, capacity.example_exceeded_capacity_type) == (0, "boxes")
+    codes = {r.code: r.example_vehicle_index for r in skipped[2]}
+    assert codes[SkipReasonCode.VEHICLE_NOT_ALLOWED] == 0
+    assert codes[SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY] == 1
