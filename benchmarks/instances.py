@@ -48,11 +48,17 @@ def _euclid(coords: np.ndarray) -> np.ndarray:
     return np.sqrt((diff**2).sum(axis=2))
 
 
-def _bks_from_sol(path: Path) -> float | None:
+def _sol_cost(path: Path) -> str | None:
+    """The cost written on a ``.sol`` file's ``Cost`` line, as written (None: no file or line)."""
     if not path.exists():
         return None
-    match = re.search(r"Cost\s+([0-9.]+)", path.read_text())
-    return float(match.group(1)) if match else None
+    match = re.search(r"Cost:?\s+([0-9.]+)", path.read_text())
+    return match.group(1) if match else None
+
+
+def _bks_from_sol(path: Path) -> float | None:
+    token = _sol_cost(path)
+    return None if token is None else float(token)
 
 
 def read_cvrp(path: Path, *, vehicle_slack: float = 1.2) -> Instance:
@@ -461,8 +467,7 @@ def read_vrp(path: Path, set_name: str | None = None) -> VrpData:
                     "sintef_distance": float(row["sintef_distance"]),
                 }
     elif sol.exists():
-        match = re.search(r"Cost:?\s+([0-9.]+)", sol.read_text())
-        token = match.group(1) if match else None
+        token = _sol_cost(sol)
         bks_vehicles = sum(1 for r in _sol_routes(sol) if r)
         if token is not None:
             bks = float(token) / bks_divisor

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from google.longrunning import operations_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from engine.errors import (
@@ -208,6 +209,10 @@ def _error_of(exc: BaseException) -> bytes:
     return _status(code_pb2.INTERNAL, f"internal error (incident {incident})")
 
 
+def _new_name() -> str:
+    return f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
+
+
 def _paths(prefix: str, violations: Sequence[FieldViolation]) -> list[FieldViolation]:
     return [
         FieldViolation(f"{prefix}.{v.field}" if v.field else prefix, v.description)
@@ -340,16 +345,20 @@ class JobManager:
     def submit(self, request: pb.OptimizeToursRequest) -> operations_pb2.Operation:
         """Validate and store ``request``; returns its operation (queued)."""
         self._check_request(request)
-        name = f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
-        job = NewJob(name, "tours", request.label, request.SerializeToString())
+        name = _new_name()
+        self._store_and_queue([NewJob(name, "tours", request.label, request.SerializeToString())])
+        return self.get(name)
+
+    def _store_and_queue(self, jobs: list[NewJob], queued: list[str] | None = None) -> None:
+        """Store ``jobs`` and queue ``queued`` of them (default: all), if the server has room."""
+        names = [job.name for job in jobs] if queued is None else queued
         with self._changed:
             if self._stopping:
                 raise ExecutorShutdownError("the server is shutting down")
-            self._reserve(1)
-            self.store.insert([job], self._clock())
-            self._queue.append(name)
+            self._reserve(len(names))
+            self.store.insert(jobs, self._clock())
+            self._queue.extend(names)
             self._changed.notify_all()
-        return self.get(name)
 
     def submit_batch(self, request: pb.BatchOptimizeToursRequest) -> operations_pb2.Operation:
         """Validate every request of the batch (all problems at once) and store them."""
@@ -363,25 +372,15 @@ class JobManager:
                 violations.extend(_paths(f"requests[{i}]", exc.violations))
         if violations:
             raise InvalidModelError(violations)
-        name = f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
+        name = _new_name()
         items = [
             NewJob(
-                f"{OPERATION_PREFIX}{uuid.uuid4().hex}",
-                "tours",
-                item.label,
-                item.SerializeToString(),
-                batch=name,
-                item_index=i,
+                _new_name(), "tours", item.label, item.SerializeToString(), batch=name, item_index=i
             )
             for i, item in enumerate(request.requests)
         ]
-        with self._changed:
-            if self._stopping:
-                raise ExecutorShutdownError("the server is shutting down")
-            self._reserve(len(items))
-            self.store.insert([NewJob(name, "batch", request.label), *items], self._clock())
-            self._queue.extend(item.name for item in items)
-            self._changed.notify_all()
+        batch = NewJob(name, "batch", request.label)
+        self._store_and_queue([batch, *items], [item.name for item in items])
         return self.get(name)
 
     def _layout_request(self, request: pb.EvaluateDepotLayoutsRequest) -> LayoutRequest:
@@ -395,15 +394,8 @@ class JobManager:
     def submit_layouts(self, request: pb.EvaluateDepotLayoutsRequest) -> operations_pb2.Operation:
         """Validate and store a depot layout study; returns its operation (queued)."""
         self._layout_request(request)
-        name = f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
-        job = NewJob(name, "layouts", request.label, request.SerializeToString())
-        with self._changed:
-            if self._stopping:
-                raise ExecutorShutdownError("the server is shutting down")
-            self._reserve(1)
-            self.store.insert([job], self._clock())
-            self._queue.append(name)
-            self._changed.notify_all()
+        name = _new_name()
+        self._store_and_queue([NewJob(name, "layouts", request.label, request.SerializeToString())])
         return self.get(name)
 
     # -- queries -------------------------------------------------------------------------
@@ -470,9 +462,14 @@ class JobManager:
             with self._changed:
                 queued = {item for item in items if item in self._queue}
             for item in sorted(items, key=lambda item: item not in queued):
-                self.cancel(item)
+                self._stop(item, name, now)
             self._update_batch(name)
             return
+        self._stop(name, rec.batch, now)
+
+    def _stop(self, name: str, batch: str | None, now: float) -> None:
+        """Finish a queued operation as cancelled, or stop its running solve (already marked
+        cancel-requested in the store); nothing if it has finished meanwhile."""
         job = None
         with self._changed:
             if name in self._queue:
@@ -486,7 +483,7 @@ class JobManager:
                     job = state.job
         if queued:
             self._finish_cancelled(self._record(name), now)
-            self._finished(rec.batch)
+            self._finished(batch)
         elif job is not None:
             job.cancel()
 
@@ -769,24 +766,19 @@ class JobManager:
 
     def _operation(self, rec: JobRecord) -> operations_pb2.Operation:
         op = operations_pb2.Operation(name=rec.name, done=rec.done)
+        metadata: Message
+        response_type: type[Message]
         if rec.kind == "batch":
-            op.metadata.Pack(self._batch_metadata(rec))
-            if rec.done and rec.response is not None:
-                op.response.Pack(pb.BatchOptimizeToursResponse.FromString(rec.response))
-            return op
-        if rec.kind == "layouts":
-            op.metadata.Pack(self._layouts_metadata(rec))
-            if rec.done:
-                if rec.response is not None:
-                    op.response.Pack(pb.EvaluateDepotLayoutsResponse.FromString(rec.response))
-                elif rec.error is not None:
-                    op.error.ParseFromString(rec.error)
-            return op
-        op.metadata.Pack(self._metadata(rec))
+            metadata, response_type = self._batch_metadata(rec), pb.BatchOptimizeToursResponse
+        elif rec.kind == "layouts":
+            metadata, response_type = self._layouts_metadata(rec), pb.EvaluateDepotLayoutsResponse
+        else:
+            metadata, response_type = self._metadata(rec), pb.OptimizeToursResponse
+        op.metadata.Pack(metadata)
         if rec.done:
             if rec.response is not None:
-                op.response.Pack(pb.OptimizeToursResponse.FromString(rec.response))
-            elif rec.error is not None:
+                op.response.Pack(response_type.FromString(rec.response))
+            elif rec.error is not None:  # a batch finishes with a response, never an error
                 op.error.ParseFromString(rec.error)
         return op
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
 from engine.layouts import _build_model
@@ -24,6 +24,7 @@ from rpc import cli
 from rpc.layouts import request_to_study
 from rpc.pb import route_optimization_service_pb2 as pb
 from tests.checker import check_solution
+from tests.test_jobs_e2e import Client as JobsClient
 from tests.test_server_e2e import ServerProcess, bad_request_fields, response_to_solution
 
 SPEED = 8.0
@@ -101,20 +102,11 @@ def check_layouts_response(
         assert result.kpis.orders_unserved == 0
 
 
-class Client:
-    def __init__(self, srv: ServerProcess) -> None:
-        self.stub = srv.stub
-        self.ops = operations_pb2_grpc.OperationsStub(srv.channel)
+class Client(JobsClient):
+    """The job-test client, with a longer default wait (a layout study routes several layouts)."""
 
     def wait(self, name: str, timeout_s: float = 60.0) -> operations_pb2.Operation:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            request = operations_pb2.WaitOperationRequest(name=name)
-            request.timeout.FromSeconds(5)
-            operation = self.ops.WaitOperation(request, timeout=10)
-            if operation.done:
-                return operation
-            assert time.monotonic() < deadline, f"{name} not done within {timeout_s} s"
+        return super().wait(name, timeout_s)
 
     def metadata(self, name: str) -> pb.EvaluateDepotLayoutsMetadata:
         operation = self.ops.GetOperation(operations_pb2.GetOperationRequest(name=name), timeout=5)
