@@ -209,6 +209,18 @@ def _error_of(exc: BaseException) -> bytes:
     return _status(code_pb2.INTERNAL, f"internal error (incident {incident})")
 
 
+def _set_times(
+    md: pb.OptimizeToursMetadata | pb.EvaluateDepotLayoutsMetadata, rec: JobRecord
+) -> None:
+    """The create/update/start/end times of an operation's metadata."""
+    md.create_time.CopyFrom(seconds_to_timestamp(rec.create_time))
+    md.update_time.CopyFrom(seconds_to_timestamp(rec.update_time))
+    if rec.start_time is not None and rec.state != QUEUED:
+        md.start_time.CopyFrom(seconds_to_timestamp(rec.start_time))
+    if rec.end_time is not None and rec.done:
+        md.end_time.CopyFrom(seconds_to_timestamp(rec.end_time))
+
+
 def _new_name() -> str:
     return f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
 
@@ -789,12 +801,7 @@ class JobManager:
             attempt=rec.attempt,
             batch_operation=rec.batch or "",
         )
-        md.create_time.CopyFrom(seconds_to_timestamp(rec.create_time))
-        md.update_time.CopyFrom(seconds_to_timestamp(rec.update_time))
-        if rec.start_time is not None and rec.state != QUEUED:
-            md.start_time.CopyFrom(seconds_to_timestamp(rec.start_time))
-        if rec.end_time is not None and rec.done:
-            md.end_time.CopyFrom(seconds_to_timestamp(rec.end_time))
+        _set_times(md, rec)
         elapsed, solutions, cost = rec.elapsed_s, rec.solution_count, rec.best_cost
         used, skipped = rec.used_vehicles, rec.skipped_shipments
         with self._lock:
@@ -823,12 +830,7 @@ class JobManager:
             attempt=rec.attempt,
             layouts_done=rec.solution_count,
         )
-        md.create_time.CopyFrom(seconds_to_timestamp(rec.create_time))
-        md.update_time.CopyFrom(seconds_to_timestamp(rec.update_time))
-        if rec.start_time is not None and rec.state != QUEUED:
-            md.start_time.CopyFrom(seconds_to_timestamp(rec.start_time))
-        if rec.end_time is not None and rec.done:
-            md.end_time.CopyFrom(seconds_to_timestamp(rec.end_time))
+        _set_times(md, rec)
         elapsed = rec.elapsed_s
         if rec.state == RUNNING and rec.start_time is not None:
             elapsed = max(elapsed, self._clock() - rec.start_time)
