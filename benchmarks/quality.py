@@ -1,14 +1,16 @@
 """Route quality against best-known solutions and against the peers, in one run.
 
     python -m benchmarks.quality --set SOLOMON --time-limit 10 --solvers routeopt,pyvrp,vroom \\
-        --workers 2 --out bench-out/solomon
+        --out bench-out/solomon
 
 Each (instance, solver) job runs in a Dask worker process with one thread (a LocalCluster of
 ``--workers`` processes, or an existing cluster with ``--scheduler tcp://host:8786``), so timing
-runs never share a core unless ``--workers`` exceeds the cores. ``--workers 0`` runs inline.
+runs never share a core unless ``--workers`` × the processes of a solve exceeds the cores (the
+default ``--workers`` keeps them apart). ``--workers 0`` runs inline.
 
-- routeopt: ``engine.solve`` with ``CONSUME_ALL_AVAILABLE_TIME`` and the time limit; its solution
-  is checked by ``tests/checker.py`` and, like the peers', by ``verify_routes``.
+- routeopt: ``engine.solve`` with ``CONSUME_ALL_AVAILABLE_TIME``, the time limit and, like the
+  server's default, one search per core (``routeopt-p1``: one search); its solution is checked
+  by ``tests/checker.py`` and, like the peers', by ``verify_routes``.
 - PyVRP: ``pyvrp.solve(..., stop=MaxRuntime(t), seed)``.
 - VROOM: pyvroom over the same matrix, ``exploration_level`` 5, one thread, ``timeout`` = t;
   VROOM usually stops earlier on its own: its time is reported as measured.
@@ -49,10 +51,13 @@ from benchmarks.instances import (
     to_model,
     verify_routes,
 )
+from engine.options import AUTO_SOLVER_PROCESSES, available_cores
 
 SOLVERS = ("routeopt", "pyvrp", "vroom")
 """Solver names; ``routeopt`` also takes variants: ``routeopt-ortools`` / ``routeopt-pyvrp``
-force a backend, ``-pN`` runs N parallel searches (``routeopt-p2``, ``routeopt-ortools-p2``),
+force a backend; plain ``routeopt`` runs as many parallel searches as the job has cores (the
+server's default, ``solver_processes`` auto), ``-pN`` runs N (``routeopt-p1``,
+``routeopt-ortools-p2``),
 ``-gls`` / ``-sa`` / ``-tabu`` pick OR-Tools' metaheuristic (``routeopt-ortools-sa``),
 ``-dec`` / ``-nodec`` force PyVRP's decomposition on or off (``routeopt-dec``)."""
 
@@ -62,7 +67,8 @@ _METAHEURISTICS = {"gls": "GUIDED_LOCAL_SEARCH", "sa": "SIMULATED_ANNEALING", "t
 @dataclass(frozen=True)
 class RouteoptVariant:
     backend: str = "auto"
-    processes: int = 1
+    processes: int = AUTO_SOLVER_PROCESSES
+    """0: auto, one search per core the job may use."""
     metaheuristic: str | None = None
     decompose: bool | None = None
 
@@ -363,8 +369,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=min(2, os.cpu_count() or 1),
-        help="LocalCluster processes, one thread each (0: inline, no Dask)",
+        default=None,
+        help="LocalCluster processes, one thread each (0: inline, no Dask; default: as many "
+        "as leave each solve its cores, e.g. 1 with plain routeopt, 2 with routeopt-p1 on 2 "
+        "cores)",
     )
     parser.add_argument("--scheduler", default=None, help="tcp://host:8786 of a Dask cluster")
     parser.add_argument("--seed", type=int, default=1)
@@ -386,8 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = {s for s, v in zip(solvers, variants, strict=True) if v is None} - set(SOLVERS)
     if unknown:
         raise SystemExit(f"unknown solvers {sorted(unknown)}; choose from {SOLVERS}")
-    cores = os.cpu_count() or 1
-    per_job = max((v.processes for v in variants if v is not None), default=1)
+    cores = available_cores()
+    per_job = max((v.processes or cores for v in variants if v is not None), default=1)
+    if args.workers is None:
+        args.workers = max(1, cores // per_job)
     if args.scheduler is None and args.workers * per_job > cores and not args.allow_shared_cores:
         raise SystemExit(
             f"--workers {args.workers} × {per_job} processes per solve > {cores} cores: timed "

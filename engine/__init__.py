@@ -20,7 +20,7 @@ from engine.model import (
     Vehicle,
     VisitRequest,
 )
-from engine.options import SearchMode, SolveOptions
+from engine.options import AUTO_SOLVER_PROCESSES, SearchMode, SolveOptions
 from engine.solution import (
     AggregatedMetrics,
     Break,
@@ -38,6 +38,7 @@ from engine.solve import solve
 from engine.validation import check_model, validate_model
 
 __all__ = [
+    "AUTO_SOLVER_PROCESSES",
     "AggregatedMetrics",
     "Break",
     "BreakRequest",

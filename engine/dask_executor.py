@@ -14,6 +14,8 @@ the cluster's worker threads when it connects), ``max_queued`` more wait, beyond
   Dask worker's thread (OR-Tools holds the GIL, which would starve the worker's heartbeats),
   so a crashing solve does not take the Dask worker down either. A Dask worker that dies
   mid-solve makes the scheduler run the task again elsewhere.
+- **Cores**: every worker thread is a solve slot, so an auto ``solver_processes`` (0) runs one
+  search; a request may still ask for a portfolio explicitly.
 - **Cancellation**: :meth:`DaskJob.cancel` sets a ``distributed.Event`` that the task polls
   (every :data:`CANCEL_POLL_S`); the worker-side executor stops the solve, which returns its
   best solution so far. A job still waiting here never reaches the cluster.
@@ -60,7 +62,7 @@ from engine.errors import (
 )
 from engine.executor import MIN_QUEUED_BUDGET_S, ProgressCallback, SolveExecutor
 from engine.model import LatLng, Shipment, ShipmentModel, Vehicle, VisitRequest
-from engine.options import SolveOptions
+from engine.options import SolveOptions, resolve_solver_processes
 from engine.progress import SolveProgress
 from engine.roads import RoadContext, RoadSpec, save_prebuilt
 from engine.solution import Solution
@@ -302,6 +304,8 @@ class DaskExecutor:
         on_progress: ProgressCallback | None = None,
         progress_solutions_every_s: float = 1.0,
     ) -> DaskJob:
+        # A cluster's cores are its worker threads, one solve each: auto means one search.
+        options = resolve_solver_processes(options, idle_cores=1, cores=1)
         job = DaskJob(self, model, options, on_progress, progress_solutions_every_s)
         with self._lock:
             if self._shut_down:

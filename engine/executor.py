@@ -16,6 +16,10 @@ takes only its own solve down.
   The flag is a lock-free shared byte, not a :class:`multiprocessing.Event`: ``Event.is_set``
   takes a process-shared lock, so a worker killed or stopped while polling (thousands of
   times a second) would leave it held and block the server's next ``set()`` forever.
+- Cores: a solve whose ``solver_processes`` is auto (0) gets, when it starts, the cores that the
+  running solves leave free (at least one): on an idle executor a solve runs a portfolio over
+  every core, under load each solve runs one search. ``cores`` (default: the cores this process
+  may use) is what the executor counts with; explicit ``solver_processes`` count as given.
 - A watchdog kills a worker that overruns its time limit by far (a safety net; the engine
   respects the limit itself).
 - Progress: with an ``on_progress`` callback, the worker also sends a
@@ -67,7 +71,7 @@ from engine.errors import (
     SolverError,
 )
 from engine.model import LatLng, Shipment, ShipmentModel, Vehicle, VisitRequest
-from engine.options import SolveOptions
+from engine.options import SolveOptions, available_cores, resolve_solver_processes
 from engine.progress import SolveProgress
 from engine.roads import ROADS_ENV_VAR, RoadSpec
 from engine.solution import Solution
@@ -283,6 +287,7 @@ class SolveJob:
         """The latest intermediate solution the worker reported (progress only)."""
         self.model = model
         self.options = options
+        """The options it runs with (an auto ``solver_processes`` is resolved when it starts)."""
         self.submitted_at = time.monotonic()
         self.started_at: float | None = None
         """``time.monotonic()`` when the worker process was started (None while queued)."""
@@ -339,8 +344,9 @@ class SolveJob:
 class SolveExecutor:
     """Runs :func:`engine.solve` in worker processes; see the module docstring.
 
-    ``max_workers`` solves run concurrently, ``max_queued`` more may wait. The executor is
-    thread-safe. Use it as a context manager or call :meth:`shutdown`.
+    ``max_workers`` solves run concurrently, ``max_queued`` more may wait; auto
+    ``solver_processes`` share ``cores`` (default :func:`~engine.options.available_cores`). The
+    executor is thread-safe. Use it as a context manager or call :meth:`shutdown`.
     """
 
     def __init__(
@@ -350,13 +356,17 @@ class SolveExecutor:
         *,
         cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S,
         roads: RoadSpec | None = None,
+        cores: int | None = None,
     ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         if max_queued < 0:
             raise ValueError(f"max_queued must be at least 0, got {max_queued}")
+        if cores is not None and cores < 1:
+            raise ValueError(f"cores must be at least 1, got {cores}")
         self.max_workers = max_workers
         self.max_queued = max_queued
+        self.cores = cores or available_cores()
         self.cancel_grace_s = cancel_grace_s
         self._ctx = multiprocessing.get_context("forkserver")
         # Only effective before the forkserver starts (it is shared by the whole process).
@@ -479,8 +489,12 @@ class SolveExecutor:
             return True
 
     def _start_locked(self, job: SolveJob) -> None:
-        """Take a slot for ``job`` and start its supervisor thread (lock held)."""
+        """Take a slot and its cores for ``job`` and start its supervisor thread (lock held)."""
         job._dequeue = None
+        busy = sum(j.options.solver_processes for j in self._running)
+        job.options = resolve_solver_processes(
+            job.options, idle_cores=self.cores - busy, cores=self.cores
+        )
         self._running.add(job)
         threading.Thread(
             target=self._supervise, args=(job,), name=f"solve-job-{job.id}", daemon=True

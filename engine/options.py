@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import os
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_GEODESIC_METERS_PER_SECOND", "SearchMode", "SolveOptions"]
+__all__ = [
+    "AUTO_SOLVER_PROCESSES",
+    "DEFAULT_GEODESIC_METERS_PER_SECOND",
+    "SearchMode",
+    "SolveOptions",
+    "available_cores",
+    "resolve_solver_processes",
+]
 
 DEFAULT_GEODESIC_METERS_PER_SECOND = 10.0
 """Speed for geodesic travel times when neither the request nor the server sets one (36 km/h)."""
+
+AUTO_SOLVER_PROCESSES = 0
+"""``SolveOptions.solver_processes`` value for "as many as the cores available to this solve"
+(see :func:`resolve_solver_processes`)."""
 
 
 class SearchMode(enum.IntEnum):
@@ -31,7 +44,9 @@ class SolveOptions:
     select OR-Tools.
 
     ``solver_processes`` > 1 runs a portfolio: that many searches in parallel processes
-    (different seeds or strategies), keeping the best solution. ``seed`` seeds the randomised
+    (different seeds or strategies), keeping the best solution; :data:`AUTO_SOLVER_PROCESSES`
+    (0) lets whatever runs the solve choose from the cores it has free
+    (:func:`resolve_solver_processes`). ``seed`` seeds the randomised
     searches; with ``iteration_limit`` (PyVRP iterations, OR-Tools solutions) the same model,
     seed and options give the same routes.
     """
@@ -62,9 +77,32 @@ class SolveOptions:
         if not self.geodesic_meters_per_second > 0:
             speed = self.geodesic_meters_per_second
             raise ValueError(f"geodesic_meters_per_second must be positive, got {speed}")
-        if self.solver_processes < 1:
-            raise ValueError(f"solver_processes must be at least 1, got {self.solver_processes}")
+        if self.solver_processes < 0:
+            raise ValueError(
+                f"solver_processes must be 0 (auto) or positive, got {self.solver_processes}"
+            )
         if self.seed < 0:
             raise ValueError(f"seed must not be negative, got {self.seed}")
         if self.iteration_limit is not None and self.iteration_limit < 1:
             raise ValueError(f"iteration_limit must be positive, got {self.iteration_limit}")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_solver_processes(options: SolveOptions, *, idle_cores: int, cores: int) -> SolveOptions:
+    """``options`` with an auto ``solver_processes`` made a number; explicit numbers are kept.
+
+    A time-bound search gets the ``idle_cores`` (those no running solve uses), at least one. A
+    search with an ``iteration_limit`` must give the same routes whatever the load, so it gets
+    all ``cores`` (a fixed number where it runs) instead.
+    """
+    if options.solver_processes != AUTO_SOLVER_PROCESSES:
+        return options
+    n = cores if options.iteration_limit is not None else idle_cores
+    return dataclasses.replace(options, solver_processes=max(1, n))

@@ -13,7 +13,7 @@ from engine.errors import NoSolutionError
 from engine.evaluate import build_solution
 from engine.matrix import build_stops, build_travel_matrices
 from engine.model import ShipmentModel
-from engine.options import SolveOptions
+from engine.options import SolveOptions, available_cores, resolve_solver_processes
 from engine.portfolio import run_portfolio
 from engine.precheck import precheck
 from engine.problem import Problem
@@ -53,9 +53,13 @@ def solve(
     solution. With ``roads``, travel follows the road network (unless the model has its own
     matrices or ``options.use_geodesic_distances`` is set). ``on_update`` gets a
     :class:`~engine.progress.SolveProgress` on each strictly improving solution, with the
-    evaluated solution at most every ``update_solutions_every_s`` seconds.
+    evaluated solution at most every ``update_solutions_every_s`` seconds. An auto
+    ``options.solver_processes`` (0) runs one search per core this process may use; an executor
+    resolves it before, from the cores its other solves leave free.
     """
     options = options or SolveOptions()
+    cores = available_cores()
+    options = resolve_solver_processes(options, idle_cores=cores, cores=cores)
     started = time.monotonic()
     deadline = started + options.time_limit_s
     check_model(model)

@@ -53,6 +53,7 @@ from engine.errors import (
     SolverError,
 )
 from engine.executor import Executor, Job
+from engine.options import AUTO_SOLVER_PROCESSES
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from engine.solution import SolveStatus
@@ -247,7 +248,7 @@ class JobManager:
         progress_every_s: float = 1.0,
         solutions_every_s: float = 2.0,
         clock: Callable[[], float] = time.time,
-        solver_processes: int = 1,
+        solver_processes: int = AUTO_SOLVER_PROCESSES,
         max_solver_processes: int | None = None,
         roads: RoadContext | None = None,
         layout_workers: int = 1,

@@ -42,7 +42,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from engine.executor import Executor, SolveExecutor
-from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND
+from engine.options import (
+    AUTO_SOLVER_PROCESSES,
+    DEFAULT_GEODESIC_METERS_PER_SECOND,
+    available_cores,
+)
 from engine.roads import DEFAULT_MAX_SNAP_M, RoadContext, RoadSpec, embedded_extract, load_roads
 from geodata import DEFAULT_CACHE_DIR, PROFILES
 from rpc.jobs import JobManager
@@ -88,7 +92,7 @@ class ServerConfig:
 
     host: str = "127.0.0.1"
     port: int = 50051
-    workers: int = os.cpu_count() or 1
+    workers: int = available_cores()
     max_queued: int | None = None
     """None: twice ``workers``."""
     default_timeout_s: float = 30.0
@@ -102,10 +106,11 @@ class ServerConfig:
     profile: str = "car"
     max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
     road_cache_dir: str | None = None
-    solver_processes: int = 1
-    """Parallel searches per solve when the request does not say (a portfolio when > 1)."""
-    max_solver_processes: int = os.cpu_count() or 1
-    """Most parallel searches a request may ask for."""
+    solver_processes: int = AUTO_SOLVER_PROCESSES
+    """Parallel searches per solve when the request does not say (a portfolio when > 1); 0:
+    auto, the cores that running solves leave free (at most ``max_solver_processes``)."""
+    max_solver_processes: int = available_cores()
+    """Most parallel searches a request may ask for, and auto may use."""
     data_dir: str = ""
     """Job store directory; "": :func:`default_data_dir`."""
     job_retention_s: float = 7 * 24 * 3600.0
@@ -134,6 +139,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _processes(text: str) -> int:
+    if text == "auto":
+        return AUTO_SOLVER_PROCESSES
+    try:
+        return _positive_int(text)
+    except ValueError:
+        message = f"must be 'auto' or a positive integer, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -190,18 +205,20 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     )
     parser.add_argument(
         "--solver-processes",
-        type=_positive_int,
-        default=defaults.solver_processes,
-        metavar="N",
+        type=_processes,
+        default="auto",
+        metavar="N|auto",
         help="parallel searches per solve when the request sets none (best of N; each is a "
-        "process, so workers × N should not exceed the cores)",
+        "process). auto: the cores that running solves leave free (all of them on an idle "
+        "server, one search each under load); with a Dask cluster, one",
     )
     parser.add_argument(
         "--max-solver-processes",
         type=_positive_int,
         default=defaults.max_solver_processes,
         metavar="N",
-        help="most parallel searches a request may ask for (default: CPU count)",
+        help="most parallel searches a request may ask for, and auto may use (default: the "
+        "cores this process may use)",
     )
     parser.add_argument(
         "--default-timeout",
@@ -335,7 +352,12 @@ def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
             max_queued=config.queue_size if config.max_queued is not None else None,
             roads=roads,
         )
-    return SolveExecutor(max_workers=config.workers, max_queued=config.queue_size, roads=spec)
+    return SolveExecutor(
+        max_workers=config.workers,
+        max_queued=config.queue_size,
+        roads=spec,
+        cores=min(available_cores(), config.max_solver_processes),
+    )
 
 
 def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Server:

@@ -50,7 +50,7 @@ from engine.errors import (
     NoSolutionError,
 )
 from engine.executor import Executor
-from engine.options import SolveOptions
+from engine.options import AUTO_SOLVER_PROCESSES, SolveOptions
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
@@ -182,15 +182,16 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         default_timeout_s: float,
         default_geodesic_meters_per_second: float,
         roads: RoadContext | None = None,
-        solver_processes: int = 1,
+        solver_processes: int = AUTO_SOLVER_PROCESSES,
         max_solver_processes: int = 1,
         jobs: JobManager | None = None,
     ) -> None:
         if not default_timeout_s > 0:
             raise ValueError(f"default_timeout_s must be positive, got {default_timeout_s}")
-        if not 1 <= solver_processes <= max(max_solver_processes, 1):
+        if not 0 <= solver_processes <= max(max_solver_processes, 1):
             raise ValueError(
-                f"solver_processes must be in [1, {max_solver_processes}], got {solver_processes}"
+                f"solver_processes must be 0 (auto) or in [1, {max_solver_processes}], "
+                f"got {solver_processes}"
             )
         self._solver_processes = solver_processes
         self._max_solver_processes = max_solver_processes

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 import time
 
 import pytest
@@ -308,6 +309,20 @@ def test_portfolio_keeps_the_best_member(backend):
     assert "best of 2 parallel searches" in portfolio.backend_reason
     if single:  # deterministic members: the portfolio returns the better of the two
         assert portfolio.metrics.total_cost == pytest.approx(min(single))
+
+
+@pytest.mark.parametrize("iteration_limit", [None, 100])
+def test_auto_solver_processes_uses_the_cores_of_the_process(monkeypatch, iteration_limit):
+    solve_module = sys.modules["engine.solve"]  # the package's ``engine.solve`` is the function
+    monkeypatch.setattr(solve_module, "available_cores", lambda: 3)
+    model = city_model(30, seed=5)
+    solution = solve_checked(model, solver_processes=0, iteration_limit=iteration_limit)
+    assert solution.solver_processes == 3
+    assert "best of 3 parallel searches" in solution.backend_reason
+    monkeypatch.setattr(solve_module, "available_cores", lambda: 1)
+    single = solve_checked(model, solver_processes=0)
+    assert single.solver_processes == 1
+    assert "parallel" not in single.backend_reason
 
 
 def test_portfolio_progress_is_non_increasing_and_stop_interrupts_quickly():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -97,6 +98,36 @@ def test_invalid_model_error_crosses_the_process_boundary(executor: SolveExecuto
         job.result(timeout=10)
     fields = [v.field for v in info.value.violations]
     assert any(f.startswith("shipments[0].deliveries[0].time_windows[0]") for f in fields), fields
+
+
+def test_auto_solver_processes_take_the_cores_that_running_solves_leave() -> None:
+    auto = dataclasses.replace(LONG, solver_processes=0)
+    model = city_model(60)
+    with SolveExecutor(max_workers=2, max_queued=2, cores=3) as ex:
+        a = ex.submit(model, auto)
+        b = ex.submit(model, dataclasses.replace(LONG, solver_processes=2))
+        c = ex.submit(model, auto)  # queued: resolved when it starts
+        d = ex.submit(model, dataclasses.replace(auto, iteration_limit=10**6))
+        assert [j.options.solver_processes for j in (a, b, c, d)] == [3, 2, 0, 0]
+        wait_running(a)
+        a.cancel()
+        wait_running(c)  # a's slot: 3 cores - b's 2 leave 1
+        b.cancel()
+        wait_running(d)  # b's slot: an iteration limit takes every core, whatever the load
+        assert [j.options.solver_processes for j in (a, b, c, d)] == [3, 2, 1, 3]
+        c.cancel()
+        d.cancel()
+        for job, processes in zip((a, b, c, d), (3, 2, 1, 3), strict=True):
+            solution = job.result(timeout=10)
+            check_solution(model, solution, geodesic_meters_per_second=10.0)
+            assert solution.solver_processes == processes
+            if processes > 1:
+                assert f"best of {processes} parallel searches" in solution.backend_reason
+
+
+def test_executor_rejects_no_cores() -> None:
+    with pytest.raises(ValueError, match="cores"):
+        SolveExecutor(max_workers=1, cores=0)
 
 
 def test_cancel_returns_interrupted_solution_quickly(executor: SolveExecutor) -> None:

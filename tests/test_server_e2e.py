@@ -27,6 +27,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from grpc_status import rpc_status
 
+from engine.options import AUTO_SOLVER_PROCESSES, available_cores
 from engine.roads import embedded_extract
 from engine.solution import (
     AggregatedMetrics,
@@ -45,6 +46,7 @@ from geodata import RoadNetwork, load_network
 from rpc.convert import duration_to_seconds, request_to_engine, timestamp_to_seconds
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
+from rpc.server import parse_args
 from tests.checker import check_solution
 from tests.road_oracle import as_matrix_model, road_matrix_oracle
 
@@ -538,6 +540,26 @@ def start_long_call(srv: ServerProcess, request: pb.OptimizeToursRequest) -> grp
             return future
         assert future.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, future.exception()
         assert time.monotonic() < deadline, "the server stayed busy"
+
+
+def test_solver_processes_flag() -> None:
+    assert parse_args([]).solver_processes == AUTO_SOLVER_PROCESSES
+    assert parse_args(["--solver-processes", "auto"]).solver_processes == AUTO_SOLVER_PROCESSES
+    assert parse_args(["--solver-processes", "3"]).solver_processes == 3
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            parse_args(["--solver-processes", bad])
+
+
+def test_an_idle_server_gives_a_solve_its_cores(tight: ServerProcess) -> None:
+    # First test on this server: nothing else runs, so the default (auto) takes every core.
+    request = city_request(40, timeout_s=2)
+    response = tight.stub.OptimizeTours(request, timeout=30)
+    check_response(request, response)
+    cores = available_cores()
+    assert response.solve_info.solver_processes == cores
+    if cores > 1:
+        assert f"best of {cores} parallel searches" in response.solve_info.backend_reason
 
 
 def test_full_server_refuses_and_health_still_answers(tight: ServerProcess) -> None:

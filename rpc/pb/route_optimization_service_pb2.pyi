@@ -364,8 +364,11 @@ class SolverSettings(_message.Message):
     """
     solver_processes: _builtins.int
     """Number of parallel searches (a portfolio of seeds or strategies; the best
-    solution wins). 0: the server's default (`--solver-processes`). Must not
-    exceed the server's `--max-solver-processes`.
+    solution wins). 0: the server's default (`--solver-processes`, by default
+    auto: as many as the server has cores free when the solve starts, one
+    under load; with `iteration_limit` set, all its cores, so that the result
+    does not depend on the load). Must not exceed the server's
+    `--max-solver-processes`. The number that ran is in SolveInfo.
     """
     random_seed: _builtins.int
     """Seed of the randomised searches; must not be negative. Member i of a
