@@ -1,7 +1,8 @@
-"""Run several backends on one problem in parallel processes and keep the best plans.
+"""Run tasks in parallel processes: several backends on one problem (a portfolio), or the
+parts of a decomposed problem.
 
-Each member runs in a child forked from the solving process after the problem is built, so it
-starts with the matrices in memory (copy-on-write) and nothing but plans and progress cross
+Each task runs in a child forked from the solving process after the problem is built, so it
+starts with the matrices in memory (copy-on-write) and nothing but results and progress cross
 the process boundary. ``os.fork`` is used directly rather than :mod:`multiprocessing`: the
 solving process may itself be a daemonic worker, which multiprocessing forbids to have
 children. The parent does not search; it relays progress (the best objective of all
@@ -24,13 +25,13 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from engine.backends.base import Backend, Progress, RoutePlan, StopCriterion
 from engine.errors import NoSolutionError, SolverError
 from engine.problem import Problem
 
-__all__ = ["MemberResult", "run_portfolio"]
+__all__ = ["MemberResult", "Task", "TaskResult", "run_parallel", "run_portfolio"]
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,31 @@ _GRACE_S = 2.0
 """How long after the deadline (or a stop) a member may take to report before it is killed."""
 
 
+T = TypeVar("T")
+
+Task = Callable[[StopCriterion, Callable[[Progress], None]], T]
+"""Work for a child process: called there with its stop criterion (the caller's deadline and
+search mode; ``should_stop`` follows the caller's) and a progress callback; returns a
+picklable result."""
+
+
 @dataclass(frozen=True)
-class MemberResult:
-    """What one member returned: plans, or the error that stopped it."""
+class TaskResult(Generic[T]):
+    """What one task returned, or the error that stopped it."""
 
     index: int
     name: str
-    plans: list[RoutePlan] | None
+    value: T | None
     error: BaseException | None
+
+
+MemberResult = TaskResult[list[RoutePlan]]
+"""What one portfolio member returned: plans, or the error that stopped it."""
 
 
 def _child(
     conn: Connection,
-    backend: Backend,
-    problem: Problem,
+    task: Task[Any],
     stop: StopCriterion,
     flag: Any,
     parent: int,
@@ -74,7 +86,7 @@ def _child(
 
     message: tuple[str, Any]
     try:
-        message = ("ok", (backend.solve(problem, member_stop, progress), member_stop.interrupted))
+        message = ("ok", (task(member_stop, progress), member_stop.interrupted))
     except NoSolutionError as exc:
         message = ("no_solution", exc)
     except BaseException:
@@ -89,22 +101,39 @@ def run_portfolio(
     stop: StopCriterion,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> list[MemberResult]:
-    """Run every member on ``problem`` until ``stop`` says so; one result per member, in
-    member order. Sets ``stop.interrupted`` when ``should_stop`` ended the search."""
+    """Run every member on ``problem`` until ``stop`` says so; one result (plans) per member,
+    in member order. Sets ``stop.interrupted`` when ``should_stop`` ended the search."""
+
+    def task(backend: Backend) -> Task[list[RoutePlan]]:
+        return lambda member_stop, progress: backend.solve(problem, member_stop, progress)
+
+    named = [(getattr(m, "name", type(m).__name__), task(m)) for m in members]
+    return run_parallel(named, stop, on_progress)
+
+
+def run_parallel(
+    tasks: Sequence[tuple[str, Task[T]]],
+    stop: StopCriterion,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> list[TaskResult[T]]:
+    """Run each named task in a child process until it returns or ``stop`` says so (a task
+    still running :data:`_GRACE_S` after the deadline or a stop is killed); one result per
+    task, in task order. ``on_progress`` gets each progress report that improves on the best
+    objective of all tasks. Sets ``stop.interrupted`` when ``should_stop`` ended a task."""
     flag = multiprocessing.RawValue(ctypes.c_bool, False)
     parent = os.getpid()
     started = time.monotonic()
     children: dict[int, tuple[int, Connection]] = {}
     readers: dict[Connection, int] = {}
-    results: dict[int, MemberResult] = {}
-    for i, backend in enumerate(members):
+    results: dict[int, TaskResult[T]] = {}
+    for i, (_, task) in enumerate(tasks):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child
             code = 0
             try:
                 os.close(read_fd)
-                _child(Connection(write_fd), backend, problem, stop, flag, parent)
+                _child(Connection(write_fd), task, stop, flag, parent)
             except BaseException:
                 code = 1
             finally:
@@ -126,7 +155,7 @@ def run_portfolio(
                 try:
                     kind, payload = reader.recv()
                 except (EOFError, OSError):
-                    kind, payload = "error", "the member process died"
+                    kind, payload = "error", "the task process died"
                 if kind == "progress":
                     solutions += 1
                     if payload.objective < best:
@@ -138,16 +167,16 @@ def run_portfolio(
                             )
                     continue
                 del readers[reader]
-                name = getattr(members[i], "name", type(members[i]).__name__)
+                name = tasks[i][0]
                 if kind == "ok":
-                    plans, interrupted = payload
-                    results[i] = MemberResult(i, name, plans, None)
+                    value, interrupted = payload
+                    results[i] = TaskResult(i, name, value, None)
                     stop.interrupted = stop.interrupted or interrupted
                 elif kind == "no_solution":
-                    results[i] = MemberResult(i, name, None, payload)
+                    results[i] = TaskResult(i, name, None, payload)
                 else:
-                    log.error("portfolio member %d (%s) failed:\n%s", i, name, payload)
-                    results[i] = MemberResult(i, name, None, SolverError(f"{name} failed"))
+                    log.error("parallel task %d (%s) failed:\n%s", i, name, payload)
+                    results[i] = TaskResult(i, name, None, SolverError(f"{name} failed"))
             now = time.monotonic()
             if not flag.value and stop.poll():
                 flag.value = True
@@ -156,12 +185,12 @@ def run_portfolio(
                 kill_at = now + _GRACE_S
             if kill_at is not None and now > kill_at:
                 for reader, i in list(readers.items()):
-                    log.warning("portfolio member %d did not stop in time; killing it", i)
+                    name = tasks[i][0]
+                    log.warning("parallel task %d (%s) did not stop in time; killing it", i, name)
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(children[i][0], signal.SIGKILL)
-                    name = getattr(members[i], "name", "")
                     error = SolverError(f"{name} did not stop in time")
-                    results[i] = MemberResult(i, name, None, error)
+                    results[i] = TaskResult(i, name, None, error)
                     del readers[reader]
     finally:
         flag.value = True
@@ -169,4 +198,4 @@ def run_portfolio(
             reader.close()
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-    return [results[i] for i in range(len(members))]
+    return [results[i] for i in range(len(tasks))]

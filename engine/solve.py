@@ -107,13 +107,15 @@ def solve(
             geometry_network=geometry,
         )
 
-    def run_single(choice: BackendChoice) -> Solution:
-        member = _member(choice, options, 0)
+    def run_single(choice: BackendChoice, processes: int = 1) -> Solution:
+        member = _member(choice, options, 0, processes)
         plans = member.solve(problem, stop, on_progress)
         status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
         reason = choice.reason
         if isinstance(member, WarmStartedOrTools):
             reason = f"{reason}; warm start: {member.outcome}"
+        if processes > 1:
+            reason = f"{reason}; one search split over {processes} processes"
         return finish(plans, status, choice.name, reason)
 
     if not any(problem.routable):
@@ -123,6 +125,8 @@ def solve(
         try:
             if options.solver_processes == 1:
                 solution = run_single(choice)
+            elif _splits(problem, options, choice):
+                solution = run_single(choice, options.solver_processes)
             else:
                 solution = _solve_portfolio(problem, options, choice, stop, on_progress, finish)
         except NoSolutionError as exc:
@@ -189,8 +193,19 @@ PORTFOLIO_ORTOOLS_STRATEGIES = (None, "PARALLEL_CHEAPEST_INSERTION", "SAVINGS", 
 """First-solution strategies of the OR-Tools members of a portfolio (None: the default)."""
 
 
-def _member(choice: BackendChoice, options: SolveOptions, i: int) -> Backend:
-    """Portfolio member ``i`` (member 0 is the single-process configuration)."""
+def _splits(problem: Problem, options: SolveOptions, choice: BackendChoice) -> bool:
+    """Whether the processes of a PyVRP solve split one search rather than run a portfolio
+    (large time-bound problems, see :func:`engine.backends.pyvrp_backend.splits`)."""
+    if choice.name != "pyvrp" or options.iteration_limit is not None:
+        return False
+    from engine.backends.pyvrp_backend import splits  # imports PyVRP: only for its solves
+
+    return splits(problem, options.solver_processes, options.decompose)
+
+
+def _member(choice: BackendChoice, options: SolveOptions, i: int, processes: int = 1) -> Backend:
+    """Portfolio member ``i`` (member 0 is the single-process configuration); a PyVRP
+    ``processes`` > 1 splits its search over that many processes."""
     if choice.name == "pyvrp":
         return get_backend(
             "pyvrp",
@@ -198,6 +213,7 @@ def _member(choice: BackendChoice, options: SolveOptions, i: int) -> Backend:
             iteration_limit=options.iteration_limit,
             give_up_fraction=PYVRP_GIVE_UP_FRACTION if choice.fallback else None,
             decompose=options.decompose,
+            processes=processes,
         )
     fss = options.first_solution_strategy
     if i > 0 and fss is None:
@@ -234,9 +250,9 @@ def _solve_portfolio(
     best_key: tuple[int, float] = (0, 0.0)
     winner = -1
     for r in results:
-        if r.plans is None:
+        if r.value is None:
             continue
-        candidate = finish(r.plans, status, choice.name, choice.reason)
+        candidate = finish(r.value, status, choice.name, choice.reason)
         key = (candidate.metrics.skipped_mandatory_shipment_count, candidate.metrics.total_cost)
         if best is None or key < best_key:
             best, best_key, winner = candidate, key, r.index

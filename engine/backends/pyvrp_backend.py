@@ -41,10 +41,11 @@ from pyvrp.stop import StoppingCriterion
 from engine.backends.base import Progress, RoutePlan, StopCriterion
 from engine.errors import NoSolutionError
 from engine.options import SearchMode
+from engine.portfolio import Task, run_parallel
 from engine.problem import Problem
 from engine.units import COST_SCALE, floor_int
 
-__all__ = ["UNSUPPORTED", "PyVRPBackend"]
+__all__ = ["SPLIT_MIN_CLIENTS", "UNSUPPORTED", "PyVRPBackend", "splits"]
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ class PyVRPBackend:
     that fraction of its time has passed without a feasible solution (so that another backend
     can take over). ``decompose``: improve the whole solution by solving groups of nearby
     routes as sub-problems (:func:`_solve_decomposed`); None: from
-    :data:`DECOMPOSE_MIN_CLIENTS` clients on.
+    :data:`DECOMPOSE_MIN_CLIENTS` clients on. With ``processes`` > 1 (time-bound searches of
+    decomposable problems only, see :func:`splits`), the search runs in that many processes:
+    :func:`_solve_split`.
     """
 
     name = "pyvrp"
@@ -115,11 +118,15 @@ class PyVRPBackend:
         iteration_limit: int | None = None,
         give_up_fraction: float | None = None,
         decompose: bool | None = None,
+        processes: int = 1,
     ) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be at least 1, got {processes}")
         self.seed = seed
         self.iteration_limit = iteration_limit
         self.give_up_fraction = give_up_fraction
         self.decompose = decompose
+        self.processes = processes
 
     def solve(
         self,
@@ -136,14 +143,13 @@ class PyVRPBackend:
         if self.give_up_fraction is not None:
             criterion.give_up_at = started + self.give_up_fraction * stop.remaining_s()
         criterion.routes_of = lambda solution: _plans(built, solution, n_vehicles)
-        params = pyvrp.SolveParams(
-            ils=pyvrp.IteratedLocalSearchParams(callbacks=criterion.tracker),
-            penalty=built.scale.penalty_params(),
-        )
+        params = _params(built, criterion.tracker)
         decompose = self.decompose
         if decompose is None:
             decompose = built.data.num_clients >= DECOMPOSE_MIN_CLIENTS
-        if decompose and _decomposable(built.data) and self.iteration_limit is None:
+        if self.processes > 1 and _decomposable(built.data) and self.iteration_limit is None:
+            best = _solve_split(built, criterion, stop, self.seed, self.processes)
+        elif decompose and _decomposable(built.data) and self.iteration_limit is None:
             best = _solve_decomposed(built.data, criterion, stop, self.seed, params)
         else:
             result = _run(built.data, criterion, self.seed, params)
@@ -581,6 +587,16 @@ def _plans(built: _Data, solution: pyvrp.Solution, n_vehicles: int) -> list[Rout
     return plans
 
 
+def _params(built: _Data, tracker: _BestTracker | None) -> pyvrp.SolveParams:
+    """Search parameters: the problem's penalty range; ``tracker`` follows the best solution."""
+    ils = (
+        pyvrp.IteratedLocalSearchParams()
+        if tracker is None
+        else pyvrp.IteratedLocalSearchParams(callbacks=tracker)
+    )
+    return pyvrp.SolveParams(ils=ils, penalty=built.scale.penalty_params())
+
+
 def _run(
     data: pyvrp.ProblemData,
     stop: StoppingCriterion,
@@ -635,20 +651,20 @@ def _decomposable(data: pyvrp.ProblemData) -> bool:
 class _Until:
     """Stop a phase at ``deadline`` (or when the whole solve must stop); reports nothing."""
 
-    def __init__(self, criterion: _Stop, deadline: float) -> None:
-        self.criterion = criterion
+    def __init__(self, stop: StopCriterion, deadline: float) -> None:
+        self.stop = stop
         self.deadline = deadline
 
     def __call__(self, best_cost: float) -> bool:
-        stop = self.criterion.stop
+        stop = self.stop
         return time.monotonic() >= self.deadline or stop.remaining_s() <= 0 or stop.poll()
 
 
 def _route_groups(
-    data: pyvrp.ProblemData, routes: list[list[int]], rng: random.Random
+    data: pyvrp.ProblemData, routes: list[list[int]], rng: random.Random, group_clients: int
 ) -> list[list[int]]:
     """Route indices grouped by proximity: a random route, then the routes whose medoid client
-    is nearest to its medoid, until the group holds :data:`DECOMPOSE_GROUP_CLIENTS` clients."""
+    is nearest to its medoid, until the group holds ``group_clients`` clients."""
     dist = data.distance_matrix(0)
     locations = [[data.client(c).location for c in route] for route in routes]
     medoids = []
@@ -662,12 +678,64 @@ def _route_groups(
         seed_route = left.pop(0)
         left.sort(key=lambda r: dist[medoids[seed_route], medoids[r]])
         group, size = [seed_route], len(routes[seed_route])
-        while left and size < DECOMPOSE_GROUP_CLIENTS:
+        while left and size < group_clients:
             r = left.pop(0)
             group.append(r)
             size += len(routes[r])
         groups.append(group)
     return groups
+
+
+@dataclass
+class _Part:
+    """A group of routes of a solution as a problem of its own: the group's clients and
+    vehicles, the same depots and matrices, the group's routes as the initial solution."""
+
+    data: pyvrp.ProblemData
+    initial: pyvrp.Solution
+    clients: list[int]
+    """The whole problem's client index of each client of the part."""
+    types: list[int]
+    """The whole problem's vehicle type of each vehicle type of the part."""
+
+    @classmethod
+    def of(
+        cls, data: pyvrp.ProblemData, routes: list[list[int]], types: list[int], group: list[int]
+    ) -> _Part:
+        clients = [c for r in group for c in routes[r]]
+        counts: dict[int, int] = {}
+        for r in group:
+            counts[types[r]] = counts.get(types[r], 0) + 1
+        part_types = sorted(counts)
+        type_of = {t: k for k, t in enumerate(part_types)}
+        sub = data.replace(
+            clients=[data.client(c) for c in clients],
+            vehicle_types=[
+                data.vehicle_type(t).replace(num_available=counts[t]) for t in part_types
+            ],
+        )
+        local = {c: k for k, c in enumerate(clients)}
+        initial = pyvrp.Solution(
+            sub, [pyvrp.Route(sub, [local[c] for c in routes[r]], type_of[types[r]]) for r in group]
+        )
+        return cls(sub, initial, clients, part_types)
+
+    def routes(self, solution: pyvrp.Solution) -> list[tuple[list[int], int]]:
+        """The routes of a solution of the part, in the whole problem's indices."""
+        return [
+            ([self.clients[a.idx] for a in r if a.is_client()], self.types[r.vehicle_type()])
+            for r in solution.routes()
+        ]
+
+
+def _routes(solution: pyvrp.Solution) -> tuple[list[list[int]], list[int]]:
+    """The client indices and the vehicle type of each route of ``solution``."""
+    routes = [[a.idx for a in r if a.is_client()] for r in solution.routes()]
+    return routes, [r.vehicle_type() for r in solution.routes()]
+
+
+def _solution(data: pyvrp.ProblemData, routes: list[tuple[list[int], int]]) -> pyvrp.Solution:
+    return pyvrp.Solution(data, [pyvrp.Route(data, visits, t) for visits, t in routes])
 
 
 def _solve_decomposed(
@@ -678,11 +746,11 @@ def _solve_decomposed(
     params: pyvrp.SolveParams,
 ) -> pyvrp.Solution:
     """Solve the whole problem for a while, then repeatedly re-solve groups of nearby routes
-    as sub-problems (same depots and matrices, the group's clients, the group's vehicles),
-    keeping a sub-solution when it is cheaper. Progress is reported on the whole solution."""
+    as sub-problems (:class:`_Part`), keeping a sub-solution when it is cheaper. Progress is
+    reported on the whole solution."""
     started = time.monotonic()
     whole = started + DECOMPOSE_WHOLE_FRACTION * stop.remaining_s()
-    best = _run(data, _Until(criterion, whole), seed, params).best
+    best = _run(data, _Until(stop, whole), seed, params).best
     evaluator = pyvrp.CostEvaluator([0.0] * data.num_load_dimensions, 0.0, 0.0)
     if not best.is_feasible():
         return best
@@ -692,45 +760,22 @@ def _solve_decomposed(
     round_ = 0
     while stop.remaining_s() > 0 and not stop.interrupted:
         round_ += 1
-        routes = [[a.idx for a in r if a.is_client()] for r in best.routes()]
-        types = [r.vehicle_type() for r in best.routes()]
-        groups = _route_groups(data, routes, rng)
+        routes, types = _routes(best)
+        groups = _route_groups(data, routes, rng, DECOMPOSE_GROUP_CLIENTS)
         for g, group in enumerate(groups):
             remaining = stop.remaining_s()
             if remaining <= 0 or stop.poll():
                 break
-            clients = [c for r in group for c in routes[r]]
-            counts: dict[int, int] = {}
-            for r in group:
-                counts[types[r]] = counts.get(types[r], 0) + 1
-            type_of = {t: k for k, t in enumerate(sorted(counts))}
-            sub = data.replace(
-                clients=[data.client(c) for c in clients],
-                vehicle_types=[
-                    data.vehicle_type(t).replace(num_available=counts[t]) for t in sorted(counts)
-                ],
-            )
-            local = {c: k for k, c in enumerate(clients)}
-            initial = pyvrp.Solution(
-                sub,
-                [pyvrp.Route(sub, [local[c] for c in routes[r]], type_of[types[r]]) for r in group],
-            )
+            part = _Part.of(data, routes, types, group)
             deadline = time.monotonic() + remaining / (len(groups) - g)
-            result = _run(sub, _Until(criterion, deadline), seed + round_, params, initial)
+            result = _run(part.data, _Until(stop, deadline), seed + round_, params, part.initial)
             if not result.best.is_feasible() or not (
-                evaluator.cost(result.best) < evaluator.cost(initial)
+                evaluator.cost(result.best) < evaluator.cost(part.initial)
             ):
                 continue
-            new_routes = [
-                ([clients[a.idx] for a in r if a.is_client()], sorted(counts)[r.vehicle_type()])
-                for r in result.best.routes()
-            ]
-            kept = [(routes[r], types[r]) for r in range(len(routes)) if r not in set(group)]
-            best = pyvrp.Solution(
-                data, [pyvrp.Route(data, visits, t) for visits, t in kept + new_routes]
-            )
-            routes = [visits for visits, _ in kept + new_routes]
-            types = [t for _, t in kept + new_routes]
+            in_group = set(group)
+            kept = [(routes[r], types[r]) for r in range(len(routes)) if r not in in_group]
+            best = _solution(data, kept + part.routes(result.best))
             # Indices changed: regroup on the next round (the remaining groups of this round
             # refer to the old numbering).
             criterion.tracker.best = best
@@ -739,6 +784,141 @@ def _solve_decomposed(
     log.debug(
         "pyvrp decomposition: %d rounds, cost %s, %.3fs",
         round_,
+        evaluator.cost(best),
+        time.monotonic() - started,
+    )
+    return best
+
+
+# -- split over processes ----------------------------------------------------------------------
+
+SPLIT_MIN_CLIENTS = 800
+"""With more than one process, time-bound searches of decomposable problems from this many
+clients on are split (:func:`_solve_split`); smaller ones run whole searches side by side."""
+
+SPLIT_WHOLE_FRACTION = 0.4
+"""Share of the time the processes spend on whole-problem searches (different seeds)."""
+
+SPLIT_ROUND_S = 10.0
+"""Target length of a round of the split phase (the remaining time is divided evenly)."""
+
+
+def splits(problem: Problem, processes: int, decompose: bool | None) -> bool:
+    """Whether a time-bound search over ``processes`` > 1 processes splits the problem
+    (:func:`_solve_split`) rather than running whole searches side by side: when every
+    routable shipment is one mandatory visit (sub-problems are made of whole routes) and, with
+    ``decompose`` None, there are at least :data:`SPLIT_MIN_CLIENTS` of them. Never with
+    ``decompose`` False."""
+    if processes < 2 or decompose is False:
+        return False
+    shipments = [s for s, ok in zip(problem.model.shipments, problem.routable, strict=True) if ok]
+    if not all(len(s.pickups) + len(s.deliveries) == 1 and s.is_mandatory for s in shipments):
+        return False
+    return decompose is True or len(shipments) >= SPLIT_MIN_CLIENTS
+
+
+def _solve_split(
+    built: _Data,
+    criterion: _Stop,
+    stop: StopCriterion,
+    seed: int,
+    processes: int,
+) -> pyvrp.Solution:
+    """The search over ``processes`` processes (:func:`engine.portfolio.run_parallel`): first
+    whole-problem searches with seeds ``seed + i`` for :data:`SPLIT_WHOLE_FRACTION` of the
+    time, keeping the best; then rounds in which that solution's routes are split into one
+    group of nearby routes per process (:func:`_route_groups`, a different split each round),
+    each group re-solved as a problem of its own (:class:`_Part`) from its routes, and the
+    improved groups put back together. Each process thus searches its own part of the plane,
+    so the processes add up instead of repeating each other's work. Progress: the whole
+    searches' improvements, then each round's."""
+    data = built.data
+    started = time.monotonic()
+    evaluator = pyvrp.CostEvaluator([0.0] * data.num_load_dimensions, 0.0, 0.0)
+
+    def whole(i: int) -> Task[list[tuple[list[int], int]] | None]:
+        def task(
+            member_stop: StopCriterion, progress: Callable[[Progress], None]
+        ) -> list[tuple[list[int], int]] | None:
+            child = _Stop(member_stop, criterion.scale, criterion.started, progress, None)
+            child.no_improvement = criterion.no_improvement
+            child.routes_of = criterion.routes_of
+            best = _run(data, child, seed + i, _params(built, child.tracker)).best
+            if not best.is_feasible():
+                return None
+            routes, types = _routes(best)
+            return list(zip(routes, types, strict=True))
+
+        return task
+
+    def relay(update: Progress) -> None:
+        criterion.solutions += 1
+        if criterion.on_progress is not None:
+            criterion.on_progress(update)
+
+    phase = StopCriterion(
+        deadline=started + SPLIT_WHOLE_FRACTION * stop.remaining_s(),
+        search_mode=stop.search_mode,
+        should_stop=stop.should_stop,
+    )
+    found = run_parallel(
+        [(f"pyvrp seed {seed + i}", whole(i)) for i in range(processes)], phase, relay
+    )
+    stop.interrupted = stop.interrupted or phase.interrupted
+    candidates = [_solution(data, r.value) for r in found if r.value is not None]
+    if not candidates:
+        return pyvrp.Solution(data, [])  # infeasible: the caller reports that
+    best = min(candidates, key=evaluator.cost)  # the first wins ties
+    criterion.tracker.best = best
+    criterion(evaluator.cost(best))
+    rng = random.Random(seed)
+    group_clients = math.ceil(data.num_clients / processes)
+    rounds = 0
+    while stop.remaining_s() > 0 and not stop.interrupted and not stop.poll():
+        rounds += 1
+        routes, types = _routes(best)
+        groups = _route_groups(data, routes, rng, group_clients)
+        parts = [_Part.of(data, routes, types, group) for group in groups]
+        remaining = stop.remaining_s()
+        phase = StopCriterion(
+            deadline=time.monotonic() + remaining / max(1, round(remaining / SPLIT_ROUND_S)),
+            search_mode=stop.search_mode,
+            should_stop=stop.should_stop,
+        )
+
+        def improve(part: _Part, part_seed: int) -> Task[list[tuple[list[int], int]] | None]:
+            def task(
+                member_stop: StopCriterion, progress: Callable[[Progress], None]
+            ) -> list[tuple[list[int], int]] | None:
+                until = _Until(member_stop, member_stop.deadline)
+                result = _run(part.data, until, part_seed, _params(built, None), part.initial)
+                solution = result.best
+                if solution.is_feasible() and evaluator.cost(solution) < evaluator.cost(
+                    part.initial
+                ):
+                    return part.routes(solution)
+                return None
+
+            return task
+
+        parts_tasks = [
+            (f"pyvrp part {g}", improve(part, seed + rounds * processes + g))
+            for g, part in enumerate(parts)
+        ]
+        improved = run_parallel(parts_tasks, phase)
+        stop.interrupted = stop.interrupted or phase.interrupted
+        merged: list[tuple[list[int], int]] = []
+        for group, r in zip(groups, improved, strict=True):
+            merged += r.value if r.value is not None else [(routes[i], types[i]) for i in group]
+        candidate = _solution(data, merged)
+        if candidate.is_feasible() and evaluator.cost(candidate) < evaluator.cost(best):
+            best = candidate
+            criterion.tracker.best = best
+            criterion(evaluator.cost(best))
+    log.debug(
+        "pyvrp split over %d processes: %d rounds, cost %s, %.3fs",
+        processes,
+        rounds,
         evaluator.cost(best),
         time.monotonic() - started,
     )
