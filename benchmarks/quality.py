@@ -57,9 +57,9 @@ SOLVERS = ("routeopt", "pyvrp", "vroom")
 """Solver names; ``routeopt`` also takes variants: ``routeopt-ortools`` / ``routeopt-pyvrp``
 force a backend; plain ``routeopt`` runs as many parallel searches as the job has cores (the
 server's default, ``solver_processes`` auto), ``-pN`` runs N (``routeopt-p1``,
-``routeopt-ortools-p2``),
-``-gls`` / ``-sa`` / ``-tabu`` pick OR-Tools' metaheuristic (``routeopt-ortools-sa``),
-``-dec`` / ``-nodec`` force PyVRP's decomposition on or off (``routeopt-dec``)."""
+``routeopt-ortools-p2``), ``-gls`` / ``-sa`` / ``-tabu`` pick OR-Tools' metaheuristic
+(``routeopt-ortools-sa``), ``-dec`` / ``-nodec`` force PyVRP's decomposition on or off
+(``routeopt-dec``; with several processes: the split search)."""
 
 _METAHEURISTICS = {"gls": "GUIDED_LOCAL_SEARCH", "sa": "SIMULATED_ANNEALING", "tabu": "TABU_SEARCH"}
 

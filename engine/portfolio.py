@@ -58,6 +58,8 @@ class TaskResult(Generic[T]):
     name: str
     value: T | None
     error: BaseException | None
+    leading: bool = False
+    """Its progress report was the last one relayed (it holds the best objective reported)."""
 
 
 MemberResult = TaskResult[list[RoutePlan]]
@@ -119,7 +121,8 @@ def run_parallel(
     """Run each named task in a child process until it returns or ``stop`` says so (a task
     still running :data:`_GRACE_S` after the deadline or a stop is killed); one result per
     task, in task order. ``on_progress`` gets each progress report that improves on the best
-    objective of all tasks. Sets ``stop.interrupted`` when ``should_stop`` ended a task."""
+    objective of all tasks; the result of the task that sent the last one is ``leading``. Sets
+    ``stop.interrupted`` when ``should_stop`` ended a task."""
     flag = multiprocessing.RawValue(ctypes.c_bool, False)
     parent = os.getpid()
     started = time.monotonic()
@@ -144,6 +147,7 @@ def run_parallel(
         readers[reader] = i
     best = float("inf")
     solutions = 0
+    leader: int | None = None
     kill_at: float | None = None
     try:
         while readers:
@@ -160,6 +164,7 @@ def run_parallel(
                     solutions += 1
                     if payload.objective < best:
                         best = payload.objective
+                        leader = i
                         if on_progress is not None:
                             elapsed = time.monotonic() - started
                             on_progress(
@@ -198,4 +203,6 @@ def run_parallel(
             reader.close()
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+    if leader is not None:
+        results[leader] = dataclasses.replace(results[leader], leading=True)
     return [results[i] for i in range(len(tasks))]

@@ -240,20 +240,23 @@ def _solve_portfolio(
     finish: Callable[[list[RoutePlan], SolveStatus, str, str], Solution],
 ) -> Solution:
     """Run ``options.solver_processes`` members of the chosen backend in parallel; keep the
-    solution with the fewest skipped mandatory shipments, then the lowest cost (the first
-    member wins ties, so results are deterministic)."""
+    solution with the fewest skipped mandatory shipments, then the lowest cost. Ties go to the
+    first member under an iteration limit (so that results repeat), otherwise to the member
+    whose progress was reported last (so that the final routes are the last ones streamed)."""
     k = options.solver_processes
     members = [_member(choice, options, i) for i in range(k)]
     results = run_portfolio(members, problem, stop, on_progress)
     status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
     best: Solution | None = None
-    best_key: tuple[int, float] = (0, 0.0)
+    best_key: tuple[int, float, bool] = (0, 0.0, False)
     winner = -1
     for r in results:
         if r.value is None:
             continue
         candidate = finish(r.value, status, choice.name, choice.reason)
-        key = (candidate.metrics.skipped_mandatory_shipment_count, candidate.metrics.total_cost)
+        metrics = candidate.metrics
+        leading = r.leading and options.iteration_limit is None
+        key = (metrics.skipped_mandatory_shipment_count, metrics.total_cost, not leading)
         if best is None or key < best_key:
             best, best_key, winner = candidate, key, r.index
     if best is None:

@@ -106,9 +106,10 @@ def test_run_parallel_relays_only_improving_progress() -> None:
 
     seen: list[float] = []
     tasks = [("a", reports([10.0, 8.0, 6.0])), ("b", reports([9.0, 7.0, 5.0]))]
-    run_parallel(
+    a, b = run_parallel(
         tasks, StopCriterion(deadline=time.monotonic() + 10), lambda p: seen.append(p.objective)
     )
+    assert (a.leading, b.leading) == (False, True)  # b reported the best objective
     assert seen == sorted(seen, reverse=True)
     assert len(seen) == len(set(seen))
     assert seen[0] in (9.0, 10.0)
