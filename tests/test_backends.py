@@ -325,29 +325,6 @@ def test_auto_solver_processes_uses_the_cores_of_the_process(monkeypatch, iterat
     assert "parallel" not in single.backend_reason
 
 
-def test_portfolio_progress_is_non_increasing_and_stop_interrupts_quickly():
-    model = city_model(150, seed=4, n_vehicles=10)
-    events = []
-    stop_at = time.monotonic() + 1.5
-    started = time.monotonic()
-    solution = solve(
-        model,
-        SolveOptions(
-            time_limit_s=30.0,
-            search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
-            solver_processes=2,
-        ),
-        should_stop=lambda: time.monotonic() > stop_at,
-        on_progress=events.append,
-    )
-    assert time.monotonic() - started < 4.0
-    check_solution(model, solution, geodesic_meters_per_second=10.0)
-    assert solution.status.name == "INTERRUPTED"
-    objectives = [e.objective for e in events]
-    assert objectives
-    assert objectives == sorted(objectives, reverse=True)
-
-
 @pytest.mark.parametrize("backend", ["pyvrp", "ortools"])
 def test_progress_reports_each_improvement(backend):
     events = []

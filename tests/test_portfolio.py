@@ -154,10 +154,13 @@ def test_a_split_search_serves_every_shipment_and_checks_out() -> None:
     assert solution.solve_time_s < 4.5
 
 
-def test_a_split_search_stops_when_asked_and_reports_improvements() -> None:
-    model = mandatory(city_model(150, seed=4, n_vehicles=10))
+@pytest.mark.parametrize("split", [False, True], ids=["portfolio", "split"])
+def test_a_parallel_search_stops_when_asked_and_reports_improvements(split: bool) -> None:
+    model = city_model(150, seed=4, n_vehicles=10)
+    if split:
+        model = mandatory(model)
     events: list[Progress] = []
-    stop_at = time.monotonic() + 2.5
+    stop_at = time.monotonic() + 2.0
     started = time.monotonic()
     solution = solve(
         model,
@@ -165,14 +168,15 @@ def test_a_split_search_stops_when_asked_and_reports_improvements() -> None:
             time_limit_s=30.0,
             search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
             solver_processes=2,
-            decompose=True,
+            decompose=True if split else None,
         ),
         should_stop=lambda: time.monotonic() > stop_at,
         on_progress=events.append,
     )
-    assert time.monotonic() - started < 6.0
+    assert time.monotonic() - started < 5.5
     check_solution(model, solution, geodesic_meters_per_second=10.0)
     assert solution.status.name == "INTERRUPTED"
+    assert ("split over 2 processes" in solution.backend_reason) == split
     objectives = [e.objective for e in events]
     assert objectives
     assert objectives == sorted(objectives, reverse=True)
