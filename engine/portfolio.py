@@ -70,6 +70,7 @@ def _child(
     conn: Connection,
     task: Task[Any],
     stop: StopCriterion,
+    deadline: float,
     flag: Any,
     parent: int,
 ) -> None:
@@ -79,7 +80,7 @@ def _child(
         return bool(flag.value) or os.getppid() != parent
 
     member_stop = StopCriterion(
-        deadline=stop.deadline, search_mode=stop.search_mode, should_stop=should_stop
+        deadline=deadline, search_mode=stop.search_mode, should_stop=should_stop
     )
 
     def progress(p: Progress) -> None:
@@ -117,12 +118,16 @@ def run_parallel(
     tasks: Sequence[tuple[str, Task[T]]],
     stop: StopCriterion,
     on_progress: Callable[[Progress], None] | None = None,
+    *,
+    until: float | None = None,
 ) -> list[TaskResult[T]]:
     """Run each named task in a child process until it returns or ``stop`` says so (a task
     still running :data:`_GRACE_S` after the deadline or a stop is killed); one result per
-    task, in task order. ``on_progress`` gets each progress report that improves on the best
+    task, in task order. ``until`` brings the tasks' deadline before ``stop``'s (a phase of
+    a search). ``on_progress`` gets each progress report that improves on the best
     objective of all tasks; the result of the task that sent the last one is ``leading``. Sets
     ``stop.interrupted`` when ``should_stop`` ended a task."""
+    deadline = stop.deadline if until is None else min(until, stop.deadline)
     flag = multiprocessing.RawValue(ctypes.c_bool, False)
     parent = os.getpid()
     started = time.monotonic()
@@ -136,7 +141,7 @@ def run_parallel(
             code = 0
             try:
                 os.close(read_fd)
-                _child(Connection(write_fd), task, stop, flag, parent)
+                _child(Connection(write_fd), task, stop, deadline, flag, parent)
             except BaseException:
                 code = 1
             finally:
@@ -186,7 +191,7 @@ def run_parallel(
             if not flag.value and stop.poll():
                 flag.value = True
                 kill_at = now + _GRACE_S
-            if kill_at is None and now > stop.deadline:
+            if kill_at is None and now > deadline:
                 kill_at = now + _GRACE_S
             if kill_at is not None and now > kill_at:
                 for reader, i in list(readers.items()):

@@ -856,15 +856,12 @@ def _solve_split(
         if criterion.on_progress is not None:
             criterion.on_progress(update)
 
-    phase = StopCriterion(
-        deadline=started + SPLIT_WHOLE_FRACTION * stop.remaining_s(),
-        search_mode=stop.search_mode,
-        should_stop=stop.should_stop,
-    )
     found = run_parallel(
-        [(f"pyvrp seed {seed + i}", whole(i)) for i in range(processes)], phase, relay
+        [(f"pyvrp seed {seed + i}", whole(i)) for i in range(processes)],
+        stop,
+        relay,
+        until=started + SPLIT_WHOLE_FRACTION * stop.remaining_s(),
     )
-    stop.interrupted = stop.interrupted or phase.interrupted
     candidates = [_solution(data, r.value) for r in found if r.value is not None]
     if not candidates:
         return pyvrp.Solution(data, [])  # infeasible: the caller reports that
@@ -880,11 +877,7 @@ def _solve_split(
         groups = _route_groups(data, routes, rng, group_clients)
         parts = [_Part.of(data, routes, types, group) for group in groups]
         remaining = stop.remaining_s()
-        phase = StopCriterion(
-            deadline=time.monotonic() + remaining / max(1, round(remaining / SPLIT_ROUND_S)),
-            search_mode=stop.search_mode,
-            should_stop=stop.should_stop,
-        )
+        round_end = time.monotonic() + remaining / max(1, round(remaining / SPLIT_ROUND_S))
 
         def improve(part: _Part, part_seed: int) -> Task[list[tuple[list[int], int]] | None]:
             def task(
@@ -905,8 +898,7 @@ def _solve_split(
             (f"pyvrp part {g}", improve(part, seed + rounds * processes + g))
             for g, part in enumerate(parts)
         ]
-        improved = run_parallel(parts_tasks, phase)
-        stop.interrupted = stop.interrupted or phase.interrupted
+        improved = run_parallel(parts_tasks, stop, until=round_end)
         merged: list[tuple[list[int], int]] = []
         for group, r in zip(groups, improved, strict=True):
             merged += r.value if r.value is not None else [(routes[i], types[i]) for i in group]
