@@ -390,7 +390,7 @@ def table(rows: list[Row]) -> str:
 
 
 def machine() -> str:
-    from geodata._numba_config import THREADING_LAYER
+    from geodata.kernels.config import THREADING_LAYER
 
     try:
         import igraph

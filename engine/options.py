@@ -66,7 +66,7 @@ class SolveOptions:
     iteration_limit: int | None = None
     decompose: bool | None = None
     """PyVRP on large models: improve by re-solving groups of nearby routes (None: by size,
-    see :data:`engine.backends.pyvrp_backend.DECOMPOSE_MIN_CLIENTS`)."""
+    see :data:`engine.backends.pyvrp.backend.DECOMPOSE_MIN_CLIENTS`)."""
     warm_start: bool = True
     """When ``auto`` runs OR-Tools because of a feature PyVRP lacks, start OR-Tools from PyVRP's
     routes on a nearby model (:mod:`engine.warmstart`) when possible."""

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from engine.matrix import Stops, TravelMatrices
 from engine.model import ShipmentModel, TimeWindow
+from engine.travel import Stops, TravelMatrices
 from engine.units import ceil_int, floor_int
 
 __all__ = ["Problem", "Window"]

@@ -5,7 +5,7 @@ this module turns a model's stops into road travel matrices and route geometry.
 
 A :class:`RoadSpec` names a road file and how to use it; :func:`load_roads` loads it (from the
 build cache when possible) into a :class:`RoadContext`. The server loads one at start-up; its
-solve workers get theirs from :mod:`engine._worker_roads`, loaded once in the process they are
+solve workers get theirs from :mod:`runtime.worker_roads`, loaded once in the process they are
 forked from.
 """
 

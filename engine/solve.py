@@ -11,15 +11,15 @@ from engine.backends import BACKENDS, Backend, BackendChoice, choose_backend, ge
 from engine.backends.base import Progress, RoutePlan, StopCriterion
 from engine.errors import NoSolutionError
 from engine.evaluate import build_solution
-from engine.matrix import build_stops, build_travel_matrices
 from engine.model import ShipmentModel
 from engine.options import SolveOptions, available_cores, resolve_solver_processes
-from engine.portfolio import run_portfolio
+from engine.parallel import run_portfolio
 from engine.precheck import precheck
 from engine.problem import Problem
 from engine.progress import ProgressRelay, SolveProgress
 from engine.roads import RoadContext
 from engine.solution import SkipReason, Solution, SolveStatus
+from engine.travel import build_stops, build_travel_matrices
 from engine.validation import check_model
 from engine.warmstart import WARM_STARTABLE, WarmStartedOrTools
 
@@ -195,10 +195,10 @@ PORTFOLIO_ORTOOLS_STRATEGIES = (None, "PARALLEL_CHEAPEST_INSERTION", "SAVINGS", 
 
 def _splits(problem: Problem, options: SolveOptions, choice: BackendChoice) -> bool:
     """Whether the processes of a PyVRP solve split one search rather than run a portfolio
-    (large time-bound problems, see :func:`engine.backends.pyvrp_backend.splits`)."""
+    (large time-bound problems, see :func:`engine.backends.pyvrp.backend.splits`)."""
     if choice.name != "pyvrp" or options.iteration_limit is not None:
         return False
-    from engine.backends.pyvrp_backend import splits  # imports PyVRP: only for its solves
+    from engine.backends.pyvrp.backend import splits  # imports PyVRP: only for its solves
 
     return splits(problem, options.solver_processes, options.decompose)
 

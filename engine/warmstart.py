@@ -31,10 +31,10 @@ import numpy as np
 from engine.backends import get_backend
 from engine.backends.base import Backend, Progress, RoutePlan, StopCriterion
 from engine.errors import NoSolutionError
-from engine.matrix import Stops, TravelMatrices, build_stops
 from engine.model import Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest
 from engine.precheck import precheck
 from engine.problem import Problem
+from engine.travel import Stops, TravelMatrices, build_stops
 
 __all__ = ["WARM_STARTABLE", "WarmStartedOrTools", "nearby_model", "pyvrp_initial_routes"]
 

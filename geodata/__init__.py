@@ -10,7 +10,6 @@ Networks built from OSM data are derived databases of OpenStreetMap: credit
 "© OpenStreetMap contributors" and keep them under the ODbL.
 """
 
-from geodata.cache import DEFAULT_CACHE_DIR, load_network
 from geodata.convert import to_geodataframes, to_networkx
 from geodata.errors import (
     EmptyNetworkError,
@@ -18,8 +17,12 @@ from geodata.errors import (
     RoadNetworkError,
     UnsupportedFormatError,
 )
-from geodata.geo import EARTH_RADIUS_M, haversine_m
-from geodata.layer import read_road_layer
+from geodata.geo import EARTH_RADIUS_M, haversine_m, haversine_matrix_m
+from geodata.ingest.cache import DEFAULT_CACHE_DIR, load_network
+from geodata.ingest.layer import read_road_layer
+from geodata.ingest.osm import read_osm
+from geodata.ingest.profiles import CAR, HIGHWAY_CLASSES, PROFILES, TRUCK, Profile
+from geodata.ingest.tags import parse_maxspeed
 from geodata.matrix import (
     MatrixInputError,
     MatrixResult,
@@ -29,10 +32,8 @@ from geodata.matrix import (
     unreachable_pairs,
 )
 from geodata.network import BuildReport, RoadNetwork
-from geodata.osm import read_osm
 from geodata.paths import LegPath, leg_path, route_paths
 from geodata.polyline import PolylineError, decode_polyline, encode_polyline
-from geodata.profiles import CAR, HIGHWAY_CLASSES, PROFILES, TRUCK, Profile
 from geodata.road_matrix import road_matrix
 from geodata.snap import (
     DEFAULT_MAX_SNAP_M,
@@ -42,7 +43,6 @@ from geodata.snap import (
     SnapResult,
     SnapTooFarError,
 )
-from geodata.tags import parse_maxspeed
 
 __all__ = [
     "CAR",
@@ -72,6 +72,7 @@ __all__ = [
     "decode_polyline",
     "encode_polyline",
     "haversine_m",
+    "haversine_matrix_m",
     "leg_path",
     "load_network",
     "many_to_many",

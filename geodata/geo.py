@@ -1,14 +1,14 @@
-"""Great-circle geometry shared by the road-network code."""
+"""Great-circle geometry: the one haversine of routeopt, element-wise and as a pairwise matrix."""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["EARTH_RADIUS_M", "haversine_m"]
+__all__ = ["EARTH_RADIUS_M", "haversine_m", "haversine_matrix_m"]
 
 EARTH_RADIUS_M = 6_371_008.8
-"""Mean Earth radius (IUGG), the same as the engine's geodesic travel uses."""
+"""Mean Earth radius (IUGG), metres."""
 
 
 def haversine_m(
@@ -22,3 +22,10 @@ def haversine_m(
     h = np.sin(dphi / 2.0) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2.0) ** 2
     out: NDArray[np.float64] = 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
     return out
+
+
+def haversine_matrix_m(lat_deg: ArrayLike, lng_deg: ArrayLike) -> NDArray[np.float64]:
+    """Pairwise great-circle distances in metres: ``out[i, j]`` from point ``i`` to point ``j``."""
+    lat = np.asarray(lat_deg, dtype=np.float64)
+    lng = np.asarray(lng_deg, dtype=np.float64)
+    return haversine_m(lat[:, None], lng[:, None], lat[None, :], lng[None, :])

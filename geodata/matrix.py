@@ -23,7 +23,7 @@ Threads: ``threads=None`` uses all of numba's threads (``numba.config.NUMBA_NUM_
 number of cores unless ``NUMBA_NUM_THREADS`` is set), ``threads=1`` the serial kernel. The thread
 count is set per call and per calling thread (numba keeps it thread-local), so concurrent calls
 from a gRPC thread pool do not interfere. The threading layer is pinned in
-:mod:`geodata._numba_config` (``omp`` here; ``workqueue`` is unsafe for concurrent calls). The
+:mod:`geodata.kernels.config` (``omp`` here; ``workqueue`` is unsafe for concurrent calls). The
 kernels release the GIL. Call :func:`warm_up` once at start-up so that no request pays for JIT
 compilation (cached on disk after the first process, ``cache=True``).
 """
@@ -40,8 +40,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from geodata import _kernels
-from geodata._numba_config import PARALLEL_THREADSAFE
+from geodata.kernels import dijkstra as _kernels
+from geodata.kernels.config import PARALLEL_THREADSAFE
 
 __all__ = [
     "MatrixInputError",
@@ -348,7 +348,7 @@ def _validate_graph(
 
 @dataclass(frozen=True)
 class _Chains:
-    """The graph as chains between core nodes (see :func:`geodata._kernels.build_walks`)."""
+    """The graph as chains between core nodes (see :func:`geodata.kernels.dijkstra.build_walks`)."""
 
     is_core: npt.NDArray[np.bool_]
     head: I32

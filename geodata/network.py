@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from geodata.errors import RoadNetworkError
-from geodata.profiles import HIGHWAY_CLASSES
+from geodata.ingest.profiles import HIGHWAY_CLASSES
 
 __all__ = ["BuildReport", "RoadNetwork"]
 

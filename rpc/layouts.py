@@ -1,4 +1,4 @@
-"""EvaluateDepotLayouts messages ↔ the engine's depot layout study (:mod:`engine.layouts`).
+"""EvaluateDepotLayouts messages ↔ the engine's depot layout study (:mod:`planning.layouts`).
 
 :func:`request_to_study` validates a whole request at once and raises
 :class:`~engine.errors.InvalidModelError` with paths relative to the request
@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import FieldViolation, InvalidModelError
-from engine.layouts import (
+from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND
+from engine.roads import RoadContext
+from planning import (
     CandidateDepot,
     Day,
     Layout,
@@ -31,8 +33,6 @@ from engine.layouts import (
     search_layouts,
     validate_study,
 )
-from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND
-from engine.roads import RoadContext
 from rpc.convert import _Converter, _each, seconds_to_duration, solution_to_response
 from rpc.pb import route_optimization_service_pb2 as pb
 

@@ -3,11 +3,11 @@
 Serves ``routeopt.v1.RouteOptimization``, ``google.longrunning.Operations`` (the operations of
 OptimizeToursLongRunning and BatchOptimizeTours, kept in a SQLite job store in ``--data-dir``),
 ``grpc.health.v1.Health`` (overall ``""`` and each service) and server reflection. Solves run in
-worker processes (:class:`engine.executor.SolveExecutor`): OR-Tools holds the GIL while it
+worker processes (:class:`runtime.local.SolveExecutor`): OR-Tools holds the GIL while it
 searches, so the gRPC threads stay free for health checks, validation and rejections.
 
 With ``--dask-scheduler`` the solves run on a Dask cluster
-(:class:`engine.dask_executor.DaskExecutor`) instead of local worker processes.
+(:class:`runtime.dask_executor.DaskExecutor`) instead of local worker processes.
 
 Lifecycle: health is NOT_SERVING until a warm-up solve has gone through a worker and the job
 store has been recovered (unfinished operations queued again), then SERVING, and one line
@@ -41,7 +41,6 @@ from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from engine.executor import Executor, SolveExecutor
 from engine.options import (
     AUTO_SOLVER_PROCESSES,
     DEFAULT_GEODESIC_METERS_PER_SECOND,
@@ -49,12 +48,13 @@ from engine.options import (
 )
 from engine.roads import DEFAULT_MAX_SNAP_M, RoadContext, RoadSpec, embedded_extract, load_roads
 from geodata import DEFAULT_CACHE_DIR, PROFILES
-from rpc.jobs import JobManager
-from rpc.operations import OPERATIONS_SERVICE_NAME, OperationsServicer
+from rpc.operations.manager import JobManager
+from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
+from rpc.operations.store import JobStore
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.servicer import RouteOptimizationServicer
-from rpc.store import JobStore
+from runtime.local import Executor, SolveExecutor
 
 __all__ = [
     "SERVICE_NAME",
@@ -344,7 +344,7 @@ class Server:
 def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
     spec = roads.spec if roads is not None else None
     if config.dask_scheduler:
-        from engine.dask_executor import DaskExecutor
+        from runtime.dask_executor import DaskExecutor
 
         return DaskExecutor(
             config.dask_scheduler,

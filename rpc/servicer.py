@@ -9,7 +9,7 @@ OptimizeTours, step by step:
 2. Time budget: the request's ``timeout`` (or the server default), capped by the call's
    deadline less a safety margin of ``max(0.3 s, 10 %)`` of the time remaining, so the answer
    is on the wire before the client gives up. Nothing left: DEADLINE_EXCEEDED.
-3. Submit to the :class:`~engine.executor.SolveExecutor` (full: RESOURCE_EXHAUSTED) and wait
+3. Submit to the :class:`~runtime.local.SolveExecutor` (full: RESOURCE_EXHAUSTED) and wait
    for the solution while watching the call: when the client cancels or its deadline passes,
    the solve is cancelled so its worker is freed at once. A search that the deadline (rather
    than the request's timeout) stopped is reported with status INTERRUPTED.
@@ -17,7 +17,8 @@ OptimizeTours, step by step:
 OptimizeToursStream runs the same way and yields an OptimizeToursProgress per improving solution
 the worker reports (the full best-so-far response at most every ``progress_routes_interval``),
 then a last event with the final response; when the client goes away the solve is cancelled.
-OptimizeToursLongRunning and BatchOptimizeTours hand the request to :class:`rpc.jobs.JobManager`
+OptimizeToursLongRunning and BatchOptimizeTours hand the request to
+:class:`rpc.operations.manager.JobManager`
 (durable operations, followed through ``google.longrunning.Operations``).
 
 Errors are mapped to statuses in one place (:func:`_error_status`); an unexpected error is
@@ -49,7 +50,6 @@ from engine.errors import (
     InvalidModelError,
     NoSolutionError,
 )
-from engine.executor import Executor
 from engine.options import AUTO_SOLVER_PROCESSES, SolveOptions
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
@@ -63,10 +63,11 @@ from rpc.convert import (
     solution_to_response,
 )
 from rpc.errors import internal_status, invalid_argument_status, resource_exhausted_status
-from rpc.jobs import JobManager
 from rpc.matrix import compute_matrix
+from rpc.operations.manager import JobManager
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
+from runtime.local import Executor
 
 __all__ = ["MIN_DEADLINE_MARGIN_S", "MIN_SOLVE_BUDGET_S", "RouteOptimizationServicer"]
 

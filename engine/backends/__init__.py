@@ -3,7 +3,7 @@
 Two backends: ``"ortools"`` (Google OR-Tools routing: every feature of the API) and
 ``"pyvrp"`` (PyVRP's iterated local search: capacities, time windows, several depots and
 vehicle types, pickup-and-delivery pairs, alternatives, optional shipments, duration and
-distance limits; not the features in :data:`engine.backends.pyvrp_backend.UNSUPPORTED`).
+distance limits; not the features in :data:`engine.backends.pyvrp.backend.UNSUPPORTED`).
 ``"auto"`` picks, per model, the first backend of :data:`PREFERENCE` that supports every
 feature the model uses; the order comes from the benchmark suite (``benchmarks/RESULTS.md``:
 PyVRP's gaps to the best-known solutions are several times smaller than OR-Tools' at the same
@@ -44,7 +44,7 @@ def unsupported_features(name: str) -> frozenset[str]:
     if name == "ortools":
         return frozenset()
     if name == "pyvrp":
-        from engine.backends.pyvrp_backend import UNSUPPORTED
+        from engine.backends.pyvrp.backend import UNSUPPORTED
 
         return UNSUPPORTED
     raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
@@ -115,13 +115,13 @@ def get_backend(
     """The backend called ``name`` (not ``"auto"``) with its options; ValueError when unknown
     or when an option is not valid for it."""
     if name == "ortools":
-        from engine.backends.ortools_backend import OrToolsBackend
+        from engine.backends.ortools import OrToolsBackend
 
         return OrToolsBackend(
             first_solution_strategy, local_search_metaheuristic, solution_limit=iteration_limit
         )
     if name == "pyvrp":
-        from engine.backends.pyvrp_backend import PyVRPBackend
+        from engine.backends.pyvrp.backend import PyVRPBackend
 
         return PyVRPBackend(
             seed=seed,

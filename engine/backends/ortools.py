@@ -1,0 +1,551 @@
+"""Google OR-Tools routing backend. The only module of the project that imports ortools.
+
+The integer problem maps onto the routing library as follows:
+
+- nodes: the stops of :mod:`engine.travel` (visit requests, then each vehicle's start and end);
+- a shipment's pickup (delivery) alternatives form a disjunction with max cardinality 1; a
+  pickup-and-delivery shipment links both disjunctions with ``AddPickupAndDeliverySets``;
+  optional shipments carry their scaled ``penalty_cost``, mandatory ones a penalty far above any
+  route cost, so a solution always exists and an unservable mandatory shipment is reported;
+- "time" dimension: transit = visit duration at the origin + travel (vehicle specific through
+  ``travel_duration_multiple``), slack = waiting and breaks; hard windows as ranges with removed
+  gaps, soft windows as soft cumul bounds, ``cost_per_hour`` as span cost, duration limits as
+  span upper bounds, breaks as break intervals;
+- one dimension per load type with a limit (see :func:`_add_load_dimension`);
+- "distance" dimension only when a vehicle has a distance limit;
+- arc costs per vehicle: ``cost_per_kilometer`` and ``cost_per_traveled_hour``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.errors import NoSolutionError
+from engine.model import TimeWindow
+from engine.options import SearchMode
+from engine.problem import Problem, Window
+from engine.units import (
+    COST_SCALE,
+    MAX_SCALED_COST,
+    ceil_int,
+    cost_per_hour_to_coefficient,
+    floor_int,
+    scale_cost,
+)
+
+__all__ = ["OrToolsBackend"]
+
+log = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+
+_FSS = routing_enums_pb2.FirstSolutionStrategy.Value
+_LSM = routing_enums_pb2.LocalSearchMetaheuristic.Value
+
+
+def _enum_value(enum: Any, name: str, what: str) -> int:
+    try:
+        return int(enum.Value(name))
+    except ValueError:
+        known = ", ".join(n for n in enum.keys() if n != "UNSET")  # noqa: SIM118 (protobuf enum)
+        raise ValueError(f"unknown {what} {name!r}; known: {known}") from None
+
+
+class OrToolsBackend:
+    """Solves a :class:`Problem` with the OR-Tools routing library.
+
+    ``first_solution_strategy`` / ``local_search_metaheuristic``: OR-Tools enum names that
+    override the defaults (see :mod:`benchmarks.search_defaults` for how those were chosen).
+    """
+
+    name = "ortools"
+
+    def __init__(
+        self,
+        first_solution_strategy: str | None = None,
+        local_search_metaheuristic: str | None = None,
+        solution_limit: int | None = None,
+    ) -> None:
+        self.first_solution_strategy = first_solution_strategy
+        self.local_search_metaheuristic = local_search_metaheuristic
+        self.solution_limit = solution_limit
+        self.initial_routes: list[list[int]] | None = None
+        """Visit stops per vehicle to start the search from (see :meth:`_Builder.run`)."""
+        if first_solution_strategy:
+            _enum_value(_FSS, first_solution_strategy, "first_solution_strategy")
+        if local_search_metaheuristic:
+            _enum_value(_LSM, local_search_metaheuristic, "local_search_metaheuristic")
+
+    def solve(
+        self,
+        problem: Problem,
+        stop: StopCriterion,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> list[RoutePlan]:
+        built = _Builder(problem, self.first_solution_strategy, self.local_search_metaheuristic)
+        return built.run(stop, on_progress, self.solution_limit, self.initial_routes)
+
+
+class _Builder:
+    def __init__(
+        self,
+        problem: Problem,
+        first_solution_strategy: str | None,
+        local_search_metaheuristic: str | None,
+    ) -> None:
+        self.p = problem
+        self.first_solution_strategy = first_solution_strategy
+        self.local_search_metaheuristic = local_search_metaheuristic
+        self.model = problem.model
+        stops = problem.stops
+        n_vehicles = len(self.model.vehicles)
+        self.manager = pywrapcp.RoutingIndexManager(
+            stops.size,
+            n_vehicles,
+            [stops.vehicle_start(v) for v in range(n_vehicles)],
+            [stops.vehicle_end(v) for v in range(n_vehicles)],
+        )
+        self.routing = pywrapcp.RoutingModel(self.manager)
+        self.solver = self.routing.solver()
+        self._matrix_callbacks: dict[object, int] = {}
+        self.mandatory_penalty = MAX_SCALED_COST // (len(self.model.shipments) + 2)
+        self._add_arc_costs()
+        self.time = self._add_time_dimension()
+        self._add_load_dimensions()
+        self._add_distance_dimension()
+        self._add_shipments()
+        self.breaks = self._add_breaks()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _register_matrix(self, key: object, matrix: Callable[[], IntArray]) -> int:
+        if key not in self._matrix_callbacks:
+            values = matrix()
+            self._matrix_callbacks[key] = self.routing.RegisterTransitMatrix(values.tolist())
+        return self._matrix_callbacks[key]
+
+    def _index(self, stop: int) -> int:
+        return int(self.manager.NodeToIndex(stop))
+
+    def _vehicle_stop_indices(self, v: int) -> tuple[int, int]:
+        return int(self.routing.Start(v)), int(self.routing.End(v))
+
+    # -- costs -------------------------------------------------------------------------------
+
+    def _add_arc_costs(self) -> None:
+        vehicles = self.model.vehicles
+        no_costs = all(
+            v.cost_per_kilometer == 0 and v.cost_per_traveled_hour == 0 and v.cost_per_hour == 0
+            for v in vehicles
+        )
+        for v, vehicle in enumerate(vehicles):
+            k = self.p.travel.vehicle_matrix[v]
+            mult = vehicle.travel_duration_multiple
+            if no_costs:
+                # No vehicle has a travel cost: minimise travel time so routes stay sensible.
+                cb = self._register_matrix(("time-cost", k, mult), partial(self.p.travel_s, v))
+            else:
+                cpk, cpth = vehicle.cost_per_kilometer, vehicle.cost_per_traveled_hour
+
+                def arc_cost(
+                    k: int = k, mult: float = mult, cpk: float = cpk, cpth: float = cpth
+                ) -> IntArray:
+                    # Unreachable legs have infinite travel: cap them first (0 × inf is NaN).
+                    cap = float(self.p.unreachable_s)
+                    durations = np.minimum(self.p.travel.durations_s[k] * mult, cap)
+                    distances = np.minimum(self.p.travel.distances_m[k], cap * 1000.0)
+                    cost = (cpk * distances / 1000.0 + cpth * durations / 3600.0) * COST_SCALE
+                    return np.minimum(np.rint(cost), MAX_SCALED_COST // 4).astype(np.int64)
+
+                cb = self._register_matrix(("cost", k, mult, cpk, cpth), arc_cost)
+            self.routing.SetArcCostEvaluatorOfVehicle(cb, v)
+            if vehicle.fixed_cost > 0:
+                self.routing.SetFixedCostOfVehicle(scale_cost(vehicle.fixed_cost), v)
+
+    # -- time --------------------------------------------------------------------------------
+
+    def _add_time_dimension(self) -> pywrapcp.RoutingDimension:
+        p = self.p
+        callbacks = []
+        for v, vehicle in enumerate(self.model.vehicles):
+            k = p.travel.vehicle_matrix[v]
+
+            def transit(v: int = v) -> IntArray:
+                return p.travel_s(v) + p.service_s[:, None]
+
+            callbacks.append(
+                self._register_matrix(("time", k, vehicle.travel_duration_multiple), transit)
+            )
+        self.routing.AddDimensionWithVehicleTransits(callbacks, p.horizon, p.horizon, False, "time")
+        dim = self.routing.GetDimensionOrDie("time")
+        stops = p.stops
+        g0 = self.model.global_start_time
+        for i in range(stops.num_visits):
+            visit = stops.visit_request(self.model, i)
+            self._apply_windows(dim, self._index(i), p.windows[i], visit.time_windows, g0)
+        for v, vehicle in enumerate(self.model.vehicles):
+            start, end = self._vehicle_stop_indices(v)
+            self._apply_windows(
+                dim, start, p.windows[stops.vehicle_start(v)], vehicle.start_time_windows, g0
+            )
+            self._apply_windows(
+                dim, end, p.windows[stops.vehicle_end(v)], vehicle.end_time_windows, g0
+            )
+            coef = cost_per_hour_to_coefficient(vehicle.cost_per_hour)
+            if coef:
+                dim.SetSpanCostCoefficientForVehicle(coef, v)
+            if vehicle.route_duration_limit_s is not None:
+                dim.SetSpanUpperBoundForVehicle(floor_int(vehicle.route_duration_limit_s), v)
+            self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(start))
+            self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(end))
+        for i in range(stops.num_visits):
+            self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(self._index(i)))
+        return dim
+
+    def _apply_windows(
+        self,
+        dim: pywrapcp.RoutingDimension,
+        index: int,
+        hard: tuple[Window, ...],
+        windows: Sequence[TimeWindow],
+        g0: float,
+    ) -> None:
+        cumul = dim.CumulVar(index)
+        if not hard:
+            return  # unreachable windows: the pre-check keeps such stops out of every route
+        cumul.SetRange(hard[0][0], hard[-1][1])
+        for (_, hi), (lo, _) in itertools.pairwise(hard):
+            if lo > hi + 1:
+                cumul.RemoveInterval(hi + 1, lo - 1)
+        if len(windows) != 1:
+            return
+        w = windows[0]
+        if w.soft_start_time is not None:
+            coef = cost_per_hour_to_coefficient(w.cost_per_hour_before_soft_start_time or 0.0)
+            if coef:
+                bound = max(0, ceil_int(w.soft_start_time - g0))
+                dim.SetCumulVarSoftLowerBound(index, bound, coef)
+        if w.soft_end_time is not None:
+            coef = cost_per_hour_to_coefficient(w.cost_per_hour_after_soft_end_time or 0.0)
+            if coef:
+                bound = max(0, floor_int(w.soft_end_time - g0))
+                dim.SetCumulVarSoftUpperBound(index, bound, coef)
+
+    # -- loads -------------------------------------------------------------------------------
+
+    def _add_load_dimensions(self) -> None:
+        limited = {t for v in self.model.vehicles for t in v.load_limits}
+        demanded = {t for s in self.model.shipments for t, q in s.load_demands.items() if q > 0}
+        for load_type in sorted(limited & demanded):
+            self._add_load_dimension(load_type)
+
+    def _add_load_dimension(self, load_type: str) -> None:
+        """Load on board = start load + changes. Delivery-only goods are on board from the start,
+        so with delivery-only shipments the start load is free and the end load must equal the
+        pickup-only goods collected (zero without pickup-only shipments)."""
+        p = self.p
+        stops = p.stops
+        change = np.zeros(stops.size, dtype=np.int64)
+        pickup_only = np.zeros(stops.size, dtype=np.int64)
+        has_delivery_only = has_pickup_only = False
+        total = 0
+        for s, shipment in enumerate(self.model.shipments):
+            q = int(shipment.load_demands.get(load_type, 0))
+            if q <= 0 or not p.routable[s]:
+                continue
+            total += q
+            for stop in stops.pickup_stops[s]:
+                change[stop] = q
+                if not stops.delivery_stops[s]:
+                    pickup_only[stop] = q
+                    has_pickup_only = True
+            for stop in stops.delivery_stops[s]:
+                change[stop] = -q
+                if not stops.pickup_stops[s]:
+                    has_delivery_only = True
+        if total == 0:
+            return
+        caps = [int(min(v.load_limits.get(load_type, total), total)) for v in self.model.vehicles]
+        cb = self.routing.RegisterUnaryTransitVector(change.tolist())
+        name = f"load:{load_type}"
+        self.routing.AddDimensionWithVehicleCapacity(cb, 0, caps, not has_delivery_only, name)
+        dim = self.routing.GetDimensionOrDie(name)
+        if not has_delivery_only:
+            return
+        n_vehicles = len(self.model.vehicles)
+        if not has_pickup_only:
+            for v in range(n_vehicles):
+                dim.CumulVar(self.routing.End(v)).SetValue(0)
+            return
+        aux_cb = self.routing.RegisterUnaryTransitVector(pickup_only.tolist())
+        aux_name = f"pickup-only:{load_type}"
+        self.routing.AddDimension(aux_cb, 0, total, True, aux_name)
+        aux = self.routing.GetDimensionOrDie(aux_name)
+        for v in range(n_vehicles):
+            end = self.routing.End(v)
+            self.solver.Add(dim.CumulVar(end) == aux.CumulVar(end))
+
+    # -- distance ----------------------------------------------------------------------------
+
+    def _add_distance_dimension(self) -> None:
+        vehicles = self.model.vehicles
+        if all(v.route_distance_limit_m is None for v in vehicles):
+            return
+        big = 1
+        callbacks = []
+        for v in range(len(vehicles)):
+            k = self.p.travel.vehicle_matrix[v]
+            matrix = self.p.distance_m(v)
+            big = max(big, int(matrix.max(initial=0)) * (self.p.stops.size + 1))
+            callbacks.append(self._register_matrix(("distance", k), partial(self.p.distance_m, v)))
+        caps = [
+            big if v.route_distance_limit_m is None else floor_int(v.route_distance_limit_m)
+            for v in vehicles
+        ]
+        self.routing.AddDimensionWithVehicleTransitAndCapacity(callbacks, 0, caps, True, "distance")
+
+    # -- shipments ---------------------------------------------------------------------------
+
+    def _add_shipments(self) -> None:
+        p = self.p
+        stops = p.stops
+        n_vehicles = len(self.model.vehicles)
+        for s, shipment in enumerate(self.model.shipments):
+            pickups = [self._index(i) for i in stops.pickup_stops[s]]
+            deliveries = [self._index(i) for i in stops.delivery_stops[s]]
+            if not p.routable[s]:
+                for index in pickups + deliveries:
+                    self.routing.AddDisjunction([index], 0)
+                    self.solver.Add(self.routing.ActiveVar(index) == 0)
+                continue
+            if shipment.penalty_cost is None:
+                penalty = self.mandatory_penalty
+            else:
+                penalty = min(scale_cost(shipment.penalty_cost), self.mandatory_penalty - 1)
+            if pickups and deliveries:
+                dp = self.routing.AddDisjunction(pickups, penalty, 1)
+                dd = self.routing.AddDisjunction(deliveries, 0, 1)
+                self.routing.AddPickupAndDeliverySets(dp, dd)
+            else:
+                self.routing.AddDisjunction(pickups or deliveries, penalty, 1)
+            allowed = list(p.allowed_vehicles[s])
+            if len(allowed) < n_vehicles:
+                for index in pickups + deliveries:
+                    # -1: unperformed. (SetAllowedVehiclesForIndex's Span argument is not
+                    # usable from Python in OR-Tools 9.15.)
+                    self.routing.VehicleVar(index).SetValues([-1, *allowed])
+
+    # -- breaks ------------------------------------------------------------------------------
+
+    def _add_breaks(self) -> dict[int, list[pywrapcp.IntervalVar]]:
+        out: dict[int, list[pywrapcp.IntervalVar]] = {}
+        if not any(v.break_requests for v in self.model.vehicles):
+            return out
+        g0 = self.model.global_start_time
+        service = self.p.service_s
+        visit_transits = [
+            int(service[self.manager.IndexToNode(i)]) for i in range(self.routing.Size())
+        ]
+        for v, vehicle in enumerate(self.model.vehicles):
+            if not vehicle.break_requests:
+                continue
+            intervals = []
+            for k, b in enumerate(vehicle.break_requests):
+                lo = max(0, ceil_int(b.earliest_start_time - g0))
+                hi = max(lo, floor_int(b.latest_start_time - g0))
+                intervals.append(
+                    self.solver.FixedDurationIntervalVar(
+                        lo, hi, ceil_int(b.min_duration_s), False, f"break-{v}-{k}"
+                    )
+                )
+            start, end = self._vehicle_stop_indices(v)
+            for a, b in itertools.pairwise(intervals):
+                self.solver.Add(a.EndExpr() <= b.StartExpr())
+            self.solver.Add(intervals[0].StartExpr() >= self.time.CumulVar(start))
+            self.solver.Add(intervals[-1].EndExpr() <= self.time.CumulVar(end))
+            self.time.SetBreakIntervalsOfVehicle(intervals, v, visit_transits)
+            out[v] = intervals
+        return out
+
+    # -- search ------------------------------------------------------------------------------
+
+    def _parameters(self, stop: StopCriterion) -> Any:
+        params = pywrapcp.DefaultRoutingSearchParameters()
+        has_pairs = any(s.pickups and s.deliveries for s in self.model.shipments)
+        fss = self.first_solution_strategy or (
+            "PARALLEL_CHEAPEST_INSERTION" if has_pairs else "PATH_CHEAPEST_ARC"
+        )
+        if self.local_search_metaheuristic:
+            lsm = self.local_search_metaheuristic
+        elif stop.search_mode == SearchMode.CONSUME_ALL_AVAILABLE_TIME:
+            lsm = "GUIDED_LOCAL_SEARCH"
+        else:
+            lsm = "GREEDY_DESCENT"
+        params.first_solution_strategy = _enum_value(_FSS, fss, "first_solution_strategy")
+        params.local_search_metaheuristic = _enum_value(_LSM, lsm, "local_search_metaheuristic")
+        limit_ms = max(1, int(stop.remaining_s() * 1000))
+        params.time_limit.FromMilliseconds(limit_ms)
+        return params
+
+    def run(
+        self,
+        stop: StopCriterion,
+        on_progress: Callable[[Progress], None] | None,
+        solution_limit: int | None = None,
+        initial_routes: Sequence[Sequence[int]] | None = None,
+    ) -> list[RoutePlan]:
+        """Search until ``stop``; with ``initial_routes`` (visit stops per vehicle), start from
+        them instead of a first-solution strategy when OR-Tools accepts them."""
+        routing = self.routing
+        params = self._parameters(stop)
+        if solution_limit is not None:
+            params.solution_limit = solution_limit
+        routing.CloseModelWithParameters(params)
+        # Closing the model can take a while on large models: the search gets what is left.
+        params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
+        routing.AddSearchMonitor(self.solver.CustomLimit(stop.poll))
+        started = time.monotonic()
+        count = 0
+        improving = 0
+        best = float("inf")
+
+        def at_solution() -> None:
+            # Called for every solution the search accepts; guided local search accepts worse
+            # ones too, so only improvements on the best so far are reported.
+            nonlocal count, improving, best
+            count += 1
+            objective = routing.CostVar().Value() / COST_SCALE
+            if objective < best:
+                best = objective
+                improving += 1
+                if on_progress is not None:
+                    vehicles = range(len(self.model.vehicles))
+                    plans = tuple(self._extract(_LIVE, v) for v in vehicles)
+                    on_progress(Progress(time.monotonic() - started, objective, improving, plans))
+
+        routing.AddAtSolutionCallback(at_solution)
+        assignment = None
+        initial = self._initial_assignment(initial_routes) if initial_routes else None
+        if initial is not None:
+            assignment = routing.SolveFromAssignmentWithParameters(initial, params)
+            if assignment is None or count == 0:
+                log.info("initial routes rejected; searching from a first-solution strategy")
+                params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
+        if assignment is None or count == 0:
+            assignment = routing.SolveWithParameters(params)
+        if (
+            (assignment is None or count == 0)
+            and not stop.interrupted
+            and stop.remaining_s() > 0.01
+        ):
+            # Some first-solution strategies fail on some models: SAVINGS on pickup-and-delivery
+            # returns without a single solution (status PARTIAL_SUCCESS, no solution callback).
+            # Every shipment is optional to the solver, so starting from "nothing performed"
+            # always works; local search then inserts.
+            log.info("first solution strategy failed; retrying from ALL_UNPERFORMED")
+            params.first_solution_strategy = _enum_value(_FSS, "ALL_UNPERFORMED", "fallback")
+            params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
+            assignment = routing.SolveWithParameters(params)
+        log.debug(
+            "ortools status=%s solutions=%d time=%.3fs",
+            routing.status(),
+            count,
+            time.monotonic() - started,
+        )
+        if assignment is None or count == 0:
+            elapsed = time.monotonic() - started
+            if stop.interrupted:
+                raise NoSolutionError(
+                    "interrupted", "the solve was stopped before a first solution"
+                )
+            if stop.remaining_s() <= 0.01:
+                raise NoSolutionError(
+                    "time_limit",
+                    f"no solution within the time limit ({elapsed:.2f} s for the search); "
+                    "allow more time",
+                )
+            raise NoSolutionError(
+                "infeasible",
+                "the model admits no routes, even with every shipment skipped: check the "
+                "vehicles' time windows, duration limits and break requests against each other",
+            )
+        return [self._extract(assignment, v) for v in range(len(self.model.vehicles))]
+
+    def _initial_assignment(self, routes: Sequence[Sequence[int]]) -> Any:
+        """An assignment with ``routes`` (stops per vehicle; other shipments unperformed), or
+        None when OR-Tools finds it inconsistent with the model."""
+        indices = [[self._index(stop) for stop in route] for route in routes]
+        assignment = self.routing.ReadAssignmentFromRoutes(indices, True)
+        if assignment is not None:
+            return assignment
+        # Constraints are per route: keep the routes that are feasible on their own (their
+        # visits stay unperformed otherwise; local search inserts them).
+        kept = []
+        for v, route in enumerate(indices):
+            alone = [route if u == v else [] for u in range(len(indices))]
+            ok = bool(route) and self.routing.ReadAssignmentFromRoutes(alone, True) is not None
+            kept.append(route if ok else [])
+        dropped = sum(1 for r, k in zip(indices, kept, strict=True) if r and not k)
+        log.info("initial routes: %d of %d are infeasible and dropped", dropped, len(indices))
+        return self.routing.ReadAssignmentFromRoutes(kept, True)
+
+    def _extract(self, assignment: pywrapcp.Assignment | _LiveValues, v: int) -> RoutePlan:
+        routing, manager, dim = self.routing, self.manager, self.time
+        index = routing.Start(v)
+        start_s = int(assignment.Min(dim.CumulVar(index)))
+        stops: list[int] = []
+        starts: list[int] = []
+        index = assignment.Value(routing.NextVar(index))
+        while not routing.IsEnd(index):
+            stops.append(int(manager.IndexToNode(index)))
+            starts.append(int(assignment.Min(dim.CumulVar(index))))
+            index = assignment.Value(routing.NextVar(index))
+        if not stops:
+            return RoutePlan(vehicle=v)
+        end_s = int(assignment.Min(dim.CumulVar(index)))
+        breaks = tuple(
+            (int(assignment.StartValue(iv)), int(assignment.DurationValue(iv)))
+            for iv in self.breaks.get(v, [])
+        )
+        return RoutePlan(
+            vehicle=v,
+            stops=tuple(stops),
+            start_s=start_s,
+            visit_start_s=tuple(starts),
+            end_s=end_s,
+            breaks_s=breaks,
+        )
+
+
+class _LiveValues:
+    """The values of the solution being reported, read from the variables themselves (in a
+    solution callback, where no Assignment is at hand); same accessors as an Assignment."""
+
+    @staticmethod
+    def Value(var: Any) -> int:  # noqa: N802 (Assignment's method names)
+        return int(var.Value())
+
+    @staticmethod
+    def Min(var: Any) -> int:  # noqa: N802
+        return int(var.Min())
+
+    @staticmethod
+    def StartValue(interval: Any) -> int:  # noqa: N802
+        return int(interval.StartMin())
+
+    @staticmethod
+    def DurationValue(interval: Any) -> int:  # noqa: N802
+        return int(interval.DurationMin())
+
+
+_LIVE = _LiveValues()

@@ -1,0 +1,1 @@
+"""The PyVRP backend: the only modules that import pyvrp (imported lazily, for PyVRP solves)."""

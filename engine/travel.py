@@ -1,0 +1,250 @@
+"""Stops of a model and the travel durations and distances between them.
+
+Stop layout (shared by every backend): one stop per visit request (each pickup or delivery
+alternative of each shipment, in shipment order), then for each vehicle its start stop and its
+end stop. A vehicle without a start (end) location has zero travel from (to) its start (end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.errors import InvalidModelError
+from engine.model import LatLng, ShipmentModel, VisitRequest
+from engine.roads import RoadContext
+from geodata.geo import haversine_matrix_m
+from geodata.snap import SnapResult
+
+__all__ = ["RoadPoints", "Stops", "TravelMatrices", "build_stops", "build_travel_matrices"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class Stops:
+    """Index of the stops of a model (see module docstring)."""
+
+    shipment: IntArray
+    """Shipment index of each visit stop."""
+    is_pickup: npt.NDArray[np.bool_]
+    alternative: IntArray
+    """Index of the visit request in ``pickups`` or ``deliveries``."""
+    pickup_stops: tuple[tuple[int, ...], ...]
+    """Per shipment, the stops of its pickup alternatives."""
+    delivery_stops: tuple[tuple[int, ...], ...]
+    num_vehicles: int
+
+    @property
+    def num_visits(self) -> int:
+        return len(self.shipment)
+
+    @property
+    def size(self) -> int:
+        return self.num_visits + 2 * self.num_vehicles
+
+    def vehicle_start(self, vehicle: int) -> int:
+        return self.num_visits + 2 * vehicle
+
+    def vehicle_end(self, vehicle: int) -> int:
+        return self.num_visits + 2 * vehicle + 1
+
+    def visit_request(self, model: ShipmentModel, stop: int) -> VisitRequest:
+        shipment = model.shipments[int(self.shipment[stop])]
+        visits = shipment.pickups if self.is_pickup[stop] else shipment.deliveries
+        return visits[int(self.alternative[stop])]
+
+
+def build_stops(model: ShipmentModel) -> Stops:
+    shipment: list[int] = []
+    is_pickup: list[bool] = []
+    alternative: list[int] = []
+    pickup_stops: list[tuple[int, ...]] = []
+    delivery_stops: list[tuple[int, ...]] = []
+    for s, sh in enumerate(model.shipments):
+        for pickup, visits, out in (
+            (True, sh.pickups, pickup_stops),
+            (False, sh.deliveries, delivery_stops),
+        ):
+            first = len(shipment)
+            for k in range(len(visits)):
+                shipment.append(s)
+                is_pickup.append(pickup)
+                alternative.append(k)
+            out.append(tuple(range(first, len(shipment))))
+    return Stops(
+        shipment=np.asarray(shipment, dtype=np.int64),
+        is_pickup=np.asarray(is_pickup, dtype=np.bool_),
+        alternative=np.asarray(alternative, dtype=np.int64),
+        pickup_stops=tuple(pickup_stops),
+        delivery_stops=tuple(delivery_stops),
+        num_vehicles=len(model.vehicles),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class RoadPoints:
+    """Where the stops are on the road network: ``point[stop]`` indexes ``snaps`` (the distinct
+    locations, snapped), -1 for a stop without a location."""
+
+    point: IntArray
+    snaps: SnapResult
+
+
+@dataclass(frozen=True, eq=False)
+class TravelMatrices:
+    """Travel between stops: ``durations_s[k][i, j]`` and ``distances_m[k][i, j]`` for matrix k;
+    vehicle v uses matrix ``vehicle_matrix[v]``. Durations are before the vehicle's
+    ``travel_duration_multiple``."""
+
+    durations_s: tuple[FloatArray, ...]
+    distances_m: tuple[FloatArray, ...]
+    vehicle_matrix: tuple[int, ...]
+    source: str
+    """"matrices" (client supplied), "road" or "geodesic"."""
+    road: RoadPoints | None = None
+    """For road travel: the snapped stops (route geometry is drawn from them)."""
+
+
+def build_travel_matrices(
+    model: ShipmentModel,
+    stops: Stops,
+    *,
+    geodesic_meters_per_second: float,
+    roads: RoadContext | None = None,
+    use_geodesic: bool = False,
+) -> TravelMatrices:
+    """Travel matrices over ``stops`` for a validated model: the client's matrices when the
+    model has them, else road travel when ``roads`` is given and ``use_geodesic`` is false,
+    else geodesic travel. Road travel raises :class:`InvalidModelError` for locations too far
+    from any road."""
+    if model.duration_distance_matrices:
+        return _client_matrices(model, stops)
+    if roads is not None and not use_geodesic:
+        return _road_matrices(model, stops, roads)
+    return _geodesic_matrices(model, stops, geodesic_meters_per_second)
+
+
+def _stop_locations(model: ShipmentModel, stops: Stops) -> list[tuple[int, str, LatLng]]:
+    """(stop, field path, location) of every stop that has a location."""
+    out: list[tuple[int, str, LatLng]] = []
+    for i in range(stops.num_visits):
+        loc = stops.visit_request(model, i).arrival_location
+        assert loc is not None  # guaranteed by validation without client matrices
+        kind = "pickups" if stops.is_pickup[i] else "deliveries"
+        path = f"shipments[{stops.shipment[i]}].{kind}[{stops.alternative[i]}].arrival_location"
+        out.append((i, path, loc))
+    for v, vehicle in enumerate(model.vehicles):
+        if vehicle.start_location is not None:
+            path = f"vehicles[{v}].start_location"
+            out.append((stops.vehicle_start(v), path, vehicle.start_location))
+        if vehicle.end_location is not None:
+            out.append((stops.vehicle_end(v), f"vehicles[{v}].end_location", vehicle.end_location))
+    return out
+
+
+def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> TravelMatrices:
+    """Road travel between the distinct stop locations, each snapped to the nearest road."""
+    located = _stop_locations(model, stops)
+    coords = np.array([(loc.latitude, loc.longitude) for _, _, loc in located], dtype=np.float64)
+    unique, inverse = np.unique(coords.reshape(-1, 2), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    snaps = roads.snap(unique[:, 0], unique[:, 1])
+    off_road = roads.off_road_violations([path for _, path, _ in located], snaps, inverse)
+    if off_road:
+        raise InvalidModelError(off_road)
+    result = roads.matrix(snaps)
+    point = np.full(stops.size, -1, dtype=np.int64)
+    for k, (stop, _, _) in enumerate(located):
+        point[stop] = int(inverse[k])
+    n = stops.size
+    durations = np.zeros((n, n))
+    distances = np.zeros((n, n))
+    rows = np.flatnonzero(point >= 0)
+    cells = np.ix_(point[rows], point[rows])
+    durations[np.ix_(rows, rows)] = result.durations_s[cells]
+    distances[np.ix_(rows, rows)] = result.distances_m[cells]
+    return TravelMatrices(
+        durations_s=(durations,),
+        distances_m=(distances,),
+        vehicle_matrix=(0,) * len(model.vehicles),
+        source="road",
+        road=RoadPoints(point=point, snaps=snaps),
+    )
+
+
+def _zero_missing(
+    arr: FloatArray, no_row: npt.NDArray[np.bool_], no_col: npt.NDArray[np.bool_]
+) -> None:
+    arr[no_row, :] = 0.0
+    arr[:, no_col] = 0.0
+
+
+def _geodesic_matrices(model: ShipmentModel, stops: Stops, speed_mps: float) -> TravelMatrices:
+    n = stops.size
+    lat = np.zeros(n)
+    lng = np.zeros(n)
+    missing = np.zeros(n, dtype=np.bool_)
+    for i in range(stops.num_visits):
+        loc = stops.visit_request(model, i).arrival_location
+        assert loc is not None  # guaranteed by validation
+        lat[i], lng[i] = loc.latitude, loc.longitude
+    for v, vehicle in enumerate(model.vehicles):
+        for stop, loc in (
+            (stops.vehicle_start(v), vehicle.start_location),
+            (stops.vehicle_end(v), vehicle.end_location),
+        ):
+            if loc is None:
+                missing[stop] = True
+            else:
+                lat[stop], lng[stop] = loc.latitude, loc.longitude
+    distances = haversine_matrix_m(lat, lng)
+    _zero_missing(distances, missing, missing)
+    durations = distances / speed_mps
+    return TravelMatrices(
+        durations_s=(durations,),
+        distances_m=(distances,),
+        vehicle_matrix=(0,) * len(model.vehicles),
+        source="geodesic",
+    )
+
+
+def _client_matrices(model: ShipmentModel, stops: Stops) -> TravelMatrices:
+    src_of = {tag: k for k, tag in enumerate(model.duration_distance_matrix_src_tags)}
+    dst_of = {tag: k for k, tag in enumerate(model.duration_distance_matrix_dst_tags)}
+    n = stops.size
+    src = np.full(n, -1, dtype=np.int64)
+    dst = np.full(n, -1, dtype=np.int64)
+    for i in range(stops.num_visits):
+        tags = stops.visit_request(model, i).tags
+        src[i] = next(src_of[t] for t in tags if t in src_of)
+        dst[i] = next(dst_of[t] for t in tags if t in dst_of)
+    for v, vehicle in enumerate(model.vehicles):
+        src[stops.vehicle_start(v)] = next(
+            (src_of[t] for t in vehicle.start_tags if t in src_of), -1
+        )
+        dst[stops.vehicle_end(v)] = next((dst_of[t] for t in vehicle.end_tags if t in dst_of), -1)
+    rows, cols = np.maximum(src, 0), np.maximum(dst, 0)
+    durations: list[FloatArray] = []
+    distances: list[FloatArray] = []
+    for matrix in model.duration_distance_matrices:
+        for out, values in ((durations, matrix.durations_s), (distances, matrix.distances_m)):
+            full = np.asarray(values, dtype=np.float64)[np.ix_(rows, cols)]
+            _zero_missing(full, src < 0, dst < 0)
+            out.append(full)
+    by_tag = {m.vehicle_start_tag: k for k, m in enumerate(model.duration_distance_matrices)}
+    vehicle_matrix = []
+    for vehicle in model.vehicles:
+        if len(model.duration_distance_matrices) == 1:
+            vehicle_matrix.append(0)
+        else:
+            vehicle_matrix.append(next(by_tag[t] for t in vehicle.start_tags if t in by_tag))
+    return TravelMatrices(
+        durations_s=tuple(durations),
+        distances_m=tuple(distances),
+        vehicle_matrix=tuple(vehicle_matrix),
+        source="matrices",
+    )

@@ -1,0 +1,2 @@
+"""Reading road data: OpenStreetMap files and road layers, tags, vehicle profiles, the network
+build and its cache."""

@@ -1,0 +1,197 @@
+"""Vehicle profiles: which roads a vehicle may use and how fast it drives on them.
+
+A profile is a frozen dataclass. ``speeds_kph`` both lists the drivable ``highway`` classes and
+gives each one's default speed (used when a way has no usable ``maxspeed``); a class missing from
+it is not drivable. Every speed is capped at ``max_speed_kph``.
+
+Decisions (see also :mod:`geodata.ingest.tags`):
+
+- ``service`` roads are drivable at a low default speed: deliveries need them to reach loading bays,
+  yards and car parks. ``service=emergency_access`` is excluded.
+- ``track`` is *not* drivable by default (mostly unpaved farm and forest tracks); a custom profile
+  can add it to ``speeds_kph``.
+- Access is decided by the most specific of ``access_keys`` that the way carries (OSM's rule: a more
+  specific tag overrides a general one, so ``access=no`` + ``motor_vehicle=yes`` is open to cars).
+  ``destination``, ``delivery``, ``customers`` and ``permissive`` stay open: a delivery vehicle
+  may use them. ``private`` is closed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+__all__ = ["CAR", "HIGHWAY_CLASSES", "PROFILES", "TRUCK", "Profile", "highway_code"]
+
+HIGHWAY_CLASSES: tuple[str, ...] = (
+    "motorway",
+    "motorway_link",
+    "trunk",
+    "trunk_link",
+    "primary",
+    "primary_link",
+    "secondary",
+    "secondary_link",
+    "tertiary",
+    "tertiary_link",
+    "unclassified",
+    "residential",
+    "living_street",
+    "service",
+    "road",
+    "track",
+)
+"""Road classes a profile may allow; an edge's ``highway`` code is its index in this tuple."""
+
+_HIGHWAY_CODES = {name: code for code, name in enumerate(HIGHWAY_CLASSES)}
+
+DEFAULT_DENIED_ACCESS = frozenset(
+    {
+        "no",
+        "private",
+        "agricultural",
+        "forestry",
+        "emergency",
+        "military",
+        "psv",
+        "bus",
+        "discouraged",
+    }
+)
+"""Access values that close a road to the profile's vehicle."""
+
+
+def highway_code(name: str) -> int:
+    """Code of a ``highway`` class (its index in :data:`HIGHWAY_CLASSES`); KeyError if unknown."""
+    return _HIGHWAY_CODES[name]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one kind of vehicle uses the road network.
+
+    Attributes:
+        name: short name, used in cache file names and logs (letters, digits, ``-``, ``_``).
+        speeds_kph: default speed (km/h) of each drivable ``highway`` class; other classes are not
+            drivable.
+        max_speed_kph: cap on every speed, from ``maxspeed`` or defaults (a truck's limiter).
+        access_keys: access tags to read, most specific first; the first one present decides.
+        denied_access: values of those tags that close the road.
+        maxspeed_keys: speed-limit tags to read, most specific first (``maxspeed:hgv`` for trucks);
+            ``KEY:forward`` / ``KEY:backward`` are read before ``KEY`` for each direction.
+        excluded_service: ``service=*`` values that are not drivable.
+    """
+
+    name: str
+    speeds_kph: Mapping[str, float]
+    max_speed_kph: float
+    access_keys: tuple[str, ...]
+    denied_access: frozenset[str] = DEFAULT_DENIED_ACCESS
+    maxspeed_keys: tuple[str, ...] = ("maxspeed",)
+    excluded_service: frozenset[str] = field(
+        default_factory=lambda: frozenset({"emergency_access"})
+    )
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
+            problems.append(f"name {self.name!r} must be non-empty letters, digits, '-' or '_'")
+        if not self.speeds_kph:
+            problems.append("speeds_kph must allow at least one highway class")
+        for cls, speed in self.speeds_kph.items():
+            if cls not in _HIGHWAY_CODES:
+                problems.append(f"speeds_kph: unknown highway class {cls!r} (see HIGHWAY_CLASSES)")
+            if not (isinstance(speed, int | float) and math.isfinite(speed) and speed > 0):
+                problems.append(f"speeds_kph[{cls!r}] must be a positive number, got {speed!r}")
+        if not (math.isfinite(self.max_speed_kph) and self.max_speed_kph > 0):
+            problems.append(f"max_speed_kph must be positive, got {self.max_speed_kph!r}")
+        if not self.access_keys:
+            problems.append("access_keys must name at least one tag (e.g. 'access')")
+        if not self.maxspeed_keys:
+            problems.append("maxspeed_keys must name at least one tag (e.g. 'maxspeed')")
+        if problems:
+            raise ValueError(f"invalid profile {self.name!r}: " + "; ".join(problems))
+        # Freeze the mapping so the profile really is immutable (and a safe cache key).
+        object.__setattr__(self, "speeds_kph", MappingProxyType(dict(self.speeds_kph)))
+        object.__setattr__(self, "access_keys", tuple(self.access_keys))
+        object.__setattr__(self, "maxspeed_keys", tuple(self.maxspeed_keys))
+        object.__setattr__(self, "denied_access", frozenset(self.denied_access))
+        object.__setattr__(self, "excluded_service", frozenset(self.excluded_service))
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
+
+    def default_speed_kph(self, highway: str) -> float:
+        """The speed on ``highway`` when no ``maxspeed`` applies, capped at ``max_speed_kph``."""
+        return min(float(self.speeds_kph[highway]), self.max_speed_kph)
+
+    def fingerprint(self) -> str:
+        """A canonical JSON text of every setting: two profiles build the same network iff equal."""
+        return json.dumps(
+            {
+                "name": self.name,
+                "speeds_kph": sorted((k, float(v)) for k, v in self.speeds_kph.items()),
+                "max_speed_kph": float(self.max_speed_kph),
+                "access_keys": list(self.access_keys),
+                "denied_access": sorted(self.denied_access),
+                "maxspeed_keys": list(self.maxspeed_keys),
+                "excluded_service": sorted(self.excluded_service),
+            },
+            sort_keys=True,
+        )
+
+
+CAR = Profile(
+    name="car",
+    speeds_kph={
+        "motorway": 110.0,
+        "motorway_link": 60.0,
+        "trunk": 90.0,
+        "trunk_link": 50.0,
+        "primary": 65.0,
+        "primary_link": 40.0,
+        "secondary": 55.0,
+        "secondary_link": 35.0,
+        "tertiary": 45.0,
+        "tertiary_link": 30.0,
+        "unclassified": 35.0,
+        "residential": 30.0,
+        "living_street": 10.0,
+        "service": 15.0,
+        "road": 30.0,
+    },
+    max_speed_kph=130.0,
+    access_keys=("motorcar", "motor_vehicle", "vehicle", "access"),
+)
+"""A car or small van: default speeds a little under typical limits, capped at 130 km/h."""
+
+TRUCK = Profile(
+    name="truck",
+    speeds_kph={
+        "motorway": 80.0,
+        "motorway_link": 50.0,
+        "trunk": 70.0,
+        "trunk_link": 40.0,
+        "primary": 55.0,
+        "primary_link": 35.0,
+        "secondary": 50.0,
+        "secondary_link": 30.0,
+        "tertiary": 40.0,
+        "tertiary_link": 25.0,
+        "unclassified": 30.0,
+        "residential": 25.0,
+        "living_street": 10.0,
+        "service": 10.0,
+        "road": 25.0,
+    },
+    max_speed_kph=80.0,
+    access_keys=("hgv", "motor_vehicle", "vehicle", "access"),
+    maxspeed_keys=("maxspeed:hgv", "maxspeed"),
+)
+"""A heavy goods vehicle (OSM ``hgv``): lower speeds, 80 km/h limiter, closed where ``hgv=no``."""
+
+PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (CAR, TRUCK)})
+"""The built-in profiles by name."""

@@ -1,0 +1,1 @@
+"""Solver back-ends of the planner (the facility-location MIP)."""

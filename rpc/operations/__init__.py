@@ -1,0 +1,1 @@
+"""Long-running operations: the manager, its store and the google.longrunning.Operations service."""

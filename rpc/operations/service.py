@@ -1,0 +1,128 @@
+"""The ``google.longrunning.Operations`` service over :class:`rpc.operations.manager.JobManager`.
+
+GetOperation, ListOperations (``filter``: ``state=RUNNING``, ``state=QUEUED OR state=RUNNING``,
+``done=true``, ``batch=operations/…``, ``kind=batch``, joined with ``AND``; paging with
+``page_size`` and ``page_token``), CancelOperation, DeleteOperation (finished operations only:
+FAILED_PRECONDITION otherwise) and WaitOperation (``timeout`` unset: up to
+:data:`MAX_WAIT_S`, capped by the call's deadline). An unknown name is NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Final, NoReturn, TypeVar
+
+import grpc
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import empty_pb2
+from google.rpc import code_pb2, status_pb2
+from grpc_status import rpc_status
+
+from rpc.convert import duration_to_seconds
+from rpc.errors import internal_status
+from rpc.operations.manager import FilterError, JobManager, NotFinishedError, OperationNotFoundError
+
+__all__ = ["MAX_WAIT_S", "OPERATIONS_SERVICE_NAME", "OperationsServicer"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+OPERATIONS_SERVICE_NAME: Final = "google.longrunning.Operations"
+
+MAX_WAIT_S: Final = 60.0
+"""Longest WaitOperation; a client waits longer by calling it again."""
+
+_WAIT_MARGIN_S: Final = 0.2
+"""WaitOperation answers this long before the call's deadline."""
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    status = rpc_status.to_status(
+        status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
+    )
+    context.abort_with_status(status)
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+class OperationsServicer(operations_pb2_grpc.OperationsServicer):
+    """Serves the operations of a :class:`JobManager`."""
+
+    def __init__(self, jobs: JobManager) -> None:
+        self._jobs = jobs
+
+    def _call(self, method: str, context: grpc.ServicerContext, fn: Callable[[], _T]) -> _T:
+        started = time.monotonic()
+        code = grpc.StatusCode.OK
+        try:
+            return fn()
+        except OperationNotFoundError as exc:
+            code = grpc.StatusCode.NOT_FOUND
+            _abort(context, code, str(exc))
+        except NotFinishedError as exc:
+            code = grpc.StatusCode.FAILED_PRECONDITION
+            _abort(context, code, str(exc))
+        except FilterError as exc:
+            code = grpc.StatusCode.INVALID_ARGUMENT
+            _abort(context, code, str(exc))
+        except Exception as exc:
+            code = grpc.StatusCode.INTERNAL
+            incident = uuid.uuid4().hex[:12]
+            log.error("%s failed (incident %s)", method, incident, exc_info=exc)
+            context.abort_with_status(internal_status(incident_id=incident))
+            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
+        finally:
+            log.info(
+                "%s code=%s latency_ms=%.1f peer=%s",
+                method, code.name, (time.monotonic() - started) * 1000, context.peer(),
+            )  # fmt: skip
+
+    def GetOperation(  # noqa: N802 (gRPC method name)
+        self, request: operations_pb2.GetOperationRequest, context: grpc.ServicerContext
+    ) -> operations_pb2.Operation:
+        return self._call("GetOperation", context, lambda: self._jobs.get(request.name))
+
+    def ListOperations(  # noqa: N802
+        self, request: operations_pb2.ListOperationsRequest, context: grpc.ServicerContext
+    ) -> operations_pb2.ListOperationsResponse:
+        def run() -> operations_pb2.ListOperationsResponse:
+            operations, token = self._jobs.list(
+                request.filter, request.page_size, request.page_token
+            )
+            return operations_pb2.ListOperationsResponse(
+                operations=operations, next_page_token=token
+            )
+
+        return self._call("ListOperations", context, run)
+
+    def CancelOperation(  # noqa: N802
+        self, request: operations_pb2.CancelOperationRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
+        def run() -> empty_pb2.Empty:
+            self._jobs.cancel(request.name)
+            return empty_pb2.Empty()
+
+        return self._call("CancelOperation", context, run)
+
+    def DeleteOperation(  # noqa: N802
+        self, request: operations_pb2.DeleteOperationRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
+        def run() -> empty_pb2.Empty:
+            self._jobs.delete(request.name)
+            return empty_pb2.Empty()
+
+        return self._call("DeleteOperation", context, run)
+
+    def WaitOperation(  # noqa: N802
+        self, request: operations_pb2.WaitOperationRequest, context: grpc.ServicerContext
+    ) -> operations_pb2.Operation:
+        timeout = MAX_WAIT_S
+        if request.HasField("timeout"):
+            timeout = min(max(0.0, duration_to_seconds(request.timeout)), MAX_WAIT_S)
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout = max(0.0, min(timeout, remaining - _WAIT_MARGIN_S))
+        return self._call("WaitOperation", context, lambda: self._jobs.wait(request.name, timeout))

@@ -1,0 +1,1 @@
+"""How solves run: executors (local worker processes, Dask) behind one protocol."""

@@ -1,0 +1,477 @@
+"""Backend choice (``auto``), the PyVRP backend beside OR-Tools, portfolios and determinism.
+
+Every solution is checked by the independent checker (``solve_checked``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sys
+import time
+
+import pytest
+
+from engine import LatLng, Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest, solve
+from engine.backends import StopCriterion, choose_backend
+from engine.backends.features import FEATURES
+from engine.errors import InvalidModelError
+from engine.model import BreakRequest
+from engine.options import SearchMode, SolveOptions
+from engine.precheck import precheck
+from engine.problem import Problem
+from engine.solution import SkipReasonCode
+from engine.travel import build_stops, build_travel_matrices
+from engine.warmstart import WARM_STARTABLE, nearby_model, pyvrp_initial_routes
+from tests.builders import solve_checked
+from tests.checker import check_solution
+
+DAY = 86400.0
+
+
+def city_model(
+    n: int,
+    *,
+    seed: int = 1,
+    n_vehicles: int = 4,
+    windows: bool = True,
+    pairs: int = 0,
+    cost_per_hour: float = 0.0,
+) -> ShipmentModel:
+    """Deliveries (and ``pairs`` pickup-and-delivery shipments) around a Paris depot, with
+    capacities, service times and optionally time windows (geodesic travel at 10 m/s)."""
+    rng = random.Random(seed)
+
+    def point() -> LatLng:
+        return LatLng(48.8 + rng.random() * 0.1, 2.3 + rng.random() * 0.1)
+
+    def window() -> tuple[TimeWindow, ...]:
+        if not windows:
+            return ()
+        start = rng.uniform(0, 6 * 3600)
+        return (TimeWindow(start_time=start, end_time=start + 3 * 3600),)
+
+    shipments = [
+        Shipment(
+            deliveries=(
+                VisitRequest(arrival_location=point(), duration_s=120, time_windows=window()),
+            ),
+            load_demands={"boxes": rng.randint(1, 3)},
+            penalty_cost=None if i % 5 else 500.0,
+            label=f"d{i}",
+        )
+        for i in range(n)
+    ]
+    shipments += [
+        Shipment(
+            pickups=(VisitRequest(arrival_location=point(), duration_s=60),),
+            deliveries=(VisitRequest(arrival_location=point(), duration_s=60),),
+            load_demands={"boxes": 1},
+            label=f"p{i}",
+        )
+        for i in range(pairs)
+    ]
+    depot = LatLng(48.85, 2.35)
+    vehicle = Vehicle(
+        start_location=depot,
+        end_location=depot,
+        start_time_windows=(TimeWindow(start_time=0.0, end_time=2 * 3600),),
+        end_time_windows=(TimeWindow(end_time=12 * 3600),),
+        load_limits={"boxes": 2 * (n + pairs) // n_vehicles + 4},
+        cost_per_kilometer=1.0,
+        cost_per_hour=cost_per_hour,
+        fixed_cost=10.0,
+    )
+    return ShipmentModel(
+        shipments=tuple(shipments), vehicles=(vehicle,) * n_vehicles, global_end_time=DAY
+    )
+
+
+def problem_of(model: ShipmentModel) -> Problem:
+    stops = build_stops(model)
+    travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0)
+    problem = Problem.build(model, stops, travel)
+    precheck(problem)
+    return problem
+
+
+def with_vehicle(model: ShipmentModel, **changes: object) -> ShipmentModel:
+    vehicles = list(model.vehicles)
+    vehicles[1] = dataclasses.replace(vehicles[1], **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(model, vehicles=tuple(vehicles))
+
+
+def with_shipment(model: ShipmentModel, shipment: Shipment) -> ShipmentModel:
+    shipments = list(model.shipments)
+    shipments[2] = shipment
+    return dataclasses.replace(model, shipments=tuple(shipments))
+
+
+BASE = city_model(8)
+TW = TimeWindow(start_time=3600.0, end_time=7200.0)
+HERE = BASE.shipments[2].deliveries[0]
+# One model per feature that PyVRP cannot express, with the field path auto must name.
+ORTOOLS_ONLY = {
+    "breaks": (
+        with_vehicle(BASE, break_requests=(BreakRequest(3600.0, 7200.0, 600.0),)),
+        "model.vehicles[1].break_rule",
+    ),
+    "soft_time_windows": (
+        with_shipment(
+            BASE,
+            Shipment(
+                deliveries=(
+                    dataclasses.replace(
+                        HERE,
+                        time_windows=(
+                            TimeWindow(soft_end_time=3600.0, cost_per_hour_after_soft_end_time=5),
+                        ),
+                    ),
+                )
+            ),
+        ),
+        "model.shipments[2].deliveries[0].time_windows",
+    ),
+    "multiple_time_windows": (
+        with_shipment(
+            BASE,
+            Shipment(
+                deliveries=(
+                    dataclasses.replace(
+                        HERE, time_windows=(TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
+                    ),
+                )
+            ),
+        ),
+        "model.shipments[2].deliveries[0].time_windows",
+    ),
+    "allowed_vehicles": (
+        with_shipment(BASE, Shipment(deliveries=(HERE,), allowed_vehicle_indices=(0, 2))),
+        "model.shipments[2].allowed_vehicle_indices",
+    ),
+    "pair_alternatives": (
+        with_shipment(BASE, Shipment(pickups=(HERE, HERE), deliveries=(HERE,))),
+        "model.shipments[2]",
+    ),
+    "distance_limit_with_time_cost": (
+        with_vehicle(BASE, route_distance_limit_m=50_000.0, cost_per_traveled_hour=20.0),
+        "model.vehicles[1].route_distance_limit",
+    ),
+    "multiple_vehicle_time_windows": (
+        with_vehicle(BASE, start_time_windows=(TimeWindow(0.0, 100.0), TimeWindow(200.0, 300.0))),
+        "model.vehicles[1].start_time_windows",
+    ),
+    "late_end_window_start": (
+        with_vehicle(BASE, end_time_windows=(TimeWindow(start_time=4 * 3600.0),)),
+        "model.vehicles[1].end_time_windows",
+    ),
+}
+
+
+def test_every_feature_has_an_ortools_only_example():
+    assert set(ORTOOLS_ONLY) == set(FEATURES)
+
+
+@pytest.mark.parametrize("feature", sorted(ORTOOLS_ONLY))
+def test_auto_picks_ortools_for_a_feature_pyvrp_lacks_and_says_why(feature):
+    model, path = ORTOOLS_ONLY[feature]
+    choice = choose_backend(problem_of(model), "auto")
+    assert choice.name == "ortools"
+    assert path in choice.reason
+    assert FEATURES[feature] in choice.reason
+    solution = solve_checked(model, time_limit_s=1.0)
+    assert solution.backend == "ortools"
+    assert path in solution.backend_reason
+
+
+@pytest.mark.parametrize("feature", ["breaks", "allowed_vehicles"])
+def test_requesting_pyvrp_for_an_unsupported_feature_names_the_field(feature):
+    model, path = ORTOOLS_ONLY[feature]
+    with pytest.raises(InvalidModelError) as info:
+        solve(model, SolveOptions(time_limit_s=1.0, backend="pyvrp"))
+    assert [f"model.{v.field}" for v in info.value.violations] == [path]
+    assert "pyvrp" in info.value.violations[0].description
+
+
+def test_auto_picks_pyvrp_when_it_supports_the_model():
+    solution = solve_checked(city_model(30, pairs=3, cost_per_hour=20.0), time_limit_s=1.0)
+    assert solution.backend == "pyvrp"
+    assert solution.backend_reason == "auto: supports every feature of the model"
+    assert not solution.skipped_shipments
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="unknown backend 'gurobi'"):
+        solve(BASE, SolveOptions(backend="gurobi"))
+
+
+def test_ortools_search_options_select_ortools_under_auto_and_are_refused_by_pyvrp():
+    options = SolveOptions(time_limit_s=0.5, first_solution_strategy="SAVINGS")
+    assert solve(BASE, options).backend == "ortools"
+    with pytest.raises(ValueError, match="apply to backend 'ortools'"):
+        solve(BASE, dataclasses.replace(options, backend="pyvrp"))
+
+
+@pytest.mark.parametrize("backend", ["pyvrp", "ortools"])
+def test_both_backends_serve_the_same_model_feasibly(backend):
+    model = city_model(40, pairs=4, cost_per_hour=30.0, seed=3)
+    solution = solve_checked(
+        model, time_limit_s=2.0, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME, backend=backend
+    )
+    assert solution.backend == backend
+    assert solution.metrics.skipped_mandatory_shipment_count == 0
+    # Optional shipments are skipped only when serving them costs more than their penalty.
+    assert solution.metrics.total_cost > 0
+
+
+def test_pyvrp_routes_are_not_worse_than_ortools_on_a_vrptw():
+    """The reason auto prefers PyVRP, on a small instance at equal time."""
+    model = city_model(80, seed=7, n_vehicles=8)
+    costs = {}
+    for backend in ("pyvrp", "ortools"):
+        costs[backend] = solve_checked(
+            model,
+            time_limit_s=3.0,
+            search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+            backend=backend,
+        ).metrics.total_cost
+    assert costs["pyvrp"] <= costs["ortools"] * 1.001
+
+
+def test_mandatory_shipments_pyvrp_cannot_serve_fall_back_to_ortools():
+    """Two mandatory deliveries whose windows one vehicle cannot both meet: PyVRP (which needs
+    every mandatory shipment served) gives up; OR-Tools skips one and reports it."""
+    depot = LatLng(48.85, 2.35)
+    far = [LatLng(48.85, 2.45), LatLng(48.85, 2.25)]  # 7 km either side, 12 min at 10 m/s
+    model = ShipmentModel(
+        shipments=tuple(
+            Shipment(
+                deliveries=(
+                    VisitRequest(arrival_location=p, time_windows=(TimeWindow(600.0, 900.0),)),
+                )
+            )
+            for p in far
+        ),
+        vehicles=(Vehicle(start_location=depot, end_location=depot, cost_per_kilometer=1.0),),
+        global_end_time=DAY,
+    )
+    solution = solve_checked(model, time_limit_s=2.0)
+    assert solution.backend == "ortools"
+    assert "pyvrp found no solution serving every mandatory shipment" in solution.backend_reason
+    assert solution.metrics.skipped_mandatory_shipment_count == 1
+
+
+@pytest.mark.parametrize("backend", ["pyvrp", "ortools"])
+def test_same_seed_and_iteration_limit_give_the_same_routes(backend):
+    model = city_model(40, seed=5, pairs=2)
+    options = {"backend": backend, "seed": 7, "iteration_limit": 300}
+    first = solve_checked(model, time_limit_s=20.0, **options)
+    second = solve_checked(model, time_limit_s=20.0, **options)
+    assert [r.visits for r in first.routes] == [r.visits for r in second.routes]
+    assert first.metrics.total_cost == second.metrics.total_cost
+
+
+def test_pyvrp_seeds_differ():
+    """Seeds matter (else a portfolio of seeds would be pointless)."""
+    model = city_model(60, seed=11)
+    routes = {
+        tuple(
+            tuple(v.shipment_index for v in r.visits)
+            for r in solve_checked(
+                model, time_limit_s=20.0, backend="pyvrp", seed=seed, iteration_limit=200
+            ).routes
+        )
+        for seed in range(4)
+    }
+    assert len(routes) > 1
+
+
+@pytest.mark.parametrize("backend", ["auto", "ortools"])
+def test_portfolio_keeps_the_best_member(backend):
+    model = city_model(40, seed=2, pairs=2)
+    single = (
+        [
+            solve_checked(
+                model, time_limit_s=20.0, backend=backend, seed=s, iteration_limit=150
+            ).metrics.total_cost
+            for s in range(2)
+        ]
+        if backend == "auto"
+        else []
+    )
+    portfolio = solve_checked(
+        model,
+        time_limit_s=20.0,
+        backend=backend,
+        solver_processes=2,
+        seed=0,
+        iteration_limit=150,
+    )
+    assert "best of 2 parallel searches" in portfolio.backend_reason
+    if single:  # deterministic members: the portfolio returns the better of the two
+        assert portfolio.metrics.total_cost == pytest.approx(min(single))
+
+
+@pytest.mark.parametrize("iteration_limit", [None, 100])
+def test_auto_solver_processes_uses_the_cores_of_the_process(monkeypatch, iteration_limit):
+    solve_module = sys.modules["engine.solve"]  # the package's ``engine.solve`` is the function
+    monkeypatch.setattr(solve_module, "available_cores", lambda: 3)
+    model = city_model(30, seed=5)
+    solution = solve_checked(model, solver_processes=0, iteration_limit=iteration_limit)
+    assert solution.solver_processes == 3
+    assert "best of 3 parallel searches" in solution.backend_reason
+    monkeypatch.setattr(solve_module, "available_cores", lambda: 1)
+    single = solve_checked(model, solver_processes=0)
+    assert single.solver_processes == 1
+    assert "parallel" not in single.backend_reason
+
+
+@pytest.mark.parametrize("backend", ["pyvrp", "ortools"])
+def test_progress_reports_each_improvement(backend):
+    events = []
+    solve(
+        city_model(60, seed=9),
+        SolveOptions(
+            time_limit_s=1.0, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME, backend=backend
+        ),
+        on_progress=events.append,
+    )
+    assert len(events) >= 2
+    assert [e.solutions for e in events] == list(range(1, len(events) + 1))
+    objectives = [e.objective for e in events]
+    assert objectives == sorted(objectives, reverse=True)
+
+
+# -- warm start of OR-Tools from PyVRP (engine.warmstart) ---------------------------------------
+
+
+def test_nearby_model_drops_or_restricts_what_pyvrp_lacks():
+    model, _ = ORTOOLS_ONLY["breaks"]
+    nearby = nearby_model(model)
+    assert all(not v.break_requests for v in nearby.vehicles)
+    # the vehicle with the 10-minute break must be back 10 minutes earlier
+    assert nearby.vehicles[1].end_time_windows[0].end_time == 12 * 3600 - 600.0
+    assert nearby.vehicles[0].end_time_windows == model.vehicles[0].end_time_windows
+    windows = nearby_model(ORTOOLS_ONLY["multiple_time_windows"][0]).shipments[2]
+    assert windows.deliveries[0].time_windows == (TimeWindow(0.0, 3600.0),)  # the widest
+    soft = nearby_model(ORTOOLS_ONLY["soft_time_windows"][0]).shipments[2]
+    assert not any(w.is_soft for w in soft.deliveries[0].time_windows)
+    pair = nearby_model(ORTOOLS_ONLY["pair_alternatives"][0]).shipments[2]
+    assert (len(pair.pickups), len(pair.deliveries)) == (1, 1)
+    allowed = nearby_model(ORTOOLS_ONLY["allowed_vehicles"][0]).shipments[2]
+    assert allowed.allowed_vehicle_indices == ()
+    for feature in ORTOOLS_ONLY:
+        if feature in WARM_STARTABLE:
+            problem = problem_of(nearby_model(ORTOOLS_ONLY[feature][0]))
+            assert choose_backend(problem, "auto").name == "pyvrp", feature
+
+
+def test_initial_routes_keep_visits_off_vehicles_they_may_not_use():
+    model = city_model(30, seed=8)
+    restricted = dict.fromkeys(range(0, 30, 3), (0,))
+    model = dataclasses.replace(
+        model,
+        shipments=tuple(
+            dataclasses.replace(s, allowed_vehicle_indices=restricted.get(i, ()))
+            for i, s in enumerate(model.shipments)
+        ),
+    )
+    problem = problem_of(model)
+    stop = StopCriterion(deadline=time.monotonic() + 1.0)
+    routes = pyvrp_initial_routes(problem, stop)
+    assert routes is not None
+    shipment_of = problem.stops.shipment
+    for v, route in enumerate(routes):
+        for stop_index in route:
+            allowed = restricted.get(int(shipment_of[stop_index]))
+            assert allowed is None or v in allowed
+
+
+def _bigger(feature: str) -> ShipmentModel:
+    """A 40-shipment version of the ORTOOLS_ONLY model of ``feature``."""
+    base = city_model(40, seed=2)
+    here = base.shipments[2].deliveries[0]
+    if feature == "breaks":
+        return with_vehicle(base, break_requests=(BreakRequest(3600.0, 7200.0, 600.0),))
+    if feature == "allowed_vehicles":
+        return with_shipment(base, Shipment(deliveries=(here,), allowed_vehicle_indices=(0, 2)))
+    windows = (TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
+    return with_shipment(
+        base, Shipment(deliveries=(dataclasses.replace(here, time_windows=windows),))
+    )
+
+
+@pytest.mark.parametrize("feature", ["breaks", "allowed_vehicles", "multiple_time_windows"])
+def test_auto_warm_starts_ortools_and_says_so(feature):
+    model = _bigger(feature)
+    solution = solve_checked(
+        model, time_limit_s=2.0, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME
+    )
+    assert solution.backend == "ortools"
+    assert "warm start: started from pyvrp's routes" in solution.backend_reason
+    assert solution.metrics.skipped_mandatory_shipment_count == 0
+    cold = solve_checked(
+        model, time_limit_s=1.0, warm_start=False, search_mode=SearchMode.RETURN_FAST
+    )
+    assert "warm start" not in cold.backend_reason
+
+
+def test_decomposition_improves_groups_of_routes_and_stays_feasible(monkeypatch, caplog):
+    import engine.backends.pyvrp.backend as pyvrp_backend
+
+    monkeypatch.setattr(pyvrp_backend, "DECOMPOSE_GROUP_CLIENTS", 25)
+    model = city_model(120, seed=12, n_vehicles=12, windows=False)
+    model = dataclasses.replace(
+        model, shipments=tuple(dataclasses.replace(s, penalty_cost=None) for s in model.shipments)
+    )
+    events = []
+    with caplog.at_level("DEBUG", logger="engine.backends.pyvrp.backend"):
+        solution = solve(
+            model,
+            SolveOptions(
+                time_limit_s=3.0,
+                search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+                backend="pyvrp",
+                decompose=True,
+            ),
+            on_progress=events.append,
+        )
+    check_solution(model, solution, geodesic_meters_per_second=10.0)
+    assert not solution.skipped_shipments
+    rounds = [r.message for r in caplog.records if r.message.startswith("pyvrp decomposition")]
+    assert rounds, "the decomposition did not run"
+    assert int(rounds[0].split()[2]) >= 1  # at least one round of sub-problems ran
+    objectives = [e.objective for e in events]
+    assert objectives == sorted(objectives, reverse=True)
+    assert events[-1].objective == pytest.approx(solution.metrics.total_cost, rel=1e-3)
+
+
+def test_precheck_groups_identical_vehicles_but_reports_each_vehicle() -> None:
+    """Vehicles are checked once per profile (load limits, shift, ...), yet every vehicle gets
+    its own verdict and the example vehicle of a reason is the first one with that reason."""
+    base = city_model(6, n_vehicles=5, windows=False)
+    small = dataclasses.replace(base.vehicles[0], load_limits={"boxes": 1})
+    short = dataclasses.replace(base.vehicles[0], end_time_windows=(TimeWindow(end_time=60.0),))
+    big = base.vehicles[0]
+    shipments = list(base.shipments)
+    shipments[0] = dataclasses.replace(shipments[0], load_demands={"boxes": 3})
+    shipments[1] = dataclasses.replace(shipments[1], load_demands={"boxes": 99})
+    shipments[2] = dataclasses.replace(
+        shipments[2], load_demands={"boxes": 2}, allowed_vehicle_indices=(1, 3)
+    )
+    shipments[3] = dataclasses.replace(shipments[3], load_demands={"boxes": 1})
+    model = dataclasses.replace(
+        base, vehicles=(big, small, big, small, short), shipments=tuple(shipments)
+    )
+    problem = problem_of(model)
+    assert problem.allowed_vehicles[0] == (0, 2)  # too big for 1, 3; 4's shift is too short
+    assert problem.allowed_vehicles[1] == ()
+    assert problem.allowed_vehicles[2] == ()
+    assert problem.allowed_vehicles[3] == (0, 1, 2, 3)
+    skipped = precheck(problem)
+    assert set(skipped) == {1, 2}
+    (capacity,) = skipped[1][:1]
+    assert capacity.code == SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY
+    assert (capacity.example_vehicle_index, capacity.example_exceeded_capacity_type) == (0, "boxes")
+    codes = {r.code: r.example_vehicle_index for r in skipped[2]}
+    assert codes[SkipReasonCode.VEHICLE_NOT_ALLOWED] == 0
+    assert codes[SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY] == 1

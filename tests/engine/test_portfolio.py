@@ -1,0 +1,183 @@
+"""Parallel processes: run_parallel, and a PyVRP search split over processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import pytest
+
+from engine import ShipmentModel, solve
+from engine.backends.base import Progress, StopCriterion
+from engine.backends.pyvrp.backend import splits
+from engine.errors import NoSolutionError, SolverError
+from engine.options import SearchMode, SolveOptions
+from engine.parallel import run_parallel
+from engine.problem import Problem
+from engine.travel import build_stops, build_travel_matrices
+from tests.builders import solve_checked
+from tests.checker import check_solution
+from tests.engine.test_backends import city_model
+
+
+def mandatory(model: ShipmentModel) -> ShipmentModel:
+    """``model`` with every shipment mandatory (sub-problems of whole routes need that)."""
+    shipments = tuple(dataclasses.replace(s, penalty_cost=None) for s in model.shipments)
+    return dataclasses.replace(model, shipments=shipments)
+
+
+def problem_of(model: ShipmentModel) -> Problem:
+    stops = build_stops(model)
+    travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0)
+    return Problem.build(model, stops, travel)
+
+
+# -- run_parallel ------------------------------------------------------------------------------
+
+
+def test_run_parallel_returns_each_result_in_task_order_from_other_processes() -> None:
+    def task(i: int):
+        def run(stop: StopCriterion, progress) -> tuple[int, int]:
+            return i * i, os.getpid()
+
+        return run
+
+    results = run_parallel(
+        [(f"t{i}", task(i)) for i in range(3)], StopCriterion(deadline=time.monotonic() + 10)
+    )
+    assert [r.value[0] for r in results if r.value] == [0, 1, 4]
+    assert [r.name for r in results] == ["t0", "t1", "t2"]
+    pids = {r.value[1] for r in results if r.value}
+    assert len(pids) == 3
+    assert os.getpid() not in pids
+
+
+def test_run_parallel_reports_errors_per_task() -> None:
+    def fails(stop: StopCriterion, progress) -> None:
+        raise RuntimeError("boom")
+
+    def no_solution(stop: StopCriterion, progress) -> None:
+        raise NoSolutionError("infeasible", "nothing")
+
+    def works(stop: StopCriterion, progress) -> str:
+        return "ok"
+
+    deadline = time.monotonic() + 10
+    tasks = [("fails", fails), ("none", no_solution), ("works", works)]
+    failed, none, ok = run_parallel(tasks, StopCriterion(deadline=deadline))
+    assert failed.value is None
+    assert isinstance(failed.error, SolverError)
+    assert none.value is None
+    assert isinstance(none.error, NoSolutionError)
+    assert (ok.value, ok.error) == ("ok", None)
+
+
+def test_run_parallel_stops_tasks_and_kills_those_that_ignore_it() -> None:
+    def polite(stop: StopCriterion, progress) -> str:
+        while not stop.poll():
+            time.sleep(0.01)
+        return "stopped"
+
+    def deaf(stop: StopCriterion, progress) -> str:
+        time.sleep(60)
+        return "never"
+
+    stop_at = time.monotonic() + 0.3
+    stop = StopCriterion(
+        deadline=time.monotonic() + 30, should_stop=lambda: time.monotonic() > stop_at
+    )
+    started = time.monotonic()
+    polite_result, deaf_result = run_parallel([("polite", polite), ("deaf", deaf)], stop)
+    assert time.monotonic() - started < 5.0  # stop + grace, not the deaf task's 60 s
+    assert polite_result.value == "stopped"
+    assert isinstance(deaf_result.error, SolverError)
+    assert stop.interrupted
+
+
+def test_run_parallel_relays_only_improving_progress() -> None:
+    def reports(objectives: list[float]):
+        def run(stop: StopCriterion, progress) -> None:
+            for objective in objectives:
+                progress(Progress(0.0, objective, 1))
+                time.sleep(0.05)
+
+        return run
+
+    seen: list[float] = []
+    tasks = [("a", reports([10.0, 8.0, 6.0])), ("b", reports([9.0, 7.0, 5.0]))]
+    a, b = run_parallel(
+        tasks, StopCriterion(deadline=time.monotonic() + 10), lambda p: seen.append(p.objective)
+    )
+    assert (a.leading, b.leading) == (False, True)  # b reported the best objective
+    assert seen == sorted(seen, reverse=True)
+    assert len(seen) == len(set(seen))
+    assert seen[0] in (9.0, 10.0)
+    assert seen[-1] == 5.0
+
+
+# -- PyVRP split over processes ----------------------------------------------------------------
+
+
+def test_which_problems_split() -> None:
+    plain = problem_of(mandatory(city_model(30, seed=3)))
+    assert splits(plain, 2, decompose=True)
+    assert not splits(plain, 2, decompose=None)  # below SPLIT_MIN_CLIENTS
+    assert not splits(plain, 1, decompose=True)
+    assert not splits(plain, 2, decompose=False)
+    optional = problem_of(city_model(30, seed=3))  # every fifth shipment is optional
+    assert not splits(optional, 2, decompose=True)
+    pairs = problem_of(mandatory(city_model(30, seed=3, pairs=2)))
+    assert not splits(pairs, 2, decompose=True)
+
+
+def test_splitting_problems_by_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.backends.pyvrp.backend as pyvrp_backend
+
+    monkeypatch.setattr(pyvrp_backend, "SPLIT_MIN_CLIENTS", 30)
+    assert splits(problem_of(mandatory(city_model(30, seed=3))), 2, decompose=None)
+    assert not splits(problem_of(mandatory(city_model(29, seed=3))), 2, decompose=None)
+
+
+def test_a_split_search_serves_every_shipment_and_checks_out() -> None:
+    model = mandatory(city_model(120, seed=6, n_vehicles=8))
+    solution = solve_checked(
+        model,
+        time_limit_s=4.0,
+        search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+        solver_processes=2,
+        decompose=True,
+    )
+    assert "one search split over 2 processes" in solution.backend_reason
+    assert solution.solver_processes == 2
+    assert not solution.skipped_shipments
+    assert solution.solve_time_s < 4.5
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["portfolio", "split"])
+def test_a_parallel_search_stops_when_asked_and_reports_improvements(split: bool) -> None:
+    model = city_model(150, seed=4, n_vehicles=10)
+    if split:
+        model = mandatory(model)
+    events: list[Progress] = []
+    stop_at = time.monotonic() + 2.0
+    started = time.monotonic()
+    solution = solve(
+        model,
+        SolveOptions(
+            time_limit_s=30.0,
+            search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+            solver_processes=2,
+            decompose=True if split else None,
+        ),
+        should_stop=lambda: time.monotonic() > stop_at,
+        on_progress=events.append,
+    )
+    assert time.monotonic() - started < 5.5
+    check_solution(model, solution, geodesic_meters_per_second=10.0)
+    assert solution.status.name == "INTERRUPTED"
+    assert ("split over 2 processes" in solution.backend_reason) == split
+    objectives = [e.objective for e in events]
+    assert objectives
+    assert objectives == sorted(objectives, reverse=True)
+    assert objectives[-1] == pytest.approx(solution.metrics.total_cost, rel=1e-3)
