@@ -28,6 +28,7 @@ from engine import (
     Vehicle,
     VisitRequest,
 )
+from engine.model import DEFAULT_GLOBAL_END_TIME, DEFAULT_GLOBAL_START_TIME
 
 DEFAULT_DATA_DIR = Path(
     os.environ.get("ROUTEOPT_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -61,6 +62,29 @@ def _bks_from_sol(path: Path) -> float | None:
     return None if token is None else float(token)
 
 
+def _matrix_model(
+    shipments: tuple[Shipment, ...],
+    vehicles: tuple[Vehicle, ...],
+    travel: np.ndarray,
+    tags: tuple[str, ...],
+    horizon: float | None = None,
+) -> ShipmentModel:
+    """A model over one matrix that serves as both durations and distances (one tag per node);
+    with ``horizon``, the planning horizon is [0, horizon]."""
+    start, end = (
+        (DEFAULT_GLOBAL_START_TIME, DEFAULT_GLOBAL_END_TIME) if horizon is None else (0.0, horizon)
+    )
+    return ShipmentModel(
+        shipments=shipments,
+        vehicles=vehicles,
+        global_start_time=start,
+        global_end_time=end,
+        duration_distance_matrices=(DurationDistanceMatrix(travel, travel),),
+        duration_distance_matrix_src_tags=tags,
+        duration_distance_matrix_dst_tags=tags,
+    )
+
+
 def read_cvrp(path: Path, *, vehicle_slack: float = 1.2) -> Instance:
     import vrplib
 
@@ -90,13 +114,7 @@ def read_cvrp(path: Path, *, vehicle_slack: float = 1.2) -> Instance:
         load_limits={"demand": int(raw["capacity"])},
         cost_per_kilometer=1000.0,
     )
-    model = ShipmentModel(
-        shipments=shipments,
-        vehicles=(vehicle,) * n_vehicles,
-        duration_distance_matrices=(DurationDistanceMatrix(dist, dist),),
-        duration_distance_matrix_src_tags=tags,
-        duration_distance_matrix_dst_tags=tags,
-    )
+    model = _matrix_model(shipments, (vehicle,) * n_vehicles, dist, tags)
     return Instance(path.stem, model, _bks_from_sol(path.with_suffix(".sol")), 1.0)
 
 
@@ -135,15 +153,7 @@ def read_solomon(path: Path, *, bks: float | None = None) -> Instance:
         cost_per_kilometer=1000.0,
         end_time_windows=(TimeWindow(0.0, horizon),),
     )
-    model = ShipmentModel(
-        shipments=shipments,
-        vehicles=(vehicle,) * int(raw["vehicles"]),
-        global_start_time=0.0,
-        global_end_time=horizon,
-        duration_distance_matrices=(DurationDistanceMatrix(dist, dist),),
-        duration_distance_matrix_src_tags=tags,
-        duration_distance_matrix_dst_tags=tags,
-    )
+    model = _matrix_model(shipments, (vehicle,) * int(raw["vehicles"]), dist, tags, horizon)
     return Instance(path.stem, model, bks, 10.0)
 
 
@@ -175,13 +185,7 @@ def random_pdp(seed: int, *, pairs: int = 40, vehicles: int = 10) -> Instance:
         load_limits={"demand": 10},
         cost_per_kilometer=1000.0,
     )
-    model = ShipmentModel(
-        shipments=shipments,
-        vehicles=(vehicle,) * vehicles,
-        duration_distance_matrices=(DurationDistanceMatrix(dist, dist),),
-        duration_distance_matrix_src_tags=tags,
-        duration_distance_matrix_dst_tags=tags,
-    )
+    model = _matrix_model(shipments, (vehicle,) * vehicles, dist, tags)
     return Instance(f"pdp-{pairs}-{seed}", model, None, 1.0)
 
 
@@ -708,17 +712,7 @@ def to_model(data: VrpData) -> ShipmentModel:
                 route_duration_limit_s=group.max_duration,
             )
         ] * group.count
-    kwargs = {}
-    if horizon is not None:
-        kwargs = {"global_start_time": 0.0, "global_end_time": horizon}
-    return ShipmentModel(
-        shipments=tuple(shipments),
-        vehicles=tuple(vehicles),
-        duration_distance_matrices=(DurationDistanceMatrix(matrix, matrix),),
-        duration_distance_matrix_src_tags=tags,
-        duration_distance_matrix_dst_tags=tags,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return _matrix_model(tuple(shipments), tuple(vehicles), matrix, tags, horizon)
 
 
 def to_instance(data: VrpData) -> Instance:
