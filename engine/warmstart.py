@@ -151,10 +151,9 @@ def pyvrp_initial_routes(
         vehicle_matrix=problem.travel.vehicle_matrix,
         source=problem.travel.source,
     )
-    nearby = Problem.build(model, stops, travel)
-    precheck(nearby)
-    for s, ok in enumerate(problem.routable):
-        nearby.routable[s] = nearby.routable[s] and ok
+    nearby, _ = precheck(Problem.build(model, stops, travel))
+    routable = [a and b for a, b in zip(nearby.routable, problem.routable, strict=True)]
+    nearby = dataclasses.replace(nearby, routable=routable)
     backend = get_backend("pyvrp", seed=seed)
     try:
         plans = backend.solve(nearby, stop, on_progress)

@@ -9,12 +9,12 @@ import time
 import pytest
 
 from engine import ShipmentModel, solve
-from engine.backends.base import Progress, StopCriterion
-from engine.backends.pyvrp.backend import splits
+from engine.backends.pyvrp.split import splits
 from engine.errors import NoSolutionError, SolverError
 from engine.options import SearchMode, SolveOptions
 from engine.parallel import run_parallel
 from engine.problem import Problem
+from engine.search import Progress, StopCriterion
 from engine.travel import build_stops, build_travel_matrices
 from tests.builders import solve_checked
 from tests.checker import check_solution
@@ -132,9 +132,9 @@ def test_which_problems_split() -> None:
 
 
 def test_splitting_problems_by_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.backends.pyvrp.backend as pyvrp_backend
+    import engine.backends.pyvrp.split as pyvrp_split
 
-    monkeypatch.setattr(pyvrp_backend, "SPLIT_MIN_CLIENTS", 30)
+    monkeypatch.setattr(pyvrp_split, "SPLIT_MIN_CLIENTS", 30)
     assert splits(problem_of(mandatory(city_model(30, seed=3))), 2, decompose=None)
     assert not splits(problem_of(mandatory(city_model(29, seed=3))), 2, decompose=None)
 
