@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
 from engine.errors import NoSolutionError, SolverError
-from engine.search import Progress, StopCriterion
+from engine.search import Progress, ProgressCallback, StopCriterion
 
 __all__ = ["Task", "TaskResult", "run_parallel"]
 
@@ -44,7 +44,7 @@ _GRACE_S = 2.0
 
 T = TypeVar("T")
 
-Task = Callable[[StopCriterion, Callable[[Progress], None]], T]
+Task = Callable[[StopCriterion, ProgressCallback], T]
 """Work for a child process: called there with its stop criterion (the caller's deadline and
 search mode; ``should_stop`` follows the caller's) and a progress callback; returns a
 picklable result."""
@@ -97,7 +97,7 @@ def _child(
 def run_parallel(
     tasks: Sequence[tuple[str, Task[T]]],
     stop: StopCriterion,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     *,
     until: float | None = None,
 ) -> list[TaskResult[T]]:
@@ -128,7 +128,7 @@ class _Run(Generic[T]):
         self,
         tasks: Sequence[tuple[str, Task[T]]],
         stop: StopCriterion,
-        on_progress: Callable[[Progress], None] | None,
+        on_progress: ProgressCallback | None,
         deadline: float,
     ) -> None:
         self.tasks = tasks

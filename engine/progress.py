@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.backends.base import Progress, RoutePlan
+from engine.backends.base import Progress, ProgressCallback, RoutePlan
 from engine.solution import Solution
 
 __all__ = ["ProgressRelay", "SolveProgress"]
@@ -52,7 +52,7 @@ class ProgressRelay:
         shipment_of_stop: Sequence[int],
         evaluate: Callable[[Sequence[RoutePlan]], Solution],
         solutions_every_s: float,
-        also: Callable[[Progress], None] | None = None,
+        also: ProgressCallback | None = None,
     ) -> None:
         self._on_update = on_update
         self._n_shipments = n_shipments

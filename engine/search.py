@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from engine.options import SearchMode
 
-__all__ = ["Progress", "RoutePlan", "StopCriterion"]
+__all__ = ["Progress", "ProgressCallback", "RoutePlan", "StopCriterion"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,7 @@ class StopCriterion:
             self.interrupted = True
             return True
         return False
+
+
+ProgressCallback = Callable[[Progress], None]
+"""What a search calls with each :class:`Progress`."""

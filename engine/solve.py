@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from engine.backends import BACKENDS, Backend, BackendChoice, choose_backend, get_backend
-from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
 from engine.backends.portfolio import run_portfolio
 from engine.errors import NoSolutionError
 from engine.evaluate import build_solution
@@ -41,7 +41,7 @@ def solve(
     options: SolveOptions | None = None,
     *,
     should_stop: Callable[[], bool] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     roads: RoadContext | None = None,
     on_update: Callable[[SolveProgress], None] | None = None,
     update_solutions_every_s: float = 1.0,
@@ -116,7 +116,7 @@ class _Solve:
             search_mode=options.search_mode,
             should_stop=should_stop,
         )
-        self.on_progress: Callable[[Progress], None] | None = None
+        self.on_progress: ProgressCallback | None = None
         self.geometry: RoadNetwork | None = None
         """The road network to draw routes on (``populate_polylines``)."""
 
@@ -306,7 +306,7 @@ def _relay(
     backend: str,
     on_update: Callable[[SolveProgress], None],
     every_s: float,
-    also: Callable[[Progress], None] | None,
+    also: ProgressCallback | None,
 ) -> ProgressRelay:
     """The progress callback that evaluates intermediate solutions for ``on_update``."""
     started = time.monotonic()

@@ -9,23 +9,19 @@ returns one :class:`RoutePlan` per vehicle. Turning plans into a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from engine.problem import Problem
-from engine.search import Progress, RoutePlan, StopCriterion
+from engine.search import Progress, ProgressCallback, RoutePlan, StopCriterion
 
-__all__ = ["Backend", "Progress", "RoutePlan", "StopCriterion"]
+__all__ = ["Backend", "Progress", "ProgressCallback", "RoutePlan", "StopCriterion"]
 
 
 class Backend(Protocol):
     name: str
 
     def solve(
-        self,
-        problem: Problem,
-        stop: StopCriterion,
-        on_progress: Callable[[Progress], None] | None = None,
+        self, problem: Problem, stop: StopCriterion, on_progress: ProgressCallback | None = None
     ) -> list[RoutePlan]:
         """One plan per vehicle of ``problem.model``, in vehicle order."""
         ...

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
 from engine.errors import NoSolutionError
 from engine.model import TimeWindow
 from engine.options import SearchMode
@@ -92,10 +92,7 @@ class OrToolsBackend:
             _enum_value(_LSM, local_search_metaheuristic, "local_search_metaheuristic")
 
     def solve(
-        self,
-        problem: Problem,
-        stop: StopCriterion,
-        on_progress: Callable[[Progress], None] | None = None,
+        self, problem: Problem, stop: StopCriterion, on_progress: ProgressCallback | None = None
     ) -> list[RoutePlan]:
         built = _Builder(problem, self.first_solution_strategy, self.local_search_metaheuristic)
         return built.run(stop, on_progress, self.solution_limit, self.initial_routes)
@@ -395,7 +392,7 @@ class _Builder:
     def run(
         self,
         stop: StopCriterion,
-        on_progress: Callable[[Progress], None] | None,
+        on_progress: ProgressCallback | None,
         solution_limit: int | None = None,
         initial_routes: Sequence[Sequence[int]] | None = None,
     ) -> list[RoutePlan]:
@@ -531,7 +528,7 @@ class _SolutionWatch:
     """Called for every solution the search accepts; guided local search accepts worse ones
     too, so only improvements on the best so far are reported."""
 
-    def __init__(self, builder: _Builder, on_progress: Callable[[Progress], None] | None) -> None:
+    def __init__(self, builder: _Builder, on_progress: ProgressCallback | None) -> None:
         self.builder = builder
         self.on_progress = on_progress
         self.started = time.monotonic()

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from engine.backends.base import Backend, Progress, RoutePlan, StopCriterion
+from engine.backends.base import Backend, ProgressCallback, RoutePlan, StopCriterion
 from engine.parallel import Task, TaskResult, run_parallel
 from engine.problem import Problem
 
@@ -19,7 +19,7 @@ def run_portfolio(
     members: Sequence[Backend],
     problem: Problem,
     stop: StopCriterion,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> list[MemberResult]:
     """Run every member on ``problem`` until ``stop`` says so; one result (plans) per member,
     in member order. Sets ``stop.interrupted`` when ``should_stop`` ended the search."""

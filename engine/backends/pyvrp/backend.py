@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
-from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
 from engine.backends.pyvrp.data import build_data, route_plans
 from engine.backends.pyvrp.search import run_search, search_params
-from engine.backends.pyvrp.split import SPLIT_MIN_CLIENTS, solve_split, splits, splittable
+from engine.backends.pyvrp.split import SPLIT_MIN_CLIENTS, SplitSearch, splits, splittable
 from engine.backends.pyvrp.stop import ReportProgress, search_criterion
 from engine.errors import NoSolutionError
 from engine.options import SearchMode
@@ -54,7 +53,7 @@ class PyVRPBackend:
     that fraction of its time has passed without a feasible solution (so that another backend
     can take over). With ``processes`` > 1 (time-bound searches of splittable problems only,
     see :func:`splits`), the search runs in that many processes:
-    :func:`engine.backends.pyvrp.split.solve_split`.
+    :class:`engine.backends.pyvrp.split.SplitSearch`.
     """
 
     name = "pyvrp"
@@ -74,10 +73,7 @@ class PyVRPBackend:
         self.processes = processes
 
     def solve(
-        self,
-        problem: Problem,
-        stop: StopCriterion,
-        on_progress: Callable[[Progress], None] | None = None,
+        self, problem: Problem, stop: StopCriterion, on_progress: ProgressCallback | None = None
     ) -> list[RoutePlan]:
         built = build_data(problem)
         n_vehicles = len(problem.model.vehicles)
@@ -92,7 +88,8 @@ class PyVRPBackend:
         if stop.search_mode == SearchMode.RETURN_FAST:
             no_improvement = RETURN_FAST_NO_IMPROVEMENT
         if self.processes > 1 and splittable(built.data) and self.iteration_limit is None:
-            best = solve_split(built, reporter, no_improvement, stop, self.seed, self.processes)
+            split = SplitSearch(built, reporter, no_improvement, stop, self.seed, self.processes)
+            best = split.run()
         else:
             give_up_at = None
             if self.give_up_fraction is not None:

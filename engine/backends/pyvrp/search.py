@@ -39,13 +39,7 @@ def run_search(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PenaltyBoundWarning)
         result = pyvrp.solve(
-            data,
-            stop=stop,
-            seed=seed,
-            collect_stats=False,
-            display=False,
-            params=params,
-            initial_solution=initial,
+            data, stop, seed, collect_stats=False, params=params, initial_solution=initial
         )
     for w in caught:
         if issubclass(w.category, PenaltyBoundWarning):

@@ -1,4 +1,4 @@
-"""The split search: one PyVRP search over several processes (:func:`solve_split`).
+"""The split search: one PyVRP search over several processes (:class:`SplitSearch`).
 
 First the processes run whole-problem searches with different seeds, keeping the best; then,
 in rounds, that solution's routes are split into one group of nearby routes per process
@@ -14,13 +14,11 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pyvrp
 
-from engine.backends.base import Progress, StopCriterion
 from engine.backends.pyvrp.data import PyVRPData
 from engine.backends.pyvrp.search import run_search, search_params
 from engine.backends.pyvrp.stop import (
@@ -32,14 +30,15 @@ from engine.backends.pyvrp.stop import (
 )
 from engine.parallel import Task, run_parallel
 from engine.problem import Problem
+from engine.search import ProgressCallback, StopCriterion
 
 __all__ = [
     "SPLIT_MIN_CLIENTS",
     "SPLIT_ROUND_S",
     "SPLIT_WHOLE_FRACTION",
     "Part",
+    "SplitSearch",
     "route_groups",
-    "solve_split",
     "splits",
     "splittable",
 ]
@@ -48,7 +47,7 @@ log = logging.getLogger(__name__)
 
 SPLIT_MIN_CLIENTS = 800
 """With more than one process, time-bound searches of splittable problems from this many
-clients on are split (:func:`solve_split`); smaller ones run whole searches side by side."""
+clients on are split (:class:`SplitSearch`); smaller ones run whole searches side by side."""
 
 SPLIT_WHOLE_FRACTION = 0.4
 """Share of the time the processes spend on whole-problem searches (different seeds)."""
@@ -62,7 +61,7 @@ Routes = list[tuple[list[int], int]]
 
 def splits(problem: Problem, processes: int, decompose: bool | None) -> bool:
     """Whether a time-bound search over ``processes`` > 1 processes splits the problem
-    (:func:`solve_split`) rather than running whole searches side by side: when every
+    (:class:`SplitSearch`) rather than running whole searches side by side: when every
     routable shipment is one mandatory visit (sub-problems are made of whole routes) and, with
     ``decompose`` None, there are at least :data:`SPLIT_MIN_CLIENTS` of them. Never with
     ``decompose`` False."""
@@ -166,114 +165,107 @@ def _costs(data: pyvrp.ProblemData) -> pyvrp.CostEvaluator:
     return pyvrp.CostEvaluator([0.0] * data.num_load_dimensions, 0.0, 0.0)
 
 
-def solve_split(
-    built: PyVRPData,
-    reporter: ReportProgress,
-    no_improvement: int | None,
-    stop: StopCriterion,
-    seed: int,
-    processes: int,
-) -> pyvrp.Solution:
+@dataclass
+class SplitSearch:
     """The search over ``processes`` processes (:func:`engine.parallel.run_parallel`, see the
     module docstring): whole-problem searches with seeds ``seed + i`` for
     :data:`SPLIT_WHOLE_FRACTION` of the time (stopping after ``no_improvement`` iterations
     without improvement, when given), then rounds of parts until ``stop``. Progress goes to
-    ``reporter``: the whole searches' improvements, then each round's. An infeasible
-    solution when the whole searches found none."""
-    data = built.data
-    started = time.monotonic()
-    cost = _costs(data).cost
-    best = _whole_phase(built, reporter, no_improvement, stop, seed, processes)
-    if not best.is_feasible():
+    ``reporter``: the whole searches' improvements, then each round's."""
+
+    built: PyVRPData
+    reporter: ReportProgress
+    no_improvement: int | None
+    stop: StopCriterion
+    seed: int
+    processes: int
+
+    def run(self) -> pyvrp.Solution:
+        """The best solution found; infeasible when the whole searches found none."""
+        data, stop, processes = self.built.data, self.stop, self.processes
+        started = time.monotonic()
+        cost = _costs(data).cost
+        best = self.whole_phase()
+        if not best.is_feasible():
+            return best
+        self.reporter.improved(best, cost(best))
+        rng = random.Random(self.seed)
+        group_clients = math.ceil(data.num_clients / processes)
+        rounds = 0
+        while stop.remaining_s() > 0 and not stop.interrupted and not stop.poll():
+            rounds += 1
+            first_seed = self.seed + rounds * processes
+            candidate = self.round(best, rng, group_clients, first_seed)
+            if candidate.is_feasible() and cost(candidate) < cost(best):
+                best = candidate
+                self.reporter.improved(best, cost(best))
+        log.debug(
+            "pyvrp split over %d processes: %d rounds, cost %s, %.3fs",
+            processes,
+            rounds,
+            cost(best),
+            time.monotonic() - started,
+        )
         return best
-    reporter.improved(best, cost(best))
-    rng = random.Random(seed)
-    group_clients = math.ceil(data.num_clients / processes)
-    rounds = 0
-    while stop.remaining_s() > 0 and not stop.interrupted and not stop.poll():
-        rounds += 1
-        candidate = _round(built, best, stop, rng, group_clients, seed + rounds * processes)
-        if candidate.is_feasible() and cost(candidate) < cost(best):
-            best = candidate
-            reporter.improved(best, cost(best))
-    log.debug(
-        "pyvrp split over %d processes: %d rounds, cost %s, %.3fs",
-        processes,
-        rounds,
-        cost(best),
-        time.monotonic() - started,
-    )
-    return best
 
+    def whole_phase(self) -> pyvrp.Solution:
+        """The best of whole-problem searches, one per process (the first wins ties);
+        infeasible when none found a solution."""
+        data, reporter = self.built.data, self.reporter
 
-def _whole_phase(
-    built: PyVRPData,
-    reporter: ReportProgress,
-    no_improvement: int | None,
-    stop: StopCriterion,
-    seed: int,
-    processes: int,
-) -> pyvrp.Solution:
-    """The best of whole-problem searches, one per process (the first wins ties); infeasible
-    when none found a solution."""
-    data = built.data
+        def whole(i: int) -> Task[Routes | None]:
+            def task(member_stop: StopCriterion, progress: ProgressCallback) -> Routes | None:
+                child = ReportProgress(
+                    reporter.scale, reporter.started, progress, reporter.routes_of
+                )
+                criterion = search_criterion(member_stop, child, no_improvement=self.no_improvement)
+                params = search_params(self.built.scale, child.tracker)
+                best = run_search(data, criterion, self.seed + i, params).best
+                return _routes(best) if best.is_feasible() else None
 
-    def whole(i: int) -> Task[Routes | None]:
-        def task(member_stop: StopCriterion, progress: Callable[[Progress], None]) -> Routes | None:
-            child = ReportProgress(reporter.scale, reporter.started, progress, reporter.routes_of)
-            criterion = search_criterion(member_stop, child, no_improvement=no_improvement)
-            params = search_params(built.scale, child.tracker)
-            best = run_search(data, criterion, seed + i, params).best
-            return _routes(best) if best.is_feasible() else None
+            return task
 
-        return task
+        found = run_parallel(
+            [(f"pyvrp seed {self.seed + i}", whole(i)) for i in range(self.processes)],
+            self.stop,
+            reporter.count_elsewhere,
+            until=time.monotonic() + SPLIT_WHOLE_FRACTION * self.stop.remaining_s(),
+        )
+        candidates = [_solution(data, r.value) for r in found if r.value is not None]
+        if not candidates:
+            return pyvrp.Solution(data, [])
+        return min(candidates, key=_costs(data).cost)
 
-    found = run_parallel(
-        [(f"pyvrp seed {seed + i}", whole(i)) for i in range(processes)],
-        stop,
-        reporter.count_elsewhere,
-        until=time.monotonic() + SPLIT_WHOLE_FRACTION * stop.remaining_s(),
-    )
-    candidates = [_solution(data, r.value) for r in found if r.value is not None]
-    if not candidates:
-        return pyvrp.Solution(data, [])
-    return min(candidates, key=_costs(data).cost)
+    def round(
+        self, best: pyvrp.Solution, rng: random.Random, group_clients: int, first_seed: int
+    ) -> pyvrp.Solution:
+        """One round of the split phase: ``best``'s routes in groups, each group re-solved in a
+        process of its own (seeds from ``first_seed`` on), the improved groups put back."""
+        data = self.built.data
+        cost = _costs(data).cost
+        routes = _routes(best)
+        visits = [r for r, _ in routes]
+        types = [t for _, t in routes]
+        groups = route_groups(data, visits, rng, group_clients)
+        parts = [Part.of(data, visits, types, group) for group in groups]
+        remaining = self.stop.remaining_s()
+        round_end = time.monotonic() + remaining / max(1, round(remaining / SPLIT_ROUND_S))
+        scale = self.built.scale
 
+        def improve(part: Part, part_seed: int) -> Task[Routes | None]:
+            def task(member_stop: StopCriterion, progress: ProgressCallback) -> Routes | None:
+                until = FirstOf([Deadline(member_stop.deadline), StopRequested(member_stop)])
+                params = search_params(scale)
+                solution = run_search(part.data, until, part_seed, params, part.initial).best
+                if solution.is_feasible() and cost(solution) < cost(part.initial):
+                    return part.routes(solution)
+                return None
 
-def _round(
-    built: PyVRPData,
-    best: pyvrp.Solution,
-    stop: StopCriterion,
-    rng: random.Random,
-    group_clients: int,
-    first_seed: int,
-) -> pyvrp.Solution:
-    """One round of the split phase: ``best``'s routes in groups, each group re-solved in a
-    process of its own (seeds from ``first_seed`` on), the improved groups put back."""
-    data = built.data
-    cost = _costs(data).cost
-    routes = _routes(best)
-    visits = [r for r, _ in routes]
-    types = [t for _, t in routes]
-    groups = route_groups(data, visits, rng, group_clients)
-    parts = [Part.of(data, visits, types, group) for group in groups]
-    remaining = stop.remaining_s()
-    round_end = time.monotonic() + remaining / max(1, round(remaining / SPLIT_ROUND_S))
+            return task
 
-    def improve(part: Part, part_seed: int) -> Task[Routes | None]:
-        def task(member_stop: StopCriterion, progress: Callable[[Progress], None]) -> Routes | None:
-            until = FirstOf([Deadline(member_stop.deadline), StopRequested(member_stop)])
-            params = search_params(built.scale)
-            solution = run_search(part.data, until, part_seed, params, part.initial).best
-            if solution.is_feasible() and cost(solution) < cost(part.initial):
-                return part.routes(solution)
-            return None
-
-        return task
-
-    tasks = [(f"pyvrp part {g}", improve(part, first_seed + g)) for g, part in enumerate(parts)]
-    improved = run_parallel(tasks, stop, until=round_end)
-    merged: Routes = []
-    for group, r in zip(groups, improved, strict=True):
-        merged += r.value if r.value is not None else [routes[i] for i in group]
-    return _solution(data, merged)
+        tasks = [(f"pyvrp part {g}", improve(part, first_seed + g)) for g, part in enumerate(parts)]
+        improved = run_parallel(tasks, self.stop, until=round_end)
+        merged: Routes = []
+        for group, r in zip(groups, improved, strict=True):
+            merged += r.value if r.value is not None else [routes[i] for i in group]
+        return _solution(data, merged)

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import pyvrp
 
-from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
 
 __all__ = [
     "INTERRUPT_GRACE_S",
@@ -153,7 +153,7 @@ class ReportProgress:
         self,
         scale: float,
         started: float,
-        on_progress: Callable[[Progress], None] | None,
+        on_progress: ProgressCallback | None,
         routes_of: Callable[[pyvrp.Solution], list[RoutePlan]] | None = None,
     ) -> None:
         self.scale = scale
@@ -180,6 +180,11 @@ class ReportProgress:
                     plans = tuple(self.routes_of(latest))
                 self.on_progress(Progress(elapsed, best_cost / self.scale, self.solutions, plans))
         return False
+
+    def like(self, on_progress: ProgressCallback) -> ReportProgress:
+        """A new reporter with this one's scale, start and routes, reporting to
+        ``on_progress`` (for a search in another process)."""
+        return ReportProgress(self.scale, self.started, on_progress, self.routes_of)
 
     def found(self) -> bool:
         """Whether a feasible solution has been reported."""
