@@ -97,8 +97,6 @@ class PyVRPData:
 
     data: pyvrp.ProblemData
     scale: Scale
-    location_stop: list[int]
-    """Our stop index of each PyVRP location (depots: the representative vehicle's stop)."""
     client_stop: list[int]
     """Our stop index of each PyVRP client."""
     shipment_stops: list[tuple[int, int]]
@@ -169,7 +167,6 @@ def build_data(problem: Problem) -> PyVRPData:
     return PyVRPData(
         data=data,
         scale=scale,
-        location_stop=location_stop,
         client_stop=visits.client_stop,
         shipment_stops=visits.shipment_stops,
         types=types,
