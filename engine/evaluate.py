@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from engine.backends.base import RoutePlan
 from engine.errors import SolverError
 from engine.model import Shipment, ShipmentModel, TimeWindow
 from engine.problem import Problem
+from engine.search import RoutePlan
 from engine.solution import (
     AggregatedMetrics,
     Break,

@@ -181,3 +181,22 @@ def test_a_parallel_search_stops_when_asked_and_reports_improvements(split: bool
     assert objectives
     assert objectives == sorted(objectives, reverse=True)
     assert objectives[-1] == pytest.approx(solution.metrics.total_cost, rel=1e-3)
+
+
+def test_route_groups_and_parts_cover_every_route_once() -> None:
+    import random
+
+    from engine.backends.pyvrp.data import build_data
+    from engine.backends.pyvrp.split import Part, route_groups, splittable
+
+    data = build_data(problem_of(mandatory(city_model(24, seed=5, n_vehicles=6)))).data
+    assert splittable(data)
+    routes = [list(range(k, k + 4)) for k in range(0, 24, 4)]
+    types = [0] * len(routes)
+    groups = route_groups(data, routes, random.Random(1), group_clients=8)
+    assert sorted(r for g in groups for r in g) == list(range(len(routes)))
+    assert all(sum(len(routes[r]) for r in g) <= 8 for g in groups)
+    for group in groups:
+        part = Part.of(data, routes, types, group)
+        assert part.data.num_clients == sum(len(routes[r]) for r in group)
+        assert part.routes(part.initial) == [(routes[r], types[r]) for r in group]

@@ -17,13 +17,13 @@ import time
 from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
 from engine.backends.pyvrp.data import build_data, route_plans
 from engine.backends.pyvrp.search import run_search, search_params
-from engine.backends.pyvrp.split import SPLIT_MIN_CLIENTS, SplitSearch, splits, splittable
+from engine.backends.pyvrp.split import SplitSearch, splits, splittable
 from engine.backends.pyvrp.stop import ReportProgress, search_criterion
 from engine.errors import NoSolutionError
 from engine.options import SearchMode
 from engine.problem import Problem
 
-__all__ = ["SPLIT_MIN_CLIENTS", "UNSUPPORTED", "PyVRPBackend", "splits"]
+__all__ = ["UNSUPPORTED", "PyVRPBackend", "splits"]
 
 log = logging.getLogger(__name__)
 
