@@ -13,24 +13,16 @@ from engine.backends.pyvrp.split import splits
 from engine.errors import NoSolutionError, SolverError
 from engine.options import SearchMode, SolveOptions
 from engine.parallel import run_parallel
-from engine.problem import Problem
 from engine.search import Progress, StopCriterion
-from engine.travel import build_stops, build_travel_matrices
 from tests.builders import solve_checked
 from tests.checker import check_solution
-from tests.engine.test_backends import city_model
+from tests.engine.test_backends import city_model, problem_of
 
 
 def mandatory(model: ShipmentModel) -> ShipmentModel:
     """``model`` with every shipment mandatory (sub-problems of whole routes need that)."""
     shipments = tuple(dataclasses.replace(s, penalty_cost=None) for s in model.shipments)
     return dataclasses.replace(model, shipments=shipments)
-
-
-def problem_of(model: ShipmentModel) -> Problem:
-    stops = build_stops(model)
-    travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0)
-    return Problem.build(model, stops, travel)
 
 
 # -- run_parallel ------------------------------------------------------------------------------
