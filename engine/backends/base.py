@@ -4,7 +4,8 @@ A backend gets the integer :class:`~engine.problem.Problem` (shipments that the 
 proved unservable are already marked), a :class:`StopCriterion` and a progress callback, and
 returns one :class:`RoutePlan` per vehicle. Turning plans into a
 :class:`~engine.solution.Solution` (transitions, loads, costs, metrics) is backend independent
-(:mod:`engine.evaluate`).
+(:mod:`engine.evaluate`). The values a search gets and reports live in :mod:`engine.search`
+(re-exported here), so that the parallel runner can use them without knowing backends.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ __all__ = ["Backend", "Progress", "ProgressCallback", "RoutePlan", "StopCriterio
 
 
 class Backend(Protocol):
+    """A solver: ``name`` (as in :data:`engine.backends.BACKENDS`) and :meth:`solve`."""
+
     name: str
 
     def solve(

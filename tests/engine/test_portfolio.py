@@ -192,3 +192,16 @@ def test_route_groups_and_parts_cover_every_route_once() -> None:
         part = Part.of(data, routes, types, group)
         assert part.data.num_clients == sum(len(routes[r]) for r in group)
         assert part.routes(part.initial) == [(routes[r], types[r]) for r in group]
+
+
+def test_the_parallel_runner_knows_nothing_of_backends() -> None:
+    """engine.parallel is generic; the portfolio of backends lives in engine.backends."""
+    import ast
+    from pathlib import Path
+
+    import engine.parallel
+
+    tree = ast.parse(Path(engine.parallel.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith("engine.backends")}, imported
