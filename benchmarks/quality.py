@@ -58,8 +58,8 @@ SOLVERS = ("routeopt", "pyvrp", "vroom")
 force a backend; plain ``routeopt`` runs as many parallel searches as the job has cores (the
 server's default, ``solver_processes`` auto), ``-pN`` runs N (``routeopt-p1``,
 ``routeopt-ortools-p2``), ``-gls`` / ``-sa`` / ``-tabu`` pick OR-Tools' metaheuristic
-(``routeopt-ortools-sa``), ``-dec`` / ``-nodec`` force PyVRP's decomposition on or off
-(``routeopt-dec``; with several processes: the split search)."""
+(``routeopt-ortools-sa``), ``-dec`` / ``-nodec`` force PyVRP's split search (several
+processes) on or off (``routeopt-dec``: ``SolveOptions.decompose``)."""
 
 _METAHEURISTICS = {"gls": "GUIDED_LOCAL_SEARCH", "sa": "SIMULATED_ANNEALING", "tabu": "TABU_SEARCH"}
 

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from engine.backends.base import RoutePlan
 from engine.errors import SolverError
 from engine.model import Shipment, ShipmentModel, TimeWindow
 from engine.problem import Problem
+from engine.search import RoutePlan
 from engine.solution import (
     AggregatedMetrics,
     Break,
@@ -98,48 +98,78 @@ def _route_geometry(
 
 
 def _build_route(problem: Problem, plan: RoutePlan, network: RoadNetwork | None) -> Route:
-    model = problem.model
-    vehicle = model.vehicles[plan.vehicle]
+    vehicle = problem.model.vehicles[plan.vehicle]
     if not plan.stops:
         return Route(vehicle_index=plan.vehicle, vehicle_label=vehicle.label)
-    stops = problem.stops
-    g0 = model.global_start_time
-    k = problem.travel.vehicle_matrix[plan.vehicle]
-    durations, distances = problem.travel.durations_s[k], problem.travel.distances_m[k]
-    mult = vehicle.travel_duration_multiple
-    start_time = g0 + plan.start_s
-    end_time = g0 + plan.end_s
-    breaks = tuple(Break(g0 + s, float(d)) for s, d in plan.breaks_s)
+    walk = _RouteWalk(problem, plan)
+    route_polyline = ""
+    if network is not None and problem.travel.road is not None:
+        walk.polylines, route_polyline = _route_geometry(problem, plan, network)
+    walk.run()
+    return walk.route(route_polyline)
 
-    shipments_on_route = {int(stops.shipment[i]) for i in plan.stops}
-    load_types = set(vehicle.load_limits)
-    for s in shipments_on_route:
+
+def _initial_load(model: ShipmentModel, vehicle: int, shipments: set[int]) -> dict[str, int]:
+    """Load on board at the start of a route of ``shipments``, per load type the vehicle limits
+    or the route carries: the delivery-only goods."""
+    load_types = set(model.vehicles[vehicle].load_limits)
+    for s in shipments:
         load_types.update(t for t, q in model.shipments[s].load_demands.items() if q > 0)
     load: dict[str, int] = dict.fromkeys(sorted(load_types), 0)
-    for s in shipments_on_route:
+    for s in shipments:
         sh = model.shipments[s]
         if not sh.pickups:
             for t, q in sh.load_demands.items():
                 load[t] += int(q)
+    return load
 
-    costs: dict[str, float] = defaultdict(float)
-    visits: list[Visit] = []
-    transitions: list[Transition] = []
-    polylines: list[str] = []
-    route_polyline = ""
-    if network is not None and problem.travel.road is not None:
-        polylines, route_polyline = _route_geometry(problem, plan, network)
-    max_loads = dict(load)
-    travel_total = distance_total = wait_total = break_total = visit_total = delay = 0.0
-    prev_stop, prev_end = stops.vehicle_start(plan.vehicle), start_time
-    sequence = [*plan.stops, stops.vehicle_end(plan.vehicle)]
-    next_starts = [g0 + t for t in plan.visit_start_s] + [end_time]
-    for stop, next_start in zip(sequence, next_starts, strict=True):
-        travel = float(durations[prev_stop, stop]) * mult
-        distance = float(distances[prev_stop, stop])
+
+class _RouteWalk:
+    """Walks a plan's schedule stop by stop, summing travel, waits, breaks, visits, loads and
+    costs; :meth:`route` is the result."""
+
+    def __init__(self, problem: Problem, plan: RoutePlan) -> None:
+        self.problem = problem
+        self.plan = plan
+        model = problem.model
+        self.vehicle = model.vehicles[plan.vehicle]
+        self.g0 = model.global_start_time
+        k = problem.travel.vehicle_matrix[plan.vehicle]
+        self.durations = problem.travel.durations_s[k]
+        self.distances = problem.travel.distances_m[k]
+        self.start_time = self.g0 + plan.start_s
+        self.end_time = self.g0 + plan.end_s
+        self.breaks = tuple(Break(self.g0 + s, float(d)) for s, d in plan.breaks_s)
+        self.shipments = {int(problem.stops.shipment[i]) for i in plan.stops}
+        self.load = _initial_load(model, plan.vehicle, self.shipments)
+        self.max_loads = dict(self.load)
+        self.costs: dict[str, float] = defaultdict(float)
+        self.visits: list[Visit] = []
+        self.transitions: list[Transition] = []
+        self.polylines: list[str] = []
+        """Encoded road geometry of each transition (none: no geometry)."""
+        self.travel_s = self.distance_m = self.wait_s = self.break_s = 0.0
+        self.visit_s = self.delay_s = 0.0
+
+    def run(self) -> None:
+        """Every transition and visit of the plan, in order."""
+        stops = self.problem.stops
+        prev_stop, prev_end = stops.vehicle_start(self.plan.vehicle), self.start_time
+        sequence = [*self.plan.stops, stops.vehicle_end(self.plan.vehicle)]
+        next_starts = [self.g0 + t for t in self.plan.visit_start_s] + [self.end_time]
+        for stop, next_start in zip(sequence, next_starts, strict=True):
+            self.transition(prev_stop, prev_end, stop, next_start)
+            if stop >= stops.num_visits:
+                break
+            prev_stop, prev_end = stop, self.visit(stop, next_start)
+
+    def transition(self, prev_stop: int, prev_end: float, stop: int, next_start: float) -> None:
+        """The way from ``prev_stop`` (left at ``prev_end``) to ``stop`` (``next_start``)."""
+        travel = float(self.durations[prev_stop, stop]) * self.vehicle.travel_duration_multiple
+        distance = float(self.distances[prev_stop, stop])
         in_transition = [
             b.duration_s
-            for b in breaks
+            for b in self.breaks
             if b.start_time >= prev_end - _TOLERANCE_S
             and b.start_time + b.duration_s <= next_start + _TOLERANCE_S
         ]
@@ -148,82 +178,88 @@ def _build_route(problem: Problem, plan: RoutePlan, network: RoadNetwork | None)
         wait = total - travel - brk
         if wait < -_TOLERANCE_S:
             raise SolverError(
-                f"inconsistent schedule from the solver on vehicle {plan.vehicle}: "
+                f"inconsistent schedule from the solver on vehicle {self.plan.vehicle}: "
                 f"{total:.3f}s between stops for {travel:.3f}s of travel and {brk:.3f}s of breaks"
             )
-        polyline = polylines[len(transitions)] if polylines else ""
-        transitions.append(
-            Transition(prev_end, travel, distance, max(wait, 0.0), brk, total, dict(load), polyline)
+        polyline = self.polylines[len(self.transitions)] if self.polylines else ""
+        self.transitions.append(
+            Transition(
+                prev_end, travel, distance, max(wait, 0.0), brk, total, dict(self.load), polyline
+            )
         )
-        travel_total += travel
-        distance_total += distance
-        wait_total += max(wait, 0.0)
-        break_total += brk
-        if stop >= stops.num_visits:
-            break
+        self.travel_s += travel
+        self.distance_m += distance
+        self.wait_s += max(wait, 0.0)
+        self.break_s += brk
+
+    def visit(self, stop: int, start: float) -> float:
+        """The visit of ``stop`` starting at ``start``; returns when it ends."""
+        stops, model = self.problem.stops, self.problem.model
         s = int(stops.shipment[stop])
         is_pickup = bool(stops.is_pickup[stop])
         shipment = model.shipments[s]
         request = stops.visit_request(model, stop)
         visit_loads = _loads_of(shipment, is_pickup)
-        visits.append(
-            Visit(
-                s,
-                is_pickup,
-                int(stops.alternative[stop]),
-                next_start,
-                visit_loads,
-                shipment.label,
-                request.label,
-            )
+        alternative = int(stops.alternative[stop])
+        self.visits.append(
+            Visit(s, is_pickup, alternative, start, visit_loads, shipment.label, request.label)
         )
         for t, q in visit_loads.items():
-            load[t] += q
-        for t, q in load.items():
-            max_loads[t] = max(max_loads[t], q)
+            self.load[t] += q
+        for t, q in self.load.items():
+            self.max_loads[t] = max(self.max_loads[t], q)
         kind = "pickups" if is_pickup else "deliveries"
-        _add_soft_costs(
-            costs, f"model.shipments.{kind}.time_windows", request.time_windows, next_start
-        )
-        delay += _delay_s(request.time_windows, next_start)
-        visit_total += request.duration_s
-        prev_stop, prev_end = stop, next_start + request.duration_s
+        prefix = f"model.shipments.{kind}.time_windows"
+        _add_soft_costs(self.costs, prefix, request.time_windows, start)
+        self.delay_s += _delay_s(request.time_windows, start)
+        self.visit_s += request.duration_s
+        return start + request.duration_s
 
-    _add_soft_costs(
-        costs, "model.vehicles.start_time_windows", vehicle.start_time_windows, start_time
-    )
-    _add_soft_costs(costs, "model.vehicles.end_time_windows", vehicle.end_time_windows, end_time)
-    costs["model.vehicles.fixed_cost"] += vehicle.fixed_cost
-    costs["model.vehicles.cost_per_kilometer"] += vehicle.cost_per_kilometer * distance_total / 1e3
-    costs["model.vehicles.cost_per_traveled_hour"] += (
-        vehicle.cost_per_traveled_hour * travel_total / 3600.0
-    )
-    costs["model.vehicles.cost_per_hour"] += vehicle.cost_per_hour * (end_time - start_time) / 3600
-    route_costs = {key: value for key, value in sorted(costs.items()) if value}
-    metrics = AggregatedMetrics(
-        performed_shipment_count=len(shipments_on_route),
-        travel_duration_s=travel_total,
-        wait_duration_s=wait_total,
-        delay_duration_s=delay,
-        break_duration_s=break_total,
-        visit_duration_s=visit_total,
-        total_duration_s=travel_total + wait_total + break_total + visit_total,
-        travel_distance_m=distance_total,
-        max_loads=max_loads,
-    )
-    return Route(
-        vehicle_index=plan.vehicle,
-        vehicle_label=vehicle.label,
-        vehicle_start_time=start_time,
-        vehicle_end_time=end_time,
-        visits=tuple(visits),
-        transitions=tuple(transitions),
-        breaks=breaks,
-        metrics=metrics,
-        route_costs=route_costs,
-        route_total_cost=sum(route_costs.values()),
-        polyline=route_polyline,
-    )
+    def route(self, polyline: str) -> Route:
+        """The route walked, with the vehicle's costs."""
+        vehicle, costs = self.vehicle, self.costs
+        start_time, end_time = self.start_time, self.end_time
+        _add_soft_costs(
+            costs, "model.vehicles.start_time_windows", vehicle.start_time_windows, start_time
+        )
+        _add_soft_costs(
+            costs, "model.vehicles.end_time_windows", vehicle.end_time_windows, end_time
+        )
+        costs["model.vehicles.fixed_cost"] += vehicle.fixed_cost
+        costs["model.vehicles.cost_per_kilometer"] += (
+            vehicle.cost_per_kilometer * self.distance_m / 1e3
+        )
+        costs["model.vehicles.cost_per_traveled_hour"] += (
+            vehicle.cost_per_traveled_hour * self.travel_s / 3600.0
+        )
+        costs["model.vehicles.cost_per_hour"] += (
+            vehicle.cost_per_hour * (end_time - start_time) / 3600
+        )
+        route_costs = {key: value for key, value in sorted(costs.items()) if value}
+        metrics = AggregatedMetrics(
+            performed_shipment_count=len(self.shipments),
+            travel_duration_s=self.travel_s,
+            wait_duration_s=self.wait_s,
+            delay_duration_s=self.delay_s,
+            break_duration_s=self.break_s,
+            visit_duration_s=self.visit_s,
+            total_duration_s=self.travel_s + self.wait_s + self.break_s + self.visit_s,
+            travel_distance_m=self.distance_m,
+            max_loads=self.max_loads,
+        )
+        return Route(
+            vehicle_index=self.plan.vehicle,
+            vehicle_label=vehicle.label,
+            vehicle_start_time=start_time,
+            vehicle_end_time=end_time,
+            visits=tuple(self.visits),
+            transitions=tuple(self.transitions),
+            breaks=self.breaks,
+            metrics=metrics,
+            route_costs=route_costs,
+            route_total_cost=sum(route_costs.values()),
+            polyline=polyline,
+        )
 
 
 def _aggregate(routes: Sequence[Route]) -> AggregatedMetrics:

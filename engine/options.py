@@ -65,8 +65,10 @@ class SolveOptions:
     seed: int = 0
     iteration_limit: int | None = None
     decompose: bool | None = None
-    """PyVRP on large models: improve by re-solving groups of nearby routes (None: by size,
-    see :data:`engine.backends.pyvrp.backend.DECOMPOSE_MIN_CLIENTS`)."""
+    """PyVRP over several processes: split one search, re-solving groups of nearby routes in
+    parallel (True), never (False), or by size (None: from
+    :data:`engine.backends.pyvrp.split.SPLIT_MIN_CLIENTS` clients on); see
+    :func:`engine.backends.pyvrp.split.splits`."""
     warm_start: bool = True
     """When ``auto`` runs OR-Tools because of a feature PyVRP lacks, start OR-Tools from PyVRP's
     routes on a nearby model (:mod:`engine.warmstart`) when possible."""

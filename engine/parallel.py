@@ -1,5 +1,6 @@
-"""Run tasks in parallel processes: several backends on one problem (a portfolio), or the
-parts of a decomposed problem.
+"""Run tasks in parallel processes: :func:`run_parallel`. Generic: a task is any function of a
+stop criterion and a progress callback (the backends' portfolio,
+:mod:`engine.backends.portfolio`, and PyVRP's split search are built on it).
 
 Each task runs in a child forked from the solving process after the problem is built, so it
 starts with the matrices in memory (copy-on-write) and nothing but results and progress cross
@@ -27,11 +28,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
-from engine.backends.base import Backend, Progress, RoutePlan, StopCriterion
 from engine.errors import NoSolutionError, SolverError
-from engine.problem import Problem
+from engine.search import Progress, ProgressCallback, StopCriterion
 
-__all__ = ["MemberResult", "Task", "TaskResult", "run_parallel", "run_portfolio"]
+__all__ = ["Task", "TaskResult", "run_parallel"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ _GRACE_S = 2.0
 
 T = TypeVar("T")
 
-Task = Callable[[StopCriterion, Callable[[Progress], None]], T]
+Task = Callable[[StopCriterion, ProgressCallback], T]
 """Work for a child process: called there with its stop criterion (the caller's deadline and
 search mode; ``should_stop`` follows the caller's) and a progress callback; returns a
 picklable result."""
@@ -60,10 +60,6 @@ class TaskResult(Generic[T]):
     error: BaseException | None
     leading: bool = False
     """Its progress report was the last one relayed (it holds the best objective reported)."""
-
-
-MemberResult = TaskResult[list[RoutePlan]]
-"""What one portfolio member returned: plans, or the error that stopped it."""
 
 
 def _child(
@@ -98,26 +94,10 @@ def _child(
         conn.send(message)
 
 
-def run_portfolio(
-    members: Sequence[Backend],
-    problem: Problem,
-    stop: StopCriterion,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> list[MemberResult]:
-    """Run every member on ``problem`` until ``stop`` says so; one result (plans) per member,
-    in member order. Sets ``stop.interrupted`` when ``should_stop`` ended the search."""
-
-    def task(backend: Backend) -> Task[list[RoutePlan]]:
-        return lambda member_stop, progress: backend.solve(problem, member_stop, progress)
-
-    named = [(getattr(m, "name", type(m).__name__), task(m)) for m in members]
-    return run_parallel(named, stop, on_progress)
-
-
 def run_parallel(
     tasks: Sequence[tuple[str, Task[T]]],
     stop: StopCriterion,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     *,
     until: float | None = None,
 ) -> list[TaskResult[T]]:
@@ -128,86 +108,133 @@ def run_parallel(
     objective of all tasks; the result of the task that sent the last one is ``leading``. Sets
     ``stop.interrupted`` when ``should_stop`` ended a task."""
     deadline = stop.deadline if until is None else min(until, stop.deadline)
-    flag = multiprocessing.RawValue(ctypes.c_bool, False)
-    parent = os.getpid()
-    started = time.monotonic()
-    children: dict[int, tuple[int, Connection]] = {}
-    readers: dict[Connection, int] = {}
-    results: dict[int, TaskResult[T]] = {}
-    for i, (_, task) in enumerate(tasks):
+    run = _Run(tasks, stop, on_progress, deadline)
+    try:
+        for i, (_, task) in enumerate(tasks):
+            run.fork(i, task)
+        while run.readers:
+            run.receive_ready()
+            run.enforce_stop()
+    finally:
+        run.reap()
+    return run.ordered_results()
+
+
+class _Run(Generic[T]):
+    """The parent's side of one :func:`run_parallel` call: the children, their pipes, and what
+    they have reported so far."""
+
+    def __init__(
+        self,
+        tasks: Sequence[tuple[str, Task[T]]],
+        stop: StopCriterion,
+        on_progress: ProgressCallback | None,
+        deadline: float,
+    ) -> None:
+        self.tasks = tasks
+        self.stop = stop
+        self.on_progress = on_progress
+        self.deadline = deadline
+        self.flag = multiprocessing.RawValue(ctypes.c_bool, False)
+        self.parent = os.getpid()
+        self.started = time.monotonic()
+        self.children: dict[int, tuple[int, Connection]] = {}
+        self.readers: dict[Connection, int] = {}
+        self.results: dict[int, TaskResult[T]] = {}
+        self.best = float("inf")
+        self.solutions = 0
+        self.leader: int | None = None
+        self.kill_at: float | None = None
+
+    def fork(self, i: int, task: Task[T]) -> None:
+        """Start task ``i`` in a child process that reports through a pipe."""
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child
             code = 0
             try:
                 os.close(read_fd)
-                _child(Connection(write_fd), task, stop, deadline, flag, parent)
+                _child(Connection(write_fd), task, self.stop, self.deadline, self.flag, self.parent)
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         os.close(write_fd)
         reader = Connection(read_fd, writable=False)
-        children[i] = (pid, reader)
-        readers[reader] = i
-    best = float("inf")
-    solutions = 0
-    leader: int | None = None
-    kill_at: float | None = None
-    try:
-        while readers:
-            ready = multiprocessing.connection.wait(list(readers), _POLL_S)
-            for ready_reader in ready:
-                assert isinstance(ready_reader, Connection)
-                reader = ready_reader
-                i = readers[reader]
-                try:
-                    kind, payload = reader.recv()
-                except (EOFError, OSError):
-                    kind, payload = "error", "the task process died"
-                if kind == "progress":
-                    solutions += 1
-                    if payload.objective < best:
-                        best = payload.objective
-                        leader = i
-                        if on_progress is not None:
-                            elapsed = time.monotonic() - started
-                            on_progress(
-                                dataclasses.replace(payload, elapsed_s=elapsed, solutions=solutions)
-                            )
-                    continue
-                del readers[reader]
-                name = tasks[i][0]
-                if kind == "ok":
-                    value, interrupted = payload
-                    results[i] = TaskResult(i, name, value, None)
-                    stop.interrupted = stop.interrupted or interrupted
-                elif kind == "no_solution":
-                    results[i] = TaskResult(i, name, None, payload)
-                else:
-                    log.error("parallel task %d (%s) failed:\n%s", i, name, payload)
-                    results[i] = TaskResult(i, name, None, SolverError(f"{name} failed"))
-            now = time.monotonic()
-            if not flag.value and stop.poll():
-                flag.value = True
-                kill_at = now + _GRACE_S
-            if kill_at is None and now > deadline:
-                kill_at = now + _GRACE_S
-            if kill_at is not None and now > kill_at:
-                for reader, i in list(readers.items()):
-                    name = tasks[i][0]
-                    log.warning("parallel task %d (%s) did not stop in time; killing it", i, name)
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(children[i][0], signal.SIGKILL)
-                    error = SolverError(f"{name} did not stop in time")
-                    results[i] = TaskResult(i, name, None, error)
-                    del readers[reader]
-    finally:
-        flag.value = True
-        for pid, reader in children.values():
+        self.children[i] = (pid, reader)
+        self.readers[reader] = i
+
+    def receive_ready(self) -> None:
+        """Handle every message that arrives within :data:`_POLL_S`."""
+        for ready in multiprocessing.connection.wait(list(self.readers), _POLL_S):
+            assert isinstance(ready, Connection)
+            i = self.readers[ready]
+            try:
+                kind, payload = ready.recv()
+            except (EOFError, OSError):
+                kind, payload = "error", "the task process died"
+            if kind == "progress":
+                self.relay(i, payload)
+            else:
+                del self.readers[ready]
+                self.finish(i, kind, payload)
+
+    def relay(self, i: int, progress: Progress) -> None:
+        """Pass on task ``i``'s report when it improves on the best of all tasks."""
+        self.solutions += 1
+        if progress.objective >= self.best:
+            return
+        self.best = progress.objective
+        self.leader = i
+        if self.on_progress is not None:
+            elapsed = time.monotonic() - self.started
+            self.on_progress(
+                dataclasses.replace(progress, elapsed_s=elapsed, solutions=self.solutions)
+            )
+
+    def finish(self, i: int, kind: str, payload: Any) -> None:
+        """Record task ``i``'s final message."""
+        name = self.tasks[i][0]
+        if kind == "ok":
+            value, interrupted = payload
+            self.results[i] = TaskResult(i, name, value, None)
+            self.stop.interrupted = self.stop.interrupted or interrupted
+        elif kind == "no_solution":
+            self.results[i] = TaskResult(i, name, None, payload)
+        else:
+            log.error("parallel task %d (%s) failed:\n%s", i, name, payload)
+            self.results[i] = TaskResult(i, name, None, SolverError(f"{name} failed"))
+
+    def enforce_stop(self) -> None:
+        """Pass a stop on to the children; kill those still running after the grace time."""
+        now = time.monotonic()
+        if not self.flag.value and self.stop.poll():
+            self.flag.value = True
+            self.kill_at = now + _GRACE_S
+        if self.kill_at is None and now > self.deadline:
+            self.kill_at = now + _GRACE_S
+        if self.kill_at is None or now <= self.kill_at:
+            return
+        for reader, i in list(self.readers.items()):
+            name = self.tasks[i][0]
+            log.warning("parallel task %d (%s) did not stop in time; killing it", i, name)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.children[i][0], signal.SIGKILL)
+            error = SolverError(f"{name} did not stop in time")
+            self.results[i] = TaskResult(i, name, None, error)
+            del self.readers[reader]
+
+    def reap(self) -> None:
+        """Stop and wait for every child."""
+        self.flag.value = True
+        for pid, reader in self.children.values():
             reader.close()
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-    if leader is not None:
-        results[leader] = dataclasses.replace(results[leader], leading=True)
-    return [results[i] for i in range(len(tasks))]
+
+    def ordered_results(self) -> list[TaskResult[T]]:
+        """One result per task, in task order; the leader's marked ``leading``."""
+        if self.leader is not None:
+            leading = dataclasses.replace(self.results[self.leader], leading=True)
+            self.results[self.leader] = leading
+        return [self.results[i] for i in range(len(self.tasks))]

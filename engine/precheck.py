@@ -9,6 +9,7 @@ vehicles that cannot serve a shipment are excluded for it in the solver.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 
@@ -21,43 +22,57 @@ from engine.solution import SkipReason, SkipReasonCode
 __all__ = ["precheck"]
 
 
-def precheck(problem: Problem) -> dict[int, tuple[SkipReason, ...]]:
-    """Fill ``problem.routable`` / ``problem.allowed_vehicles``; return the skipped shipments'
-    reasons by shipment index."""
+def precheck(problem: Problem) -> tuple[Problem, dict[int, tuple[SkipReason, ...]]]:
+    """``problem`` with its ``routable`` and ``allowed_vehicles`` filled in (a new problem; the
+    one given is left as it is), and the skipped shipments' reasons by shipment index."""
     model = problem.model
     skipped: dict[int, tuple[SkipReason, ...]] = {}
-    n_vehicles = len(model.vehicles)
+    routable = [True] * len(model.shipments)
+    allowed_vehicles: list[tuple[int, ...]] = []
     profile_of, representative = _vehicle_profiles(problem)
-    everyone = tuple(range(n_vehicles))
-    for s, shipment in enumerate(model.shipments):
-        if not n_vehicles:
+    everyone = tuple(range(len(model.vehicles)))
+    for s in range(len(model.shipments)):
+        if not everyone:
             skipped[s] = (SkipReason(SkipReasonCode.NO_VEHICLE),)
-            problem.routable[s] = False
-            problem.allowed_vehicles[s] = ()
+            routable[s] = False
+            allowed_vehicles.append(())
             continue
         verdicts = [_verdict(problem, v, s) for v in representative]
-        allowed = shipment.allowed_vehicle_indices
-        if not allowed and all(verdict is None for verdict in verdicts):
-            problem.allowed_vehicles[s] = everyone  # the common case, without a loop per vehicle
-            continue
-        allowed_set = set(allowed or everyone)
-        ok: list[int] = []
-        reasons: dict[SkipReasonCode, SkipReason] = {}
-        for v in everyone:
-            if v not in allowed_set:
-                reason: SkipReason | None = SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v)
-            else:
-                verdict = verdicts[profile_of[v]]
-                reason = None if verdict is None else SkipReason(verdict[0], v, verdict[1])
-            if reason is None:
-                ok.append(v)
-            else:
-                reasons.setdefault(reason.code, reason)
-        problem.allowed_vehicles[s] = tuple(ok)
+        ok, reasons = _allowed(problem, s, everyone, verdicts, profile_of)
+        allowed_vehicles.append(ok)
         if not ok:
-            problem.routable[s] = False
-            skipped[s] = tuple(sorted(reasons.values(), key=lambda r: r.code))
-    return skipped
+            routable[s] = False
+            skipped[s] = reasons
+    checked = dataclasses.replace(problem, routable=routable, allowed_vehicles=allowed_vehicles)
+    return checked, skipped
+
+
+def _allowed(
+    problem: Problem,
+    s: int,
+    everyone: tuple[int, ...],
+    verdicts: Sequence[tuple[SkipReasonCode, str] | None],
+    profile_of: Sequence[int],
+) -> tuple[tuple[int, ...], tuple[SkipReason, ...]]:
+    """The vehicles that may serve shipment ``s`` given the verdict of each vehicle profile
+    (``profile_of`` each vehicle); when there are none, one reason per distinct cause."""
+    allowed = problem.model.shipments[s].allowed_vehicle_indices
+    if not allowed and all(verdict is None for verdict in verdicts):
+        return everyone, ()  # the common case, without a loop per vehicle
+    allowed_set = set(allowed or everyone)
+    ok: list[int] = []
+    reasons: dict[SkipReasonCode, SkipReason] = {}
+    for v in everyone:
+        verdict = verdicts[profile_of[v]]
+        if v not in allowed_set:
+            reason: SkipReason | None = SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v)
+        else:
+            reason = None if verdict is None else SkipReason(verdict[0], v, verdict[1])
+        if reason is None:
+            ok.append(v)
+        else:
+            reasons.setdefault(reason.code, reason)
+    return tuple(ok), tuple(sorted(reasons.values(), key=lambda r: r.code))
 
 
 def _vehicle_profiles(problem: Problem) -> tuple[list[int], list[int]]:

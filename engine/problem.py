@@ -19,6 +19,7 @@ from engine.units import ceil_int, floor_int
 __all__ = ["Problem", "Window"]
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 Window = tuple[int, int]
 """A hard time window ``(earliest, latest)`` in integer seconds from the horizon start."""
 
@@ -96,6 +97,29 @@ class Problem:
             capped = np.minimum(distances, cap)
             self._distance_cache[k] = np.ceil(capped - 1e-9).astype(np.int64)
         return self._distance_cache[k]
+
+    @property
+    def free_of_costs(self) -> bool:
+        """No vehicle has any cost: the backends then minimise travel time, so that routes
+        stay sensible."""
+        return all(
+            v.cost_per_kilometer == 0 and v.cost_per_traveled_hour == 0 and v.cost_per_hour == 0
+            for v in self.model.vehicles
+        )
+
+    def arc_cost(self, vehicle: int) -> FloatArray:
+        """Travel cost of each leg for ``vehicle`` in currency (``cost_per_kilometer`` and
+        ``cost_per_traveled_hour``). Unreachable legs are capped at :attr:`unreachable_s` of
+        travel (and as many kilometers) first: 0 × inf would be NaN."""
+        k = self.travel.vehicle_matrix[vehicle]
+        v = self.model.vehicles[vehicle]
+        cap = float(self.unreachable_s)
+        seconds = np.minimum(self.travel.durations_s[k] * v.travel_duration_multiple, cap)
+        meters = np.minimum(self.travel.distances_m[k], cap * 1000.0)
+        cost: FloatArray = (
+            v.cost_per_kilometer * meters / 1000.0 + v.cost_per_traveled_hour * seconds / 3600.0
+        )
+        return cost
 
     def reachable(self, vehicle: int, a: int, b: int) -> bool:
         """Whether stop ``b`` can be reached from stop ``a`` by ``vehicle``."""

@@ -1,6 +1,6 @@
 """What a running solve reports: one :class:`SolveProgress` per improving solution.
 
-A backend reports each solution it finds (:class:`~engine.backends.base.Progress`, with the
+A backend reports each solution it finds (:class:`~engine.search.Progress`, with the
 routes when it can). :class:`ProgressRelay` turns that into :class:`SolveProgress` updates for
 a caller of :func:`engine.solve`: only strictly improving solutions (some metaheuristics
 report solutions that are better only for their own augmented objective), with the number of
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.backends.base import Progress, RoutePlan
+from engine.search import Progress, ProgressCallback, RoutePlan
 from engine.solution import Solution
 
 __all__ = ["ProgressRelay", "SolveProgress"]
@@ -52,7 +52,7 @@ class ProgressRelay:
         shipment_of_stop: Sequence[int],
         evaluate: Callable[[Sequence[RoutePlan]], Solution],
         solutions_every_s: float,
-        also: Callable[[Progress], None] | None = None,
+        also: ProgressCallback | None = None,
     ) -> None:
         self._on_update = on_update
         self._n_shipments = n_shipments

@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from engine.backends import BACKENDS, Backend, BackendChoice, choose_backend, get_backend
-from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
+from engine.backends.portfolio import run_portfolio
 from engine.errors import NoSolutionError
 from engine.evaluate import build_solution
 from engine.model import ShipmentModel
 from engine.options import SolveOptions, available_cores, resolve_solver_processes
-from engine.parallel import run_portfolio
 from engine.precheck import precheck
 from engine.problem import Problem
 from engine.progress import ProgressRelay, SolveProgress
@@ -22,6 +22,7 @@ from engine.solution import SkipReason, Solution, SolveStatus
 from engine.travel import build_stops, build_travel_matrices
 from engine.validation import check_model
 from engine.warmstart import WARM_STARTABLE, WarmStartedOrTools
+from geodata.network import RoadNetwork
 
 __all__ = ["solve"]
 
@@ -40,7 +41,7 @@ def solve(
     options: SolveOptions | None = None,
     *,
     should_stop: Callable[[], bool] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     roads: RoadContext | None = None,
     on_update: Callable[[SolveProgress], None] | None = None,
     update_solutions_every_s: float = 1.0,
@@ -73,79 +74,149 @@ def solve(
         use_geodesic=options.use_geodesic_distances,
     )
     matrix_time = time.monotonic() - started
-    problem = Problem.build(model, stops, travel)
-    skip_reasons = precheck(problem)
+    problem, skip_reasons = precheck(Problem.build(model, stops, travel))
     choice = _choose(problem, options)
-    solve_started = time.monotonic()
-    remaining = deadline - solve_started
-    stop = StopCriterion(
-        deadline=max(
-            deadline - min(_EVALUATION_MARGIN_S, 0.1 * max(remaining, 0.0)),
-            solve_started + _MIN_SEARCH_S,
-        ),
-        search_mode=options.search_mode,
-        should_stop=should_stop,
-    )
+    run = _Solve(problem, options, skip_reasons, deadline, should_stop, matrix_time)
+    run.on_progress = on_progress
     if on_update is not None:
-        on_progress = _relay(
+        run.on_progress = _relay(
             problem, skip_reasons, choice.name, on_update, update_solutions_every_s, on_progress
         )
-    geometry = roads.network if roads is not None and options.populate_polylines else None
+    if roads is not None and options.populate_polylines:
+        run.geometry = roads.network
+    solution = run.solve(choice)
+    _log_solved(solution, len(model.shipments), len(model.vehicles))
+    return solution
 
-    def finish(plans: list[RoutePlan], status: SolveStatus, backend: str, reason: str) -> Solution:
-        return build_solution(
-            problem,
-            plans,
-            skip_reasons,
-            status=status,
-            backend=backend,
-            backend_reason=reason,
-            solver_processes=options.solver_processes,
-            matrix_time_s=matrix_time,
-            solve_time_s=time.monotonic() - solve_started,
-            solver_time_limit_s=max(0.0, remaining),
-            geometry_network=geometry,
+
+class _Solve:
+    """One solve once the problem is built: its stop criterion, the backend runs, and turning
+    plans into the solution."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        options: SolveOptions,
+        skip_reasons: Mapping[int, tuple[SkipReason, ...]],
+        deadline: float,
+        should_stop: Callable[[], bool] | None,
+        matrix_time_s: float,
+    ) -> None:
+        self.problem = problem
+        self.options = options
+        self.skip_reasons = skip_reasons
+        self.matrix_time_s = matrix_time_s
+        self.started = time.monotonic()
+        self.remaining_s = deadline - self.started
+        self.stop = StopCriterion(
+            deadline=max(
+                deadline - min(_EVALUATION_MARGIN_S, 0.1 * max(self.remaining_s, 0.0)),
+                self.started + _MIN_SEARCH_S,
+            ),
+            search_mode=options.search_mode,
+            should_stop=should_stop,
         )
+        self.on_progress: ProgressCallback | None = None
+        self.geometry: RoadNetwork | None = None
+        """The road network to draw routes on (``populate_polylines``)."""
 
-    def run_single(choice: BackendChoice, processes: int = 1) -> Solution:
-        member = _member(choice, options, 0, processes)
-        plans = member.solve(problem, stop, on_progress)
-        status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
-        reason = choice.reason
-        if isinstance(member, WarmStartedOrTools):
-            reason = f"{reason}; warm start: {member.outcome}"
-        if processes > 1:
-            reason = f"{reason}; one search split over {processes} processes"
-        return finish(plans, status, choice.name, reason)
-
-    if not any(problem.routable):
-        plans = [RoutePlan(vehicle=v) for v in range(len(model.vehicles))]
-        solution = finish(plans, SolveStatus.NOTHING_TO_ROUTE, choice.name, choice.reason)
-    else:
+    def solve(self, choice: BackendChoice) -> Solution:
+        """Run ``choice`` (a portfolio or a split search with several processes); under
+        ``auto``, OR-Tools takes over when PyVRP finds no solution serving every mandatory
+        shipment."""
+        problem, options = self.problem, self.options
+        if not any(problem.routable):
+            plans = [RoutePlan(vehicle=v) for v in range(len(problem.model.vehicles))]
+            return self.finish(plans, SolveStatus.NOTHING_TO_ROUTE, choice.name, choice.reason)
         try:
             if options.solver_processes == 1:
-                solution = run_single(choice)
-            elif _splits(problem, options, choice):
-                solution = run_single(choice, options.solver_processes)
-            else:
-                solution = _solve_portfolio(problem, options, choice, stop, on_progress, finish)
+                return self.run_single(choice)
+            if _splits(problem, options, choice):
+                return self.run_single(choice, options.solver_processes)
+            return self.run_portfolio(choice)
         except NoSolutionError as exc:
             if not (choice.fallback and exc.reason == "infeasible"):
                 raise
             # PyVRP treats every mandatory shipment as required; OR-Tools can skip the ones
             # that cannot be served together and report them.
             log.info("%s found no feasible solution; falling back to ortools", choice.name)
-            solution = run_single(
-                BackendChoice(
-                    "ortools",
-                    f"auto: {choice.name} found no solution serving every mandatory shipment",
-                )
-            )
+            reason = f"auto: {choice.name} found no solution serving every mandatory shipment"
+            return self.run_single(BackendChoice("ortools", reason))
+
+    def finish(
+        self, plans: list[RoutePlan], status: SolveStatus, backend: str, reason: str
+    ) -> Solution:
+        """The solution of ``plans``."""
+        return build_solution(
+            self.problem,
+            plans,
+            self.skip_reasons,
+            status=status,
+            backend=backend,
+            backend_reason=reason,
+            solver_processes=self.options.solver_processes,
+            matrix_time_s=self.matrix_time_s,
+            solve_time_s=time.monotonic() - self.started,
+            solver_time_limit_s=max(0.0, self.remaining_s),
+            geometry_network=self.geometry,
+        )
+
+    def status(self) -> SolveStatus:
+        return SolveStatus.INTERRUPTED if self.stop.interrupted else SolveStatus.SOLVED
+
+    def run_single(self, choice: BackendChoice, processes: int = 1) -> Solution:
+        """One search of ``choice`` (split over ``processes`` processes)."""
+        member = _member(choice, self.options, 0, processes)
+        plans = member.solve(self.problem, self.stop, self.on_progress)
+        reason = choice.reason
+        if isinstance(member, WarmStartedOrTools):
+            reason = f"{reason}; warm start: {member.outcome}"
+        if processes > 1:
+            reason = f"{reason}; one search split over {processes} processes"
+        return self.finish(plans, self.status(), choice.name, reason)
+
+    def run_portfolio(self, choice: BackendChoice) -> Solution:
+        """Run ``options.solver_processes`` members of the chosen backend in parallel; keep the
+        solution with the fewest skipped mandatory shipments, then the lowest cost. Ties go to
+        the first member under an iteration limit (so that results repeat), otherwise to the
+        member whose progress was reported last (so that the final routes are the last ones
+        streamed)."""
+        options = self.options
+        k = options.solver_processes
+        members = [_member(choice, options, i) for i in range(k)]
+        results = run_portfolio(members, self.problem, self.stop, self.on_progress)
+        status = self.status()
+        best: Solution | None = None
+        best_key: tuple[int, float, bool] = (0, 0.0, False)
+        winner = -1
+        for r in results:
+            if r.value is None:
+                continue
+            candidate = self.finish(r.value, status, choice.name, choice.reason)
+            metrics = candidate.metrics
+            leading = r.leading and options.iteration_limit is None
+            key = (metrics.skipped_mandatory_shipment_count, metrics.total_cost, not leading)
+            if best is None or key < best_key:
+                best, best_key, winner = candidate, key, r.index
+        if best is None:
+            raise _first_error([r.error for r in results])
+        reason = f"{choice.reason}; best of {k} parallel searches (member {winner} won)"
+        return dataclasses.replace(best, backend_reason=reason)
+
+
+def _first_error(errors: list[BaseException | None]) -> BaseException:
+    """What to raise when no member found a solution: the first NoSolutionError, else the
+    first error."""
+    no_solution = [e for e in errors if isinstance(e, NoSolutionError)]
+    return no_solution[0] if no_solution else (errors[0] or NoSolutionError("infeasible", ""))
+
+
+def _log_solved(solution: Solution, n_shipments: int, n_vehicles: int) -> None:
     log.info(
         "solved shipments=%d vehicles=%d status=%s backend=%s (%s) cost=%.3f skipped=%d "
         "matrix=%.3fs solve=%.3fs",
-        len(model.shipments),
-        len(model.vehicles),
+        n_shipments,
+        n_vehicles,
         solution.status.name,
         solution.backend,
         solution.backend_reason,
@@ -154,7 +225,6 @@ def solve(
         solution.matrix_time_s,
         solution.solve_time_s,
     )
-    return solution
 
 
 def _check_backend_options(options: SolveOptions) -> None:
@@ -195,10 +265,10 @@ PORTFOLIO_ORTOOLS_STRATEGIES = (None, "PARALLEL_CHEAPEST_INSERTION", "SAVINGS", 
 
 def _splits(problem: Problem, options: SolveOptions, choice: BackendChoice) -> bool:
     """Whether the processes of a PyVRP solve split one search rather than run a portfolio
-    (large time-bound problems, see :func:`engine.backends.pyvrp.backend.splits`)."""
+    (large time-bound problems, see :func:`engine.backends.pyvrp.split.splits`)."""
     if choice.name != "pyvrp" or options.iteration_limit is not None:
         return False
-    from engine.backends.pyvrp.backend import splits  # imports PyVRP: only for its solves
+    from engine.backends.pyvrp.split import splits  # imports PyVRP: only for its solves
 
     return splits(problem, options.solver_processes, options.decompose)
 
@@ -212,7 +282,6 @@ def _member(choice: BackendChoice, options: SolveOptions, i: int, processes: int
             seed=options.seed + i,
             iteration_limit=options.iteration_limit,
             give_up_fraction=PYVRP_GIVE_UP_FRACTION if choice.fallback else None,
-            decompose=options.decompose,
             processes=processes,
         )
     fss = options.first_solution_strategy
@@ -231,49 +300,13 @@ def _member(choice: BackendChoice, options: SolveOptions, i: int, processes: int
     return ortools
 
 
-def _solve_portfolio(
-    problem: Problem,
-    options: SolveOptions,
-    choice: BackendChoice,
-    stop: StopCriterion,
-    on_progress: Callable[[Progress], None] | None,
-    finish: Callable[[list[RoutePlan], SolveStatus, str, str], Solution],
-) -> Solution:
-    """Run ``options.solver_processes`` members of the chosen backend in parallel; keep the
-    solution with the fewest skipped mandatory shipments, then the lowest cost. Ties go to the
-    first member under an iteration limit (so that results repeat), otherwise to the member
-    whose progress was reported last (so that the final routes are the last ones streamed)."""
-    k = options.solver_processes
-    members = [_member(choice, options, i) for i in range(k)]
-    results = run_portfolio(members, problem, stop, on_progress)
-    status = SolveStatus.INTERRUPTED if stop.interrupted else SolveStatus.SOLVED
-    best: Solution | None = None
-    best_key: tuple[int, float, bool] = (0, 0.0, False)
-    winner = -1
-    for r in results:
-        if r.value is None:
-            continue
-        candidate = finish(r.value, status, choice.name, choice.reason)
-        metrics = candidate.metrics
-        leading = r.leading and options.iteration_limit is None
-        key = (metrics.skipped_mandatory_shipment_count, metrics.total_cost, not leading)
-        if best is None or key < best_key:
-            best, best_key, winner = candidate, key, r.index
-    if best is None:
-        errors = [r.error for r in results]
-        no_solution = [e for e in errors if isinstance(e, NoSolutionError)]
-        raise no_solution[0] if no_solution else (errors[0] or NoSolutionError("infeasible", ""))
-    reason = f"{choice.reason}; best of {k} parallel searches (member {winner} won)"
-    return dataclasses.replace(best, backend_reason=reason)
-
-
 def _relay(
     problem: Problem,
     skip_reasons: Mapping[int, tuple[SkipReason, ...]],
     backend: str,
     on_update: Callable[[SolveProgress], None],
     every_s: float,
-    also: Callable[[Progress], None] | None,
+    also: ProgressCallback | None,
 ) -> ProgressRelay:
     """The progress callback that evaluates intermediate solutions for ``on_update``."""
     started = time.monotonic()

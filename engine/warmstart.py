@@ -23,13 +23,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from engine.backends import get_backend
-from engine.backends.base import Backend, Progress, RoutePlan, StopCriterion
+from engine.backends.base import Backend, ProgressCallback, RoutePlan, StopCriterion
+from engine.backends.features import FEATURES
 from engine.errors import NoSolutionError
 from engine.model import Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest
 from engine.precheck import precheck
@@ -40,18 +40,9 @@ __all__ = ["WARM_STARTABLE", "WarmStartedOrTools", "nearby_model", "pyvrp_initia
 
 log = logging.getLogger(__name__)
 
-WARM_STARTABLE = frozenset(
-    {
-        "breaks",
-        "soft_time_windows",
-        "multiple_time_windows",
-        "multiple_vehicle_time_windows",
-        "allowed_vehicles",
-        "pair_alternatives",
-        "late_end_window_start",
-    }
-)
-"""Features (:mod:`engine.backends.features`) that the nearby model can do without."""
+WARM_STARTABLE = frozenset(FEATURES) - {"distance_limit_with_time_cost"}
+"""Features (:mod:`engine.backends.features`) that the nearby model can do without: all but a
+distance limit with a time cost (the nearby model keeps the vehicles' distance limits)."""
 
 
 @runtime_checkable
@@ -137,7 +128,7 @@ def pyvrp_initial_routes(
     problem: Problem,
     stop: StopCriterion,
     seed: int = 0,
-    on_progress: Callable[[Progress], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> list[list[int]] | None:
     """Visit stops per vehicle of ``problem`` from a PyVRP search on the nearby model until
     ``stop``; None when PyVRP finds no solution serving every mandatory shipment there."""
@@ -151,10 +142,9 @@ def pyvrp_initial_routes(
         vehicle_matrix=problem.travel.vehicle_matrix,
         source=problem.travel.source,
     )
-    nearby = Problem.build(model, stops, travel)
-    precheck(nearby)
-    for s, ok in enumerate(problem.routable):
-        nearby.routable[s] = nearby.routable[s] and ok
+    nearby, _ = precheck(Problem.build(model, stops, travel))
+    routable = [a and b for a, b in zip(nearby.routable, problem.routable, strict=True)]
+    nearby = dataclasses.replace(nearby, routable=routable)
     backend = get_backend("pyvrp", seed=seed)
     try:
         plans = backend.solve(nearby, stop, on_progress)
@@ -186,10 +176,7 @@ class WarmStartedOrTools:
         """What the warm start did (for the backend reason)."""
 
     def solve(
-        self,
-        problem: Problem,
-        stop: StopCriterion,
-        on_progress: Callable[[Progress], None] | None = None,
+        self, problem: Problem, stop: StopCriterion, on_progress: ProgressCallback | None = None
     ) -> list[RoutePlan]:
         now = time.monotonic()
         first = StopCriterion(

@@ -109,7 +109,6 @@ def get_backend(
     seed: int = 0,
     iteration_limit: int | None = None,
     give_up_fraction: float | None = None,
-    decompose: bool | None = None,
     processes: int = 1,
 ) -> Backend:
     """The backend called ``name`` (not ``"auto"``) with its options; ValueError when unknown
@@ -127,7 +126,6 @@ def get_backend(
             seed=seed,
             iteration_limit=iteration_limit,
             give_up_fraction=give_up_fraction,
-            decompose=decompose,
             processes=processes,
         )
     raise ValueError(f"unknown backend {name!r}; known: {', '.join(b for b in BACKENDS[1:])}")

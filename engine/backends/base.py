@@ -4,80 +4,27 @@ A backend gets the integer :class:`~engine.problem.Problem` (shipments that the 
 proved unservable are already marked), a :class:`StopCriterion` and a progress callback, and
 returns one :class:`RoutePlan` per vehicle. Turning plans into a
 :class:`~engine.solution.Solution` (transitions, loads, costs, metrics) is backend independent
-(:mod:`engine.evaluate`).
+(:mod:`engine.evaluate`). The values a search gets and reports live in :mod:`engine.search`
+(re-exported here), so that the parallel runner can use them without knowing backends.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
-from engine.options import SearchMode
 from engine.problem import Problem
+from engine.search import Progress, ProgressCallback, RoutePlan, StopCriterion
 
-__all__ = ["Backend", "Progress", "RoutePlan", "StopCriterion"]
-
-
-@dataclass(frozen=True)
-class RoutePlan:
-    """A vehicle's route as integer seconds from the horizon start.
-
-    ``stops`` are visit stops in order (empty for an unused vehicle); ``visit_start_s`` their
-    start times; ``breaks_s`` ``(start, duration)`` pairs.
-    """
-
-    vehicle: int
-    stops: tuple[int, ...] = ()
-    start_s: int = 0
-    visit_start_s: tuple[int, ...] = ()
-    end_s: int = 0
-    breaks_s: tuple[tuple[int, int], ...] = ()
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Reported on each improving solution: elapsed seconds and the solver's own objective
-    (in currency units, approximate). ``plans``: the solution's routes (one per vehicle), when
-    the backend can report them."""
-
-    elapsed_s: float
-    objective: float
-    solutions: int
-    plans: tuple[RoutePlan, ...] | None = None
-
-
-@dataclass
-class StopCriterion:
-    """When to stop: a wall-clock deadline and an external ``should_stop`` poll."""
-
-    deadline: float
-    """``time.monotonic()`` value at which to stop."""
-    search_mode: SearchMode = SearchMode.RETURN_FAST
-    should_stop: Callable[[], bool] | None = None
-    interrupted: bool = False
-    """Set by the backend when it stopped because ``should_stop`` said so."""
-
-    def remaining_s(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
-
-    def poll(self) -> bool:
-        """True when the search must stop now (records an interruption)."""
-        if self.should_stop is not None and self.should_stop():
-            self.interrupted = True
-            return True
-        return False
+__all__ = ["Backend", "Progress", "ProgressCallback", "RoutePlan", "StopCriterion"]
 
 
 class Backend(Protocol):
+    """A solver: ``name`` (as in :data:`engine.backends.BACKENDS`) and :meth:`solve`."""
+
     name: str
 
     def solve(
-        self,
-        problem: Problem,
-        stop: StopCriterion,
-        on_progress: Callable[[Progress], None] | None = None,
+        self, problem: Problem, stop: StopCriterion, on_progress: ProgressCallback | None = None
     ) -> list[RoutePlan]:
         """One plan per vehicle of ``problem.model``, in vehicle order."""
         ...

@@ -14,6 +14,11 @@ The integer problem maps onto the routing library as follows:
 - one dimension per load type with a limit (see :func:`_add_load_dimension`);
 - "distance" dimension only when a vehicle has a distance limit;
 - arc costs per vehicle: ``cost_per_kilometer`` and ``cost_per_traveled_hour``.
+
+Why one module of over 500 lines: the architecture allows exactly one engine module to import
+ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
+constraints, search parameters, solution extraction) works on the same routing model and index
+manager of :class:`_Builder`. The parts are marked by ``# --`` comments.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from engine.backends.base import Progress, RoutePlan, StopCriterion
+from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
 from engine.errors import NoSolutionError
 from engine.model import TimeWindow
 from engine.options import SearchMode
@@ -87,10 +92,7 @@ class OrToolsBackend:
             _enum_value(_LSM, local_search_metaheuristic, "local_search_metaheuristic")
 
     def solve(
-        self,
-        problem: Problem,
-        stop: StopCriterion,
-        on_progress: Callable[[Progress], None] | None = None,
+        self, problem: Problem, stop: StopCriterion, on_progress: ProgressCallback | None = None
     ) -> list[RoutePlan]:
         built = _Builder(problem, self.first_solution_strategy, self.local_search_metaheuristic)
         return built.run(stop, on_progress, self.solution_limit, self.initial_routes)
@@ -144,10 +146,7 @@ class _Builder:
 
     def _add_arc_costs(self) -> None:
         vehicles = self.model.vehicles
-        no_costs = all(
-            v.cost_per_kilometer == 0 and v.cost_per_traveled_hour == 0 and v.cost_per_hour == 0
-            for v in vehicles
-        )
+        no_costs = self.p.free_of_costs
         for v, vehicle in enumerate(vehicles):
             k = self.p.travel.vehicle_matrix[v]
             mult = vehicle.travel_duration_multiple
@@ -157,14 +156,8 @@ class _Builder:
             else:
                 cpk, cpth = vehicle.cost_per_kilometer, vehicle.cost_per_traveled_hour
 
-                def arc_cost(
-                    k: int = k, mult: float = mult, cpk: float = cpk, cpth: float = cpth
-                ) -> IntArray:
-                    # Unreachable legs have infinite travel: cap them first (0 × inf is NaN).
-                    cap = float(self.p.unreachable_s)
-                    durations = np.minimum(self.p.travel.durations_s[k] * mult, cap)
-                    distances = np.minimum(self.p.travel.distances_m[k], cap * 1000.0)
-                    cost = (cpk * distances / 1000.0 + cpth * durations / 3600.0) * COST_SCALE
+                def arc_cost(v: int = v) -> IntArray:
+                    cost = self.p.arc_cost(v) * COST_SCALE
                     return np.minimum(np.rint(cost), MAX_SCALED_COST // 4).astype(np.int64)
 
                 cb = self._register_matrix(("cost", k, mult, cpk, cpth), arc_cost)
@@ -393,14 +386,13 @@ class _Builder:
             lsm = "GREEDY_DESCENT"
         params.first_solution_strategy = _enum_value(_FSS, fss, "first_solution_strategy")
         params.local_search_metaheuristic = _enum_value(_LSM, lsm, "local_search_metaheuristic")
-        limit_ms = max(1, int(stop.remaining_s() * 1000))
-        params.time_limit.FromMilliseconds(limit_ms)
+        _set_time_limit(params, stop)
         return params
 
     def run(
         self,
         stop: StopCriterion,
-        on_progress: Callable[[Progress], None] | None,
+        on_progress: ProgressCallback | None,
         solution_limit: int | None = None,
         initial_routes: Sequence[Sequence[int]] | None = None,
     ) -> list[RoutePlan]:
@@ -412,39 +404,42 @@ class _Builder:
             params.solution_limit = solution_limit
         routing.CloseModelWithParameters(params)
         # Closing the model can take a while on large models: the search gets what is left.
-        params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
+        _set_time_limit(params, stop)
         routing.AddSearchMonitor(self.solver.CustomLimit(stop.poll))
-        started = time.monotonic()
-        count = 0
-        improving = 0
-        best = float("inf")
+        watch = _SolutionWatch(self, on_progress)
+        routing.AddAtSolutionCallback(watch)
+        assignment = self._search(params, stop, watch, initial_routes)
+        log.debug(
+            "ortools status=%s solutions=%d time=%.3fs",
+            routing.status(),
+            watch.count,
+            time.monotonic() - watch.started,
+        )
+        if assignment is None or watch.count == 0:
+            raise _no_solution(stop, time.monotonic() - watch.started)
+        return [self._extract(assignment, v) for v in range(len(self.model.vehicles))]
 
-        def at_solution() -> None:
-            # Called for every solution the search accepts; guided local search accepts worse
-            # ones too, so only improvements on the best so far are reported.
-            nonlocal count, improving, best
-            count += 1
-            objective = routing.CostVar().Value() / COST_SCALE
-            if objective < best:
-                best = objective
-                improving += 1
-                if on_progress is not None:
-                    vehicles = range(len(self.model.vehicles))
-                    plans = tuple(self._extract(_LIVE, v) for v in vehicles)
-                    on_progress(Progress(time.monotonic() - started, objective, improving, plans))
-
-        routing.AddAtSolutionCallback(at_solution)
+    def _search(
+        self,
+        params: Any,
+        stop: StopCriterion,
+        watch: _SolutionWatch,
+        initial_routes: Sequence[Sequence[int]] | None,
+    ) -> pywrapcp.Assignment | None:
+        """The search: from ``initial_routes`` when OR-Tools accepts them, else from the
+        first-solution strategy, else (when that finds nothing) from ALL_UNPERFORMED."""
+        routing = self.routing
         assignment = None
         initial = self._initial_assignment(initial_routes) if initial_routes else None
         if initial is not None:
             assignment = routing.SolveFromAssignmentWithParameters(initial, params)
-            if assignment is None or count == 0:
+            if assignment is None or watch.count == 0:
                 log.info("initial routes rejected; searching from a first-solution strategy")
-                params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
-        if assignment is None or count == 0:
+                _set_time_limit(params, stop)
+        if assignment is None or watch.count == 0:
             assignment = routing.SolveWithParameters(params)
         if (
-            (assignment is None or count == 0)
+            (assignment is None or watch.count == 0)
             and not stop.interrupted
             and stop.remaining_s() > 0.01
         ):
@@ -454,32 +449,13 @@ class _Builder:
             # always works; local search then inserts.
             log.info("first solution strategy failed; retrying from ALL_UNPERFORMED")
             params.first_solution_strategy = _enum_value(_FSS, "ALL_UNPERFORMED", "fallback")
-            params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
+            _set_time_limit(params, stop)
             assignment = routing.SolveWithParameters(params)
-        log.debug(
-            "ortools status=%s solutions=%d time=%.3fs",
-            routing.status(),
-            count,
-            time.monotonic() - started,
-        )
-        if assignment is None or count == 0:
-            elapsed = time.monotonic() - started
-            if stop.interrupted:
-                raise NoSolutionError(
-                    "interrupted", "the solve was stopped before a first solution"
-                )
-            if stop.remaining_s() <= 0.01:
-                raise NoSolutionError(
-                    "time_limit",
-                    f"no solution within the time limit ({elapsed:.2f} s for the search); "
-                    "allow more time",
-                )
-            raise NoSolutionError(
-                "infeasible",
-                "the model admits no routes, even with every shipment skipped: check the "
-                "vehicles' time windows, duration limits and break requests against each other",
-            )
-        return [self._extract(assignment, v) for v in range(len(self.model.vehicles))]
+        return assignment
+
+    def live_plans(self) -> tuple[RoutePlan, ...]:
+        """The plans of the solution being reported (in a solution callback)."""
+        return tuple(self._extract(_LIVE, v) for v in range(len(self.model.vehicles)))
 
     def _initial_assignment(self, routes: Sequence[Sequence[int]]) -> Any:
         """An assignment with ``routes`` (stops per vehicle; other shipments unperformed), or
@@ -525,6 +501,51 @@ class _Builder:
             end_s=end_s,
             breaks_s=breaks,
         )
+
+
+def _set_time_limit(params: Any, stop: StopCriterion) -> None:
+    """The search gets what is left of ``stop``'s time (at least a millisecond)."""
+    params.time_limit.FromMilliseconds(max(1, int(stop.remaining_s() * 1000)))
+
+
+def _no_solution(stop: StopCriterion, elapsed: float) -> NoSolutionError:
+    """Why the search found no solution at all."""
+    if stop.interrupted:
+        return NoSolutionError("interrupted", "the solve was stopped before a first solution")
+    if stop.remaining_s() <= 0.01:
+        return NoSolutionError(
+            "time_limit",
+            f"no solution within the time limit ({elapsed:.2f} s for the search); allow more time",
+        )
+    return NoSolutionError(
+        "infeasible",
+        "the model admits no routes, even with every shipment skipped: check the "
+        "vehicles' time windows, duration limits and break requests against each other",
+    )
+
+
+class _SolutionWatch:
+    """Called for every solution the search accepts; guided local search accepts worse ones
+    too, so only improvements on the best so far are reported."""
+
+    def __init__(self, builder: _Builder, on_progress: ProgressCallback | None) -> None:
+        self.builder = builder
+        self.on_progress = on_progress
+        self.started = time.monotonic()
+        self.count = 0
+        self.improving = 0
+        self.best = float("inf")
+
+    def __call__(self) -> None:
+        self.count += 1
+        objective = self.builder.routing.CostVar().Value() / COST_SCALE
+        if objective < self.best:
+            self.best = objective
+            self.improving += 1
+            if self.on_progress is not None:
+                plans = self.builder.live_plans()
+                elapsed = time.monotonic() - self.started  # after the plans, as it always was
+                self.on_progress(Progress(elapsed, objective, self.improving, plans))
 
 
 class _LiveValues:

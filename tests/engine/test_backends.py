@@ -23,7 +23,6 @@ from engine.solution import SkipReasonCode
 from engine.travel import build_stops, build_travel_matrices
 from engine.warmstart import WARM_STARTABLE, nearby_model, pyvrp_initial_routes
 from tests.builders import solve_checked
-from tests.checker import check_solution
 
 DAY = 86400.0
 
@@ -89,8 +88,7 @@ def city_model(
 def problem_of(model: ShipmentModel) -> Problem:
     stops = build_stops(model)
     travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0)
-    problem = Problem.build(model, stops, travel)
-    precheck(problem)
+    problem, _ = precheck(Problem.build(model, stops, travel))
     return problem
 
 
@@ -415,34 +413,22 @@ def test_auto_warm_starts_ortools_and_says_so(feature):
     assert "warm start" not in cold.backend_reason
 
 
-def test_decomposition_improves_groups_of_routes_and_stays_feasible(monkeypatch, caplog):
-    import engine.backends.pyvrp.backend as pyvrp_backend
-
-    monkeypatch.setattr(pyvrp_backend, "DECOMPOSE_GROUP_CLIENTS", 25)
-    model = city_model(120, seed=12, n_vehicles=12, windows=False)
-    model = dataclasses.replace(
-        model, shipments=tuple(dataclasses.replace(s, penalty_cost=None) for s in model.shipments)
-    )
-    events = []
-    with caplog.at_level("DEBUG", logger="engine.backends.pyvrp.backend"):
-        solution = solve(
-            model,
-            SolveOptions(
-                time_limit_s=3.0,
-                search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
-                backend="pyvrp",
-                decompose=True,
-            ),
-            on_progress=events.append,
-        )
-    check_solution(model, solution, geodesic_meters_per_second=10.0)
-    assert not solution.skipped_shipments
-    rounds = [r.message for r in caplog.records if r.message.startswith("pyvrp decomposition")]
-    assert rounds, "the decomposition did not run"
-    assert int(rounds[0].split()[2]) >= 1  # at least one round of sub-problems ran
-    objectives = [e.objective for e in events]
-    assert objectives == sorted(objectives, reverse=True)
-    assert events[-1].objective == pytest.approx(solution.metrics.total_cost, rel=1e-3)
+def test_precheck_returns_a_new_problem_and_leaves_the_given_one_alone() -> None:
+    model = city_model(4, n_vehicles=2, windows=False)
+    shipments = list(model.shipments)
+    shipments[0] = dataclasses.replace(shipments[0], load_demands={"boxes": 99})
+    shipments[1] = dataclasses.replace(shipments[1], allowed_vehicle_indices=(1,))
+    model = dataclasses.replace(model, shipments=tuple(shipments))
+    stops = build_stops(model)
+    travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0)
+    given = Problem.build(model, stops, travel)
+    checked, skipped = precheck(given)
+    assert checked is not given
+    assert given.routable == [True] * 4
+    assert given.allowed_vehicles == [(0, 1)] * 4
+    assert checked.routable == [False, True, True, True]
+    assert checked.allowed_vehicles == [(), (1,), (0, 1), (0, 1)]
+    assert set(skipped) == {0}
 
 
 def test_precheck_groups_identical_vehicles_but_reports_each_vehicle() -> None:
@@ -467,7 +453,8 @@ def test_precheck_groups_identical_vehicles_but_reports_each_vehicle() -> None:
     assert problem.allowed_vehicles[1] == ()
     assert problem.allowed_vehicles[2] == ()
     assert problem.allowed_vehicles[3] == (0, 1, 2, 3)
-    skipped = precheck(problem)
+    again, skipped = precheck(problem)
+    assert again.allowed_vehicles == problem.allowed_vehicles
     assert set(skipped) == {1, 2}
     (capacity,) = skipped[1][:1]
     assert capacity.code == SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY

@@ -9,28 +9,20 @@ import time
 import pytest
 
 from engine import ShipmentModel, solve
-from engine.backends.base import Progress, StopCriterion
-from engine.backends.pyvrp.backend import splits
+from engine.backends.pyvrp.split import splits
 from engine.errors import NoSolutionError, SolverError
 from engine.options import SearchMode, SolveOptions
 from engine.parallel import run_parallel
-from engine.problem import Problem
-from engine.travel import build_stops, build_travel_matrices
+from engine.search import Progress, StopCriterion
 from tests.builders import solve_checked
 from tests.checker import check_solution
-from tests.engine.test_backends import city_model
+from tests.engine.test_backends import city_model, problem_of
 
 
 def mandatory(model: ShipmentModel) -> ShipmentModel:
     """``model`` with every shipment mandatory (sub-problems of whole routes need that)."""
     shipments = tuple(dataclasses.replace(s, penalty_cost=None) for s in model.shipments)
     return dataclasses.replace(model, shipments=shipments)
-
-
-def problem_of(model: ShipmentModel) -> Problem:
-    stops = build_stops(model)
-    travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0)
-    return Problem.build(model, stops, travel)
 
 
 # -- run_parallel ------------------------------------------------------------------------------
@@ -132,9 +124,9 @@ def test_which_problems_split() -> None:
 
 
 def test_splitting_problems_by_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.backends.pyvrp.backend as pyvrp_backend
+    import engine.backends.pyvrp.split as pyvrp_split
 
-    monkeypatch.setattr(pyvrp_backend, "SPLIT_MIN_CLIENTS", 30)
+    monkeypatch.setattr(pyvrp_split, "SPLIT_MIN_CLIENTS", 30)
     assert splits(problem_of(mandatory(city_model(30, seed=3))), 2, decompose=None)
     assert not splits(problem_of(mandatory(city_model(29, seed=3))), 2, decompose=None)
 
@@ -181,3 +173,35 @@ def test_a_parallel_search_stops_when_asked_and_reports_improvements(split: bool
     assert objectives
     assert objectives == sorted(objectives, reverse=True)
     assert objectives[-1] == pytest.approx(solution.metrics.total_cost, rel=1e-3)
+
+
+def test_route_groups_and_parts_cover_every_route_once() -> None:
+    import random
+
+    from engine.backends.pyvrp.data import build_data
+    from engine.backends.pyvrp.split import Part, route_groups, splittable
+
+    data = build_data(problem_of(mandatory(city_model(24, seed=5, n_vehicles=6)))).data
+    assert splittable(data)
+    routes = [list(range(k, k + 4)) for k in range(0, 24, 4)]
+    types = [0] * len(routes)
+    groups = route_groups(data, routes, random.Random(1), group_clients=8)
+    assert sorted(r for g in groups for r in g) == list(range(len(routes)))
+    assert all(sum(len(routes[r]) for r in g) <= 8 for g in groups)
+    for group in groups:
+        part = Part.of(data, routes, types, group)
+        assert part.data.num_clients == sum(len(routes[r]) for r in group)
+        assert part.routes(part.initial) == [(routes[r], types[r]) for r in group]
+
+
+def test_the_parallel_runner_knows_nothing_of_backends() -> None:
+    """engine.parallel is generic; the portfolio of backends lives in engine.backends."""
+    import ast
+    from pathlib import Path
+
+    import engine.parallel
+
+    tree = ast.parse(Path(engine.parallel.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith("engine.backends")}, imported

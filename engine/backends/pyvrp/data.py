@@ -1,0 +1,462 @@
+"""The integer problem as PyVRP's data model (:func:`build_data`), and PyVRP's solutions as
+route plans (:func:`route_plans`).
+
+- locations: the visit stops of routable shipments, then a start and an end depot per vehicle
+  type; identical vehicles (every field but the label) form one vehicle type;
+- a delivery-only (pickup-only) shipment is a client with a delivery (pickup) amount; several
+  alternatives form a mutually exclusive client group; a pickup-and-delivery shipment is a
+  PyVRP shipment. Delivery-only goods are on board from the start and pickup-only goods stay
+  to the end, as in the engine;
+- optional shipments are optional clients whose prize is the scaled ``penalty_cost``;
+- costs: each profile's "distance" matrix is the scaled arc cost (``cost_per_kilometer`` and
+  ``cost_per_traveled_hour``; travel time when no vehicle has any cost, as in the OR-Tools
+  backend), so ``unit_distance_cost`` is 1; ``cost_per_hour`` is ``unit_duration_cost`` per
+  second of route duration; fixed costs as they are. One scale factor turns currency into
+  integers (:func:`cost_scale`). A vehicle's distance limit becomes a limit on its arc cost
+  (only offered for purely per-kilometer travel costs, see :mod:`engine.backends.features`);
+- time: the engine's integer seconds; vehicle start window → ``tw_early``/``start_late``, end
+  window → ``tw_late``; duration limit → ``shift_duration``; distance limit → ``max_distance``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+import pyvrp
+
+from engine.backends.base import RoutePlan
+from engine.errors import NoSolutionError
+from engine.problem import Problem
+from engine.units import COST_SCALE, floor_int
+
+__all__ = ["PyVRPData", "Scale", "VehicleType", "build_data", "cost_scale", "route_plans"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+MAX_TOTAL_SCALED = 1e13
+"""Upper bound for any total cost after scaling (PyVRP adds penalties on top in int64)."""
+
+MIN_MEAN_ARC_UNITS = 100.0
+"""Scaled arc costs must average at least this many units (rounding error ≤ 0.5 %)."""
+
+MIN_UNITS_PER_SECOND = 20.0
+"""A positive ``cost_per_hour`` must scale to at least this many units per second."""
+
+_NO_LIMIT = int(np.iinfo(np.int64).max)
+
+
+@dataclass
+class VehicleType:
+    """Identical vehicles (label aside) as one PyVRP vehicle type."""
+
+    vehicles: list[int]
+    """Our vehicle indices; the first one stands for all."""
+    profile: int
+    """PyVRP routing profile: vehicles of one profile share travel and cost matrices."""
+    start_loc: int = -1
+    """PyVRP location of the type's start depot."""
+    end_loc: int = -1
+    """PyVRP location of the type's end depot."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How currency becomes PyVRP's integer costs.
+
+    PyVRP's penalties for excess load, time warp and distance live in a fixed range
+    (``PenaltyParams``: 0.1 to 100 000 per unit of violation) that suits instances whose
+    costs are of the order of their travel times. So costs are first brought to that order
+    (``natural``: one cost unit ≈ one second of travel), then multiplied by a power of ten
+    (``refine``) until arc costs and the cost per second are precise enough as integers; the
+    penalty range is multiplied by ``refine`` too, which leaves the search unchanged.
+    """
+
+    costs: float
+    """Integer cost units per currency unit (arc, fixed and duration costs)."""
+    prizes: float
+    """Integer cost units per currency unit of ``penalty_cost``."""
+    refine: float
+
+    def penalty_params(self) -> pyvrp.PenaltyParams:
+        """PyVRP's default penalty range, multiplied by ``refine``."""
+        default = pyvrp.PenaltyParams()
+        return pyvrp.PenaltyParams(
+            min_penalty=default.min_penalty * self.refine,
+            max_penalty=default.max_penalty * self.refine,
+        )
+
+
+@dataclass
+class PyVRPData:
+    """A problem as PyVRP data, with what it takes to map solutions back."""
+
+    data: pyvrp.ProblemData
+    scale: Scale
+    client_stop: list[int]
+    """Our stop index of each PyVRP client."""
+    shipment_stops: list[tuple[int, int]]
+    """Our pickup and delivery stop of each PyVRP shipment."""
+    types: list[VehicleType]
+
+
+@dataclass
+class _Arcs:
+    """Per profile: arc costs (currency), integer travel durations, and which legs exist."""
+
+    costs: list[FloatArray]
+    durations: list[IntArray]
+    reachable: list[BoolArray]
+
+
+@dataclass
+class _Visits:
+    """PyVRP's clients, client groups and shipments, with our stops."""
+
+    clients: list[pyvrp.Client]
+    client_stop: list[int]
+    groups: list[pyvrp.ClientGroup]
+    shipments: list[pyvrp.Shipment]
+    shipment_stops: list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class _Loads:
+    """The load types some vehicle limits and some routable shipment demands (as OR-Tools),
+    with their total demand."""
+
+    types: list[str]
+    totals: list[int]
+
+    def amounts(self, demands: Mapping[str, int]) -> list[int]:
+        """A shipment's demand per load type."""
+        return [int(demands.get(t, 0)) for t in self.types]
+
+
+def build_data(problem: Problem) -> PyVRPData:
+    """``problem`` as PyVRP data (see the module docstring). Raises :class:`NoSolutionError`
+    when no vehicle can start and end at all."""
+    model = problem.model
+    no_costs = problem.free_of_costs
+    types, profile_vehicle = _vehicle_types(problem)
+    location_stop = _locations(problem, types)
+    arcs = _arcs(problem, profile_vehicle, np.asarray(location_stop, dtype=np.int64), no_costs)
+    prizes = [
+        float(sh.penalty_cost or 0.0) for s, sh in enumerate(model.shipments) if problem.routable[s]
+    ]
+    scale = cost_scale(problem, arcs.costs, arcs.durations, arcs.reachable, prizes, no_costs)
+    loads = _loads(problem)
+    visits = _visits(problem, {stop: i for i, stop in enumerate(location_stop)}, loads, scale)
+    depots: list[pyvrp.Depot] = []
+    vehicle_types = [_vehicle_type(problem, t, depots, loads, scale.costs) for t in types]
+    distance_matrices = _distance_matrices(problem, types, arcs.costs, scale, no_costs)
+    data = pyvrp.ProblemData(
+        locations=[pyvrp.Location(x=0.0, y=0.0) for _ in location_stop],
+        clients=visits.clients,
+        depots=depots,
+        vehicle_types=vehicle_types,
+        distance_matrices=distance_matrices,  # type: ignore[arg-type]  # pyvrp's stub: ndarray[int]
+        duration_matrices=arcs.durations,  # type: ignore[arg-type]
+        groups=visits.groups,
+        shipments=visits.shipments,
+    )
+    return PyVRPData(
+        data=data,
+        scale=scale,
+        client_stop=visits.client_stop,
+        shipment_stops=visits.shipment_stops,
+        types=types,
+    )
+
+
+def _vehicle_types(problem: Problem) -> tuple[list[VehicleType], list[int]]:
+    """The vehicle types of the vehicles that can start at all, and one vehicle per profile."""
+    stops = problem.stops
+    types: list[VehicleType] = []
+    by_key: dict[str, int] = {}
+    profile_keys: dict[tuple[int, float, float, float], int] = {}
+    profile_vehicle: list[int] = []
+    for v, vehicle in enumerate(problem.model.vehicles):
+        start_windows = problem.windows[stops.vehicle_start(v)]
+        end_windows = problem.windows[stops.vehicle_end(v)]
+        if not start_windows or not end_windows or start_windows[0][0] > end_windows[-1][1]:
+            continue  # no feasible start or end time: unusable
+        k = problem.travel.vehicle_matrix[v]
+        key = repr((replace(vehicle, label=""), k))
+        if key in by_key:
+            types[by_key[key]].vehicles.append(v)
+            continue
+        pkey = (
+            k,
+            vehicle.travel_duration_multiple,
+            vehicle.cost_per_kilometer,
+            vehicle.cost_per_traveled_hour,
+        )
+        if pkey not in profile_keys:
+            profile_keys[pkey] = len(profile_vehicle)
+            profile_vehicle.append(v)
+        by_key[key] = len(types)
+        types.append(VehicleType(vehicles=[v], profile=profile_keys[pkey]))
+    if not types:
+        raise NoSolutionError("infeasible", "no vehicle has a feasible start and end time")
+    return types, profile_vehicle
+
+
+def _locations(problem: Problem, types: list[VehicleType]) -> list[int]:
+    """Our stop of each PyVRP location: visit stops of routable shipments, then each type's
+    start and end stop (recorded in the type)."""
+    stops = problem.stops
+    location_stop: list[int] = []
+    for s in range(len(problem.model.shipments)):
+        if problem.routable[s]:
+            location_stop.extend(stops.pickup_stops[s])
+            location_stop.extend(stops.delivery_stops[s])
+    for t in types:
+        t.start_loc = len(location_stop)
+        location_stop.append(stops.vehicle_start(t.vehicles[0]))
+        t.end_loc = len(location_stop)
+        location_stop.append(stops.vehicle_end(t.vehicles[0]))
+    return location_stop
+
+
+def _arcs(problem: Problem, profile_vehicle: list[int], index: IntArray, no_costs: bool) -> _Arcs:
+    """Arc costs (travel seconds when ``no_costs``) and durations per profile, between the
+    locations (our stops ``index``)."""
+    cut = np.ix_(index, index)
+    arcs = _Arcs([], [], [])
+    for v in profile_vehicle:
+        travel = problem.travel_s(v)[cut]
+        arcs.durations.append(travel)
+        k = problem.travel.vehicle_matrix[v]
+        arcs.reachable.append(np.isfinite(problem.travel.durations_s[k][cut]))
+        arcs.costs.append(travel.astype(np.float64) if no_costs else problem.arc_cost(v)[cut])
+    return arcs
+
+
+def _distance_matrices(
+    problem: Problem,
+    types: list[VehicleType],
+    arc_costs: list[FloatArray],
+    scale: Scale,
+    no_costs: bool,
+) -> list[IntArray]:
+    """PyVRP's "distance" per profile: the scaled arc costs, rounded up where a distance limit
+    applies to them (so that the limit holds exactly)."""
+    vehicles = problem.model.vehicles
+    limited_profiles = {
+        t.profile for t in types if vehicles[t.vehicles[0]].route_distance_limit_m is not None
+    }
+    matrices = []
+    for p, cost in enumerate(arc_costs):
+        scaled = cost if no_costs else cost * scale.costs
+        rounded = np.ceil(scaled - 1e-9) if p in limited_profiles else np.rint(scaled)
+        matrices.append(rounded.astype(np.int64))
+    return matrices
+
+
+def _loads(problem: Problem) -> _Loads:
+    model = problem.model
+    limited = {t for v in model.vehicles for t in v.load_limits}
+    routable = [sh for s, sh in enumerate(model.shipments) if problem.routable[s]]
+    demanded = {t for sh in routable for t, q in sh.load_demands.items() if q > 0}
+    load_types = sorted(limited & demanded)
+    totals = [sum(int(sh.load_demands.get(t, 0)) for sh in routable) for t in load_types]
+    return _Loads(load_types, totals)
+
+
+def _visits(problem: Problem, loc_of: dict[int, int], loads: _Loads, scale: Scale) -> _Visits:
+    """Each routable shipment as a PyVRP shipment (a pair) or as clients (alternatives)."""
+    visits = _Visits([], [], [], [], [])
+    for s, shipment in enumerate(problem.model.shipments):
+        if not problem.routable[s]:
+            continue
+        required = shipment.is_mandatory
+        prize = 0 if required else round(float(shipment.penalty_cost or 0.0) * scale.prizes)
+        amount = loads.amounts(shipment.load_demands)
+        if shipment.pickups and shipment.deliveries:
+            _add_pair(problem, s, loc_of, amount, prize, visits)
+        else:
+            _add_clients(problem, s, loc_of, amount, prize, visits)
+    return visits
+
+
+def _add_pair(
+    problem: Problem, s: int, loc_of: dict[int, int], amount: list[int], prize: int, out: _Visits
+) -> None:
+    """Pickup-and-delivery shipment ``s`` as a PyVRP shipment."""
+    stops = problem.stops
+    pickup, delivery = stops.pickup_stops[s][0], stops.delivery_stops[s][0]
+    (p_lo, p_hi), (d_lo, d_hi) = problem.windows[pickup][0], problem.windows[delivery][0]
+    out.shipments.append(
+        pyvrp.Shipment(
+            pickup_location=loc_of[pickup],
+            delivery_location=loc_of[delivery],
+            pickup_tw_early=p_lo,
+            pickup_tw_late=p_hi,
+            pickup_service_duration=int(problem.service_s[pickup]),
+            delivery_tw_early=d_lo,
+            delivery_tw_late=d_hi,
+            delivery_service_duration=int(problem.service_s[delivery]),
+            amount=amount,
+            prize=prize,
+            required=problem.model.shipments[s].is_mandatory,
+        )
+    )
+    out.shipment_stops.append((pickup, delivery))
+
+
+def _add_clients(
+    problem: Problem, s: int, loc_of: dict[int, int], amount: list[int], prize: int, out: _Visits
+) -> None:
+    """Pickup-only or delivery-only shipment ``s``: a client per alternative, in a mutually
+    exclusive group when there are several."""
+    shipment = problem.model.shipments[s]
+    required = shipment.is_mandatory
+    is_pickup = bool(shipment.pickups)
+    stops = problem.stops
+    alternatives = stops.pickup_stops[s] if is_pickup else stops.delivery_stops[s]
+    group = len(out.groups) if len(alternatives) > 1 else None
+    members = []
+    for stop_index in alternatives:
+        lo, hi = problem.windows[stop_index][0]
+        members.append(len(out.clients))
+        out.clients.append(
+            pyvrp.Client(
+                location=loc_of[stop_index],
+                delivery=[] if is_pickup else amount,
+                pickup=amount if is_pickup else [],
+                service_duration=int(problem.service_s[stop_index]),
+                tw_early=lo,
+                tw_late=hi,
+                prize=prize,
+                required=required and group is None,
+                group=group,
+            )
+        )
+        out.client_stop.append(stop_index)
+    if group is not None:
+        out.groups.append(pyvrp.ClientGroup(members, required=required))
+
+
+def _vehicle_type(
+    problem: Problem, t: VehicleType, depots: list[pyvrp.Depot], loads: _Loads, scale: float
+) -> pyvrp.VehicleType:
+    """Vehicle type ``t`` for PyVRP; appends its start and end depot to ``depots``."""
+    v = t.vehicles[0]
+    vehicle = problem.model.vehicles[v]
+    stops = problem.stops
+    (start_lo, start_hi) = problem.windows[stops.vehicle_start(v)][0]
+    (_, end_hi) = problem.windows[stops.vehicle_end(v)][-1]
+    start_depot = len(depots)
+    depots.append(pyvrp.Depot(location=t.start_loc))
+    end_depot = len(depots)
+    depots.append(pyvrp.Depot(location=t.end_loc))
+    capacity = [
+        int(min(vehicle.load_limits.get(lt, total), total))
+        for lt, total in zip(loads.types, loads.totals, strict=True)
+    ]
+    max_distance = _NO_LIMIT
+    if vehicle.route_distance_limit_m is not None:
+        per_meter = vehicle.cost_per_kilometer / 1000.0 * scale
+        max_distance = floor_int(vehicle.route_distance_limit_m * per_meter)
+    shift = _NO_LIMIT
+    if vehicle.route_duration_limit_s is not None:
+        shift = floor_int(vehicle.route_duration_limit_s)
+    per_second = vehicle.cost_per_hour / 3600.0 * scale
+    return pyvrp.VehicleType(
+        num_available=len(t.vehicles),
+        capacity=capacity,
+        start_depot=start_depot,
+        end_depot=end_depot,
+        fixed_cost=round(vehicle.fixed_cost * scale),
+        tw_early=start_lo,
+        tw_late=end_hi,
+        start_late=min(start_hi, end_hi),
+        shift_duration=shift,
+        max_distance=max_distance,
+        unit_distance_cost=1,
+        unit_duration_cost=max(1, round(per_second)) if per_second > 0 else 0,
+        profile=t.profile,
+        name=vehicle.label,
+    )
+
+
+def cost_scale(
+    problem: Problem,
+    arc_costs: list[FloatArray],
+    durations: list[IntArray],
+    reachable: list[BoolArray],
+    prizes: list[float],
+    no_costs: bool,
+) -> Scale:
+    """The scale factors for ``problem`` (see :class:`Scale`); ``reachable`` masks the legs
+    of each profile that exist."""
+    model = problem.model
+    horizon = float(problem.horizon)
+    finite = [c[m] for c, m in zip(arc_costs, reachable, strict=True)]
+    positive = np.concatenate([c[c > 0] for c in finite])
+    seconds = np.concatenate([d[m & (d > 0)] for d, m in zip(durations, reachable, strict=True)])
+    mean_cost = float(positive.mean()) if positive.size else 0.0
+    mean_seconds = float(seconds.mean()) if seconds.size else 0.0
+    per_hour = [v.cost_per_hour for v in model.vehicles if v.cost_per_hour > 0]
+    longest = max((float(c.max(initial=0.0)) for c in finite), default=0.0)
+    bound = (
+        longest * (problem.stops.size + 1)
+        + max(per_hour, default=0.0) * horizon / 3600.0
+        + sum(v.fixed_cost for v in model.vehicles)
+        + sum(prizes)
+    )
+    cap = MAX_TOTAL_SCALED / bound if bound > 0 else float(COST_SCALE)
+    if no_costs:  # arc costs are travel seconds, prizes must dominate them
+        return Scale(costs=1.0, prizes=min(float(COST_SCALE), cap), refine=1.0)
+    natural = mean_seconds / mean_cost if mean_cost > 0 and mean_seconds > 0 else 1.0
+    refine = 1.0
+    while refine < 1e9 and (
+        mean_cost * natural * refine < MIN_MEAN_ARC_UNITS
+        or any(c / 3600.0 * natural * refine < MIN_UNITS_PER_SECOND for c in per_hour)
+    ):
+        refine *= 10.0
+    costs = natural * refine
+    if costs > cap:
+        refine *= cap / costs
+        costs = cap
+    return Scale(costs=costs, prizes=costs, refine=max(refine, 1e-6))
+
+
+def route_plans(built: PyVRPData, solution: pyvrp.Solution, n_vehicles: int) -> list[RoutePlan]:
+    """One plan per vehicle of the problem from a PyVRP solution of ``built``."""
+    plans = [RoutePlan(vehicle=v) for v in range(n_vehicles)]
+    free = [list(t.vehicles) for t in built.types]
+    for route in solution.routes():
+        v = free[route.vehicle_type()].pop(0)
+        visit_stops: list[int] = []
+        starts: list[int] = []
+        for activity in route.schedule():
+            stop = _stop_of(built, activity)
+            if stop is not None:
+                visit_stops.append(stop)
+                starts.append(int(activity.start_time))
+        plans[v] = RoutePlan(
+            vehicle=v,
+            stops=tuple(visit_stops),
+            start_s=int(route.start_time()),
+            visit_start_s=tuple(starts),
+            end_s=int(route.end_time()),
+        )
+    return plans
+
+
+def _stop_of(built: PyVRPData, activity: pyvrp.ScheduledActivity) -> int | None:
+    """Our stop of a visit of a route's schedule; None for a depot."""
+    kind = activity.type
+    if kind == pyvrp.ActivityType.CLIENT:
+        return built.client_stop[activity.idx]
+    if kind == pyvrp.ActivityType.PICKUP:
+        return built.shipment_stops[activity.idx][0]
+    if kind == pyvrp.ActivityType.DELIVERY:
+        return built.shipment_stops[activity.idx][1]
+    return None
