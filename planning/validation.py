@@ -5,7 +5,7 @@ engine's own checks of the orders, and the depots and orders too far from the ro
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -29,6 +29,15 @@ def _check_point(path: str, location: LatLng | None, tag: str, study: LayoutStud
     return problems
 
 
+def _negatives(path: str, values: Mapping[str, float | None]) -> list[str]:
+    """``path.name: must not be negative`` for each negative value (None: not set)."""
+    return [
+        f"{path}.{name}: must not be negative"
+        for name, value in values.items()
+        if value is not None and value < 0
+    ]
+
+
 def _check_depots(study: LayoutStudy) -> list[str]:
     out: list[str] = []
     labels = [d.label for d in study.depots]
@@ -39,11 +48,8 @@ def _check_depots(study: LayoutStudy) -> list[str]:
         elif depot.label in labels[:j]:
             out.append(f"{path}.label: {depot.label!r} is the label of an earlier depot")
         out += _check_point(path, depot.location, depot.tag, study)
-        for name, value in depot.capacity.items():
-            if value < 0:
-                out.append(f"{path}.capacity.{name}: must not be negative")
-        if depot.opening_cost < 0:
-            out.append(f"{path}.opening_cost: must not be negative")
+        out += _negatives(f"{path}.capacity", depot.capacity)
+        out += _negatives(path, {"opening_cost": depot.opening_cost})
         if not 0 <= depot.open_s < depot.close_s:
             out.append(f"{path}.closes_at: opening hours must satisfy 0 <= opens_at < closes_at")
         if not study.fleet_of(depot):
@@ -57,14 +63,10 @@ def _check_fleet(path: str, fleet: Sequence[VehicleType]) -> list[str]:
     out = []
     for v, vt in enumerate(fleet):
         p = f"{path}[{v}]"
-        if vt.count is not None and vt.count < 0:
-            out.append(f"{p}.count: must not be negative")
-        for name, value in vt.capacities.items():
-            if value < 0:
-                out.append(f"{p}.capacities.{name}: must not be negative")
-        for name in ("fixed_cost", "cost_per_kilometer", "cost_per_hour", "cost_per_traveled_hour"):
-            if getattr(vt, name) < 0:
-                out.append(f"{p}.{name}: must not be negative")
+        out += _negatives(p, {"count": vt.count})
+        out += _negatives(f"{p}.capacities", vt.capacities)
+        costs = ("fixed_cost", "cost_per_kilometer", "cost_per_hour", "cost_per_traveled_hour")
+        out += _negatives(p, {name: getattr(vt, name) for name in costs})
         for name, field_name in (
             ("max_duration_s", "max_duration"),
             ("max_distance_m", "max_distance_meters"),
@@ -83,13 +85,10 @@ def _check_orders(study: LayoutStudy) -> list[str]:
         for i, order in enumerate(day.orders):
             path = f"days[{t}].orders[{i}]"
             out += _check_point(path, order.location, order.tag, study)
-            for name, value in order.demands.items():
-                if value < 0:
-                    out.append(f"{path}.demands.{name}: must not be negative")
-            if order.service_s < 0:
-                out.append(f"{path}.service_duration: must not be negative")
-            if order.penalty_cost is not None and order.penalty_cost < 0:
-                out.append(f"{path}.penalty_cost: must not be negative")
+            out += _negatives(f"{path}.demands", order.demands)
+            out += _negatives(
+                path, {"service_duration": order.service_s, "penalty_cost": order.penalty_cost}
+            )
             for w, window in enumerate(order.time_windows):
                 if (
                     window.start_time is not None
