@@ -21,7 +21,15 @@ Reports (maps, charts) are in :mod:`planning.report` (the ``layouts`` extra).
 
 from planning.day_model import SolveFn, build_day_model
 from planning.evaluate import evaluate_layout, evaluate_layouts
-from planning.results import LayoutEvaluation, LayoutKpis, RoutedPart, SearchResult
+from planning.results import (
+    LayoutEvaluation,
+    LayoutKpis,
+    OnDone,
+    RoutedPart,
+    SearchResult,
+    ShouldStop,
+    rank_key,
+)
 from planning.search import search_layouts
 from planning.study import (
     CandidateDepot,
@@ -45,15 +53,18 @@ __all__ = [
     "LayoutOptions",
     "LayoutSearch",
     "LayoutStudy",
+    "OnDone",
     "Order",
     "RoutedPart",
     "SearchResult",
+    "ShouldStop",
     "SolveFn",
     "TravelMatrix",
     "VehicleType",
     "build_day_model",
     "evaluate_layout",
     "evaluate_layouts",
+    "rank_key",
     "road_violations",
     "search_layouts",
     "validate_study",

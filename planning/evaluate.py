@@ -73,7 +73,10 @@ def _route_day(
     router: Router,
     budget_s: float,
 ) -> tuple[list[RoutedPart], str]:
-    """The routed parts of day ``t`` and how it was routed (module docstring)."""
+    """The routed parts of day ``t`` and how it was routed (module docstring). On a day where
+    an open depot's capacity is below the demand, the first solve has 60 % of ``budget_s``; the
+    rest goes to a second solve with another seed (kept when cheaper and within capacity) or,
+    when the first routes overload a depot, to the per-depot routing after re-assignment."""
     day = study.days[t]
     all_orders = list(range(len(day.orders)))
     labels = tuple(study.depots[j].label for j in open_idx)

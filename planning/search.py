@@ -19,7 +19,7 @@ from planning.day_model import SolveFn
 from planning.evaluate import evaluate_layout, evaluate_layouts, options_and_check
 from planning.results import LayoutEvaluation, OnDone, SearchResult, ShouldStop, rank_key
 from planning.screening import Screening, layout_of
-from planning.study import LayoutOptions, LayoutStudy
+from planning.study import LayoutOptions, LayoutSearch, LayoutStudy
 from planning.travel import day_travel
 
 __all__ = ["middle_factor", "neighbours", "search_layouts"]
@@ -32,10 +32,10 @@ def middle_factor(options: LayoutOptions) -> float:
     return factors[len(factors) // 2]
 
 
-def _screening(study: LayoutStudy, roads: RoadContext | None, options: LayoutOptions) -> Screening:
-    """The screening model of the layouts ``study.search`` allows."""
-    assert study.search is not None
-    spec = study.search
+def _screening(
+    study: LayoutStudy, spec: LayoutSearch, roads: RoadContext | None, options: LayoutOptions
+) -> Screening:
+    """The screening model of the layouts ``spec`` (the study's search) allows."""
     n = len(study.depots)
     index = study.depot_index()
     must = frozenset(index[name] for name in spec.must_open)
@@ -170,7 +170,7 @@ def search_layouts(
     if study.search is None:
         raise InvalidModelError((FieldViolation("search", "the study has no search"),))
     started = time.monotonic()
-    screening = _screening(study, roads, options)
+    screening = _screening(study, study.search, roads, options)
     found = _screen(screening, options)
     search = _Search(study, options, roads, on_done, should_stop, solve_fn, screening)
     screened = tuple((layout_of(study, s), screening.cost(search.middle, s)) for s in found)
