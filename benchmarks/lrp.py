@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.lrp [--data-dir DIR] [--time-limit 60] [--instances NAME,...]`` reads the
 instances of ``DIR/lrp_prodhon`` (format: that folder's README.md), runs
-:func:`planning.layouts.search_layouts` on each (one at a time, within the time limit: screening,
+:func:`planning.search_layouts` on each (one at a time, within the time limit: screening,
 routing of the candidate layouts, local search over layouts, final routing of the best), and
 writes the gap to the best-known total cost (``bks.csv``) as CSV, JSON and Markdown.
 

@@ -2,7 +2,7 @@
 layout, an HTML map and a PNG cost chart.
 
 - :func:`comparison_rows` — one row per routed layout, best first, with the KPIs of
-  :class:`~planning.layouts.LayoutKpis` (summed over the study's days) and the cost and vehicles
+  :class:`~planning.results.LayoutKpis` (summed over the study's days) and the cost and vehicles
   per day.
 - :func:`layout_geojson` — RFC 7946 FeatureCollection of one layout: candidate depots (Points,
   ``open`` and the load shipped per day), orders (Points with their serving depot), order
@@ -32,7 +32,7 @@ from typing import Any
 
 from engine.export import solution_to_geojson
 from engine.roads import OSM_CREDIT
-from planning.layouts import LayoutEvaluation, LayoutStudy
+from planning import LayoutEvaluation, LayoutStudy
 
 __all__ = [
     "comparison_rows",
@@ -215,22 +215,10 @@ def _leaflet_assets() -> tuple[str, str]:
     return (folder / "leaflet.js").read_text(), (folder / "leaflet.css").read_text()
 
 
-def write_map(
-    study: LayoutStudy,
-    evaluations: Sequence[LayoutEvaluation],
-    path: Path,
-    *,
-    tiles: str | None = "OpenStreetMap",
-) -> None:
-    """A self-contained Leaflet map of the layouts (module docstring); the first layout's
-    layer is shown, the others can be switched on in the layer control."""
+def _base_map(tiles: str | None) -> Any:
+    """An empty folium map with Leaflet inlined and the ``tiles`` background (if any)."""
     import folium  # partly annotated: see the mypy override in pyproject.toml
 
-    points = [d.location for d in study.depots if d.location is not None] + [
-        o.location for day in study.days for o in day.orders if o.location is not None
-    ]
-    if not points:
-        raise ValueError("the study has no coordinates to map (it uses a travel matrix)")
     fmap = folium.Map(location=None, tiles=None, control_scale=True)
     # No CDN links (Leaflet, jQuery, Bootstrap, icon fonts): Leaflet is inlined below, and the
     # map uses nothing else.
@@ -243,54 +231,86 @@ def write_map(
     )
     if tiles is not None:
         folium.TileLayer(tiles, attr=f"Map data {OSM_CREDIT}").add_to(fmap)
+    return fmap
+
+
+def _add_routes(group: Any, features: list[dict[str, Any]], colour: dict[str, str]) -> None:
+    import folium
+
+    for f in features:
+        props, geom = f["properties"], f["geometry"]
+        if props["kind"] == "route":
+            folium.PolyLine(
+                [(lat, lng) for lng, lat in geom["coordinates"]],
+                color=colour.get(props["depot"], "#333333"),
+                weight=3,
+                opacity=0.8,
+                tooltip=html.escape(
+                    f"{props['vehicle_label']} ({props['day']}): {props['visits']} stops, "
+                    f"{props['travel_distance_m'] / 1000:.1f} km"
+                ),
+            ).add_to(group)
+
+
+def _add_points(group: Any, features: list[dict[str, Any]], colour: dict[str, str]) -> None:
+    import folium
+
+    for f in features:
+        props, geom = f["properties"], f["geometry"]
+        lng, lat = geom["coordinates"] if geom["type"] == "Point" else (0.0, 0.0)
+        if props["kind"] == "order":
+            folium.CircleMarker(
+                (lat, lng),
+                radius=4,
+                color=colour.get(props["depot"], "#000000"),
+                fill=True,
+                fill_opacity=0.9,
+                tooltip=html.escape(
+                    f"{props['order']} ({props['day']}): {props['depot'] or 'unserved'}"
+                ),
+            ).add_to(group)
+        elif props["kind"] == "depot":
+            is_open = props["open"]
+            folium.CircleMarker(
+                (lat, lng),
+                radius=10 if is_open else 6,
+                color=colour.get(props["depot"], "#555555") if is_open else "#555555",
+                weight=3,
+                fill=True,
+                fill_color="#ffffff" if not is_open else colour[props["depot"]],
+                fill_opacity=0.9 if is_open else 0.4,
+                tooltip=html.escape(
+                    f"depot {props['depot']} ({'open' if is_open else 'closed'}), "
+                    f"opening cost {props['opening_cost']:,.0f}"
+                ),
+            ).add_to(group)
+
+
+def write_map(
+    study: LayoutStudy,
+    evaluations: Sequence[LayoutEvaluation],
+    path: Path,
+    *,
+    tiles: str | None = "OpenStreetMap",
+) -> None:
+    """A self-contained Leaflet map of the layouts (module docstring); the first layout's
+    layer is shown, the others can be switched on in the layer control."""
+    import folium
+
+    points = [d.location for d in study.depots if d.location is not None] + [
+        o.location for day in study.days for o in day.orders if o.location is not None
+    ]
+    if not points:
+        raise ValueError("the study has no coordinates to map (it uses a travel matrix)")
+    fmap = _base_map(tiles)
     for k, ev in enumerate(evaluations):
         group = folium.FeatureGroup(
             name=f"{ev.layout.label}: {ev.kpis.total_cost:,.0f}", show=k == 0
         )
-        collection = layout_geojson(study, ev)
+        features = layout_geojson(study, ev)["features"]
         colour = {d: _COLOURS[n % len(_COLOURS)] for n, d in enumerate(ev.layout.depots)}
-        for f in collection["features"]:
-            props, geom = f["properties"], f["geometry"]
-            if props["kind"] == "route":
-                folium.PolyLine(
-                    [(lat, lng) for lng, lat in geom["coordinates"]],
-                    color=colour.get(props["depot"], "#333333"),
-                    weight=3,
-                    opacity=0.8,
-                    tooltip=html.escape(
-                        f"{props['vehicle_label']} ({props['day']}): {props['visits']} stops, "
-                        f"{props['travel_distance_m'] / 1000:.1f} km"
-                    ),
-                ).add_to(group)
-        for f in collection["features"]:
-            props, geom = f["properties"], f["geometry"]
-            lng, lat = geom["coordinates"] if geom["type"] == "Point" else (0.0, 0.0)
-            if props["kind"] == "order":
-                folium.CircleMarker(
-                    (lat, lng),
-                    radius=4,
-                    color=colour.get(props["depot"], "#000000"),
-                    fill=True,
-                    fill_opacity=0.9,
-                    tooltip=html.escape(
-                        f"{props['order']} ({props['day']}): {props['depot'] or 'unserved'}"
-                    ),
-                ).add_to(group)
-            elif props["kind"] == "depot":
-                is_open = props["open"]
-                folium.CircleMarker(
-                    (lat, lng),
-                    radius=10 if is_open else 6,
-                    color=colour.get(props["depot"], "#555555") if is_open else "#555555",
-                    weight=3,
-                    fill=True,
-                    fill_color="#ffffff" if not is_open else colour[props["depot"]],
-                    fill_opacity=0.9 if is_open else 0.4,
-                    tooltip=html.escape(
-                        f"depot {props['depot']} ({'open' if is_open else 'closed'}), "
-                        f"opening cost {props['opening_cost']:,.0f}"
-                    ),
-                ).add_to(group)
+        _add_routes(group, features, colour)
+        _add_points(group, features, colour)
         group.add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     lats = [p.latitude for p in points]

@@ -1,6 +1,6 @@
 """Capacitated facility location with OR-Tools' MIP interface: the screening model of depot
-layouts (:mod:`planning.layouts`). Besides :mod:`engine.backends.ortools` (routing), the
-only module of the project that imports ortools.
+layouts (:mod:`planning.screening`) and the capacity repair (:mod:`planning.repair`). Besides
+:mod:`engine.backends.ortools` (routing), the only module of the project that imports ortools.
 
 The model, for candidate depots ``j``, days ``t`` and the orders ``i`` of each day:
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +49,74 @@ class FacilityResult:
     """Per day, per order: the serving depot, or -1 (an optional order left out)."""
     objective: float
     optimal: bool
+
+
+def _open_variables(
+    solver: pywraplp.Solver,
+    n_depots: int,
+    min_open: int,
+    max_open: int | None,
+    must_open: frozenset[int],
+    fixed_open: frozenset[int] | None,
+    exclude: Sequence[frozenset[int]],
+) -> list[pywraplp.Variable]:
+    """``y_j`` with the bounds on the open set and the no-good cuts of ``exclude``."""
+    if fixed_open is not None:
+        fixed = [1.0 if j in fixed_open else 0.0 for j in range(n_depots)]
+        return [solver.IntVar(fixed[j], fixed[j], f"y{j}") for j in range(n_depots)]
+    y = [solver.IntVar(1.0 if j in must_open else 0.0, 1.0, f"y{j}") for j in range(n_depots)]
+    solver.Add(sum(y) >= min_open)
+    if max_open is not None:
+        solver.Add(sum(y) <= max_open)
+    for layout in exclude:
+        solver.Add(
+            sum(1 - y[j] for j in layout) + sum(y[j] for j in range(n_depots) if j not in layout)
+            >= 1
+        )
+    return y
+
+
+def _add_day(
+    solver: pywraplp.Solver,
+    t: int,
+    day: FacilityDay,
+    y: Sequence[pywraplp.Variable],
+    capacities: npt.NDArray[np.float64],
+    objective: list[Any],
+) -> list[dict[int, pywraplp.Variable]] | None:
+    """``x_tij`` of day ``t`` with its assignment and capacity constraints, its costs and
+    penalties added to ``objective``; None when a mandatory order no depot can serve."""
+    n_depots = len(y)
+    x_day: list[dict[int, pywraplp.Variable]] = []
+    n_orders = day.costs.shape[0]
+    for i in range(n_orders):
+        row = {
+            j: solver.BoolVar(f"x{t}_{i}_{j}")
+            for j in range(n_depots)
+            if math.isfinite(day.costs[i, j])
+        }
+        for j, var in row.items():
+            solver.Add(var <= y[j])
+            objective.append(float(day.costs[i, j]) * var)
+        served = sum(row.values()) if row else 0
+        penalty = day.penalties[i]
+        if math.isnan(penalty):
+            if not row:
+                return None
+            solver.Add(served == 1)
+        else:
+            solver.Add(served <= 1)
+            objective.append(float(penalty) * (1 - served))
+        x_day.append(row)
+    for j in range(n_depots):
+        for d in range(capacities.shape[1]):
+            cap = capacities[j, d]
+            if not math.isfinite(cap):
+                continue
+            load = [day.demands[i, d] * x_day[i][j] for i in range(n_orders) if j in x_day[i]]
+            if load:
+                solver.Add(sum(load) <= float(cap) * y[j])
+    return x_day
 
 
 def solve_facility_location(
@@ -76,53 +145,13 @@ def solve_facility_location(
         raise ValueError(f"OR-Tools has no MIP solver named {solver_name!r}")
     solver.SetNumThreads(1)
     solver.SetTimeLimit(max(1, int(time_limit_s * 1000)))
-    n_days = len(days)
-    if fixed_open is not None:
-        fixed = [1.0 if j in fixed_open else 0.0 for j in range(n_depots)]
-        y = [solver.IntVar(fixed[j], fixed[j], f"y{j}") for j in range(n_depots)]
-    else:
-        y = [solver.IntVar(1.0 if j in must_open else 0.0, 1.0, f"y{j}") for j in range(n_depots)]
-        solver.Add(sum(y) >= min_open)
-        if max_open is not None:
-            solver.Add(sum(y) <= max_open)
-        for layout in exclude:
-            solver.Add(
-                sum(1 - y[j] for j in layout)
-                + sum(y[j] for j in range(n_depots) if j not in layout)
-                >= 1
-            )
-    objective = [float(opening_costs[j]) * n_days * y[j] for j in range(n_depots)]
+    y = _open_variables(solver, n_depots, min_open, max_open, must_open, fixed_open, exclude)
+    objective: list[Any] = [float(opening_costs[j]) * len(days) * y[j] for j in range(n_depots)]
     x_all: list[list[dict[int, pywraplp.Variable]]] = []
     for t, day in enumerate(days):
-        x_day: list[dict[int, pywraplp.Variable]] = []
-        n_orders = day.costs.shape[0]
-        for i in range(n_orders):
-            row = {
-                j: solver.BoolVar(f"x{t}_{i}_{j}")
-                for j in range(n_depots)
-                if math.isfinite(day.costs[i, j])
-            }
-            for j, var in row.items():
-                solver.Add(var <= y[j])
-                objective.append(float(day.costs[i, j]) * var)
-            served = sum(row.values()) if row else 0
-            penalty = day.penalties[i]
-            if math.isnan(penalty):
-                if not row:
-                    return None  # a mandatory order no depot can serve
-                solver.Add(served == 1)
-            else:
-                solver.Add(served <= 1)
-                objective.append(float(penalty) * (1 - served))
-            x_day.append(row)
-        for j in range(n_depots):
-            for d in range(capacities.shape[1]):
-                cap = capacities[j, d]
-                if not math.isfinite(cap):
-                    continue
-                load = [day.demands[i, d] * x_day[i][j] for i in range(n_orders) if j in x_day[i]]
-                if load:
-                    solver.Add(sum(load) <= float(cap) * y[j])
+        x_day = _add_day(solver, t, day, y, capacities, objective)
+        if x_day is None:
+            return None  # a mandatory order no depot can serve
         x_all.append(x_day)
     solver.Minimize(sum(objective))
     status = solver.Solve()

@@ -1,4 +1,4 @@
-"""Depot layout planning (planning.layouts): evaluation, depot capacities, screening, search.
+"""Depot layout planning (planning): evaluation, depot capacities, screening, search.
 
 Every evaluated layout goes through :func:`check_layout`: each routed model's solution is
 verified by the independent checker (tests/checker.py), every mandatory order is served exactly

@@ -20,7 +20,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
 import cli
-from planning.layouts import _build_model
+from planning import build_day_model
 from rpc.layouts import request_to_study
 from rpc.pb import route_optimization_service_pb2 as pb
 from tests.checker import check_solution
@@ -81,7 +81,7 @@ def check_layouts_response(
         loads: dict[str, int] = {}
         for part in result.routes:
             day = study.days[part.day]
-            model, vehicle_depot = _build_model(
+            model, vehicle_depot = build_day_model(
                 study, day, [index[d] for d in part.depots], list(part.order_indices)
             )
             solution = response_to_solution(part.response)
