@@ -6,9 +6,9 @@ back-pressure (:class:`~engine.errors.ExecutorFullError` beyond ``max_workers`` 
 ``max_queued`` waiting), the wait queue, cancelling a queued job, freeing a slot and starting
 the next job, the auto ``solver_processes`` resolution, the warm-up solve and shutdown.
 An implementation (:class:`runtime.local.SolveExecutor`,
-:class:`runtime.dask_executor.DaskExecutor`) says only how a job is launched
-(:meth:`SlotExecutor._launch`) and how a running one is asked to stop
-(:meth:`BaseJob.request_stop`).
+:class:`runtime.dask_executor.DaskExecutor`) says only what its jobs are
+(:meth:`SlotExecutor._new_job`), how one is launched (:meth:`SlotExecutor._launch`) and how a
+running one is asked to stop (:meth:`BaseJob.request_stop`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ __all__ = [
     "Job",
     "ProgressCallback",
     "SlotExecutor",
+    "SolveRequest",
     "charge_queue_time",
 ]
 
@@ -112,27 +113,31 @@ def charge_queue_time(options: SolveOptions, submitted_at: float) -> SolveOption
     return dataclasses.replace(options, time_limit_s=min(budget, options.time_limit_s))
 
 
+@dataclasses.dataclass(frozen=True)
+class SolveRequest:
+    """What :meth:`Executor.submit` was given, for making a job."""
+
+    model: ShipmentModel
+    options: SolveOptions
+    on_progress: ProgressCallback | None = None
+    progress_solutions_every_s: float = 1.0
+
+
 class BaseJob:
     """A submitted solve: its future, its cancellation and its progress. Thread-safe.
 
-    ``dequeue`` is the executor's :meth:`SlotExecutor.dequeue`. A subclass says how a running
-    solve is stopped (:meth:`request_stop`); the executor ends the job with :meth:`settle` and
-    hands it progress with :meth:`report`."""
+    ``request`` is what was submitted, ``dequeue`` the executor's
+    :meth:`SlotExecutor.dequeue`. A subclass says how a running solve is stopped
+    (:meth:`request_stop`); the executor ends the job with :meth:`settle` and hands it progress
+    with :meth:`report`."""
 
-    def __init__(
-        self,
-        model: ShipmentModel,
-        options: SolveOptions,
-        dequeue: Callable[[BaseJob], bool],
-        on_progress: ProgressCallback | None = None,
-        progress_solutions_every_s: float = 1.0,
-    ) -> None:
+    def __init__(self, request: SolveRequest, dequeue: Callable[[BaseJob], bool]) -> None:
         self.id = next(_job_ids)
-        self.model = model
-        self.options = options
+        self.model = request.model
+        self.options = request.options
         """The options it runs with (an auto ``solver_processes`` is resolved when it starts)."""
-        self.on_progress = on_progress
-        self.progress_solutions_every_s = progress_solutions_every_s
+        self.on_progress = request.on_progress
+        self.progress_solutions_every_s = request.progress_solutions_every_s
         self.submitted_at = time.monotonic()
         self.best_solution: Solution | None = None
         """The latest intermediate solution the solve reported (progress only)."""
@@ -250,10 +255,22 @@ class SlotExecutor(Generic[J]):
         with self._lock:
             return list(self._running)
 
-    def admit(self, job: J) -> J:
-        """Start ``job`` or queue it (for :meth:`submit`). Raises :class:`ExecutorFullError`
-        when every slot is busy and the queue is full, :class:`ExecutorShutdownError` after
-        :meth:`shutdown`."""
+    def submit(
+        self,
+        model: ShipmentModel,
+        options: SolveOptions,
+        *,
+        on_progress: ProgressCallback | None = None,
+        progress_solutions_every_s: float = 1.0,
+    ) -> J:
+        """Start solving ``model``, or queue it if every slot is busy.
+
+        ``on_progress`` gets each improving solution's :class:`SolveProgress` (with the
+        evaluated solution at most every ``progress_solutions_every_s`` seconds). Raises
+        :class:`ExecutorFullError` when ``max_workers`` solves run and ``max_queued`` wait,
+        :class:`ExecutorShutdownError` after :meth:`shutdown`.
+        """
+        job = self._new_job(SolveRequest(model, options, on_progress, progress_solutions_every_s))
         with self._lock:
             if self._shut_down:
                 raise ExecutorShutdownError("the solve executor is shutting down")
@@ -341,21 +358,15 @@ class SlotExecutor(Generic[J]):
 
     # -- for implementations ----------------------------------------------------------------
 
-    def submit(
-        self,
-        model: ShipmentModel,
-        options: SolveOptions,
-        *,
-        on_progress: ProgressCallback | None = None,
-        progress_solutions_every_s: float = 1.0,
-    ) -> J:
-        raise NotImplementedError
-
     _shutdown_wait_s: float | None = None
     """How long :meth:`shutdown` waits for the jobs to end (None: as long as they take)."""
 
     def _prepare_warm_up(self, timeout: float) -> None:
         """Before the warm-up solve (e.g. wait for the cluster)."""
+
+    def _new_job(self, request: SolveRequest) -> J:
+        """A job of this executor, not started (for :meth:`submit`)."""
+        raise NotImplementedError
 
     def _launch(self, job: J) -> None:
         """Start running ``job`` (its options resolved; the executor's lock is held)."""

@@ -57,7 +57,7 @@ from engine.progress import SolveProgress
 from engine.roads import RoadContext, RoadSpec, save_prebuilt
 from engine.solution import Solution
 from runtime import wire
-from runtime.base import BaseJob, ProgressCallback, SlotExecutor, charge_queue_time
+from runtime.base import BaseJob, SlotExecutor, SolveRequest, charge_queue_time
 from runtime.codec import Plain
 from runtime.local import SolveExecutor
 
@@ -162,15 +162,9 @@ class DaskJob(BaseJob):
     is its task's key on the cluster."""
 
     def __init__(
-        self,
-        model: ShipmentModel,
-        options: SolveOptions,
-        dequeue: Callable[[BaseJob], bool],
-        client: Client,
-        on_progress: ProgressCallback | None,
-        progress_solutions_every_s: float,
+        self, request: SolveRequest, dequeue: Callable[[BaseJob], bool], client: Client
     ) -> None:
-        super().__init__(model, options, dequeue, on_progress, progress_solutions_every_s)
+        super().__init__(request, dequeue)
         self.key = f"routeopt-solve-{uuid.uuid4().hex}"
         self.client = client
         self.task: distributed.Future[Any] | None = None
@@ -234,22 +228,10 @@ class DaskExecutor(SlotExecutor[DaskJob]):
             address, len(self.client.nthreads()), threads, self.max_workers, self.max_queued,
         )  # fmt: skip
 
-    def submit(
-        self,
-        model: ShipmentModel,
-        options: SolveOptions,
-        *,
-        on_progress: ProgressCallback | None = None,
-        progress_solutions_every_s: float = 1.0,
-    ) -> DaskJob:
-        """Run ``model`` on the cluster, or queue it; see :meth:`runtime.base.Executor.submit`."""
-        return self.admit(
-            DaskJob(
-                model, options, self.dequeue, self.client, on_progress, progress_solutions_every_s
-            )
-        )
-
     # -- internals -----------------------------------------------------------------------
+
+    def _new_job(self, request: SolveRequest) -> DaskJob:
+        return DaskJob(request, self.dequeue, self.client)
 
     def _prepare_warm_up(self, timeout: float) -> None:
         try:

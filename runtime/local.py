@@ -64,7 +64,6 @@ from multiprocessing.process import BaseProcess
 from typing import Final
 
 from engine.errors import SolverError
-from engine.model import ShipmentModel
 from engine.options import SolveOptions, available_cores
 from engine.roads import ROADS_ENV_VAR, RoadSpec
 from engine.solution import Solution
@@ -76,6 +75,7 @@ from runtime.base import (
     Job,
     ProgressCallback,
     SlotExecutor,
+    SolveRequest,
     charge_queue_time,
 )
 from runtime.worker import StopFlag, worker_main
@@ -130,15 +130,12 @@ class SolveJob(BaseJob):
 
     def __init__(
         self,
-        model: ShipmentModel,
-        options: SolveOptions,
+        request: SolveRequest,
         dequeue: Callable[[BaseJob], bool],
         stop: StopFlag,
         grace_s: float,
-        on_progress: ProgressCallback | None = None,
-        progress_solutions_every_s: float = 1.0,
     ) -> None:
-        super().__init__(model, options, dequeue, on_progress, progress_solutions_every_s)
+        super().__init__(request, dequeue)
         self.stop = stop
         """The flag the worker polls."""
         self.grace_s = grace_s
@@ -197,33 +194,8 @@ class SolveExecutor(SlotExecutor[SolveJob]):
             os.environ.pop(ROADS_ENV_VAR, None)
         self._ctx.set_forkserver_preload(preload)
 
-    def submit(
-        self,
-        model: ShipmentModel,
-        options: SolveOptions,
-        *,
-        on_progress: ProgressCallback | None = None,
-        progress_solutions_every_s: float = 1.0,
-    ) -> SolveJob:
-        """Start solving ``model`` in a worker, or queue it if every worker is busy.
-
-        ``on_progress`` gets each improving solution's :class:`SolveProgress` (with the
-        evaluated solution at most every ``progress_solutions_every_s`` seconds). Raises
-        :class:`ExecutorFullError` when ``max_workers`` solves run and ``max_queued`` wait,
-        :class:`ExecutorShutdownError` after :meth:`shutdown`.
-        """
-        stop = StopFlag(self._ctx)
-        return self.admit(
-            SolveJob(
-                model,
-                options,
-                self.dequeue,
-                stop,
-                self.cancel_grace_s,
-                on_progress,
-                progress_solutions_every_s,
-            )
-        )
+    def _new_job(self, request: SolveRequest) -> SolveJob:
+        return SolveJob(request, self.dequeue, StopFlag(self._ctx), self.cancel_grace_s)
 
     def _launch(self, job: SolveJob) -> None:
         threading.Thread(
