@@ -74,6 +74,9 @@ CANCEL_POLL_S: Final = 0.2
 
 _CONNECT_TIMEOUT_S: Final = 10.0
 
+_STOP_PUMP: Final = object()
+"""Ends the progress thread (not None: anyone may publish None on the topic)."""
+
 
 def cancel_event(key: str, client: Client | None = None) -> distributed.Event:
     """The cluster-wide event that says the job of task ``key`` is cancelled."""
@@ -137,7 +140,7 @@ def _solve_task(
         return wire.encode(wire.Failed("the Dask worker has no routeopt plugin"))
 
     def publish(update: SolveProgress) -> None:
-        worker.log_event(PROGRESS_TOPIC, {"key": key, "update": wire.encode(wire.Progress(update))})
+        worker.log_event(PROGRESS_TOPIC, wire.progress_event(key, update))
 
     cancel = cancel_event(key)
     job = plugin.executor.submit(
@@ -219,7 +222,7 @@ class DaskExecutor(SlotExecutor[DaskJob]):
             roads.network if roads is not None else None, roads.spec if roads is not None else None
         )
         self.client.register_plugin(plugin, name=PLUGIN_NAME)
-        self._updates: queue.SimpleQueue[tuple[str, object] | None] = queue.SimpleQueue()
+        self._updates: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._pump = threading.Thread(target=self._pump_progress, name="dask-progress", daemon=True)
         self._pump.start()
         self.client.subscribe_topic(PROGRESS_TOPIC, self._on_event)
@@ -248,7 +251,7 @@ class DaskExecutor(SlotExecutor[DaskJob]):
         task.add_done_callback(lambda future: self._on_done(job, future))
 
     def _close(self) -> None:
-        self._updates.put(None)
+        self._updates.put(_STOP_PUMP)
         try:
             self.client.unsubscribe_topic(PROGRESS_TOPIC)
         finally:
@@ -271,24 +274,20 @@ class DaskExecutor(SlotExecutor[DaskJob]):
 
     def _on_event(self, event: tuple[float, Any]) -> None:
         """Dask event handler (on the client's event loop): hand over, do not work here."""
-        message = event[1] if isinstance(event, tuple | list) and len(event) == 2 else None
-        if isinstance(message, dict) and isinstance(message.get("key"), str):
-            self._updates.put((message["key"], message.get("update")))
-        else:
-            log.warning("unexpected message on %s: %.200r", PROGRESS_TOPIC, event)
+        pair = isinstance(event, tuple | list) and len(event) == 2
+        self._updates.put(event[1] if pair else event)
 
     def _pump_progress(self) -> None:
+        """Thread that decodes the progress events and hands them to their jobs."""
         while True:
-            item = self._updates.get()
-            if item is None:
+            message = self._updates.get()
+            if message is _STOP_PUMP:
                 return
-            key, data = item
-            job = next((j for j in self.running_jobs() if j.key == key), None)
-            if job is None or job.done():
-                continue
             try:
-                update = wire.decode_progress(data)
+                key, update = wire.read_progress_event(message)
             except wire.WireError as exc:
-                log.warning("dask job %d: rejected a progress event: %s", job.id, exc)
+                log.warning("rejected a message on %s: %s", PROGRESS_TOPIC, exc)
                 continue
-            job.report(update)
+            job = next((j for j in self.running_jobs() if j.key == key), None)
+            if job is not None and not job.done():
+                job.report(update)

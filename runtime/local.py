@@ -144,7 +144,7 @@ class SolveJob(BaseJob):
         self.pid: int | None = None
         """Process id of the worker while it runs."""
         self.kill_at: float | None = None
-        """When the worker is killed if it has not stopped (set by :meth:`cancel`)."""
+        """When the worker is killed if it has not stopped (set by :meth:`request_stop`)."""
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "running" if self.started_at else "queued"
@@ -159,6 +159,10 @@ class SolveJob(BaseJob):
         """Record that the worker process ``pid`` runs the job (for the supervisor)."""
         self.started_at = time.monotonic()
         self.pid = pid
+
+    def mark_exited(self) -> None:
+        """Record that the worker process is gone (for the supervisor)."""
+        self.pid = None
 
 
 class SolveExecutor(SlotExecutor[SolveJob]):
@@ -215,7 +219,7 @@ class SolveExecutor(SlotExecutor[SolveJob]):
             log.exception("solve job %d: supervisor failed", job.id)
             outcome = SolverError(f"solver worker failed: {type(exc).__name__}")
         finally:
-            job.pid = None
+            job.mark_exited()
             self.release(job)
         job.settle(outcome)
 

@@ -1,10 +1,11 @@
 """What crosses a process boundary, in one format: progress, the outcome of a solve, a crash.
 
 A local worker process sends its supervisor a :class:`Progress` per improving solution and then
-one outcome; a Dask task publishes :class:`Progress` on the scheduler's event topic and returns
-its outcome. Both send :func:`encode`'s plain data (:data:`runtime.codec.Plain`: no pickle, so
-whoever can publish on the scheduler cannot make the server run code) and the receiver rebuilds
-the message with :func:`decode`, which validates it.
+one outcome; a Dask task publishes its progress on the scheduler's event topic
+(:func:`progress_event`, :func:`read_progress_event`) and returns its outcome. Both send
+:func:`encode`'s plain data (:data:`runtime.codec.Plain`: no pickle, so whoever can publish on
+the scheduler cannot make the server run code) and the receiver rebuilds the message with
+:func:`decode`, which validates it.
 
 An outcome is made on the solving side by :func:`capture` (the engine's exceptions become
 messages: :class:`~engine.errors.InvalidModelError` does not survive pickling as an exception)
@@ -43,6 +44,8 @@ __all__ = [
     "decode_outcome",
     "decode_progress",
     "encode",
+    "progress_event",
+    "read_progress_event",
     "rebuild",
 ]
 
@@ -148,6 +151,22 @@ def decode_outcome(data: object) -> Outcome:
     if isinstance(message, Progress):
         raise WireError("expected an outcome, got a progress message")
     return message
+
+
+def progress_event(key: str, update: SolveProgress) -> dict[str, Plain]:
+    """A progress event of the job whose task is ``key``, for a Dask event topic."""
+    return {"key": key, "update": encode(Progress(update))}
+
+
+def read_progress_event(event: object) -> tuple[str, SolveProgress]:
+    """The task key and the update of a :func:`progress_event`; raises :class:`WireError` for
+    anything else."""
+    if not isinstance(event, dict) or set(event) != {"key", "update"}:
+        raise WireError("a progress event is a mapping of 'key' and 'update'")
+    key = event["key"]
+    if not isinstance(key, str):
+        raise WireError(f"the key of a progress event is a string, not {type(key).__name__}")
+    return key, decode_progress(event["update"])
 
 
 def capture(solve: Callable[[], Solution]) -> Outcome:

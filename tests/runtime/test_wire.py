@@ -222,3 +222,26 @@ def test_an_unknown_no_solution_reason_is_a_solver_error() -> None:
     error = wire.rebuild(wire.NoSolution("bogus", "odd"), 1)
     assert type(error) is SolverError
     assert str(error) == "odd"
+
+
+def test_progress_events_round_trip_and_reject_anything_else(tmp_path: Path) -> None:
+    update = SolveProgress(1.5, 99.0, 4, 2, 0, full_solution())
+    event = wire.progress_event("routeopt-solve-1", update)
+    assert is_plain(event)
+    assert wire.read_progress_event(event) == ("routeopt-solve-1", update)
+    trap = tmp_path / "pwned"
+    good = wire.encode(wire.Progress(update))
+    for bad in [
+        None,
+        "routeopt-solve-1",
+        pickle.dumps(Trap(trap)),
+        {"key": "k", "update": pickle.dumps(Trap(trap))},
+        {"key": "k", "update": pickle.dumps(update)},  # what the topic carried before
+        {"key": 1, "update": good},
+        {"key": "k"},
+        {"key": "k", "update": good, "more": None},
+        {"key": "k", "update": wire.encode(wire.Solved(full_solution()))},
+    ]:
+        with pytest.raises(WireError):
+            wire.read_progress_event(bad)
+    assert not trap.exists()
