@@ -153,6 +153,10 @@ def decode_outcome(data: object) -> Outcome:
     return message
 
 
+_EVENT_FIELDS: Final = frozenset({"key", "update", "worker"})
+"""The fields of a progress event: the Dask scheduler adds the publishing worker's address."""
+
+
 def progress_event(key: str, update: SolveProgress) -> dict[str, Plain]:
     """A progress event of the job whose task is ``key``, for a Dask event topic."""
     return {"key": key, "update": encode(Progress(update))}
@@ -161,8 +165,8 @@ def progress_event(key: str, update: SolveProgress) -> dict[str, Plain]:
 def read_progress_event(event: object) -> tuple[str, SolveProgress]:
     """The task key and the update of a :func:`progress_event`; raises :class:`WireError` for
     anything else."""
-    if not isinstance(event, dict) or set(event) != {"key", "update"}:
-        raise WireError("a progress event is a mapping of 'key' and 'update'")
+    if not isinstance(event, dict) or not {"key", "update"} <= set(event) <= _EVENT_FIELDS:
+        raise WireError("a progress event is a mapping of 'key', 'update' (and 'worker')")
     key = event["key"]
     if not isinstance(key, str):
         raise WireError(f"the key of a progress event is a string, not {type(key).__name__}")

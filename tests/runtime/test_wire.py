@@ -229,6 +229,8 @@ def test_progress_events_round_trip_and_reject_anything_else(tmp_path: Path) -> 
     event = wire.progress_event("routeopt-solve-1", update)
     assert is_plain(event)
     assert wire.read_progress_event(event) == ("routeopt-solve-1", update)
+    from_worker = {**event, "worker": "tcp://127.0.0.1:4567"}  # added by the scheduler
+    assert wire.read_progress_event(from_worker) == ("routeopt-solve-1", update)
     trap = tmp_path / "pwned"
     good = wire.encode(wire.Progress(update))
     for bad in [
