@@ -147,7 +147,7 @@ def _mapping_decoder(args: tuple[Any, ...]) -> Decoder:
             try:
                 values[key] = decode(item)
             except WireError as exc:
-                raise WireError(f".{key}{exc}") from None
+                raise WireError(f"[{key[:40]!r}]{exc}") from None
         return values
 
     return decode_mapping
