@@ -20,8 +20,12 @@ the cluster's worker threads when it connects), ``max_queued`` more wait, beyond
   (every :data:`CANCEL_POLL_S`); the worker-side executor stops the solve, which returns its
   best solution so far. A job still waiting here never reaches the cluster.
 - **Progress**: the task publishes each update as a Dask event on topic
-  :data:`PROGRESS_TOPIC` (``Worker.log_event``); the executor subscribes once and hands the
-  updates to the jobs' callbacks in a thread of its own.
+  :data:`PROGRESS_TOPIC` (``Worker.log_event``), as plain data (:mod:`runtime.wire`, no
+  pickle: whoever can publish on the scheduler cannot make the server run code); the executor
+  subscribes once, validates each event and hands the updates to the jobs' callbacks in a
+  thread of its own. A task's result is a :mod:`runtime.wire` outcome too.
+- Slots, queue, cancellation of queued jobs and shutdown are
+  :class:`runtime.base.SlotExecutor`'s, shared with the local executor.
 
 Dask workers run as daemonic processes by default, and daemonic processes may not start
 children: start them with ``DASK_DISTRIBUTED__WORKER__DAEMON=False`` (or ``--no-nanny``).
@@ -34,40 +38,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import itertools
 import logging
 import multiprocessing
 import os
-import pickle
 import queue
 import threading
-import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future
 from typing import Any, Final
 
 import distributed
 from distributed import Client, WorkerPlugin
 
-from engine.errors import (
-    ExecutorFullError,
-    ExecutorShutdownError,
-    FieldViolation,
-    InvalidModelError,
-    NoSolutionError,
-    SolverError,
-)
-from engine.model import LatLng, Shipment, ShipmentModel, Vehicle, VisitRequest
-from engine.options import SolveOptions, resolve_solver_processes
+from engine.errors import SolverError
+from engine.model import ShipmentModel
+from engine.options import SolveOptions
 from engine.progress import SolveProgress
 from engine.roads import RoadContext, RoadSpec, save_prebuilt
 from engine.solution import Solution
-from runtime.local import MIN_QUEUED_BUDGET_S, ProgressCallback, SolveExecutor
+from runtime import wire
+from runtime.base import BaseJob, SlotExecutor, SolveRequest, charge_queue_time
+from runtime.codec import Plain
+from runtime.local import SolveExecutor
 
-__all__ = ["PROGRESS_TOPIC", "DaskExecutor", "DaskJob", "RouteoptWorkerPlugin"]
+__all__ = ["PROGRESS_TOPIC", "DaskExecutor", "DaskJob", "RouteoptWorkerPlugin", "cancel_event"]
 
 log = logging.getLogger(__name__)
 worker_log = logging.getLogger("distributed.routeopt")
@@ -80,7 +74,13 @@ CANCEL_POLL_S: Final = 0.2
 
 _CONNECT_TIMEOUT_S: Final = 10.0
 
-_job_ids = itertools.count(1)
+_STOP_PUMP: Final = object()
+"""Ends the progress thread (not None: anyone may publish None on the topic)."""
+
+
+def cancel_event(key: str, client: Client | None = None) -> distributed.Event:
+    """The cluster-wide event that says the job of task ``key`` is cancelled."""
+    return distributed.Event(f"routeopt-cancel-{key}", client=client)
 
 
 # -- on the workers ----------------------------------------------------------------------------
@@ -129,26 +129,20 @@ class RouteoptWorkerPlugin(WorkerPlugin):
             self.executor.shutdown(cancel_running=True)
 
 
-# A task's result: ("ok", Solution) | ("invalid", violations) | ("no_solution", (reason, text))
-# | ("solver_error", text) | ("cancelled", None). Engine exceptions are not sent as such
-# because InvalidModelError does not survive pickling.
-_Outcome = tuple[str, Any]
-
-
 def _solve_task(
     key: str, model: ShipmentModel, options: SolveOptions, every_s: float | None
-) -> _Outcome:
+) -> dict[str, Plain]:
     """The Dask task: solve on this worker's executor, publishing progress, until done or
-    cancelled."""
+    cancelled. Returns the :mod:`runtime.wire` outcome."""
     worker = distributed.get_worker()
     plugin = worker.plugins.get(PLUGIN_NAME)
     if not isinstance(plugin, RouteoptWorkerPlugin) or plugin.executor is None:
-        return ("solver_error", "the Dask worker has no routeopt plugin")
+        return wire.encode(wire.Failed("the Dask worker has no routeopt plugin"))
 
     def publish(update: SolveProgress) -> None:
-        worker.log_event(PROGRESS_TOPIC, {"key": key, "update": pickle.dumps(update)})
+        worker.log_event(PROGRESS_TOPIC, wire.progress_event(key, update))
 
-    cancel = distributed.Event(f"routeopt-cancel-{key}")
+    cancel = cancel_event(key)
     job = plugin.executor.submit(
         model,
         options,
@@ -160,97 +154,47 @@ def _solve_task(
             job.result(timeout=CANCEL_POLL_S)
         if not job.cancel_requested and not job.done() and cancel.is_set():
             job.cancel()
-    try:
-        return ("ok", job.result())
-    except InvalidModelError as exc:
-        return ("invalid", exc.violations)
-    except NoSolutionError as exc:
-        return ("no_solution", (exc.reason, str(exc)))
-    except SolverError as exc:
-        return ("solver_error", str(exc))
-    except CancelledError:
-        return ("cancelled", None)
-
-
-def _outcome(result: _Outcome) -> Solution | BaseException:
-    kind, payload = result
-    if kind == "ok" and isinstance(payload, Solution):
-        return payload
-    if kind == "invalid":
-        violations: tuple[FieldViolation, ...] = payload
-        return InvalidModelError(violations)
-    if kind == "no_solution":
-        reason, text = payload
-        return NoSolutionError(reason, text)
-    if kind == "cancelled":
-        return CancelledError()
-    return SolverError(str(payload))
+    return wire.encode(wire.capture(job.result))
 
 
 # -- on the server -----------------------------------------------------------------------------
 
 
-class DaskJob:
-    """A solve submitted to a :class:`DaskExecutor` (see :class:`runtime.local.Job`)."""
+class DaskJob(BaseJob):
+    """A solve submitted to a :class:`DaskExecutor` (see :class:`runtime.base.Job`); ``key``
+    is its task's key on the cluster."""
 
     def __init__(
-        self,
-        executor: DaskExecutor,
-        model: ShipmentModel,
-        options: SolveOptions,
-        on_progress: ProgressCallback | None,
-        every_s: float,
+        self, request: SolveRequest, dequeue: Callable[[BaseJob], bool], client: Client
     ) -> None:
-        self.id = next(_job_ids)
+        super().__init__(request, dequeue)
         self.key = f"routeopt-solve-{uuid.uuid4().hex}"
-        self.model = model
-        self.options = options
-        self.on_progress = on_progress
-        self.every_s = every_s
-        self.submitted_at = time.monotonic()
-        self.best_solution: Solution | None = None
-        self._executor = executor
-        self._future: Future[Solution] = Future()
-        self._dask_future: distributed.Future[Any] | None = None
-        self._cancel_requested = False
-        self._lock = threading.Lock()
+        self.client = client
+        self.task: distributed.Future[Any] | None = None
+        """The task on the cluster once the job runs (held: Dask forgets unreferenced tasks)."""
 
     def __repr__(self) -> str:
         return f"<DaskJob {self.id} {self.key}>"
 
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancel_requested
-
-    def cancel(self) -> None:
-        with self._lock:
-            if self._cancel_requested or self._future.done():
-                return
-            self._cancel_requested = True
-            running = self._dask_future is not None
-        if not running and self._executor._dequeue(self):
-            self._future.cancel()
-            return
+    def request_stop(self) -> None:
+        """Set the job's cancel event, which its task polls."""
         try:
-            distributed.Event(f"routeopt-cancel-{self.key}", client=self._executor.client).set()
+            cancel_event(self.key, self.client).set()
         except Exception:
             log.exception("dask job %d: cannot signal the cancellation", self.id)
 
-    def done(self) -> bool:
-        return self._future.done()
-
-    def result(self, timeout: float | None = None) -> Solution:
-        return self._future.result(timeout)
-
-    def add_done_callback(self, fn: Callable[[DaskJob], object]) -> None:
-        self._future.add_done_callback(lambda _: fn(self))
+    def attach(self, task: distributed.Future[Any]) -> None:
+        """Record the job's task on the cluster (for the executor)."""
+        self.task = task
 
 
-class DaskExecutor:
+class DaskExecutor(SlotExecutor[DaskJob]):
     """Runs :func:`engine.solve` on a Dask cluster; see the module docstring.
 
     ``roads``: the server's road network, shipped once to every worker. Raises
     :class:`OSError` when the scheduler cannot be reached."""
+
+    _shutdown_wait_s = 30.0
 
     def __init__(
         self,
@@ -266,18 +210,19 @@ class DaskExecutor:
             raise OSError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
         self.address = address
         threads = sum(self.client.nthreads().values())
-        self.max_workers = max_workers or max(1, threads)
-        self.max_queued = 2 * self.max_workers if max_queued is None else max_queued
+        max_workers = max_workers or max(1, threads)
+        max_queued = 2 * max_workers if max_queued is None else max_queued
+        try:
+            # A cluster's cores are its worker threads, one solve each: auto means one search.
+            super().__init__(max_workers, max_queued, cores=None, slots="cluster solve slots")
+        except ValueError:
+            self.client.close()
+            raise
         plugin = RouteoptWorkerPlugin(
             roads.network if roads is not None else None, roads.spec if roads is not None else None
         )
         self.client.register_plugin(plugin, name=PLUGIN_NAME)
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._running: dict[str, DaskJob] = {}
-        self._queue: deque[DaskJob] = deque()
-        self._shut_down = False
-        self._updates: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
+        self._updates: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._pump = threading.Thread(target=self._pump_progress, name="dask-progress", daemon=True)
         self._pump.start()
         self.client.subscribe_topic(PROGRESS_TOPIC, self._on_event)
@@ -286,165 +231,63 @@ class DaskExecutor:
             address, len(self.client.nthreads()), threads, self.max_workers, self.max_queued,
         )  # fmt: skip
 
-    @property
-    def running_count(self) -> int:
-        with self._lock:
-            return len(self._running)
+    # -- internals -----------------------------------------------------------------------
 
-    @property
-    def queued_count(self) -> int:
-        with self._lock:
-            return len(self._queue)
+    def _new_job(self, request: SolveRequest) -> DaskJob:
+        return DaskJob(request, self.dequeue, self.client)
 
-    def submit(
-        self,
-        model: ShipmentModel,
-        options: SolveOptions,
-        *,
-        on_progress: ProgressCallback | None = None,
-        progress_solutions_every_s: float = 1.0,
-    ) -> DaskJob:
-        # A cluster's cores are its worker threads, one solve each: auto means one search.
-        options = resolve_solver_processes(options, idle_cores=1, cores=1)
-        job = DaskJob(self, model, options, on_progress, progress_solutions_every_s)
-        with self._lock:
-            if self._shut_down:
-                raise ExecutorShutdownError("the solve executor is shutting down")
-            if len(self._running) < self.max_workers:
-                self._start_locked(job)
-            elif len(self._queue) < self.max_queued:
-                self._queue.append(job)
-            else:
-                raise ExecutorFullError(
-                    f"all {self.max_workers} cluster solve slots are busy and "
-                    f"{len(self._queue)} requests are already waiting; retry later"
-                )
-        return job
-
-    def warm_up(self, timeout: float = 60.0) -> float:
-        """Wait for a worker and run one trivial solve on the cluster; raises SolverError."""
-        started = time.monotonic()
+    def _prepare_warm_up(self, timeout: float) -> None:
         try:
             self.client.wait_for_workers(1, timeout=timeout)
         except TimeoutError:
             raise SolverError(f"no Dask worker joined within {timeout} s") from None
-        model = ShipmentModel(
-            shipments=(Shipment(deliveries=(VisitRequest(arrival_location=LatLng(0.0, 0.001)),)),),
-            vehicles=(Vehicle(start_location=LatLng(0.0, 0.0)),),
+
+    def _launch(self, job: DaskJob) -> None:
+        options = charge_queue_time(job.options, job.submitted_at)
+        task = self.client.submit(
+            _solve_task, job.key, job.model, options, job.progress_every_s, key=job.key, pure=False
         )
-        job = self.submit(model, SolveOptions(time_limit_s=10.0, use_geodesic_distances=True))
+        job.attach(task)
+        task.add_done_callback(lambda future: self._on_done(job, future))
+
+    def _close(self) -> None:
+        self._updates.put(_STOP_PUMP)
         try:
-            job.result(max(1.0, timeout - (time.monotonic() - started)))
-        except TimeoutError:
-            job.cancel()
-            raise SolverError(f"warm-up solve did not finish within {timeout} s") from None
-        elapsed = time.monotonic() - started
-        log.info("Dask executor warmed up in %.3f s", elapsed)
-        return elapsed
-
-    def shutdown(self, cancel_running: bool = False, *, wait: bool = True) -> None:
-        with self._lock:
-            already = self._shut_down
-            self._shut_down = True
-            to_cancel = [*self._queue, *self._running.values()] if cancel_running else []
-        for job in to_cancel:
-            job.cancel()
-        if wait:
-            with self._changed:
-                self._changed.wait_for(lambda: not self._running and not self._queue, 30.0)
-        if not already:
-            self._updates.put(None)
-            try:
-                self.client.unsubscribe_topic(PROGRESS_TOPIC)
-            finally:
-                self.client.close()
-
-    def __enter__(self) -> DaskExecutor:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown(cancel_running=True)
-
-    # -- internals -----------------------------------------------------------------------
-
-    def _dequeue(self, job: DaskJob) -> bool:
-        with self._lock:
-            try:
-                self._queue.remove(job)
-            except ValueError:
-                return False
-            self._changed.notify_all()
-            return True
-
-    def _start_locked(self, job: DaskJob) -> None:
-        options = job.options
-        waited = time.monotonic() - job.submitted_at
-        if waited > 0.001:  # time in the queue counts against the budget
-            budget = max(options.time_limit_s - waited, MIN_QUEUED_BUDGET_S)
-            options = dataclasses.replace(options, time_limit_s=budget)
-        every_s = job.every_s if job.on_progress is not None else None
-        self._running[job.key] = job
-        with job._lock:
-            job._dask_future = self.client.submit(
-                _solve_task, job.key, job.model, options, every_s, key=job.key, pure=False
-            )
-        job._dask_future.add_done_callback(lambda future: self._on_done(job, future))
+            self.client.unsubscribe_topic(PROGRESS_TOPIC)
+        finally:
+            self.client.close()
 
     def _on_done(self, job: DaskJob, future: distributed.Future[Any]) -> None:
         outcome: Solution | BaseException
         try:
-            outcome = _outcome(future.result())
+            outcome = wire.rebuild(wire.decode_outcome(future.result()), job.id)
         except BaseException as exc:  # the task failed on the cluster (e.g. KilledWorker)
             log.error("dask job %d failed on the cluster: %r", job.id, exc)
             outcome = SolverError(f"the solve failed on the Dask cluster: {type(exc).__name__}")
-        with self._lock:
-            self._running.pop(job.key, None)
-            while self._queue and len(self._running) < self.max_workers:
-                queued = self._queue.popleft()
-                if not queued.cancel_requested:
-                    self._start_locked(queued)
-                else:
-                    queued._future.cancel()
-            self._changed.notify_all()
+        self.release(job)
         if job.cancel_requested:
             try:
-                distributed.Event(f"routeopt-cancel-{job.key}", client=self.client).clear()
+                cancel_event(job.key, self.client).clear()
             except Exception:
                 log.debug("dask job %d: cannot clear its cancel event", job.id, exc_info=True)
-        if isinstance(outcome, CancelledError):
-            job._future.cancel()
-        elif isinstance(outcome, BaseException):
-            job._future.set_exception(outcome)
-        else:
-            job._future.set_result(outcome)
+        job.settle(outcome)
 
     def _on_event(self, event: tuple[float, Any]) -> None:
         """Dask event handler (on the client's event loop): hand over, do not work here."""
-        _, message = event
-        try:
-            self._updates.put((str(message["key"]), bytes(message["update"])))
-        except (KeyError, TypeError):
-            log.warning("unexpected message on %s: %r", PROGRESS_TOPIC, message)
+        pair = isinstance(event, tuple | list) and len(event) == 2
+        self._updates.put(event[1] if pair else event)
 
     def _pump_progress(self) -> None:
+        """Thread that decodes the progress events and hands them to their jobs."""
         while True:
-            item = self._updates.get()
-            if item is None:
+            message = self._updates.get()
+            if message is _STOP_PUMP:
                 return
-            key, payload = item
-            with self._lock:
-                job = self._running.get(key)
-            if job is None or job.done():
-                continue
             try:
-                update: SolveProgress = pickle.loads(payload)  # from our own workers
-            except Exception:
-                log.exception("dask job %d: unreadable progress", job.id)
+                key, update = wire.read_progress_event(message)
+            except wire.WireError as exc:
+                log.warning("rejected a message on %s: %s", PROGRESS_TOPIC, exc)
                 continue
-            if update.solution is not None:
-                job.best_solution = update.solution
-            if job.on_progress is not None:
-                try:
-                    job.on_progress(update)
-                except Exception:
-                    log.exception("dask job %d: progress callback failed", job.id)
+            job = next((j for j in self.running_jobs() if j.key == key), None)
+            if job is not None and not job.done():
+                job.report(update)

@@ -1,0 +1,100 @@
+"""The body of a local solve worker process (see :mod:`runtime.local`), and its stop flag.
+
+A worker solves one model and sends its supervisor :mod:`runtime.wire` messages over a pipe:
+a :class:`~runtime.wire.Progress` per improving solution when asked to, then one outcome. It is
+forked by the executor's forkserver, which has this module (and the engine) already imported.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import traceback
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext
+from typing import Final
+
+from engine.model import ShipmentModel
+from engine.options import SolveOptions
+from engine.progress import SolveProgress
+from engine.solution import Solution
+from runtime import wire
+
+__all__ = ["WORKER_LOG_FORMAT", "StopFlag", "worker_main"]
+
+WORKER_LOG_FORMAT: Final = (
+    "%(asctime)s %(levelname)s [solve worker %(process)d] %(name)s: %(message)s"
+)
+"""Log format of worker processes (they inherit the server's stderr and log level)."""
+
+
+class StopFlag:
+    """A flag shared with a worker process, without a lock (see :mod:`runtime.local`).
+
+    One byte of shared memory: the server only ever writes True, the worker only reads, so no
+    lock is needed and a dead or frozen worker cannot block :meth:`set`."""
+
+    def __init__(self, ctx: ForkServerContext) -> None:
+        self._value = ctx.RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._value.value = True
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+
+def worker_main(
+    conn: Connection,
+    model: ShipmentModel,
+    options: SolveOptions,
+    stop: StopFlag,
+    log_level: int,
+    solutions_every_s: float | None = None,
+) -> None:
+    """Body of a worker process: solve, send progress messages (when ``solutions_every_s`` is
+    set), send one outcome, exit."""
+    # Ctrl-C reaches the whole process group; the server decides what happens to solves.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not logging.getLogger().handlers:  # log to the server's stderr at the server's level
+        logging.basicConfig(level=log_level, format=WORKER_LOG_FORMAT)
+    parent = os.getppid()
+
+    def should_stop() -> bool:
+        # The parent is the forkserver, which exits with the server: stop if orphaned.
+        return stop.is_set() or os.getppid() != parent
+
+    def send_progress(update: SolveProgress) -> None:
+        try:
+            conn.send(wire.encode(wire.Progress(update)))
+        except (BrokenPipeError, ConnectionResetError):
+            stop.set()  # nobody is listening any more
+
+    def run() -> Solution:
+        from engine.solve import solve  # preloaded by the forkserver
+        from runtime import worker_roads  # preloaded by the forkserver when there are roads
+
+        return solve(
+            model,
+            options,
+            should_stop=should_stop,
+            roads=worker_roads.CONTEXT,
+            on_update=send_progress if solutions_every_s is not None else None,
+            update_solutions_every_s=solutions_every_s or 0.0,
+        )
+
+    try:
+        _send_outcome(conn, wire.capture(run))
+    finally:
+        conn.close()
+
+
+def _send_outcome(conn: Connection, outcome: wire.Outcome) -> None:
+    try:
+        conn.send(wire.encode(outcome))
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # nobody is listening any more
+    except Exception:  # the outcome did not encode
+        conn.send(wire.encode(wire.Crash(traceback.format_exc())))
