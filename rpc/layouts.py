@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from engine.errors import FieldViolation, InvalidModelError
 from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND
@@ -164,7 +165,9 @@ def request_to_study(
     conv = _StudyConverter()
     study = conv.study(request.study, "study")
 
-    def seconds(name: str, default: float | None) -> float | None:
+    def seconds(
+        name: Literal["layout_timeout", "final_layout_timeout", "timeout"], default: float | None
+    ) -> float | None:
         if not request.HasField(name):
             return default
         value = conv.duration(getattr(request, name), name)

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
@@ -187,7 +187,8 @@ def _status(code: int, message: str, violations: Sequence[FieldViolation] = ()) 
             ]
         )
         status.details.add().Pack(bad)
-    return status.SerializeToString()
+    serialized: bytes = status.SerializeToString()
+    return serialized
 
 
 def _error_of(exc: BaseException) -> bytes:
@@ -220,6 +221,11 @@ def _set_times(
         md.start_time.CopyFrom(seconds_to_timestamp(rec.start_time))
     if rec.end_time is not None and rec.done:
         md.end_time.CopyFrom(seconds_to_timestamp(rec.end_time))
+
+
+def _job_state(state: int) -> pb.JobState.ValueType:
+    """A stored state as the API's enum type."""
+    return cast("pb.JobState.ValueType", state)
 
 
 def _new_name() -> str:
@@ -720,7 +726,7 @@ class JobManager:
         rec = self.store.get(name)
         expire = None if rec is not None and rec.batch is not None else now + self.retention_s
         self.store.finish(name, state, now, response=response, error=error, expire_time=expire)
-        log.info("operation %s: %s", name, pb.JobState.Name(state))
+        log.info("operation %s: %s", name, pb.JobState.Name(_job_state(state)))
 
     def _finish_cancelled(self, rec: JobRecord, now: float) -> None:
         """Finish a job that was cancelled while it was not running: with the best solution a
@@ -797,7 +803,7 @@ class JobManager:
 
     def _metadata(self, rec: JobRecord) -> pb.OptimizeToursMetadata:
         md = pb.OptimizeToursMetadata(
-            state=rec.state,
+            state=_job_state(rec.state),
             request_label=rec.label,
             attempt=rec.attempt,
             batch_operation=rec.batch or "",
@@ -826,7 +832,7 @@ class JobManager:
 
     def _layouts_metadata(self, rec: JobRecord) -> pb.EvaluateDepotLayoutsMetadata:
         md = pb.EvaluateDepotLayoutsMetadata(
-            state=rec.state,
+            state=_job_state(rec.state),
             request_label=rec.label,
             attempt=rec.attempt,
             layouts_done=rec.solution_count,
@@ -852,7 +858,7 @@ class JobManager:
     def _batch_metadata(self, rec: JobRecord) -> pb.BatchOptimizeToursMetadata:
         items = self.store.items(rec.name)
         md = pb.BatchOptimizeToursMetadata(
-            state=rec.state,
+            state=_job_state(rec.state),
             label=rec.label,
             operations=[item.name for item in items],
             done_count=sum(1 for item in items if item.done),

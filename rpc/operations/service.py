@@ -48,7 +48,7 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -
     raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 
-class OperationsServicer(operations_pb2_grpc.OperationsServicer):
+class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
     """Serves the operations of a :class:`JobManager`."""
 
     def __init__(self, jobs: JobManager) -> None:
