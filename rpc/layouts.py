@@ -34,7 +34,7 @@ from planning import (
     search_layouts,
     validate_study,
 )
-from rpc.convert import _Converter, _each, seconds_to_duration, solution_to_response
+from rpc.convert import ModelConverter, each, seconds_to_duration, solution_to_response
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = [
@@ -64,7 +64,7 @@ class LayoutRequest:
     label: str
 
 
-class _StudyConverter(_Converter):
+class _StudyConverter(ModelConverter):
     def loads(self, values: object, path: str) -> dict[str, int]:
         out: dict[str, int] = {}
         for name, value in sorted(values.items()):  # type: ignore[attr-defined]
@@ -78,7 +78,7 @@ class _StudyConverter(_Converter):
             label=o.label,
             location=self.opt_latlng(o, "location", path),
             demands=self.loads(o.demands, f"{path}.demands"),
-            time_windows=_each(o.time_windows, f"{path}.time_windows", self.time_window),
+            time_windows=each(o.time_windows, f"{path}.time_windows", self.time_window),
             service_s=self.duration(o.service_duration, f"{path}.service_duration"),
             penalty_cost=self.opt_number(o, "penalty_cost", path),
         )
@@ -89,7 +89,7 @@ class _StudyConverter(_Converter):
         )
         return Day(
             label=d.label or f"day {path}",
-            orders=_each(d.orders, f"{path}.orders", self.order),
+            orders=each(d.orders, f"{path}.orders", self.order),
             start_time=start,
         )
 
@@ -124,7 +124,7 @@ class _StudyConverter(_Converter):
             opening_cost=self.number(d.opening_cost, f"{path}.opening_cost", 0.0),
             open_s=self.duration(d.opens_at, f"{path}.opens_at"),
             close_s=closes,
-            fleet=_each(d.fleet, f"{path}.fleet", self.vehicle_type) or None,
+            fleet=each(d.fleet, f"{path}.fleet", self.vehicle_type) or None,
         )
 
     def study(self, s: pb.DepotLayoutStudy, path: str) -> LayoutStudy:
@@ -142,9 +142,9 @@ class _StudyConverter(_Converter):
         elif s.search.k or s.search.must_open:
             self.add(f"{path}.search.mode", "required when k or must_open is set")
         return LayoutStudy(
-            days=_each(s.days, f"{path}.days", self.day),
-            depots=_each(s.depots, f"{path}.depots", self.depot),
-            fleet=_each(s.fleet, f"{path}.fleet", self.vehicle_type),
+            days=each(s.days, f"{path}.days", self.day),
+            depots=each(s.depots, f"{path}.depots", self.depot),
+            fleet=each(s.fleet, f"{path}.fleet", self.vehicle_type),
             layouts=tuple(
                 Layout(x.label or "+".join(x.depots), tuple(x.depots)) for x in s.layouts
             ),

@@ -13,9 +13,16 @@ from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from google.type import latlng_pb2
 
-import rpc.convert
+import rpc.convert.request
 from engine.errors import FieldViolation, InvalidModelError
-from engine.model import DEFAULT_GLOBAL_END_TIME, DEFAULT_GLOBAL_START_TIME
+from engine.model import (
+    DEFAULT_GLOBAL_END_TIME,
+    DEFAULT_GLOBAL_START_TIME,
+    BreakRequest,
+    LatLng,
+    ShipmentModel,
+    TimeWindow,
+)
 from engine.options import SearchMode
 from engine.solution import (
     AggregatedMetrics,
@@ -60,7 +67,7 @@ def latlng(lat: float, lng: float) -> latlng_pb2.LatLng:
 
 def convert(
     request: pb.OptimizeToursRequest,
-) -> tuple[rpc.convert.ShipmentModel, RequestSettings]:
+) -> tuple[ShipmentModel, RequestSettings]:
     return request_to_engine(request, default_geodesic_meters_per_second=DEFAULT_SPEED)
 
 
@@ -351,13 +358,13 @@ def test_full_model_field_by_field() -> None:
     assert not shipment.is_mandatory
     assert shipment.allowed_vehicle_indices == (0,)
     (pickup,) = shipment.pickups
-    assert pickup.arrival_location == rpc.convert.LatLng(38.5, -9.25)
+    assert pickup.arrival_location == LatLng(38.5, -9.25)
     assert pickup.duration_s == 90.25
     assert pickup.tags == ("p", "x")
     assert isinstance(pickup.tags, tuple)
     assert pickup.label == "pick"
     (window,) = pickup.time_windows
-    assert window == rpc.convert.TimeWindow(
+    assert window == TimeWindow(
         start_time=T0 + 100 + 1e-9,
         end_time=T0 + 200.0,
         soft_start_time=T0 + 120.0,
@@ -367,18 +374,18 @@ def test_full_model_field_by_field() -> None:
     )
     assert len(shipment.deliveries) == 2
     assert shipment.deliveries[1].time_windows == (
-        rpc.convert.TimeWindow(end_time=T0 + 1000.0),
-        rpc.convert.TimeWindow(start_time=T0 + 2000.0),
+        TimeWindow(end_time=T0 + 1000.0),
+        TimeWindow(start_time=T0 + 2000.0),
     )
 
     (vehicle,) = model.vehicles
     assert vehicle.label == "v0"
-    assert vehicle.start_location == rpc.convert.LatLng(90.0, -180.0)
-    assert vehicle.end_location == rpc.convert.LatLng(38.7, -9.2)
+    assert vehicle.start_location == LatLng(90.0, -180.0)
+    assert vehicle.end_location == LatLng(38.7, -9.2)
     assert vehicle.start_tags == ("depot",)
     assert vehicle.end_tags == ("depot", "end")
-    assert vehicle.start_time_windows == (rpc.convert.TimeWindow(start_time=T0 + 10.0),)
-    assert vehicle.end_time_windows == (rpc.convert.TimeWindow(end_time=T0 + 80000.0),)
+    assert vehicle.start_time_windows == (TimeWindow(start_time=T0 + 10.0),)
+    assert vehicle.end_time_windows == (TimeWindow(end_time=T0 + 80000.0),)
     assert vehicle.travel_duration_multiple == 1.25
     assert vehicle.load_limits == {"kg": 100, "pallets": 0}
     assert vehicle.cost_per_hour == 20.0
@@ -388,7 +395,7 @@ def test_full_model_field_by_field() -> None:
     assert vehicle.route_duration_limit_s == 3600 + 1e-9
     assert vehicle.route_distance_limit_m == 50_000.0
     assert vehicle.break_requests == (
-        rpc.convert.BreakRequest(
+        BreakRequest(
             earliest_start_time=T0 + 3600.0,
             latest_start_time=T0 + 7200 + 100e-9,
             min_duration_s=900.5,
@@ -732,7 +739,7 @@ def test_engine_paths_are_prefixed_with_model(monkeypatch: pytest.MonkeyPatch) -
             FieldViolation("shipments[0].deliveries[0].time_windows[0]", "bad window"),
         ]
 
-    monkeypatch.setattr(rpc.convert, "validate_model", fake_validate_model)
+    monkeypatch.setattr(rpc.convert.request, "validate_model", fake_validate_model)
     with pytest.raises(InvalidModelError) as exc_info:
         convert(base_request())
     assert exc_info.value.violations == (
@@ -751,7 +758,7 @@ def test_engine_duplicates_of_proto_violations_are_dropped(
             FieldViolation("shipments[0].deliveries[0].durations", "another field"),
         ]
 
-    monkeypatch.setattr(rpc.convert, "validate_model", fake_validate_model)
+    monkeypatch.setattr(rpc.convert.request, "validate_model", fake_validate_model)
     request = base_request()
     _visit(request).duration.CopyFrom(dur(-1))
     assert violation_paths(request) == [f"{_VISIT}.duration", f"{_VISIT}.durations"]
