@@ -41,6 +41,7 @@ __all__ = [
     "LayoutOutcome",
     "LayoutRequest",
     "evaluation_to_result",
+    "rank",
     "request_to_study",
     "result_to_response",
     "run_request",
@@ -228,7 +229,9 @@ class LayoutOutcome:
     screened: tuple[tuple[Layout, float], ...] = ()
 
 
-def _rank(evaluations: Sequence[LayoutEvaluation]) -> tuple[LayoutEvaluation, ...]:
+def rank(evaluations: Sequence[LayoutEvaluation]) -> tuple[LayoutEvaluation, ...]:
+    """Layouts best first: those within their depots' capacities, then fewer mandatory orders
+    unserved, then lower total cost."""
     return tuple(
         sorted(
             evaluations,
@@ -275,7 +278,7 @@ def run_request(
         screened = found.screened
         named = {frozenset(e.layout.depots) for e in evaluations}
         evaluations += [e for e in found.evaluations if frozenset(e.layout.depots) not in named]
-    return LayoutOutcome(_rank(evaluations), screened)
+    return LayoutOutcome(rank(evaluations), screened)
 
 
 def _kpis(k: object) -> pb.LayoutKpis:

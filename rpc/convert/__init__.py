@@ -28,7 +28,9 @@ from rpc.convert.common import (
 from rpc.convert.model import ModelConverter
 from rpc.convert.request import (
     convert_or_validate,
+    model_violations,
     request_to_engine,
+    solve_result,
     violations_to_validation_errors,
 )
 from rpc.convert.settings import RequestSettings
@@ -41,10 +43,12 @@ __all__ = [
     "convert_or_validate",
     "duration_to_seconds",
     "each",
+    "model_violations",
     "request_to_engine",
     "seconds_to_duration",
     "seconds_to_timestamp",
     "solution_to_response",
+    "solve_result",
     "timestamp_to_seconds",
     "violations_to_validation_errors",
 ]

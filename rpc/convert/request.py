@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from engine.errors import FieldViolation, InvalidModelError
 from engine.model import ShipmentModel
+from engine.solution import Solution
 from engine.validation import validate_model
 from rpc.convert.model import ModelConverter
 from rpc.convert.settings import RequestSettings, request_settings
 from rpc.pb import route_optimization_service_pb2 as pb
 
-__all__ = ["convert_or_validate", "request_to_engine", "violations_to_validation_errors"]
+__all__ = [
+    "convert_or_validate",
+    "model_violations",
+    "request_to_engine",
+    "solve_result",
+    "violations_to_validation_errors",
+]
 
 
 def request_to_engine(
@@ -37,13 +44,30 @@ def request_to_engine(
         )
     model = conv.model(request.model)
     reported = {v.field for v in conv.violations}
-    for violation in validate_model(model):
-        path = f"model.{violation.field}" if violation.field else "model"
-        if reported.isdisjoint(_self_and_ancestors(path)):
-            conv.violations.append(FieldViolation(path, violation.description))
+    for violation in model_violations(validate_model(model)):
+        if reported.isdisjoint(_self_and_ancestors(violation.field)):
+            conv.violations.append(violation)
     if conv.violations:
         raise InvalidModelError(conv.violations)
     return model, settings
+
+
+def model_violations(violations: Iterable[FieldViolation]) -> list[FieldViolation]:
+    """Engine violations (paths relative to the model) with paths relative to the request
+    (under ``model``)."""
+    return [
+        FieldViolation(f"model.{v.field}" if v.field else "model", v.description)
+        for v in violations
+    ]
+
+
+def solve_result(result: Callable[[], Solution]) -> Solution:
+    """``result()`` (a solve job's result); an :class:`~engine.errors.InvalidModelError` the
+    engine raises (rarely: the request was validated) gets request paths."""
+    try:
+        return result()
+    except InvalidModelError as exc:
+        raise InvalidModelError(model_violations(exc.violations)) from exc
 
 
 def convert_or_validate(

@@ -24,7 +24,7 @@ from engine.options import SolveOptions
 from engine.roads import RoadContext
 from engine.solution import Solution
 from planning import LayoutEvaluation
-from rpc.layouts import LayoutOutcome, LayoutRequest, _rank, run_request
+from rpc.layouts import LayoutOutcome, LayoutRequest, rank, run_request
 from runtime.local import Executor, Job
 
 __all__ = ["LayoutRun"]
@@ -114,7 +114,7 @@ class LayoutRun:
     def _layout_done(self, ev: LayoutEvaluation) -> None:
         with self._lock:
             self._done.append(ev)
-            so_far = LayoutOutcome(_rank(self._done))
+            so_far = LayoutOutcome(rank(self._done))
         try:
             self._on_layout(so_far)
         except Exception:
@@ -131,7 +131,7 @@ class LayoutRun:
             )
         except StoppedError:
             with self._lock:
-                outcome = LayoutOutcome(_rank(self._done))
+                outcome = LayoutOutcome(rank(self._done))
         except BaseException as exc:
             self._future.set_exception(exc)
             return

@@ -36,21 +36,18 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Final, cast
 
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2
 
 from engine.errors import (
     ExecutorFullError,
     ExecutorShutdownError,
     FieldViolation,
     InvalidModelError,
-    NoSolutionError,
-    SolverError,
 )
 from engine.options import AUTO_SOLVER_PROCESSES
 from engine.progress import SolveProgress
@@ -62,6 +59,14 @@ from rpc.convert import (
     seconds_to_duration,
     seconds_to_timestamp,
     solution_to_response,
+    solve_result,
+)
+from rpc.errors import (
+    FilterError,
+    NotFinishedError,
+    OperationNotFoundError,
+    plain_status,
+    status_of,
 )
 from rpc.layouts import LayoutOutcome, LayoutRequest, request_to_study, result_to_response
 from rpc.operations.layouts import LayoutRun
@@ -95,18 +100,6 @@ MAX_ATTEMPTS: Final = 3
 running again: it may be what brings the server down."""
 _DISPATCH_POLL_S: Final = 0.25
 """The dispatcher also looks for idle workers this often (a synchronous call may free one)."""
-
-
-class OperationNotFoundError(LookupError):
-    """No operation has this name (never had, expired or deleted)."""
-
-
-class NotFinishedError(RuntimeError):
-    """The operation is still queued or running."""
-
-
-class FilterError(ValueError):
-    """A ListOperations filter or page token that cannot be understood."""
 
 
 @dataclass
@@ -175,40 +168,16 @@ def parse_filter(text: str) -> _Filter:
     return _Filter(tuple(sorted(states)), batch, kind)
 
 
-def _status(code: int, message: str, violations: Sequence[FieldViolation] = ()) -> bytes:
-    status = status_pb2.Status(code=code, message=message)
-    if violations:
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in violations[:100]
-            ]
-        )
-        status.details.add().Pack(bad)
-    serialized: bytes = status.SerializeToString()
+def _status(code: int, message: str) -> bytes:
+    """A serialized plain ``google.rpc.Status``."""
+    serialized: bytes = plain_status(code, message).SerializeToString()
     return serialized
 
 
-def _error_of(exc: BaseException) -> bytes:
-    """The ``google.rpc.Status`` of a failed job."""
-    if isinstance(exc, InvalidModelError):
-        return _status(code_pb2.INVALID_ARGUMENT, f"invalid request: {exc}", exc.violations)
-    if isinstance(exc, NoSolutionError):
-        code = {
-            "time_limit": code_pb2.DEADLINE_EXCEEDED,
-            "interrupted": code_pb2.CANCELLED,
-            "infeasible": code_pb2.FAILED_PRECONDITION,
-        }[exc.reason]
-        return _status(code, str(exc))
-    if isinstance(exc, CancelledError):
-        return _status(code_pb2.CANCELLED, "the operation was cancelled before it started")
-    if isinstance(exc, SolverError):
-        return _status(code_pb2.INTERNAL, f"the solve failed: {exc}")
-    incident = uuid.uuid4().hex[:12]
-    log.error("job failed (incident %s)", incident, exc_info=exc)
-    return _status(code_pb2.INTERNAL, f"internal error (incident {incident})")
+def _error_of(exc: BaseException, name: str) -> bytes:
+    """The serialized ``google.rpc.Status`` of a failed job (:func:`rpc.errors.status_of`)."""
+    serialized: bytes = status_of(exc, action=f"operation {name}").SerializeToString()
+    return serialized
 
 
 def _set_times(
@@ -537,7 +506,7 @@ class JobManager:
                 started = self._start_job(state)
             except Exception as exc:
                 log.exception("operation %s: cannot start it", name)
-                self._finish(name, FAILED, error=_error_of(exc))
+                self._finish(name, FAILED, error=_error_of(exc, name))
                 started = False
             if not started:
                 with self._changed:
@@ -639,7 +608,7 @@ class JobManager:
         except BaseException as exc:
             if stopping and not state.cancel_requested:
                 return  # interrupted by the shutdown: left unfinished, run again on restart
-            self._finish(name, FAILED, error=_error_of(exc))
+            self._finish(name, FAILED, error=_error_of(exc, name))
         else:
             if stopping and not state.cancel_requested:
                 return  # interrupted by the shutdown: left unfinished, run again on restart
@@ -694,7 +663,7 @@ class JobManager:
                 skipped_shipments=latest.skipped_shipments,
             )
         try:
-            solution = job.result()
+            solution = solve_result(job.result)
         except BaseException as exc:
             if stopping and not state.cancel_requested:
                 return  # interrupted by the shutdown: left unfinished, run again on restart
@@ -702,7 +671,7 @@ class JobManager:
                 message = f"the operation was cancelled before a solution ({exc})"
                 self._finish(name, CANCELLED, error=_status(code_pb2.CANCELLED, message))
             else:
-                self._finish(name, FAILED, error=_error_of(exc))
+                self._finish(name, FAILED, error=_error_of(exc, name))
         else:
             if (
                 stopping

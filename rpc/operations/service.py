@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from typing import Final, NoReturn, TypeVar
+from typing import Final, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
-from google.rpc import code_pb2, status_pb2
-from grpc_status import rpc_status
 
 from rpc.convert import duration_to_seconds
-from rpc.errors import internal_status
-from rpc.operations.manager import FilterError, JobManager, NotFinishedError, OperationNotFoundError
+from rpc.errors import grpc_status, status_of
+from rpc.operations.manager import JobManager
 
 __all__ = ["MAX_WAIT_S", "OPERATIONS_SERVICE_NAME", "OperationsServicer"]
 
@@ -40,14 +37,6 @@ _WAIT_MARGIN_S: Final = 0.2
 """WaitOperation answers this long before the call's deadline."""
 
 
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    status = rpc_status.to_status(
-        status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
-    )
-    context.abort_with_status(status)
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
-
-
 class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
     """Serves the operations of a :class:`JobManager`."""
 
@@ -59,20 +48,10 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
         code = grpc.StatusCode.OK
         try:
             return fn()
-        except OperationNotFoundError as exc:
-            code = grpc.StatusCode.NOT_FOUND
-            _abort(context, code, str(exc))
-        except NotFinishedError as exc:
-            code = grpc.StatusCode.FAILED_PRECONDITION
-            _abort(context, code, str(exc))
-        except FilterError as exc:
-            code = grpc.StatusCode.INVALID_ARGUMENT
-            _abort(context, code, str(exc))
         except Exception as exc:
-            code = grpc.StatusCode.INTERNAL
-            incident = uuid.uuid4().hex[:12]
-            log.error("%s failed (incident %s)", method, incident, exc_info=exc)
-            context.abort_with_status(internal_status(incident_id=incident))
+            status = grpc_status(status_of(exc, action=method))
+            code = status.code
+            context.abort_with_status(status)
             raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
         finally:
             log.info(

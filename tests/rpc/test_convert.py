@@ -45,7 +45,12 @@ from rpc.convert import (
     solution_to_response,
     violations_to_validation_errors,
 )
-from rpc.errors import internal_status, invalid_argument_status, resource_exhausted_status
+from rpc.errors import (
+    grpc_status,
+    internal_status,
+    invalid_argument_status,
+    resource_exhausted_status,
+)
 from rpc.pb import route_optimization_service_pb2 as pb
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "optimize_tours_request.json"
@@ -1110,7 +1115,7 @@ def _rich_status(status: grpc.Status) -> status_pb2.Status:
 
 def test_invalid_argument_status() -> None:
     violations = [FieldViolation(f"model.shipments[{i}].penalty_cost", "bad") for i in range(5)]
-    status = invalid_argument_status(violations, summary="invalid request")
+    status = grpc_status(invalid_argument_status(violations, summary="invalid request"))
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert status.details == (
         "invalid request: model.shipments[0].penalty_cost: bad; "
@@ -1134,7 +1139,7 @@ def test_invalid_argument_status() -> None:
 
 def test_invalid_argument_status_caps_details_for_the_trailer() -> None:
     violations = [FieldViolation(f"model.shipments[{i}].label", "x" * 200) for i in range(1000)]
-    status = invalid_argument_status(violations, summary="invalid request")
+    status = grpc_status(invalid_argument_status(violations, summary="invalid request"))
     rich = _rich_status(status)
     assert len(rich.SerializeToString()) < 6000
     info = error_details_pb2.ErrorInfo()
@@ -1144,14 +1149,14 @@ def test_invalid_argument_status_caps_details_for_the_trailer() -> None:
 
 
 def test_internal_status_has_no_exception_text() -> None:
-    status = internal_status(incident_id="abc123")
+    status = grpc_status(internal_status(incident_id="abc123"))
     assert status.code == grpc.StatusCode.INTERNAL
     assert status.details == "internal error (incident abc123)"
     assert "Traceback" not in _rich_status(status).SerializeToString().decode("utf-8", "replace")
 
 
 def test_resource_exhausted_status_has_retry_info() -> None:
-    status = resource_exhausted_status("server busy", retry_after_s=1.5)
+    status = grpc_status(resource_exhausted_status("server busy", retry_after_s=1.5))
     assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     retry = error_details_pb2.RetryInfo()
     assert _rich_status(status).details[0].Unpack(retry)
