@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rpc.operations.manager import FilterError, parse_filter
+from rpc.errors import FilterError
+from rpc.operations.filter import parse_filter
 from rpc.operations.store import (
     CANCELLED,
     FAILED,
