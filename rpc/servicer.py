@@ -382,22 +382,17 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
     def BatchOptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.BatchOptimizeToursRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
-        record = _CallRecord(
-            method="BatchOptimizeTours",
-            peer=context.peer(),
-            shipments=sum(len(r.model.shipments) for r in request.requests),
-            vehicles=sum(len(r.model.vehicles) for r in request.requests),
-        )
+        shipments = sum(len(r.model.shipments) for r in request.requests)
+        vehicles = sum(len(r.model.vehicles) for r in request.requests)
+        record = _CallRecord("BatchOptimizeTours", context.peer(), shipments, vehicles)
         return self._submit(record, context, lambda jobs: jobs.submit_batch(request))
 
     def EvaluateDepotLayouts(  # noqa: N802 (gRPC method name)
         self, request: pb.EvaluateDepotLayoutsRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
+        orders = sum(len(d.orders) for d in request.study.days)
         record = _CallRecord(
-            method="EvaluateDepotLayouts",
-            peer=context.peer(),
-            shipments=sum(len(d.orders) for d in request.study.days),
-            vehicles=len(request.study.depots),
+            "EvaluateDepotLayouts", context.peer(), orders, len(request.study.depots)
         )
         return self._submit(record, context, lambda jobs: jobs.submit_layouts(request))
 

@@ -37,6 +37,16 @@ _WAIT_MARGIN_S: Final = 0.2
 """WaitOperation answers this long before the call's deadline."""
 
 
+def _empty(action: Callable[[str], None], name: str) -> Callable[[], empty_pb2.Empty]:
+    """A call that does ``action(name)`` and answers Empty."""
+
+    def run() -> empty_pb2.Empty:
+        action(name)
+        return empty_pb2.Empty()
+
+    return run
+
+
 class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
     """Serves the operations of a :class:`JobManager`."""
 
@@ -80,20 +90,12 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
     def CancelOperation(  # noqa: N802
         self, request: operations_pb2.CancelOperationRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
-        def run() -> empty_pb2.Empty:
-            self._jobs.cancel(request.name)
-            return empty_pb2.Empty()
-
-        return self._call("CancelOperation", context, run)
+        return self._call("CancelOperation", context, _empty(self._jobs.cancel, request.name))
 
     def DeleteOperation(  # noqa: N802
         self, request: operations_pb2.DeleteOperationRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
-        def run() -> empty_pb2.Empty:
-            self._jobs.delete(request.name)
-            return empty_pb2.Empty()
-
-        return self._call("DeleteOperation", context, run)
+        return self._call("DeleteOperation", context, _empty(self._jobs.delete, request.name))
 
     def WaitOperation(  # noqa: N802
         self, request: operations_pb2.WaitOperationRequest, context: grpc.ServicerContext

@@ -18,12 +18,13 @@ from typing import ClassVar, Final, Protocol, cast
 from google.longrunning import operations_pb2
 from google.protobuf import duration_pb2
 from google.protobuf.message import Message
+from google.rpc import code_pb2
 
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from rpc.convert import seconds_to_duration, seconds_to_timestamp
 from rpc.errors import plain_status, status_of
-from rpc.operations.store import QUEUED, RUNNING, JobRecord, JobStore
+from rpc.operations.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime.local import Executor
 
@@ -166,6 +167,20 @@ class OperationKind:
     def refresh(self, rec: JobRecord) -> None:
         """Bring an unfinished grouping operation up to date with its items (on recovery and
         when one of them finishes); nothing for other kinds."""
+
+    def fail(self, name: str, exc: BaseException) -> None:
+        """Finish operation ``name`` as FAILED with the status of ``exc``."""
+        self.host.finish(name, FAILED, error=error_bytes(exc, name))
+
+    def cancelled_without_result(self, name: str, message: str) -> None:
+        """Finish operation ``name`` as CANCELLED with no response (error CANCELLED)."""
+        self.host.finish(name, CANCELLED, error=status_bytes(code_pb2.CANCELLED, message))
+
+    def respond(self, name: str, response: Message, *, cancelled: bool) -> None:
+        """Finish operation ``name`` with ``response``: CANCELLED if it was cancelled (a partial
+        result), else SUCCEEDED."""
+        state = CANCELLED if cancelled else SUCCEEDED
+        self.host.finish(name, state, response=response.SerializeToString())
 
     def operation(self, rec: JobRecord) -> operations_pb2.Operation:
         """The ``google.longrunning.Operation`` of a stored operation."""

@@ -5,20 +5,10 @@ the layouts routed so far as its response (state CANCELLED)."""
 
 from __future__ import annotations
 
-from google.rpc import code_pb2
-
 from rpc.layouts import LayoutOutcome, LayoutRequest, request_to_study, result_to_response
-from rpc.operations.kinds.base import (
-    OperationKind,
-    Running,
-    elapsed,
-    error_bytes,
-    job_state,
-    set_times,
-    status_bytes,
-)
+from rpc.operations.kinds.base import OperationKind, Running, elapsed, job_state, set_times
 from rpc.operations.layouts import LayoutRun
-from rpc.operations.store import CANCELLED, FAILED, SUCCEEDED, JobRecord
+from rpc.operations.store import JobRecord
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = ["LayoutsKind"]
@@ -76,15 +66,14 @@ class LayoutsKind(OperationKind):
         try:
             outcome = run.result()
         except BaseException as exc:
-            host.finish(name, FAILED, error=error_bytes(exc, name))
+            self.fail(name, exc)
         else:
             if state.cancel_requested and not outcome.evaluations:
                 message = "the operation was cancelled before a layout was routed"
-                host.finish(name, CANCELLED, error=status_bytes(code_pb2.CANCELLED, message))
+                self.cancelled_without_result(name, message)
             else:
                 response = result_to_response(outcome, label=state.label)
-                status = CANCELLED if state.cancel_requested else SUCCEEDED
-                host.finish(name, status, response=response.SerializeToString())
+                self.respond(name, response, cancelled=state.cancel_requested)
         host.finished(None)
 
     def metadata(self, rec: JobRecord) -> pb.EvaluateDepotLayoutsMetadata:

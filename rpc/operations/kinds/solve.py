@@ -9,8 +9,6 @@ CANCELLED).
 
 from __future__ import annotations
 
-from google.rpc import code_pb2
-
 from engine.errors import ExecutorFullError, ExecutorShutdownError
 from engine.progress import SolveProgress
 from engine.solution import SolveStatus
@@ -21,16 +19,8 @@ from rpc.convert import (
     solution_to_response,
     solve_result,
 )
-from rpc.operations.kinds.base import (
-    OperationKind,
-    Running,
-    elapsed,
-    error_bytes,
-    job_state,
-    set_times,
-    status_bytes,
-)
-from rpc.operations.store import CANCELLED, FAILED, SUCCEEDED, JobRecord
+from rpc.operations.kinds.base import OperationKind, Running, elapsed, job_state, set_times
+from rpc.operations.store import SUCCEEDED, JobRecord
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime.local import Job
 
@@ -134,16 +124,15 @@ class SolveKind(OperationKind):
                 return  # interrupted by the shutdown: left unfinished, run again on restart
             if state.cancel_requested:
                 message = f"the operation was cancelled before a solution ({exc})"
-                host.finish(name, CANCELLED, error=status_bytes(code_pb2.CANCELLED, message))
+                self.cancelled_without_result(name, message)
             else:
-                host.finish(name, FAILED, error=error_bytes(exc, name))
+                self.fail(name, exc)
         else:
             interrupted = solution.status is SolveStatus.INTERRUPTED
             if stopping and not state.cancel_requested and interrupted:
                 return  # interrupted by the shutdown: left unfinished, run again on restart
             response = solution_to_response(solution, request_label=state.label)
-            status = CANCELLED if state.cancel_requested else SUCCEEDED
-            host.finish(name, status, response=response.SerializeToString())
+            self.respond(name, response, cancelled=state.cancel_requested)
         rec = host.store.get(name)
         if rec is not None:
             host.finished(rec.batch)
