@@ -1,4 +1,4 @@
-"""The ListOperations filter grammar: :func:`parse_filter`.
+"""The ListOperations filter grammar (:func:`parse_filter`) and paging (:func:`parse_page`).
 
 ``state=RUNNING``, ``state=QUEUED OR state=RUNNING``, ``done=true``, ``batch=operations/…``,
 ``kind=batch|tours|layouts``; terms on different keys joined by ``AND``, ``OR`` only between
@@ -16,10 +16,22 @@ from rpc.errors import FilterError
 from rpc.operations.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from rpc.pb import route_optimization_service_pb2 as pb
 
-__all__ = ["KINDS", "OperationFilter", "parse_filter"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "KINDS",
+    "MAX_PAGE_SIZE",
+    "OperationFilter",
+    "parse_filter",
+    "parse_page",
+]
 
 KINDS: Final = ("tours", "batch", "layouts")
 """The values of ``kind=``."""
+
+DEFAULT_PAGE_SIZE: Final = 50
+"""Operations in a page when the request sets no ``page_size``."""
+MAX_PAGE_SIZE: Final = 1000
+"""Most operations in a page."""
 
 _FILTER_TERM = re.compile(r'\s*(\w+)\s*=\s*"?([\w/.-]+)"?\s*')
 
@@ -87,3 +99,16 @@ def _state(value: str) -> int:
         known = ", ".join(names)
         raise FilterError(f"unknown state {value!r}; known: {known}")
     return pb.JobState.Value(value.upper())
+
+
+def parse_page(page_size: int, page_token: str) -> tuple[int, int]:
+    """The size of a ListOperations page and the ``seq`` its operations come after (the token
+    of a page is the ``seq`` of its last operation; "": the first page)."""
+    if page_size < 0:
+        raise FilterError(f"page_size must not be negative, got {page_size}")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    try:
+        after = int(page_token) if page_token else 0
+    except ValueError:
+        raise FilterError(f"invalid page_token {page_token!r}") from None
+    return size, after

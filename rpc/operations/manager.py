@@ -48,8 +48,8 @@ from engine.errors import ExecutorFullError, ExecutorShutdownError
 from engine.options import AUTO_SOLVER_PROCESSES
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
-from rpc.errors import FilterError, NotFinishedError, OperationNotFoundError
-from rpc.operations.filter import parse_filter
+from rpc.errors import NotFinishedError, OperationNotFoundError
+from rpc.operations.filter import parse_filter, parse_page
 from rpc.operations.kinds import (
     BatchKind,
     LayoutsKind,
@@ -71,17 +71,10 @@ from rpc.operations.store import (
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime.local import Executor
 
-__all__ = [
-    "FilterError",
-    "JobManager",
-    "NotFinishedError",
-    "OperationNotFoundError",
-]
+__all__ = ["MAX_ATTEMPTS", "JobManager"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE: Final = 50
-MAX_PAGE_SIZE: Final = 1000
 MAX_ATTEMPTS: Final = 3
 """A job that was running when the server stopped this many times fails (ABORTED) instead of
 running again: it may be what brings the server down."""
@@ -305,13 +298,7 @@ class JobManager:
     ) -> tuple[list[operations_pb2.Operation], str]:
         """A page of operations in creation order, and the token of the next page ("": last)."""
         flt = parse_filter(filter_text)
-        if page_size < 0:
-            raise FilterError(f"page_size must not be negative, got {page_size}")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        try:
-            after = int(page_token) if page_token else 0
-        except ValueError:
-            raise FilterError(f"invalid page_token {page_token!r}") from None
+        size, after = parse_page(page_size, page_token)
         records = self._store.list(
             states=flt.states, batch=flt.batch, kind=flt.kind, after_seq=after, limit=size + 1
         )
