@@ -200,6 +200,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    stop_requested = _stop_on_signals()
+    try:
+        spec = config.road_spec()
+        roads = load_roads(spec) if spec is not None else None
+    except (OSError, ValueError) as exc:
+        log.error("cannot load the road network: %s", exc)
+        return 1
+    if roads is not None:
+        _prepare_roads(roads)
+    try:
+        built = build_server(config, roads)
+    except (OSError, ValueError) as exc:  # data dir in use or unusable, cluster unreachable
+        log.error("%s", exc)
+        return 1
+    try:
+        port = bind(built.grpc_server, config)
+    except OSError as exc:
+        log.error("%s", exc)
+        built.executor.shutdown()
+        built.store.close()
+        return 1
+    if not _start(built):
+        return 1
+    if not stop_requested.is_set():
+        _serve(built, config, port, stop_requested)
+    _shut_down(built, config)
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set on SIGTERM or SIGINT (logged)."""
     stop_requested = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -211,56 +242,52 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop_requested
 
+
+def _prepare_roads(roads: RoadContext) -> None:
+    """Log the road network's build report and compile its kernels."""
+    if roads.report is not None:
+        log.info("%s", roads.report.summary())
+    log.info("road kernels compiled in %.2f s", _warm_up_roads(roads))
+
+
+def _start(built: Server) -> bool:
+    """Start the bound server, warm up the solver and recover the jobs; False (everything
+    stopped) when that fails."""
+    built.grpc_server.start()
     try:
-        spec = config.road_spec()
-        roads = load_roads(spec) if spec is not None else None
-    except (OSError, ValueError) as exc:
-        log.error("cannot load the road network: %s", exc)
-        return 1
-    if roads is not None:
-        if roads.report is not None:
-            log.info("%s", roads.report.summary())
-        log.info("road kernels compiled in %.2f s", _warm_up_roads(roads))
-    try:
-        built = build_server(config, roads)
-    except (OSError, ValueError) as exc:  # data dir in use or unusable, cluster unreachable
-        log.error("%s", exc)
-        return 1
-    server, health_servicer, executor = built.grpc_server, built.health, built.executor
-    try:
-        port = bind(server, config)
-    except OSError as exc:
-        log.error("%s", exc)
-        executor.shutdown()
-        built.store.close()
-        return 1
-    server.start()
-    try:
-        executor.warm_up()
+        built.executor.warm_up()
         built.jobs.start()
     except Exception:
         log.exception("solver warm-up failed")
-        server.stop(None)
+        built.grpc_server.stop(None)
         built.jobs.stop()
-        executor.shutdown(cancel_running=True)
+        built.executor.shutdown(cancel_running=True)
         built.store.close()
-        return 1
-    if not stop_requested.is_set():
-        _set_serving(health_servicer, True)
-        log.info(
-            "serving on %s:%d with %d solver workers, %d queued at most; job store %s",
-            config.host, port, executor.max_workers, executor.max_queued, built.store.path,
-        )  # fmt: skip
-        print(f"routeopt listening on {config.host}:{port}", flush=True)
-        while not stop_requested.wait(1.0):
-            pass
+        return False
+    return True
 
+
+def _serve(built: Server, config: ServerConfig, port: int, stop_requested: threading.Event) -> None:
+    """Report SERVING and the address, then wait for a stop signal."""
+    _set_serving(built.health, True)
+    log.info(
+        "serving on %s:%d with %d solver workers, %d queued at most; job store %s",
+        config.host, port, built.executor.max_workers, built.executor.max_queued,
+        built.store.path,
+    )  # fmt: skip
+    print(f"routeopt listening on {config.host}:{port}", flush=True)
+    while not stop_requested.wait(1.0):
+        pass
+
+
+def _shut_down(built: Server, config: ServerConfig) -> None:
+    """The graceful shutdown (module docstring)."""
     started = time.monotonic()
-    health_servicer.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
+    built.health.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
     built.jobs.stop()  # running operations stay unfinished in the store: the next start runs them
-    server.stop(config.grace_s).wait()
-    executor.shutdown(cancel_running=True)
+    built.grpc_server.stop(config.grace_s).wait()
+    built.executor.shutdown(cancel_running=True)
     built.store.close()
     log.info("stopped in %.2f s", time.monotonic() - started)
-    return 0

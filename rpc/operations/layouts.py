@@ -1,4 +1,4 @@
-"""The running side of an EvaluateDepotLayouts operation (see :mod:`rpc.operations.manager`).
+"""The running side of an EvaluateDepotLayouts operation (see :mod:`rpc.operations.kinds.layouts`).
 
 A :class:`LayoutRun` evaluates a study in a thread of the server: the screening model and the
 bookkeeping run there, and every routing solve goes to the server's solve executor (worker
@@ -60,31 +60,27 @@ class LayoutRun:
         self._done: list[LayoutEvaluation] = []
         self._future: Future[LayoutOutcome] = Future()
         self._thread = threading.Thread(target=self._run, name="layouts", daemon=True)
-        self.started = time.monotonic()
 
     def start(self) -> None:
+        """Start evaluating (in a thread of its own)."""
         self._thread.start()
 
-    # -- the Job-like interface used by JobManager ----------------------------------------------
+    # -- what the ``layouts`` operation kind uses ------------------------------------------------
 
     def cancel(self) -> None:
+        """Stop: the running solves are cancelled and no further layout starts."""
         self._cancelled.set()
         with self._lock:
             solves = list(self._solves)
         for job in solves:
             job.cancel()
 
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancelled.is_set()
-
-    def done(self) -> bool:
-        return self._future.done()
-
     def result(self, timeout: float | None = None) -> LayoutOutcome:
+        """The layouts routed (all of them, or those routed before a cancel)."""
         return self._future.result(timeout)
 
     def add_done_callback(self, fn: Callable[[LayoutRun], object]) -> None:
+        """Call ``fn(self)`` once the run is over (at once if it is)."""
         self._future.add_done_callback(lambda _: fn(self))
 
     # -- running ----------------------------------------------------------------------------------
