@@ -275,87 +275,99 @@ def test_model_defaults_when_unset() -> None:
     assert vehicle.break_requests == ()
 
 
-def test_full_model_field_by_field() -> None:
-    request = pb.OptimizeToursRequest(
+def full_shipment() -> pb.Shipment:
+    """A shipment that sets every field."""
+    return pb.Shipment(
+        label="s0",
+        pickups=[
+            pb.Shipment.VisitRequest(
+                arrival_location=latlng(38.5, -9.25),
+                duration=dur(90, 250_000_000),
+                tags=["p", "x"],
+                label="pick",
+                time_windows=[
+                    pb.TimeWindow(
+                        start_time=ts(T0 + 100, 1),
+                        end_time=ts(T0 + 200),
+                        soft_start_time=ts(T0 + 120),
+                        soft_end_time=ts(T0 + 180, 750_000_000),
+                        cost_per_hour_before_soft_start_time=2.5,
+                        cost_per_hour_after_soft_end_time=0.0,
+                    )
+                ],
+            )
+        ],
+        deliveries=[
+            pb.Shipment.VisitRequest(arrival_location=latlng(38.6, -9.1)),
+            pb.Shipment.VisitRequest(
+                arrival_location=latlng(-90, 180),
+                time_windows=[
+                    pb.TimeWindow(end_time=ts(T0 + 1000)),
+                    pb.TimeWindow(start_time=ts(T0 + 2000)),
+                ],
+            ),
+        ],
+        load_demands={
+            "kg": pb.Shipment.Load(amount=7),
+            "pallets": pb.Shipment.Load(amount=0),
+        },
+        penalty_cost=0.0,
+        allowed_vehicle_indices=[0],
+    )
+
+
+def full_vehicle() -> pb.Vehicle:
+    """A vehicle that sets every field."""
+    return pb.Vehicle(
+        label="v0",
+        start_location=latlng(90, -180),
+        end_location=latlng(38.7, -9.2),
+        start_tags=["depot"],
+        end_tags=["depot", "end"],
+        start_time_windows=[pb.TimeWindow(start_time=ts(T0 + 10))],
+        end_time_windows=[pb.TimeWindow(end_time=ts(T0 + 80000))],
+        travel_duration_multiple=1.25,
+        load_limits={
+            "kg": pb.Vehicle.LoadLimit(max_load=100),
+            "pallets": pb.Vehicle.LoadLimit(max_load=0),
+        },
+        cost_per_hour=20.0,
+        cost_per_traveled_hour=5.5,
+        cost_per_kilometer=0.4,
+        fixed_cost=30.0,
+        route_duration_limit=pb.Vehicle.DurationLimit(max_duration=dur(3600, 1)),
+        route_distance_limit=pb.Vehicle.DistanceLimit(max_meters=50_000),
+        break_rule=pb.BreakRule(
+            break_requests=[
+                pb.BreakRule.BreakRequest(
+                    earliest_start_time=ts(T0 + 3600),
+                    latest_start_time=ts(T0 + 7200, 100),
+                    min_duration=dur(900, 500_000_000),
+                )
+            ]
+        ),
+    )
+
+
+def full_request() -> pb.OptimizeToursRequest:
+    return pb.OptimizeToursRequest(
         model=pb.ShipmentModel(
             global_start_time=ts(T0, 500_000_000),
             global_end_time=ts(T0 + 86400),
-            shipments=[
-                pb.Shipment(
-                    label="s0",
-                    pickups=[
-                        pb.Shipment.VisitRequest(
-                            arrival_location=latlng(38.5, -9.25),
-                            duration=dur(90, 250_000_000),
-                            tags=["p", "x"],
-                            label="pick",
-                            time_windows=[
-                                pb.TimeWindow(
-                                    start_time=ts(T0 + 100, 1),
-                                    end_time=ts(T0 + 200),
-                                    soft_start_time=ts(T0 + 120),
-                                    soft_end_time=ts(T0 + 180, 750_000_000),
-                                    cost_per_hour_before_soft_start_time=2.5,
-                                    cost_per_hour_after_soft_end_time=0.0,
-                                )
-                            ],
-                        )
-                    ],
-                    deliveries=[
-                        pb.Shipment.VisitRequest(arrival_location=latlng(38.6, -9.1)),
-                        pb.Shipment.VisitRequest(
-                            arrival_location=latlng(-90, 180),
-                            time_windows=[
-                                pb.TimeWindow(end_time=ts(T0 + 1000)),
-                                pb.TimeWindow(start_time=ts(T0 + 2000)),
-                            ],
-                        ),
-                    ],
-                    load_demands={
-                        "kg": pb.Shipment.Load(amount=7),
-                        "pallets": pb.Shipment.Load(amount=0),
-                    },
-                    penalty_cost=0.0,
-                    allowed_vehicle_indices=[0],
-                )
-            ],
-            vehicles=[
-                pb.Vehicle(
-                    label="v0",
-                    start_location=latlng(90, -180),
-                    end_location=latlng(38.7, -9.2),
-                    start_tags=["depot"],
-                    end_tags=["depot", "end"],
-                    start_time_windows=[pb.TimeWindow(start_time=ts(T0 + 10))],
-                    end_time_windows=[pb.TimeWindow(end_time=ts(T0 + 80000))],
-                    travel_duration_multiple=1.25,
-                    load_limits={
-                        "kg": pb.Vehicle.LoadLimit(max_load=100),
-                        "pallets": pb.Vehicle.LoadLimit(max_load=0),
-                    },
-                    cost_per_hour=20.0,
-                    cost_per_traveled_hour=5.5,
-                    cost_per_kilometer=0.4,
-                    fixed_cost=30.0,
-                    route_duration_limit=pb.Vehicle.DurationLimit(max_duration=dur(3600, 1)),
-                    route_distance_limit=pb.Vehicle.DistanceLimit(max_meters=50_000),
-                    break_rule=pb.BreakRule(
-                        break_requests=[
-                            pb.BreakRule.BreakRequest(
-                                earliest_start_time=ts(T0 + 3600),
-                                latest_start_time=ts(T0 + 7200, 100),
-                                min_duration=dur(900, 500_000_000),
-                            )
-                        ]
-                    ),
-                )
-            ],
+            shipments=[full_shipment()],
+            vehicles=[full_vehicle()],
         )
     )
-    model, _ = convert(request)
+
+
+def test_full_model_global_times() -> None:
+    model, _ = convert(full_request())
     assert model.global_start_time == T0 + 0.5
     assert model.global_end_time == T0 + 86400.0
 
+
+def test_full_shipment_field_by_field() -> None:
+    model, _ = convert(full_request())
     (shipment,) = model.shipments
     assert shipment.label == "s0"
     assert shipment.load_demands == {"kg": 7, "pallets": 0}
@@ -383,6 +395,9 @@ def test_full_model_field_by_field() -> None:
         TimeWindow(start_time=T0 + 2000.0),
     )
 
+
+def test_full_vehicle_field_by_field() -> None:
+    model, _ = convert(full_request())
     (vehicle,) = model.vehicles
     assert vehicle.label == "v0"
     assert vehicle.start_location == LatLng(90.0, -180.0)
@@ -815,6 +830,58 @@ def test_seconds_to_duration(value: float, seconds: int, nanos: int) -> None:
 REASON = "auto: pyvrp cannot express vehicle breaks (model.vehicles[0].break_rule)"
 
 
+def hand_built_transitions(t: float) -> tuple[Transition, ...]:
+    return (
+        Transition(
+            start_time=t + 0.5,
+            travel_duration_s=99.75,
+            travel_distance_m=1000.5,
+            wait_duration_s=0.0,
+            break_duration_s=0.0,
+            total_duration_s=99.75,
+            vehicle_loads={"kg": 0},
+            polyline="_p~iF~ps|U",
+        ),
+        Transition(
+            start_time=t + 160.25,
+            travel_duration_s=500.0,
+            travel_distance_m=3000.0,
+            wait_duration_s=30.25,
+            break_duration_s=900.0,
+            total_duration_s=1430.25,
+            vehicle_loads={"kg": 5},
+        ),
+        Transition(
+            start_time=t + 900.0,
+            travel_duration_s=0.75,
+            travel_distance_m=321.0,
+            wait_duration_s=0.0,
+            break_duration_s=0.0,
+            total_duration_s=0.75,
+            vehicle_loads={"kg": 0},
+        ),
+    )
+
+
+def hand_built_skipped() -> tuple[SkippedShipment, ...]:
+    return (
+        SkippedShipment(
+            index=0,
+            label="s0",
+            reasons=(
+                SkipReason(
+                    code=SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY,
+                    example_vehicle_index=0,
+                    example_exceeded_capacity_type="kg",
+                ),
+                SkipReason(code=SkipReasonCode.VEHICLE_NOT_ALLOWED, example_vehicle_index=1),
+            ),
+        ),
+        SkippedShipment(index=2, label="s2", reasons=(SkipReason(code=SkipReasonCode.NO_VEHICLE),)),
+        SkippedShipment(index=3),
+    )
+
+
 def hand_built_solution() -> Solution:
     t = 1_700_000_000.0
     metrics = AggregatedMetrics(
@@ -853,36 +920,7 @@ def hand_built_solution() -> Solution:
                 visit_label="s1-drop",
             ),
         ),
-        transitions=(
-            Transition(
-                start_time=t + 0.5,
-                travel_duration_s=99.75,
-                travel_distance_m=1000.5,
-                wait_duration_s=0.0,
-                break_duration_s=0.0,
-                total_duration_s=99.75,
-                vehicle_loads={"kg": 0},
-                polyline="_p~iF~ps|U",
-            ),
-            Transition(
-                start_time=t + 160.25,
-                travel_duration_s=500.0,
-                travel_distance_m=3000.0,
-                wait_duration_s=30.25,
-                break_duration_s=900.0,
-                total_duration_s=1430.25,
-                vehicle_loads={"kg": 5},
-            ),
-            Transition(
-                start_time=t + 900.0,
-                travel_duration_s=0.75,
-                travel_distance_m=321.0,
-                wait_duration_s=0.0,
-                break_duration_s=0.0,
-                total_duration_s=0.75,
-                vehicle_loads={"kg": 0},
-            ),
-        ),
+        transitions=hand_built_transitions(t),
         breaks=(Break(start_time=t + 200.125, duration_s=900.0),),
         metrics=metrics,
         route_costs={"model.vehicles.fixed_cost": 50.0, "model.vehicles.cost_per_kilometer": 1.5},
@@ -892,24 +930,7 @@ def hand_built_solution() -> Solution:
     unused = Route(vehicle_index=1, vehicle_label="van-2")
     return Solution(
         routes=(used, unused),
-        skipped_shipments=(
-            SkippedShipment(
-                index=0,
-                label="s0",
-                reasons=(
-                    SkipReason(
-                        code=SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY,
-                        example_vehicle_index=0,
-                        example_exceeded_capacity_type="kg",
-                    ),
-                    SkipReason(code=SkipReasonCode.VEHICLE_NOT_ALLOWED, example_vehicle_index=1),
-                ),
-            ),
-            SkippedShipment(
-                index=2, label="s2", reasons=(SkipReason(code=SkipReasonCode.NO_VEHICLE),)
-            ),
-            SkippedShipment(index=3),
-        ),
+        skipped_shipments=hand_built_skipped(),
         metrics=Metrics(
             aggregated_route_metrics=metrics,
             skipped_mandatory_shipment_count=1,
@@ -934,6 +955,88 @@ def hand_built_solution() -> Solution:
     )
 
 
+def expected_transitions(t: int) -> list[pb.ShipmentRoute.Transition]:
+    load = pb.ShipmentRoute.VehicleLoad
+    return [
+        pb.ShipmentRoute.Transition(
+            start_time=ts(t, 500_000_000),
+            travel_duration=dur(99, 750_000_000),
+            travel_distance_meters=1000.5,
+            wait_duration=dur(0),
+            break_duration=dur(0),
+            total_duration=dur(99, 750_000_000),
+            vehicle_loads={"kg": load(amount=0)},
+            route_polyline=pb.ShipmentRoute.EncodedPolyline(points="_p~iF~ps|U"),
+        ),
+        pb.ShipmentRoute.Transition(
+            start_time=ts(t + 160, 250_000_000),
+            travel_duration=dur(500),
+            travel_distance_meters=3000.0,
+            wait_duration=dur(30, 250_000_000),
+            break_duration=dur(900),
+            total_duration=dur(1430, 250_000_000),
+            vehicle_loads={"kg": load(amount=5)},
+        ),
+        pb.ShipmentRoute.Transition(
+            start_time=ts(t + 900),
+            travel_duration=dur(0, 750_000_000),
+            travel_distance_meters=321.0,
+            wait_duration=dur(0),
+            break_duration=dur(0),
+            total_duration=dur(0, 750_000_000),
+            vehicle_loads={"kg": load(amount=0)},
+        ),
+    ]
+
+
+def expected_visits(t: int) -> list[pb.ShipmentRoute.Visit]:
+    return [
+        pb.ShipmentRoute.Visit(
+            shipment_index=1,
+            is_pickup=True,
+            visit_request_index=0,
+            start_time=ts(t + 100, 250_000_000),
+            load_demands={"kg": pb.Shipment.Load(amount=5)},
+            shipment_label="s1",
+            visit_label="s1-pickup",
+        ),
+        pb.ShipmentRoute.Visit(
+            shipment_index=1,
+            is_pickup=False,
+            visit_request_index=1,
+            start_time=ts(t + 800, 7_812_500),
+            load_demands={"kg": pb.Shipment.Load(amount=-5)},
+            shipment_label="s1",
+            visit_label="s1-drop",
+        ),
+    ]
+
+
+def expected_skipped() -> list[pb.SkippedShipment]:
+    return [
+        pb.SkippedShipment(
+            index=0,
+            label="s0",
+            reasons=[
+                pb.SkippedShipment.Reason(
+                    code=pb.SkippedShipment.Reason.DEMAND_EXCEEDS_VEHICLE_CAPACITY,
+                    example_vehicle_index=0,
+                    example_exceeded_capacity_type="kg",
+                ),
+                pb.SkippedShipment.Reason(
+                    code=pb.SkippedShipment.Reason.VEHICLE_NOT_ALLOWED, example_vehicle_index=1
+                ),
+            ],
+        ),
+        pb.SkippedShipment(
+            index=2,
+            label="s2",
+            reasons=[pb.SkippedShipment.Reason(code=pb.SkippedShipment.Reason.NO_VEHICLE)],
+        ),
+        pb.SkippedShipment(index=3),
+    ]
+
+
 def test_solution_to_response_maps_every_field() -> None:
     t = 1_700_000_000
     response = solution_to_response(hand_built_solution(), request_label="req-7")
@@ -951,7 +1054,6 @@ def test_solution_to_response_maps_every_field() -> None:
             "pallets": pb.ShipmentRoute.VehicleLoad(amount=1),
         },
     )
-    load = pb.ShipmentRoute.VehicleLoad
     expected = pb.OptimizeToursResponse(
         request_label="req-7",
         routes=[
@@ -960,56 +1062,8 @@ def test_solution_to_response_maps_every_field() -> None:
                 vehicle_label="van-1",
                 vehicle_start_time=ts(t, 500_000_000),
                 vehicle_end_time=ts(t + 1652, 125_000_000),
-                visits=[
-                    pb.ShipmentRoute.Visit(
-                        shipment_index=1,
-                        is_pickup=True,
-                        visit_request_index=0,
-                        start_time=ts(t + 100, 250_000_000),
-                        load_demands={"kg": pb.Shipment.Load(amount=5)},
-                        shipment_label="s1",
-                        visit_label="s1-pickup",
-                    ),
-                    pb.ShipmentRoute.Visit(
-                        shipment_index=1,
-                        is_pickup=False,
-                        visit_request_index=1,
-                        start_time=ts(t + 800, 7_812_500),
-                        load_demands={"kg": pb.Shipment.Load(amount=-5)},
-                        shipment_label="s1",
-                        visit_label="s1-drop",
-                    ),
-                ],
-                transitions=[
-                    pb.ShipmentRoute.Transition(
-                        start_time=ts(t, 500_000_000),
-                        travel_duration=dur(99, 750_000_000),
-                        travel_distance_meters=1000.5,
-                        wait_duration=dur(0),
-                        break_duration=dur(0),
-                        total_duration=dur(99, 750_000_000),
-                        vehicle_loads={"kg": load(amount=0)},
-                        route_polyline=pb.ShipmentRoute.EncodedPolyline(points="_p~iF~ps|U"),
-                    ),
-                    pb.ShipmentRoute.Transition(
-                        start_time=ts(t + 160, 250_000_000),
-                        travel_duration=dur(500),
-                        travel_distance_meters=3000.0,
-                        wait_duration=dur(30, 250_000_000),
-                        break_duration=dur(900),
-                        total_duration=dur(1430, 250_000_000),
-                        vehicle_loads={"kg": load(amount=5)},
-                    ),
-                    pb.ShipmentRoute.Transition(
-                        start_time=ts(t + 900),
-                        travel_duration=dur(0, 750_000_000),
-                        travel_distance_meters=321.0,
-                        wait_duration=dur(0),
-                        break_duration=dur(0),
-                        total_duration=dur(0, 750_000_000),
-                        vehicle_loads={"kg": load(amount=0)},
-                    ),
-                ],
+                visits=expected_visits(t),
+                transitions=expected_transitions(t),
                 route_polyline=pb.ShipmentRoute.EncodedPolyline(points="_p~iF~ps|U_ulLnnqC"),
                 breaks=[
                     pb.ShipmentRoute.Break(start_time=ts(t + 200, 125_000_000), duration=dur(900))
@@ -1023,28 +1077,7 @@ def test_solution_to_response_maps_every_field() -> None:
             ),
             pb.ShipmentRoute(vehicle_index=1, vehicle_label="van-2"),
         ],
-        skipped_shipments=[
-            pb.SkippedShipment(
-                index=0,
-                label="s0",
-                reasons=[
-                    pb.SkippedShipment.Reason(
-                        code=pb.SkippedShipment.Reason.DEMAND_EXCEEDS_VEHICLE_CAPACITY,
-                        example_vehicle_index=0,
-                        example_exceeded_capacity_type="kg",
-                    ),
-                    pb.SkippedShipment.Reason(
-                        code=pb.SkippedShipment.Reason.VEHICLE_NOT_ALLOWED, example_vehicle_index=1
-                    ),
-                ],
-            ),
-            pb.SkippedShipment(
-                index=2,
-                label="s2",
-                reasons=[pb.SkippedShipment.Reason(code=pb.SkippedShipment.Reason.NO_VEHICLE)],
-            ),
-            pb.SkippedShipment(index=3),
-        ],
+        skipped_shipments=expected_skipped(),
         metrics=pb.OptimizeToursResponse.Metrics(
             aggregated_route_metrics=agg,
             skipped_mandatory_shipment_count=1,
