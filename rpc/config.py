@@ -75,11 +75,22 @@ class ServerConfig:
         return f"{host}:{self.port}"
 
 
-def _positive_int(text: str) -> int:
+# argparse names these functions in its messages ("invalid _positive_int value: 'x'").
+
+
+def _int_at_least(text: str, least: int) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 def _processes(text: str) -> int:
@@ -92,25 +103,21 @@ def _processes(text: str) -> int:
         raise argparse.ArgumentTypeError(message) from None
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+def _finite_float(text: str, *, zero: bool) -> float:
+    """A finite number above 0 (``zero``: at least 0)."""
+    value = float(text)
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        what = "a non-negative" if zero else "a positive"
+        raise argparse.ArgumentTypeError(f"must be {what} number, got {text}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+    return _finite_float(text, zero=False)
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
-    return value
+    return _finite_float(text, zero=True)
 
 
 def _port(text: str) -> int:
