@@ -17,6 +17,8 @@ again), the server stops taking calls, in-flight calls get up to ``--grace`` sec
 (then they are cancelled and their solves stopped), the workers are shut down and the process
 exits 0.
 
+The flags and their checks are :mod:`rpc.config` (:func:`~rpc.config.parse_args`).
+
 ``--max-message-mb`` limits both received and sent messages (requests with large client
 matrices and responses with many routes); gRPC's own default would be 4 MiB for receiving.
 """

@@ -21,9 +21,10 @@ progress is the layouts routed so far, kept as the partial response):
 - **Progress** from the worker is kept in memory (served by GetOperation at once) and written
   to the store at most every ``progress_every_s`` seconds, with the best solution so far
   whenever the worker sends one.
-- **Completion** stores the response (or a ``google.rpc.Status``); finished operations expire
-  ``retention_s`` seconds later (a janitor thread deletes them; items of a batch go with their
-  batch). **Cancellation** of a queued job finishes it at once (error CANCELLED); a running
+- **Completion** stores the response, or the ``google.rpc.Status`` of the failure (by
+  :func:`rpc.errors.status_of`: the status OptimizeTours answers for it); finished operations
+  expire ``retention_s`` seconds later (a janitor thread deletes them; items of a batch go with
+  their batch). **Cancellation** of a queued job finishes it at once (error CANCELLED); a running
   one is stopped and keeps its best solution so far as the response (state CANCELLED).
 - **Recovery**: on :meth:`JobManager.start`, jobs that were queued are queued again and jobs
   that were running (the server died under them) run again from the start: at-least-once, up to
