@@ -127,7 +127,7 @@ def optimize_tours_stream(
 
 
 def _print_error(error: grpc.RpcError) -> None:
-    call: grpc.Call = error  # type: ignore[assignment]
+    call: grpc.Call = error
     print(f"error: {call.code().name}: {call.details()}", file=sys.stderr)
     status = rpc_status.from_call(call)
     for detail in status.details if status else ():

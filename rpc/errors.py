@@ -1,9 +1,22 @@
-"""gRPC error statuses with google.rpc rich details (``grpc-status-details-bin``).
+"""gRPC error statuses with google.rpc rich details (``grpc-status-details-bin``): the one place
+where exceptions become statuses.
 
-Every status here is built as a ``google.rpc.Status`` and converted with
-:func:`grpc_status.rpc_status.to_status`, so clients can read the details with
-``grpc_status.rpc_status.from_call`` (or any google.rpc-aware client). Use it from a servicer
-with ``context.abort_with_status(status)``.
+:func:`status_of` maps any exception to a ``google.rpc.Status``; every unary and streaming
+method (through :func:`grpc_status`) and the stored error of every long-running operation use
+it, so the same failure gives the same status on every path:
+
+- :class:`~engine.errors.InvalidModelError`: INVALID_ARGUMENT with a ``google.rpc.BadRequest``
+  (one field violation per problem) and an ``ErrorInfo`` (:func:`invalid_argument_status`);
+- :class:`~engine.errors.ExecutorFullError`: RESOURCE_EXHAUSTED with a ``RetryInfo``;
+- :class:`~engine.errors.ExecutorShutdownError`: UNAVAILABLE;
+- :class:`~engine.errors.NoSolutionError`: DEADLINE_EXCEEDED, CANCELLED or FAILED_PRECONDITION
+  by its reason; :class:`DeadlineTooShortError`: DEADLINE_EXCEEDED;
+- a solve cancelled before it started: CANCELLED;
+- :class:`OperationNotFoundError`: NOT_FOUND, :class:`NotFinishedError`: FAILED_PRECONDITION,
+  :class:`FilterError`: INVALID_ARGUMENT (the operations service);
+- anything else (a :class:`~engine.errors.SolverError` too): INTERNAL with a fixed message and an
+  incident id (:func:`internal_status`); the exception text and traceback go to the server log
+  only, with the same incident id.
 
 Details travel in trailing metadata, which gRPC limits (8 KiB by default on many clients), so
 the BadRequest of :func:`invalid_argument_status` is capped; the ErrorInfo metadata gives the
@@ -12,7 +25,10 @@ total number of violations and how many are listed.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Sequence
+from concurrent.futures import CancelledError
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -20,16 +36,32 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from engine.errors import FieldViolation
+from engine.errors import (
+    ExecutorFullError,
+    ExecutorShutdownError,
+    FieldViolation,
+    InvalidModelError,
+    NoSolutionError,
+)
 
 __all__ = [
     "ERROR_DOMAIN",
     "MAX_DETAIL_BYTES",
     "MAX_REPORTED_VIOLATIONS",
+    "RETRY_AFTER_S",
+    "DeadlineTooShortError",
+    "FilterError",
+    "NotFinishedError",
+    "OperationNotFoundError",
+    "grpc_status",
     "internal_status",
     "invalid_argument_status",
+    "plain_status",
     "resource_exhausted_status",
+    "status_of",
 ]
+
+log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "routeopt.dev"
 """``ErrorInfo.domain`` of every routeopt error."""
@@ -40,9 +72,34 @@ MAX_REPORTED_VIOLATIONS = 100
 MAX_DETAIL_BYTES = 4096
 """Budget for the serialized BadRequest (base64 in the trailer: about 5.5 KiB)."""
 
+RETRY_AFTER_S = 1.0
+"""``RetryInfo`` delay suggested to clients when every solver worker is busy."""
+
 _MAX_DESCRIPTION_CHARS = 300
 _MESSAGE_VIOLATIONS = 3
 _MAX_MESSAGE_CHARS = 1000
+
+_NO_SOLUTION_CODES = {
+    "time_limit": code_pb2.DEADLINE_EXCEEDED,
+    "interrupted": code_pb2.CANCELLED,
+    "infeasible": code_pb2.FAILED_PRECONDITION,
+}
+
+
+class DeadlineTooShortError(Exception):
+    """The call's deadline leaves no time to solve."""
+
+
+class OperationNotFoundError(LookupError):
+    """No operation has this name (never had, expired or deleted)."""
+
+
+class NotFinishedError(RuntimeError):
+    """The operation is still queued or running."""
+
+
+class FilterError(ValueError):
+    """A ListOperations filter or page token that cannot be understood."""
 
 
 def _pack(message: Message) -> any_pb2.Any:
@@ -55,17 +112,26 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _status(code: int, message: str, details: Sequence[Message]) -> grpc.Status:
-    status = status_pb2.Status(
+def plain_status(code: int, message: str, details: Sequence[Message] = ()) -> status_pb2.Status:
+    """A ``google.rpc.Status`` of ``code`` (a ``google.rpc.Code``) with ``message`` (truncated
+    to 1000 characters) and ``details``."""
+    return status_pb2.Status(
         code=code,
         message=_truncate(message, _MAX_MESSAGE_CHARS),
         details=[_pack(d) for d in details],
     )
+
+
+def grpc_status(status: status_pb2.Status) -> grpc.Status:
+    """``status`` for ``context.abort_with_status``: its code and message, and the whole status
+    in the ``grpc-status-details-bin`` trailer (read it with ``rpc_status.from_call``)."""
     result: grpc.Status = rpc_status.to_status(status)
     return result
 
 
-def invalid_argument_status(violations: Sequence[FieldViolation], *, summary: str) -> grpc.Status:
+def invalid_argument_status(
+    violations: Sequence[FieldViolation], *, summary: str
+) -> status_pb2.Status:
     """INVALID_ARGUMENT with one ``BadRequest.FieldViolation`` per violation.
 
     The message is ``summary`` followed by the first violations. The BadRequest lists the
@@ -95,10 +161,10 @@ def invalid_argument_status(violations: Sequence[FieldViolation], *, summary: st
         domain=ERROR_DOMAIN,
         metadata={"violation_count": str(total), "reported_violation_count": str(reported)},
     )
-    return _status(code_pb2.INVALID_ARGUMENT, message, [bad_request, info])
+    return plain_status(code_pb2.INVALID_ARGUMENT, message, [bad_request, info])
 
 
-def resource_exhausted_status(message: str, *, retry_after_s: float) -> grpc.Status:
+def resource_exhausted_status(message: str, *, retry_after_s: float) -> status_pb2.Status:
     """RESOURCE_EXHAUSTED (the server is at capacity) with a ``RetryInfo`` delay."""
     delay = duration_pb2.Duration()
     delay.FromNanoseconds(max(0, round(retry_after_s * 1e9)))
@@ -106,10 +172,10 @@ def resource_exhausted_status(message: str, *, retry_after_s: float) -> grpc.Sta
         error_details_pb2.RetryInfo(retry_delay=delay),
         error_details_pb2.ErrorInfo(reason="SERVER_BUSY", domain=ERROR_DOMAIN),
     ]
-    return _status(code_pb2.RESOURCE_EXHAUSTED, message, details)
+    return plain_status(code_pb2.RESOURCE_EXHAUSTED, message, details)
 
 
-def internal_status(*, incident_id: str = "") -> grpc.Status:
+def internal_status(*, incident_id: str = "") -> status_pb2.Status:
     """INTERNAL with a fixed message: never an exception text or a traceback.
 
     ``incident_id`` (for example a random id also written to the server log) lets an operator
@@ -121,4 +187,38 @@ def internal_status(*, incident_id: str = "") -> grpc.Status:
         message += f" (incident {incident_id})"
         metadata["incident_id"] = incident_id
     info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN, metadata=metadata)
-    return _status(code_pb2.INTERNAL, message, [info])
+    return plain_status(code_pb2.INTERNAL, message, [info])
+
+
+def status_of(exc: BaseException, *, action: str = "a call") -> status_pb2.Status:
+    """The status of a call or an operation that failed with ``exc`` (see the module docstring).
+
+    An unexpected error is logged here, with its traceback and the incident id of the status,
+    as ``"<action> failed (incident …)"``."""
+    if isinstance(exc, InvalidModelError):
+        return invalid_argument_status(list(exc.violations), summary="invalid request")
+    if isinstance(exc, ExecutorFullError):
+        return resource_exhausted_status(
+            f"the server is at capacity: {exc}", retry_after_s=RETRY_AFTER_S
+        )
+    if isinstance(exc, ExecutorShutdownError):
+        return plain_status(code_pb2.UNAVAILABLE, "the server is shutting down")
+    if isinstance(exc, NoSolutionError):
+        return plain_status(_NO_SOLUTION_CODES[exc.reason], str(exc))
+    if isinstance(exc, CancelledError):
+        return plain_status(code_pb2.CANCELLED, "the operation was cancelled before it started")
+    simple = _SIMPLE_CODES.get(type(exc))
+    if simple is not None:
+        return plain_status(simple, str(exc))
+    incident = uuid.uuid4().hex[:12]
+    log.error("%s failed (incident %s)", action, incident, exc_info=exc)
+    return internal_status(incident_id=incident)
+
+
+_SIMPLE_CODES: dict[type[BaseException], int] = {
+    DeadlineTooShortError: code_pb2.DEADLINE_EXCEEDED,
+    OperationNotFoundError: code_pb2.NOT_FOUND,
+    NotFinishedError: code_pb2.FAILED_PRECONDITION,
+    FilterError: code_pb2.INVALID_ARGUMENT,
+}
+"""Exceptions whose text is the message of a status of their own code."""

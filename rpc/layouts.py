@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from engine.errors import FieldViolation, InvalidModelError
 from engine.options import DEFAULT_GEODESIC_METERS_PER_SECOND
@@ -33,13 +34,14 @@ from planning import (
     search_layouts,
     validate_study,
 )
-from rpc.convert import _Converter, _each, seconds_to_duration, solution_to_response
+from rpc.convert import ModelConverter, each, seconds_to_duration, solution_to_response
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = [
     "LayoutOutcome",
     "LayoutRequest",
     "evaluation_to_result",
+    "rank",
     "request_to_study",
     "result_to_response",
     "run_request",
@@ -63,7 +65,7 @@ class LayoutRequest:
     label: str
 
 
-class _StudyConverter(_Converter):
+class _StudyConverter(ModelConverter):
     def loads(self, values: object, path: str) -> dict[str, int]:
         out: dict[str, int] = {}
         for name, value in sorted(values.items()):  # type: ignore[attr-defined]
@@ -77,7 +79,7 @@ class _StudyConverter(_Converter):
             label=o.label,
             location=self.opt_latlng(o, "location", path),
             demands=self.loads(o.demands, f"{path}.demands"),
-            time_windows=_each(o.time_windows, f"{path}.time_windows", self.time_window),
+            time_windows=each(o.time_windows, f"{path}.time_windows", self.time_window),
             service_s=self.duration(o.service_duration, f"{path}.service_duration"),
             penalty_cost=self.opt_number(o, "penalty_cost", path),
         )
@@ -88,7 +90,7 @@ class _StudyConverter(_Converter):
         )
         return Day(
             label=d.label or f"day {path}",
-            orders=_each(d.orders, f"{path}.orders", self.order),
+            orders=each(d.orders, f"{path}.orders", self.order),
             start_time=start,
         )
 
@@ -123,7 +125,7 @@ class _StudyConverter(_Converter):
             opening_cost=self.number(d.opening_cost, f"{path}.opening_cost", 0.0),
             open_s=self.duration(d.opens_at, f"{path}.opens_at"),
             close_s=closes,
-            fleet=_each(d.fleet, f"{path}.fleet", self.vehicle_type) or None,
+            fleet=each(d.fleet, f"{path}.fleet", self.vehicle_type) or None,
         )
 
     def study(self, s: pb.DepotLayoutStudy, path: str) -> LayoutStudy:
@@ -141,9 +143,9 @@ class _StudyConverter(_Converter):
         elif s.search.k or s.search.must_open:
             self.add(f"{path}.search.mode", "required when k or must_open is set")
         return LayoutStudy(
-            days=_each(s.days, f"{path}.days", self.day),
-            depots=_each(s.depots, f"{path}.depots", self.depot),
-            fleet=_each(s.fleet, f"{path}.fleet", self.vehicle_type),
+            days=each(s.days, f"{path}.days", self.day),
+            depots=each(s.depots, f"{path}.depots", self.depot),
+            fleet=each(s.fleet, f"{path}.fleet", self.vehicle_type),
             layouts=tuple(
                 Layout(x.label or "+".join(x.depots), tuple(x.depots)) for x in s.layouts
             ),
@@ -164,7 +166,9 @@ def request_to_study(
     conv = _StudyConverter()
     study = conv.study(request.study, "study")
 
-    def seconds(name: str, default: float | None) -> float | None:
+    def seconds(
+        name: Literal["layout_timeout", "final_layout_timeout", "timeout"], default: float | None
+    ) -> float | None:
         if not request.HasField(name):
             return default
         value = conv.duration(getattr(request, name), name)
@@ -225,7 +229,9 @@ class LayoutOutcome:
     screened: tuple[tuple[Layout, float], ...] = ()
 
 
-def _rank(evaluations: Sequence[LayoutEvaluation]) -> tuple[LayoutEvaluation, ...]:
+def rank(evaluations: Sequence[LayoutEvaluation]) -> tuple[LayoutEvaluation, ...]:
+    """Layouts best first: those within their depots' capacities, then fewer mandatory orders
+    unserved, then lower total cost."""
     return tuple(
         sorted(
             evaluations,
@@ -272,7 +278,7 @@ def run_request(
         screened = found.screened
         named = {frozenset(e.layout.depots) for e in evaluations}
         evaluations += [e for e in found.evaluations if frozenset(e.layout.depots) not in named]
-    return LayoutOutcome(_rank(evaluations), screened)
+    return LayoutOutcome(rank(evaluations), screened)
 
 
 def _kpis(k: object) -> pb.LayoutKpis:

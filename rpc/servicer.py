@@ -21,9 +21,10 @@ OptimizeToursLongRunning and BatchOptimizeTours hand the request to
 :class:`rpc.operations.manager.JobManager`
 (durable operations, followed through ``google.longrunning.Operations``).
 
-Errors are mapped to statuses in one place (:func:`_error_status`); an unexpected error is
-answered with a generic INTERNAL status and an incident id, its traceback goes to the server
-log only. Each call writes one log line: method, status code, latency, problem size, peer.
+Errors are mapped to statuses in one place (:func:`rpc.errors.status_of`, the same mapping as
+for the errors of long-running operations); an unexpected error is answered with a generic
+INTERNAL status and an incident id, its traceback goes to the server log only.
+Each call writes one log line: method, status code, latency, problem size, peer.
 """
 
 from __future__ import annotations
@@ -33,23 +34,15 @@ import logging
 import queue
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NoReturn, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
-from google.rpc import code_pb2, status_pb2
-from grpc_status import rpc_status
+from google.rpc import code_pb2
 
-from engine.errors import (
-    ExecutorFullError,
-    ExecutorShutdownError,
-    FieldViolation,
-    InvalidModelError,
-    NoSolutionError,
-)
+from engine.errors import FieldViolation, InvalidModelError
 from engine.options import AUTO_SOLVER_PROCESSES, SolveOptions
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
@@ -61,17 +54,20 @@ from rpc.convert import (
     request_to_engine,
     seconds_to_duration,
     solution_to_response,
+    solve_result,
 )
-from rpc.errors import internal_status, invalid_argument_status, resource_exhausted_status
+from rpc.errors import DeadlineTooShortError, grpc_status, plain_status, status_of
 from rpc.matrix import compute_matrix
 from rpc.operations.manager import JobManager
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
-from runtime.local import Executor
+from runtime.local import Executor, Job
 
 __all__ = ["MIN_DEADLINE_MARGIN_S", "MIN_SOLVE_BUDGET_S", "RouteOptimizationServicer"]
 
 log = logging.getLogger(__name__)
+
+_R = TypeVar("_R")
 
 MIN_DEADLINE_MARGIN_S: Final = 0.3
 """Smallest part of the call's remaining time kept back for sending the response."""
@@ -81,9 +77,6 @@ DEADLINE_MARGIN_FRACTION: Final = 0.1
 
 MIN_SOLVE_BUDGET_S: Final = 0.05
 """Below this time budget the call is answered DEADLINE_EXCEEDED without solving."""
-
-RETRY_AFTER_S: Final = 1.0
-"""``RetryInfo`` delay suggested to clients when every solver worker is busy."""
 
 _RESULT_SLACK_S: Final = 60.0
 """How long past its budget the servicer waits for a solve before giving up (safety net; the
@@ -103,10 +96,6 @@ class _CallEndedError(Exception):
     """The client cancelled the call or its deadline passed: nobody waits for an answer."""
 
 
-class _DeadlineTooShortError(Exception):
-    """The call's deadline leaves no time to solve."""
-
-
 @dataclass
 class _CallRecord:
     """What the per-call log line reports."""
@@ -118,6 +107,14 @@ class _CallRecord:
     started: float = field(default_factory=time.monotonic)
     outcome: str = ""  # e.g. the solve status, "validate_only"
 
+    @classmethod
+    def of_tours(
+        cls, method: str, context: grpc.ServicerContext, request: pb.OptimizeToursRequest
+    ) -> _CallRecord:
+        """The record of a call about one OptimizeToursRequest."""
+        model = request.model
+        return cls(method, context.peer(), len(model.shipments), len(model.vehicles))
+
     def log(self, code: grpc.StatusCode) -> None:
         latency_ms = (time.monotonic() - self.started) * 1000.0
         extra = f" outcome={self.outcome}" if self.outcome else ""
@@ -126,43 +123,49 @@ class _CallRecord:
             self.method, code.name, latency_ms, self.shipments, self.vehicles, self.peer, extra,
         )  # fmt: skip
 
+    def log_ended(self, context: grpc.ServicerContext) -> None:
+        """Log a call that ended (cancelled, or past its deadline) before its answer."""
+        gone = context.time_remaining() <= 0
+        self.log(grpc.StatusCode.DEADLINE_EXCEEDED if gone else grpc.StatusCode.CANCELLED)
 
-def _plain_status(code: grpc.StatusCode, message: str) -> grpc.Status:
-    google_code = getattr(code_pb2, code.name)
-    result: grpc.Status = rpc_status.to_status(status_pb2.Status(code=google_code, message=message))
-    return result
+    def abort(self, context: grpc.ServicerContext, exc: Exception) -> NoReturn:
+        """Answer the call with the status of ``exc`` (:func:`rpc.errors.status_of`)."""
+        status = grpc_status(status_of(exc, action=f"{self.method} from {self.peer}"))
+        self.log(status.code)
+        context.abort_with_status(status)
+        raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
+
+    def refuse(self, context: grpc.ServicerContext, code: int, message: str) -> NoReturn:
+        """Answer the call with a plain status of ``code`` (a ``google.rpc.Code``)."""
+        status = grpc_status(plain_status(code, message))
+        self.log(status.code)
+        context.abort_with_status(status)
+        raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+    def answer(self, context: grpc.ServicerContext, run: Callable[[], _R]) -> _R:
+        """``run()``, logged as OK; a failure is answered with its status
+        (:class:`_CallEndedError` goes through)."""
+        try:
+            response = run()
+        except _CallEndedError:
+            raise
+        except Exception as exc:
+            self.abort(context, exc)
+        self.log(grpc.StatusCode.OK)
+        return response
 
 
-def _error_status(exc: Exception, record: _CallRecord) -> grpc.Status:
-    """The status answering a call that failed with ``exc``: the one place errors are mapped."""
-    if isinstance(exc, InvalidModelError):
-        return invalid_argument_status(list(exc.violations), summary="invalid request")
-    if isinstance(exc, ExecutorFullError):
-        return resource_exhausted_status(
-            f"the server is at capacity: {exc}", retry_after_s=RETRY_AFTER_S
-        )
-    if isinstance(exc, ExecutorShutdownError):
-        return _plain_status(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
-    if isinstance(exc, _DeadlineTooShortError):
-        return _plain_status(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
-    if isinstance(exc, NoSolutionError):
-        code = {
-            "time_limit": grpc.StatusCode.DEADLINE_EXCEEDED,
-            "interrupted": grpc.StatusCode.CANCELLED,
-            "infeasible": grpc.StatusCode.FAILED_PRECONDITION,
-        }[exc.reason]
-        return _plain_status(code, str(exc))
-    incident = uuid.uuid4().hex[:12]
-    log.error("%s from %s failed (incident %s)", record.method, record.peer, incident, exc_info=exc)
-    return internal_status(incident_id=incident)
+@dataclass
+class _Stream:
+    """A solve followed by OptimizeToursStream."""
 
-
-def _as_request_paths(violations: tuple[FieldViolation, ...]) -> list[FieldViolation]:
-    """Engine violations (model-relative paths) with request-relative paths."""
-    return [
-        FieldViolation(f"model.{v.field}" if v.field else "model", v.description)
-        for v in violations
-    ]
+    job: Job
+    settings: RequestSettings
+    requested: float
+    budget: float
+    events: queue.SimpleQueue[object]
+    started: float = field(default_factory=time.monotonic)
+    latest: SolveProgress | None = None
 
 
 def _hit_time_limit(solution: Solution) -> bool:
@@ -171,6 +174,13 @@ def _hit_time_limit(solution: Solution) -> bool:
         solution.status is SolveStatus.SOLVED
         and solution.solve_time_s >= 0.9 * solution.solver_time_limit_s - 0.1
     )
+
+
+def _progress_interval(request: pb.OptimizeToursRequest) -> float:
+    """OptimizeToursStream's ``progress_routes_interval``, or the default."""
+    if request.HasField("progress_routes_interval"):
+        return duration_to_seconds(request.progress_routes_interval)
+    return DEFAULT_PROGRESS_ROUTES_INTERVAL_S
 
 
 class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
@@ -205,25 +215,12 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
     def OptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
     ) -> pb.OptimizeToursResponse:
-        record = _CallRecord(
-            method="OptimizeTours",
-            peer=context.peer(),
-            shipments=len(request.model.shipments),
-            vehicles=len(request.model.vehicles),
-        )
+        record = _CallRecord.of_tours("OptimizeTours", context, request)
         try:
-            response = self._optimize_tours(request, context, record)
+            return record.answer(context, lambda: self._optimize_tours(request, context, record))
         except _CallEndedError:
-            gone = context.time_remaining() <= 0
-            record.log(grpc.StatusCode.DEADLINE_EXCEEDED if gone else grpc.StatusCode.CANCELLED)
+            record.log_ended(context)
             return pb.OptimizeToursResponse()  # nobody reads it
-        except Exception as exc:
-            status = _error_status(exc, record)
-            record.log(status.code)
-            context.abort_with_status(status)
-            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
-        record.log(grpc.StatusCode.OK)
-        return response
 
     def _optimize_tours(
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext, record: _CallRecord
@@ -266,10 +263,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
 
     @staticmethod
     def _solution(result: Callable[[], Solution], requested: float, budget: float) -> Solution:
-        try:
-            solution = result()
-        except InvalidModelError as exc:  # validated above, so the engine rarely finds more
-            raise InvalidModelError(_as_request_paths(exc.violations)) from exc
+        solution = solve_result(result)
         if budget < requested and _hit_time_limit(solution):
             # The call's deadline, not the request's timeout, stopped the search.
             solution = dataclasses.replace(solution, status=SolveStatus.INTERRUPTED)
@@ -278,92 +272,99 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
     def OptimizeToursStream(  # noqa: N802 (gRPC method name)
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.OptimizeToursProgress]:
-        record = _CallRecord(
-            method="OptimizeToursStream",
-            peer=context.peer(),
-            shipments=len(request.model.shipments),
-            vehicles=len(request.model.vehicles),
-        )
-        events: queue.SimpleQueue[object] = queue.SimpleQueue()
-        try:
-            if request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY:
-                response = self._optimize_tours(request, context, record)
-                record.log(grpc.StatusCode.OK)
-                yield pb.OptimizeToursProgress(done=True, response=response)
-                return
-            interval = DEFAULT_PROGRESS_ROUTES_INTERVAL_S
-            if request.HasField("progress_routes_interval"):
-                interval = duration_to_seconds(request.progress_routes_interval)
-            violations = []
-            if interval < 0:
-                violations.append(
-                    FieldViolation("progress_routes_interval", "must not be negative")
-                )
-            try:
-                model, settings = request_to_engine(
-                    request,
-                    default_geodesic_meters_per_second=self._default_speed,
-                    max_solver_processes=self._max_solver_processes,
-                )
-            except InvalidModelError as exc:
-                raise InvalidModelError([*violations, *exc.violations]) from exc
-            if violations:
-                raise InvalidModelError(violations)
-            requested, budget, options = self._options(settings, context)
-            job = self._executor.submit(
-                model, options, on_progress=events.put, progress_solutions_every_s=interval
+        record = _CallRecord.of_tours("OptimizeToursStream", context, request)
+        if request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY:
+            response = record.answer(
+                context, lambda: self._optimize_tours(request, context, record)
             )
+            yield pb.OptimizeToursProgress(done=True, response=response)
+            return
+        try:
+            stream = self._start_stream(request, context)
         except Exception as exc:
-            status = _error_status(exc, record)
-            record.log(status.code)
-            context.abort_with_status(status)
-            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
-        job.add_done_callback(lambda _: events.put(_DONE))
+            record.abort(context, exc)
+        stream.job.add_done_callback(lambda _: stream.events.put(_DONE))
 
         def gone() -> None:
-            job.cancel()
-            events.put(_GONE)
+            stream.job.cancel()
+            stream.events.put(_GONE)
 
         if not context.add_callback(gone):
             gone()
-        started = time.monotonic()
-        latest: SolveProgress | None = None
+        last = yield from self._progress_events(stream, context)
+        if last is _GONE:
+            record.log_ended(context)
+            return
+        yield self._final_event(stream, record, context, timed_out=last is None)
+
+    def _start_stream(
+        self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
+    ) -> _Stream:
+        """Validate a streamed request (``progress_routes_interval`` too) and submit its solve."""
+        interval = _progress_interval(request)
+        violations = []
+        if interval < 0:
+            violations.append(FieldViolation("progress_routes_interval", "must not be negative"))
+        try:
+            model, settings = request_to_engine(
+                request,
+                default_geodesic_meters_per_second=self._default_speed,
+                max_solver_processes=self._max_solver_processes,
+            )
+        except InvalidModelError as exc:
+            raise InvalidModelError([*violations, *exc.violations]) from exc
+        if violations:
+            raise InvalidModelError(violations)
+        requested, budget, options = self._options(settings, context)
+        events: queue.SimpleQueue[object] = queue.SimpleQueue()
+        job = self._executor.submit(
+            model, options, on_progress=events.put, progress_solutions_every_s=interval
+        )
+        return _Stream(job, settings, requested, budget, events)
+
+    @staticmethod
+    def _progress_events(
+        stream: _Stream, context: grpc.ServicerContext
+    ) -> Generator[pb.OptimizeToursProgress, None, object]:
+        """Yield an event per progress update until the solve is done; returns ``_DONE``,
+        ``_GONE`` (the call ended: the solve is cancelled) or None (it overran its budget)."""
         while True:
+            timeout = stream.started + stream.budget + _RESULT_SLACK_S - time.monotonic()
             try:
-                item = events.get(
-                    timeout=max(0.0, started + budget + _RESULT_SLACK_S - time.monotonic())
-                )
+                item = stream.events.get(timeout=max(0.0, timeout))
             except queue.Empty:
-                job.cancel()
+                stream.job.cancel()
                 item = None
             if item is _GONE or not context.is_active():
-                job.cancel()
-                deadline_passed = context.time_remaining() <= 0
-                record.log(
-                    grpc.StatusCode.DEADLINE_EXCEEDED
-                    if deadline_passed
-                    else grpc.StatusCode.CANCELLED
-                )
-                return
+                stream.job.cancel()
+                return _GONE
             if item is _DONE or item is None:
-                break
+                return item
             assert isinstance(item, SolveProgress)
-            latest = item
-            yield _progress_event(item, settings.label)
+            stream.latest = item
+            yield _progress_event(item, stream.settings.label)
+
+    def _final_event(
+        self,
+        stream: _Stream,
+        record: _CallRecord,
+        context: grpc.ServicerContext,
+        *,
+        timed_out: bool,
+    ) -> pb.OptimizeToursProgress:
+        """The last event of a stream, with the final response (a failure aborts the call)."""
         try:
-            if item is None:
-                raise TimeoutError(f"solve job did not finish within {budget:.1f} s")
-            solution = self._solution(job.result, requested, budget)
+            if timed_out:
+                raise TimeoutError(f"solve job did not finish within {stream.budget:.1f} s")
+            solution = self._solution(stream.job.result, stream.requested, stream.budget)
         except Exception as exc:
-            status = _error_status(exc, record)
-            record.log(status.code)
-            context.abort_with_status(status)
-            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
-        response = solution_to_response(solution, request_label=settings.label)
+            record.abort(context, exc)
+        response = solution_to_response(solution, request_label=stream.settings.label)
         record.outcome = solution.status.name
         record.log(grpc.StatusCode.OK)
-        yield pb.OptimizeToursProgress(
-            elapsed=seconds_to_duration(time.monotonic() - started),
+        latest = stream.latest
+        return pb.OptimizeToursProgress(
+            elapsed=seconds_to_duration(time.monotonic() - stream.started),
             cost=response.metrics.total_cost,
             solution_count=latest.solutions if latest is not None else 0,
             used_vehicle_count=response.metrics.used_vehicle_count,
@@ -375,33 +376,23 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
     def OptimizeToursLongRunning(  # noqa: N802 (gRPC method name)
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
-        record = _CallRecord(
-            method="OptimizeToursLongRunning",
-            peer=context.peer(),
-            shipments=len(request.model.shipments),
-            vehicles=len(request.model.vehicles),
-        )
+        record = _CallRecord.of_tours("OptimizeToursLongRunning", context, request)
         return self._submit(record, context, lambda jobs: jobs.submit(request))
 
     def BatchOptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.BatchOptimizeToursRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
-        record = _CallRecord(
-            method="BatchOptimizeTours",
-            peer=context.peer(),
-            shipments=sum(len(r.model.shipments) for r in request.requests),
-            vehicles=sum(len(r.model.vehicles) for r in request.requests),
-        )
+        shipments = sum(len(r.model.shipments) for r in request.requests)
+        vehicles = sum(len(r.model.vehicles) for r in request.requests)
+        record = _CallRecord("BatchOptimizeTours", context.peer(), shipments, vehicles)
         return self._submit(record, context, lambda jobs: jobs.submit_batch(request))
 
     def EvaluateDepotLayouts(  # noqa: N802 (gRPC method name)
         self, request: pb.EvaluateDepotLayoutsRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
+        orders = sum(len(d.orders) for d in request.study.days)
         record = _CallRecord(
-            method="EvaluateDepotLayouts",
-            peer=context.peer(),
-            shipments=sum(len(d.orders) for d in request.study.days),
-            vehicles=len(request.study.depots),
+            "EvaluateDepotLayouts", context.peer(), orders, len(request.study.depots)
         )
         return self._submit(record, context, lambda jobs: jobs.submit_layouts(request))
 
@@ -411,22 +402,16 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         context: grpc.ServicerContext,
         submit: Callable[[JobManager], operations_pb2.Operation],
     ) -> operations_pb2.Operation:
-        if self._jobs is None:
-            record.log(grpc.StatusCode.UNIMPLEMENTED)
-            context.abort_with_status(
-                _plain_status(grpc.StatusCode.UNIMPLEMENTED, "this server keeps no job store")
-            )
-            raise AssertionError("abort_with_status returned")  # pragma: no cover
-        try:
-            operation = submit(self._jobs)
-        except Exception as exc:
-            status = _error_status(exc, record)
-            record.log(status.code)
-            context.abort_with_status(status)
-            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
-        record.outcome = operation.name
-        record.log(grpc.StatusCode.OK)
-        return operation
+        jobs = self._jobs
+        if jobs is None:
+            record.refuse(context, code_pb2.UNIMPLEMENTED, "this server keeps no job store")
+
+        def run() -> operations_pb2.Operation:
+            operation = submit(jobs)
+            record.outcome = operation.name
+            return operation
+
+        return record.answer(context, run)
 
     def ComputeMatrix(  # noqa: N802 (gRPC method name)
         self, request: pb.ComputeMatrixRequest, context: grpc.ServicerContext
@@ -437,37 +422,32 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
             shipments=len(request.sources),
             vehicles=len(request.destinations),
         )
-        if self._roads is None:
-            record.log(grpc.StatusCode.FAILED_PRECONDITION)
-            context.abort_with_status(
-                _plain_status(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    "this server runs without a road network (start it with --osm FILE)",
-                )
+        roads = self._roads
+        if roads is None:
+            record.refuse(
+                context,
+                code_pb2.FAILED_PRECONDITION,
+                "this server runs without a road network (start it with --osm FILE)",
             )
-            raise AssertionError("abort_with_status returned")  # pragma: no cover
-        try:
-            response = compute_matrix(request, self._roads)
-        except Exception as exc:
-            status = _error_status(exc, record)
-            record.log(status.code)
-            context.abort_with_status(status)
-            raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
-        record.outcome = f"unreachable={response.unreachable_count}"
-        record.log(grpc.StatusCode.OK)
-        return response
+
+        def run() -> pb.ComputeMatrixResponse:
+            response = compute_matrix(request, roads)
+            record.outcome = f"unreachable={response.unreachable_count}"
+            return response
+
+        return record.answer(context, run)
 
     @staticmethod
     def _time_budget(requested_s: float, context: grpc.ServicerContext) -> float:
         """The solve's time budget: the requested one capped by the call's deadline less the
-        margin; :class:`_DeadlineTooShortError` when nothing is left."""
+        margin; :class:`~rpc.errors.DeadlineTooShortError` when nothing is left."""
         budget = requested_s
         remaining = context.time_remaining()
         if remaining is not None and remaining < _NO_DEADLINE_S:
             margin = max(MIN_DEADLINE_MARGIN_S, DEADLINE_MARGIN_FRACTION * remaining)
             budget = min(budget, remaining - margin)
             if budget < MIN_SOLVE_BUDGET_S:
-                raise _DeadlineTooShortError(
+                raise DeadlineTooShortError(
                     f"the call deadline ({remaining:.3f} s left) leaves no time to solve; "
                     f"allow at least {MIN_DEADLINE_MARGIN_S + MIN_SOLVE_BUDGET_S:.2f} s"
                 )

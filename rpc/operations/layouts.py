@@ -1,4 +1,4 @@
-"""The running side of an EvaluateDepotLayouts operation (see :mod:`rpc.operations.manager`).
+"""The running side of an EvaluateDepotLayouts operation (see :mod:`rpc.operations.kinds.layouts`).
 
 A :class:`LayoutRun` evaluates a study in a thread of the server: the screening model and the
 bookkeeping run there, and every routing solve goes to the server's solve executor (worker
@@ -24,7 +24,7 @@ from engine.options import SolveOptions
 from engine.roads import RoadContext
 from engine.solution import Solution
 from planning import LayoutEvaluation
-from rpc.layouts import LayoutOutcome, LayoutRequest, _rank, run_request
+from rpc.layouts import LayoutOutcome, LayoutRequest, rank, run_request
 from runtime.local import Executor, Job
 
 __all__ = ["LayoutRun"]
@@ -60,31 +60,27 @@ class LayoutRun:
         self._done: list[LayoutEvaluation] = []
         self._future: Future[LayoutOutcome] = Future()
         self._thread = threading.Thread(target=self._run, name="layouts", daemon=True)
-        self.started = time.monotonic()
 
     def start(self) -> None:
+        """Start evaluating (in a thread of its own)."""
         self._thread.start()
 
-    # -- the Job-like interface used by JobManager ----------------------------------------------
+    # -- what the ``layouts`` operation kind uses ------------------------------------------------
 
     def cancel(self) -> None:
+        """Stop: the running solves are cancelled and no further layout starts."""
         self._cancelled.set()
         with self._lock:
             solves = list(self._solves)
         for job in solves:
             job.cancel()
 
-    @property
-    def cancel_requested(self) -> bool:
-        return self._cancelled.is_set()
-
-    def done(self) -> bool:
-        return self._future.done()
-
     def result(self, timeout: float | None = None) -> LayoutOutcome:
+        """The layouts routed (all of them, or those routed before a cancel)."""
         return self._future.result(timeout)
 
     def add_done_callback(self, fn: Callable[[LayoutRun], object]) -> None:
+        """Call ``fn(self)`` once the run is over (at once if it is)."""
         self._future.add_done_callback(lambda _: fn(self))
 
     # -- running ----------------------------------------------------------------------------------
@@ -114,7 +110,7 @@ class LayoutRun:
     def _layout_done(self, ev: LayoutEvaluation) -> None:
         with self._lock:
             self._done.append(ev)
-            so_far = LayoutOutcome(_rank(self._done))
+            so_far = LayoutOutcome(rank(self._done))
         try:
             self._on_layout(so_far)
         except Exception:
@@ -131,7 +127,7 @@ class LayoutRun:
             )
         except StoppedError:
             with self._lock:
-                outcome = LayoutOutcome(_rank(self._done))
+                outcome = LayoutOutcome(rank(self._done))
         except BaseException as exc:
             self._future.set_exception(exc)
             return

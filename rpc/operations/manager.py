@@ -1,5 +1,10 @@
 """Long-running operations: durable jobs run by the solve executor.
 
+This module does submission, dispatch, recovery, cancellation, deletion and expiry; each kind of
+operation (``tours``, ``batch``, ``layouts``) is a module of :mod:`rpc.operations.kinds` that
+starts its jobs and packs their metadata and responses; :mod:`rpc.operations.filter` parses
+ListOperations filters.
+
 :class:`JobManager` owns the operations of ``OptimizeToursLongRunning``,
 ``BatchOptimizeTours`` and ``EvaluateDepotLayouts`` (kind ``layouts``: a
 :class:`~rpc.operations.layouts.LayoutRun` whose routing solves go to the same executor; its
@@ -16,9 +21,10 @@ progress is the layouts routed so far, kept as the partial response):
 - **Progress** from the worker is kept in memory (served by GetOperation at once) and written
   to the store at most every ``progress_every_s`` seconds, with the best solution so far
   whenever the worker sends one.
-- **Completion** stores the response (or a ``google.rpc.Status``); finished operations expire
-  ``retention_s`` seconds later (a janitor thread deletes them; items of a batch go with their
-  batch). **Cancellation** of a queued job finishes it at once (error CANCELLED); a running
+- **Completion** stores the response, or the ``google.rpc.Status`` of the failure (by
+  :func:`rpc.errors.status_of`: the status OptimizeTours answers for it); finished operations
+  expire ``retention_s`` seconds later (a janitor thread deletes them; items of a batch go with
+  their batch). **Cancellation** of a queued job finishes it at once (error CANCELLED); a running
   one is stopped and keeps its best solution so far as the response (state CANCELLED).
 - **Recovery**: on :meth:`JobManager.start`, jobs that were queued are queued again and jobs
   that were running (the server died under them) run again from the start: at-least-once, up to
@@ -30,66 +36,46 @@ progress is the layouts routed so far, kept as the partial response):
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from typing import Final
 
 from google.longrunning import operations_pb2
-from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2
 
-from engine.errors import (
-    ExecutorFullError,
-    ExecutorShutdownError,
-    FieldViolation,
-    InvalidModelError,
-    NoSolutionError,
-    SolverError,
-)
+from engine.errors import ExecutorFullError, ExecutorShutdownError
 from engine.options import AUTO_SOLVER_PROCESSES
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
-from engine.solution import SolveStatus
-from rpc.convert import (
-    convert_or_validate,
-    request_to_engine,
-    seconds_to_duration,
-    seconds_to_timestamp,
-    solution_to_response,
+from rpc.errors import NotFinishedError, OperationNotFoundError
+from rpc.operations.filter import parse_filter, parse_page
+from rpc.operations.kinds import (
+    BatchKind,
+    LayoutsKind,
+    OperationKind,
+    OperationSettings,
+    Running,
+    SolveKind,
 )
-from rpc.layouts import LayoutOutcome, LayoutRequest, request_to_study, result_to_response
-from rpc.operations.layouts import LayoutRun
+from rpc.operations.kinds.base import Cancellable, error_bytes, job_state, new_name, status_bytes
 from rpc.operations.store import (
     CANCELLED,
     FAILED,
     QUEUED,
     RUNNING,
-    SUCCEEDED,
     JobRecord,
     JobStore,
     NewJob,
 )
 from rpc.pb import route_optimization_service_pb2 as pb
-from runtime.local import Executor, Job
+from runtime.local import Executor
 
-__all__ = [
-    "FilterError",
-    "JobManager",
-    "NotFinishedError",
-    "OperationNotFoundError",
-]
+__all__ = ["MAX_ATTEMPTS", "JobManager"]
 
 log = logging.getLogger(__name__)
 
-OPERATION_PREFIX: Final = "operations/"
-DEFAULT_PAGE_SIZE: Final = 50
-MAX_PAGE_SIZE: Final = 1000
 MAX_ATTEMPTS: Final = 3
 """A job that was running when the server stopped this many times fails (ABORTED) instead of
 running again: it may be what brings the server down."""
@@ -97,144 +83,11 @@ _DISPATCH_POLL_S: Final = 0.25
 """The dispatcher also looks for idle workers this often (a synchronous call may free one)."""
 
 
-class OperationNotFoundError(LookupError):
-    """No operation has this name (never had, expired or deleted)."""
-
-
-class NotFinishedError(RuntimeError):
-    """The operation is still queued or running."""
-
-
-class FilterError(ValueError):
-    """A ListOperations filter or page token that cannot be understood."""
-
-
-@dataclass
-class _Running:
-    """A job handed to the executor."""
-
-    name: str
-    label: str = ""
-    job: Job | LayoutRun | None = None
-    cancel_requested: bool = False
-    latest: SolveProgress | None = None
-    written_at: float = 0.0
-
-
-@dataclass(frozen=True)
-class _Filter:
-    states: tuple[int, ...] = ()
-    batch: str | None = None
-    kind: str | None = None
-
-
-_FILTER_TERM = re.compile(r'\s*(\w+)\s*=\s*"?([\w/.-]+)"?\s*')
-_KINDS = {"tours": "tours", "batch": "batch", "layouts": "layouts"}
-
-
-def parse_filter(text: str) -> _Filter:
-    """``state=RUNNING``, ``state=QUEUED OR state=RUNNING``, ``done=true``,
-    ``batch=operations/…``, ``kind=batch|tours|layouts``; terms on different keys joined by
-    ``AND``."""
-    states: set[int] = set()
-    batch: str | None = None
-    kind: str | None = None
-    text = text.strip()
-    if not text:
-        return _Filter()
-    for conjunct in re.split(r"\s+AND\s+", text):
-        alternatives = re.split(r"\s+OR\s+", conjunct)
-        keys = set()
-        for term in alternatives:
-            match = _FILTER_TERM.fullmatch(term)
-            if match is None:
-                raise FilterError(f"cannot parse filter term {term.strip()!r}")
-            key, value = match.group(1).lower(), match.group(2)
-            keys.add(key)
-            if key == "state":
-                names = [k for k in pb.JobState.keys() if k != "JOB_STATE_UNSPECIFIED"]  # noqa: SIM118
-                if value.upper() not in names:
-                    known = ", ".join(names)
-                    raise FilterError(f"unknown state {value!r}; known: {known}")
-                states.add(pb.JobState.Value(value.upper()))
-            elif key == "done":
-                if value.lower() not in ("true", "false"):
-                    raise FilterError(f"done must be true or false, got {value!r}")
-                done = value.lower() == "true"
-                states.update((SUCCEEDED, FAILED, CANCELLED) if done else (QUEUED, RUNNING))
-            elif key == "batch" and len(alternatives) == 1:
-                batch = value
-            elif key == "kind" and len(alternatives) == 1 and value in _KINDS:
-                kind = _KINDS[value]
-            else:
-                raise FilterError(
-                    f"unsupported filter term {term.strip()!r} (keys: state, done, batch, kind)"
-                )
-        if len(keys) > 1:
-            raise FilterError(f"OR joins terms on one key only: {conjunct!r}")
-    return _Filter(tuple(sorted(states)), batch, kind)
-
-
-def _status(code: int, message: str, violations: Sequence[FieldViolation] = ()) -> bytes:
-    status = status_pb2.Status(code=code, message=message)
-    if violations:
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in violations[:100]
-            ]
-        )
-        status.details.add().Pack(bad)
-    return status.SerializeToString()
-
-
-def _error_of(exc: BaseException) -> bytes:
-    """The ``google.rpc.Status`` of a failed job."""
-    if isinstance(exc, InvalidModelError):
-        return _status(code_pb2.INVALID_ARGUMENT, f"invalid request: {exc}", exc.violations)
-    if isinstance(exc, NoSolutionError):
-        code = {
-            "time_limit": code_pb2.DEADLINE_EXCEEDED,
-            "interrupted": code_pb2.CANCELLED,
-            "infeasible": code_pb2.FAILED_PRECONDITION,
-        }[exc.reason]
-        return _status(code, str(exc))
-    if isinstance(exc, CancelledError):
-        return _status(code_pb2.CANCELLED, "the operation was cancelled before it started")
-    if isinstance(exc, SolverError):
-        return _status(code_pb2.INTERNAL, f"the solve failed: {exc}")
-    incident = uuid.uuid4().hex[:12]
-    log.error("job failed (incident %s)", incident, exc_info=exc)
-    return _status(code_pb2.INTERNAL, f"internal error (incident {incident})")
-
-
-def _set_times(
-    md: pb.OptimizeToursMetadata | pb.EvaluateDepotLayoutsMetadata, rec: JobRecord
-) -> None:
-    """The create/update/start/end times of an operation's metadata."""
-    md.create_time.CopyFrom(seconds_to_timestamp(rec.create_time))
-    md.update_time.CopyFrom(seconds_to_timestamp(rec.update_time))
-    if rec.start_time is not None and rec.state != QUEUED:
-        md.start_time.CopyFrom(seconds_to_timestamp(rec.start_time))
-    if rec.end_time is not None and rec.done:
-        md.end_time.CopyFrom(seconds_to_timestamp(rec.end_time))
-
-
-def _new_name() -> str:
-    return f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
-
-
-def _paths(prefix: str, violations: Sequence[FieldViolation]) -> list[FieldViolation]:
-    return [
-        FieldViolation(f"{prefix}.{v.field}" if v.field else prefix, v.description)
-        for v in violations
-    ]
-
-
 class JobManager:
-    """Durable long-running solves; see the module docstring. Call :meth:`start` once."""
+    """Durable long-running solves; see the module docstring. Call :meth:`start` once.
+
+    Its public methods beyond the API's (submit, get, wait, list, cancel, delete) are the
+    :class:`~rpc.operations.kinds.Host` that the operation kinds use."""
 
     def __init__(
         self,
@@ -255,48 +108,96 @@ class JobManager:
     ) -> None:
         if not retention_s > 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
-        self.store = store
+        self._store = store
         self._executor = executor
-        self._default_timeout = default_timeout_s
-        self._default_speed = default_geodesic_meters_per_second
-        self._solver_processes = solver_processes
-        self._roads = roads
-        self._layout_workers = max(1, layout_workers)
-        self._max_solver_processes = max_solver_processes
         self.retention_s = retention_s
         self.max_jobs = max_jobs
-        self._progress_every_s = progress_every_s
-        self._solutions_every_s = solutions_every_s
         self._clock = clock
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._generation = 0
         """Bumped (under the lock) whenever an operation finishes: WaitOperation watches it."""
         self._queue: deque[str] = deque()
-        self._running: dict[str, _Running] = {}
-        self._batch_lock = threading.Lock()
+        self._running: dict[str, Running] = {}
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        settings = OperationSettings(
+            default_timeout_s=default_timeout_s,
+            default_geodesic_meters_per_second=default_geodesic_meters_per_second,
+            solver_processes=solver_processes,
+            max_solver_processes=max_solver_processes,
+            roads=roads,
+            layout_workers=max(1, layout_workers),
+            progress_every_s=progress_every_s,
+            solutions_every_s=solutions_every_s,
+        )
+        self._tours = SolveKind(self, settings)
+        self._batch = BatchKind(self, settings, self._tours)
+        self._layouts = LayoutsKind(self, settings)
+        self._kinds: dict[str, OperationKind] = {
+            kind.kind: kind for kind in (self._tours, self._batch, self._layouts)
+        }
+
+    @property
+    def store(self) -> JobStore:
+        """The job store."""
+        return self._store
+
+    @property
+    def executor(self) -> Executor:
+        """The solve executor."""
+        return self._executor
+
+    def now(self) -> float:
+        """The manager's clock (epoch seconds)."""
+        return self._clock()
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
         """Recover the stored jobs, then start the dispatcher and the janitor."""
         now = self._clock()
+        recovered = self._recover(now)
+        with self._changed:  # the older ones first
+            self._queue = deque([*recovered, *self._queue])
+            self._changed.notify_all()
+        for kind in self._kinds.values():
+            if not kind.dispatched:
+                for rec in self._store.unfinished(kind.kind):
+                    kind.refresh(rec)
+        if recovered:
+            log.info("recovered %d unfinished operations from %s", len(recovered), self._store.path)
+        self._store.expire(now)
+        for target, name in (
+            (self._dispatch_loop, "job-dispatcher"),
+            (self._janitor, "job-janitor"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _recover(self, now: float) -> list[str]:
+        """The stored unfinished jobs to queue again, oldest first (those cancelled meanwhile
+        or interrupted :data:`MAX_ATTEMPTS` times are finished instead)."""
         recovered: list[str] = []
         with self._lock:
             queued = set(self._queue)  # submitted while the server was warming up
-        unfinished = [*self.store.unfinished("tours"), *self.store.unfinished("layouts")]
+        unfinished = [
+            rec
+            for kind in self._kinds.values()
+            if kind.dispatched
+            for rec in self._store.unfinished(kind.kind)
+        ]
         for rec in sorted(unfinished, key=lambda r: r.seq):
             if rec.name in queued:
                 continue
             if rec.cancel_requested:
-                self._finish_cancelled(rec, now)
+                self.finish_cancelled(rec)
                 continue
             if rec.state == RUNNING and rec.attempt >= MAX_ATTEMPTS:
                 log.error("operation %s: interrupted %d times; giving up", rec.name, rec.attempt)
                 message = f"the server stopped during each of {rec.attempt} attempts at this solve"
-                self._finish(rec.name, FAILED, error=_status(code_pb2.ABORTED, message))
+                self.finish(rec.name, FAILED, error=status_bytes(code_pb2.ABORTED, message))
                 continue
             if rec.state == RUNNING:
                 log.warning(
@@ -305,23 +206,9 @@ class JobManager:
                     rec.name,
                     rec.attempt,
                 )
-                self.store.set_state(rec.name, QUEUED, now)
+                self._store.set_state(rec.name, QUEUED, now)
             recovered.append(rec.name)
-        with self._changed:  # the older ones first
-            self._queue = deque([*recovered, *self._queue])
-            self._changed.notify_all()
-        for rec in self.store.unfinished("batch"):
-            self._update_batch(rec.name)
-        if recovered:
-            log.info("recovered %d unfinished operations from %s", len(recovered), self.store.path)
-        self.store.expire(now)
-        for target, name in (
-            (self._dispatch_loop, "job-dispatcher"),
-            (self._janitor, "job-janitor"),
-        ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        return recovered
 
     def stop(self) -> None:
         """Stop dispatching and cancel the running solves; they stay unfinished in the store
@@ -338,15 +225,6 @@ class JobManager:
 
     # -- submission ----------------------------------------------------------------------
 
-    def _check_request(self, request: pb.OptimizeToursRequest) -> None:
-        if request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY:
-            return  # problems are the response's validation_errors
-        request_to_engine(
-            request,
-            default_geodesic_meters_per_second=self._default_speed,
-            max_solver_processes=self._max_solver_processes,
-        )
-
     def _reserve(self, count: int) -> None:
         """Raise ExecutorFullError unless ``count`` more jobs fit (lock held)."""
         waiting = len(self._queue) + len(self._running)
@@ -357,67 +235,44 @@ class JobManager:
 
     def submit(self, request: pb.OptimizeToursRequest) -> operations_pb2.Operation:
         """Validate and store ``request``; returns its operation (queued)."""
-        self._check_request(request)
-        name = _new_name()
-        self._store_and_queue([NewJob(name, "tours", request.label, request.SerializeToString())])
-        return self.get(name)
-
-    def _store_and_queue(self, jobs: list[NewJob], queued: list[str] | None = None) -> None:
-        """Store ``jobs`` and queue ``queued`` of them (default: all), if the server has room."""
-        names = [job.name for job in jobs] if queued is None else queued
-        with self._changed:
-            if self._stopping:
-                raise ExecutorShutdownError("the server is shutting down")
-            self._reserve(len(names))
-            self.store.insert(jobs, self._clock())
-            self._queue.extend(names)
-            self._changed.notify_all()
+        self._tours.check(request)
+        job = NewJob(new_name(), self._tours.kind, request.label, request.SerializeToString())
+        self._store_and_queue([job], [job])
+        return self.get(job.name)
 
     def submit_batch(self, request: pb.BatchOptimizeToursRequest) -> operations_pb2.Operation:
         """Validate every request of the batch (all problems at once) and store them."""
-        if not request.requests:
-            raise InvalidModelError([FieldViolation("requests", "must not be empty")])
-        violations: list[FieldViolation] = []
-        for i, item in enumerate(request.requests):
-            try:
-                self._check_request(item)
-            except InvalidModelError as exc:
-                violations.extend(_paths(f"requests[{i}]", exc.violations))
-        if violations:
-            raise InvalidModelError(violations)
-        name = _new_name()
-        items = [
-            NewJob(
-                _new_name(), "tours", item.label, item.SerializeToString(), batch=name, item_index=i
-            )
-            for i, item in enumerate(request.requests)
-        ]
-        batch = NewJob(name, "batch", request.label)
-        self._store_and_queue([batch, *items], [item.name for item in items])
-        return self.get(name)
-
-    def _layout_request(self, request: pb.EvaluateDepotLayoutsRequest) -> LayoutRequest:
-        return request_to_study(
-            request,
-            default_geodesic_meters_per_second=self._default_speed,
-            workers=self._layout_workers,
-            roads=self._roads,
-        )
+        batch, items = self._batch.new_jobs(request)
+        self._store_and_queue([batch, *items], items)
+        return self.get(batch.name)
 
     def submit_layouts(self, request: pb.EvaluateDepotLayoutsRequest) -> operations_pb2.Operation:
         """Validate and store a depot layout study; returns its operation (queued)."""
-        self._layout_request(request)
-        name = _new_name()
-        self._store_and_queue([NewJob(name, "layouts", request.label, request.SerializeToString())])
-        return self.get(name)
+        self._layouts.study(request)
+        job = NewJob(new_name(), self._layouts.kind, request.label, request.SerializeToString())
+        self._store_and_queue([job], [job])
+        return self.get(job.name)
+
+    def _store_and_queue(self, jobs: list[NewJob], queued: list[NewJob]) -> None:
+        """Store ``jobs`` and queue ``queued`` of them, if the server has room."""
+        with self._changed:
+            if self._stopping:
+                raise ExecutorShutdownError("the server is shutting down")
+            self._reserve(len(queued))
+            self._store.insert(jobs, self._clock())
+            self._queue.extend(job.name for job in queued)
+            self._changed.notify_all()
 
     # -- queries -------------------------------------------------------------------------
 
     def _record(self, name: str) -> JobRecord:
-        rec = self.store.get(name)
+        rec = self._store.get(name)
         if rec is None:
             raise OperationNotFoundError(f"no operation named {name!r}")
         return rec
+
+    def _operation(self, rec: JobRecord) -> operations_pb2.Operation:
+        return self._kinds[rec.kind].operation(rec)
 
     def get(self, name: str) -> operations_pb2.Operation:
         return self._operation(self._record(name))
@@ -444,18 +299,26 @@ class JobManager:
     ) -> tuple[list[operations_pb2.Operation], str]:
         """A page of operations in creation order, and the token of the next page ("": last)."""
         flt = parse_filter(filter_text)
-        if page_size < 0:
-            raise FilterError(f"page_size must not be negative, got {page_size}")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        try:
-            after = int(page_token) if page_token else 0
-        except ValueError:
-            raise FilterError(f"invalid page_token {page_token!r}") from None
-        records = self.store.list(
+        size, after = parse_page(page_size, page_token)
+        records = self._store.list(
             states=flt.states, batch=flt.batch, kind=flt.kind, after_seq=after, limit=size + 1
         )
         next_token = str(records[size - 1].seq) if len(records) > size else ""
         return [self._operation(r) for r in records[:size]], next_token
+
+    def live(self, name: str) -> SolveProgress | None:
+        """The latest progress of a running operation, not yet stored, if any."""
+        with self._lock:
+            state = self._running.get(name)
+        if state is None:
+            return None
+        with state.lock:
+            return state.latest
+
+    def queued(self, names: Collection[str]) -> set[str]:
+        """Those of ``names`` that wait in the queue."""
+        with self._lock:
+            return {name for name in names if name in self._queue}
 
     # -- control -------------------------------------------------------------------------
 
@@ -465,38 +328,25 @@ class JobManager:
         if rec.done:
             return
         now = self._clock()
-        self.store.request_cancel(name, now)
-        if rec.kind == "batch":
-            items = [item.name for item in self.store.items(name) if not item.done]
-            # Every item is marked first and the queued ones are cancelled before the running
-            # ones: a worker freed by a cancelled solve must not start a queued item.
-            for item in items:
-                self.store.request_cancel(item, now)
-            with self._changed:
-                queued = {item for item in items if item in self._queue}
-            for item in sorted(items, key=lambda item: item not in queued):
-                self._stop(item, name, now)
-            self._update_batch(name)
-            return
-        self._stop(name, rec.batch, now)
+        self._store.request_cancel(name, now)
+        self._kinds[rec.kind].cancel(rec, now)
 
-    def _stop(self, name: str, batch: str | None, now: float) -> None:
-        """Finish a queued operation as cancelled, or stop its running solve (already marked
+    def stop_operation(self, name: str, parent: str | None, now: float) -> None:
+        """Finish a queued operation as cancelled, or stop its running job (already marked
         cancel-requested in the store); nothing if it has finished meanwhile."""
         job = None
         with self._changed:
-            if name in self._queue:
+            queued = name in self._queue
+            if queued:
                 self._queue.remove(name)
-                queued = True
             else:
-                queued = False
                 state = self._running.get(name)
                 if state is not None:
                     state.cancel_requested = True
                     job = state.job
         if queued:
-            self._finish_cancelled(self._record(name), now)
-            self._finished(batch)
+            self.finish_cancelled(self._record(name))
+            self.finished(parent)
         elif job is not None:
             job.cancel()
 
@@ -504,7 +354,7 @@ class JobManager:
         rec = self._record(name)
         if not rec.done:
             raise NotFinishedError(f"operation {name} is not done; cancel it first")
-        self.store.delete(name)
+        self._store.delete(name)
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -512,253 +362,113 @@ class JobManager:
         ex = self._executor
         return ex.running_count + ex.queued_count < ex.max_workers
 
-    def _dispatch_loop(self) -> None:
-        while True:
-            with self._changed:
+    def _next(self) -> Running | None:
+        """Wait for a queued job and an idle worker; the job, registered as running (so that a
+        cancel finds it queued or running), or None when the manager stops."""
+        with self._changed:
+            while True:
                 self._changed.wait_for(
                     lambda: self._stopping or bool(self._queue), timeout=_DISPATCH_POLL_S
                 )
                 if self._stopping:
-                    return
-                if not self._queue or not self._idle_worker():
-                    if self._queue:
-                        self._changed.wait(_DISPATCH_POLL_S)
-                    continue
-                name = self._queue.popleft()
-                # Registered at once, so that a cancel finds it queued or running.
-                state = self._running[name] = _Running(name)
+                    return None
+                if self._queue and self._idle_worker():
+                    name = self._queue.popleft()
+                    state = self._running[name] = Running(name)
+                    return state
+                if self._queue:
+                    self._changed.wait(_DISPATCH_POLL_S)
+
+    def _dispatch_loop(self) -> None:
+        while (state := self._next()) is not None:
+            name = state.name
             try:
                 started = self._start_job(state)
             except Exception as exc:
                 log.exception("operation %s: cannot start it", name)
-                self._finish(name, FAILED, error=_error_of(exc))
+                self.finish(name, FAILED, error=error_bytes(exc, name))
                 started = False
             if not started:
                 with self._changed:
                     self._running.pop(name, None)
-                rec = self.store.get(name)
+                rec = self._store.get(name)
                 if rec is not None and rec.done:
-                    self._finished(rec.batch)
+                    self.finished(rec.batch)
 
-    def _start_job(self, state: _Running) -> bool:
-        """Hand a job to the executor; False when it was finished (or requeued) instead."""
-        name = state.name
-        rec = self.store.get(name)
+    def _start_job(self, state: Running) -> bool:
+        """Hand a job to its kind; False when it was finished (or requeued) instead."""
+        rec = self._store.get(state.name)
         if rec is None or rec.done:
             return False
         if rec.cancel_requested or state.cancel_requested:
-            self._finish_cancelled(rec, self._clock())
+            self.finish_cancelled(rec)
             return False
-        assert rec.request is not None
-        if rec.kind == "layouts":
-            return self._start_layouts(state, rec)
-        request = pb.OptimizeToursRequest.FromString(rec.request)
-        converted = convert_or_validate(
-            request,
-            default_geodesic_meters_per_second=self._default_speed,
-            max_solver_processes=self._max_solver_processes,
-        )
-        if isinstance(converted, pb.OptimizeToursResponse):  # VALIDATE_ONLY
-            self._finish(name, SUCCEEDED, response=converted.SerializeToString())
-            return False
-        model, settings = converted
-        timeout = settings.timeout_s if settings.timeout_s is not None else self._default_timeout
-        options = settings.solve_options(timeout, self._solver_processes)
-        state.label = settings.label
-        try:
-            job = self._executor.submit(
-                model,
-                options,
-                on_progress=lambda update: self._on_progress(state, update),
-                progress_solutions_every_s=self._solutions_every_s,
-            )
-        except (ExecutorFullError, ExecutorShutdownError):
-            with self._changed:
-                if not state.cancel_requested:
-                    self._queue.appendleft(name)
-                    return False
-            self._finish_cancelled(rec, self._clock())
-            return False
+        return self._kinds[rec.kind].start(state, rec)
+
+    def attach(self, state: Running, job: Cancellable) -> None:
+        """``job`` runs ``state``'s operation; cancelled at once if a cancel came first."""
         with self._changed:
             state.job = job
             cancel = state.cancel_requested
         if cancel:
             job.cancel()
-        self.store.mark_running(name, self._clock())  # not if it is already done
-        if rec.batch is not None:
-            self._update_batch(rec.batch)
-        job.add_done_callback(lambda done: self._on_done(state, done))
-        return True
 
-    def _start_layouts(self, state: _Running, rec: JobRecord) -> bool:
-        assert rec.request is not None
-        request = pb.EvaluateDepotLayoutsRequest.FromString(rec.request)
-        req = self._layout_request(request)
-        state.label = req.label
-        started = self._clock()
-
-        def on_layout(so_far: LayoutOutcome) -> None:
-            best = so_far.evaluations[0]
-            response = result_to_response(so_far, label=req.label)
-            self.store.update_progress(
-                state.name,
-                self._clock(),
-                elapsed_s=self._clock() - started,
-                solution_count=len(so_far.evaluations),
-                best_cost=best.kpis.total_cost,
-                used_vehicles=best.kpis.vehicles_used,
-                skipped_shipments=best.kpis.orders_unserved,
-                response=response.SerializeToString(),
-            )
-
-        run = LayoutRun(req, self._executor, roads=self._roads, on_layout=on_layout)
+    def requeue(self, state: Running) -> bool:
+        """Put a job the executor refused back at the head of the queue; False when it was
+        cancelled meanwhile (it is not queued again)."""
         with self._changed:
-            state.job = run
-            cancel = state.cancel_requested
-        if cancel:
-            run.cancel()
-        self.store.mark_running(state.name, self._clock())
-        run.add_done_callback(lambda done: self._on_layouts_done(state, done))
-        run.start()
-        return True
-
-    def _on_layouts_done(self, state: _Running, run: LayoutRun) -> None:
-        name = state.name
-        with self._changed:
-            self._running.pop(name, None)
-            stopping = self._stopping
-            self._changed.notify_all()
-        try:
-            outcome = run.result()
-        except BaseException as exc:
-            if stopping and not state.cancel_requested:
-                return  # interrupted by the shutdown: left unfinished, run again on restart
-            self._finish(name, FAILED, error=_error_of(exc))
-        else:
-            if stopping and not state.cancel_requested:
-                return  # interrupted by the shutdown: left unfinished, run again on restart
-            if state.cancel_requested and not outcome.evaluations:
-                message = "the operation was cancelled before a layout was routed"
-                self._finish(name, CANCELLED, error=_status(code_pb2.CANCELLED, message))
-            else:
-                response = result_to_response(outcome, label=state.label)
-                status = CANCELLED if state.cancel_requested else SUCCEEDED
-                self._finish(name, status, response=response.SerializeToString())
-        self._finished(None)
-
-    def _on_progress(self, state: _Running, update: SolveProgress) -> None:
-        now = self._clock()
-        with self._lock:
-            state.latest = update
-            write = update.solution is not None or now - state.written_at >= self._progress_every_s
-            if write:
-                state.written_at = now
-        if write:
-            response = None
-            if update.solution is not None:
-                response = solution_to_response(
-                    update.solution, request_label=state.label
-                ).SerializeToString()
-            self.store.update_progress(
-                state.name,
-                now,
-                elapsed_s=update.elapsed_s,
-                solution_count=update.solutions,
-                best_cost=update.cost,
-                used_vehicles=update.used_vehicles,
-                skipped_shipments=update.skipped_shipments,
-                response=response,
-            )
-
-    def _on_done(self, state: _Running, job: Job) -> None:
-        name = state.name
-        with self._changed:
-            self._running.pop(name, None)
-            stopping = self._stopping
-            latest = state.latest
-            self._changed.notify_all()
-        if latest is not None:  # the last progress may not have been written yet
-            self.store.update_progress(
-                name,
-                self._clock(),
-                elapsed_s=latest.elapsed_s,
-                solution_count=latest.solutions,
-                best_cost=latest.cost,
-                used_vehicles=latest.used_vehicles,
-                skipped_shipments=latest.skipped_shipments,
-            )
-        try:
-            solution = job.result()
-        except BaseException as exc:
-            if stopping and not state.cancel_requested:
-                return  # interrupted by the shutdown: left unfinished, run again on restart
             if state.cancel_requested:
-                message = f"the operation was cancelled before a solution ({exc})"
-                self._finish(name, CANCELLED, error=_status(code_pb2.CANCELLED, message))
-            else:
-                self._finish(name, FAILED, error=_error_of(exc))
-        else:
-            if (
-                stopping
-                and not state.cancel_requested
-                and solution.status is SolveStatus.INTERRUPTED
-            ):
-                return  # interrupted by the shutdown: left unfinished, run again on restart
-            response = solution_to_response(solution, request_label=state.label)
-            status = CANCELLED if state.cancel_requested else SUCCEEDED
-            self._finish(name, status, response=response.SerializeToString())
-        rec = self.store.get(name)
-        if rec is not None:
-            self._finished(rec.batch)
+                return False
+            self._queue.appendleft(state.name)
+            return True
+
+    def release(self, state: Running) -> bool:
+        """A job's run is over; returns whether the manager is stopping."""
+        with self._changed:
+            self._running.pop(state.name, None)
+            stopping = self._stopping
+            self._changed.notify_all()
+        return stopping
 
     # -- completion ----------------------------------------------------------------------
 
-    def _finish(
+    def finish(
         self, name: str, state: int, *, response: bytes | None = None, error: bytes | None = None
     ) -> None:
+        """Store the end of an operation; it expires ``retention_s`` later (an item of a batch
+        expires with its batch)."""
         now = self._clock()
-        rec = self.store.get(name)
+        rec = self._store.get(name)
         expire = None if rec is not None and rec.batch is not None else now + self.retention_s
-        self.store.finish(name, state, now, response=response, error=error, expire_time=expire)
-        log.info("operation %s: %s", name, pb.JobState.Name(state))
+        self._store.finish(name, state, now, response=response, error=error, expire_time=expire)
+        log.info("operation %s: %s", name, pb.JobState.Name(job_state(state)))
 
-    def _finish_cancelled(self, rec: JobRecord, now: float) -> None:
+    def finish_cancelled(self, rec: JobRecord) -> None:
         """Finish a job that was cancelled while it was not running: with the best solution a
         previous attempt stored, if any."""
         if rec.response is not None:
-            self._finish(rec.name, CANCELLED, response=rec.response)
+            self.finish(rec.name, CANCELLED, response=rec.response)
         else:
-            error = _status(code_pb2.CANCELLED, "the operation was cancelled before a solution")
-            self._finish(rec.name, CANCELLED, error=error)
+            message = "the operation was cancelled before a solution"
+            self.finish(rec.name, CANCELLED, error=status_bytes(code_pb2.CANCELLED, message))
 
-    def _finished(self, batch: str | None) -> None:
-        """Wake the waiters of an operation that just finished (and update its batch)."""
-        if batch is not None:
-            self._update_batch(batch)
+    def finished(self, parent: str | None) -> None:
+        """Wake the waiters of an operation that just finished (and refresh its parent)."""
+        if parent is not None:
+            self.refresh(parent)
+        self.wake()
+
+    def refresh(self, parent: str) -> None:
+        """Bring a grouping operation (a batch) up to date with its items."""
+        rec = self._store.get(parent)
+        if rec is not None and not rec.done:
+            self._kinds[rec.kind].refresh(rec)
+
+    def wake(self) -> None:
+        """Wake the waiters of operations (WaitOperation)."""
         with self._changed:
             self._generation += 1
             self._changed.notify_all()
-
-    def _update_batch(self, batch: str) -> None:
-        with self._batch_lock:
-            parent = self.store.get(batch)
-            if parent is None or parent.done:
-                return
-            items = self.store.items(batch)
-            if all(item.done for item in items):
-                result = pb.BatchOptimizeToursResponse()
-                for item in items:
-                    entry = result.items.add(operation=item.name, state=item.state)
-                    if item.response is not None:
-                        response = pb.OptimizeToursResponse.FromString(item.response)
-                        entry.total_cost = response.metrics.total_cost
-                state = CANCELLED if parent.cancel_requested else SUCCEEDED
-                self._finish(batch, state, response=result.SerializeToString())
-                with self._changed:
-                    self._generation += 1
-                    self._changed.notify_all()
-            elif parent.state == QUEUED and any(item.state != QUEUED for item in items):
-                self.store.set_state(batch, RUNNING, self._clock())
 
     def _janitor(self) -> None:
         period = min(60.0, max(0.5, self.retention_s / 4))
@@ -768,98 +478,9 @@ class JobManager:
                 if self._stopping:
                     return
             try:
-                deleted = self.store.expire(self._clock())
+                deleted = self._store.expire(self._clock())
             except Exception:
                 log.exception("cannot expire old operations")
                 continue
             if deleted:
                 log.info("expired %d finished operations", deleted)
-
-    # -- operations ----------------------------------------------------------------------
-
-    def _operation(self, rec: JobRecord) -> operations_pb2.Operation:
-        op = operations_pb2.Operation(name=rec.name, done=rec.done)
-        metadata: Message
-        response_type: type[Message]
-        if rec.kind == "batch":
-            metadata, response_type = self._batch_metadata(rec), pb.BatchOptimizeToursResponse
-        elif rec.kind == "layouts":
-            metadata, response_type = self._layouts_metadata(rec), pb.EvaluateDepotLayoutsResponse
-        else:
-            metadata, response_type = self._metadata(rec), pb.OptimizeToursResponse
-        op.metadata.Pack(metadata)
-        if rec.done:
-            if rec.response is not None:
-                op.response.Pack(response_type.FromString(rec.response))
-            elif rec.error is not None:  # a batch finishes with a response, never an error
-                op.error.ParseFromString(rec.error)
-        return op
-
-    def _metadata(self, rec: JobRecord) -> pb.OptimizeToursMetadata:
-        md = pb.OptimizeToursMetadata(
-            state=rec.state,
-            request_label=rec.label,
-            attempt=rec.attempt,
-            batch_operation=rec.batch or "",
-        )
-        _set_times(md, rec)
-        elapsed, solutions, cost = rec.elapsed_s, rec.solution_count, rec.best_cost
-        used, skipped = rec.used_vehicles, rec.skipped_shipments
-        with self._lock:
-            state = self._running.get(rec.name)
-            latest = state.latest if state is not None else None
-        if latest is not None and not rec.done:
-            elapsed, solutions, cost = latest.elapsed_s, latest.solutions, latest.cost
-            used, skipped = latest.used_vehicles, latest.skipped_shipments
-            md.update_time.CopyFrom(seconds_to_timestamp(self._clock()))
-        if rec.state == RUNNING and rec.start_time is not None:
-            elapsed = max(elapsed, self._clock() - rec.start_time)
-        elif rec.done and rec.start_time is not None and rec.end_time is not None:
-            elapsed = rec.end_time - rec.start_time
-        md.elapsed.CopyFrom(seconds_to_duration(max(0.0, elapsed)))
-        md.solution_count = solutions
-        if cost is not None:
-            md.best_cost = cost
-        md.used_vehicle_count = max(0, used)
-        md.skipped_shipment_count = max(0, skipped)
-        return md
-
-    def _layouts_metadata(self, rec: JobRecord) -> pb.EvaluateDepotLayoutsMetadata:
-        md = pb.EvaluateDepotLayoutsMetadata(
-            state=rec.state,
-            request_label=rec.label,
-            attempt=rec.attempt,
-            layouts_done=rec.solution_count,
-        )
-        _set_times(md, rec)
-        elapsed = rec.elapsed_s
-        if rec.state == RUNNING and rec.start_time is not None:
-            elapsed = max(elapsed, self._clock() - rec.start_time)
-        elif rec.done and rec.start_time is not None and rec.end_time is not None:
-            elapsed = rec.end_time - rec.start_time
-        md.elapsed.CopyFrom(seconds_to_duration(max(0.0, elapsed)))
-        if rec.request is not None:
-            request = pb.EvaluateDepotLayoutsRequest.FromString(rec.request)
-            if request.study.search.mode == pb.LayoutSearch.MODE_UNSPECIFIED:
-                md.layouts_total = len(request.study.layouts)
-        if rec.response is not None:
-            response = pb.EvaluateDepotLayoutsResponse.FromString(rec.response)
-            if response.layouts:
-                md.best_layout = response.layouts[0].layout.label
-                md.best_cost = response.layouts[0].kpis.total_cost
-        return md
-
-    def _batch_metadata(self, rec: JobRecord) -> pb.BatchOptimizeToursMetadata:
-        items = self.store.items(rec.name)
-        md = pb.BatchOptimizeToursMetadata(
-            state=rec.state,
-            label=rec.label,
-            operations=[item.name for item in items],
-            done_count=sum(1 for item in items if item.done),
-            succeeded_count=sum(1 for item in items if item.done and item.response is not None),
-        )
-        md.create_time.CopyFrom(seconds_to_timestamp(rec.create_time))
-        md.update_time.CopyFrom(seconds_to_timestamp(rec.update_time))
-        if rec.end_time is not None and rec.done:
-            md.end_time.CopyFrom(seconds_to_timestamp(rec.end_time))
-        return md

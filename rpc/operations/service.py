@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from typing import Final, NoReturn, TypeVar
+from typing import Final, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
-from google.rpc import code_pb2, status_pb2
-from grpc_status import rpc_status
 
 from rpc.convert import duration_to_seconds
-from rpc.errors import internal_status
-from rpc.operations.manager import FilterError, JobManager, NotFinishedError, OperationNotFoundError
+from rpc.errors import grpc_status, status_of
+from rpc.operations.manager import JobManager
 
 __all__ = ["MAX_WAIT_S", "OPERATIONS_SERVICE_NAME", "OperationsServicer"]
 
@@ -40,15 +37,17 @@ _WAIT_MARGIN_S: Final = 0.2
 """WaitOperation answers this long before the call's deadline."""
 
 
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    status = rpc_status.to_status(
-        status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
-    )
-    context.abort_with_status(status)
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
+def _empty(action: Callable[[str], None], name: str) -> Callable[[], empty_pb2.Empty]:
+    """A call that does ``action(name)`` and answers Empty."""
+
+    def run() -> empty_pb2.Empty:
+        action(name)
+        return empty_pb2.Empty()
+
+    return run
 
 
-class OperationsServicer(operations_pb2_grpc.OperationsServicer):
+class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
     """Serves the operations of a :class:`JobManager`."""
 
     def __init__(self, jobs: JobManager) -> None:
@@ -59,20 +58,10 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
         code = grpc.StatusCode.OK
         try:
             return fn()
-        except OperationNotFoundError as exc:
-            code = grpc.StatusCode.NOT_FOUND
-            _abort(context, code, str(exc))
-        except NotFinishedError as exc:
-            code = grpc.StatusCode.FAILED_PRECONDITION
-            _abort(context, code, str(exc))
-        except FilterError as exc:
-            code = grpc.StatusCode.INVALID_ARGUMENT
-            _abort(context, code, str(exc))
         except Exception as exc:
-            code = grpc.StatusCode.INTERNAL
-            incident = uuid.uuid4().hex[:12]
-            log.error("%s failed (incident %s)", method, incident, exc_info=exc)
-            context.abort_with_status(internal_status(incident_id=incident))
+            status = grpc_status(status_of(exc, action=method))
+            code = status.code
+            context.abort_with_status(status)
             raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
         finally:
             log.info(
@@ -101,20 +90,12 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):
     def CancelOperation(  # noqa: N802
         self, request: operations_pb2.CancelOperationRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
-        def run() -> empty_pb2.Empty:
-            self._jobs.cancel(request.name)
-            return empty_pb2.Empty()
-
-        return self._call("CancelOperation", context, run)
+        return self._call("CancelOperation", context, _empty(self._jobs.cancel, request.name))
 
     def DeleteOperation(  # noqa: N802
         self, request: operations_pb2.DeleteOperationRequest, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
-        def run() -> empty_pb2.Empty:
-            self._jobs.delete(request.name)
-            return empty_pb2.Empty()
-
-        return self._call("DeleteOperation", context, run)
+        return self._call("DeleteOperation", context, _empty(self._jobs.delete, request.name))
 
     def WaitOperation(  # noqa: N802
         self, request: operations_pb2.WaitOperationRequest, context: grpc.ServicerContext

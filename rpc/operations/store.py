@@ -71,7 +71,8 @@ class DataDirInUseError(OSError):
 
 @dataclass(frozen=True)
 class NewJob:
-    """An operation to insert: ``kind`` is ``"tours"`` (``request`` set) or ``"batch"``."""
+    """An operation to insert: ``kind`` is ``"tours"`` or ``"layouts"`` (``request`` set), or
+    ``"batch"`` (its items name it as their ``batch``)."""
 
     name: str
     kind: str

@@ -13,9 +13,16 @@ from google.protobuf import duration_pb2, json_format, timestamp_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from google.type import latlng_pb2
 
-import rpc.convert
+import rpc.convert.request
 from engine.errors import FieldViolation, InvalidModelError
-from engine.model import DEFAULT_GLOBAL_END_TIME, DEFAULT_GLOBAL_START_TIME
+from engine.model import (
+    DEFAULT_GLOBAL_END_TIME,
+    DEFAULT_GLOBAL_START_TIME,
+    BreakRequest,
+    LatLng,
+    ShipmentModel,
+    TimeWindow,
+)
 from engine.options import SearchMode
 from engine.solution import (
     AggregatedMetrics,
@@ -38,7 +45,12 @@ from rpc.convert import (
     solution_to_response,
     violations_to_validation_errors,
 )
-from rpc.errors import internal_status, invalid_argument_status, resource_exhausted_status
+from rpc.errors import (
+    grpc_status,
+    internal_status,
+    invalid_argument_status,
+    resource_exhausted_status,
+)
 from rpc.pb import route_optimization_service_pb2 as pb
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "optimize_tours_request.json"
@@ -60,7 +72,7 @@ def latlng(lat: float, lng: float) -> latlng_pb2.LatLng:
 
 def convert(
     request: pb.OptimizeToursRequest,
-) -> tuple[rpc.convert.ShipmentModel, RequestSettings]:
+) -> tuple[ShipmentModel, RequestSettings]:
     return request_to_engine(request, default_geodesic_meters_per_second=DEFAULT_SPEED)
 
 
@@ -263,87 +275,99 @@ def test_model_defaults_when_unset() -> None:
     assert vehicle.break_requests == ()
 
 
-def test_full_model_field_by_field() -> None:
-    request = pb.OptimizeToursRequest(
+def full_shipment() -> pb.Shipment:
+    """A shipment that sets every field."""
+    return pb.Shipment(
+        label="s0",
+        pickups=[
+            pb.Shipment.VisitRequest(
+                arrival_location=latlng(38.5, -9.25),
+                duration=dur(90, 250_000_000),
+                tags=["p", "x"],
+                label="pick",
+                time_windows=[
+                    pb.TimeWindow(
+                        start_time=ts(T0 + 100, 1),
+                        end_time=ts(T0 + 200),
+                        soft_start_time=ts(T0 + 120),
+                        soft_end_time=ts(T0 + 180, 750_000_000),
+                        cost_per_hour_before_soft_start_time=2.5,
+                        cost_per_hour_after_soft_end_time=0.0,
+                    )
+                ],
+            )
+        ],
+        deliveries=[
+            pb.Shipment.VisitRequest(arrival_location=latlng(38.6, -9.1)),
+            pb.Shipment.VisitRequest(
+                arrival_location=latlng(-90, 180),
+                time_windows=[
+                    pb.TimeWindow(end_time=ts(T0 + 1000)),
+                    pb.TimeWindow(start_time=ts(T0 + 2000)),
+                ],
+            ),
+        ],
+        load_demands={
+            "kg": pb.Shipment.Load(amount=7),
+            "pallets": pb.Shipment.Load(amount=0),
+        },
+        penalty_cost=0.0,
+        allowed_vehicle_indices=[0],
+    )
+
+
+def full_vehicle() -> pb.Vehicle:
+    """A vehicle that sets every field."""
+    return pb.Vehicle(
+        label="v0",
+        start_location=latlng(90, -180),
+        end_location=latlng(38.7, -9.2),
+        start_tags=["depot"],
+        end_tags=["depot", "end"],
+        start_time_windows=[pb.TimeWindow(start_time=ts(T0 + 10))],
+        end_time_windows=[pb.TimeWindow(end_time=ts(T0 + 80000))],
+        travel_duration_multiple=1.25,
+        load_limits={
+            "kg": pb.Vehicle.LoadLimit(max_load=100),
+            "pallets": pb.Vehicle.LoadLimit(max_load=0),
+        },
+        cost_per_hour=20.0,
+        cost_per_traveled_hour=5.5,
+        cost_per_kilometer=0.4,
+        fixed_cost=30.0,
+        route_duration_limit=pb.Vehicle.DurationLimit(max_duration=dur(3600, 1)),
+        route_distance_limit=pb.Vehicle.DistanceLimit(max_meters=50_000),
+        break_rule=pb.BreakRule(
+            break_requests=[
+                pb.BreakRule.BreakRequest(
+                    earliest_start_time=ts(T0 + 3600),
+                    latest_start_time=ts(T0 + 7200, 100),
+                    min_duration=dur(900, 500_000_000),
+                )
+            ]
+        ),
+    )
+
+
+def full_request() -> pb.OptimizeToursRequest:
+    return pb.OptimizeToursRequest(
         model=pb.ShipmentModel(
             global_start_time=ts(T0, 500_000_000),
             global_end_time=ts(T0 + 86400),
-            shipments=[
-                pb.Shipment(
-                    label="s0",
-                    pickups=[
-                        pb.Shipment.VisitRequest(
-                            arrival_location=latlng(38.5, -9.25),
-                            duration=dur(90, 250_000_000),
-                            tags=["p", "x"],
-                            label="pick",
-                            time_windows=[
-                                pb.TimeWindow(
-                                    start_time=ts(T0 + 100, 1),
-                                    end_time=ts(T0 + 200),
-                                    soft_start_time=ts(T0 + 120),
-                                    soft_end_time=ts(T0 + 180, 750_000_000),
-                                    cost_per_hour_before_soft_start_time=2.5,
-                                    cost_per_hour_after_soft_end_time=0.0,
-                                )
-                            ],
-                        )
-                    ],
-                    deliveries=[
-                        pb.Shipment.VisitRequest(arrival_location=latlng(38.6, -9.1)),
-                        pb.Shipment.VisitRequest(
-                            arrival_location=latlng(-90, 180),
-                            time_windows=[
-                                pb.TimeWindow(end_time=ts(T0 + 1000)),
-                                pb.TimeWindow(start_time=ts(T0 + 2000)),
-                            ],
-                        ),
-                    ],
-                    load_demands={
-                        "kg": pb.Shipment.Load(amount=7),
-                        "pallets": pb.Shipment.Load(amount=0),
-                    },
-                    penalty_cost=0.0,
-                    allowed_vehicle_indices=[0],
-                )
-            ],
-            vehicles=[
-                pb.Vehicle(
-                    label="v0",
-                    start_location=latlng(90, -180),
-                    end_location=latlng(38.7, -9.2),
-                    start_tags=["depot"],
-                    end_tags=["depot", "end"],
-                    start_time_windows=[pb.TimeWindow(start_time=ts(T0 + 10))],
-                    end_time_windows=[pb.TimeWindow(end_time=ts(T0 + 80000))],
-                    travel_duration_multiple=1.25,
-                    load_limits={
-                        "kg": pb.Vehicle.LoadLimit(max_load=100),
-                        "pallets": pb.Vehicle.LoadLimit(max_load=0),
-                    },
-                    cost_per_hour=20.0,
-                    cost_per_traveled_hour=5.5,
-                    cost_per_kilometer=0.4,
-                    fixed_cost=30.0,
-                    route_duration_limit=pb.Vehicle.DurationLimit(max_duration=dur(3600, 1)),
-                    route_distance_limit=pb.Vehicle.DistanceLimit(max_meters=50_000),
-                    break_rule=pb.BreakRule(
-                        break_requests=[
-                            pb.BreakRule.BreakRequest(
-                                earliest_start_time=ts(T0 + 3600),
-                                latest_start_time=ts(T0 + 7200, 100),
-                                min_duration=dur(900, 500_000_000),
-                            )
-                        ]
-                    ),
-                )
-            ],
+            shipments=[full_shipment()],
+            vehicles=[full_vehicle()],
         )
     )
-    model, _ = convert(request)
+
+
+def test_full_model_global_times() -> None:
+    model, _ = convert(full_request())
     assert model.global_start_time == T0 + 0.5
     assert model.global_end_time == T0 + 86400.0
 
+
+def test_full_shipment_field_by_field() -> None:
+    model, _ = convert(full_request())
     (shipment,) = model.shipments
     assert shipment.label == "s0"
     assert shipment.load_demands == {"kg": 7, "pallets": 0}
@@ -351,13 +375,13 @@ def test_full_model_field_by_field() -> None:
     assert not shipment.is_mandatory
     assert shipment.allowed_vehicle_indices == (0,)
     (pickup,) = shipment.pickups
-    assert pickup.arrival_location == rpc.convert.LatLng(38.5, -9.25)
+    assert pickup.arrival_location == LatLng(38.5, -9.25)
     assert pickup.duration_s == 90.25
     assert pickup.tags == ("p", "x")
     assert isinstance(pickup.tags, tuple)
     assert pickup.label == "pick"
     (window,) = pickup.time_windows
-    assert window == rpc.convert.TimeWindow(
+    assert window == TimeWindow(
         start_time=T0 + 100 + 1e-9,
         end_time=T0 + 200.0,
         soft_start_time=T0 + 120.0,
@@ -367,18 +391,21 @@ def test_full_model_field_by_field() -> None:
     )
     assert len(shipment.deliveries) == 2
     assert shipment.deliveries[1].time_windows == (
-        rpc.convert.TimeWindow(end_time=T0 + 1000.0),
-        rpc.convert.TimeWindow(start_time=T0 + 2000.0),
+        TimeWindow(end_time=T0 + 1000.0),
+        TimeWindow(start_time=T0 + 2000.0),
     )
 
+
+def test_full_vehicle_field_by_field() -> None:
+    model, _ = convert(full_request())
     (vehicle,) = model.vehicles
     assert vehicle.label == "v0"
-    assert vehicle.start_location == rpc.convert.LatLng(90.0, -180.0)
-    assert vehicle.end_location == rpc.convert.LatLng(38.7, -9.2)
+    assert vehicle.start_location == LatLng(90.0, -180.0)
+    assert vehicle.end_location == LatLng(38.7, -9.2)
     assert vehicle.start_tags == ("depot",)
     assert vehicle.end_tags == ("depot", "end")
-    assert vehicle.start_time_windows == (rpc.convert.TimeWindow(start_time=T0 + 10.0),)
-    assert vehicle.end_time_windows == (rpc.convert.TimeWindow(end_time=T0 + 80000.0),)
+    assert vehicle.start_time_windows == (TimeWindow(start_time=T0 + 10.0),)
+    assert vehicle.end_time_windows == (TimeWindow(end_time=T0 + 80000.0),)
     assert vehicle.travel_duration_multiple == 1.25
     assert vehicle.load_limits == {"kg": 100, "pallets": 0}
     assert vehicle.cost_per_hour == 20.0
@@ -388,7 +415,7 @@ def test_full_model_field_by_field() -> None:
     assert vehicle.route_duration_limit_s == 3600 + 1e-9
     assert vehicle.route_distance_limit_m == 50_000.0
     assert vehicle.break_requests == (
-        rpc.convert.BreakRequest(
+        BreakRequest(
             earliest_start_time=T0 + 3600.0,
             latest_start_time=T0 + 7200 + 100e-9,
             min_duration_s=900.5,
@@ -732,7 +759,7 @@ def test_engine_paths_are_prefixed_with_model(monkeypatch: pytest.MonkeyPatch) -
             FieldViolation("shipments[0].deliveries[0].time_windows[0]", "bad window"),
         ]
 
-    monkeypatch.setattr(rpc.convert, "validate_model", fake_validate_model)
+    monkeypatch.setattr(rpc.convert.request, "validate_model", fake_validate_model)
     with pytest.raises(InvalidModelError) as exc_info:
         convert(base_request())
     assert exc_info.value.violations == (
@@ -751,7 +778,7 @@ def test_engine_duplicates_of_proto_violations_are_dropped(
             FieldViolation("shipments[0].deliveries[0].durations", "another field"),
         ]
 
-    monkeypatch.setattr(rpc.convert, "validate_model", fake_validate_model)
+    monkeypatch.setattr(rpc.convert.request, "validate_model", fake_validate_model)
     request = base_request()
     _visit(request).duration.CopyFrom(dur(-1))
     assert violation_paths(request) == [f"{_VISIT}.duration", f"{_VISIT}.durations"]
@@ -803,6 +830,58 @@ def test_seconds_to_duration(value: float, seconds: int, nanos: int) -> None:
 REASON = "auto: pyvrp cannot express vehicle breaks (model.vehicles[0].break_rule)"
 
 
+def hand_built_transitions(t: float) -> tuple[Transition, ...]:
+    return (
+        Transition(
+            start_time=t + 0.5,
+            travel_duration_s=99.75,
+            travel_distance_m=1000.5,
+            wait_duration_s=0.0,
+            break_duration_s=0.0,
+            total_duration_s=99.75,
+            vehicle_loads={"kg": 0},
+            polyline="_p~iF~ps|U",
+        ),
+        Transition(
+            start_time=t + 160.25,
+            travel_duration_s=500.0,
+            travel_distance_m=3000.0,
+            wait_duration_s=30.25,
+            break_duration_s=900.0,
+            total_duration_s=1430.25,
+            vehicle_loads={"kg": 5},
+        ),
+        Transition(
+            start_time=t + 900.0,
+            travel_duration_s=0.75,
+            travel_distance_m=321.0,
+            wait_duration_s=0.0,
+            break_duration_s=0.0,
+            total_duration_s=0.75,
+            vehicle_loads={"kg": 0},
+        ),
+    )
+
+
+def hand_built_skipped() -> tuple[SkippedShipment, ...]:
+    return (
+        SkippedShipment(
+            index=0,
+            label="s0",
+            reasons=(
+                SkipReason(
+                    code=SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY,
+                    example_vehicle_index=0,
+                    example_exceeded_capacity_type="kg",
+                ),
+                SkipReason(code=SkipReasonCode.VEHICLE_NOT_ALLOWED, example_vehicle_index=1),
+            ),
+        ),
+        SkippedShipment(index=2, label="s2", reasons=(SkipReason(code=SkipReasonCode.NO_VEHICLE),)),
+        SkippedShipment(index=3),
+    )
+
+
 def hand_built_solution() -> Solution:
     t = 1_700_000_000.0
     metrics = AggregatedMetrics(
@@ -841,36 +920,7 @@ def hand_built_solution() -> Solution:
                 visit_label="s1-drop",
             ),
         ),
-        transitions=(
-            Transition(
-                start_time=t + 0.5,
-                travel_duration_s=99.75,
-                travel_distance_m=1000.5,
-                wait_duration_s=0.0,
-                break_duration_s=0.0,
-                total_duration_s=99.75,
-                vehicle_loads={"kg": 0},
-                polyline="_p~iF~ps|U",
-            ),
-            Transition(
-                start_time=t + 160.25,
-                travel_duration_s=500.0,
-                travel_distance_m=3000.0,
-                wait_duration_s=30.25,
-                break_duration_s=900.0,
-                total_duration_s=1430.25,
-                vehicle_loads={"kg": 5},
-            ),
-            Transition(
-                start_time=t + 900.0,
-                travel_duration_s=0.75,
-                travel_distance_m=321.0,
-                wait_duration_s=0.0,
-                break_duration_s=0.0,
-                total_duration_s=0.75,
-                vehicle_loads={"kg": 0},
-            ),
-        ),
+        transitions=hand_built_transitions(t),
         breaks=(Break(start_time=t + 200.125, duration_s=900.0),),
         metrics=metrics,
         route_costs={"model.vehicles.fixed_cost": 50.0, "model.vehicles.cost_per_kilometer": 1.5},
@@ -880,24 +930,7 @@ def hand_built_solution() -> Solution:
     unused = Route(vehicle_index=1, vehicle_label="van-2")
     return Solution(
         routes=(used, unused),
-        skipped_shipments=(
-            SkippedShipment(
-                index=0,
-                label="s0",
-                reasons=(
-                    SkipReason(
-                        code=SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY,
-                        example_vehicle_index=0,
-                        example_exceeded_capacity_type="kg",
-                    ),
-                    SkipReason(code=SkipReasonCode.VEHICLE_NOT_ALLOWED, example_vehicle_index=1),
-                ),
-            ),
-            SkippedShipment(
-                index=2, label="s2", reasons=(SkipReason(code=SkipReasonCode.NO_VEHICLE),)
-            ),
-            SkippedShipment(index=3),
-        ),
+        skipped_shipments=hand_built_skipped(),
         metrics=Metrics(
             aggregated_route_metrics=metrics,
             skipped_mandatory_shipment_count=1,
@@ -922,6 +955,88 @@ def hand_built_solution() -> Solution:
     )
 
 
+def expected_transitions(t: int) -> list[pb.ShipmentRoute.Transition]:
+    load = pb.ShipmentRoute.VehicleLoad
+    return [
+        pb.ShipmentRoute.Transition(
+            start_time=ts(t, 500_000_000),
+            travel_duration=dur(99, 750_000_000),
+            travel_distance_meters=1000.5,
+            wait_duration=dur(0),
+            break_duration=dur(0),
+            total_duration=dur(99, 750_000_000),
+            vehicle_loads={"kg": load(amount=0)},
+            route_polyline=pb.ShipmentRoute.EncodedPolyline(points="_p~iF~ps|U"),
+        ),
+        pb.ShipmentRoute.Transition(
+            start_time=ts(t + 160, 250_000_000),
+            travel_duration=dur(500),
+            travel_distance_meters=3000.0,
+            wait_duration=dur(30, 250_000_000),
+            break_duration=dur(900),
+            total_duration=dur(1430, 250_000_000),
+            vehicle_loads={"kg": load(amount=5)},
+        ),
+        pb.ShipmentRoute.Transition(
+            start_time=ts(t + 900),
+            travel_duration=dur(0, 750_000_000),
+            travel_distance_meters=321.0,
+            wait_duration=dur(0),
+            break_duration=dur(0),
+            total_duration=dur(0, 750_000_000),
+            vehicle_loads={"kg": load(amount=0)},
+        ),
+    ]
+
+
+def expected_visits(t: int) -> list[pb.ShipmentRoute.Visit]:
+    return [
+        pb.ShipmentRoute.Visit(
+            shipment_index=1,
+            is_pickup=True,
+            visit_request_index=0,
+            start_time=ts(t + 100, 250_000_000),
+            load_demands={"kg": pb.Shipment.Load(amount=5)},
+            shipment_label="s1",
+            visit_label="s1-pickup",
+        ),
+        pb.ShipmentRoute.Visit(
+            shipment_index=1,
+            is_pickup=False,
+            visit_request_index=1,
+            start_time=ts(t + 800, 7_812_500),
+            load_demands={"kg": pb.Shipment.Load(amount=-5)},
+            shipment_label="s1",
+            visit_label="s1-drop",
+        ),
+    ]
+
+
+def expected_skipped() -> list[pb.SkippedShipment]:
+    return [
+        pb.SkippedShipment(
+            index=0,
+            label="s0",
+            reasons=[
+                pb.SkippedShipment.Reason(
+                    code=pb.SkippedShipment.Reason.DEMAND_EXCEEDS_VEHICLE_CAPACITY,
+                    example_vehicle_index=0,
+                    example_exceeded_capacity_type="kg",
+                ),
+                pb.SkippedShipment.Reason(
+                    code=pb.SkippedShipment.Reason.VEHICLE_NOT_ALLOWED, example_vehicle_index=1
+                ),
+            ],
+        ),
+        pb.SkippedShipment(
+            index=2,
+            label="s2",
+            reasons=[pb.SkippedShipment.Reason(code=pb.SkippedShipment.Reason.NO_VEHICLE)],
+        ),
+        pb.SkippedShipment(index=3),
+    ]
+
+
 def test_solution_to_response_maps_every_field() -> None:
     t = 1_700_000_000
     response = solution_to_response(hand_built_solution(), request_label="req-7")
@@ -939,7 +1054,6 @@ def test_solution_to_response_maps_every_field() -> None:
             "pallets": pb.ShipmentRoute.VehicleLoad(amount=1),
         },
     )
-    load = pb.ShipmentRoute.VehicleLoad
     expected = pb.OptimizeToursResponse(
         request_label="req-7",
         routes=[
@@ -948,56 +1062,8 @@ def test_solution_to_response_maps_every_field() -> None:
                 vehicle_label="van-1",
                 vehicle_start_time=ts(t, 500_000_000),
                 vehicle_end_time=ts(t + 1652, 125_000_000),
-                visits=[
-                    pb.ShipmentRoute.Visit(
-                        shipment_index=1,
-                        is_pickup=True,
-                        visit_request_index=0,
-                        start_time=ts(t + 100, 250_000_000),
-                        load_demands={"kg": pb.Shipment.Load(amount=5)},
-                        shipment_label="s1",
-                        visit_label="s1-pickup",
-                    ),
-                    pb.ShipmentRoute.Visit(
-                        shipment_index=1,
-                        is_pickup=False,
-                        visit_request_index=1,
-                        start_time=ts(t + 800, 7_812_500),
-                        load_demands={"kg": pb.Shipment.Load(amount=-5)},
-                        shipment_label="s1",
-                        visit_label="s1-drop",
-                    ),
-                ],
-                transitions=[
-                    pb.ShipmentRoute.Transition(
-                        start_time=ts(t, 500_000_000),
-                        travel_duration=dur(99, 750_000_000),
-                        travel_distance_meters=1000.5,
-                        wait_duration=dur(0),
-                        break_duration=dur(0),
-                        total_duration=dur(99, 750_000_000),
-                        vehicle_loads={"kg": load(amount=0)},
-                        route_polyline=pb.ShipmentRoute.EncodedPolyline(points="_p~iF~ps|U"),
-                    ),
-                    pb.ShipmentRoute.Transition(
-                        start_time=ts(t + 160, 250_000_000),
-                        travel_duration=dur(500),
-                        travel_distance_meters=3000.0,
-                        wait_duration=dur(30, 250_000_000),
-                        break_duration=dur(900),
-                        total_duration=dur(1430, 250_000_000),
-                        vehicle_loads={"kg": load(amount=5)},
-                    ),
-                    pb.ShipmentRoute.Transition(
-                        start_time=ts(t + 900),
-                        travel_duration=dur(0, 750_000_000),
-                        travel_distance_meters=321.0,
-                        wait_duration=dur(0),
-                        break_duration=dur(0),
-                        total_duration=dur(0, 750_000_000),
-                        vehicle_loads={"kg": load(amount=0)},
-                    ),
-                ],
+                visits=expected_visits(t),
+                transitions=expected_transitions(t),
                 route_polyline=pb.ShipmentRoute.EncodedPolyline(points="_p~iF~ps|U_ulLnnqC"),
                 breaks=[
                     pb.ShipmentRoute.Break(start_time=ts(t + 200, 125_000_000), duration=dur(900))
@@ -1011,28 +1077,7 @@ def test_solution_to_response_maps_every_field() -> None:
             ),
             pb.ShipmentRoute(vehicle_index=1, vehicle_label="van-2"),
         ],
-        skipped_shipments=[
-            pb.SkippedShipment(
-                index=0,
-                label="s0",
-                reasons=[
-                    pb.SkippedShipment.Reason(
-                        code=pb.SkippedShipment.Reason.DEMAND_EXCEEDS_VEHICLE_CAPACITY,
-                        example_vehicle_index=0,
-                        example_exceeded_capacity_type="kg",
-                    ),
-                    pb.SkippedShipment.Reason(
-                        code=pb.SkippedShipment.Reason.VEHICLE_NOT_ALLOWED, example_vehicle_index=1
-                    ),
-                ],
-            ),
-            pb.SkippedShipment(
-                index=2,
-                label="s2",
-                reasons=[pb.SkippedShipment.Reason(code=pb.SkippedShipment.Reason.NO_VEHICLE)],
-            ),
-            pb.SkippedShipment(index=3),
-        ],
+        skipped_shipments=expected_skipped(),
         metrics=pb.OptimizeToursResponse.Metrics(
             aggregated_route_metrics=agg,
             skipped_mandatory_shipment_count=1,
@@ -1103,7 +1148,7 @@ def _rich_status(status: grpc.Status) -> status_pb2.Status:
 
 def test_invalid_argument_status() -> None:
     violations = [FieldViolation(f"model.shipments[{i}].penalty_cost", "bad") for i in range(5)]
-    status = invalid_argument_status(violations, summary="invalid request")
+    status = grpc_status(invalid_argument_status(violations, summary="invalid request"))
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert status.details == (
         "invalid request: model.shipments[0].penalty_cost: bad; "
@@ -1127,7 +1172,7 @@ def test_invalid_argument_status() -> None:
 
 def test_invalid_argument_status_caps_details_for_the_trailer() -> None:
     violations = [FieldViolation(f"model.shipments[{i}].label", "x" * 200) for i in range(1000)]
-    status = invalid_argument_status(violations, summary="invalid request")
+    status = grpc_status(invalid_argument_status(violations, summary="invalid request"))
     rich = _rich_status(status)
     assert len(rich.SerializeToString()) < 6000
     info = error_details_pb2.ErrorInfo()
@@ -1137,14 +1182,14 @@ def test_invalid_argument_status_caps_details_for_the_trailer() -> None:
 
 
 def test_internal_status_has_no_exception_text() -> None:
-    status = internal_status(incident_id="abc123")
+    status = grpc_status(internal_status(incident_id="abc123"))
     assert status.code == grpc.StatusCode.INTERNAL
     assert status.details == "internal error (incident abc123)"
     assert "Traceback" not in _rich_status(status).SerializeToString().decode("utf-8", "replace")
 
 
 def test_resource_exhausted_status_has_retry_info() -> None:
-    status = resource_exhausted_status("server busy", retry_after_s=1.5)
+    status = grpc_status(resource_exhausted_status("server busy", retry_after_s=1.5))
     assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     retry = error_details_pb2.RetryInfo()
     assert _rich_status(status).details[0].Unpack(retry)

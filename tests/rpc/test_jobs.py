@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rpc.operations.manager import FilterError, parse_filter
+from rpc.errors import FilterError
+from rpc.operations.filter import MAX_PAGE_SIZE, parse_filter, parse_page
 from rpc.operations.store import (
     CANCELLED,
     FAILED,
@@ -37,6 +38,15 @@ def test_filter_terms() -> None:
 def test_bad_filters(text: str) -> None:
     with pytest.raises(FilterError):
         parse_filter(text)
+
+
+def test_pages() -> None:
+    assert parse_page(0, "") == (50, 0)
+    assert parse_page(10, "42") == (10, 42)
+    assert parse_page(10**6, "") == (MAX_PAGE_SIZE, 0)
+    for size, token in ((-1, ""), (10, "next")):
+        with pytest.raises(FilterError):
+            parse_page(size, token)
 
 
 def test_store_round_trip_listing_and_expiry(tmp_path: Path) -> None:

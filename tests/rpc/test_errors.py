@@ -1,0 +1,210 @@
+"""rpc.errors.status_of: one failure, one status, on OptimizeTours and on a long-running
+operation alike (and no exception text of an internal error reaches a client)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.longrunning import operations_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from engine.errors import (
+    ExecutorFullError,
+    FieldViolation,
+    InvalidModelError,
+    NoSolutionError,
+    SolverError,
+)
+from rpc.errors import FilterError, OperationNotFoundError, status_of
+from rpc.operations.manager import JobManager
+from rpc.operations.store import JobStore
+from rpc.pb import route_optimization_service_pb2 as pb
+from rpc.servicer import RouteOptimizationServicer
+
+SECRET = "secret detail of the failure"
+
+
+class FailedJob:
+    """A solve job that has already failed with ``exc``."""
+
+    id = 1
+    cancel_requested = False
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def cancel(self) -> None:
+        pass
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        raise self.exc
+
+    def add_done_callback(self, fn: Callable[[Any], object]) -> None:
+        fn(self)
+
+
+class FailingExecutor:
+    """Every solve fails with the exception ``make()`` returns."""
+
+    max_workers = 1
+    max_queued = 1
+    running_count = 0
+    queued_count = 0
+
+    def __init__(self, make: Callable[[], BaseException]) -> None:
+        self.make = make
+
+    def submit(self, model: object, options: object, **kwargs: object) -> FailedJob:
+        return FailedJob(self.make())
+
+
+class AbortedError(Exception):
+    def __init__(self, status: Any) -> None:
+        super().__init__(status.details)
+        self.status = status
+
+
+class FakeContext:
+    def peer(self) -> str:
+        return "test"
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def add_callback(self, fn: Callable[[], None]) -> bool:
+        return True
+
+    def is_active(self) -> bool:
+        return True
+
+    def abort_with_status(self, status: Any) -> None:
+        raise AbortedError(status)
+
+
+def request() -> pb.OptimizeToursRequest:
+    req = pb.OptimizeToursRequest(use_geodesic_distances=True)
+    shipment = req.model.shipments.add()
+    shipment.deliveries.add().arrival_location.latitude = 38.7
+    vehicle = req.model.vehicles.add()
+    vehicle.start_location.latitude = 38.8
+    return req
+
+
+def unary_status(executor: FailingExecutor) -> status_pb2.Status:
+    servicer = RouteOptimizationServicer(
+        executor,  # type: ignore[arg-type]
+        default_timeout_s=5.0,
+        default_geodesic_meters_per_second=10.0,
+    )
+    with pytest.raises(AbortedError) as aborted:
+        servicer.OptimizeTours(request(), FakeContext())
+    ((key, value),) = aborted.value.status.trailing_metadata
+    assert key == "grpc-status-details-bin"
+    return status_pb2.Status.FromString(value)
+
+
+@pytest.fixture
+def long_running(tmp_path: Path) -> Iterator[Callable[[FailingExecutor], status_pb2.Status]]:
+    stores: list[JobStore] = []
+    managers: list[JobManager] = []
+
+    def run(executor: FailingExecutor) -> status_pb2.Status:
+        store = JobStore(tmp_path / str(len(stores)))
+        stores.append(store)
+        jobs = JobManager(
+            store,
+            executor,  # type: ignore[arg-type]
+            default_timeout_s=5.0,
+            default_geodesic_meters_per_second=10.0,
+        )
+        managers.append(jobs)
+        jobs.start()
+        operation: operations_pb2.Operation = jobs.wait(jobs.submit(request()).name, 10.0)
+        assert operation.done
+        assert operation.HasField("error")
+        error: status_pb2.Status = operation.error
+        return error
+
+    yield run
+    for jobs in managers:
+        jobs.stop()
+    for store in stores:
+        store.close()
+
+
+def incident_of(status: status_pb2.Status) -> str:
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[-1].Unpack(info)
+    assert info.reason == "INTERNAL"
+    incident: str = info.metadata["incident_id"]
+    return incident
+
+
+def test_a_solver_error_is_internal_with_an_incident_id_on_both_paths(
+    long_running: Callable[[FailingExecutor], status_pb2.Status],
+) -> None:
+    executor = FailingExecutor(lambda: SolverError(SECRET))
+    unary, stored = unary_status(executor), long_running(executor)
+    for status in (unary, stored):
+        assert status.code == code_pb2.INTERNAL
+        assert SECRET not in status.SerializeToString().decode("utf-8", "replace")
+        assert status.message == f"internal error (incident {incident_of(status)})"
+    assert incident_of(unary) != incident_of(stored)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NoSolutionError("infeasible", "no vehicle can serve shipment 0"),
+        lambda: NoSolutionError("time_limit", "no solution within 5 s"),
+        lambda: InvalidModelError([FieldViolation("shipments[0].label", "bad label")]),
+    ],
+    ids=["infeasible", "time_limit", "invalid"],
+)
+def test_the_same_failure_gives_the_same_status_on_both_paths(
+    make: Callable[[], BaseException],
+    long_running: Callable[[FailingExecutor], status_pb2.Status],
+) -> None:
+    executor = FailingExecutor(make)
+    unary, stored = unary_status(executor), long_running(executor)
+    assert unary == stored
+    assert unary.code != code_pb2.INTERNAL
+
+
+def test_an_engine_violation_keeps_its_bad_request_with_request_paths(
+    long_running: Callable[[FailingExecutor], status_pb2.Status],
+) -> None:
+    executor = FailingExecutor(
+        lambda: InvalidModelError([FieldViolation("shipments[0].label", "bad label")])
+    )
+    for status in (unary_status(executor), long_running(executor)):
+        assert status.code == code_pb2.INVALID_ARGUMENT
+        bad = error_details_pb2.BadRequest()
+        assert status.details[0].Unpack(bad)
+        assert [(v.field, v.description) for v in bad.field_violations] == [
+            ("model.shipments[0].label", "bad label")
+        ]
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (ExecutorFullError("busy"), code_pb2.RESOURCE_EXHAUSTED),
+        (CancelledError(), code_pb2.CANCELLED),
+        (OperationNotFoundError("no operation named 'x'"), code_pb2.NOT_FOUND),
+        (FilterError("cannot parse"), code_pb2.INVALID_ARGUMENT),
+        (RuntimeError(SECRET), code_pb2.INTERNAL),
+    ],
+)
+def test_status_of_maps_each_error_to_its_code(exc: BaseException, code: int) -> None:
+    status = status_of(exc)
+    assert status.code == code
+    if code == code_pb2.INTERNAL:
+        assert SECRET not in status.message
