@@ -1,4 +1,4 @@
-"""EvaluateDepotLayouts messages ↔ the engine's depot layout study (:mod:`planning.layouts`).
+"""EvaluateDepotLayouts messages ↔ the depot layout study of :mod:`planning`.
 
 :func:`request_to_study` validates a whole request at once and raises
 :class:`~engine.errors.InvalidModelError` with paths relative to the request
@@ -30,6 +30,7 @@ from planning import (
     SolveFn,
     VehicleType,
     evaluate_layouts,
+    rank_key,
     road_violations,
     search_layouts,
     validate_study,
@@ -230,18 +231,8 @@ class LayoutOutcome:
 
 
 def rank(evaluations: Sequence[LayoutEvaluation]) -> tuple[LayoutEvaluation, ...]:
-    """Layouts best first: those within their depots' capacities, then fewer mandatory orders
-    unserved, then lower total cost."""
-    return tuple(
-        sorted(
-            evaluations,
-            key=lambda e: (
-                not e.capacity_respected,
-                e.kpis.mandatory_orders_unserved,
-                e.kpis.total_cost,
-            ),
-        )
-    )
+    """Layouts best first, in the planner's order (:func:`planning.rank_key`)."""
+    return tuple(sorted(evaluations, key=rank_key))
 
 
 def run_request(

@@ -8,6 +8,7 @@ never imports gRPC.
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -94,11 +95,15 @@ def test_room_imports_only_the_rooms_below_it(room):
 
 
 def test_the_rooms_are_the_packages_of_the_distribution():
-    """Every room is a package that pyproject.toml installs and mypy checks."""
-    text = (ROOT / "pyproject.toml").read_text()
+    """Every room is a package that pyproject.toml installs and mypy checks (strict)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    installed = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    mypy = config["tool"]["mypy"]
+    assert mypy["strict"] is True
     for room in ROOMS:
         assert (ROOT / room / "__init__.py").is_file(), room
-        assert f'"{room}*"' in text, f"{room} is not installed"
+        assert f"{room}*" in installed, f"{room} is not installed"
+        assert room in mypy["packages"], f"mypy does not check {room}"
 
 
 def test_only_the_ortools_modules_import_ortools():
