@@ -428,7 +428,7 @@ def test_threading_layer_is_pinned_to_a_threadsafe_one() -> None:
 def test_an_unsafe_threading_layer_falls_back_to_the_serial_kernel() -> None:
     """With NUMBA_THREADING_LAYER=workqueue set by an operator, calls never start that layer."""
     code = (
-        "from geodata import matrix, _numba_config as c\n"
+        "from geodata import matrix\nfrom geodata.kernels import config as c\n"
         "assert (c.THREADING_LAYER, c.PARALLEL_THREADSAFE) == ('workqueue', False)\n"
         "r = matrix.many_to_many([0, 1, 1], [1], [2.0], [3.0], [0, 1, 0], [1], threads=None)\n"
         "assert r.durations_s.tolist() == [[2.0], [0.0], [2.0]]\n"
