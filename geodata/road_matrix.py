@@ -11,10 +11,11 @@ opposite edge ``v -> u`` (``t_r``, ``L_r``; absent on a one-way street):
 A point exactly on a node (``f == 0`` or ``f == 1``, common where the nearest spot of a road is
 its end) *is* that node, so it also starts from / arrives at that node at zero cost even on a
 one-way street. These seeds and entries (:func:`source_seeds`, :func:`target_entries`) go to
-:func:`geodata.matrix.many_to_many_seeded`. A source and a target on the same directed edge with
-the target downstream (``f_t >= f_s``) are also connected directly, ``(f_t - f_s)·t``, which the
-network search cannot see; the matrix takes the faster of the two (the direct one on a tie). A
-point to itself is therefore 0.
+:func:`geodata.matrix.many_to_many_prepared` (on the network's prepared graph, built once per
+network: :meth:`geodata.network.RoadNetwork.prepared`). A source and a target on the same
+directed edge with the target downstream (``f_t >= f_s``) are also connected directly,
+``(f_t - f_s)·t``, which the network search cannot see; the matrix takes the faster of the two
+(the direct one on a tie). A point to itself is therefore 0.
 
 Unreachable pairs are ``inf`` (never on the largest strongly connected component that
 :func:`geodata.load_network` keeps); their count is logged and
@@ -29,7 +30,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from geodata.matrix import MatrixInputError, MatrixResult, Seeds, many_to_many_seeded
+from geodata.matrix import MatrixInputError, MatrixResult, Seeds, many_to_many_prepared
 from geodata.network import RoadNetwork
 from geodata.snap import SnapResult
 
@@ -90,11 +91,8 @@ def road_matrix(
     validate_points(network, targets, "targets", problems)
     if problems:
         raise MatrixInputError(problems)
-    result = many_to_many_seeded(
-        network.indptr,
-        network.indices,
-        network.travel_time_s,
-        network.length_m,
+    result = many_to_many_prepared(
+        network.prepared(),
         source_seeds(network, sources),
         target_entries(network, targets),
         threads=threads,

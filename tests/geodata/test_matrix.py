@@ -25,8 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import dijkstra
 
-from geodata import matrix
-from geodata.kernels import dijkstra as _kernels
+from geodata.kernels import many_to_many as kernels
 from geodata.kernels.config import PARALLEL_THREADSAFE, THREADING_LAYER
 from geodata.matrix import (
     MatrixInputError,
@@ -38,6 +37,7 @@ from geodata.matrix import (
     unreachable_pairs,
     warm_up,
 )
+from geodata.prepared import prepare_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 MONACO = ROOT.parent / "shared" / "data" / "osm" / "monaco.osm.pbf"
@@ -236,8 +236,8 @@ def test_a_street_is_entered_from_whichever_end_is_faster(a: int, b: int, x: int
     street = [(a, x, 100.0), (x, y, 2.0), (y, b, 1.0), (a, 4, 7.0), (b, 5, 9.0)]
     pairs = [*street, *((q, p, w) for p, q, w in street), (a, b, 5.0), (b, a, 5.0)]
     edges = EdgeList(6, *zip(*pairs, strict=True), [w * 10 for _, _, w in pairs])
-    graph = matrix._validate_graph(*edges.csr())
-    assert matrix._chains(graph).is_core.tolist() == [i not in (x, y) for i in range(6)]
+    is_core = prepare_graph(*edges.csr()).chains.is_core
+    assert is_core.tolist() == [i not in (x, y) for i in range(6)]
     result = run(edges, [a, b], [x, y])
     assert result.durations_s.tolist() == [[8.0, 6.0], [3.0, 1.0]]
     assert result.distances_m.tolist() == [[80.0, 60.0], [30.0, 10.0]]
@@ -378,23 +378,19 @@ def test_serial_and_parallel_kernels_agree_bit_for_bit() -> None:
 
 def parallel_kernel(edges: EdgeList, sources: Any, targets: Any, workers: int) -> MatrixResult:
     """Call the parallel kernel directly, with input arrays read-only as the wrapper passes them."""
-    graph = matrix._validate_graph(*edges.csr())
-    chains = matrix._chains(graph)
+    prepared = prepare_graph(*edges.csr())
     src, tgt = Seeds.from_nodes(sources), Seeds.from_nodes(targets)
     n = edges.n
-    mark, n_marked = chains.core_targets(tgt.node)
-    mark.flags.writeable = False
+    mark, n_marked = prepared.chains.core_targets(tgt.node)
     out_t = np.full((len(src), len(tgt)), -1.0)
     out_d = np.full((len(src), len(tgt)), -1.0)
-    _kernels.many_to_many_parallel(
-        graph.indptr, chains.head, graph.weight, graph.length, chains.is_core,
-        chains.walk_node, chains.walk_time, chains.walk_len,
-        src.ptr, src.node, src.time_s, src.dist_m,
-        tgt.ptr, tgt.node, tgt.time_s, tgt.dist_m,
-        mark, n_marked,
+    workspace = (
         np.empty((workers, n)), np.empty((workers, n)), np.empty((workers, n), np.int32),
         np.empty((workers, n), np.int32), np.empty((workers, n)), np.empty((workers, n), np.int32),
-        out_t, out_d,
+    )  # fmt: skip
+    kernels.many_to_many_parallel(
+        prepared.kernel_arrays(), src.kernel_arrays(), tgt.kernel_arrays(), mark, n_marked,
+        workspace, out_t, out_d,
     )  # fmt: skip
     return MatrixResult(out_t, out_d)
 
@@ -468,9 +464,9 @@ def test_one_compiled_signature_whatever_the_input_arrays() -> None:
     ):
         for threads in (1, None):
             many_to_many(*graph, np.array([0, 3], np.int32), [5, 6], threads=threads)
-    assert len(_kernels.many_to_many_serial.signatures) == 1  # type: ignore[attr-defined]
+    assert len(kernels.many_to_many_serial.signatures) == 1  # type: ignore[attr-defined]
     if PARALLEL_THREADSAFE and max_threads() > 1:
-        assert len(_kernels.many_to_many_parallel.signatures) == 1  # type: ignore[attr-defined]
+        assert len(kernels.many_to_many_parallel.signatures) == 1  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------------------------ #

@@ -1,0 +1,39 @@
+"""The one numba decorator of the geodata kernels, typed so that mypy keeps each kernel's signature.
+
+Every kernel is compiled with ``cache=True`` (JIT code kept on disk after the first process) and
+``nogil=True`` (the server runs concurrent calls from a thread pool). Importing this module pins
+numba's threading layer (:mod:`geodata.kernels.config`) before any ``prange`` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from geodata.kernels import config as _numba_config  # noqa: F401  (pins the threading layer before any prange runs)
+
+__all__ = ["F64", "I32", "I64", "Mask", "kernel"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+Mask = npt.NDArray[np.bool_]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def kernel(*, parallel: bool = False, inline: str = "never") -> Callable[[_F], _F]:
+    """``njit(cache=True, nogil=True, parallel=parallel[, inline=inline])`` keeping the signature.
+
+    ``inline="always"`` inlines at numba-IR level: LLVM does not inline the heap's sift functions
+    on its own, and the call per heap pop (arrays are passed as exploded structs) cost ~15 % on
+    Monaco.
+    """
+    options: dict[str, Any] = {"cache": True, "nogil": True, "parallel": parallel}
+    if inline != "never":
+        options["inline"] = inline
+    return cast("Callable[[_F], _F]", njit(**options))
