@@ -52,7 +52,7 @@ from numba import prange
 
 from geodata.kernels.heap import NOT_REACHED
 from geodata.kernels.jit import F64, Mask, kernel
-from geodata.kernels.search import best_entry, search
+from geodata.kernels.search import best_entry, reset_touched, search
 
 __all__ = ["many_to_many_parallel", "many_to_many_serial"]
 
@@ -110,10 +110,7 @@ def _rows(
             dist, dist_m, pos, ws_heap_node[worker], ws_heap_key[worker], touched,
         )  # fmt: skip
         _best_entries(i, targets, dist, dist_m, out_time, out_dist)
-        for k in range(n_touched):
-            v = touched[k]
-            dist[v] = np.inf
-            pos[v] = NOT_REACHED
+        reset_touched(touched, n_touched, dist, pos)
 
 
 @kernel()

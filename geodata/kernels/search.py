@@ -26,7 +26,7 @@ import numpy as np
 from geodata.kernels.heap import NOT_REACHED, SETTLED, push, remove_min
 from geodata.kernels.jit import F64, I32, I64, Mask, kernel
 
-__all__ = ["best_entry", "search", "seed_search"]
+__all__ = ["best_entry", "reset_touched", "search", "seed_search"]
 
 
 @kernel()
@@ -184,3 +184,12 @@ def best_entry(lo: int, hi: int, entry_node: I32, entry_time: F64, dist: F64) ->
             best_time = t
             best = k
     return best
+
+
+@kernel(inline="always")
+def reset_touched(touched: I32, n_touched: int, dist: F64, pos: I32) -> None:
+    """Make ``dist`` ``inf`` and ``pos`` ``NOT_REACHED`` again at the nodes a search touched."""
+    for k in range(n_touched):
+        v = touched[k]
+        dist[v] = np.inf
+        pos[v] = NOT_REACHED
