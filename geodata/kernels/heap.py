@@ -7,8 +7,11 @@ hold the queued nodes and their keys side by side (sifting touches only contiguo
 
 Every function is inlined at numba-IR level into the searches (``inline="always"``) and returns at
 most one integer: an earlier measurement found a tuple-returning inline helper 60 % slower in the
-hot relaxation loop on a grid. The 4-ary layout and the alternatives measured against it (2-/8-ary,
-a lazy heap without decrease-key) are listed with their numbers in :mod:`benchmarks.matrix`.
+hot relaxation loop on a grid. The matrix search (:mod:`geodata.kernels.search`) uses
+:func:`sift_up` / :func:`push` / :func:`sift_down` but writes the pop out: :func:`remove_min`
+there measured 18-24 % slower on Monaco and Andorra (the path search uses it). The 4-ary layout
+and the alternatives measured against it (2-/8-ary, a lazy heap without decrease-key) are listed
+with their numbers in :mod:`benchmarks.matrix`.
 """
 
 from __future__ import annotations
