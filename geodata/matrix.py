@@ -293,11 +293,9 @@ def _run(
         prepared.kernel_arrays(),
         sources.kernel_arrays(),
         targets.kernel_arrays(),
-        core_target_mark,
-        n_core_targets,
+        (core_target_mark, n_core_targets),
         workspace,
-        out_time,
-        out_dist,
+        (out_time, out_dist),
     )
     if not parallel:
         many_to_many_serial(*args)

@@ -126,22 +126,25 @@ def route_paths(
     return legs
 
 
-Workspace = tuple[npt.NDArray[np.bool_], F64, F64, I32, I32, I32, F64, I32, I32]
+Workspace = tuple[tuple[F64, F64, I32, I32, F64, I32], tuple[npt.NDArray[np.bool_], I32, I32]]
 
 
 def _workspace(n: int) -> Workspace:
-    """The arrays one leg search after another reuses (each search resets what it touched)."""
-    return (
-        np.ones(n, dtype=np.bool_),  # all_core: the path search queues every node
+    """The arrays one leg search after another reuses (each search resets what it touched).
+
+    The search's ``(dist, dist_m, pos, heap_node, heap_key, touched)`` and the path's
+    ``(all_core, pred, path_out)`` (see :func:`geodata.kernels.path.leg_search`).
+    """
+    search = (
         np.full(n, np.inf),  # dist
         np.empty(n, dtype=np.float64),  # dist_m
-        np.empty(n, dtype=np.int32),  # pred
         np.full(n, NOT_REACHED, dtype=np.int32),  # pos
         np.empty(n, dtype=np.int32),  # heap_node
         np.empty(n, dtype=np.float64),  # heap_key
         np.empty(n, dtype=np.int32),  # touched
-        np.empty(n, dtype=np.int32),  # path_out
     )
+    path = (np.ones(n, dtype=np.bool_), np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32))
+    return search, path
 
 
 def _group(seeds: Seeds, g: int) -> tuple[I32, F64, F64]:
@@ -162,13 +165,7 @@ def _one_leg(
 ) -> LegPath:
     """The leg from point ``a`` to point ``b``: through the network, or along their shared edge."""
     net_time, net_dist, n_path = leg_search(
-        graph.indptr,
-        graph.indices,
-        graph.weight,
-        graph.length,
-        _group(seeds, a),
-        _group(entries, b),
-        *workspace,
+        graph.arrays(), _group(seeds, a), _group(entries, b), *workspace
     )
     direct_time, direct_dist = same_edge_cost(
         network,
@@ -185,7 +182,7 @@ def _one_leg(
         return LegPath(_coords([start, end]), np.zeros(0, dtype=np.int64), direct_time, direct_dist)
     if not np.isfinite(net_time):
         return LegPath(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.inf, np.inf)
-    nodes = workspace[-1][:n_path].astype(np.int64)
+    nodes = workspace[1][2][:n_path].astype(np.int64)
     node_coords = np.column_stack([network.lat[nodes], network.lon[nodes]])
     coords = np.vstack([np.asarray([start]), node_coords, np.asarray([end])])
     return LegPath(_coords(coords), nodes, float(net_time), float(net_dist))
@@ -209,15 +206,7 @@ def warm_up() -> float:
     graph = prepare_graph([0, 1, 2, 2], np.array([1, 2], np.int32), [1.0, 2.0], [10.0, 20.0]).graph
     seeds = Seeds.from_groups([[(0, 0.5, 5.0)]])
     entries = Seeds.from_groups([[(2, 0.0, 0.0)]])
-    found = leg_search(
-        graph.indptr,
-        graph.indices,
-        graph.weight,
-        graph.length,
-        _group(seeds, 0),
-        _group(entries, 0),
-        *_workspace(3),
-    )
+    found = leg_search(graph.arrays(), _group(seeds, 0), _group(entries, 0), *_workspace(3))
     if found != (3.5, 35.0, 3):  # pragma: no cover
         raise RuntimeError(f"path kernel self-check failed: {found}")
     elapsed = time.perf_counter() - started

@@ -55,6 +55,10 @@ class CsrGraph:
         """Number of nodes."""
         return int(self.indptr.shape[0] - 1)
 
+    def arrays(self) -> tuple[I64, I32, F64, F64]:
+        """``(indptr, indices, weight, length)``, the ``graph`` tuple of the path kernel."""
+        return self.indptr, self.indices, self.weight, self.length
+
 
 def _check_csr(ptr: I64, idx: npt.NDArray[np.integer], problems: list[str]) -> None:
     """Append the violated CSR structure invariants of ``indptr`` (sizes, bounds, order)."""

@@ -7,8 +7,9 @@ the one :func:`geodata.matrix.warm_up` compiles. Arrays come grouped in tuples:
 
 ``graph`` = ``(indptr, head, weight, length, is_core, walk_node, walk_time, walk_len)``
 (:meth:`geodata.prepared.PreparedGraph.kernel_arrays`), ``sources`` / ``targets`` =
-``(ptr, node, time, dist)`` (a :class:`geodata.seeds.Seeds`), ``workspace`` =
-``(dist, dist_m, pos, heap_node, heap_key, touched)``:
+``(ptr, node, time, dist)`` (a :class:`geodata.seeds.Seeds`), ``stop`` =
+``(core_target_mark, n_core_targets)``, ``workspace`` =
+``(dist, dist_m, pos, heap_node, heap_key, touched)``, ``out`` = ``(out_time, out_dist)``:
 
 ====================  =======  ==================================================================
 array                 dtype    meaning
@@ -45,18 +46,14 @@ heap indices) are listed with their numbers in :mod:`benchmarks.matrix`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numba import prange
 
 from geodata.kernels.heap import NOT_REACHED
-from geodata.kernels.jit import F64, Mask, kernel
+from geodata.kernels.jit import F64, Arrays, kernel
 from geodata.kernels.search import best_entry, reset_touched, search
 
 __all__ = ["many_to_many_parallel", "many_to_many_serial"]
-
-Arrays = tuple[Any, ...]
 
 
 @kernel(inline="always")
@@ -81,71 +78,41 @@ def _best_entries(
 
 @kernel()
 def _rows(
-    worker: int,
-    row_step: int,
-    graph: Arrays,
-    sources: Arrays,
-    targets: Arrays,
-    core_target_mark: Mask,
-    n_core_targets: int,
-    workspace: Arrays,
-    out_time: F64,
-    out_dist: F64,
-) -> None:
+    worker: int, row_step: int, graph: Arrays, sources: Arrays, targets: Arrays, stop: Arrays,
+    workspace: Arrays, out: Arrays,
+) -> None:  # fmt: skip
     """Fill rows ``worker, worker + row_step, ...`` of the outputs with workspace row ``worker``."""
-    indptr, head, weight, length, is_core, walk_node, walk_time, walk_len = graph
     seed_ptr, seed_node, seed_time, seed_dist = sources
-    ws_dist, ws_dist_m, ws_pos, ws_heap_node, ws_heap_key, ws_touched = workspace
-    dist = ws_dist[worker]
-    dist_m = ws_dist_m[worker]
-    pos = ws_pos[worker]
-    touched = ws_touched[worker]
+    seeds = (seed_node, seed_time, seed_dist)
+    own = (
+        workspace[0][worker], workspace[1][worker], workspace[2][worker],
+        workspace[3][worker], workspace[4][worker], workspace[5][worker],
+    )  # fmt: skip
+    dist, dist_m, pos, _, _, touched = own
     dist[:] = np.inf
     pos[:] = NOT_REACHED
     for i in range(worker, seed_ptr.shape[0] - 1, row_step):
-        n_touched = search(
-            indptr, head, weight, length, is_core, walk_node, walk_time, walk_len,
-            seed_ptr[i], seed_ptr[i + 1], seed_node, seed_time, seed_dist,
-            core_target_mark, n_core_targets,
-            dist, dist_m, pos, ws_heap_node[worker], ws_heap_key[worker], touched,
-        )  # fmt: skip
-        _best_entries(i, targets, dist, dist_m, out_time, out_dist)
+        n_touched = search(graph, seed_ptr[i], seed_ptr[i + 1], seeds, stop, own)
+        _best_entries(i, targets, dist, dist_m, out[0], out[1])
         reset_touched(touched, n_touched, dist, pos)
 
 
 @kernel()
 def many_to_many_serial(
-    graph: Arrays,
-    sources: Arrays,
-    targets: Arrays,
-    core_target_mark: Mask,
-    n_core_targets: int,
-    workspace: Arrays,
-    out_time: F64,
-    out_dist: F64,
+    graph: Arrays, sources: Arrays, targets: Arrays, stop: Arrays, workspace: Arrays, out: Arrays
 ) -> None:
     """Fastest-path time and its length for every (source group, target group), one thread.
 
-    Uses workspace row 0. ``out_time[i, j]`` is the minimum over entries ``k`` of target ``j`` of
-    ``time_i(entry_node[k]) + entry_time[k]``; ``out_dist[i, j]`` the matching distance; both
-    ``inf`` when no entry is reachable.
+    Uses workspace row 0. ``out = (out_time, out_dist)``: ``out_time[i, j]`` is the minimum over
+    entries ``k`` of target ``j`` of ``time_i(entry_node[k]) + entry_time[k]``;
+    ``out_dist[i, j]`` the matching distance; both ``inf`` when no entry is reachable.
     """
-    _rows(
-        0, 1, graph, sources, targets, core_target_mark, n_core_targets, workspace,
-        out_time, out_dist,
-    )  # fmt: skip
+    _rows(0, 1, graph, sources, targets, stop, workspace, out)
 
 
 @kernel(parallel=True)
 def many_to_many_parallel(
-    graph: Arrays,
-    sources: Arrays,
-    targets: Arrays,
-    core_target_mark: Mask,
-    n_core_targets: int,
-    workspace: Arrays,
-    out_time: F64,
-    out_dist: F64,
+    graph: Arrays, sources: Arrays, targets: Arrays, stop: Arrays, workspace: Arrays, out: Arrays
 ) -> None:
     """Same as :func:`many_to_many_serial`, sources spread over ``workspace[0].shape[0]`` workers.
 
@@ -155,7 +122,4 @@ def many_to_many_parallel(
     """
     n_workers = workspace[0].shape[0]
     for b in prange(n_workers):
-        _rows(
-            b, n_workers, graph, sources, targets, core_target_mark, n_core_targets, workspace,
-            out_time, out_dist,
-        )  # fmt: skip
+        _rows(b, n_workers, graph, sources, targets, stop, workspace, out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from geodata.kernels.heap import NOT_REACHED, push, remove_min
-from geodata.kernels.jit import F64, I32, I64, Mask, kernel
+from geodata.kernels.jit import I32, Arrays, kernel
 from geodata.kernels.search import best_entry, reset_touched, seed_search
 
 __all__ = ["leg_search"]
@@ -36,22 +36,11 @@ def _distinct(nodes: I32) -> int:
 
 @kernel()
 def _expand(
-    indptr: I64,
-    indices: I32,
-    weight: F64,
-    length: F64,
-    entry_node: I32,
-    size: int,
-    n_touched: int,
-    dist: F64,
-    dist_m: F64,
-    pred: I32,
-    pos: I32,
-    heap_node: I32,
-    heap_key: F64,
-    touched: I32,
+    graph: Arrays, entry_node: I32, size: int, n_touched: int, workspace: Arrays, pred: I32
 ) -> int:
     """Settle nodes in heap order until every entry node is settled; return the nodes touched."""
+    indptr, indices, weight, length = graph
+    dist, dist_m, pos, heap_node, heap_key, touched = workspace
     remaining = _distinct(entry_node)  # distinct entry nodes not yet settled
     while size > 0 and remaining > 0:
         u = heap_node[0]
@@ -95,41 +84,26 @@ def _trace(pred: I32, last: int, path_out: I32) -> int:
 
 @kernel()
 def leg_search(
-    indptr: I64,
-    indices: I32,
-    weight: F64,
-    length: F64,
-    seeds: tuple[I32, F64, F64],
-    entries: tuple[I32, F64, F64],
-    all_core: Mask,
-    dist: F64,
-    dist_m: F64,
-    pred: I32,
-    pos: I32,
-    heap_node: I32,
-    heap_key: F64,
-    touched: I32,
-    path_out: I32,
+    graph: Arrays, seeds: Arrays, entries: Arrays, workspace: Arrays, path: Arrays
 ) -> tuple[float, float, int]:
     """Fastest path from the seeds to the best entry; return ``(time, dist, n_path_nodes)``.
 
-    ``seeds`` / ``entries`` are ``(node, time, dist)`` arrays of one group; ``all_core`` is an
-    all-True mask (every node is queued, none walked). On entry ``dist`` is ``inf`` and ``pos``
-    is ``NOT_REACHED`` everywhere, and so again on return. The path's nodes are written to
-    ``path_out[:n_path_nodes]`` (first seed node first); ``inf, inf, 0`` when unreachable.
+    ``graph`` is ``(indptr, indices, weight, length)`` (a :class:`geodata.prepared.CsrGraph`),
+    ``seeds`` / ``entries`` the ``(node, time, dist)`` arrays of one group, ``workspace``
+    ``(dist, dist_m, pos, heap_node, heap_key, touched)`` and ``path`` ``(all_core, pred,
+    path_out)``, ``all_core`` an all-True mask (every node is queued, none walked). On entry
+    ``dist`` is ``inf`` and ``pos`` is ``NOT_REACHED`` everywhere, and so again on return. The
+    path's nodes are written to ``path_out[:n_path_nodes]`` (first seed node first);
+    ``inf, inf, 0`` when unreachable.
     """
-    seed_node, seed_time, seed_dist = seeds
+    all_core, pred, path_out = path
+    seed_node = seeds[0]
     entry_node, entry_time, entry_dist = entries
-    size, n_touched = seed_search(
-        all_core, 0, seed_node.shape[0], seed_node, seed_time, seed_dist,
-        dist, dist_m, pos, heap_node, heap_key, touched,
-    )  # fmt: skip
+    dist, dist_m, pos, _, _, touched = workspace
+    size, n_touched = seed_search(all_core, 0, seed_node.shape[0], seeds, workspace)
     for k in range(seed_node.shape[0]):
         pred[seed_node[k]] = -1
-    n_touched = _expand(
-        indptr, indices, weight, length, entry_node, size, n_touched,
-        dist, dist_m, pred, pos, heap_node, heap_key, touched,
-    )  # fmt: skip
+    n_touched = _expand(graph, entry_node, size, n_touched, workspace, pred)
     best_time, best_dist, n_path = np.inf, np.inf, 0
     k = best_entry(0, entry_node.shape[0], entry_node, entry_time, dist)
     if k >= 0:

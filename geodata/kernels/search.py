@@ -24,32 +24,24 @@ from __future__ import annotations
 import numpy as np
 
 from geodata.kernels.heap import NOT_REACHED, SETTLED, push, sift_down
-from geodata.kernels.jit import F64, I32, I64, Mask, kernel
+from geodata.kernels.jit import F64, I32, Arrays, Mask, kernel
 
 __all__ = ["best_entry", "reset_touched", "search", "seed_search"]
 
 
 @kernel()
 def seed_search(
-    is_core: Mask,
-    seed_lo: int,
-    seed_hi: int,
-    seed_node: I32,
-    seed_time: F64,
-    seed_dist: F64,
-    dist: F64,
-    dist_m: F64,
-    pos: I32,
-    heap_node: I32,
-    heap_key: F64,
-    touched: I32,
+    is_core: Mask, seed_lo: int, seed_hi: int, seeds: Arrays, workspace: Arrays
 ) -> tuple[int, int]:
     """Give seeds ``seed_lo:seed_hi`` their times; return ``(heap size, nodes touched)``.
 
-    Core seeds are queued; interior seeds only hold their time (they are expanded first, in seed
-    order, by :func:`search`) and are marked :data:`SETTLED` as touched. Runs once per search, so
-    its tuple result costs nothing measurable.
+    ``seeds`` is ``(node, time, dist)``, ``workspace`` ``(dist, dist_m, pos, heap_node, heap_key,
+    touched)``. Core seeds are queued; interior seeds only hold their time (they are expanded
+    first, in seed order, by :func:`search`) and are marked :data:`SETTLED` as touched. Runs once
+    per search, so its tuple result costs nothing measurable.
     """
+    seed_node, seed_time, seed_dist = seeds
+    dist, dist_m, pos, heap_node, heap_key, touched = workspace
     n_touched = 0
     size = 0
     for k in range(seed_lo, seed_hi):
@@ -70,29 +62,13 @@ def seed_search(
 
 @kernel()
 def search(
-    indptr: I64,
-    head: I32,
-    weight: F64,
-    length: F64,
-    is_core: Mask,
-    walk_node: I32,
-    walk_time: F64,
-    walk_len: F64,
-    seed_lo: int,
-    seed_hi: int,
-    seed_node: I32,
-    seed_time: F64,
-    seed_dist: F64,
-    core_target_mark: Mask,
-    n_core_targets: int,
-    dist: F64,
-    dist_m: F64,
-    pos: I32,
-    heap_node: I32,
-    heap_key: F64,
-    touched: I32,
+    graph: Arrays, seed_lo: int, seed_hi: int, seeds: Arrays, stop: Arrays, workspace: Arrays
 ) -> int:
     """Run one multi-seed Dijkstra over the core graph; return how many nodes it reached.
+
+    ``graph`` is :meth:`geodata.prepared.PreparedGraph.kernel_arrays`, ``seeds`` ``(node, time,
+    dist)`` (this search's rows are ``seed_lo:seed_hi``), ``stop`` ``(core_target_mark,
+    n_core_targets)``, ``workspace`` ``(dist, dist_m, pos, heap_node, heap_key, touched)``.
 
     On entry ``dist`` is ``inf`` and ``pos`` is ``NOT_REACHED`` everywhere. On return ``dist`` /
     ``dist_m`` hold final values for every node whose value is needed: every core target and
@@ -104,7 +80,7 @@ def search(
     Dijkstra), else the walk slot of ``e``, and the chain is walked node by node, interior nodes
     updated in place, until one already holds a time ``<= t`` or the core node ending the chain.
 
-    Kept at ~85 lines on purpose, for measured speed: the relaxation and the chain walk are
+    Kept at ~70 lines on purpose, for measured speed: the relaxation and the chain walk are
     written out here, not in helpers, because they update several counters at once (numba's
     tuple-returning inline helpers made this kernel 60 % slower on a grid). Of the shared heap's
     helpers, :func:`~geodata.kernels.heap.push` is used (same speed: CPU-time ratio to the
@@ -112,10 +88,11 @@ def search(
     pop is written out: :func:`~geodata.kernels.heap.remove_min` here measured 18-24 % slower.
     The seeding is a helper called once per search (:func:`seed_search`, no measurable cost).
     """
-    size, n_touched = seed_search(
-        is_core, seed_lo, seed_hi, seed_node, seed_time, seed_dist,
-        dist, dist_m, pos, heap_node, heap_key, touched,
-    )  # fmt: skip
+    indptr, head, weight, length, is_core, walk_node, walk_time, walk_len = graph
+    seed_node, seed_time, _ = seeds
+    core_target_mark, n_core_targets = stop
+    dist, dist_m, pos, heap_node, heap_key, touched = workspace
+    size, n_touched = seed_search(is_core, seed_lo, seed_hi, seeds, workspace)
     next_seed = seed_lo
     remaining = n_core_targets
     while remaining > 0:

@@ -389,8 +389,8 @@ def parallel_kernel(edges: EdgeList, sources: Any, targets: Any, workers: int) -
         np.empty((workers, n), np.int32), np.empty((workers, n)), np.empty((workers, n), np.int32),
     )  # fmt: skip
     kernels.many_to_many_parallel(
-        prepared.kernel_arrays(), src.kernel_arrays(), tgt.kernel_arrays(), mark, n_marked,
-        workspace, out_t, out_d,
+        prepared.kernel_arrays(), src.kernel_arrays(), tgt.kernel_arrays(), (mark, n_marked),
+        workspace, (out_t, out_d),
     )  # fmt: skip
     return MatrixResult(out_t, out_d)
 
