@@ -117,34 +117,37 @@ def road_matrix(
 
 def source_seeds(network: RoadNetwork, points: SnapResult) -> Seeds:
     """One group of seeds per point: the nodes it reaches first and the cost of getting there."""
-    f, edge, rev = points.fraction, points.edge, points.reverse_edge
-    v = network.indices[edge].astype(np.int64)
-    u = _edge_sources(network, edge)
-    has_rev = rev >= 0
-    rev_safe = np.where(has_rev, rev, 0)
-    first = (v, (1.0 - f) * network.travel_time_s[edge], (1.0 - f) * network.length_m[edge])
-    second = (
-        u,
-        np.where(has_rev, f * network.travel_time_s[rev_safe], 0.0),
-        np.where(has_rev, f * network.length_m[rev_safe], 0.0),
-    )
-    return _interleave(first, second, has_rev | (f == 0.0))
+    return _endpoint_groups(network, points, leaving=True)
 
 
 def target_entries(network: RoadNetwork, points: SnapResult) -> Seeds:
     """One group of entries per point: the nodes it is reached from and the cost from there."""
+    return _endpoint_groups(network, points, leaving=False)
+
+
+def _endpoint_groups(network: RoadNetwork, points: SnapResult, *, leaving: bool) -> Seeds:
+    """Each point's edge ends with the part of the edge between them and the point.
+
+    Leaving a point at fraction ``f`` of ``u -> v`` reaches ``v`` over ``1 - f`` of the edge and
+    ``u`` over ``f`` of the reverse edge; arriving comes from ``u`` over ``f`` of the edge and
+    from ``v`` over ``1 - f`` of the reverse edge. The second end counts only where the reverse
+    edge exists or the point is on that end itself.
+    """
     f, edge, rev = points.fraction, points.edge, points.reverse_edge
     v = network.indices[edge].astype(np.int64)
     u = _edge_sources(network, edge)
     has_rev = rev >= 0
     rev_safe = np.where(has_rev, rev, 0)
-    first = (u, f * network.travel_time_s[edge], f * network.length_m[edge])
+    along, back = (1.0 - f, f) if leaving else (f, 1.0 - f)
+    first_node, second_node = (v, u) if leaving else (u, v)
+    first = (first_node, along * network.travel_time_s[edge], along * network.length_m[edge])
     second = (
-        v,
-        np.where(has_rev, (1.0 - f) * network.travel_time_s[rev_safe], 0.0),
-        np.where(has_rev, (1.0 - f) * network.length_m[rev_safe], 0.0),
+        second_node,
+        np.where(has_rev, back * network.travel_time_s[rev_safe], 0.0),
+        np.where(has_rev, back * network.length_m[rev_safe], 0.0),
     )
-    return _interleave(first, second, has_rev | (f == 1.0))
+    on_second = f == (0.0 if leaving else 1.0)
+    return _interleave(first, second, has_rev | on_second)
 
 
 def _interleave(

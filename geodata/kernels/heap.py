@@ -18,11 +18,28 @@ from __future__ import annotations
 
 from geodata.kernels.jit import F64, I32, kernel
 
-__all__ = ["ARITY", "NOT_REACHED", "SETTLED", "push", "remove_min", "sift_down", "sift_up"]
+__all__ = [
+    "ARITY",
+    "NOT_REACHED",
+    "SETTLED",
+    "place",
+    "push",
+    "remove_min",
+    "sift_down",
+    "sift_up",
+]
 
 NOT_REACHED = -1
 SETTLED = -2
 ARITY = 4
+
+
+@kernel(inline="always")
+def place(heap_node: I32, heap_key: F64, pos: I32, i: int, node: int, key: float) -> None:
+    """Store ``node`` with ``key`` at slot ``i``."""
+    heap_node[i] = node
+    heap_key[i] = key
+    pos[node] = i
 
 
 @kernel(inline="always")
@@ -33,14 +50,9 @@ def sift_up(heap_node: I32, heap_key: F64, pos: I32, i: int, node: int, key: flo
         parent_key = heap_key[parent]
         if parent_key <= key:
             break
-        parent_node = heap_node[parent]
-        heap_node[i] = parent_node
-        heap_key[i] = parent_key
-        pos[parent_node] = i
+        place(heap_node, heap_key, pos, i, heap_node[parent], parent_key)
         i = parent
-    heap_node[i] = node
-    heap_key[i] = key
-    pos[node] = i
+    place(heap_node, heap_key, pos, i, node, key)
 
 
 @kernel(inline="always")
@@ -62,14 +74,9 @@ def sift_down(
                 best_key = c_key
         if best_key >= key:
             break
-        best_node = heap_node[best]
-        heap_node[i] = best_node
-        heap_key[i] = best_key
-        pos[best_node] = i
+        place(heap_node, heap_key, pos, i, heap_node[best], best_key)
         i = best
-    heap_node[i] = node
-    heap_key[i] = key
-    pos[node] = i
+    place(heap_node, heap_key, pos, i, node, key)
 
 
 @kernel(inline="always")
