@@ -12,7 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "F64",
+    "I32",
+    "I64",
     "MAX_NODES",
+    "Mask",
     "as_float_array",
     "as_int_array",
     "check_costs",
@@ -22,6 +26,13 @@ __all__ = [
 ]
 
 F64 = npt.NDArray[np.float64]
+"""float64 array (the alias every geodata module uses)."""
+I64 = npt.NDArray[np.int64]
+"""int64 array."""
+I32 = npt.NDArray[np.int32]
+"""int32 array (node ids inside the kernels)."""
+Mask = npt.NDArray[np.bool_]
+"""Boolean array."""
 
 MAX_NODES = int(np.iinfo(np.int32).max)
 """Node ids are stored as int32 inside the kernels (half the memory traffic of int64)."""

@@ -39,7 +39,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from geodata.arrays import MAX_NODES
+from geodata.arrays import F64, MAX_NODES
 from geodata.errors import MatrixInputError
 from geodata.kernels.config import PARALLEL_THREADSAFE
 from geodata.kernels.many_to_many import many_to_many_parallel, many_to_many_serial
@@ -60,8 +60,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from geodata.arrays import F64, I32, I64
 from geodata.kernels.heap import NOT_REACHED
 from geodata.kernels.path import leg_search
 from geodata.matrix import MatrixInputError, Seeds
@@ -37,10 +38,6 @@ from geodata.snap import SnappedPoint, SnapResult
 __all__ = ["LegPath", "leg_path", "route_paths", "warm_up"]
 
 logger = logging.getLogger(__name__)
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-I32 = npt.NDArray[np.int32]
 
 
 @dataclass(frozen=True, eq=False)

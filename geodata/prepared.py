@@ -16,7 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from geodata.arrays import (
+    F64,
+    I32,
+    I64,
     MAX_NODES,
+    Mask,
     as_float_array,
     as_int_array,
     check_costs,
@@ -27,11 +31,6 @@ from geodata.errors import MatrixInputError
 from geodata.kernels.csr import build_walks, core_mask
 
 __all__ = ["Chains", "CsrGraph", "PreparedGraph", "build_chains", "prepare_graph", "validate_graph"]
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-I32 = npt.NDArray[np.int32]
-Mask = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)

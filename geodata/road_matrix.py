@@ -30,6 +30,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
+from geodata.arrays import F64, I64
 from geodata.matrix import MatrixInputError, MatrixResult, Seeds, many_to_many_prepared
 from geodata.network import RoadNetwork
 from geodata.snap import SnapResult
@@ -43,9 +44,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 
 def road_matrix(

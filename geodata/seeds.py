@@ -15,6 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from geodata.arrays import (
+    F64,
+    I32,
+    I64,
     MAX_NODES,
     as_float_array,
     as_int_array,
@@ -25,10 +28,6 @@ from geodata.arrays import (
 from geodata.errors import MatrixInputError
 
 __all__ = ["Seeds"]
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-I32 = npt.NDArray[np.int32]
 
 
 @dataclass(frozen=True, eq=False)

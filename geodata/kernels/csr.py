@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from geodata.kernels.jit import F64, I32, I64, Mask, kernel
+from geodata.arrays import F64, I32, I64, Mask
+from geodata.kernels.jit import kernel
 
 __all__ = ["build_walks", "core_mask"]
 

@@ -16,7 +16,8 @@ with their numbers in :mod:`benchmarks.matrix`.
 
 from __future__ import annotations
 
-from geodata.kernels.jit import F64, I32, kernel
+from geodata.arrays import F64, I32
+from geodata.kernels.jit import kernel
 
 __all__ = [
     "ARITY",

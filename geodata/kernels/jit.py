@@ -10,18 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-import numpy as np
-import numpy.typing as npt
 from numba import njit
 
 from geodata.kernels import config as _numba_config  # noqa: F401  (pins the threading layer before any prange runs)
 
-__all__ = ["F64", "I32", "I64", "Arrays", "Mask", "kernel"]
+__all__ = ["Arrays", "kernel"]
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-I32 = npt.NDArray[np.int32]
-Mask = npt.NDArray[np.bool_]
 Arrays = tuple[Any, ...]
 """A tuple of arrays (and counts) handed to a kernel as one argument; each kernel documents its
 layout. numba compiles one signature per tuple type, and unpacking one costs nothing."""

@@ -49,8 +49,9 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from geodata.arrays import F64
 from geodata.kernels.heap import NOT_REACHED
-from geodata.kernels.jit import F64, Arrays, kernel
+from geodata.kernels.jit import Arrays, kernel
 from geodata.kernels.search import best_entry, reset_touched, search
 
 __all__ = ["many_to_many_parallel", "many_to_many_serial"]

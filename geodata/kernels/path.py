@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from geodata.arrays import I32
 from geodata.kernels.heap import NOT_REACHED, push, remove_min
-from geodata.kernels.jit import I32, Arrays, kernel
+from geodata.kernels.jit import Arrays, kernel
 from geodata.kernels.search import best_entry, reset_touched, seed_search
 
 __all__ = ["leg_search"]

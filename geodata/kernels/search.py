@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from geodata.arrays import F64, I32, Mask
 from geodata.kernels.heap import NOT_REACHED, SETTLED, push, sift_down
-from geodata.kernels.jit import F64, I32, Arrays, Mask, kernel
+from geodata.kernels.jit import Arrays, kernel
 
 __all__ = ["best_entry", "reset_touched", "search", "seed_search"]
 
