@@ -4,12 +4,11 @@ A leg from point ``a`` to point ``b`` (both from :class:`geodata.snap.Snapper`) 
 snapped position, runs along the partial first edge to its first node, through the network, and
 along the partial last edge to ``b``'s snapped position. Its cost is the matrix entry
 :func:`geodata.road_matrix.road_matrix` gives for ``(a, b)``: the same seeds, entries and
-same-edge rule, and a Dijkstra search that yields the same times bit for bit (float sums along a
-path are monotone, so every exact Dijkstra finds the same minima). When several paths tie on time,
-the one chosen (and so its distance) may differ from the matrix's.
+same-edge rule, and the matrix's own search, so its time and length equal the matrix entry's bit for
+bit. When several paths tie on time, the nodes drawn may be those of another of the tied paths.
 
-The search is a single-source (multi-seed) Dijkstra with the matrix's indexed 4-ary heap and
-predecessor links that stops as soon as the target's entry nodes are settled
+The search is the matrix kernel's single-source (multi-seed) Dijkstra over the core graph, run with
+predecessor links and stopped as soon as the target's entry nodes are final
 (:func:`geodata.kernels.path.leg_search`, a numba kernel, on the network's prepared graph
 :meth:`geodata.network.RoadNetwork.prepared`; call :func:`warm_up` once at start-up so no request
 pays for compilation).
@@ -31,7 +30,7 @@ from geodata.kernels.path import leg_search
 from geodata.matrix import MatrixInputError, Seeds
 from geodata.network import RoadNetwork
 from geodata.polyline import DEFAULT_PRECISION, encode_polyline
-from geodata.prepared import CsrGraph, prepare_graph
+from geodata.prepared import PreparedGraph, prepare_graph
 from geodata.road_matrix import same_edge_cost, source_seeds, target_entries, validate_points
 from geodata.snap import SnappedPoint, SnapResult
 
@@ -113,24 +112,24 @@ def route_paths(
         return []
 
     seeds, entries = source_seeds(network, points), target_entries(network, points)
-    graph = network.prepared().graph
+    prepared = network.prepared()
     n = network.n_nodes
     workspace = _workspace(n)
     legs = []
     for a, b in zip(stops[:-1].tolist(), stops[1:].tolist(), strict=True):
-        legs.append(_one_leg(network, graph, points, seeds, entries, a, b, workspace))
+        legs.append(_one_leg(network, prepared, points, seeds, entries, a, b, workspace))
     logger.debug("%d leg paths on %d nodes in %.3f s", len(legs), n, time.perf_counter() - started)
     return legs
 
 
-Workspace = tuple[tuple[F64, F64, I32, I32, F64, I32], tuple[npt.NDArray[np.bool_], I32, I32]]
+Workspace = tuple[tuple[F64, F64, I32, I32, F64, I32], tuple[I32, I32]]
 
 
 def _workspace(n: int) -> Workspace:
     """The arrays one leg search after another reuses (each search resets what it touched).
 
     The search's ``(dist, dist_m, pos, heap_node, heap_key, touched)`` and the path's
-    ``(all_core, pred, path_out)`` (see :func:`geodata.kernels.path.leg_search`).
+    ``(pred, path_out)`` (see :func:`geodata.kernels.path.leg_search`).
     """
     search = (
         np.full(n, np.inf),  # dist
@@ -140,19 +139,28 @@ def _workspace(n: int) -> Workspace:
         np.empty(n, dtype=np.float64),  # heap_key
         np.empty(n, dtype=np.int32),  # touched
     )
-    path = (np.ones(n, dtype=np.bool_), np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32))
-    return search, path
+    return search, (np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32))
 
 
-def _group(seeds: Seeds, g: int) -> tuple[I32, F64, F64]:
-    """The ``(node, time_s, dist_m)`` rows of group ``g``."""
-    lo, hi = int(seeds.ptr[g]), int(seeds.ptr[g + 1])
-    return seeds.node[lo:hi], seeds.time_s[lo:hi], seeds.dist_m[lo:hi]
+def _net_leg(
+    prepared: PreparedGraph, seeds: Seeds, entries: Seeds, a: int, b: int, workspace: Workspace
+) -> tuple[float, float, int]:
+    """Search from group ``a`` of ``seeds`` to group ``b`` of ``entries``: time, length, nodes."""
+    s_lo, s_hi = int(seeds.ptr[a]), int(seeds.ptr[a + 1])
+    e_lo, e_hi = int(entries.ptr[b]), int(entries.ptr[b + 1])
+    entry_node = entries.node[e_lo:e_hi]
+    return leg_search(
+        prepared.kernel_arrays(),
+        (seeds.node[s_lo:s_hi], seeds.time_s[s_lo:s_hi], seeds.dist_m[s_lo:s_hi]),
+        (entry_node, entries.time_s[e_lo:e_hi], entries.dist_m[e_lo:e_hi]),
+        prepared.chains.core_targets(entry_node),
+        *workspace,
+    )
 
 
 def _one_leg(
     network: RoadNetwork,
-    graph: CsrGraph,
+    prepared: PreparedGraph,
     points: SnapResult,
     seeds: Seeds,
     entries: Seeds,
@@ -161,9 +169,7 @@ def _one_leg(
     workspace: Workspace,
 ) -> LegPath:
     """The leg from point ``a`` to point ``b``: through the network, or along their shared edge."""
-    net_time, net_dist, n_path = leg_search(
-        graph.arrays(), _group(seeds, a), _group(entries, b), *workspace
-    )
+    net_time, net_dist, n_path = _net_leg(prepared, seeds, entries, a, b, workspace)
     direct_time, direct_dist = same_edge_cost(
         network,
         int(points.edge[a]),
@@ -179,7 +185,7 @@ def _one_leg(
         return LegPath(_coords([start, end]), np.zeros(0, dtype=np.int64), direct_time, direct_dist)
     if not np.isfinite(net_time):
         return LegPath(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.inf, np.inf)
-    nodes = workspace[1][2][:n_path].astype(np.int64)
+    nodes = workspace[1][1][:n_path].astype(np.int64)
     node_coords = np.column_stack([network.lat[nodes], network.lon[nodes]])
     coords = np.vstack([np.asarray([start]), node_coords, np.asarray([end])])
     return LegPath(_coords(coords), nodes, float(net_time), float(net_dist))
@@ -200,10 +206,10 @@ def _coords(coords: npt.ArrayLike) -> F64:
 def warm_up() -> float:
     """Compile (or load from numba's on-disk cache) the path kernel; return the seconds spent."""
     started = time.perf_counter()
-    graph = prepare_graph([0, 1, 2, 2], np.array([1, 2], np.int32), [1.0, 2.0], [10.0, 20.0]).graph
+    prepared = prepare_graph([0, 1, 2, 2], np.array([1, 2], np.int32), [1.0, 2.0], [10.0, 20.0])
     seeds = Seeds.from_groups([[(0, 0.5, 5.0)]])
     entries = Seeds.from_groups([[(2, 0.0, 0.0)]])
-    found = leg_search(graph.arrays(), _group(seeds, 0), _group(entries, 0), *_workspace(3))
+    found = _net_leg(prepared, seeds, entries, 0, 0, _workspace(3))
     if found != (3.5, 35.0, 3):  # pragma: no cover
         raise RuntimeError(f"path kernel self-check failed: {found}")
     elapsed = time.perf_counter() - started

@@ -7,11 +7,11 @@ hold the queued nodes and their keys side by side (sifting touches only contiguo
 
 Every function is inlined at numba-IR level into the searches (``inline="always"``) and returns at
 most one integer: an earlier measurement found a tuple-returning inline helper 60 % slower in the
-hot relaxation loop on a grid. The matrix search (:mod:`geodata.kernels.search`) uses
-:func:`sift_up` / :func:`push` / :func:`sift_down` but writes the pop out: :func:`remove_min`
-there measured 18-24 % slower on Monaco and Andorra (the path search uses it). The 4-ary layout
-and the alternatives measured against it (2-/8-ary, a lazy heap without decrease-key) are listed
-with their numbers in :mod:`benchmarks.matrix`.
+hot relaxation loop on a grid. The search (:mod:`geodata.kernels.search`, for matrices and paths
+alike) uses :func:`push` and :func:`sift_down` but writes the pop out: a ``remove_min`` helper
+returning the new size measured 18-24 % slower there on Monaco and Andorra. The 4-ary layout and
+the alternatives measured against it (2-/8-ary, a lazy heap without decrease-key) are listed with
+their numbers in :mod:`benchmarks.matrix`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ __all__ = [
     "SETTLED",
     "place",
     "push",
-    "remove_min",
     "sift_down",
     "sift_up",
 ]
@@ -91,17 +90,4 @@ def push(heap_node: I32, heap_key: F64, pos: I32, size: int, node: int, key: flo
         sift_up(heap_node, heap_key, pos, size, node, key)
         return size + 1
     sift_up(heap_node, heap_key, pos, p, node, key)
-    return size
-
-
-@kernel(inline="always")
-def remove_min(heap_node: I32, heap_key: F64, pos: I32, size: int) -> int:
-    """Drop the root (read ``heap_node[0]`` / ``heap_key[0]`` first), mark it settled.
-
-    Returns the new heap size; ``size`` must be ``> 0``.
-    """
-    pos[heap_node[0]] = SETTLED
-    size -= 1
-    if size > 0:
-        sift_down(heap_node, heap_key, pos, size, 0, heap_node[size], heap_key[size])
     return size

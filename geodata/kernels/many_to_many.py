@@ -93,7 +93,7 @@ def _rows(
     dist[:] = np.inf
     pos[:] = NOT_REACHED
     for i in range(worker, seed_ptr.shape[0] - 1, row_step):
-        n_touched = search(graph, seed_ptr[i], seed_ptr[i + 1], seeds, stop, own)
+        n_touched = search(graph, seed_ptr[i], seed_ptr[i + 1], seeds, stop, own, None)
         _best_entries(i, targets, dist, dist_m, out[0], out[1])
         reset_touched(touched, n_touched, dist, pos)
 

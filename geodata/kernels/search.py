@@ -63,13 +63,24 @@ def seed_search(
 
 @kernel()
 def search(
-    graph: Arrays, seed_lo: int, seed_hi: int, seeds: Arrays, stop: Arrays, workspace: Arrays
+    graph: Arrays,
+    seed_lo: int,
+    seed_hi: int,
+    seeds: Arrays,
+    stop: Arrays,
+    workspace: Arrays,
+    pred: I32 | None,
 ) -> int:
     """Run one multi-seed Dijkstra over the core graph; return how many nodes it reached.
 
     ``graph`` is :meth:`geodata.prepared.PreparedGraph.kernel_arrays`, ``seeds`` ``(node, time,
     dist)`` (this search's rows are ``seed_lo:seed_hi``), ``stop`` ``(core_target_mark,
     n_core_targets)``, ``workspace`` ``(dist, dist_m, pos, heap_node, heap_key, touched)``.
+    ``pred`` is ``None`` for matrices: numba compiles that variant with every ``pred`` branch
+    pruned (``pred is None`` is known at compile time), so it is the plain matrix search. The
+    path search passes an int32 array and gets, for every node whose time was set, the node it
+    was reached from (``-1`` for a seed): the links of the first-found fastest path, the same
+    search and so the same times as the matrix's.
 
     On entry ``dist`` is ``inf`` and ``pos`` is ``NOT_REACHED`` everywhere. On return ``dist`` /
     ``dist_m`` hold final values for every node whose value is needed: every core target and
@@ -86,7 +97,7 @@ def search(
     tuple-returning inline helpers made this kernel 60 % slower on a grid). Of the shared heap's
     helpers, :func:`~geodata.kernels.heap.push` is used (same speed: CPU-time ratio to the
     previous kernel 0.99-1.01 on Monaco, Andorra and a 250x250 grid, interleaved A/B runs) but the
-    pop is written out: :func:`~geodata.kernels.heap.remove_min` here measured 18-24 % slower.
+    pop is written out: a ``remove_min`` helper here measured 18-24 % slower.
     The seeding is a helper called once per search (:func:`seed_search`, no measurable cost).
     """
     indptr, head, weight, length, is_core, walk_node, walk_time, walk_len = graph
@@ -94,6 +105,9 @@ def search(
     core_target_mark, n_core_targets = stop
     dist, dist_m, pos, heap_node, heap_key, touched = workspace
     size, n_touched = seed_search(is_core, seed_lo, seed_hi, seeds, workspace)
+    if pred is not None:
+        for k in range(seed_lo, seed_hi):
+            pred[seed_node[k]] = -1
     next_seed = seed_lo
     remaining = n_core_targets
     while remaining > 0:
@@ -118,6 +132,7 @@ def search(
         for e in range(indptr[u], indptr[u + 1]):
             h = head[e]
             t = du + weight[e]
+            prev = u
             if h < 0:  # a core neighbour
                 v = ~h
                 if t >= dist[v]:
@@ -134,6 +149,9 @@ def search(
                         pos[x] = SETTLED  # the mark only records the touch
                     dist[x] = t
                     dist_m[x] = ln
+                    if pred is not None:
+                        pred[x] = prev
+                    prev = x
                     k += 1
                     x = walk_node[k]
                     t = t + walk_time[k]
@@ -145,6 +163,8 @@ def search(
                     continue
             dist[v] = t
             dist_m[v] = ln
+            if pred is not None:
+                pred[v] = prev
             if pos[v] == NOT_REACHED:
                 touched[n_touched] = v
                 n_touched += 1
