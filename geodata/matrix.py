@@ -220,11 +220,11 @@ def many_to_many_seeded(
     """
     graph = validate_graph(indptr, indices, travel_time_s, length_m)
     _check_seeds(graph.n_nodes, source_seeds, target_entries)
+    n_workers = _resolve_threads(threads, len(source_seeds))
     if not len(source_seeds) or not len(target_entries):
-        return _empty(len(source_seeds), len(target_entries))
-    return many_to_many_prepared(
-        PreparedGraph(graph, build_chains(graph)), source_seeds, target_entries, threads=threads
-    )
+        return _empty(len(source_seeds), len(target_entries))  # no chain layout needed
+    prepared = PreparedGraph(graph, build_chains(graph))
+    return _run(prepared, source_seeds, target_entries, n_workers, parallel=n_workers > 1)
 
 
 def many_to_many_prepared(

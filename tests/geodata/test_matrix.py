@@ -24,6 +24,7 @@ from geodata.matrix import (
     MatrixResult,
     Seeds,
     many_to_many,
+    many_to_many_prepared,
     many_to_many_seeded,
     unreachable_pairs,
 )
@@ -411,6 +412,24 @@ def test_invalid_seeds(kwargs: dict[str, Any], message: str) -> None:
 def test_seeded_arguments_must_be_seeds() -> None:
     with pytest.raises(MatrixInputError, match="source_seeds must be a Seeds"):
         many_to_many_seeded([0, 0], [], [], [], [0], Seeds.from_nodes([0]))  # type: ignore[arg-type]
+
+
+def test_a_prepared_graph_checks_seeds_and_threads() -> None:
+    prepared = prepare_graph(*(GOOD[k] for k in ("indptr", "indices", "travel_time_s", "length_m")))
+    one, three = Seeds.from_nodes([0]), Seeds.from_nodes([3])
+    with pytest.raises(MatrixInputError, match="target_entries must be a Seeds"):
+        many_to_many_prepared(prepared, one, [2])  # type: ignore[arg-type]
+    with pytest.raises(MatrixInputError, match=r"source_seeds.node must be node ids in \[0, 3\)"):
+        many_to_many_prepared(prepared, three, one)
+    with pytest.raises(MatrixInputError, match="threads"):
+        many_to_many_prepared(prepared, one, one, threads=0)
+    # Empty groups skip the search but not the checks.
+    with pytest.raises(MatrixInputError, match="threads"):
+        many_to_many_seeded(*(GOOD[k] for k in ("indptr", "indices", "travel_time_s", "length_m")),
+                            Seeds.from_nodes([]), one, threads=0)  # fmt: skip
+    result = many_to_many_prepared(prepared, Seeds.from_nodes([0, 1]), Seeds.from_nodes([2, 0]))
+    assert result.durations_s.tolist() == [[3.0, 0.0], [2.0, np.inf]]
+    assert result.distances_m.tolist() == [[30.0, 0.0], [20.0, np.inf]]
 
 
 def test_result_shapes_are_checked() -> None:
