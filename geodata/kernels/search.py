@@ -92,13 +92,13 @@ def search(
     Dijkstra), else the walk slot of ``e``, and the chain is walked node by node, interior nodes
     updated in place, until one already holds a time ``<= t`` or the core node ending the chain.
 
-    Kept at ~70 lines on purpose, for measured speed: the relaxation and the chain walk are
-    written out here, not in helpers, because they update several counters at once (numba's
-    tuple-returning inline helpers made this kernel 60 % slower on a grid). Of the shared heap's
-    helpers, :func:`~geodata.kernels.heap.push` is used (same speed: CPU-time ratio to the
-    previous kernel 0.99-1.01 on Monaco, Andorra and a 250x250 grid, interleaved A/B runs) but the
-    pop is written out: a ``remove_min`` helper here measured 18-24 % slower.
-    The seeding is a helper called once per search (:func:`seed_search`, no measurable cost).
+    Its body is kept at ~65 lines on purpose, for measured speed: the relaxation and the chain
+    walk are written out here, not in helpers, because they update several counters at once
+    (numba's tuple-returning inline helpers made this kernel 60 % slower on a grid). Of the shared
+    heap's helpers, :func:`~geodata.kernels.heap.push` is used (same speed: CPU-time ratio to the
+    previous kernel 0.96-1.02 on Monaco, Andorra and a 250x250 grid, interleaved A/B runs) but the
+    pop is written out: a ``remove_min`` helper here measured 18-24 % slower. The seeding is a
+    helper called once per search (:func:`seed_search`, no measurable cost).
     """
     indptr, head, weight, length, is_core, walk_node, walk_time, walk_len = graph
     seed_node, seed_time, _ = seeds
