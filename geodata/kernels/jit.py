@@ -3,6 +3,12 @@
 Every kernel is compiled with ``cache=True`` (JIT code kept on disk after the first process) and
 ``nogil=True`` (the server runs concurrent calls from a thread pool). Importing this module pins
 numba's threading layer (:mod:`geodata.kernels.config`) before any ``prange`` runs.
+
+Caveat for development: numba's on-disk cache of a kernel is invalidated only when the kernel's
+own file changes, yet a cached kernel embeds the code it inlines or calls from other modules
+(``heap.py`` into ``search.py``, ``search.py`` into ``many_to_many.py`` and ``path.py``). After
+editing one of those, delete ``geodata/kernels/__pycache__/*.nbi`` / ``*.nbc`` (or touch the
+dependent files) before measuring or testing. Installed releases are not affected.
 """
 
 from __future__ import annotations
