@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "EmptyNetworkError",
+    "MatrixInputError",
     "RoadDataNotFoundError",
     "RoadNetworkError",
     "UnsupportedFormatError",
@@ -24,3 +27,14 @@ class UnsupportedFormatError(RoadNetworkError):
 
 class EmptyNetworkError(RoadNetworkError):
     """No drivable road is left after filtering by the profile."""
+
+
+class MatrixInputError(ValueError):
+    """Arrays given to a matrix function violate its contract; the message lists every problem.
+
+    Also importable from :mod:`geodata.matrix`, where it was defined first.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid matrix input: " + "; ".join(self.problems))

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -40,14 +39,20 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from geodata.kernels import dijkstra as _kernels
+from geodata.arrays import F64, MAX_NODES
+from geodata.errors import MatrixInputError
 from geodata.kernels.config import PARALLEL_THREADSAFE
+from geodata.kernels.many_to_many import many_to_many_parallel, many_to_many_serial
+from geodata.prepared import PreparedGraph, build_chains, prepare_graph, validate_graph
+from geodata.seeds import Seeds
 
 __all__ = [
+    "MAX_NODES",
     "MatrixInputError",
     "MatrixResult",
     "Seeds",
     "many_to_many",
+    "many_to_many_prepared",
     "many_to_many_seeded",
     "max_threads",
     "unreachable_pairs",
@@ -55,26 +60,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-I32 = npt.NDArray[np.int32]
-
-MAX_NODES = int(np.iinfo(np.int32).max)
-"""Node ids are stored as int32 inside the kernels (half the memory traffic of int64)."""
-
-
-class MatrixInputError(ValueError):
-    """Arrays given to a matrix function violate its contract; the message lists every problem."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("invalid matrix input: " + "; ".join(self.problems))
-
-
-# --------------------------------------------------------------------------------------------- #
-# Data containers
-# --------------------------------------------------------------------------------------------- #
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,309 +108,6 @@ def unreachable_pairs(result: MatrixResult) -> npt.NDArray[np.intp]:
     return np.argwhere(result.unreachable)
 
 
-@dataclass(frozen=True, eq=False)
-class Seeds:
-    """Ragged groups of (node, time, distance) rows: source seeds or target entries.
-
-    Group ``g`` owns rows ``ptr[g]:ptr[g + 1]``. For a *source*, a row is a seed: the search starts
-    at ``node`` with ``time_s`` already spent and ``dist_m`` already driven. For a *target*, a row
-    is an entry point: reaching ``node`` and then spending ``time_s`` / ``dist_m`` more arrives at
-    the target; the best entry (by time) wins. A group may be empty (its row or column is then all
-    ``inf``). The arrays are validated and stored as read-only copies in the kernels' dtypes.
-
-    Attributes
-    ----------
-    ptr : ndarray of int64, shape (n_groups + 1,)
-        Group boundaries, ``ptr[0] == 0``, non-decreasing, ``ptr[-1] == len(node)``.
-    node : ndarray of int32, shape (n_rows,)
-        Node ids.
-    time_s : ndarray of float64, shape (n_rows,)
-        Initial (seed) or extra (entry) time, finite and ``>= 0``.
-    dist_m : ndarray of float64, shape (n_rows,)
-        Initial (seed) or extra (entry) distance, finite and ``>= 0``.
-
-    Examples
-    --------
-    A point two thirds along edge ``3 -> 7`` (60 s, 900 m) reaches node 7 after 20 s and 300 m:
-
-    >>> s = Seeds.from_groups([[(7, 20.0, 300.0)], [(1, 0.0, 0.0), (2, 5.0, 40.0)]])
-    >>> len(s), s.ptr.tolist()
-    (2, [0, 1, 3])
-    """
-
-    ptr: I64
-    node: I32
-    time_s: F64
-    dist_m: F64
-
-    def __post_init__(self) -> None:
-        problems: list[str] = []
-        ptr = _as_int_array(self.ptr, "ptr", problems).astype(np.int64, copy=False)
-        node = _as_int_array(self.node, "node", problems)
-        time_s = _as_float_array(self.time_s, "time_s", problems)
-        dist_m = _as_float_array(self.dist_m, "dist_m", problems)
-        if problems:
-            raise MatrixInputError(problems)
-        n_rows = node.shape[0]
-        if time_s.shape[0] != n_rows or dist_m.shape[0] != n_rows:
-            problems.append(
-                f"node, time_s and dist_m must have the same length, got {n_rows}, "
-                f"{time_s.shape[0]} and {dist_m.shape[0]}"
-            )
-        if ptr.shape[0] < 1:
-            problems.append("ptr must have at least one entry (n_groups + 1)")
-        else:
-            if ptr[0] != 0:
-                problems.append(f"ptr[0] must be 0, got {ptr[0]}")
-            if ptr[-1] != n_rows:
-                problems.append(f"ptr[-1] must equal the number of rows {n_rows}, got {ptr[-1]}")
-            if np.any(np.diff(ptr) < 0):
-                problems.append("ptr must be non-decreasing")
-        if n_rows and (node.min() < 0 or node.max() > MAX_NODES):
-            problems.append(f"node ids must be in [0, {MAX_NODES}]")
-        _check_costs(time_s, "time_s", problems)
-        _check_costs(dist_m, "dist_m", problems)
-        if problems:
-            raise MatrixInputError(problems)
-        object.__setattr__(self, "ptr", _read_only(ptr))
-        object.__setattr__(self, "node", _read_only(node.astype(np.int32, copy=False)))
-        object.__setattr__(self, "time_s", _read_only(time_s))
-        object.__setattr__(self, "dist_m", _read_only(dist_m))
-
-    def __len__(self) -> int:
-        """Number of groups."""
-        return int(self.ptr.shape[0] - 1)
-
-    @classmethod
-    def from_nodes(cls, nodes: npt.ArrayLike) -> Seeds:
-        """One group per node, with zero time and distance (plain node-to-node matrices)."""
-        problems: list[str] = []
-        node = _as_int_array(nodes, "nodes", problems)
-        if problems:
-            raise MatrixInputError(problems)
-        n = node.shape[0]
-        zeros = np.zeros(n, dtype=np.float64)
-        return cls(np.arange(n + 1, dtype=np.int64), cast(I32, node), zeros, zeros)
-
-    @classmethod
-    def from_groups(cls, groups: Sequence[Sequence[tuple[int, float, float]]]) -> Seeds:
-        """Build from a list of groups, each a list of ``(node, time_s, dist_m)`` tuples."""
-        ptr = np.zeros(len(groups) + 1, dtype=np.int64)
-        ptr[1:] = np.cumsum([len(g) for g in groups])
-        rows = [row for g in groups for row in g]
-        node = np.array([r[0] for r in rows], dtype=np.int64)
-        time_s = np.array([r[1] for r in rows], dtype=np.float64)
-        dist_m = np.array([r[2] for r in rows], dtype=np.float64)
-        return cls(ptr, cast(I32, node), time_s, dist_m)
-
-
-# --------------------------------------------------------------------------------------------- #
-# Validation helpers
-# --------------------------------------------------------------------------------------------- #
-
-
-def _read_only(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """A read-only copy (seed arrays are small; the copy makes validation stick)."""
-    out = np.array(arr, copy=True)
-    out.flags.writeable = False
-    return out
-
-
-def _read_only_view(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """A read-only view without copying.
-
-    numba compiles a separate specialisation for read-only arrays (``RoadNetwork`` freezes its
-    arrays); passing every input array read-only keeps a single compiled signature per kernel, the
-    one :func:`warm_up` compiles.
-    """
-    out = arr.view()
-    out.flags.writeable = False
-    return out
-
-
-def _as_int_array(values: npt.ArrayLike, name: str, problems: list[str]) -> npt.NDArray[Any]:
-    """A contiguous 1-D integer array, in its own dtype (no copy when already contiguous)."""
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        problems.append(f"{name} must be 1-D, got shape {arr.shape}")
-        return np.zeros(0, dtype=np.int64)
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        problems.append(f"{name} must have an integer dtype, got {arr.dtype}")
-        return np.zeros(0, dtype=np.int64)
-    return np.ascontiguousarray(arr)
-
-
-def _as_float_array(values: npt.ArrayLike, name: str, problems: list[str]) -> F64:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        problems.append(f"{name} must be 1-D, got shape {arr.shape}")
-        return np.zeros(0)
-    if arr.size == 0:
-        return np.zeros(0)
-    if arr.dtype == np.bool_ or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        problems.append(f"{name} must have a real numeric dtype, got {arr.dtype}")
-        return np.zeros(0)
-    return np.ascontiguousarray(arr, dtype=np.float64)
-
-
-def _check_costs(values: F64, name: str, problems: list[str]) -> None:
-    if values.size == 0:
-        return
-    finite = np.isfinite(values)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        problems.append(f"{name} must be finite, {name}[{bad}] = {values[bad]}")
-    elif values.min() < 0:
-        bad = int(np.argmin(values))
-        problems.append(f"{name} must be >= 0, {name}[{bad}] = {values[bad]}")
-
-
-@dataclass(frozen=True)
-class _Graph:
-    indptr: I64
-    indices: I32
-    weight: F64
-    length: F64
-
-    @property
-    def n_nodes(self) -> int:
-        return int(self.indptr.shape[0] - 1)
-
-
-def _validate_graph(
-    indptr: npt.ArrayLike,
-    indices: npt.ArrayLike,
-    travel_time_s: npt.ArrayLike,
-    length_m: npt.ArrayLike,
-) -> _Graph:
-    """Check the CSR invariants and convert to kernel dtypes (no copy when they already match)."""
-    problems: list[str] = []
-    ptr = _as_int_array(indptr, "indptr", problems).astype(np.int64, copy=False)
-    idx = _as_int_array(indices, "indices", problems)
-    weight = _as_float_array(travel_time_s, "travel_time_s", problems)
-    length = _as_float_array(length_m, "length_m", problems)
-    if problems:
-        raise MatrixInputError(problems)
-    n_edges = idx.shape[0]
-    if ptr.shape[0] < 1:
-        problems.append("indptr must have n_nodes + 1 >= 1 entries")
-        raise MatrixInputError(problems)
-    n_nodes = ptr.shape[0] - 1
-    if n_nodes > MAX_NODES:
-        problems.append(f"at most {MAX_NODES} nodes are supported, got {n_nodes}")
-    if n_edges > MAX_NODES:
-        problems.append(f"at most {MAX_NODES} edges are supported, got {n_edges}")
-    if ptr[0] != 0:
-        problems.append(f"indptr[0] must be 0, got {ptr[0]}")
-    if ptr[-1] != n_edges:
-        problems.append(f"indptr[-1] must equal len(indices) = {n_edges}, got {ptr[-1]}")
-    if n_nodes and np.any(ptr[1:] < ptr[:-1]):
-        problems.append("indptr must be non-decreasing")
-    if weight.shape[0] != n_edges:
-        problems.append(
-            f"travel_time_s must have one entry per edge ({n_edges}), got {weight.shape[0]}"
-        )
-    if length.shape[0] != n_edges:
-        problems.append(f"length_m must have one entry per edge ({n_edges}), got {length.shape[0]}")
-    if n_edges and (idx.min() < 0 or idx.max() >= n_nodes):
-        bad = int(np.flatnonzero((idx < 0) | (idx >= n_nodes))[0])
-        problems.append(f"indices must be node ids in [0, {n_nodes}), indices[{bad}] = {idx[bad]}")
-    _check_costs(weight, "travel_time_s", problems)
-    _check_costs(length, "length_m", problems)
-    if problems:
-        raise MatrixInputError(problems)
-    return _Graph(
-        _read_only_view(ptr),
-        _read_only_view(idx.astype(np.int32, copy=False)),
-        _read_only_view(weight),
-        _read_only_view(length),
-    )
-
-
-@dataclass(frozen=True)
-class _Chains:
-    """The graph as chains between core nodes (see :func:`geodata.kernels.dijkstra.build_walks`)."""
-
-    is_core: npt.NDArray[np.bool_]
-    head: I32
-    walk_node: I32
-    walk_time: F64
-    walk_len: F64
-    origin_a: I32
-    origin_b: I32
-
-    def core_targets(self, nodes: I32) -> tuple[npt.NDArray[np.bool_], int]:
-        """The core nodes whose settling makes every node of ``nodes`` final, and their count.
-
-        A core node is final when settled; an interior node once the core nodes whose chains
-        pass through it are settled (their chains are walked right away).
-        """
-        mark = np.zeros(self.is_core.shape[0], dtype=np.bool_)
-        core = self.is_core[nodes]
-        mark[nodes[core]] = True
-        interior = nodes[~core]
-        for origin in (self.origin_a[interior], self.origin_b[interior]):
-            mark[origin[origin >= 0]] = True
-        return mark, int(np.count_nonzero(mark))
-
-
-def _chains(graph: _Graph) -> _Chains:
-    """Split ``graph`` into core nodes and the chains of interior nodes between them, O(edges).
-
-    Road graphs at full resolution are mostly interior nodes (83-92 % of the OSM extracts in the
-    benchmarks): shape points of a street with no junction. Walking them in line instead of
-    queueing each one is what makes the kernels fast; the arithmetic along a chain is the same
-    left-to-right sum as plain Dijkstra's, so the results are bit-identical.
-    """
-    n, m = graph.n_nodes, graph.indices.shape[0]
-    is_core = np.empty(n, dtype=np.bool_)
-    _kernels.core_mask(graph.indptr, graph.indices, is_core)
-    edge_slot = np.empty(m, dtype=np.int64)
-    walk_node = np.empty(m, dtype=np.int32)
-    walk_time = np.empty(m, dtype=np.float64)
-    walk_len = np.empty(m, dtype=np.float64)
-    origin_a = np.empty(n, dtype=np.int32)
-    origin_b = np.empty(n, dtype=np.int32)
-    for _ in range(2):
-        args = (graph.indptr, graph.indices, graph.weight, graph.length, is_core)
-        placed = _kernels.build_walks(
-            *args, edge_slot, walk_node, walk_time, walk_len, origin_a, origin_b
-        )
-        if placed == m:
-            break
-        # Cycles made only of interior nodes (a ring road on its own): their nodes become core.
-        tails = np.repeat(np.arange(n), np.diff(graph.indptr))
-        is_core[tails[edge_slot < 0]] = True
-    else:  # pragma: no cover - the second pass always places every edge
-        raise RuntimeError("road graph chains could not be laid out")
-    # The first step along an edge reads the CSR arrays, as plain Dijkstra does; the head
-    # says whether it reaches a core node (~node) or opens a chain (the edge's walk slot).
-    head = np.where(is_core[graph.indices], ~graph.indices, edge_slot).astype(np.int32)
-    return _Chains(
-        _read_only_view(is_core),
-        _read_only_view(head),
-        _read_only_view(walk_node),
-        _read_only_view(walk_time),
-        _read_only_view(walk_len),
-        origin_a,
-        origin_b,
-    )
-
-
-def _check_nodes(seeds: Seeds, name: str, n_nodes: int, problems: list[str]) -> None:
-    node = seeds.node
-    if node.size and (int(node.min()) < 0 or int(node.max()) >= n_nodes):
-        bad = int(np.flatnonzero((node < 0) | (node >= n_nodes))[0])
-        problems.append(
-            f"{name}.node must be node ids in [0, {n_nodes}), {name}.node[{bad}] = "
-            f"{seeds.node[bad]}"
-        )
-
-
 def max_threads() -> int:
     """The most threads a matrix call can use (``numba.config.NUMBA_NUM_THREADS``)."""
     return int(cast(Any, numba.config).NUMBA_NUM_THREADS)
@@ -443,11 +125,6 @@ def _resolve_threads(threads: int | None, n_sources: int) -> int:
     if not PARALLEL_THREADSAFE:
         return 1
     return max(1, min(wanted, n_sources))
-
-
-# --------------------------------------------------------------------------------------------- #
-# Public API
-# --------------------------------------------------------------------------------------------- #
 
 
 def many_to_many(
@@ -541,65 +218,90 @@ def many_to_many_seeded(
     MatrixInputError
         (a ``ValueError``) listing every violated precondition.
     """
-    graph = _validate_graph(indptr, indices, travel_time_s, length_m)
+    graph = validate_graph(indptr, indices, travel_time_s, length_m)
+    _check_seeds(graph.n_nodes, source_seeds, target_entries)
+    n_workers = _resolve_threads(threads, len(source_seeds))
+    if not len(source_seeds) or not len(target_entries):
+        return _empty(len(source_seeds), len(target_entries))  # no chain layout needed
+    prepared = PreparedGraph(graph, build_chains(graph))
+    return _run(prepared, source_seeds, target_entries, n_workers, parallel=n_workers > 1)
+
+
+def many_to_many_prepared(
+    prepared: PreparedGraph,
+    source_seeds: Seeds,
+    target_entries: Seeds,
+    *,
+    threads: int | None = None,
+) -> MatrixResult:
+    """:func:`many_to_many_seeded` on a graph prepared once (no validation or layout per call).
+
+    ``prepared`` comes from :meth:`geodata.network.RoadNetwork.prepared` (built once per network)
+    or :func:`geodata.prepared.prepare_graph`; the result is the same as
+    :func:`many_to_many_seeded`'s on the same arrays, bit for bit.
+
+    Raises
+    ------
+    MatrixInputError
+        (a ``ValueError``) seeds that are not :class:`Seeds` of nodes of ``prepared``, or a bad
+        ``threads``.
+    """
+    _check_seeds(prepared.n_nodes, source_seeds, target_entries)
+    n_workers = _resolve_threads(threads, len(source_seeds))
+    return _run(prepared, source_seeds, target_entries, n_workers, parallel=n_workers > 1)
+
+
+def _check_seeds(n_nodes: int, source_seeds: Seeds, target_entries: Seeds) -> None:
+    """Raise :class:`MatrixInputError` unless both are :class:`Seeds` of nodes in the graph."""
     problems: list[str] = []
     for seeds, name in ((source_seeds, "source_seeds"), (target_entries, "target_entries")):
         if not isinstance(seeds, Seeds):
             problems.append(f"{name} must be a Seeds, got {type(seeds).__name__}")
         else:
-            _check_nodes(seeds, name, graph.n_nodes, problems)
+            seeds.check_nodes(name, n_nodes, problems)
     if problems:
         raise MatrixInputError(problems)
-    n_workers = _resolve_threads(threads, len(source_seeds))
-    return _run(graph, source_seeds, target_entries, n_workers, parallel=n_workers > 1)
+
+
+def _empty(n_sources: int, n_targets: int) -> MatrixResult:
+    """The result of a matrix with no rows or no columns."""
+    shape = (n_sources, n_targets)
+    return MatrixResult(np.empty(shape, dtype=np.float64), np.empty(shape, dtype=np.float64))
 
 
 def _run(
-    graph: _Graph, sources: Seeds, targets: Seeds, n_workers: int, *, parallel: bool
+    prepared: PreparedGraph, sources: Seeds, targets: Seeds, n_workers: int, *, parallel: bool
 ) -> MatrixResult:
     """Allocate outputs and per-worker workspaces, then call the serial or parallel kernel."""
-    n_src, n_tgt, n = len(sources), len(targets), graph.n_nodes
+    n_src, n_tgt, n = len(sources), len(targets), prepared.n_nodes
+    if n_src == 0 or n_tgt == 0:
+        return _empty(n_src, n_tgt)
     out_time = np.empty((n_src, n_tgt), dtype=np.float64)
     out_dist = np.empty((n_src, n_tgt), dtype=np.float64)
-    if n_src == 0 or n_tgt == 0:
-        return MatrixResult(out_time, out_dist)
-    chains = _chains(graph)
-    core_target_mark, n_core_targets = chains.core_targets(targets.node)
-    args = (
-        graph.indptr,
-        chains.head,
-        graph.weight,
-        graph.length,
-        chains.is_core,
-        chains.walk_node,
-        chains.walk_time,
-        chains.walk_len,
-        sources.ptr,
-        sources.node,
-        sources.time_s,
-        sources.dist_m,
-        targets.ptr,
-        targets.node,
-        targets.time_s,
-        targets.dist_m,
-        _read_only_view(core_target_mark),
-        n_core_targets,
+    core_target_mark, n_core_targets = prepared.chains.core_targets(targets.node)
+    workspace = (
         np.empty((n_workers, n), dtype=np.float64),  # dist
         np.empty((n_workers, n), dtype=np.float64),  # dist_m
         np.empty((n_workers, n), dtype=np.int32),  # pos
         np.empty((n_workers, n), dtype=np.int32),  # heap_node
         np.empty((n_workers, n), dtype=np.float64),  # heap_key
         np.empty((n_workers, n), dtype=np.int32),  # touched
-        out_time,
-        out_dist,
+    )
+    args = (
+        prepared.kernel_arrays(),
+        sources.kernel_arrays(),
+        targets.kernel_arrays(),
+        (core_target_mark, n_core_targets),
+        workspace,
+        (out_time, out_dist),
     )
     if not parallel:
-        _kernels.many_to_many_serial(*args)
+        many_to_many_serial(*args)
     else:
         previous = numba.get_num_threads()
         numba.set_num_threads(n_workers)
         try:
-            _kernels.many_to_many_parallel(*args)
+            many_to_many_parallel(*args)
         finally:
             numba.set_num_threads(previous)
     return MatrixResult(out_time, out_dist)
@@ -614,7 +316,7 @@ def warm_up() -> float:
     microseconds).
     """
     start = time.perf_counter()
-    graph = _validate_graph([0, 1, 2, 2], np.array([1, 2], np.int32), [1.0, 2.0], [10.0, 20.0])
+    prepared = prepare_graph([0, 1, 2, 2], np.array([1, 2], np.int32), [1.0, 2.0], [10.0, 20.0])
     sources = Seeds.from_groups([[(0, 0.0, 0.0)], [(1, 1.0, 5.0), (2, 0.0, 0.0)]])
     targets = Seeds.from_groups([[(2, 0.5, 1.0)], [(0, 0.0, 0.0)]])
     expected = np.array([[3.5, 0.0], [0.5, np.inf]])
@@ -622,7 +324,7 @@ def warm_up() -> float:
     if PARALLEL_THREADSAFE:
         variants.append((min(2, max_threads()), True))
     for n_workers, parallel in variants:
-        result = _run(graph, sources, targets, n_workers, parallel=parallel)
+        result = _run(prepared, sources, targets, n_workers, parallel=parallel)
         if not np.array_equal(result.durations_s, expected):  # pragma: no cover
             raise RuntimeError(f"matrix kernel self-check failed: {result.durations_s.tolist()}")
     elapsed = time.perf_counter() - start

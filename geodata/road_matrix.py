@@ -11,10 +11,11 @@ opposite edge ``v -> u`` (``t_r``, ``L_r``; absent on a one-way street):
 A point exactly on a node (``f == 0`` or ``f == 1``, common where the nearest spot of a road is
 its end) *is* that node, so it also starts from / arrives at that node at zero cost even on a
 one-way street. These seeds and entries (:func:`source_seeds`, :func:`target_entries`) go to
-:func:`geodata.matrix.many_to_many_seeded`. A source and a target on the same directed edge with
-the target downstream (``f_t >= f_s``) are also connected directly, ``(f_t - f_s)·t``, which the
-network search cannot see; the matrix takes the faster of the two (the direct one on a tie). A
-point to itself is therefore 0.
+:func:`geodata.matrix.many_to_many_prepared` (on the network's prepared graph, built once per
+network: :meth:`geodata.network.RoadNetwork.prepared`). A source and a target on the same
+directed edge with the target downstream (``f_t >= f_s``) are also connected directly,
+``(f_t - f_s)·t``, which the network search cannot see; the matrix takes the faster of the two
+(the direct one on a tie). A point to itself is therefore 0.
 
 Unreachable pairs are ``inf`` (never on the largest strongly connected component that
 :func:`geodata.load_network` keeps); their count is logged and
@@ -29,7 +30,8 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from geodata.matrix import MatrixInputError, MatrixResult, Seeds, many_to_many_seeded
+from geodata.arrays import F64, I64
+from geodata.matrix import MatrixInputError, MatrixResult, Seeds, many_to_many_prepared
 from geodata.network import RoadNetwork
 from geodata.snap import SnapResult
 
@@ -42,9 +44,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 
 def road_matrix(
@@ -90,11 +89,8 @@ def road_matrix(
     validate_points(network, targets, "targets", problems)
     if problems:
         raise MatrixInputError(problems)
-    result = many_to_many_seeded(
-        network.indptr,
-        network.indices,
-        network.travel_time_s,
-        network.length_m,
+    result = many_to_many_prepared(
+        network.prepared(),
         source_seeds(network, sources),
         target_entries(network, targets),
         threads=threads,
@@ -119,34 +115,37 @@ def road_matrix(
 
 def source_seeds(network: RoadNetwork, points: SnapResult) -> Seeds:
     """One group of seeds per point: the nodes it reaches first and the cost of getting there."""
-    f, edge, rev = points.fraction, points.edge, points.reverse_edge
-    v = network.indices[edge].astype(np.int64)
-    u = _edge_sources(network, edge)
-    has_rev = rev >= 0
-    rev_safe = np.where(has_rev, rev, 0)
-    first = (v, (1.0 - f) * network.travel_time_s[edge], (1.0 - f) * network.length_m[edge])
-    second = (
-        u,
-        np.where(has_rev, f * network.travel_time_s[rev_safe], 0.0),
-        np.where(has_rev, f * network.length_m[rev_safe], 0.0),
-    )
-    return _interleave(first, second, has_rev | (f == 0.0))
+    return _endpoint_groups(network, points, leaving=True)
 
 
 def target_entries(network: RoadNetwork, points: SnapResult) -> Seeds:
     """One group of entries per point: the nodes it is reached from and the cost from there."""
+    return _endpoint_groups(network, points, leaving=False)
+
+
+def _endpoint_groups(network: RoadNetwork, points: SnapResult, *, leaving: bool) -> Seeds:
+    """Each point's edge ends with the part of the edge between them and the point.
+
+    Leaving a point at fraction ``f`` of ``u -> v`` reaches ``v`` over ``1 - f`` of the edge and
+    ``u`` over ``f`` of the reverse edge; arriving comes from ``u`` over ``f`` of the edge and
+    from ``v`` over ``1 - f`` of the reverse edge. The second end counts only where the reverse
+    edge exists or the point is on that end itself.
+    """
     f, edge, rev = points.fraction, points.edge, points.reverse_edge
     v = network.indices[edge].astype(np.int64)
     u = _edge_sources(network, edge)
     has_rev = rev >= 0
     rev_safe = np.where(has_rev, rev, 0)
-    first = (u, f * network.travel_time_s[edge], f * network.length_m[edge])
+    along, back = (1.0 - f, f) if leaving else (f, 1.0 - f)
+    first_node, second_node = (v, u) if leaving else (u, v)
+    first = (first_node, along * network.travel_time_s[edge], along * network.length_m[edge])
     second = (
-        v,
-        np.where(has_rev, (1.0 - f) * network.travel_time_s[rev_safe], 0.0),
-        np.where(has_rev, (1.0 - f) * network.length_m[rev_safe], 0.0),
+        second_node,
+        np.where(has_rev, back * network.travel_time_s[rev_safe], 0.0),
+        np.where(has_rev, back * network.length_m[rev_safe], 0.0),
     )
-    return _interleave(first, second, has_rev | (f == 1.0))
+    on_second = f == (0.0 if leaving else 1.0)
+    return _interleave(first, second, has_rev | on_second)
 
 
 def _interleave(

@@ -40,6 +40,7 @@ import numpy.typing as npt
 import shapely
 from pyproj import CRS, Transformer
 
+from geodata.arrays import F64, I64, Mask
 from geodata.errors import EmptyNetworkError
 from geodata.geo import haversine_m
 from geodata.network import RoadNetwork
@@ -55,9 +56,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-Mask = npt.NDArray[np.bool_]
 
 DEFAULT_MAX_SNAP_M = 500.0
 """Default largest distance (metres) between a point and the road it is snapped to."""

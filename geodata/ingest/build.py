@@ -85,84 +85,18 @@ def build_network(
             f"no drivable road for profile {profile.name!r} in {source} "
             f"({chains.ways_rejected} ways with a highway tag rejected by the profile)"
         )
-    key = np.frombuffer(chains.key, dtype=np.int64)
-    lat_all = np.frombuffer(chains.lat, dtype=np.float64)
-    lon_all = np.frombuffer(chains.lon, dtype=np.float64)
-    ends = np.frombuffer(chains.chain_end, dtype=np.int64)
-
-    node_key, first, node_of = np.unique(key, return_index=True, return_inverse=True)
-    node_lat, node_lon = lat_all[first], lon_all[first]
-    n_all = node_key.shape[0]
-
-    chain_of = np.repeat(np.arange(ends.shape[0]), np.diff(ends, prepend=0))
-    pair = chain_of[:-1] == chain_of[1:]
-    a, b, c = node_of[:-1][pair], node_of[1:][pair], chain_of[:-1][pair]
-    proper = a != b  # a way listing the same node twice in a row has no length there
-    a, b, c = a[proper], b[proper], c[proper]
-    seg_len = haversine_m(node_lat[a], node_lon[a], node_lat[b], node_lon[b])
-
-    fwd = np.frombuffer(chains.forward, dtype=np.int8)[c].astype(bool)
-    bwd = np.frombuffer(chains.backward, dtype=np.int8)[c].astype(bool)
-    spd_f = np.frombuffer(chains.speed_forward_kph, dtype=np.float64)[c]
-    spd_b = np.frombuffer(chains.speed_backward_kph, dtype=np.float64)[c]
-    hwy = np.frombuffer(chains.highway, dtype=np.int8)[c]
-    way = np.frombuffer(chains.way_id, dtype=np.int64)[c]
-
-    travel_fwd = seg_len / (spd_f / 3.6)
-    travel_bwd = seg_len / (spd_b / 3.6)
-    edges: dict[str, NDArray[Any]] = {
-        "u": np.concatenate([a[fwd], b[bwd]]).astype(np.int64),
-        "v": np.concatenate([b[fwd], a[bwd]]).astype(np.int64),
-        "length": np.concatenate([seg_len[fwd], seg_len[bwd]]),
-        "speed": np.concatenate([spd_f[fwd], spd_b[bwd]]),
-        "travel": np.concatenate([travel_fwd[fwd], travel_bwd[bwd]]),
-        "highway": np.concatenate([hwy[fwd], hwy[bwd]]),
-        "way_id": np.concatenate([way[fwd], way[bwd]]),
-    }
-
-    # Parallel edges: keep the fastest of each (u, v); lexsort's last key is the primary one.
-    order = np.lexsort((edges["travel"], edges["v"], edges["u"]))
-    edges = {k: x[order] for k, x in edges.items()}
-    u, v = edges["u"], edges["v"]
-    first_of_pair = np.ones(u.shape[0], dtype=bool)
-    first_of_pair[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
-    merged = int(u.shape[0] - np.count_nonzero(first_of_pair))
-    edges = {k: x[first_of_pair] for k, x in edges.items()}
-    u, v = edges["u"], edges["v"]
-    m_all = int(u.shape[0])
-
-    # Largest strongly connected component (ties: the lowest label, i.e. deterministic).
-    indptr_all = np.zeros(n_all + 1, dtype=np.int64)
-    np.cumsum(np.bincount(u, minlength=n_all), out=indptr_all[1:])
-    graph = csr_array((np.ones(m_all, dtype=np.int8), v, indptr_all), shape=(n_all, n_all))
-    n_comp, labels = connected_components(graph, directed=True, connection="strong")
-    keep_node = labels == int(np.argmax(np.bincount(labels)))
-    keep_edge = keep_node[u] & keep_node[v]
+    nodes = _Nodes.of(chains)
+    edges, merged = _merge_parallel(_directed_edges(chains, nodes))
+    n_all, m_all = nodes.key.shape[0], int(edges["u"].shape[0])
+    n_comp, keep_node = _largest_scc(edges["u"], edges["v"], n_all)
+    keep_edge = keep_node[edges["u"]] & keep_node[edges["v"]]
     if not np.any(keep_edge):
         raise EmptyNetworkError(
             f"no two drivable nodes of {source} reach each other for profile {profile.name!r} "
             f"({n_all} nodes, {m_all} one-way edges)"
         )
-    kept = {k: x[keep_edge] for k, x in edges.items()}
-    new_id = np.cumsum(keep_node) - 1  # monotone, so edges stay sorted by (u, v)
-    n = int(np.count_nonzero(keep_node))
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(new_id[kept["u"]], minlength=n), out=indptr[1:])
-    osm_id = -np.arange(1, n + 1, dtype=np.int64) if synthetic_ids else node_key[keep_node]
-
-    network = RoadNetwork(
-        indptr=indptr,
-        indices=new_id[kept["v"]].astype(np.int32),
-        travel_time_s=kept["travel"],
-        length_m=kept["length"],
-        speed_kph=kept["speed"],
-        way_id=kept["way_id"],
-        highway=kept["highway"],
-        lat=node_lat[keep_node],
-        lon=node_lon[keep_node],
-        osm_id=osm_id,
-        profile=profile.name,
-    )
+    network = _network(nodes, {k: x[keep_edge] for k, x in edges.items()}, keep_node, profile,
+                       synthetic_ids=synthetic_ids)  # fmt: skip
     elapsed = time.perf_counter() - started
     report = BuildReport(
         source=source,
@@ -171,9 +105,9 @@ def build_network(
         ways_rejected=chains.ways_rejected,
         missing_node_refs=chains.missing_node_refs,
         nodes_before_scc=int(n_all),
-        edges_before_scc=int(m_all),
+        edges_before_scc=m_all,
         parallel_edges_merged=merged,
-        components=int(n_comp),
+        components=n_comp,
         n_nodes=network.n_nodes,
         n_edges=network.n_edges,
         build_time_s=elapsed,
@@ -188,3 +122,106 @@ def build_network(
         )
     logger.info("built road network %s", report.summary())
     return network, report
+
+
+@dataclass(frozen=True)
+class _Nodes:
+    """The distinct nodes of the chains: sorted keys, coordinates, and each chain row's node."""
+
+    key: NDArray[np.int64]
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+    node_of: NDArray[np.intp]
+
+    @classmethod
+    def of(cls, chains: WayChains) -> _Nodes:
+        key = np.frombuffer(chains.key, dtype=np.int64)
+        node_key, first, node_of = np.unique(key, return_index=True, return_inverse=True)
+        lat_all = np.frombuffer(chains.lat, dtype=np.float64)
+        lon_all = np.frombuffer(chains.lon, dtype=np.float64)
+        return cls(node_key, lat_all[first], lon_all[first], node_of)
+
+
+def _directed_edges(chains: WayChains, nodes: _Nodes) -> dict[str, NDArray[Any]]:
+    """One edge per consecutive node pair of a chain and allowed direction, with its attributes."""
+    ends = np.frombuffer(chains.chain_end, dtype=np.int64)
+    node_of, lat, lon = nodes.node_of, nodes.lat, nodes.lon
+    chain_of = np.repeat(np.arange(ends.shape[0]), np.diff(ends, prepend=0))
+    pair = chain_of[:-1] == chain_of[1:]
+    a, b, c = node_of[:-1][pair], node_of[1:][pair], chain_of[:-1][pair]
+    proper = a != b  # a way listing the same node twice in a row has no length there
+    a, b, c = a[proper], b[proper], c[proper]
+    seg_len = haversine_m(lat[a], lon[a], lat[b], lon[b])
+
+    fwd = np.frombuffer(chains.forward, dtype=np.int8)[c].astype(bool)
+    bwd = np.frombuffer(chains.backward, dtype=np.int8)[c].astype(bool)
+    spd_f = np.frombuffer(chains.speed_forward_kph, dtype=np.float64)[c]
+    spd_b = np.frombuffer(chains.speed_backward_kph, dtype=np.float64)[c]
+    hwy = np.frombuffer(chains.highway, dtype=np.int8)[c]
+    way = np.frombuffer(chains.way_id, dtype=np.int64)[c]
+
+    travel_fwd = seg_len / (spd_f / 3.6)
+    travel_bwd = seg_len / (spd_b / 3.6)
+    return {
+        "u": np.concatenate([a[fwd], b[bwd]]).astype(np.int64),
+        "v": np.concatenate([b[fwd], a[bwd]]).astype(np.int64),
+        "length": np.concatenate([seg_len[fwd], seg_len[bwd]]),
+        "speed": np.concatenate([spd_f[fwd], spd_b[bwd]]),
+        "travel": np.concatenate([travel_fwd[fwd], travel_bwd[bwd]]),
+        "highway": np.concatenate([hwy[fwd], hwy[bwd]]),
+        "way_id": np.concatenate([way[fwd], way[bwd]]),
+    }
+
+
+def _merge_parallel(edges: dict[str, NDArray[Any]]) -> tuple[dict[str, NDArray[Any]], int]:
+    """Keep the fastest edge of each ``(u, v)``, sorted by ``(u, v)``; also return how many went."""
+    order = np.lexsort((edges["travel"], edges["v"], edges["u"]))  # the last key is the primary
+    edges = {k: x[order] for k, x in edges.items()}
+    u, v = edges["u"], edges["v"]
+    first_of_pair = np.ones(u.shape[0], dtype=bool)
+    first_of_pair[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
+    merged = int(u.shape[0] - np.count_nonzero(first_of_pair))
+    return {k: x[first_of_pair] for k, x in edges.items()}, merged
+
+
+def _largest_scc(
+    u: NDArray[np.int64], v: NDArray[np.int64], n: int
+) -> tuple[int, NDArray[np.bool_]]:
+    """The number of strongly connected components and the mask of the largest one's nodes.
+
+    Ties go to the lowest label, so the choice is deterministic. ``u`` must be sorted.
+    """
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=n), out=indptr[1:])
+    graph = csr_array((np.ones(u.shape[0], dtype=np.int8), v, indptr), shape=(n, n))
+    n_comp, labels = connected_components(graph, directed=True, connection="strong")
+    return int(n_comp), labels == int(np.argmax(np.bincount(labels)))
+
+
+def _network(
+    nodes: _Nodes,
+    kept: dict[str, NDArray[Any]],
+    keep_node: NDArray[np.bool_],
+    profile: Profile,
+    *,
+    synthetic_ids: bool,
+) -> RoadNetwork:
+    """The network of the kept nodes and edges, nodes renumbered in key order."""
+    new_id = np.cumsum(keep_node) - 1  # monotone, so edges stay sorted by (u, v)
+    n = int(np.count_nonzero(keep_node))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(new_id[kept["u"]], minlength=n), out=indptr[1:])
+    osm_id = -np.arange(1, n + 1, dtype=np.int64) if synthetic_ids else nodes.key[keep_node]
+    return RoadNetwork(
+        indptr=indptr,
+        indices=new_id[kept["v"]].astype(np.int32),
+        travel_time_s=kept["travel"],
+        length_m=kept["length"],
+        speed_kph=kept["speed"],
+        way_id=kept["way_id"],
+        highway=kept["highway"],
+        lat=nodes.lat[keep_node],
+        lon=nodes.lon[keep_node],
+        osm_id=osm_id,
+        profile=profile.name,
+    )

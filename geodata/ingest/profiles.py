@@ -144,25 +144,28 @@ class Profile:
         )
 
 
+_DEFAULT_SPEEDS_KPH: dict[str, tuple[float, float]] = {
+    # highway class: (car, truck) default speed in km/h
+    "motorway": (110.0, 80.0),
+    "motorway_link": (60.0, 50.0),
+    "trunk": (90.0, 70.0),
+    "trunk_link": (50.0, 40.0),
+    "primary": (65.0, 55.0),
+    "primary_link": (40.0, 35.0),
+    "secondary": (55.0, 50.0),
+    "secondary_link": (35.0, 30.0),
+    "tertiary": (45.0, 40.0),
+    "tertiary_link": (30.0, 25.0),
+    "unclassified": (35.0, 30.0),
+    "residential": (30.0, 25.0),
+    "living_street": (10.0, 10.0),
+    "service": (15.0, 10.0),
+    "road": (30.0, 25.0),
+}
+
 CAR = Profile(
     name="car",
-    speeds_kph={
-        "motorway": 110.0,
-        "motorway_link": 60.0,
-        "trunk": 90.0,
-        "trunk_link": 50.0,
-        "primary": 65.0,
-        "primary_link": 40.0,
-        "secondary": 55.0,
-        "secondary_link": 35.0,
-        "tertiary": 45.0,
-        "tertiary_link": 30.0,
-        "unclassified": 35.0,
-        "residential": 30.0,
-        "living_street": 10.0,
-        "service": 15.0,
-        "road": 30.0,
-    },
+    speeds_kph={cls: car for cls, (car, _) in _DEFAULT_SPEEDS_KPH.items()},
     max_speed_kph=130.0,
     access_keys=("motorcar", "motor_vehicle", "vehicle", "access"),
 )
@@ -170,23 +173,7 @@ CAR = Profile(
 
 TRUCK = Profile(
     name="truck",
-    speeds_kph={
-        "motorway": 80.0,
-        "motorway_link": 50.0,
-        "trunk": 70.0,
-        "trunk_link": 40.0,
-        "primary": 55.0,
-        "primary_link": 35.0,
-        "secondary": 50.0,
-        "secondary_link": 30.0,
-        "tertiary": 40.0,
-        "tertiary_link": 25.0,
-        "unclassified": 30.0,
-        "residential": 25.0,
-        "living_street": 10.0,
-        "service": 10.0,
-        "road": 25.0,
-    },
+    speeds_kph={cls: truck for cls, (_, truck) in _DEFAULT_SPEEDS_KPH.items()},
     max_speed_kph=80.0,
     access_keys=("hgv", "motor_vehicle", "vehicle", "access"),
     maxspeed_keys=("maxspeed:hgv", "maxspeed"),

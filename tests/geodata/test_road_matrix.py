@@ -5,15 +5,26 @@ from __future__ import annotations
 
 import itertools
 import logging
+import pickle
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
+import geodata.prepared
 from geodata import RoadNetwork
-from geodata.matrix import MatrixInputError, unreachable_pairs
-from geodata.road_matrix import road_matrix
+from geodata.matrix import (
+    MatrixInputError,
+    many_to_many_prepared,
+    many_to_many_seeded,
+    unreachable_pairs,
+)
+from geodata.paths import route_paths
+from geodata.road_matrix import road_matrix, source_seeds, target_entries
 from geodata.snap import Snapper, SnapResult
 from tests.geodata.test_snap import at_m, grid_network, make_network, two_way_street
 
@@ -187,3 +198,69 @@ def test_empty_point_sets():
     none = Snapper(net).snap([], [])
     assert road_matrix(net, none).shape == (0, 0)
     assert road_matrix(net, none, on_edge(net, [(0, 1, 0.5)])).shape == (0, 1)
+
+
+def test_the_network_is_prepared_once_and_reused(monkeypatch):
+    """A second matrix (and the paths) on the same network reuse its prepared graph."""
+    builds = []
+    build_chains = geodata.prepared.build_chains
+
+    def counting(graph):
+        builds.append(graph)
+        return build_chains(graph)
+
+    monkeypatch.setattr(geodata.prepared, "build_chains", counting)
+    net = grid_network(6, seed=4)
+    xy = np.random.default_rng(4).uniform(-100, 600, size=(9, 2))
+    points = Snapper(net).snap(*np.array([at_m(x, y) for x, y in xy]).T)
+    first = road_matrix(net, points)
+    second = road_matrix(net, points, threads=1)
+    legs = route_paths(net, points)
+    assert len(builds) == 1
+    assert net.prepared() is net.prepared()
+    np.testing.assert_array_equal(first.durations_s, second.durations_s)
+    np.testing.assert_array_equal(first.distances_m, second.distances_m)
+    assert [leg.time_s for leg in legs] == [first.durations_s[i, i + 1] for i in range(8)]
+    # The raw-array API prepares per call (not the network's: still one build of that) and gives
+    # the same matrix, bit for bit.
+    raw = many_to_many_seeded(
+        net.indptr,
+        net.indices,
+        net.travel_time_s,
+        net.length_m,
+        source_seeds(net, points),
+        target_entries(net, points),
+    )
+    prepared = many_to_many_prepared(
+        net.prepared(), source_seeds(net, points), target_entries(net, points)
+    )
+    assert len(builds) == 1
+    np.testing.assert_array_equal(raw.durations_s, prepared.durations_s)
+    np.testing.assert_array_equal(raw.distances_m, prepared.distances_m)
+
+
+def test_concurrent_first_calls_prepare_the_network_once(monkeypatch):
+    builds = []
+    build_chains = geodata.prepared.build_chains
+    start = threading.Barrier(4)
+
+    def slow_counting(graph):
+        builds.append(graph)
+        time.sleep(0.05)
+        return build_chains(graph)
+
+    monkeypatch.setattr(geodata.prepared, "build_chains", slow_counting)
+    net = grid_network(5, seed=5)
+
+    def prepare(_: int):
+        start.wait(timeout=30)
+        return net.prepared()
+
+    with ThreadPoolExecutor(4) as pool:
+        prepared = list(pool.map(prepare, range(4)))
+    assert len(builds) == 1
+    assert all(p is prepared[0] for p in prepared)
+    # Pickling (to worker processes) drops the prepared form; the copy prepares its own.
+    copy = pickle.loads(pickle.dumps(net))
+    assert copy.prepared() is not prepared[0]
+    np.testing.assert_array_equal(copy.prepared().chains.head, prepared[0].chains.head)
