@@ -24,7 +24,7 @@ from engine.validation import check_model
 from engine.warmstart import WARM_STARTABLE, WarmStartedOrTools
 from geodata.network import RoadNetwork
 
-__all__ = ["solve"]
+__all__ = ["COST_TIE_RELATIVE", "better_solution", "solve"]
 
 log = logging.getLogger(__name__)
 
@@ -187,21 +187,37 @@ class _Solve:
         results = run_portfolio(members, self.problem, self.stop, self.on_progress)
         status = self.status()
         best: Solution | None = None
-        best_key: tuple[int, float, bool] = (0, 0.0, False)
+        best_leading = False
         winner = -1
         for r in results:
             if r.value is None:
                 continue
             candidate = self.finish(r.value, status, choice.name, choice.reason)
-            metrics = candidate.metrics
             leading = r.leading and options.iteration_limit is None
-            key = (metrics.skipped_mandatory_shipment_count, metrics.total_cost, not leading)
-            if best is None or key < best_key:
-                best, best_key, winner = candidate, key, r.index
+            if best is None or better_solution(candidate, leading, best, best_leading):
+                best, best_leading, winner = candidate, leading, r.index
         if best is None:
             raise _first_error([r.error for r in results])
         reason = f"{choice.reason}; best of {k} parallel searches (member {winner} won)"
         return dataclasses.replace(best, backend_reason=reason)
+
+
+COST_TIE_RELATIVE = 1e-9
+"""Costs this close (relative) are a tie: solutions of equal objective may differ in the last
+bits of their float costs (the same routes on other vehicles sum in another order)."""
+
+
+def better_solution(candidate: Solution, leading: bool, best: Solution, best_leading: bool) -> bool:
+    """Whether a portfolio member's solution beats the best so far: fewer skipped mandatory
+    shipments, then a lower cost; on a tie, the leading member's (its progress was reported
+    last, so the final routes are the last ones streamed)."""
+    a, b = candidate.metrics, best.metrics
+    if a.skipped_mandatory_shipment_count != b.skipped_mandatory_shipment_count:
+        return a.skipped_mandatory_shipment_count < b.skipped_mandatory_shipment_count
+    tolerance = COST_TIE_RELATIVE * max(1.0, abs(a.total_cost), abs(b.total_cost))
+    if abs(a.total_cost - b.total_cost) > tolerance:
+        return a.total_cost < b.total_cost
+    return leading and not best_leading
 
 
 def _first_error(errors: list[BaseException | None]) -> BaseException:

@@ -25,6 +25,8 @@ from engine import (
 )
 from engine.errors import NoSolutionError
 from engine.options import SearchMode
+from engine.solution import Metrics, Solution
+from engine.solve import better_solution
 from tests.builders import at, depot_vehicle, line_model, route_order, solve_checked
 from tests.checker import check_solution
 
@@ -406,3 +408,41 @@ def test_infeasible_vehicle_constraints_raise_no_solution():
     with pytest.raises(NoSolutionError) as info:
         solve(model, SolveOptions(time_limit_s=1))
     assert info.value.reason == "infeasible"
+
+
+def _scored(total_cost: float, skipped_mandatory: int = 0) -> Solution:
+    metrics = Metrics(skipped_mandatory_shipment_count=skipped_mandatory, total_cost=total_cost)
+    return Solution(routes=(), skipped_shipments=(), metrics=metrics, status=SolveStatus.SOLVED)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "leading", "best", "best_leading", "expected"),
+    [
+        pytest.param(_scored(10.0), False, _scored(11.0), True, True, id="cheaper-wins"),
+        pytest.param(_scored(12.0), True, _scored(11.0), False, False, id="dearer-loses-leading"),
+        pytest.param(_scored(20.0), False, _scored(1.0, 1), True, True, id="fewer-skipped-first"),
+        # The same routes on other vehicles sum in another order: a tie in the last bits, which the
+        # member whose progress was reported last wins either way.
+        pytest.param(
+            _scored(50.48357460328498),
+            True,
+            _scored(50.48357460328497),
+            False,
+            True,
+            id="ulp-dearer-leading-wins",
+        ),
+        pytest.param(
+            _scored(50.48357460328497),
+            False,
+            _scored(50.48357460328498),
+            True,
+            False,
+            id="ulp-cheaper-not-leading-loses",
+        ),
+        pytest.param(_scored(5.0), False, _scored(5.0), False, False, id="tie-keeps-first"),
+    ],
+)
+def test_portfolio_members_are_ranked_by_skips_then_cost_with_ties_to_the_leading_one(
+    candidate: Solution, leading: bool, best: Solution, best_leading: bool, expected: bool
+) -> None:
+    assert better_solution(candidate, leading, best, best_leading) is expected
