@@ -8,7 +8,6 @@ independent checker (tests/checker.py); depot loads are recomputed against the c
 from __future__ import annotations
 
 import json
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,12 +249,8 @@ def test_a_study_survives_kill_9(tmp_path: Path) -> None:
         while client.metadata(name).layouts_done < 1:
             assert time.monotonic() < deadline, "no layout routed in time"
             time.sleep(0.05)
-        srv.proc.send_signal(signal.SIGKILL)
-        srv.proc.wait(10)
     finally:
-        srv.channel.close()
-        assert srv.proc.stdout is not None
-        srv.proc.stdout.close()
+        srv.kill9()
     srv = ServerProcess(tmp_path / "server.log", *args)
     try:
         client = Client(srv)

@@ -102,6 +102,17 @@ class ServerProcess:
             self.proc.send_signal(signal.SIGTERM)
             self.signalled = True
 
+    def kill9(self) -> None:
+        """SIGKILL (a crash: nothing is cleaned up), then close the client's side."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        finally:
+            self.channel.close()
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+
     def terminate(self, timeout: float = 20.0) -> int:
         """SIGTERM (once), then the exit code."""
         self.channel.close()
