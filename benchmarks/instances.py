@@ -17,6 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -390,65 +391,122 @@ def read_vrp(path: Path, set_name: str | None = None) -> VrpData:
         service[list(depots)] = 0.0
     if "prize" in raw:
         prize = np.asarray(raw["prize"], dtype=np.float64) * scale
-    # Fleet
-    k_raw = raw.get("vehicles")
+    fleet, capped, original_groups = _fleet(path, raw, kind, scale, depots, delivery, pickup)
+    bks, bks_vehicles, reference = _best_known(path, kind, bks_divisor)
+    return VrpData(
+        name=path.stem,
+        kind=kind,
+        coords=coords,
+        dist=dist,
+        scale=scale,
+        depots=depots,
+        delivery=delivery,
+        pickup=pickup,
+        fleet=fleet,
+        time_windows=tw,
+        service=service,
+        prize=prize,
+        backhaul_last=kind == "VRPB",
+        bks=bks,
+        bks_vehicles=bks_vehicles,
+        reference=reference,
+        fleet_capped=capped,
+        original_groups=original_groups,
+    )
+
+
+def _k_min(path: Path, load: int, capacity: int) -> int:
+    """The fewest vehicles: the instance name's ``-kN``, at least the load over the capacity."""
+    named = int(re.search(r"-k(\d+)", path.stem).group(1)) if "-k" in path.stem else 0
+    return max(named, math.ceil(load / capacity))
+
+
+def _fleet(
+    path: Path,
+    raw: dict[str, Any],
+    kind: str,
+    scale: float,
+    depots: tuple[int, ...],
+    delivery: np.ndarray,
+    pickup: np.ndarray,
+) -> tuple[tuple[VehicleGroup, ...], bool, tuple[int, ...]]:
+    """The fleet of an instance: its vehicle groups, whether an unlimited fleet was capped,
+    and (HFVRP, MDVRPTW) the group of each vehicle of the file."""
     capacity = np.atleast_1d(raw["capacity"]).astype(np.int64)
-    capped = False
-    original_groups: tuple[int, ...] = ()
     if kind == "CVRP":
-        k_min = int(re.search(r"-k(\d+)", path.stem).group(1)) if "-k" in path.stem else 0
-        k_min = max(k_min, math.ceil(delivery.sum() / capacity[0]))
-        fleet: tuple[VehicleGroup, ...] = (
-            VehicleGroup(0, int(capacity[0]), max(k_min + 1, math.ceil(1.2 * k_min))),
+        k_min = _k_min(path, int(delivery.sum()), int(capacity[0]))
+        return (
+            (VehicleGroup(0, int(capacity[0]), max(k_min + 1, math.ceil(1.2 * k_min))),),
+            False,
+            (),
         )
-    elif kind == "VRPB":
-        k_min = int(re.search(r"-k(\d+)", path.stem).group(1)) if "-k" in path.stem else 0
-        k_min = max(k_min, math.ceil(max(delivery.sum(), pickup.sum()) / capacity[0]))
-        fleet = (VehicleGroup(0, int(capacity[0]), max(k_min + 1, math.ceil(1.5 * k_min))),)
-    elif kind == "HFVRP":
-        k = int(k_raw)
-        cap = np.broadcast_to(capacity, (k,))
-        fixed = np.broadcast_to(np.asarray(raw.get("vehicles_fixed_cost", 0.0)), (k,))
-        unit = np.broadcast_to(np.asarray(raw.get("vehicles_unit_distance_cost", 1.0)), (k,))
-        groups: dict[tuple[int, float, float], int] = {}
-        keys = []
-        for v in range(k):
-            # file costs are x100; a matrix unit is 1/1000 of a distance unit
-            key = (int(cap[v]), float(fixed[v]) * scale / 100, float(unit[v]) / 100)
-            groups[key] = groups.get(key, 0) + 1
-            keys.append(key)
-        # Unlimited fleets (FSM*) list n vehicles per type; cap each type at what could be
-        # useful (all demand on this type, + 2) to keep the engine's model small.
-        total = int(delivery.sum())
-        out = []
-        for (c, f, u), count in groups.items():
-            limit = math.ceil(total / c) + 2
-            capped |= count > limit
-            out.append(VehicleGroup(0, c, min(count, limit), fixed_cost=f, unit_cost=u))
-        fleet = tuple(out)
-        order = list(groups)
-        original_groups = tuple(order.index(key) for key in keys)
-    elif kind == "MDVRPTW":
-        vdepot = np.asarray(raw["vehicles_depot"], dtype=np.int64) - 1
-        max_dur = raw.get("vehicles_max_duration")
-        out = []
-        for d in depots:
-            count = int((vdepot == d).sum())
-            if count:
-                out.append(
-                    VehicleGroup(
-                        d,
-                        int(capacity[0]),
-                        count,
-                        max_duration=None if max_dur is None else float(max_dur) * scale,
-                    )
+    if kind == "VRPB":
+        k_min = _k_min(path, int(max(delivery.sum(), pickup.sum())), int(capacity[0]))
+        return (
+            (VehicleGroup(0, int(capacity[0]), max(k_min + 1, math.ceil(1.5 * k_min))),),
+            False,
+            (),
+        )
+    if kind == "HFVRP":
+        return _hfvrp_fleet(raw, capacity, scale, int(delivery.sum()))
+    if kind == "MDVRPTW":
+        return _mdvrptw_fleet(raw, capacity, scale, depots)
+    # VRPTW, PCVRPTW
+    return (VehicleGroup(0, int(capacity[0]), int(raw["vehicles"])),), False, ()
+
+
+def _hfvrp_fleet(
+    raw: dict[str, Any], capacity: np.ndarray, scale: float, total_demand: int
+) -> tuple[tuple[VehicleGroup, ...], bool, tuple[int, ...]]:
+    k = int(raw["vehicles"])
+    cap = np.broadcast_to(capacity, (k,))
+    fixed = np.broadcast_to(np.asarray(raw.get("vehicles_fixed_cost", 0.0)), (k,))
+    unit = np.broadcast_to(np.asarray(raw.get("vehicles_unit_distance_cost", 1.0)), (k,))
+    groups: dict[tuple[int, float, float], int] = {}
+    keys = []
+    for v in range(k):
+        # file costs are x100; a matrix unit is 1/1000 of a distance unit
+        key = (int(cap[v]), float(fixed[v]) * scale / 100, float(unit[v]) / 100)
+        groups[key] = groups.get(key, 0) + 1
+        keys.append(key)
+    # Unlimited fleets (FSM*) list n vehicles per type; cap each type at what could be
+    # useful (all demand on this type, + 2) to keep the engine's model small.
+    capped = False
+    out = []
+    for (c, f, u), count in groups.items():
+        limit = math.ceil(total_demand / c) + 2
+        capped |= count > limit
+        out.append(VehicleGroup(0, c, min(count, limit), fixed_cost=f, unit_cost=u))
+    order = list(groups)
+    return tuple(out), capped, tuple(order.index(key) for key in keys)
+
+
+def _mdvrptw_fleet(
+    raw: dict[str, Any], capacity: np.ndarray, scale: float, depots: tuple[int, ...]
+) -> tuple[tuple[VehicleGroup, ...], bool, tuple[int, ...]]:
+    vdepot = np.asarray(raw["vehicles_depot"], dtype=np.int64) - 1
+    max_dur = raw.get("vehicles_max_duration")
+    out = []
+    for d in depots:
+        count = int((vdepot == d).sum())
+        if count:
+            out.append(
+                VehicleGroup(
+                    d,
+                    int(capacity[0]),
+                    count,
+                    max_duration=None if max_dur is None else float(max_dur) * scale,
                 )
-        fleet = tuple(out)
-        order_d = [g.depot for g in fleet]
-        original_groups = tuple(order_d.index(int(d)) for d in vdepot)
-    else:  # VRPTW, PCVRPTW
-        fleet = (VehicleGroup(0, int(capacity[0]), int(k_raw)),)
-    # Best-known solution
+            )
+    order_d = [g.depot for g in out]
+    return tuple(out), False, tuple(order_d.index(int(d)) for d in vdepot)
+
+
+def _best_known(
+    path: Path, kind: str, bks_divisor: float
+) -> tuple[float | None, int | None, dict[str, float]]:
+    """The best-known cost, its vehicle count and reference values (the set's bks.csv, else the
+    instance's .sol file)."""
     bks: float | None = None
     bks_vehicles: int | None = None
     reference: dict[str, float] = {}
@@ -479,26 +537,7 @@ def read_vrp(path: Path, set_name: str | None = None) -> VrpData:
                 # Half of the HFVRP .sol files give the cost as an integer in PyVRP's scale:
                 # costs x100 and distances x1000 (X148-HVRP: 8028527330 for 80285.27).
                 bks /= HFVRP_INTEGER_COST_SCALE
-    return VrpData(
-        name=path.stem,
-        kind=kind,
-        coords=coords,
-        dist=dist,
-        scale=scale,
-        depots=depots,
-        delivery=delivery,
-        pickup=pickup,
-        fleet=fleet,
-        time_windows=tw,
-        service=service,
-        prize=prize,
-        backhaul_last=kind == "VRPB",
-        bks=bks,
-        bks_vehicles=bks_vehicles,
-        reference=reference,
-        fleet_capped=capped,
-        original_groups=original_groups,
-    )
+    return bks, bks_vehicles, reference
 
 
 def list_instances(

@@ -375,6 +375,21 @@ class _RouteFacts:
     costs: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Transitions:
+    """The n + 1 transitions of a route as recomputed from its schedule: where each starts
+    (the previous stop's end) and ends (the next stop's start), its travel (duration, distance),
+    breaks, wait, total and the load on board."""
+
+    stop_ends: list[float]
+    next_starts: list[float]
+    legs: list[tuple[float, float]]
+    break_sums: list[float]
+    waits: list[float]
+    totals: list[float]
+    loads: list[dict[str, int]]
+
+
 class _Checker:
     def __init__(self, model: ShipmentModel, solution: Solution, speed: float) -> None:
         self.model = model
@@ -495,8 +510,67 @@ class _Checker:
         model, vehicle = self.model, self.model.vehicles[v]
         n = len(route.visits)
         requests = [visit_request(model, ref) for ref in refs]
+        self.check_stops(where, v, route, requests, start, end)
 
-        # Stops and windows.
+        # Transitions, recomputed from the schedule and the model.
+        stop_ends = [start] + [
+            visit.start_time + request.duration_s
+            for visit, request in zip(route.visits, requests, strict=True)
+        ]
+        next_starts = [visit.start_time for visit in route.visits] + [end]
+        legs = [
+            self.travel.leg(v, None if k == 0 else refs[k - 1], None if k == n else refs[k])
+            for k in range(n + 1)
+        ]
+        totals = [b - a for a, b in zip(stop_ends, next_starts, strict=True)]
+        break_sums = self.check_breaks(where, v, route, stop_ends, next_starts)
+        waits = [totals[k] - legs[k][0] - break_sums[k] for k in range(n + 1)]
+        loads = route_loads(model, v, refs)
+        for k in range(n + 1):
+            tw = f"{where}.transitions[{k}]"
+            if waits[k] < -TIME_TOL:
+                self.fail(
+                    tw,
+                    f"negative wait {waits[k]}: {totals[k]} s between stops < travel "
+                    f"{legs[k][0]} s + breaks {break_sums[k]} s",
+                )
+            for problem in load_limit_problems(vehicle, loads[k]):
+                self.fail(tw, problem)
+        expected = _Transitions(stop_ends, next_starts, legs, break_sums, waits, totals, loads)
+        self.check_transitions(where, route, expected)
+
+        facts = _RouteFacts(
+            used=True,
+            start=start,
+            end=end,
+            performed=len({s for s, _, _ in refs}),
+            travel_s=math.fsum(leg[0] for leg in legs),
+            wait_s=math.fsum(waits),
+            break_s=math.fsum(break_sums),
+            visit_s=math.fsum(request.duration_s for request in requests),
+            delay_s=math.fsum(
+                _delay(visit.start_time, request.time_windows)
+                for visit, request in zip(route.visits, requests, strict=True)
+            ),
+            distance_m=math.fsum(leg[1] for leg in legs),
+            terms=2 * n + 2,
+            max_loads={t: max(load[t] for load in loads) for t in loads[0]},
+        )
+        self.check_route_totals(where, v, route, refs, facts)
+        return facts
+
+    def check_stops(
+        self,
+        where: str,
+        v: int,
+        route: Route,
+        requests: list[VisitRequest],
+        start: float,
+        end: float,
+    ) -> None:
+        """Vehicle start and end inside their windows and the horizon; each visit inside one of
+        its hard windows, with its shipment's labels and signed load demands."""
+        model, vehicle = self.model, self.model.vehicles[v]
         bounds = hard_windows(model, vehicle.start_time_windows)
         if _window_containing(start, bounds) is None:
             self.fail(where, f"vehicle_start_time {start} outside every start_time_window {bounds}")
@@ -527,82 +601,52 @@ class _Checker:
             if _nonzero(visit.load_demands) != want:
                 self.fail(vw, f"load_demands is {dict(visit.load_demands)}, expected {want}")
 
-        # Transitions, recomputed from the schedule and the model.
-        stop_ends = [start] + [
-            visit.start_time + request.duration_s
-            for visit, request in zip(route.visits, requests, strict=True)
-        ]
-        next_starts = [visit.start_time for visit in route.visits] + [end]
-        legs = [
-            self.travel.leg(v, None if k == 0 else refs[k - 1], None if k == n else refs[k])
-            for k in range(n + 1)
-        ]
-        totals = [b - a for a, b in zip(stop_ends, next_starts, strict=True)]
-        break_sums = self.check_breaks(where, v, route, stop_ends, next_starts)
-        waits = [totals[k] - legs[k][0] - break_sums[k] for k in range(n + 1)]
-        loads = route_loads(model, v, refs)
-        for k in range(n + 1):
-            tw = f"{where}.transitions[{k}]"
-            if waits[k] < -TIME_TOL:
-                self.fail(
-                    tw,
-                    f"negative wait {waits[k]}: {totals[k]} s between stops < travel "
-                    f"{legs[k][0]} s + breaks {break_sums[k]} s",
-                )
-            for problem in load_limit_problems(vehicle, loads[k]):
-                self.fail(tw, problem)
-
+    def check_transitions(self, where: str, route: Route, expected: _Transitions) -> None:
+        """The reported transitions against the ones recomputed from the schedule."""
+        n = len(route.visits)
         if len(route.transitions) != n + 1:
             self.fail(
                 where, f"{len(route.transitions)} transitions for {n} visits, expected {n + 1}"
             )
-        else:
-            for k, t in enumerate(route.transitions):
-                tw = f"{where}.transitions[{k}]"
-                self.check_time(tw, "start_time", t.start_time, stop_ends[k])
-                self.check_time(tw, "travel_duration_s", t.travel_duration_s, legs[k][0])
-                self.check_dist(tw, "travel_distance_m", t.travel_distance_m, legs[k][1])
-                self.check_time(tw, "break_duration_s", t.break_duration_s, break_sums[k])
-                self.check_time(tw, "wait_duration_s", t.wait_duration_s, waits[k])
-                self.check_time(tw, "total_duration_s", t.total_duration_s, totals[k])
-                if t.wait_duration_s < -TIME_TOL:
-                    self.fail(tw, f"wait_duration_s {t.wait_duration_s} is negative")
-                parts = t.travel_duration_s + t.wait_duration_s + t.break_duration_s
-                if not _close(t.total_duration_s, parts, TIME_TOL):
-                    self.fail(
-                        tw,
-                        f"total_duration_s {t.total_duration_s} != travel + wait + break = {parts}",
-                    )
-                if not _close(t.start_time + t.total_duration_s, next_starts[k], TIME_TOL):
-                    self.fail(
-                        tw,
-                        f"ends at {t.start_time + t.total_duration_s} but the next "
-                        f"stop starts at {next_starts[k]}",
-                    )
-                if dict(t.vehicle_loads) != loads[k]:
-                    self.fail(tw, f"vehicle_loads is {dict(t.vehicle_loads)}, expected {loads[k]}")
+            return
+        for k, t in enumerate(route.transitions):
+            tw = f"{where}.transitions[{k}]"
+            self.check_time(tw, "start_time", t.start_time, expected.stop_ends[k])
+            self.check_time(tw, "travel_duration_s", t.travel_duration_s, expected.legs[k][0])
+            self.check_dist(tw, "travel_distance_m", t.travel_distance_m, expected.legs[k][1])
+            self.check_time(tw, "break_duration_s", t.break_duration_s, expected.break_sums[k])
+            self.check_time(tw, "wait_duration_s", t.wait_duration_s, expected.waits[k])
+            self.check_time(tw, "total_duration_s", t.total_duration_s, expected.totals[k])
+            if t.wait_duration_s < -TIME_TOL:
+                self.fail(tw, f"wait_duration_s {t.wait_duration_s} is negative")
+            parts = t.travel_duration_s + t.wait_duration_s + t.break_duration_s
+            if not _close(t.total_duration_s, parts, TIME_TOL):
+                self.fail(
+                    tw,
+                    f"total_duration_s {t.total_duration_s} != travel + wait + break = {parts}",
+                )
+            if not _close(t.start_time + t.total_duration_s, expected.next_starts[k], TIME_TOL):
+                self.fail(
+                    tw,
+                    f"ends at {t.start_time + t.total_duration_s} but the next "
+                    f"stop starts at {expected.next_starts[k]}",
+                )
+            if dict(t.vehicle_loads) != expected.loads[k]:
+                self.fail(
+                    tw, f"vehicle_loads is {dict(t.vehicle_loads)}, expected {expected.loads[k]}"
+                )
 
-        facts = _RouteFacts(
-            used=True,
-            start=start,
-            end=end,
-            performed=len({s for s, _, _ in refs}),
-            travel_s=math.fsum(leg[0] for leg in legs),
-            wait_s=math.fsum(waits),
-            break_s=math.fsum(break_sums),
-            visit_s=math.fsum(request.duration_s for request in requests),
-            delay_s=math.fsum(
-                _delay(visit.start_time, request.time_windows)
-                for visit, request in zip(route.visits, requests, strict=True)
-            ),
-            distance_m=math.fsum(leg[1] for leg in legs),
-            terms=2 * n + 2,
-            max_loads={t: max(load[t] for load in loads) for t in loads[0]},
-        )
-        for problem in route_limit_problems(vehicle, end - start, facts.distance_m):
+    def check_route_totals(
+        self, where: str, v: int, route: Route, refs: list[VisitRef], facts: _RouteFacts
+    ) -> None:
+        """Route limits, then the route's costs and metrics against the recomputed facts."""
+        start, end = route.vehicle_start_time, route.vehicle_end_time
+        assert start is not None
+        assert end is not None
+        for problem in route_limit_problems(self.model.vehicles[v], end - start, facts.distance_m):
             self.fail(where, problem)
         facts.costs = route_cost_terms(
-            model,
+            self.model,
             v,
             start_time=start,
             end_time=end,
@@ -621,7 +665,6 @@ class _Checker:
             end - start,
             facts.terms,
         )
-        return facts
 
     def check_breaks(
         self,
