@@ -7,6 +7,11 @@
 
 The engine's cost is ``cost_per_kilometer × km``; with ``cost_per_kilometer = 1000`` a matrix
 "meter" costs 1, so the reported cost equals the instance's distance (times 10 for VRPTW).
+
+One module of over 500 lines on purpose: the readers, the check of published routes in each set's
+own convention (``verify_routes``, ``bks_check``) and the conversion to engine models and requests
+all work on :class:`VrpData` and the one table of conventions (``_CONVENTION``); split, each part
+would import the others' internals.
 """
 
 from __future__ import annotations

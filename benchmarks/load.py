@@ -217,7 +217,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.load",
         description=__doc__,
@@ -250,11 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.clients < 1 or args.clients > 256 or args.duration > 3600:
         raise SystemExit("--clients in 1..256 and --duration at most 3600 s")
+    return args
 
-    sites = (
-        Sites.helsinki_box() if args.osm == "none" else Sites.from_roads(args.osm, args.jitter_m)
-    )
-    proc, target = start_server(args)
+
+def run_load(
+    args: argparse.Namespace, proc: subprocess.Popen[str], target: str, sites: Sites
+) -> tuple[Stats, float, int]:
+    """Run the clients against the server until the duration or the request budget is spent;
+    the statistics, the wall time and the server's peak memory (bytes, its process tree)."""
     peak = [_tree_rss(proc.pid)]
     done = threading.Event()
 
@@ -283,13 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         done.set()
         sampler.join()
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return stats, wall, peak[0]
+
+
+def report_of(
+    args: argparse.Namespace, target: str, stats: Stats, wall: float, peak: int, exit_code: int
+) -> dict[str, object]:
     lat = stats.latencies
-    report = {
+    return {
         "target": target,
         "osm": args.osm,
         "clients": args.clients,
@@ -306,10 +310,26 @@ def main(argv: list[str] | None = None) -> int:
             "mean": round(statistics.fmean(lat), 3) if lat else None,
         },
         "status_codes": dict(stats.codes),
-        "server_peak_rss_mib": round(peak[0] / 2**20, 1),
-        "server_exit_code": proc.returncode,
+        "server_peak_rss_mib": round(peak / 2**20, 1),
+        "server_exit_code": exit_code,
     }
-    text = json.dumps(report, indent=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sites = (
+        Sites.helsinki_box() if args.osm == "none" else Sites.from_roads(args.osm, args.jitter_m)
+    )
+    proc, target = start_server(args)
+    try:
+        stats, wall, peak = run_load(args, proc, target, sites)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    text = json.dumps(report_of(args, target, stats, wall, peak, proc.returncode), indent=1)
     print(text)
     if args.json:
         args.json.write_text(text)

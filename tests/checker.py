@@ -8,6 +8,10 @@ recomputed here from the model and the reported schedule, following README "Sema
 one line each, prefixed with the path of the offending element (``routes[0].visits[2]``).
 The small public helpers (travel, windows, loads, limits, costs) are also used by
 ``tests/bruteforce.py`` so that each rule has a single implementation.
+
+One module of over 500 lines on purpose: an independent checker is read as one text against the
+README's rules, and keeping it in one file with no import from the engine's logic makes its
+independence easy to see (``tests/test_architecture.py`` checks its imports).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""RoadNetwork invariants, conversions, the cache and road layers read through geopandas."""
+"""RoadNetwork invariants, conversions, the cache and road layers read through geopandas.
+
+Just over 500 lines: the cache and road-layer tests share the same small networks built here.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 Covers solving (every route re-checked by ``tests/checker.py``), VALIDATE_ONLY, rich
 INVALID_ARGUMENT errors, deadlines, cancellation, back-pressure, health, reflection and a
 graceful SIGTERM.
+
+Over 500 lines because its :class:`ServerProcess` and request builders are the end-to-end
+harness the other end-to-end modules import; the tests themselves are short.
 """
 
 from __future__ import annotations
