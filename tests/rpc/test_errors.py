@@ -1,5 +1,6 @@
 """rpc.errors.status_of: one failure, one status, on OptimizeTours and on a long-running
-operation alike (and no exception text of an internal error reaches a client)."""
+operation alike (and no exception text of an internal error reaches a client); the status
+builders (invalid argument, internal, resource exhausted) and their grpc.Status trailers."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from google.longrunning import operations_pb2
+from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from engine.errors import (
@@ -19,7 +22,15 @@ from engine.errors import (
     NoSolutionError,
     SolverError,
 )
-from rpc.errors import FilterError, OperationNotFoundError, status_of
+from rpc.errors import (
+    FilterError,
+    OperationNotFoundError,
+    grpc_status,
+    internal_status,
+    invalid_argument_status,
+    resource_exhausted_status,
+    status_of,
+)
 from rpc.operations.manager import JobManager
 from rpc.operations.store import JobStore
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -208,3 +219,62 @@ def test_status_of_maps_each_error_to_its_code(exc: BaseException, code: int) ->
     assert status.code == code
     if code == code_pb2.INTERNAL:
         assert SECRET not in status.message
+
+
+# -- the status builders ------------------------------------------------------------------------
+
+
+def _rich_status(status: grpc.Status) -> status_pb2.Status:
+    ((key, value),) = status.trailing_metadata
+    assert key == "grpc-status-details-bin"
+    return status_pb2.Status.FromString(value)
+
+
+def test_invalid_argument_status() -> None:
+    violations = [FieldViolation(f"model.shipments[{i}].penalty_cost", "bad") for i in range(5)]
+    status = grpc_status(invalid_argument_status(violations, summary="invalid request"))
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert status.details == (
+        "invalid request: model.shipments[0].penalty_cost: bad; "
+        "model.shipments[1].penalty_cost: bad; model.shipments[2].penalty_cost: bad "
+        "(and 2 more)"
+    )
+    rich = _rich_status(status)
+    assert rich.code == code_pb2.INVALID_ARGUMENT
+    assert rich.message == status.details
+    bad_request = error_details_pb2.BadRequest()
+    info = error_details_pb2.ErrorInfo()
+    assert rich.details[0].Unpack(bad_request)
+    assert rich.details[1].Unpack(info)
+    assert [(f.field, f.description) for f in bad_request.field_violations] == [
+        (v.field, v.description) for v in violations
+    ]
+    assert info.reason == "INVALID_MODEL"
+    assert info.domain == "routeopt.dev"
+    assert dict(info.metadata) == {"violation_count": "5", "reported_violation_count": "5"}
+
+
+def test_invalid_argument_status_caps_details_for_the_trailer() -> None:
+    violations = [FieldViolation(f"model.shipments[{i}].label", "x" * 200) for i in range(1000)]
+    status = grpc_status(invalid_argument_status(violations, summary="invalid request"))
+    rich = _rich_status(status)
+    assert len(rich.SerializeToString()) < 6000
+    info = error_details_pb2.ErrorInfo()
+    assert rich.details[1].Unpack(info)
+    assert info.metadata["violation_count"] == "1000"
+    assert 0 < int(info.metadata["reported_violation_count"]) < 1000
+
+
+def test_internal_status_has_no_exception_text() -> None:
+    status = grpc_status(internal_status(incident_id="abc123"))
+    assert status.code == grpc.StatusCode.INTERNAL
+    assert status.details == "internal error (incident abc123)"
+    assert "Traceback" not in _rich_status(status).SerializeToString().decode("utf-8", "replace")
+
+
+def test_resource_exhausted_status_has_retry_info() -> None:
+    status = grpc_status(resource_exhausted_status("server busy", retry_after_s=1.5))
+    assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    retry = error_details_pb2.RetryInfo()
+    assert _rich_status(status).details[0].Unpack(retry)
+    assert retry.retry_delay == duration_pb2.Duration(seconds=1, nanos=500_000_000)

@@ -1,0 +1,346 @@
+"""The hand-built main instance of the checker tests and the mutations applied to it.
+
+:func:`main_model` and its hand-written valid :func:`main_solution`, and small functions that
+change one field of the model or the solution (each a :data:`Mutation`), which the checker tests
+expect to be caught.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from engine.model import (
+    BreakRequest,
+    DurationDistanceMatrix,
+    Shipment,
+    ShipmentModel,
+    TimeWindow,
+    Vehicle,
+    VisitRequest,
+)
+from engine.solution import (
+    AggregatedMetrics,
+    Break,
+    Metrics,
+    Route,
+    SkippedShipment,
+    SkipReason,
+    SkipReasonCode,
+    Solution,
+    SolveStatus,
+    Transition,
+    Visit,
+)
+
+T = 1_700_000_000.0
+"""Start of the horizon of the main instance (epoch seconds, to exercise large times)."""
+
+# --------------------------------------------------------------------------------------------
+# Main instance: client matrices, one used vehicle (pickup+delivery, delivery-only shipment,
+# break, soft windows) and one unused vehicle, one skipped optional shipment.
+# --------------------------------------------------------------------------------------------
+
+SRC_TAGS = ("depot", "depot2", "A", "B", "C")
+DST_TAGS = ("depot", "A", "B", "C")
+DURATIONS = np.array(
+    [
+        [0, 300, 600, 900],  # from depot
+        [1000, 1000, 1000, 1000],  # from depot2
+        [300, 0, 300, 600],  # from A
+        [600, 300, 0, 300],  # from B
+        [900, 600, 300, 0],  # from C
+    ],
+    dtype=np.float64,
+)
+
+
+def main_model() -> ShipmentModel:
+    """Two matrices (selected by start tag), vehicle 0 twice as slow as the matrix."""
+    return ShipmentModel(
+        shipments=(
+            Shipment(
+                pickups=(
+                    VisitRequest(
+                        tags=("A",),
+                        time_windows=(TimeWindow(T + 900, T + 1500),),
+                        duration_s=120,
+                        label="pA",
+                    ),
+                ),
+                deliveries=(VisitRequest(tags=("B", "other"), duration_s=60, label="dB"),),
+                load_demands={"weight": 3, "pallets": 1},
+                allowed_vehicle_indices=(0,),
+                label="s0",
+            ),
+            Shipment(
+                deliveries=(
+                    VisitRequest(
+                        tags=("C",),
+                        time_windows=(
+                            TimeWindow(
+                                T,
+                                T + 7200,
+                                soft_end_time=T + 2500,
+                                cost_per_hour_after_soft_end_time=36.0,
+                            ),
+                        ),
+                        duration_s=180,
+                        label="dC",
+                    ),
+                ),
+                load_demands={"weight": 2},
+                penalty_cost=1000.0,
+                label="s1",
+            ),
+            Shipment(
+                pickups=(VisitRequest(tags=("C",), duration_s=30),),
+                load_demands={"weight": 100},
+                penalty_cost=50.0,
+                label="s2",
+            ),
+        ),
+        vehicles=(
+            Vehicle(
+                start_tags=("depot",),
+                end_tags=("depot",),
+                start_time_windows=(
+                    TimeWindow(
+                        T,
+                        T + 3600,
+                        soft_start_time=T + 60,
+                        cost_per_hour_before_soft_start_time=36.0,
+                    ),
+                ),
+                end_time_windows=(TimeWindow(T, T + 7200),),
+                travel_duration_multiple=2.0,
+                load_limits={"weight": 5},
+                cost_per_hour=30.0,
+                cost_per_traveled_hour=60.0,
+                cost_per_kilometer=1.0,
+                fixed_cost=10.0,
+                route_duration_limit_s=6000.0,
+                route_distance_limit_m=20000.0,
+                break_requests=(BreakRequest(T + 1000, T + 2000, 600),),
+                label="truck",
+            ),
+            Vehicle(
+                start_tags=("depot2",),
+                end_tags=("depot",),
+                load_limits={"weight": 10},
+                label="spare",
+            ),
+        ),
+        global_start_time=T,
+        global_end_time=T + 86400,
+        duration_distance_matrices=(
+            DurationDistanceMatrix(DURATIONS, DURATIONS * 10, vehicle_start_tag="depot"),
+            DurationDistanceMatrix(DURATIONS * 3, DURATIONS * 7, vehicle_start_tag="depot2"),
+        ),
+        duration_distance_matrix_src_tags=SRC_TAGS,
+        duration_distance_matrix_dst_tags=DST_TAGS,
+    )
+
+
+def loads(weight: int, pallets: int) -> dict[str, int]:
+    return {"pallets": pallets, "weight": weight}
+
+
+# Hand-computed schedule of vehicle 0 (travel durations are doubled by the multiple):
+#   start T ─ 600 s travel, 300 s wait ─ pickup s0 at A T+900 (120 s)
+#   ─ break T+1020 (600 s), 600 s travel ─ delivery s0 at B T+2220 (60 s)
+#   ─ 600 s travel ─ delivery s1 at C T+2880 (180 s; 380 s after its soft end)
+#   ─ 1800 s travel ─ end T+4860.
+ROUTE_COSTS = {
+    "model.vehicles.fixed_cost": 10.0,
+    "model.vehicles.cost_per_kilometer": 18.0,  # 18 km
+    "model.vehicles.cost_per_traveled_hour": 60.0,  # 3600 s of travel
+    "model.vehicles.cost_per_hour": 40.5,  # 4860 s
+    "model.shipments.deliveries.time_windows.cost_per_hour_after_soft_end_time": 3.8,  # 380 s
+    "model.vehicles.start_time_windows.cost_per_hour_before_soft_start_time": 0.6,  # 60 s
+}
+ROUTE_TOTAL = 132.9
+ROUTE_METRICS = AggregatedMetrics(
+    performed_shipment_count=2,
+    travel_duration_s=3600,
+    wait_duration_s=300,
+    delay_duration_s=380,
+    break_duration_s=600,
+    visit_duration_s=360,
+    total_duration_s=4860,
+    travel_distance_m=18000,
+    max_loads=loads(5, 1),
+)
+
+
+def main_solution() -> Solution:
+    """A valid solution of :func:`main_model`, written by hand."""
+    route = Route(
+        vehicle_index=0,
+        vehicle_label="truck",
+        vehicle_start_time=T,
+        vehicle_end_time=T + 4860,
+        visits=(
+            Visit(0, True, 0, T + 900, {"weight": 3, "pallets": 1}, "s0", "pA"),
+            Visit(0, False, 0, T + 2220, {"weight": -3, "pallets": -1}, "s0", "dB"),
+            Visit(1, False, 0, T + 2880, {"weight": -2}, "s1", "dC"),
+        ),
+        transitions=(
+            Transition(T, 600, 3000, 300, 0, 900, loads(2, 0)),
+            Transition(T + 1020, 600, 3000, 0, 600, 1200, loads(5, 1)),
+            Transition(T + 2280, 600, 3000, 0, 0, 600, loads(2, 0)),
+            Transition(T + 3060, 1800, 9000, 0, 0, 1800, loads(0, 0)),
+        ),
+        breaks=(Break(T + 1020, 600),),
+        metrics=ROUTE_METRICS,
+        route_costs=ROUTE_COSTS,
+        route_total_cost=ROUTE_TOTAL,
+    )
+    return Solution(
+        routes=(route, Route(vehicle_index=1, vehicle_label="spare")),
+        skipped_shipments=(
+            SkippedShipment(
+                2,
+                "s2",
+                (SkipReason(SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, 0, "weight"),),
+            ),
+        ),
+        metrics=Metrics(
+            aggregated_route_metrics=ROUTE_METRICS,
+            skipped_mandatory_shipment_count=0,
+            used_vehicle_count=1,
+            earliest_vehicle_start_time=T,
+            latest_vehicle_end_time=T + 4860,
+            costs={**ROUTE_COSTS, "model.shipments.penalty_cost": 50.0},
+            total_cost=ROUTE_TOTAL + 50.0,
+        ),
+        status=SolveStatus.SOLVED,
+    )
+
+
+# ---- mutation helpers -----------------------------------------------------------------------
+
+Case = tuple[ShipmentModel, Solution]
+Mutation = Callable[[ShipmentModel, Solution], Case]
+
+
+def _replace_at(items: tuple[Any, ...], i: int, **changes: Any) -> tuple[Any, ...]:
+    return (*items[:i], dataclasses.replace(items[i], **changes), *items[i + 1 :])
+
+
+def vehicle(i: int, **changes: Any) -> Mutation:
+    """Change vehicle i of the model."""
+
+    def mutate(m: ShipmentModel, s: Solution) -> Case:
+        return dataclasses.replace(m, vehicles=_replace_at(m.vehicles, i, **changes)), s
+
+    return mutate
+
+
+def shipment(i: int, **changes: Any) -> Mutation:
+    """Change shipment i of the model."""
+
+    def mutate(m: ShipmentModel, s: Solution) -> Case:
+        return dataclasses.replace(m, shipments=_replace_at(m.shipments, i, **changes)), s
+
+    return mutate
+
+
+def pickup_windows(*windows: TimeWindow) -> Mutation:
+    """Change the time windows of shipment 0's pickup."""
+
+    def mutate(m: ShipmentModel, s: Solution) -> Case:
+        pickups = _replace_at(m.shipments[0].pickups, 0, time_windows=windows)
+        return shipment(0, pickups=pickups)(m, s)
+
+    return mutate
+
+
+def delivery_windows(*windows: TimeWindow) -> Mutation:
+    """Change the time windows of shipment 1's delivery."""
+
+    def mutate(m: ShipmentModel, s: Solution) -> Case:
+        deliveries = _replace_at(m.shipments[1].deliveries, 0, time_windows=windows)
+        return shipment(1, deliveries=deliveries)(m, s)
+
+    return mutate
+
+
+def model_field(**changes: Any) -> Mutation:
+    return lambda m, s: (dataclasses.replace(m, **changes), s)
+
+
+def solution_field(**changes: Any) -> Mutation:
+    return lambda m, s: (m, dataclasses.replace(s, **changes))
+
+
+def route(i: int, **changes: Any) -> Mutation:
+    """Change route i of the solution."""
+
+    def mutate(m: ShipmentModel, s: Solution) -> Case:
+        return m, dataclasses.replace(s, routes=_replace_at(s.routes, i, **changes))
+
+    return mutate
+
+
+def visit(k: int, **changes: Any) -> Mutation:
+    """Change visit k of route 0."""
+    return lambda m, s: route(0, visits=_replace_at(s.routes[0].visits, k, **changes))(m, s)
+
+
+def transition(k: int, **changes: Any) -> Mutation:
+    """Change transition k of route 0."""
+    return lambda m, s: route(0, transitions=_replace_at(s.routes[0].transitions, k, **changes))(
+        m, s
+    )
+
+
+def route_metrics(**changes: Any) -> Mutation:
+    return route(0, metrics=dataclasses.replace(ROUTE_METRICS, **changes))
+
+
+def metrics(**changes: Any) -> Mutation:
+    return lambda m, s: (
+        m,
+        dataclasses.replace(s, metrics=dataclasses.replace(s.metrics, **changes)),
+    )
+
+
+def route_costs(**changes: float) -> Mutation:
+    """Change route 0's costs; keys use '__' for '.'."""
+    costs = {**ROUTE_COSTS, **{k.replace("__", "."): v for k, v in changes.items()}}
+    return route(0, route_costs=costs)
+
+
+def swap_visits(m: ShipmentModel, s: Solution) -> Case:
+    visits = s.routes[0].visits
+    return route(0, visits=(visits[1], visits[0], visits[2]))(m, s)
+
+
+def split_pair(m: ShipmentModel, s: Solution) -> Case:
+    visits = s.routes[0].visits
+    m, s = route(0, visits=(visits[0], visits[2]))(m, s)
+    return route(1, visits=(visits[1],))(m, s)
+
+
+def swap_routes(m: ShipmentModel, s: Solution) -> Case:
+    return m, dataclasses.replace(s, routes=(s.routes[1], s.routes[0]))
+
+
+def swap_matrix_tags(m: ShipmentModel, s: Solution) -> Case:
+    a, b = m.duration_distance_matrices
+    matrices = (
+        DurationDistanceMatrix(a.durations_s, a.distances_m, vehicle_start_tag="depot2"),
+        DurationDistanceMatrix(b.durations_s, b.distances_m, vehicle_start_tag="depot"),
+    )
+    return dataclasses.replace(m, duration_distance_matrices=matrices), s
+
+
+def skipped(*entries: SkippedShipment) -> Mutation:
+    return solution_field(skipped_shipments=entries)
+
+
+S2_SKIPPED = SkippedShipment(2, "s2", (SkipReason(SkipReasonCode.CODE_UNSPECIFIED),))
