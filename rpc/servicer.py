@@ -92,6 +92,12 @@ _DONE = object()
 _GONE = object()
 
 
+def wait_s(seconds: float) -> float:
+    """``seconds`` as a timeout that ``threading`` accepts: a request may ask for more time than
+    ``threading.TIMEOUT_MAX`` (about 292 years), which would make a wait raise OverflowError."""
+    return min(seconds, threading.TIMEOUT_MAX)
+
+
 class _CallEndedError(Exception):
     """The client cancelled the call or its deadline passed: nobody waits for an answer."""
 
@@ -242,7 +248,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         if not context.add_callback(wake.set):  # the call has already ended
             job.cancel()
             raise _CallEndedError
-        if not wake.wait(budget + _RESULT_SLACK_S):
+        if not wake.wait(wait_s(budget + _RESULT_SLACK_S)):
             job.cancel()
             raise TimeoutError(f"solve job {job.id} did not finish within {budget:.1f} s")
         if not job.done() or not context.is_active():  # the call ended: stop the solve
@@ -331,7 +337,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         while True:
             timeout = stream.started + stream.budget + _RESULT_SLACK_S - time.monotonic()
             try:
-                item = stream.events.get(timeout=max(0.0, timeout))
+                item = stream.events.get(timeout=wait_s(max(0.0, timeout)))
             except queue.Empty:
                 stream.job.cancel()
                 item = None
