@@ -361,12 +361,10 @@ def test_invalid_batch_item_names_its_index(jobs: Client) -> None:
 # -- OptimizeToursStream ------------------------------------------------------------------------
 
 
-def test_stream_costs_decrease_and_the_last_event_is_the_response(jobs: Client) -> None:
-    request = city_request(40, timeout_s=2, mode=LONG)
-    request.progress_routes_interval.CopyFrom(duration_pb2.Duration())  # routes on every event
-    events = list(jobs.stub.OptimizeToursStream(request, timeout=20))
+def check_stream(request: pb.OptimizeToursRequest, events: list[pb.OptimizeToursProgress]) -> int:
+    """Every property of a stream with routes on every event; returns its progress events."""
     *progress, last = events
-    assert len(progress) >= 2
+    assert progress, "no progress event before the final one"
     assert last.done
     assert not any(e.done for e in progress)
     costs = [e.cost for e in progress]
@@ -385,6 +383,22 @@ def test_stream_costs_decrease_and_the_last_event_is_the_response(jobs: Client) 
     assert last.cost <= costs[-1] + 1e-6 * max(1.0, abs(costs[-1]))
     assert final.routes == progress[-1].response.routes  # the best so far was the final one
     check_response(request, final)
+    return len(progress)
+
+
+def test_stream_costs_decrease_and_the_last_event_is_the_response(jobs: Client) -> None:
+    """Each stream is checked whole; a search whose first solution is already its best streams
+    one progress event only, so other seeds are tried until one streams an improvement."""
+    longest = 0
+    for seed in (7, 8, 9, 10):
+        request = city_request(40, timeout_s=2, mode=LONG, seed=seed)
+        request.progress_routes_interval.CopyFrom(duration_pb2.Duration())  # routes every event
+        longest = max(
+            longest, check_stream(request, list(jobs.stub.OptimizeToursStream(request, timeout=20)))
+        )
+        if longest >= 2:
+            break
+    assert longest >= 2, "no stream improved on its first solution"
 
 
 def test_stream_sends_routes_only_now_and_then_by_default(jobs: Client) -> None:
