@@ -49,7 +49,7 @@ from rpc.operations.store import JobStore
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.servicer import RouteOptimizationServicer
-from runtime.local import Executor, SolveExecutor
+from runtime import Executor, SolveExecutor
 
 __all__ = [
     "SERVICE_NAME",

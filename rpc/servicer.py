@@ -61,7 +61,7 @@ from rpc.matrix import compute_matrix
 from rpc.operations.manager import JobManager
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
-from runtime.local import Executor, Job
+from runtime import Executor, Job
 
 __all__ = ["MIN_DEADLINE_MARGIN_S", "MIN_SOLVE_BUDGET_S", "RouteOptimizationServicer"]
 

@@ -43,8 +43,8 @@ imports at the top is imported again by every worker (``server.py`` keeps its im
 the guard for that reason).
 
 This module must not import gRPC: the server wraps it, the engine does not know about it.
-:class:`Executor`, :class:`Job` and :data:`ProgressCallback` live in :mod:`runtime.base` and are
-re-exported here.
+The :class:`~runtime.base.Executor` and :class:`~runtime.base.Job` protocols it implements are in
+:mod:`runtime.base` (and exported by :mod:`runtime`).
 """
 
 from __future__ import annotations
@@ -68,28 +68,10 @@ from engine.options import SolveOptions, available_cores
 from engine.roads import ROADS_ENV_VAR, RoadSpec
 from engine.solution import Solution
 from runtime import wire
-from runtime.base import (
-    MIN_QUEUED_BUDGET_S,
-    BaseJob,
-    Executor,
-    Job,
-    ProgressCallback,
-    SlotExecutor,
-    SolveRequest,
-    charge_queue_time,
-)
+from runtime.base import BaseJob, SlotExecutor, SolveRequest, charge_queue_time
 from runtime.worker import StopFlag, worker_main
 
-__all__ = [
-    "MIN_QUEUED_BUDGET_S",
-    "CancelledError",
-    "Executor",
-    "Job",
-    "ProgressCallback",
-    "SolveExecutor",
-    "SolveJob",
-    "StopFlag",
-]
+__all__ = ["SolveExecutor", "SolveJob"]
 
 log = logging.getLogger(__name__)
 

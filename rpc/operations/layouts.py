@@ -25,7 +25,7 @@ from engine.roads import RoadContext
 from engine.solution import Solution
 from planning import LayoutEvaluation
 from rpc.layouts import LayoutOutcome, LayoutRequest, rank, run_request
-from runtime.local import Executor, Job
+from runtime import Executor, Job
 
 __all__ = ["LayoutRun"]
 

@@ -70,7 +70,7 @@ from rpc.operations.store import (
     NewJob,
 )
 from rpc.pb import route_optimization_service_pb2 as pb
-from runtime.local import Executor
+from runtime import Executor
 
 __all__ = ["MAX_ATTEMPTS", "JobManager"]
 

@@ -26,7 +26,7 @@ from rpc.convert import seconds_to_duration, seconds_to_timestamp
 from rpc.errors import plain_status, status_of
 from rpc.operations.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
 from rpc.pb import route_optimization_service_pb2 as pb
-from runtime.local import Executor
+from runtime import Executor
 
 __all__ = [
     "OPERATION_PREFIX",

@@ -22,7 +22,7 @@ from rpc.convert import (
 from rpc.operations.kinds.base import OperationKind, Running, elapsed, job_state, set_times
 from rpc.operations.store import SUCCEEDED, JobRecord
 from rpc.pb import route_optimization_service_pb2 as pb
-from runtime.local import Job
+from runtime import Job
 
 __all__ = ["SolveKind"]
 
