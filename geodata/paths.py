@@ -25,13 +25,14 @@ import numpy as np
 import numpy.typing as npt
 
 from geodata.arrays import F64, I32, I64
+from geodata.errors import MatrixInputError
 from geodata.kernels.heap import NOT_REACHED
 from geodata.kernels.path import leg_search
-from geodata.matrix import MatrixInputError, Seeds
 from geodata.network import RoadNetwork
 from geodata.polyline import DEFAULT_PRECISION, encode_polyline
 from geodata.prepared import PreparedGraph, prepare_graph
 from geodata.road_matrix import same_edge_cost, source_seeds, target_entries, validate_points
+from geodata.seeds import Seeds
 from geodata.snap import SnappedPoint, SnapResult
 
 __all__ = ["LegPath", "leg_path", "route_paths", "warm_up"]

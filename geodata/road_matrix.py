@@ -31,8 +31,10 @@ import numpy as np
 import numpy.typing as npt
 
 from geodata.arrays import F64, I64
-from geodata.matrix import MatrixInputError, MatrixResult, Seeds, many_to_many_prepared
+from geodata.errors import MatrixInputError
+from geodata.matrix import MatrixResult, many_to_many_prepared
 from geodata.network import RoadNetwork
+from geodata.seeds import Seeds
 from geodata.snap import SnapResult
 
 __all__ = [
