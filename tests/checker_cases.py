@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 
 from engine.model import (
     BreakRequest,
@@ -35,6 +36,7 @@ from engine.solution import (
     Transition,
     Visit,
 )
+from tests.checker import check_solution
 
 T = 1_700_000_000.0
 """Start of the horizon of the main instance (epoch seconds, to exercise large times)."""
@@ -344,3 +346,11 @@ def skipped(*entries: SkippedShipment) -> Mutation:
 
 
 S2_SKIPPED = SkippedShipment(2, "s2", (SkipReason(SkipReasonCode.CODE_UNSPECIFIED),))
+
+
+def assert_caught(mutation: Mutation, expected: str) -> None:
+    """The checker rejects the main solution changed by ``mutation``, saying ``expected``."""
+    model, solution = mutation(main_model(), main_solution())
+    with pytest.raises(AssertionError) as excinfo:
+        check_solution(model, solution)
+    assert expected in str(excinfo.value)
