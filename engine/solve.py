@@ -144,9 +144,16 @@ class _Solve:
             return self.run_single(BackendChoice("ortools", reason))
 
     def finish(
-        self, plans: list[RoutePlan], status: SolveStatus, backend: str, reason: str
+        self,
+        plans: list[RoutePlan],
+        status: SolveStatus,
+        backend: str,
+        reason: str,
+        *,
+        draw: bool = True,
     ) -> Solution:
-        """The solution of ``plans``."""
+        """The solution of ``plans``; with ``draw`` (the default), its routes are drawn on the
+        road network when polylines were asked for."""
         return build_solution(
             self.problem,
             plans,
@@ -158,7 +165,7 @@ class _Solve:
             matrix_time_s=self.matrix_time_s,
             solve_time_s=time.monotonic() - self.started,
             solver_time_limit_s=max(0.0, self.remaining_s),
-            geometry_network=self.geometry,
+            geometry_network=self.geometry if draw else None,
         )
 
     def status(self) -> SolveStatus:
@@ -187,18 +194,22 @@ class _Solve:
         results = run_portfolio(members, self.problem, self.stop, self.on_progress)
         status = self.status()
         best: Solution | None = None
+        best_plans: list[RoutePlan] = []
         best_leading = False
         winner = -1
         for r in results:
             if r.value is None:
                 continue
-            candidate = self.finish(r.value, status, choice.name, choice.reason)
+            # Members are ranked without route geometry: only the winner's is drawn.
+            candidate = self.finish(r.value, status, choice.name, choice.reason, draw=False)
             leading = r.leading and options.iteration_limit is None
             if best is None or better_solution(candidate, leading, best, best_leading):
-                best, best_leading, winner = candidate, leading, r.index
+                best, best_plans, best_leading, winner = candidate, r.value, leading, r.index
         if best is None:
             raise _first_error([r.error for r in results])
         reason = f"{choice.reason}; best of {k} parallel searches (member {winner} won)"
+        if self.geometry is not None:
+            best = self.finish(best_plans, status, choice.name, choice.reason)
         return dataclasses.replace(best, backend_reason=reason)
 
 

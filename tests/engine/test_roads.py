@@ -73,10 +73,13 @@ def test_road_solution_passes_the_checker_with_road_travel(seed):
     check_solution(as_matrix_model(model, roads.network), solution)
 
 
-def test_route_geometry_follows_the_transitions():
+@pytest.mark.parametrize("processes", [1, 2], ids=["one-search", "portfolio"])
+def test_route_geometry_follows_the_transitions(processes):
     roads = helsinki()
     model = node_model(roads, 4)
-    solution = solve(model, SolveOptions(time_limit_s=1.0, populate_polylines=True), roads=roads)
+    options = SolveOptions(time_limit_s=1.0, populate_polylines=True, solver_processes=processes)
+    solution = solve(model, options, roads=roads)
+    assert solution.solver_processes == processes
     for route in solution.routes:
         if not route.visits:
             assert route.polyline == ""
