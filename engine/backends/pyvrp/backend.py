@@ -17,13 +17,13 @@ import time
 from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
 from engine.backends.pyvrp.data import build_data, route_plans
 from engine.backends.pyvrp.search import run_search, search_params
-from engine.backends.pyvrp.split import SplitSearch, splits, splittable
+from engine.backends.pyvrp.split import SplitSearch, splittable
 from engine.backends.pyvrp.stop import ReportProgress, search_criterion
 from engine.errors import NoSolutionError
 from engine.options import SearchMode
 from engine.problem import Problem
 
-__all__ = ["UNSUPPORTED", "PyVRPBackend", "splits"]
+__all__ = ["UNSUPPORTED", "PyVRPBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class PyVRPBackend:
     determined by the problem and the seed. With ``give_up_fraction``, the search stops once
     that fraction of its time has passed without a feasible solution (so that another backend
     can take over). With ``processes`` > 1 (time-bound searches of splittable problems only,
-    see :func:`splits`), the search runs in that many processes:
+    see :func:`engine.backends.pyvrp.split.splits`), the search runs in that many processes:
     :class:`engine.backends.pyvrp.split.SplitSearch`.
     """
 
