@@ -51,16 +51,7 @@ from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.servicer import RouteOptimizationServicer
 from runtime import Executor, SolveExecutor
 
-__all__ = [
-    "SERVICE_NAME",
-    "Server",
-    "ServerConfig",
-    "bind",
-    "build_server",
-    "default_data_dir",
-    "main",
-    "parse_args",
-]
+__all__ = ["SERVICE_NAME", "Server", "bind", "build_server", "main"]
 
 log = logging.getLogger(__name__)
 

@@ -47,10 +47,10 @@ from engine.solution import (
     Visit,
 )
 from geodata import RoadNetwork, load_network
+from rpc.config import parse_args
 from rpc.convert import duration_to_seconds, request_to_engine, timestamp_to_seconds
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
-from rpc.server import parse_args
 from tests.checker import check_solution
 from tests.road_oracle import as_matrix_model, road_matrix_oracle
 
