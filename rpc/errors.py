@@ -99,7 +99,12 @@ class NotFinishedError(RuntimeError):
 
 
 class FilterError(ValueError):
-    """A ListOperations filter or page token that cannot be understood."""
+    """A ListOperations filter or page token that cannot be understood; ``field`` names the
+    request field (``filter``, ``page_size`` or ``page_token``)."""
+
+    def __init__(self, message: str, *, field: str = "filter") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _pack(message: Message) -> any_pb2.Any:
@@ -205,6 +210,9 @@ def status_of(exc: BaseException, *, action: str = "a call") -> status_pb2.Statu
         return plain_status(code_pb2.UNAVAILABLE, "the server is shutting down")
     if isinstance(exc, NoSolutionError):
         return plain_status(_NO_SOLUTION_CODES[exc.reason], str(exc))
+    if isinstance(exc, FilterError):
+        violation = FieldViolation(exc.field, str(exc))
+        return invalid_argument_status([violation], summary="invalid request")
     if isinstance(exc, CancelledError):
         return plain_status(code_pb2.CANCELLED, "the operation was cancelled before it started")
     simple = _SIMPLE_CODES.get(type(exc))
@@ -219,6 +227,5 @@ _SIMPLE_CODES: dict[type[BaseException], int] = {
     DeadlineTooShortError: code_pb2.DEADLINE_EXCEEDED,
     OperationNotFoundError: code_pb2.NOT_FOUND,
     NotFinishedError: code_pb2.FAILED_PRECONDITION,
-    FilterError: code_pb2.INVALID_ARGUMENT,
 }
 """Exceptions whose text is the message of a status of their own code."""

@@ -105,10 +105,10 @@ def parse_page(page_size: int, page_token: str) -> tuple[int, int]:
     """The size of a ListOperations page and the ``seq`` its operations come after (the token
     of a page is the ``seq`` of its last operation; "": the first page)."""
     if page_size < 0:
-        raise FilterError(f"page_size must not be negative, got {page_size}")
+        raise FilterError(f"must not be negative, got {page_size}", field="page_size")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     try:
         after = int(page_token) if page_token else 0
     except ValueError:
-        raise FilterError(f"invalid page_token {page_token!r}") from None
+        raise FilterError(f"invalid page_token {page_token!r}", field="page_token") from None
     return size, after

@@ -31,6 +31,7 @@ from rpc.errors import (
     resource_exhausted_status,
     status_of,
 )
+from rpc.operations.filter import parse_filter, parse_page
 from rpc.operations.manager import JobManager
 from rpc.operations.store import JobStore
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -219,6 +220,30 @@ def test_status_of_maps_each_error_to_its_code(exc: BaseException, code: int) ->
     assert status.code == code
     if code == code_pb2.INTERNAL:
         assert SECRET not in status.message
+
+
+@pytest.mark.parametrize(
+    ("text", "page_size", "page_token", "field"),
+    [
+        ("state=BORED", 0, "", "filter"),
+        ("", -1, "", "page_size"),
+        ("", 0, "not-a-number", "page_token"),
+    ],
+)
+def test_a_bad_list_request_names_its_field(
+    text: str, page_size: int, page_token: str, field: str
+) -> None:
+    def parse() -> None:
+        parse_filter(text)
+        parse_page(page_size, page_token)
+
+    with pytest.raises(FilterError) as info:
+        parse()
+    status = status_of(info.value)
+    assert status.code == code_pb2.INVALID_ARGUMENT
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    assert [v.field for v in bad.field_violations] == [field]
 
 
 # -- the status builders ------------------------------------------------------------------------

@@ -208,6 +208,7 @@ def test_list_filters_by_state_and_pages(jobs: Client) -> None:
     with pytest.raises(grpc.RpcError) as info:
         jobs.ops.ListOperations(operations_pb2.ListOperationsRequest(filter="state=BORED"))
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert bad_request_fields(info.value) == ["filter"]
 
 
 def test_delete_removes_a_finished_operation_only(jobs: Client) -> None:
