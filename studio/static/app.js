@@ -331,9 +331,8 @@ async function renderMap(s, rows) {
     if (state.config && state.config.tiles) {
       L.tileLayer(state.config.tiles, { attribution: state.config.tiles_attribution, maxZoom: 19 }).addTo(state.map);
     }
-    state.control = L.control.layers(null, {}, { collapsed: false }).addTo(state.map);
   }
-  for (const layer of state.mapLayers) { state.control.removeLayer(layer); state.map.removeLayer(layer); }
+  for (const layer of state.mapLayers) state.map.removeLayer(layer);
   state.mapLayers = [];
   const bounds = [];
   const collections = await Promise.all(rows.map((r) => api(`/api/studies/${s.id}/files/layouts/${r.file}`)));
@@ -378,30 +377,41 @@ async function renderMap(s, rows) {
           .bindTooltip(`depot ${p.depot}: closed in this layout`));
       }
     }
-    const name = `${k + 1}. ${row.layout}: ${fmt(row.total_cost, 0)}${rowProblems(row).length ? " ⚠" : ""}`;
-    state.control.addOverlay(group, name);
     state.mapLayers.push(group);
     if (k === 0) group.addTo(state.map);
   });
   if (bounds.length) state.map.fitBounds(bounds, { padding: [30, 30] });
   state.map.invalidateSize();
-  renderLegend(rows[0]);
+  renderLegend(rows);
   $("map-credit").textContent = s.results.attribution ? `Routes along the roads. ${s.results.attribution}.` : "Routes drawn straight between stops (no road network).";
 }
 
-function renderLegend(row) {
+function renderLegend(rows) {
+  // the layer list and the legend sit beside the map, never over it
   const legend = $("map-legend");
   clear(legend);
-  legend.append(el("strong", { text: `Shown first: ${row.layout}` }));
+  const layers = el("fieldset", { id: "map-layers" }, el("legend", { text: "Layouts on the map" }));
+  rows.forEach((row, k) => {
+    const id = `layer-${k}`;
+    const problems = rowProblems(row);
+    const box = el("input", { type: "checkbox", id, "data-layer": k, checked: k === 0 });
+    box.addEventListener("change", () => {
+      if (box.checked) state.mapLayers[k].addTo(state.map); else state.map.removeLayer(state.mapLayers[k]);
+    });
+    layers.append(el("div", {}, box, " ", el("label", { for: id, text: `${k + 1}. ${row.layout}: ${fmt(row.total_cost, 0)}${problems.length ? " ⚠ " + problems.join("; ") : ""}` })));
+  });
+  legend.append(layers);
+  const row = rows[0];
+  legend.append(el("strong", { text: `Colours of ${row.layout}` }));
   const items = el("ul");
   row.depots.split(" ").filter(Boolean).forEach((d, n) => {
-    items.append(el("li", {}, el("span", { class: "swatch round", style: null, "data-colour": PALETTE[n % PALETTE.length] }), `depot ${d}, its routes and orders`));
+    items.append(el("li", {}, el("span", { class: "swatch round", "data-colour": PALETTE[n % PALETTE.length] }), `depot ${d}, its routes and orders`));
   });
   items.append(el("li", {}, el("span", { class: "swatch round", "data-colour": "#ffffff" }), "closed candidate depot"));
   items.append(el("li", {}, "- - - order to its depot"));
   items.append(el("li", {}, "✕ unserved order (labelled)"));
   items.append(el("li", {}, "⚠ over capacity: depot beyond its capacity (labelled, dashed ring)"));
-  legend.append(items, el("p", { class: "muted", text: "Switch layouts on and off in the map's layer list." }));
+  legend.append(items, el("p", { class: "muted", text: "Every layout colours its depots in its own order: the first depot blue, the second red, …" }));
   for (const swatch of legend.querySelectorAll(".swatch")) swatch.style.background = swatch.dataset.colour;
 }
 
@@ -409,7 +419,7 @@ function renderLegend(row) {
 function renderChart(rows) {
   const box = $("chart");
   clear(box);
-  const left = 210, right = 230, barH = 22, gap = 10, legendH = 28, top = legendH + 14, axisH = 28;
+  const left = 210, right = 230, barH = 22, gap = 10, legendH = 46, top = legendH + 12, axisH = 28;
   const width = 980, plotW = width - left - right;
   const height = top + rows.length * (barH + gap) + axisH;
   const max = Math.max(1, ...rows.map((r) => COST_PARTS.reduce((t, [k]) => t + Math.max(r[k], 0), 0)));
@@ -424,7 +434,7 @@ function renderChart(rows) {
     chart.append(t);
     lx += 24 + name.length * 7.2;
   }
-  chart.append(svg("text", { x: lx + 6, y: 18, fill: "#a4000f" }, "⚠ = breaks a depot capacity / orders unserved"));
+  chart.append(svg("text", { x: left, y: 40, fill: "#a4000f" }, "⚠ and a dashed outline: the layout breaks a depot's capacity or leaves orders unserved"));
   // axis ticks
   const step = niceStep(max / 5);
   for (let v = 0; v <= max * 1.0001; v += step) {

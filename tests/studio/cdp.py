@@ -180,7 +180,10 @@ class Browser:
         node = self.page("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
         self.page("DOM.setFileInputFiles", {"nodeId": node, "files": [str(f) for f in files]})
 
-    def screenshot(self, path: Path, selector: str | None = None) -> Path:
+    def screenshot(
+        self, path: Path, selector: str | None = None, max_height: float | None = None
+    ) -> Path:
+        """A PNG of the page, or of the element ``selector`` (its top ``max_height`` pixels)."""
         params: dict[str, Any] = {"format": "png"}
         if selector is not None:
             rect = self.js(
@@ -188,6 +191,8 @@ class Browser:
                 " e.scrollIntoView({block: 'start'}); const r = e.getBoundingClientRect();"
                 " return [r.x + scrollX, r.y + scrollY, r.width, r.height]; })()"
             )
+            if max_height is not None:
+                rect[3] = min(rect[3], max_height)
             params["clip"] = dict(zip(("x", "y", "width", "height"), rect, strict=True)) | {
                 "scale": 1
             }
