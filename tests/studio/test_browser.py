@@ -230,9 +230,7 @@ def test_bad_cells_are_listed_on_the_page(
     )
     assert any(item.startswith("orders.csv:3:lat") for item in items), items
     assert browser.js("document.getElementById('results').hidden")
-    assert browser.js("document.getElementById('progress-text').textContent").startswith(
-        "Invalid"
-    )
+    assert browser.js("document.getElementById('progress-text').textContent").startswith("Invalid")
 
 
 def test_a_layout_over_capacity_is_marked(
