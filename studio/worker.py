@@ -102,7 +102,8 @@ def _flags(ev: LayoutEvaluation) -> dict[str, Any]:
     if not ev.capacity_respected:
         problems.append("depot capacity exceeded")
     if ev.kpis.orders_unserved:
-        problems.append(f"{ev.kpis.orders_unserved} orders unserved")
+        n = ev.kpis.orders_unserved
+        problems.append(f"{n} order{'s' if n != 1 else ''} unserved")
     return {
         "capacity_respected": ev.capacity_respected,
         "orders_unserved": ev.kpis.orders_unserved,

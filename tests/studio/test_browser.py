@@ -233,21 +233,24 @@ def test_bad_cells_are_listed_on_the_page(
     assert browser.js("document.getElementById('progress-text').textContent").startswith("Invalid")
 
 
-def test_a_layout_over_capacity_is_marked(
+def test_layouts_over_capacity_or_with_unserved_orders_are_marked(
     browser: Browser, template: list[Path], tmp_path: Path
 ) -> None:
     for p in template:
         shutil.copy(p, tmp_path / p.name)
     depots = tmp_path / "depots.csv"
     depots.write_text(depots.read_text().replace("350,07:00,19:00,1500", "350,07:00,19:00,100"))
+    orders = tmp_path / "orders.csv"  # A-003 (optional: a penalty) only at 03:00, no depot open
+    orders.write_text(orders.read_text().replace("5,,,23,5,500", "5,03:00,03:30,23,5,500"))
     (tmp_path / "layouts.csv").write_text(
         "id,depots\nKruununhaka only,Kruununhaka\nKamppi only,Kamppi\n"
     )
     upload(browser, [tmp_path / p.name for p in template], "too small")
     wait_done(browser)
     rows = {r["layout"]: r for r in table(browser)}
-    assert rows["Kruununhaka only"]["status"] == "⚠ depot capacity exceeded"
-    assert rows["Kamppi only"]["status"] == "OK"
+    assert rows["Kruununhaka only"]["status"] == "⚠ depot capacity exceeded; 1 order unserved"
+    assert rows["Kamppi only"]["status"] == "⚠ 1 order unserved"
+    assert rows["Kamppi only"]["orders_unserved"] == "1"
     assert browser.js(
         "document.querySelector('#comparison tr[data-layout=\"Kruununhaka only\"]')"
         ".classList.contains('flagged')"
@@ -257,8 +260,12 @@ def test_a_layout_over_capacity_is_marked(
     # the flagged layout ranks last; switch its layer on: the depot is labelled on the map
     browser.click("#map-layers div:last-child input")
     browser.wait_for("document.querySelector('.map-label.bad') !== null")
-    label = browser.js("document.querySelector('.map-label.bad').textContent")
-    assert label == "Kruununhaka ⚠ over capacity"
+    labels = browser.js(
+        "Array.from(document.querySelectorAll('.map-label.bad')).map(e => e.textContent)"
+    )
+    assert "Kruununhaka ⚠ over capacity" in labels
+    assert "A-003 unserved" in labels
+    assert browser.js("document.querySelectorAll('.map-unserved').length") >= 1
 
 
 def test_what_if_compared_side_by_side(browser: Browser, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import io
 import json
 import socket
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -147,9 +148,9 @@ def test_variant_study_and_its_parent(geodesic_studio: Studio) -> None:
     assert status == 400
 
 
-def test_cancel_a_queued_study(tmp_path: Path) -> None:
+def test_cancel_running_and_queued_studies(tmp_path: Path) -> None:
     """One study at a time: the second waits in the queue and is dropped when cancelled; the
-    first, cancelled while running, keeps what it routed."""
+    first, cancelled while running, stops after the layout being routed and keeps those done."""
     studio = start_studio(tmp_path / "data", WorkerSettings(osm=None, layout_timeout_s=2.0))
     try:
         _, first = studio.json("/api/studies/example", {})
@@ -157,16 +158,24 @@ def test_cancel_a_queued_study(tmp_path: Path) -> None:
         status, cancelled = studio.json(f"/api/studies/{second['id']}/cancel", {})
         assert status == 200
         assert cancelled["status"] == "cancelled"
+        deadline = time.monotonic() + 60
+        while studio.manager.get(first["id"])["routed"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        studio.json(f"/api/studies/{first['id']}/cancel", {})
         state = studio.manager.wait(first["id"], 60)
-        assert state["status"] == "done"
+        assert state["status"] == "cancelled"
+        assert 1 <= state["routed"] < 3  # three layouts of two seconds each
+        summary = studio.manager.summary(first["id"])
+        assert summary is not None
+        assert len(summary["rows"]) == state["routed"]
         assert studio.manager.get(second["id"])["routed"] == 0
     finally:
         stop_studio(studio)
-    # a new studio over the same folder lists both again
+    # a new studio over the same folder lists both again, with the results kept
     again = StudyManager(tmp_path / "data", WorkerSettings(osm=None))
     try:
         assert {s["id"]: s["status"] for s in again.studies()} == {
-            first["id"]: "done",
+            first["id"]: "cancelled",
             second["id"]: "cancelled",
         }
         assert again.summary(first["id"]) is not None
