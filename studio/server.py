@@ -33,6 +33,8 @@ import ipaddress
 import json
 import logging
 import mimetypes
+import re
+import socket
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -147,7 +149,9 @@ class StudioServer(ThreadingHTTPServer):
             raise ValueError(f"{config.host} is not a loopback address: a token is required")
         self.config = config
         self.manager = manager
-        super().__init__((config.host, config.port), _Handler)
+        if ":" in config.host:
+            self.address_family = socket.AF_INET6
+        super().__init__((config.host.strip("[]"), config.port), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A browser that went away mid-answer is not an error of the studio."""
@@ -176,7 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        """Debug log of each request, without its query (``?token=`` stays out of logs)."""
+        log.debug("%s %s %s", self.address_string(), self.command, urlsplit(self.path).path)
 
     # -- responses -----------------------------------------------------------------------
     def _headers(self, status: int, ctype: str, length: int, extra: dict[str, str]) -> None:
@@ -188,9 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("Cache-Control", "no-store")
         tiles = self.server.config.tiles
-        img = "'self' data:" + (
-            f" {urlsplit(tiles).scheme}://{urlsplit(tiles).netloc}" if tiles else ""
-        )
+        origin = urlsplit(tiles or "")
+        netloc = re.sub(r"\{[a-z]\}", "*", origin.netloc)  # {s}.tile.example.org
+        img = "'self' data:" + (f" {origin.scheme}://{netloc}" if tiles else "")
         self.send_header(
             "Content-Security-Policy",
             f"default-src 'self'; img-src {img}; style-src 'self'; script-src 'self'; "

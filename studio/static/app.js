@@ -220,7 +220,9 @@ function showStudy(s) {
   $("cancel").hidden = !running;
   $("cancel").onclick = () => cancelStudy(s.id);
   const best = s.best ? ` Best so far: ${s.best.label} (${fmt(s.best.total_cost, 0)}${s.best.feasible ? "" : ", ⚠ breaks a depot capacity or leaves orders unserved"}).` : "";
-  if (s.total) { bar.max = s.total; bar.value = Math.min(s.routed, s.total); } else if (running) { bar.removeAttribute("value"); } else { bar.max = 1; bar.value = 1; }
+  if (s.total && !(s.search && s.routed >= s.total)) { bar.max = s.total; bar.value = Math.min(s.routed, s.total); }
+  else if (running) { bar.removeAttribute("value"); }  // a search: how many layouts it routes is not known
+  else { bar.max = 1; bar.value = 1; }
   if (s.status === "done" || s.status === "cancelled") { bar.max = Math.max(s.routed, 1); bar.value = s.routed; }
   const total = s.total ? ` of ${s.total}` : "";
   const search = s.search ? " (and a search for better layouts)" : "";

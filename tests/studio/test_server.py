@@ -8,9 +8,15 @@ import base64
 import csv
 import io
 import json
+import os
+import re
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -255,3 +261,46 @@ def test_request_round_trips_through_the_data_folder(geodesic_studio: Studio) ->
     assert rerun["parent"] == created["id"]
     assert json.loads(json.dumps(rerun))["name"] == "again"
     geodesic_studio.json(f"/api/studies/{rerun['id']}/cancel", {})
+
+
+def test_a_search_study(geodesic_studio: Studio, tmp_path: Path) -> None:
+    """No listed layouts, a MIN_COST search: the layouts it routes are counted as they come."""
+    files = [f for f in template_files(tmp_path) if f["name"] != "layouts.csv"]
+    search = next(f for f in files if f["name"] == "search.csv")
+    text = "setting,value\nlabel,search\nmode,MIN_COST\nlayout_timeout_s,1\ntimeout_s,3\n"
+    search["content"] = base64.b64encode(text.encode()).decode()
+    status, created = geodesic_studio.json("/api/studies", {"files": files})
+    assert status == 201, created
+    study = finished(geodesic_studio, created["id"])
+    assert study["status"] == "done", study
+    assert study["search"] is True
+    assert study["total"] == 0
+    rows = study["results"]["rows"]  # type: ignore[index]
+    assert study["routed"] >= len(rows) >= 1
+    assert study["best"]["label"] == rows[0]["layout"]  # type: ignore[index]
+
+
+def test_the_command_serves_the_page(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [
+            sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "studio",
+            "--osm", "none", "--port", "0", "--data-dir", str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE, text=True, cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:[0-9]+/", line)
+        assert found, line
+        with urllib.request.urlopen(found.group(0) + "api/config", timeout=10) as response:
+            assert json.loads(response.read())["roads"] is False
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
