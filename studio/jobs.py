@@ -301,9 +301,12 @@ class StudyManager:
                 self._save(study)
             try:
                 self._run(study_id, stop)
-            except Exception as exc:
+            except Exception as exc:  # the runner goes on with the next study
                 log.exception("study %s", study_id)
-                self._update(study_id, status="failed", error=str(exc), finished=time.time())
+                try:
+                    self._update(study_id, status="failed", error=str(exc), finished=time.time())
+                except Exception:
+                    log.exception("study %s: cannot record the failure", study_id)
             finally:
                 with self._lock:
                     self._stops.pop(study_id, None)

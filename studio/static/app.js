@@ -338,11 +338,11 @@ async function renderMap(s, rows) {
   state.mapLayers = [];
   const bounds = [];
   const collections = await Promise.all(rows.map((r) => api(`/api/studies/${s.id}/files/layouts/${r.file}`)));
+  // one colour per depot of the study, the same in every layout
+  const colour = depotColours(s);
   collections.forEach((fc, k) => {
     const row = rows[k];
     const group = L.layerGroup();
-    const colour = {};
-    row.depots.split(" ").filter(Boolean).forEach((d, n) => { colour[d] = PALETTE[n % PALETTE.length]; });
     const features = fc.features;
     for (const f of features.filter((x) => x.properties.kind === "assignment")) {
       group.addLayer(L.polyline(f.geometry.coordinates.map(([x, y]) => [y, x]), { color: "#888", weight: 1, dashArray: "3 4", opacity: 0.7, interactive: false }));
@@ -382,13 +382,20 @@ async function renderMap(s, rows) {
     state.mapLayers.push(group);
     if (k === 0) group.addTo(state.map);
   });
-  if (bounds.length) state.map.fitBounds(bounds, { padding: [30, 30] });
   state.map.invalidateSize();
-  renderLegend(rows);
+  if (bounds.length) state.map.fitBounds(bounds, { paddingTopLeft: [30, 30], paddingBottomRight: [170, 30] });
+  renderLegend(rows, colour);
   $("map-credit").textContent = s.results.attribution ? `Routes along the roads. ${s.results.attribution}.` : "Routes drawn straight between stops (no road network).";
 }
 
-function renderLegend(rows) {
+function depotColours(s) {
+  const colour = {};
+  const depots = s.inputs ? s.inputs.depots.map((d) => d.label) : [];
+  depots.forEach((d, n) => { colour[d] = PALETTE[n % PALETTE.length]; });
+  return colour;
+}
+
+function renderLegend(rows, colour) {
   // the layer list and the legend sit beside the map, never over it
   const legend = $("map-legend");
   clear(legend);
@@ -403,17 +410,16 @@ function renderLegend(rows) {
     layers.append(el("div", {}, box, " ", el("label", { for: id, text: `${k + 1}. ${row.layout}: ${fmt(row.total_cost, 0)}${problems.length ? " ⚠ " + problems.join("; ") : ""}` })));
   });
   legend.append(layers);
-  const row = rows[0];
-  legend.append(el("strong", { text: `Colours of ${row.layout}` }));
+  legend.append(el("strong", { text: "Legend" }));
   const items = el("ul");
-  row.depots.split(" ").filter(Boolean).forEach((d, n) => {
-    items.append(el("li", {}, el("span", { class: "swatch round", "data-colour": PALETTE[n % PALETTE.length] }), `depot ${d}, its routes and orders`));
-  });
+  for (const [d, c] of Object.entries(colour)) {
+    items.append(el("li", {}, el("span", { class: "swatch round", "data-colour": c }), `depot ${d} (open), its routes and orders`));
+  }
   items.append(el("li", {}, el("span", { class: "swatch round", "data-colour": "#ffffff" }), "closed candidate depot"));
   items.append(el("li", {}, "- - - order to its depot"));
   items.append(el("li", {}, "✕ unserved order (labelled)"));
   items.append(el("li", {}, "⚠ over capacity: depot beyond its capacity (labelled, dashed ring)"));
-  legend.append(items, el("p", { class: "muted", text: "Every layout colours its depots in its own order: the first depot blue, the second red, …" }));
+  legend.append(items, el("p", { class: "muted", text: "Each depot keeps its colour in every layout." }));
   for (const swatch of legend.querySelectorAll(".swatch")) swatch.style.background = swatch.dataset.colour;
 }
 
@@ -584,11 +590,38 @@ async function renderCompare() {
       el("th", { scope: "row", text: label }),
       el("td", { class: "num", text: fmt(x, digits) }),
       el("td", { class: same ? "num" : "num changed", text: fmt(y, digits) }),
-      el("td", { class: "num", text: delta === null ? "—" : (delta > 0 ? "+" : "") + fmt(delta, digits) }),
+      el("td", { class: "num", text: delta === null ? "—" : same ? fmt(0, digits) : (delta > 0 ? "+" : "") + fmt(delta, digits) }),
       el("td", { class: cls, text: change })));
   }
   table.append(body);
   out.append(table);
+  // the layouts both studies routed (the same depots): how each one's cost moved
+  const key = (r) => r.depots.split(" ").filter(Boolean).sort().join(" ");
+  const inB = new Map(B.results.rows.map((r) => [key(r), r]));
+  const both = A.results.rows.filter((r) => inB.has(key(r)));
+  if (!both.length) {
+    out.append(el("p", { text: "No layout with the same depots was routed in both studies." }));
+    return;
+  }
+  const same = el("table", { id: "compare-layouts" });
+  same.append(el("caption", { text: "Layouts routed in both studies (same depots): total cost" }));
+  same.append(el("thead", {}, el("tr", {},
+    el("th", { scope: "col", text: "Depots" }), el("th", { scope: "col", class: "num", text: "A" }),
+    el("th", { scope: "col", class: "num", text: "B" }), el("th", { scope: "col", class: "num", text: "B − A" }),
+    el("th", { scope: "col", text: "Problems in B" }))));
+  const rowsBoth = el("tbody");
+  for (const ra2 of both) {
+    const rb2 = inB.get(key(ra2));
+    const delta = rb2.total_cost - ra2.total_cost;
+    rowsBoth.append(el("tr", {},
+      el("th", { scope: "row", text: key(ra2) }),
+      el("td", { class: "num", text: fmt(ra2.total_cost, 0) }),
+      el("td", { class: Math.abs(delta) >= 0.5 ? "num changed" : "num", text: fmt(rb2.total_cost, 0) }),
+      el("td", { class: delta < -0.5 ? "num delta-better" : delta > 0.5 ? "num delta-worse" : "num", text: (delta > 0 ? "+" : "") + fmt(delta, 0) }),
+      el("td", { class: rowProblems(rb2).length ? "flag" : null, text: rowProblems(rb2).length ? "⚠ " + rowProblems(rb2).join("; ") : "none" })));
+  }
+  same.append(rowsBoth);
+  out.append(same);
 }
 
 // ---- start ---------------------------------------------------------------------------------

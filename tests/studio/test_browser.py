@@ -30,8 +30,7 @@ pytestmark = pytest.mark.skipif(
     ".ci/run installs it)",
 )
 
-FIRST_DEPOT = (0x1F, 0x77, 0xB4)  # the page's first layer colour (PALETTE[0] in app.js)
-SECOND_DEPOT = (0xD6, 0x27, 0x28)
+FIRST_DEPOT = (0x1F, 0x77, 0xB4)  # the study's first depot's colour (PALETTE[0] in app.js)
 
 
 @pytest.fixture(scope="module")
@@ -297,6 +296,10 @@ def test_what_if_compared_side_by_side(browser: Browser, tmp_path: Path) -> None
             "document.querySelector('#compare-table tr[data-kpi=total_cost] td:last-child')"
             ".className"
         ) in ("delta-better", "delta-worse")
+    # the two studies share no layout (B has no Kamppi): said, not left blank
+    assert "No layout with the same depots" in browser.js(
+        "document.getElementById('compare-out').textContent"
+    )
     shot = browser.screenshot(tmp_path / "compare.png", "#compare")
     shots("studio-compare.png", shot)
     assert not browser.console_errors()
