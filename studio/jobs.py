@@ -8,6 +8,9 @@ its progress. Cancelling a queued study drops it; cancelling a running one stops
 layouts being routed (the layouts routed so far are kept), or kills its process when it does
 not stop within ``grace_s``.
 
+The forkserver imports the program's main module again, as ``multiprocessing`` does: a script
+that embeds a :class:`StudyManager` starts it under ``if __name__ == "__main__":``.
+
 Each study has a folder ``DATA_DIR/ID/`` (the data directory and every folder in it are
 ``0700``): ``request.binpb`` (the request as submitted), ``meta.json`` (status and progress)
 and the outputs of :mod:`studio.worker`. Studies found there at start are listed again;
