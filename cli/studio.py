@@ -107,9 +107,9 @@ def run_studio(args: argparse.Namespace) -> int:
     )
     try:
         server = StudioServer(config, manager)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         manager.close()
-        print(f"routeopt studio: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(f"routeopt studio: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     url = server.url + (f"?token={args.token}" if args.token else "")
     print(f"routeopt studio: {url} (studies in {data_dir}; Ctrl+C stops)", flush=True)

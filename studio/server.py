@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 TOKEN_HEADER = "X-Studio-Token"
 TOKEN_COOKIE = "studio_token"
+TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
 _STATIC_FILES = {"index.html", "app.js", "app.css"}
 
 
@@ -147,6 +148,10 @@ class StudioServer(ThreadingHTTPServer):
     def __init__(self, config: StudioConfig, manager: StudyManager) -> None:
         if not is_loopback(config.host) and not config.token:
             raise ValueError(f"{config.host} is not a loopback address: a token is required")
+        if config.token is not None and not TOKEN_CHARS.fullmatch(config.token):
+            raise ValueError(
+                "the token may hold only letters, digits and . _ ~ - (URL and cookie safe)"
+            )
         self.config = config
         self.manager = manager
         if ":" in config.host:
@@ -220,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode())
 
     def _error(self, status: int, message: str) -> None:
+        if self.command == "POST":  # its body may be unread: do not take it for a next request
+            self.close_connection = True
         self._json(status, {"error": message})
 
     # -- checks --------------------------------------------------------------------------

@@ -227,6 +227,8 @@ def test_token(tmp_path: Path) -> None:
     try:
         with pytest.raises(ValueError, match="token"):
             StudioServer(StudioConfig(host="0.0.0.0", port=0), manager)
+        with pytest.raises(ValueError, match="token"):
+            StudioServer(StudioConfig(port=0, token="a b;c"), manager)
     finally:
         manager.close()
     assert cli.main(["studio", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d2")]) == 2
