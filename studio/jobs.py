@@ -334,11 +334,11 @@ class StudyManager:
             ),
             name=f"study-{study_id}",
         )
+        process.start()  # not under the lock: the first start waits for the forkserver
         with self._lock:
-            if self._closing.is_set():
-                return
-            process.start()
             self._processes[study_id] = process
+            if self._closing.is_set():
+                process.kill()
         send.close()
         stop_seen: float | None = None
         final: dict[str, Any] | None = None
