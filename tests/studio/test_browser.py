@@ -10,6 +10,7 @@ a depot capacity, and a what-if study compared with its parent. With
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.skipif(
     ".ci/run installs it)",
 )
 
+HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">'
 FIRST_DEPOT = (0x1F, 0x77, 0xB4)  # the study's first depot's colour (PALETTE[0] in app.js)
 
 
@@ -241,9 +243,15 @@ def test_layouts_over_capacity_or_with_unserved_orders_are_marked(
     depots.write_text(depots.read_text().replace("350,07:00,19:00,1500", "350,07:00,19:00,100"))
     orders = tmp_path / "orders.csv"  # A-003 (optional: a penalty) only at 03:00, no depot open
     orders.write_text(orders.read_text().replace("5,,,23,5,500", "5,03:00,03:30,23,5,500"))
-    (tmp_path / "layouts.csv").write_text(
-        "id,depots\nKruununhaka only,Kruununhaka\nKamppi only,Kamppi\n"
-    )
+    with (tmp_path / "layouts.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(
+            [
+                ["id", "depots"],
+                ["Kruununhaka only", "Kruununhaka"],
+                ["Kamppi only", "Kamppi"],
+                [HOSTILE, "Kamppi; Eira"],  # a name is text, never markup
+            ]
+        )
     upload(browser, [tmp_path / p.name for p in template], "too small")
     wait_done(browser)
     rows = {r["layout"]: r for r in table(browser)}
@@ -256,6 +264,12 @@ def test_layouts_over_capacity_or_with_unserved_orders_are_marked(
     )
     chart = browser.js("document.querySelector('#chart svg').textContent")
     assert "⚠ depot capacity exceeded" in chart
+    # the hostile name is shown as text everywhere and ran nowhere
+    assert HOSTILE in rows
+    assert browser.js("document.body.dataset.pwned") is None
+    assert browser.js("document.querySelectorAll('#results img, #chart foreignObject').length") == 0
+    assert HOSTILE in chart
+    assert HOSTILE in browser.js("document.getElementById('map-layers').textContent")
     # the flagged layout ranks last; switch its layer on: the depot is labelled on the map
     browser.click("#map-layers div:last-child input")
     browser.wait_for("document.querySelector('.map-label.bad') !== null")

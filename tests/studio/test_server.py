@@ -306,3 +306,18 @@ def test_the_command_serves_the_page(tmp_path: Path) -> None:
             process.kill()
             process.wait()
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+
+
+def test_the_page_needs_no_network(geodesic_studio: Studio) -> None:
+    """Offline: the page and its assets refer to nothing outside the studio."""
+    for path in ("/", "/static/app.js", "/static/app.css"):
+        status, _, body = geodesic_studio.request(path)
+        assert status == 200
+        text = body.decode().replace("http://www.w3.org/2000/svg", "")
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text), path
+    _, _, css = geodesic_studio.request("/leaflet/leaflet.css")
+    urls = [u for u in re.findall(r"url\(([^)]*)\)", css.decode()) if not u.startswith("#")]
+    assert urls
+    assert all(u.strip("'\"").startswith("images/") for u in urls), urls
+    for u in urls:
+        assert geodesic_studio.request("/leaflet/" + u.strip("'\""))[0] == 200, u
