@@ -595,6 +595,7 @@ async function renderCompare() {
   }
   table.append(body);
   out.append(table);
+  await renderCompareMap(out, A, B);
   // the layouts both studies routed (the same depots): how each one's cost moved
   const key = (r) => r.depots.split(" ").filter(Boolean).sort().join(" ");
   const inB = new Map(B.results.rows.map((r) => [key(r), r]));
@@ -622,6 +623,51 @@ async function renderCompare() {
   }
   same.append(rowsBoth);
   out.append(same);
+}
+
+// the two best layouts on one map: A solid blue, B dashed red; depots labelled by where they are open
+async function renderCompareMap(out, A, B) {
+  if (typeof L === "undefined") return;
+  const [fa, fb] = await Promise.all([
+    api(`/api/studies/${A.id}/files/layouts/${A.results.layouts[0].file}`),
+    api(`/api/studies/${B.id}/files/layouts/${B.results.layouts[0].file}`),
+  ]);
+  const box = el("div", { id: "compare-map", role: "region", "aria-label": "Map of both best layouts" });
+  out.append(el("h3", { text: "Both best layouts on one map" }), box,
+    el("p", { class: "muted", text: "A: solid blue routes; B: dashed red routes. Depots are labelled by the study that opens them (A, B or both)." }));
+  if (state.compareMap) state.compareMap.remove();
+  const map = L.map(box, { zoomSnap: 0.25 });
+  state.compareMap = map;
+  if (state.config && state.config.tiles) {
+    L.tileLayer(state.config.tiles, { attribution: state.config.tiles_attribution, maxZoom: 19 }).addTo(map);
+  }
+  const bounds = [];
+  const opened = {};
+  for (const [name, fc, colour, dash] of [["A", fa, "#1f77b4", null], ["B", fb, "#d62728", "8 6"]]) {
+    for (const f of fc.features) {
+      const p = f.properties;
+      if (p.kind === "route") {
+        L.polyline(f.geometry.coordinates.map(([x, y]) => [y, x]), { color: colour, weight: 4, opacity: 0.8, dashArray: dash }).addTo(map)
+          .bindTooltip(`${name}: ${p.vehicle_label} from ${p.depot}`);
+      } else if (p.kind === "depot") {
+        const [x, y] = f.geometry.coordinates;
+        bounds.push([y, x]);
+        opened[p.depot] = opened[p.depot] || { at: [y, x], in: [] };
+        if (p.open) opened[p.depot].in.push(name);
+      } else if (p.kind === "order") {
+        const [x, y] = f.geometry.coordinates;
+        bounds.push([y, x]);
+      }
+    }
+  }
+  for (const [depot, info] of Object.entries(opened)) {
+    const where = info.in.length === 2 ? "open in A and B" : info.in.length ? `open in ${info.in[0]} only` : "closed in both";
+    const changed = info.in.length === 1;
+    L.circleMarker(info.at, { radius: info.in.length ? 9 : 6, color: "#222", weight: 2, fillColor: info.in.length ? (changed ? "#ffd23f" : "#666") : "#fff", fillOpacity: 1 }).addTo(map);
+    L.marker(info.at, { icon: labelIcon(`${depot}: ${where}`, changed), interactive: false }).addTo(map);
+  }
+  map.invalidateSize();
+  if (bounds.length) map.fitBounds(bounds, { paddingTopLeft: [30, 30], paddingBottomRight: [170, 30] });
 }
 
 // ---- start ---------------------------------------------------------------------------------

@@ -60,11 +60,14 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def shots(name: str, source: Path) -> None:
-    """Keep a screenshot for the README when asked to."""
+    """Keep a screenshot for the README when asked to (256 colours: a third of the bytes)."""
     target = os.environ.get("ROUTEOPT_STUDIO_SCREENSHOTS")
     if target:
+        from PIL import Image
+
         Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(source, Path(target) / name)
+        image = Image.open(source).convert("RGB").quantize(256, Image.Quantize.FASTOCTREE)
+        image.save(Path(target) / name, optimize=True)
 
 
 def upload(browser: Browser, files: list[Path], name: str) -> None:
@@ -310,6 +313,15 @@ def test_what_if_compared_side_by_side(browser: Browser, tmp_path: Path) -> None
             "document.querySelector('#compare-table tr[data-kpi=total_cost] td:last-child')"
             ".className"
         ) in ("delta-better", "delta-worse")
+    # both best layouts on one map, the depots labelled by where they are open
+    browser.wait_for(
+        "document.querySelectorAll('#compare-map .leaflet-overlay-pane path').length > 0"
+    )
+    labels = browser.js(
+        "Array.from(document.querySelectorAll('#compare-map .map-label')).map(e => e.textContent)"
+    )
+    assert "Kamppi: open in A only" in labels
+    assert "Kruununhaka: open in B only" in labels
     # the two studies share no layout (B has no Kamppi): said, not left blank
     assert "No layout with the same depots" in browser.js(
         "document.getElementById('compare-out').textContent"
