@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from rpc.sheets import write_template
-from studio import WorkerSettings
+from studio import StudioConfig, WorkerSettings
 from tests.studio.cdp import CHROMIUM, Browser
 from tests.studio.conftest import Studio, start_studio, stop_studio
 
@@ -329,3 +329,28 @@ def test_what_if_compared_side_by_side(browser: Browser, tmp_path: Path) -> None
     shot = browser.screenshot(tmp_path / "compare.png", "#compare")
     shots("studio-compare.png", shot)
     assert not browser.console_errors()
+
+
+def test_the_page_behind_a_token(tmp_path: Path, template: list[Path]) -> None:
+    """With a token, opening the printed address (``/?token=…``) sets the cookie the page's own
+    requests then carry; without it the API refuses."""
+    guarded = start_studio(
+        tmp_path / "data",
+        WorkerSettings(osm=None, layout_timeout_s=1.0),
+        StudioConfig(port=0, token="t0k3n-for-the-test"),
+    )
+    chromium = Browser(tmp_path / "profile")
+    try:
+        chromium.goto(guarded.url + "api/studies")
+        assert "token required" in chromium.js("document.body.textContent")
+        chromium.goto(
+            guarded.url + "?token=t0k3n-for-the-test",
+            "document.body && document.body.dataset.ready === '1'",
+        )
+        assert chromium.js("document.cookie") == ""  # HttpOnly: no script reads it
+        upload(chromium, template, "guarded")
+        wait_done(chromium)
+        assert len(table(chromium)) == 3
+    finally:
+        chromium.close()
+        stop_studio(guarded)
