@@ -1,8 +1,8 @@
 """The rooms and their one-way data flow, checked on the source, not by convention.
 
-geodata -> engine -> (planning, runtime) -> rpc -> cli. A room imports only the rooms below it;
-only the backend modules import a solver library; only the Dask executor imports Dask; the engine
-never imports gRPC.
+geodata -> engine -> (planning, runtime) -> rpc -> studio -> cli. A room imports only the rooms
+below it; only the backend modules import a solver library; only the Dask executor imports Dask;
+the engine never imports gRPC.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ORTOOLS_MODULES = [
     "planning/backends/ortools_mip.py",
 ]
 PYVRP_PACKAGE = "engine/backends/pyvrp"
-ROOMS = ("geodata", "engine", "planning", "runtime", "rpc", "cli")
+ROOMS = ("geodata", "engine", "planning", "runtime", "rpc", "studio", "cli")
 PRODUCT = {*ROOMS, "server.py"}
 DASK_MODULE = "runtime/dask_executor.py"
 GRPC = {"grpc", "grpc_health", "grpc_reflection", "grpc_status"}
@@ -35,7 +35,8 @@ ALLOWED = {
     "planning": {"geodata", "engine"},
     "runtime": {"geodata", "engine"},
     "rpc": {"geodata", "engine", "planning", "runtime"},
-    "cli": {"geodata", "engine", "planning", "runtime", "rpc"},
+    "studio": {"geodata", "engine", "planning", "runtime", "rpc"},
+    "cli": {"geodata", "engine", "planning", "runtime", "rpc", "studio"},
 }
 FORBIDDEN_THIRD_PARTY = {
     "geodata": GRPC | {"dask", "distributed", "ortools", "pyvrp"},
@@ -43,6 +44,7 @@ FORBIDDEN_THIRD_PARTY = {
     "planning": GRPC | {"dask", "distributed"},
     "runtime": GRPC,
     "rpc": set(),
+    "studio": set(),
     "cli": set(),
 }
 
@@ -152,5 +154,5 @@ def test_only_the_pyvrp_backend_imports_pyvrp_in_the_product():
 
 def test_tests_mirror_the_rooms():
     """Tests of a room live in tests/<room>/; shared helpers and cross-room tests stay on top."""
-    for room in ("geodata", "engine", "planning", "runtime", "rpc"):
+    for room in ("geodata", "engine", "planning", "runtime", "rpc", "studio"):
         assert list((ROOT / "tests" / room).glob("test_*.py")), room
