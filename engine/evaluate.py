@@ -304,7 +304,7 @@ def build_solution(
         SkippedShipment(
             index=s,
             label=sh.label,
-            reasons=skip_reasons.get(s, (SkipReason(SkipReasonCode.CODE_UNSPECIFIED),)),
+            reasons=skip_reasons.get(s, (SkipReason(_search_skip_code(sh)),)),
         )
         for s, sh in enumerate(model.shipments)
         if s not in performed
@@ -343,3 +343,10 @@ def build_solution(
         solve_time_s=solve_time_s,
         solver_time_limit_s=solver_time_limit_s,
     )
+
+
+def _search_skip_code(shipment: Shipment) -> SkipReasonCode:
+    """The reason of a shipment the search (not the pre-check) left out."""
+    if shipment.penalty_cost == 0:
+        return SkipReasonCode.ZERO_PENALTY_COST
+    return SkipReasonCode.NOT_WORTH_ITS_PENALTY_OR_NO_ROOM

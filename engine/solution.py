@@ -35,7 +35,12 @@ class SkipReasonCode(enum.IntEnum):
     CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DURATION_LIMIT = 4
     CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS = 6
     VEHICLE_NOT_ALLOWED = 7
+    ZERO_PENALTY_COST = 13
+    """Not proven infeasible, and skipping it costs nothing (``penalty_cost`` 0)."""
     UNREACHABLE_LOCATION = 100
+    NOT_WORTH_ITS_PENALTY_OR_NO_ROOM = 101
+    """Not proven infeasible: the search left it out (serving it next to the other shipments
+    costs more than its penalty, or the fleet has no room for it)."""
 
 
 class SolveStatus(enum.IntEnum):

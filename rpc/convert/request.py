@@ -11,10 +11,13 @@ from engine.model import ShipmentModel
 from engine.solution import Solution
 from engine.validation import validate_model
 from rpc.convert.model import ModelConverter
-from rpc.convert.settings import RequestSettings, request_settings
+from rpc.convert.settings import DEFAULT_MAX_VALIDATION_ERRORS, RequestSettings, request_settings
+from rpc.google.unknown import UNSUPPORTED, unhonoured_fields
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = [
+    "REPORTING_MODES",
+    "UNSOLVED_MODES",
     "VALIDATION_CODES",
     "convert_or_validate",
     "field_reference",
@@ -39,6 +42,7 @@ def request_to_engine(
     ``max_solver_processes``: the server's cap on ``solver.solver_processes``.
     """
     conv = ModelConverter()
+    conv.violations.extend(unhonoured_fields(request))
     settings = request_settings(conv, request, default_geodesic_meters_per_second)
     cap = max_solver_processes
     if cap is not None and settings.solver_processes > cap:
@@ -81,10 +85,14 @@ def convert_or_validate(
     default_geodesic_meters_per_second: float,
     max_solver_processes: int | None = None,
 ) -> tuple[ShipmentModel, RequestSettings] | pb.OptimizeToursResponse:
-    """The engine model and settings of a request to solve, or, for a ``VALIDATE_ONLY``
-    request, its response (``validation_errors`` lists every problem; empty when valid).
-    Raises :class:`~engine.errors.InvalidModelError` for an invalid request to solve."""
-    validate_only = request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY
+    """The engine model and settings of a request to solve (or, for
+    ``DETECT_SOME_INFEASIBLE_SHIPMENTS``, to pre-check), or the response of a request that is
+    not solved: ``VALIDATE_ONLY`` and ``TRANSFORM_AND_RETURN_REQUEST`` (with the request as
+    ``processed_request``: routeopt transforms nothing). In these modes an invalid request is
+    answered with ``validation_errors`` (at most ``max_validation_errors``); otherwise
+    :class:`~engine.errors.InvalidModelError` is raised."""
+    modes = pb.OptimizeToursRequest
+    validate_only = request.solving_mode in REPORTING_MODES
     try:
         model, settings = request_to_engine(
             request,
@@ -94,12 +102,32 @@ def convert_or_validate(
     except InvalidModelError as exc:
         if not validate_only:
             raise
+        limit = DEFAULT_MAX_VALIDATION_ERRORS
+        if request.HasField("max_validation_errors") and request.max_validation_errors > 0:
+            limit = request.max_validation_errors
         response = pb.OptimizeToursResponse(request_label=request.label)
-        response.validation_errors.extend(violations_to_validation_errors(exc.violations))
+        response.validation_errors.extend(violations_to_validation_errors(exc.violations, limit))
         return response
-    if validate_only:
+    if request.solving_mode == modes.VALIDATE_ONLY:
         return pb.OptimizeToursResponse(request_label=settings.label)
+    if request.solving_mode == modes.TRANSFORM_AND_RETURN_REQUEST:
+        return pb.OptimizeToursResponse(request_label=settings.label, processed_request=request)
     return model, settings
+
+
+REPORTING_MODES: Final = frozenset(
+    {
+        pb.OptimizeToursRequest.VALIDATE_ONLY,
+        pb.OptimizeToursRequest.DETECT_SOME_INFEASIBLE_SHIPMENTS,
+        pb.OptimizeToursRequest.TRANSFORM_AND_RETURN_REQUEST,
+    }
+)
+"""Solving modes that answer an invalid request with ``validation_errors`` (not an error)."""
+
+UNSOLVED_MODES: Final = frozenset(
+    {pb.OptimizeToursRequest.VALIDATE_ONLY, pb.OptimizeToursRequest.TRANSFORM_AND_RETURN_REQUEST}
+)
+"""Solving modes answered without running the engine."""
 
 
 def _self_and_ancestors(path: str) -> list[str]:
@@ -119,7 +147,7 @@ def violations_to_validation_errors(
         chosen = chosen[:limit]
     errors = []
     for v in chosen:
-        code, name = validation_code(v.field)
+        code, name = validation_code(v.field, v.description)
         error = pb.OptimizeToursValidationError(
             code=code, display_name=name, error_message=v.description, field_path=v.field
         )
@@ -168,12 +196,11 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
 ``display_name``): the kind of problem, from the innermost field of the path that names one.
 Anything else is 1, ``INVALID_FIELD``; a field routeopt does not honour is 2."""
 
-UNSUPPORTED_FIELD_MARK: Final = "is not supported by routeopt"
-"""Start of the description of a violation for a field routeopt does not honour."""
 
-
-def validation_code(path: str) -> tuple[int, str]:
+def validation_code(path: str, description: str = "") -> tuple[int, str]:
     """The code and display name of a violation at ``path``."""
+    if description.startswith(UNSUPPORTED):
+        return 2, "UNSUPPORTED_FIELD"
     names = [part for part in re.split(r"[.\[]", path) if part and not part.endswith("]")]
     for name in reversed(names):
         for code, display, fields in VALIDATION_CODES:

@@ -41,7 +41,7 @@ GoogleField = tuple[int, str, int, int, str]
 """(number, name, FieldDescriptor type, FieldDescriptor label, message/enum type relative to
 the package or "")."""
 
-DEFAULT_REASON: Final = "not supported by routeopt yet"
+DEFAULT_REASON: Final = "not implemented yet"
 
 REJECTED: Final[Mapping[str, str]] = {
     "OptimizeToursRequest.injected_first_solution_routes": "warm starts are not supported yet",
@@ -275,11 +275,29 @@ def render_data(messages: Mapping[str, list[GoogleField]]) -> str:
 
 GOOGLE_PACKAGE_NAME: Final = "google.maps.routeoptimization.v1"
 
+README_PATH: Final = Path(__file__).resolve().parent.parent.parent / "README.md"
+TABLE_BEGIN: Final = "<!-- google-field-table:begin (python -m rpc.google.schema --readme) -->"
+TABLE_END: Final = "<!-- google-field-table:end -->"
+
+
+def with_field_table(readme: str) -> str:
+    """``readme`` with :func:`field_table` between its table markers."""
+    head, rest = readme.split(TABLE_BEGIN, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_BEGIN}\n{field_table()}{TABLE_END}{tail}"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate rpc/google/schema_data.py")
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    parser.add_argument(
+        "--readme", action="store_true", help="rewrite the field table of README.md instead"
+    )
     args = parser.parse_args(argv)
+    if args.readme:
+        README_PATH.write_text(with_field_table(README_PATH.read_text(encoding="utf-8")))
+        print(f"wrote the field table of {README_PATH}")
+        return 0
     text = render_data(described_messages())
     if args.check:
         if DATA_PATH.read_text(encoding="utf-8") != text:

@@ -1657,6 +1657,7 @@ class AggregatedMetrics(_message.Message):
     TOTAL_DURATION_FIELD_NUMBER: _builtins.int
     TRAVEL_DISTANCE_METERS_FIELD_NUMBER: _builtins.int
     MAX_LOADS_FIELD_NUMBER: _builtins.int
+    LATE_DURATION_FIELD_NUMBER: _builtins.int
     performed_shipment_count: _builtins.int
     """Number of shipments performed (a pickup-and-delivery pair counts once)."""
     travel_distance_meters: _builtins.float
@@ -1666,7 +1667,10 @@ class AggregatedMetrics(_message.Message):
     def wait_duration(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def delay_duration(self) -> _duration_pb2.Duration:
-        """Time by which visits start after their soft end time, summed."""
+        """As in Google's API: the sum of the transitions' delays
+        (TransitionAttributes.delay); routeopt supports no transition delays, so
+        always zero (unset). Lateness after soft end times is `late_duration`.
+        """
 
     @_builtins.property
     def break_duration(self) -> _duration_pb2.Duration: ...
@@ -1676,11 +1680,18 @@ class AggregatedMetrics(_message.Message):
 
     @_builtins.property
     def total_duration(self) -> _duration_pb2.Duration:
-        """travel + wait + break + visit."""
+        """travel + wait + delay + break + visit (as in Google's API)."""
 
     @_builtins.property
     def max_loads(self) -> _containers.MessageMap[_builtins.str, Global___ShipmentRoute.VehicleLoad]:
         """Largest load on board at any time, per load type."""
+
+    @_builtins.property
+    def late_duration(self) -> _duration_pb2.Duration:
+        """routeopt only: time by which visits start after their soft end time,
+        summed (what routeopt reported as delay_duration before it took
+        Google's meaning).
+        """
 
     def __init__(
         self,
@@ -1694,10 +1705,11 @@ class AggregatedMetrics(_message.Message):
         total_duration: _duration_pb2.Duration | None = ...,
         travel_distance_meters: _builtins.float = ...,
         max_loads: _abc.Mapping[_builtins.str, Global___ShipmentRoute.VehicleLoad] | None = ...,
+        late_duration: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "total_duration", b"total_duration", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "late_duration", b"late_duration", "total_duration", b"total_duration", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "max_loads", b"max_loads", "performed_shipment_count", b"performed_shipment_count", "total_duration", b"total_duration", "travel_distance_meters", b"travel_distance_meters", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "late_duration", b"late_duration", "max_loads", b"max_loads", "performed_shipment_count", b"performed_shipment_count", "total_duration", b"total_duration", "travel_distance_meters", b"travel_distance_meters", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -81,6 +81,11 @@ class RouteOptimizationStub:
     last event (`done`) carrying the final response. A client that cancels
     the call stops the solve; the events received so far remain valid.
     """
+    OptimizeToursUri: _grpc.UnaryUnaryMultiCallable[_route_optimization_service_pb2.OptimizeToursUriRequest, _operations_pb2.Operation]
+    """OptimizeToursLongRunning with the request read from a file and the
+    response written to a file (see Uri). Metadata: OptimizeToursMetadata;
+    response: OptimizeToursUriResponse.
+    """
     BatchOptimizeTours: _grpc.UnaryUnaryMultiCallable[_route_optimization_service_pb2.BatchOptimizeToursRequest, _operations_pb2.Operation]
     """Many independent requests in one long-running operation. Each request
     becomes an operation of its own (listed in the metadata and the
@@ -138,6 +143,11 @@ class RouteOptimizationAsyncStub(RouteOptimizationStub):
     """Solves and streams progress: one event per improving solution, then one
     last event (`done`) carrying the final response. A client that cancels
     the call stops the solve; the events received so far remain valid.
+    """
+    OptimizeToursUri: _aio.UnaryUnaryMultiCallable[_route_optimization_service_pb2.OptimizeToursUriRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """OptimizeToursLongRunning with the request read from a file and the
+    response written to a file (see Uri). Metadata: OptimizeToursMetadata;
+    response: OptimizeToursUriResponse.
     """
     BatchOptimizeTours: _aio.UnaryUnaryMultiCallable[_route_optimization_service_pb2.BatchOptimizeToursRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """Many independent requests in one long-running operation. Each request
@@ -217,6 +227,17 @@ class RouteOptimizationServicer(metaclass=_abc_1.ABCMeta):
         """Solves and streams progress: one event per improving solution, then one
         last event (`done`) carrying the final response. A client that cancels
         the call stops the solve; the events received so far remain valid.
+        """
+
+    @_abc_1.abstractmethod
+    def OptimizeToursUri(
+        self,
+        request: _route_optimization_service_pb2.OptimizeToursUriRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """OptimizeToursLongRunning with the request read from a file and the
+        response written to a file (see Uri). Metadata: OptimizeToursMetadata;
+        response: OptimizeToursUriResponse.
         """
 
     @_abc_1.abstractmethod

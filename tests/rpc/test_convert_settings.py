@@ -42,6 +42,7 @@ def test_settings_set() -> None:
         search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
         validate_only=True,
         label="run-42",
+        solving_mode=pb.OptimizeToursRequest.VALIDATE_ONLY,
         geodesic_meters_per_second=12.5,
         populate_polylines=True,
         use_geodesic_distances=True,

@@ -238,7 +238,7 @@ def test_solution_to_response_maps_every_field() -> None:
         performed_shipment_count=2,
         travel_duration=dur(600, 500_000_000),
         wait_duration=dur(30, 250_000_000),
-        delay_duration=dur(12, 125_000_000),
+        late_duration=dur(12, 125_000_000),
         break_duration=dur(900),
         visit_duration=dur(120, 750_000_000),
         total_duration=dur(1651, 625_000_000),

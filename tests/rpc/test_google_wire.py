@@ -169,3 +169,23 @@ def test_schema_data_is_generated_from_googles_descriptors() -> None:
     assert schema.render_data(schema.described_messages()) == schema.DATA_PATH.read_text(
         encoding="utf-8"
     ), "rpc/google/schema_data.py is stale; run python -m rpc.google.schema"
+
+
+def test_readme_field_table_is_current() -> None:
+    readme = schema.README_PATH.read_text(encoding="utf-8")
+    assert schema.with_field_table(readme) == readme, (
+        "README's table of Google's fields is stale; run python -m rpc.google.schema --readme"
+    )
+
+
+def test_field_table_covers_every_request_field_with_a_status() -> None:
+    table = schema.field_table()
+    assert "| `OptimizeToursRequest.parent` | `string` | honoured |" in table
+    assert (
+        "| `Vehicle.travel_mode` | `Vehicle.TravelMode` | rejected: not implemented yet |" in table
+    )
+    assert "`Shipment.VisitRequest.tags` | `repeated string` | honoured |" in table
+    # Every field of Google's request messages that routeopt reaches is listed once.
+    for name in ("OptimizeToursRequest", "ShipmentModel", "Shipment", "Vehicle", "TimeWindow"):
+        for field in GOOGLE[name].fields:
+            assert f"| `{name}.{schema.google_name(field.name)}` |" in table

@@ -206,7 +206,7 @@ def _aggregated(m: pb.AggregatedMetrics) -> AggregatedMetrics:
         performed_shipment_count=m.performed_shipment_count,
         travel_duration_s=duration_to_seconds(m.travel_duration),
         wait_duration_s=duration_to_seconds(m.wait_duration),
-        delay_duration_s=duration_to_seconds(m.delay_duration),
+        delay_duration_s=duration_to_seconds(m.late_duration),
         break_duration_s=duration_to_seconds(m.break_duration),
         visit_duration_s=duration_to_seconds(m.visit_duration),
         total_duration_s=duration_to_seconds(m.total_duration),
