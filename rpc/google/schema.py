@@ -54,9 +54,6 @@ REJECTED: Final[Mapping[str, str]] = {
     "OptimizeToursRequest.populate_transition_polylines": (
         "transition polylines come with populate_polylines"
     ),
-    "OptimizeToursRequest.allow_large_deadline_despite_interruption_risk": (
-        "routeopt has no deadline cap to lift"
-    ),
     "Shipment.VisitRequest.arrival_waypoint": "waypoints (place ids, headings) are not supported",
     "Shipment.VisitRequest.departure_location": "departure locations are not supported",
     "Shipment.VisitRequest.departure_waypoint": "waypoints (place ids, headings) are not supported",

@@ -219,3 +219,30 @@ def test_path_out_of_the_storage_root_is_refused(
                 timeout=30,
             )
         assert bad_request_fields(caught.value.response) == ["input.uri"]
+
+
+def test_detect_some_infeasible_shipments(client: ro.RouteOptimizationClient) -> None:
+    request = google_request(3)
+    request.model.shipments[1].load_demands["kg"].amount = 500  # more than the van's 100
+    request.solving_mode = ro.OptimizeToursRequest.SolvingMode.DETECT_SOME_INFEASIBLE_SHIPMENTS
+    response = client.optimize_tours(request=request, timeout=30)
+    assert not any(r.visits for r in response.routes)
+    (skipped,) = response.skipped_shipments
+    assert skipped.index == 1
+    reason = skipped.reasons[0]
+    assert reason.code == ro.SkippedShipment.Reason.Code.DEMAND_EXCEEDS_VEHICLE_CAPACITY
+    assert reason.example_exceeded_capacity_type == "kg"
+
+
+def test_validate_only_with_googles_validation_errors(client: ro.RouteOptimizationClient) -> None:
+    request = google_request(3)
+    request.solving_mode = ro.OptimizeToursRequest.SolvingMode.VALIDATE_ONLY
+    request.max_validation_errors = 1
+    for shipment in request.model.shipments:
+        shipment.deliveries[0].duration = {"seconds": -5}
+    response = client.optimize_tours(request=request, timeout=30)
+    (error,) = response.validation_errors
+    assert (error.code, error.display_name) == (30, "DURATION_INVALID")
+    ref = error.fields[0]
+    assert (ref.name, ref.sub_field.name, ref.sub_field.index) == ("model", "shipments", 0)
+    assert error.error_message
