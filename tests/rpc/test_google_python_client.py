@@ -246,3 +246,16 @@ def test_validate_only_with_googles_validation_errors(client: ro.RouteOptimizati
     ref = error.fields[0]
     assert (ref.name, ref.sub_field.name, ref.sub_field.index) == ("model", "shipments", 0)
     assert error.error_message
+
+
+def test_uri_request_fields_are_validated(client: ro.RouteOptimizationClient) -> None:
+    with pytest.raises(api_exceptions.InvalidArgument) as caught:
+        client.optimize_tours_uri(
+            request=ro.OptimizeToursUriRequest(parent="not-a-project", input=ro.Uri(uri="")),
+            timeout=30,
+        )
+    assert sorted(bad_request_fields(caught.value.response)) == [
+        "input.uri",
+        "output.uri",
+        "parent",
+    ]

@@ -220,7 +220,7 @@ class OperationKind:
                     op.response.value = response.SerializeToString()
                 else:
                     op.response.Pack(response)
-            elif rec.error is not None:  # a batch finishes with a response, never an error
+            elif rec.error is not None:
                 op.error.ParseFromString(rec.error)
         return op
 

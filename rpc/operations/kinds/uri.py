@@ -13,7 +13,10 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from engine.errors import FieldViolation, InvalidModelError
+from rpc.convert import FieldConverter
+from rpc.convert.settings import check_parent
 from rpc.google.storage import format_of_name
+from rpc.google.unknown import unhonoured_fields
 from rpc.operations.kinds.solve import SolveKind
 from rpc.operations.store import JobRecord
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -32,7 +35,9 @@ class UriKind(SolveKind):
     def uri_request(self, request: pb.OptimizeToursUriRequest) -> pb.OptimizeToursRequest:
         """The request in the input file, validated (:class:`InvalidModelError` with paths
         under ``input.uri`` for the file, the request's own paths otherwise)."""
-        violations = []
+        conv = FieldConverter()
+        check_parent(conv, request.parent)
+        violations = [*unhonoured_fields(request), *conv.violations]
         if not request.output.uri:
             violations.append(FieldViolation("output.uri", "is required"))
         if not request.input.uri:
