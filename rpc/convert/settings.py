@@ -142,7 +142,7 @@ def request_settings(
         solving_mode=request.solving_mode,
         max_validation_errors=max_errors,
         geodesic_meters_per_second=speed,
-        populate_polylines=request.populate_polylines,
+        populate_polylines=request.populate_polylines or request.populate_transition_polylines,
         use_geodesic_distances=request.use_geodesic_distances,
         backend=backend,
         solver_processes=max(0, solver.solver_processes),

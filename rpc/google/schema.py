@@ -51,9 +51,6 @@ REJECTED: Final[Mapping[str, str]] = {
         "injected solutions are not supported yet"
     ),
     "OptimizeToursRequest.consider_road_traffic": "routeopt's road network has no traffic data",
-    "OptimizeToursRequest.populate_transition_polylines": (
-        "transition polylines come with populate_polylines"
-    ),
     "Shipment.VisitRequest.arrival_waypoint": "waypoints (place ids, headings) are not supported",
     "Shipment.VisitRequest.departure_location": "departure locations are not supported",
     "Shipment.VisitRequest.departure_waypoint": "waypoints (place ids, headings) are not supported",

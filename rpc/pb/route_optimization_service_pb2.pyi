@@ -322,6 +322,7 @@ class OptimizeToursRequest(_message.Message):
     USE_GEODESIC_DISTANCES_FIELD_NUMBER: _builtins.int
     GEODESIC_METERS_PER_SECOND_FIELD_NUMBER: _builtins.int
     POPULATE_POLYLINES_FIELD_NUMBER: _builtins.int
+    POPULATE_TRANSITION_POLYLINES_FIELD_NUMBER: _builtins.int
     ALLOW_LARGE_DEADLINE_DESPITE_INTERRUPTION_RISK_FIELD_NUMBER: _builtins.int
     SOLVER_FIELD_NUMBER: _builtins.int
     PROGRESS_ROUTES_INTERVAL_FIELD_NUMBER: _builtins.int
@@ -362,6 +363,11 @@ class OptimizeToursRequest(_message.Message):
     polylines. Only routes over the server's road network have geometry; with
     geodesic distances or client matrices the polylines stay empty.
     """
+    populate_transition_polylines: _builtins.bool
+    """As in Google's API: transitions carry their road geometry
+    (Transition.route_polyline). routeopt draws the whole route then, so the
+    routes' polylines come too; populate_polylines alone fills both as well.
+    """
     allow_large_deadline_despite_interruption_risk: _builtins.bool
     """Google lifts its 30-minute deadline cap with this; routeopt has no such
     cap, so it is accepted and changes nothing.
@@ -401,13 +407,14 @@ class OptimizeToursRequest(_message.Message):
         use_geodesic_distances: _builtins.bool = ...,
         geodesic_meters_per_second: _builtins.float | None = ...,
         populate_polylines: _builtins.bool = ...,
+        populate_transition_polylines: _builtins.bool = ...,
         allow_large_deadline_despite_interruption_risk: _builtins.bool = ...,
         solver: Global___SolverSettings | None = ...,
         progress_routes_interval: _duration_pb2.Duration | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "_max_validation_errors", b"_max_validation_errors", "geodesic_meters_per_second", b"geodesic_meters_per_second", "max_validation_errors", b"max_validation_errors", "model", b"model", "progress_routes_interval", b"progress_routes_interval", "solver", b"solver", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "_max_validation_errors", b"_max_validation_errors", "allow_large_deadline_despite_interruption_risk", b"allow_large_deadline_despite_interruption_risk", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "max_validation_errors", b"max_validation_errors", "model", b"model", "parent", b"parent", "populate_polylines", b"populate_polylines", "progress_routes_interval", b"progress_routes_interval", "search_mode", b"search_mode", "solver", b"solver", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "_max_validation_errors", b"_max_validation_errors", "allow_large_deadline_despite_interruption_risk", b"allow_large_deadline_despite_interruption_risk", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "max_validation_errors", b"max_validation_errors", "model", b"model", "parent", b"parent", "populate_polylines", b"populate_polylines", "populate_transition_polylines", b"populate_transition_polylines", "progress_routes_interval", b"progress_routes_interval", "search_mode", b"search_mode", "solver", b"solver", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["geodesic_meters_per_second"]  # noqa: Y015
     _WhichOneofArgType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second"]  # noqa: Y015

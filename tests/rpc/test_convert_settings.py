@@ -86,3 +86,8 @@ def test_zero_timeout_is_rejected() -> None:
     with pytest.raises(InvalidModelError) as info:
         convert(pb.OptimizeToursRequest(timeout=dur(0)))
     assert [v.field for v in info.value.violations] == ["timeout"]
+
+
+def test_transition_polylines_draw_the_routes() -> None:
+    _, settings = convert(pb.OptimizeToursRequest(populate_transition_polylines=True))
+    assert settings.populate_polylines
