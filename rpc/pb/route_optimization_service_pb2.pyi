@@ -3,11 +3,16 @@
 isort:skip_file
 routeopt API, version 1.
 
-Modelled on Google's Route Optimization API (google.maps.routeoptimization.v1):
-where a concept exists in both, the message and field names and their
-meaning are the same, so a client written for Google's API needs little
-more than a new endpoint. Fields that Google's API has and routeopt does not
-(yet) are simply absent; routeopt-only fields are marked as such.
+Wire-identical to Google's Route Optimization API
+(google.maps.routeoptimization.v1) where the two share a message: the same
+message and field names, field numbers, types and meaning. routeopt-only
+fields are marked as such and take numbers Google does not use (100 and
+up). The server also serves Google's service
+(google.maps.routeoptimization.v1.RouteOptimization) on these messages, so
+Google's client libraries work against it unchanged. A field of Google's API
+that routeopt does not support is absent here, and a request that sets it
+(or any field unknown to this schema) is INVALID_ARGUMENT naming the field:
+nothing is silently dropped.
 
 Units and conventions
 - Time is absolute (google.protobuf.Timestamp) or a google.protobuf.Duration.
