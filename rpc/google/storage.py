@@ -121,17 +121,20 @@ class Storage:
             data = message.SerializeToString()
         else:
             raise _bad(field, f"unsupported data format {fmt}; use JSON or PROTO_TEXT")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.parent.resolve().is_relative_to(self.path_root()):
-            raise _bad(field, f"leaves the storage root (a symbolic link?): {uri!r}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".routeopt-")
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.resolve().is_relative_to(self.path_root()):
+                raise _bad(field, f"leaves the storage root (a symbolic link?): {uri!r}")
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".routeopt-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise _bad(field, f"cannot write {uri!r}: {exc.strerror or exc}") from None
 
     def path_root(self) -> Path:
         assert self.root is not None

@@ -259,3 +259,30 @@ def test_uri_request_fields_are_validated(client: ro.RouteOptimizationClient) ->
         "output.uri",
         "parent",
     ]
+
+
+def test_batch_output_that_cannot_be_written_fails_the_batch(
+    client: ro.RouteOptimizationClient, storage: Path
+) -> None:
+    request = google_request(2, "unwritable")
+    folder = storage / "unwritable"
+    (folder / "taken").mkdir(parents=True)  # a directory where the response file should go
+    (folder / "in.json").write_text(json_format.MessageToJson(_mine(request)))
+    config = ro.BatchOptimizeToursRequest.AsyncModelConfig(
+        input_config=ro.InputConfig(
+            gcs_source=ro.GcsSource(uri="gs://unwritable/in.json"),
+            data_format=ro.DataFormat.JSON,
+        ),
+        output_config=ro.OutputConfig(
+            gcs_destination=ro.GcsDestination(uri="gs://unwritable/taken"),
+            data_format=ro.DataFormat.JSON,
+        ),
+    )
+    operation = client.batch_optimize_tours(
+        request=ro.BatchOptimizeToursRequest(model_configs=[config]), timeout=30
+    )
+    assert operation.operation.name.startswith("projects/-/operations/")
+    with pytest.raises(api_exceptions.GoogleAPICallError) as caught:
+        operation.result(timeout=60)
+    assert caught.value.code == 400  # INVALID_ARGUMENT, as Google's client maps it
+    assert "model_configs[0].output_config.gcs_destination.uri" in str(caught.value)

@@ -123,3 +123,14 @@ def test_no_storage_root_is_failed_precondition() -> None:
     with pytest.raises(StorageNotConfiguredError) as caught:
         Storage(None).path("gs://b/x", "input.uri")
     assert status_of(caught.value, action="test").code == 9  # FAILED_PRECONDITION
+
+
+def test_unwritable_output_names_the_field(tmp_path: Path) -> None:
+    (tmp_path / "b" / "taken").mkdir(parents=True)  # a directory where the file should go
+    storage = Storage(tmp_path)
+    field, description = _field_error(
+        lambda: storage.write("gs://b/taken", pb.JSON, _request(), "output.uri")
+    )
+    assert field == "output.uri"
+    assert "cannot write" in description
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["taken"]  # no temporary file left
