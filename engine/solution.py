@@ -94,6 +94,10 @@ class AggregatedMetrics:
     total_duration_s: float = 0.0
     travel_distance_m: float = 0.0
     max_loads: Mapping[str, int] = field(default_factory=dict)
+    performed_mandatory_shipment_count: int = 0
+    """Performed shipments without a ``penalty_cost``."""
+    performed_shipment_penalty_cost_sum: float = 0.0
+    """Sum of the ``penalty_cost`` of the performed shipments that have one."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ class SkippedShipment:
     index: int
     label: str = ""
     reasons: tuple[SkipReason, ...] = ()
+    penalty_cost: float | None = None
+    """Copy of the shipment's ``penalty_cost`` (None: mandatory)."""
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,8 @@ def _fill_transition(out: pb.ShipmentRoute.Transition, t: Transition) -> None:
 
 def _fill_aggregated(out: pb.AggregatedMetrics, m: AggregatedMetrics) -> None:
     out.performed_shipment_count = m.performed_shipment_count
+    out.performed_mandatory_shipment_count = m.performed_mandatory_shipment_count
+    out.performed_shipment_penalty_cost_sum = m.performed_shipment_penalty_cost_sum
     out.travel_duration.CopyFrom(seconds_to_duration(m.travel_duration_s))
     out.wait_duration.CopyFrom(seconds_to_duration(m.wait_duration_s))
     # The engine's delay is lateness after soft end times: routeopt's late_duration. Google's
@@ -127,6 +129,8 @@ def _fill_aggregated(out: pb.AggregatedMetrics, m: AggregatedMetrics) -> None:
 def _fill_skipped(out: pb.SkippedShipment, skipped: SkippedShipment) -> None:
     out.index = skipped.index
     out.label = skipped.label
+    if skipped.penalty_cost is not None:
+        out.penalty_cost = skipped.penalty_cost
     for reason in skipped.reasons:
         r = out.reasons.add(
             code=pb.SkippedShipment.Reason.Code.Value(reason.code.name),

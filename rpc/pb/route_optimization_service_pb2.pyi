@@ -1667,6 +1667,8 @@ class AggregatedMetrics(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     PERFORMED_SHIPMENT_COUNT_FIELD_NUMBER: _builtins.int
+    PERFORMED_MANDATORY_SHIPMENT_COUNT_FIELD_NUMBER: _builtins.int
+    PERFORMED_SHIPMENT_PENALTY_COST_SUM_FIELD_NUMBER: _builtins.int
     TRAVEL_DURATION_FIELD_NUMBER: _builtins.int
     WAIT_DURATION_FIELD_NUMBER: _builtins.int
     DELAY_DURATION_FIELD_NUMBER: _builtins.int
@@ -1678,6 +1680,10 @@ class AggregatedMetrics(_message.Message):
     LATE_DURATION_FIELD_NUMBER: _builtins.int
     performed_shipment_count: _builtins.int
     """Number of shipments performed (a pickup-and-delivery pair counts once)."""
+    performed_mandatory_shipment_count: _builtins.int
+    """Number of performed shipments without a penalty_cost (mandatory ones)."""
+    performed_shipment_penalty_cost_sum: _builtins.float
+    """Sum of the penalty_cost of the performed shipments that have one."""
     travel_distance_meters: _builtins.float
     @_builtins.property
     def travel_duration(self) -> _duration_pb2.Duration: ...
@@ -1715,6 +1721,8 @@ class AggregatedMetrics(_message.Message):
         self,
         *,
         performed_shipment_count: _builtins.int = ...,
+        performed_mandatory_shipment_count: _builtins.int | None = ...,
+        performed_shipment_penalty_cost_sum: _builtins.float | None = ...,
         travel_duration: _duration_pb2.Duration | None = ...,
         wait_duration: _duration_pb2.Duration | None = ...,
         delay_duration: _duration_pb2.Duration | None = ...,
@@ -1725,11 +1733,18 @@ class AggregatedMetrics(_message.Message):
         max_loads: _abc.Mapping[_builtins.str, Global___ShipmentRoute.VehicleLoad] | None = ...,
         late_duration: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "late_duration", b"late_duration", "total_duration", b"total_duration", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_performed_mandatory_shipment_count", b"_performed_mandatory_shipment_count", "_performed_shipment_penalty_cost_sum", b"_performed_shipment_penalty_cost_sum", "break_duration", b"break_duration", "delay_duration", b"delay_duration", "late_duration", b"late_duration", "performed_mandatory_shipment_count", b"performed_mandatory_shipment_count", "performed_shipment_penalty_cost_sum", b"performed_shipment_penalty_cost_sum", "total_duration", b"total_duration", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "late_duration", b"late_duration", "max_loads", b"max_loads", "performed_shipment_count", b"performed_shipment_count", "total_duration", b"total_duration", "travel_distance_meters", b"travel_distance_meters", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_performed_mandatory_shipment_count", b"_performed_mandatory_shipment_count", "_performed_shipment_penalty_cost_sum", b"_performed_shipment_penalty_cost_sum", "break_duration", b"break_duration", "delay_duration", b"delay_duration", "late_duration", b"late_duration", "max_loads", b"max_loads", "performed_mandatory_shipment_count", b"performed_mandatory_shipment_count", "performed_shipment_count", b"performed_shipment_count", "performed_shipment_penalty_cost_sum", b"performed_shipment_penalty_cost_sum", "total_duration", b"total_duration", "travel_distance_meters", b"travel_distance_meters", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__performed_mandatory_shipment_count: _TypeAlias = _typing.Literal["performed_mandatory_shipment_count"]  # noqa: Y015
+    _WhichOneofArgType__performed_mandatory_shipment_count: _TypeAlias = _typing.Literal["_performed_mandatory_shipment_count", b"_performed_mandatory_shipment_count"]  # noqa: Y015
+    _WhichOneofReturnType__performed_shipment_penalty_cost_sum: _TypeAlias = _typing.Literal["performed_shipment_penalty_cost_sum"]  # noqa: Y015
+    _WhichOneofArgType__performed_shipment_penalty_cost_sum: _TypeAlias = _typing.Literal["_performed_shipment_penalty_cost_sum", b"_performed_shipment_penalty_cost_sum"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__performed_mandatory_shipment_count) -> _WhichOneofReturnType__performed_mandatory_shipment_count | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__performed_shipment_penalty_cost_sum) -> _WhichOneofReturnType__performed_shipment_penalty_cost_sum | None: ...
 
 Global___AggregatedMetrics: _TypeAlias = AggregatedMetrics  # noqa: Y015
 
@@ -1861,11 +1876,14 @@ class SkippedShipment(_message.Message):
 
     INDEX_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    PENALTY_COST_FIELD_NUMBER: _builtins.int
     REASONS_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Index of the shipment in ShipmentModel.shipments."""
     label: _builtins.str
     """Copy of Shipment.label."""
+    penalty_cost: _builtins.float
+    """Copy of Shipment.penalty_cost (unset for a mandatory shipment)."""
     @_builtins.property
     def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkippedShipment.Reason]:
         """Reasons; when every vehicle is excluded, one reason per distinct cause."""
@@ -1875,13 +1893,16 @@ class SkippedShipment(_message.Message):
         *,
         index: _builtins.int = ...,
         label: _builtins.str = ...,
+        penalty_cost: _builtins.float | None = ...,
         reasons: _abc.Iterable[Global___SkippedShipment.Reason] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "penalty_cost", b"penalty_cost"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "label", b"label", "reasons", b"reasons"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "index", b"index", "label", b"label", "penalty_cost", b"penalty_cost", "reasons", b"reasons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__penalty_cost: _TypeAlias = _typing.Literal["penalty_cost"]  # noqa: Y015
+    _WhichOneofArgType__penalty_cost: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__penalty_cost) -> _WhichOneofReturnType__penalty_cost | None: ...
 
 Global___SkippedShipment: _TypeAlias = SkippedShipment  # noqa: Y015
 
