@@ -17,9 +17,11 @@ OptimizeTours, step by step:
 OptimizeToursStream runs the same way and yields an OptimizeToursProgress per improving solution
 the worker reports (the full best-so-far response at most every ``progress_routes_interval``),
 then a last event with the final response; when the client goes away the solve is cancelled.
-OptimizeToursLongRunning and BatchOptimizeTours hand the request to
+OptimizeToursLongRunning, BatchOptimizeTours and OptimizeToursUri hand the request to
 :class:`rpc.operations.manager.JobManager`
-(durable operations, followed through ``google.longrunning.Operations``).
+(durable operations, followed through ``google.longrunning.Operations``). Google's
+``google.maps.routeoptimization.v1.RouteOptimization`` (:mod:`rpc.google.service`) calls the same
+methods on the same (wire-identical) messages; its operations carry Google's type URLs.
 
 Errors are mapped to statuses in one place (:func:`rpc.errors.status_of`, the same mapping as
 for the errors of long-running operations); an unexpected error is answered with a generic
