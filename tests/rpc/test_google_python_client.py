@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.api_core import exceptions as api_exceptions
+from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.maps import routeoptimization_v1 as ro
 from google.maps.routeoptimization_v1.services.route_optimization.transports import (
     RouteOptimizationGrpcTransport,
@@ -286,3 +287,38 @@ def test_batch_output_that_cannot_be_written_fails_the_batch(
         operation.result(timeout=60)
     assert caught.value.code == 400  # INVALID_ARGUMENT, as Google's client maps it
     assert "model_configs[0].output_config.gcs_destination.uri" in str(caught.value)
+
+
+def test_routeopt_service_has_the_same_calls_with_its_own_types(
+    server: ServerProcess, storage: Path
+) -> None:
+    """routeopt.v1 serves OptimizeToursUri and file-based batches too; its operations keep
+    routeopt's names and type URLs (mixed inline and file items in one batch)."""
+    inline, from_file = _mine(google_request(2, "inline")), _mine(google_request(3, "file"))
+    (storage / "mixed").mkdir()
+    (storage / "mixed" / "in.json").write_text(json_format.MessageToJson(from_file))
+    batch = pb.BatchOptimizeToursRequest(requests=[inline], label="mixed")
+    config = batch.model_configs.add()
+    config.input_config.gcs_source.uri = "gs://mixed/in.json"
+    config.input_config.data_format = pb.JSON
+    config.output_config.gcs_destination.uri = "gs://mixed/out.json"
+    config.output_config.data_format = pb.JSON
+    operation = server.stub.BatchOptimizeTours(batch, timeout=30)
+    assert operation.name.startswith("operations/")
+    ops = operations_pb2_grpc.OperationsStub(server.channel)
+    wait = operations_pb2.WaitOperationRequest(name=operation.name)
+    wait.timeout.FromSeconds(60)
+    done = ops.WaitOperation(wait, timeout=90)
+    assert done.done
+    assert done.response.type_url == "type.googleapis.com/routeopt.v1.BatchOptimizeToursResponse"
+    result = pb.BatchOptimizeToursResponse()
+    assert done.response.Unpack(result)
+    assert [item.state for item in result.items] == [pb.SUCCEEDED, pb.SUCCEEDED]
+    item = ops.GetOperation(operations_pb2.GetOperationRequest(name=result.items[0].operation))
+    first = pb.OptimizeToursResponse()
+    assert item.response.Unpack(first)
+    check_response(inline, first)
+    written = json_format.Parse(
+        (storage / "mixed" / "out.json").read_text(), pb.OptimizeToursResponse()
+    )
+    check_response(from_file, written)
