@@ -8,6 +8,7 @@ the breaks. A plan whose schedule does not fit its own travel times is a solver 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -218,6 +219,7 @@ class _RouteWalk:
     def route(self, polyline: str) -> Route:
         """The route walked, with the vehicle's costs."""
         vehicle, costs = self.vehicle, self.costs
+        model = self.problem.model
         start_time, end_time = self.start_time, self.end_time
         _add_soft_costs(
             costs, "model.vehicles.start_time_windows", vehicle.start_time_windows, start_time
@@ -238,6 +240,12 @@ class _RouteWalk:
         route_costs = {key: value for key, value in sorted(costs.items()) if value}
         metrics = AggregatedMetrics(
             performed_shipment_count=len(self.shipments),
+            performed_mandatory_shipment_count=sum(
+                1 for s in self.shipments if model.shipments[s].penalty_cost is None
+            ),
+            performed_shipment_penalty_cost_sum=math.fsum(
+                model.shipments[s].penalty_cost or 0.0 for s in self.shipments
+            ),
             travel_duration_s=self.travel_s,
             wait_duration_s=self.wait_s,
             delay_duration_s=self.delay_s,
@@ -270,6 +278,10 @@ def _aggregate(routes: Sequence[Route]) -> AggregatedMetrics:
     ms = [r.metrics for r in routes]
     return AggregatedMetrics(
         performed_shipment_count=sum(m.performed_shipment_count for m in ms),
+        performed_mandatory_shipment_count=sum(m.performed_mandatory_shipment_count for m in ms),
+        performed_shipment_penalty_cost_sum=math.fsum(
+            m.performed_shipment_penalty_cost_sum for m in ms
+        ),
         travel_duration_s=sum(m.travel_duration_s for m in ms),
         wait_duration_s=sum(m.wait_duration_s for m in ms),
         delay_duration_s=sum(m.delay_duration_s for m in ms),
@@ -304,7 +316,8 @@ def build_solution(
         SkippedShipment(
             index=s,
             label=sh.label,
-            reasons=skip_reasons.get(s, (SkipReason(SkipReasonCode.CODE_UNSPECIFIED),)),
+            reasons=skip_reasons.get(s, (SkipReason(_search_skip_code(sh)),)),
+            penalty_cost=sh.penalty_cost,
         )
         for s, sh in enumerate(model.shipments)
         if s not in performed
@@ -343,3 +356,10 @@ def build_solution(
         solve_time_s=solve_time_s,
         solver_time_limit_s=solver_time_limit_s,
     )
+
+
+def _search_skip_code(shipment: Shipment) -> SkipReasonCode:
+    """The reason of a shipment the search (not the pre-check) left out."""
+    if shipment.penalty_cost == 0:
+        return SkipReasonCode.ZERO_PENALTY_COST
+    return SkipReasonCode.NOT_WORTH_ITS_PENALTY_OR_NO_ROOM

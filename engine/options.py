@@ -69,6 +69,10 @@ class SolveOptions:
     parallel (True), never (False), or by size (None: from
     :data:`engine.backends.pyvrp.split.SPLIT_MIN_CLIENTS` clients on); see
     :func:`engine.backends.pyvrp.split.splits`."""
+    precheck_only: bool = False
+    """Stop after the pre-check (``DETECT_SOME_INFEASIBLE_SHIPMENTS``): no search; the solution
+    has no routes and every shipment skipped, with the pre-check's reasons where it proves
+    one."""
     warm_start: bool = True
     """When ``auto`` runs OR-Tools because of a feature PyVRP lacks, start OR-Tools from PyVRP's
     routes on a nearby model (:mod:`engine.warmstart`) when possible."""

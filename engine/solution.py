@@ -35,7 +35,12 @@ class SkipReasonCode(enum.IntEnum):
     CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DURATION_LIMIT = 4
     CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS = 6
     VEHICLE_NOT_ALLOWED = 7
+    ZERO_PENALTY_COST = 13
+    """Not proven infeasible, and skipping it costs nothing (``penalty_cost`` 0)."""
     UNREACHABLE_LOCATION = 100
+    NOT_WORTH_ITS_PENALTY_OR_NO_ROOM = 101
+    """Not proven infeasible: the search left it out (serving it next to the other shipments
+    costs more than its penalty, or the fleet has no room for it)."""
 
 
 class SolveStatus(enum.IntEnum):
@@ -89,6 +94,10 @@ class AggregatedMetrics:
     total_duration_s: float = 0.0
     travel_distance_m: float = 0.0
     max_loads: Mapping[str, int] = field(default_factory=dict)
+    performed_mandatory_shipment_count: int = 0
+    """Performed shipments without a ``penalty_cost``."""
+    performed_shipment_penalty_cost_sum: float = 0.0
+    """Sum of the ``penalty_cost`` of the performed shipments that have one."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,8 @@ class SkippedShipment:
     index: int
     label: str = ""
     reasons: tuple[SkipReason, ...] = ()
+    penalty_cost: float | None = None
+    """Copy of the shipment's ``penalty_cost`` (None: mandatory)."""
 
 
 @dataclass(frozen=True)

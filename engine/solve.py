@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 from engine.backends import BACKENDS, Backend, BackendChoice, choose_backend, get_backend
 from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
@@ -24,7 +25,7 @@ from engine.validation import check_model
 from engine.warmstart import WARM_STARTABLE, WarmStartedOrTools
 from geodata.network import RoadNetwork
 
-__all__ = ["COST_TIE_RELATIVE", "better_solution", "solve"]
+__all__ = ["COST_TIE_RELATIVE", "PRECHECK_BACKEND", "better_solution", "solve"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ _EVALUATION_MARGIN_S = 0.05
 _MIN_SEARCH_S = 0.1
 """The search gets at least this long, even when the matrices used up the budget, so that
 a first solution is possible; a solve can therefore overrun a tiny budget by this much."""
+
+
+PRECHECK_BACKEND: Final = "precheck"
+"""``Solution.backend`` of a ``precheck_only`` solve (no search ran)."""
 
 
 def solve(
@@ -75,6 +80,10 @@ def solve(
     )
     matrix_time = time.monotonic() - started
     problem, skip_reasons = precheck(Problem.build(model, stops, travel))
+    if options.precheck_only:
+        run = _Solve(problem, options, skip_reasons, deadline, should_stop, matrix_time)
+        plans = [RoutePlan(vehicle=v) for v in range(len(model.vehicles))]
+        return run.finish(plans, SolveStatus.NOTHING_TO_ROUTE, PRECHECK_BACKEND, "precheck only")
     choice = _choose(problem, options)
     run = _Solve(problem, options, skip_reasons, deadline, should_stop, matrix_time)
     run.on_progress = on_progress

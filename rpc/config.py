@@ -57,6 +57,8 @@ class ServerConfig:
     job_retention_s: float = 7 * 24 * 3600.0
     max_jobs: int = 1000
     dask_scheduler: str | None = None
+    storage_root: str = ""
+    """Directory behind gs:// URIs (gs://BUCKET/PATH is ROOT/BUCKET/PATH); "": none."""
 
     def road_spec(self) -> RoadSpec | None:
         """What to load for road travel, or None when the server runs without roads."""
@@ -277,6 +279,14 @@ def _add_store_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) ->
         help="run solves on this Dask cluster (e.g. tcp://host:8786) instead of local worker "
         "processes; --workers then defaults to the cluster's worker threads",
     )
+    parser.add_argument(
+        "--storage-root",
+        default="",
+        metavar="DIR",
+        help="Google's Cloud Storage URIs (BatchOptimizeTours model configs, OptimizeToursUri) "
+        "are files under DIR: gs://BUCKET/PATH is DIR/BUCKET/PATH (default: none, such calls "
+        "are FAILED_PRECONDITION)",
+    )
 
 
 def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig:
@@ -304,4 +314,5 @@ def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig
         job_retention_s=args.job_retention,
         max_jobs=args.max_jobs,
         dask_scheduler=args.dask_scheduler,
+        storage_root=args.storage_root,
     )

@@ -12,7 +12,8 @@ it, so the same failure gives the same status on every path:
 - :class:`~engine.errors.NoSolutionError`: DEADLINE_EXCEEDED, CANCELLED or FAILED_PRECONDITION
   by its reason; :class:`DeadlineTooShortError`: DEADLINE_EXCEEDED;
 - a solve cancelled before it started: CANCELLED;
-- :class:`OperationNotFoundError`: NOT_FOUND, :class:`NotFinishedError`: FAILED_PRECONDITION,
+- :class:`OperationNotFoundError`: NOT_FOUND, :class:`NotFinishedError` and
+  :class:`StorageNotConfiguredError`: FAILED_PRECONDITION,
   :class:`FilterError`: INVALID_ARGUMENT (the operations service);
 - anything else (a :class:`~engine.errors.SolverError` too): INTERNAL with a fixed message and an
   incident id (:func:`internal_status`); the exception text and traceback go to the server log
@@ -53,6 +54,7 @@ __all__ = [
     "FilterError",
     "NotFinishedError",
     "OperationNotFoundError",
+    "StorageNotConfiguredError",
     "grpc_status",
     "internal_status",
     "invalid_argument_status",
@@ -96,6 +98,10 @@ class OperationNotFoundError(LookupError):
 
 class NotFinishedError(RuntimeError):
     """The operation is still queued or running."""
+
+
+class StorageNotConfiguredError(RuntimeError):
+    """A gs:// URI on a server started without ``--storage-root``."""
 
 
 class FilterError(ValueError):
@@ -227,5 +233,6 @@ _SIMPLE_CODES: dict[type[BaseException], int] = {
     DeadlineTooShortError: code_pb2.DEADLINE_EXCEEDED,
     OperationNotFoundError: code_pb2.NOT_FOUND,
     NotFinishedError: code_pb2.FAILED_PRECONDITION,
+    StorageNotConfiguredError: code_pb2.FAILED_PRECONDITION,
 }
 """Exceptions whose text is the message of a status of their own code."""

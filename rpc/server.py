@@ -1,7 +1,9 @@
 """The routeopt gRPC server: ``python server.py --help`` (or ``routeopt-server``).
 
-Serves ``routeopt.v1.RouteOptimization``, ``google.longrunning.Operations`` (the operations of
-OptimizeToursLongRunning and BatchOptimizeTours, kept in a SQLite job store in ``--data-dir``),
+Serves ``routeopt.v1.RouteOptimization``, Google's
+``google.maps.routeoptimization.v1.RouteOptimization`` on the same engine (:mod:`rpc.google`),
+``google.longrunning.Operations`` (the operations of OptimizeToursLongRunning,
+BatchOptimizeTours and OptimizeToursUri of both, kept in a SQLite job store in ``--data-dir``),
 ``grpc.health.v1.Health`` (overall ``""`` and each service) and server reflection. Solves run in
 worker processes (:class:`runtime.local.SolveExecutor`): OR-Tools holds the GIL while it
 searches, so the gRPC threads stay free for health checks, validation and rejections.
@@ -43,6 +45,8 @@ from grpc_reflection.v1alpha import reflection
 from engine.options import available_cores
 from engine.roads import RoadContext, load_roads
 from rpc.config import ServerConfig, default_data_dir, parse_args
+from rpc.google.service import GOOGLE_SERVICE_NAME, google_handler
+from rpc.google.storage import Storage
 from rpc.operations.manager import JobManager
 from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.operations.store import JobStore
@@ -63,7 +67,7 @@ EXTRA_RPC_THREADS = 32
 validation, quick rejections and the operations service (WaitOperation blocks a thread), so
 they are answered while every solve slot is taken."""
 
-HEALTH_SERVICES = ("", SERVICE_NAME, OPERATIONS_SERVICE_NAME)
+HEALTH_SERVICES = ("", SERVICE_NAME, GOOGLE_SERVICE_NAME, OPERATIONS_SERVICE_NAME)
 
 
 @dataclass
@@ -120,6 +124,7 @@ def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Serv
         max_solver_processes=config.max_solver_processes,
         roads=roads,
         layout_workers=max(1, workers),
+        storage=Storage(config.storage_root or None),
     )
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.server(
@@ -143,6 +148,7 @@ def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Serv
         jobs=jobs,
     )
     pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((google_handler(servicer),))  # Google's service, same engine
     operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(jobs), server)
     health_servicer = health.HealthServicer()
     for name in HEALTH_SERVICES:

@@ -17,9 +17,11 @@ OptimizeTours, step by step:
 OptimizeToursStream runs the same way and yields an OptimizeToursProgress per improving solution
 the worker reports (the full best-so-far response at most every ``progress_routes_interval``),
 then a last event with the final response; when the client goes away the solve is cancelled.
-OptimizeToursLongRunning and BatchOptimizeTours hand the request to
+OptimizeToursLongRunning, BatchOptimizeTours and OptimizeToursUri hand the request to
 :class:`rpc.operations.manager.JobManager`
-(durable operations, followed through ``google.longrunning.Operations``).
+(durable operations, followed through ``google.longrunning.Operations``). Google's
+``google.maps.routeoptimization.v1.RouteOptimization`` (:mod:`rpc.google.service`) calls the same
+methods on the same (wire-identical) messages; its operations carry Google's type URLs.
 
 Errors are mapped to statuses in one place (:func:`rpc.errors.status_of`, the same mapping as
 for the errors of long-running operations); an unexpected error is answered with a generic
@@ -48,6 +50,7 @@ from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
 from rpc.convert import (
+    UNSOLVED_MODES,
     RequestSettings,
     convert_or_validate,
     duration_to_seconds,
@@ -279,7 +282,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.OptimizeToursProgress]:
         record = _CallRecord.of_tours("OptimizeToursStream", context, request)
-        if request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY:
+        if request.solving_mode in UNSOLVED_MODES:
             response = record.answer(
                 context, lambda: self._optimize_tours(request, context, record)
             )
@@ -382,16 +385,45 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
     def OptimizeToursLongRunning(  # noqa: N802 (gRPC method name)
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
-        record = _CallRecord.of_tours("OptimizeToursLongRunning", context, request)
-        return self._submit(record, context, lambda jobs: jobs.submit(request))
+        return self.optimize_tours_long_running(request, context, google=False)
 
     def BatchOptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.BatchOptimizeToursRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
+        return self.batch_optimize_tours(request, context, google=False)
+
+    def OptimizeToursUri(  # noqa: N802 (gRPC method name)
+        self, request: pb.OptimizeToursUriRequest, context: grpc.ServicerContext
+    ) -> operations_pb2.Operation:
+        return self.optimize_tours_uri(request, context, google=False)
+
+    # The long-running methods of both services; ``google``: called through Google's service
+    # (rpc.google.service), whose operations carry Google's type URLs.
+
+    def optimize_tours_long_running(
+        self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext, *, google: bool
+    ) -> operations_pb2.Operation:
+        """OptimizeToursLongRunning."""
+        method = _method("OptimizeToursLongRunning", google)
+        record = _CallRecord.of_tours(method, context, request)
+        return self._submit(record, context, lambda jobs: jobs.submit(request, google=google))
+
+    def batch_optimize_tours(
+        self, request: pb.BatchOptimizeToursRequest, context: grpc.ServicerContext, *, google: bool
+    ) -> operations_pb2.Operation:
+        """BatchOptimizeTours."""
         shipments = sum(len(r.model.shipments) for r in request.requests)
         vehicles = sum(len(r.model.vehicles) for r in request.requests)
-        record = _CallRecord("BatchOptimizeTours", context.peer(), shipments, vehicles)
-        return self._submit(record, context, lambda jobs: jobs.submit_batch(request))
+        method = _method("BatchOptimizeTours", google)
+        record = _CallRecord(method, context.peer(), shipments, vehicles)
+        return self._submit(record, context, lambda jobs: jobs.submit_batch(request, google=google))
+
+    def optimize_tours_uri(
+        self, request: pb.OptimizeToursUriRequest, context: grpc.ServicerContext, *, google: bool
+    ) -> operations_pb2.Operation:
+        """OptimizeToursUri."""
+        record = _CallRecord(_method("OptimizeToursUri", google), context.peer(), 0, 0)
+        return self._submit(record, context, lambda jobs: jobs.submit_uri(request, google=google))
 
     def EvaluateDepotLayouts(  # noqa: N802 (gRPC method name)
         self, request: pb.EvaluateDepotLayoutsRequest, context: grpc.ServicerContext
@@ -458,6 +490,11 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
                     f"allow at least {MIN_DEADLINE_MARGIN_S + MIN_SOLVE_BUDGET_S:.2f} s"
                 )
         return budget
+
+
+def _method(name: str, google: bool) -> str:
+    """A method's name in the call log: Google's service's are marked."""
+    return f"google.{name}" if google else name
 
 
 def _progress_event(update: SolveProgress, label: str) -> pb.OptimizeToursProgress:

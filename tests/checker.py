@@ -368,6 +368,8 @@ class _RouteFacts:
     start: float | None = None
     end: float | None = None
     performed: int = 0
+    performed_mandatory: int = 0
+    performed_penalty_sum: float = 0.0
     travel_s: float = 0.0
     wait_s: float = 0.0
     break_s: float = 0.0
@@ -548,6 +550,12 @@ class _Checker:
             start=start,
             end=end,
             performed=len({s for s, _, _ in refs}),
+            performed_mandatory=sum(
+                1 for s in {s for s, _, _ in refs} if model.shipments[s].penalty_cost is None
+            ),
+            performed_penalty_sum=math.fsum(
+                model.shipments[s].penalty_cost or 0.0 for s in {s for s, _, _ in refs}
+            ),
             travel_s=math.fsum(leg[0] for leg in legs),
             wait_s=math.fsum(waits),
             break_s=math.fsum(break_sums),
@@ -743,6 +751,23 @@ class _Checker:
                 where,
                 f"performed_shipment_count is {m.performed_shipment_count}, expected {f.performed}",
             )
+        if m.performed_mandatory_shipment_count != f.performed_mandatory:
+            self.fail(
+                where,
+                f"performed_mandatory_shipment_count is {m.performed_mandatory_shipment_count}, "
+                f"expected {f.performed_mandatory}",
+            )
+        if not math.isclose(
+            m.performed_shipment_penalty_cost_sum,
+            f.performed_penalty_sum,
+            rel_tol=1e-9,
+            abs_tol=1e-9,
+        ):
+            self.fail(
+                where,
+                f"performed_shipment_penalty_cost_sum is {m.performed_shipment_penalty_cost_sum}, "
+                f"expected {f.performed_penalty_sum}",
+            )
         self.check_time(where, "travel_duration_s", m.travel_duration_s, f.travel_s, f.terms)
         self.check_time(where, "wait_duration_s", m.wait_duration_s, f.wait_s, f.terms)
         self.check_time(where, "break_duration_s", m.break_duration_s, f.break_s, f.terms)
@@ -822,6 +847,9 @@ class _Checker:
             label = model.shipments[skipped.index].label
             if skipped.label != label:
                 self.fail(where, f"label is {skipped.label!r}, expected {label!r}")
+            penalty = model.shipments[skipped.index].penalty_cost
+            if skipped.penalty_cost is not None and skipped.penalty_cost != penalty:
+                self.fail(where, f"penalty_cost is {skipped.penalty_cost}, expected {penalty}")
             for j, reason in enumerate(skipped.reasons):
                 example = reason.example_vehicle_index
                 if example is not None and not 0 <= example < len(model.vehicles):
@@ -837,6 +865,8 @@ class _Checker:
         skipped = [model.shipments[s.index] for s in solution.skipped_shipments]
         total = _RouteFacts(
             performed=sum(f.performed for f in used),
+            performed_mandatory=sum(f.performed_mandatory for f in used),
+            performed_penalty_sum=math.fsum(f.performed_penalty_sum for f in used),
             travel_s=math.fsum(f.travel_s for f in used),
             wait_s=math.fsum(f.wait_s for f in used),
             break_s=math.fsum(f.break_s for f in used),

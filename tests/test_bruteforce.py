@@ -184,6 +184,7 @@ def test_brute_force_agrees_with_a_checked_solution() -> None:
     model = line_model((Shipment(deliveries=at("A")), Shipment(deliveries=at("B"))))
     route_metrics = AggregatedMetrics(
         performed_shipment_count=2,
+        performed_mandatory_shipment_count=2,
         travel_duration_s=400,
         total_duration_s=400,
         travel_distance_m=4000,

@@ -48,6 +48,7 @@ def geodesic_case(speed: float) -> Case:
     costs = {"model.vehicles.cost_per_kilometer": 2.0 * D / 1000}
     route_metrics = AggregatedMetrics(
         performed_shipment_count=1,
+        performed_mandatory_shipment_count=1,
         travel_duration_s=travel,
         visit_duration_s=30,
         total_duration_s=travel + 30,

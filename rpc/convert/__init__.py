@@ -27,6 +27,8 @@ from rpc.convert.common import (
 )
 from rpc.convert.model import ModelConverter
 from rpc.convert.request import (
+    REPORTING_MODES,
+    UNSOLVED_MODES,
     convert_or_validate,
     model_violations,
     request_to_engine,
@@ -37,6 +39,8 @@ from rpc.convert.settings import RequestSettings
 from rpc.convert.solution import solution_to_response
 
 __all__ = [
+    "REPORTING_MODES",
+    "UNSOLVED_MODES",
     "FieldConverter",
     "ModelConverter",
     "RequestSettings",

@@ -42,6 +42,8 @@ class ModelConverter(FieldConverter):
         global_end = DEFAULT_GLOBAL_END_TIME if end is None else end
         src_tags = tuple(m.duration_distance_matrix_src_tags)
         dst_tags = tuple(m.duration_distance_matrix_dst_tags)
+        if m.duration_distance_matrices:
+            self.no_locations_with_matrices(m, path)
         return ShipmentModel(
             shipments=each(m.shipments, f"{path}.shipments", self.shipment),
             vehicles=each(
@@ -59,6 +61,20 @@ class ModelConverter(FieldConverter):
             duration_distance_matrix_src_tags=src_tags,
             duration_distance_matrix_dst_tags=dst_tags,
         )
+
+    def no_locations_with_matrices(self, m: pb.ShipmentModel, path: str) -> None:
+        """As in Google's API: with duration_distance_matrices, visits and vehicles are placed
+        by their tags only; a location is an error (it would not be used)."""
+        why = "must not be set when the model has duration_distance_matrices (tags place it)"
+        for i, shipment in enumerate(m.shipments):
+            for kind in ("pickups", "deliveries"):
+                for j, visit in enumerate(getattr(shipment, kind)):
+                    if visit.HasField("arrival_location"):
+                        self.add(f"{path}.shipments[{i}].{kind}[{j}].arrival_location", why)
+        for i, vehicle in enumerate(m.vehicles):
+            for name in ("start_location", "end_location"):
+                if vehicle.HasField(name):
+                    self.add(f"{path}.vehicles[{i}].{name}", why)
 
     def matrix(
         self, m: pb.ShipmentModel.DurationDistanceMatrix, path: str, n_src: int, n_dst: int

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
+from typing import Final
 
 from engine.errors import FieldViolation, InvalidModelError
 from engine.model import ShipmentModel
 from engine.solution import Solution
 from engine.validation import validate_model
 from rpc.convert.model import ModelConverter
-from rpc.convert.settings import RequestSettings, request_settings
+from rpc.convert.settings import DEFAULT_MAX_VALIDATION_ERRORS, RequestSettings, request_settings
+from rpc.google.unknown import UNSUPPORTED, unhonoured_fields
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = [
+    "REPORTING_MODES",
+    "UNSOLVED_MODES",
+    "VALIDATION_CODES",
     "convert_or_validate",
+    "field_reference",
     "model_violations",
     "request_to_engine",
     "solve_result",
+    "validation_code",
     "violations_to_validation_errors",
 ]
 
@@ -34,6 +42,7 @@ def request_to_engine(
     ``max_solver_processes``: the server's cap on ``solver.solver_processes``.
     """
     conv = ModelConverter()
+    conv.violations.extend(unhonoured_fields(request))
     settings = request_settings(conv, request, default_geodesic_meters_per_second)
     cap = max_solver_processes
     if cap is not None and settings.solver_processes > cap:
@@ -76,10 +85,14 @@ def convert_or_validate(
     default_geodesic_meters_per_second: float,
     max_solver_processes: int | None = None,
 ) -> tuple[ShipmentModel, RequestSettings] | pb.OptimizeToursResponse:
-    """The engine model and settings of a request to solve, or, for a ``VALIDATE_ONLY``
-    request, its response (``validation_errors`` lists every problem; empty when valid).
-    Raises :class:`~engine.errors.InvalidModelError` for an invalid request to solve."""
-    validate_only = request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY
+    """The engine model and settings of a request to solve (or, for
+    ``DETECT_SOME_INFEASIBLE_SHIPMENTS``, to pre-check), or the response of a request that is
+    not solved: ``VALIDATE_ONLY`` and ``TRANSFORM_AND_RETURN_REQUEST`` (with the request as
+    ``processed_request``: routeopt transforms nothing). In these modes an invalid request is
+    answered with ``validation_errors`` (at most ``max_validation_errors``); otherwise
+    :class:`~engine.errors.InvalidModelError` is raised."""
+    modes = pb.OptimizeToursRequest
+    validate_only = request.solving_mode in REPORTING_MODES
     try:
         model, settings = request_to_engine(
             request,
@@ -89,12 +102,32 @@ def convert_or_validate(
     except InvalidModelError as exc:
         if not validate_only:
             raise
+        limit = DEFAULT_MAX_VALIDATION_ERRORS
+        if request.HasField("max_validation_errors") and request.max_validation_errors > 0:
+            limit = request.max_validation_errors
         response = pb.OptimizeToursResponse(request_label=request.label)
-        response.validation_errors.extend(violations_to_validation_errors(exc.violations))
+        response.validation_errors.extend(violations_to_validation_errors(exc.violations, limit))
         return response
-    if validate_only:
+    if request.solving_mode == modes.VALIDATE_ONLY:
         return pb.OptimizeToursResponse(request_label=settings.label)
+    if request.solving_mode == modes.TRANSFORM_AND_RETURN_REQUEST:
+        return pb.OptimizeToursResponse(request_label=settings.label, processed_request=request)
     return model, settings
+
+
+REPORTING_MODES: Final = frozenset(
+    {
+        pb.OptimizeToursRequest.VALIDATE_ONLY,
+        pb.OptimizeToursRequest.DETECT_SOME_INFEASIBLE_SHIPMENTS,
+        pb.OptimizeToursRequest.TRANSFORM_AND_RETURN_REQUEST,
+    }
+)
+"""Solving modes that answer an invalid request with ``validation_errors`` (not an error)."""
+
+UNSOLVED_MODES: Final = frozenset(
+    {pb.OptimizeToursRequest.VALIDATE_ONLY, pb.OptimizeToursRequest.TRANSFORM_AND_RETURN_REQUEST}
+)
+"""Solving modes answered without running the engine."""
 
 
 def _self_and_ancestors(path: str) -> list[str]:
@@ -104,10 +137,105 @@ def _self_and_ancestors(path: str) -> list[str]:
 
 
 def violations_to_validation_errors(
-    violations: Iterable[FieldViolation],
+    violations: Iterable[FieldViolation], limit: int | None = None
 ) -> list[pb.OptimizeToursValidationError]:
-    """Violations as the ``validation_errors`` of a VALIDATE_ONLY response."""
-    return [
-        pb.OptimizeToursValidationError(field_path=v.field, error_message=v.description)
-        for v in violations
-    ]
+    """Violations as the ``validation_errors`` of a response (at most ``limit``): Google's
+    ``OptimizeToursValidationError`` (code and display name of the kind of problem, the field
+    as a FieldReference chain, the message) plus routeopt's ``field_path``."""
+    chosen = list(violations)
+    if limit is not None:
+        chosen = chosen[:limit]
+    errors = []
+    for v in chosen:
+        code, name = validation_code(v.field, v.description)
+        error = pb.OptimizeToursValidationError(
+            code=code, display_name=name, error_message=v.description, field_path=v.field
+        )
+        reference = field_reference(v.field)
+        if reference is not None:
+            error.fields.append(reference)
+        errors.append(error)
+    return errors
+
+
+VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
+    (2, "UNSUPPORTED_FIELD", frozenset()),  # rpc.google.unknown
+    (10, "LOCATION_INVALID", frozenset({
+        "arrival_location", "start_location", "end_location", "latitude", "longitude",
+    })),
+    (20, "TIME_INVALID", frozenset({
+        "time_windows", "start_time_windows", "end_time_windows", "start_time", "end_time",
+        "soft_start_time", "soft_end_time", "global_start_time", "global_end_time",
+    })),
+    (30, "DURATION_INVALID", frozenset({"duration", "timeout", "max_duration"})),
+    (40, "LOAD_INVALID", frozenset({"load_demands", "load_limits", "amount", "max_load"})),
+    (50, "MATRIX_INVALID", frozenset({
+        "duration_distance_matrices", "duration_distance_matrix_src_tags",
+        "duration_distance_matrix_dst_tags", "tags", "start_tags", "end_tags", "rows",
+        "durations", "meters", "vehicle_start_tag",
+    })),
+    (60, "VEHICLE_INDEX_INVALID", frozenset({"allowed_vehicle_indices"})),
+    (70, "COST_INVALID", frozenset({
+        "cost_per_hour", "cost_per_traveled_hour", "cost_per_kilometer", "fixed_cost",
+        "penalty_cost", "cost_per_hour_before_soft_start_time",
+        "cost_per_hour_after_soft_end_time", "travel_duration_multiple",
+    })),
+    (80, "BREAK_INVALID", frozenset({
+        "break_rule", "break_requests", "earliest_start_time", "latest_start_time", "min_duration",
+    })),
+    (90, "DISTANCE_LIMIT_INVALID", frozenset({"route_distance_limit", "max_meters"})),
+    (100, "SOLVER_SETTINGS_INVALID", frozenset({
+        "solver", "backend", "solver_processes", "random_seed", "iteration_limit",
+    })),
+    (110, "REQUEST_SETTING_INVALID", frozenset({
+        "parent", "search_mode", "solving_mode", "geodesic_meters_per_second",
+        "max_validation_errors", "progress_routes_interval", "requests", "model_configs",
+    })),
+)  # fmt: skip
+"""routeopt's validation error codes (Google's ``OptimizeToursValidationError.code`` and
+``display_name``): the kind of problem, from the innermost field of the path that names one.
+Anything else is 1, ``INVALID_FIELD``; a field routeopt does not honour is 2."""
+
+
+def validation_code(path: str, description: str = "") -> tuple[int, str]:
+    """The code and display name of a violation at ``path``."""
+    if description.startswith(UNSUPPORTED):
+        return 2, "UNSUPPORTED_FIELD"
+    names = [part for part in re.split(r"[.\[]", path) if part and not part.endswith("]")]
+    for name in reversed(names):
+        for code, display, fields in VALIDATION_CODES:
+            if name in fields:
+                return code, display
+    return 1, "INVALID_FIELD"
+
+
+_SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[^\]]*\])*)")
+
+
+def field_reference(path: str) -> pb.OptimizeToursValidationError.FieldReference | None:
+    """``model.shipments[3].load_demands[kg]`` as Google's FieldReference chain (an index per
+    ``[n]``, a key per ``[text]``); None for an empty path."""
+    refs: list[pb.OptimizeToursValidationError.FieldReference] = []
+    for part in path.split(".") if path else ():
+        match = _SEGMENT.fullmatch(part)
+        if match is None:  # a map key with a dot in it: keep the rest as one name
+            refs.append(pb.OptimizeToursValidationError.FieldReference(name=part))
+            continue
+        name, brackets = match.groups()
+        subscripts = re.findall(r"\[([^\]]*)\]", brackets)
+        ref = pb.OptimizeToursValidationError.FieldReference(name=name)
+        refs.append(ref)
+        for k, sub in enumerate(subscripts):
+            target = ref if k == 0 else refs[-1]
+            if k > 0:  # a[1][2]: a nested list, the second subscript on an unnamed field
+                target = pb.OptimizeToursValidationError.FieldReference(name=name)
+                refs.append(target)
+            if sub.isdigit():
+                target.index = int(sub)
+            else:
+                target.key = sub
+    if not refs:
+        return None
+    for outer, inner in zip(reversed(refs[:-1]), reversed(refs[1:]), strict=True):
+        outer.sub_field.CopyFrom(inner)
+    return refs[0]

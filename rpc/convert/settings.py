@@ -3,21 +3,48 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from typing import Final
 
 from engine.backends import BACKENDS
 from engine.options import SearchMode, SolveOptions
 from rpc.convert.common import FieldConverter
 from rpc.pb import route_optimization_service_pb2 as pb
 
-__all__ = ["RequestSettings", "request_settings"]
+__all__ = [
+    "DEFAULT_MAX_VALIDATION_ERRORS",
+    "RequestSettings",
+    "check_parent",
+    "request_settings",
+]
 
 _SEARCH_MODES = {
     pb.OptimizeToursRequest.SEARCH_MODE_UNSPECIFIED: SearchMode.RETURN_FAST,
     pb.OptimizeToursRequest.RETURN_FAST: SearchMode.RETURN_FAST,
     pb.OptimizeToursRequest.CONSUME_ALL_AVAILABLE_TIME: SearchMode.CONSUME_ALL_AVAILABLE_TIME,
 }
-_SOLVING_MODES = (pb.OptimizeToursRequest.DEFAULT_SOLVE, pb.OptimizeToursRequest.VALIDATE_ONLY)
+_SOLVING_MODES = (
+    pb.OptimizeToursRequest.DEFAULT_SOLVE,
+    pb.OptimizeToursRequest.VALIDATE_ONLY,
+    pb.OptimizeToursRequest.DETECT_SOME_INFEASIBLE_SHIPMENTS,
+    pb.OptimizeToursRequest.TRANSFORM_AND_RETURN_REQUEST,
+)
+
+DEFAULT_MAX_VALIDATION_ERRORS: Final = 100
+"""``max_validation_errors`` when the request leaves it unset."""
+
+PARENT_PATTERN: Final = re.compile(r"projects/[^/]+(/locations/[^/]+)?")
+"""What ``parent`` may be (besides empty): Google's project or location name."""
+
+
+def check_parent(conv: FieldConverter, parent: str, path: str = "parent") -> None:
+    """Record a violation unless ``parent`` is empty or ``projects/P[/locations/L]``."""
+    if parent and PARENT_PATTERN.fullmatch(parent) is None:
+        conv.add(
+            path,
+            f"must be projects/PROJECT or projects/PROJECT/locations/LOCATION, got {parent!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -35,6 +62,8 @@ class RequestSettings:
     label: str
     geodesic_meters_per_second: float
     populate_polylines: bool
+    solving_mode: int = pb.OptimizeToursRequest.DEFAULT_SOLVE
+    max_validation_errors: int = DEFAULT_MAX_VALIDATION_ERRORS
     use_geodesic_distances: bool = False
     backend: str = "auto"
     solver_processes: int = 0
@@ -55,6 +84,9 @@ class RequestSettings:
             solver_processes=self.solver_processes or default_solver_processes,
             seed=self.random_seed,
             iteration_limit=self.iteration_limit,
+            precheck_only=(
+                self.solving_mode == pb.OptimizeToursRequest.DETECT_SOME_INFEASIBLE_SHIPMENTS
+            ),
         )
 
 
@@ -75,6 +107,16 @@ def request_settings(
         conv.add("search_mode", f"unknown value {request.search_mode}")
     if request.solving_mode not in _SOLVING_MODES:
         conv.add("solving_mode", f"unknown value {request.solving_mode}")
+    check_parent(conv, request.parent)
+    max_errors = DEFAULT_MAX_VALIDATION_ERRORS
+    if request.HasField("max_validation_errors"):
+        if request.max_validation_errors > 0:
+            max_errors = request.max_validation_errors
+        else:
+            conv.add(
+                "max_validation_errors",
+                f"must be positive when set, got {request.max_validation_errors}",
+            )
     speed = default_geodesic_meters_per_second
     if request.HasField("geodesic_meters_per_second"):
         value = request.geodesic_meters_per_second
@@ -97,8 +139,10 @@ def request_settings(
         search_mode=search_mode or SearchMode.RETURN_FAST,
         validate_only=request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY,
         label=request.label,
+        solving_mode=request.solving_mode,
+        max_validation_errors=max_errors,
         geodesic_meters_per_second=speed,
-        populate_polylines=request.populate_polylines,
+        populate_polylines=request.populate_polylines or request.populate_transition_polylines,
         use_geodesic_distances=request.use_geodesic_distances,
         backend=backend,
         solver_processes=max(0, solver.solver_processes),

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-from engine.solution import AggregatedMetrics, Route, SkippedShipment, Solution, Transition, Visit
+from engine.solution import (
+    AggregatedMetrics,
+    Route,
+    SkippedShipment,
+    SkipReasonCode,
+    Solution,
+    Transition,
+    Visit,
+)
+from engine.solve import PRECHECK_BACKEND
 from rpc.convert.common import seconds_to_duration, seconds_to_timestamp
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = ["solution_to_response"]
 
+_SEARCH_SKIPS = frozenset(
+    {SkipReasonCode.NOT_WORTH_ITS_PENALTY_OR_NO_ROOM, SkipReasonCode.ZERO_PENALTY_COST}
+)
+"""Reasons that the search (not the pre-check) gives: no proof of infeasibility."""
+
 
 def solution_to_response(solution: Solution, *, request_label: str) -> pb.OptimizeToursResponse:
     """The OptimizeTours response for an engine solution."""
     response = pb.OptimizeToursResponse(request_label=request_label)
+    if solution.backend == PRECHECK_BACKEND:  # DETECT_SOME_INFEASIBLE_SHIPMENTS
+        for skipped in solution.skipped_shipments:
+            if any(r.code not in _SEARCH_SKIPS for r in skipped.reasons):
+                _fill_skipped(response.skipped_shipments.add(), skipped)
+        return response
     for route in solution.routes:
         _fill_route(response.routes.add(), route)
     for skipped in solution.skipped_shipments:
@@ -92,9 +111,13 @@ def _fill_transition(out: pb.ShipmentRoute.Transition, t: Transition) -> None:
 
 def _fill_aggregated(out: pb.AggregatedMetrics, m: AggregatedMetrics) -> None:
     out.performed_shipment_count = m.performed_shipment_count
+    out.performed_mandatory_shipment_count = m.performed_mandatory_shipment_count
+    out.performed_shipment_penalty_cost_sum = m.performed_shipment_penalty_cost_sum
     out.travel_duration.CopyFrom(seconds_to_duration(m.travel_duration_s))
     out.wait_duration.CopyFrom(seconds_to_duration(m.wait_duration_s))
-    out.delay_duration.CopyFrom(seconds_to_duration(m.delay_duration_s))
+    # The engine's delay is lateness after soft end times: routeopt's late_duration. Google's
+    # delay_duration (transition delays) stays zero: routeopt supports no transition delays.
+    out.late_duration.CopyFrom(seconds_to_duration(m.delay_duration_s))
     out.break_duration.CopyFrom(seconds_to_duration(m.break_duration_s))
     out.visit_duration.CopyFrom(seconds_to_duration(m.visit_duration_s))
     out.total_duration.CopyFrom(seconds_to_duration(m.total_duration_s))
@@ -106,6 +129,8 @@ def _fill_aggregated(out: pb.AggregatedMetrics, m: AggregatedMetrics) -> None:
 def _fill_skipped(out: pb.SkippedShipment, skipped: SkippedShipment) -> None:
     out.index = skipped.index
     out.label = skipped.label
+    if skipped.penalty_cost is not None:
+        out.penalty_cost = skipped.penalty_cost
     for reason in skipped.reasons:
         r = out.reasons.add(
             code=pb.SkippedShipment.Reason.Code.Value(reason.code.name),

@@ -1,7 +1,7 @@
 """The ListOperations filter grammar (:func:`parse_filter`) and paging (:func:`parse_page`).
 
 ``state=RUNNING``, ``state=QUEUED OR state=RUNNING``, ``done=true``, ``batch=operations/…``,
-``kind=batch|tours|layouts``; terms on different keys joined by ``AND``, ``OR`` only between
+``kind=batch|tours|layouts|uri``; terms on different keys joined by ``AND``, ``OR`` only between
 terms on one key (``state`` or ``done``). A filter that cannot be understood raises
 :class:`~rpc.errors.FilterError` (INVALID_ARGUMENT).
 """
@@ -25,7 +25,7 @@ __all__ = [
     "parse_page",
 ]
 
-KINDS: Final = ("tours", "batch", "layouts")
+KINDS: Final = ("tours", "batch", "layouts", "uri")
 """The values of ``kind=``."""
 
 DEFAULT_PAGE_SIZE: Final = 50

@@ -50,6 +50,7 @@ from engine.options import AUTO_SOLVER_PROCESSES
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from rpc.errors import NotFinishedError, OperationNotFoundError
+from rpc.google.storage import Storage
 from rpc.operations.filter import parse_filter, parse_page
 from rpc.operations.kinds import (
     BatchKind,
@@ -58,6 +59,7 @@ from rpc.operations.kinds import (
     OperationSettings,
     Running,
     SolveKind,
+    UriKind,
 )
 from rpc.operations.kinds.base import Cancellable, error_bytes, job_state, new_name, status_bytes
 from rpc.operations.store import (
@@ -105,6 +107,7 @@ class JobManager:
         max_solver_processes: int | None = None,
         roads: RoadContext | None = None,
         layout_workers: int = 1,
+        storage: Storage | None = None,
     ) -> None:
         if not retention_s > 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
@@ -130,12 +133,14 @@ class JobManager:
             layout_workers=max(1, layout_workers),
             progress_every_s=progress_every_s,
             solutions_every_s=solutions_every_s,
+            storage=storage or Storage(None),
         )
         self._tours = SolveKind(self, settings)
         self._batch = BatchKind(self, settings, self._tours)
         self._layouts = LayoutsKind(self, settings)
+        self._uri = UriKind(self, settings)
         self._kinds: dict[str, OperationKind] = {
-            kind.kind: kind for kind in (self._tours, self._batch, self._layouts)
+            kind.kind: kind for kind in (self._tours, self._batch, self._layouts, self._uri)
         }
 
     @property
@@ -233,16 +238,33 @@ class JobManager:
                 f"{waiting} operations are queued or running (at most {self.max_jobs}); retry later"
             )
 
-    def submit(self, request: pb.OptimizeToursRequest) -> operations_pb2.Operation:
-        """Validate and store ``request``; returns its operation (queued)."""
+    def submit(
+        self, request: pb.OptimizeToursRequest, *, google: bool = False
+    ) -> operations_pb2.Operation:
+        """Validate and store ``request``; returns its operation (queued). ``google``: made
+        through Google's service (the operation is named under the request's parent and
+        carries Google's type URLs)."""
         self._tours.check(request)
-        job = NewJob(new_name(), self._tours.kind, request.label, request.SerializeToString())
+        name = new_name(request.parent if google else None)
+        job = NewJob(name, self._tours.kind, request.label, request.SerializeToString())
         self._store_and_queue([job], [job])
         return self.get(job.name)
 
-    def submit_batch(self, request: pb.BatchOptimizeToursRequest) -> operations_pb2.Operation:
+    def submit_uri(
+        self, request: pb.OptimizeToursUriRequest, *, google: bool = False
+    ) -> operations_pb2.Operation:
+        """Validate an OptimizeToursUri call (its request file too) and store it."""
+        self._uri.check_uri(request)
+        name = new_name(request.parent if google else None)
+        job = NewJob(name, self._uri.kind, "", request.SerializeToString())
+        self._store_and_queue([job], [job])
+        return self.get(job.name)
+
+    def submit_batch(
+        self, request: pb.BatchOptimizeToursRequest, *, google: bool = False
+    ) -> operations_pb2.Operation:
         """Validate every request of the batch (all problems at once) and store them."""
-        batch, items = self._batch.new_jobs(request)
+        batch, items = self._batch.new_jobs(request, request.parent if google else None)
         self._store_and_queue([batch, *items], items)
         return self.get(batch.name)
 

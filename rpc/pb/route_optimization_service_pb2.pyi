@@ -3,11 +3,16 @@
 isort:skip_file
 routeopt API, version 1.
 
-Modelled on Google's Route Optimization API (google.maps.routeoptimization.v1):
-where a concept exists in both, the message and field names and their
-meaning are the same, so a client written for Google's API needs little
-more than a new endpoint. Fields that Google's API has and routeopt does not
-(yet) are simply absent; routeopt-only fields are marked as such.
+Wire-identical to Google's Route Optimization API
+(google.maps.routeoptimization.v1) where the two share a message: the same
+message and field names, field numbers, types and meaning. routeopt-only
+fields are marked as such and take numbers Google does not use (100 and
+up). The server also serves Google's service
+(google.maps.routeoptimization.v1.RouteOptimization) on these messages, so
+Google's client libraries work against it unchanged. A field of Google's API
+that routeopt does not support is absent here, and a request that sets it
+(or any field unknown to this schema) is INVALID_ARGUMENT naming the field:
+nothing is silently dropped.
 
 Units and conventions
 - Time is absolute (google.protobuf.Timestamp) or a google.protobuf.Duration.
@@ -75,6 +80,30 @@ CANCELLED: JobState.ValueType  # 5
 the error is CANCELLED when there was none.
 """
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
+
+class _DataFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DataFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DataFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DATA_FORMAT_UNSPECIFIED: _DataFormat.ValueType  # 0
+    """Not allowed."""
+    JSON: _DataFormat.ValueType  # 1
+    """The protobuf JSON mapping (json_name or proto field names)."""
+    PROTO_TEXT: _DataFormat.ValueType  # 2
+    """The protobuf text format."""
+
+class DataFormat(_DataFormat, metaclass=_DataFormatEnumTypeWrapper):
+    """How a file is encoded."""
+
+DATA_FORMAT_UNSPECIFIED: DataFormat.ValueType  # 0
+"""Not allowed."""
+JSON: DataFormat.ValueType  # 1
+"""The protobuf JSON mapping (json_name or proto field names)."""
+PROTO_TEXT: DataFormat.ValueType  # 2
+"""The protobuf text format."""
+Global___DataFormat: _TypeAlias = DataFormat  # noqa: Y015
 
 @_typing.final
 class ComputeMatrixRequest(_message.Message):
@@ -255,6 +284,17 @@ class OptimizeToursRequest(_message.Message):
         """Only validate the model: the response has no routes; problems are
         returned in `validation_errors` instead of an INVALID_ARGUMENT status.
         """
+        DETECT_SOME_INFEASIBLE_SHIPMENTS: OptimizeToursRequest._SolvingMode.ValueType  # 2
+        """Validate (as VALIDATE_ONLY) and, when the request is valid, list in
+        `skipped_shipments` the shipments routeopt's pre-check proves
+        infeasible (no vehicle can serve them even alone), with their reasons.
+        No search runs and the response has no routes.
+        """
+        TRANSFORM_AND_RETURN_REQUEST: OptimizeToursRequest._SolvingMode.ValueType  # 3
+        """Validate (as VALIDATE_ONLY) and return the request as routeopt will
+        solve it in `processed_request`. routeopt supports no
+        ShipmentModel.objectives, so the request is returned unchanged.
+        """
 
     class SolvingMode(_SolvingMode, metaclass=_SolvingModeEnumTypeWrapper):
         """What to do with the request."""
@@ -265,7 +305,20 @@ class OptimizeToursRequest(_message.Message):
     """Only validate the model: the response has no routes; problems are
     returned in `validation_errors` instead of an INVALID_ARGUMENT status.
     """
+    DETECT_SOME_INFEASIBLE_SHIPMENTS: OptimizeToursRequest.SolvingMode.ValueType  # 2
+    """Validate (as VALIDATE_ONLY) and, when the request is valid, list in
+    `skipped_shipments` the shipments routeopt's pre-check proves
+    infeasible (no vehicle can serve them even alone), with their reasons.
+    No search runs and the response has no routes.
+    """
+    TRANSFORM_AND_RETURN_REQUEST: OptimizeToursRequest.SolvingMode.ValueType  # 3
+    """Validate (as VALIDATE_ONLY) and return the request as routeopt will
+    solve it in `processed_request`. routeopt supports no
+    ShipmentModel.objectives, so the request is returned unchanged.
+    """
 
+    PARENT_FIELD_NUMBER: _builtins.int
+    MAX_VALIDATION_ERRORS_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
     SEARCH_MODE_FIELD_NUMBER: _builtins.int
@@ -274,8 +327,24 @@ class OptimizeToursRequest(_message.Message):
     USE_GEODESIC_DISTANCES_FIELD_NUMBER: _builtins.int
     GEODESIC_METERS_PER_SECOND_FIELD_NUMBER: _builtins.int
     POPULATE_POLYLINES_FIELD_NUMBER: _builtins.int
+    POPULATE_TRANSITION_POLYLINES_FIELD_NUMBER: _builtins.int
+    ALLOW_LARGE_DEADLINE_DESPITE_INTERRUPTION_RISK_FIELD_NUMBER: _builtins.int
     SOLVER_FIELD_NUMBER: _builtins.int
     PROGRESS_ROUTES_INTERVAL_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """Google's project or location the request is made for (for example
+    "projects/my-project" or "projects/my-project/locations/europe-west1").
+    Optional; when set it must have that form. routeopt serves one tenant
+    per server and does not use it, except that the operations of
+    long-running calls made with a parent are named under it
+    ("projects/my-project/operations/...").
+    """
+    max_validation_errors: _builtins.int
+    """With VALIDATE_ONLY, DETECT_SOME_INFEASIBLE_SHIPMENTS and
+    TRANSFORM_AND_RETURN_REQUEST: at most this many `validation_errors`;
+    positive. Unset: 100. (For solves, invalid requests are answered with
+    INVALID_ARGUMENT listing every problem.)
+    """
     search_mode: Global___OptimizeToursRequest.SearchMode.ValueType
     """How to use the time budget."""
     solving_mode: Global___OptimizeToursRequest.SolvingMode.ValueType
@@ -298,6 +367,15 @@ class OptimizeToursRequest(_message.Message):
     """If true, routes and transitions carry their road geometry as encoded
     polylines. Only routes over the server's road network have geometry; with
     geodesic distances or client matrices the polylines stay empty.
+    """
+    populate_transition_polylines: _builtins.bool
+    """As in Google's API: transitions carry their road geometry
+    (Transition.route_polyline). routeopt draws the whole route then, so the
+    routes' polylines come too; populate_polylines alone fills both as well.
+    """
+    allow_large_deadline_despite_interruption_risk: _builtins.bool
+    """Google lifts its 30-minute deadline cap with this; routeopt has no such
+    cap, so it is accepted and changes nothing.
     """
     @_builtins.property
     def model(self) -> Global___ShipmentModel:
@@ -324,6 +402,8 @@ class OptimizeToursRequest(_message.Message):
     def __init__(
         self,
         *,
+        parent: _builtins.str = ...,
+        max_validation_errors: _builtins.int | None = ...,
         model: Global___ShipmentModel | None = ...,
         timeout: _duration_pb2.Duration | None = ...,
         search_mode: Global___OptimizeToursRequest.SearchMode.ValueType = ...,
@@ -332,16 +412,23 @@ class OptimizeToursRequest(_message.Message):
         use_geodesic_distances: _builtins.bool = ...,
         geodesic_meters_per_second: _builtins.float | None = ...,
         populate_polylines: _builtins.bool = ...,
+        populate_transition_polylines: _builtins.bool = ...,
+        allow_large_deadline_despite_interruption_risk: _builtins.bool = ...,
         solver: Global___SolverSettings | None = ...,
         progress_routes_interval: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "model", b"model", "progress_routes_interval", b"progress_routes_interval", "solver", b"solver", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "_max_validation_errors", b"_max_validation_errors", "geodesic_meters_per_second", b"geodesic_meters_per_second", "max_validation_errors", b"max_validation_errors", "model", b"model", "progress_routes_interval", b"progress_routes_interval", "solver", b"solver", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "model", b"model", "populate_polylines", b"populate_polylines", "progress_routes_interval", b"progress_routes_interval", "search_mode", b"search_mode", "solver", b"solver", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "_max_validation_errors", b"_max_validation_errors", "allow_large_deadline_despite_interruption_risk", b"allow_large_deadline_despite_interruption_risk", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "max_validation_errors", b"max_validation_errors", "model", b"model", "parent", b"parent", "populate_polylines", b"populate_polylines", "populate_transition_polylines", b"populate_transition_polylines", "progress_routes_interval", b"progress_routes_interval", "search_mode", b"search_mode", "solver", b"solver", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["geodesic_meters_per_second"]  # noqa: Y015
     _WhichOneofArgType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second"]  # noqa: Y015
+    _WhichOneofReturnType__max_validation_errors: _TypeAlias = _typing.Literal["max_validation_errors"]  # noqa: Y015
+    _WhichOneofArgType__max_validation_errors: _TypeAlias = _typing.Literal["_max_validation_errors", b"_max_validation_errors"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__geodesic_meters_per_second) -> _WhichOneofReturnType__geodesic_meters_per_second | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_validation_errors) -> _WhichOneofReturnType__max_validation_errors | None: ...
 
 Global___OptimizeToursRequest: _TypeAlias = OptimizeToursRequest  # noqa: Y015
 
@@ -479,6 +566,7 @@ class OptimizeToursResponse(_message.Message):
     REQUEST_LABEL_FIELD_NUMBER: _builtins.int
     SKIPPED_SHIPMENTS_FIELD_NUMBER: _builtins.int
     VALIDATION_ERRORS_FIELD_NUMBER: _builtins.int
+    PROCESSED_REQUEST_FIELD_NUMBER: _builtins.int
     METRICS_FIELD_NUMBER: _builtins.int
     SOLVE_INFO_FIELD_NUMBER: _builtins.int
     request_label: _builtins.str
@@ -493,7 +581,14 @@ class OptimizeToursResponse(_message.Message):
 
     @_builtins.property
     def validation_errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptimizeToursValidationError]:
-        """Problems found in a VALIDATE_ONLY request."""
+        """Problems found in a VALIDATE_ONLY (or DETECT_SOME_INFEASIBLE_SHIPMENTS,
+        TRANSFORM_AND_RETURN_REQUEST) request, at most
+        `max_validation_errors`.
+        """
+
+    @_builtins.property
+    def processed_request(self) -> Global___OptimizeToursRequest:
+        """TRANSFORM_AND_RETURN_REQUEST: the request as it is solved."""
 
     @_builtins.property
     def metrics(self) -> Global___OptimizeToursResponse.Metrics:
@@ -510,12 +605,13 @@ class OptimizeToursResponse(_message.Message):
         request_label: _builtins.str = ...,
         skipped_shipments: _abc.Iterable[Global___SkippedShipment] | None = ...,
         validation_errors: _abc.Iterable[Global___OptimizeToursValidationError] | None = ...,
+        processed_request: Global___OptimizeToursRequest | None = ...,
         metrics: Global___OptimizeToursResponse.Metrics | None = ...,
         solve_info: Global___SolveInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "solve_info", b"solve_info"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "processed_request", b"processed_request", "solve_info", b"solve_info"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "request_label", b"request_label", "routes", b"routes", "skipped_shipments", b"skipped_shipments", "solve_info", b"solve_info", "validation_errors", b"validation_errors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "processed_request", b"processed_request", "request_label", b"request_label", "routes", b"routes", "skipped_shipments", b"skipped_shipments", "solve_info", b"solve_info", "validation_errors", b"validation_errors"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -848,6 +944,7 @@ class Shipment(_message.Message):
     PENALTY_COST_FIELD_NUMBER: _builtins.int
     ALLOWED_VEHICLE_INDICES_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     penalty_cost: _builtins.float
     """Cost of not performing the shipment. Unset: the shipment is mandatory.
     When a mandatory shipment cannot be performed it is still skipped (with
@@ -855,6 +952,8 @@ class Shipment(_message.Message):
     """
     label: _builtins.str
     """Label returned in Visit.shipment_label and SkippedShipment.label."""
+    display_name: _builtins.str
+    """Name of the shipment for people; accepted and not used."""
     @_builtins.property
     def pickups(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment.VisitRequest]:
         """Pickup alternatives: exactly one of them is performed."""
@@ -880,10 +979,11 @@ class Shipment(_message.Message):
         penalty_cost: _builtins.float | None = ...,
         allowed_vehicle_indices: _abc.Iterable[_builtins.int] | None = ...,
         label: _builtins.str = ...,
+        display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "penalty_cost", b"penalty_cost"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "allowed_vehicle_indices", b"allowed_vehicle_indices", "deliveries", b"deliveries", "label", b"label", "load_demands", b"load_demands", "penalty_cost", b"penalty_cost", "pickups", b"pickups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "allowed_vehicle_indices", b"allowed_vehicle_indices", "deliveries", b"deliveries", "display_name", b"display_name", "label", b"label", "load_demands", b"load_demands", "penalty_cost", b"penalty_cost", "pickups", b"pickups"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__penalty_cost: _TypeAlias = _typing.Literal["penalty_cost"]  # noqa: Y015
     _WhichOneofArgType__penalty_cost: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost"]  # noqa: Y015
@@ -1005,28 +1105,6 @@ class Vehicle(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     @_typing.final
-    class DistanceLimit(_message.Message):
-        """A limit on the distance travelled by a route."""
-
-        DESCRIPTOR: _descriptor.Descriptor
-
-        MAX_METERS_FIELD_NUMBER: _builtins.int
-        max_meters: _builtins.int
-        """Hard maximum in meters."""
-        def __init__(
-            self,
-            *,
-            max_meters: _builtins.int | None = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["_max_meters", b"_max_meters", "max_meters", b"max_meters"]  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_meters", b"_max_meters", "max_meters", b"max_meters"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        _WhichOneofReturnType__max_meters: _TypeAlias = _typing.Literal["max_meters"]  # noqa: Y015
-        _WhichOneofArgType__max_meters: _TypeAlias = _typing.Literal["_max_meters", b"_max_meters"]  # noqa: Y015
-        def WhichOneof(self, oneof_group: _WhichOneofArgType__max_meters) -> _WhichOneofReturnType__max_meters | None: ...
-
-    @_typing.final
     class LoadLimitsEntry(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
 
@@ -1063,6 +1141,7 @@ class Vehicle(_message.Message):
     ROUTE_DISTANCE_LIMIT_FIELD_NUMBER: _builtins.int
     BREAK_RULE_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     travel_duration_multiple: _builtins.float
     """Multiplier of travel durations for this vehicle (for example 1.2 for a
     slower truck); must be positive. Unset: 1.
@@ -1077,6 +1156,8 @@ class Vehicle(_message.Message):
     """Cost paid once if the vehicle performs at least one visit."""
     label: _builtins.str
     """Label returned in ShipmentRoute.vehicle_label."""
+    display_name: _builtins.str
+    """Name of the vehicle for people; accepted and not used."""
     @_builtins.property
     def start_location(self) -> _latlng_pb2.LatLng:
         """Where the vehicle starts. Unset: at its first visit."""
@@ -1114,7 +1195,7 @@ class Vehicle(_message.Message):
         """Limit on the route duration."""
 
     @_builtins.property
-    def route_distance_limit(self) -> Global___Vehicle.DistanceLimit:
+    def route_distance_limit(self) -> Global___DistanceLimit:
         """Limit on the route distance."""
 
     @_builtins.property
@@ -1137,19 +1218,44 @@ class Vehicle(_message.Message):
         cost_per_kilometer: _builtins.float = ...,
         fixed_cost: _builtins.float = ...,
         route_duration_limit: Global___Vehicle.DurationLimit | None = ...,
-        route_distance_limit: Global___Vehicle.DistanceLimit | None = ...,
+        route_distance_limit: Global___DistanceLimit | None = ...,
         break_rule: Global___BreakRule | None = ...,
         label: _builtins.str = ...,
+        display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "fixed_cost", b"fixed_cost", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "fixed_cost", b"fixed_cost", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__travel_duration_multiple: _TypeAlias = _typing.Literal["travel_duration_multiple"]  # noqa: Y015
     _WhichOneofArgType__travel_duration_multiple: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__travel_duration_multiple) -> _WhichOneofReturnType__travel_duration_multiple | None: ...
 
 Global___Vehicle: _TypeAlias = Vehicle  # noqa: Y015
+
+@_typing.final
+class DistanceLimit(_message.Message):
+    """A limit on the distance travelled by a route."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_METERS_FIELD_NUMBER: _builtins.int
+    max_meters: _builtins.int
+    """Hard maximum in meters."""
+    def __init__(
+        self,
+        *,
+        max_meters: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_meters", b"_max_meters", "max_meters", b"max_meters"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_meters", b"_max_meters", "max_meters", b"max_meters"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_meters: _TypeAlias = _typing.Literal["max_meters"]  # noqa: Y015
+    _WhichOneofArgType__max_meters: _TypeAlias = _typing.Literal["_max_meters", b"_max_meters"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_meters) -> _WhichOneofReturnType__max_meters | None: ...
+
+Global___DistanceLimit: _TypeAlias = DistanceLimit  # noqa: Y015
 
 @_typing.final
 class BreakRule(_message.Message):
@@ -1561,6 +1667,8 @@ class AggregatedMetrics(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     PERFORMED_SHIPMENT_COUNT_FIELD_NUMBER: _builtins.int
+    PERFORMED_MANDATORY_SHIPMENT_COUNT_FIELD_NUMBER: _builtins.int
+    PERFORMED_SHIPMENT_PENALTY_COST_SUM_FIELD_NUMBER: _builtins.int
     TRAVEL_DURATION_FIELD_NUMBER: _builtins.int
     WAIT_DURATION_FIELD_NUMBER: _builtins.int
     DELAY_DURATION_FIELD_NUMBER: _builtins.int
@@ -1569,8 +1677,13 @@ class AggregatedMetrics(_message.Message):
     TOTAL_DURATION_FIELD_NUMBER: _builtins.int
     TRAVEL_DISTANCE_METERS_FIELD_NUMBER: _builtins.int
     MAX_LOADS_FIELD_NUMBER: _builtins.int
+    LATE_DURATION_FIELD_NUMBER: _builtins.int
     performed_shipment_count: _builtins.int
     """Number of shipments performed (a pickup-and-delivery pair counts once)."""
+    performed_mandatory_shipment_count: _builtins.int
+    """Number of performed shipments without a penalty_cost (mandatory ones)."""
+    performed_shipment_penalty_cost_sum: _builtins.float
+    """Sum of the penalty_cost of the performed shipments that have one."""
     travel_distance_meters: _builtins.float
     @_builtins.property
     def travel_duration(self) -> _duration_pb2.Duration: ...
@@ -1578,7 +1691,10 @@ class AggregatedMetrics(_message.Message):
     def wait_duration(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def delay_duration(self) -> _duration_pb2.Duration:
-        """Time by which visits start after their soft end time, summed."""
+        """As in Google's API: the sum of the transitions' delays
+        (TransitionAttributes.delay); routeopt supports no transition delays, so
+        always zero (unset). Lateness after soft end times is `late_duration`.
+        """
 
     @_builtins.property
     def break_duration(self) -> _duration_pb2.Duration: ...
@@ -1588,16 +1704,25 @@ class AggregatedMetrics(_message.Message):
 
     @_builtins.property
     def total_duration(self) -> _duration_pb2.Duration:
-        """travel + wait + break + visit."""
+        """travel + wait + delay + break + visit (as in Google's API)."""
 
     @_builtins.property
     def max_loads(self) -> _containers.MessageMap[_builtins.str, Global___ShipmentRoute.VehicleLoad]:
         """Largest load on board at any time, per load type."""
 
+    @_builtins.property
+    def late_duration(self) -> _duration_pb2.Duration:
+        """routeopt only: time by which visits start after their soft end time,
+        summed (what routeopt reported as delay_duration before it took
+        Google's meaning).
+        """
+
     def __init__(
         self,
         *,
         performed_shipment_count: _builtins.int = ...,
+        performed_mandatory_shipment_count: _builtins.int | None = ...,
+        performed_shipment_penalty_cost_sum: _builtins.float | None = ...,
         travel_duration: _duration_pb2.Duration | None = ...,
         wait_duration: _duration_pb2.Duration | None = ...,
         delay_duration: _duration_pb2.Duration | None = ...,
@@ -1606,12 +1731,20 @@ class AggregatedMetrics(_message.Message):
         total_duration: _duration_pb2.Duration | None = ...,
         travel_distance_meters: _builtins.float = ...,
         max_loads: _abc.Mapping[_builtins.str, Global___ShipmentRoute.VehicleLoad] | None = ...,
+        late_duration: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "total_duration", b"total_duration", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_performed_mandatory_shipment_count", b"_performed_mandatory_shipment_count", "_performed_shipment_penalty_cost_sum", b"_performed_shipment_penalty_cost_sum", "break_duration", b"break_duration", "delay_duration", b"delay_duration", "late_duration", b"late_duration", "performed_mandatory_shipment_count", b"performed_mandatory_shipment_count", "performed_shipment_penalty_cost_sum", b"performed_shipment_penalty_cost_sum", "total_duration", b"total_duration", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "max_loads", b"max_loads", "performed_shipment_count", b"performed_shipment_count", "total_duration", b"total_duration", "travel_distance_meters", b"travel_distance_meters", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_performed_mandatory_shipment_count", b"_performed_mandatory_shipment_count", "_performed_shipment_penalty_cost_sum", b"_performed_shipment_penalty_cost_sum", "break_duration", b"break_duration", "delay_duration", b"delay_duration", "late_duration", b"late_duration", "max_loads", b"max_loads", "performed_mandatory_shipment_count", b"performed_mandatory_shipment_count", "performed_shipment_count", b"performed_shipment_count", "performed_shipment_penalty_cost_sum", b"performed_shipment_penalty_cost_sum", "total_duration", b"total_duration", "travel_distance_meters", b"travel_distance_meters", "travel_duration", b"travel_duration", "visit_duration", b"visit_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__performed_mandatory_shipment_count: _TypeAlias = _typing.Literal["performed_mandatory_shipment_count"]  # noqa: Y015
+    _WhichOneofArgType__performed_mandatory_shipment_count: _TypeAlias = _typing.Literal["_performed_mandatory_shipment_count", b"_performed_mandatory_shipment_count"]  # noqa: Y015
+    _WhichOneofReturnType__performed_shipment_penalty_cost_sum: _TypeAlias = _typing.Literal["performed_shipment_penalty_cost_sum"]  # noqa: Y015
+    _WhichOneofArgType__performed_shipment_penalty_cost_sum: _TypeAlias = _typing.Literal["_performed_shipment_penalty_cost_sum", b"_performed_shipment_penalty_cost_sum"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__performed_mandatory_shipment_count) -> _WhichOneofReturnType__performed_mandatory_shipment_count | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__performed_shipment_penalty_cost_sum) -> _WhichOneofReturnType__performed_shipment_penalty_cost_sum | None: ...
 
 Global___AggregatedMetrics: _TypeAlias = AggregatedMetrics  # noqa: Y015
 
@@ -1645,12 +1778,30 @@ class SkippedShipment(_message.Message):
             """Even served alone, the route would exceed the distance limit."""
             CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DURATION_LIMIT: SkippedShipment.Reason._Code.ValueType  # 4
             """Even served alone, the route would exceed the duration limit."""
+            CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TRAVEL_DURATION_LIMIT: SkippedShipment.Reason._Code.ValueType  # 5
+            """Google: the travel duration limit would be exceeded (routeopt does
+            not support travel duration limits, so never reported).
+            """
             CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS: SkippedShipment.Reason._Code.ValueType  # 6
             """Even served alone, no visit can start within its time windows and
             the vehicle's start and end windows.
             """
             VEHICLE_NOT_ALLOWED: SkippedShipment.Reason._Code.ValueType  # 7
             """The vehicle is not in allowed_vehicle_indices."""
+            VEHICLE_IGNORED: SkippedShipment.Reason._Code.ValueType  # 8
+            """Google's codes for features routeopt does not support (ignored
+            vehicles and shipments, injected solutions); never reported.
+            """
+            SHIPMENT_IGNORED: SkippedShipment.Reason._Code.ValueType  # 9
+            SKIPPED_IN_INJECTED_SOLUTION_CONSTRAINT: SkippedShipment.Reason._Code.ValueType  # 10
+            VEHICLE_ROUTE_IS_FULLY_SEQUENCE_CONSTRAINED: SkippedShipment.Reason._Code.ValueType  # 11
+            ZERO_PENALTY_COST: SkippedShipment.Reason._Code.ValueType  # 13
+            """The shipment's penalty_cost is zero: skipping it costs nothing."""
+            NOT_WORTH_ITS_PENALTY_OR_NO_ROOM: SkippedShipment.Reason._Code.ValueType  # 101
+            """routeopt: the search left the shipment out although some vehicle
+            could serve it alone: serving it next to the other shipments would
+            cost more than its penalty_cost, or the fleet has no room for it.
+            """
             UNREACHABLE_LOCATION: SkippedShipment.Reason._Code.ValueType  # 100
             """routeopt: a location of the shipment cannot be reached from the
             vehicle's start or cannot reach its end.
@@ -1669,12 +1820,30 @@ class SkippedShipment(_message.Message):
         """Even served alone, the route would exceed the distance limit."""
         CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DURATION_LIMIT: SkippedShipment.Reason.Code.ValueType  # 4
         """Even served alone, the route would exceed the duration limit."""
+        CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TRAVEL_DURATION_LIMIT: SkippedShipment.Reason.Code.ValueType  # 5
+        """Google: the travel duration limit would be exceeded (routeopt does
+        not support travel duration limits, so never reported).
+        """
         CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS: SkippedShipment.Reason.Code.ValueType  # 6
         """Even served alone, no visit can start within its time windows and
         the vehicle's start and end windows.
         """
         VEHICLE_NOT_ALLOWED: SkippedShipment.Reason.Code.ValueType  # 7
         """The vehicle is not in allowed_vehicle_indices."""
+        VEHICLE_IGNORED: SkippedShipment.Reason.Code.ValueType  # 8
+        """Google's codes for features routeopt does not support (ignored
+        vehicles and shipments, injected solutions); never reported.
+        """
+        SHIPMENT_IGNORED: SkippedShipment.Reason.Code.ValueType  # 9
+        SKIPPED_IN_INJECTED_SOLUTION_CONSTRAINT: SkippedShipment.Reason.Code.ValueType  # 10
+        VEHICLE_ROUTE_IS_FULLY_SEQUENCE_CONSTRAINED: SkippedShipment.Reason.Code.ValueType  # 11
+        ZERO_PENALTY_COST: SkippedShipment.Reason.Code.ValueType  # 13
+        """The shipment's penalty_cost is zero: skipping it costs nothing."""
+        NOT_WORTH_ITS_PENALTY_OR_NO_ROOM: SkippedShipment.Reason.Code.ValueType  # 101
+        """routeopt: the search left the shipment out although some vehicle
+        could serve it alone: serving it next to the other shipments would
+        cost more than its penalty_cost, or the fleet has no room for it.
+        """
         UNREACHABLE_LOCATION: SkippedShipment.Reason.Code.ValueType  # 100
         """routeopt: a location of the shipment cannot be reached from the
         vehicle's start or cannot reach its end.
@@ -1707,11 +1876,14 @@ class SkippedShipment(_message.Message):
 
     INDEX_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    PENALTY_COST_FIELD_NUMBER: _builtins.int
     REASONS_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Index of the shipment in ShipmentModel.shipments."""
     label: _builtins.str
     """Copy of Shipment.label."""
+    penalty_cost: _builtins.float
+    """Copy of Shipment.penalty_cost (unset for a mandatory shipment)."""
     @_builtins.property
     def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkippedShipment.Reason]:
         """Reasons; when every vehicle is excluded, one reason per distinct cause."""
@@ -1721,39 +1893,100 @@ class SkippedShipment(_message.Message):
         *,
         index: _builtins.int = ...,
         label: _builtins.str = ...,
+        penalty_cost: _builtins.float | None = ...,
         reasons: _abc.Iterable[Global___SkippedShipment.Reason] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "penalty_cost", b"penalty_cost"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "label", b"label", "reasons", b"reasons"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "index", b"index", "label", b"label", "penalty_cost", b"penalty_cost", "reasons", b"reasons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__penalty_cost: _TypeAlias = _typing.Literal["penalty_cost"]  # noqa: Y015
+    _WhichOneofArgType__penalty_cost: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__penalty_cost) -> _WhichOneofReturnType__penalty_cost | None: ...
 
 Global___SkippedShipment: _TypeAlias = SkippedShipment  # noqa: Y015
 
 @_typing.final
 class OptimizeToursValidationError(_message.Message):
-    """A problem in a VALIDATE_ONLY request."""
+    """A problem in a request (validation_errors of the response)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    FIELD_PATH_FIELD_NUMBER: _builtins.int
+    @_typing.final
+    class FieldReference(_message.Message):
+        """A field of the request, as a chain of names, indices and map keys: for
+        example model.shipments[3].deliveries[0].time_windows[0] is name "model",
+        sub_field {name "shipments" index 3 sub_field {name "deliveries" index 0
+        sub_field {name "time_windows" index 0}}}.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        NAME_FIELD_NUMBER: _builtins.int
+        INDEX_FIELD_NUMBER: _builtins.int
+        KEY_FIELD_NUMBER: _builtins.int
+        SUB_FIELD_FIELD_NUMBER: _builtins.int
+        name: _builtins.str
+        """Name of the field."""
+        index: _builtins.int
+        """Index in a repeated field."""
+        key: _builtins.str
+        """Key in a map field."""
+        @_builtins.property
+        def sub_field(self) -> Global___OptimizeToursValidationError.FieldReference:
+            """The field inside this one, if any."""
+
+        def __init__(
+            self,
+            *,
+            name: _builtins.str = ...,
+            index: _builtins.int = ...,
+            key: _builtins.str = ...,
+            sub_field: Global___OptimizeToursValidationError.FieldReference | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "index_or_key", b"index_or_key", "key", b"key", "sub_field", b"sub_field"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "index_or_key", b"index_or_key", "key", b"key", "name", b"name", "sub_field", b"sub_field"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        _WhichOneofReturnType_index_or_key: _TypeAlias = _typing.Literal["index", "key"]  # noqa: Y015
+        _WhichOneofArgType_index_or_key: _TypeAlias = _typing.Literal["index_or_key", b"index_or_key"]  # noqa: Y015
+        def WhichOneof(self, oneof_group: _WhichOneofArgType_index_or_key) -> _WhichOneofReturnType_index_or_key | None: ...
+
+    CODE_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    FIELD_PATH_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """Code of the kind of problem: routeopt's codes are listed in the README
+    ("Validation error codes"); each one stands for one kind of rule.
+    """
+    display_name: _builtins.str
+    """Name of that kind of problem, in upper snake case (for example
+    "TIME_WINDOW_INVALID").
+    """
+    error_message: _builtins.str
+    """What is wrong."""
     field_path: _builtins.str
     """routeopt: path of the offending field, for example
     "model.shipments[3].deliveries[0].time_windows[0]".
     """
-    error_message: _builtins.str
-    """What is wrong."""
+    @_builtins.property
+    def fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptimizeToursValidationError.FieldReference]:
+        """The offending fields (one for routeopt)."""
+
     def __init__(
         self,
         *,
-        field_path: _builtins.str = ...,
+        code: _builtins.int = ...,
+        display_name: _builtins.str = ...,
+        fields: _abc.Iterable[Global___OptimizeToursValidationError.FieldReference] | None = ...,
         error_message: _builtins.str = ...,
+        field_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_message", b"error_message", "field_path", b"field_path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "display_name", b"display_name", "error_message", b"error_message", "field_path", b"field_path", "fields", b"fields"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1899,31 +2132,274 @@ Global___OptimizeToursProgress: _TypeAlias = OptimizeToursProgress  # noqa: Y015
 
 @_typing.final
 class BatchOptimizeToursRequest(_message.Message):
-    """routeopt: request of BatchOptimizeTours."""
+    """Request of BatchOptimizeTours: the requests to solve, each on its own,
+    given inline (`requests`, routeopt) or as files (`model_configs`, Google's
+    form; both may be used together: the items are the inline requests, then
+    the files).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AsyncModelConfig(_message.Message):
+        """A request read from a file and its response written to a file. Files
+        live under the server's storage root (`--storage-root`): the URI
+        gs://BUCKET/PATH is the file ROOT/BUCKET/PATH. A URI that leaves the root
+        (`..`, a symbolic link out of it) is INVALID_ARGUMENT.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+        INPUT_CONFIG_FIELD_NUMBER: _builtins.int
+        OUTPUT_CONFIG_FIELD_NUMBER: _builtins.int
+        display_name: _builtins.str
+        """Name of the item for people; accepted and not used."""
+        @_builtins.property
+        def input_config(self) -> Global___InputConfig:
+            """Where the OptimizeToursRequest is read from; read and validated when
+            the batch is submitted.
+            """
+
+        @_builtins.property
+        def output_config(self) -> Global___OutputConfig:
+            """Where the OptimizeToursResponse is written when the batch is done
+            (the directories are created). An item that failed writes nothing:
+            its operation, listed in the batch's metadata, has the error.
+            """
+
+        def __init__(
+            self,
+            *,
+            display_name: _builtins.str = ...,
+            input_config: Global___InputConfig | None = ...,
+            output_config: Global___OutputConfig | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["input_config", b"input_config", "output_config", b"output_config"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "input_config", b"input_config", "output_config", b"output_config"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    MODEL_CONFIGS_FIELD_NUMBER: _builtins.int
     REQUESTS_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """Google's project or location (see OptimizeToursRequest.parent)."""
     label: _builtins.str
-    """Label of the batch, returned in its metadata."""
+    """routeopt only: label of the batch, returned in its metadata."""
+    @_builtins.property
+    def model_configs(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchOptimizeToursRequest.AsyncModelConfig]:
+        """Requests read from files."""
+
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___OptimizeToursRequest]:
-        """The requests to solve, each on its own."""
+        """routeopt only: requests given inline."""
 
     def __init__(
         self,
         *,
+        parent: _builtins.str = ...,
+        model_configs: _abc.Iterable[Global___BatchOptimizeToursRequest.AsyncModelConfig] | None = ...,
         requests: _abc.Iterable[Global___OptimizeToursRequest] | None = ...,
         label: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "model_configs", b"model_configs", "parent", b"parent", "requests", b"requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchOptimizeToursRequest: _TypeAlias = BatchOptimizeToursRequest  # noqa: Y015
+
+@_typing.final
+class InputConfig(_message.Message):
+    """Where a request is read from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GCS_SOURCE_FIELD_NUMBER: _builtins.int
+    DATA_FORMAT_FIELD_NUMBER: _builtins.int
+    data_format: Global___DataFormat.ValueType
+    """Encoding of the file."""
+    @_builtins.property
+    def gcs_source(self) -> Global___GcsSource:
+        """The file (see BatchOptimizeToursRequest.AsyncModelConfig)."""
+
+    def __init__(
+        self,
+        *,
+        gcs_source: Global___GcsSource | None = ...,
+        data_format: Global___DataFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gcs_source", b"gcs_source", "source", b"source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_format", b"data_format", "gcs_source", b"gcs_source", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["gcs_source"]  # noqa: Y015
+    _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
+
+Global___InputConfig: _TypeAlias = InputConfig  # noqa: Y015
+
+@_typing.final
+class OutputConfig(_message.Message):
+    """Where a response is written."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GCS_DESTINATION_FIELD_NUMBER: _builtins.int
+    DATA_FORMAT_FIELD_NUMBER: _builtins.int
+    data_format: Global___DataFormat.ValueType
+    """Encoding of the file."""
+    @_builtins.property
+    def gcs_destination(self) -> Global___GcsDestination:
+        """The file (see BatchOptimizeToursRequest.AsyncModelConfig)."""
+
+    def __init__(
+        self,
+        *,
+        gcs_destination: Global___GcsDestination | None = ...,
+        data_format: Global___DataFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["destination", b"destination", "gcs_destination", b"gcs_destination"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_format", b"data_format", "destination", b"destination", "gcs_destination", b"gcs_destination"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_destination: _TypeAlias = _typing.Literal["gcs_destination"]  # noqa: Y015
+    _WhichOneofArgType_destination: _TypeAlias = _typing.Literal["destination", b"destination"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_destination) -> _WhichOneofReturnType_destination | None: ...
+
+Global___OutputConfig: _TypeAlias = OutputConfig  # noqa: Y015
+
+@_typing.final
+class GcsSource(_message.Message):
+    """A file to read: gs://BUCKET/PATH (under the server's storage root)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URI_FIELD_NUMBER: _builtins.int
+    uri: _builtins.str
+    def __init__(
+        self,
+        *,
+        uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["uri", b"uri"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GcsSource: _TypeAlias = GcsSource  # noqa: Y015
+
+@_typing.final
+class GcsDestination(_message.Message):
+    """A file to write: gs://BUCKET/PATH (under the server's storage root)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URI_FIELD_NUMBER: _builtins.int
+    uri: _builtins.str
+    def __init__(
+        self,
+        *,
+        uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["uri", b"uri"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GcsDestination: _TypeAlias = GcsDestination  # noqa: Y015
+
+@_typing.final
+class Uri(_message.Message):
+    """A file: gs://BUCKET/PATH (under the server's storage root). The encoding
+    follows the file name: ".json" is JSON, ".txtpb", ".textproto" or ".pbtxt"
+    PROTO_TEXT, anything else binary protobuf.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URI_FIELD_NUMBER: _builtins.int
+    uri: _builtins.str
+    def __init__(
+        self,
+        *,
+        uri: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["uri", b"uri"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Uri: _TypeAlias = Uri  # noqa: Y015
+
+@_typing.final
+class OptimizeToursUriRequest(_message.Message):
+    """Request of OptimizeToursUri."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """Google's project or location (see OptimizeToursRequest.parent)."""
+    @_builtins.property
+    def input(self) -> Global___Uri:
+        """The OptimizeToursRequest to solve; read and validated when the call is
+        made.
+        """
+
+    @_builtins.property
+    def output(self) -> Global___Uri:
+        """Where the OptimizeToursResponse is written (the directories are
+        created).
+        """
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        input: Global___Uri | None = ...,
+        output: Global___Uri | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output", "parent", b"parent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptimizeToursUriRequest: _TypeAlias = OptimizeToursUriRequest  # noqa: Y015
+
+@_typing.final
+class OptimizeToursUriResponse(_message.Message):
+    """Response of OptimizeToursUri."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def output(self) -> Global___Uri:
+        """Where the OptimizeToursResponse was written."""
+
+    def __init__(
+        self,
+        *,
+        output: Global___Uri | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["output", b"output"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["output", b"output"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OptimizeToursUriResponse: _TypeAlias = OptimizeToursUriResponse  # noqa: Y015
 
 @_typing.final
 class BatchOptimizeToursMetadata(_message.Message):

@@ -56,6 +56,11 @@ class RouteOptimizationStub:
                 request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.SerializeToString,
                 response_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursProgress.FromString,
                 _registered_method=True)
+        self.OptimizeToursUri = channel.unary_unary(
+                '/routeopt.v1.RouteOptimization/OptimizeToursUri',
+                request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursUriRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
         self.BatchOptimizeTours = channel.unary_unary(
                 '/routeopt.v1.RouteOptimization/BatchOptimizeTours',
                 request_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.BatchOptimizeToursRequest.SerializeToString,
@@ -119,6 +124,15 @@ class RouteOptimizationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OptimizeToursUri(self, request, context):
+        """OptimizeToursLongRunning with the request read from a file and the
+        response written to a file (see Uri). Metadata: OptimizeToursMetadata;
+        response: OptimizeToursUriResponse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def BatchOptimizeTours(self, request, context):
         """Many independent requests in one long-running operation. Each request
         becomes an operation of its own (listed in the metadata and the
@@ -170,6 +184,11 @@ def add_RouteOptimizationServicer_to_server(servicer, server):
                     servicer.OptimizeToursStream,
                     request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.FromString,
                     response_serializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursProgress.SerializeToString,
+            ),
+            'OptimizeToursUri': grpc.unary_unary_rpc_method_handler(
+                    servicer.OptimizeToursUri,
+                    request_deserializer=routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursUriRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
             'BatchOptimizeTours': grpc.unary_unary_rpc_method_handler(
                     servicer.BatchOptimizeTours,
@@ -291,6 +310,33 @@ class RouteOptimization:
             '/routeopt.v1.RouteOptimization/OptimizeToursStream',
             routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursRequest.SerializeToString,
             routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OptimizeToursUri(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/routeopt.v1.RouteOptimization/OptimizeToursUri',
+            routeopt_dot_v1_dot_route__optimization__service__pb2.OptimizeToursUriRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,11 +3,16 @@
 isort:skip_file
 routeopt API, version 1.
 
-Modelled on Google's Route Optimization API (google.maps.routeoptimization.v1):
-where a concept exists in both, the message and field names and their
-meaning are the same, so a client written for Google's API needs little
-more than a new endpoint. Fields that Google's API has and routeopt does not
-(yet) are simply absent; routeopt-only fields are marked as such.
+Wire-identical to Google's Route Optimization API
+(google.maps.routeoptimization.v1) where the two share a message: the same
+message and field names, field numbers, types and meaning. routeopt-only
+fields are marked as such and take numbers Google does not use (100 and
+up). The server also serves Google's service
+(google.maps.routeoptimization.v1.RouteOptimization) on these messages, so
+Google's client libraries work against it unchanged. A field of Google's API
+that routeopt does not support is absent here, and a request that sets it
+(or any field unknown to this schema) is INVALID_ARGUMENT naming the field:
+nothing is silently dropped.
 
 Units and conventions
 - Time is absolute (google.protobuf.Timestamp) or a google.protobuf.Duration.
@@ -81,6 +86,11 @@ class RouteOptimizationStub:
     last event (`done`) carrying the final response. A client that cancels
     the call stops the solve; the events received so far remain valid.
     """
+    OptimizeToursUri: _grpc.UnaryUnaryMultiCallable[_route_optimization_service_pb2.OptimizeToursUriRequest, _operations_pb2.Operation]
+    """OptimizeToursLongRunning with the request read from a file and the
+    response written to a file (see Uri). Metadata: OptimizeToursMetadata;
+    response: OptimizeToursUriResponse.
+    """
     BatchOptimizeTours: _grpc.UnaryUnaryMultiCallable[_route_optimization_service_pb2.BatchOptimizeToursRequest, _operations_pb2.Operation]
     """Many independent requests in one long-running operation. Each request
     becomes an operation of its own (listed in the metadata and the
@@ -138,6 +148,11 @@ class RouteOptimizationAsyncStub(RouteOptimizationStub):
     """Solves and streams progress: one event per improving solution, then one
     last event (`done`) carrying the final response. A client that cancels
     the call stops the solve; the events received so far remain valid.
+    """
+    OptimizeToursUri: _aio.UnaryUnaryMultiCallable[_route_optimization_service_pb2.OptimizeToursUriRequest, _operations_pb2.Operation]  # type: ignore[assignment]
+    """OptimizeToursLongRunning with the request read from a file and the
+    response written to a file (see Uri). Metadata: OptimizeToursMetadata;
+    response: OptimizeToursUriResponse.
     """
     BatchOptimizeTours: _aio.UnaryUnaryMultiCallable[_route_optimization_service_pb2.BatchOptimizeToursRequest, _operations_pb2.Operation]  # type: ignore[assignment]
     """Many independent requests in one long-running operation. Each request
@@ -217,6 +232,17 @@ class RouteOptimizationServicer(metaclass=_abc_1.ABCMeta):
         """Solves and streams progress: one event per improving solution, then one
         last event (`done`) carrying the final response. A client that cancels
         the call stops the solve; the events received so far remain valid.
+        """
+
+    @_abc_1.abstractmethod
+    def OptimizeToursUri(
+        self,
+        request: _route_optimization_service_pb2.OptimizeToursUriRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operations_pb2.Operation, _abc.Awaitable[_operations_pb2.Operation]]:
+        """OptimizeToursLongRunning with the request read from a file and the
+        response written to a file (see Uri). Metadata: OptimizeToursMetadata;
+        response: OptimizeToursUriResponse.
         """
 
     @_abc_1.abstractmethod

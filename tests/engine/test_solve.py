@@ -245,9 +245,34 @@ def test_cheap_optional_shipment_is_skipped_with_penalty():
     sol = solve_checked(line_model(pts, shipments, [depot_vehicle(cost_per_kilometer=1.0)]))
     (skipped,) = sol.skipped_shipments
     assert (skipped.index, skipped.label) == (1, "far")
-    assert skipped.reasons[0].code == SkipReasonCode.CODE_UNSPECIFIED
+    assert skipped.reasons[0].code == SkipReasonCode.NOT_WORTH_ITS_PENALTY_OR_NO_ROOM
     assert sol.metrics.costs["model.shipments.penalty_cost"] == pytest.approx(1.0)
     assert sol.metrics.skipped_mandatory_shipment_count == 0
+
+
+def test_free_optional_shipment_is_skipped_as_zero_penalty_cost():
+    pts = {"depot": 0, "a": 10, "far": 10_000}
+    shipments = [
+        Shipment(deliveries=(at("a"),), penalty_cost=1000.0),
+        Shipment(deliveries=(at("far"),), penalty_cost=0.0, label="far"),
+    ]
+    sol = solve_checked(line_model(pts, shipments, [depot_vehicle(cost_per_kilometer=1.0)]))
+    (skipped,) = sol.skipped_shipments
+    assert skipped.reasons[0].code == SkipReasonCode.ZERO_PENALTY_COST
+
+
+def test_precheck_only_lists_proven_skips_without_routes():
+    pts = {"depot": 0, "a": 10, "b": 20}
+    shipments = [
+        Shipment(deliveries=(at("a"),), load_demands={"kg": 5}),
+        Shipment(deliveries=(at("b"),), load_demands={"kg": 50}),
+    ]
+    model = line_model(pts, shipments, [depot_vehicle(load_limits={"kg": 10})])
+    sol = solve(model, SolveOptions(time_limit_s=5.0, precheck_only=True))
+    assert all(not r.visits for r in sol.routes)
+    codes = {s.index: s.reasons[0].code for s in sol.skipped_shipments}
+    assert codes[1] == SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY
+    assert codes[0] == SkipReasonCode.NOT_WORTH_ITS_PENALTY_OR_NO_ROOM
 
 
 def test_mandatory_shipments_that_do_not_fit_together_are_reported():

@@ -107,7 +107,7 @@ def full_vehicle() -> pb.Vehicle:
         cost_per_kilometer=0.4,
         fixed_cost=30.0,
         route_duration_limit=pb.Vehicle.DurationLimit(max_duration=dur(3600, 1)),
-        route_distance_limit=pb.Vehicle.DistanceLimit(max_meters=50_000),
+        route_distance_limit=pb.DistanceLimit(max_meters=50_000),
         break_rule=pb.BreakRule(
             break_requests=[
                 pb.BreakRule.BreakRequest(

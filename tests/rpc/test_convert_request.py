@@ -398,9 +398,39 @@ def test_engine_duplicates_of_proto_violations_are_dropped(
 
 def test_violations_to_validation_errors() -> None:
     errors = violations_to_validation_errors(
-        [FieldViolation("timeout", "must not be negative"), FieldViolation("model", "empty")]
+        [
+            FieldViolation("timeout", "must not be negative"),
+            FieldViolation("model.shipments[3].load_demands[kg].amount", "must not be negative"),
+            FieldViolation("", "empty"),
+        ]
     )
+    ref = pb.OptimizeToursValidationError.FieldReference
     assert errors == [
-        pb.OptimizeToursValidationError(field_path="timeout", error_message="must not be negative"),
-        pb.OptimizeToursValidationError(field_path="model", error_message="empty"),
+        pb.OptimizeToursValidationError(
+            code=30,
+            display_name="DURATION_INVALID",
+            fields=[ref(name="timeout")],
+            field_path="timeout",
+            error_message="must not be negative",
+        ),
+        pb.OptimizeToursValidationError(
+            code=40,
+            display_name="LOAD_INVALID",
+            fields=[
+                ref(
+                    name="model",
+                    sub_field=ref(
+                        name="shipments",
+                        index=3,
+                        sub_field=ref(name="load_demands", key="kg", sub_field=ref(name="amount")),
+                    ),
+                )
+            ],
+            field_path="model.shipments[3].load_demands[kg].amount",
+            error_message="must not be negative",
+        ),
+        pb.OptimizeToursValidationError(
+            code=1, display_name="INVALID_FIELD", field_path="", error_message="empty"
+        ),
     ]
+    assert len(violations_to_validation_errors([FieldViolation("a", "b")] * 5, limit=2)) == 2

@@ -42,6 +42,7 @@ def test_settings_set() -> None:
         search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
         validate_only=True,
         label="run-42",
+        solving_mode=pb.OptimizeToursRequest.VALIDATE_ONLY,
         geodesic_meters_per_second=12.5,
         populate_polylines=True,
         use_geodesic_distances=True,
@@ -85,3 +86,8 @@ def test_zero_timeout_is_rejected() -> None:
     with pytest.raises(InvalidModelError) as info:
         convert(pb.OptimizeToursRequest(timeout=dur(0)))
     assert [v.field for v in info.value.violations] == ["timeout"]
+
+
+def test_transition_polylines_draw_the_routes() -> None:
+    _, settings = convert(pb.OptimizeToursRequest(populate_transition_polylines=True))
+    assert settings.populate_polylines

@@ -71,7 +71,12 @@ def hand_built_skipped() -> tuple[SkippedShipment, ...]:
                 SkipReason(code=SkipReasonCode.VEHICLE_NOT_ALLOWED, example_vehicle_index=1),
             ),
         ),
-        SkippedShipment(index=2, label="s2", reasons=(SkipReason(code=SkipReasonCode.NO_VEHICLE),)),
+        SkippedShipment(
+            index=2,
+            label="s2",
+            reasons=(SkipReason(code=SkipReasonCode.NO_VEHICLE),),
+            penalty_cost=7.5,
+        ),
         SkippedShipment(index=3),
     )
 
@@ -80,6 +85,8 @@ def hand_built_solution() -> Solution:
     t = 1_700_000_000.0
     metrics = AggregatedMetrics(
         performed_shipment_count=2,
+        performed_mandatory_shipment_count=1,
+        performed_shipment_penalty_cost_sum=12.5,
         travel_duration_s=600.5,
         wait_duration_s=30.25,
         delay_duration_s=12.125,
@@ -226,6 +233,7 @@ def expected_skipped() -> list[pb.SkippedShipment]:
             index=2,
             label="s2",
             reasons=[pb.SkippedShipment.Reason(code=pb.SkippedShipment.Reason.NO_VEHICLE)],
+            penalty_cost=7.5,
         ),
         pb.SkippedShipment(index=3),
     ]
@@ -236,9 +244,11 @@ def test_solution_to_response_maps_every_field() -> None:
     response = solution_to_response(hand_built_solution(), request_label="req-7")
     agg = pb.AggregatedMetrics(
         performed_shipment_count=2,
+        performed_mandatory_shipment_count=1,
+        performed_shipment_penalty_cost_sum=12.5,
         travel_duration=dur(600, 500_000_000),
         wait_duration=dur(30, 250_000_000),
-        delay_duration=dur(12, 125_000_000),
+        late_duration=dur(12, 125_000_000),
         break_duration=dur(900),
         visit_duration=dur(120, 750_000_000),
         total_duration=dur(1651, 625_000_000),

@@ -204,9 +204,11 @@ def _ts(message: object, name: str) -> float | None:
 def _aggregated(m: pb.AggregatedMetrics) -> AggregatedMetrics:
     return AggregatedMetrics(
         performed_shipment_count=m.performed_shipment_count,
+        performed_mandatory_shipment_count=m.performed_mandatory_shipment_count,
+        performed_shipment_penalty_cost_sum=m.performed_shipment_penalty_cost_sum,
         travel_duration_s=duration_to_seconds(m.travel_duration),
         wait_duration_s=duration_to_seconds(m.wait_duration),
-        delay_duration_s=duration_to_seconds(m.delay_duration),
+        delay_duration_s=duration_to_seconds(m.late_duration),
         break_duration_s=duration_to_seconds(m.break_duration),
         visit_duration_s=duration_to_seconds(m.visit_duration),
         total_duration_s=duration_to_seconds(m.total_duration),
@@ -284,6 +286,7 @@ def response_to_solution(response: pb.OptimizeToursResponse) -> Solution:
                     )
                     for reason in s.reasons
                 ),
+                penalty_cost=s.penalty_cost if s.HasField("penalty_cost") else None,
             )
             for s in response.skipped_shipments
         ),

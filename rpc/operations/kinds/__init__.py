@@ -1,10 +1,12 @@
 """The kinds of long-running operations, one module each (see :mod:`.base`): ``tours``
-(:mod:`.solve`), ``batch`` (:mod:`.batch`) and ``layouts`` (:mod:`.layouts`)."""
+(:mod:`.solve`), ``batch`` (:mod:`.batch`), ``layouts`` (:mod:`.layouts`) and ``uri``
+(:mod:`.uri`)."""
 
 from rpc.operations.kinds.base import Host, OperationKind, OperationSettings, Running
 from rpc.operations.kinds.batch import BatchKind
 from rpc.operations.kinds.layouts import LayoutsKind
 from rpc.operations.kinds.solve import SolveKind
+from rpc.operations.kinds.uri import UriKind
 
 __all__ = [
     "BatchKind",
@@ -14,4 +16,5 @@ __all__ = [
     "OperationSettings",
     "Running",
     "SolveKind",
+    "UriKind",
 ]

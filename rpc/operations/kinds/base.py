@@ -24,6 +24,8 @@ from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from rpc.convert import seconds_to_duration, seconds_to_timestamp
 from rpc.errors import plain_status, status_of
+from rpc.google.schema import google_type_url
+from rpc.google.storage import Storage
 from rpc.operations.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime import Executor
@@ -37,6 +39,7 @@ __all__ = [
     "Running",
     "elapsed",
     "error_bytes",
+    "is_google",
     "job_state",
     "new_name",
     "set_times",
@@ -44,6 +47,16 @@ __all__ = [
 ]
 
 OPERATION_PREFIX: Final = "operations/"
+
+GOOGLE_DEFAULT_PARENT: Final = "projects/-"
+"""The parent of an operation created through Google's service by a request without one."""
+
+
+def is_google(name: str) -> bool:
+    """Whether operation ``name`` was created through Google's service
+    (``projects/P[/locations/L]/operations/<hex>``): its metadata and response carry Google's
+    type URLs so that Google's clients can unpack them."""
+    return name.startswith("projects/")
 
 
 class Cancellable(Protocol):
@@ -81,6 +94,8 @@ class OperationSettings:
     layout_workers: int
     progress_every_s: float
     solutions_every_s: float
+    storage: Storage = field(default_factory=lambda: Storage(None))
+    """Where gs:// URIs live (BatchOptimizeTours model configs, OptimizeToursUri)."""
 
 
 class Host(Protocol):
@@ -144,6 +159,11 @@ class OperationKind:
     """The ``kind`` of its rows in the store."""
     response_type: ClassVar[type[Message]]
     """The message of its operations' ``response``."""
+    google_metadata: ClassVar[str] = ""
+    """Name of Google's metadata message of these operations (their routeopt metadata is sent
+    under its type URL: Google's metadata messages have no fields of their own)."""
+    google_response: ClassVar[str] = ""
+    """Name of Google's response message (wire-identical to :attr:`response_type`)."""
     dispatched: ClassVar[bool] = True
     """Its jobs are queued and started; False: it groups other operations (a batch)."""
 
@@ -184,19 +204,38 @@ class OperationKind:
 
     def operation(self, rec: JobRecord) -> operations_pb2.Operation:
         """The ``google.longrunning.Operation`` of a stored operation."""
+        google = is_google(rec.name) and bool(self.google_metadata)
         op = operations_pb2.Operation(name=rec.name, done=rec.done)
-        op.metadata.Pack(self.metadata(rec))
+        metadata = self.metadata(rec)
+        if google:
+            op.metadata.type_url = google_type_url(self.google_metadata)
+            op.metadata.value = metadata.SerializeToString()
+        else:
+            op.metadata.Pack(metadata)
         if rec.done:
             if rec.response is not None:
-                op.response.Pack(self.response_type.FromString(rec.response))
-            elif rec.error is not None:  # a batch finishes with a response, never an error
+                response = self.response(rec)
+                if google:
+                    op.response.type_url = google_type_url(self.google_response)
+                    op.response.value = response.SerializeToString()
+                else:
+                    op.response.Pack(response)
+            elif rec.error is not None:
                 op.error.ParseFromString(rec.error)
         return op
 
+    def response(self, rec: JobRecord) -> Message:
+        """The response of a finished operation that has one."""
+        assert rec.response is not None
+        return self.response_type.FromString(rec.response)
 
-def new_name() -> str:
-    """A new operation name: ``operations/<random hex>``."""
-    return f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
+
+def new_name(parent: str | None = None) -> str:
+    """A new operation name: ``operations/<random hex>``, or, for an operation created through
+    Google's service (``parent`` not None), ``<parent>/operations/<random hex>``."""
+    if parent is None:
+        return f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
+    return f"{parent or GOOGLE_DEFAULT_PARENT}/{OPERATION_PREFIX}{uuid.uuid4().hex}"
 
 
 def job_state(state: int) -> pb.JobState.ValueType:

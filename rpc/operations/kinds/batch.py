@@ -11,7 +11,9 @@ from __future__ import annotations
 import threading
 
 from engine.errors import FieldViolation, InvalidModelError
-from rpc.convert import seconds_to_timestamp
+from rpc.convert import FieldConverter, seconds_to_timestamp
+from rpc.convert.settings import check_parent
+from rpc.google.unknown import unhonoured_fields
 from rpc.operations.kinds.base import Host, OperationKind, OperationSettings, job_state, new_name
 from rpc.operations.kinds.solve import SolveKind
 from rpc.operations.store import CANCELLED, QUEUED, RUNNING, SUCCEEDED, JobRecord, NewJob
@@ -33,6 +35,8 @@ class BatchKind(OperationKind):
 
     kind = "batch"
     response_type = pb.BatchOptimizeToursResponse
+    google_metadata = "BatchOptimizeToursMetadata"
+    google_response = "BatchOptimizeToursResponse"
     dispatched = False
 
     def __init__(self, host: Host, settings: OperationSettings, items: SolveKind) -> None:
@@ -40,28 +44,99 @@ class BatchKind(OperationKind):
         self.items = items
         self._lock = threading.Lock()
 
-    def new_jobs(self, request: pb.BatchOptimizeToursRequest) -> tuple[NewJob, list[NewJob]]:
+    def new_jobs(
+        self, request: pb.BatchOptimizeToursRequest, parent: str | None = None
+    ) -> tuple[NewJob, list[NewJob]]:
         """The batch and its items to store, once every item is valid (else
-        :class:`~engine.errors.InvalidModelError` with every problem, under
-        ``requests[i]``)."""
-        if not request.requests:
-            raise InvalidModelError([FieldViolation("requests", "must not be empty")])
-        violations: list[FieldViolation] = []
-        for i, item in enumerate(request.requests):
+        :class:`~engine.errors.InvalidModelError` with every problem, under ``requests[i]``
+        or ``model_configs[i]``). The items are the inline ``requests``, then the requests
+        read from the files of ``model_configs``. ``parent``: created through Google's
+        service (operation names under it)."""
+        violations = unhonoured_fields(request)
+        conv = FieldConverter()
+        check_parent(conv, request.parent)
+        violations.extend(conv.violations)
+        if not request.requests and not request.model_configs:
+            violations.append(FieldViolation("model_configs", "must not be empty"))
+        requests = list(request.requests)
+        for i, config in enumerate(request.model_configs):
+            try:
+                requests.append(self._read_config(config, f"model_configs[{i}]"))
+            except InvalidModelError as exc:
+                violations.extend(exc.violations)
+        for i, item in enumerate(requests):
+            inline = i < len(request.requests)
+            where = f"requests[{i}]" if inline else f"model_configs[{i - len(request.requests)}]"
             try:
                 self.items.check(item)
             except InvalidModelError as exc:
-                violations.extend(_under(f"requests[{i}]", exc.violations))
+                violations.extend(_under(where, exc.violations))
         if violations:
             raise InvalidModelError(violations)
-        name = new_name()
+        name = new_name(parent)
         items = [
             NewJob(
-                new_name(), "tours", item.label, item.SerializeToString(), batch=name, item_index=i
+                new_name(parent),
+                "tours",
+                item.label,
+                item.SerializeToString(),
+                batch=name,
+                item_index=i,
             )
-            for i, item in enumerate(request.requests)
+            for i, item in enumerate(requests)
         ]
-        return NewJob(name, self.kind, request.label), items
+        stored = request.SerializeToString() if request.model_configs else None
+        return NewJob(name, self.kind, request.label, stored), items
+
+    def _read_config(
+        self, config: pb.BatchOptimizeToursRequest.AsyncModelConfig, path: str
+    ) -> pb.OptimizeToursRequest:
+        """The request of a model config (its output URI checked too)."""
+        violations = []
+        source, destination = config.input_config, config.output_config
+        if not source.gcs_source.uri:
+            violations.append(FieldViolation(f"{path}.input_config.gcs_source.uri", "is required"))
+        if not destination.gcs_destination.uri:
+            violations.append(
+                FieldViolation(f"{path}.output_config.gcs_destination.uri", "is required")
+            )
+        for name, fmt in (
+            ("input_config", source.data_format),
+            ("output_config", destination.data_format),
+        ):
+            if fmt not in (pb.JSON, pb.PROTO_TEXT):
+                violations.append(
+                    FieldViolation(f"{path}.{name}.data_format", "must be JSON or PROTO_TEXT")
+                )
+        if violations:
+            raise InvalidModelError(violations)
+        storage = self.settings.storage
+        storage.path(destination.gcs_destination.uri, f"{path}.output_config.gcs_destination.uri")
+        return storage.read(
+            source.gcs_source.uri,
+            source.data_format,
+            pb.OptimizeToursRequest,
+            f"{path}.input_config.gcs_source.uri",
+        )
+
+    def _write_outputs(self, parent: JobRecord, items: list[JobRecord]) -> None:
+        """Write the response of each model config's item to its output (items without a
+        response write nothing: their operation has the error)."""
+        if parent.request is None:
+            return
+        request = pb.BatchOptimizeToursRequest.FromString(parent.request)
+        first = len(request.requests)
+        for item in items:
+            if item.item_index is None or item.item_index < first or item.response is None:
+                continue
+            k = item.item_index - first
+            output = request.model_configs[k].output_config
+            self.settings.storage.write(
+                output.gcs_destination.uri,
+                output.data_format,
+                pb.OptimizeToursResponse.FromString(item.response),
+                f"model_configs[{k}].output_config.gcs_destination.uri",
+            )
 
     def cancel(self, rec: JobRecord, now: float) -> None:
         host = self.host
@@ -83,9 +158,14 @@ class BatchKind(OperationKind):
                 return
             items = host.store.items(parent.name)
             if all(item.done for item in items):
-                state = CANCELLED if parent.cancel_requested else SUCCEEDED
-                response = self._response(items).SerializeToString()
-                host.finish(parent.name, state, response=response)
+                try:
+                    self._write_outputs(parent, items)
+                except Exception as exc:
+                    self.fail(parent.name, exc)
+                else:
+                    state = CANCELLED if parent.cancel_requested else SUCCEEDED
+                    response = self._response(items).SerializeToString()
+                    host.finish(parent.name, state, response=response)
                 host.wake()
             elif parent.state == QUEUED and any(item.state != QUEUED for item in items):
                 host.store.set_state(parent.name, RUNNING, host.now())

@@ -9,10 +9,15 @@ CANCELLED).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from google.protobuf.message import Message
+
 from engine.errors import ExecutorFullError, ExecutorShutdownError
 from engine.progress import SolveProgress
 from engine.solution import SolveStatus
 from rpc.convert import (
+    REPORTING_MODES,
     convert_or_validate,
     request_to_engine,
     seconds_to_timestamp,
@@ -20,7 +25,7 @@ from rpc.convert import (
     solve_result,
 )
 from rpc.operations.kinds.base import OperationKind, Running, elapsed, job_state, set_times
-from rpc.operations.store import SUCCEEDED, JobRecord
+from rpc.operations.store import JobRecord
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime import Job
 
@@ -31,12 +36,19 @@ class SolveKind(OperationKind):
     """Solves one OptimizeToursRequest."""
 
     kind = "tours"
-    response_type = pb.OptimizeToursResponse
+    response_type: ClassVar[type[Message]] = pb.OptimizeToursResponse
+    google_metadata = "OptimizeToursLongRunningMetadata"
+    google_response = "OptimizeToursResponse"
+
+    def tours_request(self, rec: JobRecord) -> pb.OptimizeToursRequest:
+        """The OptimizeToursRequest a stored operation solves."""
+        assert rec.request is not None
+        return pb.OptimizeToursRequest.FromString(rec.request)
 
     def check(self, request: pb.OptimizeToursRequest) -> None:
         """Raise :class:`~engine.errors.InvalidModelError` unless ``request`` is valid (a
         VALIDATE_ONLY request is: its problems are the response's validation_errors)."""
-        if request.solving_mode == pb.OptimizeToursRequest.VALIDATE_ONLY:
+        if request.solving_mode in REPORTING_MODES:
             return
         request_to_engine(
             request,
@@ -45,16 +57,22 @@ class SolveKind(OperationKind):
         )
 
     def start(self, state: Running, rec: JobRecord) -> bool:
-        assert rec.request is not None
         host, settings = self.host, self.settings
-        request = pb.OptimizeToursRequest.FromString(rec.request)
+        try:
+            request = self.tours_request(rec)
+        except Exception as exc:
+            self.fail(rec.name, exc)
+            return False
         converted = convert_or_validate(
             request,
             default_geodesic_meters_per_second=settings.default_geodesic_meters_per_second,
             max_solver_processes=settings.max_solver_processes,
         )
-        if isinstance(converted, pb.OptimizeToursResponse):  # VALIDATE_ONLY
-            host.finish(state.name, SUCCEEDED, response=converted.SerializeToString())
+        if isinstance(converted, pb.OptimizeToursResponse):  # not solved (VALIDATE_ONLY, ...)
+            try:
+                self.respond(state.name, converted, cancelled=False)
+            except Exception as exc:
+                self.fail(state.name, exc)
             return False
         model, request_settings = converted
         timeout = request_settings.timeout_s
