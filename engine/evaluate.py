@@ -211,6 +211,8 @@ class _RouteWalk:
         kind = "pickups" if is_pickup else "deliveries"
         prefix = f"model.shipments.{kind}.time_windows"
         _add_soft_costs(self.costs, prefix, request.time_windows, start)
+        if request.cost:
+            self.costs[f"model.shipments.{kind}.cost"] += request.cost
         self.delay_s += _delay_s(request.time_windows, start)
         self.visit_s += request.duration_s
         return start + request.duration_s
@@ -226,6 +228,11 @@ class _RouteWalk:
             costs, "model.vehicles.end_time_windows", vehicle.end_time_windows, end_time
         )
         costs["model.vehicles.fixed_cost"] += vehicle.fixed_cost
+        shipments = self.problem.model.shipments
+        for s in sorted(self.shipments):
+            costs["model.shipments.costs_per_vehicle"] += shipments[s].cost_for_vehicle(
+                self.plan.vehicle
+            )
         costs["model.vehicles.cost_per_kilometer"] += (
             vehicle.cost_per_kilometer * self.distance_m / 1e3
         )
@@ -313,16 +320,22 @@ def build_solution(
     for r in routes:
         for key, value in r.route_costs.items():
             costs[key] += value
-    penalties = sum(model.shipments[s.index].penalty_cost or 0.0 for s in skipped)
+    # An ignored shipment is skipped without its penalty (Google's Shipment.ignore).
+    not_ignored = [s for s in skipped if not model.shipments[s.index].ignore]
+    penalties = sum(model.shipments[s.index].penalty_cost or 0.0 for s in not_ignored)
     if penalties:
         costs["model.shipments.penalty_cost"] += penalties
     used = [r for r in routes if r.is_used]
     starts = [r.vehicle_start_time for r in used if r.vehicle_start_time is not None]
     ends = [r.vehicle_end_time for r in used if r.vehicle_end_time is not None]
+    if model.global_duration_cost_per_hour and starts and ends:
+        costs["model.global_duration_cost_per_hour"] += (
+            model.global_duration_cost_per_hour * (max(ends) - min(starts)) / 3600.0
+        )
     metrics = Metrics(
         aggregated_route_metrics=_aggregate(routes),
         skipped_mandatory_shipment_count=sum(
-            1 for s in skipped if model.shipments[s.index].is_mandatory
+            1 for s in not_ignored if model.shipments[s.index].is_mandatory
         ),
         used_vehicle_count=len(used),
         earliest_vehicle_start_time=min(starts, default=None),

@@ -11,9 +11,13 @@ from engine.errors import FieldViolation, InvalidModelError
 from engine.model import (
     BreakRequest,
     DurationDistanceMatrix,
+    IncompatibilityMode,
     LatLng,
+    RequirementMode,
     Shipment,
     ShipmentModel,
+    ShipmentTypeIncompatibility,
+    ShipmentTypeRequirement,
     TimeWindow,
     Vehicle,
     VisitRequest,
@@ -80,6 +84,8 @@ class _Validator:
             self.check_shipment(f"shipments[{i}]", shipment)
         for j, vehicle in enumerate(m.vehicles):
             self.check_vehicle(f"vehicles[{j}]", vehicle)
+        _check_fleet_and_costs(self)
+        _check_cargo_rules(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -315,3 +321,133 @@ class _Validator:
             if prev is not None and b.earliest_start_time < prev.earliest_start_time:
                 self.add(bp, "break requests must be sorted by earliest_start_time")
             prev = b
+
+
+# -- fleet and costs, cargo rules (issue 15) ---------------------------------------------------
+# Module functions on the validator, apart from its methods, so that other checks can grow
+# independently.
+
+
+def _check_fleet_and_costs(self: _Validator) -> None:
+    """``max_active_vehicles``, ``global_duration_cost_per_hour``, ``VisitRequest.cost``,
+    ``costs_per_vehicle`` / ``costs_per_vehicle_indices``."""
+    m = self.model
+    if m.max_active_vehicles is not None and not m.max_active_vehicles > 0:
+        self.add("max_active_vehicles", "must be strictly positive")
+    cost = m.global_duration_cost_per_hour
+    if not (_finite(cost) and cost >= 0):
+        self.add("global_duration_cost_per_hour", "must be a non-negative number")
+    n_vehicles = len(m.vehicles)
+    for i, s in enumerate(m.shipments):
+        path = f"shipments[{i}]"
+        for kind, visits in (("pickups", s.pickups), ("deliveries", s.deliveries)):
+            for k, visit in enumerate(visits):
+                if not (_finite(visit.cost) and visit.cost >= 0):
+                    self.add(f"{path}.{kind}[{k}].cost", "must be a non-negative number")
+        for k, c in enumerate(s.costs_per_vehicle):
+            if not (_finite(c) and c >= 0):
+                self.add(f"{path}.costs_per_vehicle[{k}]", "must be a non-negative number")
+        indices = s.costs_per_vehicle_indices
+        if indices:
+            if len(indices) != len(s.costs_per_vehicle):
+                self.add(
+                    f"{path}.costs_per_vehicle_indices",
+                    f"must have as many elements as costs_per_vehicle ({len(indices)} != "
+                    f"{len(s.costs_per_vehicle)})",
+                )
+            seen: set[int] = set()
+            for k, index in enumerate(indices):
+                if not 0 <= index < n_vehicles:
+                    self.add(
+                        f"{path}.costs_per_vehicle_indices[{k}]",
+                        f"vehicle index {index} out of range [0, {n_vehicles})",
+                    )
+                elif index in seen:
+                    self.add(f"{path}.costs_per_vehicle_indices[{k}]", f"duplicate index {index}")
+                seen.add(index)
+        elif s.costs_per_vehicle and len(s.costs_per_vehicle) != n_vehicles:
+            self.add(
+                f"{path}.costs_per_vehicle",
+                f"without costs_per_vehicle_indices, must have one cost per vehicle "
+                f"({len(s.costs_per_vehicle)} != {n_vehicles})",
+            )
+
+
+def _check_cargo_rules(self: _Validator) -> None:
+    """``shipment_type_incompatibilities``, ``shipment_type_requirements`` (no type may depend
+    on itself through a chain of requirements) and ``Shipment.ignore`` (not allowed with
+    requirements)."""
+    m = self.model
+    for k, inc in enumerate(m.shipment_type_incompatibilities):
+        _check_incompatibility(self, f"shipment_type_incompatibilities[{k}]", inc)
+    depends: dict[str, set[str]] = {}
+    for k, req in enumerate(m.shipment_type_requirements):
+        _check_requirement(self, f"shipment_type_requirements[{k}]", req)
+        for dependent in req.dependent_shipment_types:
+            depends.setdefault(dependent, set()).update(req.required_shipment_type_alternatives)
+    for k, req in enumerate(m.shipment_type_requirements):
+        for j, dependent in enumerate(req.dependent_shipment_types):
+            if dependent and _reaches(depends, dependent):
+                self.add(
+                    f"shipment_type_requirements[{k}].dependent_shipment_types[{j}]",
+                    f"type {dependent!r} depends on itself through a chain of requirements",
+                )
+    if m.shipment_type_requirements:
+        for i, s in enumerate(m.shipments):
+            if s.ignore:
+                self.add(
+                    f"shipments[{i}].ignore",
+                    "ignoring a shipment is not allowed when the model has "
+                    "shipment_type_requirements",
+                )
+
+
+def _check_types(self: _Validator, path: str, types: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for j, t in enumerate(types):
+        if not t:
+            self.add(f"{path}[{j}]", "must not be empty")
+        elif t in seen:
+            self.add(f"{path}[{j}]", f"duplicate type {t!r}")
+        seen.add(t)
+
+
+def _check_incompatibility(self: _Validator, path: str, inc: ShipmentTypeIncompatibility) -> None:
+    _check_types(self, f"{path}.types", inc.types)
+    if len({t for t in inc.types if t}) < 2:
+        self.add(f"{path}.types", "must list at least two different types")
+    if inc.incompatibility_mode not in (
+        IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE,
+        IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY,
+    ):
+        self.add(f"{path}.incompatibility_mode", "must be specified")
+
+
+def _check_requirement(self: _Validator, path: str, req: ShipmentTypeRequirement) -> None:
+    for name, types in (
+        ("required_shipment_type_alternatives", req.required_shipment_type_alternatives),
+        ("dependent_shipment_types", req.dependent_shipment_types),
+    ):
+        _check_types(self, f"{path}.{name}", types)
+        if not types:
+            self.add(f"{path}.{name}", "must not be empty")
+    if req.requirement_mode not in (
+        RequirementMode.PERFORMED_BY_SAME_VEHICLE,
+        RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME,
+        RequirementMode.IN_SAME_VEHICLE_AT_DELIVERY_TIME,
+    ):
+        self.add(f"{path}.requirement_mode", "must be specified")
+
+
+def _reaches(depends: dict[str, set[str]], start: str) -> bool:
+    """Whether ``start`` is reachable from itself in the requirement graph."""
+    todo = list(depends.get(start, ()))
+    seen: set[str] = set()
+    while todo:
+        t = todo.pop()
+        if t == start:
+            return True
+        if t not in seen:
+            seen.add(t)
+            todo.extend(depends.get(t, ()))
+    return False

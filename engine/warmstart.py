@@ -12,7 +12,12 @@ solution strategies, and OR-Tools then searches on from them with every constrai
 - ``allowed_vehicle_indices`` are dropped, and visits on a vehicle that is not allowed are
   taken out of the initial routes (OR-Tools treats every shipment as optional, so fewer
   visits are always consistent);
-- an end window that opens after the start window loses its start (the vehicle waits).
+- an end window that opens after the start window loses its start (the vehicle waits);
+- shipment type rules, visit costs, ``costs_per_vehicle`` and the global duration cost are
+  dropped (OR-Tools enforces and prices them; a route breaking a type rule starts empty), and
+  ignored vehicles are not ignored (their visits are taken out of the initial routes, as for
+  allowed vehicles). ``max_active_vehicles`` is not warm-started: PyVRP's routes could use
+  more vehicles, and OR-Tools would reject them all.
 
 The nearby model keeps the stops' travel matrices (no new road queries) and the stops' order,
 so its routes map straight back.
@@ -40,9 +45,10 @@ __all__ = ["WARM_STARTABLE", "WarmStartedOrTools", "nearby_model", "pyvrp_initia
 
 log = logging.getLogger(__name__)
 
-WARM_STARTABLE = frozenset(FEATURES) - {"distance_limit_with_time_cost"}
+WARM_STARTABLE = frozenset(FEATURES) - {"distance_limit_with_time_cost", "max_active_vehicles"}
 """Features (:mod:`engine.backends.features`) that the nearby model can do without: all but a
-distance limit with a time cost (the nearby model keeps the vehicles' distance limits)."""
+distance limit with a time cost (the nearby model keeps the vehicles' distance limits) and
+``max_active_vehicles``."""
 
 
 @runtime_checkable
@@ -67,7 +73,7 @@ def _widest(windows: tuple[TimeWindow, ...], lo: float, hi: float) -> tuple[Time
 
 
 def _visit(visit: VisitRequest, lo: float, hi: float) -> VisitRequest:
-    return dataclasses.replace(visit, time_windows=_widest(visit.time_windows, lo, hi))
+    return dataclasses.replace(visit, time_windows=_widest(visit.time_windows, lo, hi), cost=0.0)
 
 
 def _shipment(shipment: Shipment, lo: float, hi: float) -> Shipment:
@@ -79,6 +85,8 @@ def _shipment(shipment: Shipment, lo: float, hi: float) -> Shipment:
         pickups=tuple(_visit(v, lo, hi) for v in pickups),
         deliveries=tuple(_visit(v, lo, hi) for v in deliveries),
         allowed_vehicle_indices=(),
+        costs_per_vehicle=(),
+        costs_per_vehicle_indices=(),
     )
 
 
@@ -96,7 +104,7 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float) -> Vehicle:
         opens_at = None if not end else end[0].start_time
         end = (TimeWindow(start_time=opens_at, end_time=max(lo, close - breaks)),)
     return dataclasses.replace(
-        vehicle, break_requests=(), start_time_windows=start, end_time_windows=end
+        vehicle, break_requests=(), start_time_windows=start, end_time_windows=end, ignore=False
     )
 
 
@@ -107,6 +115,9 @@ def nearby_model(model: ShipmentModel) -> ShipmentModel:
         model,
         shipments=tuple(_shipment(s, lo, hi) for s in model.shipments),
         vehicles=tuple(_vehicle(v, lo, hi) for v in model.vehicles),
+        shipment_type_incompatibilities=(),
+        shipment_type_requirements=(),
+        global_duration_cost_per_hour=0.0,
     )
 
 

@@ -4,9 +4,11 @@ Enumerates every assignment of shipments to a vehicle or to "skipped" and every 
 per vehicle (pickup before delivery). Travel, windows, loads, limits and costs come from the
 checker's helpers (:mod:`tests.checker`), so each rule has a single implementation.
 
-Only models without time-dependent costs are supported (no soft time windows, no
-``cost_per_hour``, no breaks): the cost of a route then depends on its visit order only, and
-the schedule matters for feasibility alone.
+Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs and
+``costs_per_vehicle`` are honoured. Only models without time-dependent costs are supported (no
+soft time windows, no ``cost_per_hour``, no ``global_duration_cost_per_hour``, no breaks):
+the cost of a route then depends on its visit order only, and the schedule matters for
+feasibility alone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tests.checker import (
     route_cost_terms,
     route_limit_problems,
     route_loads,
+    route_type_problems,
     vehicle_allowed,
     visit_request,
 )
@@ -60,6 +63,8 @@ def _require_tiny(model: ShipmentModel) -> None:
         windows.extend(vehicle.end_time_windows)
     if any(w.is_soft for w in windows):
         raise ValueError(f"{_UNSUPPORTED}soft time windows")
+    if model.global_duration_cost_per_hour:
+        raise ValueError(f"{_UNSUPPORTED}global_duration_cost_per_hour")
 
 
 class _Router:
@@ -150,6 +155,8 @@ class _Router:
                 continue
             if any(load_limit_problems(vehicle, load) for load in route_loads(model, v, order)):
                 continue
+            if route_type_problems(model, order):
+                continue
             legs = [self.travel.leg(v, a, b) for a, b in itertools.pairwise((None, *order, None))]
             travel_s = math.fsum(leg[0] for leg in legs)
             distance_m = math.fsum(leg[1] for leg in legs)
@@ -163,7 +170,7 @@ class _Router:
                     end_time=0.0,
                     travel_s=travel_s,
                     distance_m=distance_m,
-                    visit_starts=(),
+                    visit_starts=[(ref, 0.0) for ref in order],
                 ).values()
             )
             if cost < best and self.feasible(v, order):
@@ -183,7 +190,17 @@ def brute_force_optimum(model: ShipmentModel, *, geodesic_meters_per_second: flo
     route_cost: dict[tuple[int, tuple[int, ...]], float] = {}
     best = math.inf
     for assignment in itertools.product(range(-1, n_vehicles), repeat=n_shipments):
-        skipped = [s for s in range(n_shipments) if assignment[s] == -1]
+        # An ignored shipment is skipped without penalty; an ignored vehicle serves nothing.
+        if any(model.shipments[s].ignore and assignment[s] != -1 for s in range(n_shipments)):
+            continue
+        if any(model.vehicles[v].ignore for v in assignment if v != -1):
+            continue
+        limit = model.max_active_vehicles
+        if limit is not None and len({v for v in assignment if v != -1}) > limit:
+            continue
+        skipped = [
+            s for s in range(n_shipments) if assignment[s] == -1 and not model.shipments[s].ignore
+        ]
         if any(model.shipments[s].is_mandatory for s in skipped):
             continue
         total = math.fsum(model.shipments[s].penalty_cost or 0.0 for s in skipped)

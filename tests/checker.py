@@ -22,14 +22,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.model import LatLng, ShipmentModel, TimeWindow, Vehicle, VisitRequest
-from engine.solution import AggregatedMetrics, Route, Solution, SolveStatus
+from engine.model import (
+    IncompatibilityMode,
+    LatLng,
+    RequirementMode,
+    ShipmentModel,
+    TimeWindow,
+    Vehicle,
+    VisitRequest,
+)
+from engine.solution import AggregatedMetrics, Route, SkipReasonCode, Solution, SolveStatus
 
 __all__ = [
     "COST_ABS_TOL",
     "COST_REL_TOL",
     "DIST_TOL",
     "EARTH_RADIUS_M",
+    "GLOBAL_DURATION_COST_KEY",
     "PENALTY_COST_KEY",
     "ROUTE_COST_KEYS",
     "TIME_TOL",
@@ -43,6 +52,7 @@ __all__ = [
     "route_cost_terms",
     "route_limit_problems",
     "route_loads",
+    "route_type_problems",
     "vehicle_allowed",
     "visit_request",
 ]
@@ -71,10 +81,14 @@ ROUTE_COST_KEYS = (
     "model.vehicles.start_time_windows.cost_per_hour_after_soft_end_time",
     "model.vehicles.end_time_windows.cost_per_hour_before_soft_start_time",
     "model.vehicles.end_time_windows.cost_per_hour_after_soft_end_time",
+    "model.shipments.pickups.cost",
+    "model.shipments.deliveries.cost",
+    "model.shipments.costs_per_vehicle",
 )
 """Keys of a route's ``route_costs`` (the request field causing each cost)."""
 
 PENALTY_COST_KEY = "model.shipments.penalty_cost"
+GLOBAL_DURATION_COST_KEY = "model.global_duration_cost_per_hour"
 
 VisitRef = tuple[int, bool, int]
 """A performed visit: (shipment index, is pickup, visit request index)."""
@@ -329,10 +343,14 @@ def route_cost_terms(
     costs["model.vehicles.cost_per_hour"] = vehicle.cost_per_hour * (end_time - start_time) / 3600
     for ref, t in visit_starts:
         kind = "pickups" if ref[1] else "deliveries"
-        before, after = _soft_costs(t, visit_request(model, ref).time_windows)
+        request = visit_request(model, ref)
+        before, after = _soft_costs(t, request.time_windows)
         prefix = f"model.shipments.{kind}.time_windows."
         costs[prefix + "cost_per_hour_before_soft_start_time"] += before
         costs[prefix + "cost_per_hour_after_soft_end_time"] += after
+        costs[f"model.shipments.{kind}.cost"] += request.cost
+    for s in sorted({ref[0] for ref, _ in visit_starts}):
+        costs["model.shipments.costs_per_vehicle"] += _cost_per_vehicle(model, s, vehicle_index)
     for kind, t, windows in (
         ("start_time_windows", start_time, vehicle.start_time_windows),
         ("end_time_windows", end_time, vehicle.end_time_windows),
@@ -341,6 +359,80 @@ def route_cost_terms(
         costs[f"model.vehicles.{kind}.cost_per_hour_before_soft_start_time"] += before
         costs[f"model.vehicles.{kind}.cost_per_hour_after_soft_end_time"] += after
     return costs
+
+
+def _cost_per_vehicle(model: ShipmentModel, s: int, v: int) -> float:
+    """``costs_per_vehicle`` of shipment s for vehicle v: by position without indices, else
+    the entry whose index is v; 0 when none applies."""
+    shipment = model.shipments[s]
+    if not shipment.costs_per_vehicle_indices:
+        costs = shipment.costs_per_vehicle
+        return float(costs[v]) if v < len(costs) else 0.0
+    pairs = zip(shipment.costs_per_vehicle_indices, shipment.costs_per_vehicle, strict=True)
+    return math.fsum(float(c) for i, c in pairs if i == v)
+
+
+def _on_board(model: ShipmentModel, refs: Sequence[VisitRef]) -> dict[int, tuple[int, int]]:
+    """Per shipment of the route: (position of its pickup, position of its delivery); a
+    shipment without pickup is on board from the start (-1), one without delivery until the
+    end (len(refs))."""
+    out: dict[int, tuple[int, int]] = {}
+    for s in {ref[0] for ref in refs}:
+        pickup = [k for k, ref in enumerate(refs) if ref[0] == s and ref[1]]
+        delivery = [k for k, ref in enumerate(refs) if ref[0] == s and not ref[1]]
+        out[s] = (pickup[0] if pickup else -1, delivery[0] if delivery else len(refs))
+    return out
+
+
+def route_type_problems(model: ShipmentModel, refs: Sequence[VisitRef]) -> list[str]:
+    """Why the visit order of one route breaks a shipment type incompatibility or requirement
+    (empty when it does not). Google's rules: two shipments are on board together unless one
+    is delivered before the other is picked up; a dependent shipment needs a required one on
+    board at its pickup (delivery) in the AT_PICKUP_TIME (AT_DELIVERY_TIME) mode, on its route
+    in the PERFORMED_BY_SAME_VEHICLE mode."""
+    problems: list[str] = []
+    board = _on_board(model, refs)
+    kind = {s: model.shipments[s].shipment_type for s in board}
+    shipments = sorted(board)
+    for k, inc in enumerate(model.shipment_type_incompatibilities):
+        types = set(inc.types)
+        for a, b in ((a, b) for a in shipments for b in shipments if a < b):
+            if kind[a] not in types or kind[b] not in types or kind[a] == kind[b]:
+                continue
+            (pa, da), (pb, db) = board[a], board[b]
+            if inc.incompatibility_mode == IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE:
+                problems.append(
+                    f"shipments {a} ({kind[a]!r}) and {b} ({kind[b]!r}) share a vehicle "
+                    f"against shipment_type_incompatibilities[{k}]"
+                )
+            elif not (da < pb or db < pa):
+                problems.append(
+                    f"shipments {a} ({kind[a]!r}) and {b} ({kind[b]!r}) are on board together "
+                    f"against shipment_type_incompatibilities[{k}]"
+                )
+    for k, req in enumerate(model.shipment_type_requirements):
+        required = [s for s in shipments if kind[s] in req.required_shipment_type_alternatives]
+        for s in shipments:
+            if kind[s] not in req.dependent_shipment_types:
+                continue
+            mode = req.requirement_mode
+            if mode == RequirementMode.PERFORMED_BY_SAME_VEHICLE:
+                ok = any(r != s for r in required)
+                when = "on its route"
+            else:
+                at_pickup = mode == RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME
+                shipment = model.shipments[s]
+                if not (shipment.pickups if at_pickup else shipment.deliveries):
+                    continue  # no pickup (delivery) time: the rule does not apply
+                t = board[s][0] if at_pickup else board[s][1]
+                ok = any(board[r][0] < t < board[r][1] for r in required if r != s)
+                when = "on board at its pickup" if at_pickup else "on board at its delivery"
+            if not ok:
+                problems.append(
+                    f"shipment {s} ({kind[s]!r}) has no shipment of a required type {when} "
+                    f"(shipment_type_requirements[{k}])"
+                )
+    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,6 +569,10 @@ class _Checker:
         if route.vehicle_start_time is None or route.vehicle_end_time is None:
             self.fail(where, "used route without vehicle_start_time or vehicle_end_time")
             return None
+        if vehicle.ignore:
+            self.fail(where, "the vehicle is ignored but its route is used")
+        for problem in route_type_problems(model, refs):
+            self.fail(where, problem)
         return self.check_used_route(
             where, v, route, refs, route.vehicle_start_time, route.vehicle_end_time
         )
@@ -770,6 +866,8 @@ class _Checker:
             visits = seen.get(s, [])
             if visits and s in skipped:
                 self.fail(where, "both performed and skipped")
+            if visits and shipment.ignore:
+                self.fail(where, "is ignored but performed")
             if not visits:
                 if s not in skipped:
                     self.fail(where, "neither performed nor skipped")
@@ -822,6 +920,12 @@ class _Checker:
             label = model.shipments[skipped.index].label
             if skipped.label != label:
                 self.fail(where, f"label is {skipped.label!r}, expected {label!r}")
+            ignored = model.shipments[skipped.index].ignore
+            codes = {reason.code for reason in skipped.reasons}
+            if ignored and SkipReasonCode.SHIPMENT_IGNORED not in codes:
+                self.fail(where, "the shipment is ignored but SHIPMENT_IGNORED is not a reason")
+            if not ignored and SkipReasonCode.SHIPMENT_IGNORED in codes:
+                self.fail(where, "SHIPMENT_IGNORED for a shipment that is not ignored")
             for j, reason in enumerate(skipped.reasons):
                 example = reason.example_vehicle_index
                 if example is not None and not 0 <= example < len(model.vehicles):
@@ -834,7 +938,12 @@ class _Checker:
         model, solution = self.model, self.solution
         metrics = solution.metrics
         used = [f for f in facts if f.used]
-        skipped = [model.shipments[s.index] for s in solution.skipped_shipments]
+        # Ignored shipments are skipped without penalty and do not count as skipped mandatory.
+        skipped = [
+            model.shipments[s.index]
+            for s in solution.skipped_shipments
+            if not model.shipments[s.index].ignore
+        ]
         total = _RouteFacts(
             performed=sum(f.performed for f in used),
             travel_s=math.fsum(f.travel_s for f in used),
@@ -856,6 +965,9 @@ class _Checker:
                 "metrics",
                 f"used_vehicle_count is {metrics.used_vehicle_count}, expected {len(used)}",
             )
+        limit = model.max_active_vehicles
+        if limit is not None and len(used) > limit:
+            self.fail("routes", f"{len(used)} vehicles are used, max_active_vehicles is {limit}")
         mandatory = sum(1 for s in skipped if s.is_mandatory)
         if metrics.skipped_mandatory_shipment_count != mandatory:
             self.fail(
@@ -884,6 +996,13 @@ class _Checker:
             costs[key] = math.fsum(f.costs[key] for f in used)
         costs[PENALTY_COST_KEY] = math.fsum(
             s.penalty_cost for s in skipped if s.penalty_cost is not None
+        )
+        starts = [f.start for f in used if f.start is not None]
+        ends = [f.end for f in used if f.end is not None]
+        costs[GLOBAL_DURATION_COST_KEY] = (
+            model.global_duration_cost_per_hour * (max(ends) - min(starts)) / 3600.0
+            if starts and ends
+            else 0.0
         )
         unknown = sorted(set(_nonzero(metrics.costs)) - set(costs))
         if unknown:

@@ -10,6 +10,8 @@ and vehicle types, open routes) are not listed here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from engine.problem import Problem
 
 __all__ = ["FEATURES", "used_features"]
@@ -25,8 +27,43 @@ FEATURES = {
     "allowed_vehicles": "allowed_vehicle_indices restricting a shipment to some vehicles",
     "distance_limit_with_time_cost": "a route distance limit on a vehicle whose travel cost "
     "is not purely per kilometer",
+    "shipment_type_rules": "shipment type incompatibilities or requirements",
+    "max_active_vehicles": "max_active_vehicles below the number of vehicles",
+    "ignored_vehicles": "an ignored vehicle",
+    "visit_costs": "a visit request cost",
+    "costs_per_vehicle": "costs_per_vehicle on a shipment",
+    "global_duration_cost": "global_duration_cost_per_hour",
 }
 """Feature name → what it means (for messages and documentation)."""
+
+
+def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    """Cargo rules, fleet limits and the costs of issue 15's fleet-and-costs group."""
+    model = problem.model
+    typed = {sh.shipment_type for s, sh in enumerate(model.shipments) if problem.routable[s]}
+    for k, inc in enumerate(model.shipment_type_incompatibilities):
+        if len(typed & set(inc.types)) > 1:
+            note("shipment_type_rules", f"shipment_type_incompatibilities[{k}]")
+    for k, req in enumerate(model.shipment_type_requirements):
+        if typed & set(req.dependent_shipment_types):
+            note("shipment_type_rules", f"shipment_type_requirements[{k}]")
+    limit = model.max_active_vehicles
+    if limit is not None and limit < len(model.vehicles):
+        note("max_active_vehicles", "max_active_vehicles")
+    if model.global_duration_cost_per_hour > 0:
+        note("global_duration_cost", "global_duration_cost_per_hour")
+    for v, vehicle in enumerate(model.vehicles):
+        if vehicle.ignore:
+            note("ignored_vehicles", f"vehicles[{v}].ignore")
+    for s, shipment in enumerate(model.shipments):
+        if not problem.routable[s]:
+            continue
+        if any(c > 0 for c in shipment.costs_per_vehicle):
+            note("costs_per_vehicle", f"shipments[{s}].costs_per_vehicle")
+        for kind, visits in (("pickups", shipment.pickups), ("deliveries", shipment.deliveries)):
+            for k, visit in enumerate(visits):
+                if visit.cost > 0:
+                    note("visit_costs", f"shipments[{s}].{kind}[{k}].cost")
 
 
 def used_features(problem: Problem) -> dict[str, str]:
@@ -40,6 +77,7 @@ def used_features(problem: Problem) -> dict[str, str]:
         found.setdefault(name, path)
 
     n_vehicles = len(model.vehicles)
+    _fleet_and_cargo_features(problem, note)
     for s, shipment in enumerate(model.shipments):
         if not problem.routable[s]:
             continue

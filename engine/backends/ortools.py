@@ -13,7 +13,16 @@ The integer problem maps onto the routing library as follows:
   span upper bounds, breaks as break intervals;
 - one dimension per load type with a limit (see :func:`_add_load_dimension`);
 - "distance" dimension only when a vehicle has a distance limit;
-- arc costs per vehicle: ``cost_per_kilometer`` and ``cost_per_traveled_hour``.
+- arc costs per vehicle: ``cost_per_kilometer`` and ``cost_per_traveled_hour``, plus on the arcs
+  leaving a visit its ``VisitRequest.cost`` and, leaving a shipment's first visit (pickup, or
+  delivery without pickup), the shipment's ``costs_per_vehicle`` entry of that vehicle;
+- cargo rules: each shipment type of a rule is a visit type (``SetVisitType``: a pickup adds the
+  type to the vehicle, its delivery removes it, a delivery without pickup has it on board from
+  the start up to the visit); incompatibilities are hard or temporal type incompatibilities,
+  requirements same-vehicle, when-adding (pickup time) or when-removing (delivery time)
+  required type alternatives;
+- ``max_active_vehicles``: ``SetMaximumNumberOfActiveVehicles``;
+  ``global_duration_cost_per_hour``: the time dimension's global span cost.
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
@@ -36,7 +45,7 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
 from engine.errors import NoSolutionError
-from engine.model import TimeWindow
+from engine.model import IncompatibilityMode, RequirementMode, TimeWindow
 from engine.options import SearchMode
 from engine.problem import Problem, Window
 from engine.units import (
@@ -126,6 +135,9 @@ class _Builder:
         self._add_load_dimensions()
         self._add_distance_dimension()
         self._add_shipments()
+        self._add_type_rules()
+        if self.model.max_active_vehicles is not None:
+            self.routing.SetMaximumNumberOfActiveVehicles(self.model.max_active_vehicles)
         self.breaks = self._add_breaks()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -144,9 +156,28 @@ class _Builder:
 
     # -- costs -------------------------------------------------------------------------------
 
+    def _visit_costs(self, v: int) -> npt.NDArray[np.float64]:
+        """Per stop, the cost of performing it with vehicle ``v``: its ``VisitRequest.cost``
+        and, on a shipment's first visit, the shipment's ``costs_per_vehicle`` of ``v``."""
+        stops, model = self.p.stops, self.model
+        costs = np.zeros(stops.size, dtype=np.float64)
+        for i in range(stops.num_visits):
+            costs[i] = stops.visit_request(model, i).cost
+        for s, shipment in enumerate(model.shipments):
+            extra = shipment.cost_for_vehicle(v)
+            if extra:
+                for i in stops.pickup_stops[s] or stops.delivery_stops[s]:
+                    costs[i] += extra
+        return costs
+
     def _add_arc_costs(self) -> None:
         vehicles = self.model.vehicles
-        no_costs = self.p.free_of_costs
+        visit_costs = [self._visit_costs(v) for v in range(len(vehicles))]
+        no_costs = (
+            self.p.free_of_costs
+            and not any(c.any() for c in visit_costs)
+            and self.model.global_duration_cost_per_hour == 0
+        )
         for v, vehicle in enumerate(vehicles):
             k = self.p.travel.vehicle_matrix[v]
             mult = vehicle.travel_duration_multiple
@@ -155,12 +186,14 @@ class _Builder:
                 cb = self._register_matrix(("time-cost", k, mult), partial(self.p.travel_s, v))
             else:
                 cpk, cpth = vehicle.cost_per_kilometer, vehicle.cost_per_traveled_hour
+                leaving = visit_costs[v]
 
-                def arc_cost(v: int = v) -> IntArray:
-                    cost = self.p.arc_cost(v) * COST_SCALE
+                def arc_cost(v: int = v, leaving: npt.NDArray[np.float64] = leaving) -> IntArray:
+                    cost = (self.p.arc_cost(v) + leaving[:, None]) * COST_SCALE
                     return np.minimum(np.rint(cost), MAX_SCALED_COST // 4).astype(np.int64)
 
-                cb = self._register_matrix(("cost", k, mult, cpk, cpth), arc_cost)
+                key = ("cost", k, mult, cpk, cpth, leaving.tobytes())
+                cb = self._register_matrix(key, arc_cost)
             self.routing.SetArcCostEvaluatorOfVehicle(cb, v)
             if vehicle.fixed_cost > 0:
                 self.routing.SetFixedCostOfVehicle(scale_cost(vehicle.fixed_cost), v)
@@ -203,6 +236,9 @@ class _Builder:
             self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(end))
         for i in range(stops.num_visits):
             self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(self._index(i)))
+        global_coef = cost_per_hour_to_coefficient(self.model.global_duration_cost_per_hour)
+        if global_coef:
+            dim.SetGlobalSpanCostCoefficient(global_coef)
         return dim
 
     def _apply_windows(
@@ -337,6 +373,119 @@ class _Builder:
                     # -1: unperformed. (SetAllowedVehiclesForIndex's Span argument is not
                     # usable from Python in OR-Tools 9.15.)
                     self.routing.VehicleVar(index).SetValues([-1, *allowed])
+
+    # -- cargo rules -------------------------------------------------------------------------
+
+    def _add_type_rules(self) -> None:
+        """Shipment types as visit types, and the model's incompatibilities and requirements
+        as OR-Tools type regulations (see the module docstring)."""
+        model, routing = self.model, self.routing
+        incompatibilities = model.shipment_type_incompatibilities
+        requirements = model.shipment_type_requirements
+        if not incompatibilities and not requirements:
+            return
+        named: set[str] = set()
+        for inc in incompatibilities:
+            named.update(inc.types)
+        for req in requirements:
+            named.update(req.required_shipment_type_alternatives)
+            named.update(req.dependent_shipment_types)
+        type_id = {name: k for k, name in enumerate(sorted(named))}
+        stops = self.p.stops
+        for s, shipment in enumerate(model.shipments):
+            t = type_id.get(shipment.shipment_type)
+            if t is None or not self.p.routable[s]:
+                continue
+            pickups, deliveries = stops.pickup_stops[s], stops.delivery_stops[s]
+            for i in pickups:
+                routing.SetVisitType(self._index(i), t, routing.TYPE_ADDED_TO_VEHICLE)
+            policy = (
+                routing.ADDED_TYPE_REMOVED_FROM_VEHICLE
+                if pickups
+                else routing.TYPE_ON_VEHICLE_UP_TO_VISIT
+            )
+            for i in deliveries:
+                routing.SetVisitType(self._index(i), t, policy)
+        for inc in incompatibilities:
+            temporal = (
+                inc.incompatibility_mode == IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY
+            )
+            add = (
+                routing.AddTemporalTypeIncompatibility
+                if temporal
+                else routing.AddHardTypeIncompatibility
+            )
+            for a, b in itertools.combinations(sorted(set(inc.types)), 2):
+                add(type_id[a], type_id[b])
+        if requirements:
+            self._add_type_requirements()
+
+    def _add_type_requirements(self) -> None:
+        """Requirements as constraints on vehicle and position variables (``rank``: a visit's
+        position on its route). OR-Tools' own required-type alternatives take an
+        ``absl::flat_hash_set`` that its Python wrapper (9.15) cannot build, so each dependent
+        visit gets: active => some required shipment on the same vehicle (and, for the pickup
+        and delivery time modes, on board at that visit: picked up before, delivered after)."""
+        model, routing, solver = self.model, self.routing, self.solver
+        stops = self.p.stops
+        one = routing.RegisterUnaryTransitVector([1] * stops.size)
+        routing.AddDimension(one, 0, stops.size + 1, True, "rank")
+        rank = routing.GetDimensionOrDie("rank")
+        of_type: dict[str, list[int]] = {}
+        for s, shipment in enumerate(model.shipments):
+            if self.p.routable[s] and shipment.shipment_type:
+                of_type.setdefault(shipment.shipment_type, []).append(s)
+
+        def nodes(stop_list: Sequence[int]) -> list[int]:
+            return [self._index(i) for i in stop_list]
+
+        def same_vehicle(a: int, b: int) -> Any:
+            return solver.IsEqualVar(routing.VehicleVar(a), routing.VehicleVar(b))
+
+        def before(a: int, b: int) -> Any:
+            return solver.IsLessVar(rank.CumulVar(a), rank.CumulVar(b))
+
+        for req in model.shipment_type_requirements:
+            required = sorted(
+                {
+                    r
+                    for name in req.required_shipment_type_alternatives
+                    for r in of_type.get(name, [])
+                }
+            )
+            mode = req.requirement_mode
+            for name in sorted(set(req.dependent_shipment_types)):
+                for s in of_type.get(name, []):
+                    if mode == RequirementMode.PERFORMED_BY_SAME_VEHICLE:
+                        visits = nodes(stops.pickup_stops[s] + stops.delivery_stops[s])
+                    elif mode == RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME:
+                        visits = nodes(stops.pickup_stops[s])
+                    else:
+                        visits = nodes(stops.delivery_stops[s])
+                    for i in visits:
+                        options: list[Any] = []
+                        for r in required:
+                            if r == s:
+                                continue
+                            pickups = nodes(stops.pickup_stops[r])
+                            deliveries = nodes(stops.delivery_stops[r])
+                            if mode == RequirementMode.PERFORMED_BY_SAME_VEHICLE:
+                                options += [same_vehicle(j, i) for j in pickups + deliveries]
+                                continue
+                            p_options: list[int | None] = [*pickups] or [None]
+                            d_options: list[int | None] = [*deliveries] or [None]
+                            for p, d in itertools.product(p_options, d_options):
+                                terms = []
+                                if p is not None:
+                                    terms += [same_vehicle(p, i), before(p, i)]
+                                if d is not None:
+                                    terms += [same_vehicle(d, i), before(i, d)]
+                                options.append(solver.Min(terms))
+                        active = routing.ActiveVar(i)
+                        if options:
+                            solver.Add(active <= solver.Max(options))
+                        else:
+                            solver.Add(active == 0)
 
     # -- breaks ------------------------------------------------------------------------------
 

@@ -326,6 +326,19 @@ def test_solve_status_names_match(status: SolveStatus) -> None:
     assert not response.metrics.HasField("latest_vehicle_end_time")
 
 
-@pytest.mark.parametrize("code", list(SkipReasonCode))
+# VEHICLE_IGNORED and SHIPMENT_IGNORED (issue 15) come into the proto with Google's numbering
+# (branch google); once merged, these xfails pass and strict makes them fail: remove them then.
+_NOT_YET_IN_PROTO = {SkipReasonCode.VEHICLE_IGNORED, SkipReasonCode.SHIPMENT_IGNORED}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="not yet in the proto"))
+        if c in _NOT_YET_IN_PROTO
+        else c
+        for c in SkipReasonCode
+    ],
+)
 def test_skip_reason_codes_match(code: SkipReasonCode) -> None:
     assert pb.SkippedShipment.Reason.Code.Value(code.name) == code.value

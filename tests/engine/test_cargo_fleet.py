@@ -1,0 +1,369 @@
+"""Issue 15, cargo rules and fleet/costs: each feature on a tiny line instance whose optimum is
+known by brute force (tests/bruteforce.py) or by hand, solved by the engine and verified by the
+independent checker; backend routing and validation of the new fields.
+
+Points on a line, 1 unit = 1 km and 1000 s (``scale``); vehicles cost 1 per km unless said.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import InvalidModelError, Shipment, ShipmentModel, SkipReasonCode, Vehicle
+from engine.model import (
+    IncompatibilityMode,
+    RequirementMode,
+    ShipmentTypeIncompatibility,
+    ShipmentTypeRequirement,
+)
+from engine.validation import validate_model
+from tests.bruteforce import brute_force_optimum
+from tests.builders import at, depot_vehicle, line_model, route_order, solve_checked
+
+PRECHECK_CODES = {
+    SkipReasonCode.NO_VEHICLE,
+    SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY,
+    SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DISTANCE_LIMIT,
+    SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DURATION_LIMIT,
+    SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS,
+    SkipReasonCode.VEHICLE_NOT_ALLOWED,
+    SkipReasonCode.VEHICLE_IGNORED,
+    SkipReasonCode.SHIPMENT_IGNORED,
+    SkipReasonCode.UNREACHABLE_LOCATION,
+}
+POINTS = {"depot": 0.0, "A": 1.0, "B": 2.0, "C": 3.0, "D": 4.0, "far": 10.0}
+KM = 1000.0
+
+
+def model(
+    shipments: list[Shipment], vehicles: list[Vehicle] | None = None, **kw: object
+) -> ShipmentModel:
+    if vehicles is None:
+        vehicles = [depot_vehicle(cost_per_kilometer=1.0)]
+    return line_model(POINTS, shipments, vehicles, scale=KM, **kw)  # type: ignore[arg-type]
+
+
+def solved_cost(m: ShipmentModel, **options: object) -> float:
+    solution = solve_checked(m, backend="ortools", **options)  # type: ignore[arg-type]
+    return solution.metrics.total_cost
+
+
+def incompatible(mode: IncompatibilityMode, *types: str) -> tuple[ShipmentTypeIncompatibility]:
+    return (ShipmentTypeIncompatibility(types=types, incompatibility_mode=mode),)
+
+
+def requires(
+    mode: RequirementMode, required: str, dependent: str
+) -> tuple[ShipmentTypeRequirement]:
+    return (
+        ShipmentTypeRequirement(
+            required_shipment_type_alternatives=(required,),
+            dependent_shipment_types=(dependent,),
+            requirement_mode=mode,
+        ),
+    )
+
+
+# -- cargo rules -------------------------------------------------------------------------------
+
+
+def test_hard_incompatibility_puts_the_types_on_different_vehicles() -> None:
+    shipments = [
+        Shipment(deliveries=(at("A"),), shipment_type="food"),
+        Shipment(deliveries=(at("B"),), shipment_type="chem"),
+    ]
+    two = [depot_vehicle(cost_per_kilometer=1.0), depot_vehicle(cost_per_kilometer=1.0)]
+    free = model(shipments, two)
+    assert brute_force_optimum(free) == pytest.approx(4.0)  # one vehicle: depot-A-B-depot
+    rule = incompatible(IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE, "food", "chem")
+    m = model(shipments, two, shipment_type_incompatibilities=rule)
+    assert brute_force_optimum(m) == pytest.approx(6.0)  # depot-A-depot + depot-B-depot
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(6.0)
+    assert solution.metrics.used_vehicle_count == 2
+
+
+def test_temporal_incompatibility_lets_one_be_delivered_before_the_other_is_picked_up() -> None:
+    shipments = [
+        Shipment(pickups=(at("A"),), deliveries=(at("C"),), shipment_type="x"),
+        Shipment(pickups=(at("B"),), deliveries=(at("C"),), shipment_type="y"),
+    ]
+    assert brute_force_optimum(model(shipments)) == pytest.approx(6.0)
+    rule = incompatible(IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY, "x", "y")
+    m = model(shipments, shipment_type_incompatibilities=rule)
+    # depot-A-C (deliver x) -B (pick y) -C-depot = 1 + 2 + 1 + 1 + 3.
+    assert brute_force_optimum(m) == pytest.approx(8.0)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(8.0)
+    assert route_order(solution, 0) == [(0, True), (0, False), (1, True), (1, False)]
+
+
+def test_temporal_incompatibility_of_delivery_only_shipments_is_reported_as_a_skip() -> None:
+    # Both are on board from the start: they can never share the only vehicle; one mandatory
+    # shipment is skipped.
+    shipments = [
+        Shipment(deliveries=(at("A"),), shipment_type="x"),
+        Shipment(deliveries=(at("B"),), shipment_type="y"),
+    ]
+    rule = incompatible(IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY, "x", "y")
+    m = model(shipments, shipment_type_incompatibilities=rule)
+    with pytest.raises(ValueError, match="no feasible assignment"):
+        brute_force_optimum(m)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.skipped_mandatory_shipment_count == 1
+    (skipped,) = solution.skipped_shipments
+    # Not a pre-check reason: each shipment alone fits the vehicle; the search left it out.
+    (reason,) = skipped.reasons
+    assert reason.code not in PRECHECK_CODES
+    assert reason.example_vehicle_index is None
+
+
+def test_requirement_performed_by_same_vehicle() -> None:
+    shipments = [
+        Shipment(deliveries=(at("A"),), shipment_type="dependent"),
+        Shipment(deliveries=(at("far"),), shipment_type="required"),
+    ]
+    vehicles = [
+        depot_vehicle(cost_per_kilometer=1.0),
+        depot_vehicle("far", cost_per_kilometer=1.0),
+    ]
+    assert brute_force_optimum(model(shipments, vehicles)) == pytest.approx(2.0)
+    rule = requires(RequirementMode.PERFORMED_BY_SAME_VEHICLE, "required", "dependent")
+    m = model(shipments, vehicles, shipment_type_requirements=rule)
+    assert brute_force_optimum(m) == pytest.approx(18.0)  # far-far-A-far
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(18.0)
+    assert solution.metrics.used_vehicle_count == 1
+
+
+def _pickup_delivery_pair() -> list[Shipment]:
+    return [
+        Shipment(pickups=(at("B"),), deliveries=(at("A"),), shipment_type="required"),
+        Shipment(pickups=(at("A"),), deliveries=(at("B"),), shipment_type="dependent"),
+    ]
+
+
+def test_requirement_in_same_vehicle_at_pickup_time() -> None:
+    shipments = _pickup_delivery_pair()
+    assert brute_force_optimum(model(shipments)) == pytest.approx(4.0)
+    rule = requires(RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME, "required", "dependent")
+    m = model(shipments, shipment_type_requirements=rule)
+    # depot-B (pick required) -A (pick dependent, then deliver required) -B-depot.
+    assert brute_force_optimum(m) == pytest.approx(6.0)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(6.0)
+    assert route_order(solution, 0) == [(0, True), (1, True), (0, False), (1, False)]
+
+
+def test_requirement_in_same_vehicle_at_delivery_time() -> None:
+    shipments = [
+        Shipment(pickups=(at("A"),), deliveries=(at("C"),), shipment_type="dependent"),
+        Shipment(pickups=(at("D"),), deliveries=(at("B"),), shipment_type="required"),
+    ]
+    assert brute_force_optimum(model(shipments)) == pytest.approx(8.0)
+    rule = requires(RequirementMode.IN_SAME_VEHICLE_AT_DELIVERY_TIME, "required", "dependent")
+    m = model(shipments, shipment_type_requirements=rule)
+    # The required goods must be on board at C: depot-A-D (pick required) -C-B-depot.
+    assert brute_force_optimum(m) == pytest.approx(8.0)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(8.0)
+    assert route_order(solution, 0) == [(0, True), (1, True), (0, False), (1, False)]
+
+
+# -- fleet and costs ---------------------------------------------------------------------------
+
+
+def test_max_active_vehicles() -> None:
+    shipments = [Shipment(deliveries=(at("A"),)), Shipment(deliveries=(at("far"),))]
+    vehicles = [
+        depot_vehicle(cost_per_kilometer=1.0),
+        depot_vehicle("far", cost_per_kilometer=1.0),
+    ]
+    assert brute_force_optimum(model(shipments, vehicles)) == pytest.approx(2.0)
+    m = model(shipments, vehicles, max_active_vehicles=1)
+    assert brute_force_optimum(m) == pytest.approx(18.0)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(18.0)
+    assert solution.metrics.used_vehicle_count == 1
+
+
+def test_ignored_shipment_and_vehicle_are_skipped_with_their_reasons() -> None:
+    shipments = [
+        Shipment(deliveries=(at("A"),), ignore=True, penalty_cost=50.0),
+        Shipment(deliveries=(at("B"),), allowed_vehicle_indices=(1,)),
+        Shipment(deliveries=(at("C"),)),
+    ]
+    vehicles = [
+        depot_vehicle(cost_per_kilometer=1.0),
+        depot_vehicle(cost_per_kilometer=0.1, ignore=True),
+    ]
+    m = model(shipments, vehicles)
+    solution = solve_checked(m, backend="ortools")
+    reasons = {s.index: [r.code for r in s.reasons] for s in solution.skipped_shipments}
+    assert reasons == {
+        0: [SkipReasonCode.SHIPMENT_IGNORED],
+        1: [SkipReasonCode.VEHICLE_NOT_ALLOWED, SkipReasonCode.VEHICLE_IGNORED],
+    }
+    assert not solution.routes[1].visits
+    # No penalty for the ignored shipment; the other mandatory one is counted.
+    assert solution.metrics.total_cost == pytest.approx(6.0)
+    assert solution.metrics.skipped_mandatory_shipment_count == 1
+
+
+def test_ignored_vehicle_matches_brute_force() -> None:
+    shipments = [Shipment(deliveries=(at("A"),)), Shipment(deliveries=(at("B"),), ignore=True)]
+    vehicles = [
+        depot_vehicle("far", cost_per_kilometer=1.0),
+        depot_vehicle(cost_per_kilometer=1.0, ignore=True),
+    ]
+    m = model(shipments, vehicles)
+    assert brute_force_optimum(m) == pytest.approx(18.0)
+    assert solved_cost(m) == pytest.approx(18.0)
+
+
+def test_visit_request_cost_chooses_the_alternative() -> None:
+    # Delivering at A: 2 km + cost 5; at B: 4 km + cost 0.
+    shipment = Shipment(deliveries=(at("A", cost=5.0), at("B")))
+    solution = solve_checked(model([shipment]), backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(4.0)
+    assert solution.routes[0].visits[0].visit_request_index == 1
+    cheap_a = Shipment(deliveries=(at("A", cost=1.0), at("B")))
+    solution = solve_checked(model([cheap_a]), backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(3.0)
+    assert solution.routes[0].route_costs["model.shipments.deliveries.cost"] == pytest.approx(1.0)
+
+
+def test_visit_cost_and_costs_per_vehicle_match_brute_force() -> None:
+    shipments = [
+        Shipment(pickups=(at("A", cost=2.0),), deliveries=(at("B", cost=0.5),)),
+        Shipment(deliveries=(at("C"),), costs_per_vehicle=(10.0,), costs_per_vehicle_indices=(0,)),
+    ]
+    vehicles = [depot_vehicle(cost_per_kilometer=1.0), depot_vehicle(cost_per_kilometer=2.0)]
+    m = model(shipments, vehicles)
+    optimum = brute_force_optimum(m)
+    # Visit costs 2.5 in any case. Vehicle 0 (1 per km) does all: 6 + 10 (its cost for s1);
+    # vehicle 0 does s0 and vehicle 1 (2 per km) s1: 4 + 12; vehicle 1 does all: 12.
+    assert optimum == pytest.approx(2.5 + min(6 + 10, 4 + 12, 12))
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(optimum)
+
+
+def test_costs_per_vehicle_picks_the_cheaper_vehicle() -> None:
+    shipment = Shipment(deliveries=(at("A"),), costs_per_vehicle=(10.0, 1.0))
+    two = [depot_vehicle(cost_per_kilometer=1.0), depot_vehicle(cost_per_kilometer=1.0)]
+    m = model([shipment], two)
+    assert brute_force_optimum(m) == pytest.approx(3.0)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(3.0)
+    assert solution.routes[1].route_costs == {
+        "model.shipments.costs_per_vehicle": pytest.approx(1.0),
+        "model.vehicles.cost_per_kilometer": pytest.approx(2.0),
+    }
+
+
+def test_global_duration_cost() -> None:
+    # One route depot-B-depot: 4000 s of global duration at 3.6 per hour = 4.
+    m = model(
+        [Shipment(deliveries=(at("B"),))],
+        [depot_vehicle()],
+        global_duration_cost_per_hour=3.6,
+    )
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.costs == {"model.global_duration_cost_per_hour": pytest.approx(4.0)}
+    assert solution.metrics.total_cost == pytest.approx(4.0)
+
+
+# -- routing and validation --------------------------------------------------------------------
+
+
+def test_auto_routes_cargo_rules_to_ortools_and_pyvrp_rejects_them() -> None:
+    shipments = [
+        Shipment(deliveries=(at("A"),), shipment_type="food"),
+        Shipment(deliveries=(at("B"),), shipment_type="chem"),
+    ]
+    rule = incompatible(IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE, "food", "chem")
+    m = model(shipments, shipment_type_incompatibilities=rule)
+    solution = solve_checked(m, backend="auto")
+    assert solution.backend == "ortools"
+    assert "shipment type incompatibilities" in solution.backend_reason
+    with pytest.raises(InvalidModelError) as err:
+        solve_checked(m, backend="pyvrp")
+    (violation,) = err.value.violations
+    assert violation.field == "shipment_type_incompatibilities[0]"
+    assert "does not support shipment type incompatibilities" in violation.description
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"max_active_vehicles": 1}, "max_active_vehicles"),
+        ({"global_duration_cost_per_hour": 1.0}, "global_duration_cost_per_hour"),
+        ({"vehicle_ignore": True}, "vehicles[1].ignore"),
+        ({"visit_cost": 1.0}, "shipments[0].deliveries[0].cost"),
+        ({"costs_per_vehicle": (1.0, 2.0)}, "shipments[0].costs_per_vehicle"),
+    ],
+)
+def test_pyvrp_rejects_each_fleet_feature_by_name(changes: dict[str, object], field: str) -> None:
+    shipment = Shipment(
+        deliveries=(at("A", cost=changes.get("visit_cost", 0.0)),),  # type: ignore[arg-type]
+        costs_per_vehicle=changes.get("costs_per_vehicle", ()),  # type: ignore[arg-type]
+    )
+    vehicles = [
+        depot_vehicle(cost_per_kilometer=1.0),
+        depot_vehicle(cost_per_kilometer=1.0, ignore=bool(changes.get("vehicle_ignore"))),
+    ]
+    kw = {
+        k: v
+        for k, v in changes.items()
+        if k in ("max_active_vehicles", "global_duration_cost_per_hour")
+    }
+    m = model([shipment, Shipment(deliveries=(at("B"),))], vehicles, **kw)
+    with pytest.raises(InvalidModelError) as err:
+        solve_checked(m, backend="pyvrp")
+    assert [v.field for v in err.value.violations] == [field]
+    assert solve_checked(m, backend="auto").backend == "ortools"
+
+
+def test_validation_names_each_bad_field() -> None:
+    shipments = [
+        Shipment(
+            deliveries=(at("A", cost=-1.0),),
+            costs_per_vehicle=(1.0, -2.0),
+            costs_per_vehicle_indices=(0, 0),
+            shipment_type="a",
+        ),
+        Shipment(deliveries=(at("B"),), costs_per_vehicle=(1.0,), ignore=True),
+    ]
+    m = model(
+        shipments,
+        [depot_vehicle(), depot_vehicle()],
+        max_active_vehicles=0,
+        global_duration_cost_per_hour=-1.0,
+        shipment_type_incompatibilities=(ShipmentTypeIncompatibility(types=("a", "a")),),
+        shipment_type_requirements=(
+            ShipmentTypeRequirement(("b",), ("a",), RequirementMode.PERFORMED_BY_SAME_VEHICLE),
+            ShipmentTypeRequirement(
+                ("a",), ("b", ""), RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME
+            ),
+            ShipmentTypeRequirement((), (), RequirementMode.REQUIREMENT_MODE_UNSPECIFIED),
+        ),
+    )
+    fields = {v.field for v in validate_model(m)}
+    assert fields == {
+        "max_active_vehicles",
+        "global_duration_cost_per_hour",
+        "shipments[0].deliveries[0].cost",
+        "shipments[0].costs_per_vehicle[1]",
+        "shipments[0].costs_per_vehicle_indices[1]",
+        "shipments[1].costs_per_vehicle",
+        "shipments[1].ignore",
+        "shipment_type_incompatibilities[0].types[1]",
+        "shipment_type_incompatibilities[0].types",
+        "shipment_type_incompatibilities[0].incompatibility_mode",
+        "shipment_type_requirements[0].dependent_shipment_types[0]",
+        "shipment_type_requirements[1].dependent_shipment_types[0]",
+        "shipment_type_requirements[1].dependent_shipment_types[1]",
+        "shipment_type_requirements[2].required_shipment_type_alternatives",
+        "shipment_type_requirements[2].dependent_shipment_types",
+        "shipment_type_requirements[2].requirement_mode",
+    }
