@@ -15,6 +15,7 @@ checks a whole model at once and reports every problem with its field path.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -113,6 +114,27 @@ class Shipment:
     """Cost incurred when a vehicle performs this shipment: one per vehicle of the model, or
     one per entry of ``costs_per_vehicle_indices`` (other vehicles: 0)."""
     costs_per_vehicle_indices: tuple[int, ...] = ()
+    pickup_to_delivery_relative_detour_limit: float | None = None
+    """With t the travel time from the chosen pickup to the chosen delivery: the delivery
+    starts at most ``ceil(t * (1 + limit))`` seconds after the pickup starts."""
+    pickup_to_delivery_absolute_detour_limit_s: float | None = None
+    """The delivery starts at most ``t + limit`` seconds after the pickup starts (with both
+    detour limits, the tighter one applies to each pickup/delivery pair)."""
+    pickup_to_delivery_time_limit_s: float | None = None
+    """The delivery starts at most this long after the pickup starts."""
+
+    def pickup_to_delivery_limit_s(self, travel_s: float) -> float | None:
+        """The longest allowed time from the start of the pickup to the start of the delivery
+        when travel between them takes ``travel_s`` (None: no limit)."""
+        limits = []
+        if self.pickup_to_delivery_time_limit_s is not None:
+            limits.append(self.pickup_to_delivery_time_limit_s)
+        if self.pickup_to_delivery_relative_detour_limit is not None:
+            scaled = travel_s * (1.0 + self.pickup_to_delivery_relative_detour_limit)
+            limits.append(float(math.ceil(scaled - 1e-9)))
+        if self.pickup_to_delivery_absolute_detour_limit_s is not None:
+            limits.append(travel_s + self.pickup_to_delivery_absolute_detour_limit_s)
+        return min(limits) if limits else None
 
     @property
     def is_mandatory(self) -> bool:

@@ -86,6 +86,7 @@ class _Validator:
             self.check_vehicle(f"vehicles[{j}]", vehicle)
         _check_fleet_and_costs(self)
         _check_cargo_rules(self)
+        _check_courier_rules(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -451,3 +452,39 @@ def _reaches(depends: dict[str, set[str]], start: str) -> bool:
             seen.add(t)
             todo.extend(depends.get(t, ()))
     return False
+
+
+def _check_courier_rules(self: _Validator) -> None:
+    """``pickup_to_delivery_{relative,absolute}_detour_limit`` and ``_time_limit``:
+    non-negative, on shipments with a pickup and a delivery; detour limits only where travel
+    durations do not depend on the vehicle (Google's rule)."""
+    m = self.model
+    vehicle_dependent = len(m.duration_distance_matrices) > 1 or (
+        len({v.travel_duration_multiple for v in m.vehicles}) > 1
+    )
+    for i, s in enumerate(m.shipments):
+        for name, value in (
+            (
+                "pickup_to_delivery_relative_detour_limit",
+                s.pickup_to_delivery_relative_detour_limit,
+            ),
+            (
+                "pickup_to_delivery_absolute_detour_limit",
+                s.pickup_to_delivery_absolute_detour_limit_s,
+            ),
+            ("pickup_to_delivery_time_limit", s.pickup_to_delivery_time_limit_s),
+        ):
+            if value is None:
+                continue
+            path = f"shipments[{i}].{name}"
+            if not (_finite(value) and value >= 0):
+                self.add(path, "must be non-negative")
+            if not (s.pickups and s.deliveries):
+                self.add(path, "needs a shipment with at least one pickup and one delivery")
+            if "detour" in name and vehicle_dependent:
+                self.add(
+                    path,
+                    "detour limits need travel durations that do not depend on the vehicle "
+                    "(one duration_distance_matrix and one travel_duration_multiple for all "
+                    "vehicles)",
+                )

@@ -13,10 +13,11 @@ solution strategies, and OR-Tools then searches on from them with every constrai
   taken out of the initial routes (OR-Tools treats every shipment as optional, so fewer
   visits are always consistent);
 - an end window that opens after the start window loses its start (the vehicle waits);
-- shipment type rules, visit costs, ``costs_per_vehicle`` and the global duration cost are
-  dropped (OR-Tools enforces and prices them; a route breaking a type rule starts empty), and
-  ignored vehicles are not ignored (their visits are taken out of the initial routes, as for
-  allowed vehicles). ``max_active_vehicles`` is not warm-started: PyVRP's routes could use
+- shipment type rules, pickup-to-delivery time and detour limits, visit costs,
+  ``costs_per_vehicle`` and the global duration cost are dropped (OR-Tools enforces and prices
+  them; a route breaking a rule starts empty), and ignored vehicles are not ignored (their
+  visits are taken out of the initial routes, as for allowed vehicles).
+  ``max_active_vehicles`` is not warm-started: PyVRP's routes could use
   more vehicles, and OR-Tools would reject them all.
 
 The nearby model keeps the stops' travel matrices (no new road queries) and the stops' order,
@@ -87,6 +88,9 @@ def _shipment(shipment: Shipment, lo: float, hi: float) -> Shipment:
         allowed_vehicle_indices=(),
         costs_per_vehicle=(),
         costs_per_vehicle_indices=(),
+        pickup_to_delivery_relative_detour_limit=None,
+        pickup_to_delivery_absolute_detour_limit_s=None,
+        pickup_to_delivery_time_limit_s=None,
     )
 
 

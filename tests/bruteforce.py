@@ -4,11 +4,11 @@ Enumerates every assignment of shipments to a vehicle or to "skipped" and every 
 per vehicle (pickup before delivery). Travel, windows, loads, limits and costs come from the
 checker's helpers (:mod:`tests.checker`), so each rule has a single implementation.
 
-Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs and
-``costs_per_vehicle`` are honoured. Only models without time-dependent costs are supported (no
-soft time windows, no ``cost_per_hour``, no ``global_duration_cost_per_hour``, no breaks):
-the cost of a route then depends on its visit order only, and the schedule matters for
-feasibility alone.
+Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
+``costs_per_vehicle`` and pickup-to-delivery limits (without visit time windows) are honoured.
+Only models without time-dependent costs are supported (no soft time windows, no
+``cost_per_hour``, no ``global_duration_cost_per_hour``, no breaks): the cost of a route then
+depends on its visit order only, and the schedule matters for feasibility alone.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tests.checker import (
     earliest_in_windows,
     hard_windows,
     load_limit_problems,
+    pickup_delivery_limit_problems,
     route_cost_terms,
     route_limit_problems,
     route_loads,
@@ -65,6 +66,17 @@ def _require_tiny(model: ShipmentModel) -> None:
         raise ValueError(f"{_UNSUPPORTED}soft time windows")
     if model.global_duration_cost_per_hour:
         raise ValueError(f"{_UNSUPPORTED}global_duration_cost_per_hour")
+    limited = any(
+        s.pickup_to_delivery_time_limit_s is not None
+        or s.pickup_to_delivery_relative_detour_limit is not None
+        or s.pickup_to_delivery_absolute_detour_limit_s is not None
+        for s in model.shipments
+    )
+    visit_windows = any(
+        r.time_windows for s in model.shipments for r in (*s.pickups, *s.deliveries)
+    )
+    if limited and visit_windows:
+        raise ValueError(f"{_UNSUPPORTED}pickup-to-delivery limits with visit time windows")
 
 
 class _Router:
@@ -131,6 +143,29 @@ class _Router:
                 return True
         return False
 
+    def pickup_delivery_problems(self, v: int, order: Sequence[VisitRef]) -> list[str]:
+        """Pickup-to-delivery limits broken by ``order``. Visits have no time windows when a
+        shipment has such limits (see :func:`_require_tiny`), so the earliest schedule has no
+        wait between a pickup and its delivery: their gap is the travel and visit time between
+        them, whatever the start."""
+        starts: dict[VisitRef, float] = {}
+        offset = 0.0
+        previous: VisitRef | None = None
+        for ref in order:
+            offset += self.travel.leg(v, previous, ref)[0]
+            starts[ref] = offset
+            offset += visit_request(self.model, ref).duration_s
+            previous = ref
+        problems = []
+        for (s, is_pickup, k), start in starts.items():
+            if not is_pickup:
+                continue
+            for (s2, is_pickup2, k2), end in starts.items():
+                if s2 == s and not is_pickup2:
+                    travel_s = self.travel.leg(v, (s, True, k), (s, False, k2))[0]
+                    problems += pickup_delivery_limit_problems(self.model, s, travel_s, end - start)
+        return problems
+
     def best_cost(self, v: int, shipments: Sequence[int]) -> float:
         """Cheapest feasible route of vehicle v serving exactly ``shipments`` (inf if none)."""
         model, vehicle = self.model, self.model.vehicles[v]
@@ -155,7 +190,7 @@ class _Router:
                 continue
             if any(load_limit_problems(vehicle, load) for load in route_loads(model, v, order)):
                 continue
-            if route_type_problems(model, order):
+            if route_type_problems(model, order) or self.pickup_delivery_problems(v, order):
                 continue
             legs = [self.travel.leg(v, a, b) for a, b in itertools.pairwise((None, *order, None))]
             travel_s = math.fsum(leg[0] for leg in legs)

@@ -49,6 +49,7 @@ __all__ = [
     "hard_windows",
     "haversine_m",
     "load_limit_problems",
+    "pickup_delivery_limit_problems",
     "route_cost_terms",
     "route_limit_problems",
     "route_loads",
@@ -370,6 +371,31 @@ def _cost_per_vehicle(model: ShipmentModel, s: int, v: int) -> float:
         return float(costs[v]) if v < len(costs) else 0.0
     pairs = zip(shipment.costs_per_vehicle_indices, shipment.costs_per_vehicle, strict=True)
     return math.fsum(float(c) for i, c in pairs if i == v)
+
+
+def pickup_delivery_limit_problems(
+    model: ShipmentModel, shipment_index: int, travel_s: float, gap_s: float
+) -> list[str]:
+    """Why a shipment whose delivery starts ``gap_s`` after its pickup starts, with
+    ``travel_s`` of direct travel between them, breaks its pickup_to_delivery limits (Google:
+    gap <= time limit, gap <= std::ceil(t * (1 + relative limit)), gap <= t + absolute limit;
+    the ceil ignores float noise below 1e-9)."""
+    shipment = model.shipments[shipment_index]
+    limits = []
+    if shipment.pickup_to_delivery_time_limit_s is not None:
+        limits.append(("pickup_to_delivery_time_limit", shipment.pickup_to_delivery_time_limit_s))
+    relative = shipment.pickup_to_delivery_relative_detour_limit
+    if relative is not None:
+        bound = float(math.ceil(travel_s * (1.0 + relative) - 1e-9))
+        limits.append(("pickup_to_delivery_relative_detour_limit", bound))
+    absolute = shipment.pickup_to_delivery_absolute_detour_limit_s
+    if absolute is not None:
+        limits.append(("pickup_to_delivery_absolute_detour_limit", travel_s + absolute))
+    return [
+        f"delivery starts {gap_s} s after the pickup, more than {bound} s ({name})"
+        for name, bound in limits
+        if gap_s > bound + TIME_TOL
+    ]
 
 
 def _on_board(model: ShipmentModel, refs: Sequence[VisitRef]) -> dict[int, tuple[int, int]]:
@@ -891,6 +917,13 @@ class _Checker:
                     f"delivery (visits[{deliveries[0][1]}]) before its pickup "
                     f"(visits[{pickups[0][1]}]) on route {routes[0]}",
                 )
+            limited = (
+                shipment.pickup_to_delivery_time_limit_s is not None
+                or shipment.pickup_to_delivery_relative_detour_limit is not None
+                or shipment.pickup_to_delivery_absolute_detour_limit_s is not None
+            )
+            if limited and len(routes) == 1 and len(pickups) == 1 and len(deliveries) == 1:
+                self.check_pickup_to_delivery(s, solution.routes[routes[0]], pickups, deliveries)
             for r in routes:
                 v = solution.routes[r].vehicle_index
                 if 0 <= v < len(model.vehicles) and not vehicle_allowed(model, s, v):
@@ -899,6 +932,31 @@ class _Checker:
                         f"performed by vehicle {v}, not in allowed_vehicle_indices "
                         f"{shipment.allowed_vehicle_indices}",
                     )
+
+    def check_pickup_to_delivery(
+        self,
+        s: int,
+        route: Route,
+        pickups: list[tuple[int, int]],
+        deliveries: list[tuple[int, int]],
+    ) -> None:
+        """Shipment s's pickup_to_delivery limits on its route (invalid visits are reported
+        with the route)."""
+        shipment = self.model.shipments[s]
+        pickup, delivery = route.visits[pickups[0][1]], route.visits[deliveries[0][1]]
+        if not (
+            0 <= pickup.visit_request_index < len(shipment.pickups)
+            and 0 <= delivery.visit_request_index < len(shipment.deliveries)
+        ):
+            return
+        travel_s = self.travel.leg(
+            route.vehicle_index,
+            (s, True, pickup.visit_request_index),
+            (s, False, delivery.visit_request_index),
+        )[0]
+        gap_s = delivery.start_time - pickup.start_time
+        for problem in pickup_delivery_limit_problems(self.model, s, travel_s, gap_s):
+            self.fail(f"shipments[{s}]", problem)
 
     def check_skipped(self) -> bool:
         """Check the skipped list; return whether its indices are usable."""

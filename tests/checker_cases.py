@@ -406,6 +406,8 @@ VALID_CARGO_FLEET: list[Mutation] = [
     requirement(RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME, "z", "y"),
     model_field(max_active_vehicles=1),
     vehicle(1, ignore=True),
+    shipment(0, pickup_to_delivery_time_limit_s=86400.0),
+    shipment(0, pickup_to_delivery_absolute_detour_limit_s=3600.0),
 ]
 """Rules the main solution satisfies: the checker must accept it."""
 
@@ -477,6 +479,21 @@ CARGO_FLEET_MUTATIONS = [
         shipment(1, costs_per_vehicle=(7.0,), costs_per_vehicle_indices=(0,)),
         "costs['model.shipments.costs_per_vehicle'] is 0.0, expected 7.0",
         id="costs-per-vehicle-indices",
+    ),
+    pytest.param(
+        shipment(0, pickup_to_delivery_time_limit_s=1.0),
+        "more than 1.0 s (pickup_to_delivery_time_limit)",
+        id="pickup-to-delivery-time-limit",
+    ),
+    pytest.param(
+        shipment(0, pickup_to_delivery_relative_detour_limit=0.0),
+        "(pickup_to_delivery_relative_detour_limit)",
+        id="relative-detour-limit",
+    ),
+    pytest.param(
+        shipment(0, pickup_to_delivery_absolute_detour_limit_s=0.0),
+        "(pickup_to_delivery_absolute_detour_limit)",
+        id="absolute-detour-limit",
     ),
     pytest.param(
         model_field(global_duration_cost_per_hour=1.0),

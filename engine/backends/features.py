@@ -33,12 +33,13 @@ FEATURES = {
     "visit_costs": "a visit request cost",
     "costs_per_vehicle": "costs_per_vehicle on a shipment",
     "global_duration_cost": "global_duration_cost_per_hour",
+    "pickup_delivery_limits": "a pickup-to-delivery time or detour limit",
 }
 """Feature name → what it means (for messages and documentation)."""
 
 
 def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]) -> None:
-    """Cargo rules, fleet limits and the costs of issue 15's fleet-and-costs group."""
+    """Cargo rules, fleet limits, issue 15's fleet costs and courier rules."""
     model = problem.model
     typed = {sh.shipment_type for s, sh in enumerate(model.shipments) if problem.routable[s]}
     for k, inc in enumerate(model.shipment_type_incompatibilities):
@@ -60,6 +61,19 @@ def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]
             continue
         if any(c > 0 for c in shipment.costs_per_vehicle):
             note("costs_per_vehicle", f"shipments[{s}].costs_per_vehicle")
+        for name, value in (
+            ("pickup_to_delivery_time_limit", shipment.pickup_to_delivery_time_limit_s),
+            (
+                "pickup_to_delivery_relative_detour_limit",
+                shipment.pickup_to_delivery_relative_detour_limit,
+            ),
+            (
+                "pickup_to_delivery_absolute_detour_limit",
+                shipment.pickup_to_delivery_absolute_detour_limit_s,
+            ),
+        ):
+            if value is not None:
+                note("pickup_delivery_limits", f"shipments[{s}].{name}")
         for kind, visits in (("pickups", shipment.pickups), ("deliveries", shipment.deliveries)):
             for k, visit in enumerate(visits):
                 if visit.cost > 0:

@@ -21,6 +21,8 @@ The integer problem maps onto the routing library as follows:
   the start up to the visit); incompatibilities are hard or temporal type incompatibilities,
   requirements same-vehicle, when-adding (pickup time) or when-removing (delivery time)
   required type alternatives;
+- courier rules (pickup-to-delivery time and detour limits): the time dimension's
+  pickup-to-delivery limit of each pair, per pickup and delivery alternative;
 - ``max_active_vehicles``: ``SetMaximumNumberOfActiveVehicles``;
   ``global_duration_cost_per_hour``: the time dimension's global span cost.
 
@@ -44,7 +46,7 @@ import numpy.typing as npt
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
-from engine.errors import NoSolutionError
+from engine.errors import FieldViolation, InvalidModelError, NoSolutionError
 from engine.model import IncompatibilityMode, RequirementMode, TimeWindow
 from engine.options import SearchMode
 from engine.problem import Problem, Window
@@ -134,7 +136,11 @@ class _Builder:
         self.time = self._add_time_dimension()
         self._add_load_dimensions()
         self._add_distance_dimension()
+        self._pair_of: dict[int, int] = {}
+        """Pickup-and-delivery pair index (OR-Tools') of each pair shipment."""
+        self._limit_functions: list[Callable[[int, int], int]] = []
         self._add_shipments()
+        self._add_pickup_delivery_limits()
         self._add_type_rules()
         if self.model.max_active_vehicles is not None:
             self.routing.SetMaximumNumberOfActiveVehicles(self.model.max_active_vehicles)
@@ -365,6 +371,7 @@ class _Builder:
                 dp = self.routing.AddDisjunction(pickups, penalty, 1)
                 dd = self.routing.AddDisjunction(deliveries, 0, 1)
                 self.routing.AddPickupAndDeliverySets(dp, dd)
+                self._pair_of[s] = len(self._pair_of)
             else:
                 self.routing.AddDisjunction(pickups or deliveries, penalty, 1)
             allowed = list(p.allowed_vehicles[s])
@@ -373,6 +380,69 @@ class _Builder:
                     # -1: unperformed. (SetAllowedVehiclesForIndex's Span argument is not
                     # usable from Python in OR-Tools 9.15.)
                     self.routing.VehicleVar(index).SetValues([-1, *allowed])
+
+    # -- courier rules -----------------------------------------------------------------------
+
+    def _add_pickup_delivery_limits(self) -> None:
+        """``pickup_to_delivery_{relative,absolute}_detour_limit`` and ``_time_limit`` as the
+        time dimension's pickup-to-delivery limit of each pair (OR-Tools
+        ``SetPickupToDeliveryLimitFunctionForPair``, per pickup and delivery alternative)."""
+        model, p = self.model, self.p
+        limited = [
+            s
+            for s, sh in enumerate(model.shipments)
+            if s in self._pair_of
+            and (
+                sh.pickup_to_delivery_time_limit_s is not None
+                or sh.pickup_to_delivery_relative_detour_limit is not None
+                or sh.pickup_to_delivery_absolute_detour_limit_s is not None
+            )
+        ]
+        if not limited:
+            return
+        profiles = {
+            (p.travel.vehicle_matrix[v], vehicle.travel_duration_multiple)
+            for v, vehicle in enumerate(model.vehicles)
+        }
+        detours = [
+            s
+            for s in limited
+            if model.shipments[s].pickup_to_delivery_relative_detour_limit is not None
+            or model.shipments[s].pickup_to_delivery_absolute_detour_limit_s is not None
+        ]
+        if detours and len(profiles) > 1:
+            raise InvalidModelError(
+                tuple(
+                    FieldViolation(
+                        f"shipments[{s}].pickup_to_delivery_relative_detour_limit",
+                        "detour limits need travel durations that do not depend on the vehicle "
+                        "(one travel matrix and one travel_duration_multiple for all vehicles)",
+                    )
+                    for s in detours[:1]
+                )
+            )
+        k, multiple = min(profiles)
+        durations = p.travel.durations_s[k]
+        stops = p.stops
+        for s in limited:
+            shipment = model.shipments[s]
+            pickups, deliveries = stops.pickup_stops[s], stops.delivery_stops[s]
+            table = [
+                [
+                    _whole_seconds(
+                        shipment.pickup_to_delivery_limit_s(float(durations[a, b]) * multiple),
+                        p.horizon,
+                    )
+                    for b in deliveries
+                ]
+                for a in pickups
+            ]
+
+            def limit(pi: int, di: int, table: list[list[int]] = table) -> int:
+                return table[pi][di]
+
+            self._limit_functions.append(limit)  # OR-Tools keeps a pointer to it
+            self.time.SetPickupToDeliveryLimitFunctionForPair(limit, self._pair_of[s])
 
     # -- cargo rules -------------------------------------------------------------------------
 
@@ -650,6 +720,13 @@ class _Builder:
             end_s=end_s,
             breaks_s=breaks,
         )
+
+
+def _whole_seconds(limit: float | None, horizon: int) -> int:
+    """A time limit in whole seconds (rounded down), at most the horizon."""
+    if limit is None or not np.isfinite(limit):
+        return horizon
+    return max(0, min(horizon, floor_int(limit)))
 
 
 def _set_time_limit(params: Any, stop: StopCriterion) -> None:

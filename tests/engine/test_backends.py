@@ -195,6 +195,13 @@ ORTOOLS_ONLY = {
         ),
         "model.shipments[2].costs_per_vehicle",
     ),
+    "pickup_delivery_limits": (
+        with_shipment(
+            BASE,
+            Shipment(pickups=(HERE,), deliveries=(HERE,), pickup_to_delivery_time_limit_s=3600.0),
+        ),
+        "model.shipments[2].pickup_to_delivery_time_limit",
+    ),
     "global_duration_cost": (
         dataclasses.replace(BASE, global_duration_cost_per_hour=10.0),
         "model.global_duration_cost_per_hour",

@@ -367,3 +367,94 @@ def test_validation_names_each_bad_field() -> None:
         "shipment_type_requirements[2].dependent_shipment_types",
         "shipment_type_requirements[2].requirement_mode",
     }
+
+
+# -- courier rules -----------------------------------------------------------------------------
+
+
+def _courier(**limits: float) -> ShipmentModel:
+    """An open route from the depot. s0 goes from A to C (2000 s direct); s1 is delivered at B
+    and takes 5000 s there. Unlimited, the best route is A, B, C (3 km), where s0 takes 7000 s;
+    A, C, B (4 km) takes s0 straight there."""
+    shipments = [
+        Shipment(pickups=(at("A"),), deliveries=(at("C"),), **limits),  # type: ignore[arg-type]
+        Shipment(deliveries=(at("B", duration_s=5000.0),)),
+    ]
+    return model(shipments, [depot_vehicle(open_end=True, cost_per_kilometer=1.0)])
+
+
+DIRECT = [(0, True), (0, False), (1, False)]
+DETOUR = [(0, True), (1, False), (0, False)]
+
+
+@pytest.mark.parametrize(
+    ("limits", "optimum", "order"),
+    [
+        ({}, 3.0, DETOUR),
+        ({"pickup_to_delivery_absolute_detour_limit_s": 4999.0}, 4.0, DIRECT),
+        ({"pickup_to_delivery_absolute_detour_limit_s": 5000.0}, 3.0, DETOUR),
+        # ceil(2000 * (1 + 2.4)) = 6800 s < 7000 s; with 2.5 it is 7000 s.
+        ({"pickup_to_delivery_relative_detour_limit": 2.4}, 4.0, DIRECT),
+        ({"pickup_to_delivery_relative_detour_limit": 2.5}, 3.0, DETOUR),
+        ({"pickup_to_delivery_time_limit_s": 6999.0}, 4.0, DIRECT),
+        ({"pickup_to_delivery_time_limit_s": 7000.0}, 3.0, DETOUR),
+        # The tighter of both detour limits applies.
+        (
+            {
+                "pickup_to_delivery_relative_detour_limit": 2.5,
+                "pickup_to_delivery_absolute_detour_limit_s": 100.0,
+            },
+            4.0,
+            DIRECT,
+        ),
+    ],
+)
+def test_pickup_to_delivery_limits(
+    limits: dict[str, float], optimum: float, order: list[tuple[int, bool]]
+) -> None:
+    m = _courier(**limits)
+    assert brute_force_optimum(m) == pytest.approx(optimum)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(optimum)
+    assert route_order(solution, 0) == order
+
+
+def test_pickup_to_delivery_limit_no_route_can_meet_is_a_search_skip() -> None:
+    # The pickup alone lasts 600 s: no schedule meets a 500 s time limit.
+    shipment = Shipment(
+        pickups=(at("A", duration_s=600.0),),
+        deliveries=(at("A"),),
+        pickup_to_delivery_time_limit_s=500.0,
+    )
+    solution = solve_checked(model([shipment, Shipment(deliveries=(at("B"),))]), backend="ortools")
+    (skipped,) = solution.skipped_shipments
+    assert skipped.index == 0
+    (reason,) = skipped.reasons
+    assert reason.code not in PRECHECK_CODES
+    assert solution.metrics.skipped_mandatory_shipment_count == 1
+
+
+def test_courier_rules_route_to_ortools_and_are_validated() -> None:
+    m = _courier(pickup_to_delivery_time_limit_s=7000.0)
+    with pytest.raises(InvalidModelError) as err:
+        solve_checked(m, backend="pyvrp")
+    assert [v.field for v in err.value.violations] == ["shipments[0].pickup_to_delivery_time_limit"]
+    assert solve_checked(m, backend="auto").backend == "ortools"
+    bad = model(
+        [
+            Shipment(deliveries=(at("A"),), pickup_to_delivery_time_limit_s=10.0),
+            Shipment(
+                pickups=(at("A"),),
+                deliveries=(at("B"),),
+                pickup_to_delivery_relative_detour_limit=-1.0,
+                pickup_to_delivery_absolute_detour_limit_s=5.0,
+            ),
+        ],
+        [depot_vehicle(), depot_vehicle(travel_duration_multiple=2.0)],
+    )
+    assert {(v.field, v.description.split(" ")[0]) for v in validate_model(bad)} == {
+        ("shipments[0].pickup_to_delivery_time_limit", "needs"),
+        ("shipments[1].pickup_to_delivery_relative_detour_limit", "must"),
+        ("shipments[1].pickup_to_delivery_relative_detour_limit", "detour"),
+        ("shipments[1].pickup_to_delivery_absolute_detour_limit", "detour"),
+    }

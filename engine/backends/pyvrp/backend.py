@@ -43,6 +43,7 @@ UNSUPPORTED = frozenset(
         "visit_costs",
         "costs_per_vehicle",
         "global_duration_cost",
+        "pickup_delivery_limits",
     }
 )
 """Features (:mod:`engine.backends.features`) this backend cannot express."""
