@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.errors import SolverError
-from engine.model import Shipment, ShipmentModel, TimeWindow
+from engine.model import Shipment, ShipmentModel, TimeWindow, Vehicle
 from engine.problem import Problem
 from engine.search import RoutePlan
 from engine.solution import (
@@ -242,6 +242,9 @@ class _RouteWalk:
         costs["model.vehicles.cost_per_hour"] += (
             vehicle.cost_per_hour * (end_time - start_time) / 3600
         )
+        _add_soft_limit_costs(
+            costs, vehicle, end_time - start_time, self.distance_m, self.max_loads
+        )
         route_costs = {key: value for key, value in sorted(costs.items()) if value}
         metrics = AggregatedMetrics(
             performed_shipment_count=len(self.shipments),
@@ -267,6 +270,38 @@ class _RouteWalk:
             route_total_cost=sum(route_costs.values()),
             polyline=polyline,
         )
+
+
+def _add_soft_limit_costs(
+    costs: dict[str, float],
+    vehicle: Vehicle,
+    duration_s: float,
+    distance_m: float,
+    max_loads: Mapping[str, int],
+) -> None:
+    """Costs of a route beyond its vehicle's soft duration, distance and load limits."""
+    soft, rate = (
+        vehicle.route_duration_soft_max_s,
+        vehicle.route_duration_cost_per_hour_after_soft_max,
+    )
+    if soft is not None and rate:
+        costs["model.vehicles.route_duration_limit.cost_per_hour_after_soft_max"] += (
+            rate * max(0.0, duration_s - soft) / 3600.0
+        )
+    soft, rate = (
+        vehicle.route_distance_soft_max_m,
+        vehicle.route_distance_cost_per_kilometer_above_soft_max,
+    )
+    if soft is not None and rate:
+        costs["model.vehicles.route_distance_limit.cost_per_kilometer_above_soft_max"] += (
+            rate * max(0.0, distance_m - soft) / 1000.0
+        )
+    for load_type, limit in vehicle.soft_load_limits.items():
+        excess = max(0, max_loads.get(load_type, 0) - limit.soft_max_load)
+        if excess and limit.cost_per_unit_above_soft_max:
+            costs["model.vehicles.load_limits.cost_per_unit_above_soft_max"] += (
+                excess * limit.cost_per_unit_above_soft_max
+            )
 
 
 def _aggregate(routes: Sequence[Route]) -> AggregatedMetrics:

@@ -34,6 +34,7 @@ __all__ = [
     "ShipmentModel",
     "ShipmentTypeIncompatibility",
     "ShipmentTypeRequirement",
+    "SoftLoadLimit",
     "TimeWindow",
     "Vehicle",
     "VisitRequest",
@@ -166,6 +167,15 @@ class BreakRequest:
 
 
 @dataclass(frozen=True)
+class SoftLoadLimit:
+    """Once per route, ``(max load on board - soft_max_load) * cost_per_unit_above_soft_max``
+    when the route's largest load exceeds ``soft_max_load`` (Google's ``LoadLimit``)."""
+
+    soft_max_load: int
+    cost_per_unit_above_soft_max: float
+
+
+@dataclass(frozen=True)
 class Vehicle:
     """A vehicle. Unset start (end) location: the route starts (ends) at its first (last) visit."""
 
@@ -185,6 +195,17 @@ class Vehicle:
     route_distance_limit_m: float | None = None
     break_requests: tuple[BreakRequest, ...] = ()
     label: str = ""
+    route_duration_soft_max_s: float | None = None
+    """``route_duration_limit.soft_max_duration``: a route longer than this (end - start)
+    costs ``route_duration_cost_per_hour_after_soft_max`` per hour beyond it."""
+    route_duration_cost_per_hour_after_soft_max: float | None = None
+    route_distance_soft_max_m: float | None = None
+    """``route_distance_limit.soft_max_meters``: a route longer than this costs
+    ``route_distance_cost_per_kilometer_above_soft_max`` per kilometer beyond it."""
+    route_distance_cost_per_kilometer_above_soft_max: float | None = None
+    soft_load_limits: Mapping[str, SoftLoadLimit] = field(default_factory=dict)
+    """``load_limits[type].soft_max_load`` and ``cost_per_unit_above_soft_max`` per load type
+    (the hard ``max_load`` stays in :attr:`load_limits`)."""
     ignore: bool = False
     """This vehicle stays unused; shipments only it may serve are skipped (``VEHICLE_IGNORED``)."""
 

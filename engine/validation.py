@@ -87,6 +87,7 @@ class _Validator:
         _check_fleet_and_costs(self)
         _check_cargo_rules(self)
         _check_courier_rules(self)
+        _check_soft_limits(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -487,4 +488,61 @@ def _check_courier_rules(self: _Validator) -> None:
                     "detour limits need travel durations that do not depend on the vehicle "
                     "(one duration_distance_matrix and one travel_duration_multiple for all "
                     "vehicles)",
+                )
+
+
+def _check_soft_limits(self: _Validator) -> None:
+    """Soft route duration, route distance and load limits: each soft bound with its cost,
+    non-negative, below the hard bound; a soft load limit only on a type that only pickup-only
+    or only delivery-only shipments demand (Google's rule)."""
+    m = self.model
+    kinds: dict[str, set[str]] = {}
+    for s in m.shipments:
+        for load_type, amount in s.load_demands.items():
+            if amount > 0:
+                kind = (
+                    "pair" if s.pickups and s.deliveries else "pickup" if s.pickups else "delivery"
+                )
+                kinds.setdefault(load_type, set()).add(kind)
+    for j, v in enumerate(m.vehicles):
+        path = f"vehicles[{j}]"
+        for limit, hard, soft, soft_name, cost, cost_name in (
+            (
+                "route_duration_limit",
+                v.route_duration_limit_s,
+                v.route_duration_soft_max_s,
+                "soft_max_duration",
+                v.route_duration_cost_per_hour_after_soft_max,
+                "cost_per_hour_after_soft_max",
+            ),
+            (
+                "route_distance_limit",
+                v.route_distance_limit_m,
+                v.route_distance_soft_max_m,
+                "soft_max_meters",
+                v.route_distance_cost_per_kilometer_above_soft_max,
+                "cost_per_kilometer_above_soft_max",
+            ),
+        ):
+            if (soft is None) != (cost is None):
+                missing = cost_name if cost is None else soft_name
+                self.add(f"{path}.{limit}.{missing}", f"{soft_name} and {cost_name} go together")
+            if soft is not None and not (_finite(soft) and soft >= 0):
+                self.add(f"{path}.{limit}.{soft_name}", "must be non-negative")
+            elif soft is not None and hard is not None and not soft < hard:
+                self.add(f"{path}.{limit}.{soft_name}", "must be less than the hard maximum")
+            if cost is not None and not (_finite(cost) and cost >= 0):
+                self.add(f"{path}.{limit}.{cost_name}", "must be a non-negative number")
+        for load_type, soft_limit in v.soft_load_limits.items():
+            lp = f"{path}.load_limits[{load_type}]"
+            if soft_limit.soft_max_load < 0:
+                self.add(f"{lp}.soft_max_load", "must not be negative")
+            rate = soft_limit.cost_per_unit_above_soft_max
+            if not (_finite(rate) and rate >= 0):
+                self.add(f"{lp}.cost_per_unit_above_soft_max", "must be a non-negative number")
+            if len(kinds.get(load_type, set())) > 1 or "pair" in kinds.get(load_type, set()):
+                self.add(
+                    f"{lp}.soft_max_load",
+                    "soft load limits need a type that only pickup-only or only delivery-only "
+                    "shipments demand",
                 )

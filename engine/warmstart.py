@@ -14,11 +14,11 @@ solution strategies, and OR-Tools then searches on from them with every constrai
   visits are always consistent);
 - an end window that opens after the start window loses its start (the vehicle waits);
 - shipment type rules, pickup-to-delivery time and detour limits, visit costs,
-  ``costs_per_vehicle`` and the global duration cost are dropped (OR-Tools enforces and prices
-  them; a route breaking a rule starts empty), and ignored vehicles are not ignored (their
-  visits are taken out of the initial routes, as for allowed vehicles).
-  ``max_active_vehicles`` is not warm-started: PyVRP's routes could use
-  more vehicles, and OR-Tools would reject them all.
+  ``costs_per_vehicle``, soft limits and the global duration cost are dropped (OR-Tools
+  enforces and prices them; a route breaking a rule starts empty), and ignored vehicles are
+  not ignored (their visits are taken out of the initial routes, as for allowed vehicles).
+  ``max_active_vehicles`` is not warm-started: PyVRP's routes could use more vehicles, and
+  OR-Tools would reject them all.
 
 The nearby model keeps the stops' travel matrices (no new road queries) and the stops' order,
 so its routes map straight back.
@@ -108,7 +108,16 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float) -> Vehicle:
         opens_at = None if not end else end[0].start_time
         end = (TimeWindow(start_time=opens_at, end_time=max(lo, close - breaks)),)
     return dataclasses.replace(
-        vehicle, break_requests=(), start_time_windows=start, end_time_windows=end, ignore=False
+        vehicle,
+        break_requests=(),
+        start_time_windows=start,
+        end_time_windows=end,
+        ignore=False,
+        route_duration_soft_max_s=None,
+        route_duration_cost_per_hour_after_soft_max=None,
+        route_distance_soft_max_m=None,
+        route_distance_cost_per_kilometer_above_soft_max=None,
+        soft_load_limits={},
     )
 
 

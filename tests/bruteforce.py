@@ -5,10 +5,11 @@ per vehicle (pickup before delivery). Travel, windows, loads, limits and costs c
 checker's helpers (:mod:`tests.checker`), so each rule has a single implementation.
 
 Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
-``costs_per_vehicle`` and pickup-to-delivery limits (without visit time windows) are honoured.
-Only models without time-dependent costs are supported (no soft time windows, no
-``cost_per_hour``, no ``global_duration_cost_per_hour``, no breaks): the cost of a route then
-depends on its visit order only, and the schedule matters for feasibility alone.
+``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows) and soft distance
+and load limits are honoured. Only models without time-dependent costs are supported (no soft
+time windows, no ``cost_per_hour``, no ``global_duration_cost_per_hour``, no soft duration
+limit, no breaks): the cost of a route then depends on its visit order only, and the schedule
+matters for feasibility alone.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def _require_tiny(model: ShipmentModel) -> None:
             raise ValueError(f"{_UNSUPPORTED}cost_per_hour (vehicle {i})")
         if vehicle.break_requests:
             raise ValueError(f"{_UNSUPPORTED}break requests (vehicle {i})")
+        if vehicle.route_duration_soft_max_s is not None:
+            raise ValueError(f"{_UNSUPPORTED}a soft route duration limit (vehicle {i})")
         windows.extend(vehicle.start_time_windows)
         windows.extend(vehicle.end_time_windows)
     if any(w.is_soft for w in windows):
@@ -188,7 +191,8 @@ class _Router:
                 if not is_pickup
             ):
                 continue
-            if any(load_limit_problems(vehicle, load) for load in route_loads(model, v, order)):
+            loads = route_loads(model, v, order)
+            if any(load_limit_problems(vehicle, load) for load in loads):
                 continue
             if route_type_problems(model, order) or self.pickup_delivery_problems(v, order):
                 continue
@@ -206,6 +210,7 @@ class _Router:
                     travel_s=travel_s,
                     distance_m=distance_m,
                     visit_starts=[(ref, 0.0) for ref in order],
+                    max_loads={t: max(load[t] for load in loads) for t in loads[0]},
                 ).values()
             )
             if cost < best and self.feasible(v, order):

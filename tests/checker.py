@@ -85,8 +85,13 @@ ROUTE_COST_KEYS = (
     "model.shipments.pickups.cost",
     "model.shipments.deliveries.cost",
     "model.shipments.costs_per_vehicle",
+    "model.vehicles.route_duration_limit.cost_per_hour_after_soft_max",
+    "model.vehicles.route_distance_limit.cost_per_kilometer_above_soft_max",
+    "model.vehicles.load_limits.cost_per_unit_above_soft_max",
 )
 """Keys of a route's ``route_costs`` (the request field causing each cost)."""
+
+SOFT_DURATION_KEY, SOFT_DISTANCE_KEY, SOFT_LOAD_KEY = ROUTE_COST_KEYS[-3:]
 
 PENALTY_COST_KEY = "model.shipments.penalty_cost"
 GLOBAL_DURATION_COST_KEY = "model.global_duration_cost_per_hour"
@@ -332,8 +337,10 @@ def route_cost_terms(
     travel_s: float,
     distance_m: float,
     visit_starts: Sequence[tuple[VisitRef, float]],
+    max_loads: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
-    """Costs of a used route by :data:`ROUTE_COST_KEYS` (zero entries included)."""
+    """Costs of a used route by :data:`ROUTE_COST_KEYS` (zero entries included);
+    ``max_loads``: the most on board per load type (for soft load limits)."""
     vehicle = model.vehicles[vehicle_index]
     costs = dict.fromkeys(ROUTE_COST_KEYS, 0.0)
     costs["model.vehicles.fixed_cost"] = vehicle.fixed_cost
@@ -352,6 +359,18 @@ def route_cost_terms(
         costs[f"model.shipments.{kind}.cost"] += request.cost
     for s in sorted({ref[0] for ref, _ in visit_starts}):
         costs["model.shipments.costs_per_vehicle"] += _cost_per_vehicle(model, s, vehicle_index)
+    # Soft limits (Google's DurationLimit, DistanceLimit, LoadLimit): rate times the excess.
+    if vehicle.route_duration_soft_max_s is not None:
+        over_s = max(0.0, end_time - start_time - vehicle.route_duration_soft_max_s)
+        rate = vehicle.route_duration_cost_per_hour_after_soft_max or 0.0
+        costs[SOFT_DURATION_KEY] = rate * over_s / 3600.0
+    if vehicle.route_distance_soft_max_m is not None:
+        over_m = max(0.0, distance_m - vehicle.route_distance_soft_max_m)
+        rate = vehicle.route_distance_cost_per_kilometer_above_soft_max or 0.0
+        costs[SOFT_DISTANCE_KEY] = rate * over_m / 1000.0
+    for t, soft in sorted(vehicle.soft_load_limits.items()):
+        over = max(0, (max_loads or {}).get(t, 0) - soft.soft_max_load)
+        costs[SOFT_LOAD_KEY] += over * soft.cost_per_unit_above_soft_max
     for kind, t, windows in (
         ("start_time_windows", start_time, vehicle.start_time_windows),
         ("end_time_windows", end_time, vehicle.end_time_windows),
@@ -781,6 +800,7 @@ class _Checker:
             visit_starts=[
                 (ref, vis.start_time) for ref, vis in zip(refs, route.visits, strict=True)
             ],
+            max_loads=facts.max_loads,
         )
         self.check_route_costs(where, route, facts)
         self.check_metrics(f"{where}.metrics", route.metrics, facts)

@@ -23,6 +23,7 @@ from engine.model import (
     ShipmentModel,
     ShipmentTypeIncompatibility,
     ShipmentTypeRequirement,
+    SoftLoadLimit,
     TimeWindow,
     Vehicle,
     VisitRequest,
@@ -408,6 +409,11 @@ VALID_CARGO_FLEET: list[Mutation] = [
     vehicle(1, ignore=True),
     shipment(0, pickup_to_delivery_time_limit_s=86400.0),
     shipment(0, pickup_to_delivery_absolute_detour_limit_s=3600.0),
+    # Soft limits the route stays within: no cost.
+    vehicle(0, soft_load_limits={"weight": SoftLoadLimit(5, 1.0)}),
+    vehicle(
+        0, route_distance_soft_max_m=20000.0, route_distance_cost_per_kilometer_above_soft_max=1.0
+    ),
 ]
 """Rules the main solution satisfies: the checker must accept it."""
 
@@ -494,6 +500,23 @@ CARGO_FLEET_MUTATIONS = [
         shipment(0, pickup_to_delivery_absolute_detour_limit_s=0.0),
         "(pickup_to_delivery_absolute_detour_limit)",
         id="absolute-detour-limit",
+    ),
+    pytest.param(
+        vehicle(0, route_duration_soft_max_s=0.0, route_duration_cost_per_hour_after_soft_max=1.0),
+        "costs['model.vehicles.route_duration_limit.cost_per_hour_after_soft_max'] is 0.0",
+        id="soft-duration",
+    ),
+    pytest.param(
+        vehicle(
+            0, route_distance_soft_max_m=0.0, route_distance_cost_per_kilometer_above_soft_max=1.0
+        ),
+        "costs['model.vehicles.route_distance_limit.cost_per_kilometer_above_soft_max'] is 0.0",
+        id="soft-distance",
+    ),
+    pytest.param(
+        vehicle(0, soft_load_limits={"weight": SoftLoadLimit(0, 1.0)}),
+        "costs['model.vehicles.load_limits.cost_per_unit_above_soft_max'] is 0.0, expected 5.0",
+        id="soft-load",
     ),
     pytest.param(
         model_field(global_duration_cost_per_hour=1.0),

@@ -34,6 +34,7 @@ FEATURES = {
     "costs_per_vehicle": "costs_per_vehicle on a shipment",
     "global_duration_cost": "global_duration_cost_per_hour",
     "pickup_delivery_limits": "a pickup-to-delivery time or detour limit",
+    "soft_route_limits": "a soft route duration, route distance or load limit",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -56,6 +57,13 @@ def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]
     for v, vehicle in enumerate(model.vehicles):
         if vehicle.ignore:
             note("ignored_vehicles", f"vehicles[{v}].ignore")
+        if vehicle.route_duration_cost_per_hour_after_soft_max:
+            note("soft_route_limits", f"vehicles[{v}].route_duration_limit.soft_max_duration")
+        if vehicle.route_distance_cost_per_kilometer_above_soft_max:
+            note("soft_route_limits", f"vehicles[{v}].route_distance_limit.soft_max_meters")
+        for load_type, soft in sorted(vehicle.soft_load_limits.items()):
+            if soft.cost_per_unit_above_soft_max:
+                note("soft_route_limits", f"vehicles[{v}].load_limits[{load_type}].soft_max_load")
     for s, shipment in enumerate(model.shipments):
         if not problem.routable[s]:
             continue

@@ -12,7 +12,11 @@ The integer problem maps onto the routing library as follows:
   gaps, soft windows as soft cumul bounds, ``cost_per_hour`` as span cost, duration limits as
   span upper bounds, breaks as break intervals;
 - one dimension per load type with a limit (see :func:`_add_load_dimension`);
-- "distance" dimension only when a vehicle has a distance limit;
+- soft limits: ``route_duration_limit.soft_max_duration`` as a soft span upper bound,
+  ``route_distance_limit.soft_max_meters`` and a load type's ``soft_max_load`` as soft upper
+  bounds on a route's end distance and its start (delivery-only types) or end (pickup-only
+  types) load;
+- "distance" dimension only when a vehicle has a (hard or soft) distance limit;
 - arc costs per vehicle: ``cost_per_kilometer`` and ``cost_per_traveled_hour``, plus on the arcs
   leaving a visit its ``VisitRequest.cost`` and, leaving a shipment's first visit (pickup, or
   delivery without pickup), the shipment's ``costs_per_vehicle`` entry of that vehicle;
@@ -238,6 +242,13 @@ class _Builder:
                 dim.SetSpanCostCoefficientForVehicle(coef, v)
             if vehicle.route_duration_limit_s is not None:
                 dim.SetSpanUpperBoundForVehicle(floor_int(vehicle.route_duration_limit_s), v)
+            soft, cost = (
+                vehicle.route_duration_soft_max_s,
+                vehicle.route_duration_cost_per_hour_after_soft_max,
+            )
+            if soft is not None and cost:
+                bound = pywrapcp.BoundCost(floor_int(soft), cost_per_hour_to_coefficient(cost))
+                dim.SetSoftSpanUpperBoundForVehicle(bound, v)
             self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(start))
             self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(end))
         for i in range(stops.num_visits):
@@ -279,7 +290,7 @@ class _Builder:
     # -- loads -------------------------------------------------------------------------------
 
     def _add_load_dimensions(self) -> None:
-        limited = {t for v in self.model.vehicles for t in v.load_limits}
+        limited = {t for v in self.model.vehicles for t in (*v.load_limits, *v.soft_load_limits)}
         demanded = {t for s in self.model.shipments for t, q in s.load_demands.items() if q > 0}
         for load_type in sorted(limited & demanded):
             self._add_load_dimension(load_type)
@@ -315,6 +326,14 @@ class _Builder:
         name = f"load:{load_type}"
         self.routing.AddDimensionWithVehicleCapacity(cb, 0, caps, not has_delivery_only, name)
         dim = self.routing.GetDimensionOrDie(name)
+        for v, vehicle in enumerate(self.model.vehicles):
+            soft = vehicle.soft_load_limits.get(load_type)
+            if soft is not None and soft.cost_per_unit_above_soft_max > 0:
+                # The type is pickup-only or delivery-only throughout (validation): the most
+                # on board is at the end (pickups) or at the start (deliveries).
+                at = self.routing.Start(v) if has_delivery_only else self.routing.End(v)
+                coef = max(1, round(soft.cost_per_unit_above_soft_max * COST_SCALE))
+                dim.SetCumulVarSoftUpperBound(at, soft.soft_max_load, coef)
         if not has_delivery_only:
             return
         n_vehicles = len(self.model.vehicles)
@@ -334,7 +353,10 @@ class _Builder:
 
     def _add_distance_dimension(self) -> None:
         vehicles = self.model.vehicles
-        if all(v.route_distance_limit_m is None for v in vehicles):
+        if all(
+            v.route_distance_limit_m is None and v.route_distance_soft_max_m is None
+            for v in vehicles
+        ):
             return
         big = 1
         callbacks = []
@@ -348,6 +370,13 @@ class _Builder:
             for v in vehicles
         ]
         self.routing.AddDimensionWithVehicleTransitAndCapacity(callbacks, 0, caps, True, "distance")
+        dim = self.routing.GetDimensionOrDie("distance")
+        for v, vehicle in enumerate(vehicles):
+            soft = vehicle.route_distance_soft_max_m
+            cost = vehicle.route_distance_cost_per_kilometer_above_soft_max
+            if soft is not None and cost:
+                coef = max(1, round(cost * COST_SCALE / 1000.0))  # per meter
+                dim.SetCumulVarSoftUpperBound(self.routing.End(v), floor_int(soft), coef)
 
     # -- shipments ---------------------------------------------------------------------------
 

@@ -202,6 +202,14 @@ ORTOOLS_ONLY = {
         ),
         "model.shipments[2].pickup_to_delivery_time_limit",
     ),
+    "soft_route_limits": (
+        with_vehicle(
+            BASE,
+            route_distance_soft_max_m=1000.0,
+            route_distance_cost_per_kilometer_above_soft_max=2.0,
+        ),
+        "model.vehicles[1].route_distance_limit.soft_max_meters",
+    ),
     "global_duration_cost": (
         dataclasses.replace(BASE, global_duration_cost_per_hour=10.0),
         "model.global_duration_cost_per_hour",

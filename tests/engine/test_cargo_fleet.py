@@ -7,6 +7,8 @@ Points on a line, 1 unit = 1 km and 1000 s (``scale``); vehicles cost 1 per km u
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from engine import InvalidModelError, Shipment, ShipmentModel, SkipReasonCode, Vehicle
@@ -15,6 +17,7 @@ from engine.model import (
     RequirementMode,
     ShipmentTypeIncompatibility,
     ShipmentTypeRequirement,
+    SoftLoadLimit,
 )
 from engine.validation import validate_model
 from tests.bruteforce import brute_force_optimum
@@ -457,4 +460,106 @@ def test_courier_rules_route_to_ortools_and_are_validated() -> None:
         ("shipments[1].pickup_to_delivery_relative_detour_limit", "must"),
         ("shipments[1].pickup_to_delivery_relative_detour_limit", "detour"),
         ("shipments[1].pickup_to_delivery_absolute_detour_limit", "detour"),
+    }
+
+
+# -- soft limits -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("penalty", "optimum"), [(15.0, 26.0 + 15.0), (30.0, 48.0)])
+def test_soft_distance_limit(penalty: float, optimum: float) -> None:
+    # C is mandatory (6 km), D optional (8 km with C); 10 per km above 4 km.
+    vehicle = depot_vehicle(
+        cost_per_kilometer=1.0,
+        route_distance_soft_max_m=4000.0,
+        route_distance_cost_per_kilometer_above_soft_max=10.0,
+    )
+    shipments = [
+        Shipment(deliveries=(at("C"),)),
+        Shipment(deliveries=(at("D"),), penalty_cost=penalty),
+    ]
+    m = model(shipments, [vehicle])
+    assert brute_force_optimum(m) == pytest.approx(optimum)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(optimum)
+    key = "model.vehicles.route_distance_limit.cost_per_kilometer_above_soft_max"
+    assert solution.metrics.costs[key] == pytest.approx(20.0 if penalty < 20 else 40.0)
+
+
+@pytest.mark.parametrize("pickup", [False, True])
+def test_soft_load_limit_splits_the_load(pickup: bool) -> None:
+    # Two loads of 2 at A; 5 per unit above 2 on board. One vehicle: 3 + 2 km + 2 * 5 = 15;
+    # two vehicles: 2 * (3 + 2) = 10.
+    vehicle = depot_vehicle(
+        cost_per_kilometer=1.0,
+        fixed_cost=3.0,
+        soft_load_limits={"kg": SoftLoadLimit(2, 5.0)},
+    )
+    visit = {"pickups" if pickup else "deliveries": (at("A"),)}
+    shipments = [Shipment(load_demands={"kg": 2}, **visit) for _ in range(2)]  # type: ignore[arg-type]
+    m = model(shipments, [vehicle, vehicle])
+    assert brute_force_optimum(m) == pytest.approx(10.0)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(10.0)
+    assert solution.metrics.used_vehicle_count == 2
+    # With a cheaper excess, one vehicle carries both: 3 + 2 + 2 * 1 = 7.
+    cheap = dataclasses.replace(vehicle, soft_load_limits={"kg": SoftLoadLimit(2, 1.0)})
+    m = model(shipments, [cheap, cheap])
+    assert brute_force_optimum(m) == pytest.approx(7.0)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.costs["model.vehicles.load_limits.cost_per_unit_above_soft_max"] == (
+        pytest.approx(2.0)
+    )
+
+
+@pytest.mark.parametrize(("penalty", "optimum", "served"), [(5.0, 13.0, 2), (3.0, 12.0, 1)])
+def test_soft_duration_limit(penalty: float, optimum: float, served: int) -> None:
+    # 3.6 per hour (1 per 1000 s) beyond 3000 s. C alone: 6 km, 6000 s: 6 + 3 = 9; with D:
+    # 8 + 5 = 13 against 9 + the penalty of D.
+    vehicle = depot_vehicle(
+        cost_per_kilometer=1.0,
+        route_duration_soft_max_s=3000.0,
+        route_duration_cost_per_hour_after_soft_max=3.6,
+    )
+    shipments = [
+        Shipment(deliveries=(at("C"),)),
+        Shipment(deliveries=(at("D"),), penalty_cost=penalty),
+    ]
+    solution = solve_checked(model(shipments, [vehicle]), backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(optimum)
+    assert solution.metrics.aggregated_route_metrics.performed_shipment_count == served
+
+
+def test_soft_limits_route_to_ortools_and_are_validated() -> None:
+    vehicle = depot_vehicle(
+        cost_per_kilometer=1.0,
+        route_duration_soft_max_s=3000.0,
+        route_duration_cost_per_hour_after_soft_max=3.6,
+    )
+    m = model([Shipment(deliveries=(at("C"),))], [vehicle])
+    with pytest.raises(InvalidModelError) as err:
+        solve_checked(m, backend="pyvrp")
+    assert [v.field for v in err.value.violations] == [
+        "vehicles[0].route_duration_limit.soft_max_duration"
+    ]
+    bad = model(
+        [
+            Shipment(deliveries=(at("A"),), load_demands={"kg": 1}),
+            Shipment(pickups=(at("A"),), load_demands={"kg": 1}),
+        ],
+        [
+            depot_vehicle(
+                route_duration_limit_s=100.0,
+                route_duration_soft_max_s=200.0,
+                route_duration_cost_per_hour_after_soft_max=1.0,
+                route_distance_soft_max_m=10.0,
+                soft_load_limits={"kg": SoftLoadLimit(-1, -2.0)},
+            )
+        ],
+    )
+    assert {v.field for v in validate_model(bad)} == {
+        "vehicles[0].route_duration_limit.soft_max_duration",
+        "vehicles[0].route_distance_limit.cost_per_kilometer_above_soft_max",
+        "vehicles[0].load_limits[kg].soft_max_load",
+        "vehicles[0].load_limits[kg].cost_per_unit_above_soft_max",
     }

@@ -44,6 +44,7 @@ UNSUPPORTED = frozenset(
         "costs_per_vehicle",
         "global_duration_cost",
         "pickup_delivery_limits",
+        "soft_route_limits",
     }
 )
 """Features (:mod:`engine.backends.features`) this backend cannot express."""
