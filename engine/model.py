@@ -29,6 +29,7 @@ __all__ = [
     "DurationDistanceMatrix",
     "IncompatibilityMode",
     "LatLng",
+    "PrecedenceRule",
     "RequirementMode",
     "Shipment",
     "ShipmentModel",
@@ -277,6 +278,19 @@ class ShipmentTypeRequirement:
 
 
 @dataclass(frozen=True)
+class PrecedenceRule:
+    """When both shipments are performed, the "second" event (the pickup, or with
+    ``second_is_delivery`` the delivery, of shipment ``second_index``) starts at least
+    ``offset_duration_s`` (may be negative) after the "first" event starts; on any vehicles."""
+
+    first_index: int
+    second_index: int
+    first_is_delivery: bool = False
+    second_is_delivery: bool = False
+    offset_duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class ShipmentModel:
     """A whole routing problem."""
 
@@ -294,3 +308,4 @@ class ShipmentModel:
     shipment_type_requirements: tuple[ShipmentTypeRequirement, ...] = ()
     max_active_vehicles: int | None = None
     """At most this many vehicles perform shipments (None: no limit)."""
+    precedence_rules: tuple[PrecedenceRule, ...] = ()

@@ -88,6 +88,7 @@ class _Validator:
         _check_cargo_rules(self)
         _check_courier_rules(self)
         _check_soft_limits(self)
+        _check_precedence_rules(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -546,3 +547,27 @@ def _check_soft_limits(self: _Validator) -> None:
                     "soft load limits need a type that only pickup-only or only delivery-only "
                     "shipments demand",
                 )
+
+
+def _check_precedence_rules(self: _Validator) -> None:
+    """``precedence_rules``: shipment indices in range, events that exist, a finite offset."""
+    m = self.model
+    n = len(m.shipments)
+    for k, rule in enumerate(m.precedence_rules):
+        path = f"precedence_rules[{k}]"
+        for which, index, is_delivery in (
+            ("first", rule.first_index, rule.first_is_delivery),
+            ("second", rule.second_index, rule.second_is_delivery),
+        ):
+            if not 0 <= index < n:
+                self.add(f"{path}.{which}_index", f"shipment index {index} out of range [0, {n})")
+                continue
+            shipment = m.shipments[index]
+            if not (shipment.deliveries if is_delivery else shipment.pickups):
+                event = "delivery" if is_delivery else "pickup"
+                self.add(
+                    f"{path}.{which}_is_delivery",
+                    f"shipment {index} has no {event} (set {which}_is_delivery accordingly)",
+                )
+        if not _finite(rule.offset_duration_s):
+            self.add(f"{path}.offset_duration", "must be a finite duration")

@@ -17,8 +17,8 @@ solution strategies, and OR-Tools then searches on from them with every constrai
   ``costs_per_vehicle``, soft limits and the global duration cost are dropped (OR-Tools
   enforces and prices them; a route breaking a rule starts empty), and ignored vehicles are
   not ignored (their visits are taken out of the initial routes, as for allowed vehicles).
-  ``max_active_vehicles`` is not warm-started: PyVRP's routes could use more vehicles, and
-  OR-Tools would reject them all.
+  ``max_active_vehicles`` and precedence rules are not warm-started: PyVRP's routes could use
+  more vehicles or break a precedence between routes, and OR-Tools would reject them all.
 
 The nearby model keeps the stops' travel matrices (no new road queries) and the stops' order,
 so its routes map straight back.
@@ -46,10 +46,15 @@ __all__ = ["WARM_STARTABLE", "WarmStartedOrTools", "nearby_model", "pyvrp_initia
 
 log = logging.getLogger(__name__)
 
-WARM_STARTABLE = frozenset(FEATURES) - {"distance_limit_with_time_cost", "max_active_vehicles"}
+WARM_STARTABLE = frozenset(FEATURES) - {
+    "distance_limit_with_time_cost",
+    "max_active_vehicles",
+    "precedence_rules",
+}
 """Features (:mod:`engine.backends.features`) that the nearby model can do without: all but a
-distance limit with a time cost (the nearby model keeps the vehicles' distance limits) and
-``max_active_vehicles``."""
+distance limit with a time cost (the nearby model keeps the vehicles' distance limits),
+``max_active_vehicles`` and precedence rules (they tie routes together: PyVRP's routes would
+rarely be accepted as a whole)."""
 
 
 @runtime_checkable
@@ -130,6 +135,7 @@ def nearby_model(model: ShipmentModel) -> ShipmentModel:
         vehicles=tuple(_vehicle(v, lo, hi) for v in model.vehicles),
         shipment_type_incompatibilities=(),
         shipment_type_requirements=(),
+        precedence_rules=(),
         global_duration_cost_per_hour=0.0,
     )
 

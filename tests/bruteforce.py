@@ -69,6 +69,8 @@ def _require_tiny(model: ShipmentModel) -> None:
         raise ValueError(f"{_UNSUPPORTED}soft time windows")
     if model.global_duration_cost_per_hour:
         raise ValueError(f"{_UNSUPPORTED}global_duration_cost_per_hour")
+    if model.precedence_rules:
+        raise ValueError(f"{_UNSUPPORTED}precedence rules (they tie schedules across routes)")
     limited = any(
         s.pickup_to_delivery_time_limit_s is not None
         or s.pickup_to_delivery_relative_detour_limit is not None

@@ -570,6 +570,7 @@ class _Checker:
             self.check_route(r, route) for r, route in enumerate(solution.routes)
         ]
         self.check_shipments()
+        self.check_precedence_rules()
         skipped_ok = self.check_skipped()
         if all(f is not None for f in facts) and skipped_ok:
             self.check_solution_metrics([f for f in facts if f is not None])
@@ -952,6 +953,25 @@ class _Checker:
                         f"performed by vehicle {v}, not in allowed_vehicle_indices "
                         f"{shipment.allowed_vehicle_indices}",
                     )
+
+    def check_precedence_rules(self) -> None:
+        """Each precedence rule whose two events are performed: the second starts at least
+        offset_duration after the first (across routes too)."""
+        starts: dict[tuple[int, bool], float] = {}
+        for route in self.solution.routes:
+            for visit in route.visits:
+                starts[(visit.shipment_index, not visit.is_pickup)] = visit.start_time
+        for k, rule in enumerate(self.model.precedence_rules):
+            first = starts.get((rule.first_index, rule.first_is_delivery))
+            second = starts.get((rule.second_index, rule.second_is_delivery))
+            if first is None or second is None:
+                continue  # only when both are performed
+            if second < first + rule.offset_duration_s - TIME_TOL:
+                self.fail(
+                    f"precedence_rules[{k}]",
+                    f"second event starts at {second}, before the first's start {first} + "
+                    f"offset {rule.offset_duration_s}",
+                )
 
     def check_pickup_to_delivery(
         self,

@@ -18,6 +18,7 @@ from engine.model import (
     BreakRequest,
     DurationDistanceMatrix,
     IncompatibilityMode,
+    PrecedenceRule,
     RequirementMode,
     Shipment,
     ShipmentModel,
@@ -409,6 +410,8 @@ VALID_CARGO_FLEET: list[Mutation] = [
     vehicle(1, ignore=True),
     shipment(0, pickup_to_delivery_time_limit_s=86400.0),
     shipment(0, pickup_to_delivery_absolute_detour_limit_s=3600.0),
+    model_field(precedence_rules=(PrecedenceRule(0, 1, second_is_delivery=True),)),
+    model_field(precedence_rules=(PrecedenceRule(1, 2, True, False, 1e9),)),  # s2 is skipped
     # Soft limits the route stays within: no cost.
     vehicle(0, soft_load_limits={"weight": SoftLoadLimit(5, 1.0)}),
     vehicle(
@@ -485,6 +488,18 @@ CARGO_FLEET_MUTATIONS = [
         shipment(1, costs_per_vehicle=(7.0,), costs_per_vehicle_indices=(0,)),
         "costs['model.shipments.costs_per_vehicle'] is 0.0, expected 7.0",
         id="costs-per-vehicle-indices",
+    ),
+    pytest.param(
+        model_field(precedence_rules=(PrecedenceRule(1, 0, first_is_delivery=True),)),
+        "precedence_rules[0]: second event starts at",
+        id="precedence",
+    ),
+    pytest.param(
+        model_field(
+            precedence_rules=(PrecedenceRule(0, 1, second_is_delivery=True, offset_duration_s=1e5),)
+        ),
+        "precedence_rules[0]: second event starts at",
+        id="precedence-offset",
     ),
     pytest.param(
         shipment(0, pickup_to_delivery_time_limit_s=1.0),

@@ -35,6 +35,7 @@ FEATURES = {
     "global_duration_cost": "global_duration_cost_per_hour",
     "pickup_delivery_limits": "a pickup-to-delivery time or detour limit",
     "soft_route_limits": "a soft route duration, route distance or load limit",
+    "precedence_rules": "precedence rules",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -49,6 +50,9 @@ def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]
     for k, req in enumerate(model.shipment_type_requirements):
         if typed & set(req.dependent_shipment_types):
             note("shipment_type_rules", f"shipment_type_requirements[{k}]")
+    for k, rule in enumerate(model.precedence_rules):
+        if problem.routable[rule.first_index] and problem.routable[rule.second_index]:
+            note("precedence_rules", f"precedence_rules[{k}]")
     limit = model.max_active_vehicles
     if limit is not None and limit < len(model.vehicles):
         note("max_active_vehicles", "max_active_vehicles")

@@ -27,6 +27,7 @@ The integer problem maps onto the routing library as follows:
   required type alternatives;
 - courier rules (pickup-to-delivery time and detour limits): the time dimension's
   pickup-to-delivery limit of each pair, per pickup and delivery alternative;
+- ``precedence_rules``: node precedences of the time dimension;
 - ``max_active_vehicles``: ``SetMaximumNumberOfActiveVehicles``;
   ``global_duration_cost_per_hour``: the time dimension's global span cost.
 
@@ -145,6 +146,7 @@ class _Builder:
         self._limit_functions: list[Callable[[int, int], int]] = []
         self._add_shipments()
         self._add_pickup_delivery_limits()
+        self._add_precedence_rules()
         self._add_type_rules()
         if self.model.max_active_vehicles is not None:
             self.routing.SetMaximumNumberOfActiveVehicles(self.model.max_active_vehicles)
@@ -472,6 +474,28 @@ class _Builder:
 
             self._limit_functions.append(limit)  # OR-Tools keeps a pointer to it
             self.time.SetPickupToDeliveryLimitFunctionForPair(limit, self._pair_of[s])
+
+    def _add_precedence_rules(self) -> None:
+        """``precedence_rules`` as node precedences of the time dimension (OR-Tools
+        ``AddNodePrecedence``: when both are performed, cumul(second) >= cumul(first) +
+        offset), for every pair of alternatives of the two events."""
+        stops = self.p.stops
+        for rule in self.model.precedence_rules:
+            if not (self.p.routable[rule.first_index] and self.p.routable[rule.second_index]):
+                continue  # a shipment that is never performed: the rule does not apply
+            firsts = (
+                stops.delivery_stops[rule.first_index]
+                if rule.first_is_delivery
+                else stops.pickup_stops[rule.first_index]
+            )
+            seconds = (
+                stops.delivery_stops[rule.second_index]
+                if rule.second_is_delivery
+                else stops.pickup_stops[rule.second_index]
+            )
+            offset = ceil_int(rule.offset_duration_s)
+            for a, b in itertools.product(firsts, seconds):
+                self.time.AddNodePrecedence(self._index(a), self._index(b), offset)
 
     # -- cargo rules -------------------------------------------------------------------------
 

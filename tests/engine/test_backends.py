@@ -15,7 +15,12 @@ from engine import LatLng, Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRe
 from engine.backends import StopCriterion, choose_backend
 from engine.backends.features import FEATURES
 from engine.errors import InvalidModelError
-from engine.model import BreakRequest, IncompatibilityMode, ShipmentTypeIncompatibility
+from engine.model import (
+    BreakRequest,
+    IncompatibilityMode,
+    PrecedenceRule,
+    ShipmentTypeIncompatibility,
+)
 from engine.options import SearchMode, SolveOptions
 from engine.precheck import precheck
 from engine.problem import Problem
@@ -209,6 +214,10 @@ ORTOOLS_ONLY = {
             route_distance_cost_per_kilometer_above_soft_max=2.0,
         ),
         "model.vehicles[1].route_distance_limit.soft_max_meters",
+    ),
+    "precedence_rules": (
+        dataclasses.replace(BASE, precedence_rules=(PrecedenceRule(0, 2, True, True, 60.0),)),
+        "model.precedence_rules[0]",
     ),
     "global_duration_cost": (
         dataclasses.replace(BASE, global_duration_cost_per_hour=10.0),

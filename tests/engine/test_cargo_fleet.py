@@ -14,6 +14,7 @@ import pytest
 from engine import InvalidModelError, Shipment, ShipmentModel, SkipReasonCode, Vehicle
 from engine.model import (
     IncompatibilityMode,
+    PrecedenceRule,
     RequirementMode,
     ShipmentTypeIncompatibility,
     ShipmentTypeRequirement,
@@ -562,4 +563,63 @@ def test_soft_limits_route_to_ortools_and_are_validated() -> None:
         "vehicles[0].route_distance_limit.cost_per_kilometer_above_soft_max",
         "vehicles[0].load_limits[kg].soft_max_load",
         "vehicles[0].load_limits[kg].cost_per_unit_above_soft_max",
+    }
+
+
+# -- precedence rules ---------------------------------------------------------------------------
+
+
+def _c_before_a(offset_s: float, vehicles: int) -> ShipmentModel:
+    """Open routes from the depot; s0 is delivered at A, s1 at C; A's delivery must start at
+    least ``offset_s`` after C's."""
+    rule = PrecedenceRule(
+        first_index=1,
+        second_index=0,
+        first_is_delivery=True,
+        second_is_delivery=True,
+        offset_duration_s=offset_s,
+    )
+    fleet = [depot_vehicle(open_end=True, cost_per_kilometer=1.0) for _ in range(vehicles)]
+    shipments = [Shipment(deliveries=(at("A"),)), Shipment(deliveries=(at("C"),))]
+    return model(shipments, fleet, precedence_rules=(rule,))
+
+
+def test_precedence_rule_reorders_a_route() -> None:
+    # Depot-A-C is 3 km; C first: depot-C-A, 5 km.
+    solution = solve_checked(_c_before_a(0.0, 1), backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(5.0)
+    assert route_order(solution, 0) == [(1, False), (0, False)]
+
+
+def test_precedence_rule_across_vehicles_with_an_offset() -> None:
+    # Two open routes (1 + 3 km) beat one (5 km); A's vehicle waits: A starts >= C + 5000 s.
+    solution = solve_checked(_c_before_a(5000.0, 2), backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(4.0)
+    starts = {v.shipment_index: v.start_time for r in solution.routes for v in r.visits}
+    assert starts[0] >= starts[1] + 5000.0
+
+
+def test_precedence_rule_of_a_skipped_shipment_does_not_apply() -> None:
+    m = _c_before_a(0.0, 1)
+    cheap = dataclasses.replace(m.shipments[1], penalty_cost=0.5)  # C costs 4 km more
+    m = dataclasses.replace(m, shipments=(m.shipments[0], cheap))
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(1.5)
+    assert [s.index for s in solution.skipped_shipments] == [1]
+
+
+def test_precedence_rules_route_to_ortools_and_are_validated() -> None:
+    with pytest.raises(InvalidModelError) as err:
+        solve_checked(_c_before_a(0.0, 1), backend="pyvrp")
+    assert [v.field for v in err.value.violations] == ["precedence_rules[0]"]
+    bad = dataclasses.replace(
+        _c_before_a(0.0, 1),
+        precedence_rules=(
+            PrecedenceRule(first_index=2, second_index=0, offset_duration_s=float("nan")),
+        ),
+    )
+    assert {v.field for v in validate_model(bad)} == {
+        "precedence_rules[0].first_index",
+        "precedence_rules[0].second_is_delivery",
+        "precedence_rules[0].offset_duration",
     }

@@ -45,6 +45,7 @@ UNSUPPORTED = frozenset(
         "global_duration_cost",
         "pickup_delivery_limits",
         "soft_route_limits",
+        "precedence_rules",
     }
 )
 """Features (:mod:`engine.backends.features`) this backend cannot express."""
