@@ -99,7 +99,7 @@ def _route_geometry(
 
 def _build_route(problem: Problem, plan: RoutePlan, network: RoadNetwork | None) -> Route:
     vehicle = problem.model.vehicles[plan.vehicle]
-    if not plan.stops:
+    if not plan.stops and not vehicle.used_if_route_is_empty:
         return Route(vehicle_index=plan.vehicle, vehicle_label=vehicle.label)
     walk = _RouteWalk(problem, plan)
     route_polyline = ""

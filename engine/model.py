@@ -207,6 +207,9 @@ class Vehicle:
     soft_load_limits: Mapping[str, SoftLoadLimit] = field(default_factory=dict)
     """``load_limits[type].soft_max_load`` and ``cost_per_unit_above_soft_max`` per load type
     (the hard ``max_load`` stays in :attr:`load_limits`)."""
+    used_if_route_is_empty: bool = False
+    """Without shipments, the vehicle still goes from its start to its end (its route is used:
+    fixed, travel and time costs, breaks)."""
     ignore: bool = False
     """This vehicle stays unused; shipments only it may serve are skipped (``VEHICLE_IGNORED``)."""
 

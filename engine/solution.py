@@ -111,7 +111,8 @@ class Route:
 
     @property
     def is_used(self) -> bool:
-        return bool(self.visits)
+        """Whether the vehicle travels: it has visits, or ``used_if_route_is_empty``."""
+        return self.vehicle_start_time is not None
 
 
 @dataclass(frozen=True)

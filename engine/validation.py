@@ -340,6 +340,9 @@ def _check_fleet_and_costs(self: _Validator) -> None:
     cost = m.global_duration_cost_per_hour
     if not (_finite(cost) and cost >= 0):
         self.add("global_duration_cost_per_hour", "must be a non-negative number")
+    for j, vehicle in enumerate(m.vehicles):
+        if vehicle.ignore and vehicle.used_if_route_is_empty:
+            self.add(f"vehicles[{j}].used_if_route_is_empty", "must be false on an ignored vehicle")
     n_vehicles = len(m.vehicles)
     for i, s in enumerate(m.shipments):
         path = f"shipments[{i}]"

@@ -16,7 +16,8 @@ solution strategies, and OR-Tools then searches on from them with every constrai
 - shipment type rules, pickup-to-delivery time and detour limits, visit costs,
   ``costs_per_vehicle``, soft limits and the global duration cost are dropped (OR-Tools
   enforces and prices them; a route breaking a rule starts empty), and ignored vehicles are
-  not ignored (their visits are taken out of the initial routes, as for allowed vehicles).
+  not ignored (their visits are taken out of the initial routes, as for allowed vehicles), and
+  vehicles used when empty are not (OR-Tools keeps them used).
   ``max_active_vehicles`` and precedence rules are not warm-started: PyVRP's routes could use
   more vehicles or break a precedence between routes, and OR-Tools would reject them all.
 
@@ -118,6 +119,7 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float) -> Vehicle:
         start_time_windows=start,
         end_time_windows=end,
         ignore=False,
+        used_if_route_is_empty=False,
         route_duration_soft_max_s=None,
         route_duration_cost_per_hour_after_soft_max=None,
         route_distance_soft_max_m=None,

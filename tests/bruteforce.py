@@ -174,7 +174,7 @@ class _Router:
     def best_cost(self, v: int, shipments: Sequence[int]) -> float:
         """Cheapest feasible route of vehicle v serving exactly ``shipments`` (inf if none)."""
         model, vehicle = self.model, self.model.vehicles[v]
-        if not shipments:
+        if not shipments and not vehicle.used_if_route_is_empty:
             return 0.0
         if not all(vehicle_allowed(model, s, v) for s in shipments):
             return math.inf

@@ -593,7 +593,7 @@ class _Checker:
             self.fail(
                 where, f"vehicle_label is {route.vehicle_label!r}, expected {vehicle.label!r}"
             )
-        if not route.visits:
+        if not route.visits and not vehicle.used_if_route_is_empty:
             return self.check_unused_route(where, route)
 
         refs: list[VisitRef] = []
@@ -613,7 +613,10 @@ class _Checker:
         if not valid:
             return None
         if route.vehicle_start_time is None or route.vehicle_end_time is None:
-            self.fail(where, "used route without vehicle_start_time or vehicle_end_time")
+            if not route.visits:  # used_if_route_is_empty
+                self.fail(where, "the vehicle is used_if_route_is_empty but its route is not used")
+            else:
+                self.fail(where, "used route without vehicle_start_time or vehicle_end_time")
             return None
         if vehicle.ignore:
             self.fail(where, "the vehicle is ignored but its route is used")
@@ -1064,8 +1067,11 @@ class _Checker:
                 f"used_vehicle_count is {metrics.used_vehicle_count}, expected {len(used)}",
             )
         limit = model.max_active_vehicles
-        if limit is not None and len(used) > limit:
-            self.fail("routes", f"{len(used)} vehicles are used, max_active_vehicles is {limit}")
+        active = [f for f in used if f.performed]  # Google: active = performs a shipment
+        if limit is not None and len(active) > limit:
+            self.fail(
+                "routes", f"{len(active)} vehicles are active, max_active_vehicles is {limit}"
+            )
         mandatory = sum(1 for s in skipped if s.is_mandatory)
         if metrics.skipped_mandatory_shipment_count != mandatory:
             self.fail(

@@ -448,7 +448,7 @@ CARGO_FLEET_MUTATIONS = [
     ),
     pytest.param(
         model_field(max_active_vehicles=0),
-        "1 vehicles are used, max_active_vehicles is 0",
+        "1 vehicles are active, max_active_vehicles is 0",
         id="max-active-vehicles",
     ),
     pytest.param(
@@ -457,6 +457,11 @@ CARGO_FLEET_MUTATIONS = [
         id="vehicle-ignored",
     ),
     pytest.param(shipment(0, ignore=True), "is ignored but performed", id="shipment-ignored"),
+    pytest.param(
+        vehicle(1, used_if_route_is_empty=True),
+        "routes[1]: the vehicle is used_if_route_is_empty but its route is not used",
+        id="used-if-route-is-empty",
+    ),
     pytest.param(
         shipment(2, ignore=True),
         "the shipment is ignored but SHIPMENT_IGNORED is not a reason",

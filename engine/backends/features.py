@@ -36,6 +36,7 @@ FEATURES = {
     "pickup_delivery_limits": "a pickup-to-delivery time or detour limit",
     "soft_route_limits": "a soft route duration, route distance or load limit",
     "precedence_rules": "precedence rules",
+    "used_if_route_is_empty": "a vehicle used even when its route is empty",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -61,6 +62,8 @@ def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]
     for v, vehicle in enumerate(model.vehicles):
         if vehicle.ignore:
             note("ignored_vehicles", f"vehicles[{v}].ignore")
+        if vehicle.used_if_route_is_empty:
+            note("used_if_route_is_empty", f"vehicles[{v}].used_if_route_is_empty")
         if vehicle.route_duration_cost_per_hour_after_soft_max:
             note("soft_route_limits", f"vehicles[{v}].route_duration_limit.soft_max_duration")
         if vehicle.route_distance_cost_per_kilometer_above_soft_max:

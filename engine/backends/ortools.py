@@ -28,7 +28,8 @@ The integer problem maps onto the routing library as follows:
 - courier rules (pickup-to-delivery time and detour limits): the time dimension's
   pickup-to-delivery limit of each pair, per pickup and delivery alternative;
 - ``precedence_rules``: node precedences of the time dimension;
-- ``max_active_vehicles``: ``SetMaximumNumberOfActiveVehicles``;
+- ``max_active_vehicles``: ``SetMaximumNumberOfActiveVehicles``; ``used_if_route_is_empty``:
+  ``SetVehicleUsedWhenEmpty``;
   ``global_duration_cost_per_hour``: the time dimension's global span cost.
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
@@ -209,6 +210,8 @@ class _Builder:
             self.routing.SetArcCostEvaluatorOfVehicle(cb, v)
             if vehicle.fixed_cost > 0:
                 self.routing.SetFixedCostOfVehicle(scale_cost(vehicle.fixed_cost), v)
+            if vehicle.used_if_route_is_empty:
+                self.routing.SetVehicleUsedWhenEmpty(True, v)
 
     # -- time --------------------------------------------------------------------------------
 
@@ -758,7 +761,7 @@ class _Builder:
             stops.append(int(manager.IndexToNode(index)))
             starts.append(int(assignment.Min(dim.CumulVar(index))))
             index = assignment.Value(routing.NextVar(index))
-        if not stops:
+        if not stops and not self.model.vehicles[v].used_if_route_is_empty:
             return RoutePlan(vehicle=v)
         end_s = int(assignment.Min(dim.CumulVar(index)))
         breaks = tuple(

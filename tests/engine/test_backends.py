@@ -215,6 +215,10 @@ ORTOOLS_ONLY = {
         ),
         "model.vehicles[1].route_distance_limit.soft_max_meters",
     ),
+    "used_if_route_is_empty": (
+        with_vehicle(BASE, used_if_route_is_empty=True),
+        "model.vehicles[1].used_if_route_is_empty",
+    ),
     "precedence_rules": (
         dataclasses.replace(BASE, precedence_rules=(PrecedenceRule(0, 2, True, True, 60.0),)),
         "model.precedence_rules[0]",

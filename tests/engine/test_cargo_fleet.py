@@ -623,3 +623,63 @@ def test_precedence_rules_route_to_ortools_and_are_validated() -> None:
         "precedence_rules[0].second_is_delivery",
         "precedence_rules[0].offset_duration",
     }
+
+
+# -- vehicles used when empty --------------------------------------------------------------------
+
+
+def _depot_to_b(**fields: object) -> Vehicle:
+    return Vehicle(start_tags=("depot",), end_tags=("B",), **fields)  # type: ignore[arg-type]
+
+
+def test_used_if_route_is_empty_makes_the_empty_route_cost() -> None:
+    shipments = [Shipment(deliveries=(at("A"),))]
+    plain = [
+        depot_vehicle(cost_per_kilometer=1.0),
+        _depot_to_b(cost_per_kilometer=1.0, fixed_cost=2.0),
+    ]
+    assert brute_force_optimum(model(shipments, plain)) == pytest.approx(2.0)  # vehicle 0 alone
+    # Vehicle 1 drives depot-B (2 km + fixed cost 2) anyway: it may as well deliver at A.
+    used = [plain[0], dataclasses.replace(plain[1], used_if_route_is_empty=True)]
+    m = model(shipments, used)
+    assert brute_force_optimum(m) == pytest.approx(4.0)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(4.0)
+    assert route_order(solution, 1) == [(0, False)]
+
+
+def test_used_if_route_is_empty_without_shipments() -> None:
+    m = model(
+        [], [_depot_to_b(cost_per_kilometer=1.0, fixed_cost=2.0, used_if_route_is_empty=True)]
+    )
+    solution = solve_checked(m, backend="ortools")
+    (route,) = solution.routes
+    assert route.is_used
+    assert not route.visits
+    assert len(route.transitions) == 1
+    assert route.transitions[0].travel_distance_m == pytest.approx(2000.0)
+    assert solution.metrics.total_cost == pytest.approx(4.0)
+    assert solution.metrics.used_vehicle_count == 1
+
+
+def test_max_active_vehicles_does_not_count_empty_used_routes() -> None:
+    shipments = [Shipment(deliveries=(at("A"),)), Shipment(deliveries=(at("C"),))]
+    fleet = [
+        depot_vehicle(cost_per_kilometer=1.0, used_if_route_is_empty=True),
+        depot_vehicle(cost_per_kilometer=1.0, used_if_route_is_empty=True),
+    ]
+    m = model(shipments, fleet, max_active_vehicles=1)
+    assert brute_force_optimum(m) == pytest.approx(6.0)
+    solution = solve_checked(m, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(6.0)
+    assert solution.metrics.used_vehicle_count == 2
+    assert sorted(len(r.visits) for r in solution.routes) == [0, 2]
+
+
+def test_used_if_route_is_empty_routes_to_ortools_and_is_validated() -> None:
+    m = model([Shipment(deliveries=(at("A"),))], [depot_vehicle(used_if_route_is_empty=True)])
+    with pytest.raises(InvalidModelError) as err:
+        solve_checked(m, backend="pyvrp")
+    assert [v.field for v in err.value.violations] == ["vehicles[0].used_if_route_is_empty"]
+    bad = model([], [depot_vehicle(used_if_route_is_empty=True, ignore=True)])
+    assert [v.field for v in validate_model(bad)] == ["vehicles[0].used_if_route_is_empty"]

@@ -46,6 +46,7 @@ UNSUPPORTED = frozenset(
         "pickup_delivery_limits",
         "soft_route_limits",
         "precedence_rules",
+        "used_if_route_is_empty",
     }
 )
 """Features (:mod:`engine.backends.features`) this backend cannot express."""
