@@ -12,14 +12,7 @@ solution strategies, and OR-Tools then searches on from them with every constrai
 - ``allowed_vehicle_indices`` are dropped, and visits on a vehicle that is not allowed are
   taken out of the initial routes (OR-Tools treats every shipment as optional, so fewer
   visits are always consistent);
-- an end window that opens after the start window loses its start (the vehicle waits);
-- shipment type rules, pickup-to-delivery time and detour limits, visit costs,
-  ``costs_per_vehicle``, soft limits and the global duration cost are dropped (OR-Tools
-  enforces and prices them; a route breaking a rule starts empty), and ignored vehicles are
-  not ignored (their visits are taken out of the initial routes, as for allowed vehicles), and
-  vehicles used when empty are not (OR-Tools keeps them used).
-  ``max_active_vehicles`` and precedence rules are not warm-started: PyVRP's routes could use
-  more vehicles or break a precedence between routes, and OR-Tools would reject them all.
+- an end window that opens after the start window loses its start (the vehicle waits).
 
 The nearby model keeps the stops' travel matrices (no new road queries) and the stops' order,
 so its routes map straight back.
@@ -47,15 +40,30 @@ __all__ = ["WARM_STARTABLE", "WarmStartedOrTools", "nearby_model", "pyvrp_initia
 
 log = logging.getLogger(__name__)
 
-WARM_STARTABLE = frozenset(FEATURES) - {
-    "distance_limit_with_time_cost",
-    "max_active_vehicles",
-    "precedence_rules",
-}
+NOT_WARM_STARTED = frozenset(
+    {
+        "shipment_type_rules",
+        "max_active_vehicles",
+        "ignored_vehicles",
+        "visit_costs",
+        "costs_per_vehicle",
+        "global_duration_cost",
+        "pickup_delivery_limits",
+        "soft_route_limits",
+        "precedence_rules",
+        "used_if_route_is_empty",
+    }
+)
+"""Features of issue 15 that OR-Tools solves from its own first solution: PyVRP's routes on a
+model without them mislead it (60 shipments, 5 vehicles, 5 s: one type incompatibility 400
+from PyVRP's routes against 115 without them, ``costs_per_vehicle`` 272 against 94, a soft
+distance limit 392 against 362; routes breaking a rule or a precedence are dropped, and the
+local search inserts their visits back poorly)."""
+
+WARM_STARTABLE = frozenset(FEATURES) - {"distance_limit_with_time_cost"} - NOT_WARM_STARTED
 """Features (:mod:`engine.backends.features`) that the nearby model can do without: all but a
-distance limit with a time cost (the nearby model keeps the vehicles' distance limits),
-``max_active_vehicles`` and precedence rules (they tie routes together: PyVRP's routes would
-rarely be accepted as a whole)."""
+distance limit with a time cost (the nearby model keeps the vehicles' distance limits) and
+:data:`NOT_WARM_STARTED`."""
 
 
 @runtime_checkable
@@ -80,7 +88,7 @@ def _widest(windows: tuple[TimeWindow, ...], lo: float, hi: float) -> tuple[Time
 
 
 def _visit(visit: VisitRequest, lo: float, hi: float) -> VisitRequest:
-    return dataclasses.replace(visit, time_windows=_widest(visit.time_windows, lo, hi), cost=0.0)
+    return dataclasses.replace(visit, time_windows=_widest(visit.time_windows, lo, hi))
 
 
 def _shipment(shipment: Shipment, lo: float, hi: float) -> Shipment:
@@ -92,11 +100,6 @@ def _shipment(shipment: Shipment, lo: float, hi: float) -> Shipment:
         pickups=tuple(_visit(v, lo, hi) for v in pickups),
         deliveries=tuple(_visit(v, lo, hi) for v in deliveries),
         allowed_vehicle_indices=(),
-        costs_per_vehicle=(),
-        costs_per_vehicle_indices=(),
-        pickup_to_delivery_relative_detour_limit=None,
-        pickup_to_delivery_absolute_detour_limit_s=None,
-        pickup_to_delivery_time_limit_s=None,
     )
 
 
@@ -114,17 +117,7 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float) -> Vehicle:
         opens_at = None if not end else end[0].start_time
         end = (TimeWindow(start_time=opens_at, end_time=max(lo, close - breaks)),)
     return dataclasses.replace(
-        vehicle,
-        break_requests=(),
-        start_time_windows=start,
-        end_time_windows=end,
-        ignore=False,
-        used_if_route_is_empty=False,
-        route_duration_soft_max_s=None,
-        route_duration_cost_per_hour_after_soft_max=None,
-        route_distance_soft_max_m=None,
-        route_distance_cost_per_kilometer_above_soft_max=None,
-        soft_load_limits={},
+        vehicle, break_requests=(), start_time_windows=start, end_time_windows=end
     )
 
 
@@ -135,10 +128,6 @@ def nearby_model(model: ShipmentModel) -> ShipmentModel:
         model,
         shipments=tuple(_shipment(s, lo, hi) for s in model.shipments),
         vehicles=tuple(_vehicle(v, lo, hi) for v in model.vehicles),
-        shipment_type_incompatibilities=(),
-        shipment_type_requirements=(),
-        precedence_rules=(),
-        global_duration_cost_per_hour=0.0,
     )
 
 
