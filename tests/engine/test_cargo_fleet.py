@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from engine import InvalidModelError, Shipment, ShipmentModel, SkipReasonCode, Vehicle
@@ -20,9 +21,11 @@ from engine.model import (
     ShipmentTypeRequirement,
     SoftLoadLimit,
 )
+from engine.options import SearchMode
 from engine.validation import validate_model
 from tests.bruteforce import brute_force_optimum
 from tests.builders import at, depot_vehicle, line_model, route_order, solve_checked
+from tests.engine.test_optimality import random_tiny_model
 
 PRECHECK_CODES = {
     SkipReasonCode.NO_VEHICLE,
@@ -683,3 +686,66 @@ def test_used_if_route_is_empty_routes_to_ortools_and_is_validated() -> None:
     assert [v.field for v in err.value.violations] == ["vehicles[0].used_if_route_is_empty"]
     bad = model([], [depot_vehicle(used_if_route_is_empty=True, ignore=True)])
     assert [v.field for v in validate_model(bad)] == ["vehicles[0].used_if_route_is_empty"]
+
+
+# -- all together, against the brute force -------------------------------------------------------
+
+
+def random_issue15_model(seed: int) -> ShipmentModel:
+    """:func:`tests.engine.test_optimality.random_tiny_model` (every shipment optional, so that
+    any rule combination has a solution) with random shipment types and rules, visit costs,
+    costs_per_vehicle, a soft distance limit and, by seed, max_active_vehicles, an ignored
+    shipment or a vehicle used when empty."""
+    rng = np.random.default_rng(1000 + seed)
+    base = random_tiny_model(seed)
+    types = ("a", "b", "c")
+    shipments = []
+    for s, shipment in enumerate(base.shipments):
+        pickups = tuple(
+            dataclasses.replace(v, cost=float(rng.integers(0, 3)) * 50.0) for v in shipment.pickups
+        )
+        shipments.append(
+            dataclasses.replace(
+                shipment,
+                pickups=pickups,
+                shipment_type=types[int(rng.integers(0, 3))],
+                penalty_cost=shipment.penalty_cost or float(rng.integers(100, 400)),
+                costs_per_vehicle=(float(rng.integers(0, 100)),),
+                costs_per_vehicle_indices=(int(rng.integers(0, 2)),),
+                ignore=seed % 4 == 3 and s == 4,
+            )
+        )
+    incompatibility = ShipmentTypeIncompatibility(
+        ("a", "b"), IncompatibilityMode(1 + int(rng.integers(0, 2)))
+    )
+    requirements = ()
+    if seed % 4 != 3:  # Google: no requirement with an ignored shipment
+        requirements = (ShipmentTypeRequirement(("a",), ("c",), RequirementMode(1 + seed % 3)),)
+    vehicles = (
+        dataclasses.replace(
+            base.vehicles[0],
+            route_distance_soft_max_m=float(rng.integers(100, 300)),
+            route_distance_cost_per_kilometer_above_soft_max=2000.0,
+        ),
+        dataclasses.replace(base.vehicles[1], used_if_route_is_empty=seed % 4 == 1),
+    )
+    return dataclasses.replace(
+        base,
+        shipments=tuple(shipments),
+        vehicles=vehicles,
+        shipment_type_incompatibilities=(incompatibility,),
+        shipment_type_requirements=requirements,
+        max_active_vehicles=1 if seed % 4 == 2 else None,
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_rules_and_costs_together_match_brute_force(seed: int) -> None:
+    # The rules change the optimum on seeds 2, 4, 6 and 7, the costs on every seed.
+    model_ = random_issue15_model(seed)
+    optimum = brute_force_optimum(model_)
+    solution = solve_checked(
+        model_, time_limit_s=1.0, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME
+    )
+    assert solution.backend == "ortools"
+    assert solution.metrics.total_cost == pytest.approx(optimum, rel=1e-9, abs=1e-6)
