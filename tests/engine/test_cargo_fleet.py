@@ -749,3 +749,27 @@ def test_rules_and_costs_together_match_brute_force(seed: int) -> None:
     )
     assert solution.backend == "ortools"
     assert solution.metrics.total_cost == pytest.approx(optimum, rel=1e-9, abs=1e-6)
+
+
+def test_requirement_with_delivery_alternatives() -> None:
+    # The dependent shipment goes to A or D; the required one is at far, where vehicle 1 is.
+    # Free: vehicle 0 delivers at A (2 km). Same vehicle required: vehicle 1 far-D-far (12 km)
+    # beats far-A-far (18) and vehicle 0 taking both (20).
+    shipments = [
+        Shipment(deliveries=(at("A"), at("D")), shipment_type="dependent"),
+        Shipment(deliveries=(at("far"),), shipment_type="required"),
+    ]
+    vehicles = [
+        depot_vehicle(cost_per_kilometer=1.0),
+        depot_vehicle("far", cost_per_kilometer=1.0),
+    ]
+    assert solve_checked(model(shipments, vehicles), backend="ortools").metrics.total_cost == (
+        pytest.approx(2.0)
+    )
+    rule = requires(RequirementMode.PERFORMED_BY_SAME_VEHICLE, "required", "dependent")
+    solution = solve_checked(
+        model(shipments, vehicles, shipment_type_requirements=rule), backend="ortools"
+    )
+    assert solution.metrics.total_cost == pytest.approx(12.0)
+    (visit,) = [v for v in solution.routes[1].visits if v.shipment_index == 0]
+    assert visit.visit_request_index == 1
