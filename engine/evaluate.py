@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.errors import SolverError
-from engine.model import Shipment, ShipmentModel, TimeWindow
+from engine.model import Shipment, ShipmentModel, TimeWindow, Vehicle
 from engine.problem import Problem
 from engine.search import RoutePlan
 from engine.solution import (
@@ -100,7 +100,7 @@ def _route_geometry(
 
 def _build_route(problem: Problem, plan: RoutePlan, network: RoadNetwork | None) -> Route:
     vehicle = problem.model.vehicles[plan.vehicle]
-    if not plan.stops:
+    if not plan.stops and not vehicle.used_if_route_is_empty:
         return Route(vehicle_index=plan.vehicle, vehicle_label=vehicle.label)
     walk = _RouteWalk(problem, plan)
     route_polyline = ""
@@ -212,6 +212,8 @@ class _RouteWalk:
         kind = "pickups" if is_pickup else "deliveries"
         prefix = f"model.shipments.{kind}.time_windows"
         _add_soft_costs(self.costs, prefix, request.time_windows, start)
+        if request.cost:
+            self.costs[f"model.shipments.{kind}.cost"] += request.cost
         self.delay_s += _delay_s(request.time_windows, start)
         self.visit_s += request.duration_s
         return start + request.duration_s
@@ -228,6 +230,11 @@ class _RouteWalk:
             costs, "model.vehicles.end_time_windows", vehicle.end_time_windows, end_time
         )
         costs["model.vehicles.fixed_cost"] += vehicle.fixed_cost
+        shipments = self.problem.model.shipments
+        for s in sorted(self.shipments):
+            costs["model.shipments.costs_per_vehicle"] += shipments[s].cost_for_vehicle(
+                self.plan.vehicle
+            )
         costs["model.vehicles.cost_per_kilometer"] += (
             vehicle.cost_per_kilometer * self.distance_m / 1e3
         )
@@ -236,6 +243,9 @@ class _RouteWalk:
         )
         costs["model.vehicles.cost_per_hour"] += (
             vehicle.cost_per_hour * (end_time - start_time) / 3600
+        )
+        _add_soft_limit_costs(
+            costs, vehicle, end_time - start_time, self.distance_m, self.max_loads
         )
         route_costs = {key: value for key, value in sorted(costs.items()) if value}
         metrics = AggregatedMetrics(
@@ -268,6 +278,38 @@ class _RouteWalk:
             route_total_cost=sum(route_costs.values()),
             polyline=polyline,
         )
+
+
+def _add_soft_limit_costs(
+    costs: dict[str, float],
+    vehicle: Vehicle,
+    duration_s: float,
+    distance_m: float,
+    max_loads: Mapping[str, int],
+) -> None:
+    """Costs of a route beyond its vehicle's soft duration, distance and load limits."""
+    soft, rate = (
+        vehicle.route_duration_soft_max_s,
+        vehicle.route_duration_cost_per_hour_after_soft_max,
+    )
+    if soft is not None and rate:
+        costs["model.vehicles.route_duration_limit.cost_per_hour_after_soft_max"] += (
+            rate * max(0.0, duration_s - soft) / 3600.0
+        )
+    soft, rate = (
+        vehicle.route_distance_soft_max_m,
+        vehicle.route_distance_cost_per_kilometer_above_soft_max,
+    )
+    if soft is not None and rate:
+        costs["model.vehicles.route_distance_limit.cost_per_kilometer_above_soft_max"] += (
+            rate * max(0.0, distance_m - soft) / 1000.0
+        )
+    for load_type, limit in vehicle.soft_load_limits.items():
+        excess = max(0, max_loads.get(load_type, 0) - limit.soft_max_load)
+        if excess and limit.cost_per_unit_above_soft_max:
+            costs["model.vehicles.load_limits.cost_per_unit_above_soft_max"] += (
+                excess * limit.cost_per_unit_above_soft_max
+            )
 
 
 def _aggregate(routes: Sequence[Route]) -> AggregatedMetrics:
@@ -326,16 +368,22 @@ def build_solution(
     for r in routes:
         for key, value in r.route_costs.items():
             costs[key] += value
-    penalties = sum(model.shipments[s.index].penalty_cost or 0.0 for s in skipped)
+    # An ignored shipment is skipped without its penalty (Google's Shipment.ignore).
+    not_ignored = [s for s in skipped if not model.shipments[s.index].ignore]
+    penalties = sum(model.shipments[s.index].penalty_cost or 0.0 for s in not_ignored)
     if penalties:
         costs["model.shipments.penalty_cost"] += penalties
     used = [r for r in routes if r.is_used]
     starts = [r.vehicle_start_time for r in used if r.vehicle_start_time is not None]
     ends = [r.vehicle_end_time for r in used if r.vehicle_end_time is not None]
+    if model.global_duration_cost_per_hour and starts and ends:
+        costs["model.global_duration_cost_per_hour"] += (
+            model.global_duration_cost_per_hour * (max(ends) - min(starts)) / 3600.0
+        )
     metrics = Metrics(
         aggregated_route_metrics=_aggregate(routes),
         skipped_mandatory_shipment_count=sum(
-            1 for s in skipped if model.shipments[s.index].is_mandatory
+            1 for s in not_ignored if model.shipments[s.index].is_mandatory
         ),
         used_vehicle_count=len(used),
         earliest_vehicle_start_time=min(starts, default=None),

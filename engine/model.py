@@ -14,6 +14,8 @@ checks a whole model at once and reports every problem with its field path.
 
 from __future__ import annotations
 
+import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -25,9 +27,15 @@ __all__ = [
     "DEFAULT_GLOBAL_START_TIME",
     "BreakRequest",
     "DurationDistanceMatrix",
+    "IncompatibilityMode",
     "LatLng",
+    "PrecedenceRule",
+    "RequirementMode",
     "Shipment",
     "ShipmentModel",
+    "ShipmentTypeIncompatibility",
+    "ShipmentTypeRequirement",
+    "SoftLoadLimit",
     "TimeWindow",
     "Vehicle",
     "VisitRequest",
@@ -78,6 +86,10 @@ class VisitRequest:
     duration_s: float = 0.0
     tags: tuple[str, ...] = ()
     label: str = ""
+    cost: float = 0.0
+    """Cost of performing the shipment through this alternative (Google's
+    ``VisitRequest.cost``), reported as ``model.shipments.pickups.cost`` /
+    ``model.shipments.deliveries.cost``."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +107,55 @@ class Shipment:
     penalty_cost: float | None = None
     allowed_vehicle_indices: tuple[int, ...] = ()
     label: str = ""
+    shipment_type: str = ""
+    """The type that ``ShipmentModel.shipment_type_incompatibilities`` and
+    ``shipment_type_requirements`` refer to (empty: none)."""
+    ignore: bool = False
+    """Skip this shipment without its penalty (reported skipped with ``SHIPMENT_IGNORED``)."""
+    costs_per_vehicle: tuple[float, ...] = ()
+    """Cost incurred when a vehicle performs this shipment: one per vehicle of the model, or
+    one per entry of ``costs_per_vehicle_indices`` (other vehicles: 0)."""
+    costs_per_vehicle_indices: tuple[int, ...] = ()
+    pickup_to_delivery_relative_detour_limit: float | None = None
+    """With t the travel time from the chosen pickup to the chosen delivery: the delivery
+    starts at most ``ceil(t * (1 + limit))`` seconds after the pickup starts."""
+    pickup_to_delivery_absolute_detour_limit_s: float | None = None
+    """The delivery starts at most ``t + limit`` seconds after the pickup starts (with both
+    detour limits, the tighter one applies to each pickup/delivery pair)."""
+    pickup_to_delivery_time_limit_s: float | None = None
+    """The delivery starts at most this long after the pickup starts."""
+
+    def pickup_to_delivery_limit_s(self, travel_s: float) -> float | None:
+        """The longest allowed time from the start of the pickup to the start of the delivery
+        when travel between them takes ``travel_s`` (None: no limit)."""
+        limits = []
+        if self.pickup_to_delivery_time_limit_s is not None:
+            limits.append(self.pickup_to_delivery_time_limit_s)
+        if self.pickup_to_delivery_relative_detour_limit is not None:
+            scaled = travel_s * (1.0 + self.pickup_to_delivery_relative_detour_limit)
+            limits.append(float(math.ceil(scaled - 1e-9)))
+        if self.pickup_to_delivery_absolute_detour_limit_s is not None:
+            limits.append(travel_s + self.pickup_to_delivery_absolute_detour_limit_s)
+        return min(limits) if limits else None
 
     @property
     def is_mandatory(self) -> bool:
         return self.penalty_cost is None
+
+    def cost_for_vehicle(self, vehicle: int) -> float:
+        """``costs_per_vehicle`` of ``vehicle`` (0 when none applies)."""
+        if not self.costs_per_vehicle:
+            return 0.0
+        if not self.costs_per_vehicle_indices:
+            if 0 <= vehicle < len(self.costs_per_vehicle):
+                return float(self.costs_per_vehicle[vehicle])
+            return 0.0
+        for index, cost in zip(
+            self.costs_per_vehicle_indices, self.costs_per_vehicle, strict=False
+        ):
+            if index == vehicle:
+                return float(cost)
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +165,15 @@ class BreakRequest:
     earliest_start_time: float
     latest_start_time: float
     min_duration_s: float
+
+
+@dataclass(frozen=True)
+class SoftLoadLimit:
+    """Once per route, ``(max load on board - soft_max_load) * cost_per_unit_above_soft_max``
+    when the route's largest load exceeds ``soft_max_load`` (Google's ``LoadLimit``)."""
+
+    soft_max_load: int
+    cost_per_unit_above_soft_max: float
 
 
 @dataclass(frozen=True)
@@ -130,6 +196,22 @@ class Vehicle:
     route_distance_limit_m: float | None = None
     break_requests: tuple[BreakRequest, ...] = ()
     label: str = ""
+    route_duration_soft_max_s: float | None = None
+    """``route_duration_limit.soft_max_duration``: a route longer than this (end - start)
+    costs ``route_duration_cost_per_hour_after_soft_max`` per hour beyond it."""
+    route_duration_cost_per_hour_after_soft_max: float | None = None
+    route_distance_soft_max_m: float | None = None
+    """``route_distance_limit.soft_max_meters``: a route longer than this costs
+    ``route_distance_cost_per_kilometer_above_soft_max`` per kilometer beyond it."""
+    route_distance_cost_per_kilometer_above_soft_max: float | None = None
+    soft_load_limits: Mapping[str, SoftLoadLimit] = field(default_factory=dict)
+    """``load_limits[type].soft_max_load`` and ``cost_per_unit_above_soft_max`` per load type
+    (the hard ``max_load`` stays in :attr:`load_limits`)."""
+    used_if_route_is_empty: bool = False
+    """Without shipments, the vehicle still goes from its start to its end (its route is used:
+    fixed, travel and time costs, breaks)."""
+    ignore: bool = False
+    """This vehicle stays unused; shipments only it may serve are skipped (``VEHICLE_IGNORED``)."""
 
     @property
     def has_start(self) -> bool:
@@ -151,6 +233,66 @@ class DurationDistanceMatrix:
     vehicle_start_tag: str = ""
 
 
+class IncompatibilityMode(enum.IntEnum):
+    """``ShipmentTypeIncompatibility.IncompatibilityMode`` (values are Google's)."""
+
+    INCOMPATIBILITY_MODE_UNSPECIFIED = 0
+    NOT_PERFORMED_BY_SAME_VEHICLE = 1
+    """Two shipments of different listed types never share a vehicle."""
+    NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY = 2
+    """Two shipments of different listed types are never on board together: one must be
+    delivered before the other is picked up. A delivery-only shipment is on board from the
+    route start until its delivery, a pickup-only one from its pickup until the route end (so
+    two pickup-only or two delivery-only shipments never share a vehicle)."""
+
+
+class RequirementMode(enum.IntEnum):
+    """``ShipmentTypeRequirement.RequirementMode`` (values are Google's)."""
+
+    REQUIREMENT_MODE_UNSPECIFIED = 0
+    PERFORMED_BY_SAME_VEHICLE = 1
+    """A dependent shipment's vehicle performs at least one required shipment."""
+    IN_SAME_VEHICLE_AT_PICKUP_TIME = 2
+    """At a dependent shipment's pickup, a required shipment is on board (on-board intervals
+    as in :attr:`IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY`). A dependent
+    shipment without pickup has no pickup time: the rule does not constrain it."""
+    IN_SAME_VEHICLE_AT_DELIVERY_TIME = 3
+    """Same at a dependent shipment's delivery; a dependent shipment without delivery is not
+    constrained."""
+
+
+@dataclass(frozen=True)
+class ShipmentTypeIncompatibility:
+    """Shipments whose ``shipment_type`` are two different members of ``types`` are
+    incompatible under ``incompatibility_mode``."""
+
+    types: tuple[str, ...] = ()
+    incompatibility_mode: IncompatibilityMode = IncompatibilityMode.INCOMPATIBILITY_MODE_UNSPECIFIED
+
+
+@dataclass(frozen=True)
+class ShipmentTypeRequirement:
+    """A performed shipment of a type in ``dependent_shipment_types`` needs a shipment of a type
+    in ``required_shipment_type_alternatives`` on its vehicle, as ``requirement_mode`` says."""
+
+    required_shipment_type_alternatives: tuple[str, ...] = ()
+    dependent_shipment_types: tuple[str, ...] = ()
+    requirement_mode: RequirementMode = RequirementMode.REQUIREMENT_MODE_UNSPECIFIED
+
+
+@dataclass(frozen=True)
+class PrecedenceRule:
+    """When both shipments are performed, the "second" event (the pickup, or with
+    ``second_is_delivery`` the delivery, of shipment ``second_index``) starts at least
+    ``offset_duration_s`` (may be negative) after the "first" event starts; on any vehicles."""
+
+    first_index: int
+    second_index: int
+    first_is_delivery: bool = False
+    second_is_delivery: bool = False
+    offset_duration_s: float = 0.0
+
+
 @dataclass(frozen=True)
 class ShipmentModel:
     """A whole routing problem."""
@@ -162,3 +304,11 @@ class ShipmentModel:
     duration_distance_matrices: tuple[DurationDistanceMatrix, ...] = ()
     duration_distance_matrix_src_tags: tuple[str, ...] = ()
     duration_distance_matrix_dst_tags: tuple[str, ...] = ()
+    global_duration_cost_per_hour: float = 0.0
+    """Cost per hour of the global duration: from the earliest start to the latest end of the
+    used vehicles (reported as ``model.global_duration_cost_per_hour``)."""
+    shipment_type_incompatibilities: tuple[ShipmentTypeIncompatibility, ...] = ()
+    shipment_type_requirements: tuple[ShipmentTypeRequirement, ...] = ()
+    max_active_vehicles: int | None = None
+    """At most this many vehicles perform shipments (None: no limit)."""
+    precedence_rules: tuple[PrecedenceRule, ...] = ()

@@ -5,6 +5,10 @@ pickup and delivery alternatives, earliest schedule) violates the vehicle's capa
 windows, duration limit (lower bound: travel plus visit time) or distance limit. A shipment that
 no vehicle can serve is skipped before the solver runs, with one reason per distinct cause;
 vehicles that cannot serve a shipment are excluded for it in the solver.
+
+Ignored shipments (``Shipment.ignore``) are skipped with ``SHIPMENT_IGNORED``; ignored vehicles
+(``Vehicle.ignore``) serve nothing, and a shipment that only ignored vehicles may serve is
+skipped with ``VEHICLE_IGNORED``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ def precheck(problem: Problem) -> tuple[Problem, dict[int, tuple[SkipReason, ...
     profile_of, representative = _vehicle_profiles(problem)
     everyone = tuple(range(len(model.vehicles)))
     for s in range(len(model.shipments)):
+        if model.shipments[s].ignore:
+            skipped[s] = (SkipReason(SkipReasonCode.SHIPMENT_IGNORED),)
+            routable[s] = False
+            allowed_vehicles.append(())
+            continue
         if not everyone:
             skipped[s] = (SkipReason(SkipReasonCode.NO_VEHICLE),)
             routable[s] = False
@@ -56,8 +65,10 @@ def _allowed(
 ) -> tuple[tuple[int, ...], tuple[SkipReason, ...]]:
     """The vehicles that may serve shipment ``s`` given the verdict of each vehicle profile
     (``profile_of`` each vehicle); when there are none, one reason per distinct cause."""
-    allowed = problem.model.shipments[s].allowed_vehicle_indices
-    if not allowed and all(verdict is None for verdict in verdicts):
+    model = problem.model
+    allowed = model.shipments[s].allowed_vehicle_indices
+    ignored = {v for v, vehicle in enumerate(model.vehicles) if vehicle.ignore}
+    if not allowed and not ignored and all(verdict is None for verdict in verdicts):
         return everyone, ()  # the common case, without a loop per vehicle
     allowed_set = set(allowed or everyone)
     ok: list[int] = []
@@ -66,6 +77,8 @@ def _allowed(
         verdict = verdicts[profile_of[v]]
         if v not in allowed_set:
             reason: SkipReason | None = SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v)
+        elif v in ignored:
+            reason = SkipReason(SkipReasonCode.VEHICLE_IGNORED, v)
         else:
             reason = None if verdict is None else SkipReason(verdict[0], v, verdict[1])
         if reason is None:

@@ -35,6 +35,8 @@ class SkipReasonCode(enum.IntEnum):
     CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DURATION_LIMIT = 4
     CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS = 6
     VEHICLE_NOT_ALLOWED = 7
+    VEHICLE_IGNORED = 8
+    SHIPMENT_IGNORED = 9
     ZERO_PENALTY_COST = 13
     """Not proven infeasible, and skipping it costs nothing (``penalty_cost`` 0)."""
     UNREACHABLE_LOCATION = 100
@@ -118,7 +120,8 @@ class Route:
 
     @property
     def is_used(self) -> bool:
-        return bool(self.visits)
+        """Whether the vehicle travels: it has visits, or ``used_if_route_is_empty``."""
+        return self.vehicle_start_time is not None
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,8 @@ class _Solve:
         ``auto``, OR-Tools takes over when PyVRP finds no solution serving every mandatory
         shipment."""
         problem, options = self.problem, self.options
-        if not any(problem.routable):
+        used_anyway = any(v.used_if_route_is_empty for v in problem.model.vehicles)
+        if not any(problem.routable) and not used_anyway:
             plans = [RoutePlan(vehicle=v) for v in range(len(problem.model.vehicles))]
             return self.finish(plans, SolveStatus.NOTHING_TO_ROUTE, choice.name, choice.reason)
         try:

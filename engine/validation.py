@@ -11,9 +11,13 @@ from engine.errors import FieldViolation, InvalidModelError
 from engine.model import (
     BreakRequest,
     DurationDistanceMatrix,
+    IncompatibilityMode,
     LatLng,
+    RequirementMode,
     Shipment,
     ShipmentModel,
+    ShipmentTypeIncompatibility,
+    ShipmentTypeRequirement,
     TimeWindow,
     Vehicle,
     VisitRequest,
@@ -80,6 +84,11 @@ class _Validator:
             self.check_shipment(f"shipments[{i}]", shipment)
         for j, vehicle in enumerate(m.vehicles):
             self.check_vehicle(f"vehicles[{j}]", vehicle)
+        _check_fleet_and_costs(self)
+        _check_cargo_rules(self)
+        _check_courier_rules(self)
+        _check_soft_limits(self)
+        _check_precedence_rules(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -315,3 +324,253 @@ class _Validator:
             if prev is not None and b.earliest_start_time < prev.earliest_start_time:
                 self.add(bp, "break requests must be sorted by earliest_start_time")
             prev = b
+
+
+# -- fleet and costs, cargo rules (issue 15) ---------------------------------------------------
+# Module functions on the validator, apart from its methods, so that other checks can grow
+# independently.
+
+
+def _check_fleet_and_costs(self: _Validator) -> None:
+    """``max_active_vehicles``, ``global_duration_cost_per_hour``, ``VisitRequest.cost``,
+    ``costs_per_vehicle`` / ``costs_per_vehicle_indices``."""
+    m = self.model
+    if m.max_active_vehicles is not None and not m.max_active_vehicles > 0:
+        self.add("max_active_vehicles", "must be strictly positive")
+    cost = m.global_duration_cost_per_hour
+    if not (_finite(cost) and cost >= 0):
+        self.add("global_duration_cost_per_hour", "must be a non-negative number")
+    for j, vehicle in enumerate(m.vehicles):
+        if vehicle.ignore and vehicle.used_if_route_is_empty:
+            self.add(f"vehicles[{j}].used_if_route_is_empty", "must be false on an ignored vehicle")
+    n_vehicles = len(m.vehicles)
+    for i, s in enumerate(m.shipments):
+        path = f"shipments[{i}]"
+        for kind, visits in (("pickups", s.pickups), ("deliveries", s.deliveries)):
+            for k, visit in enumerate(visits):
+                if not (_finite(visit.cost) and visit.cost >= 0):
+                    self.add(f"{path}.{kind}[{k}].cost", "must be a non-negative number")
+        for k, c in enumerate(s.costs_per_vehicle):
+            if not (_finite(c) and c >= 0):
+                self.add(f"{path}.costs_per_vehicle[{k}]", "must be a non-negative number")
+        indices = s.costs_per_vehicle_indices
+        if indices:
+            if len(indices) != len(s.costs_per_vehicle):
+                self.add(
+                    f"{path}.costs_per_vehicle_indices",
+                    f"must have as many elements as costs_per_vehicle ({len(indices)} != "
+                    f"{len(s.costs_per_vehicle)})",
+                )
+            seen: set[int] = set()
+            for k, index in enumerate(indices):
+                if not 0 <= index < n_vehicles:
+                    self.add(
+                        f"{path}.costs_per_vehicle_indices[{k}]",
+                        f"vehicle index {index} out of range [0, {n_vehicles})",
+                    )
+                elif index in seen:
+                    self.add(f"{path}.costs_per_vehicle_indices[{k}]", f"duplicate index {index}")
+                seen.add(index)
+        elif s.costs_per_vehicle and len(s.costs_per_vehicle) != n_vehicles:
+            self.add(
+                f"{path}.costs_per_vehicle",
+                f"without costs_per_vehicle_indices, must have one cost per vehicle "
+                f"({len(s.costs_per_vehicle)} != {n_vehicles})",
+            )
+
+
+def _check_cargo_rules(self: _Validator) -> None:
+    """``shipment_type_incompatibilities``, ``shipment_type_requirements`` (no type may depend
+    on itself through a chain of requirements) and ``Shipment.ignore`` (not allowed with
+    requirements)."""
+    m = self.model
+    for k, inc in enumerate(m.shipment_type_incompatibilities):
+        _check_incompatibility(self, f"shipment_type_incompatibilities[{k}]", inc)
+    depends: dict[str, set[str]] = {}
+    for k, req in enumerate(m.shipment_type_requirements):
+        _check_requirement(self, f"shipment_type_requirements[{k}]", req)
+        for dependent in req.dependent_shipment_types:
+            depends.setdefault(dependent, set()).update(req.required_shipment_type_alternatives)
+    for k, req in enumerate(m.shipment_type_requirements):
+        for j, dependent in enumerate(req.dependent_shipment_types):
+            if dependent and _reaches(depends, dependent):
+                self.add(
+                    f"shipment_type_requirements[{k}].dependent_shipment_types[{j}]",
+                    f"type {dependent!r} depends on itself through a chain of requirements",
+                )
+    if m.shipment_type_requirements:
+        for i, s in enumerate(m.shipments):
+            if s.ignore:
+                self.add(
+                    f"shipments[{i}].ignore",
+                    "ignoring a shipment is not allowed when the model has "
+                    "shipment_type_requirements",
+                )
+
+
+def _check_types(self: _Validator, path: str, types: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for j, t in enumerate(types):
+        if not t:
+            self.add(f"{path}[{j}]", "must not be empty")
+        elif t in seen:
+            self.add(f"{path}[{j}]", f"duplicate type {t!r}")
+        seen.add(t)
+
+
+def _check_incompatibility(self: _Validator, path: str, inc: ShipmentTypeIncompatibility) -> None:
+    _check_types(self, f"{path}.types", inc.types)
+    if len({t for t in inc.types if t}) < 2:
+        self.add(f"{path}.types", "must list at least two different types")
+    if inc.incompatibility_mode not in (
+        IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE,
+        IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY,
+    ):
+        self.add(f"{path}.incompatibility_mode", "must be specified")
+
+
+def _check_requirement(self: _Validator, path: str, req: ShipmentTypeRequirement) -> None:
+    for name, types in (
+        ("required_shipment_type_alternatives", req.required_shipment_type_alternatives),
+        ("dependent_shipment_types", req.dependent_shipment_types),
+    ):
+        _check_types(self, f"{path}.{name}", types)
+        if not types:
+            self.add(f"{path}.{name}", "must not be empty")
+    if req.requirement_mode not in (
+        RequirementMode.PERFORMED_BY_SAME_VEHICLE,
+        RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME,
+        RequirementMode.IN_SAME_VEHICLE_AT_DELIVERY_TIME,
+    ):
+        self.add(f"{path}.requirement_mode", "must be specified")
+
+
+def _reaches(depends: dict[str, set[str]], start: str) -> bool:
+    """Whether ``start`` is reachable from itself in the requirement graph."""
+    todo = list(depends.get(start, ()))
+    seen: set[str] = set()
+    while todo:
+        t = todo.pop()
+        if t == start:
+            return True
+        if t not in seen:
+            seen.add(t)
+            todo.extend(depends.get(t, ()))
+    return False
+
+
+def _check_courier_rules(self: _Validator) -> None:
+    """``pickup_to_delivery_{relative,absolute}_detour_limit`` and ``_time_limit``:
+    non-negative, on shipments with a pickup and a delivery; detour limits only where travel
+    durations do not depend on the vehicle (Google's rule)."""
+    m = self.model
+    vehicle_dependent = len(m.duration_distance_matrices) > 1 or (
+        len({v.travel_duration_multiple for v in m.vehicles}) > 1
+    )
+    for i, s in enumerate(m.shipments):
+        for name, value in (
+            (
+                "pickup_to_delivery_relative_detour_limit",
+                s.pickup_to_delivery_relative_detour_limit,
+            ),
+            (
+                "pickup_to_delivery_absolute_detour_limit",
+                s.pickup_to_delivery_absolute_detour_limit_s,
+            ),
+            ("pickup_to_delivery_time_limit", s.pickup_to_delivery_time_limit_s),
+        ):
+            if value is None:
+                continue
+            path = f"shipments[{i}].{name}"
+            if not (_finite(value) and value >= 0):
+                self.add(path, "must be non-negative")
+            if not (s.pickups and s.deliveries):
+                self.add(path, "needs a shipment with at least one pickup and one delivery")
+            if "detour" in name and vehicle_dependent:
+                self.add(
+                    path,
+                    "detour limits need travel durations that do not depend on the vehicle "
+                    "(one duration_distance_matrix and one travel_duration_multiple for all "
+                    "vehicles)",
+                )
+
+
+def _check_soft_limits(self: _Validator) -> None:
+    """Soft route duration, route distance and load limits: each soft bound with its cost,
+    non-negative, below the hard bound; a soft load limit only on a type that only pickup-only
+    or only delivery-only shipments demand (Google's rule)."""
+    m = self.model
+    kinds: dict[str, set[str]] = {}
+    for s in m.shipments:
+        for load_type, amount in s.load_demands.items():
+            if amount > 0:
+                kind = (
+                    "pair" if s.pickups and s.deliveries else "pickup" if s.pickups else "delivery"
+                )
+                kinds.setdefault(load_type, set()).add(kind)
+    for j, v in enumerate(m.vehicles):
+        path = f"vehicles[{j}]"
+        for limit, hard, soft, soft_name, cost, cost_name in (
+            (
+                "route_duration_limit",
+                v.route_duration_limit_s,
+                v.route_duration_soft_max_s,
+                "soft_max_duration",
+                v.route_duration_cost_per_hour_after_soft_max,
+                "cost_per_hour_after_soft_max",
+            ),
+            (
+                "route_distance_limit",
+                v.route_distance_limit_m,
+                v.route_distance_soft_max_m,
+                "soft_max_meters",
+                v.route_distance_cost_per_kilometer_above_soft_max,
+                "cost_per_kilometer_above_soft_max",
+            ),
+        ):
+            if (soft is None) != (cost is None):
+                missing = cost_name if cost is None else soft_name
+                self.add(f"{path}.{limit}.{missing}", f"{soft_name} and {cost_name} go together")
+            if soft is not None and not (_finite(soft) and soft >= 0):
+                self.add(f"{path}.{limit}.{soft_name}", "must be non-negative")
+            elif soft is not None and hard is not None and not soft < hard:
+                self.add(f"{path}.{limit}.{soft_name}", "must be less than the hard maximum")
+            if cost is not None and not (_finite(cost) and cost >= 0):
+                self.add(f"{path}.{limit}.{cost_name}", "must be a non-negative number")
+        for load_type, soft_limit in v.soft_load_limits.items():
+            lp = f"{path}.load_limits[{load_type}]"
+            if soft_limit.soft_max_load < 0:
+                self.add(f"{lp}.soft_max_load", "must not be negative")
+            rate = soft_limit.cost_per_unit_above_soft_max
+            if not (_finite(rate) and rate >= 0):
+                self.add(f"{lp}.cost_per_unit_above_soft_max", "must be a non-negative number")
+            if len(kinds.get(load_type, set())) > 1 or "pair" in kinds.get(load_type, set()):
+                self.add(
+                    f"{lp}.soft_max_load",
+                    "soft load limits need a type that only pickup-only or only delivery-only "
+                    "shipments demand",
+                )
+
+
+def _check_precedence_rules(self: _Validator) -> None:
+    """``precedence_rules``: shipment indices in range, events that exist, a finite offset."""
+    m = self.model
+    n = len(m.shipments)
+    for k, rule in enumerate(m.precedence_rules):
+        path = f"precedence_rules[{k}]"
+        for which, index, is_delivery in (
+            ("first", rule.first_index, rule.first_is_delivery),
+            ("second", rule.second_index, rule.second_is_delivery),
+        ):
+            if not 0 <= index < n:
+                self.add(f"{path}.{which}_index", f"shipment index {index} out of range [0, {n})")
+                continue
+            shipment = m.shipments[index]
+            if not (shipment.deliveries if is_delivery else shipment.pickups):
+                event = "delivery" if is_delivery else "pickup"
+                self.add(
+                    f"{path}.{which}_is_delivery",
+                    f"shipment {index} has no {event} (set {which}_is_delivery accordingly)",
+                )
+        if not _finite(rule.offset_duration_s):
+            self.add(f"{path}.offset_duration", "must be a finite duration")

@@ -4,9 +4,12 @@ Enumerates every assignment of shipments to a vehicle or to "skipped" and every 
 per vehicle (pickup before delivery). Travel, windows, loads, limits and costs come from the
 checker's helpers (:mod:`tests.checker`), so each rule has a single implementation.
 
-Only models without time-dependent costs are supported (no soft time windows, no
-``cost_per_hour``, no breaks): the cost of a route then depends on its visit order only, and
-the schedule matters for feasibility alone.
+Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
+``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows) and soft distance
+and load limits are honoured. Only models without time-dependent costs are supported (no soft
+time windows, no ``cost_per_hour``, no ``global_duration_cost_per_hour``, no soft duration
+limit, no breaks): the cost of a route then depends on its visit order only, and the schedule
+matters for feasibility alone.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from tests.checker import (
     earliest_in_windows,
     hard_windows,
     load_limit_problems,
+    pickup_delivery_limit_problems,
     route_cost_terms,
     route_limit_problems,
     route_loads,
+    route_type_problems,
     vehicle_allowed,
     visit_request,
 )
@@ -56,10 +61,27 @@ def _require_tiny(model: ShipmentModel) -> None:
             raise ValueError(f"{_UNSUPPORTED}cost_per_hour (vehicle {i})")
         if vehicle.break_requests:
             raise ValueError(f"{_UNSUPPORTED}break requests (vehicle {i})")
+        if vehicle.route_duration_soft_max_s is not None:
+            raise ValueError(f"{_UNSUPPORTED}a soft route duration limit (vehicle {i})")
         windows.extend(vehicle.start_time_windows)
         windows.extend(vehicle.end_time_windows)
     if any(w.is_soft for w in windows):
         raise ValueError(f"{_UNSUPPORTED}soft time windows")
+    if model.global_duration_cost_per_hour:
+        raise ValueError(f"{_UNSUPPORTED}global_duration_cost_per_hour")
+    if model.precedence_rules:
+        raise ValueError(f"{_UNSUPPORTED}precedence rules (they tie schedules across routes)")
+    limited = any(
+        s.pickup_to_delivery_time_limit_s is not None
+        or s.pickup_to_delivery_relative_detour_limit is not None
+        or s.pickup_to_delivery_absolute_detour_limit_s is not None
+        for s in model.shipments
+    )
+    visit_windows = any(
+        r.time_windows for s in model.shipments for r in (*s.pickups, *s.deliveries)
+    )
+    if limited and visit_windows:
+        raise ValueError(f"{_UNSUPPORTED}pickup-to-delivery limits with visit time windows")
 
 
 class _Router:
@@ -126,10 +148,33 @@ class _Router:
                 return True
         return False
 
+    def pickup_delivery_problems(self, v: int, order: Sequence[VisitRef]) -> list[str]:
+        """Pickup-to-delivery limits broken by ``order``. Visits have no time windows when a
+        shipment has such limits (see :func:`_require_tiny`), so the earliest schedule has no
+        wait between a pickup and its delivery: their gap is the travel and visit time between
+        them, whatever the start."""
+        starts: dict[VisitRef, float] = {}
+        offset = 0.0
+        previous: VisitRef | None = None
+        for ref in order:
+            offset += self.travel.leg(v, previous, ref)[0]
+            starts[ref] = offset
+            offset += visit_request(self.model, ref).duration_s
+            previous = ref
+        problems = []
+        for (s, is_pickup, k), start in starts.items():
+            if not is_pickup:
+                continue
+            for (s2, is_pickup2, k2), end in starts.items():
+                if s2 == s and not is_pickup2:
+                    travel_s = self.travel.leg(v, (s, True, k), (s, False, k2))[0]
+                    problems += pickup_delivery_limit_problems(self.model, s, travel_s, end - start)
+        return problems
+
     def best_cost(self, v: int, shipments: Sequence[int]) -> float:
         """Cheapest feasible route of vehicle v serving exactly ``shipments`` (inf if none)."""
         model, vehicle = self.model, self.model.vehicles[v]
-        if not shipments:
+        if not shipments and not vehicle.used_if_route_is_empty:
             return 0.0
         if not all(vehicle_allowed(model, s, v) for s in shipments):
             return math.inf
@@ -148,7 +193,10 @@ class _Router:
                 if not is_pickup
             ):
                 continue
-            if any(load_limit_problems(vehicle, load) for load in route_loads(model, v, order)):
+            loads = route_loads(model, v, order)
+            if any(load_limit_problems(vehicle, load) for load in loads):
+                continue
+            if route_type_problems(model, order) or self.pickup_delivery_problems(v, order):
                 continue
             legs = [self.travel.leg(v, a, b) for a, b in itertools.pairwise((None, *order, None))]
             travel_s = math.fsum(leg[0] for leg in legs)
@@ -163,7 +211,8 @@ class _Router:
                     end_time=0.0,
                     travel_s=travel_s,
                     distance_m=distance_m,
-                    visit_starts=(),
+                    visit_starts=[(ref, 0.0) for ref in order],
+                    max_loads={t: max(load[t] for load in loads) for t in loads[0]},
                 ).values()
             )
             if cost < best and self.feasible(v, order):
@@ -183,7 +232,17 @@ def brute_force_optimum(model: ShipmentModel, *, geodesic_meters_per_second: flo
     route_cost: dict[tuple[int, tuple[int, ...]], float] = {}
     best = math.inf
     for assignment in itertools.product(range(-1, n_vehicles), repeat=n_shipments):
-        skipped = [s for s in range(n_shipments) if assignment[s] == -1]
+        # An ignored shipment is skipped without penalty; an ignored vehicle serves nothing.
+        if any(model.shipments[s].ignore and assignment[s] != -1 for s in range(n_shipments)):
+            continue
+        if any(model.vehicles[v].ignore for v in assignment if v != -1):
+            continue
+        limit = model.max_active_vehicles
+        if limit is not None and len({v for v in assignment if v != -1}) > limit:
+            continue
+        skipped = [
+            s for s in range(n_shipments) if assignment[s] == -1 and not model.shipments[s].ignore
+        ]
         if any(model.shipments[s].is_mandatory for s in skipped):
             continue
         total = math.fsum(model.shipments[s].penalty_cost or 0.0 for s in skipped)

@@ -22,14 +22,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.model import LatLng, ShipmentModel, TimeWindow, Vehicle, VisitRequest
-from engine.solution import AggregatedMetrics, Route, Solution, SolveStatus
+from engine.model import (
+    IncompatibilityMode,
+    LatLng,
+    RequirementMode,
+    ShipmentModel,
+    TimeWindow,
+    Vehicle,
+    VisitRequest,
+)
+from engine.solution import AggregatedMetrics, Route, SkipReasonCode, Solution, SolveStatus
 
 __all__ = [
     "COST_ABS_TOL",
     "COST_REL_TOL",
     "DIST_TOL",
     "EARTH_RADIUS_M",
+    "GLOBAL_DURATION_COST_KEY",
     "PENALTY_COST_KEY",
     "ROUTE_COST_KEYS",
     "TIME_TOL",
@@ -40,9 +49,11 @@ __all__ = [
     "hard_windows",
     "haversine_m",
     "load_limit_problems",
+    "pickup_delivery_limit_problems",
     "route_cost_terms",
     "route_limit_problems",
     "route_loads",
+    "route_type_problems",
     "vehicle_allowed",
     "visit_request",
 ]
@@ -71,10 +82,19 @@ ROUTE_COST_KEYS = (
     "model.vehicles.start_time_windows.cost_per_hour_after_soft_end_time",
     "model.vehicles.end_time_windows.cost_per_hour_before_soft_start_time",
     "model.vehicles.end_time_windows.cost_per_hour_after_soft_end_time",
+    "model.shipments.pickups.cost",
+    "model.shipments.deliveries.cost",
+    "model.shipments.costs_per_vehicle",
+    "model.vehicles.route_duration_limit.cost_per_hour_after_soft_max",
+    "model.vehicles.route_distance_limit.cost_per_kilometer_above_soft_max",
+    "model.vehicles.load_limits.cost_per_unit_above_soft_max",
 )
 """Keys of a route's ``route_costs`` (the request field causing each cost)."""
 
+SOFT_DURATION_KEY, SOFT_DISTANCE_KEY, SOFT_LOAD_KEY = ROUTE_COST_KEYS[-3:]
+
 PENALTY_COST_KEY = "model.shipments.penalty_cost"
+GLOBAL_DURATION_COST_KEY = "model.global_duration_cost_per_hour"
 
 VisitRef = tuple[int, bool, int]
 """A performed visit: (shipment index, is pickup, visit request index)."""
@@ -317,8 +337,10 @@ def route_cost_terms(
     travel_s: float,
     distance_m: float,
     visit_starts: Sequence[tuple[VisitRef, float]],
+    max_loads: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
-    """Costs of a used route by :data:`ROUTE_COST_KEYS` (zero entries included)."""
+    """Costs of a used route by :data:`ROUTE_COST_KEYS` (zero entries included);
+    ``max_loads``: the most on board per load type (for soft load limits)."""
     vehicle = model.vehicles[vehicle_index]
     costs = dict.fromkeys(ROUTE_COST_KEYS, 0.0)
     costs["model.vehicles.fixed_cost"] = vehicle.fixed_cost
@@ -329,10 +351,26 @@ def route_cost_terms(
     costs["model.vehicles.cost_per_hour"] = vehicle.cost_per_hour * (end_time - start_time) / 3600
     for ref, t in visit_starts:
         kind = "pickups" if ref[1] else "deliveries"
-        before, after = _soft_costs(t, visit_request(model, ref).time_windows)
+        request = visit_request(model, ref)
+        before, after = _soft_costs(t, request.time_windows)
         prefix = f"model.shipments.{kind}.time_windows."
         costs[prefix + "cost_per_hour_before_soft_start_time"] += before
         costs[prefix + "cost_per_hour_after_soft_end_time"] += after
+        costs[f"model.shipments.{kind}.cost"] += request.cost
+    for s in sorted({ref[0] for ref, _ in visit_starts}):
+        costs["model.shipments.costs_per_vehicle"] += _cost_per_vehicle(model, s, vehicle_index)
+    # Soft limits (Google's DurationLimit, DistanceLimit, LoadLimit): rate times the excess.
+    if vehicle.route_duration_soft_max_s is not None:
+        over_s = max(0.0, end_time - start_time - vehicle.route_duration_soft_max_s)
+        rate = vehicle.route_duration_cost_per_hour_after_soft_max or 0.0
+        costs[SOFT_DURATION_KEY] = rate * over_s / 3600.0
+    if vehicle.route_distance_soft_max_m is not None:
+        over_m = max(0.0, distance_m - vehicle.route_distance_soft_max_m)
+        rate = vehicle.route_distance_cost_per_kilometer_above_soft_max or 0.0
+        costs[SOFT_DISTANCE_KEY] = rate * over_m / 1000.0
+    for t, soft in sorted(vehicle.soft_load_limits.items()):
+        over = max(0, (max_loads or {}).get(t, 0) - soft.soft_max_load)
+        costs[SOFT_LOAD_KEY] += over * soft.cost_per_unit_above_soft_max
     for kind, t, windows in (
         ("start_time_windows", start_time, vehicle.start_time_windows),
         ("end_time_windows", end_time, vehicle.end_time_windows),
@@ -341,6 +379,105 @@ def route_cost_terms(
         costs[f"model.vehicles.{kind}.cost_per_hour_before_soft_start_time"] += before
         costs[f"model.vehicles.{kind}.cost_per_hour_after_soft_end_time"] += after
     return costs
+
+
+def _cost_per_vehicle(model: ShipmentModel, s: int, v: int) -> float:
+    """``costs_per_vehicle`` of shipment s for vehicle v: by position without indices, else
+    the entry whose index is v; 0 when none applies."""
+    shipment = model.shipments[s]
+    if not shipment.costs_per_vehicle_indices:
+        costs = shipment.costs_per_vehicle
+        return float(costs[v]) if v < len(costs) else 0.0
+    pairs = zip(shipment.costs_per_vehicle_indices, shipment.costs_per_vehicle, strict=True)
+    return math.fsum(float(c) for i, c in pairs if i == v)
+
+
+def pickup_delivery_limit_problems(
+    model: ShipmentModel, shipment_index: int, travel_s: float, gap_s: float
+) -> list[str]:
+    """Why a shipment whose delivery starts ``gap_s`` after its pickup starts, with
+    ``travel_s`` of direct travel between them, breaks its pickup_to_delivery limits (Google:
+    gap <= time limit, gap <= std::ceil(t * (1 + relative limit)), gap <= t + absolute limit;
+    the ceil ignores float noise below 1e-9)."""
+    shipment = model.shipments[shipment_index]
+    limits = []
+    if shipment.pickup_to_delivery_time_limit_s is not None:
+        limits.append(("pickup_to_delivery_time_limit", shipment.pickup_to_delivery_time_limit_s))
+    relative = shipment.pickup_to_delivery_relative_detour_limit
+    if relative is not None:
+        bound = float(math.ceil(travel_s * (1.0 + relative) - 1e-9))
+        limits.append(("pickup_to_delivery_relative_detour_limit", bound))
+    absolute = shipment.pickup_to_delivery_absolute_detour_limit_s
+    if absolute is not None:
+        limits.append(("pickup_to_delivery_absolute_detour_limit", travel_s + absolute))
+    return [
+        f"delivery starts {gap_s} s after the pickup, more than {bound} s ({name})"
+        for name, bound in limits
+        if gap_s > bound + TIME_TOL
+    ]
+
+
+def _on_board(model: ShipmentModel, refs: Sequence[VisitRef]) -> dict[int, tuple[int, int]]:
+    """Per shipment of the route: (position of its pickup, position of its delivery); a
+    shipment without pickup is on board from the start (-1), one without delivery until the
+    end (len(refs))."""
+    out: dict[int, tuple[int, int]] = {}
+    for s in {ref[0] for ref in refs}:
+        pickup = [k for k, ref in enumerate(refs) if ref[0] == s and ref[1]]
+        delivery = [k for k, ref in enumerate(refs) if ref[0] == s and not ref[1]]
+        out[s] = (pickup[0] if pickup else -1, delivery[0] if delivery else len(refs))
+    return out
+
+
+def route_type_problems(model: ShipmentModel, refs: Sequence[VisitRef]) -> list[str]:
+    """Why the visit order of one route breaks a shipment type incompatibility or requirement
+    (empty when it does not). Google's rules: two shipments are on board together unless one
+    is delivered before the other is picked up; a dependent shipment needs a required one on
+    board at its pickup (delivery) in the AT_PICKUP_TIME (AT_DELIVERY_TIME) mode, on its route
+    in the PERFORMED_BY_SAME_VEHICLE mode."""
+    problems: list[str] = []
+    board = _on_board(model, refs)
+    kind = {s: model.shipments[s].shipment_type for s in board}
+    shipments = sorted(board)
+    for k, inc in enumerate(model.shipment_type_incompatibilities):
+        types = set(inc.types)
+        for a, b in ((a, b) for a in shipments for b in shipments if a < b):
+            if kind[a] not in types or kind[b] not in types or kind[a] == kind[b]:
+                continue
+            (pa, da), (pb, db) = board[a], board[b]
+            if inc.incompatibility_mode == IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE:
+                problems.append(
+                    f"shipments {a} ({kind[a]!r}) and {b} ({kind[b]!r}) share a vehicle "
+                    f"against shipment_type_incompatibilities[{k}]"
+                )
+            elif not (da < pb or db < pa):
+                problems.append(
+                    f"shipments {a} ({kind[a]!r}) and {b} ({kind[b]!r}) are on board together "
+                    f"against shipment_type_incompatibilities[{k}]"
+                )
+    for k, req in enumerate(model.shipment_type_requirements):
+        required = [s for s in shipments if kind[s] in req.required_shipment_type_alternatives]
+        for s in shipments:
+            if kind[s] not in req.dependent_shipment_types:
+                continue
+            mode = req.requirement_mode
+            if mode == RequirementMode.PERFORMED_BY_SAME_VEHICLE:
+                ok = any(r != s for r in required)
+                when = "on its route"
+            else:
+                at_pickup = mode == RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME
+                shipment = model.shipments[s]
+                if not (shipment.pickups if at_pickup else shipment.deliveries):
+                    continue  # no pickup (delivery) time: the rule does not apply
+                t = board[s][0] if at_pickup else board[s][1]
+                ok = any(board[r][0] < t < board[r][1] for r in required if r != s)
+                when = "on board at its pickup" if at_pickup else "on board at its delivery"
+            if not ok:
+                problems.append(
+                    f"shipment {s} ({kind[s]!r}) has no shipment of a required type {when} "
+                    f"(shipment_type_requirements[{k}])"
+                )
+    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,6 +572,7 @@ class _Checker:
             self.check_route(r, route) for r, route in enumerate(solution.routes)
         ]
         self.check_shipments()
+        self.check_precedence_rules()
         skipped_ok = self.check_skipped()
         if all(f is not None for f in facts) and skipped_ok:
             self.check_solution_metrics([f for f in facts if f is not None])
@@ -457,7 +595,7 @@ class _Checker:
             self.fail(
                 where, f"vehicle_label is {route.vehicle_label!r}, expected {vehicle.label!r}"
             )
-        if not route.visits:
+        if not route.visits and not vehicle.used_if_route_is_empty:
             return self.check_unused_route(where, route)
 
         refs: list[VisitRef] = []
@@ -477,8 +615,15 @@ class _Checker:
         if not valid:
             return None
         if route.vehicle_start_time is None or route.vehicle_end_time is None:
-            self.fail(where, "used route without vehicle_start_time or vehicle_end_time")
+            if not route.visits:  # used_if_route_is_empty
+                self.fail(where, "the vehicle is used_if_route_is_empty but its route is not used")
+            else:
+                self.fail(where, "used route without vehicle_start_time or vehicle_end_time")
             return None
+        if vehicle.ignore:
+            self.fail(where, "the vehicle is ignored but its route is used")
+        for problem in route_type_problems(model, refs):
+            self.fail(where, problem)
         return self.check_used_route(
             where, v, route, refs, route.vehicle_start_time, route.vehicle_end_time
         )
@@ -667,6 +812,7 @@ class _Checker:
             visit_starts=[
                 (ref, vis.start_time) for ref, vis in zip(refs, route.visits, strict=True)
             ],
+            max_loads=facts.max_loads,
         )
         self.check_route_costs(where, route, facts)
         self.check_metrics(f"{where}.metrics", route.metrics, facts)
@@ -795,6 +941,8 @@ class _Checker:
             visits = seen.get(s, [])
             if visits and s in skipped:
                 self.fail(where, "both performed and skipped")
+            if visits and shipment.ignore:
+                self.fail(where, "is ignored but performed")
             if not visits:
                 if s not in skipped:
                     self.fail(where, "neither performed nor skipped")
@@ -818,6 +966,13 @@ class _Checker:
                     f"delivery (visits[{deliveries[0][1]}]) before its pickup "
                     f"(visits[{pickups[0][1]}]) on route {routes[0]}",
                 )
+            limited = (
+                shipment.pickup_to_delivery_time_limit_s is not None
+                or shipment.pickup_to_delivery_relative_detour_limit is not None
+                or shipment.pickup_to_delivery_absolute_detour_limit_s is not None
+            )
+            if limited and len(routes) == 1 and len(pickups) == 1 and len(deliveries) == 1:
+                self.check_pickup_to_delivery(s, solution.routes[routes[0]], pickups, deliveries)
             for r in routes:
                 v = solution.routes[r].vehicle_index
                 if 0 <= v < len(model.vehicles) and not vehicle_allowed(model, s, v):
@@ -826,6 +981,50 @@ class _Checker:
                         f"performed by vehicle {v}, not in allowed_vehicle_indices "
                         f"{shipment.allowed_vehicle_indices}",
                     )
+
+    def check_precedence_rules(self) -> None:
+        """Each precedence rule whose two events are performed: the second starts at least
+        offset_duration after the first (across routes too)."""
+        starts: dict[tuple[int, bool], float] = {}
+        for route in self.solution.routes:
+            for visit in route.visits:
+                starts[(visit.shipment_index, not visit.is_pickup)] = visit.start_time
+        for k, rule in enumerate(self.model.precedence_rules):
+            first = starts.get((rule.first_index, rule.first_is_delivery))
+            second = starts.get((rule.second_index, rule.second_is_delivery))
+            if first is None or second is None:
+                continue  # only when both are performed
+            if second < first + rule.offset_duration_s - TIME_TOL:
+                self.fail(
+                    f"precedence_rules[{k}]",
+                    f"second event starts at {second}, before the first's start {first} + "
+                    f"offset {rule.offset_duration_s}",
+                )
+
+    def check_pickup_to_delivery(
+        self,
+        s: int,
+        route: Route,
+        pickups: list[tuple[int, int]],
+        deliveries: list[tuple[int, int]],
+    ) -> None:
+        """Shipment s's pickup_to_delivery limits on its route (invalid visits are reported
+        with the route)."""
+        shipment = self.model.shipments[s]
+        pickup, delivery = route.visits[pickups[0][1]], route.visits[deliveries[0][1]]
+        if not (
+            0 <= pickup.visit_request_index < len(shipment.pickups)
+            and 0 <= delivery.visit_request_index < len(shipment.deliveries)
+        ):
+            return
+        travel_s = self.travel.leg(
+            route.vehicle_index,
+            (s, True, pickup.visit_request_index),
+            (s, False, delivery.visit_request_index),
+        )[0]
+        gap_s = delivery.start_time - pickup.start_time
+        for problem in pickup_delivery_limit_problems(self.model, s, travel_s, gap_s):
+            self.fail(f"shipments[{s}]", problem)
 
     def check_skipped(self) -> bool:
         """Check the skipped list; return whether its indices are usable."""
@@ -850,6 +1049,12 @@ class _Checker:
             penalty = model.shipments[skipped.index].penalty_cost
             if skipped.penalty_cost is not None and skipped.penalty_cost != penalty:
                 self.fail(where, f"penalty_cost is {skipped.penalty_cost}, expected {penalty}")
+            ignored = model.shipments[skipped.index].ignore
+            codes = {reason.code for reason in skipped.reasons}
+            if ignored and SkipReasonCode.SHIPMENT_IGNORED not in codes:
+                self.fail(where, "the shipment is ignored but SHIPMENT_IGNORED is not a reason")
+            if not ignored and SkipReasonCode.SHIPMENT_IGNORED in codes:
+                self.fail(where, "SHIPMENT_IGNORED for a shipment that is not ignored")
             for j, reason in enumerate(skipped.reasons):
                 example = reason.example_vehicle_index
                 if example is not None and not 0 <= example < len(model.vehicles):
@@ -862,7 +1067,12 @@ class _Checker:
         model, solution = self.model, self.solution
         metrics = solution.metrics
         used = [f for f in facts if f.used]
-        skipped = [model.shipments[s.index] for s in solution.skipped_shipments]
+        # Ignored shipments are skipped without penalty and do not count as skipped mandatory.
+        skipped = [
+            model.shipments[s.index]
+            for s in solution.skipped_shipments
+            if not model.shipments[s.index].ignore
+        ]
         total = _RouteFacts(
             performed=sum(f.performed for f in used),
             performed_mandatory=sum(f.performed_mandatory for f in used),
@@ -885,6 +1095,12 @@ class _Checker:
             self.fail(
                 "metrics",
                 f"used_vehicle_count is {metrics.used_vehicle_count}, expected {len(used)}",
+            )
+        limit = model.max_active_vehicles
+        active = [f for f in used if f.performed]  # Google: active = performs a shipment
+        if limit is not None and len(active) > limit:
+            self.fail(
+                "routes", f"{len(active)} vehicles are active, max_active_vehicles is {limit}"
             )
         mandatory = sum(1 for s in skipped if s.is_mandatory)
         if metrics.skipped_mandatory_shipment_count != mandatory:
@@ -914,6 +1130,13 @@ class _Checker:
             costs[key] = math.fsum(f.costs[key] for f in used)
         costs[PENALTY_COST_KEY] = math.fsum(
             s.penalty_cost for s in skipped if s.penalty_cost is not None
+        )
+        starts = [f.start for f in used if f.start is not None]
+        ends = [f.end for f in used if f.end is not None]
+        costs[GLOBAL_DURATION_COST_KEY] = (
+            model.global_duration_cost_per_hour * (max(ends) - min(starts)) / 3600.0
+            if starts and ends
+            else 0.0
         )
         unknown = sorted(set(_nonzero(metrics.costs)) - set(costs))
         if unknown:

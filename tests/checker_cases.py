@@ -17,8 +17,14 @@ import pytest
 from engine.model import (
     BreakRequest,
     DurationDistanceMatrix,
+    IncompatibilityMode,
+    PrecedenceRule,
+    RequirementMode,
     Shipment,
     ShipmentModel,
+    ShipmentTypeIncompatibility,
+    ShipmentTypeRequirement,
+    SoftLoadLimit,
     TimeWindow,
     Vehicle,
     VisitRequest,
@@ -356,3 +362,188 @@ def assert_caught(mutation: Mutation, expected: str) -> None:
     with pytest.raises(AssertionError) as excinfo:
         check_solution(model, solution)
     assert expected in str(excinfo.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Cargo rules, fleet and costs (issue 15). On the main solution, route 0 picks up s0 (A),
+# delivers it (B), then delivers s1 (C); s1 has no pickup, so it is on board from the start:
+# s0 and s1 are on board together. s2 is skipped.
+# --------------------------------------------------------------------------------------------
+
+
+def typed(**changes: Any) -> Mutation:
+    """Types x, y, z on shipments 0, 1, 2 and ``changes`` (the rules) on the model."""
+
+    def mutate(m: ShipmentModel, s: Solution) -> Case:
+        shipments = tuple(
+            dataclasses.replace(sh, shipment_type=t)
+            for sh, t in zip(m.shipments, ("x", "y", "z"), strict=True)
+        )
+        return dataclasses.replace(m, shipments=shipments, **changes), s
+
+    return mutate
+
+
+def then(first: Mutation, second: Mutation) -> Mutation:
+    """``first``, then ``second``."""
+    return lambda m, s: second(*first(m, s))
+
+
+def incompatibility(mode: IncompatibilityMode, *types: str) -> Mutation:
+    return typed(shipment_type_incompatibilities=(ShipmentTypeIncompatibility(types, mode),))
+
+
+def requirement(mode: RequirementMode, required: str, dependent: str) -> Mutation:
+    rule = ShipmentTypeRequirement((required,), (dependent,), mode)
+    return typed(shipment_type_requirements=(rule,))
+
+
+S2_IGNORED = SkippedShipment(2, "s2", (SkipReason(SkipReasonCode.SHIPMENT_IGNORED),))
+
+VALID_CARGO_FLEET: list[Mutation] = [
+    incompatibility(IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE, "x", "z"),
+    incompatibility(IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY, "y", "z"),
+    requirement(RequirementMode.PERFORMED_BY_SAME_VEHICLE, "y", "x"),
+    requirement(RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME, "y", "x"),
+    requirement(RequirementMode.IN_SAME_VEHICLE_AT_DELIVERY_TIME, "y", "x"),
+    # s1 has no pickup: the pickup-time rule does not constrain it.
+    requirement(RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME, "z", "y"),
+    model_field(max_active_vehicles=1),
+    vehicle(1, ignore=True),
+    shipment(0, pickup_to_delivery_time_limit_s=86400.0),
+    shipment(0, pickup_to_delivery_absolute_detour_limit_s=3600.0),
+    model_field(precedence_rules=(PrecedenceRule(0, 1, second_is_delivery=True),)),
+    model_field(precedence_rules=(PrecedenceRule(1, 2, True, False, 1e9),)),  # s2 is skipped
+    # Soft limits the route stays within: no cost.
+    vehicle(0, soft_load_limits={"weight": SoftLoadLimit(5, 1.0)}),
+    vehicle(
+        0, route_distance_soft_max_m=20000.0, route_distance_cost_per_kilometer_above_soft_max=1.0
+    ),
+]
+"""Rules the main solution satisfies: the checker must accept it."""
+
+CARGO_FLEET_MUTATIONS = [
+    pytest.param(
+        incompatibility(IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE, "x", "y"),
+        "shipments 0 ('x') and 1 ('y') share a vehicle",
+        id="hard-incompatibility",
+    ),
+    pytest.param(
+        incompatibility(IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY, "x", "y"),
+        "shipments 0 ('x') and 1 ('y') are on board together",
+        id="temporal-incompatibility",
+    ),
+    pytest.param(
+        requirement(RequirementMode.PERFORMED_BY_SAME_VEHICLE, "z", "x"),
+        "shipment 0 ('x') has no shipment of a required type on its route",
+        id="requirement-same-vehicle",
+    ),
+    pytest.param(
+        requirement(RequirementMode.IN_SAME_VEHICLE_AT_DELIVERY_TIME, "x", "y"),
+        "shipment 1 ('y') has no shipment of a required type on board at its delivery",
+        id="requirement-at-delivery",
+    ),
+    pytest.param(
+        requirement(RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME, "z", "x"),
+        "shipment 0 ('x') has no shipment of a required type on board at its pickup",
+        id="requirement-at-pickup",
+    ),
+    pytest.param(
+        model_field(max_active_vehicles=0),
+        "1 vehicles are active, max_active_vehicles is 0",
+        id="max-active-vehicles",
+    ),
+    pytest.param(
+        vehicle(0, ignore=True),
+        "the vehicle is ignored but its route is used",
+        id="vehicle-ignored",
+    ),
+    pytest.param(shipment(0, ignore=True), "is ignored but performed", id="shipment-ignored"),
+    pytest.param(
+        vehicle(1, used_if_route_is_empty=True),
+        "routes[1]: the vehicle is used_if_route_is_empty but its route is not used",
+        id="used-if-route-is-empty",
+    ),
+    pytest.param(
+        shipment(2, ignore=True),
+        "the shipment is ignored but SHIPMENT_IGNORED is not a reason",
+        id="ignored-without-reason",
+    ),
+    pytest.param(
+        skipped(S2_IGNORED),
+        "SHIPMENT_IGNORED for a shipment that is not ignored",
+        id="reason-without-ignore",
+    ),
+    pytest.param(
+        then(shipment(2, ignore=True), skipped(S2_IGNORED)),
+        "costs['model.shipments.penalty_cost'] is 50.0, expected 0",
+        id="ignored-penalty",
+    ),
+    pytest.param(
+        lambda m, s: shipment(
+            0, pickups=(dataclasses.replace(m.shipments[0].pickups[0], cost=5.0),)
+        )(m, s),
+        "costs['model.shipments.pickups.cost'] is 0.0, expected 5.0",
+        id="visit-cost",
+    ),
+    pytest.param(
+        shipment(1, costs_per_vehicle=(2.0, 7.0)),
+        "costs['model.shipments.costs_per_vehicle'] is 0.0, expected 2.0",
+        id="costs-per-vehicle",
+    ),
+    pytest.param(
+        shipment(1, costs_per_vehicle=(7.0,), costs_per_vehicle_indices=(0,)),
+        "costs['model.shipments.costs_per_vehicle'] is 0.0, expected 7.0",
+        id="costs-per-vehicle-indices",
+    ),
+    pytest.param(
+        model_field(precedence_rules=(PrecedenceRule(1, 0, first_is_delivery=True),)),
+        "precedence_rules[0]: second event starts at",
+        id="precedence",
+    ),
+    pytest.param(
+        model_field(
+            precedence_rules=(PrecedenceRule(0, 1, second_is_delivery=True, offset_duration_s=1e5),)
+        ),
+        "precedence_rules[0]: second event starts at",
+        id="precedence-offset",
+    ),
+    pytest.param(
+        shipment(0, pickup_to_delivery_time_limit_s=1.0),
+        "more than 1.0 s (pickup_to_delivery_time_limit)",
+        id="pickup-to-delivery-time-limit",
+    ),
+    pytest.param(
+        shipment(0, pickup_to_delivery_relative_detour_limit=0.0),
+        "(pickup_to_delivery_relative_detour_limit)",
+        id="relative-detour-limit",
+    ),
+    pytest.param(
+        shipment(0, pickup_to_delivery_absolute_detour_limit_s=0.0),
+        "(pickup_to_delivery_absolute_detour_limit)",
+        id="absolute-detour-limit",
+    ),
+    pytest.param(
+        vehicle(0, route_duration_soft_max_s=0.0, route_duration_cost_per_hour_after_soft_max=1.0),
+        "costs['model.vehicles.route_duration_limit.cost_per_hour_after_soft_max'] is 0.0",
+        id="soft-duration",
+    ),
+    pytest.param(
+        vehicle(
+            0, route_distance_soft_max_m=0.0, route_distance_cost_per_kilometer_above_soft_max=1.0
+        ),
+        "costs['model.vehicles.route_distance_limit.cost_per_kilometer_above_soft_max'] is 0.0",
+        id="soft-distance",
+    ),
+    pytest.param(
+        vehicle(0, soft_load_limits={"weight": SoftLoadLimit(0, 1.0)}),
+        "costs['model.vehicles.load_limits.cost_per_unit_above_soft_max'] is 0.0, expected 5.0",
+        id="soft-load",
+    ),
+    pytest.param(
+        model_field(global_duration_cost_per_hour=1.0),
+        "costs['model.global_duration_cost_per_hour'] is 0",
+        id="global-duration-cost",
+    ),
+]
+"""Each breaks one rule of issue 15 on the main solution; the checker must say so."""

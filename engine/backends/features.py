@@ -10,6 +10,8 @@ and vehicle types, open routes) are not listed here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from engine.problem import Problem
 
 __all__ = ["FEATURES", "used_features"]
@@ -25,8 +27,72 @@ FEATURES = {
     "allowed_vehicles": "allowed_vehicle_indices restricting a shipment to some vehicles",
     "distance_limit_with_time_cost": "a route distance limit on a vehicle whose travel cost "
     "is not purely per kilometer",
+    "shipment_type_rules": "shipment type incompatibilities or requirements",
+    "max_active_vehicles": "max_active_vehicles below the number of vehicles",
+    "ignored_vehicles": "an ignored vehicle",
+    "visit_costs": "a visit request cost",
+    "costs_per_vehicle": "costs_per_vehicle on a shipment",
+    "global_duration_cost": "global_duration_cost_per_hour",
+    "pickup_delivery_limits": "a pickup-to-delivery time or detour limit",
+    "soft_route_limits": "a soft route duration, route distance or load limit",
+    "precedence_rules": "precedence rules",
+    "used_if_route_is_empty": "a vehicle used even when its route is empty",
 }
 """Feature name → what it means (for messages and documentation)."""
+
+
+def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    """Cargo rules, fleet limits, issue 15's fleet costs and courier rules."""
+    model = problem.model
+    typed = {sh.shipment_type for s, sh in enumerate(model.shipments) if problem.routable[s]}
+    for k, inc in enumerate(model.shipment_type_incompatibilities):
+        if len(typed & set(inc.types)) > 1:
+            note("shipment_type_rules", f"shipment_type_incompatibilities[{k}]")
+    for k, req in enumerate(model.shipment_type_requirements):
+        if typed & set(req.dependent_shipment_types):
+            note("shipment_type_rules", f"shipment_type_requirements[{k}]")
+    for k, rule in enumerate(model.precedence_rules):
+        if problem.routable[rule.first_index] and problem.routable[rule.second_index]:
+            note("precedence_rules", f"precedence_rules[{k}]")
+    limit = model.max_active_vehicles
+    if limit is not None and limit < len(model.vehicles):
+        note("max_active_vehicles", "max_active_vehicles")
+    if model.global_duration_cost_per_hour > 0:
+        note("global_duration_cost", "global_duration_cost_per_hour")
+    for v, vehicle in enumerate(model.vehicles):
+        if vehicle.ignore:
+            note("ignored_vehicles", f"vehicles[{v}].ignore")
+        if vehicle.used_if_route_is_empty:
+            note("used_if_route_is_empty", f"vehicles[{v}].used_if_route_is_empty")
+        if vehicle.route_duration_cost_per_hour_after_soft_max:
+            note("soft_route_limits", f"vehicles[{v}].route_duration_limit.soft_max_duration")
+        if vehicle.route_distance_cost_per_kilometer_above_soft_max:
+            note("soft_route_limits", f"vehicles[{v}].route_distance_limit.soft_max_meters")
+        for load_type, soft in sorted(vehicle.soft_load_limits.items()):
+            if soft.cost_per_unit_above_soft_max:
+                note("soft_route_limits", f"vehicles[{v}].load_limits[{load_type}].soft_max_load")
+    for s, shipment in enumerate(model.shipments):
+        if not problem.routable[s]:
+            continue
+        if any(c > 0 for c in shipment.costs_per_vehicle):
+            note("costs_per_vehicle", f"shipments[{s}].costs_per_vehicle")
+        for name, value in (
+            ("pickup_to_delivery_time_limit", shipment.pickup_to_delivery_time_limit_s),
+            (
+                "pickup_to_delivery_relative_detour_limit",
+                shipment.pickup_to_delivery_relative_detour_limit,
+            ),
+            (
+                "pickup_to_delivery_absolute_detour_limit",
+                shipment.pickup_to_delivery_absolute_detour_limit_s,
+            ),
+        ):
+            if value is not None:
+                note("pickup_delivery_limits", f"shipments[{s}].{name}")
+        for kind, visits in (("pickups", shipment.pickups), ("deliveries", shipment.deliveries)):
+            for k, visit in enumerate(visits):
+                if visit.cost > 0:
+                    note("visit_costs", f"shipments[{s}].{kind}[{k}].cost")
 
 
 def used_features(problem: Problem) -> dict[str, str]:
@@ -40,6 +106,7 @@ def used_features(problem: Problem) -> dict[str, str]:
         found.setdefault(name, path)
 
     n_vehicles = len(model.vehicles)
+    _fleet_and_cargo_features(problem, note)
     for s, shipment in enumerate(model.shipments):
         if not problem.routable[s]:
             continue

@@ -12,8 +12,25 @@ The integer problem maps onto the routing library as follows:
   gaps, soft windows as soft cumul bounds, ``cost_per_hour`` as span cost, duration limits as
   span upper bounds, breaks as break intervals;
 - one dimension per load type with a limit (see :func:`_add_load_dimension`);
-- "distance" dimension only when a vehicle has a distance limit;
-- arc costs per vehicle: ``cost_per_kilometer`` and ``cost_per_traveled_hour``.
+- soft limits: ``route_duration_limit.soft_max_duration`` as a soft span upper bound,
+  ``route_distance_limit.soft_max_meters`` and a load type's ``soft_max_load`` as soft upper
+  bounds on a route's end distance and its start (delivery-only types) or end (pickup-only
+  types) load;
+- "distance" dimension only when a vehicle has a (hard or soft) distance limit;
+- arc costs per vehicle: ``cost_per_kilometer`` and ``cost_per_traveled_hour``, plus on the arcs
+  leaving a visit its ``VisitRequest.cost`` and, leaving a shipment's first visit (pickup, or
+  delivery without pickup), the shipment's ``costs_per_vehicle`` entry of that vehicle;
+- cargo rules: each shipment type of a rule is a visit type (``SetVisitType``: a pickup adds the
+  type to the vehicle, its delivery removes it, a delivery without pickup has it on board from
+  the start up to the visit); incompatibilities are hard or temporal type incompatibilities,
+  requirements same-vehicle, when-adding (pickup time) or when-removing (delivery time)
+  required type alternatives;
+- courier rules (pickup-to-delivery time and detour limits): the time dimension's
+  pickup-to-delivery limit of each pair, per pickup and delivery alternative;
+- ``precedence_rules``: node precedences of the time dimension;
+- ``max_active_vehicles``: ``SetMaximumNumberOfActiveVehicles``; ``used_if_route_is_empty``:
+  ``SetVehicleUsedWhenEmpty``;
+  ``global_duration_cost_per_hour``: the time dimension's global span cost.
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
@@ -35,8 +52,8 @@ import numpy.typing as npt
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
-from engine.errors import NoSolutionError
-from engine.model import TimeWindow
+from engine.errors import FieldViolation, InvalidModelError, NoSolutionError
+from engine.model import IncompatibilityMode, RequirementMode, TimeWindow
 from engine.options import SearchMode
 from engine.problem import Problem, Window
 from engine.units import (
@@ -125,7 +142,15 @@ class _Builder:
         self.time = self._add_time_dimension()
         self._add_load_dimensions()
         self._add_distance_dimension()
+        self._pair_of: dict[int, int] = {}
+        """Pickup-and-delivery pair index (OR-Tools') of each pair shipment."""
+        self._limit_functions: list[Callable[[int, int], int]] = []
         self._add_shipments()
+        self._add_pickup_delivery_limits()
+        self._add_precedence_rules()
+        self._add_type_rules()
+        if self.model.max_active_vehicles is not None:
+            self.routing.SetMaximumNumberOfActiveVehicles(self.model.max_active_vehicles)
         self.breaks = self._add_breaks()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -144,9 +169,28 @@ class _Builder:
 
     # -- costs -------------------------------------------------------------------------------
 
+    def _visit_costs(self, v: int) -> npt.NDArray[np.float64]:
+        """Per stop, the cost of performing it with vehicle ``v``: its ``VisitRequest.cost``
+        and, on a shipment's first visit, the shipment's ``costs_per_vehicle`` of ``v``."""
+        stops, model = self.p.stops, self.model
+        costs = np.zeros(stops.size, dtype=np.float64)
+        for i in range(stops.num_visits):
+            costs[i] = stops.visit_request(model, i).cost
+        for s, shipment in enumerate(model.shipments):
+            extra = shipment.cost_for_vehicle(v)
+            if extra:
+                for i in stops.pickup_stops[s] or stops.delivery_stops[s]:
+                    costs[i] += extra
+        return costs
+
     def _add_arc_costs(self) -> None:
         vehicles = self.model.vehicles
-        no_costs = self.p.free_of_costs
+        visit_costs = [self._visit_costs(v) for v in range(len(vehicles))]
+        no_costs = (
+            self.p.free_of_costs
+            and not any(c.any() for c in visit_costs)
+            and self.model.global_duration_cost_per_hour == 0
+        )
         for v, vehicle in enumerate(vehicles):
             k = self.p.travel.vehicle_matrix[v]
             mult = vehicle.travel_duration_multiple
@@ -155,15 +199,19 @@ class _Builder:
                 cb = self._register_matrix(("time-cost", k, mult), partial(self.p.travel_s, v))
             else:
                 cpk, cpth = vehicle.cost_per_kilometer, vehicle.cost_per_traveled_hour
+                leaving = visit_costs[v]
 
-                def arc_cost(v: int = v) -> IntArray:
-                    cost = self.p.arc_cost(v) * COST_SCALE
+                def arc_cost(v: int = v, leaving: npt.NDArray[np.float64] = leaving) -> IntArray:
+                    cost = (self.p.arc_cost(v) + leaving[:, None]) * COST_SCALE
                     return np.minimum(np.rint(cost), MAX_SCALED_COST // 4).astype(np.int64)
 
-                cb = self._register_matrix(("cost", k, mult, cpk, cpth), arc_cost)
+                key = ("cost", k, mult, cpk, cpth, leaving.tobytes())
+                cb = self._register_matrix(key, arc_cost)
             self.routing.SetArcCostEvaluatorOfVehicle(cb, v)
             if vehicle.fixed_cost > 0:
                 self.routing.SetFixedCostOfVehicle(scale_cost(vehicle.fixed_cost), v)
+            if vehicle.used_if_route_is_empty:
+                self.routing.SetVehicleUsedWhenEmpty(True, v)
 
     # -- time --------------------------------------------------------------------------------
 
@@ -199,10 +247,20 @@ class _Builder:
                 dim.SetSpanCostCoefficientForVehicle(coef, v)
             if vehicle.route_duration_limit_s is not None:
                 dim.SetSpanUpperBoundForVehicle(floor_int(vehicle.route_duration_limit_s), v)
+            soft, cost = (
+                vehicle.route_duration_soft_max_s,
+                vehicle.route_duration_cost_per_hour_after_soft_max,
+            )
+            if soft is not None and cost:
+                bound = pywrapcp.BoundCost(floor_int(soft), cost_per_hour_to_coefficient(cost))
+                dim.SetSoftSpanUpperBoundForVehicle(bound, v)
             self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(start))
             self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(end))
         for i in range(stops.num_visits):
             self.routing.AddVariableMinimizedByFinalizer(dim.CumulVar(self._index(i)))
+        global_coef = cost_per_hour_to_coefficient(self.model.global_duration_cost_per_hour)
+        if global_coef:
+            dim.SetGlobalSpanCostCoefficient(global_coef)
         return dim
 
     def _apply_windows(
@@ -237,7 +295,7 @@ class _Builder:
     # -- loads -------------------------------------------------------------------------------
 
     def _add_load_dimensions(self) -> None:
-        limited = {t for v in self.model.vehicles for t in v.load_limits}
+        limited = {t for v in self.model.vehicles for t in (*v.load_limits, *v.soft_load_limits)}
         demanded = {t for s in self.model.shipments for t, q in s.load_demands.items() if q > 0}
         for load_type in sorted(limited & demanded):
             self._add_load_dimension(load_type)
@@ -273,6 +331,14 @@ class _Builder:
         name = f"load:{load_type}"
         self.routing.AddDimensionWithVehicleCapacity(cb, 0, caps, not has_delivery_only, name)
         dim = self.routing.GetDimensionOrDie(name)
+        for v, vehicle in enumerate(self.model.vehicles):
+            soft = vehicle.soft_load_limits.get(load_type)
+            if soft is not None and soft.cost_per_unit_above_soft_max > 0:
+                # The type is pickup-only or delivery-only throughout (validation): the most
+                # on board is at the end (pickups) or at the start (deliveries).
+                at = self.routing.Start(v) if has_delivery_only else self.routing.End(v)
+                coef = max(1, round(soft.cost_per_unit_above_soft_max * COST_SCALE))
+                dim.SetCumulVarSoftUpperBound(at, soft.soft_max_load, coef)
         if not has_delivery_only:
             return
         n_vehicles = len(self.model.vehicles)
@@ -292,7 +358,10 @@ class _Builder:
 
     def _add_distance_dimension(self) -> None:
         vehicles = self.model.vehicles
-        if all(v.route_distance_limit_m is None for v in vehicles):
+        if all(
+            v.route_distance_limit_m is None and v.route_distance_soft_max_m is None
+            for v in vehicles
+        ):
             return
         big = 1
         callbacks = []
@@ -306,6 +375,13 @@ class _Builder:
             for v in vehicles
         ]
         self.routing.AddDimensionWithVehicleTransitAndCapacity(callbacks, 0, caps, True, "distance")
+        dim = self.routing.GetDimensionOrDie("distance")
+        for v, vehicle in enumerate(vehicles):
+            soft = vehicle.route_distance_soft_max_m
+            cost = vehicle.route_distance_cost_per_kilometer_above_soft_max
+            if soft is not None and cost:
+                coef = max(1, round(cost * COST_SCALE / 1000.0))  # per meter
+                dim.SetCumulVarSoftUpperBound(self.routing.End(v), floor_int(soft), coef)
 
     # -- shipments ---------------------------------------------------------------------------
 
@@ -329,6 +405,7 @@ class _Builder:
                 dp = self.routing.AddDisjunction(pickups, penalty, 1)
                 dd = self.routing.AddDisjunction(deliveries, 0, 1)
                 self.routing.AddPickupAndDeliverySets(dp, dd)
+                self._pair_of[s] = len(self._pair_of)
             else:
                 self.routing.AddDisjunction(pickups or deliveries, penalty, 1)
             allowed = list(p.allowed_vehicles[s])
@@ -337,6 +414,204 @@ class _Builder:
                     # -1: unperformed. (SetAllowedVehiclesForIndex's Span argument is not
                     # usable from Python in OR-Tools 9.15.)
                     self.routing.VehicleVar(index).SetValues([-1, *allowed])
+
+    # -- courier rules -----------------------------------------------------------------------
+
+    def _add_pickup_delivery_limits(self) -> None:
+        """``pickup_to_delivery_{relative,absolute}_detour_limit`` and ``_time_limit`` as the
+        time dimension's pickup-to-delivery limit of each pair (OR-Tools
+        ``SetPickupToDeliveryLimitFunctionForPair``, per pickup and delivery alternative)."""
+        model, p = self.model, self.p
+        limited = [
+            s
+            for s, sh in enumerate(model.shipments)
+            if s in self._pair_of
+            and (
+                sh.pickup_to_delivery_time_limit_s is not None
+                or sh.pickup_to_delivery_relative_detour_limit is not None
+                or sh.pickup_to_delivery_absolute_detour_limit_s is not None
+            )
+        ]
+        if not limited:
+            return
+        profiles = {
+            (p.travel.vehicle_matrix[v], vehicle.travel_duration_multiple)
+            for v, vehicle in enumerate(model.vehicles)
+        }
+        detours = [
+            s
+            for s in limited
+            if model.shipments[s].pickup_to_delivery_relative_detour_limit is not None
+            or model.shipments[s].pickup_to_delivery_absolute_detour_limit_s is not None
+        ]
+        if detours and len(profiles) > 1:
+            raise InvalidModelError(
+                tuple(
+                    FieldViolation(
+                        f"shipments[{s}].pickup_to_delivery_relative_detour_limit",
+                        "detour limits need travel durations that do not depend on the vehicle "
+                        "(one travel matrix and one travel_duration_multiple for all vehicles)",
+                    )
+                    for s in detours[:1]
+                )
+            )
+        k, multiple = min(profiles)
+        durations = p.travel.durations_s[k]
+        stops = p.stops
+        for s in limited:
+            shipment = model.shipments[s]
+            pickups, deliveries = stops.pickup_stops[s], stops.delivery_stops[s]
+            table = [
+                [
+                    _whole_seconds(
+                        shipment.pickup_to_delivery_limit_s(float(durations[a, b]) * multiple),
+                        p.horizon,
+                    )
+                    for b in deliveries
+                ]
+                for a in pickups
+            ]
+
+            def limit(pi: int, di: int, table: list[list[int]] = table) -> int:
+                return table[pi][di]
+
+            self._limit_functions.append(limit)  # OR-Tools keeps a pointer to it
+            self.time.SetPickupToDeliveryLimitFunctionForPair(limit, self._pair_of[s])
+
+    def _add_precedence_rules(self) -> None:
+        """``precedence_rules`` as node precedences of the time dimension (OR-Tools
+        ``AddNodePrecedence``: when both are performed, cumul(second) >= cumul(first) +
+        offset), for every pair of alternatives of the two events."""
+        stops = self.p.stops
+        for rule in self.model.precedence_rules:
+            if not (self.p.routable[rule.first_index] and self.p.routable[rule.second_index]):
+                continue  # a shipment that is never performed: the rule does not apply
+            firsts = (
+                stops.delivery_stops[rule.first_index]
+                if rule.first_is_delivery
+                else stops.pickup_stops[rule.first_index]
+            )
+            seconds = (
+                stops.delivery_stops[rule.second_index]
+                if rule.second_is_delivery
+                else stops.pickup_stops[rule.second_index]
+            )
+            offset = ceil_int(rule.offset_duration_s)
+            for a, b in itertools.product(firsts, seconds):
+                self.time.AddNodePrecedence(self._index(a), self._index(b), offset)
+
+    # -- cargo rules -------------------------------------------------------------------------
+
+    def _add_type_rules(self) -> None:
+        """Shipment types as visit types, and the model's incompatibilities and requirements
+        as OR-Tools type regulations (see the module docstring)."""
+        model, routing = self.model, self.routing
+        incompatibilities = model.shipment_type_incompatibilities
+        requirements = model.shipment_type_requirements
+        if not incompatibilities and not requirements:
+            return
+        named: set[str] = set()
+        for inc in incompatibilities:
+            named.update(inc.types)
+        for req in requirements:
+            named.update(req.required_shipment_type_alternatives)
+            named.update(req.dependent_shipment_types)
+        type_id = {name: k for k, name in enumerate(sorted(named))}
+        stops = self.p.stops
+        for s, shipment in enumerate(model.shipments):
+            t = type_id.get(shipment.shipment_type)
+            if t is None or not self.p.routable[s]:
+                continue
+            pickups, deliveries = stops.pickup_stops[s], stops.delivery_stops[s]
+            for i in pickups:
+                routing.SetVisitType(self._index(i), t, routing.TYPE_ADDED_TO_VEHICLE)
+            policy = (
+                routing.ADDED_TYPE_REMOVED_FROM_VEHICLE
+                if pickups
+                else routing.TYPE_ON_VEHICLE_UP_TO_VISIT
+            )
+            for i in deliveries:
+                routing.SetVisitType(self._index(i), t, policy)
+        for inc in incompatibilities:
+            temporal = (
+                inc.incompatibility_mode == IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY
+            )
+            add = (
+                routing.AddTemporalTypeIncompatibility
+                if temporal
+                else routing.AddHardTypeIncompatibility
+            )
+            for a, b in itertools.combinations(sorted(set(inc.types)), 2):
+                add(type_id[a], type_id[b])
+        if requirements:
+            self._add_type_requirements()
+
+    def _add_type_requirements(self) -> None:
+        """Requirements as constraints on vehicle and position variables (``rank``: a visit's
+        position on its route). OR-Tools' own required-type alternatives take an
+        ``absl::flat_hash_set`` that its Python wrapper (9.15) cannot build, so each dependent
+        visit gets: active => some required shipment on the same vehicle (and, for the pickup
+        and delivery time modes, on board at that visit: picked up before, delivered after)."""
+        model, routing, solver = self.model, self.routing, self.solver
+        stops = self.p.stops
+        one = routing.RegisterUnaryTransitVector([1] * stops.size)
+        routing.AddDimension(one, 0, stops.size + 1, True, "rank")
+        rank = routing.GetDimensionOrDie("rank")
+        of_type: dict[str, list[int]] = {}
+        for s, shipment in enumerate(model.shipments):
+            if self.p.routable[s] and shipment.shipment_type:
+                of_type.setdefault(shipment.shipment_type, []).append(s)
+
+        def nodes(stop_list: Sequence[int]) -> list[int]:
+            return [self._index(i) for i in stop_list]
+
+        def same_vehicle(a: int, b: int) -> Any:
+            return solver.IsEqualVar(routing.VehicleVar(a), routing.VehicleVar(b))
+
+        def before(a: int, b: int) -> Any:
+            return solver.IsLessVar(rank.CumulVar(a), rank.CumulVar(b))
+
+        for req in model.shipment_type_requirements:
+            required = sorted(
+                {
+                    r
+                    for name in req.required_shipment_type_alternatives
+                    for r in of_type.get(name, [])
+                }
+            )
+            mode = req.requirement_mode
+            for name in sorted(set(req.dependent_shipment_types)):
+                for s in of_type.get(name, []):
+                    if mode == RequirementMode.PERFORMED_BY_SAME_VEHICLE:
+                        visits = nodes(stops.pickup_stops[s] + stops.delivery_stops[s])
+                    elif mode == RequirementMode.IN_SAME_VEHICLE_AT_PICKUP_TIME:
+                        visits = nodes(stops.pickup_stops[s])
+                    else:
+                        visits = nodes(stops.delivery_stops[s])
+                    for i in visits:
+                        options: list[Any] = []
+                        for r in required:
+                            if r == s:
+                                continue
+                            pickups = nodes(stops.pickup_stops[r])
+                            deliveries = nodes(stops.delivery_stops[r])
+                            if mode == RequirementMode.PERFORMED_BY_SAME_VEHICLE:
+                                options += [same_vehicle(j, i) for j in pickups + deliveries]
+                                continue
+                            p_options: list[int | None] = [*pickups] or [None]
+                            d_options: list[int | None] = [*deliveries] or [None]
+                            for p, d in itertools.product(p_options, d_options):
+                                terms = []
+                                if p is not None:
+                                    terms += [same_vehicle(p, i), before(p, i)]
+                                if d is not None:
+                                    terms += [same_vehicle(d, i), before(i, d)]
+                                options.append(solver.Min(terms))
+                        active = routing.ActiveVar(i)
+                        if options:
+                            solver.Add(active <= solver.Max(options))
+                        else:
+                            solver.Add(active == 0)
 
     # -- breaks ------------------------------------------------------------------------------
 
@@ -486,7 +761,7 @@ class _Builder:
             stops.append(int(manager.IndexToNode(index)))
             starts.append(int(assignment.Min(dim.CumulVar(index))))
             index = assignment.Value(routing.NextVar(index))
-        if not stops:
+        if not stops and not self.model.vehicles[v].used_if_route_is_empty:
             return RoutePlan(vehicle=v)
         end_s = int(assignment.Min(dim.CumulVar(index)))
         breaks = tuple(
@@ -501,6 +776,13 @@ class _Builder:
             end_s=end_s,
             breaks_s=breaks,
         )
+
+
+def _whole_seconds(limit: float | None, horizon: int) -> int:
+    """A time limit in whole seconds (rounded down), at most the horizon."""
+    if limit is None or not np.isfinite(limit):
+        return horizon
+    return max(0, min(horizon, floor_int(limit)))
 
 
 def _set_time_limit(params: Any, stop: StopCriterion) -> None:

@@ -15,7 +15,12 @@ from engine import LatLng, Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRe
 from engine.backends import StopCriterion, choose_backend
 from engine.backends.features import FEATURES
 from engine.errors import InvalidModelError
-from engine.model import BreakRequest
+from engine.model import (
+    BreakRequest,
+    IncompatibilityMode,
+    PrecedenceRule,
+    ShipmentTypeIncompatibility,
+)
 from engine.options import SearchMode, SolveOptions
 from engine.precheck import precheck
 from engine.problem import Problem
@@ -161,6 +166,66 @@ ORTOOLS_ONLY = {
     "late_end_window_start": (
         with_vehicle(BASE, end_time_windows=(TimeWindow(start_time=4 * 3600.0),)),
         "model.vehicles[1].end_time_windows",
+    ),
+    "shipment_type_rules": (
+        dataclasses.replace(
+            BASE,
+            shipments=(
+                dataclasses.replace(BASE.shipments[0], shipment_type="b"),
+                *BASE.shipments[1:2],
+                dataclasses.replace(BASE.shipments[2], shipment_type="a"),
+                *BASE.shipments[3:],
+            ),
+            shipment_type_incompatibilities=(
+                ShipmentTypeIncompatibility(
+                    ("a", "b"), IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY
+                ),
+            ),
+        ),
+        "model.shipment_type_incompatibilities[0]",
+    ),
+    "max_active_vehicles": (
+        dataclasses.replace(BASE, max_active_vehicles=1),
+        "model.max_active_vehicles",
+    ),
+    "ignored_vehicles": (with_vehicle(BASE, ignore=True), "model.vehicles[1].ignore"),
+    "visit_costs": (
+        with_shipment(BASE, Shipment(deliveries=(dataclasses.replace(HERE, cost=3.0),))),
+        "model.shipments[2].deliveries[0].cost",
+    ),
+    "costs_per_vehicle": (
+        with_shipment(
+            BASE,
+            Shipment(deliveries=(HERE,), costs_per_vehicle=(5.0,), costs_per_vehicle_indices=(1,)),
+        ),
+        "model.shipments[2].costs_per_vehicle",
+    ),
+    "pickup_delivery_limits": (
+        with_shipment(
+            BASE,
+            Shipment(pickups=(HERE,), deliveries=(HERE,), pickup_to_delivery_time_limit_s=3600.0),
+        ),
+        "model.shipments[2].pickup_to_delivery_time_limit",
+    ),
+    "soft_route_limits": (
+        with_vehicle(
+            BASE,
+            route_distance_soft_max_m=1000.0,
+            route_distance_cost_per_kilometer_above_soft_max=2.0,
+        ),
+        "model.vehicles[1].route_distance_limit.soft_max_meters",
+    ),
+    "used_if_route_is_empty": (
+        with_vehicle(BASE, used_if_route_is_empty=True),
+        "model.vehicles[1].used_if_route_is_empty",
+    ),
+    "precedence_rules": (
+        dataclasses.replace(BASE, precedence_rules=(PrecedenceRule(0, 2, True, True, 60.0),)),
+        "model.precedence_rules[0]",
+    ),
+    "global_duration_cost": (
+        dataclasses.replace(BASE, global_duration_cost_per_hour=10.0),
+        "model.global_duration_cost_per_hour",
     ),
 }
 

@@ -37,6 +37,16 @@ UNSUPPORTED = frozenset(
         "breaks",
         "allowed_vehicles",
         "distance_limit_with_time_cost",
+        "shipment_type_rules",
+        "max_active_vehicles",
+        "ignored_vehicles",
+        "visit_costs",
+        "costs_per_vehicle",
+        "global_duration_cost",
+        "pickup_delivery_limits",
+        "soft_route_limits",
+        "precedence_rules",
+        "used_if_route_is_empty",
     }
 )
 """Features (:mod:`engine.backends.features`) this backend cannot express."""
