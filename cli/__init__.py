@@ -1,7 +1,8 @@
 """``routeopt``: the command line of routeopt.
 
-One sub-command so far: ``routeopt layouts STUDY.json ...`` (:mod:`cli.layouts`) compares depot
-layouts, or searches the best one, on this machine, without a server.
+``routeopt layouts STUDY.json ...`` (:mod:`cli.layouts`) compares depot layouts, or searches the
+best one, on this machine, without a server. ``routeopt keys ...`` (:mod:`cli.keys`) creates,
+lists and revokes a server's API keys and sets tenant quotas.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from cli.keys import add_keys_parser, run_keys
 from cli.layouts import add_layouts_parser, run_layouts
 
 __all__ = ["main"]
@@ -20,10 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING")
     sub = parser.add_subparsers(dest="command", required=True)
     add_layouts_parser(sub)
+    add_keys_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.command == "layouts":
         return run_layouts(args)
+    if args.command == "keys":
+        return run_keys(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

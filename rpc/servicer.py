@@ -47,6 +47,7 @@ from engine.options import AUTO_SOLVER_PROCESSES, SolveOptions
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
+from rpc.auth import current_tenant
 from rpc.convert import (
     RequestSettings,
     convert_or_validate,
@@ -383,7 +384,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
         record = _CallRecord.of_tours("OptimizeToursLongRunning", context, request)
-        return self._submit(record, context, lambda jobs: jobs.submit(request))
+        return self._submit(record, context, lambda jobs: jobs.submit(request, current_tenant()))
 
     def BatchOptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.BatchOptimizeToursRequest, context: grpc.ServicerContext
@@ -391,7 +392,9 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         shipments = sum(len(r.model.shipments) for r in request.requests)
         vehicles = sum(len(r.model.vehicles) for r in request.requests)
         record = _CallRecord("BatchOptimizeTours", context.peer(), shipments, vehicles)
-        return self._submit(record, context, lambda jobs: jobs.submit_batch(request))
+        return self._submit(
+            record, context, lambda jobs: jobs.submit_batch(request, current_tenant())
+        )
 
     def EvaluateDepotLayouts(  # noqa: N802 (gRPC method name)
         self, request: pb.EvaluateDepotLayoutsRequest, context: grpc.ServicerContext
@@ -400,7 +403,9 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         record = _CallRecord(
             "EvaluateDepotLayouts", context.peer(), orders, len(request.study.depots)
         )
-        return self._submit(record, context, lambda jobs: jobs.submit_layouts(request))
+        return self._submit(
+            record, context, lambda jobs: jobs.submit_layouts(request, current_tenant())
+        )
 
     def _submit(
         self,

@@ -9,8 +9,8 @@ recovery, deletion, expiry) and offers the kinds what they need through :class:`
 
 from __future__ import annotations
 
+import secrets
 import threading
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Protocol, cast
@@ -195,8 +195,9 @@ class OperationKind:
 
 
 def new_name() -> str:
-    """A new operation name: ``operations/<random hex>``."""
-    return f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
+    """A new operation name: ``operations/<32 hex digits>``, 128 bits from :mod:`secrets`, so
+    that nobody finds an operation by guessing its name."""
+    return f"{OPERATION_PREFIX}{secrets.token_hex(16)}"
 
 
 def job_state(state: int) -> pb.JobState.ValueType:

@@ -40,8 +40,10 @@ class BatchKind(OperationKind):
         self.items = items
         self._lock = threading.Lock()
 
-    def new_jobs(self, request: pb.BatchOptimizeToursRequest) -> tuple[NewJob, list[NewJob]]:
-        """The batch and its items to store, once every item is valid (else
+    def new_jobs(
+        self, request: pb.BatchOptimizeToursRequest, tenant: str
+    ) -> tuple[NewJob, list[NewJob]]:
+        """The batch and its items (of ``tenant``) to store, once every item is valid (else
         :class:`~engine.errors.InvalidModelError` with every problem, under
         ``requests[i]``)."""
         if not request.requests:
@@ -57,11 +59,17 @@ class BatchKind(OperationKind):
         name = new_name()
         items = [
             NewJob(
-                new_name(), "tours", item.label, item.SerializeToString(), batch=name, item_index=i
+                new_name(),
+                "tours",
+                item.label,
+                item.SerializeToString(),
+                batch=name,
+                item_index=i,
+                tenant=tenant,
             )
             for i, item in enumerate(request.requests)
         ]
-        return NewJob(name, self.kind, request.label), items
+        return NewJob(name, self.kind, request.label, tenant=tenant), items
 
     def cancel(self, rec: JobRecord, now: float) -> None:
         host = self.host
