@@ -4,6 +4,7 @@ through :mod:`rpc.client` (Python and command line)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import cli
 from rpc.client import Credentials, connect, optimize_tours
 from rpc.client import main as client_main
 from rpc.server import main as server_main
+from tests.rpc.test_jobs_e2e import readme_block
 from tests.rpc.test_server_e2e import EXAMPLE, ROOT, ServerProcess, check_response, small_request
 from tests.rpc.tls_certs import make_pki
 
@@ -89,6 +91,18 @@ def test_a_server_with_tls_and_keys_on_every_address(
                 request, target=target, timeout_s=30, credentials=Credentials(ca_file=pki.ca)
             )
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+        # the README's example, as written but for the port
+        code = readme_block("Credentials(api_key=")
+        assert '"localhost:50051"' in code
+        code = code.replace('"localhost:50051"', f'"localhost:{srv.port}"')
+        (tmp_path / "acme.key").write_text(key + "\n")
+        (tmp_path / "tls").mkdir()
+        shutil.copy(pki.ca, tmp_path / "tls" / "ca.pem")
+        (tmp_path / "examples").symlink_to(ROOT / "examples")
+        monkeypatch.chdir(tmp_path)
+        namespace: dict[str, object] = {}
+        exec(compile(code, "README.md", "exec"), namespace)
+        check_response(namespace["request"], namespace["response"])  # type: ignore[arg-type]
         # the command-line client, the key from the environment
         monkeypatch.setenv("ROUTEOPT_API_KEY", key)
         assert client_main([str(EXAMPLE), "--target", target, "--tls-ca", pki.ca]) == 0
