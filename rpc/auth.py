@@ -40,6 +40,7 @@ from rpc.keys import DEFAULT_TENANT, TENANT_PATTERN, KeyStore
 
 __all__ = [
     "API_KEY_HEADER",
+    "CREDENTIALS_UNAVAILABLE_MESSAGE",
     "OPEN_SERVICES",
     "UNAUTHENTICATED_MESSAGE",
     "AuthInterceptor",
@@ -63,6 +64,9 @@ UNAUTHENTICATED_MESSAGE: Final = (
     "'authorization: Bearer KEY'"
 )
 """The one message of every UNAUTHENTICATED answer."""
+
+CREDENTIALS_UNAVAILABLE_MESSAGE: Final = "the server cannot check credentials now; retry later"
+"""The message of the UNAVAILABLE answer when the key store fails."""
 
 _TENANT: Final[contextvars.ContextVar[str]] = contextvars.ContextVar(
     "routeopt_tenant", default=DEFAULT_TENANT
@@ -152,8 +156,14 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return self._wrap(handler, method)
 
     def _enter(self, method: str, context: grpc.ServicerContext) -> contextvars.Token[str]:
-        """Authenticate the call (else answer it UNAUTHENTICATED) and set its tenant."""
-        tenant, why = self._authenticator.tenant(context)
+        """Authenticate the call (else answer it UNAUTHENTICATED; UNAVAILABLE when the key
+        store cannot be read: nobody gets in then) and set its tenant."""
+        try:
+            tenant, why = self._authenticator.tenant(context)
+        except Exception:
+            log.exception("%s: cannot check the caller's credentials", method)
+            context.abort(grpc.StatusCode.UNAVAILABLE, CREDENTIALS_UNAVAILABLE_MESSAGE)
+            raise AssertionError("abort returned") from None  # pragma: no cover
         if tenant is None:
             log.warning("%s code=UNAUTHENTICATED peer=%s reason=%s", method, context.peer(), why)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)

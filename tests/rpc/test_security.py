@@ -12,6 +12,7 @@ import functools
 import logging
 import re
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from rpc.auth import UNAUTHENTICATED_MESSAGE
+from rpc.auth import CREDENTIALS_UNAVAILABLE_MESSAGE, UNAUTHENTICATED_MESSAGE
 from rpc.client import Credentials, connect
 from rpc.config import ServerConfig
 from rpc.keys import KeyStore, TenantQuota
@@ -598,6 +599,27 @@ def test_mtls_certificate_whose_name_is_not_a_tenant_is_unauthenticated(
         assert error.details() == UNAUTHENTICATED_MESSAGE  # type: ignore[attr-defined]
     finally:
         client.close()
+
+
+def test_a_key_store_that_fails_lets_nobody_in(tmp_path: Path) -> None:
+    running = serve(tmp_path / "data")
+    try:
+        key = running.keys.create("acme").key
+        client = running.client(key)
+        assert isinstance(client.list(), list)
+
+        def broken(key: str) -> tuple[str, str] | None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        running.keys.verify = broken  # type: ignore[method-assign]
+        error = failure(client.list)
+        assert error.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert error.details() == CREDENTIALS_UNAVAILABLE_MESSAGE  # type: ignore[attr-defined]
+        health = client.health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        client.close()
+    finally:
+        stop(running)
 
 
 # -- without keys: one tenant, as before -------------------------------------------------------
