@@ -29,6 +29,8 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -223,17 +225,67 @@ def _read_pem(path: str, what: str, marker: str) -> bytes:
     return data
 
 
-def server_credentials(cert: str, key: str, client_ca: str | None = None) -> grpc.ServerCredentials:
-    """TLS credentials of the server: its certificate chain and private key (PEM files), and
-    with ``client_ca`` the CA that must have signed every client's certificate (mutual TLS: the
-    handshake fails without one). ValueError when a file is missing or not PEM."""
+def _tls_files(cert: str, key: str, client_ca: str | None) -> tuple[bytes, bytes, bytes | None]:
+    """The certificate chain, private key and client CA read from their PEM files."""
     chain = _read_pem(cert, "TLS certificate", "CERTIFICATE")
     private = _read_pem(key, "TLS key", "")
     if b"PRIVATE KEY-----" not in private:
         raise ValueError(f"TLS key {key} is not a PEM file with a private key")
     roots = _read_pem(client_ca, "client CA", "CERTIFICATE") if client_ca else None
-    return grpc.ssl_server_credentials(
-        [(private, chain)], root_certificates=roots, require_client_auth=roots is not None
+    return chain, private, roots
+
+
+class _CertificateFiles:
+    """The server's TLS files, read again when they change (a renewed certificate is used from
+    the next connection on, without a restart)."""
+
+    def __init__(self, cert: str, key: str, client_ca: str | None) -> None:
+        self._files = (cert, key, client_ca)
+        self._lock = threading.Lock()
+        self._stamp = self._stamps()
+        self.initial = self._configuration()
+
+    def _stamps(self) -> tuple[tuple[int, int, int], ...]:
+        stats = [os.stat(path) for path in self._files if path is not None]
+        return tuple((st.st_mtime_ns, st.st_size, st.st_ino) for st in stats)
+
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        chain, private, roots = _tls_files(*self._files)
+        return grpc.ssl_server_certificate_configuration(
+            [(private, chain)], root_certificates=roots
+        )
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """The new configuration if a file changed since the last look, else None (gRPC calls
+        this before each handshake). Unreadable or half-written files keep the current one."""
+        with self._lock:
+            try:
+                stamp = self._stamps()
+            except OSError:
+                return None
+            if stamp == self._stamp:
+                return None
+            self._stamp = stamp
+            try:
+                configuration = self._configuration()
+            except ValueError as exc:
+                log.warning("TLS files changed but cannot be used (%s); keeping the old ones", exc)
+                return None
+        log.info("TLS files changed: new connections use them")
+        return configuration
+
+
+def server_credentials(cert: str, key: str, client_ca: str | None = None) -> grpc.ServerCredentials:
+    """TLS credentials of the server: its certificate chain and private key (PEM files), and
+    with ``client_ca`` the CA that must have signed every client's certificate (mutual TLS: the
+    handshake fails without one). The files are read again when they change (certificate
+    renewal needs no restart). ValueError when a file is missing or not PEM."""
+    try:
+        files = _CertificateFiles(cert, key, client_ca)
+    except OSError as exc:
+        raise ValueError(f"cannot read the TLS files: {exc}") from None
+    return grpc.dynamic_ssl_server_credentials(
+        files.initial, files.fetch, require_client_authentication=client_ca is not None
     )
 
 

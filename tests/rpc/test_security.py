@@ -12,6 +12,7 @@ import functools
 import logging
 import re
 import secrets
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.server import Server, bind, build_server
 from tests.rpc.test_server_e2e import ROOT, small_request
-from tests.rpc.tls_certs import Pki, make_pki
+from tests.rpc.tls_certs import Pki, make_pki, make_server_cert
 
 LAYOUT_STUDY = ROOT / "examples" / "depot_layouts_study.json"
 
@@ -532,6 +533,34 @@ def test_tls_fails_with_a_wrong_ca_or_without_tls(tls_server: Running, pki: Pki)
     finally:
         wrong_ca.close()
         plaintext.close()
+
+
+def test_a_renewed_certificate_is_used_without_a_restart(tmp_path: Path, pki: Pki) -> None:
+    """The server's files are replaced by a certificate of another CA: new connections get it."""
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    shutil.copy(pki.server_cert, cert)
+    shutil.copy(pki.server_key, key)
+    running = serve(tmp_path / "data", tls_cert=str(cert), tls_key=str(key))
+    try:
+        old, new = running.client(ca_file=pki.ca), running.client(ca_file=pki.other_ca)
+        assert isinstance(old.list(), list)
+        assert failure(new.list).code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        old.close()
+        new.close()
+        renewed_cert, renewed_key = make_server_cert(pki.directory, "renewed", "other-ca")
+        cert.write_text("half-written")  # a renewal in progress: the old files stay in use
+        old = running.client(ca_file=pki.ca)
+        assert isinstance(old.list(), list)
+        old.close()
+        shutil.copy(renewed_key, key)
+        shutil.copy(renewed_cert, cert)
+        old, new = running.client(ca_file=pki.ca), running.client(ca_file=pki.other_ca)
+        assert isinstance(new.list(), list)
+        assert failure(old.list).code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        old.close()
+        new.close()
+    finally:
+        stop(running)
 
 
 @pytest.fixture(scope="module")

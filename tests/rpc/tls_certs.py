@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Pki", "make_pki"]
+__all__ = ["Pki", "make_pki", "make_server_cert"]
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -80,13 +80,15 @@ def make_pki(directory: Path, client_names: tuple[str, ...] = ()) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     _ca("ca", directory)
     _ca("other-ca", directory)
-    _signed(
-        "server",
-        "localhost",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        "ca",
-        directory,
-    )
+    make_server_cert(directory, "server", "ca")
     for name in client_names:
         _signed(f"client-{name}", name, "extendedKeyUsage=clientAuth\n", "ca", directory)
     return Pki(directory)
+
+
+def make_server_cert(directory: Path, name: str, ca: str) -> tuple[Path, Path]:
+    """A server certificate for localhost and 127.0.0.1 signed by CA ``ca`` (of
+    :func:`make_pki`): ``name.pem`` and ``name.key`` in ``directory``."""
+    extensions = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+    _signed(name, "localhost", extensions, ca, directory)
+    return directory / f"{name}.pem", directory / f"{name}.key"
