@@ -24,7 +24,8 @@ OptimizeToursLongRunning and BatchOptimizeTours hand the request to
 Errors are mapped to statuses in one place (:func:`rpc.errors.status_of`, the same mapping as
 for the errors of long-running operations); an unexpected error is answered with a generic
 INTERNAL status and an incident id, its traceback goes to the server log only.
-Each call writes one log line: method, status code, latency, problem size, peer.
+Each call writes one log line: method, status code, latency, problem size, peer (and the
+caller's tenant when calls are authenticated).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class _CallRecord:
     vehicles: int
     started: float = field(default_factory=time.monotonic)
     outcome: str = ""  # e.g. the solve status, "validate_only"
+    tenant: str = field(default_factory=current_tenant)
 
     @classmethod
     def of_tours(
@@ -125,6 +127,8 @@ class _CallRecord:
     def log(self, code: grpc.StatusCode) -> None:
         latency_ms = (time.monotonic() - self.started) * 1000.0
         extra = f" outcome={self.outcome}" if self.outcome else ""
+        if self.tenant:
+            extra += f" tenant={self.tenant}"
         log.info(
             "%s code=%s latency_ms=%.1f shipments=%d vehicles=%d peer=%s%s",
             self.method, code.name, latency_ms, self.shipments, self.vehicles, self.peer, extra,

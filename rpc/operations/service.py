@@ -60,6 +60,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
     def _call(self, method: str, context: grpc.ServicerContext, fn: Callable[[], _T]) -> _T:
         started = time.monotonic()
         code = grpc.StatusCode.OK
+        tenant = current_tenant()
         try:
             return fn()
         except Exception as exc:
@@ -69,8 +70,9 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
             raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
         finally:
             log.info(
-                "%s code=%s latency_ms=%.1f peer=%s",
+                "%s code=%s latency_ms=%.1f peer=%s%s",
                 method, code.name, (time.monotonic() - started) * 1000, context.peer(),
+                f" tenant={tenant}" if tenant else "",
             )  # fmt: skip
 
     def GetOperation(  # noqa: N802 (gRPC method name)

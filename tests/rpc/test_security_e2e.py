@@ -115,4 +115,6 @@ def test_a_server_with_tls_and_keys_on_every_address(
     log = srv.log()
     assert "transport: TLS; callers: authenticated by API keys" in log
     assert "code=UNAUTHENTICATED" in log
+    assert "OptimizeTours code=OK" in log
+    assert " tenant=acme" in log  # the per-call log line names the tenant
     assert key.split("_", 2)[2] not in log
