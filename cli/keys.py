@@ -84,7 +84,11 @@ def _when(epoch: float | None) -> str:
 
 def run_keys(args: argparse.Namespace) -> int:
     """Run a ``routeopt keys`` sub-command; the exit status."""
-    store = KeyStore(args.data_dir)
+    try:
+        store = KeyStore(args.data_dir)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         if args.keys_command == "create":
             return _create(store, args)

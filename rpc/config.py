@@ -328,7 +328,7 @@ def _add_security_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_security_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Flags that go together (files are checked when the server binds)."""
+    """Flags that go together (the files are checked at start-up: rpc.server.check_exposure)."""
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:

@@ -37,6 +37,7 @@ __all__ = [
     "TENANT_PATTERN",
     "ApiKey",
     "KeyStore",
+    "KeyStoreError",
     "NewKey",
     "TenantQuota",
     "check_tenant",
@@ -168,12 +169,29 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+class KeyStoreError(OSError):
+    """The key store cannot be opened or read (a damaged or foreign file)."""
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        super().__init__(
+            f"cannot use the key store {path}: {cause}; restore it from a backup (its keys exist "
+            "nowhere else: otherwise move it aside and create new keys)"
+        )
+
+
 def keys_exist(data_dir: str | os.PathLike[str]) -> bool:
     """Whether the key store of ``data_dir`` holds any key (revoked ones too), without
-    creating anything."""
+    creating anything; :class:`KeyStoreError` when it cannot be read."""
     path = Path(data_dir) / KEYS_DB_NAME
     if not path.exists():
         return False
+    try:
+        return _any_key(path)
+    except sqlite3.Error as exc:
+        raise KeyStoreError(path, exc) from exc
+
+
+def _any_key(path: Path) -> bool:
     db = _connect(path)
     try:
         row = db.execute(
@@ -199,13 +217,15 @@ class KeyStore:
         self.path = directory / KEYS_DB_NAME
         # Created owner-only before SQLite opens it (its -wal and -shm files take the same mode).
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._db = _connect(self.path)
         self._lock = threading.Lock()
         self._enabled = False
-        with self._lock:
+        try:
+            self._db = _connect(self.path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise KeyStoreError(self.path, exc) from exc
 
     def close(self) -> None:
         with self._lock:

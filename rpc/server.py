@@ -199,13 +199,14 @@ def check_exposure(config: ServerConfig) -> str | None:
     (:func:`rpc.auth.exposure_problem`; ``--insecure`` overrides it, with warnings)."""
     try:
         _credentials(config)
-    except ValueError as exc:
+        keys = keys_exist(config.data_dir or default_data_dir())
+    except (ValueError, OSError) as exc:
         return str(exc)
     return exposure_problem(
         config.host,
         tls=config.tls_cert is not None,
         client_ca=config.tls_client_ca is not None,
-        keys=keys_exist(config.data_dir or default_data_dir()),
+        keys=keys,
         insecure=config.insecure,
     )
 

@@ -14,7 +14,15 @@ import pytest
 import cli
 from rpc.auth import exposure_problem, is_loopback
 from rpc.config import parse_args
-from rpc.keys import KEYS_DB_NAME, KeyStore, TenantQuota, check_tenant, keys_exist, parse_quota
+from rpc.keys import (
+    KEYS_DB_NAME,
+    KeyStore,
+    KeyStoreError,
+    TenantQuota,
+    check_tenant,
+    keys_exist,
+    parse_quota,
+)
 from rpc.operations.store import QUEUED, JobStore, NewJob
 
 
@@ -151,6 +159,18 @@ def test_cli_create_list_revoke_and_quota(
         with pytest.raises(SystemExit) as exited:
             cli.main(bad)
         assert exited.value.code == 2
+
+
+def test_a_damaged_key_store_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / KEYS_DB_NAME).write_bytes(b"this is not a database" * 100)
+    with pytest.raises(KeyStoreError, match="restore it from a backup"):
+        KeyStore(tmp_path)
+    with pytest.raises(KeyStoreError, match="cannot use the key store"):
+        keys_exist(tmp_path)
+    assert cli.main(["keys", "list", "--data-dir", str(tmp_path)]) == 1
+    assert "cannot use the key store" in capsys.readouterr().err
 
 
 # -- the server's flags and where it may listen ------------------------------------------------

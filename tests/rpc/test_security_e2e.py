@@ -57,6 +57,11 @@ def test_unusable_security_flags_stop_the_server_at_once(
         err = capsys.readouterr().err
         for name in names:
             assert name in err, (args, name, err)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "keys.sqlite3").write_bytes(b"not a database" * 100)
+    assert server_main(["--data-dir", str(damaged), "--port", "0"]) == 2
+    assert "cannot use the key store" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
         server_main([*data, "--tls-cert", pki.server_cert])
     assert exited.value.code == 2
