@@ -321,9 +321,9 @@ def _add_security_flags(parser: argparse.ArgumentParser) -> None:
         type=_quota,
         default=TenantQuota(),
         metavar="active=N,stored=M",
-        help="per-tenant limits on long-running operations for tenants without their own "
+        help="per-tenant limits on long-running operations, for tenants without their own "
         "('routeopt keys quota'): queued or running (active), kept in the store (stored); "
-        "default: none beyond --max-jobs",
+        "none: only the server-wide --max-jobs",
     )
 
 

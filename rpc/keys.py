@@ -111,7 +111,7 @@ class TenantQuota:
             for key, value in (("active", self.max_active), ("stored", self.max_stored))
             if value is not None
         ]
-        return ",".join(parts) or "-"
+        return ",".join(parts) or "none"
 
 
 _QUOTA_KEYS: Final = {"active": "max_active", "stored": "max_stored"}
