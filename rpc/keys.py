@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS tenants (
     max_active INTEGER,
     max_stored INTEGER
 );
+CREATE TABLE IF NOT EXISTS server_secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
 """
 
 
@@ -293,6 +297,20 @@ class KeyStore:
                     self._db.execute("SELECT 1 FROM api_keys LIMIT 1").fetchone() is not None
                 )
         return self._enabled
+
+    def server_secret(self, name: str) -> bytes:
+        """The server's secret ``name`` (32 random bytes made on first use, then kept; e.g.
+        what seals page tokens)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)",
+                (name, secrets.token_bytes(32)),
+            )
+            row = self._db.execute(
+                "SELECT value FROM server_secrets WHERE name = ?", (name,)
+            ).fetchone()
+        return bytes(row[0])
 
     # -- tenants -------------------------------------------------------------------------
 

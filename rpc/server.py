@@ -54,6 +54,7 @@ from rpc.keys import KeyStore, keys_exist
 from rpc.operations.manager import JobManager
 from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.operations.store import JobStore
+from rpc.page_tokens import PageTokens
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.servicer import RouteOptimizationServicer
@@ -150,6 +151,7 @@ def build_server(
         roads=roads,
         layout_workers=max(1, workers),
         quotas=lambda tenant: keys.quota(tenant).over(config.default_quota),
+        page_tokens=PageTokens(keys.server_secret("page_tokens")),
     )
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.server(

@@ -18,6 +18,7 @@ progress is the layouts routed so far, kept as the partial response):
   who calls); get, wait, list, cancel and delete see only the caller's operations, and another
   tenant's operation is NOT_FOUND exactly like one that never existed. Submission also checks
   the tenant's :class:`~rpc.keys.TenantQuota` (:class:`~rpc.errors.QuotaExceededError`).
+  ListOperations page tokens are sealed for their tenant (:class:`~rpc.page_tokens.PageTokens`).
 - **Dispatch**: one thread hands queued jobs to the executor in creation order, only while it
   has an idle worker, so that synchronous OptimizeTours calls (which queue in the executor)
   are not starved by a backlog of jobs. The time budget of a job is its request's ``timeout``
@@ -74,6 +75,7 @@ from rpc.operations.store import (
     JobStore,
     NewJob,
 )
+from rpc.page_tokens import PageTokens
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime import Executor
 
@@ -113,6 +115,7 @@ class JobManager:
         roads: RoadContext | None = None,
         layout_workers: int = 1,
         quotas: Callable[[str], TenantQuota] | None = None,
+        page_tokens: PageTokens | None = None,
     ) -> None:
         if not retention_s > 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
@@ -123,6 +126,8 @@ class JobManager:
         self._clock = clock
         self._quotas = quotas
         """The quota of a tenant (None: no per-tenant quota)."""
+        self._page_tokens = page_tokens
+        """Seals ListOperations page tokens (None: a token is the ``seq`` it ends at)."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._generation = 0
@@ -360,6 +365,8 @@ class JobManager:
         """A page of ``tenant``'s operations in creation order, and the token of the next page
         ("": last)."""
         flt = parse_filter(filter_text)
+        if self._page_tokens is not None and page_token:
+            page_token = str(self._page_tokens.open(page_token, tenant))
         size, after = parse_page(page_size, page_token)
         records = self._store.list(
             states=flt.states,
@@ -369,7 +376,11 @@ class JobManager:
             limit=size + 1,
             tenant=tenant,
         )
-        next_token = str(records[size - 1].seq) if len(records) > size else ""
+        next_token = ""
+        if len(records) > size:
+            last = records[size - 1].seq
+            tokens = self._page_tokens
+            next_token = tokens.seal(last, tenant) if tokens is not None else str(last)
         return [self._operation(r) for r in records[:size]], next_token
 
     def live(self, name: str) -> SolveProgress | None:

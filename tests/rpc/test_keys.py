@@ -14,6 +14,7 @@ import pytest
 import cli
 from rpc.auth import exposure_problem, is_loopback
 from rpc.config import parse_args
+from rpc.errors import FilterError
 from rpc.keys import (
     KEYS_DB_NAME,
     KeyStore,
@@ -24,6 +25,7 @@ from rpc.keys import (
     parse_quota,
 )
 from rpc.operations.store import QUEUED, JobStore, NewJob
+from rpc.page_tokens import PageTokens
 
 
 def test_keys_are_verified_and_stored_hashed(tmp_path: Path) -> None:
@@ -105,6 +107,29 @@ def test_quotas_are_stored_per_tenant(tmp_path: Path) -> None:
         assert store.quotas() == {"acme": TenantQuota(4, None)}
     finally:
         store.close()
+
+
+def test_page_tokens_hide_their_position_and_open_for_their_tenant_only(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path)
+    try:
+        secret = store.server_secret("page_tokens")
+        assert store.server_secret("page_tokens") == secret  # kept
+        assert len(secret) == 32
+    finally:
+        store.close()
+    tokens = PageTokens(secret)
+    first, again = tokens.seal(41, "acme"), tokens.seal(41, "acme")
+    assert first != again  # a fresh nonce each time: equal positions do not show
+    assert "41" not in first
+    assert tokens.open(first, "acme") == tokens.open(again, "acme") == 41
+    assert tokens.open(tokens.seal(2**40, ""), "") == 2**40
+    forged = first[:-2] + ("AA" if first[-2:] != "AA" else "BB")
+    other_server = PageTokens(b"x" * 32).seal(41, "acme")
+    for bad, tenant in ((first, "globex"), (first, ""), (forged, "acme"), (other_server, "acme"),
+                        ("41", "acme"), ("", "acme"), ("%%%", "acme")):  # fmt: skip
+        with pytest.raises(FilterError, match="invalid page_token") as caught:
+            tokens.open(bad, tenant)
+        assert caught.value.field == "page_token"
 
 
 # -- routeopt keys -----------------------------------------------------------------------------

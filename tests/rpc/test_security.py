@@ -351,6 +351,33 @@ def test_another_tenants_operations_are_not_found_like_names_that_never_existed(
         globex.close()
 
 
+def test_page_tokens_page_through_ones_own_operations_only(server: Running) -> None:
+    one, two = server.keys.create("pager-one"), server.keys.create("pager-two")
+    owner, other = server.client(one.key), server.client(two.key)
+    try:
+        names = [owner.submit() for _ in range(3)]
+        other.submit()
+        seen, token, tokens = [], "", []
+        while True:
+            request = operations_pb2.ListOperationsRequest(page_size=1, page_token=token)
+            page = owner.ops.ListOperations(request, timeout=5)
+            seen += [op.name for op in page.operations]
+            token = page.next_page_token
+            if not token:
+                break
+            tokens.append(token)
+        assert seen == names
+        assert len(tokens) == 2
+        assert not any(t.isdigit() for t in tokens)  # no shared counter shows
+        request = operations_pb2.ListOperationsRequest(page_size=1, page_token=tokens[0])
+        error = failure(lambda: other.ops.ListOperations(request, timeout=5))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert "page_token" in error.details()  # type: ignore[attr-defined]
+    finally:
+        owner.close()
+        other.close()
+
+
 def test_operation_names_are_unguessable(server: Running, keys: Keys) -> None:
     client = server.client(keys.globex)
     try:
