@@ -157,9 +157,10 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return handler
         return self._wrap(handler, method)
 
-    def _enter(self, method: str, context: grpc.ServicerContext) -> contextvars.Token[str]:
+    def _enter(self, method: str, context: grpc.ServicerContext) -> None:
         """Authenticate the call (else answer it UNAUTHENTICATED; UNAVAILABLE when the key
-        store cannot be read: nobody gets in then) and set its tenant."""
+        store cannot be read: nobody gets in then) and set its tenant (in the call's own
+        context: see :meth:`_wrap`)."""
         try:
             tenant, why = self._authenticator.tenant(context)
         except Exception:
@@ -170,26 +171,42 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             log.warning("%s code=UNAUTHENTICATED peer=%s reason=%s", method, context.peer(), why)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
             raise AssertionError("abort returned")  # pragma: no cover
-        return _TENANT.set(tenant)
+        _TENANT.set(tenant)
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """``handler`` whose behaviour authenticates first and runs in a context of its own
+        (a copy of the thread's, with the tenant set): nothing leaks into the gRPC thread, even
+        when a stream is abandoned and its generator finalized elsewhere."""
+
         def unary_response(behaviour: _Behaviour) -> _Behaviour:
+            def call(request: Any, context: grpc.ServicerContext) -> Any:
+                self._enter(method, context)
+                return behaviour(request, context)
+
             def run(request: Any, context: grpc.ServicerContext) -> Any:
-                token = self._enter(method, context)
-                try:
-                    return behaviour(request, context)
-                finally:
-                    _TENANT.reset(token)
+                return contextvars.copy_context().run(call, request, context)
 
             return run
 
         def stream_response(behaviour: _Behaviour) -> _Behaviour:
+            def start(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                self._enter(method, context)
+                return iter(behaviour(request, context))
+
             def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                token = self._enter(method, context)
+                ctx = contextvars.copy_context()
+                responses = ctx.run(start, request, context)
                 try:
-                    yield from behaviour(request, context)
+                    while True:
+                        try:
+                            response = ctx.run(next, responses)
+                        except StopIteration:
+                            return
+                        yield response
                 finally:
-                    _TENANT.reset(token)
+                    close = getattr(responses, "close", None)
+                    if close is not None:
+                        ctx.run(close)
 
             return run
 
