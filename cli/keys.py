@@ -1,9 +1,9 @@
 """``routeopt keys``: API keys and tenant quotas of a server's data directory.
 
-    routeopt keys create --tenant NAME [--quota active=N,stored=M] [--label TEXT]
+    routeopt keys create --tenant NAME [--quota active=N,stored=M,solves=K] [--label TEXT]
     routeopt keys list [--tenant NAME]
     routeopt keys revoke KEY_ID
-    routeopt keys quota --tenant NAME (--quota active=N,stored=M | --clear)
+    routeopt keys quota --tenant NAME (--quota active=N,stored=M,solves=K | --clear)
 
 each with ``--data-dir DIR`` (default: the server's default). ``create`` prints the new key once,
 alone on stdout (``KEY=$(routeopt keys create --tenant acme)``); only its hash is stored. Works
@@ -58,7 +58,7 @@ def add_keys_parser(sub: Any) -> None:
     create.add_argument(
         "--quota",
         type=_quota,
-        metavar="active=N,stored=M",
+        metavar="active=N,stored=M,solves=K",
         help="also set the tenant's quota (as 'keys quota')",
     )
     listing = actions.add_parser(
@@ -70,7 +70,7 @@ def add_keys_parser(sub: Any) -> None:
     quota = actions.add_parser("quota", parents=[common], help="set or clear a tenant's quota")
     quota.add_argument("--tenant", required=True, type=_tenant)
     choice = quota.add_mutually_exclusive_group(required=True)
-    choice.add_argument("--quota", type=_quota, metavar="active=N,stored=M")
+    choice.add_argument("--quota", type=_quota, metavar="active=N,stored=M,solves=K")
     choice.add_argument(
         "--clear", action="store_true", help="the server's --default-quota applies again"
     )

@@ -320,10 +320,10 @@ def _add_security_flags(parser: argparse.ArgumentParser) -> None:
         "--default-quota",
         type=_quota,
         default=TenantQuota(),
-        metavar="active=N,stored=M",
-        help="per-tenant limits on long-running operations, for tenants without their own "
-        "('routeopt keys quota'): queued or running (active), kept in the store (stored); "
-        "none: only the server-wide --max-jobs",
+        metavar="active=N,stored=M,solves=K",
+        help="per-tenant limits, for tenants without their own ('routeopt keys quota'): "
+        "long-running operations queued or running (active) and kept in the store (stored), "
+        "synchronous solves at once (solves); none: only the server-wide limits",
     )
 
 

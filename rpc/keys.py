@@ -72,7 +72,8 @@ CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant);
 CREATE TABLE IF NOT EXISTS tenants (
     name TEXT PRIMARY KEY,
     max_active INTEGER,
-    max_stored INTEGER
+    max_stored INTEGER,
+    max_solves INTEGER
 );
 CREATE TABLE IF NOT EXISTS server_secrets (
     name TEXT PRIMARY KEY,
@@ -93,42 +94,50 @@ def check_tenant(name: str) -> str:
 
 @dataclass(frozen=True)
 class TenantQuota:
-    """Per-tenant limits on long-running operations (None: no limit of this kind).
+    """Per-tenant limits (None: no limit of this kind).
 
     ``max_active``: operations queued or running at once (batch items count, a batch itself
     does not); ``max_stored``: operations kept in the store, finished ones included (until
-    they expire or are deleted)."""
+    they expire or are deleted); ``max_solves``: synchronous solves (OptimizeTours,
+    OptimizeToursStream) running or waiting for a worker at once."""
 
     max_active: int | None = None
     max_stored: int | None = None
+    max_solves: int | None = None
 
     def over(self, default: TenantQuota) -> TenantQuota:
         """This quota, with ``default``'s value where this one sets none."""
         return TenantQuota(
             self.max_active if self.max_active is not None else default.max_active,
             self.max_stored if self.max_stored is not None else default.max_stored,
+            self.max_solves if self.max_solves is not None else default.max_solves,
         )
 
     def __str__(self) -> str:
         parts = [
             f"{key}={value}"
-            for key, value in (("active", self.max_active), ("stored", self.max_stored))
+            for key, value in (
+                ("active", self.max_active),
+                ("stored", self.max_stored),
+                ("solves", self.max_solves),
+            )
             if value is not None
         ]
         return ",".join(parts) or "none"
 
 
-_QUOTA_KEYS: Final = {"active": "max_active", "stored": "max_stored"}
+_QUOTA_KEYS: Final = {"active": "max_active", "stored": "max_stored", "solves": "max_solves"}
 
 
 def parse_quota(text: str) -> TenantQuota:
-    """A quota from ``active=N,stored=M`` (either or both; N, M ≥ 1); ValueError if bad."""
+    """A quota from ``active=N,stored=M,solves=K`` (any of them; each ≥ 1); ValueError if
+    bad."""
     values: dict[str, int] = {}
     for part in text.split(","):
         key, sep, value = part.strip().partition("=")
         field = _QUOTA_KEYS.get(key.strip())
         if not sep or field is None:
-            raise ValueError(f"expected active=N and/or stored=N, got {part.strip()!r}")
+            raise ValueError(f"expected active=N, stored=N or solves=N, got {part.strip()!r}")
         try:
             number = int(value)
         except ValueError:
@@ -319,22 +328,25 @@ class KeyStore:
         check_tenant(tenant)
         with self._lock, self._db:
             self._db.execute(
-                "INSERT INTO tenants (name, max_active, max_stored) VALUES (?, ?, ?)"
+                "INSERT INTO tenants (name, max_active, max_stored, max_solves) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET max_active = excluded.max_active,"
-                " max_stored = excluded.max_stored",
-                (tenant, quota.max_active, quota.max_stored),
+                " max_stored = excluded.max_stored, max_solves = excluded.max_solves",
+                (tenant, quota.max_active, quota.max_stored, quota.max_solves),
             )
 
     def quota(self, tenant: str) -> TenantQuota:
         """``tenant``'s own quota (no limit where it has none)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT max_active, max_stored FROM tenants WHERE name = ?", (tenant,)
+                "SELECT max_active, max_stored, max_solves FROM tenants WHERE name = ?",
+                (tenant,),
             ).fetchone()
         return TenantQuota(*row) if row is not None else TenantQuota()
 
     def quotas(self) -> dict[str, TenantQuota]:
         """Every tenant's own quota, by tenant."""
         with self._lock:
-            rows = self._db.execute("SELECT name, max_active, max_stored FROM tenants").fetchall()
-        return {name: TenantQuota(active, stored) for name, active, stored in rows}
+            rows = self._db.execute(
+                "SELECT name, max_active, max_stored, max_solves FROM tenants"
+            ).fetchall()
+        return {name: TenantQuota(*values) for name, *values in rows}

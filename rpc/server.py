@@ -50,13 +50,14 @@ from engine.options import available_cores
 from engine.roads import RoadContext, load_roads
 from rpc.auth import Authenticator, AuthInterceptor, exposure_problem, server_credentials
 from rpc.config import ServerConfig, default_data_dir, parse_args
-from rpc.keys import KeyStore, keys_exist
+from rpc.keys import KeyStore, TenantQuota, keys_exist
 from rpc.operations.manager import JobManager
 from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.operations.store import JobStore
 from rpc.page_tokens import PageTokens
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
+from rpc.quotas import SolveSlots
 from rpc.servicer import RouteOptimizationServicer
 from runtime import Executor, SolveExecutor
 
@@ -87,6 +88,8 @@ class Server:
     keys: KeyStore | None = None
     credentials: grpc.ServerCredentials | None = None
     """TLS (None: plaintext)."""
+    solve_slots: SolveSlots | None = None
+    """Synchronous solves per tenant."""
 
 
 def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
@@ -139,6 +142,12 @@ def build_server(
         keys.close()
         raise
     workers = executor.max_workers
+
+    def quotas(tenant: str) -> TenantQuota:
+        return keys.quota(tenant).over(config.default_quota)
+
+    solve_slots = SolveSlots(quotas)
+
     jobs = JobManager(
         store,
         executor,
@@ -150,7 +159,7 @@ def build_server(
         max_solver_processes=config.max_solver_processes,
         roads=roads,
         layout_workers=max(1, workers),
-        quotas=lambda tenant: keys.quota(tenant).over(config.default_quota),
+        quotas=quotas,
         page_tokens=PageTokens(keys.server_secret("page_tokens")),
     )
     max_bytes = config.max_message_mb * 1024 * 1024
@@ -174,6 +183,7 @@ def build_server(
         solver_processes=config.solver_processes,
         max_solver_processes=config.max_solver_processes,
         jobs=jobs,
+        solve_slots=solve_slots,
     )
     pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
     operations_pb2_grpc.add_OperationsServicer_to_server(OperationsServicer(jobs), server)
@@ -185,7 +195,7 @@ def build_server(
         (SERVICE_NAME, OPERATIONS_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
         server,
     )
-    return Server(server, health_servicer, executor, jobs, store, keys, credentials)
+    return Server(server, health_servicer, executor, jobs, store, keys, credentials, solve_slots)
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:

@@ -37,13 +37,14 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
 from google.rpc import code_pb2
 
 from engine.errors import FieldViolation, InvalidModelError
+from engine.model import ShipmentModel
 from engine.options import AUTO_SOLVER_PROCESSES, SolveOptions
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
@@ -63,6 +64,7 @@ from rpc.matrix import compute_matrix
 from rpc.operations.manager import JobManager
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
+from rpc.quotas import SolveSlots
 from runtime import Executor, Job
 
 __all__ = ["MIN_DEADLINE_MARGIN_S", "MIN_SOLVE_BUDGET_S", "RouteOptimizationServicer"]
@@ -207,6 +209,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         solver_processes: int = AUTO_SOLVER_PROCESSES,
         max_solver_processes: int = 1,
         jobs: JobManager | None = None,
+        solve_slots: SolveSlots | None = None,
     ) -> None:
         if not default_timeout_s > 0:
             raise ValueError(f"default_timeout_s must be positive, got {default_timeout_s}")
@@ -222,6 +225,8 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         self._default_timeout = default_timeout_s
         self._default_speed = default_geodesic_meters_per_second
         self._roads = roads
+        self._solve_slots = solve_slots
+        """Per-tenant counts of synchronous solves (None: no per-tenant limit)."""
 
     def OptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
@@ -247,7 +252,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         model, settings = converted
 
         requested, budget, options = self._options(settings, context)
-        job = self._executor.submit(model, options)
+        job = self._submit_solve(model, options)
         wake = threading.Event()
         job.add_done_callback(lambda _: wake.set())
         if not context.add_callback(wake.set):  # the call has already ended
@@ -262,6 +267,20 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         solution = self._solution(job.result, requested, budget)
         record.outcome = solution.status.name
         return solution_to_response(solution, request_label=settings.label)
+
+    def _submit_solve(self, model: ShipmentModel, options: SolveOptions, **kwargs: Any) -> Job:
+        """Submit a synchronous solve to the executor, within the caller's tenant quota of
+        solves (a slot held until the job is done)."""
+        if self._solve_slots is None:
+            return self._executor.submit(model, options, **kwargs)
+        release = self._solve_slots.acquire(current_tenant())
+        try:
+            job = self._executor.submit(model, options, **kwargs)
+        except BaseException:
+            release()
+            raise
+        job.add_done_callback(lambda _: release())
+        return job
 
     def _options(
         self, settings: RequestSettings, context: grpc.ServicerContext
@@ -328,7 +347,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
             raise InvalidModelError(violations)
         requested, budget, options = self._options(settings, context)
         events: queue.SimpleQueue[object] = queue.SimpleQueue()
-        job = self._executor.submit(
+        job = self._submit_solve(
             model, options, on_progress=events.put, progress_solutions_every_s=interval
         )
         return _Stream(job, settings, requested, budget, events)

@@ -14,7 +14,7 @@ import pytest
 import cli
 from rpc.auth import exposure_problem, is_loopback
 from rpc.config import parse_args
-from rpc.errors import FilterError
+from rpc.errors import FilterError, QuotaExceededError
 from rpc.keys import (
     KEYS_DB_NAME,
     KeyStore,
@@ -26,6 +26,7 @@ from rpc.keys import (
 )
 from rpc.operations.store import QUEUED, JobStore, NewJob
 from rpc.page_tokens import PageTokens
+from rpc.quotas import SolveSlots
 
 
 def test_keys_are_verified_and_stored_hashed(tmp_path: Path) -> None:
@@ -90,11 +91,32 @@ def test_tenant_names_and_quotas() -> None:
             check_tenant(name)
     assert parse_quota("active=5") == TenantQuota(max_active=5)
     assert parse_quota("stored=10, active=2") == TenantQuota(2, 10)
-    for bad in ("active", "active=0", "running=3", "stored=x", ""):
+    for bad in ("active", "active=0", "running=3", "stored=x", "solves=0", ""):
         with pytest.raises(ValueError, match=r"active|stored|integer|at least"):
             parse_quota(bad)
-    assert TenantQuota(max_active=1).over(TenantQuota(5, 9)) == TenantQuota(1, 9)
+    assert parse_quota("solves=4") == TenantQuota(max_solves=4)
+    assert TenantQuota(max_active=1).over(TenantQuota(5, 9, 2)) == TenantQuota(1, 9, 2)
     assert str(TenantQuota(2, None)) == "active=2"
+    assert str(TenantQuota(2, 3, 4)) == "active=2,stored=3,solves=4"
+    assert str(TenantQuota()) == "none"
+
+
+def test_solve_slots_count_per_tenant() -> None:
+    quotas = {"acme": TenantQuota(max_solves=2), "free": TenantQuota()}
+    slots = SolveSlots(quotas.__getitem__)
+    first, second = slots.acquire("acme"), slots.acquire("acme")
+    with pytest.raises(QuotaExceededError, match="2 synchronous solves") as caught:
+        slots.acquire("acme")
+    assert (caught.value.limit, caught.value.quota) == ("solves", 2)
+    assert caught.value.retry_after_s is not None
+    unlimited = [slots.acquire("free") for _ in range(50)]
+    first()
+    first()  # once only
+    assert slots.count("acme") == 1
+    third = slots.acquire("acme")
+    for release in (second, third, *unlimited):
+        release()
+    assert slots.count("acme") == slots.count("free") == 0
 
 
 def test_quotas_are_stored_per_tenant(tmp_path: Path) -> None:

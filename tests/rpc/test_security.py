@@ -14,7 +14,9 @@ import re
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,33 @@ from tests.rpc.tls_certs import Pki, make_pki, make_server_cert
 LAYOUT_STUDY = ROOT / "examples" / "depot_layouts_study.json"
 
 
+class Stuck:
+    """A synchronous solve that runs until it is cancelled."""
+
+    id = 0
+
+    def __init__(self) -> None:
+        self.cancel_requested = False
+        self._callbacks: list[Callable[[Any], object]] = []
+
+    def cancel(self) -> None:
+        self.cancel_requested = True
+        for fn in self._callbacks:
+            fn(self)
+
+    def done(self) -> bool:
+        return self.cancel_requested
+
+    def result(self, timeout: float | None = None) -> Any:
+        raise CancelledError
+
+    def add_done_callback(self, fn: Callable[[Any], object]) -> None:
+        self._callbacks.append(fn)
+
+
 class NoExecutor:
-    """Runs nothing: every operation stays queued (all that isolation and quotas need)."""
+    """Runs nothing: every operation stays queued (all that isolation and quotas need), and a
+    synchronous solve runs until its call ends."""
 
     max_workers = 0
     max_queued = 0
@@ -51,6 +78,9 @@ class NoExecutor:
 
     def warm_up(self) -> None:
         pass
+
+    def submit(self, model: object, options: object, **kwargs: object) -> Stuck:
+        return Stuck()
 
     def shutdown(self, cancel_running: bool = False) -> None:
         pass
@@ -439,6 +469,42 @@ def test_tenant_quotas_answer_resource_exhausted(server: Running, keys: Keys) ->
     finally:
         tiny.close()
         acme.close()
+
+
+def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_tenant_quota_of_synchronous_solves(tmp_path: Path) -> None:
+    running = serve(tmp_path / "data", default_quota=TenantQuota(max_solves=1))
+    try:
+        acme, globex = running.keys.create("acme"), running.keys.create("globex")
+        a, g = running.client(acme.key), running.client(globex.key)
+        slots = running.built.solve_slots
+        assert slots is not None
+        first = a.stub.OptimizeTours.future(small_request(), timeout=3)
+        eventually(lambda: slots.count("acme") == 1)  # the first solve holds acme's slot
+        error = failure(lambda: list(a.stub.OptimizeToursStream(small_request(), timeout=2)))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        details = _details(error)
+        assert details["RetryInfo"].retry_delay.seconds >= 1
+        assert details["ErrorInfo"].metadata == {"limit": "solves", "quota": "1"}
+        # another tenant has slots of its own: its solve runs (until its deadline)
+        other = failure(lambda: g.stub.OptimizeTours(small_request(), timeout=1))
+        assert other.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+        # the first call ends (deadline): its slot is free again
+        assert failure(first.result).code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+        eventually(lambda: slots.count("acme") == 0)  # the server saw the call end
+        again = failure(lambda: a.stub.OptimizeTours(small_request(), timeout=1))
+        assert again.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+        eventually(lambda: slots.count("acme") == slots.count("globex") == 0)
+        a.close()
+        g.close()
+    finally:
+        stop(running)
 
 
 def test_default_quota_applies_to_tenants_without_their_own(tmp_path: Path) -> None:
