@@ -1,9 +1,10 @@
-"""The key store (:mod:`rpc.keys`), the ``routeopt keys`` commands, the server's security flags
-and the loopback safeguard (:func:`rpc.auth.exposure_problem`), the tenant column of the job
-store; all without a server."""
+"""The key store (:mod:`rpc.keys`), page tokens, solve slots, the ``routeopt keys`` commands, the
+server's security flags and the loopback safeguard (:func:`rpc.auth.exposure_problem`), the
+tenant column of the job store and the client's credential flags; all without a server."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sqlite3
 import stat
@@ -13,6 +14,7 @@ import pytest
 
 import cli
 from rpc.auth import exposure_problem, is_loopback
+from rpc.client import API_KEY_ENV, Credentials, add_credential_flags, credentials_of
 from rpc.config import parse_args
 from rpc.errors import FilterError, QuotaExceededError
 from rpc.keys import (
@@ -308,3 +310,31 @@ def test_a_store_from_before_tenants_is_migrated(tmp_path: Path) -> None:
         assert store.get("operations/new", tenant="acme").state == QUEUED  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+# -- the client's credentials ------------------------------------------------------------------
+
+
+def test_client_credential_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser()
+    add_credential_flags(parser)
+    monkeypatch.setenv(API_KEY_ENV, "ro_from_env")
+    creds = credentials_of(parser.parse_args([]))
+    assert creds == Credentials(api_key="ro_from_env")
+    assert not creds.secure
+    key_file = tmp_path / "acme.key"
+    key_file.write_text("ro_from_file\n")
+    args = parser.parse_args(
+        ["--api-key-file", str(key_file), "--tls-ca", "ca.pem", "--tls-server-name", "routeopt"]
+    )
+    creds = credentials_of(args)
+    assert (creds.api_key, creds.ca_file, creds.server_name) == (
+        "ro_from_file",
+        "ca.pem",
+        "routeopt",
+    )
+    assert creds.secure
+    monkeypatch.delenv(API_KEY_ENV)
+    assert credentials_of(parser.parse_args(["--tls"])) == Credentials(tls=True)
+    with pytest.raises(ValueError, match="client certificate needs its key"):
+        Credentials(cert_file="client.pem").channel_credentials()
