@@ -103,10 +103,11 @@ class Authenticator:
             return None, "several different keys"
         if keys:
             (key,) = keys
-            found = self._keys.verify(key) if self._keys is not None else None
-            if found is None:
-                return None, "unknown, revoked or malformed key"
-            tenant, key_id = found
+            if self._keys is None:
+                return None, "keys are not accepted"
+            tenant, key_id, why = self._keys.check(key)
+            if tenant is None:
+                return None, why
             return tenant, f"key {key_id}"
         if self._certificate_tenants:
             names = context.auth_context().get("x509_common_name") or []

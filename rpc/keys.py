@@ -283,9 +283,16 @@ class KeyStore:
     def verify(self, key: str) -> tuple[str, str] | None:
         """``(tenant, key id)`` of an active key, or None (malformed, unknown or revoked);
         the secret is compared in constant time."""
+        tenant, key_id, _ = self.check(key)
+        return (tenant, key_id) if tenant is not None and key_id is not None else None
+
+    def check(self, key: str) -> tuple[str | None, str | None, str]:
+        """``(tenant, key id, why)``: the tenant of an active key (else None), the id of a
+        stored key (else None) and, for the log, why the key is refused ("" when it is not);
+        the secret is compared in constant time. Neither the key nor its secret is in ``why``."""
         match = _KEY_PATTERN.fullmatch(key)
         if match is None:
-            return None
+            return None, None, "malformed key"
         key_id, secret = match.groups()
         with self._lock:
             row = self._db.execute(
@@ -293,9 +300,13 @@ class KeyStore:
             ).fetchone()
         stored = bytes(row[1]) if row is not None else _DUMMY_DIGEST
         same = hmac.compare_digest(stored, _digest(secret))
-        if row is None or not same or row[2] is not None:
-            return None
-        return str(row[0]), key_id
+        if row is None:
+            return None, None, "unknown key"
+        if not same:
+            return None, key_id, f"wrong secret for key {key_id}"
+        if row[2] is not None:
+            return None, key_id, f"revoked key {key_id}"
+        return str(row[0]), key_id, ""
 
     def enabled(self) -> bool:
         """Whether any key was ever created (revoked ones count: revoking the last key must not

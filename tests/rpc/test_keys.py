@@ -58,6 +58,10 @@ def test_keys_are_verified_and_stored_hashed(tmp_path: Path) -> None:
         assert not store.revoke(a.id)  # already revoked
         assert not store.revoke("0123456789abcdef")
         assert store.verify(a.key) is None
+        assert store.check(a.key) == (None, a.id, f"revoked key {a.id}")
+        assert store.check(b.key[:-2] + "xx")[1:] == (b.id, f"wrong secret for key {b.id}")
+        assert store.check("ro_0123456789abcdef_" + "A" * 43) == (None, None, "unknown key")
+        assert store.check("hunter2") == (None, None, "malformed key")
         assert store.enabled()  # revoking does not open the server
         assert store.list("acme")[0].revoked
     finally:

@@ -403,6 +403,8 @@ def test_keys_are_never_stored_or_logged_in_clear(
     stored = b"".join(p.read_bytes() for p in (tmp_path / "data").iterdir() if p.is_file())
     logged = caplog.text
     assert "UNAUTHENTICATED" in logged  # the refusals were logged ...
+    assert f"reason=revoked key {revoked.id}" in logged  # (the operator sees which key)
+    assert f"reason=wrong secret for key {new.id}" in logged
     for key in (new.key, revoked.key):
         secret = key.split("_", 2)[2]
         assert secret.encode() not in stored
@@ -418,10 +420,10 @@ def test_a_key_store_that_fails_lets_nobody_in(tmp_path: Path) -> None:
         client = running.client(key)
         assert isinstance(client.list(), list)
 
-        def broken(key: str) -> tuple[str, str] | None:
+        def broken(key: str) -> tuple[str | None, str | None, str]:
             raise sqlite3.OperationalError("disk I/O error")
 
-        running.keys.verify = broken  # type: ignore[method-assign]
+        running.keys.check = broken  # type: ignore[method-assign]
         error = failure(client.list)
         assert error.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
         assert error.details() == CREDENTIALS_UNAVAILABLE_MESSAGE  # type: ignore[attr-defined]
