@@ -12,6 +12,14 @@ road nodes moved by up to ``--jitter-m`` metres, the depot at the node nearest t
 median point, so every stop snaps within the server's limit. Reports throughput, p50/p95/p99
 latency, counts by status code and the server's peak memory (its process tree's RSS, sampled
 every 0.1 s). Loopback only.
+
+``--mix`` sends a mix instead of OptimizeTours only: each call is drawn among OptimizeTours,
+ComputeMatrix, an OptimizeToursLongRunning submit followed by WaitOperation until done,
+OptimizeToursStream read to its end, and bad requests (which must answer INVALID_ARGUMENT);
+the report gives latency percentiles and status codes per method, and checks at the end that
+every operation the clients submitted has drained (ListOperations: none left QUEUED or
+RUNNING). ``--ca-file``/``--api-key`` call a server over TLS with a key; ``--server-arg`` passes
+flags through to ``server.py`` (e.g. ``--server-arg=--tls-cert=...``).
 """
 
 from __future__ import annotations
@@ -117,9 +125,152 @@ def make_request(rng: random.Random, stops: int, timeout_s: float, sites: Sites)
 
 @dataclass
 class Stats:
-    latencies: list[float] = field(default_factory=list)
-    codes: Counter[str] = field(default_factory=Counter)
+    """Latencies of successful calls and status codes, per method (one lock for all)."""
+
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    codes: dict[str, Counter[str]] = field(default_factory=dict)
+    operations: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, method: str, code: str, elapsed: float) -> None:
+        with self.lock:
+            self.codes.setdefault(method, Counter())[code] += 1
+            if code == "OK":
+                self.latencies.setdefault(method, []).append(elapsed)
+
+    def all_latencies(self) -> list[float]:
+        return [x for values in self.latencies.values() for x in values]
+
+    def all_codes(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for codes in self.codes.values():
+            total.update(codes)
+        return total
+
+
+MIX = (
+    ("OptimizeTours", 0.3),
+    ("ComputeMatrix", 0.2),
+    ("LongRunning+Wait", 0.2),
+    ("OptimizeToursStream", 0.15),
+    ("BadRequest", 0.15),
+)
+"""Methods of ``--mix`` and their shares of the calls."""
+
+
+def bad_request(rng: random.Random, sites: Sites) -> tuple[str, Any]:
+    """One request the server must refuse with INVALID_ARGUMENT: (method, request)."""
+    from rpc.pb import route_optimization_service_pb2 as pb
+
+    req = make_request(rng, 5, 1.0, sites)
+    kind = rng.randrange(5)
+    if kind == 0:
+        req.model.vehicles[0].cost_per_kilometer = -1.0
+    elif kind == 1:
+        req.model.shipments[0].allowed_vehicle_indices.append(len(req.model.vehicles) + 3)
+    elif kind == 2:
+        req.timeout.seconds = -5
+    elif kind == 3:
+        req.model.shipments[1].deliveries[0].arrival_location.latitude = 123.0
+    else:
+        matrix = pb.ComputeMatrixRequest()
+        matrix.sources.add(latitude=sites.depot[0], longitude=999.0)
+        matrix.destinations.add(latitude=sites.depot[0], longitude=sites.depot[1])
+        return "ComputeMatrix", matrix
+    return "OptimizeTours", req
+
+
+def matrix_request(rng: random.Random, sites: Sites, n: int) -> Any:
+    """A ComputeMatrixRequest of ``n`` sources and ``n`` destinations at ``sites``."""
+    from rpc.pb import route_optimization_service_pb2 as pb
+
+    req = pb.ComputeMatrixRequest()
+    for _ in range(n):
+        lat, lng = sites.stop(rng)
+        req.sources.add(latitude=lat, longitude=lng)
+        lat, lng = sites.stop(rng)
+        req.destinations.add(latitude=lat, longitude=lng)
+    return req
+
+
+def open_channel(target: str, args: argparse.Namespace) -> Any:
+    """An insecure channel, or a TLS one trusting ``--ca-file``."""
+    import grpc
+
+    if not args.ca_file:
+        return grpc.insecure_channel(target)
+    credentials = grpc.ssl_channel_credentials(root_certificates=args.ca_file.read_bytes())
+    return grpc.secure_channel(target, credentials)
+
+
+def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...] | None:
+    return (("x-goog-api-key", args.api_key),) if args.api_key else None
+
+
+def _wait_done(operations: Any, op: Any, args: argparse.Namespace, budget_s: float) -> Any:
+    """``op`` once done (WaitOperation in 5 s polls), or raises TimeoutError after ``budget_s``."""
+    from google.longrunning import operations_pb2
+
+    end = time.monotonic() + budget_s
+    while not op.done and time.monotonic() < end:
+        wait = operations_pb2.WaitOperationRequest(name=op.name)
+        wait.timeout.seconds = 5
+        op = operations.WaitOperation(wait, timeout=10, metadata=_metadata(args))
+    if not op.done:
+        raise TimeoutError(op.name)
+    return op
+
+
+def _call_mixed(
+    method: str,
+    stub: Any,
+    operations: Any,
+    rng: random.Random,
+    args: argparse.Namespace,
+    sites: Sites,
+    stats: Stats,
+) -> None:
+    """One call of ``method``; its outcome recorded in ``stats``."""
+    import grpc
+
+    metadata = _metadata(args)
+    deadline = args.solve_timeout + args.deadline_slack
+    started = time.perf_counter()
+    stops = rng.randint(args.min_stops, args.max_stops)
+    try:
+        if method == "OptimizeTours":
+            req = make_request(rng, stops, args.solve_timeout, sites)
+            stub.OptimizeTours(req, timeout=deadline, metadata=metadata)
+        elif method == "ComputeMatrix":
+            req = matrix_request(rng, sites, rng.randint(10, args.matrix_points))
+            stub.ComputeMatrix(req, timeout=deadline, metadata=metadata)
+        elif method == "OptimizeToursStream":
+            req = make_request(rng, stops, args.solve_timeout, sites)
+            for _event in stub.OptimizeToursStream(req, timeout=deadline, metadata=metadata):
+                pass
+        elif method == "LongRunning+Wait":
+            req = make_request(rng, stops, args.solve_timeout, sites)
+            op = stub.OptimizeToursLongRunning(req, timeout=deadline, metadata=metadata)
+            with stats.lock:
+                stats.operations.append(op.name)
+            op = _wait_done(operations, op, args, deadline)
+            if op.HasField("error"):
+                code_name = next(c.name for c in grpc.StatusCode if c.value[0] == op.error.code)
+                stats.record(method, f"operation {code_name}", 0.0)
+                return
+        else:
+            name, req = bad_request(rng, sites)
+            getattr(stub, name)(req, timeout=deadline, metadata=metadata)
+            stats.record(method, "ACCEPTED (should be INVALID_ARGUMENT)", 0.0)
+            return
+        code = "OK"
+    except grpc.RpcError as exc:
+        code = exc.code().name
+        if method == "BadRequest" and code == "INVALID_ARGUMENT":
+            code = "OK"  # the intended answer
+    except TimeoutError:
+        code = "NOT_DONE"
+    stats.record(method, code, time.perf_counter() - started)
 
 
 def _client(
@@ -131,31 +282,40 @@ def _client(
     stats: Stats,
     sites: Sites,
 ) -> None:
-    import grpc
+    from google.longrunning import operations_pb2_grpc
 
     from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 
     rng = random.Random(seed)
-    with grpc.insecure_channel(target) as channel:
+    methods = [m for m, _ in MIX] if args.mix else ["OptimizeTours"]
+    weights = [w for _, w in MIX] if args.mix else [1.0]
+    with open_channel(target, args) as channel:
         stub = pb_grpc.RouteOptimizationStub(channel)
+        operations = operations_pb2_grpc.OperationsStub(channel)
         while time.monotonic() < stop_at:
             with stats.lock:
                 if budget[0] <= 0:
                     return
                 budget[0] -= 1
-            stops = rng.randint(args.min_stops, args.max_stops)
-            req = make_request(rng, stops, args.solve_timeout, sites)
-            started = time.perf_counter()
-            try:
-                stub.OptimizeTours(req, timeout=args.solve_timeout + args.deadline_slack)
-                code = "OK"
-            except grpc.RpcError as exc:
-                code = exc.code().name  # type: ignore[attr-defined]
-            elapsed = time.perf_counter() - started
-            with stats.lock:
-                stats.codes[code] += 1
-                if code == "OK":
-                    stats.latencies.append(elapsed)
+            method = rng.choices(methods, weights)[0]
+            _call_mixed(method, stub, operations, rng, args, sites, stats)
+
+
+def not_drained(target: str, args: argparse.Namespace, names: list[str], wait_s: float) -> int:
+    """How many of the operations ``names`` are still not done after waiting up to ``wait_s``."""
+    from google.longrunning import operations_pb2, operations_pb2_grpc
+
+    end = time.monotonic() + wait_s
+    pending = list(names)
+    with open_channel(target, args) as channel:
+        operations = operations_pb2_grpc.OperationsStub(channel)
+        while pending and time.monotonic() < end:
+            req = operations_pb2.GetOperationRequest(name=pending[0])
+            if operations.GetOperation(req, timeout=10, metadata=_metadata(args)).done:
+                pending.pop(0)
+            else:
+                time.sleep(0.2)
+    return len(pending)
 
 
 def _tree_rss(pid: int) -> int:
@@ -188,6 +348,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
     ]
     if args.server_workers:
         cmd += ["--workers", str(args.server_workers)]
+    cmd += args.server_arg
     proc = subprocess.Popen(
         cmd,
         cwd=REPO,
@@ -247,6 +408,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--server-workers", type=int, default=0, help="server --workers")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument("--json", type=Path, default=None, help="write the report here too")
+    parser.add_argument(
+        "--mix",
+        action="store_true",
+        help="mix OptimizeTours, ComputeMatrix, LRO + Wait, streams and bad requests",
+    )
+    parser.add_argument(
+        "--matrix-points", type=int, default=200, help="--mix: ComputeMatrix of 10..this points"
+    )
+    parser.add_argument("--ca-file", type=Path, default=None, help="TLS: trust this CA (PEM)")
+    parser.add_argument("--api-key", default=None, help="sent as x-goog-api-key")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="one more server.py argument (repeatable), e.g. --server-arg=--tls-cert=cert.pem",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=120.0,
+        help="--mix: how long the submitted operations may take to finish after the load",
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.clients > 256 or args.duration > 3600:
         raise SystemExit("--clients in 1..256 and --duration at most 3600 s")
@@ -289,30 +472,54 @@ def run_load(
     return stats, wall, peak[0]
 
 
-def report_of(
-    args: argparse.Namespace, target: str, stats: Stats, wall: float, peak: int, exit_code: int
-) -> dict[str, object]:
-    lat = stats.latencies
+def _latency(values: list[float]) -> dict[str, float | None]:
     return {
+        "p50": round(percentile(values, 50), 3) if values else None,
+        "p95": round(percentile(values, 95), 3) if values else None,
+        "p99": round(percentile(values, 99), 3) if values else None,
+        "mean": round(statistics.fmean(values), 3) if values else None,
+    }
+
+
+def report_of(
+    args: argparse.Namespace,
+    target: str,
+    stats: Stats,
+    wall: float,
+    peak: int,
+    exit_code: int,
+    not_done: int | None = None,
+) -> dict[str, object]:
+    lat = stats.all_latencies()
+    codes = stats.all_codes()
+    report: dict[str, object] = {
         "target": target,
         "osm": args.osm,
         "clients": args.clients,
         "stops": [args.min_stops, args.max_stops],
         "solve_timeout_s": args.solve_timeout,
+        "tls": bool(args.ca_file),
+        "api_key": bool(args.api_key),
         "wall_s": round(wall, 2),
-        "requests": sum(stats.codes.values()),
+        "requests": sum(codes.values()),
         "ok": len(lat),
         "throughput_ok_per_s": round(len(lat) / wall, 3) if wall else 0.0,
-        "latency_s": {
-            "p50": round(percentile(lat, 50), 3) if lat else None,
-            "p95": round(percentile(lat, 95), 3) if lat else None,
-            "p99": round(percentile(lat, 99), 3) if lat else None,
-            "mean": round(statistics.fmean(lat), 3) if lat else None,
-        },
-        "status_codes": dict(stats.codes),
+        "latency_s": _latency(lat),
+        "status_codes": dict(codes),
         "server_peak_rss_mib": round(peak / 2**20, 1),
         "server_exit_code": exit_code,
     }
+    if args.mix:
+        report["methods"] = {
+            method: {
+                "status_codes": dict(stats.codes[method]),
+                "latency_s": _latency(stats.latencies.get(method, [])),
+            }
+            for method in sorted(stats.codes)
+        }
+        report["operations_submitted"] = len(stats.operations)
+        report["operations_not_drained"] = not_done
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,13 +530,18 @@ def main(argv: list[str] | None = None) -> int:
     proc, target = start_server(args)
     try:
         stats, wall, peak = run_load(args, proc, target, sites)
+        not_done = (
+            not_drained(target, args, stats.operations, args.drain_timeout) if args.mix else None
+        )
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    text = json.dumps(report_of(args, target, stats, wall, peak, proc.returncode), indent=1)
+    text = json.dumps(
+        report_of(args, target, stats, wall, peak, proc.returncode, not_done), indent=1
+    )
     print(text)
     if args.json:
         args.json.write_text(text)

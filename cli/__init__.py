@@ -1,23 +1,28 @@
 """``routeopt``: the command line of routeopt.
 
-``routeopt layouts STUDY.json ...`` (:mod:`cli.layouts`) compares depot layouts, or searches the
-best one, on this machine, without a server. ``routeopt keys ...`` (:mod:`cli.keys`) creates,
-lists and revokes a server's API keys and sets tenant quotas.
+``routeopt layouts STUDY ...`` (:mod:`cli.layouts`) compares depot layouts, or searches the best
+one, on this machine, without a server; ``routeopt layouts template DIR`` writes a study
+template (CSV files and a workbook) to start from. ``routeopt keys ...`` (:mod:`cli.keys`)
+creates, lists and revokes a server's API keys and sets tenant quotas.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from cli.keys import add_keys_parser, run_keys
-from cli.layouts import add_layouts_parser, run_layouts
+from cli.layouts import add_layouts_parser, run_layouts, run_template
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["layouts", "template"]:
+        return run_template(argv[2:])
     parser = argparse.ArgumentParser(prog="routeopt", description="routeopt command line")
     parser.add_argument("--log-level", default="WARNING")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,7 +1,9 @@
 """``routeopt layouts``: depot layouts on this machine, without a server.
 
-``routeopt layouts STUDY.json [--osm FILE|embedded|none] [--out DIR] ...`` compares depot
-layouts (or searches the best one): the study file is an ``EvaluateDepotLayoutsRequest`` in
+``routeopt layouts STUDY [--osm FILE|embedded|none] [--out DIR] ...`` compares depot
+layouts (or searches the best one). The study is a folder of CSV files or one XLSX workbook
+(orders, depots, vehicles, layouts, search: :mod:`rpc.sheets`; ``routeopt layouts template
+DIR`` writes a template with a README of the columns), or an ``EvaluateDepotLayoutsRequest`` in
 protobuf JSON (the same request the ``EvaluateDepotLayouts`` RPC takes; see
 ``examples/depot_layouts_study.json``). It writes to ``--out``:
 
@@ -14,8 +16,9 @@ protobuf JSON (the same request the ``EvaluateDepotLayouts`` RPC takes; see
 - ``response.json``: the full ``EvaluateDepotLayoutsResponse`` (routes included).
 
 Layouts are evaluated ``--workers`` at once (processes), with a progress bar on stderr.
-Exit status: 0 done, 2 invalid study (every problem listed with its field path) or a missing
-optional module (the ``layouts`` extra: ``pip install 'routeopt[layouts]'``).
+Exit status: 0 done, 2 invalid study (every problem listed with its field path, or for
+spreadsheets its ``FILE:ROW:COLUMN``) or a missing optional module (the ``layouts`` extra:
+``pip install 'routeopt[layouts]'``).
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ from rpc.layouts import (
     run_request,
 )
 from rpc.pb import route_optimization_service_pb2 as pb
+from rpc.sheets import locate, write_template
 
-__all__ = ["add_layouts_parser", "run_layouts"]
+__all__ = ["add_layouts_parser", "run_layouts", "run_template"]
 
 OnDone = Callable[[LayoutEvaluation], None]
 
@@ -61,10 +65,13 @@ def add_layouts_parser(sub: SubCommands) -> None:
     p = sub.add_parser(
         "layouts",
         help="compare depot layouts or search the best one",
-        description="Compare depot layouts, or search the best one, for a study file "
-        "(an EvaluateDepotLayoutsRequest in protobuf JSON).",
+        description="Compare depot layouts, or search the best one, for a study: a folder of "
+        "CSV files or an XLSX workbook (routeopt layouts template DIR writes one to start "
+        "from), or an EvaluateDepotLayoutsRequest in protobuf JSON.",
     )
-    p.add_argument("study", type=Path, help="study file (JSON)")
+    p.add_argument(
+        "study", type=Path, help="study: a folder of CSV files, an .xlsx workbook or a .json file"
+    )
     p.add_argument(
         "--osm",
         default="embedded",
@@ -108,11 +115,25 @@ def _missing_modules(args: argparse.Namespace) -> bool:
 
 
 def _read_request(args: argparse.Namespace) -> pb.EvaluateDepotLayoutsRequest | None:
-    """The study file with the flags' timeouts and travel (None: unreadable, reported)."""
+    """The study with the flags' timeouts and travel (None: unreadable, reported). A folder of
+    CSV files or a workbook goes into the request's ``sheets``, as a client of the API would
+    send it."""
+    path: Path = args.study
+    request = pb.EvaluateDepotLayoutsRequest()
     try:
-        request = json_format.Parse(args.study.read_text(), pb.EvaluateDepotLayoutsRequest())
-    except (OSError, json_format.ParseError) as exc:
-        print(f"{args.study}: cannot read the study: {exc}", file=sys.stderr)
+        if path.is_dir():
+            csvs = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+            if not csvs:
+                print(f"{path}: no .csv files in this folder", file=sys.stderr)
+                return None
+            for p in csvs:
+                request.sheets.files.add(name=p.name, content=p.read_bytes())
+        elif path.suffix.lower() == ".xlsx":
+            request.sheets.files.add(name=path.name, content=path.read_bytes())
+        else:
+            request = json_format.Parse(path.read_text(), request)
+    except (OSError, json_format.ParseError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read the study: {exc}", file=sys.stderr)
         return None
     for flag, name in (
         ("layout_timeout", "layout_timeout"),
@@ -214,9 +235,30 @@ def run_layouts(args: argparse.Namespace) -> int:
         try:
             outcome = run_request(req, roads=roads, on_done=done)
         except InvalidModelError as exc:
-            return _report(args.study, "cannot evaluate", exc.violations)
+            return _report(args.study, "cannot evaluate", locate(exc.violations, req.origins))
     table = _write_outputs(args, req, outcome, roads is not None)
     print(table)
     best = outcome.evaluations[0]
     print(f"best layout: {best.layout.label} ({best.kpis.total_cost:,.2f}); outputs in {args.out}")
+    return 0
+
+
+def run_template(argv: list[str]) -> int:
+    """``routeopt layouts template DIR``: write a study template (CSV files, a README of the
+    columns and the same study as ``study.xlsx``); the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="routeopt layouts template",
+        description="Write a depot-layout study template to DIR: orders.csv, depots.csv, "
+        "vehicles.csv, layouts.csv, search.csv, README.txt (the columns and units) and "
+        "study.xlsx (the same study as one workbook).",
+    )
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--no-xlsx", action="store_true", help="CSV files only")
+    args = parser.parse_args(argv)
+    existing = list(args.folder.glob("*.csv")) if args.folder.is_dir() else []
+    if existing:
+        print(f"{args.folder}: already holds CSV files; choose an empty folder", file=sys.stderr)
+        return 2
+    for path in write_template(args.folder, workbook=not args.no_xlsx):
+        print(path)
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from engine.errors import FieldViolation, InvalidModelError
@@ -37,11 +37,13 @@ from planning import (
 )
 from rpc.convert import ModelConverter, each, seconds_to_duration, solution_to_response
 from rpc.pb import route_optimization_service_pb2 as pb
+from rpc.sheets import Origins, locate, read_files, request_from_tables
 
 __all__ = [
     "LayoutOutcome",
     "LayoutRequest",
     "evaluation_to_result",
+    "expand_sheets",
     "rank",
     "request_to_study",
     "result_to_response",
@@ -64,6 +66,8 @@ class LayoutRequest:
     options: LayoutOptions
     timeout_s: float | None
     label: str
+    origins: Origins = field(default_factory=Origins)
+    """Where parts of a study given as spreadsheets came from (:func:`rpc.sheets.locate`)."""
 
 
 class _StudyConverter(ModelConverter):
@@ -155,6 +159,50 @@ class _StudyConverter(ModelConverter):
         )
 
 
+def expand_sheets(
+    request: pb.EvaluateDepotLayoutsRequest,
+) -> tuple[pb.EvaluateDepotLayoutsRequest, Origins]:
+    """``request`` with its ``sheets`` read into ``study`` (the search sheet's settings where the
+    request leaves them unset), and where the study's parts came from; the request itself when
+    it has no sheets. Raises :class:`InvalidModelError` listing every unreadable file and bad
+    cell (``FILE:ROW:COLUMN``)."""
+    if not request.HasField("sheets"):
+        return request, Origins()
+    if request.HasField("study"):
+        raise InvalidModelError([FieldViolation("sheets", "give study or sheets, not both")])
+    files: dict[str, bytes] = {}
+    violations = []
+    for k, f in enumerate(request.sheets.files):
+        if not f.name:
+            violations.append(FieldViolation(f"sheets.files[{k}].name", "must not be empty"))
+        elif f.name in files:
+            violations.append(FieldViolation(f"sheets.files[{k}].name", f"{f.name} repeats"))
+        files[f.name] = f.content
+    if not files:
+        violations.append(FieldViolation("sheets.files", "no files"))
+    if violations:
+        raise InvalidModelError(violations)
+    tables, problems = read_files(files)
+    if problems:
+        raise InvalidModelError([FieldViolation("sheets", p) for p in problems])
+    built, origins = request_from_tables(tables)
+    out = pb.EvaluateDepotLayoutsRequest()
+    out.CopyFrom(request)
+    out.ClearField("sheets")
+    out.study.CopyFrom(built.study)
+    names: tuple[Literal["layout_timeout", "final_layout_timeout", "timeout"], ...] = (
+        "layout_timeout",
+        "final_layout_timeout",
+        "timeout",
+    )
+    for name in names:
+        if not out.HasField(name) and built.HasField(name):
+            getattr(out, name).CopyFrom(getattr(built, name))
+    out.candidates = out.candidates or built.candidates
+    out.label = out.label or built.label
+    return out, origins
+
+
 def request_to_study(
     request: pb.EvaluateDepotLayoutsRequest,
     *,
@@ -163,7 +211,23 @@ def request_to_study(
     roads: RoadContext | None = None,
 ) -> LayoutRequest:
     """Validate ``request`` completely and convert it (module docstring). With ``roads`` (and
-    no ``use_geodesic_distances``), locations too far from the network are violations too."""
+    no ``use_geodesic_distances``), locations too far from the network are violations too. A
+    study given as ``sheets`` is read first (:func:`expand_sheets`); its violations name the
+    file and row they come from."""
+    request, origins = expand_sheets(request)
+    try:
+        converted = _request_to_study(request, default_geodesic_meters_per_second, workers, roads)
+    except InvalidModelError as exc:
+        raise InvalidModelError(locate(exc.violations, origins)) from None
+    return replace(converted, origins=origins)
+
+
+def _request_to_study(
+    request: pb.EvaluateDepotLayoutsRequest,
+    default_geodesic_meters_per_second: float,
+    workers: int,
+    roads: RoadContext | None,
+) -> LayoutRequest:
     conv = _StudyConverter()
     study = conv.study(request.study, "study")
 

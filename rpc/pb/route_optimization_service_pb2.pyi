@@ -2425,6 +2425,7 @@ class EvaluateDepotLayoutsRequest(_message.Message):
     CANDIDATES_FIELD_NUMBER: _builtins.int
     SOLVER_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
+    SHEETS_FIELD_NUMBER: _builtins.int
     use_geodesic_distances: _builtins.bool
     geodesic_meters_per_second: _builtins.float
     candidates: _builtins.int
@@ -2452,6 +2453,17 @@ class EvaluateDepotLayoutsRequest(_message.Message):
         iteration_limit are not used here.
         """
 
+    @_builtins.property
+    def sheets(self) -> Global___StudySheets:
+        """The study as a planner's spreadsheets instead of `study`: CSV files named
+        orders.csv, depots.csv, vehicles.csv and optionally layouts.csv and
+        search.csv, or one .xlsx workbook with sheets of those names (columns: the
+        README's "Depot planning from spreadsheets", or `routeopt layouts template`).
+        Bad cells are INVALID_ARGUMENT with one field violation each, named
+        FILE:ROW:COLUMN (row 1 is the header). The search sheet's settings apply
+        where this request leaves them unset.
+        """
+
     def __init__(
         self,
         *,
@@ -2464,16 +2476,60 @@ class EvaluateDepotLayoutsRequest(_message.Message):
         candidates: _builtins.int = ...,
         solver: Global___SolverSettings | None = ...,
         label: _builtins.str = ...,
+        sheets: Global___StudySheets | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "final_layout_timeout", b"final_layout_timeout", "geodesic_meters_per_second", b"geodesic_meters_per_second", "layout_timeout", b"layout_timeout", "solver", b"solver", "study", b"study", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "final_layout_timeout", b"final_layout_timeout", "geodesic_meters_per_second", b"geodesic_meters_per_second", "layout_timeout", b"layout_timeout", "sheets", b"sheets", "solver", b"solver", "study", b"study", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "candidates", b"candidates", "final_layout_timeout", b"final_layout_timeout", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "layout_timeout", b"layout_timeout", "solver", b"solver", "study", b"study", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "candidates", b"candidates", "final_layout_timeout", b"final_layout_timeout", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "layout_timeout", b"layout_timeout", "sheets", b"sheets", "solver", b"solver", "study", b"study", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["geodesic_meters_per_second"]  # noqa: Y015
     _WhichOneofArgType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__geodesic_meters_per_second) -> _WhichOneofReturnType__geodesic_meters_per_second | None: ...
 
 Global___EvaluateDepotLayoutsRequest: _TypeAlias = EvaluateDepotLayoutsRequest  # noqa: Y015
+
+@_typing.final
+class StudySheets(_message.Message):
+    """Spreadsheet files of a depot layout study."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class File(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        NAME_FIELD_NUMBER: _builtins.int
+        CONTENT_FIELD_NUMBER: _builtins.int
+        name: _builtins.str
+        """File name: orders.csv, depots.csv, ... or NAME.xlsx."""
+        content: _builtins.bytes
+        def __init__(
+            self,
+            *,
+            name: _builtins.str = ...,
+            content: _builtins.bytes = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "name", b"name"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    FILES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___StudySheets.File]: ...
+    def __init__(
+        self,
+        *,
+        files: _abc.Iterable[Global___StudySheets.File] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StudySheets: _TypeAlias = StudySheets  # noqa: Y015
 
 @_typing.final
 class LayoutKpis(_message.Message):

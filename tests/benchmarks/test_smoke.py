@@ -194,3 +194,68 @@ def test_load_requests_on_roads_stay_on_the_servers_network() -> None:
     assert float(np.max(snaps.distance_m)) <= 30.0 * 1.5
     model, _ = request_to_engine(req, default_geodesic_meters_per_second=10)  # type: ignore[arg-type]
     assert len(model.shipments) == 150
+
+
+def test_variant_benchmark_verifies_schedules(tmp_path: Path) -> None:
+    """benchmarks.variants: a tiny Li & Lim file read as pickup-and-delivery shipments, every
+    variant rule applied, routeopt's answer accepted by the benchmark's own verifier, and the
+    verifier catching a visit moved before it can be reached, a missing break, a vehicle the
+    shipment may not use and a delivery before its pickup."""
+    import dataclasses
+
+    from benchmarks.variants import (
+        VARIANTS,
+        read_lilim,
+        solve_routeopt,
+        solve_vroom,
+        variant_model,
+        verify,
+    )
+
+    instance = tmp_path / "lc999.txt"
+    instance.write_text(
+        "3 50 1\n"
+        "0 0 0 0 0 1000 0 0 0\n"
+        "1 10 0 10 0 400 5 0 2\n"
+        "2 20 0 -10 0 600 5 1 0\n"
+        "3 0 10 15 0 400 5 0 4\n"
+        "4 0 20 -15 0 600 5 3 0\n"
+        "5 -10 0 5 0 500 5 0 6\n"
+        "6 -10 -10 -5 0 700 5 5 0\n"
+    )
+    case = read_lilim(instance)
+    assert len(case.model.shipments) == 3
+    for variant in VARIANTS:
+        variant_model(case.model, variant)  # every rule applies to pairs too
+    model = variant_model(case.model, "breaks")
+    schedules = solve_routeopt(model, "routeopt-ortools-p1", 1.0)
+    checked = verify(model, schedules)
+    assert checked.problems == []
+    assert checked.served == 3
+    vroom_checked = verify(model, solve_vroom(model, 1.0))
+    assert vroom_checked.problems == []
+    assert vroom_checked.served == 3
+    first = schedules[0]
+    visit = next(e for e in first.events if e.kind == "visit")
+    early = dataclasses.replace(first, events=[
+        dataclasses.replace(e, start=e.start - 50) if e is visit else e for e in first.events
+    ])  # fmt: skip
+    assert any("before it can be reached" in p for p in verify(model, [early]).problems)
+    no_break = dataclasses.replace(first, events=[e for e in first.events if e.kind != "break"])
+    assert any("breaks taken" in p for p in verify(model, [no_break]).problems)
+    barred = dataclasses.replace(
+        model,
+        shipments=tuple(
+            dataclasses.replace(s, allowed_vehicle_indices=(first.vehicle + 1,))
+            for s in model.shipments
+        ),
+    )
+    assert any("not allowed" in p for p in verify(barred, [first]).problems)
+    swapped = dataclasses.replace(
+        first,
+        events=[
+            dataclasses.replace(e, is_pickup=not e.is_pickup) if e.kind == "visit" else e
+            for e in first.events
+        ],
+    )
+    assert verify(model, [swapped]).problems

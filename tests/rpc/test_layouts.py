@@ -168,6 +168,44 @@ def test_invalid_study_names_every_field(server: Client) -> None:
     }
 
 
+def test_a_study_sent_as_spreadsheets(server: Client, tmp_path: Path) -> None:
+    """The template's CSV files as the request's sheets: routed like the same study in
+    protobuf, every routed model's solution checked; a bad cell names its file, row, column."""
+    from rpc.sheets import write_template
+
+    write_template(tmp_path, workbook=False)
+    request = pb.EvaluateDepotLayoutsRequest()
+    for path in sorted(tmp_path.glob("*.csv")):
+        request.sheets.files.add(name=path.name, content=path.read_bytes())
+    request.layout_timeout.FromSeconds(1)
+    request.geodesic_meters_per_second = SPEED
+    done = server.wait(server.stub.EvaluateDepotLayouts(request, timeout=10).name)
+    assert done.WhichOneof("result") == "response", done
+    response = pb.EvaluateDepotLayoutsResponse()
+    assert done.response.Unpack(response)
+    assert response.request_label == "central Helsinki"  # from search.csv
+    study = request_to_study(request, default_geodesic_meters_per_second=SPEED).study
+    assert {r.layout.label for r in response.layouts} == {x.label for x in study.layouts}
+    index = study.depot_index()
+    for result in response.layouts:
+        for part in result.routes:
+            model, _ = build_day_model(
+                study,
+                study.days[part.day],
+                [index[d] for d in part.depots],
+                list(part.order_indices),
+            )
+            check_solution(
+                model, response_to_solution(part.response), geodesic_meters_per_second=SPEED
+            )
+    orders = next(f for f in request.sheets.files if f.name == "orders.csv")
+    orders.content = orders.content.replace(b"60.173829", b"north")
+    with pytest.raises(grpc.RpcError) as info:
+        server.stub.EvaluateDepotLayouts(request, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(info.value) == ["orders.csv:3:lat"]
+
+
 def test_cancel_keeps_the_layouts_routed_so_far(server: Client) -> None:
     request = study_request(orders=14, layout_timeout_s=2.0, search=False)
     for k in range(6):

@@ -1,0 +1,753 @@
+"""Route quality on feature variants: what a carrier's real requests cost, against the peers.
+
+    python -m benchmarks.variants --set SOLOMON --instances C101 R102 RC105 R202 C206 \\
+        --variants plain breaks allowed windows2 soft mixed --time-limit 10
+    python -m benchmarks.variants --set LILIM --max-n 100 --time-limit 10
+
+A plain instance (Solomon, Gehring–Homberger 200, or Li & Lim pickup-and-delivery) is turned into
+a variant by a deterministic rule, in the engine's model, then solved by each solver one solve
+at a time (a quiet machine: nothing else running):
+
+- ``plain``: the instance as published;
+- ``breaks``: every vehicle takes a break of 5 % of its half working time, starting within
+  15 % of the middle of its working time (the rule of ``benchmarks.warmstart``);
+- ``allowed``: every fifth shipment may only use the first half of the fleet;
+- ``windows2``: every third shipment whose window is at least 10 time units wide gets two
+  windows instead of one: its first 40 % and its last 40 % (the middle 20 % is closed);
+- ``soft``: every second shipment's window becomes soft (the hard window is the horizon; one
+  unit of cost per time unit early or late, the same as one unit of distance);
+- ``mixed``: ``breaks`` + ``allowed`` + ``windows2``.
+
+Solvers: ``routeopt`` (the engine's defaults: ``auto`` backend, a search per core — two here),
+``routeopt-p1`` (one process: the one-core comparison), ``routeopt-ortools-p1`` (the engine's
+OR-Tools backend alone, one process: OR-Tools as routeopt drives it), ``routeopt-pyvrp-p1`` (the
+engine's PyVRP backend alone: PyVRP on what it can express — plain instances and pickup and
+delivery; elsewhere not run), ``vroom`` (pyvroom, one thread, exploration level 5: breaks,
+skills for allowed vehicles, several windows and shipments; not soft windows).
+
+Every answer is verified by :func:`verify` here (an independent schedule check in the model's
+terms: each visit inside one of its windows, travel and breaks fitting between visits, loads,
+pairs, allowed vehicles, break rules, vehicle windows) on the exact float matrix, and every
+routeopt answer also by the test suite's checker (``tests.checker.check_solution``). The table
+gives, per variant and solver, the mean distance in instance units, the vehicles, how many
+instances were solved feasibly with every shipment served, the ratio to the best peer and the
+feature's price (mean of distance on the variant / distance on the plain instance, same solver).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.instances import (
+    DEFAULT_DATA_DIR,
+    SETS,
+    data_dir_or_exit,
+    list_instances,
+    read_vrp,
+    to_model,
+)
+from benchmarks.quality import routeopt_variant
+from benchmarks.warmstart import with_allowed, with_breaks
+from engine.model import (
+    DurationDistanceMatrix,
+    Shipment,
+    ShipmentModel,
+    TimeWindow,
+    Vehicle,
+    VisitRequest,
+)
+
+VARIANTS = ("plain", "breaks", "allowed", "windows2", "soft", "mixed")
+SOLVERS = ("routeopt", "routeopt-p1", "routeopt-ortools-p1", "routeopt-pyvrp-p1", "vroom")
+LILIM_FIXED_COST = 10_000.0
+"""Li & Lim rank solutions by vehicles first: a vehicle costs more than any route's distance."""
+_TOL = 1e-6
+
+
+# ------------------------------------------------------------------------------------------
+# Variants
+# ------------------------------------------------------------------------------------------
+
+
+def with_two_windows(model: ShipmentModel) -> ShipmentModel:
+    def split(v: VisitRequest) -> VisitRequest:
+        if len(v.time_windows) != 1:
+            return v
+        w = v.time_windows[0]
+        if w.start_time is None or w.end_time is None or w.end_time - w.start_time < 10:
+            return v
+        a, b = w.start_time, w.end_time
+        first = TimeWindow(a, math.floor(a + 0.4 * (b - a)))
+        last = TimeWindow(math.ceil(b - 0.4 * (b - a)), b)
+        return dataclasses.replace(v, time_windows=(first, last))
+
+    shipments = tuple(
+        dataclasses.replace(
+            s, pickups=tuple(map(split, s.pickups)), deliveries=tuple(map(split, s.deliveries))
+        )
+        if i % 3 == 0
+        else s
+        for i, s in enumerate(model.shipments)
+    )
+    return dataclasses.replace(model, shipments=shipments)
+
+
+def with_soft_windows(model: ShipmentModel) -> ShipmentModel:
+    """Every second shipment's windows soft; a time unit early or late costs as much as a unit
+    of distance (``cost_per_kilometer`` = 1000 per matrix unit, the engine's time unit is the
+    second, so 3600 x that per hour)."""
+    per_unit = model.vehicles[0].cost_per_kilometer / 1000.0
+    per_hour = 3600.0 * per_unit
+
+    def soften(v: VisitRequest) -> VisitRequest:
+        soft = tuple(
+            TimeWindow(
+                soft_start_time=w.start_time,
+                soft_end_time=w.end_time,
+                cost_per_hour_before_soft_start_time=per_hour if w.start_time is not None else None,
+                cost_per_hour_after_soft_end_time=per_hour if w.end_time is not None else None,
+            )
+            for w in v.time_windows
+        )
+        return dataclasses.replace(v, time_windows=soft[:1])
+
+    shipments = tuple(
+        dataclasses.replace(
+            s, pickups=tuple(map(soften, s.pickups)), deliveries=tuple(map(soften, s.deliveries))
+        )
+        if i % 2 == 0
+        else s
+        for i, s in enumerate(model.shipments)
+    )
+    return dataclasses.replace(model, shipments=shipments)
+
+
+def variant_model(model: ShipmentModel, variant: str) -> ShipmentModel:
+    rules: dict[str, Callable[[ShipmentModel], ShipmentModel]] = {
+        "plain": lambda m: m,
+        "breaks": with_breaks,
+        "allowed": with_allowed,
+        "windows2": with_two_windows,
+        "soft": with_soft_windows,
+        "mixed": lambda m: with_two_windows(with_allowed(with_breaks(m))),
+    }
+    return rules[variant](model)
+
+
+# ------------------------------------------------------------------------------------------
+# Li & Lim
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One plain instance in the engine's model: ``scale`` matrix units per instance unit."""
+
+    name: str
+    model: ShipmentModel
+    scale: float
+    bks: float | None = None
+    bks_vehicles: int | None = None
+
+
+def read_lilim(path: Path) -> Case:
+    """A Li & Lim PDPTW instance (format: ../shared/data/lilim/SOURCES.md) as shipments with a
+    pickup and a delivery; Euclidean travel, unrounded; vehicles cost ``LILIM_FIXED_COST`` each
+    so that fewer vehicles come first, as in the published hierarchical objective."""
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    count, capacity = int(lines[0][0]), int(lines[0][1])
+    nodes = np.array([[float(x) for x in ln[:9]] for ln in lines[1:]])
+    xy = nodes[:, 1:3]
+    matrix = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
+    tags = tuple(f"n{i}" for i in range(len(nodes)))
+
+    def visit(i: int) -> VisitRequest:
+        return VisitRequest(
+            tags=(tags[i],),
+            time_windows=(TimeWindow(float(nodes[i, 4]), float(nodes[i, 5])),),
+            duration_s=float(nodes[i, 6]),
+        )
+
+    shipments = []
+    for i in range(1, len(nodes)):
+        if int(nodes[i, 7]) == 0:  # a pickup: its delivery is column 8
+            d = int(nodes[i, 8])
+            shipments.append(
+                Shipment(
+                    pickups=(visit(i),),
+                    deliveries=(visit(d),),
+                    load_demands={"demand": int(nodes[i, 3])},
+                    label=f"{i}-{d}",
+                )
+            )
+    depot = TimeWindow(float(nodes[0, 4]), float(nodes[0, 5]))
+    vehicle = Vehicle(
+        start_tags=(tags[0],),
+        end_tags=(tags[0],),
+        load_limits={"demand": capacity},
+        cost_per_kilometer=1000.0,
+        fixed_cost=LILIM_FIXED_COST,
+        start_time_windows=(depot,),
+        end_time_windows=(depot,),
+    )
+    model = ShipmentModel(
+        shipments=tuple(shipments),
+        vehicles=(vehicle,) * count,
+        global_start_time=0.0,
+        global_end_time=float(nodes[0, 5]),
+        duration_distance_matrices=(DurationDistanceMatrix(matrix, matrix),),
+        duration_distance_matrix_src_tags=tags,
+        duration_distance_matrix_dst_tags=tags,
+    )
+    bks = vehicles = None
+    bks_file = path.parent / "bks.csv"
+    if bks_file.exists():
+        with bks_file.open() as f:
+            for row in csv.DictReader(f):
+                if row["instance"] == path.stem:
+                    bks, vehicles = float(row["distance"]), int(row["routes"])
+    return Case(path.stem, model, 1.0, bks, vehicles)
+
+
+def lilim_size(path: Path) -> int:
+    """The customers a Li & Lim instance is published as: 100 (lc101), 200 (lc1_2_3), ..."""
+    parts = path.stem.split("_")
+    return 100 * int(parts[1]) if len(parts) == 3 else 100
+
+
+def cases(args: argparse.Namespace) -> list[Case]:
+    if args.set == "LILIM":
+        folder = args.data_dir / "lilim"
+        if not folder.is_dir():
+            raise SystemExit(f"{folder} is missing (see ../shared/README.md)")
+        paths = sorted(folder.glob("*.txt"))
+        if args.instances:
+            paths = [p for p in paths if p.stem in set(args.instances)]
+        return [read_lilim(p) for p in paths if args.max_n is None or lilim_size(p) <= args.max_n]
+    data_dir = data_dir_or_exit(args.data_dir)
+    out = []
+    for path in list_instances(data_dir, args.set, names=args.instances, max_n=args.max_n):
+        data = read_vrp(path, SETS[args.set].name)
+        out.append(Case(data.name, to_model(data), data.scale, data.bks, data.bks_vehicles))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Schedules, and their independent check
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Event:
+    kind: str
+    """"visit" or "break"."""
+    start: float
+    duration: float
+    shipment: int = -1
+    is_pickup: bool = False
+    request: int = 0
+    """Break: index in the vehicle's break_requests (-1: unknown, matched by the checker)."""
+
+
+@dataclass
+class Schedule:
+    vehicle: int
+    start: float
+    end: float
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class Verified:
+    distance: float
+    vehicles: int
+    served: int
+    soft_cost: float
+    problems: list[str]
+
+
+def _matrix(model: ShipmentModel) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    m = model.duration_distance_matrices[0]
+    index = {t: k for k, t in enumerate(model.duration_distance_matrix_src_tags)}
+    return m.durations_s, m.distances_m, index
+
+
+def _in_windows(windows: Sequence[TimeWindow], t: float) -> bool:
+    hard = [w for w in windows if w.start_time is not None or w.end_time is not None]
+    if not hard:
+        return True
+    return any(
+        (w.start_time is None or t >= w.start_time - _TOL)
+        and (w.end_time is None or t <= w.end_time + _TOL)
+        for w in hard
+    )
+
+
+def _soft_cost(windows: Sequence[TimeWindow], t: float) -> float:
+    cost = 0.0
+    for w in windows[:1]:
+        if w.soft_start_time is not None and t < w.soft_start_time:
+            cost += (w.cost_per_hour_before_soft_start_time or 0.0) * (w.soft_start_time - t) / 3600
+        if w.soft_end_time is not None and t > w.soft_end_time:
+            cost += (w.cost_per_hour_after_soft_end_time or 0.0) * (t - w.soft_end_time) / 3600
+    return cost
+
+
+def verify(model: ShipmentModel, schedules: Sequence[Schedule]) -> Verified:
+    """Check ``schedules`` against every rule of ``model`` a variant uses (module docstring);
+    the distance travelled (matrix units), vehicles used, shipments served, soft-window cost,
+    and every problem found."""
+    durations, distances, index = _matrix(model)
+    problems: list[str] = []
+    seen: dict[tuple[int, bool], tuple[int, float]] = {}
+    distance = soft = 0.0
+    used = 0
+    for sched in schedules:
+        if not sched.events:
+            continue
+        used += 1
+        v = model.vehicles[sched.vehicle]
+        where = f"vehicle {sched.vehicle}"
+        if not _in_windows(v.start_time_windows, sched.start):
+            problems.append(f"{where}: starts at {sched.start} outside its start windows")
+        if not _in_windows(v.end_time_windows, sched.end):
+            problems.append(f"{where}: ends at {sched.end} outside its end windows")
+        loc = index[v.start_tags[0]]
+        free_at = sched.start
+        pending_breaks: list[Event] = []
+        taken: list[Event] = []
+        for e in sched.events:
+            if e.kind == "break":
+                pending_breaks.append(e)
+                taken.append(e)
+                continue
+            sh = model.shipments[e.shipment]
+            visit = (sh.pickups if e.is_pickup else sh.deliveries)[e.request]
+            nxt = index[visit.tags[0]]
+            travel = float(durations[loc, nxt])
+            rest = sum(b.duration for b in pending_breaks)
+            for b in pending_breaks:
+                if b.start < free_at - _TOL or b.start + b.duration > e.start + _TOL:
+                    problems.append(f"{where}: break at {b.start} outside its gap")
+            if free_at + travel + rest > e.start + 1e-3:
+                problems.append(
+                    f"{where}: shipment {e.shipment} starts at {e.start}, before it can be "
+                    f"reached ({free_at} + travel {travel:.3f} + breaks {rest})"
+                )
+            pending_breaks = []
+            if not _in_windows(visit.time_windows, e.start):
+                problems.append(f"{where}: shipment {e.shipment} at {e.start} outside its windows")
+            soft += _soft_cost(visit.time_windows, e.start)
+            if sh.allowed_vehicle_indices and sched.vehicle not in sh.allowed_vehicle_indices:
+                problems.append(f"{where}: shipment {e.shipment} not allowed on this vehicle")
+            key = (e.shipment, e.is_pickup)
+            if key in seen:
+                problems.append(f"shipment {e.shipment} visited twice")
+            seen[key] = (sched.vehicle, e.start)
+            if not e.is_pickup and sh.pickups:
+                pickup = seen.get((e.shipment, True))
+                if pickup is None or pickup[0] != sched.vehicle:
+                    problems.append(f"{where}: shipment {e.shipment} delivered before its pickup")
+            distance += float(distances[loc, nxt])
+            loc = nxt
+            free_at = e.start + e.duration
+        end = index[v.end_tags[0]]
+        rest = sum(b.duration for b in pending_breaks)
+        if free_at + float(durations[loc, end]) + rest > sched.end + 1e-3:
+            problems.append(f"{where}: cannot be back by {sched.end}")
+        distance += float(distances[loc, end])
+        _check_loads(model, sched, problems)
+        _check_breaks(v, taken, where, problems)
+    served = 0
+    for s, sh in enumerate(model.shipments):
+        need = [(s, True)] * bool(sh.pickups) + [(s, False)] * bool(sh.deliveries)
+        done = [k in seen for k in need]
+        if all(done):
+            served += 1
+        elif any(done):
+            problems.append(f"shipment {s} half performed")
+    return Verified(distance, used, served, soft, problems)
+
+
+def _check_loads(model: ShipmentModel, sched: Schedule, problems: list[str]) -> None:
+    v = model.vehicles[sched.vehicle]
+    visits = [e for e in sched.events if e.kind == "visit"]
+    for k, limit in v.load_limits.items():
+        load = sum(
+            model.shipments[e.shipment].load_demands.get(k, 0)
+            for e in visits
+            if not e.is_pickup and not model.shipments[e.shipment].pickups
+        )
+        if load > limit:
+            problems.append(f"vehicle {sched.vehicle}: leaves with {load} {k} > {limit}")
+        for e in visits:
+            s = model.shipments[e.shipment]
+            amount = s.load_demands.get(k, 0)
+            load += amount if e.is_pickup else -amount
+            if load > limit:
+                problems.append(f"vehicle {sched.vehicle}: carries {load} {k} > {limit}")
+
+
+def _check_breaks(v: Vehicle, taken: list[Event], where: str, problems: list[str]) -> None:
+    if len(taken) != len(v.break_requests):
+        problems.append(f"{where}: {len(taken)} breaks taken, {len(v.break_requests)} required")
+        return
+    for b, rule in zip(sorted(taken, key=lambda e: e.start), v.break_requests, strict=True):
+        if not rule.earliest_start_time - _TOL <= b.start <= rule.latest_start_time + _TOL:
+            problems.append(f"{where}: break at {b.start} outside its start window")
+        if b.duration < rule.min_duration_s - _TOL:
+            problems.append(f"{where}: break of {b.duration} < {rule.min_duration_s}")
+
+
+# ------------------------------------------------------------------------------------------
+# Solvers
+# ------------------------------------------------------------------------------------------
+
+
+class UnsupportedError(Exception):
+    """The solver cannot express the variant."""
+
+
+def solve_routeopt(model: ShipmentModel, solver: str, time_limit_s: float) -> list[Schedule]:
+    from engine import SearchMode, SolveOptions, solve
+    from engine.errors import InvalidModelError
+    from tests.checker import check_solution
+
+    variant = routeopt_variant(solver)
+    assert variant is not None, solver
+    options = SolveOptions(
+        time_limit_s=time_limit_s,
+        search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+        backend=variant.backend,
+        solver_processes=variant.processes,
+        local_search_metaheuristic=variant.metaheuristic,
+    )
+    try:
+        solution = solve(model, options)
+    except InvalidModelError as exc:  # an explicit backend that cannot express the variant
+        raise UnsupportedError(str(exc)) from None
+    check_solution(model, solution)  # raises, listing every violated rule
+    out = []
+    for r in solution.routes:
+        if not r.visits:
+            continue
+        assert r.vehicle_start_time is not None
+        assert r.vehicle_end_time is not None
+        sched = Schedule(r.vehicle_index, r.vehicle_start_time, r.vehicle_end_time)
+        events = [
+            Event(
+                "visit",
+                v.start_time,
+                _visit(model, v.shipment_index, v.is_pickup, v.visit_request_index).duration_s,
+                v.shipment_index,
+                v.is_pickup,
+                v.visit_request_index,
+            )
+            for v in r.visits
+        ] + [Event("break", b.start_time, b.duration_s) for b in r.breaks]
+        sched.events = sorted(events, key=lambda e: (e.start, e.kind != "break"))
+        out.append(sched)
+    return out
+
+
+def _visit(model: ShipmentModel, s: int, pickup: bool, k: int) -> VisitRequest:
+    sh = model.shipments[s]
+    return (sh.pickups if pickup else sh.deliveries)[k]
+
+
+def solve_vroom(model: ShipmentModel, time_limit_s: float) -> list[Schedule]:
+    """VROOM on the model: durations and costs are the matrix times 1000 rounded (VROOM takes
+    integers), times are in the model's units x 1000 too."""
+    from datetime import timedelta
+
+    import vroom  # type: ignore[import-untyped]
+
+    for shipment in model.shipments:
+        for visit in (*shipment.pickups, *shipment.deliveries):
+            if any(
+                w.soft_start_time is not None or w.soft_end_time is not None
+                for w in visit.time_windows
+            ):
+                raise UnsupportedError("VROOM has no soft time windows")
+    k = 1000.0
+    durations, distances, index = _matrix(model)
+    problem = vroom.Input()
+    problem.set_durations_matrix("car", np.rint(durations * k).astype(np.int64))
+    problem.set_costs_matrix("car", np.rint(distances * k).astype(np.int64))
+
+    def tw(windows: Sequence[TimeWindow]) -> list[Any]:
+        out = [
+            vroom.TimeWindow(
+                math.ceil((w.start_time or 0.0) * k),
+                math.floor((w.end_time if w.end_time is not None else model.global_end_time) * k),
+            )
+            for w in windows
+        ]
+        return out or [vroom.TimeWindow(0, math.floor(model.global_end_time * k))]
+
+    groups: dict[tuple[int, ...], int] = {}
+    for shipment in model.shipments:
+        if shipment.allowed_vehicle_indices:
+            groups.setdefault(tuple(sorted(shipment.allowed_vehicle_indices)), len(groups) + 1)
+    for i, vehicle in enumerate(model.vehicles):
+        skills = {g for vs, g in groups.items() if i in vs}
+        problem.add_vehicle(
+            vroom.Vehicle(
+                id=i,
+                start=index[vehicle.start_tags[0]],
+                end=index[vehicle.end_tags[0]],
+                capacity=[int(vehicle.load_limits.get("demand", 0))],
+                time_window=tw(vehicle.start_time_windows)[0],
+                breaks=[
+                    vroom.Break(
+                        id=b,
+                        time_windows=[
+                            vroom.TimeWindow(
+                                math.ceil(r.earliest_start_time * k),
+                                math.floor(r.latest_start_time * k),
+                            )
+                        ],
+                        service=math.ceil(r.min_duration_s * k),
+                    )
+                    for b, r in enumerate(vehicle.break_requests)
+                ],
+                skills=skills,
+                costs=vroom.VehicleCosts(fixed=round(vehicle.fixed_cost * k)),
+            )
+        )
+    for s, sh in enumerate(model.shipments):
+        skills = (
+            {groups[tuple(sorted(sh.allowed_vehicle_indices))]}
+            if sh.allowed_vehicle_indices
+            else set()
+        )
+        amount = int(sh.load_demands.get("demand", 0))
+        if sh.pickups and sh.deliveries:
+            p, d = sh.pickups[0], sh.deliveries[0]
+            problem.add_shipment(
+                vroom.ShipmentStep(
+                    id=2 * s,
+                    location=index[p.tags[0]],
+                    default_service=math.ceil(p.duration_s * k),
+                    time_windows=tw(p.time_windows),
+                ),
+                vroom.ShipmentStep(
+                    id=2 * s + 1,
+                    location=index[d.tags[0]],
+                    default_service=math.ceil(d.duration_s * k),
+                    time_windows=tw(d.time_windows),
+                ),
+                amount=vroom.Amount([amount]),
+                skills=skills,
+            )
+        else:
+            visit = (sh.pickups or sh.deliveries)[0]
+            problem.add_job(
+                vroom.Job(
+                    id=2 * s,
+                    location=index[visit.tags[0]],
+                    default_service=math.ceil(visit.duration_s * k),
+                    time_windows=tw(visit.time_windows),
+                    delivery=[0 if sh.pickups else amount],
+                    pickup=[amount if sh.pickups else 0],
+                    skills=skills,
+                )
+            )
+    result = problem.solve(
+        exploration_level=5, nb_threads=1, timeout=timedelta(seconds=time_limit_s)
+    ).to_dict()
+    out = []
+    for route in result.get("routes", []):
+        steps = route["steps"]
+        sched = Schedule(int(route["vehicle"]), steps[0]["arrival"] / k, steps[-1]["arrival"] / k)
+        for step in steps[1:-1]:
+            start = (step["arrival"] + step["waiting_time"]) / k
+            if step["type"] == "break":
+                sched.events.append(Event("break", start, step["service"] / k))
+                continue
+            s = int(step["id"]) // 2
+            pickup = step["type"] == "pickup" or (
+                step["type"] == "job" and bool(model.shipments[s].pickups)
+            )
+            duration = _visit(model, s, pickup, 0).duration_s
+            sched.events.append(Event("visit", start, duration, s, pickup))
+        out.append(sched)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Running and reporting
+# ------------------------------------------------------------------------------------------
+
+
+def run_one(case: Case, variant: str, solver: str, time_limit_s: float) -> dict[str, Any]:
+    model = variant_model(case.model, variant)
+    row: dict[str, Any] = {
+        "instance": case.name,
+        "variant": variant,
+        "solver": solver,
+        "time_limit_s": time_limit_s,
+        "status": "ok",
+        "bks": case.bks,
+        "bks_vehicles": case.bks_vehicles,
+    }
+    started = time.perf_counter()
+    try:
+        if solver == "vroom":
+            schedules = solve_vroom(model, time_limit_s)
+        else:
+            schedules = solve_routeopt(model, solver, time_limit_s)
+    except UnsupportedError as exc:
+        return row | {"status": "unsupported", "problems": str(exc)}
+    except AssertionError as exc:  # the checker rejected routeopt's solution
+        return row | {"status": "infeasible", "problems": str(exc)[:2000]}
+    row["time_s"] = round(time.perf_counter() - started, 2)
+    checked = verify(model, schedules)
+    row |= {
+        "distance": checked.distance / case.scale,
+        "vehicles": checked.vehicles,
+        "served": checked.served,
+        "shipments": len(model.shipments),
+        "soft_cost": checked.soft_cost / case.scale,
+    }
+    if checked.problems:
+        row |= {"status": "infeasible", "problems": "; ".join(checked.problems[:10])}
+    elif checked.served < len(model.shipments):
+        row["status"] = "unserved"
+    return row
+
+
+def _mean(values: Sequence[float]) -> str:
+    return f"{statistics.fmean(values):.3f}" if values else "–"
+
+
+def summary(rows: Sequence[dict[str, Any]], solvers: Sequence[str]) -> str:
+    """Per variant and solver: instances solved (feasible, every shipment served) out of those
+    run; then, on the instances every solver that can express the variant solved, the mean
+    distance and vehicles, the ratio to the best peer, and the feature's price (distance on the
+    variant / on the plain instance, same solver, minus one)."""
+    good = {(r["instance"], r["variant"], r["solver"]): r for r in rows if r["status"] == "ok"}
+    plain = {(i, s): r["distance"] for (i, v, s), r in good.items() if v == "plain"}
+    lines = [
+        "| variant | solver | solved | on common instances: mean distance | vehicles "
+        "| / best peer (mean, min–max) | price vs plain |",
+        "|---|---|---:|---:|---:|---|---:|",
+    ]
+    peers = [s for s in solvers if not s.startswith("routeopt")]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        these = [r for r in rows if r["variant"] == variant]
+        instances = sorted({r["instance"] for r in these})
+        able = [
+            s
+            for s in solvers
+            if any(r["solver"] == s and r["status"] != "unsupported" for r in these)
+        ]
+        common = [i for i in instances if all((i, variant, s) in good for s in able)]
+        for solver in solvers:
+            if solver not in able:
+                lines.append(f"| {variant} | {solver} | cannot express it | | | | |")
+                continue
+            solved = sum((i, variant, solver) in good for i in instances)
+            mine = [good[(i, variant, solver)] for i in common]
+            ratios = [
+                good[(i, variant, solver)]["distance"]
+                / min(good[(i, variant, p)]["distance"] for p in peers if p in able)
+                for i in common
+                if solver not in peers and any(p in able for p in peers)
+            ]
+            prices = [
+                good[(i, variant, solver)]["distance"] / plain[(i, solver)] - 1
+                for i in common
+                if (i, solver) in plain
+            ]
+            ratio = (
+                f"{statistics.fmean(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})"
+                if ratios
+                else "–"
+            )
+            price = (
+                f"{100 * statistics.fmean(prices):+.1f} %" if prices and variant != "plain" else "–"
+            )
+            distance = f"{statistics.fmean(r['distance'] for r in mine):.1f}" if mine else "–"
+            vehicles = f"{statistics.fmean(r['vehicles'] for r in mine):.1f}" if mine else "–"
+            lines.append(
+                f"| {variant} | {solver} | {solved}/{len(instances)} | {distance} "
+                f"({len(common)}) | {vehicles} | {ratio} | {price} |"
+            )
+    lines += _bks_lines(rows, solvers)
+    return "\n".join(lines)
+
+
+def _bks_lines(rows: Sequence[dict[str, Any]], solvers: Sequence[str]) -> list[str]:
+    """Plain instances with a best-known solution: the gap to it where the solver used the
+    best-known vehicle count (Li & Lim's objective is vehicles first, then distance)."""
+    plain = [r for r in rows if r["variant"] == "plain" and r["status"] == "ok" and r.get("bks")]
+    if not plain:
+        return []
+    out = [
+        "",
+        "| solver | solved with the BKS's vehicles | mean gap to BKS distance |",
+        "|---|---:|---:|",
+    ]
+    for solver in solvers:
+        mine = [r for r in plain if r["solver"] == solver]
+        same = [r for r in mine if r["vehicles"] == r["bks_vehicles"]]
+        gaps = [100 * (r["distance"] / r["bks"] - 1) for r in same]
+        gap = f"{statistics.fmean(gaps):+.2f} %" if gaps else "–"
+        out.append(f"| {solver} | {len(same)}/{len(mine)} | {gap} |")
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.variants",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--set", default="SOLOMON", type=str.upper, choices=["SOLOMON", "GH200", "LILIM"]
+    )
+    parser.add_argument("--instances", nargs="*", default=None)
+    parser.add_argument("--max-n", type=int, default=None, help="at most this many customers")
+    parser.add_argument("--variants", nargs="*", default=None, choices=VARIANTS)
+    parser.add_argument("--solvers", nargs="*", default=list(SOLVERS))
+    parser.add_argument("--time-limit", type=float, default=10.0)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--json", type=Path, default=None, help="write every row here too")
+    args = parser.parse_args(argv)
+    if args.variants is None:
+        args.variants = ["plain"] if args.set == "LILIM" else list(VARIANTS)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows = []
+    for case in cases(args):
+        for variant in args.variants:
+            for solver in args.solvers:
+                row = run_one(case, variant, solver, args.time_limit)
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    print(f"# {args.set}, {len(rows)} solves, {args.time_limit:g} s each, one at a time\n")
+    print(summary(rows, args.solvers))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
