@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.options import (
@@ -17,6 +17,7 @@ from engine.options import (
 )
 from engine.roads import DEFAULT_MAX_SNAP_M, RoadSpec, embedded_extract
 from geodata import DEFAULT_CACHE_DIR, PROFILES
+from rpc.keys import TenantQuota, parse_quota
 
 __all__ = ["ServerConfig", "default_data_dir", "parse_args"]
 
@@ -59,6 +60,12 @@ class ServerConfig:
     dask_scheduler: str | None = None
     storage_root: str = ""
     """Directory behind gs:// URIs (gs://BUCKET/PATH is ROOT/BUCKET/PATH); "": none."""
+    # Transport and identity (see _add_security_flags and rpc.auth).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    insecure: bool = False
+    default_quota: TenantQuota = field(default_factory=TenantQuota)
 
     def road_spec(self) -> RoadSpec | None:
         """What to load for road travel, or None when the server runs without roads."""
@@ -142,13 +149,16 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     _add_call_flags(parser, defaults)
     _add_road_flags(parser, defaults)
     _add_store_flags(parser, defaults)
+    _add_security_flags(parser)
     parser.add_argument(
         "--log-level",
         default=defaults.log_level,
         type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
     )
-    return _config_of(parser.parse_args(argv), defaults)
+    args = parser.parse_args(argv)
+    _check_security_flags(parser, args)
+    return _config_of(args, defaults)
 
 
 def _add_listen_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
@@ -289,6 +299,52 @@ def _add_store_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) ->
     )
 
 
+def _quota(text: str) -> TenantQuota:
+    try:
+        return parse_quota(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_security_flags(parser: argparse.ArgumentParser) -> None:
+    """TLS, client identity, per-tenant quotas and the loopback safeguard (rpc.auth)."""
+    group = parser.add_argument_group(
+        "transport and identity",
+        "API keys live in the data directory: 'routeopt keys create --tenant NAME'. Beyond "
+        "loopback, the server needs TLS and a way to identify clients (keys or a client CA).",
+    )
+    group.add_argument("--tls-cert", metavar="PEM", help="TLS: the server's certificate chain")
+    group.add_argument("--tls-key", metavar="PEM", help="TLS: the server's private key")
+    group.add_argument(
+        "--tls-client-ca",
+        metavar="PEM",
+        help="mutual TLS: clients must present a certificate signed by this CA; without an API "
+        "key, the certificate's subject CN names the tenant",
+    )
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen beyond loopback without TLS or client identity (logged as a warning)",
+    )
+    group.add_argument(
+        "--default-quota",
+        type=_quota,
+        default=TenantQuota(),
+        metavar="active=N,stored=M,solves=K",
+        help="per-tenant limits, for tenants without their own ('routeopt keys quota'): "
+        "long-running operations queued or running (active) and kept in the store (stored), "
+        "synchronous solves at once (solves); none: only the server-wide limits",
+    )
+
+
+def _check_security_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Flags that go together (the files are checked at start-up: rpc.server.check_exposure)."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS)")
+
+
 def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig:
     """The configuration of parsed arguments."""
     workers = args.workers
@@ -315,4 +371,9 @@ def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig
         max_jobs=args.max_jobs,
         dask_scheduler=args.dask_scheduler,
         storage_root=args.storage_root,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        insecure=args.insecure,
+        default_quota=args.default_quota,
     )

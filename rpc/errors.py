@@ -8,6 +8,8 @@ it, so the same failure gives the same status on every path:
 - :class:`~engine.errors.InvalidModelError`: INVALID_ARGUMENT with a ``google.rpc.BadRequest``
   (one field violation per problem) and an ``ErrorInfo`` (:func:`invalid_argument_status`);
 - :class:`~engine.errors.ExecutorFullError`: RESOURCE_EXHAUSTED with a ``RetryInfo``;
+- :class:`QuotaExceededError` (a tenant's quota): RESOURCE_EXHAUSTED with a ``QuotaFailure``,
+  and a ``RetryInfo`` when waiting helps (operations finish; stored ones must be deleted);
 - :class:`~engine.errors.ExecutorShutdownError`: UNAVAILABLE;
 - :class:`~engine.errors.NoSolutionError`: DEADLINE_EXCEEDED, CANCELLED or FAILED_PRECONDITION
   by its reason; :class:`DeadlineTooShortError`: DEADLINE_EXCEEDED;
@@ -54,11 +56,13 @@ __all__ = [
     "FilterError",
     "NotFinishedError",
     "OperationNotFoundError",
+    "QuotaExceededError",
     "StorageNotConfiguredError",
     "grpc_status",
     "internal_status",
     "invalid_argument_status",
     "plain_status",
+    "quota_status",
     "resource_exhausted_status",
     "status_of",
 ]
@@ -94,6 +98,21 @@ class DeadlineTooShortError(Exception):
 
 class OperationNotFoundError(LookupError):
     """No operation has this name (never had, expired or deleted)."""
+
+
+class QuotaExceededError(Exception):
+    """A tenant's quota is used up: ``limit`` names it (``active``: operations queued or
+    running; ``stored``: operations kept), ``quota`` is its value. ``retry_after_s``: when
+    retrying later helps (None: only deleting operations does)."""
+
+    def __init__(
+        self, message: str, *, tenant: str, limit: str, quota: int, retry_after_s: float | None
+    ) -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.limit = limit
+        self.quota = quota
+        self.retry_after_s = retry_after_s
 
 
 class NotFinishedError(RuntimeError):
@@ -186,6 +205,28 @@ def resource_exhausted_status(message: str, *, retry_after_s: float) -> status_p
     return plain_status(code_pb2.RESOURCE_EXHAUSTED, message, details)
 
 
+def quota_status(exc: QuotaExceededError) -> status_pb2.Status:
+    """RESOURCE_EXHAUSTED for a tenant's quota: a ``QuotaFailure`` (subject ``tenant:NAME``),
+    an ``ErrorInfo`` (reason ``TENANT_QUOTA_EXCEEDED``, metadata ``limit`` and ``quota``) and,
+    when waiting helps, a ``RetryInfo``."""
+    violation = error_details_pb2.QuotaFailure.Violation(
+        subject=f"tenant:{exc.tenant}", description=str(exc)
+    )
+    details: list[Message] = [
+        error_details_pb2.QuotaFailure(violations=[violation]),
+        error_details_pb2.ErrorInfo(
+            reason="TENANT_QUOTA_EXCEEDED",
+            domain=ERROR_DOMAIN,
+            metadata={"limit": exc.limit, "quota": str(exc.quota)},
+        ),
+    ]
+    if exc.retry_after_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(0, round(exc.retry_after_s * 1e9)))
+        details.insert(0, error_details_pb2.RetryInfo(retry_delay=delay))
+    return plain_status(code_pb2.RESOURCE_EXHAUSTED, str(exc), details)
+
+
 def internal_status(*, incident_id: str = "") -> status_pb2.Status:
     """INTERNAL with a fixed message: never an exception text or a traceback.
 
@@ -212,6 +253,8 @@ def status_of(exc: BaseException, *, action: str = "a call") -> status_pb2.Statu
         return resource_exhausted_status(
             f"the server is at capacity: {exc}", retry_after_s=RETRY_AFTER_S
         )
+    if isinstance(exc, QuotaExceededError):
+        return quota_status(exc)
     if isinstance(exc, ExecutorShutdownError):
         return plain_status(code_pb2.UNAVAILABLE, "the server is shutting down")
     if isinstance(exc, NoSolutionError):

@@ -21,6 +21,12 @@ exits 0.
 
 The flags and their checks are :mod:`rpc.config` (:func:`~rpc.config.parse_args`).
 
+Transport and identity (:mod:`rpc.auth`): with ``--tls-cert``/``--tls-key`` the port speaks TLS
+only (``--tls-client-ca``: mutual TLS); every call except health checks is authenticated by
+:class:`~rpc.auth.AuthInterceptor` once the data directory holds an API key (or with a client
+CA), and carries its tenant to the handlers. Beyond loopback the server refuses to start (exit
+2) without TLS and client identity, unless ``--insecure``.
+
 ``--max-message-mb`` limits both received and sent messages (requests with large client
 matrices and responses with many routes); gRPC's own default would be 4 MiB for receiving.
 """
@@ -44,14 +50,18 @@ from grpc_reflection.v1alpha import reflection
 
 from engine.options import available_cores
 from engine.roads import RoadContext, load_roads
+from rpc.auth import Authenticator, AuthInterceptor, exposure_problem, server_credentials
 from rpc.config import ServerConfig, default_data_dir, parse_args
 from rpc.google.service import GOOGLE_SERVICE_NAME, google_handler
 from rpc.google.storage import Storage
+from rpc.keys import KeyStore, TenantQuota, keys_exist
 from rpc.operations.manager import JobManager
 from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.operations.store import JobStore
+from rpc.page_tokens import PageTokens
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
+from rpc.quotas import SolveSlots
 from rpc.servicer import RouteOptimizationServicer
 from runtime import Executor, SolveExecutor
 
@@ -79,6 +89,11 @@ class Server:
     executor: Executor
     jobs: JobManager
     store: JobStore
+    keys: KeyStore | None = None
+    credentials: grpc.ServerCredentials | None = None
+    """TLS (None: plaintext)."""
+    solve_slots: SolveSlots | None = None
+    """Synchronous solves per tenant."""
 
 
 def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
@@ -100,19 +115,43 @@ def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
     )
 
 
-def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Server:
+def _identity(config: ServerConfig, data_dir: str) -> tuple[KeyStore, AuthInterceptor]:
+    """The key store of ``data_dir`` and the interceptor that authenticates calls with it."""
+    keys = KeyStore(data_dir)
+    authenticator = Authenticator(keys, certificate_tenants=config.tls_client_ca is not None)
+    return keys, AuthInterceptor(authenticator)
+
+
+def build_server(
+    config: ServerConfig, roads: RoadContext | None = None, *, executor: Executor | None = None
+) -> Server:
     """A server with every service registered (health NOT_SERVING), not bound nor started;
-    its solve executor (not warmed up) and its job store (open, not recovered: see
-    :meth:`JobManager.start`). With ``roads``, OptimizeTours travels on them and ComputeMatrix
-    answers; the workers load the same network. Raises :class:`DataDirInUseError` when
-    another server holds the data directory. See :func:`bind` and :func:`main`."""
-    store = JobStore(config.data_dir or default_data_dir())
+    its solve executor (not warmed up; ``executor``: this one instead of one made from
+    ``config``) and its job store (open, not recovered: see :meth:`JobManager.start`). With
+    ``roads``, OptimizeTours travels on them and ComputeMatrix answers; the workers load the
+    same network. Raises :class:`DataDirInUseError` when another server holds the data
+    directory, ValueError when a TLS file is unusable. See :func:`bind` and :func:`main`."""
+    data_dir = config.data_dir or default_data_dir()
+    credentials = _credentials(config)
+    store = JobStore(data_dir)
     try:
-        executor = _executor(config, roads)
+        keys, interceptor = _identity(config, data_dir)
     except BaseException:
         store.close()
         raise
+    try:
+        executor = executor if executor is not None else _executor(config, roads)
+    except BaseException:
+        store.close()
+        keys.close()
+        raise
     workers = executor.max_workers
+
+    def quotas(tenant: str) -> TenantQuota:
+        return keys.quota(tenant).over(config.default_quota)
+
+    solve_slots = SolveSlots(quotas)
+
     jobs = JobManager(
         store,
         executor,
@@ -125,6 +164,8 @@ def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Serv
         roads=roads,
         layout_workers=max(1, workers),
         storage=Storage(config.storage_root or None),
+        quotas=quotas,
+        page_tokens=PageTokens(keys.server_secret("page_tokens")),
     )
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.server(
@@ -137,6 +178,7 @@ def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Serv
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.so_reuseport", 0),  # fail to bind a port that another server uses
         ],
+        interceptors=[interceptor],
     )
     servicer = RouteOptimizationServicer(
         executor,
@@ -146,6 +188,7 @@ def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Serv
         solver_processes=config.solver_processes,
         max_solver_processes=config.max_solver_processes,
         jobs=jobs,
+        solve_slots=solve_slots,
     )
     pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((google_handler(servicer),))  # Google's service, same engine
@@ -158,13 +201,44 @@ def build_server(config: ServerConfig, roads: RoadContext | None = None) -> Serv
         (SERVICE_NAME, OPERATIONS_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
         server,
     )
-    return Server(server, health_servicer, executor, jobs, store)
+    return Server(server, health_servicer, executor, jobs, store, keys, credentials, solve_slots)
 
 
-def bind(server: grpc.Server, config: ServerConfig) -> int:
-    """Listen on ``config.address`` (insecure); returns the port (useful with port 0)."""
+def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """The server's TLS credentials (None: plaintext); ValueError if a file is unusable."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    return server_credentials(config.tls_cert, config.tls_key, config.tls_client_ca)
+
+
+def check_exposure(config: ServerConfig) -> str | None:
+    """Why the server must not start as configured (None: it may): a TLS file that is
+    unusable, or an address beyond loopback without TLS and client identity
+    (:func:`rpc.auth.exposure_problem`; ``--insecure`` overrides it, with warnings)."""
     try:
-        port = int(server.add_insecure_port(config.address))
+        _credentials(config)
+        keys = keys_exist(config.data_dir or default_data_dir())
+    except (ValueError, OSError) as exc:
+        return str(exc)
+    return exposure_problem(
+        config.host,
+        tls=config.tls_cert is not None,
+        client_ca=config.tls_client_ca is not None,
+        keys=keys,
+        insecure=config.insecure,
+    )
+
+
+def bind(
+    server: grpc.Server, config: ServerConfig, credentials: grpc.ServerCredentials | None = None
+) -> int:
+    """Listen on ``config.address`` (with TLS when ``credentials``); returns the port (useful
+    with port 0)."""
+    try:
+        if credentials is not None:
+            port = int(server.add_secure_port(config.address, credentials))
+        else:
+            port = int(server.add_insecure_port(config.address))
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {config.address}: {exc}") from exc
     if port == 0:  # older gRPC versions report failure this way
@@ -199,6 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    problem = check_exposure(config)
+    if problem is not None:
+        log.error("%s", problem)
+        print(f"routeopt-server: error: {problem}", file=sys.stderr)
+        return 2
     stop_requested = _stop_on_signals()
     try:
         spec = config.road_spec()
@@ -214,12 +293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     try:
-        port = bind(built.grpc_server, config)
+        port = bind(built.grpc_server, config, built.credentials)
     except OSError as exc:
         log.error("%s", exc)
         built.executor.shutdown()
         built.store.close()
+        _close_keys(built)
         return 1
+    _log_identity(built, config)
     if not _start(built):
         return 1
     if not stop_requested.is_set():
@@ -264,6 +345,7 @@ def _start(built: Server) -> bool:
         built.jobs.stop()
         built.executor.shutdown(cancel_running=True)
         built.store.close()
+        _close_keys(built)
         return False
     return True
 
@@ -289,4 +371,26 @@ def _shut_down(built: Server, config: ServerConfig) -> None:
     built.grpc_server.stop(config.grace_s).wait()
     built.executor.shutdown(cancel_running=True)
     built.store.close()
+    _close_keys(built)
     log.info("stopped in %.2f s", time.monotonic() - started)
+
+
+def _log_identity(built: Server, config: ServerConfig) -> None:
+    """Say how calls are protected."""
+    transport = "plaintext"
+    if built.credentials is not None:
+        transport = "mutual TLS" if config.tls_client_ca else "TLS"
+    keys = built.keys is not None and built.keys.enabled()
+    clients = "API keys" if keys else ""
+    if config.tls_client_ca:
+        clients += (" or " if clients else "") + "client certificates"
+    log.info(
+        "transport: %s; callers: %s",
+        transport,
+        f"authenticated by {clients}" if clients else "not authenticated (one default tenant)",
+    )
+
+
+def _close_keys(built: Server) -> None:
+    if built.keys is not None:
+        built.keys.close()

@@ -26,7 +26,8 @@ methods on the same (wire-identical) messages; its operations carry Google's typ
 Errors are mapped to statuses in one place (:func:`rpc.errors.status_of`, the same mapping as
 for the errors of long-running operations); an unexpected error is answered with a generic
 INTERNAL status and an incident id, its traceback goes to the server log only.
-Each call writes one log line: method, status code, latency, problem size, peer.
+Each call writes one log line: method, status code, latency, problem size, peer (and the
+caller's tenant when calls are authenticated).
 """
 
 from __future__ import annotations
@@ -38,17 +39,19 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Final, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
 from google.longrunning import operations_pb2
 from google.rpc import code_pb2
 
 from engine.errors import FieldViolation, InvalidModelError
+from engine.model import ShipmentModel
 from engine.options import AUTO_SOLVER_PROCESSES, SolveOptions
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from engine.solution import Solution, SolveStatus
+from rpc.auth import current_tenant
 from rpc.convert import (
     UNSOLVED_MODES,
     RequestSettings,
@@ -64,6 +67,7 @@ from rpc.matrix import compute_matrix
 from rpc.operations.manager import JobManager
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
+from rpc.quotas import SolveSlots
 from runtime import Executor, Job
 
 __all__ = ["MIN_DEADLINE_MARGIN_S", "MIN_SOLVE_BUDGET_S", "RouteOptimizationServicer"]
@@ -115,6 +119,7 @@ class _CallRecord:
     vehicles: int
     started: float = field(default_factory=time.monotonic)
     outcome: str = ""  # e.g. the solve status, "validate_only"
+    tenant: str = field(default_factory=current_tenant)
 
     @classmethod
     def of_tours(
@@ -127,6 +132,8 @@ class _CallRecord:
     def log(self, code: grpc.StatusCode) -> None:
         latency_ms = (time.monotonic() - self.started) * 1000.0
         extra = f" outcome={self.outcome}" if self.outcome else ""
+        if self.tenant:
+            extra += f" tenant={self.tenant}"
         log.info(
             "%s code=%s latency_ms=%.1f shipments=%d vehicles=%d peer=%s%s",
             self.method, code.name, latency_ms, self.shipments, self.vehicles, self.peer, extra,
@@ -205,6 +212,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         solver_processes: int = AUTO_SOLVER_PROCESSES,
         max_solver_processes: int = 1,
         jobs: JobManager | None = None,
+        solve_slots: SolveSlots | None = None,
     ) -> None:
         if not default_timeout_s > 0:
             raise ValueError(f"default_timeout_s must be positive, got {default_timeout_s}")
@@ -220,6 +228,8 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         self._default_timeout = default_timeout_s
         self._default_speed = default_geodesic_meters_per_second
         self._roads = roads
+        self._solve_slots = solve_slots
+        """Per-tenant counts of synchronous solves (None: no per-tenant limit)."""
 
     def OptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
@@ -245,7 +255,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         model, settings = converted
 
         requested, budget, options = self._options(settings, context)
-        job = self._executor.submit(model, options)
+        job = self._submit_solve(model, options)
         wake = threading.Event()
         job.add_done_callback(lambda _: wake.set())
         if not context.add_callback(wake.set):  # the call has already ended
@@ -260,6 +270,20 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         solution = self._solution(job.result, requested, budget)
         record.outcome = solution.status.name
         return solution_to_response(solution, request_label=settings.label)
+
+    def _submit_solve(self, model: ShipmentModel, options: SolveOptions, **kwargs: Any) -> Job:
+        """Submit a synchronous solve to the executor, within the caller's tenant quota of
+        solves (a slot held until the job is done)."""
+        if self._solve_slots is None:
+            return self._executor.submit(model, options, **kwargs)
+        release = self._solve_slots.acquire(current_tenant())
+        try:
+            job = self._executor.submit(model, options, **kwargs)
+        except BaseException:
+            release()
+            raise
+        job.add_done_callback(lambda _: release())
+        return job
 
     def _options(
         self, settings: RequestSettings, context: grpc.ServicerContext
@@ -326,7 +350,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
             raise InvalidModelError(violations)
         requested, budget, options = self._options(settings, context)
         events: queue.SimpleQueue[object] = queue.SimpleQueue()
-        job = self._executor.submit(
+        job = self._submit_solve(
             model, options, on_progress=events.put, progress_solutions_every_s=interval
         )
         return _Stream(job, settings, requested, budget, events)
@@ -406,7 +430,9 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         """OptimizeToursLongRunning."""
         method = _method("OptimizeToursLongRunning", google)
         record = _CallRecord.of_tours(method, context, request)
-        return self._submit(record, context, lambda jobs: jobs.submit(request, google=google))
+        return self._submit(
+            record, context, lambda jobs: jobs.submit(request, current_tenant(), google=google)
+        )
 
     def batch_optimize_tours(
         self, request: pb.BatchOptimizeToursRequest, context: grpc.ServicerContext, *, google: bool
@@ -416,14 +442,20 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         vehicles = sum(len(r.model.vehicles) for r in request.requests)
         method = _method("BatchOptimizeTours", google)
         record = _CallRecord(method, context.peer(), shipments, vehicles)
-        return self._submit(record, context, lambda jobs: jobs.submit_batch(request, google=google))
+        return self._submit(
+            record,
+            context,
+            lambda jobs: jobs.submit_batch(request, current_tenant(), google=google),
+        )
 
     def optimize_tours_uri(
         self, request: pb.OptimizeToursUriRequest, context: grpc.ServicerContext, *, google: bool
     ) -> operations_pb2.Operation:
         """OptimizeToursUri."""
         record = _CallRecord(_method("OptimizeToursUri", google), context.peer(), 0, 0)
-        return self._submit(record, context, lambda jobs: jobs.submit_uri(request, google=google))
+        return self._submit(
+            record, context, lambda jobs: jobs.submit_uri(request, current_tenant(), google=google)
+        )
 
     def EvaluateDepotLayouts(  # noqa: N802 (gRPC method name)
         self, request: pb.EvaluateDepotLayoutsRequest, context: grpc.ServicerContext
@@ -432,7 +464,9 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         record = _CallRecord(
             "EvaluateDepotLayouts", context.peer(), orders, len(request.study.depots)
         )
-        return self._submit(record, context, lambda jobs: jobs.submit_layouts(request))
+        return self._submit(
+            record, context, lambda jobs: jobs.submit_layouts(request, current_tenant())
+        )
 
     def _submit(
         self,

@@ -14,6 +14,11 @@ progress is the layouts routed so far, kept as the partial response):
   :class:`~engine.errors.ExecutorFullError` (RESOURCE_EXHAUSTED) when ``max_jobs`` operations
   are already waiting or running, then stores the request in the
   :class:`~rpc.operations.store.JobStore` (committed) before the operation is returned.
+- **Tenants**: every operation belongs to the tenant that submitted it (:mod:`rpc.auth` says
+  who calls); get, wait, list, cancel and delete see only the caller's operations, and another
+  tenant's operation is NOT_FOUND exactly like one that never existed. Submission also checks
+  the tenant's :class:`~rpc.keys.TenantQuota` (:class:`~rpc.errors.QuotaExceededError`).
+  ListOperations page tokens are sealed for their tenant (:class:`~rpc.page_tokens.PageTokens`).
 - **Dispatch**: one thread hands queued jobs to the executor in creation order, only while it
   has an idle worker, so that synchronous OptimizeTours calls (which queue in the executor)
   are not starved by a backlog of jobs. The time budget of a job is its request's ``timeout``
@@ -49,8 +54,9 @@ from engine.errors import ExecutorFullError, ExecutorShutdownError
 from engine.options import AUTO_SOLVER_PROCESSES
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
-from rpc.errors import NotFinishedError, OperationNotFoundError
+from rpc.errors import NotFinishedError, OperationNotFoundError, QuotaExceededError
 from rpc.google.storage import Storage
+from rpc.keys import DEFAULT_TENANT, TenantQuota
 from rpc.operations.filter import parse_filter, parse_page
 from rpc.operations.kinds import (
     BatchKind,
@@ -71,6 +77,7 @@ from rpc.operations.store import (
     JobStore,
     NewJob,
 )
+from rpc.page_tokens import PageTokens
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime import Executor
 
@@ -81,6 +88,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS: Final = 3
 """A job that was running when the server stopped this many times fails (ABORTED) instead of
 running again: it may be what brings the server down."""
+QUOTA_RETRY_AFTER_S: Final = 5.0
+"""``RetryInfo`` delay when a tenant has as many operations queued or running as its quota."""
 _DISPATCH_POLL_S: Final = 0.25
 """The dispatcher also looks for idle workers this often (a synchronous call may free one)."""
 
@@ -108,6 +117,8 @@ class JobManager:
         roads: RoadContext | None = None,
         layout_workers: int = 1,
         storage: Storage | None = None,
+        quotas: Callable[[str], TenantQuota] | None = None,
+        page_tokens: PageTokens | None = None,
     ) -> None:
         if not retention_s > 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
@@ -116,6 +127,10 @@ class JobManager:
         self.retention_s = retention_s
         self.max_jobs = max_jobs
         self._clock = clock
+        self._quotas = quotas
+        """The quota of a tenant (None: no per-tenant quota)."""
+        self._page_tokens = page_tokens
+        """Seals ListOperations page tokens (None: a token is the ``seq`` it ends at)."""
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._generation = 0
@@ -238,57 +253,113 @@ class JobManager:
                 f"{waiting} operations are queued or running (at most {self.max_jobs}); retry later"
             )
 
+    def _check_quota(self, tenant: str, active: int, stored: int) -> None:
+        """Raise QuotaExceededError unless ``tenant`` may add ``active`` queued operations and
+        ``stored`` stored ones (lock held)."""
+        if self._quotas is None:
+            return
+        quota = self._quotas(tenant)
+        if quota.max_active is not None:
+            now_active = self._store.count(tenant, active=True)
+            if now_active + active > quota.max_active:
+                raise QuotaExceededError(
+                    f"tenant quota: {now_active} operations are queued or running and this "
+                    f"request adds {active} (at most {quota.max_active}); retry when some finish",
+                    tenant=tenant,
+                    limit="active",
+                    quota=quota.max_active,
+                    retry_after_s=QUOTA_RETRY_AFTER_S,
+                )
+        if quota.max_stored is not None:
+            now_stored = self._store.count(tenant)
+            if now_stored + stored > quota.max_stored:
+                raise QuotaExceededError(
+                    f"tenant quota: {now_stored} operations are stored and this request adds "
+                    f"{stored} (at most {quota.max_stored}); delete finished operations "
+                    "(DeleteOperation) or wait until they expire",
+                    tenant=tenant,
+                    limit="stored",
+                    quota=quota.max_stored,
+                    retry_after_s=None,
+                )
+
     def submit(
-        self, request: pb.OptimizeToursRequest, *, google: bool = False
+        self,
+        request: pb.OptimizeToursRequest,
+        tenant: str = DEFAULT_TENANT,
+        *,
+        google: bool = False,
     ) -> operations_pb2.Operation:
-        """Validate and store ``request``; returns its operation (queued). ``google``: made
-        through Google's service (the operation is named under the request's parent and
-        carries Google's type URLs)."""
+        """Validate and store ``request`` for ``tenant``; returns its operation (queued).
+        ``google``: made through Google's service (the operation is named under the request's
+        parent and carries Google's type URLs)."""
         self._tours.check(request)
         name = new_name(request.parent if google else None)
-        job = NewJob(name, self._tours.kind, request.label, request.SerializeToString())
-        self._store_and_queue([job], [job])
-        return self.get(job.name)
+        job = NewJob(
+            name, self._tours.kind, request.label, request.SerializeToString(), tenant=tenant
+        )
+        self._store_and_queue([job], [job], tenant)
+        return self.get(job.name, tenant)
 
     def submit_uri(
-        self, request: pb.OptimizeToursUriRequest, *, google: bool = False
+        self,
+        request: pb.OptimizeToursUriRequest,
+        tenant: str = DEFAULT_TENANT,
+        *,
+        google: bool = False,
     ) -> operations_pb2.Operation:
         """Validate an OptimizeToursUri call (its request file too) and store it."""
         self._uri.check_uri(request)
         name = new_name(request.parent if google else None)
-        job = NewJob(name, self._uri.kind, "", request.SerializeToString())
-        self._store_and_queue([job], [job])
-        return self.get(job.name)
+        job = NewJob(name, self._uri.kind, "", request.SerializeToString(), tenant=tenant)
+        self._store_and_queue([job], [job], tenant)
+        return self.get(job.name, tenant)
 
     def submit_batch(
-        self, request: pb.BatchOptimizeToursRequest, *, google: bool = False
+        self,
+        request: pb.BatchOptimizeToursRequest,
+        tenant: str = DEFAULT_TENANT,
+        *,
+        google: bool = False,
     ) -> operations_pb2.Operation:
         """Validate every request of the batch (all problems at once) and store them."""
-        batch, items = self._batch.new_jobs(request, request.parent if google else None)
-        self._store_and_queue([batch, *items], items)
-        return self.get(batch.name)
+        batch, items = self._batch.new_jobs(request, tenant, request.parent if google else None)
+        self._store_and_queue([batch, *items], items, tenant)
+        return self.get(batch.name, tenant)
 
-    def submit_layouts(self, request: pb.EvaluateDepotLayoutsRequest) -> operations_pb2.Operation:
+    def submit_layouts(
+        self, request: pb.EvaluateDepotLayoutsRequest, tenant: str = DEFAULT_TENANT
+    ) -> operations_pb2.Operation:
         """Validate and store a depot layout study; returns its operation (queued)."""
         self._layouts.study(request)
-        job = NewJob(new_name(), self._layouts.kind, request.label, request.SerializeToString())
-        self._store_and_queue([job], [job])
-        return self.get(job.name)
+        job = NewJob(
+            new_name(),
+            self._layouts.kind,
+            request.label,
+            request.SerializeToString(),
+            tenant=tenant,
+        )
+        self._store_and_queue([job], [job], tenant)
+        return self.get(job.name, tenant)
 
-    def _store_and_queue(self, jobs: list[NewJob], queued: list[NewJob]) -> None:
-        """Store ``jobs`` and queue ``queued`` of them, if the server has room."""
+    def _store_and_queue(self, jobs: list[NewJob], queued: list[NewJob], tenant: str) -> None:
+        """Store ``jobs`` and queue ``queued`` of them, if the server and the tenant have
+        room."""
         with self._changed:
             if self._stopping:
                 raise ExecutorShutdownError("the server is shutting down")
             self._reserve(len(queued))
+            self._check_quota(tenant, len(queued), len(jobs))
             self._store.insert(jobs, self._clock())
             self._queue.extend(job.name for job in queued)
             self._changed.notify_all()
 
     # -- queries -------------------------------------------------------------------------
 
-    def _record(self, name: str) -> JobRecord:
-        rec = self._store.get(name)
+    def _record(self, name: str, tenant: str | None = None) -> JobRecord:
+        """Operation ``name`` of ``tenant`` (None: any); another tenant's operation is not
+        found, with the same error as one that never existed."""
+        rec = self._store.get(name, tenant=tenant)
         if rec is None:
             raise OperationNotFoundError(f"no operation named {name!r}")
         return rec
@@ -296,16 +367,18 @@ class JobManager:
     def _operation(self, rec: JobRecord) -> operations_pb2.Operation:
         return self._kinds[rec.kind].operation(rec)
 
-    def get(self, name: str) -> operations_pb2.Operation:
-        return self._operation(self._record(name))
+    def get(self, name: str, tenant: str = DEFAULT_TENANT) -> operations_pb2.Operation:
+        return self._operation(self._record(name, tenant))
 
-    def wait(self, name: str, timeout_s: float) -> operations_pb2.Operation:
+    def wait(
+        self, name: str, timeout_s: float, tenant: str = DEFAULT_TENANT
+    ) -> operations_pb2.Operation:
         """The operation once done, or as it is after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:
             with self._lock:
                 generation = self._generation
-            rec = self._record(name)
+            rec = self._record(name, tenant)
             remaining = deadline - time.monotonic()
             if rec.done or remaining <= 0:
                 return self._operation(rec)
@@ -314,18 +387,30 @@ class JobManager:
                     if not self._changed.wait(deadline - time.monotonic()):
                         break
                 if self._stopping:
-                    return self._operation(self._record(name))
+                    return self._operation(self._record(name, tenant))
 
     def list(
-        self, filter_text: str, page_size: int, page_token: str
+        self, filter_text: str, page_size: int, page_token: str, tenant: str = DEFAULT_TENANT
     ) -> tuple[list[operations_pb2.Operation], str]:
-        """A page of operations in creation order, and the token of the next page ("": last)."""
+        """A page of ``tenant``'s operations in creation order, and the token of the next page
+        ("": last)."""
         flt = parse_filter(filter_text)
+        if self._page_tokens is not None and page_token:
+            page_token = str(self._page_tokens.open(page_token, tenant))
         size, after = parse_page(page_size, page_token)
         records = self._store.list(
-            states=flt.states, batch=flt.batch, kind=flt.kind, after_seq=after, limit=size + 1
+            states=flt.states,
+            batch=flt.batch,
+            kind=flt.kind,
+            after_seq=after,
+            limit=size + 1,
+            tenant=tenant,
         )
-        next_token = str(records[size - 1].seq) if len(records) > size else ""
+        next_token = ""
+        if len(records) > size:
+            last = records[size - 1].seq
+            tokens = self._page_tokens
+            next_token = tokens.seal(last, tenant) if tokens is not None else str(last)
         return [self._operation(r) for r in records[:size]], next_token
 
     def live(self, name: str) -> SolveProgress | None:
@@ -344,9 +429,9 @@ class JobManager:
 
     # -- control -------------------------------------------------------------------------
 
-    def cancel(self, name: str) -> None:
+    def cancel(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
         """Cancel an operation (a batch: each of its unfinished items). Done ones: no-op."""
-        rec = self._record(name)
+        rec = self._record(name, tenant)
         if rec.done:
             return
         now = self._clock()
@@ -372,8 +457,8 @@ class JobManager:
         elif job is not None:
             job.cancel()
 
-    def delete(self, name: str) -> None:
-        rec = self._record(name)
+    def delete(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        rec = self._record(name, tenant)
         if not rec.done:
             raise NotFinishedError(f"operation {name} is not done; cancel it first")
         self._store.delete(name)

@@ -4,7 +4,9 @@ GetOperation, ListOperations (``filter``: ``state=RUNNING``, ``state=QUEUED OR s
 ``done=true``, ``batch=operations/…``, ``kind=batch``, joined with ``AND``; paging with
 ``page_size`` and ``page_token``), CancelOperation, DeleteOperation (finished operations only:
 FAILED_PRECONDITION otherwise) and WaitOperation (``timeout`` unset: up to
-:data:`MAX_WAIT_S`, capped by the call's deadline). An unknown name is NOT_FOUND.
+:data:`MAX_WAIT_S`, capped by the call's deadline). An unknown name is NOT_FOUND. Each call sees
+the operations of its caller's tenant only (:func:`rpc.auth.current_tenant`): another tenant's
+operation is NOT_FOUND like a name that never existed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
 
+from rpc.auth import current_tenant
 from rpc.convert import duration_to_seconds
 from rpc.errors import grpc_status, status_of
 from rpc.operations.manager import JobManager
@@ -37,11 +40,12 @@ _WAIT_MARGIN_S: Final = 0.2
 """WaitOperation answers this long before the call's deadline."""
 
 
-def _empty(action: Callable[[str], None], name: str) -> Callable[[], empty_pb2.Empty]:
-    """A call that does ``action(name)`` and answers Empty."""
+def _empty(action: Callable[[str, str], None], name: str) -> Callable[[], empty_pb2.Empty]:
+    """A call that does ``action(name, tenant)`` and answers Empty."""
+    tenant = current_tenant()
 
     def run() -> empty_pb2.Empty:
-        action(name)
+        action(name, tenant)
         return empty_pb2.Empty()
 
     return run
@@ -56,6 +60,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
     def _call(self, method: str, context: grpc.ServicerContext, fn: Callable[[], _T]) -> _T:
         started = time.monotonic()
         code = grpc.StatusCode.OK
+        tenant = current_tenant()
         try:
             return fn()
         except Exception as exc:
@@ -65,21 +70,24 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
             raise AssertionError("abort_with_status returned") from exc  # pragma: no cover
         finally:
             log.info(
-                "%s code=%s latency_ms=%.1f peer=%s",
+                "%s code=%s latency_ms=%.1f peer=%s%s",
                 method, code.name, (time.monotonic() - started) * 1000, context.peer(),
+                f" tenant={tenant}" if tenant else "",
             )  # fmt: skip
 
     def GetOperation(  # noqa: N802 (gRPC method name)
         self, request: operations_pb2.GetOperationRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
-        return self._call("GetOperation", context, lambda: self._jobs.get(request.name))
+        return self._call(
+            "GetOperation", context, lambda: self._jobs.get(request.name, current_tenant())
+        )
 
     def ListOperations(  # noqa: N802
         self, request: operations_pb2.ListOperationsRequest, context: grpc.ServicerContext
     ) -> operations_pb2.ListOperationsResponse:
         def run() -> operations_pb2.ListOperationsResponse:
             operations, token = self._jobs.list(
-                request.filter, request.page_size, request.page_token
+                request.filter, request.page_size, request.page_token, current_tenant()
             )
             return operations_pb2.ListOperationsResponse(
                 operations=operations, next_page_token=token
@@ -106,4 +114,8 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
         remaining = context.time_remaining()
         if remaining is not None:
             timeout = max(0.0, min(timeout, remaining - _WAIT_MARGIN_S))
-        return self._call("WaitOperation", context, lambda: self._jobs.wait(request.name, timeout))
+        return self._call(
+            "WaitOperation",
+            context,
+            lambda: self._jobs.wait(request.name, timeout, current_tenant()),
+        )

@@ -57,11 +57,21 @@ CREATE TABLE IF NOT EXISTS operations (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     response BLOB,
     error BLOB,
-    expire_time REAL
+    expire_time REAL,
+    tenant TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS operations_state ON operations (state);
 CREATE INDEX IF NOT EXISTS operations_batch ON operations (batch);
 CREATE INDEX IF NOT EXISTS operations_expire ON operations (expire_time);
+"""
+
+_TENANT_COLUMN: Final = """
+ALTER TABLE operations ADD COLUMN tenant TEXT NOT NULL DEFAULT ''
+"""
+"""A store written before tenants gets the column; its operations belong to the default tenant."""
+
+_TENANT_INDEX: Final = """
+CREATE INDEX IF NOT EXISTS operations_tenant ON operations (tenant, state)
 """
 
 
@@ -72,7 +82,8 @@ class DataDirInUseError(OSError):
 @dataclass(frozen=True)
 class NewJob:
     """An operation to insert: ``kind`` is ``"tours"`` or ``"layouts"`` (``request`` set), or
-    ``"batch"`` (its items name it as their ``batch``)."""
+    ``"batch"`` (its items name it as their ``batch``). ``tenant`` owns it (a batch's items
+    belong to the batch's tenant)."""
 
     name: str
     kind: str
@@ -81,6 +92,7 @@ class NewJob:
     batch: str | None = None
     item_index: int | None = None
     state: int = QUEUED
+    tenant: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,7 @@ class JobRecord:
     response: bytes | None
     error: bytes | None
     expire_time: float | None
+    tenant: str
 
     @property
     def done(self) -> bool:
@@ -148,6 +161,10 @@ class JobStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(operations)")}
+            if "tenant" not in columns:
+                self._db.execute(_TENANT_COLUMN)
+            self._db.execute(_TENANT_INDEX)
 
     def close(self) -> None:
         with self._lock:
@@ -160,14 +177,14 @@ class JobStore:
     def insert(self, jobs: Iterable[NewJob], now: float) -> None:
         """Insert operations in one transaction (all or none)."""
         rows = [
-            (j.name, j.kind, j.batch, j.item_index, j.state, j.label, j.request, now, now)
+            (j.name, j.kind, j.batch, j.item_index, j.state, j.label, j.request, now, now, j.tenant)
             for j in jobs
         ]
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
                 "INSERT INTO operations (name, kind, batch, item_index, state, label, request,"
-                " create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " create_time, update_time, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -271,12 +288,27 @@ class JobStore:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def get(self, name: str) -> JobRecord | None:
+    def get(self, name: str, *, tenant: str | None = None) -> JobRecord | None:
+        """Operation ``name`` (of ``tenant``; None: of any tenant), if stored."""
+        query = f"SELECT {_COLUMNS} FROM operations WHERE name = ?"
+        args: tuple[str, ...] = (name,)
+        if tenant is not None:
+            query += " AND tenant = ?"
+            args = (name, tenant)
         with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM operations WHERE name = ?", (name,)
-            ).fetchone()
+            row = self._db.execute(query, args).fetchone()
         return _record(row) if row is not None else None
+
+    def count(self, tenant: str, *, active: bool = False) -> int:
+        """The operations of ``tenant`` (``active``: those queued or running, batches
+        themselves not counted: their items are)."""
+        query = "SELECT COUNT(*) FROM operations WHERE tenant = ?"
+        args: tuple[Any, ...] = (tenant,)
+        if active:
+            query += " AND state IN (?, ?) AND kind != 'batch'"
+            args = (tenant, QUEUED, RUNNING)
+        with self._lock:
+            return int(self._db.execute(query, args).fetchone()[0])
 
     def items(self, batch: str) -> list[JobRecord]:
         """The items of a batch operation, in request order."""
@@ -304,9 +336,10 @@ class JobStore:
         kind: str | None = None,
         after_seq: int = 0,
         limit: int = 100,
+        tenant: str | None = None,
     ) -> list[JobRecord]:
         """Operations in creation order after ``after_seq``, at most ``limit``; filtered by
-        state (any of ``states``), batch and kind."""
+        state (any of ``states``), batch, kind and tenant."""
         where = ["seq > ?"]
         args: list[Any] = [after_seq]
         if states:
@@ -318,6 +351,9 @@ class JobStore:
         if kind is not None:
             where.append("kind = ?")
             args.append(kind)
+        if tenant is not None:
+            where.append("tenant = ?")
+            args.append(tenant)
         args.append(limit)
         with self._lock:
             rows = self._db.execute(

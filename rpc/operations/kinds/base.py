@@ -9,8 +9,8 @@ recovery, deletion, expiry) and offers the kinds what they need through :class:`
 
 from __future__ import annotations
 
+import secrets
 import threading
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Protocol, cast
@@ -231,11 +231,12 @@ class OperationKind:
 
 
 def new_name(parent: str | None = None) -> str:
-    """A new operation name: ``operations/<random hex>``, or, for an operation created through
-    Google's service (``parent`` not None), ``<parent>/operations/<random hex>``."""
+    """A new operation name: ``operations/<32 hex digits>`` (128 bits from :mod:`secrets`, so
+    that nobody finds an operation by guessing its name), or, for an operation created through
+    Google's service (``parent`` not None), ``<parent>/operations/<32 hex digits>``."""
     if parent is None:
-        return f"{OPERATION_PREFIX}{uuid.uuid4().hex}"
-    return f"{parent or GOOGLE_DEFAULT_PARENT}/{OPERATION_PREFIX}{uuid.uuid4().hex}"
+        return f"{OPERATION_PREFIX}{secrets.token_hex(16)}"
+    return f"{parent or GOOGLE_DEFAULT_PARENT}/{OPERATION_PREFIX}{secrets.token_hex(16)}"
 
 
 def job_state(state: int) -> pb.JobState.ValueType:

@@ -45,9 +45,9 @@ class BatchKind(OperationKind):
         self._lock = threading.Lock()
 
     def new_jobs(
-        self, request: pb.BatchOptimizeToursRequest, parent: str | None = None
+        self, request: pb.BatchOptimizeToursRequest, tenant: str, parent: str | None = None
     ) -> tuple[NewJob, list[NewJob]]:
-        """The batch and its items to store, once every item is valid (else
+        """The batch and its items (of ``tenant``) to store, once every item is valid (else
         :class:`~engine.errors.InvalidModelError` with every problem, under ``requests[i]``
         or ``model_configs[i]``). The items are the inline ``requests``, then the requests
         read from the files of ``model_configs``. ``parent``: created through Google's
@@ -82,11 +82,12 @@ class BatchKind(OperationKind):
                 item.SerializeToString(),
                 batch=name,
                 item_index=i,
+                tenant=tenant,
             )
             for i, item in enumerate(requests)
         ]
         stored = request.SerializeToString() if request.model_configs else None
-        return NewJob(name, self.kind, request.label, stored), items
+        return NewJob(name, self.kind, request.label, stored, tenant=tenant), items
 
     def _read_config(
         self, config: pb.BatchOptimizeToursRequest.AsyncModelConfig, path: str
