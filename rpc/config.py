@@ -5,6 +5,7 @@ argparse's message)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,6 +58,14 @@ class ServerConfig:
     job_retention_s: float = 7 * 24 * 3600.0
     max_jobs: int = 1000
     dask_scheduler: str | None = None
+    # operations (see _add_ops_flags)
+    max_store_mb: float | None = None
+    """Finished operations beyond this size are deleted, oldest first (None: no cap)."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this port (None: no metrics endpoint)."""
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
+    """``text`` or ``json`` (one object per line, with request ids)."""
 
     def road_spec(self) -> RoadSpec | None:
         """What to load for road travel, or None when the server runs without roads."""
@@ -140,6 +149,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     _add_call_flags(parser, defaults)
     _add_road_flags(parser, defaults)
     _add_store_flags(parser, defaults)
+    _add_ops_flags(parser, defaults)
     parser.add_argument(
         "--log-level",
         default=defaults.log_level,
@@ -279,12 +289,53 @@ def _add_store_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) ->
     )
 
 
+def _add_ops_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
+    """Operations: the store's size cap, metrics and the log format."""
+    parser.add_argument(
+        "--max-store-mb",
+        type=_positive_float,
+        default=defaults.max_store_mb,
+        metavar="MB",
+        help="keep the finished operations (requests, responses, errors) under this size: the "
+        "oldest are deleted first (default: no cap; --job-retention applies anyway)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=defaults.metrics_port,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://METRICS_HOST:PORT/metrics (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=defaults.metrics_host,
+        help="address of the metrics endpoint",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=defaults.log_format,
+        choices=["text", "json"],
+        help="json: one JSON object per line with a request id (never payloads nor metadata)",
+    )
+
+
+def _with_ops(config: ServerConfig, args: argparse.Namespace) -> ServerConfig:
+    """``config`` with the fields of :func:`_add_ops_flags`."""
+    return dataclasses.replace(
+        config,
+        max_store_mb=args.max_store_mb,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        log_format=args.log_format,
+    )
+
+
 def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig:
     """The configuration of parsed arguments."""
     workers = args.workers
     if workers is None:
         workers = 0 if args.dask_scheduler else defaults.workers  # 0: ask the cluster
-    return ServerConfig(
+    config = ServerConfig(
         host=args.host,
         port=args.port,
         workers=workers,
@@ -305,3 +356,4 @@ def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig
         max_jobs=args.max_jobs,
         dask_scheduler=args.dask_scheduler,
     )
+    return _with_ops(config, args)

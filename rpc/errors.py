@@ -9,6 +9,8 @@ it, so the same failure gives the same status on every path:
   (one field violation per problem) and an ``ErrorInfo`` (:func:`invalid_argument_status`);
 - :class:`~engine.errors.ExecutorFullError`: RESOURCE_EXHAUSTED with a ``RetryInfo``;
 - :class:`~engine.errors.ExecutorShutdownError`: UNAVAILABLE;
+- :class:`sqlite3.Error` (the job store cannot read or write: disk full, database locked):
+  UNAVAILABLE with a ``RetryInfo`` (:data:`STORE_RETRY_AFTER_S`), logged;
 - :class:`~engine.errors.NoSolutionError`: DEADLINE_EXCEEDED, CANCELLED or FAILED_PRECONDITION
   by its reason; :class:`DeadlineTooShortError`: DEADLINE_EXCEEDED;
 - a solve cancelled before it started: CANCELLED;
@@ -26,6 +28,7 @@ total number of violations and how many are listed.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
@@ -49,6 +52,7 @@ __all__ = [
     "MAX_DETAIL_BYTES",
     "MAX_REPORTED_VIOLATIONS",
     "RETRY_AFTER_S",
+    "STORE_RETRY_AFTER_S",
     "DeadlineTooShortError",
     "FilterError",
     "NotFinishedError",
@@ -73,6 +77,8 @@ MAX_DETAIL_BYTES = 4096
 """Budget for the serialized BadRequest (base64 in the trailer: about 5.5 KiB)."""
 
 RETRY_AFTER_S = 1.0
+STORE_RETRY_AFTER_S = 5.0
+"""RetryInfo delay of a call refused because the job store fails."""
 """``RetryInfo`` delay suggested to clients when every solver worker is busy."""
 
 _MAX_DESCRIPTION_CHARS = 300
@@ -208,6 +214,12 @@ def status_of(exc: BaseException, *, action: str = "a call") -> status_pb2.Statu
         )
     if isinstance(exc, ExecutorShutdownError):
         return plain_status(code_pb2.UNAVAILABLE, "the server is shutting down")
+    if isinstance(exc, sqlite3.Error):
+        log.error("%s: the job store failed: %s", action, exc)
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(STORE_RETRY_AFTER_S * 1e9))
+        message = f"the job store is unavailable ({exc}); retry later"
+        return plain_status(code_pb2.UNAVAILABLE, message, [retry])
     if isinstance(exc, NoSolutionError):
         return plain_status(_NO_SOLUTION_CODES[exc.reason], str(exc))
     if isinstance(exc, FilterError):
