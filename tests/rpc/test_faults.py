@@ -291,9 +291,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_metrics_and_json_logs(tmp_path: Path) -> None:
+def test_metrics_json_logs_and_a_private_data_dir(tmp_path: Path) -> None:
     port = free_port()
-    srv = ServerProcess(tmp_path / "server.log", *base_args(tmp_path / "data"),
+    data = tmp_path / "data"
+    srv = ServerProcess(tmp_path / "server.log", *base_args(data),
                         "--metrics-port", str(port), "--log-format", "json")  # fmt: skip
     secret = "sekret-api-key-value-123"
     try:
@@ -306,6 +307,9 @@ def test_metrics_and_json_logs(tmp_path: Path) -> None:
             client.get("operations/nothing-here")
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
         metrics = text.decode()
+        assert oct(data.stat().st_mode & 0o777) == oct(0o700)  # customer addresses inside
+        for path in data.iterdir():
+            assert oct(path.stat().st_mode & 0o777) == oct(0o600), path.name
     finally:
         assert srv.terminate() == 0, srv.log()
     ok_solve = 'routeopt_requests_total{code="OK",method="RouteOptimization/OptimizeTours"} 1.0'
@@ -331,19 +335,6 @@ def test_metrics_and_json_logs(tmp_path: Path) -> None:
     assert any("GetOperation code=NOT_FOUND" in e["message"] for e in in_calls)
     assert secret not in srv.log()
     assert "city-5" not in srv.log()  # no payload
-
-
-def test_the_data_directory_is_private(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    srv = ServerProcess(tmp_path / "server.log", *base_args(data))
-    try:
-        client = Client(srv)
-        client.wait(client.submit(city_request(5, timeout_s=1)))
-        assert oct(data.stat().st_mode & 0o777) == oct(0o700)
-        for path in data.iterdir():
-            assert oct(path.stat().st_mode & 0o777) == oct(0o600), path.name
-    finally:
-        assert srv.terminate() == 0, srv.log()
 
 
 def test_a_busy_metrics_port_is_a_one_line_error(tmp_path: Path) -> None:
