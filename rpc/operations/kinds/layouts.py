@@ -42,6 +42,12 @@ class LayoutsKind(OperationKind):
         started = host.now()
 
         def on_layout(so_far: LayoutOutcome) -> None:
+            try:
+                store_progress(so_far)
+            except sqlite3.Error as exc:  # the study goes on; its result is stored at the end
+                host.store_failed(exc)
+
+        def store_progress(so_far: LayoutOutcome) -> None:
             best = so_far.evaluations[0]
             response = result_to_response(so_far, label=req.label)
             host.store.update_progress(

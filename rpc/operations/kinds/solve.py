@@ -117,7 +117,10 @@ class SolveKind(OperationKind):
                 response = solution_to_response(
                     update.solution, request_label=state.label
                 ).SerializeToString()
-            self._store_progress(state.name, update, response)
+            try:
+                self._store_progress(state.name, update, response)
+            except sqlite3.Error as exc:  # the solve goes on; its result is stored at the end
+                self.host.store_failed(exc)
 
     def _store_progress(self, name: str, update: SolveProgress, response: bytes | None) -> None:
         self.host.store.update_progress(
