@@ -1,7 +1,8 @@
 """The fault suite: what happens to operations when processes die, the server is stopped, the
-job database is damaged, or a job kills its worker every time. Each test asserts the outcome
-the README documents ("Running in production" → "Operations") and that no acknowledged
-operation is lost. (A store that cannot write — disk full, database locked — is
+job database is damaged, the disk is full (a small tmpfs: skipped where mounting one is not
+allowed), or a job kills its worker every time. Each test asserts the outcome the README
+documents ("Running in production" → "Operations") and that no acknowledged operation is lost.
+(A store that cannot write, in process and without a mount — disk full, database locked — is
 ``tests/rpc/test_store_faults.py``.)
 
 Poison jobs use the test hooks, honoured only when the server runs with
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -350,3 +352,65 @@ def test_a_busy_metrics_port_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot serve metrics" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 8 MiB tmpfs (skipped where mounting is not allowed: it needs root or CAP_SYS_ADMIN)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Fill the file system of ``path`` with the file ``path`` until not one byte fits."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 16, 1 << 9, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_turns_health_not_serving_and_loses_nothing(tiny_fs: Path) -> None:
+    data = tiny_fs / "data"
+    log = tiny_fs.parent / "server.log"  # the log is not on the tiny file system
+    srv = ServerProcess(log, *base_args(data))
+    try:
+        client = Client(srv)
+        request = city_request(120, timeout_s=3, mode=LONG)
+        name = client.submit(request)
+        wait_solving(client, name)
+        filler = tiny_fs / "filler"
+        fill(filler)  # the disk is full while it solves
+        with pytest.raises(grpc.RpcError) as info:
+            client.submit(city_request(150, timeout_s=1, seed=9))
+        assert info.value.code() is grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert "full" in info.value.details()  # type: ignore[attr-defined]
+        wait_for(lambda: not serving(srv), 10.0, "health NOT_SERVING")
+        time.sleep(4.0)  # the solve ends meanwhile: its result cannot be stored yet
+        assert not client.get(name).done
+        filler.unlink()  # space again
+        wait_for(lambda: serving(srv), 10.0, "health SERVING again")
+        operation = client.wait(name, timeout_s=30)
+        assert metadata(operation).state == pb.SUCCEEDED  # the result was kept, not lost
+        check_response(request, response_of(operation))
+    finally:
+        assert srv.terminate() == 0, srv.log()
+    assert "database or disk is full" in srv.log()
