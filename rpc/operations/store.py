@@ -113,6 +113,18 @@ def _secure_files(db_path: Path) -> None:
                 path.chmod(0o600)
 
 
+_DAMAGE_CODES: Final = frozenset({11, 26})
+"""SQLITE_CORRUPT and SQLITE_NOTADB: the file itself is damaged."""
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the database file is damaged (not locked, full or unreadable)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in _DAMAGE_CODES
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
 def _move_aside(db_path: Path) -> Path:
     """Rename a damaged database (and its WAL and shared-memory files) to
     ``<name>.corrupt-<UTC time>``; returns the new path of the database."""
@@ -207,7 +219,10 @@ class JobStore:
         """Where a damaged database found at start-up was moved (None: it was sound)."""
         try:
             self._db = self._open_checked()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
+            if not _is_damage(exc):  # locked, disk full, I/O error: not the file's fault
+                self._release_lock()
+                raise OSError(f"cannot open the job store {self.path}: {exc}") from exc
             self.moved_aside = _move_aside(self.path)
             log.error(
                 "the job store %s is damaged (%s): moved it aside to %s and starting with an "
@@ -218,7 +233,8 @@ class JobStore:
             )
             try:
                 self._db = self._open_checked()
-            except sqlite3.DatabaseError as again:
+            except sqlite3.Error as again:
+                self._release_lock()
                 raise OSError(f"{self.path}: cannot create a new job store: {again}") from again
         self._lock = threading.Lock()
         with self._lock:
@@ -252,6 +268,9 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         self._lock_file.close()
 

@@ -275,3 +275,26 @@ def test_size_cap_deletes_the_oldest_finished_operations(tmp_path: Path) -> None
         assert store.size_bytes() <= before
     finally:
         store.close()
+
+
+def test_a_locked_database_is_an_error_not_damage(tmp_path: Path) -> None:
+    """Only a damaged file is moved aside: a database another process locks is left alone."""
+    data = tmp_path / "data"
+    store = JobStore(data)
+    store.insert([NewJob("operations/kept", "tours", request=b"x")], now=1.0)
+    store.close()
+    other = sqlite3.connect(data / "jobs.sqlite3", isolation_level=None)
+    try:
+        other.execute("PRAGMA locking_mode=EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(OSError, match=r"cannot open the job store .* database is locked"):
+            JobStore(data)
+    finally:
+        other.close()
+    assert not list(data.glob("*.corrupt-*"))
+    store = JobStore(data)  # the lock file was released too
+    try:
+        assert store.moved_aside is None
+        assert [r.name for r in store.list()] == ["operations/kept"]
+    finally:
+        store.close()
