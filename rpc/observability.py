@@ -14,16 +14,13 @@
 
 :class:`ObservabilityInterceptor` also gives every call a request id (16 hex digits, made
 here: nothing the client sends is logged), which every log line written while the call is
-handled carries (:class:`RequestIdFilter`); :class:`JsonFormatter` writes one JSON object per
-line: ``time``, ``level``, ``logger``, ``message``, ``request_id`` (when in a call), ``thread``
-and ``exc_info`` (a traceback). Neither logs request payloads nor metadata (API keys live
-there).
+handled carries (:class:`RequestIdFilter`); :class:`~runtime.logs.JsonFormatter` writes one
+JSON object per line (the solve workers too). Neither logs request payloads nor metadata (API
+keys live there).
 """
 
 from __future__ import annotations
 
-import contextvars
-import json
 import logging
 import secrets
 import time
@@ -33,18 +30,10 @@ from typing import Any, Final
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = [
-    "REQUEST_ID",
-    "JsonFormatter",
-    "Metrics",
-    "ObservabilityInterceptor",
-    "RequestIdFilter",
-]
+from runtime.logs import REQUEST_ID
 
-REQUEST_ID: Final[contextvars.ContextVar[str]] = contextvars.ContextVar(
-    "routeopt_request_id", default=""
-)
-"""The id of the call being handled in this thread ("" outside calls)."""
+__all__ = ["Metrics", "ObservabilityInterceptor", "RequestIdFilter"]
+
 
 _LATENCY_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -206,23 +195,3 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = REQUEST_ID.get()
         return True
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line (see the module docstring)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "thread": record.threadName,
-        }
-        request_id = getattr(record, "request_id", "") or REQUEST_ID.get()
-        if request_id:
-            entry["request_id"] = request_id
-        if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)

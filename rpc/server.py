@@ -52,7 +52,7 @@ from grpc_reflection.v1alpha import reflection
 from engine.options import available_cores
 from engine.roads import RoadContext, load_roads
 from rpc.config import ServerConfig, default_data_dir, parse_args
-from rpc.observability import JsonFormatter, Metrics, ObservabilityInterceptor, RequestIdFilter
+from rpc.observability import Metrics, ObservabilityInterceptor, RequestIdFilter
 from rpc.operations.manager import JobManager
 from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.operations.store import JobStore
@@ -61,6 +61,7 @@ from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.servicer import RouteOptimizationServicer
 from runtime import Executor, SolveExecutor
 from runtime.base import SlotExecutor
+from runtime.logs import LOG_FORMAT_ENV_VAR, JsonFormatter
 
 __all__ = ["SERVICE_NAME", "Server", "bind", "build_server", "main"]
 
@@ -215,7 +216,9 @@ def _setup_logging(config: ServerConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if config.log_format == "json":
         handler.setFormatter(JsonFormatter())
+        os.environ[LOG_FORMAT_ENV_VAR] = "json"  # the solve workers, forked later, too
     else:
+        os.environ.pop(LOG_FORMAT_ENV_VAR, None)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RequestIdFilter())
     logging.basicConfig(level=config.log_level, handlers=[handler])

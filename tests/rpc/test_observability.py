@@ -13,14 +13,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2
 
-from rpc.observability import (
-    REQUEST_ID,
-    JsonFormatter,
-    Metrics,
-    ObservabilityInterceptor,
-    RequestIdFilter,
-)
+from rpc.observability import Metrics, ObservabilityInterceptor, RequestIdFilter
 from rpc.server import HEALTH_SERVICES, _on_health
+from runtime.logs import REQUEST_ID, JsonFormatter
 
 
 class Context:
