@@ -13,6 +13,7 @@ __all__ = [
     "InvalidModelError",
     "NoSolutionError",
     "SolverError",
+    "WorkerLostError",
 ]
 
 
@@ -44,6 +45,11 @@ class InvalidModelError(EngineError, ValueError):
 
 class SolverError(EngineError, RuntimeError):
     """The solver backend failed in a way that is not the caller's fault."""
+
+
+class WorkerLostError(SolverError):
+    """The process that ran the solve died (killed, out of memory, crashed) without an outcome:
+    running it again may succeed."""
 
 
 class ExecutorFullError(EngineError, RuntimeError):

@@ -8,7 +8,9 @@ the process boundary. ``os.fork`` is used directly rather than :mod:`multiproces
 solving process may itself be a daemonic worker, which multiprocessing forbids to have
 children. The parent does not search; it relays progress (the best objective of all
 members), polls ``should_stop`` and passes a stop to the members through one shared byte, and
-reaps every child before returning. A child whose parent disappears stops on its own.
+reaps every child before returning. A child whose parent disappears is killed by the kernel
+(Linux: ``PR_SET_PDEATHSIG``, :func:`die_with_parent`) or, elsewhere, stops on its own at its
+next stop check.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -31,7 +34,7 @@ from typing import Any, Generic, TypeVar
 from engine.errors import NoSolutionError, SolverError
 from engine.search import Progress, ProgressCallback, StopCriterion
 
-__all__ = ["Task", "TaskResult", "run_parallel"]
+__all__ = ["Task", "TaskResult", "die_with_parent", "run_parallel"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,30 @@ _GRACE_S = 2.0
 
 
 T = TypeVar("T")
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+
+
+def die_with_parent(parent: int, name: str | None = None) -> bool:
+    """Have the kernel SIGKILL this process when its parent (``parent``, the pid it had when it
+    was forked) dies, and exit at once if it is already gone; ``name`` becomes the process
+    name (``/proc/<pid>/comm``, 15 bytes). Linux only: False elsewhere (the caller's stop
+    checks still notice a changed parent)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return False
+        if name is not None:
+            libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+    return True
+
 
 Task = Callable[[StopCriterion, ProgressCallback], T]
 """Work for a child process: called there with its stop criterion (the caller's deadline and
@@ -154,6 +181,7 @@ class _Run(Generic[T]):
             code = 0
             try:
                 os.close(read_fd)
+                die_with_parent(self.parent, "routeopt-search")
                 _child(Connection(write_fd), task, self.stop, self.deadline, self.flag, self.parent)
             except BaseException:
                 code = 1

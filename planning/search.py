@@ -45,17 +45,30 @@ def _screening(
     return Screening(study, travels, lo, hi, must, options.screening_time_limit_s)
 
 
-def _screen(screening: Screening, options: LayoutOptions) -> list[frozenset[int]]:
+def _screen(
+    screening: Screening,
+    options: LayoutOptions,
+    should_stop: ShouldStop | None = None,
+    deadline: float | None = None,
+) -> list[frozenset[int]]:
     """The best layout at each ``λ``, then the next-best at the middle ``λ`` up to
-    ``options.candidates``."""
+    ``options.candidates``; no further MIP starts once ``should_stop()`` says so or
+    ``deadline`` (``time.monotonic()``) has passed (the layouts found so far are kept)."""
+
+    def stopped() -> bool:
+        late = deadline is not None and time.monotonic() >= deadline
+        return late or (should_stop is not None and should_stop())
+
     factors = options.route_cost_factors
     middle = middle_factor(options)
     found: list[frozenset[int]] = []
     for factor in factors:
+        if found and stopped():
+            break
         layout = screening.best(factor)
         if layout is not None and layout not in found:
             found.append(layout)
-    while len(found) < options.candidates:
+    while len(found) < options.candidates and not stopped():
         layout = screening.best(middle, exclude=found)
         if layout is None:
             break
@@ -171,7 +184,8 @@ def search_layouts(
         raise InvalidModelError((FieldViolation("search", "the study has no search"),))
     started = time.monotonic()
     screening = _screening(study, study.search, roads, options)
-    found = _screen(screening, options)
+    deadline = None if time_budget_s is None else started + time_budget_s
+    found = _screen(screening, options, should_stop, deadline)
     search = _Search(study, options, roads, on_done, should_stop, solve_fn, screening)
     screened = tuple((layout_of(study, s), screening.cost(search.middle, s)) for s in found)
     search.run(found)

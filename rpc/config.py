@@ -5,6 +5,7 @@ argparse's message)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,14 @@ class ServerConfig:
     tls_client_ca: str | None = None
     insecure: bool = False
     default_quota: TenantQuota = field(default_factory=TenantQuota)
+    # operations (see _add_ops_flags)
+    max_store_mb: float | None = None
+    """Finished operations beyond this size are deleted, oldest first (None: no cap)."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this port (None: no metrics endpoint)."""
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
+    """``text`` or ``json`` (one object per line, with request ids)."""
 
     def road_spec(self) -> RoadSpec | None:
         """What to load for road travel, or None when the server runs without roads."""
@@ -150,6 +159,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     _add_road_flags(parser, defaults)
     _add_store_flags(parser, defaults)
     _add_security_flags(parser)
+    _add_ops_flags(parser, defaults)
     parser.add_argument(
         "--log-level",
         default=defaults.log_level,
@@ -345,12 +355,53 @@ def _check_security_flags(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS)")
 
 
+def _add_ops_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
+    """Operations: the store's size cap, metrics and the log format."""
+    parser.add_argument(
+        "--max-store-mb",
+        type=_positive_float,
+        default=defaults.max_store_mb,
+        metavar="MB",
+        help="keep the finished operations (requests, responses, errors) under this size: the "
+        "oldest are deleted first (default: no cap; --job-retention applies anyway)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=defaults.metrics_port,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://METRICS_HOST:PORT/metrics (default: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default=defaults.metrics_host,
+        help="address of the metrics endpoint",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=defaults.log_format,
+        choices=["text", "json"],
+        help="json: one JSON object per line with a request id (never payloads nor metadata)",
+    )
+
+
+def _with_ops(config: ServerConfig, args: argparse.Namespace) -> ServerConfig:
+    """``config`` with the fields of :func:`_add_ops_flags`."""
+    return dataclasses.replace(
+        config,
+        max_store_mb=args.max_store_mb,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        log_format=args.log_format,
+    )
+
+
 def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig:
     """The configuration of parsed arguments."""
     workers = args.workers
     if workers is None:
         workers = 0 if args.dask_scheduler else defaults.workers  # 0: ask the cluster
-    return ServerConfig(
+    config = ServerConfig(
         host=args.host,
         port=args.port,
         workers=workers,
@@ -377,3 +428,4 @@ def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig
         insecure=args.insecure,
         default_quota=args.default_quota,
     )
+    return _with_ops(config, args)

@@ -11,6 +11,8 @@ it, so the same failure gives the same status on every path:
 - :class:`QuotaExceededError` (a tenant's quota): RESOURCE_EXHAUSTED with a ``QuotaFailure``,
   and a ``RetryInfo`` when waiting helps (operations finish; stored ones must be deleted);
 - :class:`~engine.errors.ExecutorShutdownError`: UNAVAILABLE;
+- :class:`sqlite3.Error` (the job store cannot read or write: disk full, database locked):
+  UNAVAILABLE with a ``RetryInfo`` (:data:`STORE_RETRY_AFTER_S`), logged;
 - :class:`~engine.errors.NoSolutionError`: DEADLINE_EXCEEDED, CANCELLED or FAILED_PRECONDITION
   by its reason; :class:`DeadlineTooShortError`: DEADLINE_EXCEEDED;
 - a solve cancelled before it started: CANCELLED;
@@ -29,6 +31,7 @@ total number of violations and how many are listed.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import CancelledError
@@ -52,6 +55,7 @@ __all__ = [
     "MAX_DETAIL_BYTES",
     "MAX_REPORTED_VIOLATIONS",
     "RETRY_AFTER_S",
+    "STORE_RETRY_AFTER_S",
     "DeadlineTooShortError",
     "FilterError",
     "NotFinishedError",
@@ -79,6 +83,8 @@ MAX_DETAIL_BYTES = 4096
 """Budget for the serialized BadRequest (base64 in the trailer: about 5.5 KiB)."""
 
 RETRY_AFTER_S = 1.0
+STORE_RETRY_AFTER_S = 5.0
+"""RetryInfo delay of a call refused because the job store fails."""
 """``RetryInfo`` delay suggested to clients when every solver worker is busy."""
 
 _MAX_DESCRIPTION_CHARS = 300
@@ -257,6 +263,12 @@ def status_of(exc: BaseException, *, action: str = "a call") -> status_pb2.Statu
         return quota_status(exc)
     if isinstance(exc, ExecutorShutdownError):
         return plain_status(code_pb2.UNAVAILABLE, "the server is shutting down")
+    if isinstance(exc, sqlite3.Error):
+        log.error("%s: the job store failed: %s", action, exc)
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(int(STORE_RETRY_AFTER_S * 1e9))
+        message = f"the job store is unavailable ({exc}); retry later"
+        return plain_status(code_pb2.UNAVAILABLE, message, [retry])
     if isinstance(exc, NoSolutionError):
         return plain_status(_NO_SOLUTION_CODES[exc.reason], str(exc))
     if isinstance(exc, FilterError):

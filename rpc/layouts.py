@@ -40,6 +40,7 @@ from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.sheets import Origins, locate, read_files, request_from_tables
 
 __all__ = [
+    "MAX_CANDIDATES",
     "LayoutOutcome",
     "LayoutRequest",
     "evaluation_to_result",
@@ -51,6 +52,9 @@ __all__ = [
 ]
 
 DEFAULT_LAYOUT_TIMEOUT_S = 10.0
+MAX_CANDIDATES = 64
+"""Most screening proposals a search request may ask for (``candidates``): each is a MIP
+solve in the server."""
 _MODES = {
     pb.LayoutSearch.EXACTLY: "exactly",
     pb.LayoutSearch.AT_MOST: "at_most",
@@ -253,6 +257,8 @@ def _request_to_study(
             speed = default_geodesic_meters_per_second
     if request.candidates < 0:
         conv.add("candidates", "must not be negative")
+    elif request.candidates > MAX_CANDIDATES:
+        conv.add("candidates", f"must be at most {MAX_CANDIDATES}")
     backend = request.solver.backend or "auto"
     if backend not in ("auto", "ortools", "pyvrp"):
         conv.add("solver.backend", f"unknown backend {backend!r} (auto, ortools, pyvrp)")

@@ -13,11 +13,19 @@ With ``--dask-scheduler`` the solves run on a Dask cluster
 
 Lifecycle: health is NOT_SERVING until a warm-up solve has gone through a worker and the job
 store has been recovered (unfinished operations queued again), then SERVING, and one line
-``routeopt listening on HOST:PORT`` is printed to stdout. On SIGTERM or SIGINT health turns
-NOT_SERVING, running operations are stopped and left in the store (the next start runs them
-again), the server stops taking calls, in-flight calls get up to ``--grace`` seconds to finish
-(then they are cancelled and their solves stopped), the workers are shut down and the process
-exits 0.
+``routeopt listening on HOST:PORT`` is printed to stdout. While serving, health turns
+NOT_SERVING when the job store fails to write or the dispatcher fails, and SERVING again when
+they recover (:attr:`~rpc.operations.manager.JobManager.healthy`). On SIGTERM or SIGINT health
+turns NOT_SERVING, new operations are refused (UNAVAILABLE), running operations are stopped and
+queued again in the store without spending an attempt (the next start runs them), the server
+stops taking calls, in-flight calls get up to ``--grace`` seconds to finish (then they are
+cancelled and their solves stopped), the workers are shut down and the process exits 0. A second
+SIGTERM or SIGINT exits at once (status 1; the operations are recovered on the next start as
+after a crash).
+
+Operations (:func:`_setup_logging`, :func:`_setup_metrics`): ``--log-format json`` writes one
+JSON object per log line with the call's request id; ``--metrics-port`` serves Prometheus
+metrics (:mod:`rpc.observability`); ``--max-store-mb`` caps the finished operations kept.
 
 The flags and their checks are :mod:`rpc.config` (:func:`~rpc.config.parse_args`).
 
@@ -34,6 +42,7 @@ matrices and responses with many routes); gRPC's own default would be 4 MiB for 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -55,6 +64,7 @@ from rpc.config import ServerConfig, default_data_dir, parse_args
 from rpc.google.service import GOOGLE_SERVICE_NAME, google_handler
 from rpc.google.storage import Storage
 from rpc.keys import KeyStore, TenantQuota, keys_exist
+from rpc.observability import Metrics, ObservabilityInterceptor, RequestIdFilter
 from rpc.operations.manager import JobManager
 from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.operations.store import JobStore
@@ -64,6 +74,8 @@ from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.quotas import SolveSlots
 from rpc.servicer import RouteOptimizationServicer
 from runtime import Executor, SolveExecutor
+from runtime.base import SlotExecutor
+from runtime.logs import LOG_FORMAT_ENV_VAR, JsonFormatter
 
 __all__ = ["SERVICE_NAME", "Server", "bind", "build_server", "main"]
 
@@ -94,6 +106,7 @@ class Server:
     """TLS (None: plaintext)."""
     solve_slots: SolveSlots | None = None
     """Synchronous solves per tenant."""
+    metrics: Metrics | None = None
 
 
 def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
@@ -166,19 +179,22 @@ def build_server(
         storage=Storage(config.storage_root or None),
         quotas=quotas,
         page_tokens=PageTokens(keys.server_secret("page_tokens")),
+        max_store_bytes=_max_store_bytes(config),
     )
+    metrics = _metrics(config, executor, jobs, store)
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.server(
         ThreadPoolExecutor(
             max_workers=workers + executor.max_queued + EXTRA_RPC_THREADS,
             thread_name_prefix="grpc",
         ),
+        # Observability first: refused (UNAUTHENTICATED) calls are counted too.
+        interceptors=[ObservabilityInterceptor(metrics), interceptor],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.so_reuseport", 0),  # fail to bind a port that another server uses
         ],
-        interceptors=[interceptor],
     )
     servicer = RouteOptimizationServicer(
         executor,
@@ -201,7 +217,62 @@ def build_server(
         (SERVICE_NAME, OPERATIONS_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
         server,
     )
-    return Server(server, health_servicer, executor, jobs, store, keys, credentials, solve_slots)
+    return Server(
+        server, health_servicer, executor, jobs, store, keys, credentials, solve_slots, metrics
+    )
+
+
+def _max_store_bytes(config: ServerConfig) -> int | None:
+    return None if config.max_store_mb is None else int(config.max_store_mb * 1024 * 1024)
+
+
+def _metrics(
+    config: ServerConfig, executor: Executor, jobs: JobManager, store: JobStore
+) -> Metrics | None:
+    """The server's metrics when ``--metrics-port`` is set (served by :func:`_setup_metrics`)."""
+    if config.metrics_port is None:
+        return None
+    metrics = Metrics()
+    if isinstance(executor, SlotExecutor):
+        executor.on_job_end = metrics.solve_time.observe
+    metrics.gauge("routeopt_workers", "solver workers", lambda: executor.max_workers)
+    metrics.gauge("routeopt_workers_busy", "solver workers solving", lambda: executor.running_count)
+    metrics.gauge(
+        "routeopt_solves_queued", "solves waiting for a worker", lambda: executor.queued_count
+    )
+    metrics.gauge("routeopt_operations_queued", "operations queued", lambda: jobs.queued_count)
+    metrics.gauge("routeopt_operations_running", "operations running", lambda: jobs.running_count)
+    metrics.gauge("routeopt_job_store_bytes", "job store size on disk", store.size_bytes)
+    metrics.gauge("routeopt_healthy", "1 while the store and dispatcher work", lambda: jobs.healthy)
+    return metrics
+
+
+def _setup_metrics(built: Server, config: ServerConfig) -> bool:
+    """Serve ``/metrics`` if configured; False (logged) when its port cannot be bound."""
+    if built.metrics is None or config.metrics_port is None:
+        return True
+    try:
+        port = built.metrics.serve(config.metrics_host, config.metrics_port)
+    except OSError as exc:
+        log.error(
+            "cannot serve metrics on %s:%d: %s", config.metrics_host, config.metrics_port, exc
+        )
+        return False
+    log.info("metrics at http://%s:%d/metrics", config.metrics_host, port)
+    return True
+
+
+def _setup_logging(config: ServerConfig) -> None:
+    """Log to stderr at ``--log-level``, as text or JSON (``--log-format``), with request ids."""
+    handler = logging.StreamHandler(sys.stderr)
+    if config.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+        os.environ[LOG_FORMAT_ENV_VAR] = "json"  # the solve workers, forked later, too
+    else:
+        os.environ.pop(LOG_FORMAT_ENV_VAR, None)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter())
+    logging.basicConfig(level=config.log_level, handlers=[handler])
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -268,11 +339,7 @@ def _set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGTERM or SIGINT; returns the exit code."""
     config = parse_args(argv)
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _setup_logging(config)
     problem = check_exposure(config)
     if problem is not None:
         log.error("%s", problem)
@@ -301,6 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _close_keys(built)
         return 1
     _log_identity(built, config)
+    if not _setup_metrics(built, config):
+        built.executor.shutdown()
+        built.store.close()
+        return 1
     if not _start(built):
         return 1
     if not stop_requested.is_set():
@@ -315,7 +386,9 @@ def _stop_on_signals() -> threading.Event:
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stop_requested.is_set():
-            log.warning("%s again: still shutting down", signal.Signals(signum).name)
+            log.warning("%s again: exiting at once", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(1)  # the store is crash-safe: the next start recovers the operations
         else:
             log.info("%s received: shutting down", signal.Signals(signum).name)
         stop_requested.set()
@@ -352,7 +425,8 @@ def _start(built: Server) -> bool:
 
 def _serve(built: Server, config: ServerConfig, port: int, stop_requested: threading.Event) -> None:
     """Report SERVING and the address, then wait for a stop signal."""
-    _set_serving(built.health, True)
+    _set_serving(built.health, built.jobs.healthy)
+    built.jobs.on_health = lambda healthy: _on_health(built, healthy)
     log.info(
         "serving on %s:%d with %d solver workers, %d queued at most; job store %s",
         config.host, port, built.executor.max_workers, built.executor.max_queued,
@@ -363,6 +437,16 @@ def _serve(built: Server, config: ServerConfig, port: int, stop_requested: threa
         pass
 
 
+def _on_health(built: Server, healthy: bool) -> None:
+    """The job store or dispatcher failed or recovered: health follows (after a graceful
+    shutdown began, health stays NOT_SERVING)."""
+    _set_serving(built.health, healthy)
+    if not healthy:
+        log.error("health NOT_SERVING: %s", "; ".join(built.jobs.faults().values()))
+    else:
+        log.warning("health SERVING again")
+
+
 def _shut_down(built: Server, config: ServerConfig) -> None:
     """The graceful shutdown (module docstring)."""
     started = time.monotonic()
@@ -370,6 +454,8 @@ def _shut_down(built: Server, config: ServerConfig) -> None:
     built.jobs.stop()  # running operations stay unfinished in the store: the next start runs them
     built.grpc_server.stop(config.grace_s).wait()
     built.executor.shutdown(cancel_running=True)
+    if not built.jobs.wait_idle(10.0):
+        log.warning("some operations were still completing; the next start recovers them")
     built.store.close()
     _close_keys(built)
     log.info("stopped in %.2f s", time.monotonic() - started)

@@ -139,6 +139,8 @@ class BaseJob:
         self.on_progress = request.on_progress
         self.progress_solutions_every_s = request.progress_solutions_every_s
         self.submitted_at = time.monotonic()
+        self.slot_taken_at: float | None = None
+        """``time.monotonic()`` when the job took a solve slot (None while queued)."""
         self.best_solution: Solution | None = None
         """The latest intermediate solution the solve reported (progress only)."""
         self._dequeue = dequeue
@@ -299,6 +301,11 @@ class SlotExecutor(Generic[J]):
         """Free ``job``'s slot and start the next queued jobs (for implementations: before the
         job is settled, so that a caller that submits again at once finds the slot free)."""
         cancelled = []
+        if job.slot_taken_at is not None and self.on_job_end is not None:
+            try:
+                self.on_job_end(time.monotonic() - job.slot_taken_at)
+            except Exception:
+                log.exception("job-end callback failed")
         with self._lock:
             self._running.discard(job)
             while self._queue and len(self._running) < self.max_workers:
@@ -358,6 +365,9 @@ class SlotExecutor(Generic[J]):
 
     # -- for implementations ----------------------------------------------------------------
 
+    on_job_end: Callable[[float], None] | None = None
+    """Called with the seconds each job held its slot, as it releases it (e.g. metrics)."""
+
     _shutdown_wait_s: float | None = None
     """How long :meth:`shutdown` waits for the jobs to end (None: as long as they take)."""
 
@@ -384,4 +394,5 @@ class SlotExecutor(Generic[J]):
             cores = self.cores
         job.options = resolve_solver_processes(job.options, idle_cores=idle, cores=cores)
         self._running.add(job)
+        job.slot_taken_at = time.monotonic()
         self._launch(job)

@@ -63,7 +63,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Final
 
-from engine.errors import SolverError
+from engine.errors import SolverError, WorkerLostError
 from engine.options import SolveOptions, available_cores
 from engine.roads import ROADS_ENV_VAR, RoadSpec
 from engine.solution import Solution
@@ -327,4 +327,4 @@ def _lost_outcome(job: SolveJob, exitcode: int | None, watchdog: bool) -> Soluti
     if job.cancel_requested:
         return SolverError("the solve was cancelled and its worker was stopped")
     log.error("solve job %d: worker died (%s)", job.id, describe_exit(exitcode))
-    return SolverError(f"the solver worker died ({describe_exit(exitcode)})")
+    return WorkerLostError(f"the solver worker died ({describe_exit(exitcode)})")

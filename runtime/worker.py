@@ -18,16 +18,31 @@ from typing import Final
 
 from engine.model import ShipmentModel
 from engine.options import SolveOptions
+from engine.parallel import die_with_parent
 from engine.progress import SolveProgress
 from engine.solution import Solution
 from runtime import wire
+from runtime.logs import LOG_FORMAT_ENV_VAR, JsonFormatter
 
-__all__ = ["WORKER_LOG_FORMAT", "StopFlag", "worker_main"]
+__all__ = [
+    "CRASH_WORKER_LABEL",
+    "TEST_HOOKS_ENV_VAR",
+    "WORKER_LOG_FORMAT",
+    "StopFlag",
+    "worker_main",
+]
+
+TEST_HOOKS_ENV_VAR: Final = "ROUTEOPT_TEST_HOOKS"
+"""Set to ``1`` in the server's environment (tests only: never in production) to honour the
+fault hooks: a worker whose model has a shipment labelled :data:`CRASH_WORKER_LABEL` kills
+itself with SIGKILL as it starts (a poison job)."""
+CRASH_WORKER_LABEL: Final = "routeopt-test:crash-worker"
 
 WORKER_LOG_FORMAT: Final = (
     "%(asctime)s %(levelname)s [solve worker %(process)d] %(name)s: %(message)s"
 )
-"""Log format of worker processes (they inherit the server's stderr and log level)."""
+"""Log format of worker processes (they inherit the server's stderr and log level; JSON lines
+when the server logs JSON: :data:`runtime.logs.LOG_FORMAT_ENV_VAR`)."""
 
 
 class StopFlag:
@@ -59,8 +74,19 @@ def worker_main(
     # Ctrl-C reaches the whole process group; the server decides what happens to solves.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not logging.getLogger().handlers:  # log to the server's stderr at the server's level
-        logging.basicConfig(level=log_level, format=WORKER_LOG_FORMAT)
+        handler = logging.StreamHandler()
+        if os.environ.get(LOG_FORMAT_ENV_VAR) == "json":
+            handler.setFormatter(JsonFormatter())
+        else:
+            handler.setFormatter(logging.Formatter(WORKER_LOG_FORMAT))
+        logging.basicConfig(level=log_level, handlers=[handler])
     parent = os.getppid()
+    # Killed by the kernel if its parent (the forkserver, which exits with the server) dies.
+    die_with_parent(parent, "routeopt-solve")
+    if os.environ.get(TEST_HOOKS_ENV_VAR) == "1" and any(
+        s.label == CRASH_WORKER_LABEL for s in model.shipments
+    ):
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def should_stop() -> bool:
         # The parent is the forkserver, which exits with the server: stop if orphaned.

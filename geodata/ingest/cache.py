@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import time
+import zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,14 @@ def load_network(
     if not refresh and cache_file.is_file():
         try:
             network, meta = _read_cache(cache_file, key)
-        except (OSError, ValueError, KeyError) as exc:  # RoadNetworkError is a ValueError
-            logger.warning("ignoring unreadable road network cache %s: %s", cache_file, exc)
+        # RoadNetworkError is a ValueError; a damaged archive raises BadZipFile or EOFError
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            logger.warning(
+                "ignoring unreadable road network cache %s (%s: %s): rebuilding it",
+                cache_file,
+                type(exc).__name__,
+                exc,
+            )
         else:
             elapsed = time.perf_counter() - started
             report = BuildReport(

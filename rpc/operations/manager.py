@@ -33,18 +33,32 @@ progress is the layouts routed so far, kept as the partial response):
   one is stopped and keeps its best solution so far as the response (state CANCELLED).
 - **Recovery**: on :meth:`JobManager.start`, jobs that were queued are queued again and jobs
   that were running (the server died under them) run again from the start: at-least-once, up to
-  :data:`MAX_ATTEMPTS` attempts.
-  A graceful shutdown (:meth:`JobManager.stop`) leaves interrupted jobs in the store the same
-  way, so the next start finishes them.
+  :data:`MAX_ATTEMPTS` attempts. An attempt is counted in the store *before* the job is handed
+  to the executor, so a job that brings the whole server down is counted too.
+  A graceful shutdown (:meth:`JobManager.stop`) queues interrupted jobs again in the store
+  without spending an attempt, so the next start finishes them.
+- **Poison jobs**: a job whose worker process dies (killed, out of memory, crashed) runs again,
+  up to :data:`MAX_ATTEMPTS` attempts in all; then it fails with ABORTED and the reason.
+- **Store faults**: a store error (disk full, database locked) never kills the dispatcher nor
+  loses a result: a job that cannot be started goes back to the head of the queue; a result
+  that cannot be stored is kept in memory and stored again every second, and after
+  :data:`STORE_RETRY_S` seconds the operation is finished FAILED (UNAVAILABLE, "the job store
+  could not record the result") instead, which is smaller. Meanwhile :attr:`JobManager.healthy`
+  is False (the server's health NOT_SERVING); it turns True again once the store writes
+  (a probe row is written every second while it is failing) and the dispatcher runs.
+- **Disk**: besides the retention, the janitor keeps the finished operations under
+  ``max_store_bytes`` (oldest deleted first) and gives the freed pages back to the file system.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Final
 
 from google.longrunning import operations_pb2
@@ -92,6 +106,25 @@ QUOTA_RETRY_AFTER_S: Final = 5.0
 """``RetryInfo`` delay when a tenant has as many operations queued or running as its quota."""
 _DISPATCH_POLL_S: Final = 0.25
 """The dispatcher also looks for idle workers this often (a synchronous call may free one)."""
+_WATCH_S: Final = 1.0
+"""How often the watch thread retries unstored results, probes a failing store and checks the
+dispatcher."""
+STORE_RETRY_S: Final = 30.0
+"""How long a result that cannot be stored is retried before the operation is finished FAILED
+(UNAVAILABLE) instead."""
+_VACUUM_EVERY_S: Final = 3600.0
+"""The janitor gives freed pages back to the file system at least this often."""
+
+
+@dataclass
+class _Unstored:
+    """The end of an operation that the store could not record yet."""
+
+    state: int
+    response: bytes | None
+    error: bytes | None
+    since: float
+    """``time.monotonic()`` of the first failure."""
 
 
 class JobManager:
@@ -119,6 +152,7 @@ class JobManager:
         storage: Storage | None = None,
         quotas: Callable[[str], TenantQuota] | None = None,
         page_tokens: PageTokens | None = None,
+        max_store_bytes: int | None = None,
     ) -> None:
         if not retention_s > 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
@@ -139,6 +173,17 @@ class JobManager:
         self._running: dict[str, Running] = {}
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        self.max_store_bytes = max_store_bytes
+        """Finished operations beyond this many bytes are deleted, oldest first (None: none)."""
+        self._faults: dict[str, str] = {}
+        """What fails now ("store", "dispatcher") and why; the manager is healthy when empty."""
+        self.on_health: Callable[[bool], None] | None = None
+        """Called (outside the manager's lock) whenever :attr:`healthy` changes."""
+        self._unstored: dict[str, _Unstored] = {}
+        self._settling: set[str] = set()
+        """Operations whose run is over but whose completion is still being stored."""
+        self._dispatcher: threading.Thread | None = None
+        self._vacuumed_at = time.monotonic()
         settings = OperationSettings(
             default_timeout_s=default_timeout_s,
             default_geodesic_meters_per_second=default_geodesic_meters_per_second,
@@ -172,6 +217,18 @@ class JobManager:
         """The manager's clock (epoch seconds)."""
         return self._clock()
 
+    @property
+    def queued_count(self) -> int:
+        """Operations waiting to be dispatched."""
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def running_count(self) -> int:
+        """Operations dispatched and not finished."""
+        with self._lock:
+            return len(self._running)
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -188,13 +245,15 @@ class JobManager:
         if recovered:
             log.info("recovered %d unfinished operations from %s", len(recovered), self._store.path)
         self._store.expire(now)
-        for target, name in (
-            (self._dispatch_loop, "job-dispatcher"),
-            (self._janitor, "job-janitor"),
-        ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._dispatcher = self._spawn(self._dispatch_loop, "job-dispatcher")
+        self._spawn(self._janitor, "job-janitor")
+        self._spawn(self._watch, "job-watch")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return thread
 
     def _recover(self, now: float) -> list[str]:
         """The stored unfinished jobs to queue again, oldest first (those cancelled meanwhile
@@ -231,8 +290,9 @@ class JobManager:
         return recovered
 
     def stop(self) -> None:
-        """Stop dispatching and cancel the running solves; they stay unfinished in the store
-        (run again on the next start) unless they finish on their own first."""
+        """Stop dispatching and cancel the running solves; they are queued again in the store
+        without spending an attempt (run again on the next start) unless they finish on their
+        own first. See :meth:`wait_idle`."""
         with self._changed:
             self._stopping = True
             running = list(self._running.values())
@@ -242,6 +302,105 @@ class JobManager:
                 state.job.cancel()
         for thread in self._threads:
             thread.join(timeout=5.0)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no operation runs nor is being completed (after :meth:`stop` and the
+        executor's shutdown, before closing the store); False if ``timeout_s`` passed first."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: not self._running and not self._settling, timeout_s
+            )
+
+    # -- health --------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the store writes and the dispatcher runs (see the module docstring)."""
+        with self._lock:
+            return not self._faults
+
+    def faults(self) -> dict[str, str]:
+        """What fails now, and why (empty when healthy)."""
+        with self._lock:
+            return dict(self._faults)
+
+    def _set_fault(self, component: str, reason: str | None) -> None:
+        """Record that ``component`` fails (``reason``) or works again (None)."""
+        with self._lock:
+            was = not self._faults
+            if reason is None:
+                if self._faults.pop(component, None) is not None:
+                    log.warning("%s works again", component)
+            elif component not in self._faults:
+                log.error("%s fails: %s", component, reason)
+                self._faults[component] = reason
+            else:
+                self._faults[component] = reason
+            now = not self._faults
+        if was != now and self.on_health is not None:
+            try:
+                self.on_health(now)
+            except Exception:
+                log.exception("health callback failed")
+
+    def store_failed(self, exc: BaseException) -> None:
+        """A store operation failed (the store is unhealthy until a write succeeds)."""
+        self._set_fault("job store", f"{type(exc).__name__}: {exc}")
+
+    def _watch(self) -> None:
+        """Retry unstored results, probe a failing store, restart a dead dispatcher."""
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._stopping, timeout=_WATCH_S)
+                if self._stopping:
+                    return
+            try:
+                self._watch_once()
+            except Exception:
+                log.exception("job watch failed")
+
+    def _watch_once(self) -> None:
+        self._store_unstored()
+        faults = self.faults()
+        if "job store" in faults and not self._unstored:
+            try:
+                self._store.probe(self._clock())
+            except sqlite3.Error as exc:
+                self.store_failed(exc)
+            else:
+                self._set_fault("job store", None)
+        dispatcher = self._dispatcher
+        if dispatcher is not None and not dispatcher.is_alive() and not self._stopping:
+            self._set_fault("job dispatcher", "the dispatcher thread ended; restarting it")
+            self._dispatcher = self._spawn(self._dispatch_loop, "job-dispatcher")
+
+    def _store_unstored(self) -> None:
+        """Store the results kept in memory; past :data:`STORE_RETRY_S`, a FAILED status."""
+        with self._lock:
+            pending = list(self._unstored.items())
+        for name, end in pending:
+            state, response, error = end.state, end.response, end.error
+            if time.monotonic() - end.since > STORE_RETRY_S:
+                state, response = FAILED, None
+                error = status_bytes(
+                    code_pb2.UNAVAILABLE,
+                    "the job store could not record the result of this operation "
+                    f"({self.faults().get('job store', 'store error')}); run it again",
+                )
+            try:
+                parent = self._store_finish(name, state, response, error)
+            except sqlite3.Error as exc:
+                self.store_failed(exc)
+                return
+            with self._lock:
+                self._unstored.pop(name, None)
+            log.warning("operation %s: its result is stored at last", name)
+            self.finished(parent)
+        if pending:
+            with self._lock:
+                done = not self._unstored
+            if done:
+                self._set_fault("job store", None)
 
     # -- submission ----------------------------------------------------------------------
 
@@ -345,14 +504,18 @@ class JobManager:
     def _store_and_queue(self, jobs: list[NewJob], queued: list[NewJob], tenant: str) -> None:
         """Store ``jobs`` and queue ``queued`` of them, if the server and the tenant have
         room."""
-        with self._changed:
-            if self._stopping:
-                raise ExecutorShutdownError("the server is shutting down")
-            self._reserve(len(queued))
-            self._check_quota(tenant, len(queued), len(jobs))
-            self._store.insert(jobs, self._clock())
-            self._queue.extend(job.name for job in queued)
-            self._changed.notify_all()
+        try:
+            with self._changed:
+                if self._stopping:
+                    raise ExecutorShutdownError("the server is shutting down")
+                self._reserve(len(queued))
+                self._check_quota(tenant, len(queued), len(jobs))
+                self._store.insert(jobs, self._clock())
+                self._queue.extend(job.name for job in queued)
+                self._changed.notify_all()
+        except sqlite3.Error as exc:
+            self.store_failed(exc)  # (takes the lock)
+            raise
 
     # -- queries -------------------------------------------------------------------------
 
@@ -487,20 +650,47 @@ class JobManager:
                     self._changed.wait(_DISPATCH_POLL_S)
 
     def _dispatch_loop(self) -> None:
+        """Start queued jobs; a store error puts the job back at the head of the queue and
+        the dispatcher waits a moment (the store is unhealthy meanwhile)."""
         while (state := self._next()) is not None:
             name = state.name
             try:
-                started = self._start_job(state)
-            except Exception as exc:
-                log.exception("operation %s: cannot start it", name)
-                self.finish(name, FAILED, error=error_bytes(exc, name))
-                started = False
-            if not started:
+                self._dispatch(state)
+            except sqlite3.Error as exc:
+                self.store_failed(exc)
                 with self._changed:
                     self._running.pop(name, None)
-                rec = self._store.get(name)
-                if rec is not None and rec.done:
-                    self.finished(rec.batch)
+                    if not state.cancel_requested:
+                        self._queue.appendleft(name)
+                    self._changed.wait_for(lambda: self._stopping, timeout=_WATCH_S)
+            except Exception:
+                log.exception("operation %s: the dispatcher failed", name)
+                with self._changed:
+                    self._running.pop(name, None)
+            except BaseException:  # the thread ends (the watch restarts it): keep the job
+                with self._changed:
+                    self._running.pop(name, None)
+                    self._queue.appendleft(name)
+                raise
+            else:
+                self._set_fault("job dispatcher", None)
+
+    def _dispatch(self, state: Running) -> None:
+        name = state.name
+        try:
+            started = self._start_job(state)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:
+            log.exception("operation %s: cannot start it", name)
+            self.finish(name, FAILED, error=error_bytes(exc, name))
+            started = False
+        if not started:
+            with self._changed:
+                self._running.pop(name, None)
+            rec = self._store.get(name)
+            if rec is not None and rec.done:
+                self.finished(rec.batch)
 
     def _start_job(self, state: Running) -> bool:
         """Hand a job to its kind; False when it was finished (or requeued) instead."""
@@ -530,12 +720,51 @@ class JobManager:
             return True
 
     def release(self, state: Running) -> bool:
-        """A job's run is over; returns whether the manager is stopping."""
+        """A job's run is over; returns whether the manager is stopping. Call
+        :meth:`settled` once its completion is stored."""
         with self._changed:
             self._running.pop(state.name, None)
+            self._settling.add(state.name)
             stopping = self._stopping
             self._changed.notify_all()
         return stopping
+
+    def settled(self, state: Running) -> None:
+        """A released job's completion has been stored (or given up)."""
+        with self._changed:
+            self._settling.discard(state.name)
+            self._changed.notify_all()
+
+    def interrupted(self, name: str) -> None:
+        """A job stopped by the shutdown: queued again in the store without spending an
+        attempt (the next start runs it)."""
+        try:
+            self._store.unmark_running(name, self._clock())
+        except sqlite3.Error as exc:  # it stays RUNNING: the next start runs it (an attempt)
+            self.store_failed(exc)
+        log.info("operation %s: interrupted by the shutdown; queued for the next start", name)
+
+    def worker_lost(self, name: str, exc: BaseException) -> bool:
+        """The process of a job died: queue it again if it has attempts left (True), else
+        finish it ABORTED with the reason (False)."""
+        rec = self._record(name)
+        if rec.attempt < MAX_ATTEMPTS and not rec.cancel_requested:
+            log.warning(
+                "operation %s: %s (attempt %d of %d); running it again",
+                name, exc, rec.attempt, MAX_ATTEMPTS,
+            )  # fmt: skip
+            with self._changed:
+                if self._stopping:
+                    self._store.unmark_running(name, self._clock())
+                    return True
+                self._store.set_state(name, QUEUED, self._clock())
+                self._queue.append(name)
+                self._changed.notify_all()
+            return True
+        log.error("operation %s: %s in each of %d attempts; giving up", name, exc, rec.attempt)
+        message = f"{exc} in each of {rec.attempt} attempts at this operation; not retried"
+        self.finish(name, FAILED, error=status_bytes(code_pb2.ABORTED, message))
+        return False
 
     # -- completion ----------------------------------------------------------------------
 
@@ -544,11 +773,25 @@ class JobManager:
     ) -> None:
         """Store the end of an operation; it expires ``retention_s`` later (an item of a batch
         expires with its batch)."""
+        try:
+            self._store_finish(name, state, response, error)
+        except sqlite3.Error as exc:
+            self.store_failed(exc)
+            log.error("operation %s: cannot store its result (retrying): %s", name, exc)
+            with self._lock:
+                self._unstored[name] = _Unstored(state, response, error, time.monotonic())
+            return
+        log.info("operation %s: %s", name, pb.JobState.Name(job_state(state)))
+
+    def _store_finish(
+        self, name: str, state: int, response: bytes | None, error: bytes | None
+    ) -> str | None:
+        """Store the end of an operation; returns its batch (raises sqlite3.Error)."""
         now = self._clock()
         rec = self._store.get(name)
         expire = None if rec is not None and rec.batch is not None else now + self.retention_s
         self._store.finish(name, state, now, response=response, error=error, expire_time=expire)
-        log.info("operation %s: %s", name, pb.JobState.Name(job_state(state)))
+        return rec.batch if rec is not None else None
 
     def finish_cancelled(self, rec: JobRecord) -> None:
         """Finish a job that was cancelled while it was not running: with the best solution a
@@ -584,10 +827,26 @@ class JobManager:
                 self._changed.wait_for(lambda: self._stopping, timeout=period)
                 if self._stopping:
                     return
-            try:
-                deleted = self._store.expire(self._clock())
-            except Exception:
-                log.exception("cannot expire old operations")
-                continue
+            self._upkeep()
+
+    def _upkeep(self) -> None:
+        """Expire finished operations, keep them under the size cap, vacuum (the janitor)."""
+        try:
+            deleted = self._store.expire(self._clock())
             if deleted:
                 log.info("expired %d finished operations", deleted)
+            if self.max_store_bytes is not None:
+                trimmed = self._store.trim_finished(self.max_store_bytes)
+                if trimmed:
+                    log.warning(
+                        "deleted %d finished operations to keep them under %d bytes",
+                        trimmed, self.max_store_bytes,
+                    )  # fmt: skip
+                deleted += trimmed
+            if deleted or time.monotonic() - self._vacuumed_at > _VACUUM_EVERY_S:
+                self._store.vacuum()
+                self._vacuumed_at = time.monotonic()
+        except sqlite3.Error as exc:
+            self.store_failed(exc)
+        except Exception:
+            log.exception("cannot expire old operations")

@@ -12,20 +12,34 @@ A data directory belongs to one server at a time: :class:`JobStore` holds an exc
 
 Thread-safe: one connection, one lock (SQLite serializes writers anyway; the writes here are
 small).
+
+Requests hold customer addresses: the data directory is created (and kept) mode 0700 and the
+database, its WAL and shared-memory files and the lock file mode 0600. The database uses
+incremental auto-vacuum; :meth:`JobStore.vacuum` gives freed pages back to the file system and
+truncates the WAL, :meth:`JobStore.trim_finished` keeps the finished operations under a size
+cap. A database that is not readable at start-up (a damaged file) is moved aside as
+``jobs.sqlite3.corrupt-<UTC time>`` (with its WAL and shared-memory files) and the store starts
+empty: :attr:`JobStore.moved_aside` names the damaged copy, which the server logs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
+import stat
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 __all__ = ["DataDirInUseError", "JobRecord", "JobStore", "NewJob"]
+
+log = logging.getLogger(__name__)
 
 DB_NAME: Final = "jobs.sqlite3"
 LOCK_NAME: Final = "lock"
@@ -73,6 +87,68 @@ ALTER TABLE operations ADD COLUMN tenant TEXT NOT NULL DEFAULT ''
 _TENANT_INDEX: Final = """
 CREATE INDEX IF NOT EXISTS operations_tenant ON operations (tenant, state)
 """
+
+
+_PROBE_SCHEMA: Final = "CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, at REAL)"
+"""A one-row table that :meth:`JobStore.probe` writes to see whether the store can write."""
+
+_INCREMENTAL: Final = 2
+"""``PRAGMA auto_vacuum`` value of INCREMENTAL."""
+
+_SIDE_FILES: Final = ("-wal", "-shm")
+"""SQLite's companions of a WAL-mode database file."""
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) and make it 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+        path.chmod(0o700)
+
+
+def _private_file(path: Path) -> int:
+    """Open (create if needed) ``path`` mode 0600 for appending; returns the descriptor."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def _secure_files(db_path: Path) -> None:
+    """Make the database's files that exist 0600 (SQLite creates its WAL and shared-memory
+    files with the database's mode, but older files may predate this)."""
+    for suffix in ("", *_SIDE_FILES):
+        path = db_path.with_name(db_path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(path.stat().st_mode) != 0o600:
+                path.chmod(0o600)
+
+
+_DAMAGE_CODES: Final = frozenset({11, 26})
+"""SQLITE_CORRUPT and SQLITE_NOTADB: the file itself is damaged."""
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the database file is damaged (not locked, full or unreadable)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in _DAMAGE_CODES
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
+def _move_aside(db_path: Path) -> Path:
+    """Rename a damaged database (and its WAL and shared-memory files) to
+    ``<name>.corrupt-<UTC time>``; returns the new path of the database."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = db_path.with_name(f"{db_path.name}.corrupt-{stamp}-{n}")
+    for suffix in ("", *_SIDE_FILES):
+        path = db_path.with_name(db_path.name + suffix)
+        if path.exists():
+            path.rename(target.with_name(target.name + suffix))
+    return target
 
 
 class DataDirInUseError(OSError):
@@ -142,8 +218,8 @@ class JobStore:
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = (self.data_dir / LOCK_NAME).open("a+")
+        _private_dir(self.data_dir)
+        self._lock_file = os.fdopen(_private_file(self.data_dir / LOCK_NAME), "a+")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -152,23 +228,67 @@ class JobStore:
                 f"the data directory {self.data_dir} is in use by another server"
             ) from None
         self.path = self.data_dir / DB_NAME
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.moved_aside: Path | None = None
+        """Where a damaged database found at start-up was moved (None: it was sound)."""
+        try:
+            self._db = self._open_checked()
+        except sqlite3.Error as exc:
+            if not _is_damage(exc):  # locked, disk full, I/O error: not the file's fault
+                self._release_lock()
+                raise OSError(f"cannot open the job store {self.path}: {exc}") from exc
+            self.moved_aside = _move_aside(self.path)
+            log.error(
+                "the job store %s is damaged (%s): moved it aside to %s and starting with an "
+                "empty store",
+                self.path,
+                exc,
+                self.moved_aside,
+            )
+            try:
+                self._db = self._open_checked()
+            except sqlite3.Error as again:
+                self._release_lock()
+                raise OSError(f"{self.path}: cannot create a new job store: {again}") from again
         self._lock = threading.Lock()
         with self._lock:
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise OSError(f"{self.path}: cannot use WAL mode (got {mode})")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            self._db.execute(_PROBE_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(operations)")}
+            # A store of before tenants: its operations become the default tenant's.
             if "tenant" not in columns:
                 self._db.execute(_TENANT_COLUMN)
             self._db.execute(_TENANT_INDEX)
+        _secure_files(self.path)
+
+    def _open_checked(self) -> sqlite3.Connection:
+        """A connection to the database (created 0600), configured and checked; raises
+        :class:`sqlite3.DatabaseError` when the file is not a sound SQLite database."""
+        os.close(_private_file(self.path))
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            if db.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # a new database: takes at once
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    db.execute("VACUUM")  # an older database: converted once
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise OSError(f"{self.path}: cannot use WAL mode (got {mode})")
+            db.execute("PRAGMA synchronous=FULL")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         self._lock_file.close()
 
@@ -262,6 +382,17 @@ class JobStore:
             expire_time=expire_time,
         )
 
+    def unmark_running(self, name: str, now: float) -> bool:
+        """Queue a running operation again without spending an attempt (it was interrupted by
+        a shutdown, or the executor refused it). False when it is not running."""
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "UPDATE operations SET state = ?, attempt = max(0, attempt - 1), update_time = ?"
+                " WHERE name = ? AND state = ?",
+                (QUEUED, now, name, RUNNING),
+            )
+            return cursor.rowcount == 1
+
     def delete(self, name: str) -> int:
         """Delete an operation and, for a batch, its items; returns the rows deleted."""
         with self._lock, self._db:
@@ -285,6 +416,55 @@ class JobStore:
                 (now,),
             )
             return deleted + cursor.rowcount
+
+    # -- upkeep --------------------------------------------------------------------------
+
+    def probe(self, now: float) -> None:
+        """Write one row (a committed transaction): raises :class:`sqlite3.Error` while the
+        store cannot write (disk full, database locked)."""
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO store_probe (id, at) VALUES (1, ?)", (now,))
+
+    def trim_finished(self, max_bytes: int) -> int:
+        """Delete the oldest finished operations (a batch with its items) until the requests,
+        responses and errors of the finished ones take at most ``max_bytes``; returns the rows
+        deleted. Unfinished operations are never deleted."""
+        with self._lock, self._db:
+            rows = self._db.execute(
+                "SELECT o.name, o.size + coalesce((SELECT sum(length(coalesce(i.request, x''))"
+                " + length(coalesce(i.response, x'')) + length(coalesce(i.error, x'')))"
+                " FROM operations i WHERE i.batch = o.name), 0) FROM (SELECT name, end_time,"
+                " seq, length(coalesce(request, x'')) + length(coalesce(response, x''))"
+                " + length(coalesce(error, x'')) AS size FROM operations WHERE batch IS NULL"
+                " AND state IN (?, ?, ?)) o ORDER BY o.end_time DESC, o.seq DESC",
+                tuple(sorted(FINAL_STATES)),
+            ).fetchall()
+            kept, doomed = 0, []
+            for name, size in rows:
+                kept += int(size)
+                if kept > max_bytes:
+                    doomed.append(name)
+            deleted = 0
+            for name in doomed:
+                cursor = self._db.execute(
+                    "DELETE FROM operations WHERE name = ? OR batch = ?", (name, name)
+                )
+                deleted += cursor.rowcount
+        return deleted
+
+    def vacuum(self) -> None:
+        """Give the pages freed by deletions back to the file system and truncate the WAL."""
+        with self._lock:
+            self._db.execute("PRAGMA incremental_vacuum").fetchall()
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def size_bytes(self) -> int:
+        """Bytes the store takes on disk (the database and its WAL)."""
+        total = 0
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
 
     # -- reads ---------------------------------------------------------------------------
 

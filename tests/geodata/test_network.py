@@ -285,10 +285,13 @@ def test_cache_key_follows_profile_content_and_refresh(tmp_path, town):
     assert len(list(cache.glob("*.npz"))) == 4
 
 
-def test_unreadable_cache_is_rebuilt(tmp_path, town, caplog):
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_unreadable_cache_is_rebuilt(tmp_path, town, caplog, damage):
     cache = tmp_path / "cache"
     _, report = load_network(town, CAR, cache)
-    Path(report.cache_path).write_bytes(b"garbage")
+    path = Path(report.cache_path)
+    whole = path.read_bytes()
+    path.write_bytes(b"garbage" if damage == "garbage" else whole[: len(whole) // 2])
     with caplog.at_level(logging.WARNING, logger="geodata.ingest.cache"):
         _, again = load_network(town, CAR, cache)
     assert not again.from_cache

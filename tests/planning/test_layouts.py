@@ -487,3 +487,26 @@ def test_order_windows_are_validated_as_the_router_sees_them() -> None:
             "time windows must be sorted by time and must not overlap",
         ),
     ]
+
+
+def test_screening_stops_proposing_when_stopped_or_late() -> None:
+    """Each proposal is a MIP solve: a cancelled or timed-out study starts no further one."""
+    import time
+
+    from planning.search import _screen
+
+    calls: list[float] = []
+
+    class Screening:
+        def best(self, factor: float, exclude: object = ()) -> frozenset[int]:
+            calls.append(factor)
+            return frozenset({len(calls)})
+
+    options = LayoutOptions(candidates=50)
+    assert len(_screen(Screening(), options)) == 50  # type: ignore[arg-type]
+    calls.clear()
+    found = _screen(Screening(), options, should_stop=lambda: len(calls) >= 5)  # type: ignore[arg-type]
+    assert (len(calls), len(found)) == (5, 5)
+    calls.clear()
+    late = _screen(Screening(), options, deadline=time.monotonic() - 1)  # type: ignore[arg-type]
+    assert (len(calls), len(late)) == (1, 1)  # one layout at least, to report

@@ -314,3 +314,17 @@ def test_cli_reports_an_unreadable_study(
     assert cli.main(["layouts", str(study_file), "--osm", "none"]) == 2
     assert "depotz" in capsys.readouterr().err
     assert cli.main(["layouts", str(tmp_path / "absent.json"), "--osm", "none"]) == 2
+
+
+def test_candidates_are_bounded() -> None:
+    from engine.errors import InvalidModelError
+    from rpc.layouts import MAX_CANDIDATES
+
+    request = study_request()
+    request.candidates = MAX_CANDIDATES
+    request_to_study(request, default_geodesic_meters_per_second=SPEED)
+    request.candidates = 2**31 - 1
+    with pytest.raises(InvalidModelError) as info:
+        request_to_study(request, default_geodesic_meters_per_second=SPEED)
+    assert [v.field for v in info.value.violations] == ["candidates"]
+    assert str(MAX_CANDIDATES) in info.value.violations[0].description

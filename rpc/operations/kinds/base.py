@@ -138,7 +138,21 @@ class Host(Protocol):
 
     def release(self, state: Running) -> bool:
         """A job's run is over: it is no longer running. Returns whether the server is
-        stopping (then an interrupted job is left unfinished, to run again on restart)."""
+        stopping (then an interrupted job is queued again, see :meth:`interrupted`). Call
+        :meth:`settled` once its completion is stored."""
+
+    def settled(self, state: Running) -> None:
+        """A released job's completion has been stored (or given up)."""
+
+    def interrupted(self, name: str) -> None:
+        """A job stopped by the shutdown: queued again without spending an attempt."""
+
+    def worker_lost(self, name: str, exc: BaseException) -> bool:
+        """The process of a job died: queued again while it has attempts left (True), else
+        finished ABORTED with the reason (False)."""
+
+    def store_failed(self, exc: BaseException) -> None:
+        """A store operation failed: the store is unhealthy until a write succeeds."""
 
     def live(self, name: str) -> SolveProgress | None:
         """The latest progress of a running operation, not yet stored, if any."""

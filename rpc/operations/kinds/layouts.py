@@ -5,6 +5,8 @@ the layouts routed so far as its response (state CANCELLED)."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from rpc.layouts import LayoutOutcome, LayoutRequest, request_to_study, result_to_response
 from rpc.operations.kinds.base import OperationKind, Running, elapsed, job_state, set_times
 from rpc.operations.layouts import LayoutRun
@@ -33,11 +35,19 @@ class LayoutsKind(OperationKind):
     def start(self, state: Running, rec: JobRecord) -> bool:
         assert rec.request is not None
         host = self.host
+        if not host.store.mark_running(state.name, host.now()):  # the attempt, counted first
+            return False
         req = self.study(pb.EvaluateDepotLayoutsRequest.FromString(rec.request))
         state.label = req.label
         started = host.now()
 
         def on_layout(so_far: LayoutOutcome) -> None:
+            try:
+                store_progress(so_far)
+            except sqlite3.Error as exc:  # the study goes on; its result is stored at the end
+                host.store_failed(exc)
+
+        def store_progress(so_far: LayoutOutcome) -> None:
             best = so_far.evaluations[0]
             response = result_to_response(so_far, label=req.label)
             host.store.update_progress(
@@ -53,16 +63,25 @@ class LayoutsKind(OperationKind):
 
         run = LayoutRun(req, host.executor, roads=self.settings.roads, on_layout=on_layout)
         host.attach(state, run)
-        host.store.mark_running(state.name, host.now())
         run.add_done_callback(lambda done: self._on_done(state, done))
         run.start()
         return True
 
     def _on_done(self, state: Running, run: LayoutRun) -> None:
-        host, name = self.host, state.name
+        host = self.host
         stopping = host.release(state)
+        try:
+            self._complete(state, run, stopping)
+        except sqlite3.Error as exc:
+            host.store_failed(exc)
+        finally:
+            host.settled(state)
+
+    def _complete(self, state: Running, run: LayoutRun, stopping: bool) -> None:
+        host, name = self.host, state.name
         if stopping and not state.cancel_requested:
-            return  # interrupted by the shutdown: left unfinished, run again on restart
+            host.interrupted(name)  # queued again: the next start runs it
+            return
         try:
             outcome = run.result()
         except BaseException as exc:

@@ -9,11 +9,15 @@ CANCELLED).
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import sqlite3
 from typing import ClassVar
 
 from google.protobuf.message import Message
 
-from engine.errors import ExecutorFullError, ExecutorShutdownError
+from engine.errors import ExecutorFullError, ExecutorShutdownError, WorkerLostError
 from engine.progress import SolveProgress
 from engine.solution import SolveStatus
 from rpc.convert import (
@@ -28,8 +32,15 @@ from rpc.operations.kinds.base import OperationKind, Running, elapsed, job_state
 from rpc.operations.store import JobRecord
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime import Job
+from runtime.worker import TEST_HOOKS_ENV_VAR
 
-__all__ = ["SolveKind"]
+__all__ = ["CRASH_SERVER_LABEL", "SolveKind"]
+
+log = logging.getLogger(__name__)
+
+CRASH_SERVER_LABEL = "routeopt-test:crash-server"
+"""With the test hooks on (:data:`runtime.worker.TEST_HOOKS_ENV_VAR` is ``1``: tests only), a
+request with this label kills the server right after its attempt is counted."""
 
 
 class SolveKind(OperationKind):
@@ -58,11 +69,17 @@ class SolveKind(OperationKind):
 
     def start(self, state: Running, rec: JobRecord) -> bool:
         host, settings = self.host, self.settings
+        # The attempt is counted before anything that could bring the server down.
+        if not host.store.mark_running(state.name, host.now()):
+            return False  # not queued any more (done)
         try:
             request = self.tours_request(rec)
         except Exception as exc:
             self.fail(rec.name, exc)
             return False
+        if request.label == CRASH_SERVER_LABEL and os.environ.get(TEST_HOOKS_ENV_VAR) == "1":
+            log.critical("test hook: killing the server during operation %s", state.name)
+            os.kill(os.getpid(), signal.SIGKILL)
         converted = convert_or_validate(
             request,
             default_geodesic_meters_per_second=settings.default_geodesic_meters_per_second,
@@ -88,13 +105,16 @@ class SolveKind(OperationKind):
                 progress_solutions_every_s=settings.solutions_every_s,
             )
         except (ExecutorFullError, ExecutorShutdownError):
+            host.store.unmark_running(state.name, host.now())  # no attempt spent
             if not host.requeue(state):
                 host.finish_cancelled(rec)
             return False
         host.attach(state, job)
-        host.store.mark_running(state.name, host.now())  # not if it is already done
         if rec.batch is not None:
-            host.refresh(rec.batch)
+            try:
+                host.refresh(rec.batch)
+            except sqlite3.Error as exc:  # the job runs: do not queue it again
+                host.store_failed(exc)
         job.add_done_callback(lambda done: self._on_done(state, done))
         return True
 
@@ -114,7 +134,10 @@ class SolveKind(OperationKind):
                 response = solution_to_response(
                     update.solution, request_label=state.label
                 ).SerializeToString()
-            self._store_progress(state.name, update, response)
+            try:
+                self._store_progress(state.name, update, response)
+            except sqlite3.Error as exc:  # the solve goes on; its result is stored at the end
+                self.host.store_failed(exc)
 
     def _store_progress(self, name: str, update: SolveProgress, response: bytes | None) -> None:
         self.host.store.update_progress(
@@ -129,26 +152,44 @@ class SolveKind(OperationKind):
         )
 
     def _on_done(self, state: Running, job: Job) -> None:
-        host, name = self.host, state.name
+        host = self.host
         stopping = host.release(state)
+        try:
+            self._complete(state, job, stopping)
+        except sqlite3.Error as exc:
+            host.store_failed(exc)
+            log.error("operation %s: cannot record its completion: %s", state.name, exc)
+        finally:
+            host.settled(state)
+
+    def _complete(self, state: Running, job: Job, stopping: bool) -> None:
+        host, name = self.host, state.name
         with state.lock:
             latest = state.latest
         if latest is not None:  # the last progress may not have been written yet
-            self._store_progress(name, latest, None)
+            try:
+                self._store_progress(name, latest, None)
+            except sqlite3.Error as exc:
+                host.store_failed(exc)
         try:
             solution = solve_result(job.result)
         except BaseException as exc:
             if stopping and not state.cancel_requested:
-                return  # interrupted by the shutdown: left unfinished, run again on restart
+                host.interrupted(name)  # queued again: the next start runs it
+                return
             if state.cancel_requested:
                 message = f"the operation was cancelled before a solution ({exc})"
                 self.cancelled_without_result(name, message)
+            elif isinstance(exc, WorkerLostError):
+                if host.worker_lost(name, exc):
+                    return  # queued again
             else:
                 self.fail(name, exc)
         else:
             interrupted = solution.status is SolveStatus.INTERRUPTED
             if stopping and not state.cancel_requested and interrupted:
-                return  # interrupted by the shutdown: left unfinished, run again on restart
+                host.interrupted(name)  # queued again: the next start runs it
+                return
             response = solution_to_response(solution, request_label=state.label)
             self.respond(name, response, cancelled=state.cancel_requested)
         rec = host.store.get(name)
