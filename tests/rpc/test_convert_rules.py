@@ -15,6 +15,7 @@ from engine.model import (
     ShipmentTypeRequirement,
     SoftLoadLimit,
 )
+from rpc.convert.request import validation_code
 from rpc.pb import route_optimization_service_pb2 as pb
 from tests.rpc.convert_helpers import base_request, convert, dur, latlng
 
@@ -257,3 +258,24 @@ def test_soft_limit_above_the_hard_one_is_reported() -> None:
         "less than the hard maximum"
         in found["model.vehicles[0].route_distance_limit.soft_max_meters"]
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("model.shipments[0].deliveries[1].cost", (70, "COST_INVALID")),
+        ("model.shipments[0].costs_per_vehicle[2]", (70, "COST_INVALID")),
+        ("model.global_duration_cost_per_hour", (70, "COST_INVALID")),
+        ("model.vehicles[0].load_limits[kg].cost_per_unit_above_soft_max", (70, "COST_INVALID")),
+        ("model.vehicles[0].load_limits[kg].soft_max_load", (40, "LOAD_INVALID")),
+        ("model.vehicles[0].route_distance_limit.soft_max_meters", (90, "DISTANCE_LIMIT_INVALID")),
+        ("model.vehicles[0].route_duration_limit.soft_max_duration", (30, "DURATION_INVALID")),
+        ("model.shipments[0].pickup_to_delivery_time_limit", (30, "DURATION_INVALID")),
+        ("model.precedence_rules[0].offset_duration", (30, "DURATION_INVALID")),
+        ("model.shipments[0].costs_per_vehicle_indices[0]", (60, "VEHICLE_INDEX_INVALID")),
+        ("model.max_active_vehicles", (1, "INVALID_FIELD")),
+        ("model.shipment_type_incompatibilities[0].types", (1, "INVALID_FIELD")),
+    ],
+)
+def test_validation_codes_of_the_rule_fields(path: str, code: tuple[int, str]) -> None:
+    assert validation_code(path, "must be ...") == code
