@@ -22,6 +22,7 @@ from engine.model import (
     VisitRequest,
 )
 from rpc.convert.common import FieldConverter, each
+from rpc.convert.rules import RulesConverter
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = ["ModelConverter"]
@@ -30,7 +31,7 @@ _MAX_MATRIX_VIOLATIONS = 5
 """Invalid matrix values reported one by one per matrix and value kind; the rest are counted."""
 
 
-class ModelConverter(FieldConverter):
+class ModelConverter(RulesConverter):
     """Converts the messages of a ``ShipmentModel`` (paths under ``model``) while collecting
     violations; :meth:`time_window` also serves other messages with TimeWindows."""
 
@@ -44,6 +45,7 @@ class ModelConverter(FieldConverter):
         dst_tags = tuple(m.duration_distance_matrix_dst_tags)
         if m.duration_distance_matrices:
             self.no_locations_with_matrices(m, path)
+        rules = self.model_rules(m, path)  # issue 15: cargo, fleet and cost rules
         return ShipmentModel(
             shipments=each(m.shipments, f"{path}.shipments", self.shipment),
             vehicles=each(
@@ -60,6 +62,12 @@ class ModelConverter(FieldConverter):
             ),
             duration_distance_matrix_src_tags=src_tags,
             duration_distance_matrix_dst_tags=dst_tags,
+            # issue 15 (rpc.convert.rules)
+            max_active_vehicles=rules.max_active_vehicles,
+            global_duration_cost_per_hour=rules.global_duration_cost_per_hour,
+            shipment_type_incompatibilities=rules.shipment_type_incompatibilities,
+            shipment_type_requirements=rules.shipment_type_requirements,
+            precedence_rules=rules.precedence_rules,
         )
 
     def no_locations_with_matrices(self, m: pb.ShipmentModel, path: str) -> None:
@@ -140,9 +148,11 @@ class ModelConverter(FieldConverter):
             duration_s=self.duration(v.duration, f"{path}.duration"),
             tags=tuple(v.tags),
             label=v.label,
+            cost=self.visit_cost(v, path),  # issue 15 (rpc.convert.rules)
         )
 
     def shipment(self, s: pb.Shipment, path: str) -> Shipment:
+        rules = self.shipment_rules(s, path)  # issue 15: cargo, courier and cost rules
         return Shipment(
             pickups=each(s.pickups, f"{path}.pickups", self.visit_request),
             deliveries=each(s.deliveries, f"{path}.deliveries", self.visit_request),
@@ -150,6 +160,16 @@ class ModelConverter(FieldConverter):
             penalty_cost=self.opt_number(s, "penalty_cost", path),
             allowed_vehicle_indices=tuple(s.allowed_vehicle_indices),
             label=s.label,
+            # issue 15 (rpc.convert.rules)
+            shipment_type=rules.shipment_type,
+            ignore=rules.ignore,
+            costs_per_vehicle=rules.costs_per_vehicle,
+            costs_per_vehicle_indices=rules.costs_per_vehicle_indices,
+            pickup_to_delivery_relative_detour_limit=rules.pickup_to_delivery_relative_detour_limit,
+            pickup_to_delivery_absolute_detour_limit_s=(
+                rules.pickup_to_delivery_absolute_detour_limit_s
+            ),
+            pickup_to_delivery_time_limit_s=rules.pickup_to_delivery_time_limit_s,
         )
 
     def break_request(
@@ -182,6 +202,7 @@ class ModelConverter(FieldConverter):
             duration_limit = self.duration(
                 v.route_duration_limit.max_duration, f"{path}.route_duration_limit.max_duration"
             )
+        rules = self.vehicle_rules(v, path)  # issue 15: soft limits, fleet rules
         distance_limit: float | None = None
         if v.HasField("route_distance_limit") and v.route_distance_limit.HasField("max_meters"):
             distance_limit = float(v.route_distance_limit.max_meters)
@@ -214,6 +235,18 @@ class ModelConverter(FieldConverter):
                 lambda b, p: self.break_request(b, p, global_start, global_end),
             ),
             label=v.label,
+            # issue 15 (rpc.convert.rules)
+            route_duration_soft_max_s=rules.route_duration_soft_max_s,
+            route_duration_cost_per_hour_after_soft_max=(
+                rules.route_duration_cost_per_hour_after_soft_max
+            ),
+            route_distance_soft_max_m=rules.route_distance_soft_max_m,
+            route_distance_cost_per_kilometer_above_soft_max=(
+                rules.route_distance_cost_per_kilometer_above_soft_max
+            ),
+            soft_load_limits=rules.soft_load_limits,
+            used_if_route_is_empty=rules.used_if_route_is_empty,
+            ignore=rules.ignore,
         )
 
 

@@ -167,23 +167,37 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         "time_windows", "start_time_windows", "end_time_windows", "start_time", "end_time",
         "soft_start_time", "soft_end_time", "global_start_time", "global_end_time",
     })),
-    (30, "DURATION_INVALID", frozenset({"duration", "timeout", "max_duration"})),
-    (40, "LOAD_INVALID", frozenset({"load_demands", "load_limits", "amount", "max_load"})),
+    (30, "DURATION_INVALID", frozenset({
+        "duration", "timeout", "max_duration",
+        "soft_max_duration", "pickup_to_delivery_time_limit",  # issue 15
+        "pickup_to_delivery_absolute_detour_limit", "pickup_to_delivery_relative_detour_limit",
+        "offset_duration",
+    })),
+    (40, "LOAD_INVALID", frozenset({
+        "load_demands", "load_limits", "amount", "max_load", "soft_max_load",
+    })),
     (50, "MATRIX_INVALID", frozenset({
         "duration_distance_matrices", "duration_distance_matrix_src_tags",
         "duration_distance_matrix_dst_tags", "tags", "start_tags", "end_tags", "rows",
         "durations", "meters", "vehicle_start_tag",
     })),
-    (60, "VEHICLE_INDEX_INVALID", frozenset({"allowed_vehicle_indices"})),
+    (60, "VEHICLE_INDEX_INVALID", frozenset({
+        "allowed_vehicle_indices", "costs_per_vehicle_indices",
+    })),
     (70, "COST_INVALID", frozenset({
         "cost_per_hour", "cost_per_traveled_hour", "cost_per_kilometer", "fixed_cost",
         "penalty_cost", "cost_per_hour_before_soft_start_time",
         "cost_per_hour_after_soft_end_time", "travel_duration_multiple",
+        "cost", "costs_per_vehicle", "global_duration_cost_per_hour",  # issue 15
+        "cost_per_hour_after_soft_max", "cost_per_kilometer_above_soft_max",
+        "cost_per_unit_above_soft_max",
     })),
     (80, "BREAK_INVALID", frozenset({
         "break_rule", "break_requests", "earliest_start_time", "latest_start_time", "min_duration",
     })),
-    (90, "DISTANCE_LIMIT_INVALID", frozenset({"route_distance_limit", "max_meters"})),
+    (90, "DISTANCE_LIMIT_INVALID", frozenset({
+        "route_distance_limit", "max_meters", "soft_max_meters",
+    })),
     (100, "SOLVER_SETTINGS_INVALID", frozenset({
         "solver", "backend", "solver_processes", "random_seed", "iteration_limit",
     })),

@@ -717,6 +717,55 @@ class ShipmentModel(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
+    class PrecedenceRule(_message.Message):
+        """When both shipments are performed (on any vehicles), the "second" event
+        (the pickup, or with second_is_delivery the delivery, of shipment
+        second_index) starts at least offset_duration after the "first" event
+        starts. A rule whose shipments are not both performed has no effect.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        FIRST_INDEX_FIELD_NUMBER: _builtins.int
+        FIRST_IS_DELIVERY_FIELD_NUMBER: _builtins.int
+        SECOND_INDEX_FIELD_NUMBER: _builtins.int
+        SECOND_IS_DELIVERY_FIELD_NUMBER: _builtins.int
+        OFFSET_DURATION_FIELD_NUMBER: _builtins.int
+        first_index: _builtins.int
+        """Index of the shipment of the "first" event."""
+        first_is_delivery: _builtins.bool
+        """Whether the "first" event is the delivery (else the pickup)."""
+        second_index: _builtins.int
+        """Index of the shipment of the "second" event."""
+        second_is_delivery: _builtins.bool
+        """Whether the "second" event is the delivery (else the pickup)."""
+        @_builtins.property
+        def offset_duration(self) -> _duration_pb2.Duration:
+            """Offset between the two event starts; may be negative. Unset: 0."""
+
+        def __init__(
+            self,
+            *,
+            first_index: _builtins.int | None = ...,
+            first_is_delivery: _builtins.bool = ...,
+            second_index: _builtins.int | None = ...,
+            second_is_delivery: _builtins.bool = ...,
+            offset_duration: _duration_pb2.Duration | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["_first_index", b"_first_index", "_second_index", b"_second_index", "first_index", b"first_index", "offset_duration", b"offset_duration", "second_index", b"second_index"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_first_index", b"_first_index", "_second_index", b"_second_index", "first_index", b"first_index", "first_is_delivery", b"first_is_delivery", "offset_duration", b"offset_duration", "second_index", b"second_index", "second_is_delivery", b"second_is_delivery"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        _WhichOneofReturnType__first_index: _TypeAlias = _typing.Literal["first_index"]  # noqa: Y015
+        _WhichOneofArgType__first_index: _TypeAlias = _typing.Literal["_first_index", b"_first_index"]  # noqa: Y015
+        _WhichOneofReturnType__second_index: _TypeAlias = _typing.Literal["second_index"]  # noqa: Y015
+        _WhichOneofArgType__second_index: _TypeAlias = _typing.Literal["_second_index", b"_second_index"]  # noqa: Y015
+        @_typing.overload
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__first_index) -> _WhichOneofReturnType__first_index | None: ...
+        @_typing.overload
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__second_index) -> _WhichOneofReturnType__second_index | None: ...
+
+    @_typing.final
     class DurationDistanceMatrix(_message.Message):
         """A matrix of travel durations and distances."""
 
@@ -779,6 +828,20 @@ class ShipmentModel(_message.Message):
     DURATION_DISTANCE_MATRICES_FIELD_NUMBER: _builtins.int
     DURATION_DISTANCE_MATRIX_SRC_TAGS_FIELD_NUMBER: _builtins.int
     DURATION_DISTANCE_MATRIX_DST_TAGS_FIELD_NUMBER: _builtins.int
+    MAX_ACTIVE_VEHICLES_FIELD_NUMBER: _builtins.int
+    GLOBAL_DURATION_COST_PER_HOUR_FIELD_NUMBER: _builtins.int
+    SHIPMENT_TYPE_INCOMPATIBILITIES_FIELD_NUMBER: _builtins.int
+    SHIPMENT_TYPE_REQUIREMENTS_FIELD_NUMBER: _builtins.int
+    PRECEDENCE_RULES_FIELD_NUMBER: _builtins.int
+    max_active_vehicles: _builtins.int
+    """At most this many vehicles perform shipments (a vehicle is active when its
+    route performs at least one shipment). Unset: no limit; set: positive.
+    """
+    global_duration_cost_per_hour: _builtins.float
+    """Cost per hour of the global duration: from the earliest start to the
+    latest end of the used vehicles (route_costs key
+    "model.global_duration_cost_per_hour").
+    """
     @_builtins.property
     def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]:
         """Shipments to perform."""
@@ -819,6 +882,18 @@ class ShipmentModel(_message.Message):
     def duration_distance_matrix_dst_tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Destination tags of the matrices (columns); as for the source tags."""
 
+    @_builtins.property
+    def shipment_type_incompatibilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShipmentTypeIncompatibility]:
+        """Incompatibilities between shipment types (see Shipment.shipment_type)."""
+
+    @_builtins.property
+    def shipment_type_requirements(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShipmentTypeRequirement]:
+        """Requirements between shipment types (see Shipment.shipment_type)."""
+
+    @_builtins.property
+    def precedence_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShipmentModel.PrecedenceRule]:
+        """Precedence rules between the events of two shipments."""
+
     def __init__(
         self,
         *,
@@ -829,12 +904,19 @@ class ShipmentModel(_message.Message):
         duration_distance_matrices: _abc.Iterable[Global___ShipmentModel.DurationDistanceMatrix] | None = ...,
         duration_distance_matrix_src_tags: _abc.Iterable[_builtins.str] | None = ...,
         duration_distance_matrix_dst_tags: _abc.Iterable[_builtins.str] | None = ...,
+        max_active_vehicles: _builtins.int | None = ...,
+        global_duration_cost_per_hour: _builtins.float = ...,
+        shipment_type_incompatibilities: _abc.Iterable[Global___ShipmentTypeIncompatibility] | None = ...,
+        shipment_type_requirements: _abc.Iterable[Global___ShipmentTypeRequirement] | None = ...,
+        precedence_rules: _abc.Iterable[Global___ShipmentModel.PrecedenceRule] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["global_end_time", b"global_end_time", "global_start_time", b"global_start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_active_vehicles", b"_max_active_vehicles", "global_end_time", b"global_end_time", "global_start_time", b"global_start_time", "max_active_vehicles", b"max_active_vehicles"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_distance_matrices", b"duration_distance_matrices", "duration_distance_matrix_dst_tags", b"duration_distance_matrix_dst_tags", "duration_distance_matrix_src_tags", b"duration_distance_matrix_src_tags", "global_end_time", b"global_end_time", "global_start_time", b"global_start_time", "shipments", b"shipments", "vehicles", b"vehicles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_active_vehicles", b"_max_active_vehicles", "duration_distance_matrices", b"duration_distance_matrices", "duration_distance_matrix_dst_tags", b"duration_distance_matrix_dst_tags", "duration_distance_matrix_src_tags", b"duration_distance_matrix_src_tags", "global_duration_cost_per_hour", b"global_duration_cost_per_hour", "global_end_time", b"global_end_time", "global_start_time", b"global_start_time", "max_active_vehicles", b"max_active_vehicles", "precedence_rules", b"precedence_rules", "shipment_type_incompatibilities", b"shipment_type_incompatibilities", "shipment_type_requirements", b"shipment_type_requirements", "shipments", b"shipments", "vehicles", b"vehicles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_active_vehicles: _TypeAlias = _typing.Literal["max_active_vehicles"]  # noqa: Y015
+    _WhichOneofArgType__max_active_vehicles: _TypeAlias = _typing.Literal["_max_active_vehicles", b"_max_active_vehicles"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_active_vehicles) -> _WhichOneofReturnType__max_active_vehicles | None: ...
 
 Global___ShipmentModel: _TypeAlias = ShipmentModel  # noqa: Y015
 
@@ -860,8 +942,14 @@ class Shipment(_message.Message):
         DURATION_FIELD_NUMBER: _builtins.int
         TAGS_FIELD_NUMBER: _builtins.int
         LABEL_FIELD_NUMBER: _builtins.int
+        COST_FIELD_NUMBER: _builtins.int
         label: _builtins.str
         """Label returned in Visit.visit_label."""
+        cost: _builtins.float
+        """Cost of performing the shipment through this visit (route_costs keys
+        "model.shipments.pickups.cost" and "model.shipments.deliveries.cost");
+        non-negative.
+        """
         @_builtins.property
         def arrival_location(self) -> _latlng_pb2.LatLng:
             """Location where the vehicle arrives to perform the visit. Required
@@ -890,10 +978,11 @@ class Shipment(_message.Message):
             duration: _duration_pb2.Duration | None = ...,
             tags: _abc.Iterable[_builtins.str] | None = ...,
             label: _builtins.str = ...,
+            cost: _builtins.float = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "duration", b"duration"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -945,6 +1034,13 @@ class Shipment(_message.Message):
     ALLOWED_VEHICLE_INDICES_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    COSTS_PER_VEHICLE_FIELD_NUMBER: _builtins.int
+    COSTS_PER_VEHICLE_INDICES_FIELD_NUMBER: _builtins.int
+    PICKUP_TO_DELIVERY_RELATIVE_DETOUR_LIMIT_FIELD_NUMBER: _builtins.int
+    PICKUP_TO_DELIVERY_ABSOLUTE_DETOUR_LIMIT_FIELD_NUMBER: _builtins.int
+    PICKUP_TO_DELIVERY_TIME_LIMIT_FIELD_NUMBER: _builtins.int
+    SHIPMENT_TYPE_FIELD_NUMBER: _builtins.int
+    IGNORE_FIELD_NUMBER: _builtins.int
     penalty_cost: _builtins.float
     """Cost of not performing the shipment. Unset: the shipment is mandatory.
     When a mandatory shipment cannot be performed it is still skipped (with
@@ -954,6 +1050,21 @@ class Shipment(_message.Message):
     """Label returned in Visit.shipment_label and SkippedShipment.label."""
     display_name: _builtins.str
     """Name of the shipment for people; accepted and not used."""
+    pickup_to_delivery_relative_detour_limit: _builtins.float
+    """With t the travel time from the chosen pickup to the chosen delivery, the
+    delivery starts at most ceil(t * (1 + limit)) after the pickup starts.
+    Non-negative; needs a pickup and a delivery and vehicle-independent
+    travel durations.
+    """
+    shipment_type: _builtins.str
+    """Type of the shipment, for ShipmentModel.shipment_type_incompatibilities
+    and shipment_type_requirements. Empty: none.
+    """
+    ignore: _builtins.bool
+    """Skip this shipment without its penalty: it is reported in
+    skipped_shipments with reason SHIPMENT_IGNORED. Not allowed when the
+    model has shipment_type_requirements.
+    """
     @_builtins.property
     def pickups(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment.VisitRequest]:
         """Pickup alternatives: exactly one of them is performed."""
@@ -970,6 +1081,27 @@ class Shipment(_message.Message):
     def allowed_vehicle_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Indices of the vehicles that may perform the shipment. Empty: all."""
 
+    @_builtins.property
+    def costs_per_vehicle(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Cost incurred when a vehicle performs this shipment: one per vehicle of
+        the model, or one per entry of costs_per_vehicle_indices (other vehicles:
+        0); non-negative (route_costs key "model.shipments.costs_per_vehicle").
+        """
+
+    @_builtins.property
+    def costs_per_vehicle_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Vehicles that costs_per_vehicle applies to (same length, distinct)."""
+
+    @_builtins.property
+    def pickup_to_delivery_absolute_detour_limit(self) -> _duration_pb2.Duration:
+        """The delivery starts at most t + limit after the pickup starts (with both
+        detour limits, the tighter one applies).
+        """
+
+    @_builtins.property
+    def pickup_to_delivery_time_limit(self) -> _duration_pb2.Duration:
+        """The delivery starts at most this long after the pickup starts."""
+
     def __init__(
         self,
         *,
@@ -980,16 +1112,152 @@ class Shipment(_message.Message):
         allowed_vehicle_indices: _abc.Iterable[_builtins.int] | None = ...,
         label: _builtins.str = ...,
         display_name: _builtins.str = ...,
+        costs_per_vehicle: _abc.Iterable[_builtins.float] | None = ...,
+        costs_per_vehicle_indices: _abc.Iterable[_builtins.int] | None = ...,
+        pickup_to_delivery_relative_detour_limit: _builtins.float | None = ...,
+        pickup_to_delivery_absolute_detour_limit: _duration_pb2.Duration | None = ...,
+        pickup_to_delivery_time_limit: _duration_pb2.Duration | None = ...,
+        shipment_type: _builtins.str = ...,
+        ignore: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "penalty_cost", b"penalty_cost"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "_pickup_to_delivery_relative_detour_limit", b"_pickup_to_delivery_relative_detour_limit", "penalty_cost", b"penalty_cost", "pickup_to_delivery_absolute_detour_limit", b"pickup_to_delivery_absolute_detour_limit", "pickup_to_delivery_relative_detour_limit", b"pickup_to_delivery_relative_detour_limit", "pickup_to_delivery_time_limit", b"pickup_to_delivery_time_limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "allowed_vehicle_indices", b"allowed_vehicle_indices", "deliveries", b"deliveries", "display_name", b"display_name", "label", b"label", "load_demands", b"load_demands", "penalty_cost", b"penalty_cost", "pickups", b"pickups"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost", "_pickup_to_delivery_relative_detour_limit", b"_pickup_to_delivery_relative_detour_limit", "allowed_vehicle_indices", b"allowed_vehicle_indices", "costs_per_vehicle", b"costs_per_vehicle", "costs_per_vehicle_indices", b"costs_per_vehicle_indices", "deliveries", b"deliveries", "display_name", b"display_name", "ignore", b"ignore", "label", b"label", "load_demands", b"load_demands", "penalty_cost", b"penalty_cost", "pickup_to_delivery_absolute_detour_limit", b"pickup_to_delivery_absolute_detour_limit", "pickup_to_delivery_relative_detour_limit", b"pickup_to_delivery_relative_detour_limit", "pickup_to_delivery_time_limit", b"pickup_to_delivery_time_limit", "pickups", b"pickups", "shipment_type", b"shipment_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__penalty_cost: _TypeAlias = _typing.Literal["penalty_cost"]  # noqa: Y015
     _WhichOneofArgType__penalty_cost: _TypeAlias = _typing.Literal["_penalty_cost", b"_penalty_cost"]  # noqa: Y015
+    _WhichOneofReturnType__pickup_to_delivery_relative_detour_limit: _TypeAlias = _typing.Literal["pickup_to_delivery_relative_detour_limit"]  # noqa: Y015
+    _WhichOneofArgType__pickup_to_delivery_relative_detour_limit: _TypeAlias = _typing.Literal["_pickup_to_delivery_relative_detour_limit", b"_pickup_to_delivery_relative_detour_limit"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__penalty_cost) -> _WhichOneofReturnType__penalty_cost | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pickup_to_delivery_relative_detour_limit) -> _WhichOneofReturnType__pickup_to_delivery_relative_detour_limit | None: ...
 
 Global___Shipment: _TypeAlias = Shipment  # noqa: Y015
+
+@_typing.final
+class ShipmentTypeIncompatibility(_message.Message):
+    """Shipments whose shipment_type are two different members of `types` are
+    incompatible.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _IncompatibilityMode:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _IncompatibilityModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ShipmentTypeIncompatibility._IncompatibilityMode.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        INCOMPATIBILITY_MODE_UNSPECIFIED: ShipmentTypeIncompatibility._IncompatibilityMode.ValueType  # 0
+        """Invalid: a mode is required."""
+        NOT_PERFORMED_BY_SAME_VEHICLE: ShipmentTypeIncompatibility._IncompatibilityMode.ValueType  # 1
+        """Never performed by the same vehicle."""
+        NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY: ShipmentTypeIncompatibility._IncompatibilityMode.ValueType  # 2
+        """Never on board the same vehicle at the same time (a delivery-only
+        shipment is on board from the route start, a pickup-only one until the
+        route end).
+        """
+
+    class IncompatibilityMode(_IncompatibilityMode, metaclass=_IncompatibilityModeEnumTypeWrapper):
+        """How incompatible shipments are kept apart."""
+
+    INCOMPATIBILITY_MODE_UNSPECIFIED: ShipmentTypeIncompatibility.IncompatibilityMode.ValueType  # 0
+    """Invalid: a mode is required."""
+    NOT_PERFORMED_BY_SAME_VEHICLE: ShipmentTypeIncompatibility.IncompatibilityMode.ValueType  # 1
+    """Never performed by the same vehicle."""
+    NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY: ShipmentTypeIncompatibility.IncompatibilityMode.ValueType  # 2
+    """Never on board the same vehicle at the same time (a delivery-only
+    shipment is on board from the route start, a pickup-only one until the
+    route end).
+    """
+
+    TYPES_FIELD_NUMBER: _builtins.int
+    INCOMPATIBILITY_MODE_FIELD_NUMBER: _builtins.int
+    incompatibility_mode: Global___ShipmentTypeIncompatibility.IncompatibilityMode.ValueType
+    """Required."""
+    @_builtins.property
+    def types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At least two different, non-empty types."""
+
+    def __init__(
+        self,
+        *,
+        types: _abc.Iterable[_builtins.str] | None = ...,
+        incompatibility_mode: Global___ShipmentTypeIncompatibility.IncompatibilityMode.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incompatibility_mode", b"incompatibility_mode", "types", b"types"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShipmentTypeIncompatibility: _TypeAlias = ShipmentTypeIncompatibility  # noqa: Y015
+
+@_typing.final
+class ShipmentTypeRequirement(_message.Message):
+    """A performed shipment of a type in dependent_shipment_types needs a shipment
+    of a type in required_shipment_type_alternatives on its vehicle.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _RequirementMode:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _RequirementModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ShipmentTypeRequirement._RequirementMode.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        REQUIREMENT_MODE_UNSPECIFIED: ShipmentTypeRequirement._RequirementMode.ValueType  # 0
+        """Invalid: a mode is required."""
+        PERFORMED_BY_SAME_VEHICLE: ShipmentTypeRequirement._RequirementMode.ValueType  # 1
+        """The dependent shipment's vehicle performs a required shipment."""
+        IN_SAME_VEHICLE_AT_PICKUP_TIME: ShipmentTypeRequirement._RequirementMode.ValueType  # 2
+        """A required shipment is on board at the dependent shipment's pickup."""
+        IN_SAME_VEHICLE_AT_DELIVERY_TIME: ShipmentTypeRequirement._RequirementMode.ValueType  # 3
+        """A required shipment is on board at the dependent shipment's delivery."""
+
+    class RequirementMode(_RequirementMode, metaclass=_RequirementModeEnumTypeWrapper):
+        """Where the required shipment must be."""
+
+    REQUIREMENT_MODE_UNSPECIFIED: ShipmentTypeRequirement.RequirementMode.ValueType  # 0
+    """Invalid: a mode is required."""
+    PERFORMED_BY_SAME_VEHICLE: ShipmentTypeRequirement.RequirementMode.ValueType  # 1
+    """The dependent shipment's vehicle performs a required shipment."""
+    IN_SAME_VEHICLE_AT_PICKUP_TIME: ShipmentTypeRequirement.RequirementMode.ValueType  # 2
+    """A required shipment is on board at the dependent shipment's pickup."""
+    IN_SAME_VEHICLE_AT_DELIVERY_TIME: ShipmentTypeRequirement.RequirementMode.ValueType  # 3
+    """A required shipment is on board at the dependent shipment's delivery."""
+
+    REQUIRED_SHIPMENT_TYPE_ALTERNATIVES_FIELD_NUMBER: _builtins.int
+    DEPENDENT_SHIPMENT_TYPES_FIELD_NUMBER: _builtins.int
+    REQUIREMENT_MODE_FIELD_NUMBER: _builtins.int
+    requirement_mode: Global___ShipmentTypeRequirement.RequirementMode.ValueType
+    """Required."""
+    @_builtins.property
+    def required_shipment_type_alternatives(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Types that satisfy the requirement; non-empty."""
+
+    @_builtins.property
+    def dependent_shipment_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Types that need one of the required types; non-empty. A type must not
+        depend on itself through a chain of requirements.
+        """
+
+    def __init__(
+        self,
+        *,
+        required_shipment_type_alternatives: _abc.Iterable[_builtins.str] | None = ...,
+        dependent_shipment_types: _abc.Iterable[_builtins.str] | None = ...,
+        requirement_mode: Global___ShipmentTypeRequirement.RequirementMode.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependent_shipment_types", b"dependent_shipment_types", "required_shipment_type_alternatives", b"required_shipment_type_alternatives", "requirement_mode", b"requirement_mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShipmentTypeRequirement: _TypeAlias = ShipmentTypeRequirement  # noqa: Y015
 
 @_typing.final
 class TimeWindow(_message.Message):
@@ -1067,16 +1335,29 @@ class Vehicle(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
 
         MAX_LOAD_FIELD_NUMBER: _builtins.int
+        SOFT_MAX_LOAD_FIELD_NUMBER: _builtins.int
+        COST_PER_UNIT_ABOVE_SOFT_MAX_FIELD_NUMBER: _builtins.int
         max_load: _builtins.int
         """Maximum load on board at any time; at least zero."""
+        soft_max_load: _builtins.int
+        """Soft limit: once per route, (largest load - soft_max_load) *
+        cost_per_unit_above_soft_max when the route's largest load exceeds it
+        (route_costs key "model.vehicles.load_limits.cost_per_unit_above_soft_max").
+        Only on load types that only pickup-only or only delivery-only
+        shipments demand; non-negative, below max_load.
+        """
+        cost_per_unit_above_soft_max: _builtins.float
+        """Cost per unit above soft_max_load; non-negative."""
         def __init__(
             self,
             *,
             max_load: _builtins.int | None = ...,
+            soft_max_load: _builtins.int = ...,
+            cost_per_unit_above_soft_max: _builtins.float = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "max_load", b"max_load"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "max_load", b"max_load"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "cost_per_unit_above_soft_max", b"cost_per_unit_above_soft_max", "max_load", b"max_load", "soft_max_load", b"soft_max_load"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         _WhichOneofReturnType__max_load: _TypeAlias = _typing.Literal["max_load"]  # noqa: Y015
         _WhichOneofArgType__max_load: _TypeAlias = _typing.Literal["_max_load", b"_max_load"]  # noqa: Y015
@@ -1089,20 +1370,35 @@ class Vehicle(_message.Message):
         DESCRIPTOR: _descriptor.Descriptor
 
         MAX_DURATION_FIELD_NUMBER: _builtins.int
+        SOFT_MAX_DURATION_FIELD_NUMBER: _builtins.int
+        COST_PER_HOUR_AFTER_SOFT_MAX_FIELD_NUMBER: _builtins.int
+        cost_per_hour_after_soft_max: _builtins.float
+        """Required with soft_max_duration; non-negative."""
         @_builtins.property
         def max_duration(self) -> _duration_pb2.Duration:
             """Hard maximum."""
+
+        @_builtins.property
+        def soft_max_duration(self) -> _duration_pb2.Duration:
+            """Soft maximum (below max_duration): a longer route costs
+            cost_per_hour_after_soft_max per hour beyond it (route_costs key
+            "model.vehicles.route_duration_limit.cost_per_hour_after_soft_max").
+            """
 
         def __init__(
             self,
             *,
             max_duration: _duration_pb2.Duration | None = ...,
+            soft_max_duration: _duration_pb2.Duration | None = ...,
+            cost_per_hour_after_soft_max: _builtins.float | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["max_duration", b"max_duration"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_hour_after_soft_max", b"_cost_per_hour_after_soft_max", "cost_per_hour_after_soft_max", b"cost_per_hour_after_soft_max", "max_duration", b"max_duration", "soft_max_duration", b"soft_max_duration"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["max_duration", b"max_duration"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_hour_after_soft_max", b"_cost_per_hour_after_soft_max", "cost_per_hour_after_soft_max", b"cost_per_hour_after_soft_max", "max_duration", b"max_duration", "soft_max_duration", b"soft_max_duration"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
+        _WhichOneofReturnType__cost_per_hour_after_soft_max: _TypeAlias = _typing.Literal["cost_per_hour_after_soft_max"]  # noqa: Y015
+        _WhichOneofArgType__cost_per_hour_after_soft_max: _TypeAlias = _typing.Literal["_cost_per_hour_after_soft_max", b"_cost_per_hour_after_soft_max"]  # noqa: Y015
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_hour_after_soft_max) -> _WhichOneofReturnType__cost_per_hour_after_soft_max | None: ...
 
     @_typing.final
     class LoadLimitsEntry(_message.Message):
@@ -1142,6 +1438,8 @@ class Vehicle(_message.Message):
     BREAK_RULE_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    USED_IF_ROUTE_IS_EMPTY_FIELD_NUMBER: _builtins.int
+    IGNORE_FIELD_NUMBER: _builtins.int
     travel_duration_multiple: _builtins.float
     """Multiplier of travel durations for this vehicle (for example 1.2 for a
     slower truck); must be positive. Unset: 1.
@@ -1158,6 +1456,14 @@ class Vehicle(_message.Message):
     """Label returned in ShipmentRoute.vehicle_label."""
     display_name: _builtins.str
     """Name of the vehicle for people; accepted and not used."""
+    used_if_route_is_empty: _builtins.bool
+    """Without shipments, the vehicle still goes from its start to its end: its
+    route is used (fixed, travel and time costs, breaks).
+    """
+    ignore: _builtins.bool
+    """The vehicle stays unused; shipments only it may serve are skipped with
+    reason VEHICLE_IGNORED.
+    """
     @_builtins.property
     def start_location(self) -> _latlng_pb2.LatLng:
         """Where the vehicle starts. Unset: at its first visit."""
@@ -1222,10 +1528,12 @@ class Vehicle(_message.Message):
         break_rule: Global___BreakRule | None = ...,
         label: _builtins.str = ...,
         display_name: _builtins.str = ...,
+        used_if_route_is_empty: _builtins.bool = ...,
+        ignore: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "fixed_cost", b"fixed_cost", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_multiple", b"travel_duration_multiple", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__travel_duration_multiple: _TypeAlias = _typing.Literal["travel_duration_multiple"]  # noqa: Y015
     _WhichOneofArgType__travel_duration_multiple: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple"]  # noqa: Y015
@@ -1240,20 +1548,40 @@ class DistanceLimit(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MAX_METERS_FIELD_NUMBER: _builtins.int
+    SOFT_MAX_METERS_FIELD_NUMBER: _builtins.int
+    COST_PER_KILOMETER_ABOVE_SOFT_MAX_FIELD_NUMBER: _builtins.int
     max_meters: _builtins.int
     """Hard maximum in meters."""
+    soft_max_meters: _builtins.int
+    """Soft maximum in meters (below max_meters): a longer route costs
+    cost_per_kilometer_above_soft_max per kilometer beyond it (route_costs
+    key "model.vehicles.route_distance_limit.cost_per_kilometer_above_soft_max").
+    """
+    cost_per_kilometer_above_soft_max: _builtins.float
+    """Required with soft_max_meters; non-negative."""
     def __init__(
         self,
         *,
         max_meters: _builtins.int | None = ...,
+        soft_max_meters: _builtins.int | None = ...,
+        cost_per_kilometer_above_soft_max: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_meters", b"_max_meters", "max_meters", b"max_meters"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_kilometer_above_soft_max", b"_cost_per_kilometer_above_soft_max", "_max_meters", b"_max_meters", "_soft_max_meters", b"_soft_max_meters", "cost_per_kilometer_above_soft_max", b"cost_per_kilometer_above_soft_max", "max_meters", b"max_meters", "soft_max_meters", b"soft_max_meters"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_meters", b"_max_meters", "max_meters", b"max_meters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_kilometer_above_soft_max", b"_cost_per_kilometer_above_soft_max", "_max_meters", b"_max_meters", "_soft_max_meters", b"_soft_max_meters", "cost_per_kilometer_above_soft_max", b"cost_per_kilometer_above_soft_max", "max_meters", b"max_meters", "soft_max_meters", b"soft_max_meters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cost_per_kilometer_above_soft_max: _TypeAlias = _typing.Literal["cost_per_kilometer_above_soft_max"]  # noqa: Y015
+    _WhichOneofArgType__cost_per_kilometer_above_soft_max: _TypeAlias = _typing.Literal["_cost_per_kilometer_above_soft_max", b"_cost_per_kilometer_above_soft_max"]  # noqa: Y015
     _WhichOneofReturnType__max_meters: _TypeAlias = _typing.Literal["max_meters"]  # noqa: Y015
     _WhichOneofArgType__max_meters: _TypeAlias = _typing.Literal["_max_meters", b"_max_meters"]  # noqa: Y015
+    _WhichOneofReturnType__soft_max_meters: _TypeAlias = _typing.Literal["soft_max_meters"]  # noqa: Y015
+    _WhichOneofArgType__soft_max_meters: _TypeAlias = _typing.Literal["_soft_max_meters", b"_soft_max_meters"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_kilometer_above_soft_max) -> _WhichOneofReturnType__cost_per_kilometer_above_soft_max | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_meters) -> _WhichOneofReturnType__max_meters | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__soft_max_meters) -> _WhichOneofReturnType__soft_max_meters | None: ...
 
 Global___DistanceLimit: _TypeAlias = DistanceLimit  # noqa: Y015
 
@@ -1789,11 +2117,13 @@ class SkippedShipment(_message.Message):
             VEHICLE_NOT_ALLOWED: SkippedShipment.Reason._Code.ValueType  # 7
             """The vehicle is not in allowed_vehicle_indices."""
             VEHICLE_IGNORED: SkippedShipment.Reason._Code.ValueType  # 8
-            """Google's codes for features routeopt does not support (ignored
-            vehicles and shipments, injected solutions); never reported.
-            """
+            """Every vehicle that could serve the shipment is ignored (Vehicle.ignore)."""
             SHIPMENT_IGNORED: SkippedShipment.Reason._Code.ValueType  # 9
+            """The shipment is ignored (Shipment.ignore)."""
             SKIPPED_IN_INJECTED_SOLUTION_CONSTRAINT: SkippedShipment.Reason._Code.ValueType  # 10
+            """Google's codes for injected solutions, which routeopt does not
+            support; never reported.
+            """
             VEHICLE_ROUTE_IS_FULLY_SEQUENCE_CONSTRAINED: SkippedShipment.Reason._Code.ValueType  # 11
             ZERO_PENALTY_COST: SkippedShipment.Reason._Code.ValueType  # 13
             """The shipment's penalty_cost is zero: skipping it costs nothing."""
@@ -1831,11 +2161,13 @@ class SkippedShipment(_message.Message):
         VEHICLE_NOT_ALLOWED: SkippedShipment.Reason.Code.ValueType  # 7
         """The vehicle is not in allowed_vehicle_indices."""
         VEHICLE_IGNORED: SkippedShipment.Reason.Code.ValueType  # 8
-        """Google's codes for features routeopt does not support (ignored
-        vehicles and shipments, injected solutions); never reported.
-        """
+        """Every vehicle that could serve the shipment is ignored (Vehicle.ignore)."""
         SHIPMENT_IGNORED: SkippedShipment.Reason.Code.ValueType  # 9
+        """The shipment is ignored (Shipment.ignore)."""
         SKIPPED_IN_INJECTED_SOLUTION_CONSTRAINT: SkippedShipment.Reason.Code.ValueType  # 10
+        """Google's codes for injected solutions, which routeopt does not
+        support; never reported.
+        """
         VEHICLE_ROUTE_IS_FULLY_SEQUENCE_CONSTRAINED: SkippedShipment.Reason.Code.ValueType  # 11
         ZERO_PENALTY_COST: SkippedShipment.Reason.Code.ValueType  # 13
         """The shipment's penalty_cost is zero: skipping it costs nothing."""

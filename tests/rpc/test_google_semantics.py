@@ -27,12 +27,12 @@ def _from_google(request: g.OptimizeToursRequest) -> pb.OptimizeToursRequest:
 
 def test_known_but_unsupported_field_is_named() -> None:
     theirs = g.OptimizeToursRequest.deserialize(base_request().SerializeToString())
-    theirs.model.shipments[0].deliveries[0].cost = 12.5
+    theirs.model.shipments[0].deliveries[0].avoid_u_turns = True
     theirs.model.vehicles[0].travel_mode = g.Vehicle.TravelMode.WALKING
     theirs.consider_road_traffic = True
     found = _violations(_from_google(theirs))
     assert set(found) == {
-        "model.shipments[0].deliveries[0].cost",
+        "model.shipments[0].deliveries[0].avoid_u_turns",
         "model.vehicles[0].travel_mode",
         "consider_road_traffic",
     }
@@ -57,19 +57,21 @@ def test_unknown_field_is_named_by_number() -> None:
 
 def test_unknown_fields_in_map_values_and_nested_messages_are_found() -> None:
     request = base_request()
-    request.model.vehicles[0].load_limits["kg"].MergeFromString(b"\x10\x05")  # soft_max_load
-    request.model.vehicles[0].route_distance_limit.MergeFromString(b"\x10\x05")  # soft_max
+    limit = request.model.vehicles[0].load_limits["kg"]
+    limit.MergeFromString(b"\x32\x00")  # cost_per_kilometer (6): an empty LoadCost
+    below = b"\x21" + bytes(8)  # cost_per_kilometer_below_soft_max (4): a double
+    request.model.vehicles[0].route_distance_limit.MergeFromString(below)
     paths = {v.field for v in unhonoured_fields(request)}
     assert paths == {
-        "model.vehicles[0].load_limits[kg].soft_max_load",
-        "model.vehicles[0].route_distance_limit.soft_max_meters",
+        "model.vehicles[0].load_limits[kg].cost_per_kilometer",
+        "model.vehicles[0].route_distance_limit.cost_per_kilometer_below_soft_max",
     }
 
 
 def test_unsupported_field_validation_error_in_validate_only() -> None:
     theirs = g.OptimizeToursRequest.deserialize(base_request().SerializeToString())
     theirs.solving_mode = g.OptimizeToursRequest.SolvingMode.VALIDATE_ONLY
-    theirs.model.max_active_vehicles = 1
+    theirs.model.transition_attributes = [g.TransitionAttributes(src_tag="a", cost=1.0)]
     response = convert_or_validate(
         _from_google(theirs), default_geodesic_meters_per_second=DEFAULT_SPEED
     )
@@ -77,7 +79,7 @@ def test_unsupported_field_validation_error_in_validate_only() -> None:
     (error,) = response.validation_errors
     assert (error.code, error.display_name) == (2, "UNSUPPORTED_FIELD")
     assert error.fields[0].name == "model"
-    assert error.fields[0].sub_field.name == "max_active_vehicles"
+    assert error.fields[0].sub_field.name == "transition_attributes"
 
 
 @pytest.mark.parametrize("parent", ["", "projects/p-1", "projects/p/locations/europe-west1"])

@@ -218,7 +218,7 @@ def _aggregated(m: pb.AggregatedMetrics) -> AggregatedMetrics:
 
 
 def _route(r: pb.ShipmentRoute) -> Route:
-    if not r.visits:
+    if not r.HasField("vehicle_start_time"):  # unused; a used route may have no visits
         return Route(vehicle_index=r.vehicle_index, vehicle_label=r.vehicle_label)
     return Route(
         vehicle_index=r.vehicle_index,
