@@ -142,13 +142,50 @@ class ContractionHierarchy:
         """Memory held by the arrays."""
         return sum(int(a.nbytes) for a in self.arrays().values())
 
-    def arrays(self) -> dict[str, npt.NDArray[Any]]:
-        """The arrays by name (what a cache file stores)."""
-        names = (
+    @staticmethod
+    def array_names() -> tuple[str, ...]:
+        """Names of the arrays (the fields a cache file stores)."""
+        return (
             "rank", "up_ptr", "up_head", "up_time", "up_len", "up_mid",
             "down_ptr", "down_head", "down_time", "down_len", "down_mid",
         )  # fmt: skip
-        return {name: getattr(self, name) for name in names}
+
+    def arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The arrays by name (what a cache file stores)."""
+        return {name: getattr(self, name) for name in self.array_names()}
+
+    def check(self, n_nodes: int) -> None:
+        """Raise ``ValueError`` unless the arrays form a hierarchy of ``n_nodes`` nodes.
+
+        What a file read from disk must pass before a kernel reads it: dtypes, sizes, CSR
+        pointers, heads above their nodes, ranks a permutation.
+        """
+        problems: list[str] = []
+        dtypes = {"ptr": np.int64, "head": np.int32, "time": np.float64, "len": np.float64}
+        dtypes["mid"] = np.int32
+        if self.rank.dtype != np.int32 or self.rank.shape != (n_nodes,):
+            problems.append("rank must be int32 of one entry per node")
+        elif not np.array_equal(np.sort(self.rank), np.arange(n_nodes)):
+            problems.append("rank must be a permutation")
+        for side in ("up", "down"):
+            arrs = {k: getattr(self, f"{side}_{k}") for k in dtypes}
+            if any(arrs[k].dtype != dt or arrs[k].ndim != 1 for k, dt in dtypes.items()):
+                problems.append(f"{side} arrays have the wrong dtypes")
+                continue
+            ptr, m = arrs["ptr"], arrs["head"].shape[0]
+            if ptr.shape[0] != n_nodes + 1 or ptr[0] != 0 or ptr[-1] != m:
+                problems.append(f"{side}_ptr does not fit {n_nodes} nodes and {m} edges")
+                continue
+            if np.any(np.diff(ptr) < 0) or any(arrs[k].shape[0] != m for k in dtypes if k != "ptr"):
+                problems.append(f"{side} CSR arrays are inconsistent")
+                continue
+            owner = np.repeat(np.arange(n_nodes), np.diff(ptr))
+            if m and not np.all((arrs["head"] > owner) & (arrs["head"] < n_nodes)):
+                problems.append(f"{side}_head must lie above its node")
+            if m and not (np.all(np.isfinite(arrs["time"])) and np.all(arrs["time"] >= 0)):
+                problems.append(f"{side}_time must be finite and >= 0")
+        if problems:
+            raise ValueError("invalid contraction hierarchy: " + "; ".join(problems))
 
     def up(self) -> tuple[I64, I32, F64, F64]:
         """The upward graph tuple of :mod:`geodata.kernels.ch_query`."""
@@ -175,7 +212,11 @@ def _csr(
 
 
 def build_ch(
-    graph: CsrGraph, *, witness_limit: int = WITNESS_LIMIT, simulation_limit: int = SIMULATION_LIMIT
+    graph: CsrGraph,
+    *,
+    witness_limit: int = WITNESS_LIMIT,
+    simulation_limit: int = SIMULATION_LIMIT,
+    lazy: bool = False,
 ) -> ContractionHierarchy:
     """Contract ``graph`` (validated CSR arrays) into a hierarchy.
 
@@ -190,8 +231,9 @@ def build_ch(
     started = time.perf_counter()
     n = graph.n_nodes
     rank, src, dst, t, ln, mid, n_e = contract(
-        graph.indptr, graph.indices, graph.weight, graph.length, witness_limit, simulation_limit
-    )
+        graph.indptr, graph.indices, graph.weight, graph.length, witness_limit, simulation_limit,
+        lazy,
+    )  # fmt: skip
     src, dst, t, ln, mid = src[:n_e], dst[:n_e], t[:n_e], ln[:n_e], mid[:n_e]
     r_src, r_dst = rank[src], rank[dst]
     r_mid = np.where(mid >= 0, rank[np.maximum(mid, 0)], -1).astype(np.int32)

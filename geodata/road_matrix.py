@@ -38,6 +38,7 @@ from geodata.seeds import Seeds
 from geodata.snap import SnapResult
 
 __all__ = [
+    "CH_MIN_NODES",
     "road_matrix",
     "same_edge_cost",
     "source_seeds",
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+CH_MIN_NODES = 20_000
+"""Networks from this many nodes answer matrices with a contraction hierarchy (see
+:func:`uses_hierarchy`; measured in :mod:`benchmarks.matrix_ch`)."""
 
 
 def road_matrix(
@@ -96,6 +101,7 @@ def road_matrix(
         source_seeds(network, sources),
         target_entries(network, targets),
         threads=threads,
+        hierarchy=network.hierarchy() if uses_hierarchy(network) else None,
     )
     durations, distances = result.durations_s, result.distances_m
     for i, j, time_s, dist_m in _same_edge_candidates(network, sources, targets):
@@ -113,6 +119,15 @@ def road_matrix(
         "road matrix %dx%d in %.3f s", len(sources), len(targets), time.perf_counter() - started
     )
     return result
+
+
+def uses_hierarchy(network: RoadNetwork) -> bool:
+    """Whether matrices on ``network`` come from its contraction hierarchy.
+
+    Yes from :data:`CH_MIN_NODES` nodes on (or when it is built already): below, the Dijkstra
+    kernels answer a matrix in about the time the hierarchy takes to build.
+    """
+    return network.n_nodes >= CH_MIN_NODES or network.has_hierarchy()
 
 
 def source_seeds(network: RoadNetwork, points: SnapResult) -> Seeds:
@@ -140,10 +155,11 @@ def _endpoint_groups(network: RoadNetwork, points: SnapResult, *, leaving: bool)
     rev_safe = np.where(has_rev, rev, 0)
     along, back = (1.0 - f, f) if leaving else (f, 1.0 - f)
     first_node, second_node = (v, u) if leaving else (u, v)
-    first = (first_node, along * network.travel_time_s[edge], along * network.length_m[edge])
+    grid = network.prepared().seed_times  # times on the exact grid of the searches' graph
+    first = (first_node, grid(along * network.travel_time_s[edge]), along * network.length_m[edge])
     second = (
         second_node,
-        np.where(has_rev, back * network.travel_time_s[rev_safe], 0.0),
+        grid(np.where(has_rev, back * network.travel_time_s[rev_safe], 0.0)),
         np.where(has_rev, back * network.length_m[rev_safe], 0.0),
     )
     on_second = f == (0.0 if leaving else 1.0)

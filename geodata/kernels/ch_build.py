@@ -8,12 +8,14 @@ overflows is moved to the end of the pool without them).
 
 Node order: a min-heap of priorities ``edge difference + contracted neighbours + level``
 (shortcuts a contraction would add, minus the edges it removes; how many neighbours were already
-contracted; the hop depth of the node in the hierarchy so far). Lazy updates: the popped node's
-priority is computed again and the node goes back into the heap if it is no longer the least.
+contracted; the hop depth of the node in the hierarchy so far). The neighbours of a contracted
+node get their priority computed again, which keeps every key current; optional lazy updates
+besides (``lazy``): the popped node's priority is computed again and the node goes back into the
+heap if it is no longer the least.
 
 Witness searches: before adding the shortcut ``u -> v -> w`` a Dijkstra from ``u`` that avoids
 ``v`` looks for a path that is not worse, comparing ``(time, length)`` lexicographically; it
-stops past the longest via time or after ``settle_limit`` nodes (a search cut short only adds a
+stops past the longest via time or after ``limit`` nodes (a search cut short only adds a
 shortcut that may not have been needed: correctness never depends on the limit).
 
 Times are added in float64: :mod:`geodata.ch` only uses the hierarchy when every sum of edge
@@ -150,12 +152,12 @@ def _contract_node(
     v: int, limit: int, apply: bool,
     start: I64, size: I64, cap: I64, pool: tuple[I32, F64, F64, I32], fill: int,
     contracted: np.ndarray, ws: tuple[F64, F64, I32, I32, F64, I32],
-) -> tuple[int, int, int]:  # fmt: skip
+) -> tuple[int, int, int, bool]:  # fmt: skip
     """Simulate (``apply=False``) or do the contraction of ``v``.
 
-    Returns ``(shortcuts, edges removed, pool fill)``; the fill is ``-1`` when the pool ran out
-    during an applied contraction (the caller grows the pool and contracts ``v`` again: shortcuts
-    already inserted are kept or improved, never duplicated).
+    Returns ``(shortcuts, edges removed, pool fill, full)``; ``full`` when the pool ran out during
+    an applied contraction (the caller grows the pool, keeping ``[:fill]``, and contracts ``v``
+    again: shortcuts already inserted are kept, never duplicated).
     """
     p_nbr, p_t, p_l, _ = pool
     dist, dist_l, pos, _, _, touched = ws
@@ -172,6 +174,7 @@ def _contract_node(
                 max_out = p_t[k]
     n_in = 0
     shortcuts = 0
+    full = False
     for ki in range(in_lo, in_hi):
         u = p_nbr[ki]
         if contracted[u]:
@@ -191,9 +194,13 @@ def _contract_node(
             if pos[w] != NOT_REACHED and (dist[w] < t or (dist[w] == t and dist_l[w] <= ln)):
                 continue  # a witness: a path avoiding v that is not worse
             shortcuts += 1
-            if apply and fill >= 0:
-                fill = _insert(2 * u, w, t, ln, v, start, size, cap, pool, fill, contracted)
-                if fill >= 0:
+            if apply and not full:
+                # both entries or neither: a one-sided shortcut would be lost (the witness search
+                # of the retry finds it) when its other end is contracted first
+                if fill + 2 * (size[2 * u] + size[2 * w + 1]) + 8 > p_nbr.shape[0]:
+                    full = True
+                else:
+                    fill = _insert(2 * u, w, t, ln, v, start, size, cap, pool, fill, contracted)
                     fill = _insert(2 * w + 1, u, t, ln, v, start, size, cap, pool, fill, contracted)
         for k in range(n_touched):
             x = touched[k]
@@ -204,7 +211,7 @@ def _contract_node(
         out_hi = out_lo + size[2 * v]
         in_lo = start[2 * v + 1]
         in_hi = in_lo + size[2 * v + 1]
-    return shortcuts, n_in + n_out, fill
+    return shortcuts, n_in + n_out, fill, full
 
 
 @kernel()
@@ -215,9 +222,14 @@ def _priority(shortcuts: int, removed: int, deleted: int, level: int) -> float:
 
 @kernel()
 def contract(
-    indptr: I64, indices: I32, weight: F64, length: F64, limit: int, sim_limit: int
+    indptr: I64, indices: I32, weight: F64, length: F64, limit: int, sim_limit: int, lazy: bool
 ) -> tuple[I32, I32, I32, F64, F64, I32, int]:
     """Order and contract every node; return the hierarchy's edges and the order.
+
+    ``limit`` / ``sim_limit``: nodes a witness search may settle when contracting / when
+    estimating a priority. ``lazy``: compute the popped node's priority again before contracting
+    it (the neighbour updates already keep every key current; measured slower for no fewer
+    shortcuts, so :mod:`geodata.ch` passes ``False``).
 
     Returns ``(rank, edge_src, edge_dst, edge_time, edge_len, edge_mid, n_edges)``: ``rank[v]``
     is the contraction position of ``v`` (0 first); edge ``k < n_edges`` goes from ``edge_src[k]``
@@ -274,7 +286,9 @@ def contract(
     q_key = np.empty(n, dtype=np.float64)
     q_size = 0
     for v in range(n):
-        s, r, _ = _contract_node(v, sim_limit, False, start, size, cap, pool, fill, contracted, ws)
+        s, r, _, _ = _contract_node(
+            v, sim_limit, False, start, size, cap, pool, fill, contracted, ws
+        )
         q_size = push(q_node, q_key, q_pos, q_size, v, _priority(s, r, 0, 0))
 
     rank = np.empty(n, dtype=np.int32)
@@ -292,18 +306,20 @@ def contract(
         q_size -= 1
         if q_size > 0:
             sift_down(q_node, q_key, q_pos, q_size, 0, q_node[q_size], q_key[q_size])
-        s, r, _ = _contract_node(v, sim_limit, False, start, size, cap, pool, fill, contracted, ws)
-        prio = _priority(s, r, deleted[v], level[v])
-        if q_size > 0 and prio > q_key[0]:
-            q_pos[v] = NOT_REACHED
-            q_size = push(q_node, q_key, q_pos, q_size, v, prio)
-            continue
+        if lazy:
+            s, r, _, _ = _contract_node(
+                v, sim_limit, False, start, size, cap, pool, fill, contracted, ws
+            )
+            prio = _priority(s, r, deleted[v], level[v])
+            if q_size > 0 and prio > q_key[0]:
+                q_pos[v] = NOT_REACHED
+                q_size = push(q_node, q_key, q_pos, q_size, v, prio)
+                continue
         while True:
-            _, _, new_fill = _contract_node(
+            _, _, fill, full = _contract_node(
                 v, limit, True, start, size, cap, pool, fill, contracted, ws
             )
-            if new_fill >= 0:
-                fill = new_fill
+            if not full:
                 break
             grown = 2 * pool[0].shape[0]
             bigger = (
@@ -349,6 +365,24 @@ def contract(
         contracted[v] = True
         rank[v] = next_rank
         next_rank += 1
+        # neighbour updates: their edge difference changed with the shortcuts just added
+        p_nbr = pool[0]
+        for d in range(2):
+            lid = 2 * v + d
+            lo = start[lid]
+            for k in range(lo, lo + size[lid]):
+                w = p_nbr[k]
+                if contracted[w] or q_pos[w] < 0:
+                    continue
+                s, r, _, _ = _contract_node(
+                    w, sim_limit, False, start, size, cap, pool, fill, contracted, ws
+                )
+                key = _priority(s, r, deleted[w], level[w])
+                slot = q_pos[w]
+                if key < q_key[slot]:
+                    q_size = push(q_node, q_key, q_pos, q_size, w, key)
+                elif key > q_key[slot]:
+                    sift_down(q_node, q_key, q_pos, q_size, slot, w, key)
     return rank, e_src, e_dst, e_t, e_l, e_mid, n_e
 
 
