@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geodata.arrays import F64, MAX_NODES
-from geodata.ch import ChInexactError, ContractionHierarchy, ch_many_to_many
+from geodata.ch import ChInexactError, ContractionHierarchy, build_ch, ch_many_to_many
 from geodata.errors import MatrixInputError
 from geodata.kernels.config import PARALLEL_THREADSAFE
 from geodata.kernels.many_to_many import many_to_many_parallel, many_to_many_serial
@@ -348,6 +348,12 @@ def warm_up() -> float:
         result = _run(prepared, sources, targets, n_workers, parallel=parallel)
         if not np.array_equal(result.durations_s, expected):  # pragma: no cover
             raise RuntimeError(f"matrix kernel self-check failed: {result.durations_s.tolist()}")
+    # the contraction hierarchy's build and query kernels (networks from CH_MIN_NODES nodes)
+    hierarchy = build_ch(prepared.graph)
+    for n_workers, _ in variants:
+        durations, _ = ch_many_to_many(hierarchy, sources, targets, threads=n_workers)
+        if not np.array_equal(durations, expected):  # pragma: no cover
+            raise RuntimeError(f"hierarchy self-check failed: {durations.tolist()}")
     elapsed = time.perf_counter() - start
     logger.info("matrix kernels ready in %.2f s", elapsed)
     return elapsed
