@@ -197,10 +197,10 @@ def _positions(points: SnapResult) -> tuple[I64, F64, I64]:
 def _same_edge_candidates(
     network: RoadNetwork, sources: SnapResult, targets: SnapResult
 ) -> list[tuple[I64, I64, F64, F64]]:
-    """Direct along-the-edge connections: ``(i, j, time_s, dist_m)`` blocks, one per shared edge.
+    """Direct along-the-edge connections: one or two ``(i, j, time_s, dist_m)`` blocks.
 
-    Within one block every ``(i, j)`` occurs once; a pair may occur in two blocks (both directions
-    of a two-way street, only when both give 0).
+    Within one block every ``(i, j)`` occurs once; a pair may occur in both blocks (both
+    directions of a two-way street, only when both give 0).
     """
     s_edge, s_frac, s_idx = _positions(sources)
     t_edge, t_frac, t_idx = _positions(targets)
@@ -214,17 +214,25 @@ def _same_edge_candidates(
     s_hi = np.searchsorted(s_sorted, shared, side="right")
     t_lo = np.searchsorted(t_sorted, shared, side="left")
     t_hi = np.searchsorted(t_sorted, shared, side="right")
-    blocks = []
-    for e, a, b, c, d in zip(
-        shared.tolist(), s_lo.tolist(), s_hi.tolist(), t_lo.tolist(), t_hi.tolist(), strict=True
-    ):
-        rows, cols = s_order[a:b], t_order[c:d]
-        delta = t_frac[cols][None, :] - s_frac[rows][:, None]
-        downstream = delta >= 0.0
-        ii = np.broadcast_to(s_idx[rows][:, None], delta.shape)[downstream]
-        jj = np.broadcast_to(t_idx[cols][None, :], delta.shape)[downstream]
-        d_ok = delta[downstream]
-        blocks.append((ii, jj, d_ok * network.travel_time_s[e], d_ok * network.length_m[e]))
+    # every (source position, target position) pair of each shared edge, in one vectorised pass
+    n_s, n_t = s_hi - s_lo, t_hi - t_lo
+    sizes = n_s * n_t
+    block = np.repeat(np.arange(shared.shape[0]), sizes)
+    within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    rows = s_order[s_lo[block] + within // n_t[block]]
+    cols = t_order[t_lo[block] + within % n_t[block]]
+    delta = t_frac[cols] - s_frac[rows]
+    downstream = delta >= 0.0
+    edge, delta = shared[block[downstream]], delta[downstream]
+    ii, jj = s_idx[rows[downstream]], t_idx[cols[downstream]]
+    time_s, dist_m = delta * network.travel_time_s[edge], delta * network.length_m[edge]
+    # a pair on both directions of a two-way street occurs twice: the repeats form a second block
+    _, first = np.unique(ii * len(targets) + jj, return_index=True)
+    once = np.zeros(ii.shape[0], dtype=np.bool_)
+    once[first] = True
+    blocks = [(ii[once], jj[once], time_s[once], dist_m[once])]
+    if not once.all():
+        blocks.append((ii[~once], jj[~once], time_s[~once], dist_m[~once]))
     return blocks
 
 

@@ -57,10 +57,13 @@ _SHARE = ThreadShare(max_threads())
 def _coordinates(points: object, name: str, problems: list[FieldViolation]) -> np.ndarray:
     coords = np.array([(p.latitude, p.longitude) for p in points], dtype=np.float64)  # type: ignore[attr-defined]
     coords = coords.reshape(-1, 2)
-    for k, (lat, lon) in enumerate(coords):
-        if not (np.isfinite(lat) and -90 <= lat <= 90):
+    with np.errstate(invalid="ignore"):
+        bad_lat = ~(np.abs(coords[:, 0]) <= 90)  # NaN compares False: bad too
+        bad_lon = ~(np.abs(coords[:, 1]) <= 180)
+    for k in np.flatnonzero(bad_lat | bad_lon).tolist():
+        if bad_lat[k]:
             problems.append(FieldViolation(f"{name}[{k}].latitude", "must be in [-90, 90]"))
-        if not (np.isfinite(lon) and -180 <= lon <= 180):
+        if bad_lon[k]:
             problems.append(FieldViolation(f"{name}[{k}].longitude", "must be in [-180, 180]"))
     if len(coords) == 0:
         problems.append(FieldViolation(name, "must not be empty"))
@@ -85,7 +88,9 @@ def compute_matrix(
     if problems:
         raise InvalidModelError(problems)
     snapped_src = roads.snap(src[:, 0], src[:, 1])
-    snapped_dst = roads.snap(dst[:, 0], dst[:, 1])
+    # the same points both ways (a square matrix) are snapped once
+    same = src.shape == dst.shape and np.array_equal(src, dst)
+    snapped_dst = snapped_src if same else roads.snap(dst[:, 0], dst[:, 1])
     for name, snaps in (("sources", snapped_src), ("destinations", snapped_dst)):
         paths = [f"{name}[{k}]" for k in range(len(snaps))]
         problems.extend(roads.off_road_violations(paths, snaps, np.arange(len(snaps))))
@@ -227,8 +232,16 @@ def encode_packed(
     reachable: npt.NDArray[np.bool_],
 ) -> bytes:
     """A ComputeMatrixResponse.Packed as wire bytes: row-major doubles, -1 where unreachable."""
-    seconds = np.where(reachable, durations_s, -1.0).astype("<f8").ravel()
-    meters = np.where(reachable, distances_m, -1.0).astype("<f8").ravel()
-    return _length_delimited(0x0A, [seconds.view(np.uint8)]) + _length_delimited(
-        0x12, [meters.view(np.uint8)]
-    )
+    n = durations_s.size
+    head = np.frombuffer(bytes([0x0A]) + _varint(8 * n), dtype=np.uint8)  # Packed.seconds
+    width = head.shape[0] + 8 * n
+    buf = np.empty(2 * width, dtype=np.uint8)
+    unreachable = ~reachable.ravel()
+    for k, values in enumerate((durations_s, distances_m)):
+        at = k * width
+        buf[at : at + head.shape[0]] = head
+        buf[at] = 0x0A if k == 0 else 0x12  # Packed.meters: field 2
+        cells = buf[at + head.shape[0] : at + width].view("<f8")
+        cells[:] = values.ravel()
+        cells[unreachable] = -1.0
+    return buf.tobytes()

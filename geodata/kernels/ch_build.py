@@ -90,11 +90,12 @@ def _insert(
 def _witness(
     u: int, skip: int, max_t: float, limit: int,
     start: I64, size: I64, pool: tuple[I32, F64, F64, I32], contracted: np.ndarray,
-    ws: tuple[F64, F64, I32, I32, F64, I32],
+    ws: tuple[F64, F64, I32, I32, F64, I32], target: np.ndarray, n_targets: int,
 ) -> int:  # fmt: skip
     """Dijkstra from ``u`` over uncontracted nodes other than ``skip``; return nodes touched.
 
-    Stops when the least queued time exceeds ``max_t`` or ``limit`` nodes are settled. ``ws`` is
+    Stops when the least queued time exceeds ``max_t``, ``limit`` nodes are settled or the
+    ``n_targets`` nodes marked in ``target`` are all settled (their labels are final). ``ws`` is
     ``(dist, dist_l, pos, heap_node, heap_key, touched)``; the caller reads ``dist`` / ``dist_l``
     and then resets the touched nodes. A node's length is the shortest among the equal-time
     labels it got before it was settled.
@@ -117,6 +118,10 @@ def _witness(
         if size_h > 0:
             sift_down(heap_node, heap_key, pos, size_h, 0, heap_node[size_h], heap_key[size_h])
         settled += 1
+        if target[x]:
+            n_targets -= 1
+            if n_targets == 0:
+                break
         lx = dist_l[x]
         lo = start[2 * x]
         for k in range(lo, lo + size[2 * x]):
@@ -151,7 +156,7 @@ def _witness(
 def _contract_node(
     v: int, limit: int, apply: bool,
     start: I64, size: I64, cap: I64, pool: tuple[I32, F64, F64, I32], fill: int,
-    contracted: np.ndarray, ws: tuple[F64, F64, I32, I32, F64, I32],
+    contracted: np.ndarray, ws: tuple[F64, F64, I32, I32, F64, I32], target: np.ndarray,
 ) -> tuple[int, int, int, bool]:  # fmt: skip
     """Simulate (``apply=False``) or do the contraction of ``v``.
 
@@ -184,7 +189,19 @@ def _contract_node(
             continue
         tu = p_t[ki]
         lu = p_l[ki]
-        n_touched = _witness(u, v, tu + max_out, limit, start, size, pool, contracted, ws)
+        n_targets = 0
+        for ko in range(out_lo, out_hi):
+            w = p_nbr[ko]
+            if w != u and not contracted[w]:
+                target[w] = True
+                n_targets += 1
+        n_touched = 0
+        if n_targets > 0:
+            n_touched = _witness(
+                u, v, tu + max_out, limit, start, size, pool, contracted, ws, target, n_targets
+            )
+        for ko in range(out_lo, out_hi):
+            target[p_nbr[ko]] = False
         for ko in range(out_lo, out_hi):
             w = p_nbr[ko]
             if w == u or contracted[w]:
@@ -279,6 +296,7 @@ def contract(
         np.empty(n, dtype=np.float64),
         np.empty(n, dtype=np.int32),
     )
+    target = np.zeros(n, dtype=np.bool_)
     deleted = np.zeros(n, dtype=np.int64)
     level = np.zeros(n, dtype=np.int64)
     q_pos = np.full(n, NOT_REACHED, dtype=np.int32)
@@ -287,7 +305,7 @@ def contract(
     q_size = 0
     for v in range(n):
         s, r, _, _ = _contract_node(
-            v, sim_limit, False, start, size, cap, pool, fill, contracted, ws
+            v, sim_limit, False, start, size, cap, pool, fill, contracted, ws, target
         )
         q_size = push(q_node, q_key, q_pos, q_size, v, _priority(s, r, 0, 0))
 
@@ -308,7 +326,7 @@ def contract(
             sift_down(q_node, q_key, q_pos, q_size, 0, q_node[q_size], q_key[q_size])
         if lazy:
             s, r, _, _ = _contract_node(
-                v, sim_limit, False, start, size, cap, pool, fill, contracted, ws
+                v, sim_limit, False, start, size, cap, pool, fill, contracted, ws, target
             )
             prio = _priority(s, r, deleted[v], level[v])
             if q_size > 0 and prio > q_key[0]:
@@ -317,7 +335,7 @@ def contract(
                 continue
         while True:
             _, _, fill, full = _contract_node(
-                v, limit, True, start, size, cap, pool, fill, contracted, ws
+                v, limit, True, start, size, cap, pool, fill, contracted, ws, target
             )
             if not full:
                 break
@@ -375,7 +393,7 @@ def contract(
                 if contracted[w] or q_pos[w] < 0:
                     continue
                 s, r, _, _ = _contract_node(
-                    w, sim_limit, False, start, size, cap, pool, fill, contracted, ws
+                    w, sim_limit, False, start, size, cap, pool, fill, contracted, ws, target
                 )
                 key = _priority(s, r, deleted[w], level[w])
                 slot = q_pos[w]
