@@ -297,6 +297,7 @@ def contract(
         np.empty(n, dtype=np.int32),
     )
     target = np.zeros(n, dtype=np.bool_)
+    updated = np.full(n, -1, dtype=np.int64)
     deleted = np.zeros(n, dtype=np.int64)
     level = np.zeros(n, dtype=np.int64)
     q_pos = np.full(n, NOT_REACHED, dtype=np.int32)
@@ -390,8 +391,11 @@ def contract(
             lo = start[lid]
             for k in range(lo, lo + size[lid]):
                 w = p_nbr[k]
-                if contracted[w] or q_pos[w] < 0:
-                    continue
+                if contracted[w] or q_pos[w] < 0 or updated[w] == v:
+                    continue  # a two-way neighbour is in both lists: updated once
+                updated[w] = v
+                _compact(2 * w, start, size, pool, contracted)  # drop the entries to v
+                _compact(2 * w + 1, start, size, pool, contracted)
                 s, r, _, _ = _contract_node(
                     w, sim_limit, False, start, size, cap, pool, fill, contracted, ws, target
                 )
@@ -416,3 +420,22 @@ def _grow_f64(a: F64, new_size: int) -> F64:
     b = np.empty(new_size, dtype=np.float64)
     b[: a.shape[0]] = a
     return b
+
+
+@kernel()
+def _compact(
+    lid: int, start: I64, size: I64, pool: tuple[I32, F64, F64, I32], contracted: np.ndarray
+) -> None:
+    """Drop the entries of list ``lid`` that lead to contracted nodes (in place, order kept)."""
+    p_nbr, p_t, p_l, p_mid = pool
+    lo = start[lid]
+    j = lo
+    for k in range(lo, lo + size[lid]):
+        if not contracted[p_nbr[k]]:
+            if j != k:
+                p_nbr[j] = p_nbr[k]
+                p_t[j] = p_t[k]
+                p_l[j] = p_l[k]
+                p_mid[j] = p_mid[k]
+            j += 1
+    size[lid] = j - lo
