@@ -2,6 +2,7 @@
 
     python -m benchmarks.matrix_ch                              # every graph, N = 100 and 1000
     python -m benchmarks.matrix_ch --graphs heidelberg NY --sizes 100 1000 5000
+    python -m benchmarks.matrix_ch --rpc heidelberg      # ComputeMatrix's handler, 1000 points
 
 Graphs: the OSM extracts in ``../shared/data/osm`` (CAR profile, ``geodata.load_network``; times
 of the network's prepared graph, i.e. on its exact binary grid) and the PACE-2016 DIMACS road
@@ -119,7 +120,9 @@ def pandana_of(graph: Graph) -> Any:
     return pandana.Network(nodes.to_series() * 0.0 + x, x, tails, g.indices, edges, twoway=False)
 
 
-def bench(graph: Graph, sizes: list[int], dijkstra_rows: int, use_pandana: bool) -> list[str]:
+def bench(
+    graph: Graph, sizes: list[int], dijkstra_rows: int, use_pandana: bool, pandana_max_n: int
+) -> list[str]:
     g = graph.prepared.graph
     n = g.n_nodes
     rows: list[str] = []
@@ -155,7 +158,7 @@ def bench(graph: Graph, sizes: list[int], dijkstra_rows: int, use_pandana: bool)
             f"x{cpu_sp * scale / cpu_ch:.0f} vs scipy, x{cpu_dk * scale / cpu_ch:.0f} vs kernel",
             f"exact on {k} rows: {exact}",
         ]
-        if pan is not None:
+        if pan is not None and size <= pandana_max_n:
             a, b = np.repeat(src, size), np.tile(tgt, size)
             cpu_pd, _, _ = timed(pan.shortest_path_lengths, a, b, imp_name="w")
             cells.append(f"pandana {cpu_pd:.2f} s")
@@ -168,13 +171,60 @@ def bench(graph: Graph, sizes: list[int], dijkstra_rows: int, use_pandana: bool)
     return rows
 
 
+def bench_rpc(osm: str, n_points: int) -> None:
+    """``rpc.matrix.compute_matrix`` (request bytes to response bytes) against snap + matrix."""
+    from engine.roads import RoadSpec, load_roads
+    from geodata.matrix import warm_up
+    from rpc.matrix import compute_matrix
+    from rpc.pb import route_optimization_service_pb2 as pb
+
+    warm_up()
+    roads = load_roads(RoadSpec(path=str(SHARED / "osm" / f"{osm}.osm.pbf")))
+    net = roads.network
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, net.n_nodes, n_points)
+    lat = net.lat[idx] + rng.normal(0, 2e-4, n_points)
+    lon = net.lon[idx] + rng.normal(0, 2e-4, n_points)
+    for name in ("ROWS", "PACKED"):
+        request = pb.ComputeMatrixRequest(encoding=getattr(pb.ComputeMatrixRequest, name))
+        for a, b in zip(lat.tolist(), lon.tolist(), strict=True):
+            request.sources.add(latitude=a, longitude=b)
+            request.destinations.add(latitude=a, longitude=b)
+        wire = request.SerializeToString()
+        compute_matrix(request, roads)  # warm
+
+        def query() -> None:
+            snaps = roads.snap(lat, lon)
+            roads.matrix(snaps, snaps, threads=1)
+
+        def handler(wire: bytes = wire) -> bytes:
+            parsed = pb.ComputeMatrixRequest.FromString(wire)
+            return compute_matrix(parsed, roads).SerializeToString()
+
+        cpu_q, _, _ = timed(query)
+        cpu_h, _, out = timed(handler)
+        print(
+            f"| {osm} | {n_points} x {n_points} | {name} | snap + matrix {cpu_q:.3f} s | "
+            f"handler {cpu_h:.3f} s | {cpu_h / cpu_q:.2f}x | {len(out) / 1e6:.1f} MB |",
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--graphs", nargs="*", default=[*OSM_GRAPHS, *DIMACS_GRAPHS])
     parser.add_argument("--sizes", nargs="*", type=int, default=[100, 1000])
     parser.add_argument("--dijkstra-rows", type=int, default=100)
     parser.add_argument("--no-pandana", action="store_true")
+    parser.add_argument("--pandana-max-n", type=int, default=1000, help="N x N pairs take long")
+    parser.add_argument(
+        "--rpc", metavar="OSM", help="time ComputeMatrix's handler on this extract instead"
+    )
+    parser.add_argument("--rpc-points", type=int, default=1000)
     args = parser.parse_args(argv)
+    if args.rpc:
+        bench_rpc(args.rpc, args.rpc_points)
+        return 0
     print("| graph | nodes | edges | what | CPU s | wall s | notes |")
     print("|---|---:|---:|---|---:|---:|---|")
     for name in args.graphs:
@@ -182,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(graph, str):
             print(f"| {name} | | | skipped | | | {graph} |")
             continue
-        bench(graph, args.sizes, args.dijkstra_rows, not args.no_pandana)
+        bench(graph, args.sizes, args.dijkstra_rows, not args.no_pandana, args.pandana_max_n)
     return 0
 
 

@@ -245,8 +245,8 @@ def contract(
 
     ``limit`` / ``sim_limit``: nodes a witness search may settle when contracting / when
     estimating a priority. ``lazy``: compute the popped node's priority again before contracting
-    it (the neighbour updates already keep every key current; measured slower for no fewer
-    shortcuts, so :mod:`geodata.ch` passes ``False``).
+    it (the neighbour updates already keep every key current; on NY 50.3 vs 49.8 s CPU for the
+    same edges, so :mod:`geodata.ch` passes ``False``).
 
     Returns ``(rank, edge_src, edge_dst, edge_time, edge_len, edge_mid, n_edges)``: ``rank[v]``
     is the contraction position of ``v`` (0 first); edge ``k < n_edges`` goes from ``edge_src[k]``
