@@ -26,7 +26,7 @@ import numpy.typing as npt
 from engine.errors import FieldViolation
 from geodata import PROFILES, BuildReport, RoadNetwork, load_network
 from geodata.matrix import MatrixResult
-from geodata.road_matrix import road_matrix
+from geodata.road_matrix import road_matrix, uses_hierarchy
 from geodata.snap import DEFAULT_MAX_SNAP_M, Snapper, SnapResult
 
 __all__ = [
@@ -159,6 +159,12 @@ def load_roads(spec: RoadSpec) -> RoadContext:
     else:
         network, report = load_network(spec.path, PROFILES[spec.profile], spec.cache_dir)
     snapper = Snapper(network)
+    if uses_hierarchy(network):  # built (or loaded from the cache) now, not by the first request
+        hierarchy = network.hierarchy()
+        log.info(
+            "road network %s: contraction hierarchy of %d edges ready (built in %.1f s)",
+            spec.path, hierarchy.n_edges, hierarchy.build_time_s,
+        )  # fmt: skip
     log.info(
         "road network %s: %d nodes, %d edges (%s profile, %s) ready in %.2f s; %s",
         spec.path, network.n_nodes, network.n_edges, spec.profile,

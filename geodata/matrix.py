@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geodata.arrays import F64, MAX_NODES
+from geodata.ch import ChInexactError, ContractionHierarchy, build_ch, ch_many_to_many
 from geodata.errors import MatrixInputError
 from geodata.kernels.config import PARALLEL_THREADSAFE
 from geodata.kernels.many_to_many import many_to_many_parallel, many_to_many_serial
@@ -233,12 +234,19 @@ def many_to_many_prepared(
     target_entries: Seeds,
     *,
     threads: int | None = None,
+    hierarchy: ContractionHierarchy | None = None,
 ) -> MatrixResult:
     """:func:`many_to_many_seeded` on a graph prepared once (no validation or layout per call).
 
     ``prepared`` comes from :meth:`geodata.network.RoadNetwork.prepared` (built once per network)
     or :func:`geodata.prepared.prepare_graph`; the result is the same as
     :func:`many_to_many_seeded`'s on the same arrays, bit for bit.
+
+    ``hierarchy``: the contraction hierarchy of ``prepared``'s graph
+    (:meth:`geodata.network.RoadNetwork.hierarchy`). When given, and the seed and entry times are
+    on the graph's exact grid (:func:`geodata.ch.exact_grid`), the matrix comes from bucket
+    queries on it (:func:`geodata.ch.ch_many_to_many`): the same times bit for bit, distances of
+    a fastest path (ties on time: the shortest). Otherwise the Dijkstra kernels answer.
 
     Raises
     ------
@@ -248,6 +256,19 @@ def many_to_many_prepared(
     """
     _check_seeds(prepared.n_nodes, source_seeds, target_entries)
     n_workers = _resolve_threads(threads, len(source_seeds))
+    if hierarchy is not None:
+        if hierarchy.n_nodes != prepared.n_nodes:
+            raise MatrixInputError(
+                [f"hierarchy has {hierarchy.n_nodes} nodes, the graph {prepared.n_nodes}"]
+            )
+        try:
+            durations, distances = ch_many_to_many(
+                hierarchy, source_seeds, target_entries, threads=n_workers
+            )
+        except ChInexactError:
+            logger.debug("seed times off the hierarchy's exact grid: Dijkstra kernels")
+        else:
+            return MatrixResult(durations, distances)
     return _run(prepared, source_seeds, target_entries, n_workers, parallel=n_workers > 1)
 
 
@@ -327,6 +348,12 @@ def warm_up() -> float:
         result = _run(prepared, sources, targets, n_workers, parallel=parallel)
         if not np.array_equal(result.durations_s, expected):  # pragma: no cover
             raise RuntimeError(f"matrix kernel self-check failed: {result.durations_s.tolist()}")
+    # the contraction hierarchy's build and query kernels (networks from CH_MIN_NODES nodes)
+    hierarchy = build_ch(prepared.graph)
+    for n_workers, _ in variants:
+        durations, _ = ch_many_to_many(hierarchy, sources, targets, threads=n_workers)
+        if not np.array_equal(durations, expected):  # pragma: no cover
+            raise RuntimeError(f"hierarchy self-check failed: {durations.tolist()}")
     elapsed = time.perf_counter() - start
     logger.info("matrix kernels ready in %.2f s", elapsed)
     return elapsed

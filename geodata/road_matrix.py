@@ -38,6 +38,7 @@ from geodata.seeds import Seeds
 from geodata.snap import SnapResult
 
 __all__ = [
+    "CH_MIN_NODES",
     "road_matrix",
     "same_edge_cost",
     "source_seeds",
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+CH_MIN_NODES = 20_000
+"""Networks from this many nodes answer matrices with a contraction hierarchy (see
+:func:`uses_hierarchy`; measured in :mod:`benchmarks.matrix_ch`)."""
 
 
 def road_matrix(
@@ -96,6 +101,7 @@ def road_matrix(
         source_seeds(network, sources),
         target_entries(network, targets),
         threads=threads,
+        hierarchy=network.hierarchy() if uses_hierarchy(network) else None,
     )
     durations, distances = result.durations_s, result.distances_m
     for i, j, time_s, dist_m in _same_edge_candidates(network, sources, targets):
@@ -113,6 +119,15 @@ def road_matrix(
         "road matrix %dx%d in %.3f s", len(sources), len(targets), time.perf_counter() - started
     )
     return result
+
+
+def uses_hierarchy(network: RoadNetwork) -> bool:
+    """Whether matrices on ``network`` come from its contraction hierarchy.
+
+    Yes from :data:`CH_MIN_NODES` nodes on (or when it is built already): below, the Dijkstra
+    kernels answer a matrix in about the time the hierarchy takes to build.
+    """
+    return network.n_nodes >= CH_MIN_NODES or network.has_hierarchy()
 
 
 def source_seeds(network: RoadNetwork, points: SnapResult) -> Seeds:
@@ -140,10 +155,11 @@ def _endpoint_groups(network: RoadNetwork, points: SnapResult, *, leaving: bool)
     rev_safe = np.where(has_rev, rev, 0)
     along, back = (1.0 - f, f) if leaving else (f, 1.0 - f)
     first_node, second_node = (v, u) if leaving else (u, v)
-    first = (first_node, along * network.travel_time_s[edge], along * network.length_m[edge])
+    grid = network.prepared().seed_times  # times on the exact grid of the searches' graph
+    first = (first_node, grid(along * network.travel_time_s[edge]), along * network.length_m[edge])
     second = (
         second_node,
-        np.where(has_rev, back * network.travel_time_s[rev_safe], 0.0),
+        grid(np.where(has_rev, back * network.travel_time_s[rev_safe], 0.0)),
         np.where(has_rev, back * network.length_m[rev_safe], 0.0),
     )
     on_second = f == (0.0 if leaving else 1.0)
@@ -181,10 +197,10 @@ def _positions(points: SnapResult) -> tuple[I64, F64, I64]:
 def _same_edge_candidates(
     network: RoadNetwork, sources: SnapResult, targets: SnapResult
 ) -> list[tuple[I64, I64, F64, F64]]:
-    """Direct along-the-edge connections: ``(i, j, time_s, dist_m)`` blocks, one per shared edge.
+    """Direct along-the-edge connections: one or two ``(i, j, time_s, dist_m)`` blocks.
 
-    Within one block every ``(i, j)`` occurs once; a pair may occur in two blocks (both directions
-    of a two-way street, only when both give 0).
+    Within one block every ``(i, j)`` occurs once; a pair may occur in both blocks (both
+    directions of a two-way street, only when both give 0).
     """
     s_edge, s_frac, s_idx = _positions(sources)
     t_edge, t_frac, t_idx = _positions(targets)
@@ -198,17 +214,25 @@ def _same_edge_candidates(
     s_hi = np.searchsorted(s_sorted, shared, side="right")
     t_lo = np.searchsorted(t_sorted, shared, side="left")
     t_hi = np.searchsorted(t_sorted, shared, side="right")
-    blocks = []
-    for e, a, b, c, d in zip(
-        shared.tolist(), s_lo.tolist(), s_hi.tolist(), t_lo.tolist(), t_hi.tolist(), strict=True
-    ):
-        rows, cols = s_order[a:b], t_order[c:d]
-        delta = t_frac[cols][None, :] - s_frac[rows][:, None]
-        downstream = delta >= 0.0
-        ii = np.broadcast_to(s_idx[rows][:, None], delta.shape)[downstream]
-        jj = np.broadcast_to(t_idx[cols][None, :], delta.shape)[downstream]
-        d_ok = delta[downstream]
-        blocks.append((ii, jj, d_ok * network.travel_time_s[e], d_ok * network.length_m[e]))
+    # every (source position, target position) pair of each shared edge, in one vectorised pass
+    n_s, n_t = s_hi - s_lo, t_hi - t_lo
+    sizes = n_s * n_t
+    block = np.repeat(np.arange(shared.shape[0]), sizes)
+    within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    rows = s_order[s_lo[block] + within // n_t[block]]
+    cols = t_order[t_lo[block] + within % n_t[block]]
+    delta = t_frac[cols] - s_frac[rows]
+    downstream = delta >= 0.0
+    edge, delta = shared[block[downstream]], delta[downstream]
+    ii, jj = s_idx[rows[downstream]], t_idx[cols[downstream]]
+    time_s, dist_m = delta * network.travel_time_s[edge], delta * network.length_m[edge]
+    # a pair on both directions of a two-way street occurs twice: the repeats form a second block
+    _, first = np.unique(ii * len(targets) + jj, return_index=True)
+    once = np.zeros(ii.shape[0], dtype=np.bool_)
+    once[first] = True
+    blocks = [(ii[once], jj[once], time_s[once], dist_m[once])]
+    if not once.all():
+        blocks.append((ii[~once], jj[~once], time_s[~once], dist_m[~once]))
     return blocks
 
 

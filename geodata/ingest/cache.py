@@ -6,6 +6,8 @@ plus size and modification time), the profile's every setting, the layer name,
 :data:`CACHE_FORMAT_VERSION` and a hash of the ``geodata`` modules that build networks (so a code
 change never serves a stale network).
 Files are written atomically (temporary file, then rename); an unreadable cache file is rebuilt.
+A loaded network keeps its contraction hierarchy in a directory beside the file
+(:func:`hierarchy_path`, built on first use by :meth:`geodata.network.RoadNetwork.hierarchy`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from geodata.ingest.osm import OSM_SUFFIXES, is_osm_path, read_osm
 from geodata.ingest.profiles import CAR, Profile
 from geodata.network import BuildReport, RoadNetwork
 
-__all__ = ["CACHE_FORMAT_VERSION", "DEFAULT_CACHE_DIR", "FULL_HASH_LIMIT_BYTES", "load_network"]
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "DEFAULT_CACHE_DIR",
+    "FULL_HASH_LIMIT_BYTES",
+    "hierarchy_path",
+    "load_network",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +115,7 @@ def load_network(
                 cache_path=str(cache_file),
             )
             logger.info("loaded road network %s", report.summary())
+            network.use_hierarchy_cache(hierarchy_path(cache_file))
             return network, report
 
     if is_osm_path(file):
@@ -114,12 +123,20 @@ def load_network(
     else:
         network, report = read_road_layer(file, profile, layer=layer)
     written = _write_cache(cache_file, key, network, report)
+    if written:
+        network.use_hierarchy_cache(hierarchy_path(cache_file))
     report = replace(
         report,
         load_time_s=time.perf_counter() - started,
         cache_path=str(cache_file) if written else None,
     )
     return network, report
+
+
+def hierarchy_path(cache_file: Path) -> Path:
+    """Where the contraction hierarchy of the network cached in ``cache_file`` is kept: a
+    directory beside it (:mod:`geodata.ch_cache`, checked against the graph on load)."""
+    return cache_file.with_suffix(".ch")
 
 
 def _safe(name: str) -> str:

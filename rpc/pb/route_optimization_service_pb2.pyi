@@ -111,8 +111,34 @@ class ComputeMatrixRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _Encoding:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _EncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ComputeMatrixRequest._Encoding.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        ROWS: ComputeMatrixRequest._Encoding.ValueType  # 0
+        """`rows`: a Duration, a distance and a reachability flag per cell (the default)."""
+        PACKED: ComputeMatrixRequest._Encoding.ValueType  # 1
+        """`packed`: two flat row-major arrays of doubles (seconds, meters), -1 where unreachable;
+        no `rows`. Several times smaller and faster to encode and decode for large matrices.
+        """
+
+    class Encoding(_Encoding, metaclass=_EncodingEnumTypeWrapper):
+        """How the response carries the matrix."""
+
+    ROWS: ComputeMatrixRequest.Encoding.ValueType  # 0
+    """`rows`: a Duration, a distance and a reachability flag per cell (the default)."""
+    PACKED: ComputeMatrixRequest.Encoding.ValueType  # 1
+    """`packed`: two flat row-major arrays of doubles (seconds, meters), -1 where unreachable;
+    no `rows`. Several times smaller and faster to encode and decode for large matrices.
+    """
+
     SOURCES_FIELD_NUMBER: _builtins.int
     DESTINATIONS_FIELD_NUMBER: _builtins.int
+    ENCODING_FIELD_NUMBER: _builtins.int
+    encoding: Global___ComputeMatrixRequest.Encoding.ValueType
+    """The matrix encoding of the response (ROWS when unset)."""
     @_builtins.property
     def sources(self) -> _containers.RepeatedCompositeFieldContainer[_latlng_pb2.LatLng]:
         """Origins (rows)."""
@@ -126,10 +152,11 @@ class ComputeMatrixRequest(_message.Message):
         *,
         sources: _abc.Iterable[_latlng_pb2.LatLng] | None = ...,
         destinations: _abc.Iterable[_latlng_pb2.LatLng] | None = ...,
+        encoding: Global___ComputeMatrixRequest.Encoding.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["destinations", b"destinations", "sources", b"sources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destinations", b"destinations", "encoding", b"encoding", "sources", b"sources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -201,10 +228,41 @@ class ComputeMatrixResponse(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class Packed(_message.Message):
+        """The matrix in one piece, row-major (cell (i, j) at i * destinations + j), when the request
+        asked for the PACKED encoding; `rows` is then empty.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        SECONDS_FIELD_NUMBER: _builtins.int
+        METERS_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def seconds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+            """Fastest travel time in seconds (full float64 precision); -1 where unreachable."""
+
+        @_builtins.property
+        def meters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+            """Distance along that fastest path in meters; -1 where unreachable."""
+
+        def __init__(
+            self,
+            *,
+            seconds: _abc.Iterable[_builtins.float] | None = ...,
+            meters: _abc.Iterable[_builtins.float] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["meters", b"meters", "seconds", b"seconds"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ROWS_FIELD_NUMBER: _builtins.int
     SNAPPED_SOURCES_FIELD_NUMBER: _builtins.int
     SNAPPED_DESTINATIONS_FIELD_NUMBER: _builtins.int
     UNREACHABLE_COUNT_FIELD_NUMBER: _builtins.int
+    PACKED_FIELD_NUMBER: _builtins.int
     unreachable_count: _builtins.int
     """Number of (source, destination) pairs that are unreachable."""
     @_builtins.property
@@ -219,6 +277,10 @@ class ComputeMatrixResponse(_message.Message):
     def snapped_destinations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComputeMatrixResponse.SnappedLocation]:
         """Destinations as snapped, in request order."""
 
+    @_builtins.property
+    def packed(self) -> Global___ComputeMatrixResponse.Packed:
+        """Set for the PACKED encoding only."""
+
     def __init__(
         self,
         *,
@@ -226,10 +288,11 @@ class ComputeMatrixResponse(_message.Message):
         snapped_sources: _abc.Iterable[Global___ComputeMatrixResponse.SnappedLocation] | None = ...,
         snapped_destinations: _abc.Iterable[Global___ComputeMatrixResponse.SnappedLocation] | None = ...,
         unreachable_count: _builtins.int = ...,
+        packed: Global___ComputeMatrixResponse.Packed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["packed", b"packed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows", "snapped_destinations", b"snapped_destinations", "snapped_sources", b"snapped_sources", "unreachable_count", b"unreachable_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["packed", b"packed", "rows", b"rows", "snapped_destinations", b"snapped_destinations", "snapped_sources", b"snapped_sources", "unreachable_count", b"unreachable_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
