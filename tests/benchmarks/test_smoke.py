@@ -232,9 +232,12 @@ def test_variant_benchmark_verifies_schedules(tmp_path: Path) -> None:
     checked = verify(model, schedules)
     assert checked.problems == []
     assert checked.served == 3
-    vroom_checked = verify(model, solve_vroom(model, 1.0))
-    assert vroom_checked.problems == []
-    assert vroom_checked.served == 3
+    import importlib.util
+
+    if importlib.util.find_spec("vroom") is not None:  # the bench extra's peer
+        vroom_checked = verify(model, solve_vroom(model, 1.0))
+        assert vroom_checked.problems == []
+        assert vroom_checked.served == 3
     first = schedules[0]
     visit = next(e for e in first.events if e.kind == "visit")
     early = dataclasses.replace(first, events=[
