@@ -29,7 +29,7 @@ import numpy as np
 
 from engine.backends import get_backend
 from engine.backends.base import Backend, ProgressCallback, RoutePlan, StopCriterion
-from engine.backends.features import FEATURES
+from engine.backends.features import FEATURES, RULES_AND_COSTS
 from engine.errors import NoSolutionError
 from engine.model import Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest
 from engine.precheck import precheck
@@ -40,20 +40,7 @@ __all__ = ["WARM_STARTABLE", "WarmStartedOrTools", "nearby_model", "pyvrp_initia
 
 log = logging.getLogger(__name__)
 
-NOT_WARM_STARTED = frozenset(
-    {
-        "shipment_type_rules",
-        "max_active_vehicles",
-        "ignored_vehicles",
-        "visit_costs",
-        "costs_per_vehicle",
-        "global_duration_cost",
-        "pickup_delivery_limits",
-        "soft_route_limits",
-        "precedence_rules",
-        "used_if_route_is_empty",
-    }
-)
+NOT_WARM_STARTED = RULES_AND_COSTS
 """Features of issue 15 that OR-Tools solves from its own first solution: PyVRP's routes on a
 model without them mislead it (60 shipments, 5 vehicles, 5 s: one type incompatibility 400
 from PyVRP's routes against 115 without them, ``costs_per_vehicle`` 272 against 94, a soft

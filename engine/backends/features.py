@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from engine.problem import Problem
 
-__all__ = ["FEATURES", "used_features"]
+__all__ = ["FEATURES", "RULES_AND_COSTS", "used_features"]
 
 FEATURES = {
     "pair_alternatives": "a pickup-and-delivery shipment with several pickup or delivery "
@@ -39,6 +39,23 @@ FEATURES = {
     "used_if_route_is_empty": "a vehicle used even when its route is empty",
 }
 """Feature name → what it means (for messages and documentation)."""
+
+RULES_AND_COSTS = frozenset(
+    {
+        "shipment_type_rules",
+        "max_active_vehicles",
+        "ignored_vehicles",
+        "visit_costs",
+        "costs_per_vehicle",
+        "global_duration_cost",
+        "pickup_delivery_limits",
+        "soft_route_limits",
+        "precedence_rules",
+        "used_if_route_is_empty",
+    }
+)
+"""The cargo, courier, fleet and soft-limit features of Google's model (issue 15): OR-Tools
+expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
 
 
 def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]) -> None:

@@ -15,6 +15,7 @@ import logging
 import time
 
 from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
+from engine.backends.features import RULES_AND_COSTS
 from engine.backends.pyvrp.data import build_data, route_plans
 from engine.backends.pyvrp.search import run_search, search_params
 from engine.backends.pyvrp.split import SplitSearch, splittable
@@ -37,17 +38,8 @@ UNSUPPORTED = frozenset(
         "breaks",
         "allowed_vehicles",
         "distance_limit_with_time_cost",
-        "shipment_type_rules",
-        "max_active_vehicles",
-        "ignored_vehicles",
-        "visit_costs",
-        "costs_per_vehicle",
-        "global_duration_cost",
-        "pickup_delivery_limits",
-        "soft_route_limits",
-        "precedence_rules",
-        "used_if_route_is_empty",
     }
+    | RULES_AND_COSTS
 )
 """Features (:mod:`engine.backends.features`) this backend cannot express."""
 
