@@ -20,6 +20,14 @@ the report gives latency percentiles and status codes per method, and checks at 
 every operation the clients submitted has drained (ListOperations: none left QUEUED or
 RUNNING). ``--ca-file``/``--api-key`` call a server over TLS with a key; ``--server-arg`` passes
 flags through to ``server.py`` (e.g. ``--server-arg=--tls-cert=...``).
+
+``--secure`` sets all of that up in a temporary directory: a throwaway CA and a server certificate
+for 127.0.0.1 (made with ``openssl``), a data directory with an API key of tenant ``load``
+(``rpc.keys``, as ``routeopt keys create`` does), the server started with ``--tls-cert``,
+``--tls-key`` and ``--data-dir`` and every client call made over TLS with the key in
+``x-goog-api-key``. The issue-13 load run::
+
+    python -m benchmarks.load --mix --secure --clients 32 --duration 60 --osm embedded
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -333,6 +342,49 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
+def _openssl(*argv: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *argv], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_secure_setup(directory: Path) -> tuple[list[str], Path, str]:
+    """A throwaway CA, a server certificate for 127.0.0.1/localhost and a data directory with a
+    new API key, in ``directory``: the server flags, the CA file and the key."""
+    from rpc.keys import KeyStore
+
+    ec = ("-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256")
+    _openssl("genpkey", *ec, "-out", "ca.key", cwd=directory)
+    _openssl(
+        "req", "-x509", "-new", "-key", "ca.key", "-out", "ca.pem", "-days", "1",
+        "-subj", "/CN=routeopt-load-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory,
+    )  # fmt: skip
+    _openssl("genpkey", *ec, "-out", "server.key", cwd=directory)
+    _openssl(
+        "req", "-new", "-key", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+        cwd=directory,
+    )  # fmt: skip
+    (directory / "server.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "1", "-extfile", "server.ext",
+        cwd=directory,
+    )  # fmt: skip
+    data_dir = directory / "data"
+    store = KeyStore(data_dir)
+    try:
+        key = store.create("load", label="benchmarks.load").key
+    finally:
+        store.close()
+    flags = [
+        f"--tls-cert={directory / 'server.pem'}",
+        f"--tls-key={directory / 'server.key'}",
+        f"--data-dir={data_dir}",
+    ]
+    return flags, directory / "ca.pem", key
+
+
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
     cmd = [
         sys.executable,
@@ -419,6 +471,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ca-file", type=Path, default=None, help="TLS: trust this CA (PEM)")
     parser.add_argument("--api-key", default=None, help="sent as x-goog-api-key")
     parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="TLS with a throwaway CA and an API key, both made for this run (see above)",
+    )
+    parser.add_argument(
         "--server-arg",
         action="append",
         default=[],
@@ -431,6 +488,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="--mix: how long the submitted operations may take to finish after the load",
     )
     args = parser.parse_args(argv)
+    if args.secure and (args.ca_file or args.api_key):
+        raise SystemExit("--secure makes its own CA and key: leave out --ca-file and --api-key")
     if args.clients < 1 or args.clients > 256 or args.duration > 3600:
         raise SystemExit("--clients in 1..256 and --duration at most 3600 s")
     return args
@@ -527,6 +586,14 @@ def main(argv: list[str] | None = None) -> int:
     sites = (
         Sites.helsinki_box() if args.osm == "none" else Sites.from_roads(args.osm, args.jitter_m)
     )
+    with tempfile.TemporaryDirectory(prefix="routeopt-load-") as tmp:
+        if args.secure:
+            flags, args.ca_file, args.api_key = make_secure_setup(Path(tmp))
+            args.server_arg = [*args.server_arg, *flags]
+        return _run(args, sites)
+
+
+def _run(args: argparse.Namespace, sites: Sites) -> int:
     proc, target = start_server(args)
     try:
         stats, wall, peak = run_load(args, proc, target, sites)
