@@ -62,7 +62,8 @@ def windowed_model(n: int = 40, seed: int = 3) -> ShipmentModel:
 def test_updates_improve_and_intermediate_solutions_are_feasible() -> None:
     model = windowed_model()
     updates: list[SolveProgress] = []
-    options = SolveOptions(time_limit_s=2.0, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME)
+    # a solution limit, not a clock: the same search whatever the load (OR-Tools: solutions)
+    options = SolveOptions(time_limit_s=120.0, iteration_limit=40)
     final = solve(model, options, on_update=updates.append, update_solutions_every_s=0.0)
     assert len(updates) >= 2
     costs = [u.cost for u in updates]
