@@ -15,7 +15,7 @@ import logging
 import time
 
 from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
-from engine.backends.features import RULES_AND_COSTS
+from engine.backends.features import REOPTIMISATION, RULES_AND_COSTS
 from engine.backends.pyvrp.data import build_data, route_plans
 from engine.backends.pyvrp.search import run_search, search_params
 from engine.backends.pyvrp.split import SplitSearch, splittable
@@ -40,6 +40,7 @@ UNSUPPORTED = frozenset(
         "distance_limit_with_time_cost",
     }
     | RULES_AND_COSTS
+    | REOPTIMISATION
 )
 """Features (:mod:`engine.backends.features`) this backend cannot express."""
 
