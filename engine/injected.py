@@ -163,10 +163,16 @@ class _Resolver:
                 self.shipment_of_label.setdefault(shipment.label, i)
 
     def routes(
-        self, root: str, routes: Sequence[InjectedRoute], *, need_times: bool = False
+        self,
+        root: str,
+        routes: Sequence[InjectedRoute],
+        *,
+        need_times: bool = False,
+        keep_ignored: bool = False,
     ) -> tuple[list[PlacedRoute], dict[int, int]]:
         """The routes of one injected solution (``root``: the path of its routes), and the map
-        from each route's own ``vehicle_index`` to the vehicle it is matched to."""
+        from each route's own ``vehicle_index`` to the vehicle it is matched to. Visits of
+        ignored shipments are left out unless ``keep_ignored`` (a refresh keeps them)."""
         model = self.model
         n_vehicles = len(model.vehicles)
         out: list[PlacedRoute] = []
@@ -208,7 +214,9 @@ class _Resolver:
             seen_vehicle[vehicle] = path
             placed = self._visits(path, route, vehicle, len(out), done)
             self._times(path, route, need_times and bool(placed))
-            visits = tuple(p for p in placed if not model.shipments[p.shipment].ignore)
+            visits = tuple(
+                p for p in placed if keep_ignored or not model.shipments[p.shipment].ignore
+            )
             out.append(
                 PlacedRoute(
                     path, vehicle, visits, route.vehicle_start_time, route.vehicle_end_time,
@@ -457,7 +465,7 @@ def _resolve(model: ShipmentModel, add: Callable[[str, str], None] | None) -> In
             resolver.add(
                 REFRESH, f"must not be used together with {FIRST} or {CONSTRAINT} (Google's rule)"
             )
-        refresh, _ = resolver.routes(REFRESH, model.refresh_details_routes)
+        refresh, _ = resolver.routes(REFRESH, model.refresh_details_routes, keep_ignored=True)
     return Injected(tuple(first), tuple(constrained), tuple(skipped), tuple(refresh))
 
 

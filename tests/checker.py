@@ -717,7 +717,7 @@ class _Checker:
             else:
                 self.fail(where, "used route without vehicle_start_time or vehicle_end_time")
             return None
-        if vehicle.ignore:
+        if vehicle.ignore and not model.refresh_details_routes:  # a refresh keeps every route
             self.fail(where, "the vehicle is ignored but its route is used")
         for problem in route_type_problems(model, refs):
             self.fail(where, problem)

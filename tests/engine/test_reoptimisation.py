@@ -529,3 +529,13 @@ def test_the_checker_catches_broken_locks() -> None:
     )
     with pytest.raises(AssertionError, match="keeps it skipped"):
         check_solution(skipped, free)
+
+
+def test_refresh_keeps_ignored_shipments_and_vehicles() -> None:
+    """Google's rule: ignore has no effect on a refresh; every given visit stays."""
+    model = _model(refresh_details_routes=MORNING)
+    shipments = (dataclasses.replace(model.shipments[0], ignore=True), *model.shipments[1:])
+    vehicles = (model.vehicles[0], dataclasses.replace(model.vehicles[1], ignore=True))
+    refreshed = _solve(dataclasses.replace(model, shipments=shipments, vehicles=vehicles))
+    assert _order(refreshed, 0) == [1, 0]
+    assert _order(refreshed, 1) == [2]

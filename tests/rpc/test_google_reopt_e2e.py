@@ -209,3 +209,34 @@ def test_bad_injected_solutions_are_invalid_argument_naming_the_field(
     with pytest.raises(api_exceptions.InvalidArgument) as caught:
         client.optimize_tours(request=request, timeout=30)
     assert "refresh_details_routes" in bad_request_fields(caught.value.response)
+
+
+def test_a_lock_only_the_search_finds_infeasible_is_failed_precondition(
+    client: ro.RouteOptimizationClient,
+) -> None:
+    """Two kept visits that each fit the van but not together (capacity): no search can keep
+    the constraint; the answer says so (FAILED_PRECONDITION), it does not drop a kept visit."""
+    orders = _orders(LATS[:2])
+    for order in orders:
+        order.load_demands = {"kg": {"amount": 6}}
+    van = vehicle("van-0", load_limits={"kg": {"max_load": 10}})
+    request = tours(orders, [van])
+    request.injected_solution_constraint = ro.InjectedSolutionConstraint(
+        routes=[
+            ro.ShipmentRoute(
+                vehicle_index=0,
+                vehicle_start_time={"seconds": 0},
+                vehicle_end_time={"seconds": 7200},
+                visits=[
+                    {"shipment_index": 0, "start_time": {"seconds": 600}},
+                    {"shipment_index": 1, "start_time": {"seconds": 3000}},
+                ],
+            )
+        ],
+        constraint_relaxations=[
+            {"relaxations": [{"level": Level.RELAX_VISIT_TIMES_AFTER_THRESHOLD}]}
+        ],
+    )
+    with pytest.raises(api_exceptions.FailedPrecondition) as caught:
+        client.optimize_tours(request=request, timeout=30)
+    assert "injected_solution_constraint cannot be kept" in caught.value.message
