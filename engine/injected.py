@@ -642,16 +642,22 @@ def _lock_violations(problem: Problem, route: PlacedRoute) -> list[FieldViolatio
     return out
 
 
-def initial_routes(problem: Problem, injected: Injected) -> list[list[int]] | None:
+def initial_routes(
+    problem: Problem, injected: Injected, *, kept_only: bool = False
+) -> list[list[int]] | None:
     """Visit stops per vehicle to start the search from: the constraint's routes, and the
     first-solution routes of the other vehicles (visits the problem does not allow left out);
-    None when nothing is injected."""
+    with ``kept_only``, only the visits the constraint keeps on their vehicle; None when
+    nothing is injected."""
     if not (injected.constrained or injected.first_routes):
         return None
     n_vehicles = len(problem.model.vehicles)
     routes: list[list[int]] = [[] for _ in range(n_vehicles)]
     taken: set[int] = {s for s, _ in injected.skipped}
-    for source in (injected.constrained, injected.first_routes):
+    sources = (
+        (injected.constrained,) if kept_only else (injected.constrained, injected.first_routes)
+    )
+    for source in sources:
         for route in source:
             v = route.vehicle
             if routes[v] or problem.model.vehicles[v].ignore:
@@ -659,7 +665,8 @@ def initial_routes(problem: Problem, injected: Injected) -> list[list[int]] | No
             usable = [
                 p
                 for p in route.visits
-                if p.shipment not in taken
+                if (not kept_only or p.level < _FREE)
+                and p.shipment not in taken
                 and problem.routable[p.shipment]
                 and v in problem.allowed_vehicles[p.shipment]
             ]

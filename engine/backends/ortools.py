@@ -127,6 +127,8 @@ class OrToolsBackend:
         routes = self.initial_routes
         if routes is None:
             routes = initial_routes(problem, built.injected)
+            if built.injected.has_constraint:
+                built.fallback_routes = initial_routes(problem, built.injected, kept_only=True)
         try:
             return built.run(stop, on_progress, self.solution_limit, routes)
         except NoSolutionError as exc:
@@ -177,6 +179,9 @@ class _Builder:
         if self.model.max_active_vehicles is not None:
             self.routing.SetMaximumNumberOfActiveVehicles(self.model.max_active_vehicles)
         self.injected = resolve(self.model)
+        self.fallback_routes: list[list[int]] | None = None
+        """Initial routes to try when OR-Tools rejects the first ones (the constraint's kept
+        visits alone)."""
         self._add_injected_constraint()
         self.breaks = self._add_breaks()
 
@@ -775,6 +780,9 @@ class _Builder:
         routing = self.routing
         assignment = None
         initial = self._initial_assignment(initial_routes) if initial_routes else None
+        if initial is None and self.fallback_routes:
+            log.info("initial routes rejected; starting from the constraint's kept visits")
+            initial = self._initial_assignment(self.fallback_routes)
         if initial is not None:
             assignment = routing.SolveFromAssignmentWithParameters(initial, params)
             if assignment is None or watch.count == 0:

@@ -539,3 +539,27 @@ def test_refresh_keeps_ignored_shipments_and_vehicles() -> None:
     refreshed = _solve(dataclasses.replace(model, shipments=shipments, vehicles=vehicles))
     assert _order(refreshed, 0) == [1, 0]
     assert _order(refreshed, 1) == [2]
+
+
+def test_a_relaxed_part_that_no_longer_fits_does_not_lose_the_warm_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Visit a's window moved since the morning: the morning route (b then a) no longer fits,
+    so the search starts from the kept visit (b) alone; a is skipped (it fits nowhere now)."""
+    model = _constrained(
+        Relaxation(RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD, threshold_visit_count=2)
+    )
+    shipments = list(model.shipments)
+    shipments[0] = Shipment(
+        deliveries=(at("a", time_windows=(TimeWindow(start_time=0.0, end_time=10.0),)),),
+        label="a",
+        penalty_cost=100.0,
+    )
+    model = dataclasses.replace(model, shipments=tuple(shipments))
+    with caplog.at_level("INFO", logger="engine.backends.ortools"):
+        solution = _solve(model, iteration_limit=1, solver_processes=1)
+    assert "starting from the constraint's kept visits" in caplog.text
+    assert _order(solution, 0)[0] == 1
+    assert 0 in {s.index for s in solution.skipped_shipments}
+    searched = _solve(model, solver_processes=1)
+    assert searched.metrics.total_cost == pytest.approx(brute_force_optimum(model))
