@@ -563,3 +563,53 @@ def test_a_relaxed_part_that_no_longer_fits_does_not_lose_the_warm_start(
     assert 0 in {s.index for s in solution.skipped_shipments}
     searched = _solve(model, solver_processes=1)
     assert searched.metrics.total_cost == pytest.approx(brute_force_optimum(model))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_locks_match_the_brute_force(seed: int) -> None:
+    """The optimality suite's tiny models (every shipment optional), a first solution as the
+    morning plan, a random relaxation (level, count or time threshold, or none): the engine finds
+    the optimum the brute force proves under the same constraint."""
+    import numpy as np
+
+    from tests.engine.test_optimality import random_tiny_model
+
+    base = random_tiny_model(seed)
+    base = dataclasses.replace(
+        base,
+        shipments=tuple(
+            dataclasses.replace(s, penalty_cost=s.penalty_cost or 5_000.0) for s in base.shipments
+        ),
+    )
+    plan = _solve(base, iteration_limit=1, solver_processes=1)
+    routes = tuple(
+        InjectedRoute(
+            r.vehicle_index,
+            tuple(
+                InjectedVisit(v.shipment_index, v.is_pickup, v.visit_request_index, v.start_time)
+                for v in r.visits
+            ),
+            r.vehicle_start_time,
+            r.vehicle_end_time,
+        )
+        for r in plan.routes
+        if r.visits
+    )
+    rng = np.random.default_rng(seed)
+    level = seed % 4  # each level twice (0: no relaxation, fully constrained)
+    starts = sorted(v.start_time for r in plan.routes for v in r.visits)
+    groups: tuple[ConstraintRelaxation, ...] = ()
+    if level:
+        if rng.random() < 0.5:
+            relaxation = Relaxation(
+                RelaxationLevel(level), threshold_visit_count=int(rng.integers(0, 3))
+            )
+        else:
+            relaxation = Relaxation(RelaxationLevel(level), threshold_time=starts[len(starts) // 2])
+        groups = (ConstraintRelaxation((relaxation,)),)
+    skipped = tuple(InjectedSkippedShipment(s.index) for s in plan.skipped_shipments[:1])
+    model = dataclasses.replace(
+        base, injected_solution_constraint=InjectedSolutionConstraint(routes, skipped, groups)
+    )
+    solution = _solve(model, solver_processes=1)
+    assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(model)), (level, groups)
