@@ -25,6 +25,7 @@ import numpy as np
 from engine.model import (
     IncompatibilityMode,
     InjectedRoute,
+    InjectedVisit,
     LatLng,
     Relaxation,
     RequirementMode,
@@ -179,15 +180,21 @@ def injected_locks(model: ShipmentModel) -> tuple[list[InjectedLock], set[int]]:
                 relaxations[target] = group.relaxations
     locks = []
     for v, route in routes:
-        start, levels, end = _levels(route, relaxations.get(v, default))
-        visits = []
-        for visit, level in zip(route.visits, levels, strict=True):
+        # Visits of unknown or ignored shipments leave the route first; the levels (visit
+        # counts) are those of the route that is left.
+        kept = []
+        for visit in route.visits:
             s = shipment_of.get(visit.shipment_label) if by_labels else visit.shipment_index
-            if s is None or model.shipments[s].ignore:
-                continue
-            visits.append(
-                ((s, visit.is_pickup, visit.visit_request_index), level, visit.start_time)
-            )
+            if s is not None and not model.shipments[s].ignore:
+                kept.append(((s, visit.is_pickup, visit.visit_request_index), visit.start_time))
+        left = InjectedRoute(
+            v,
+            tuple(InjectedVisit(start_time=t) for _, t in kept),
+            route.vehicle_start_time,
+            route.vehicle_end_time,
+        )
+        start, levels, end = _levels(left, relaxations.get(v, default))
+        visits = [(ref, level, t) for (ref, t), level in zip(kept, levels, strict=True)]
         locks.append(
             InjectedLock(
                 v, visits, (start, route.vehicle_start_time), (end, route.vehicle_end_time)

@@ -613,3 +613,47 @@ def test_random_locks_match_the_brute_force(seed: int) -> None:
     )
     solution = _solve(model, solver_processes=1)
     assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(model)), (level, groups)
+
+
+def test_labels_map_vehicle_indices_through_the_routes() -> None:
+    """With labels, constraint_relaxations.vehicle_indices name the routes' own vehicle_index
+    (the previous request's numbering): 7 is the route of v0 (now vehicle 0), relaxed; v1's
+    route (no group) stays fully constrained. Two routes sharing an index make it ambiguous."""
+    routes = (
+        dataclasses.replace(MORNING[0], vehicle_index=7),
+        dataclasses.replace(MORNING[1], vehicle_index=3),
+    )
+    groups = (ConstraintRelaxation((Relaxation(RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD),), (7,)),)
+    model = _model(
+        injected_solution_constraint=InjectedSolutionConstraint(routes, (), groups),
+        interpret_injected_solutions_using_labels=True,
+    )
+    solution = _solve(model)
+    assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(model))
+    assert _order(solution, 1)[0] == 2
+    assert solution.routes[1].visits[0].start_time == 18.0
+    ambiguous = dataclasses.replace(
+        model,
+        injected_solution_constraint=InjectedSolutionConstraint(
+            (routes[0], dataclasses.replace(routes[1], vehicle_index=7)), (), groups
+        ),
+    )
+    assert "injected_solution_constraint.constraint_relaxations[0].vehicle_indices[0]" in (
+        _fields(ambiguous)
+    )
+
+
+def test_visit_counts_are_those_of_the_route_left() -> None:
+    """An ignored shipment leaves the injected route first (Google's rule); the visit counts of
+    the thresholds are then those of the route that is left: with b (visit 1) ignored, a is
+    visit 1 and stays fully constrained below a count threshold of 2."""
+    model = _constrained(
+        Relaxation(RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD, threshold_visit_count=2)
+    )
+    shipments = list(model.shipments)
+    shipments[1] = dataclasses.replace(shipments[1], ignore=True)
+    model = dataclasses.replace(model, shipments=tuple(shipments))
+    solution = _solve(model)
+    assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(model))
+    assert _order(solution, 0)[0] == 0
+    assert solution.routes[0].visits[0].start_time == 45.0
