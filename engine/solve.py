@@ -76,6 +76,9 @@ def solve(
     deadline = started + options.time_limit_s
     check_model(model)
     _check_backend_options(options)
+    if model.injected_first_solution_routes or model.injected_solution_constraint is not None:
+        # The injected routes are the start: no warm start from PyVRP's routes over them.
+        options = dataclasses.replace(options, warm_start=False)
     stops = build_stops(model)
     travel = build_travel_matrices(
         model,
@@ -326,6 +329,8 @@ def _splits(problem: Problem, options: SolveOptions, choice: BackendChoice) -> b
     (large time-bound problems, see :func:`engine.backends.pyvrp.split.splits`)."""
     if choice.name != "pyvrp" or options.iteration_limit is not None:
         return False
+    if problem.model.injected_first_solution_routes:
+        return False  # a portfolio: every search starts from the injected routes
     from engine.backends.pyvrp.split import splits  # imports PyVRP: only for its solves
 
     return splits(problem, options.solver_processes, options.decompose)

@@ -37,7 +37,8 @@ FEATURES = {
     "soft_route_limits": "a soft route duration, route distance or load limit",
     "precedence_rules": "precedence rules",
     "used_if_route_is_empty": "a vehicle used even when its route is empty",
-    "injected_first_solution": "a warm start (injected_first_solution_routes)",
+    "injected_first_solution": "a warm start (injected_first_solution_routes) with "
+    "pickup-and-delivery shipments",
     "injected_solution_constraint": "an injected solution constraint (routes kept as they are)",
 }
 """Feature name → what it means (for messages and documentation)."""
@@ -61,13 +62,16 @@ expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
 
 
 REOPTIMISATION = frozenset({"injected_first_solution", "injected_solution_constraint"})
-"""Injected solutions (issue 15): OR-Tools starts from given routes and locks them; PyVRP does
-neither, and a warm start from PyVRP's routes would replace the injected ones."""
+"""Injected solutions (issue 15): OR-Tools starts from given routes and locks them; PyVRP starts
+from given routes of clients only (not of its pickup-and-delivery shipments) and locks nothing."""
 
 
 def _reoptimisation_features(problem: Problem, note: Callable[[str, str], None]) -> None:
     model = problem.model
-    if model.injected_first_solution_routes:
+    if model.injected_first_solution_routes and any(
+        problem.routable[s] and shipment.pickups and shipment.deliveries
+        for s, shipment in enumerate(model.shipments)
+    ):
         note("injected_first_solution", "injected_first_solution_routes")
     if model.injected_solution_constraint is not None:
         note("injected_solution_constraint", "injected_solution_constraint")

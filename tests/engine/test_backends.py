@@ -234,7 +234,8 @@ ORTOOLS_ONLY = {
     # re-optimisation: request fields in the API, so their paths have no "model." prefix
     "injected_first_solution": (
         dataclasses.replace(
-            BASE, injected_first_solution_routes=(InjectedRoute(0, (InjectedVisit(0),)),)
+            with_shipment(BASE, Shipment(pickups=(HERE,), deliveries=(HERE,))),
+            injected_first_solution_routes=(InjectedRoute(0, (InjectedVisit(0),)),),
         ),
         "injected_first_solution_routes",
     ),

@@ -266,26 +266,55 @@ def test_mid_day_new_orders_and_cancellations_keep_committed_visits() -> None:
 
 def test_warm_start_is_where_the_search_starts() -> None:
     """With iteration_limit 1 (OR-Tools' first solution only), the answer is the injected
-    routes themselves, visits left out of them skipped; without the warm start it is not."""
+    routes themselves, visits left out of them skipped; without the limit, the optimum."""
     routes = (_route(0, "ba"), _route(1, "ce"))
     model = _model(injected_first_solution_routes=routes)
-    solution = _solve(model, iteration_limit=1, solver_processes=1)
-    assert solution.backend == "ortools"
+    solution = _solve(model, iteration_limit=1, solver_processes=1, backend="ortools")
     assert _order(solution, 0) == [1, 0]
     assert _order(solution, 1) == [2, 3]
-    better = _solve(model, solver_processes=1)
+    better = _solve(model, solver_processes=1, backend="ortools")
     assert better.metrics.total_cost < solution.metrics.total_cost
     assert better.metrics.total_cost == pytest.approx(brute_force_optimum(_model()))
 
 
-def test_pyvrp_cannot_take_injected_solutions() -> None:
+def test_pyvrp_starts_from_the_injected_routes() -> None:
+    """Without pickup-and-delivery shipments, auto runs PyVRP (measured better than OR-Tools
+    from the same routes: benchmarks/RESULTS.md), started from the injected routes: the PyVRP
+    solution it is given holds exactly their visits, on their vehicles' types."""
+    from engine.backends.pyvrp.data import build_data, injected_initial_solution
+    from tests.engine.test_backends import problem_of
+
+    routes = (_route(0, "ba"), _route(1, "ce"))
+    model = _model(injected_first_solution_routes=routes)
+    solution = _solve(model, solver_processes=1)
+    assert solution.backend == "pyvrp"
+    assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(_model()))
+    problem = problem_of(model)
+    built = build_data(problem)
+    initial = injected_initial_solution(built, problem)
+    assert initial is not None
+    started = sorted(
+        (
+            built.types[r.vehicle_type()].vehicles[0],
+            [int(problem.stops.shipment[built.client_stop[a.idx]]) for a in r if a.is_client()],
+        )
+        for r in initial.routes()
+    )
+    assert started == [(0, [1, 0]), (1, [2, 3])]
+
+
+def test_pyvrp_cannot_take_locks_or_warm_starts_with_pairs() -> None:
+    pair = Shipment(pickups=(at("a"),), deliveries=(at("b"),), label="pair")
+    with_pair = _model(injected_first_solution_routes=MORNING)
+    with_pair = dataclasses.replace(with_pair, shipments=(*with_pair.shipments, pair))
     for model, path in (
-        (_model(injected_first_solution_routes=MORNING), "injected_first_solution_routes"),
+        (with_pair, "injected_first_solution_routes"),
         (_constrained(), "injected_solution_constraint"),
     ):
         with pytest.raises(InvalidModelError) as info:
             solve(model, SolveOptions(time_limit_s=1.0, backend="pyvrp"))
         assert info.value.violations[0].field == path
+    assert solve(with_pair, SolveOptions(time_limit_s=1.0)).backend == "ortools"
 
 
 def test_refresh_equals_evaluating_the_routes() -> None:

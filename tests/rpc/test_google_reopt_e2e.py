@@ -162,6 +162,16 @@ def test_warm_start_is_honoured(client: ro.RouteOptimizationClient) -> None:
         ro.ShipmentRoute(vehicle_index=1, visits=[{"shipment_index": 3}, {"shipment_index": 0}])
     ]
     response, solution = solve(client, request)
+    assert response.solve_info.backend == "pyvrp"  # no pickup-and-delivery shipment
+    assert not solution.skipped_shipments
+    request.model.shipments.append(
+        ro.Shipment(
+            label="pair",
+            pickups=[{"arrival_location": {"latitude": 48.85, "longitude": 2.34}}],
+            deliveries=[{"arrival_location": {"latitude": 48.86, "longitude": 2.34}}],
+        )
+    )
+    response, solution = solve(client, request)
     assert response.solve_info.backend == "ortools"
     assert "injected_first_solution_routes" in response.solve_info.backend_reason
     assert not solution.skipped_shipments
