@@ -13,12 +13,13 @@ from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
 from engine.backends.portfolio import run_portfolio
 from engine.errors import InvalidModelError, NoSolutionError
 from engine.evaluate import build_solution
-from engine.injected import constrain, refresh_plans, resolve
+from engine.injected import resolve
 from engine.model import ShipmentModel
 from engine.options import SolveOptions, available_cores, resolve_solver_processes
 from engine.precheck import precheck
 from engine.problem import Problem
 from engine.progress import ProgressRelay, SolveProgress
+from engine.reoptimisation import constrain, refresh_plans
 from engine.roads import RoadContext
 from engine.solution import SkipReason, Solution, SolveStatus
 from engine.travel import build_stops, build_travel_matrices

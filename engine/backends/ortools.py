@@ -59,15 +59,11 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
 from engine.errors import FieldViolation, InvalidModelError, NoSolutionError
-from engine.injected import (
-    CONSTRAINT,
-    fixed_range,
-    initial_routes,
-    resolve,
-)
+from engine.injected import CONSTRAINT, resolve
 from engine.model import IncompatibilityMode, RelaxationLevel, RequirementMode, TimeWindow
 from engine.options import SearchMode
 from engine.problem import Problem, Window
+from engine.reoptimisation import fixed_range, initial_routes
 from engine.units import (
     COST_SCALE,
     MAX_SCALED_COST,
@@ -650,7 +646,7 @@ class _Builder:
     def _add_injected_constraint(self) -> None:
         """The locks of ``injected_solution_constraint`` (see the module docstring); what it
         keeps skipped and which vehicle a kept shipment may use come with the problem
-        (:func:`engine.injected.constrain`)."""
+        (:func:`engine.reoptimisation.constrain`)."""
         routing, solver, dim = self.routing, self.solver, self.time
         fixed, sequence = (
             RelaxationLevel.LEVEL_UNSPECIFIED,

@@ -29,8 +29,9 @@ import pyvrp
 
 from engine.backends.base import RoutePlan
 from engine.errors import NoSolutionError
-from engine.injected import initial_routes, resolve
+from engine.injected import resolve
 from engine.problem import Problem
+from engine.reoptimisation import initial_routes
 from engine.units import COST_SCALE, floor_int
 
 __all__ = ["PyVRPData", "Scale", "VehicleType", "build_data", "cost_scale", "route_plans"]
