@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from engine.errors import FieldViolation
 from engine.injected import FIXED, FREE, REFRESH, SEQUENCE, Injected, Placed, PlacedRoute
+from engine.precheck import alone_reason
 from engine.problem import Problem, Window
 from engine.search import RoutePlan
 from engine.solution import SkipReason, SkipReasonCode
@@ -75,7 +76,10 @@ def constrain(
                 reasons[s] = (SkipReason(SkipReasonCode.VEHICLE_IGNORED, v),)
             elif not routable[s] or v not in allowed[s]:
                 if p.level <= SEQUENCE:
-                    why = ", ".join(r.code.name for r in reasons.get(s, ())) or "pre-check"
+                    alone = alone_reason(problem, v, s)
+                    why = ", ".join(r.code.name for r in reasons.get(s, ())) or (
+                        alone.code.name if alone is not None else "pre-check"
+                    )
                     violations.append(
                         FieldViolation(
                             p.path,
@@ -83,9 +87,10 @@ def constrain(
                             f"cannot perform it ({why})",
                         )
                     )
-                elif routable[s]:
+                elif routable[s]:  # kept on a vehicle that cannot serve it: skipped
+                    alone = alone_reason(problem, v, s)
                     routable[s], allowed[s] = False, ()
-                    reasons[s] = (SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v),)
+                    reasons[s] = (alone or SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v),)
             else:
                 allowed[s] = (v,)
     closed = {route.vehicle for route in injected.constrained if route.closed}

@@ -686,3 +686,34 @@ def test_visit_counts_are_those_of_the_route_left() -> None:
     assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(model))
     assert _order(solution, 0)[0] == 0
     assert solution.routes[0].visits[0].start_time == 45.0
+
+
+def test_kept_on_a_vehicle_that_cannot_serve_it() -> None:
+    """Shipment a (kept on vehicle 0) is now too heavy for vehicle 0: fully constrained, the
+    lock cannot hold (INVALID_ARGUMENT naming the visit, with the pre-check's reason); relaxed to
+    its vehicle (RELAX_VISIT_TIMES_AND_SEQUENCE), it is skipped with that reason."""
+    model = _constrained()
+    shipments = list(model.shipments)
+    shipments[0] = dataclasses.replace(shipments[0], load_demands={"kg": 5})
+    vehicles = (
+        dataclasses.replace(model.vehicles[0], load_limits={"kg": 2}),
+        model.vehicles[1],
+    )
+    model = dataclasses.replace(model, shipments=tuple(shipments), vehicles=vehicles)
+    with pytest.raises(InvalidModelError) as info:
+        solve(model, SolveOptions(time_limit_s=1.0))
+    (violation,) = info.value.violations
+    assert violation.field == "injected_solution_constraint.routes[0].visits[1]"
+    assert "DEMAND_EXCEEDS_VEHICLE_CAPACITY" in violation.description
+    relaxed = dataclasses.replace(
+        model,
+        injected_solution_constraint=dataclasses.replace(
+            _constrained(
+                Relaxation(RelaxationLevel.RELAX_VISIT_TIMES_AND_SEQUENCE_AFTER_THRESHOLD)
+            ).injected_solution_constraint
+        ),
+    )
+    solution = _solve(relaxed)
+    (skipped,) = [s for s in solution.skipped_shipments if s.index == 0]
+    assert skipped.reasons[0].code == SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY
+    assert skipped.reasons[0].example_vehicle_index == 0
