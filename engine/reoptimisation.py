@@ -193,7 +193,7 @@ def initial_routes(
 ) -> list[list[int]] | None:
     """Visit stops per vehicle to start the search from: the constraint's routes, and the
     first-solution routes of the other vehicles (visits the problem does not allow left out);
-    with ``kept_only``, only the visits the constraint keeps on their vehicle; None when
+    with ``kept_only``, only the shipments the constraint keeps on their vehicle; None when
     nothing is injected."""
     if not (injected.constrained or injected.first_routes):
         return None
@@ -208,10 +208,11 @@ def initial_routes(
             v = route.vehicle
             if routes[v] or problem.model.vehicles[v].ignore:
                 continue
+            held = {p.shipment for p in route.visits if p.level < FREE}  # both visits of a pair
             usable = [
                 p
                 for p in route.visits
-                if (not kept_only or p.level < FREE)
+                if (not kept_only or p.shipment in held)
                 and p.shipment not in taken
                 and problem.routable[p.shipment]
                 and v in problem.allowed_vehicles[p.shipment]
