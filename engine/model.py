@@ -25,11 +25,19 @@ import numpy.typing as npt
 __all__ = [
     "DEFAULT_GLOBAL_END_TIME",
     "DEFAULT_GLOBAL_START_TIME",
+    "REQUEST_LEVEL_FIELDS",
     "BreakRequest",
+    "ConstraintRelaxation",
     "DurationDistanceMatrix",
     "IncompatibilityMode",
+    "InjectedRoute",
+    "InjectedSkippedShipment",
+    "InjectedSolutionConstraint",
+    "InjectedVisit",
     "LatLng",
     "PrecedenceRule",
+    "Relaxation",
+    "RelaxationLevel",
     "RequirementMode",
     "Shipment",
     "ShipmentModel",
@@ -293,6 +301,103 @@ class PrecedenceRule:
     offset_duration_s: float = 0.0
 
 
+# -- re-optimisation during the day: injected solutions (issue 15) ----------------------------
+
+
+class RelaxationLevel(enum.IntEnum):
+    """``InjectedSolutionConstraint.ConstraintRelaxation.Relaxation.Level`` (values are
+    Google's), in order of increasing relaxation."""
+
+    LEVEL_UNSPECIFIED = 0
+    """Fully constrained: the visit stays on its vehicle, in its place in the sequence (nothing
+    inserted before it), at its time."""
+    RELAX_VISIT_TIMES_AFTER_THRESHOLD = 1
+    """Same vehicle and sequence (nothing inserted before or between such visits), any time."""
+    RELAX_VISIT_TIMES_AND_SEQUENCE_AFTER_THRESHOLD = 2
+    """Only this vehicle may perform the visit, anywhere in its route, or it is skipped."""
+    RELAX_ALL_AFTER_THRESHOLD = 3
+    """Completely free."""
+
+
+@dataclass(frozen=True)
+class InjectedVisit:
+    """A visit of an injected route (Google's ``ShipmentRoute.Visit``): which alternative of
+    which shipment, and when it starts (None: not given)."""
+
+    shipment_index: int = 0
+    is_pickup: bool = False
+    visit_request_index: int = 0
+    start_time: float | None = None
+    shipment_label: str = ""
+    """Matched against ``Shipment.label`` instead of ``shipment_index`` with
+    ``interpret_injected_solutions_using_labels``."""
+
+
+@dataclass(frozen=True)
+class InjectedRoute:
+    """A route of an injected solution (Google's ``ShipmentRoute``; only the fields that say
+    what the route does: vehicle, visits, times, breaks)."""
+
+    vehicle_index: int = 0
+    visits: tuple[InjectedVisit, ...] = ()
+    vehicle_start_time: float | None = None
+    vehicle_end_time: float | None = None
+    vehicle_label: str = ""
+    """Matched against ``Vehicle.label`` instead of ``vehicle_index`` with
+    ``interpret_injected_solutions_using_labels``."""
+    breaks: tuple[tuple[float, float], ...] = ()
+    """``(start_time, duration_s)`` of each break taken (kept by ``refresh_details_routes``)."""
+
+
+@dataclass(frozen=True)
+class InjectedSkippedShipment:
+    """A skipped shipment of an injected solution (``SkippedShipment.index`` / ``label``)."""
+
+    index: int = 0
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """From the first visit that starts at or after ``threshold_time`` (None: any time) and is
+    at least the ``threshold_visit_count``-th of its route (0: from the vehicle start), the
+    route's constraints relax to ``level``."""
+
+    level: RelaxationLevel = RelaxationLevel.LEVEL_UNSPECIFIED
+    threshold_time: float | None = None
+    threshold_visit_count: int = 0
+
+
+@dataclass(frozen=True)
+class ConstraintRelaxation:
+    """``relaxations`` for the routes of ``vehicle_indices`` (empty: every vehicle no other
+    constraint relaxation lists)."""
+
+    relaxations: tuple[Relaxation, ...] = ()
+    vehicle_indices: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class InjectedSolutionConstraint:
+    """A previous solution whose routes constrain the new one (Google's
+    ``InjectedSolutionConstraint``): visits stay as the relaxation level of each says, the
+    ``skipped_shipments`` stay skipped."""
+
+    routes: tuple[InjectedRoute, ...] = ()
+    skipped_shipments: tuple[InjectedSkippedShipment, ...] = ()
+    constraint_relaxations: tuple[ConstraintRelaxation, ...] = ()
+
+
+REQUEST_LEVEL_FIELDS = (
+    "injected_first_solution_routes",
+    "injected_solution_constraint",
+    "refresh_details_routes",
+    "interpret_injected_solutions_using_labels",
+)
+"""Fields of :class:`ShipmentModel` that are fields of the request in the API
+(``OptimizeToursRequest``): the paths of their violations are relative to the request."""
+
+
 @dataclass(frozen=True)
 class ShipmentModel:
     """A whole routing problem."""
@@ -312,3 +417,15 @@ class ShipmentModel:
     max_active_vehicles: int | None = None
     """At most this many vehicles perform shipments (None: no limit)."""
     precedence_rules: tuple[PrecedenceRule, ...] = ()
+    # Re-optimisation (fields of the request in the API, see REQUEST_LEVEL_FIELDS):
+    injected_first_solution_routes: tuple[InjectedRoute, ...] = ()
+    """A warm start: the search starts from these routes (shipments on none are unperformed
+    at first)."""
+    injected_solution_constraint: InjectedSolutionConstraint | None = None
+    """Routes and skipped shipments the solution keeps, relaxed as their
+    ``constraint_relaxations`` say."""
+    refresh_details_routes: tuple[InjectedRoute, ...] = ()
+    """No search: these routes, as they are, get their times, loads, costs and polylines."""
+    interpret_injected_solutions_using_labels: bool = False
+    """Injected routes name their vehicles by ``vehicle_label`` and their shipments by
+    ``shipment_label`` (skipped shipments by ``label``) instead of by index."""

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from engine.problem import Problem, Window
 from engine.solution import SkipReason, SkipReasonCode
 
-__all__ = ["precheck"]
+__all__ = ["alone_reason", "precheck"]
 
 
 def precheck(problem: Problem) -> tuple[Problem, dict[int, tuple[SkipReason, ...]]]:
@@ -86,6 +86,19 @@ def _allowed(
         else:
             reasons.setdefault(reason.code, reason)
     return tuple(ok), tuple(sorted(reasons.values(), key=lambda r: r.code))
+
+
+def alone_reason(problem: Problem, v: int, s: int) -> SkipReason | None:
+    """Why vehicle ``v`` cannot serve shipment ``s`` even alone (None: it can, as far as the
+    pre-check proves)."""
+    if v in problem.model.shipments[s].allowed_vehicle_indices or not (
+        problem.model.shipments[s].allowed_vehicle_indices
+    ):
+        if problem.model.vehicles[v].ignore:
+            return SkipReason(SkipReasonCode.VEHICLE_IGNORED, v)
+        verdict = _verdict(problem, v, s)
+        return None if verdict is None else SkipReason(verdict[0], v, verdict[1])
+    return SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v)
 
 
 def _vehicle_profiles(problem: Problem) -> tuple[list[int], list[int]]:

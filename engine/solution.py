@@ -37,6 +37,10 @@ class SkipReasonCode(enum.IntEnum):
     VEHICLE_NOT_ALLOWED = 7
     VEHICLE_IGNORED = 8
     SHIPMENT_IGNORED = 9
+    SKIPPED_IN_INJECTED_SOLUTION_CONSTRAINT = 10
+    """The injected solution constraint keeps it skipped."""
+    VEHICLE_ROUTE_IS_FULLY_SEQUENCE_CONSTRAINED = 11
+    """Every vehicle that could serve it has a route the injected solution constraint closes."""
     ZERO_PENALTY_COST = 13
     """Not proven infeasible, and skipping it costs nothing (``penalty_cost`` 0)."""
     UNREACHABLE_LOCATION = 100

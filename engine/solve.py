@@ -11,13 +11,15 @@ from typing import Final
 from engine.backends import BACKENDS, Backend, BackendChoice, choose_backend, get_backend
 from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
 from engine.backends.portfolio import run_portfolio
-from engine.errors import NoSolutionError
+from engine.errors import InvalidModelError, NoSolutionError
 from engine.evaluate import build_solution
+from engine.injected import resolve
 from engine.model import ShipmentModel
 from engine.options import SolveOptions, available_cores, resolve_solver_processes
 from engine.precheck import precheck
 from engine.problem import Problem
 from engine.progress import ProgressRelay, SolveProgress
+from engine.reoptimisation import constrain, refresh_plans
 from engine.roads import RoadContext
 from engine.solution import SkipReason, Solution, SolveStatus
 from engine.travel import build_stops, build_travel_matrices
@@ -25,7 +27,7 @@ from engine.validation import check_model
 from engine.warmstart import WARM_STARTABLE, WarmStartedOrTools
 from geodata.network import RoadNetwork
 
-__all__ = ["COST_TIE_RELATIVE", "PRECHECK_BACKEND", "better_solution", "solve"]
+__all__ = ["COST_TIE_RELATIVE", "PRECHECK_BACKEND", "REFRESH_BACKEND", "better_solution", "solve"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,11 @@ a first solution is possible; a solve can therefore overrun a tiny budget by thi
 
 PRECHECK_BACKEND: Final = "precheck"
 """``Solution.backend`` of a ``precheck_only`` solve (no search ran)."""
+
+REFRESH_BACKEND: Final = "refresh"
+"""``Solution.backend`` of a ``refresh_details_routes`` request (no search ran)."""
+
+_REFRESH_REASON = "refresh_details_routes: the given routes evaluated as they are, no search"
 
 
 def solve(
@@ -70,6 +77,9 @@ def solve(
     deadline = started + options.time_limit_s
     check_model(model)
     _check_backend_options(options)
+    if model.injected_first_solution_routes or model.injected_solution_constraint is not None:
+        # The injected routes are the start: no warm start from PyVRP's routes over them.
+        options = dataclasses.replace(options, warm_start=False)
     stops = build_stops(model)
     travel = build_travel_matrices(
         model,
@@ -80,6 +90,21 @@ def solve(
     )
     matrix_time = time.monotonic() - started
     problem, skip_reasons = precheck(Problem.build(model, stops, travel))
+    injected = resolve(model)
+    if injected.has_constraint:
+        problem, skip_reasons, locks = constrain(problem, skip_reasons, injected)
+        if locks:
+            raise InvalidModelError(locks)
+    if injected.refresh and not options.precheck_only:
+        run = _Solve(problem, options, skip_reasons, deadline, should_stop, matrix_time)
+        if roads is not None and options.populate_polylines:
+            run.geometry = roads.network
+        plans, violations = refresh_plans(problem, injected)
+        if violations:
+            raise InvalidModelError(violations)
+        solution = run.finish(plans, SolveStatus.SOLVED, REFRESH_BACKEND, _REFRESH_REASON)
+        _log_solved(solution, len(model.shipments), len(model.vehicles))
+        return solution
     if options.precheck_only:
         run = _Solve(problem, options, skip_reasons, deadline, should_stop, matrix_time)
         plans = [RoutePlan(vehicle=v) for v in range(len(model.vehicles))]
@@ -305,6 +330,8 @@ def _splits(problem: Problem, options: SolveOptions, choice: BackendChoice) -> b
     (large time-bound problems, see :func:`engine.backends.pyvrp.split.splits`)."""
     if choice.name != "pyvrp" or options.iteration_limit is not None:
         return False
+    if problem.model.injected_first_solution_routes:
+        return False  # a portfolio: every search starts from the injected routes
     from engine.backends.pyvrp.split import splits  # imports PyVRP: only for its solves
 
     return splits(problem, options.solver_processes, options.decompose)

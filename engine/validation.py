@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.errors import FieldViolation, InvalidModelError
+from engine.injected import injected_violations
 from engine.model import (
     BreakRequest,
     DurationDistanceMatrix,
@@ -89,6 +90,7 @@ class _Validator:
         _check_courier_rules(self)
         _check_soft_limits(self)
         _check_precedence_rules(self)
+        _check_injected_solutions(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -574,3 +576,11 @@ def _check_precedence_rules(self: _Validator) -> None:
                 )
         if not _finite(rule.offset_duration_s):
             self.add(f"{path}.offset_duration", "must be a finite duration")
+
+
+def _check_injected_solutions(self: _Validator) -> None:
+    """``injected_first_solution_routes``, ``injected_solution_constraint``,
+    ``refresh_details_routes`` (paths relative to the request) and, with
+    ``interpret_injected_solutions_using_labels``, unique labels (see :mod:`engine.injected`)."""
+    for violation in injected_violations(self.model):
+        self.add(violation.field, violation.description)

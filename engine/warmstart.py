@@ -29,7 +29,7 @@ import numpy as np
 
 from engine.backends import get_backend
 from engine.backends.base import Backend, ProgressCallback, RoutePlan, StopCriterion
-from engine.backends.features import FEATURES, RULES_AND_COSTS
+from engine.backends.features import FEATURES, REOPTIMISATION, RULES_AND_COSTS
 from engine.errors import NoSolutionError
 from engine.model import Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest
 from engine.precheck import precheck
@@ -47,10 +47,12 @@ from PyVRP's routes against 115 without them, ``costs_per_vehicle`` 272 against 
 distance limit 392 against 362; routes breaking a rule or a precedence are dropped, and the
 local search inserts their visits back poorly)."""
 
-WARM_STARTABLE = frozenset(FEATURES) - {"distance_limit_with_time_cost"} - NOT_WARM_STARTED
+WARM_STARTABLE = (
+    frozenset(FEATURES) - {"distance_limit_with_time_cost"} - NOT_WARM_STARTED - REOPTIMISATION
+)
 """Features (:mod:`engine.backends.features`) that the nearby model can do without: all but a
-distance limit with a time cost (the nearby model keeps the vehicles' distance limits) and
-:data:`NOT_WARM_STARTED`."""
+distance limit with a time cost (the nearby model keeps the vehicles' distance limits),
+:data:`NOT_WARM_STARTED` and the injected solutions (their own routes are the start)."""
 
 
 @runtime_checkable

@@ -10,20 +10,29 @@ and load limits are honoured. Only models without time-dependent costs are suppo
 time windows, no ``cost_per_hour``, no ``global_duration_cost_per_hour``, no soft duration
 limit, no breaks): the cost of a route then depends on its visit order only, and the schedule
 matters for feasibility alone.
+
+An ``injected_solution_constraint`` is honoured too (README "Re-optimisation", read by the
+checker's :func:`~tests.checker.injected_locks`): kept shipments stay on their vehicle (or are
+skipped where their level allows), kept sequences start their route, closed routes get nothing
+else, fixed times become one-instant time windows, the constraint's skipped shipments stay
+skipped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
 
 from engine.model import ShipmentModel, TimeWindow
 from tests.checker import (
+    InjectedLock,
     Travel,
     VisitRef,
     earliest_in_windows,
     hard_windows,
+    injected_locks,
     load_limit_problems,
     pickup_delivery_limit_problems,
     route_cost_terms,
@@ -84,12 +93,73 @@ def _require_tiny(model: ShipmentModel) -> None:
         raise ValueError(f"{_UNSUPPORTED}pickup-to-delivery limits with visit time windows")
 
 
+def _fix_times(model: ShipmentModel, locks: Sequence[InjectedLock]) -> ShipmentModel:
+    """The model with each fixed time of the constraint as a one-instant time window."""
+    shipments = list(model.shipments)
+    vehicles = list(model.vehicles)
+    for lock in locks:
+        if not lock.visits or model.vehicles[lock.vehicle].ignore:
+            continue
+        for (s, is_pickup, k), level, given in lock.visits:
+            if level != 0 or given is None:
+                continue
+            shipment = shipments[s]
+            requests = list(shipment.pickups if is_pickup else shipment.deliveries)
+            requests[k] = dataclasses.replace(
+                requests[k], time_windows=(TimeWindow(start_time=given, end_time=given),)
+            )
+            if is_pickup:
+                shipments[s] = dataclasses.replace(shipment, pickups=tuple(requests))
+            else:
+                shipments[s] = dataclasses.replace(shipment, deliveries=tuple(requests))
+        vehicle = vehicles[lock.vehicle]
+        if lock.start[0] == 0 and lock.start[1] is not None:
+            start = (TimeWindow(start_time=lock.start[1], end_time=lock.start[1]),)
+            vehicle = dataclasses.replace(vehicle, start_time_windows=start)
+        if lock.end[0] == 0 and lock.end[1] is not None:
+            end = (TimeWindow(start_time=lock.end[1], end_time=lock.end[1]),)
+            vehicle = dataclasses.replace(vehicle, end_time_windows=end)
+        vehicles[lock.vehicle] = vehicle
+    return dataclasses.replace(model, shipments=tuple(shipments), vehicles=tuple(vehicles))
+
+
+def _lock_allows(
+    model: ShipmentModel,
+    locks: Sequence[InjectedLock],
+    skipped: set[int],
+    assignment: Sequence[int],
+) -> bool:
+    """Whether an assignment of shipments to vehicles (-1: skipped) keeps the constraint."""
+    if any(assignment[s] != -1 for s in skipped):
+        return False
+    for lock in locks:
+        ignored = model.vehicles[lock.vehicle].ignore
+        for (s, _, _), level, _ in lock.visits:
+            if level >= 3:
+                continue
+            if ignored:
+                if assignment[s] != -1:
+                    return False
+            elif assignment[s] not in ((lock.vehicle,) if level <= 1 else (-1, lock.vehicle)):
+                return False
+        if lock.closed and not ignored:
+            kept = {s for (s, _, _), _, _ in lock.visits}
+            served = {s for s, v in enumerate(assignment) if v == lock.vehicle}
+            if served != kept:
+                return False
+    return True
+
+
 class _Router:
     """Best route of a vehicle for a set of shipments."""
 
-    def __init__(self, model: ShipmentModel, travel: Travel) -> None:
+    def __init__(
+        self, model: ShipmentModel, travel: Travel, prefixes: dict[int, list[VisitRef]]
+    ) -> None:
         self.model = model
         self.travel = travel
+        self.prefixes = prefixes
+        """Per vehicle, the kept sequence its route must start with."""
 
     def schedule_end(self, v: int, order: Sequence[VisitRef], start: float) -> float | None:
         """Vehicle end time when starting at ``start`` and serving each visit as early as
@@ -185,7 +255,10 @@ class _Router:
             if model.shipments[s].deliveries:
                 refs.append((s, False, 0))
         best = math.inf
+        prefix = self.prefixes.get(v, [])
         for order in itertools.permutations(refs):
+            if list(order[: len(prefix)]) != prefix:
+                continue
             position = {(s, p): i for i, (s, p, _) in enumerate(order)}
             if any(
                 position.get((s, True), -1) > position[(s, False)]
@@ -227,7 +300,10 @@ def brute_force_optimum(model: ShipmentModel, *, geodesic_meters_per_second: flo
     and when no feasible assignment serves every mandatory shipment.
     """
     _require_tiny(model)
-    router = _Router(model, Travel(model, geodesic_meters_per_second))
+    locks, kept_skipped = injected_locks(model)
+    model = _fix_times(model, locks)
+    prefixes = {lock.vehicle: lock.prefix for lock in locks if lock.visits}
+    router = _Router(model, Travel(model, geodesic_meters_per_second), prefixes)
     n_shipments, n_vehicles = len(model.shipments), len(model.vehicles)
     route_cost: dict[tuple[int, tuple[int, ...]], float] = {}
     best = math.inf
@@ -236,6 +312,8 @@ def brute_force_optimum(model: ShipmentModel, *, geodesic_meters_per_second: flo
         if any(model.shipments[s].ignore and assignment[s] != -1 for s in range(n_shipments)):
             continue
         if any(model.vehicles[v].ignore for v in assignment if v != -1):
+            continue
+        if not _lock_allows(model, locks, kept_skipped, assignment):
             continue
         limit = model.max_active_vehicles
         if limit is not None and len({v for v in assignment if v != -1}) > limit:

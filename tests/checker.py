@@ -24,7 +24,10 @@ import numpy as np
 
 from engine.model import (
     IncompatibilityMode,
+    InjectedRoute,
+    InjectedVisit,
     LatLng,
+    Relaxation,
     RequirementMode,
     ShipmentModel,
     TimeWindow,
@@ -39,15 +42,18 @@ __all__ = [
     "DIST_TOL",
     "EARTH_RADIUS_M",
     "GLOBAL_DURATION_COST_KEY",
+    "INJECTED_TIME_TOL",
     "PENALTY_COST_KEY",
     "ROUTE_COST_KEYS",
     "TIME_TOL",
+    "InjectedLock",
     "Travel",
     "VisitRef",
     "check_solution",
     "earliest_in_windows",
     "hard_windows",
     "haversine_m",
+    "injected_locks",
     "load_limit_problems",
     "pickup_delivery_limit_problems",
     "route_cost_terms",
@@ -103,6 +109,103 @@ VisitRef = tuple[int, bool, int]
 # --------------------------------------------------------------------------------------------
 # Rules shared with the brute force
 # --------------------------------------------------------------------------------------------
+
+INJECTED_TIME_TOL = 1.0
+"""Kept (fixed) times of an injected solution constraint hold at the solver's one-second
+resolution."""
+
+
+@dataclass
+class InjectedLock:
+    """One route of ``injected_solution_constraint`` as README "Re-optimisation" reads it:
+    ``visits`` (ignored shipments removed) with their relaxation level and given time."""
+
+    vehicle: int
+    visits: list[tuple[VisitRef, int, float | None]]
+    start: tuple[int, float | None]
+    end: tuple[int, float | None]
+
+    @property
+    def prefix(self) -> list[VisitRef]:
+        """The kept sequence from the vehicle start (levels 0 and 1)."""
+        return [ref for ref, level, _ in self.visits if level <= 1]
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.visits) and self.end[0] == 0
+
+
+def _levels(route: InjectedRoute, relaxations: Sequence[Relaxation]) -> tuple[int, list[int], int]:
+    def level(when: float | None, count: int) -> int:
+        best = 0
+        for r in relaxations:
+            if r.threshold_time is not None and (when is None or when < r.threshold_time):
+                continue
+            if count >= r.threshold_visit_count:
+                best = max(best, int(r.level))
+        return best
+
+    return (
+        level(route.vehicle_start_time, 0),
+        [level(v.start_time, j + 1) for j, v in enumerate(route.visits)],
+        level(route.vehicle_end_time, len(route.visits) + 1),
+    )
+
+
+def injected_locks(model: ShipmentModel) -> tuple[list[InjectedLock], set[int]]:
+    """The routes of the model's ``injected_solution_constraint`` with their levels, and the
+    shipments it keeps skipped (labels matched when the model says so)."""
+    constraint = model.injected_solution_constraint
+    if constraint is None:
+        return [], set()
+    by_labels = model.interpret_injected_solutions_using_labels
+    vehicle_of = {v.label: j for j, v in enumerate(model.vehicles)}
+    shipment_of = {s.label: i for i, s in enumerate(model.shipments)}
+    original: dict[int, int] = {}
+    routes: list[tuple[int, InjectedRoute]] = []
+    for route in constraint.routes:
+        v = vehicle_of.get(route.vehicle_label) if by_labels else route.vehicle_index
+        if v is None:
+            continue
+        original[route.vehicle_index] = v
+        routes.append((v, route))
+    relaxations: dict[int, Sequence[Relaxation]] = {}
+    default: Sequence[Relaxation] = ()
+    for group in constraint.constraint_relaxations:
+        if not group.vehicle_indices:
+            default = group.relaxations
+        for index in group.vehicle_indices:
+            target = original.get(index) if by_labels else index
+            if target is not None:
+                relaxations[target] = group.relaxations
+    locks = []
+    for v, route in routes:
+        # Visits of unknown or ignored shipments leave the route first; the levels (visit
+        # counts) are those of the route that is left.
+        kept = []
+        for visit in route.visits:
+            s = shipment_of.get(visit.shipment_label) if by_labels else visit.shipment_index
+            if s is not None and not model.shipments[s].ignore:
+                kept.append(((s, visit.is_pickup, visit.visit_request_index), visit.start_time))
+        left = InjectedRoute(
+            v,
+            tuple(InjectedVisit(start_time=t) for _, t in kept),
+            route.vehicle_start_time,
+            route.vehicle_end_time,
+        )
+        start, levels, end = _levels(left, relaxations.get(v, default))
+        visits = [(ref, level, t) for (ref, t), level in zip(kept, levels, strict=True)]
+        locks.append(
+            InjectedLock(
+                v, visits, (start, route.vehicle_start_time), (end, route.vehicle_end_time)
+            )
+        )
+    skipped = set()
+    for entry in constraint.skipped_shipments:
+        s = shipment_of.get(entry.label) if by_labels else entry.index
+        if s is not None:
+            skipped.add(s)
+    return locks, skipped
 
 
 def haversine_m(a: LatLng, b: LatLng) -> float:
@@ -573,6 +676,7 @@ class _Checker:
         ]
         self.check_shipments()
         self.check_precedence_rules()
+        self.check_injected_constraint()
         skipped_ok = self.check_skipped()
         if all(f is not None for f in facts) and skipped_ok:
             self.check_solution_metrics([f for f in facts if f is not None])
@@ -620,7 +724,7 @@ class _Checker:
             else:
                 self.fail(where, "used route without vehicle_start_time or vehicle_end_time")
             return None
-        if vehicle.ignore:
+        if vehicle.ignore and not model.refresh_details_routes:  # a refresh keeps every route
             self.fail(where, "the vehicle is ignored but its route is used")
         for problem in route_type_problems(model, refs):
             self.fail(where, problem)
@@ -941,7 +1045,8 @@ class _Checker:
             visits = seen.get(s, [])
             if visits and s in skipped:
                 self.fail(where, "both performed and skipped")
-            if visits and shipment.ignore:
+            if visits and shipment.ignore and not model.refresh_details_routes:
+                # (refresh_details_routes keeps every visit it is given, as Google's does)
                 self.fail(where, "is ignored but performed")
             if not visits:
                 if s not in skipped:
@@ -1000,6 +1105,67 @@ class _Checker:
                     f"second event starts at {second}, before the first's start {first} + "
                     f"offset {rule.offset_duration_s}",
                 )
+
+    def check_injected_constraint(self) -> None:
+        """README "Re-optimisation": the constraint's skipped shipments stay skipped; a visit
+        below RELAX_ALL stays on its vehicle (below RELAX_VISIT_TIMES_AND_SEQUENCE it is
+        performed there, in the kept sequence from the vehicle start); fixed visits, starts and
+        ends keep their times; a closed route gets no other visit. Kept on an ignored vehicle:
+        skipped."""
+        locks, skipped = injected_locks(self.model)
+        where_is: dict[VisitRef, tuple[int, int]] = {}
+        performed: set[int] = set()
+        for r, route in enumerate(self.solution.routes):
+            for i, visit in enumerate(route.visits):
+                where_is[(visit.shipment_index, visit.is_pickup, visit.visit_request_index)] = (
+                    r,
+                    i,
+                )
+                performed.add(visit.shipment_index)
+        for s in sorted(skipped & performed):
+            self.fail(f"shipments[{s}]", "performed but the injected solution keeps it skipped")
+        for lock in locks:
+            where = f"injected_solution_constraint (vehicle {lock.vehicle})"
+            ignored = self.model.vehicles[lock.vehicle].ignore
+            for ref, level, given in lock.visits:
+                at = where_is.get(ref)
+                if level >= 3:
+                    continue
+                if ignored:
+                    if ref[0] in performed:
+                        self.fail(where, f"{ref} is kept on an ignored vehicle but performed")
+                    continue
+                if at is None:
+                    if level <= 1:
+                        self.fail(where, f"kept visit {ref} (level {level}) is not performed")
+                    continue
+                if at[0] != lock.vehicle:
+                    self.fail(where, f"kept visit {ref} moved to vehicle {at[0]}")
+                    continue
+                time = self.solution.routes[at[0]].visits[at[1]].start_time
+                if level == 0 and given is not None and abs(time - given) > INJECTED_TIME_TOL:
+                    self.fail(where, f"fixed visit {ref} starts at {time}, not at {given}")
+            if ignored or not lock.visits:
+                continue
+            route = self.solution.routes[lock.vehicle]
+            refs = [(v.shipment_index, v.is_pickup, v.visit_request_index) for v in route.visits]
+            prefix = lock.prefix
+            if refs[: len(prefix)] != prefix:
+                self.fail(where, f"route starts with {refs[: len(prefix)]}, not the kept {prefix}")
+            if lock.closed and refs != prefix:
+                self.fail(where, f"closed route has visits {refs}, expected {prefix}")
+            if not route.visits:
+                continue  # an emptied route: its times are not kept (Google's rule)
+            for (level, given), got, name in (
+                (lock.start, route.vehicle_start_time, "vehicle_start_time"),
+                (lock.end, route.vehicle_end_time, "vehicle_end_time"),
+            ):
+                if (
+                    level == 0
+                    and given is not None
+                    and (got is None or abs(got - given) > INJECTED_TIME_TOL)
+                ):
+                    self.fail(where, f"fixed {name} is {got}, not {given}")
 
     def check_pickup_to_delivery(
         self,

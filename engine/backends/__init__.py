@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from engine.backends.base import Backend, Progress, RoutePlan, StopCriterion
 from engine.backends.features import FEATURES, used_features
 from engine.errors import FieldViolation, InvalidModelError
+from engine.model import REQUEST_LEVEL_FIELDS
 from engine.problem import Problem
 
 __all__ = [
@@ -96,7 +97,10 @@ def choose_backend(problem: Problem, requested: str = "auto") -> BackendChoice:
             reason = f"auto: {blocked}" if blocked else "auto: supports every feature of the model"
             return BackendChoice(name, reason, fallback=name != "ortools", blocked_by=blocked_by)
         if not blocked:
-            blocked = f"{name} cannot express {FEATURES[missing[0]]} (model.{used[missing[0]]})"
+            where = used[missing[0]]
+            if where.split(".")[0].split("[")[0] not in REQUEST_LEVEL_FIELDS:
+                where = f"model.{where}"
+            blocked = f"{name} cannot express {FEATURES[missing[0]]} ({where})"
             blocked_by = frozenset(missing)
     raise AssertionError("the last backend of PREFERENCE supports every feature")
 

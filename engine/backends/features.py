@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from engine.problem import Problem
 
-__all__ = ["FEATURES", "RULES_AND_COSTS", "used_features"]
+__all__ = ["FEATURES", "REOPTIMISATION", "RULES_AND_COSTS", "used_features"]
 
 FEATURES = {
     "pair_alternatives": "a pickup-and-delivery shipment with several pickup or delivery "
@@ -37,6 +37,9 @@ FEATURES = {
     "soft_route_limits": "a soft route duration, route distance or load limit",
     "precedence_rules": "precedence rules",
     "used_if_route_is_empty": "a vehicle used even when its route is empty",
+    "injected_first_solution": "a warm start (injected_first_solution_routes) with "
+    "pickup-and-delivery shipments",
+    "injected_solution_constraint": "an injected solution constraint (routes kept as they are)",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -56,6 +59,22 @@ RULES_AND_COSTS = frozenset(
 )
 """The cargo, courier, fleet and soft-limit features of Google's model (issue 15): OR-Tools
 expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
+
+
+REOPTIMISATION = frozenset({"injected_first_solution", "injected_solution_constraint"})
+"""Injected solutions (issue 15): OR-Tools starts from given routes and locks them; PyVRP starts
+from given routes of clients only (not of its pickup-and-delivery shipments) and locks nothing."""
+
+
+def _reoptimisation_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    model = problem.model
+    if model.injected_first_solution_routes and any(
+        problem.routable[s] and shipment.pickups and shipment.deliveries
+        for s, shipment in enumerate(model.shipments)
+    ):
+        note("injected_first_solution", "injected_first_solution_routes")
+    if model.injected_solution_constraint is not None:
+        note("injected_solution_constraint", "injected_solution_constraint")
 
 
 def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]) -> None:
@@ -124,6 +143,7 @@ def used_features(problem: Problem) -> dict[str, str]:
 
     n_vehicles = len(model.vehicles)
     _fleet_and_cargo_features(problem, note)
+    _reoptimisation_features(problem, note)
     for s, shipment in enumerate(model.shipments):
         if not problem.routable[s]:
             continue

@@ -28,6 +28,12 @@ The integer problem maps onto the routing library as follows:
 - courier rules (pickup-to-delivery time and detour limits): the time dimension's
   pickup-to-delivery limit of each pair, per pickup and delivery alternative;
 - ``precedence_rules``: node precedences of the time dimension;
+- injected solutions (:mod:`engine.injected`): the search starts from the constraint's routes
+  and ``injected_first_solution_routes`` (``ReadAssignmentFromRoutes``); a kept visit is
+  performed (``ActiveVar``) on its vehicle (``VehicleVar``), visits whose sequence is kept are
+  chained from the vehicle start (``NextVar``, to the end when the route is closed), and fixed
+  times fix the time cumuls; a visit relaxed to its vehicle only keeps ``VehicleVar`` in
+  {unperformed, vehicle};
 - ``max_active_vehicles``: ``SetMaximumNumberOfActiveVehicles``; ``used_if_route_is_empty``:
   ``SetVehicleUsedWhenEmpty``;
   ``global_duration_cost_per_hour``: the time dimension's global span cost.
@@ -53,9 +59,11 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
 from engine.errors import FieldViolation, InvalidModelError, NoSolutionError
-from engine.model import IncompatibilityMode, RequirementMode, TimeWindow
+from engine.injected import CONSTRAINT, resolve
+from engine.model import IncompatibilityMode, RelaxationLevel, RequirementMode, TimeWindow
 from engine.options import SearchMode
 from engine.problem import Problem, Window
+from engine.reoptimisation import fixed_range, initial_routes
 from engine.units import (
     COST_SCALE,
     MAX_SCALED_COST,
@@ -112,7 +120,22 @@ class OrToolsBackend:
         self, problem: Problem, stop: StopCriterion, on_progress: ProgressCallback | None = None
     ) -> list[RoutePlan]:
         built = _Builder(problem, self.first_solution_strategy, self.local_search_metaheuristic)
-        return built.run(stop, on_progress, self.solution_limit, self.initial_routes)
+        routes = self.initial_routes
+        if routes is None:
+            routes = initial_routes(problem, built.injected)
+            if built.injected.has_constraint:
+                built.fallback_routes = initial_routes(problem, built.injected, kept_only=True)
+        try:
+            return built.run(stop, on_progress, self.solution_limit, routes)
+        except NoSolutionError as exc:
+            if exc.reason == "infeasible" and built.injected.has_constraint:
+                raise NoSolutionError(
+                    "infeasible",
+                    f"the {CONSTRAINT} cannot be kept together with the model's other "
+                    "constraints (fixed times, breaks, capacities, limits): relax it "
+                    "(constraint_relaxations) or check its routes",
+                ) from exc
+            raise
 
 
 class _Builder:
@@ -151,6 +174,11 @@ class _Builder:
         self._add_type_rules()
         if self.model.max_active_vehicles is not None:
             self.routing.SetMaximumNumberOfActiveVehicles(self.model.max_active_vehicles)
+        self.injected = resolve(self.model)
+        self.fallback_routes: list[list[int]] | None = None
+        """Initial routes to try when OR-Tools rejects the first ones (the constraint's kept
+        visits alone)."""
+        self._add_injected_constraint()
         self.breaks = self._add_breaks()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -613,6 +641,48 @@ class _Builder:
                         else:
                             solver.Add(active == 0)
 
+    # -- injected solution constraint -------------------------------------------------------
+
+    def _add_injected_constraint(self) -> None:
+        """The locks of ``injected_solution_constraint`` (see the module docstring); what it
+        keeps skipped and which vehicle a kept shipment may use come with the problem
+        (:func:`engine.reoptimisation.constrain`)."""
+        routing, solver, dim = self.routing, self.solver, self.time
+        fixed, sequence = (
+            RelaxationLevel.LEVEL_UNSPECIFIED,
+            (RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD),
+        )
+        for route in self.injected.constrained:
+            v = route.vehicle
+            if not route.visits or self.model.vehicles[v].ignore:
+                continue
+            start, end = self._vehicle_stop_indices(v)
+            if route.start_level == fixed and route.start_time is not None:
+                dim.CumulVar(start).SetRange(*fixed_range(self.p, route.start_time))
+            prev, chained = start, True
+            for p in route.visits:
+                if (
+                    p.level >= RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD
+                    or not self.p.routable[p.shipment]
+                ):
+                    chained = False
+                    continue
+                index = self._index(p.stop(self.p))
+                routing.VehicleVar(index).SetValues([-1, v])
+                if p.level > sequence:
+                    chained = False
+                    continue
+                solver.Add(routing.ActiveVar(index) == 1)
+                if chained:
+                    solver.Add(routing.NextVar(prev) == index)
+                    prev = index
+                if p.level == fixed and p.start_time is not None:
+                    dim.CumulVar(index).SetRange(*fixed_range(self.p, p.start_time))
+            if route.closed and chained:
+                solver.Add(routing.NextVar(prev) == end)
+            if route.end_level == fixed and route.end_time is not None:
+                dim.CumulVar(end).SetRange(*fixed_range(self.p, route.end_time))
+
     # -- breaks ------------------------------------------------------------------------------
 
     def _add_breaks(self) -> dict[int, list[pywrapcp.IntervalVar]]:
@@ -706,6 +776,9 @@ class _Builder:
         routing = self.routing
         assignment = None
         initial = self._initial_assignment(initial_routes) if initial_routes else None
+        if initial is None and self.fallback_routes:
+            log.info("initial routes rejected; starting from the constraint's kept visits")
+            initial = self._initial_assignment(self.fallback_routes)
         if initial is not None:
             assignment = routing.SolveFromAssignmentWithParameters(initial, params)
             if assignment is None or watch.count == 0:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from typing import Final
 
 from engine.errors import FieldViolation, InvalidModelError
-from engine.model import ShipmentModel
+from engine.model import REQUEST_LEVEL_FIELDS, ShipmentModel
 from engine.solution import Solution
 from engine.validation import validate_model
+from rpc.convert.injected import injected_fields
 from rpc.convert.model import ModelConverter
 from rpc.convert.settings import DEFAULT_MAX_VALIDATION_ERRORS, RequestSettings, request_settings
 from rpc.google.unknown import UNSUPPORTED, unhonoured_fields
@@ -52,6 +54,7 @@ def request_to_engine(
             f"got {settings.solver_processes}",
         )
     model = conv.model(request.model)
+    model = dataclasses.replace(model, **injected_fields(conv, request))  # re-optimisation
     reported = {v.field for v in conv.violations}
     for violation in model_violations(validate_model(model)):
         if reported.isdisjoint(_self_and_ancestors(violation.field)):
@@ -63,11 +66,17 @@ def request_to_engine(
 
 def model_violations(violations: Iterable[FieldViolation]) -> list[FieldViolation]:
     """Engine violations (paths relative to the model) with paths relative to the request
-    (under ``model``)."""
-    return [
-        FieldViolation(f"model.{v.field}" if v.field else "model", v.description)
-        for v in violations
-    ]
+    (under ``model``, but for the model fields that are request fields in the API: the
+    injected solutions, :data:`~engine.model.REQUEST_LEVEL_FIELDS`)."""
+    return [FieldViolation(_request_path(v.field), v.description) for v in violations]
+
+
+def _request_path(field: str) -> str:
+    if not field:
+        return "model"
+    if re.split(r"[.\[]", field, maxsplit=1)[0] in REQUEST_LEVEL_FIELDS:
+        return field
+    return f"model.{field}"
 
 
 def solve_result(result: Callable[[], Solution]) -> Solution:
@@ -200,6 +209,14 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
     })),
     (100, "SOLVER_SETTINGS_INVALID", frozenset({
         "solver", "backend", "solver_processes", "random_seed", "iteration_limit",
+    })),
+    (120, "INJECTED_SOLUTION_INVALID", frozenset({  # routeopt's code, issue 15
+        "injected_first_solution_routes", "injected_solution_constraint",
+        "refresh_details_routes", "interpret_injected_solutions_using_labels", "routes", "visits",
+        "shipment_index", "visit_request_index", "vehicle_index", "vehicle_label",
+        "shipment_label", "vehicle_start_time", "vehicle_end_time", "skipped_shipments",
+        "constraint_relaxations", "relaxations", "level", "threshold_time",
+        "threshold_visit_count", "vehicle_indices", "index",
     })),
     (110, "REQUEST_SETTING_INVALID", frozenset({
         "parent", "search_mode", "solving_mode", "geodesic_meters_per_second",

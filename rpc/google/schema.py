@@ -44,12 +44,6 @@ the package or "")."""
 DEFAULT_REASON: Final = "not implemented yet"
 
 REJECTED: Final[Mapping[str, str]] = {
-    "OptimizeToursRequest.injected_first_solution_routes": "warm starts are not supported yet",
-    "OptimizeToursRequest.injected_solution_constraint": "injected solutions are not supported yet",
-    "OptimizeToursRequest.refresh_details_routes": "route refresh is not supported yet",
-    "OptimizeToursRequest.interpret_injected_solutions_using_labels": (
-        "injected solutions are not supported yet"
-    ),
     "OptimizeToursRequest.consider_road_traffic": "routeopt's road network has no traffic data",
     "Shipment.VisitRequest.arrival_waypoint": "waypoints (place ids, headings) are not supported",
     "Shipment.VisitRequest.departure_location": "departure locations are not supported",
@@ -78,6 +72,32 @@ _REQUEST_ROOTS: Final = (
     "OptimizeToursUriRequest",
 )
 _RESPONSE_ROOTS: Final = ("OptimizeToursResponse", "OptimizeToursUriResponse")
+
+_INJECTED: Final = ("ShipmentRoute", "SkippedShipment")
+"""Response messages that requests carry as injected solutions: listed with the response, the
+fields routeopt reads from them marked (:data:`READ_FROM_INJECTED`)."""
+
+READ_FROM_INJECTED: Final = frozenset(
+    {
+        "ShipmentRoute.vehicle_index",
+        "ShipmentRoute.vehicle_label",
+        "ShipmentRoute.vehicle_start_time",
+        "ShipmentRoute.vehicle_end_time",
+        "ShipmentRoute.visits",
+        "ShipmentRoute.breaks",
+        "ShipmentRoute.Break.start_time",
+        "ShipmentRoute.Break.duration",
+        "ShipmentRoute.Visit.shipment_index",
+        "ShipmentRoute.Visit.shipment_label",
+        "ShipmentRoute.Visit.is_pickup",
+        "ShipmentRoute.Visit.visit_request_index",
+        "ShipmentRoute.Visit.start_time",
+        "SkippedShipment.index",
+        "SkippedShipment.label",
+    }
+)
+"""Fields of injected routes and skipped shipments that routeopt reads (the others of a
+previous response are ignored)."""
 
 
 def routeopt_message(google_name: str) -> Descriptor | None:
@@ -149,6 +169,8 @@ def _walk(roots: tuple[str, ...], *, through_supported_only: bool) -> Iterator[t
             supported = mine is not None and number in mine.fields_by_number
             if type_name in _REQUEST_ROOTS and not through_supported_only:
                 continue  # processed_request: a copy of the request
+            if type_name in _INJECTED and through_supported_only:
+                continue  # injected solutions: response messages, listed with the response
             if type_name in GOOGLE_MESSAGES and (supported or not through_supported_only):
                 if _is_map(type_name):
                     value = GOOGLE_MESSAGES[type_name][1][4]
@@ -179,7 +201,10 @@ def field_table() -> str:
         field = fields[key]
         mine = routeopt_message(message)
         filled = mine is not None and field[0] in mine.fields_by_number
-        rows[key] = _Row(key, _type_text(field), "filled" if filled else "not filled")
+        status = "filled" if filled else "not filled"
+        if key in READ_FROM_INJECTED:
+            status += "; read from injected solutions"
+        rows[key] = _Row(key, _type_text(field), status)
     lines = ["| field | type | status |", "|---|---|---|"]
     lines += [
         f"| `{r.path}` | `{r.type_text}` | {r.status} |"

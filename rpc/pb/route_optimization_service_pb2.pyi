@@ -392,6 +392,10 @@ class OptimizeToursRequest(_message.Message):
     POPULATE_POLYLINES_FIELD_NUMBER: _builtins.int
     POPULATE_TRANSITION_POLYLINES_FIELD_NUMBER: _builtins.int
     ALLOW_LARGE_DEADLINE_DESPITE_INTERRUPTION_RISK_FIELD_NUMBER: _builtins.int
+    INJECTED_FIRST_SOLUTION_ROUTES_FIELD_NUMBER: _builtins.int
+    INJECTED_SOLUTION_CONSTRAINT_FIELD_NUMBER: _builtins.int
+    REFRESH_DETAILS_ROUTES_FIELD_NUMBER: _builtins.int
+    INTERPRET_INJECTED_SOLUTIONS_USING_LABELS_FIELD_NUMBER: _builtins.int
     SOLVER_FIELD_NUMBER: _builtins.int
     PROGRESS_ROUTES_INTERVAL_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
@@ -440,6 +444,12 @@ class OptimizeToursRequest(_message.Message):
     """Google lifts its 30-minute deadline cap with this; routeopt has no such
     cap, so it is accepted and changes nothing.
     """
+    interpret_injected_solutions_using_labels: _builtins.bool
+    """Injected routes name their vehicle by vehicle_label and their shipments
+    by shipment_label (skipped shipments by label) instead of by index; a
+    label the model lacks removes the route, visit or skipped shipment.
+    Vehicle and shipment labels of the model must then be unique.
+    """
     @_builtins.property
     def model(self) -> Global___ShipmentModel:
         """Shipment model to solve."""
@@ -449,6 +459,37 @@ class OptimizeToursRequest(_message.Message):
         """Maximum time the server spends on the request, matrices included. Unset:
         the server's default (see `--default-timeout`). The call's gRPC deadline,
         less a safety margin, caps it.
+        """
+
+    @_builtins.property
+    def injected_first_solution_routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShipmentRoute]:
+        """Re-optimisation (Google's fields and semantics). In injected routes
+        routeopt reads vehicle_index (or vehicle_label), vehicle_start_time,
+        vehicle_end_time, breaks and the visits' shipment_index (or
+        shipment_label), is_pickup, visit_request_index and start_time; the other
+        fields of a previous response (transitions, metrics, costs) are ignored.
+
+        A warm start: the search starts from these routes (shipments on none are
+        unperformed at first, then free). Each vehicle at most once, each
+        shipment at most once, a pickup before its delivery on the same route,
+        allowed vehicles only, times (when given) not decreasing. Visits of
+        ignored shipments and routes of ignored vehicles are left out.
+        """
+
+    @_builtins.property
+    def injected_solution_constraint(self) -> Global___InjectedSolutionConstraint:
+        """A previous solution that constrains this one: routes whose visits stay on
+        their vehicle, in their sequence and at their time unless
+        `constraint_relaxations` relax them, and skipped shipments that stay
+        skipped. Kept locks that cannot hold are INVALID_ARGUMENT naming the
+        visit (or, found by the search, FAILED_PRECONDITION).
+        """
+
+    @_builtins.property
+    def refresh_details_routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShipmentRoute]:
+        """No search: these routes, as they are, get their times (kept when the
+        route gives them all, else the earliest schedule), transitions, loads,
+        costs, metrics and polylines. Not with the two fields above.
         """
 
     @_builtins.property
@@ -477,12 +518,16 @@ class OptimizeToursRequest(_message.Message):
         populate_polylines: _builtins.bool = ...,
         populate_transition_polylines: _builtins.bool = ...,
         allow_large_deadline_despite_interruption_risk: _builtins.bool = ...,
+        injected_first_solution_routes: _abc.Iterable[Global___ShipmentRoute] | None = ...,
+        injected_solution_constraint: Global___InjectedSolutionConstraint | None = ...,
+        refresh_details_routes: _abc.Iterable[Global___ShipmentRoute] | None = ...,
+        interpret_injected_solutions_using_labels: _builtins.bool = ...,
         solver: Global___SolverSettings | None = ...,
         progress_routes_interval: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "_max_validation_errors", b"_max_validation_errors", "geodesic_meters_per_second", b"geodesic_meters_per_second", "max_validation_errors", b"max_validation_errors", "model", b"model", "progress_routes_interval", b"progress_routes_interval", "solver", b"solver", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "_max_validation_errors", b"_max_validation_errors", "geodesic_meters_per_second", b"geodesic_meters_per_second", "injected_solution_constraint", b"injected_solution_constraint", "max_validation_errors", b"max_validation_errors", "model", b"model", "progress_routes_interval", b"progress_routes_interval", "solver", b"solver", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "_max_validation_errors", b"_max_validation_errors", "allow_large_deadline_despite_interruption_risk", b"allow_large_deadline_despite_interruption_risk", "geodesic_meters_per_second", b"geodesic_meters_per_second", "label", b"label", "max_validation_errors", b"max_validation_errors", "model", b"model", "parent", b"parent", "populate_polylines", b"populate_polylines", "populate_transition_polylines", b"populate_transition_polylines", "progress_routes_interval", b"progress_routes_interval", "search_mode", b"search_mode", "solver", b"solver", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second", "_max_validation_errors", b"_max_validation_errors", "allow_large_deadline_despite_interruption_risk", b"allow_large_deadline_despite_interruption_risk", "geodesic_meters_per_second", b"geodesic_meters_per_second", "injected_first_solution_routes", b"injected_first_solution_routes", "injected_solution_constraint", b"injected_solution_constraint", "interpret_injected_solutions_using_labels", b"interpret_injected_solutions_using_labels", "label", b"label", "max_validation_errors", b"max_validation_errors", "model", b"model", "parent", b"parent", "populate_polylines", b"populate_polylines", "populate_transition_polylines", b"populate_transition_polylines", "progress_routes_interval", b"progress_routes_interval", "refresh_details_routes", b"refresh_details_routes", "search_mode", b"search_mode", "solver", b"solver", "solving_mode", b"solving_mode", "timeout", b"timeout", "use_geodesic_distances", b"use_geodesic_distances"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["geodesic_meters_per_second"]  # noqa: Y015
     _WhichOneofArgType__geodesic_meters_per_second: _TypeAlias = _typing.Literal["_geodesic_meters_per_second", b"_geodesic_meters_per_second"]  # noqa: Y015
@@ -494,6 +539,150 @@ class OptimizeToursRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_validation_errors) -> _WhichOneofReturnType__max_validation_errors | None: ...
 
 Global___OptimizeToursRequest: _TypeAlias = OptimizeToursRequest  # noqa: Y015
+
+@_typing.final
+class InjectedSolutionConstraint(_message.Message):
+    """A previous solution injected in a request, with the constraints it puts on
+    the new one (Google's message).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ConstraintRelaxation(_message.Message):
+        """For a group of vehicles, when and how much their routes' constraints
+        relax.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        @_typing.final
+        class Relaxation(_message.Message):
+            """From the events (vehicle start, visits, vehicle end) that meet its
+            thresholds on, a route's constraints relax to `level`; an event meeting
+            several relaxations gets the most relaxed level; an event meeting none
+            is fully constrained.
+            """
+
+            DESCRIPTOR: _descriptor.Descriptor
+
+            class _Level:
+                ValueType = _typing.NewType("ValueType", _builtins.int)
+                V: _TypeAlias = ValueType  # noqa: Y015
+
+            class _LevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[InjectedSolutionConstraint.ConstraintRelaxation.Relaxation._Level.ValueType], _builtins.type):
+                DESCRIPTOR: _descriptor.EnumDescriptor
+                LEVEL_UNSPECIFIED: InjectedSolutionConstraint.ConstraintRelaxation.Relaxation._Level.ValueType  # 0
+                """Not to be used: no relaxation (fully constrained: same vehicle,
+                same sequence with nothing inserted before or between, same time).
+                """
+                RELAX_VISIT_TIMES_AFTER_THRESHOLD: InjectedSolutionConstraint.ConstraintRelaxation.Relaxation._Level.ValueType  # 1
+                """Times are free; vehicle and sequence are kept (nothing inserted
+                before or between such visits).
+                """
+                RELAX_VISIT_TIMES_AND_SEQUENCE_AFTER_THRESHOLD: InjectedSolutionConstraint.ConstraintRelaxation.Relaxation._Level.ValueType  # 2
+                """Only this vehicle may perform the visit, in any order, or it is
+                skipped.
+                """
+                RELAX_ALL_AFTER_THRESHOLD: InjectedSolutionConstraint.ConstraintRelaxation.Relaxation._Level.ValueType  # 3
+                """Completely free."""
+
+            class Level(_Level, metaclass=_LevelEnumTypeWrapper):
+                """How much the constraints relax, in increasing order."""
+
+            LEVEL_UNSPECIFIED: InjectedSolutionConstraint.ConstraintRelaxation.Relaxation.Level.ValueType  # 0
+            """Not to be used: no relaxation (fully constrained: same vehicle,
+            same sequence with nothing inserted before or between, same time).
+            """
+            RELAX_VISIT_TIMES_AFTER_THRESHOLD: InjectedSolutionConstraint.ConstraintRelaxation.Relaxation.Level.ValueType  # 1
+            """Times are free; vehicle and sequence are kept (nothing inserted
+            before or between such visits).
+            """
+            RELAX_VISIT_TIMES_AND_SEQUENCE_AFTER_THRESHOLD: InjectedSolutionConstraint.ConstraintRelaxation.Relaxation.Level.ValueType  # 2
+            """Only this vehicle may perform the visit, in any order, or it is
+            skipped.
+            """
+            RELAX_ALL_AFTER_THRESHOLD: InjectedSolutionConstraint.ConstraintRelaxation.Relaxation.Level.ValueType  # 3
+            """Completely free."""
+
+            LEVEL_FIELD_NUMBER: _builtins.int
+            THRESHOLD_TIME_FIELD_NUMBER: _builtins.int
+            THRESHOLD_VISIT_COUNT_FIELD_NUMBER: _builtins.int
+            level: Global___InjectedSolutionConstraint.ConstraintRelaxation.Relaxation.Level.ValueType
+            threshold_visit_count: _builtins.int
+            """... that are at least the threshold_visit_count-th of their route
+            (0: from the vehicle start; visits + 1: the vehicle end only).
+            """
+            @_builtins.property
+            def threshold_time(self) -> _timestamp_pb2.Timestamp:
+                """Visits starting at or after this time (unset: any time) ..."""
+
+            def __init__(
+                self,
+                *,
+                level: Global___InjectedSolutionConstraint.ConstraintRelaxation.Relaxation.Level.ValueType = ...,
+                threshold_time: _timestamp_pb2.Timestamp | None = ...,
+                threshold_visit_count: _builtins.int = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _typing.Literal["threshold_time", b"threshold_time"]  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "threshold_time", b"threshold_time", "threshold_visit_count", b"threshold_visit_count"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+        RELAXATIONS_FIELD_NUMBER: _builtins.int
+        VEHICLE_INDICES_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def relaxations(self) -> _containers.RepeatedCompositeFieldContainer[Global___InjectedSolutionConstraint.ConstraintRelaxation.Relaxation]:
+            """The relaxations of the routes of `vehicle_indices`."""
+
+        @_builtins.property
+        def vehicle_indices(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+            """Vehicles (at most once over all constraint relaxations); empty: every
+            vehicle no other constraint relaxation lists (at most one such group).
+            """
+
+        def __init__(
+            self,
+            *,
+            relaxations: _abc.Iterable[Global___InjectedSolutionConstraint.ConstraintRelaxation.Relaxation] | None = ...,
+            vehicle_indices: _abc.Iterable[_builtins.int] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["relaxations", b"relaxations", "vehicle_indices", b"vehicle_indices"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ROUTES_FIELD_NUMBER: _builtins.int
+    SKIPPED_SHIPMENTS_FIELD_NUMBER: _builtins.int
+    CONSTRAINT_RELAXATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShipmentRoute]:
+        """The routes to keep (vehicles without one are free)."""
+
+    @_builtins.property
+    def skipped_shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkippedShipment]:
+        """Shipments that stay skipped (read: index, or label)."""
+
+    @_builtins.property
+    def constraint_relaxations(self) -> _containers.RepeatedCompositeFieldContainer[Global___InjectedSolutionConstraint.ConstraintRelaxation]:
+        """Without any, every non-empty route is fully constrained."""
+
+    def __init__(
+        self,
+        *,
+        routes: _abc.Iterable[Global___ShipmentRoute] | None = ...,
+        skipped_shipments: _abc.Iterable[Global___SkippedShipment] | None = ...,
+        constraint_relaxations: _abc.Iterable[Global___InjectedSolutionConstraint.ConstraintRelaxation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraint_relaxations", b"constraint_relaxations", "routes", b"routes", "skipped_shipments", b"skipped_shipments"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InjectedSolutionConstraint: _TypeAlias = InjectedSolutionConstraint  # noqa: Y015
 
 @_typing.final
 class SolverSettings(_message.Message):
@@ -2184,10 +2373,11 @@ class SkippedShipment(_message.Message):
             SHIPMENT_IGNORED: SkippedShipment.Reason._Code.ValueType  # 9
             """The shipment is ignored (Shipment.ignore)."""
             SKIPPED_IN_INJECTED_SOLUTION_CONSTRAINT: SkippedShipment.Reason._Code.ValueType  # 10
-            """Google's codes for injected solutions, which routeopt does not
-            support; never reported.
-            """
+            """The injected_solution_constraint keeps the shipment skipped."""
             VEHICLE_ROUTE_IS_FULLY_SEQUENCE_CONSTRAINED: SkippedShipment.Reason._Code.ValueType  # 11
+            """Every vehicle that could serve the shipment has a route the
+            injected_solution_constraint closes (no visit may be added).
+            """
             ZERO_PENALTY_COST: SkippedShipment.Reason._Code.ValueType  # 13
             """The shipment's penalty_cost is zero: skipping it costs nothing."""
             NOT_WORTH_ITS_PENALTY_OR_NO_ROOM: SkippedShipment.Reason._Code.ValueType  # 101
@@ -2228,10 +2418,11 @@ class SkippedShipment(_message.Message):
         SHIPMENT_IGNORED: SkippedShipment.Reason.Code.ValueType  # 9
         """The shipment is ignored (Shipment.ignore)."""
         SKIPPED_IN_INJECTED_SOLUTION_CONSTRAINT: SkippedShipment.Reason.Code.ValueType  # 10
-        """Google's codes for injected solutions, which routeopt does not
-        support; never reported.
-        """
+        """The injected_solution_constraint keeps the shipment skipped."""
         VEHICLE_ROUTE_IS_FULLY_SEQUENCE_CONSTRAINED: SkippedShipment.Reason.Code.ValueType  # 11
+        """Every vehicle that could serve the shipment has a route the
+        injected_solution_constraint closes (no visit may be added).
+        """
         ZERO_PENALTY_COST: SkippedShipment.Reason.Code.ValueType  # 13
         """The shipment's penalty_cost is zero: skipping it costs nothing."""
         NOT_WORTH_ITS_PENALTY_OR_NO_ROOM: SkippedShipment.Reason.Code.ValueType  # 101

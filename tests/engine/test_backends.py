@@ -18,6 +18,10 @@ from engine.errors import InvalidModelError
 from engine.model import (
     BreakRequest,
     IncompatibilityMode,
+    InjectedRoute,
+    InjectedSkippedShipment,
+    InjectedSolutionConstraint,
+    InjectedVisit,
     PrecedenceRule,
     ShipmentTypeIncompatibility,
 )
@@ -226,6 +230,23 @@ ORTOOLS_ONLY = {
     "global_duration_cost": (
         dataclasses.replace(BASE, global_duration_cost_per_hour=10.0),
         "model.global_duration_cost_per_hour",
+    ),
+    # re-optimisation: request fields in the API, so their paths have no "model." prefix
+    "injected_first_solution": (
+        dataclasses.replace(
+            with_shipment(BASE, Shipment(pickups=(HERE,), deliveries=(HERE,))),
+            injected_first_solution_routes=(InjectedRoute(0, (InjectedVisit(0),)),),
+        ),
+        "injected_first_solution_routes",
+    ),
+    "injected_solution_constraint": (
+        dataclasses.replace(
+            BASE,
+            injected_solution_constraint=InjectedSolutionConstraint(
+                skipped_shipments=(InjectedSkippedShipment(1),)
+            ),
+        ),
+        "injected_solution_constraint",
     ),
 }
 

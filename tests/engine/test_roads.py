@@ -157,3 +157,32 @@ def test_unreachable_stop_is_skipped_with_its_reason():
     assert skipped.index == 1
     assert [r.code for r in skipped.reasons] == [SkipReasonCode.UNREACHABLE_LOCATION]
     assert solution.routes[0].metrics.travel_distance_m == pytest.approx(2 * 55.6)
+
+
+def test_refresh_details_routes_draws_the_routes_on_the_roads():
+    """refresh_details_routes over roads (issue 15): the solved routes given back come with the
+    same times, costs and polylines, without a search."""
+    from engine.model import InjectedRoute, InjectedVisit
+
+    roads = helsinki()
+    model = node_model(roads, 5)
+    options = SolveOptions(time_limit_s=1.0, populate_polylines=True)
+    solved = solve(model, options, roads=roads)
+    routes = tuple(
+        InjectedRoute(
+            r.vehicle_index,
+            tuple(InjectedVisit(v.shipment_index, False, 0, v.start_time) for v in r.visits),
+            r.vehicle_start_time,
+            r.vehicle_end_time,
+        )
+        for r in solved.routes
+        if r.visits
+    )
+    refresh = ShipmentModel(
+        shipments=model.shipments, vehicles=model.vehicles, refresh_details_routes=routes
+    )
+    refreshed = solve(refresh, options, roads=roads)
+    assert refreshed.backend == "refresh"
+    assert refreshed.routes == solved.routes
+    assert any(r.polyline for r in refreshed.routes)
+    check_solution(as_matrix_model(refresh, roads.network), refreshed)

@@ -15,8 +15,8 @@ import logging
 import time
 
 from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
-from engine.backends.features import RULES_AND_COSTS
-from engine.backends.pyvrp.data import build_data, route_plans
+from engine.backends.features import REOPTIMISATION, RULES_AND_COSTS
+from engine.backends.pyvrp.data import build_data, injected_initial_solution, route_plans
 from engine.backends.pyvrp.search import run_search, search_params
 from engine.backends.pyvrp.split import SplitSearch, splittable
 from engine.backends.pyvrp.stop import ReportProgress, search_criterion
@@ -40,6 +40,7 @@ UNSUPPORTED = frozenset(
         "distance_limit_with_time_cost",
     }
     | RULES_AND_COSTS
+    | REOPTIMISATION
 )
 """Features (:mod:`engine.backends.features`) this backend cannot express."""
 
@@ -89,7 +90,9 @@ class PyVRPBackend:
         no_improvement = None
         if stop.search_mode == SearchMode.RETURN_FAST:
             no_improvement = RETURN_FAST_NO_IMPROVEMENT
-        if self.processes > 1 and splittable(built.data) and self.iteration_limit is None:
+        initial = injected_initial_solution(built, problem)
+        split_ok = initial is None and self.iteration_limit is None
+        if self.processes > 1 and splittable(built.data) and split_ok:
             split = SplitSearch(built, reporter, no_improvement, stop, self.seed, self.processes)
             best = split.run()
         else:
@@ -104,7 +107,7 @@ class PyVRPBackend:
                 give_up_at=give_up_at,
             )
             params = search_params(built.scale, reporter.tracker)
-            result = run_search(built.data, criterion, self.seed, params)
+            result = run_search(built.data, criterion, self.seed, params, initial)
             best = result.best
             log.debug(
                 "pyvrp iterations=%d feasible=%s cost=%s time=%.3fs",

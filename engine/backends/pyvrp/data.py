@@ -29,7 +29,9 @@ import pyvrp
 
 from engine.backends.base import RoutePlan
 from engine.errors import NoSolutionError
+from engine.injected import resolve
 from engine.problem import Problem
+from engine.reoptimisation import initial_routes
 from engine.units import COST_SCALE, floor_int
 
 __all__ = ["PyVRPData", "Scale", "VehicleType", "build_data", "cost_scale", "route_plans"]
@@ -460,3 +462,22 @@ def _stop_of(built: PyVRPData, activity: pyvrp.ScheduledActivity) -> int | None:
     if kind == pyvrp.ActivityType.DELIVERY:
         return built.shipment_stops[activity.idx][1]
     return None
+
+
+def injected_initial_solution(built: PyVRPData, problem: Problem) -> pyvrp.Solution | None:
+    """The model's ``injected_first_solution_routes`` as a PyVRP solution to start the search
+    from (None without any); only clients (the routes of pickup-and-delivery shipments are
+    OR-Tools', see :mod:`engine.backends.features`)."""
+    if not problem.model.injected_first_solution_routes:
+        return None
+    routes = initial_routes(problem, resolve(problem.model))
+    if routes is None:
+        return None
+    client_of = {stop: c for c, stop in enumerate(built.client_stop)}
+    type_of = {v: t for t, vt in enumerate(built.types) for v in vt.vehicles}
+    out = []
+    for v, stops in enumerate(routes):
+        clients = [client_of[stop] for stop in stops if stop in client_of]
+        if clients and v in type_of:
+            out.append(pyvrp.Route(built.data, clients, type_of[v]))
+    return pyvrp.Solution(built.data, out)
