@@ -23,7 +23,12 @@ from engine.model import (
     Vehicle,
     VisitRequest,
 )
-from engine.units import ceil_int, floor_int
+from engine.units import (
+    MIN_COST_PER_SQUARE_HOUR,
+    QUADRATIC_COST_TOLERANCE,
+    ceil_int,
+    floor_int,
+)
 
 __all__ = ["check_model", "validate_model"]
 
@@ -646,3 +651,10 @@ def _check_quadratic_soft_max(self: _Validator, path: str, limit: DurationLimit)
             )
     if cost is not None and not (_finite(cost) and cost >= 0):
         self.add(f"{path}.{cost_name}", "must be a non-negative number")
+    elif cost and cost < MIN_COST_PER_SQUARE_HOUR:
+        self.add(
+            f"{path}.{cost_name}",
+            f"a cost per square hour below {MIN_COST_PER_SQUARE_HOUR:g} cannot be weighed by the "
+            f"solver within {QUADRATIC_COST_TOLERANCE:.0%} (it counts whole 10^-6 cost units per "
+            f"square second); scale all the model's costs up (got {cost:g})",
+        )

@@ -65,6 +65,7 @@ from engine.units import (
     MAX_SCALED_COST,
     ceil_int,
     cost_per_hour_to_coefficient,
+    cost_per_square_hour_to_coefficient,
     floor_int,
     scale_cost,
 )
@@ -657,8 +658,7 @@ class _Builder:
         self._add_break_frequencies()
         self._add_travel_duration_limits()
         for v, vehicle in enumerate(self.model.vehicles):
-            path = f"vehicles[{v}].route_duration_limit"
-            _set_quadratic_soft_span(self.time, v, vehicle.route_duration_limit, path)
+            _set_quadratic_soft_span(self.time, v, vehicle.route_duration_limit)
 
     def _add_break_frequencies(self) -> None:
         """``break_rule.frequency_constraints`` as OR-Tools break distance-duration pairs
@@ -709,7 +709,7 @@ class _Builder:
             if soft is not None and cost:
                 bound = pywrapcp.BoundCost(floor_int(soft), cost_per_hour_to_coefficient(cost))
                 dim.SetSoftSpanUpperBoundForVehicle(bound, v)
-            _set_quadratic_soft_span(dim, v, limit, f"vehicles[{v}].travel_duration_limit")
+            _set_quadratic_soft_span(dim, v, limit)
 
     # -- search ------------------------------------------------------------------------------
 
@@ -844,40 +844,17 @@ class _Builder:
         )
 
 
-QUADRATIC_COST_TOLERANCE = 0.01
-"""Largest relative error of the solver's quadratic cost coefficient (whole cost units per
-square second): a smaller ``cost_per_square_hour_after_quadratic_soft_max`` is rejected."""
-
-MIN_COST_PER_SQUARE_HOUR = 3600.0**2 / COST_SCALE * 0.5 / QUADRATIC_COST_TOLERANCE
-"""The smallest ``cost_per_square_hour_after_quadratic_soft_max`` the solver weighs within
-:data:`QUADRATIC_COST_TOLERANCE` (648 with a COST_SCALE of 10^6)."""
-
-
-def _set_quadratic_soft_span(
-    dim: pywrapcp.RoutingDimension, v: int, limit: DurationLimit, path: str
-) -> None:
+def _set_quadratic_soft_span(dim: pywrapcp.RoutingDimension, v: int, limit: DurationLimit) -> None:
     """A quadratic soft span upper bound (``quadratic_soft_max_duration`` and
     ``cost_per_square_hour_after_quadratic_soft_max``) on ``dim`` for vehicle ``v``: OR-Tools
-    ``SetQuadraticCostSoftSpanUpperBoundForVehicle`` (cost * (span - bound)^2). Its cost is an
-    integer per square second; a rate it cannot represent within
-    :data:`QUADRATIC_COST_TOLERANCE` is rejected (INVALID_ARGUMENT) rather than misweighed."""
+    ``SetQuadraticCostSoftSpanUpperBoundForVehicle`` (cost * (span - bound)^2), its cost in
+    whole units per square second (validation keeps the rate where that is within 1%:
+    :data:`engine.units.MIN_COST_PER_SQUARE_HOUR`)."""
     soft = limit.quadratic_soft_max_duration_s
     rate = limit.cost_per_square_hour_after_quadratic_soft_max
     if soft is None or not rate:
         return
-    if rate < MIN_COST_PER_SQUARE_HOUR:
-        raise InvalidModelError(
-            (
-                FieldViolation(
-                    f"{path}.cost_per_square_hour_after_quadratic_soft_max",
-                    f"a cost per square hour below {MIN_COST_PER_SQUARE_HOUR:g} cannot be "
-                    f"weighed by the solver within {QUADRATIC_COST_TOLERANCE:.0%} (it counts "
-                    f"whole 10^-6 cost units per square second); scale all the model's costs "
-                    f"up (got {rate:g})",
-                ),
-            )
-        )
-    coefficient = round(rate * COST_SCALE / 3600.0**2)
+    coefficient = cost_per_square_hour_to_coefficient(rate)
     dim.SetQuadraticCostSoftSpanUpperBoundForVehicle(
         pywrapcp.BoundCost(floor_int(soft), coefficient), v
     )
