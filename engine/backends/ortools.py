@@ -57,14 +57,7 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
 from engine.errors import FieldViolation, InvalidModelError, NoSolutionError
-from engine.model import (
-    BreakRequest,
-    DurationLimit,
-    IncompatibilityMode,
-    RequirementMode,
-    TimeWindow,
-    Vehicle,
-)
+from engine.model import DurationLimit, IncompatibilityMode, RequirementMode, TimeWindow
 from engine.options import SearchMode
 from engine.problem import Problem, Window
 from engine.units import (
@@ -644,23 +637,10 @@ class _Builder:
             for k, b in enumerate(vehicle.break_requests):
                 lo = max(0, ceil_int(b.earliest_start_time - g0))
                 hi = max(lo, floor_int(b.latest_start_time - g0))
-                shortest, longest = _break_durations(vehicle, b)
-                if longest > shortest:  # a break frequency rule may lengthen it
-                    intervals.append(
-                        self.solver.IntervalVar(
-                            lo,
-                            hi,
-                            shortest,
-                            longest,
-                            lo + shortest,
-                            hi + longest,
-                            False,
-                            f"break-{v}-{k}",
-                        )
-                    )
-                    continue
                 intervals.append(
-                    self.solver.FixedDurationIntervalVar(lo, hi, shortest, False, f"break-{v}-{k}")
+                    self.solver.FixedDurationIntervalVar(
+                        lo, hi, ceil_int(b.min_duration_s), False, f"break-{v}-{k}"
+                    )
                 )
             start, end = self._vehicle_stop_indices(v)
             for a, b in itertools.pairwise(intervals):
@@ -685,14 +665,13 @@ class _Builder:
         (``SetBreakDistanceDurationOfVehicle``: between breaks of at least the duration, at
         most the distance of time; the route start and end count as breaks, so the time from
         the start to the first such break and from the last one to the end is bounded too,
-        as in Google's "any interval of the route"). A break may last longer than its
-        ``min_duration``, up to the longest ``min_break_duration`` (:func:`_break_durations`),
-        so any break can count; without break requests, a constraint bounds the whole route
-        (a span upper bound)."""
+        as in Google's "any interval of the route"). Breaks are taken for their
+        ``min_duration``: a constraint that none of the vehicle's breaks satisfies bounds the
+        whole route (a span upper bound)."""
         for v, vehicle in enumerate(self.model.vehicles):
             if not vehicle.break_frequency_constraints:
                 continue
-            durations = [_break_durations(vehicle, b)[1] for b in vehicle.break_requests]
+            durations = [ceil_int(b.min_duration_s) for b in vehicle.break_requests]
             for fc in vehicle.break_frequency_constraints:
                 distance = floor_int(fc.max_inter_break_duration_s)
                 need = ceil_int(fc.min_break_duration_s)
@@ -863,15 +842,6 @@ class _Builder:
             end_s=end_s,
             breaks_s=breaks,
         )
-
-
-def _break_durations(vehicle: Vehicle, b: BreakRequest) -> tuple[int, int]:
-    """Shortest and longest duration of a break: its ``min_duration``, lengthened at most to
-    the longest ``min_break_duration`` of the vehicle's break frequency constraints (Google's
-    ``min_duration`` is a minimum; a longer break may be what makes a frequency rule hold)."""
-    shortest = ceil_int(b.min_duration_s)
-    needs = [ceil_int(fc.min_break_duration_s) for fc in vehicle.break_frequency_constraints]
-    return shortest, max([shortest, *needs])
 
 
 def _set_quadratic_soft_span(dim: pywrapcp.RoutingDimension, v: int, limit: DurationLimit) -> None:

@@ -1760,8 +1760,8 @@ class BreakRule(_message.Message):
 
     @_builtins.property
     def frequency_constraints(self) -> _containers.RepeatedCompositeFieldContainer[Global___BreakRule.FrequencyConstraint]:
-        """All must hold, with the breaks of break_requests (a break may last longer
-        than its min_duration, up to the longest min_break_duration, to count).
+        """All must hold, with the breaks of break_requests (taken for their
+        min_duration).
         """
 
     def __init__(

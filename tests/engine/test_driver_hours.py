@@ -106,11 +106,14 @@ def test_eu_rule_with_a_long_enough_route_and_one_break_skips_the_far_drop() -> 
     assert max(gaps_between_breaks(solution.routes[0], 45 * MIN)) <= 4.5 * H
 
 
-def test_without_breaks_the_rule_bounds_the_whole_route() -> None:
-    # No break request: no break counts, so the route lasts at most 4 h 30. A (2 h 15 out and
-    # back) fits; C (6 h 15) cannot: it is left out by the search (no pre-check reason proves
-    # it), A is served.
-    vehicle = depot_vehicle(cost_per_kilometer=1.0, break_frequency_constraints=(EU_RULE,))
+def test_a_break_too_short_to_count_bounds_the_whole_route() -> None:
+    # The only break lasts 30 min, less than the rule's 45: no break counts, so the route
+    # lasts at most 4 h 30. A (2 h 15 out and back) fits; C (6 h 15) cannot: it is left out
+    # by the search (no pre-check reason proves it), A is served.
+    brk = BreakRequest(earliest_start_time=0.0, latest_start_time=16 * H, min_duration_s=30 * MIN)
+    vehicle = depot_vehicle(
+        cost_per_kilometer=1.0, break_requests=(brk,), break_frequency_constraints=(EU_RULE,)
+    )
     shipments = [Shipment(deliveries=(at(t, duration_s=15 * MIN),)) for t in "AC"]
     solution = solve_checked(hours_model(shipments, [vehicle]), backend="ortools")
     (skipped,) = solution.skipped_shipments
@@ -119,31 +122,6 @@ def test_without_breaks_the_rule_bounds_the_whole_route() -> None:
     assert route_order(solution, 0) == [(0, False)]
     route = solution.routes[0]
     assert route.vehicle_end_time - route.vehicle_start_time <= 4.5 * H
-
-
-@pytest.mark.parametrize("cost_per_hour", [0.0, 1.0])
-def test_a_short_break_is_lengthened_to_count(cost_per_hour: float) -> None:
-    # The break request asks for 30 min, the rule for 45: as Google's min_duration is a
-    # minimum, the break lasts 45 min and C (6 h 15 out and back) is served. A route that
-    # needs no long break keeps it at 30 min (A alone: 2 h 15).
-    brk = BreakRequest(earliest_start_time=0.0, latest_start_time=16 * H, min_duration_s=30 * MIN)
-    vehicle = depot_vehicle(
-        cost_per_kilometer=1.0,
-        cost_per_hour=cost_per_hour,
-        break_requests=(brk,),
-        break_frequency_constraints=(EU_RULE,),
-    )
-    far = solve_checked(
-        hours_model([Shipment(deliveries=(at("C", duration_s=15 * MIN),))], [vehicle]),
-        backend="ortools",
-    )
-    assert not far.skipped_shipments
-    assert [b.duration_s for b in far.routes[0].breaks] == [45 * MIN]
-    near = solve_checked(
-        hours_model([Shipment(deliveries=(at("A", duration_s=15 * MIN),))], [vehicle]),
-        backend="ortools",
-    )
-    assert [b.duration_s for b in near.routes[0].breaks] == [30 * MIN]
 
 
 def test_without_the_rule_the_same_route_needs_no_break_pattern() -> None:
