@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from engine import InvalidModelError, Shipment, ShipmentModel, SkipReasonCode, Vehicle
-from engine.model import BreakRequest, DurationLimit, FrequencyConstraint
+from engine.model import (
+    BreakRequest,
+    DurationLimit,
+    FrequencyConstraint,
+    LatLng,
+    TimeWindow,
+    VisitRequest,
+)
 from engine.options import SearchMode
 from engine.validation import validate_model
 from tests.bruteforce import brute_force_optimum
@@ -441,3 +448,44 @@ def test_random_break_frequency_solutions_pass_the_checker(seed: int) -> None:
     # the route's ends). Without the rule, the solutions of seeds 0, 1, 3, 5, 6 and 7 break it.
     solution = solve_checked(random_break_model(seed), backend="ortools", time_limit_s=1.0)
     assert any(route.visits for route in solution.routes)
+
+
+def test_eu_rule_on_a_long_day_with_many_drops() -> None:
+    # 14 drops scattered up to ~80 km around a depot (geodesic travel at 15 m/s), 10 min each,
+    # a 13-h shift with three 45-min break requests and the EU rule: the checker verifies
+    # every gap between the counted breaks and the shift's ends.
+    rng = np.random.default_rng(7)
+    depot = LatLng(50.0, 8.0)
+    shipments = [
+        Shipment(
+            deliveries=(
+                VisitRequest(
+                    arrival_location=LatLng(
+                        50.0 + float(rng.uniform(-0.7, 0.7)), 8.0 + float(rng.uniform(-1.0, 1.0))
+                    ),
+                    duration_s=10 * MIN,
+                ),
+            ),
+            penalty_cost=1e5,
+        )
+        for _ in range(14)
+    ]
+    brk = BreakRequest(earliest_start_time=0.0, latest_start_time=13 * H, min_duration_s=45 * MIN)
+    vehicle = Vehicle(
+        start_location=depot,
+        end_location=depot,
+        end_time_windows=(TimeWindow(end_time=13 * H),),
+        cost_per_kilometer=1.0,
+        break_requests=(brk,) * 3,
+        break_frequency_constraints=(EU_RULE,),
+    )
+    m = ShipmentModel(shipments=tuple(shipments), vehicles=(vehicle,), global_end_time=2 * 86400.0)
+    solution = solve_checked(
+        m, backend="ortools", time_limit_s=5.0, geodesic_meters_per_second=15.0
+    )
+    route = solution.routes[0]
+    assert len(route.visits) >= 10
+    duration = route.vehicle_end_time - route.vehicle_start_time
+    assert duration > 9 * H  # long enough that the rule needs two counted breaks
+    gaps = gaps_between_breaks(route, 45 * MIN)
+    assert max(gaps) <= 4.5 * H
