@@ -884,7 +884,8 @@ def _no_solution(stop: StopCriterion, elapsed: float) -> NoSolutionError:
     return NoSolutionError(
         "infeasible",
         "the model admits no routes, even with every shipment skipped: check the "
-        "vehicles' time windows, duration limits and break requests against each other",
+        "vehicles' time windows, duration limits, break requests and break frequency "
+        "constraints against each other (breaks are placed on unused vehicles too)",
     )
 
 

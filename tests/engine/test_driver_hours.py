@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from engine import InvalidModelError, Shipment, ShipmentModel, SkipReasonCode, Vehicle
+from engine.errors import NoSolutionError
 from engine.model import (
     BreakRequest,
     DurationLimit,
@@ -489,3 +490,20 @@ def test_eu_rule_on_a_long_day_with_many_drops() -> None:
     assert duration > 9 * H  # long enough that the rule needs two counted breaks
     gaps = gaps_between_breaks(route, 45 * MIN)
     assert max(gaps) <= 4.5 * H
+
+
+def test_breaks_that_cannot_meet_the_rule_even_unused_are_reported() -> None:
+    # The vehicle starts at 0 and its only break cannot start before 5 h: even an empty route
+    # has 5 h without a counted break. routeopt places breaks on unused vehicles too, so
+    # the model has no solution; the error says where to look.
+    brk = BreakRequest(earliest_start_time=5 * H, latest_start_time=6 * H, min_duration_s=45 * MIN)
+    vehicle = depot_vehicle(
+        break_requests=(brk,),
+        break_frequency_constraints=(EU_RULE,),
+        start_time_windows=(TimeWindow(0.0, 0.0),),
+    )
+    shipments = [Shipment(deliveries=(at("A"),), penalty_cost=1000.0)]
+    with pytest.raises(NoSolutionError) as err:
+        solve_checked(hours_model(shipments, [vehicle]), backend="ortools")
+    assert err.value.reason == "infeasible"
+    assert "break frequency constraints" in str(err.value)
