@@ -247,6 +247,7 @@ class _RouteWalk:
         _add_soft_limit_costs(
             costs, vehicle, end_time - start_time, self.distance_m, self.max_loads
         )
+        _add_driver_hours_costs(costs, vehicle, end_time - start_time, self.travel_s)
         route_costs = {key: value for key, value in sorted(costs.items()) if value}
         metrics = AggregatedMetrics(
             performed_shipment_count=len(self.shipments),
@@ -310,6 +311,23 @@ def _add_soft_limit_costs(
             costs["model.vehicles.load_limits.cost_per_unit_above_soft_max"] += (
                 excess * limit.cost_per_unit_above_soft_max
             )
+
+
+def _add_driver_hours_costs(
+    costs: dict[str, float], vehicle: Vehicle, duration_s: float, travel_s: float
+) -> None:
+    """Quadratic soft route duration cost, and the soft travel duration costs (issue 15)."""
+    _, quadratic = vehicle.route_duration_limit.soft_cost(duration_s)
+    if quadratic:
+        key = "model.vehicles.route_duration_limit.cost_per_square_hour_after_quadratic_soft_max"
+        costs[key] += quadratic
+    if vehicle.travel_duration_limit is not None:
+        linear, quadratic = vehicle.travel_duration_limit.soft_cost(travel_s)
+        prefix = "model.vehicles.travel_duration_limit"
+        if linear:
+            costs[f"{prefix}.cost_per_hour_after_soft_max"] += linear
+        if quadratic:
+            costs[f"{prefix}.cost_per_square_hour_after_quadratic_soft_max"] += quadratic
 
 
 def _aggregate(routes: Sequence[Route]) -> AggregatedMetrics:

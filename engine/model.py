@@ -29,6 +29,8 @@ __all__ = [
     "BreakRequest",
     "ConstraintRelaxation",
     "DurationDistanceMatrix",
+    "DurationLimit",
+    "FrequencyConstraint",
     "IncompatibilityMode",
     "InjectedRoute",
     "InjectedSkippedShipment",
@@ -176,6 +178,43 @@ class BreakRequest:
 
 
 @dataclass(frozen=True)
+class FrequencyConstraint:
+    """Google's ``BreakRule.FrequencyConstraint``: within a route (vehicle start to end), any
+    interval longer than ``max_inter_break_duration_s`` overlaps a break of at least
+    ``min_break_duration_s``. All route time counts (travel, waits, visits), not only driving.
+    """
+
+    min_break_duration_s: float
+    max_inter_break_duration_s: float
+
+
+@dataclass(frozen=True)
+class DurationLimit:
+    """Google's ``Vehicle.DurationLimit`` as used by ``travel_duration_limit``: a hard maximum,
+    a linear soft maximum (``cost_per_hour_after_soft_max`` per hour beyond it) and a quadratic
+    one (``cost_per_square_hour_after_quadratic_soft_max`` times the square of the hours beyond
+    it). Every field is optional."""
+
+    max_duration_s: float | None = None
+    soft_max_duration_s: float | None = None
+    cost_per_hour_after_soft_max: float | None = None
+    quadratic_soft_max_duration_s: float | None = None
+    cost_per_square_hour_after_quadratic_soft_max: float | None = None
+
+    def soft_cost(self, duration_s: float) -> tuple[float, float]:
+        """(linear, quadratic) soft cost of a duration of ``duration_s`` seconds."""
+        linear = quadratic = 0.0
+        if self.soft_max_duration_s is not None and self.cost_per_hour_after_soft_max:
+            over_h = max(0.0, duration_s - self.soft_max_duration_s) / 3600.0
+            linear = self.cost_per_hour_after_soft_max * over_h
+        rate = self.cost_per_square_hour_after_quadratic_soft_max
+        if self.quadratic_soft_max_duration_s is not None and rate:
+            over_h = max(0.0, duration_s - self.quadratic_soft_max_duration_s) / 3600.0
+            quadratic = rate * over_h * over_h
+        return linear, quadratic
+
+
+@dataclass(frozen=True)
 class SoftLoadLimit:
     """Once per route, ``(max load on board - soft_max_load) * cost_per_unit_above_soft_max``
     when the route's largest load exceeds ``soft_max_load`` (Google's ``LoadLimit``)."""
@@ -220,6 +259,30 @@ class Vehicle:
     fixed, travel and time costs, breaks)."""
     ignore: bool = False
     """This vehicle stays unused; shipments only it may serve are skipped (``VEHICLE_IGNORED``)."""
+    # -- driver-hours rules (issue 15) --
+    break_frequency_constraints: tuple[FrequencyConstraint, ...] = ()
+    """``break_rule.frequency_constraints``: each must hold with the breaks of
+    :attr:`break_requests`."""
+    travel_duration_limit: DurationLimit | None = None
+    """``travel_duration_limit``: limits on the route's travel time (sum of its legs)."""
+    route_duration_quadratic_soft_max_s: float | None = None
+    """``route_duration_limit.quadratic_soft_max_duration``: a route longer than this costs
+    ``route_duration_cost_per_square_hour_after_quadratic_soft_max`` times the square of the
+    hours beyond it."""
+    route_duration_cost_per_square_hour_after_quadratic_soft_max: float | None = None
+
+    @property
+    def route_duration_limit(self) -> DurationLimit:
+        """The ``route_duration_limit`` fields as one :class:`DurationLimit`."""
+        return DurationLimit(
+            max_duration_s=self.route_duration_limit_s,
+            soft_max_duration_s=self.route_duration_soft_max_s,
+            cost_per_hour_after_soft_max=self.route_duration_cost_per_hour_after_soft_max,
+            quadratic_soft_max_duration_s=self.route_duration_quadratic_soft_max_s,
+            cost_per_square_hour_after_quadratic_soft_max=(
+                self.route_duration_cost_per_square_hour_after_quadratic_soft_max
+            ),
+        )
 
     @property
     def has_start(self) -> bool:

@@ -122,6 +122,7 @@ def _vehicle_profiles(problem: Problem) -> tuple[list[int], list[int]]:
             problem.windows[stops.vehicle_end(v)],
             vehicle.route_duration_limit_s,
             vehicle.route_distance_limit_m,
+            _travel_limit_s(problem, v),
         )
         if key not in index:
             index[key] = len(representative)
@@ -171,6 +172,8 @@ def _route_alone(problem: Problem, v: int, s: int) -> SkipReasonCode | None:
             vehicle.route_distance_limit_m,
         )
         if code is None:
+            code = _check_travel_limit(problem, v, seq, travel)
+        if code is None:
             return None
         found.add(code)
     return min(found)
@@ -205,4 +208,22 @@ def _check_sequence(
         return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DURATION_LIMIT
     if distance_limit_m is not None and meters > distance_limit_m:
         return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_DISTANCE_LIMIT
+    return None
+
+
+def _travel_limit_s(problem: Problem, v: int) -> float | None:
+    limit = problem.model.vehicles[v].travel_duration_limit
+    return None if limit is None else limit.max_duration_s
+
+
+def _check_travel_limit(
+    problem: Problem, v: int, seq: list[int], travel: npt.NDArray[np.int64]
+) -> SkipReasonCode | None:
+    """``travel_duration_limit.max_duration`` against the travel of ``seq`` (issue 15)."""
+    limit = _travel_limit_s(problem, v)
+    if limit is None:
+        return None
+    total = sum(int(travel[a, b]) for a, b in itertools.pairwise(seq))
+    if total > limit:
+        return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TRAVEL_DURATION_LIMIT
     return None

@@ -13,8 +13,11 @@ import math
 __all__ = [
     "COST_SCALE",
     "MAX_SCALED_COST",
+    "MIN_COST_PER_SQUARE_HOUR",
+    "QUADRATIC_COST_TOLERANCE",
     "ceil_int",
     "cost_per_hour_to_coefficient",
+    "cost_per_square_hour_to_coefficient",
     "floor_int",
     "scale_cost",
 ]
@@ -26,6 +29,16 @@ COST_SCALE = 1_000_000
 
 MAX_SCALED_COST = 2**62
 """Upper bound for any single scaled cost term; larger values are clamped."""
+
+
+QUADRATIC_COST_TOLERANCE = 0.01
+"""Largest relative error of a quadratic cost coefficient in the solver (whole cost units per
+square second)."""
+
+MIN_COST_PER_SQUARE_HOUR = 3600.0**2 / COST_SCALE * 0.5 / QUADRATIC_COST_TOLERANCE
+"""The smallest positive cost per square hour (``cost_per_square_hour_after_quadratic_soft_max``)
+the solver weighs within :data:`QUADRATIC_COST_TOLERANCE`: 648 with a COST_SCALE of 10^6 (the
+coefficient, rounded to whole units per square second, is then at least 50)."""
 
 
 def ceil_int(x: float) -> int:
@@ -48,3 +61,8 @@ def cost_per_hour_to_coefficient(cost_per_hour: float) -> int:
     if cost_per_hour <= 0:
         return 0
     return max(1, round(cost_per_hour * COST_SCALE / 3600.0))
+
+
+def cost_per_square_hour_to_coefficient(cost_per_square_hour: float) -> int:
+    """A cost per square hour as solver cost units per square second (rounded)."""
+    return round(cost_per_square_hour * COST_SCALE / 3600.0**2)

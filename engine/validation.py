@@ -12,6 +12,7 @@ from engine.injected import injected_violations
 from engine.model import (
     BreakRequest,
     DurationDistanceMatrix,
+    DurationLimit,
     IncompatibilityMode,
     LatLng,
     RequirementMode,
@@ -23,7 +24,12 @@ from engine.model import (
     Vehicle,
     VisitRequest,
 )
-from engine.units import ceil_int, floor_int
+from engine.units import (
+    MIN_COST_PER_SQUARE_HOUR,
+    QUADRATIC_COST_TOLERANCE,
+    ceil_int,
+    floor_int,
+)
 
 __all__ = ["check_model", "validate_model"]
 
@@ -91,6 +97,7 @@ class _Validator:
         _check_soft_limits(self)
         _check_precedence_rules(self)
         _check_injected_solutions(self)
+        _check_driver_hours(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -584,3 +591,80 @@ def _check_injected_solutions(self: _Validator) -> None:
     ``interpret_injected_solutions_using_labels``, unique labels (see :mod:`engine.injected`)."""
     for violation in injected_violations(self.model):
         self.add(violation.field, violation.description)
+
+
+# -- driver-hours rules (issue 15) ------------------------------------------------------------
+
+_MAX_QUADRATIC_SPAN_S = 86400.0
+"""Google: ``max_duration - quadratic_soft_max_duration`` is at most one day."""
+
+
+def _check_driver_hours(self: _Validator) -> None:
+    """``break_rule.frequency_constraints``, ``travel_duration_limit`` and the quadratic soft
+    part of ``route_duration_limit`` (its linear soft part: :func:`_check_soft_limits`)."""
+    for j, v in enumerate(self.model.vehicles):
+        path = f"vehicles[{j}]"
+        for k, fc in enumerate(v.break_frequency_constraints):
+            fp = f"{path}.break_rule.frequency_constraints[{k}]"
+            if not (_finite(fc.min_break_duration_s) and fc.min_break_duration_s >= 0):
+                self.add(f"{fp}.min_break_duration", "must be a non-negative duration")
+            if not (_finite(fc.max_inter_break_duration_s) and fc.max_inter_break_duration_s > 0):
+                self.add(f"{fp}.max_inter_break_duration", "must be a positive duration")
+        _check_quadratic_soft_max(self, f"{path}.route_duration_limit", v.route_duration_limit)
+        travel = v.travel_duration_limit
+        if travel is not None:
+            _check_travel_duration_limit(self, f"{path}.travel_duration_limit", travel)
+
+
+def _check_travel_duration_limit(self: _Validator, path: str, limit: DurationLimit) -> None:
+    hard = limit.max_duration_s
+    if hard is not None and not (_finite(hard) and hard >= 0):
+        self.add(f"{path}.max_duration", "must not be negative")
+        hard = None  # reported: the soft maxima are not compared with it
+    soft, cost = limit.soft_max_duration_s, limit.cost_per_hour_after_soft_max
+    if (soft is None) != (cost is None):
+        missing = "cost_per_hour_after_soft_max" if cost is None else "soft_max_duration"
+        self.add(
+            f"{path}.{missing}", "soft_max_duration and cost_per_hour_after_soft_max go together"
+        )
+    if soft is not None and not (_finite(soft) and soft >= 0):
+        self.add(f"{path}.soft_max_duration", "must be non-negative")
+    elif soft is not None and hard is not None and not soft < hard:
+        self.add(f"{path}.soft_max_duration", "must be less than max_duration")
+    if cost is not None and not (_finite(cost) and cost >= 0):
+        self.add(f"{path}.cost_per_hour_after_soft_max", "must be a non-negative number")
+    _check_quadratic_soft_max(self, path, limit)
+
+
+def _check_quadratic_soft_max(self: _Validator, path: str, limit: DurationLimit) -> None:
+    """Google's rules for ``quadratic_soft_max_duration`` and its cost: together, non-negative,
+    below ``max_duration`` by at most a day."""
+    soft = limit.quadratic_soft_max_duration_s
+    cost = limit.cost_per_square_hour_after_quadratic_soft_max
+    soft_name, cost_name = (
+        "quadratic_soft_max_duration",
+        "cost_per_square_hour_after_quadratic_soft_max",
+    )
+    if (soft is None) != (cost is None):
+        missing = cost_name if cost is None else soft_name
+        self.add(f"{path}.{missing}", f"{soft_name} and {cost_name} go together")
+    hard = limit.max_duration_s
+    if soft is not None and not (_finite(soft) and soft >= 0):
+        self.add(f"{path}.{soft_name}", "must be non-negative")
+    elif soft is not None and hard is not None and _finite(hard) and hard >= 0:
+        if not soft < hard:
+            self.add(f"{path}.{soft_name}", "must be less than max_duration")
+        elif hard - soft > _MAX_QUADRATIC_SPAN_S:
+            self.add(
+                f"{path}.{soft_name}",
+                f"must be at most one day (86400 s) below max_duration (is {hard - soft:g} s)",
+            )
+    if cost is not None and not (_finite(cost) and cost >= 0):
+        self.add(f"{path}.{cost_name}", "must be a non-negative number")
+    elif cost and cost < MIN_COST_PER_SQUARE_HOUR:
+        self.add(
+            f"{path}.{cost_name}",
+            f"a cost per square hour below {MIN_COST_PER_SQUARE_HOUR:g} cannot be weighed by the "
+            f"solver within {QUADRATIC_COST_TOLERANCE:.0%} (it counts whole 10^-6 cost units per "
+            f"square second); scale all the model's costs up (got {cost:g})",
+        )

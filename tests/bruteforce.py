@@ -5,10 +5,11 @@ per vehicle (pickup before delivery). Travel, windows, loads, limits and costs c
 checker's helpers (:mod:`tests.checker`), so each rule has a single implementation.
 
 Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
-``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows) and soft distance
-and load limits are honoured. Only models without time-dependent costs are supported (no soft
-time windows, no ``cost_per_hour``, no ``global_duration_cost_per_hour``, no soft duration
-limit, no breaks): the cost of a route then depends on its visit order only, and the schedule
+``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows), soft distance
+and load limits and travel duration limits (hard, soft and quadratic soft) are honoured. Only
+models without time-dependent costs are supported (no soft time windows, no ``cost_per_hour``,
+no ``global_duration_cost_per_hour``, no soft route duration limit, no breaks or break
+frequency rules): the cost of a route then depends on its visit order only, and the schedule
 matters for feasibility alone.
 
 An ``injected_solution_constraint`` is honoured too (README "Re-optimisation", read by the
@@ -30,6 +31,7 @@ from tests.checker import (
     InjectedLock,
     Travel,
     VisitRef,
+    driver_hours_problems,
     earliest_in_windows,
     hard_windows,
     injected_locks,
@@ -72,6 +74,10 @@ def _require_tiny(model: ShipmentModel) -> None:
             raise ValueError(f"{_UNSUPPORTED}break requests (vehicle {i})")
         if vehicle.route_duration_soft_max_s is not None:
             raise ValueError(f"{_UNSUPPORTED}a soft route duration limit (vehicle {i})")
+        if vehicle.route_duration_quadratic_soft_max_s is not None:
+            raise ValueError(f"{_UNSUPPORTED}a quadratic soft route duration limit (vehicle {i})")
+        if vehicle.break_frequency_constraints:
+            raise ValueError(f"{_UNSUPPORTED}break frequency constraints (vehicle {i})")
         windows.extend(vehicle.start_time_windows)
         windows.extend(vehicle.end_time_windows)
     if any(w.is_soft for w in windows):
@@ -276,6 +282,8 @@ class _Router:
             distance_m = math.fsum(leg[1] for leg in legs)
             if route_limit_problems(vehicle, 0.0, distance_m):
                 continue
+            if driver_hours_problems(vehicle, 0.0, 0.0, travel_s, ()):
+                continue  # the travel duration limit (no break rules here)
             cost = math.fsum(
                 route_cost_terms(
                     model,

@@ -99,6 +99,16 @@ ROUTE_COST_KEYS = (
 
 SOFT_DURATION_KEY, SOFT_DISTANCE_KEY, SOFT_LOAD_KEY = ROUTE_COST_KEYS[-3:]
 
+QUADRATIC_DURATION_KEY = (
+    "model.vehicles.route_duration_limit.cost_per_square_hour_after_quadratic_soft_max"
+)
+SOFT_TRAVEL_KEY = "model.vehicles.travel_duration_limit.cost_per_hour_after_soft_max"
+QUADRATIC_TRAVEL_KEY = (
+    "model.vehicles.travel_duration_limit.cost_per_square_hour_after_quadratic_soft_max"
+)
+ROUTE_COST_KEYS += (QUADRATIC_DURATION_KEY, SOFT_TRAVEL_KEY, QUADRATIC_TRAVEL_KEY)
+"""With the driver-hours costs (issue 15)."""
+
 PENALTY_COST_KEY = "model.shipments.penalty_cost"
 GLOBAL_DURATION_COST_KEY = "model.global_duration_cost_per_hour"
 
@@ -431,6 +441,66 @@ def route_limit_problems(vehicle: Vehicle, duration_s: float, distance_m: float)
     return problems
 
 
+def driver_hours_problems(
+    vehicle: Vehicle,
+    start: float,
+    end: float,
+    travel_s: float,
+    breaks: Sequence[tuple[float, float]],
+) -> list[str]:
+    """Why a route breaks its vehicle's travel duration limit or a break frequency constraint
+    (``breaks``: (start time, duration) of the route's breaks). Google's frequency rule: any
+    interval of the route [start, end] longer than max_inter_break_duration overlaps a break
+    of at least min_break_duration, i.e. every gap between such breaks (and the route's ends)
+    is at most max_inter_break_duration."""
+    problems = []
+    travel_limit = vehicle.travel_duration_limit
+    max_travel = None if travel_limit is None else travel_limit.max_duration_s
+    if max_travel is not None and travel_s > max_travel + TIME_TOL:
+        problems.append(
+            f"travel duration {travel_s} s exceeds travel_duration_limit {max_travel} s"
+        )
+    for k, fc in enumerate(vehicle.break_frequency_constraints):
+        counted = sorted(
+            (b_start, b_start + duration)
+            for b_start, duration in breaks
+            if duration >= fc.min_break_duration_s - TIME_TOL
+        )
+        free_from = start
+        for b_start, b_end in [*counted, (end, end)]:
+            gap = min(b_start, end) - free_from
+            if gap > fc.max_inter_break_duration_s + TIME_TOL:
+                problems.append(
+                    f"frequency_constraints[{k}]: {gap} s from {free_from} without a break of "
+                    f"at least {fc.min_break_duration_s} s (at most "
+                    f"{fc.max_inter_break_duration_s} s allowed)"
+                )
+            free_from = max(free_from, b_end)
+    return problems
+
+
+def _driver_hours_cost_terms(
+    costs: dict[str, float], vehicle: Vehicle, duration_s: float, travel_s: float
+) -> None:
+    """Quadratic soft route duration and soft travel duration costs (Google's DurationLimit:
+    rate * excess hours, and rate * excess hours squared)."""
+    soft = vehicle.route_duration_quadratic_soft_max_s
+    if soft is not None:
+        hours = max(0.0, duration_s - soft) / 3600.0
+        rate = vehicle.route_duration_cost_per_square_hour_after_quadratic_soft_max or 0.0
+        costs[QUADRATIC_DURATION_KEY] = rate * hours**2
+    limit = vehicle.travel_duration_limit
+    if limit is None:
+        return
+    if limit.soft_max_duration_s is not None:
+        hours = max(0.0, travel_s - limit.soft_max_duration_s) / 3600.0
+        costs[SOFT_TRAVEL_KEY] = (limit.cost_per_hour_after_soft_max or 0.0) * hours
+    if limit.quadratic_soft_max_duration_s is not None:
+        hours = max(0.0, travel_s - limit.quadratic_soft_max_duration_s) / 3600.0
+        rate = limit.cost_per_square_hour_after_quadratic_soft_max or 0.0
+        costs[QUADRATIC_TRAVEL_KEY] = rate * hours**2
+
+
 def route_cost_terms(
     model: ShipmentModel,
     vehicle_index: int,
@@ -481,6 +551,7 @@ def route_cost_terms(
         before, after = _soft_costs(t, windows)
         costs[f"model.vehicles.{kind}.cost_per_hour_before_soft_start_time"] += before
         costs[f"model.vehicles.{kind}.cost_per_hour_after_soft_end_time"] += after
+    _driver_hours_cost_terms(costs, vehicle, end_time - start_time, travel_s)
     return costs
 
 
@@ -905,6 +976,10 @@ class _Checker:
         assert start is not None
         assert end is not None
         for problem in route_limit_problems(self.model.vehicles[v], end - start, facts.distance_m):
+            self.fail(where, problem)
+        breaks = [(b.start_time, b.duration_s) for b in route.breaks]
+        vehicle = self.model.vehicles[v]
+        for problem in driver_hours_problems(vehicle, start, end, facts.travel_s, breaks):
             self.fail(where, problem)
         facts.costs = route_cost_terms(
             self.model,

@@ -40,6 +40,8 @@ FEATURES = {
     "injected_first_solution": "a warm start (injected_first_solution_routes) with "
     "pickup-and-delivery shipments",
     "injected_solution_constraint": "an injected solution constraint (routes kept as they are)",
+    "break_frequency": "a break frequency constraint (break_rule.frequency_constraints)",
+    "travel_duration_limit": "a travel duration limit",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -56,6 +58,7 @@ RULES_AND_COSTS = frozenset(
         "precedence_rules",
         "used_if_route_is_empty",
     }
+    | {"break_frequency", "travel_duration_limit"}  # driver-hours rules
 )
 """The cargo, courier, fleet and soft-limit features of Google's model (issue 15): OR-Tools
 expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
@@ -131,6 +134,19 @@ def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]
                     note("visit_costs", f"shipments[{s}].{kind}[{k}].cost")
 
 
+def _driver_hours_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    """Issue 15's driver-hours rules: break frequency, travel duration limits and quadratic
+    soft duration limits (these count as soft route limits)."""
+    for v, vehicle in enumerate(problem.model.vehicles):
+        path = f"vehicles[{v}]"
+        if vehicle.break_frequency_constraints:
+            note("break_frequency", f"{path}.break_rule.frequency_constraints")
+        if vehicle.travel_duration_limit is not None:
+            note("travel_duration_limit", f"{path}.travel_duration_limit")
+        if vehicle.route_duration_cost_per_square_hour_after_quadratic_soft_max:
+            note("soft_route_limits", f"{path}.route_duration_limit.quadratic_soft_max_duration")
+
+
 def used_features(problem: Problem) -> dict[str, str]:
     """Features of :data:`FEATURES` used by the routable part of ``problem``: name → field path
     of the first place that uses it."""
@@ -144,6 +160,7 @@ def used_features(problem: Problem) -> dict[str, str]:
     n_vehicles = len(model.vehicles)
     _fleet_and_cargo_features(problem, note)
     _reoptimisation_features(problem, note)
+    _driver_hours_features(problem, note)
     for s, shipment in enumerate(model.shipments):
         if not problem.routable[s]:
             continue

@@ -36,7 +36,11 @@ The integer problem maps onto the routing library as follows:
   {unperformed, vehicle};
 - ``max_active_vehicles``: ``SetMaximumNumberOfActiveVehicles``; ``used_if_route_is_empty``:
   ``SetVehicleUsedWhenEmpty``;
-  ``global_duration_cost_per_hour``: the time dimension's global span cost.
+  ``global_duration_cost_per_hour``: the time dimension's global span cost;
+- driver-hours rules: ``break_rule.frequency_constraints`` as break distance-duration pairs
+  of the time dimension, ``travel_duration_limit`` as a "travel" dimension (transit = travel
+  time) with hard, soft and quadratic soft span bounds, the quadratic soft part of
+  ``route_duration_limit`` as a quadratic soft span bound of the time dimension.
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
@@ -60,7 +64,13 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
 from engine.errors import FieldViolation, InvalidModelError, NoSolutionError
 from engine.injected import CONSTRAINT, resolve
-from engine.model import IncompatibilityMode, RelaxationLevel, RequirementMode, TimeWindow
+from engine.model import (
+    DurationLimit,
+    IncompatibilityMode,
+    RelaxationLevel,
+    RequirementMode,
+    TimeWindow,
+)
 from engine.options import SearchMode
 from engine.problem import Problem, Window
 from engine.reoptimisation import fixed_range, initial_routes
@@ -69,6 +79,7 @@ from engine.units import (
     MAX_SCALED_COST,
     ceil_int,
     cost_per_hour_to_coefficient,
+    cost_per_square_hour_to_coefficient,
     floor_int,
     scale_cost,
 )
@@ -180,6 +191,7 @@ class _Builder:
         visits alone)."""
         self._add_injected_constraint()
         self.breaks = self._add_breaks()
+        self._add_driver_hours()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -715,6 +727,66 @@ class _Builder:
             out[v] = intervals
         return out
 
+    # -- driver-hours rules ------------------------------------------------------------------
+
+    def _add_driver_hours(self) -> None:
+        """Issue 15's driver-hours rules (see the module docstring)."""
+        self._add_break_frequencies()
+        self._add_travel_duration_limits()
+        for v, vehicle in enumerate(self.model.vehicles):
+            _set_quadratic_soft_span(self.time, v, vehicle.route_duration_limit)
+
+    def _add_break_frequencies(self) -> None:
+        """``break_rule.frequency_constraints`` as OR-Tools break distance-duration pairs
+        (``SetBreakDistanceDurationOfVehicle``: between breaks of at least the duration, at
+        most the distance of time; the route start and end count as breaks, so the time from
+        the start to the first such break and from the last one to the end is bounded too,
+        as in Google's "any interval of the route"). Breaks are taken for their
+        ``min_duration``: a constraint that none of the vehicle's breaks satisfies bounds the
+        whole route (a span upper bound)."""
+        for v, vehicle in enumerate(self.model.vehicles):
+            if not vehicle.break_frequency_constraints:
+                continue
+            durations = [ceil_int(b.min_duration_s) for b in vehicle.break_requests]
+            for fc in vehicle.break_frequency_constraints:
+                distance = floor_int(fc.max_inter_break_duration_s)
+                need = ceil_int(fc.min_break_duration_s)
+                if any(d >= need for d in durations):
+                    self.time.SetBreakDistanceDurationOfVehicle(distance, need, v)
+                else:
+                    bound = min(distance, int(self.time.GetSpanUpperBoundForVehicle(v)))
+                    self.time.SetSpanUpperBoundForVehicle(bound, v)
+
+    def _add_travel_duration_limits(self) -> None:
+        """``travel_duration_limit``: a "travel" dimension (transit = travel time, no slack,
+        start at 0, so the end's cumul is the route's travel time) with the hard maximum as
+        the vehicle's capacity, the soft maximum as a soft span upper bound and the quadratic
+        one as a quadratic soft span upper bound."""
+        vehicles = self.model.vehicles
+        if all(v.travel_duration_limit is None for v in vehicles):
+            return
+        p = self.p
+        callbacks = []
+        caps = []
+        for v, vehicle in enumerate(vehicles):
+            k = p.travel.vehicle_matrix[v]
+            key = ("time-cost", k, vehicle.travel_duration_multiple)
+            callbacks.append(self._register_matrix(key, partial(p.travel_s, v)))
+            limit = vehicle.travel_duration_limit
+            hard = None if limit is None else limit.max_duration_s
+            caps.append(p.horizon if hard is None else min(p.horizon, floor_int(hard)))
+        self.routing.AddDimensionWithVehicleTransitAndCapacity(callbacks, 0, caps, True, "travel")
+        dim = self.routing.GetDimensionOrDie("travel")
+        for v, vehicle in enumerate(vehicles):
+            limit = vehicle.travel_duration_limit
+            if limit is None:
+                continue
+            soft, cost = limit.soft_max_duration_s, limit.cost_per_hour_after_soft_max
+            if soft is not None and cost:
+                bound = pywrapcp.BoundCost(floor_int(soft), cost_per_hour_to_coefficient(cost))
+                dim.SetSoftSpanUpperBoundForVehicle(bound, v)
+            _set_quadratic_soft_span(dim, v, limit)
+
     # -- search ------------------------------------------------------------------------------
 
     def _parameters(self, stop: StopCriterion) -> Any:
@@ -851,6 +923,22 @@ class _Builder:
         )
 
 
+def _set_quadratic_soft_span(dim: pywrapcp.RoutingDimension, v: int, limit: DurationLimit) -> None:
+    """A quadratic soft span upper bound (``quadratic_soft_max_duration`` and
+    ``cost_per_square_hour_after_quadratic_soft_max``) on ``dim`` for vehicle ``v``: OR-Tools
+    ``SetQuadraticCostSoftSpanUpperBoundForVehicle`` (cost * (span - bound)^2), its cost in
+    whole units per square second (validation keeps the rate where that is within 1%:
+    :data:`engine.units.MIN_COST_PER_SQUARE_HOUR`)."""
+    soft = limit.quadratic_soft_max_duration_s
+    rate = limit.cost_per_square_hour_after_quadratic_soft_max
+    if soft is None or not rate:
+        return
+    coefficient = cost_per_square_hour_to_coefficient(rate)
+    dim.SetQuadraticCostSoftSpanUpperBoundForVehicle(
+        pywrapcp.BoundCost(floor_int(soft), coefficient), v
+    )
+
+
 def _whole_seconds(limit: float | None, horizon: int) -> int:
     """A time limit in whole seconds (rounded down), at most the horizon."""
     if limit is None or not np.isfinite(limit):
@@ -875,7 +963,8 @@ def _no_solution(stop: StopCriterion, elapsed: float) -> NoSolutionError:
     return NoSolutionError(
         "infeasible",
         "the model admits no routes, even with every shipment skipped: check the "
-        "vehicles' time windows, duration limits and break requests against each other",
+        "vehicles' time windows, duration limits, break requests and break frequency "
+        "constraints against each other (breaks are placed on unused vehicles too)",
     )
 
 

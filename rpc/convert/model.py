@@ -22,6 +22,7 @@ from engine.model import (
     VisitRequest,
 )
 from rpc.convert.common import FieldConverter, each
+from rpc.convert.hours import HoursConverter
 from rpc.convert.rules import RulesConverter
 from rpc.pb import route_optimization_service_pb2 as pb
 
@@ -31,7 +32,7 @@ _MAX_MATRIX_VIOLATIONS = 5
 """Invalid matrix values reported one by one per matrix and value kind; the rest are counted."""
 
 
-class ModelConverter(RulesConverter):
+class ModelConverter(RulesConverter, HoursConverter):
     """Converts the messages of a ``ShipmentModel`` (paths under ``model``) while collecting
     violations; :meth:`time_window` also serves other messages with TimeWindows."""
 
@@ -203,6 +204,7 @@ class ModelConverter(RulesConverter):
                 v.route_duration_limit.max_duration, f"{path}.route_duration_limit.max_duration"
             )
         rules = self.vehicle_rules(v, path)  # issue 15: soft limits, fleet rules
+        hours = self.vehicle_hours(v, path)  # issue 15: driver-hours rules
         distance_limit: float | None = None
         if v.HasField("route_distance_limit") and v.route_distance_limit.HasField("max_meters"):
             distance_limit = float(v.route_distance_limit.max_meters)
@@ -247,6 +249,13 @@ class ModelConverter(RulesConverter):
             soft_load_limits=rules.soft_load_limits,
             used_if_route_is_empty=rules.used_if_route_is_empty,
             ignore=rules.ignore,
+            # issue 15, driver-hours rules (rpc.convert.hours)
+            break_frequency_constraints=hours.break_frequency_constraints,
+            travel_duration_limit=hours.travel_duration_limit,
+            route_duration_quadratic_soft_max_s=hours.route_duration_quadratic_soft_max_s,
+            route_duration_cost_per_square_hour_after_quadratic_soft_max=(
+                hours.route_duration_cost_per_square_hour_after_quadratic_soft_max
+            ),
         )
 
 

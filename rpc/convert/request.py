@@ -181,6 +181,7 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         "soft_max_duration", "pickup_to_delivery_time_limit",  # issue 15
         "pickup_to_delivery_absolute_detour_limit", "pickup_to_delivery_relative_detour_limit",
         "offset_duration",
+        "travel_duration_limit", "quadratic_soft_max_duration",  # issue 15, driver hours
     })),
     (40, "LOAD_INVALID", frozenset({
         "load_demands", "load_limits", "amount", "max_load", "soft_max_load",
@@ -200,9 +201,11 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         "cost", "costs_per_vehicle", "global_duration_cost_per_hour",  # issue 15
         "cost_per_hour_after_soft_max", "cost_per_kilometer_above_soft_max",
         "cost_per_unit_above_soft_max",
+        "cost_per_square_hour_after_quadratic_soft_max",  # issue 15, driver hours
     })),
     (80, "BREAK_INVALID", frozenset({
         "break_rule", "break_requests", "earliest_start_time", "latest_start_time", "min_duration",
+        "frequency_constraints", "min_break_duration", "max_inter_break_duration",  # issue 15
     })),
     (90, "DISTANCE_LIMIT_INVALID", frozenset({
         "route_distance_limit", "max_meters", "soft_max_meters",

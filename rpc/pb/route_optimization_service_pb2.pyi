@@ -1624,8 +1624,12 @@ class Vehicle(_message.Message):
         MAX_DURATION_FIELD_NUMBER: _builtins.int
         SOFT_MAX_DURATION_FIELD_NUMBER: _builtins.int
         COST_PER_HOUR_AFTER_SOFT_MAX_FIELD_NUMBER: _builtins.int
+        QUADRATIC_SOFT_MAX_DURATION_FIELD_NUMBER: _builtins.int
+        COST_PER_SQUARE_HOUR_AFTER_QUADRATIC_SOFT_MAX_FIELD_NUMBER: _builtins.int
         cost_per_hour_after_soft_max: _builtins.float
         """Required with soft_max_duration; non-negative."""
+        cost_per_square_hour_after_quadratic_soft_max: _builtins.float
+        """Required with quadratic_soft_max_duration; non-negative."""
         @_builtins.property
         def max_duration(self) -> _duration_pb2.Duration:
             """Hard maximum."""
@@ -1637,20 +1641,36 @@ class Vehicle(_message.Message):
             "model.vehicles.route_duration_limit.cost_per_hour_after_soft_max").
             """
 
+        @_builtins.property
+        def quadratic_soft_max_duration(self) -> _duration_pb2.Duration:
+            """Quadratic soft maximum (below max_duration, at most one day below it):
+            a longer route costs cost_per_square_hour_after_quadratic_soft_max times
+            the square of the hours beyond it (route_costs key
+            "model.vehicles.route_duration_limit.cost_per_square_hour_after_quadratic_soft_max",
+            or travel_duration_limit for that limit).
+            """
+
         def __init__(
             self,
             *,
             max_duration: _duration_pb2.Duration | None = ...,
             soft_max_duration: _duration_pb2.Duration | None = ...,
             cost_per_hour_after_soft_max: _builtins.float | None = ...,
+            quadratic_soft_max_duration: _duration_pb2.Duration | None = ...,
+            cost_per_square_hour_after_quadratic_soft_max: _builtins.float | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_hour_after_soft_max", b"_cost_per_hour_after_soft_max", "cost_per_hour_after_soft_max", b"cost_per_hour_after_soft_max", "max_duration", b"max_duration", "soft_max_duration", b"soft_max_duration"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_hour_after_soft_max", b"_cost_per_hour_after_soft_max", "_cost_per_square_hour_after_quadratic_soft_max", b"_cost_per_square_hour_after_quadratic_soft_max", "cost_per_hour_after_soft_max", b"cost_per_hour_after_soft_max", "cost_per_square_hour_after_quadratic_soft_max", b"cost_per_square_hour_after_quadratic_soft_max", "max_duration", b"max_duration", "quadratic_soft_max_duration", b"quadratic_soft_max_duration", "soft_max_duration", b"soft_max_duration"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_hour_after_soft_max", b"_cost_per_hour_after_soft_max", "cost_per_hour_after_soft_max", b"cost_per_hour_after_soft_max", "max_duration", b"max_duration", "soft_max_duration", b"soft_max_duration"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_hour_after_soft_max", b"_cost_per_hour_after_soft_max", "_cost_per_square_hour_after_quadratic_soft_max", b"_cost_per_square_hour_after_quadratic_soft_max", "cost_per_hour_after_soft_max", b"cost_per_hour_after_soft_max", "cost_per_square_hour_after_quadratic_soft_max", b"cost_per_square_hour_after_quadratic_soft_max", "max_duration", b"max_duration", "quadratic_soft_max_duration", b"quadratic_soft_max_duration", "soft_max_duration", b"soft_max_duration"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         _WhichOneofReturnType__cost_per_hour_after_soft_max: _TypeAlias = _typing.Literal["cost_per_hour_after_soft_max"]  # noqa: Y015
         _WhichOneofArgType__cost_per_hour_after_soft_max: _TypeAlias = _typing.Literal["_cost_per_hour_after_soft_max", b"_cost_per_hour_after_soft_max"]  # noqa: Y015
+        _WhichOneofReturnType__cost_per_square_hour_after_quadratic_soft_max: _TypeAlias = _typing.Literal["cost_per_square_hour_after_quadratic_soft_max"]  # noqa: Y015
+        _WhichOneofArgType__cost_per_square_hour_after_quadratic_soft_max: _TypeAlias = _typing.Literal["_cost_per_square_hour_after_quadratic_soft_max", b"_cost_per_square_hour_after_quadratic_soft_max"]  # noqa: Y015
+        @_typing.overload
         def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_hour_after_soft_max) -> _WhichOneofReturnType__cost_per_hour_after_soft_max | None: ...
+        @_typing.overload
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_square_hour_after_quadratic_soft_max) -> _WhichOneofReturnType__cost_per_square_hour_after_quadratic_soft_max | None: ...
 
     @_typing.final
     class LoadLimitsEntry(_message.Message):
@@ -1686,6 +1706,7 @@ class Vehicle(_message.Message):
     COST_PER_KILOMETER_FIELD_NUMBER: _builtins.int
     FIXED_COST_FIELD_NUMBER: _builtins.int
     ROUTE_DURATION_LIMIT_FIELD_NUMBER: _builtins.int
+    TRAVEL_DURATION_LIMIT_FIELD_NUMBER: _builtins.int
     ROUTE_DISTANCE_LIMIT_FIELD_NUMBER: _builtins.int
     BREAK_RULE_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
@@ -1753,6 +1774,12 @@ class Vehicle(_message.Message):
         """Limit on the route duration."""
 
     @_builtins.property
+    def travel_duration_limit(self) -> Global___Vehicle.DurationLimit:
+        """Limit on the route's travel duration (the sum of its transitions'
+        travel_duration; waits, visits and breaks do not count).
+        """
+
+    @_builtins.property
     def route_distance_limit(self) -> Global___DistanceLimit:
         """Limit on the route distance."""
 
@@ -1776,6 +1803,7 @@ class Vehicle(_message.Message):
         cost_per_kilometer: _builtins.float = ...,
         fixed_cost: _builtins.float = ...,
         route_duration_limit: Global___Vehicle.DurationLimit | None = ...,
+        travel_duration_limit: Global___Vehicle.DurationLimit | None = ...,
         route_distance_limit: Global___DistanceLimit | None = ...,
         break_rule: Global___BreakRule | None = ...,
         label: _builtins.str = ...,
@@ -1783,9 +1811,9 @@ class Vehicle(_message.Message):
         used_if_route_is_empty: _builtins.bool = ...,
         ignore: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_multiple", b"travel_duration_multiple", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__travel_duration_multiple: _TypeAlias = _typing.Literal["travel_duration_multiple"]  # noqa: Y015
     _WhichOneofArgType__travel_duration_multiple: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple"]  # noqa: Y015
@@ -1880,19 +1908,60 @@ class BreakRule(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class FrequencyConstraint(_message.Message):
+        """A minimum break frequency: within the route (vehicle start to end), any
+        interval of time longer than max_inter_break_duration overlaps a break of
+        at least min_break_duration. "At least 45 min of break every 4 h 30":
+        min_break_duration 45 min, max_inter_break_duration 4 h 30 (all route
+        time counts: driving, waiting and visits).
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        MIN_BREAK_DURATION_FIELD_NUMBER: _builtins.int
+        MAX_INTER_BREAK_DURATION_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def min_break_duration(self) -> _duration_pb2.Duration:
+            """Minimum duration of a break that counts; non-negative."""
+
+        @_builtins.property
+        def max_inter_break_duration(self) -> _duration_pb2.Duration:
+            """Longest time without such a break; positive."""
+
+        def __init__(
+            self,
+            *,
+            min_break_duration: _duration_pb2.Duration | None = ...,
+            max_inter_break_duration: _duration_pb2.Duration | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["max_inter_break_duration", b"max_inter_break_duration", "min_break_duration", b"min_break_duration"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["max_inter_break_duration", b"max_inter_break_duration", "min_break_duration", b"min_break_duration"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     BREAK_REQUESTS_FIELD_NUMBER: _builtins.int
+    FREQUENCY_CONSTRAINTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def break_requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___BreakRule.BreakRequest]:
         """Breaks, taken in this order; windows must not overlap."""
+
+    @_builtins.property
+    def frequency_constraints(self) -> _containers.RepeatedCompositeFieldContainer[Global___BreakRule.FrequencyConstraint]:
+        """All must hold, with the breaks of break_requests (taken for their
+        min_duration).
+        """
 
     def __init__(
         self,
         *,
         break_requests: _abc.Iterable[Global___BreakRule.BreakRequest] | None = ...,
+        frequency_constraints: _abc.Iterable[Global___BreakRule.FrequencyConstraint] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["break_requests", b"break_requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["break_requests", b"break_requests", "frequency_constraints", b"frequency_constraints"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

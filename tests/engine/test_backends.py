@@ -17,6 +17,8 @@ from engine.backends.features import FEATURES
 from engine.errors import InvalidModelError
 from engine.model import (
     BreakRequest,
+    DurationLimit,
+    FrequencyConstraint,
     IncompatibilityMode,
     InjectedRoute,
     InjectedSkippedShipment,
@@ -247,6 +249,15 @@ ORTOOLS_ONLY = {
             ),
         ),
         "injected_solution_constraint",
+    ),
+    # driver-hours rules (issue 15)
+    "break_frequency": (
+        with_vehicle(BASE, break_frequency_constraints=(FrequencyConstraint(600.0, 4 * 3600.0),)),
+        "model.vehicles[1].break_rule.frequency_constraints",
+    ),
+    "travel_duration_limit": (
+        with_vehicle(BASE, travel_duration_limit=DurationLimit(max_duration_s=8 * 3600.0)),
+        "model.vehicles[1].travel_duration_limit",
     ),
 }
 
