@@ -20,10 +20,17 @@ hierarchy keeps the shortest (ties on time are broken by length, in the witness 
 the queries), lengths being summed in float64 in the hierarchy's order (so within a few ulps of the
 same path's left-to-right sum). Where the fastest path is unique, it is Dijkstra's path.
 Unreachable pairs are ``inf`` in both matrices.
+
+Paths. :class:`ChLegSearch` gives one leg's path with the matrix cell's time and length bit for
+bit (the same two searches, the same meeting rule, :mod:`geodata.kernels.ch_path`), shortcuts
+unpacked into the graph's nodes through their middle nodes. Tie rule: among fastest paths the one
+with the least length (as the matrix); among those, the meeting node settled first by the source's
+upward search. Where the fastest path is unique it is Dijkstra's path, node for node.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -36,6 +43,7 @@ import numpy.typing as npt
 from geodata.arrays import F64, I32, I64, read_only_view
 from geodata.errors import MatrixInputError
 from geodata.kernels.ch_build import contract
+from geodata.kernels.ch_path import ch_leg
 from geodata.kernels.ch_query import (
     bucket_counts,
     fill_buckets,
@@ -49,6 +57,7 @@ from geodata.seeds import Seeds
 __all__ = [
     "CH_FORMAT_VERSION",
     "ChInexactError",
+    "ChLegSearch",
     "ContractionHierarchy",
     "build_ch",
     "ch_many_to_many",
@@ -131,6 +140,13 @@ class ContractionHierarchy:
     def n_nodes(self) -> int:
         """Number of nodes."""
         return int(self.rank.shape[0])
+
+    @functools.cached_property
+    def node_of_rank(self) -> I32:
+        """``int32[n]``, the node of each rank (the inverse of :attr:`rank`), computed once."""
+        order = np.empty(self.n_nodes, dtype=np.int32)
+        order[self.rank] = np.arange(self.n_nodes, dtype=np.int32)
+        return read_only_view(order)
 
     @property
     def n_edges(self) -> int:
@@ -313,6 +329,66 @@ def ch_many_to_many(
         finally:
             numba.set_num_threads(previous)
     return out_time, out_dist
+
+
+class ChLegSearch:
+    """Fastest paths between seed groups on a hierarchy, one leg at a time (see the module doc).
+
+    Holds the two searches' workspaces (O(nodes), reused from leg to leg; only the nodes a search
+    touches are reset), so one instance serves one thread. ``sources`` / ``targets`` are the
+    seeds and entries of every point (as for :func:`ch_many_to_many`).
+
+    Raises:
+        ChInexactError: seed or entry times off the grid (the result would not be exact).
+        MatrixInputError: seeds of nodes outside the graph.
+    """
+
+    def __init__(self, ch: ContractionHierarchy, sources: Seeds, targets: Seeds) -> None:
+        problems: list[str] = []
+        sources.check_nodes("source_seeds", ch.n_nodes, problems)
+        targets.check_nodes("target_entries", ch.n_nodes, problems)
+        if problems:
+            raise MatrixInputError(problems)
+        _check_exact(ch, sources, targets)
+        n = ch.n_nodes
+        self._ch = ch
+        self._sources = (sources.ptr, ch.rank[sources.node], sources.time_s, sources.dist_m)
+        self._targets = (targets.ptr, ch.rank[targets.node], targets.time_s, targets.dist_m)
+        self._ws_f = tuple(a[0] for a in _workspace(1, n))
+        self._ws_b = tuple(a[0] for a in _workspace(1, n))
+        self._links = (
+            np.empty(n, dtype=np.int64),  # pred_f
+            np.empty(n, dtype=np.int64),  # pred_b
+            np.zeros(n, dtype=np.bool_),  # mark_b
+            np.empty(n, dtype=np.int64),  # chain
+            np.empty(n + 1, dtype=np.int32),  # stack_a
+            np.empty(n + 1, dtype=np.int32),  # stack_b
+            np.empty(n + 1, dtype=np.int32),  # stack_m
+        )
+        self._path = np.empty(n, dtype=np.int32)
+
+    def leg(self, a: int, b: int) -> tuple[float, float, I64]:
+        """``(time_s, dist_m, nodes)`` from source group ``a`` to target group ``b``.
+
+        ``nodes`` are the graph's nodes from the seed node to the entry node (empty and
+        ``inf, inf`` when unreachable); time and length are the matrix cell's, bit for bit.
+        """
+        ptr, rank, t, d = self._sources
+        lo, hi = int(ptr[a]), int(ptr[a + 1])
+        seeds = (rank[lo:hi], t[lo:hi], d[lo:hi])
+        ptr, rank, t, d = self._targets
+        lo, hi = int(ptr[b]), int(ptr[b + 1])
+        entries = (rank[lo:hi], t[lo:hi], d[lo:hi])
+        ch = self._ch
+        mids = (ch.up_mid, ch.down_mid)
+        time_s, dist_m, n_path = ch_leg(
+            ch.up(), ch.down(), mids, seeds, entries, self._ws_f, self._ws_b, self._links,
+            self._path,
+        )  # fmt: skip
+        if n_path < 0:
+            raise RuntimeError("contraction hierarchy: a shortcut's halves are missing")
+        nodes = ch.node_of_rank[self._path[:n_path]].astype(np.int64)
+        return float(time_s), float(dist_m), nodes
 
 
 def _workspace(n_workers: int, n: int) -> tuple[npt.NDArray[Any], ...]:
