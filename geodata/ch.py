@@ -32,7 +32,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +110,46 @@ def exact_grid(*times: npt.NDArray[np.float64]) -> int | None:
     return q
 
 
+Workspace = tuple[npt.NDArray[Any], ...]
+
+
+class WorkspacePool:
+    """Query workspaces kept between calls, at most ``keep`` per kind (thread-safe).
+
+    A query on a 1M-node network needs about 36 MB of search arrays per thread, plus bucket
+    counts: allocating and first touching them again on every call cost more than the query
+    itself on a server's first calls (fresh pages from the kernel, on every gRPC thread's
+    arena). The kernels leave a workspace as they found it (``dist`` infinite, ``pos`` not
+    reached, marks cleared), so it is reused as is; one whose call raised is dropped.
+    """
+
+    def __init__(self, keep: int = 1) -> None:
+        self._keep = keep
+        self._free: dict[tuple[str, int], list[Workspace]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[str, int], make: Callable[[], Workspace]) -> Workspace:
+        """A free workspace of kind ``key``, or a new one made by ``make``."""
+        with self._lock:
+            free = self._free.get(key)
+            ws = free.pop() if free else None
+        return make() if ws is None else ws
+
+    def give(self, key: tuple[str, int], ws: Workspace) -> None:
+        """Return ``ws`` (left as the kernels leave it) for the next call of its kind."""
+        with self._lock:
+            kept = self._free.setdefault(key, [])
+            if len(kept) < self._keep:
+                kept.append(ws)
+
+    @contextmanager
+    def use(self, key: tuple[str, int], make: Callable[[], Workspace]) -> Iterator[Workspace]:
+        """:meth:`take`, then :meth:`give` after the block (not when it raises)."""
+        ws = self.take(key, make)
+        yield ws
+        self.give(key, ws)
+
+
 @dataclass(frozen=True, eq=False)
 class ContractionHierarchy:
     """A graph's contraction hierarchy, in rank order; immutable and shared by concurrent calls.
@@ -140,6 +183,11 @@ class ContractionHierarchy:
     def n_nodes(self) -> int:
         """Number of nodes."""
         return int(self.rank.shape[0])
+
+    @functools.cached_property
+    def pool(self) -> WorkspacePool:
+        """The query workspaces of this hierarchy (:class:`WorkspacePool`), kept with it."""
+        return WorkspacePool()
 
     @functools.cached_property
     def node_of_rank(self) -> I32:
@@ -300,13 +348,45 @@ def ch_many_to_many(
     out_dist = np.full((n_src, n_tgt), np.inf)
     if n_src == 0 or n_tgt == 0:
         return out_time, out_dist
+    n_workers = max(1, min(threads, int(numba.config.NUMBA_NUM_THREADS), n_src))  # type: ignore[attr-defined]
+    if not PARALLEL_THREADSAFE:
+        n_workers = 1
+    with ch.pool.use(("query", n), lambda: _query_workspace(n)) as query:
+        if n_workers == 1:
+            _query(ch, sources, targets, query, None, (out_time, out_dist))
+        else:
+            make = functools.partial(_workspace, n_workers, n)
+            with ch.pool.use(("scan", n_workers), make) as ws:
+                previous = numba.get_num_threads()
+                numba.set_num_threads(n_workers)
+                try:
+                    _query(ch, sources, targets, query, ws, (out_time, out_dist))
+                finally:
+                    numba.set_num_threads(previous)
+    return out_time, out_dist
+
+
+def _query_workspace(n: int) -> Workspace:
+    """One search's workspace (see :func:`_workspace`), then the per-node bucket counts and
+    pointers."""
+    return (
+        *_workspace(1, n),
+        np.zeros(n, dtype=np.int64),  # count
+        np.zeros(n + 1, dtype=np.int64),  # bucket_ptr
+    )
+
+
+def _query(
+    ch: ContractionHierarchy, sources: Seeds, targets: Seeds, query: Workspace,
+    ws: Workspace | None, out: tuple[F64, F64],
+) -> None:  # fmt: skip
+    """Buckets from the targets, then the rows (serially when ``ws`` is ``None``)."""
     up, down = ch.up(), ch.down()
-    ws1 = _workspace(1, n)
+    ws1, count, bucket_ptr = query[:6], query[6], query[7]
     one = tuple(a[0] for a in ws1)
     tgt = (targets.ptr, ch.rank[targets.node], targets.time_s, targets.dist_m)
-    count = np.zeros(n, dtype=np.int64)
+    count[:] = 0
     total = bucket_counts(up, down, tgt, one, count)
-    bucket_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(count, out=bucket_ptr[1:])
     buckets = (
         np.empty(total, dtype=np.int32),
@@ -315,20 +395,10 @@ def ch_many_to_many(
     )
     fill_buckets(up, down, tgt, one, bucket_ptr, buckets)
     src = (sources.ptr, ch.rank[sources.node], sources.time_s, sources.dist_m)
-    n_workers = max(1, min(threads, int(numba.config.NUMBA_NUM_THREADS), n_src))  # type: ignore[attr-defined]
-    if not PARALLEL_THREADSAFE:
-        n_workers = 1
-    if n_workers == 1:
-        scan_rows_serial(up, down, src, bucket_ptr, buckets, ws1, (out_time, out_dist))
+    if ws is None:
+        scan_rows_serial(up, down, src, bucket_ptr, buckets, ws1, out)
     else:
-        ws = _workspace(n_workers, n)
-        previous = numba.get_num_threads()
-        numba.set_num_threads(n_workers)
-        try:
-            scan_rows_parallel(up, down, src, bucket_ptr, buckets, ws, (out_time, out_dist))
-        finally:
-            numba.set_num_threads(previous)
-    return out_time, out_dist
+        scan_rows_parallel(up, down, src, bucket_ptr, buckets, ws, out)
 
 
 class ChLegSearch:
@@ -354,18 +424,21 @@ class ChLegSearch:
         self._ch = ch
         self._sources = (sources.ptr, ch.rank[sources.node], sources.time_s, sources.dist_m)
         self._targets = (targets.ptr, ch.rank[targets.node], targets.time_s, targets.dist_m)
-        self._ws_f = tuple(a[0] for a in _workspace(1, n))
-        self._ws_b = tuple(a[0] for a in _workspace(1, n))
-        self._links = (
-            np.empty(n, dtype=np.int64),  # pred_f
-            np.empty(n, dtype=np.int64),  # pred_b
-            np.zeros(n, dtype=np.bool_),  # mark_b
-            np.empty(n, dtype=np.int64),  # chain
-            np.empty(n + 1, dtype=np.int32),  # stack_a
-            np.empty(n + 1, dtype=np.int32),  # stack_b
-            np.empty(n + 1, dtype=np.int32),  # stack_m
-        )
-        self._path = np.empty(n, dtype=np.int32)
+        self._ws: Workspace | None = ch.pool.take(("leg", n), functools.partial(_leg_workspace, n))
+
+    def close(self) -> None:
+        """Give the workspaces back to the hierarchy's pool (the search is unusable after)."""
+        if self._ws is not None:
+            self._ch.pool.give(("leg", self._ch.n_nodes), self._ws)
+            self._ws = None
+
+    def __enter__(self) -> ChLegSearch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        self._ws = None  # after an error: dropped, not reused
 
     def leg(self, a: int, b: int) -> tuple[float, float, I64]:
         """``(time_s, dist_m, nodes)`` from source group ``a`` to target group ``b``.
@@ -379,16 +452,40 @@ class ChLegSearch:
         ptr, rank, t, d = self._targets
         lo, hi = int(ptr[b]), int(ptr[b + 1])
         entries = (rank[lo:hi], t[lo:hi], d[lo:hi])
-        ch = self._ch
+        ch, ws = self._ch, self._ws
+        if ws is None:
+            raise RuntimeError("ChLegSearch used after close()")
+        ws_f, ws_b, links, path = ws[0:6], ws[6:12], ws[12:19], ws[19]
         mids = (ch.up_mid, ch.down_mid)
-        time_s, dist_m, n_path = ch_leg(
-            ch.up(), ch.down(), mids, seeds, entries, self._ws_f, self._ws_b, self._links,
-            self._path,
-        )  # fmt: skip
+        try:
+            time_s, dist_m, n_path = ch_leg(
+                ch.up(), ch.down(), mids, seeds, entries, ws_f, ws_b, links, path
+            )
+        except BaseException:
+            self._ws = None  # not left as the kernels leave it: dropped
+            raise
         if n_path < 0:
             raise RuntimeError("contraction hierarchy: a shortcut's halves are missing")
-        nodes = ch.node_of_rank[self._path[:n_path]].astype(np.int64)
+        nodes = ch.node_of_rank[path[:n_path]].astype(np.int64)
         return float(time_s), float(dist_m), nodes
+
+
+def _leg_workspace(n: int) -> Workspace:
+    """:class:`ChLegSearch`'s arrays: two searches (see :func:`_workspace`), then ``(pred_f,
+    pred_b, mark_b, chain, stack_a, stack_b, stack_m)`` and the path (see
+    :func:`geodata.kernels.ch_path.ch_leg`)."""
+    return (
+        *(a[0] for a in _workspace(1, n)),
+        *(a[0] for a in _workspace(1, n)),
+        np.empty(n, dtype=np.int64),  # pred_f
+        np.empty(n, dtype=np.int64),  # pred_b
+        np.zeros(n, dtype=np.bool_),  # mark_b
+        np.empty(n, dtype=np.int64),  # chain
+        np.empty(n + 1, dtype=np.int32),  # stack_a
+        np.empty(n + 1, dtype=np.int32),  # stack_b
+        np.empty(n + 1, dtype=np.int32),  # stack_m
+        np.empty(n, dtype=np.int32),  # path
+    )
 
 
 def _workspace(n_workers: int, n: int) -> tuple[npt.NDArray[Any], ...]:

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,10 +131,10 @@ def route_paths(
         return []
 
     seeds, entries = source_seeds(network, points), target_entries(network, points)
-    net_leg = _leg_search(network, seeds, entries)
     legs = []
-    for a, b in zip(stops[:-1].tolist(), stops[1:].tolist(), strict=True):
-        legs.append(_one_leg(network, points, net_leg, a, b))
+    with _leg_search(network, seeds, entries) as net_leg:
+        for a, b in zip(stops[:-1].tolist(), stops[1:].tolist(), strict=True):
+            legs.append(_one_leg(network, points, net_leg, a, b))
     logger.debug(
         "%d leg paths on %d nodes in %.3f s", len(legs), network.n_nodes,
         time.perf_counter() - started,
@@ -145,13 +146,19 @@ NetLeg = Callable[[int, int], tuple[float, float, I64]]
 """Time, length and nodes of the network path from source group ``a`` to target group ``b``."""
 
 
-def _leg_search(network: RoadNetwork, seeds: Seeds, entries: Seeds) -> NetLeg:
+@contextmanager
+def _leg_search(network: RoadNetwork, seeds: Seeds, entries: Seeds) -> Iterator[NetLeg]:
     """The matrix's own search on ``network``: its hierarchy when it has one, else Dijkstra."""
+    search = None
     if uses_hierarchy(network):
         try:
-            return ChLegSearch(network.hierarchy(), seeds, entries).leg
+            search = ChLegSearch(network.hierarchy(), seeds, entries)
         except ChInexactError:  # as the matrix: off the exact grid, Dijkstra answers
             logger.debug("seed times off the hierarchy's exact grid: Dijkstra paths")
+    if search is not None:
+        with search:
+            yield search.leg
+        return
     prepared = network.prepared()
     workspace = _workspace(network.n_nodes)
 
@@ -159,7 +166,7 @@ def _leg_search(network: RoadNetwork, seeds: Seeds, entries: Seeds) -> NetLeg:
         time_s, dist_m, n_path = _net_leg(prepared, seeds, entries, a, b, workspace)
         return time_s, dist_m, workspace[1][1][:n_path].astype(np.int64)
 
-    return dijkstra_leg
+    yield dijkstra_leg
 
 
 Workspace = tuple[tuple[F64, F64, I32, I32, F64, I32], tuple[I32, I32]]
@@ -243,7 +250,8 @@ def warm_up() -> float:
     found = _net_leg(prepared, seeds, entries, 0, 0, _workspace(3))
     if found != (3.5, 35.0, 3):  # pragma: no cover
         raise RuntimeError(f"path kernel self-check failed: {found}")
-    time_s, dist_m, nodes = ChLegSearch(build_ch(prepared.graph), seeds, entries).leg(0, 0)
+    with ChLegSearch(build_ch(prepared.graph), seeds, entries) as search:
+        time_s, dist_m, nodes = search.leg(0, 0)
     if (time_s, dist_m, nodes.tolist()) != (3.5, 35.0, [0, 1, 2]):  # pragma: no cover
         raise RuntimeError(f"hierarchy path kernel self-check failed: {time_s, dist_m, nodes}")
     elapsed = time.perf_counter() - started

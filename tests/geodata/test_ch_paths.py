@@ -67,6 +67,8 @@ def test_hierarchy_legs_equal_the_matrix_and_dijkstras_path(
     prepared = prepare_graph(*edges.csr())
     ch = build_ch(prepared.graph)
     times, dists = ch_many_to_many(ch, sources, targets)
+    search = ChLegSearch(ch, sources, targets)  # twice: the second reuses the first's arrays
+    search.close()
     search = ChLegSearch(ch, sources, targets)
     workspace = _workspace(edges.n)
     cost = edge_costs(edges)
