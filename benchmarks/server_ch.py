@@ -29,7 +29,10 @@ Measured, each with the server as a user runs it (a subprocess, ``--workers 1``)
 * a ``--stops``-stop OptimizeToursStream (deliveries near random nodes in a 5 km disc, 5
   vans, ``progress_routes_interval`` 0): the time from the call to the first event that carries
   a solution, and to the final response with polylines; the private memory of the solve worker
-  while it runs (what it did not share with the forkserver).
+  while it runs (what it did not share with the forkserver);
+* in this process: what loading the network costs (RSS, the snap index alone), and leg paths
+  (``geodata.route_paths``) between random points from the hierarchy against the Dijkstra path
+  search (same coordinates and times checked).
 """
 
 from __future__ import annotations
@@ -344,6 +347,57 @@ def bench_tours(server: Server, network: RoadNetwork, stops: int, repeats: int) 
             )
 
 
+def load_in_process(network_path: Path) -> RoadContext:
+    """The server's road context in this process, with what it costs in memory."""
+    from geodata.snap import Snapper
+
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    elapsed, roads = timed(load_roads, RoadSpec(str(network_path), prebuilt=True))
+    loaded = proc.memory_info().rss
+    snap_s, snapper = timed(Snapper, roads.network)  # a second index, to measure one
+    index = proc.memory_info().rss - loaded
+    del snapper
+    ch = roads.network.hierarchy()
+    grown = (loaded - before) / 2**20
+    print(
+        f"\n- in this process: load_roads {elapsed:.1f} s, RSS +{grown:.0f} MiB, of which the "
+        f"snap index ~{index / 2**20:.0f} MiB (built in {snap_s:.1f} s); the hierarchy "
+        f"{ch.nbytes / 2**20:.0f} MiB of memory-mapped files (memmap: "
+        f"{isinstance(ch.up_head, np.memmap)})"
+    )
+    return roads
+
+
+def bench_paths(roads: RoadContext, legs: int, dijkstra_legs: int) -> None:
+    """Leg paths from the hierarchy against the Dijkstra path search, points anywhere."""
+    import geodata.paths
+
+    net = roads.network
+    points = points_near_nodes(net, legs + 1, seed=3)
+    snaps = roads.snap(points[:, 0], points[:, 1])
+    geodata.paths.route_paths(net, snaps, [0, 1])  # warm
+    ch_s, ch_legs = timed(geodata.paths.route_paths, net, snaps)
+    original = geodata.paths.uses_hierarchy
+    geodata.paths.uses_hierarchy = lambda _: False  # type: ignore[assignment]
+    try:
+        order = np.arange(dijkstra_legs + 1)
+        dk_s, dk_legs = timed(geodata.paths.route_paths, net, snaps, order)
+    finally:
+        geodata.paths.uses_hierarchy = original
+    same = all(
+        a.coords.tolist() == b.coords.tolist() and a.time_s == b.time_s
+        for a, b in zip(ch_legs, dk_legs, strict=False)
+    )
+    nodes = np.mean([leg.nodes.size for leg in ch_legs])
+    print(f"\n### Leg paths, random points of the whole network ({nodes:.0f} nodes per leg)\n")
+    print("| search | legs | s | s per leg |")
+    print("|---|---:|---:|---:|")
+    print(f"| hierarchy (shortcuts unpacked) | {legs} | {ch_s:.3f} | {ch_s / legs:.4f} |")
+    print(f"| Dijkstra | {dijkstra_legs} | {dk_s:.3f} | {dk_s / dijkstra_legs:.4f} |")
+    print(f"\nsame coordinates and times on the {dijkstra_legs} legs compared: {same}")
+
+
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
     started = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -359,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--stops", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--legs", type=int, default=100)
+    parser.add_argument("--dijkstra-legs", type=int, default=20)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"- machine load before: {Path('/proc/loadavg').read_text().split()[:3]}")
@@ -378,10 +434,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {first} | {name} | {rss:.0f} | {pss:.0f} |")
         if kind != starts[-1]:
             server.stop()
-    roads = load_roads(RoadSpec(str(network_path), prebuilt=True))  # mmaps the hierarchy
+    roads = load_in_process(network_path)  # mmaps the hierarchy
     try:
         bench_matrix(server, roads, points_near_nodes(roads.network, args.points, 0), args.repeats)
         bench_tours(server, roads.network, args.stops, args.repeats)
+        server.stop()
+        bench_paths(roads, args.legs, args.dijkstra_legs)
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

