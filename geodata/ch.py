@@ -465,7 +465,10 @@ class ChLegSearch:
             self._ws = None  # not left as the kernels leave it: dropped
             raise
         if n_path < 0:
-            raise RuntimeError("contraction hierarchy: a shortcut's halves are missing")
+            raise RuntimeError(
+                "contraction hierarchy: a shortcut could not be unpacked (its halves are missing, "
+                "or the path is longer than the node count)"
+            )
         nodes = ch.node_of_rank[path[:n_path]].astype(np.int64)
         return float(time_s), float(dist_m), nodes
 

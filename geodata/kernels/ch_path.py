@@ -48,7 +48,8 @@ def _unpack(
 ) -> int:  # fmt: skip
     """Append the graph nodes after ``a`` up to ``b`` of the hierarchy edge ``a -> b``.
 
-    Returns the new path length, ``-1`` when a shortcut's halves are missing (a broken hierarchy).
+    Returns the new path length, ``-1`` when a shortcut's halves are missing (a broken hierarchy)
+    or the path would not fit ``path_out``.
     """
     up_ptr, up_head = up[0], up[1]
     down_ptr, down_head = down[0], down[1]
@@ -62,6 +63,8 @@ def _unpack(
         sp -= 1
         x, y, m = s_a[sp], s_b[sp], s_m[sp]
         if m < 0:
+            if n_path >= path_out.shape[0]:
+                return -1  # only a zero-time, zero-length cycle could make a path this long
             path_out[n_path] = y
             n_path += 1
             continue

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import geodata.paths
 from geodata import CAR, RoadNetwork, load_network
-from geodata.ch import ChLegSearch, build_ch, ch_many_to_many
+from geodata.ch import ChLegSearch, ContractionHierarchy, build_ch, ch_many_to_many
 from geodata.paths import _net_leg, _workspace, route_paths
 from geodata.prepared import prepare_graph
 from geodata.road_matrix import road_matrix, uses_hierarchy
@@ -199,3 +199,30 @@ def test_large_networks_draw_from_the_hierarchy(monkeypatch: pytest.MonkeyPatch)
     assert built == [1]
     m = road_matrix(net, points)
     assert [leg.time_s for leg in legs] == [m.durations_s[0, 1], m.durations_s[1, 2]]
+
+
+def test_a_broken_hierarchy_is_an_error_not_a_wrong_path() -> None:
+    """Shortcuts whose middle node has no edges to their ends cannot be unpacked: the search
+    says so instead of drawing a path that is not in the graph."""
+    net = grid_network(8, seed=2)
+    ch = net.hierarchy()
+    owner_up = np.repeat(np.arange(ch.n_nodes, dtype=np.int32), np.diff(ch.up_ptr))
+    owner_down = np.repeat(np.arange(ch.n_nodes, dtype=np.int32), np.diff(ch.down_ptr))
+    assert (ch.up_mid >= 0).any()
+    broken = ContractionHierarchy(
+        **{
+            **ch.arrays(),
+            "up_mid": np.where(ch.up_mid >= 0, owner_up, -1).astype(np.int32),
+            "down_mid": np.where(ch.down_mid >= 0, owner_down, -1).astype(np.int32),
+        },
+        quantum_bits=ch.quantum_bits, total_time=ch.total_time, build_time_s=0.0,
+    )  # fmt: skip
+    everyone = Seeds.from_nodes(np.arange(net.n_nodes))
+    search = ChLegSearch(broken, everyone, everyone)
+
+    def every_leg() -> None:
+        for a, b in itertools.product(range(net.n_nodes), repeat=2):
+            search.leg(a, b)
+
+    with pytest.raises(RuntimeError, match="could not be unpacked"):
+        every_leg()
