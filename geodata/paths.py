@@ -11,17 +11,19 @@ The search is the one the matrix uses on the network (:func:`geodata.road_matrix
 
 * with a contraction hierarchy (large networks), the matrix cell's two upward searches with
   predecessor links and shortcuts unpacked into the graph's nodes
-  (:class:`geodata.ch.ChLegSearch`, :mod:`geodata.kernels.ch_path`): microseconds to a
-  millisecond per leg on a 1M-node network, where a Dijkstra search takes a large fraction of a
-  second. Ties on time: the shortest of the fastest paths (the matrix's distance);
+  (:class:`geodata.ch.ChLegSearch`, :mod:`geodata.kernels.ch_path`): under a millisecond per
+  leg on a 1M-node network, where a Dijkstra search takes a quarter of a second
+  (:mod:`benchmarks.server_ch`). Ties on time: the shortest of the fastest paths (the matrix's
+  distance);
 * otherwise the matrix kernel's single-source (multi-seed) Dijkstra over the core graph, run with
   predecessor links and stopped as soon as the target's entry nodes are final
   (:func:`geodata.kernels.path.leg_search`, on the network's prepared graph
   :meth:`geodata.network.RoadNetwork.prepared`). Ties on time: the first path found.
 
 Where the fastest path is unique both give the same nodes (tested against each other in
-``tests/geodata/test_paths.py``). Call :func:`warm_up` once at start-up so no request pays for
-compilation.
+``tests/geodata/test_ch_paths.py``; a point lying exactly on a node may be left or entered there or
+at its edge's other end, the same drawing). Call :func:`warm_up` once at start-up so no request
+pays for compilation.
 """
 
 from __future__ import annotations
