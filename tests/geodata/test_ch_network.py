@@ -118,3 +118,32 @@ def test_every_pair_of_a_grid_city_equals_scipy(limit: int, lazy: bool) -> None:
     times, _ = ch_many_to_many(ch, everyone, everyone, threads=2)
     matrix = sp.csr_array((graph.weight, graph.indices, graph.indptr), shape=(n, n))
     np.testing.assert_array_equal(times, dijkstra(matrix))
+
+
+def test_queries_reuse_their_workspaces_and_stay_exact_under_concurrency() -> None:
+    net = grid_network(12, seed=5)
+    ch = net.hierarchy()
+    graph = net.prepared().graph
+    n = net.n_nodes
+    rng = np.random.default_rng(5)
+    cases = [(rng.integers(0, n, 30), rng.integers(0, n, 40)) for _ in range(8)]
+    matrix = sp.csr_array((graph.weight, graph.indices, graph.indptr), shape=(n, n))
+    expected = [dijkstra(matrix, indices=s)[:, t] for s, t in cases]
+    ch_many_to_many(ch, Seeds.from_nodes([0]), Seeds.from_nodes([1]), threads=2)
+    kept = ch.pool.take(("query", n), lambda: ())
+    assert len(kept) == 8  # the first call's arrays, kept for the next one
+    ch.pool.give(("query", n), kept)
+    s, t = cases[0]
+    again = ch_many_to_many(ch, Seeds.from_nodes(s), Seeds.from_nodes(t), threads=2)[0]
+    np.testing.assert_array_equal(again, expected[0])
+    assert ch.pool.take(("query", n), lambda: ()) is kept  # reused, not reallocated
+    ch.pool.give(("query", n), kept)
+
+    def run(k: int) -> np.ndarray:
+        s, t = cases[k % len(cases)]
+        return ch_many_to_many(ch, Seeds.from_nodes(s), Seeds.from_nodes(t), threads=1 + k % 2)[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(run, range(32)))
+    for k, times in enumerate(got):  # concurrent calls each hold their own arrays
+        np.testing.assert_array_equal(times, expected[k % len(cases)])
