@@ -125,12 +125,6 @@ def run_studio(args: argparse.Namespace) -> int:
         workers=args.workers,
         layout_timeout_s=args.layout_timeout,
     )
-    if keys is not None:
-        print(
-            f"routeopt studio: the page asks for an API key of {args.keys_dir} "
-            "(each tenant sees its own studies)",
-            flush=True,
-        )
     data_dir = args.data_dir or default_data_dir()
     manager = StudyManager(data_dir, settings, parallel=args.parallel_studies)
     config = StudioConfig(
@@ -151,7 +145,8 @@ def run_studio(args: argparse.Namespace) -> int:
         print(f"routeopt studio: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     url = server.url + (f"?token={args.token}" if args.token else "")
-    print(f"routeopt studio: {url} (studies in {data_dir}; Ctrl+C stops)", flush=True)
+    keyed = f"; API keys of {args.keys_dir}, each tenant its own studies" if keys else ""
+    print(f"routeopt studio: {url} (studies in {data_dir}{keyed}; Ctrl+C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

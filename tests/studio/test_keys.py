@@ -4,6 +4,14 @@ session), a revoked key stops at once, and a tenant sees and acts on its own stu
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,3 +153,41 @@ def test_cli_refuses_a_keys_dir_without_keys_and_keys_with_a_token(
     assert "routeopt keys create --tenant NAME --data-dir" in capsys.readouterr().err
     assert cli.main([*args, "--keys-dir", str(empty), "--token", "abc"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_the_command_serves_the_page_behind_the_servers_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys_dir = tmp_path / "server-data"
+    assert cli.main(["keys", "create", "--tenant", "acme", "--data-dir", str(keys_dir)]) == 0
+    key = capsys.readouterr().out.strip()
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [
+            sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "studio",
+            "--osm", "none", "--port", "0", "--data-dir", str(tmp_path / "studies"),
+            "--keys-dir", str(keys_dir),
+        ],
+        stdout=subprocess.PIPE, text=True, cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:[0-9]+/", line)
+        assert found, line
+        assert "API keys of" in line
+        assert "token" not in line
+        url = found.group(0) + "api/studies"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 401
+        request = urllib.request.Request(url, headers={"x-goog-api-key": key})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read()) == {"studies": []}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
