@@ -8,10 +8,11 @@ The server imports no Google package at run time: Google's file descriptor
 the service with its four methods) is kept in :data:`DESCRIPTOR_PATH` as a text-format
 ``FileDescriptorProto``, generated from the published client (``google-maps-routeoptimization``)
 by ``python -m rpc.google.schema`` and checked by ``--check`` and by the tests. The client's
-descriptors are those of proto-plus: they lack the service (taken here from the stubs of Google's
-gRPC transport: each method's path, request and response type) and name a few fields with a
-trailing ``_`` (``type_``, ``min_``, ``max_``), which are Google's ``type``, ``min``, ``max``
-again here; JSON names are filled in as protoc fills them.
+descriptors are those of proto-plus: they lack the service (taken here from the stubs of
+Google's gRPC transport: each method's path, request and response type; for a long-running one,
+the ``google.longrunning.operation_info`` its client resolves the operation with) and name a few
+fields with a trailing ``_`` (``type_``, ``min_``, ``max_``), which are Google's ``type``,
+``min``, ``max`` again here; JSON names are filled in as protoc fills them.
 
 :func:`reflection_pool` is the descriptor pool server reflection answers from: the files of the
 services routeopt serves (from the default pool) and Google's file on top.
@@ -19,11 +20,12 @@ services routeopt serves (from the default pool) and Google's file on top.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
-from google.longrunning import operations_pb2  # noqa: F401  (Google's file imports it)
+from google.longrunning import operations_pb2  # Google's file imports it
 from google.protobuf import descriptor_pb2, descriptor_pool, text_format
 from google.protobuf.descriptor import FileDescriptor
 from google.type import latlng_pb2  # noqa: F401  (Google's file imports it)
@@ -145,7 +147,6 @@ def _service(package: str) -> descriptor_pb2.ServiceDescriptorProto:
     for name, value in vars(RouteOptimizationTransport).items():
         if isinstance(value, property) and name not in ("host", "kind", "operations_client"):
             getattr(transport, name)
-    channel.close()
     service = descriptor_pb2.ServiceDescriptorProto(name="RouteOptimization")
     prefix = f"/{package}.RouteOptimization/"
     for path, serializer, deserializer in recorder.stubs:
@@ -157,7 +158,44 @@ def _service(package: str) -> descriptor_pb2.ServiceDescriptorProto:
             )
     if not service.method:
         raise ValueError("Google's transport made no stub of its service")
+    _operation_info(RouteOptimizationGrpcTransport(channel=channel), service)
+    channel.close()
     return service
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _operation_info(transport: Any, service: descriptor_pb2.ServiceDescriptorProto) -> None:
+    """``google.longrunning.operation_info`` of each long-running method: the response and
+    metadata types Google's client resolves its operation future with (each method called on
+    the transport with a stand-in for the call; ``operation.from_gapic`` records the types)."""
+    from unittest import mock
+
+    from google.maps.routeoptimization_v1.services.route_optimization import (
+        client as client_module,
+    )
+
+    client = client_module.RouteOptimizationClient(transport=transport)
+    seen: dict[str, Any] = {}
+
+    def from_gapic(operation: Any, *args: Any, **kwargs: Any) -> None:
+        seen["result"], seen["metadata"] = args[1], kwargs["metadata_type"]
+
+    for method in service.method:
+        if method.output_type != ".google.longrunning.Operation":
+            continue
+        stub = getattr(transport, _snake(method.name))
+        transport._wrapped_methods[stub] = lambda request, **kw: operations_pb2.Operation(
+            name="operations/stand-in"
+        )
+        seen.clear()
+        with mock.patch("google.api_core.operation.from_gapic", from_gapic):
+            getattr(client, _snake(method.name))(request={})
+        info = method.options.Extensions[operations_pb2.operation_info]
+        info.response_type = seen["result"].pb().DESCRIPTOR.name
+        info.metadata_type = seen["metadata"].pb().DESCRIPTOR.name
 
 
 def described_file() -> descriptor_pb2.FileDescriptorProto:

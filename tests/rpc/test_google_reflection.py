@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.maps import routeoptimization_v1 as ro
 from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import Descriptor
@@ -101,6 +102,22 @@ def test_reflection_lists_and_describes_googles_service(
     assert visit.fields_by_name["time_windows"].json_name == "timeWindows"
     objective = pool.FindMessageTypeByName(f"{package}ShipmentModel.Objective")
     assert "type" in objective.fields_by_name  # Google's name (the Python client says type_)
+    # Long-running methods say what their operations resolve to, as in Google's proto.
+    file = reflected.FindFileContainingSymbol(GOOGLE_SERVICE_NAME)
+    (described,) = file.service
+    infos = {
+        m.name: (
+            m.options.Extensions[operations_pb2.operation_info].response_type,
+            m.options.Extensions[operations_pb2.operation_info].metadata_type,
+        )
+        for m in described.method
+        if m.output_type == ".google.longrunning.Operation"
+    }
+    assert infos == {
+        "OptimizeToursLongRunning": ("OptimizeToursResponse", "OptimizeToursLongRunningMetadata"),
+        "BatchOptimizeTours": ("BatchOptimizeToursResponse", "BatchOptimizeToursMetadata"),
+        "OptimizeToursUri": ("OptimizeToursUriResponse", "OptimizeToursUriMetadata"),
+    }
     # routeopt's own service is still described with routeopt's types.
     own = pool.FindServiceByName("routeopt.v1.RouteOptimization")
     assert own.methods_by_name["OptimizeTours"].input_type.full_name == (
@@ -129,6 +146,22 @@ def test_a_call_built_from_reflection_alone(
     mine = pb.OptimizeToursResponse.FromString(response.SerializeToString())
     solution = check_response(pb.OptimizeToursRequest.FromString(request.SerializeToString()), mine)
     assert not solution.skipped_shipments
+    # The long-running call: its operation's types are the ones reflection announced.
+    lro = pool.FindServiceByName(GOOGLE_SERVICE_NAME).methods_by_name["OptimizeToursLongRunning"]
+    info = lro.GetOptions().Extensions[operations_pb2.operation_info]
+    start = server.channel.unary_unary(
+        f"/{GOOGLE_SERVICE_NAME}/OptimizeToursLongRunning",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=operations_pb2.Operation.FromString,
+    )
+    operation = start(request, timeout=60)
+    wait = operations_pb2.WaitOperationRequest(name=operation.name)
+    wait.timeout.FromSeconds(60)
+    done = operations_pb2_grpc.OperationsStub(server.channel).WaitOperation(wait, timeout=90)
+    package = "type.googleapis.com/google.maps.routeoptimization.v1."
+    assert done.done
+    assert done.response.type_url == package + info.response_type
+    assert done.metadata.type_url == package + info.metadata_type
 
 
 def test_reflection_answers_only_with_credentials_when_keys_exist(
