@@ -103,8 +103,8 @@ def test_readme_example_with_an_api_key_over_tls(secured: Secured) -> None:
     """The README's example, as written but for the endpoint, the key read from a file as
     there, the CA trusted through GRPC_DEFAULT_SSL_ROOTS_FILE_PATH (a private CA)."""
     code = readme_block('"api_key"')
-    assert '"routeopt.example.com:443"' in code
-    code = code.replace('"routeopt.example.com:443"', f'"{secured.endpoint}"')
+    assert '"routeopt.example.com:50051"' in code
+    code = code.replace('"routeopt.example.com:50051"', f'"{secured.endpoint}"')
     program = (
         code
         + "\nimport sys\nsys.stdout.buffer.write("
