@@ -1,9 +1,13 @@
 """``routeopt studio``: serve the depot-layout studio page (:mod:`studio`) on this machine.
 
 ``routeopt studio [--osm FILE|embedded|none] [--port 8765] [--host 127.0.0.1] [--workers N]
-[--data-dir DIR] [--token T] [--tiles URL]``. Loopback only by default; any other address needs
-``--token`` (or ``ROUTEOPT_STUDIO_TOKEN``), which every request must then carry (the page's
-address printed at start sets it as a cookie). Exit status 2 on bad flags or a missing optional
+[--data-dir DIR] [--keys-dir DIR | --token T] [--tiles URL]``. Without either, the page is for
+whoever reaches the loopback address. ``--keys-dir`` (the gRPC server's ``--data-dir``) puts it
+behind the server's API keys (``routeopt keys create``): every request carries a tenant's key or
+the page's sign-in session, and a tenant sees only its own studies. ``--token`` (or
+``ROUTEOPT_STUDIO_TOKEN``) is one shared secret instead, which every request must carry (the
+page's address printed at start sets it as a cookie). Any address other than loopback needs one
+of the two. Exit status 2 on bad flags or a missing optional
 module (the ``layouts`` extra).
 """
 
@@ -27,7 +31,7 @@ def add_studio_parser(sub: SubCommands) -> None:
         help="serve the depot-layout studio (a local web page)",
         description="Serve a web page to run depot-layout studies (CSV files, an XLSX workbook "
         "or a JSON request), watch their progress and compare their layouts on a table, a map "
-        "and a chart. Works offline; loopback only unless --token is given.",
+        "and a chart. Works offline; loopback only unless --keys-dir or --token is given.",
     )
     p.add_argument(
         "--osm",
@@ -44,6 +48,13 @@ def add_studio_parser(sub: SubCommands) -> None:
         "--parallel-studies", type=int, default=1, choices=[1, 2], help="studies run at once"
     )
     p.add_argument("--data-dir", type=Path, default=None, help="where studies are kept (0700)")
+    p.add_argument(
+        "--keys-dir",
+        type=Path,
+        default=None,
+        help="the routeopt server's data directory: its API keys (routeopt keys create) open "
+        "the page, each tenant seeing its own studies",
+    )
     p.add_argument(
         "--token",
         default=os.environ.get("ROUTEOPT_STUDIO_TOKEN"),
@@ -78,16 +89,35 @@ def run_studio(args: argparse.Namespace) -> int:
         is_loopback,
     )
 
-    if not is_loopback(args.host) and not args.token:
+    if args.keys_dir is not None and args.token:
+        print("routeopt studio: --keys-dir or --token, not both", file=sys.stderr)
+        return 2
+    if not is_loopback(args.host) and not (args.token or args.keys_dir):
         print(
-            f"routeopt studio: {args.host} is reachable from other machines; give --token "
-            "(or ROUTEOPT_STUDIO_TOKEN), or serve on 127.0.0.1",
+            f"routeopt studio: {args.host} is reachable from other machines; give --keys-dir "
+            "(the server's API keys) or --token (or ROUTEOPT_STUDIO_TOKEN), or serve on 127.0.0.1",
             file=sys.stderr,
         )
         return 2
     if args.workers < 1 or args.max_upload_mb <= 0:
         print("routeopt studio: --workers and --max-upload-mb must be positive", file=sys.stderr)
         return 2
+    keys = None
+    if args.keys_dir is not None:
+        from rpc.keys import KeyStore, KeyStoreError, keys_exist
+
+        try:
+            if not keys_exist(args.keys_dir):
+                print(
+                    f"routeopt studio: no API key in {args.keys_dir}; create one with "
+                    f"routeopt keys create --tenant NAME --data-dir {args.keys_dir}",
+                    file=sys.stderr,
+                )
+                return 2
+            keys = KeyStore(args.keys_dir)
+        except KeyStoreError as exc:
+            print(f"routeopt studio: cannot use the key store: {exc}", file=sys.stderr)
+            return 2
     settings = WorkerSettings(
         osm=None if args.osm == "none" else args.osm,
         profile=args.profile,
@@ -104,15 +134,19 @@ def run_studio(args: argparse.Namespace) -> int:
         tiles=args.tiles,
         tiles_attribution=args.tiles_attribution if args.tiles else "",
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        keys=keys,
     )
     try:
         server = StudioServer(config, manager)
     except (OSError, ValueError) as exc:
         manager.close()
+        if keys is not None:
+            keys.close()
         print(f"routeopt studio: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
     url = server.url + (f"?token={args.token}" if args.token else "")
-    print(f"routeopt studio: {url} (studies in {data_dir}; Ctrl+C stops)", flush=True)
+    keyed = f"; API keys of {args.keys_dir}, each tenant its own studies" if keys else ""
+    print(f"routeopt studio: {url} (studies in {data_dir}{keyed}; Ctrl+C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -120,4 +154,6 @@ def run_studio(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
         manager.close()
+        if keys is not None:
+            keys.close()
     return 0

@@ -71,6 +71,9 @@ class Study:
     closed: list[str] = field(default_factory=list)
     """Depots the variant closed."""
     cancel_requested: bool = False
+    tenant: str | None = None
+    """The tenant whose API key submitted it (None: a studio without keys); with keys, only
+    that tenant sees it."""
 
 
 def prepare(
@@ -254,11 +257,20 @@ class StudyManager:
         source: str,
         parent: str | None = None,
         closed: Sequence[str] | None = None,
+        tenant: str | None = None,
     ) -> dict[str, Any]:
         """Check ``request`` (a bad one is ``invalid``: its violations, nothing runs) and queue
-        it; the new study."""
+        it for ``tenant``; the new study."""
         study_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        study = Study(study_id, name, source, time.time(), parent=parent, closed=list(closed or []))
+        study = Study(
+            study_id,
+            name,
+            source,
+            time.time(),
+            parent=parent,
+            closed=list(closed or []),
+            tenant=tenant,
+        )
         folder = _private_dir(self._folder(study_id))
         (folder / "request.binpb").write_bytes(request.SerializeToString())
         try:

@@ -13,6 +13,7 @@ Routes (``ID`` a study id):
   study of ``routeopt layouts template``.
 - ``POST /api/studies/ID/cancel``, ``/rerun``, ``/variant`` (``{"close": ["Kallio"]}``: the same
   study with those depots closed).
+- ``POST /api/session``: sign in with an API key (when the studio uses the server's keys).
 - ``GET /api/studies/ID/files/NAME``: downloads (``comparison.csv``, ``comparison.json``,
   ``response.json``, ``layouts/NNN.geojson``).
 
@@ -20,7 +21,13 @@ Security: uploads are data, never executed (read by :mod:`rpc.sheets` or parsed 
 JSON), at most ``max_upload_bytes``; POST bodies must be JSON (a cross-site form cannot send
 them); on a loopback address the ``Host`` header must name the loopback (no DNS rebinding);
 with a token, every request must carry it (``X-Studio-Token`` header or the ``studio_token``
-cookie that ``/?token=…`` sets), compared in constant time. The page escapes everything it
+cookie that ``/?token=…`` sets), compared in constant time. With the server's API keys
+(``StudioConfig.keys``, the ``keys.sqlite3`` of :mod:`rpc.keys`), every API request carries a key
+of a tenant — ``x-goog-api-key: KEY`` or ``Authorization: Bearer KEY`` as on the gRPC server, or
+the ``studio_session`` cookie that ``POST /api/session`` (``{"key": KEY}``, the page's sign-in)
+sets — checked on every request (a revoked key stops at once); a tenant sees and acts on its own
+studies only (another's is 404). Without keys or token the page is for whoever can reach the
+loopback address (one user, this machine). The page escapes everything it
 shows (it builds the DOM with ``textContent``); responses carry a strict Content-Security-Policy.
 """
 
@@ -34,6 +41,7 @@ import json
 import logging
 import mimetypes
 import re
+import secrets
 import socket
 import tempfile
 import threading
@@ -49,6 +57,7 @@ from urllib.parse import parse_qs, urlsplit
 from google.protobuf import json_format
 
 from engine.errors import InvalidModelError
+from rpc.keys import KeyStore
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.sheets import write_template
 from studio.jobs import STUDY_ID, StudyManager, close_depots
@@ -61,6 +70,11 @@ STATIC = Path(__file__).resolve().parent / "static"
 TOKEN_HEADER = "X-Studio-Token"
 TOKEN_COOKIE = "studio_token"
 TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
+KEY_HEADER = "x-goog-api-key"
+SESSION_COOKIE = "studio_session"
+_OPEN_PATHS = {"/", "/index.html", "/api/config", "/api/session"}
+"""What answers without a key when the studio uses API keys: the page (it signs in), its assets
+and the configuration; no study data."""
 _STATIC_FILES = {"index.html", "app.js", "app.css"}
 
 
@@ -86,6 +100,9 @@ class StudioConfig:
     background, nothing fetched."""
     tiles_attribution: str = ""
     max_upload_bytes: int = 20 * 1024 * 1024
+    keys: KeyStore | None = None
+    """The server's API keys: every request carries a tenant's key and each tenant sees its own
+    studies only (module docstring). None: no keys (the token, or loopback only)."""
 
 
 def _leaflet_folder() -> Any:
@@ -146,14 +163,20 @@ class StudioServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, config: StudioConfig, manager: StudyManager) -> None:
-        if not is_loopback(config.host) and not config.token:
-            raise ValueError(f"{config.host} is not a loopback address: a token is required")
+        if not is_loopback(config.host) and not (config.token or config.keys):
+            raise ValueError(
+                f"{config.host} is not a loopback address: API keys or a token are required"
+            )
+        if config.token and config.keys:
+            raise ValueError("API keys or a token, not both")
         if config.token is not None and not TOKEN_CHARS.fullmatch(config.token):
             raise ValueError(
                 "the token may hold only letters, digits and . _ ~ - (URL and cookie safe)"
             )
         self.config = config
         self.manager = manager
+        self._sessions: dict[str, str] = {}
+        self._sessions_lock = threading.Lock()
         if ":" in config.host:
             self.address_family = socket.AF_INET6
         super().__init__((config.host.strip("[]"), config.port), _Handler)
@@ -174,6 +197,18 @@ class StudioServer(ThreadingHTTPServer):
         shown = f"[{name}]" if ":" in name else name
         return f"http://{shown}:{port}/"
 
+    def open_session(self, key: str) -> str:
+        """A new session (the cookie's value) holding ``key``."""
+        session = secrets.token_urlsafe(32)
+        with self._sessions_lock:
+            self._sessions[session] = key
+        return session
+
+    def session_key(self, session: str) -> str:
+        """The key of a session ("" when there is no such session)."""
+        with self._sessions_lock:
+            return self._sessions.get(session, "")
+
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="studio-http", daemon=True)
         thread.start()
@@ -183,6 +218,8 @@ class StudioServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: StudioServer
     protocol_version = "HTTP/1.1"
+    tenant: str | None = None
+    """The tenant of the request's API key (None without keys)."""
 
     def log_message(self, format: str, *args: Any) -> None:
         """Debug log of each request, without its query (``?token=`` stays out of logs)."""
@@ -254,17 +291,60 @@ class _Handler(BaseHTTPRequestHandler):
         ok = [hmac.compare_digest(g.encode(), expected.encode()) for g in [*given, from_query]]
         return any(ok), ok[-1]
 
+    def _given_key(self) -> str:
+        """The API key of the request: the header, a bearer token or the session cookie."""
+        key = self.headers.get(KEY_HEADER, "").strip()
+        auth = self.headers.get("Authorization", "")
+        if not key and auth[:7].lower() == "bearer ":
+            key = auth[7:].strip()
+        if not key:
+            try:
+                cookie = SimpleCookie(self.headers.get("Cookie", ""))
+            except CookieError:
+                return ""
+            if SESSION_COOKIE in cookie:
+                key = self.server.session_key(cookie[SESSION_COOKIE].value)
+        return key
+
+    def _key_tenant(self, key: str) -> str | None:
+        keys = self.server.config.keys
+        found = keys.verify(key) if keys is not None and key else None
+        return found[0] if found is not None else None
+
     def _gate(self) -> tuple[str, dict[str, list[str]], bool] | None:
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         if not self._host_ok():
             self._error(HTTPStatus.FORBIDDEN, "unexpected Host header")
             return None
+        if self.server.config.keys is not None:
+            self.tenant = self._key_tenant(self._given_key())
+            asset = parts.path.startswith(("/static/", "/leaflet/"))
+            if self.tenant is None and not (asset or parts.path in _OPEN_PATHS):
+                self._error(
+                    HTTPStatus.UNAUTHORIZED,
+                    f"API key required ({KEY_HEADER} or Authorization: Bearer; the page signs in)",
+                )
+                return None
+            return parts.path, query, False
         ok, set_cookie = self._token_ok(query)
         if not ok:
             self._error(HTTPStatus.UNAUTHORIZED, f"token required ({TOKEN_HEADER})")
             return None
         return parts.path, query, set_cookie
+
+    def _visible(self, study: dict[str, Any]) -> bool:
+        """Whether the caller may see ``study`` (its tenant's, when there are keys)."""
+        return self.server.config.keys is None or study.get("tenant") == self.tenant
+
+    def _own(self, study_id: str) -> dict[str, Any]:
+        """The state of the caller's study ``study_id`` (KeyError: none, or another's)."""
+        if not STUDY_ID.match(study_id):
+            raise KeyError(study_id)
+        state = self.server.manager.get(study_id)
+        if not self._visible(state):
+            raise KeyError(study_id)
+        return state
 
     # -- GET -----------------------------------------------------------------------------
     def do_HEAD(self) -> None:
@@ -311,10 +391,13 @@ class _Handler(BaseHTTPRequestHandler):
                     "tiles_attribution": cfg.tiles_attribution,
                     "max_upload_bytes": cfg.max_upload_bytes,
                     "roads": manager.settings.osm is not None,
+                    "keys": cfg.keys is not None,
+                    "tenant": self.tenant,
                 },
             )
         elif path == "/api/studies":
-            self._json(HTTPStatus.OK, {"studies": manager.studies()})
+            studies = [s for s in manager.studies() if self._visible(s)]
+            self._json(HTTPStatus.OK, {"studies": studies})
         elif path.startswith("/api/studies/"):
             self._get_study(path[len("/api/studies/") :])
         else:
@@ -323,10 +406,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _get_study(self, rest: str) -> None:
         manager = self.server.manager
         study_id, _, tail = rest.partition("/")
-        if not STUDY_ID.match(study_id):
-            raise KeyError(study_id)
+        state = self._own(study_id)
         if not tail:
-            state = manager.get(study_id)
             state["inputs"] = manager.inputs(study_id)
             state["results"] = manager.summary(study_id)
             self._json(HTTPStatus.OK, state)
@@ -390,7 +471,9 @@ class _Handler(BaseHTTPRequestHandler):
         manager = self.server.manager
         name = str(body.get("name") or "").strip()[:200]
         try:
-            if path == "/api/studies":
+            if path == "/api/session":
+                self._sign_in(body)
+            elif path == "/api/studies":
                 request, source = upload_to_request(body)
                 if sum(len(f.content) for f in request.sheets.files) > (
                     self.server.config.max_upload_bytes
@@ -398,7 +481,7 @@ class _Handler(BaseHTTPRequestHandler):
                     raise BadUploadError("upload too large")
                 self._json(
                     HTTPStatus.CREATED,
-                    manager.submit(request, name=name or source, source=source),
+                    manager.submit(request, name=name or source, source=source, tenant=self.tenant),
                 )
             elif path == "/api/studies/example":
                 self._json(
@@ -407,6 +490,7 @@ class _Handler(BaseHTTPRequestHandler):
                         _example_request(),
                         name=name or "Example: central Helsinki",
                         source="the template study (routeopt layouts template)",
+                        tenant=self.tenant,
                     ),
                 )
             elif path.startswith("/api/studies/"):
@@ -421,9 +505,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _post_study(self, rest: str, name: str, body: dict[str, Any]) -> None:
         manager = self.server.manager
         study_id, _, action = rest.partition("/")
-        if not STUDY_ID.match(study_id):
-            raise KeyError(study_id)
-        state = manager.get(study_id)
+        state = self._own(study_id)
         if action == "cancel":
             self._json(HTTPStatus.OK, manager.cancel(study_id))
         elif action == "rerun":
@@ -434,6 +516,7 @@ class _Handler(BaseHTTPRequestHandler):
                     name=name or state["name"],
                     source=f"run again: {state['name']}",
                     parent=study_id,
+                    tenant=self.tenant,
                 ),
             )
         elif action == "variant":
@@ -453,7 +536,23 @@ class _Handler(BaseHTTPRequestHandler):
                     source=f"what if: {state['name']} without {', '.join(sorted(closed))}",
                     parent=study_id,
                     closed=sorted(closed),
+                    tenant=self.tenant,
                 ),
             )
         else:
             raise KeyError(action)
+
+    def _sign_in(self, body: dict[str, Any]) -> None:
+        """``POST /api/session``: a session cookie for a valid API key."""
+        if self.server.config.keys is None:
+            raise KeyError("session")  # nothing to sign in to
+        key = body.get("key")
+        tenant = self._key_tenant(key.strip()) if isinstance(key, str) else None
+        if tenant is None or not isinstance(key, str):
+            self._error(HTTPStatus.UNAUTHORIZED, "unknown or revoked API key")
+            return
+        session = self.server.open_session(key.strip())
+        cookie = f"{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/"
+        self._send(
+            HTTPStatus.OK, json.dumps({"tenant": tenant}).encode(), extra={"Set-Cookie": cookie}
+        )

@@ -307,7 +307,9 @@ def with_field_table(readme: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Regenerate rpc/google/schema_data.py")
+    parser = argparse.ArgumentParser(
+        description="Regenerate rpc/google/schema_data.py and route_optimization_service.txtpb"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     parser.add_argument(
         "--readme", action="store_true", help="rewrite the field table of README.md instead"
@@ -317,15 +319,25 @@ def main(argv: list[str] | None = None) -> int:
         README_PATH.write_text(with_field_table(README_PATH.read_text(encoding="utf-8")))
         print(f"wrote the field table of {README_PATH}")
         return 0
-    text = render_data(described_messages())
+    from rpc.google.reflection import DESCRIPTOR_PATH, described_file, render_descriptor
+
+    generated = {
+        DATA_PATH: render_data(described_messages()),
+        DESCRIPTOR_PATH: render_descriptor(described_file()),
+    }
     if args.check:
-        if DATA_PATH.read_text(encoding="utf-8") != text:
-            print(f"{DATA_PATH} is stale; run python -m rpc.google.schema", file=sys.stderr)
-            return 1
-        return 0
-    DATA_PATH.write_text(text, encoding="utf-8")
-    print(f"wrote {DATA_PATH}")
+        stale = [path for path, text in generated.items() if _read(path) != text]
+        for path in stale:
+            print(f"{path} is stale; run python -m rpc.google.schema", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in generated.items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.exists() else None
 
 
 if __name__ == "__main__":

@@ -671,8 +671,36 @@ async function renderCompareMap(out, A, B) {
 }
 
 // ---- start ---------------------------------------------------------------------------------
+// With the server's API keys, the page signs in first (the key becomes an HttpOnly session
+// cookie; the page never keeps it).
+function signIn() {
+  return new Promise((resolve) => {
+    $("signin").hidden = false;
+    for (const id of ["start", "studies"]) $(id).hidden = true;
+    $("signin-key").focus();
+    $("signin-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const message = $("signin-message");
+      try {
+        const answer = await api("/api/session", { body: { key: $("signin-key").value } });
+        $("signin-key").value = "";
+        $("signin").hidden = true;
+        for (const id of ["start", "studies"]) $(id).hidden = false;
+        resolve(answer.tenant);
+      } catch (err) {
+        message.textContent = `Not signed in: ${err.message}`;
+      }
+    });
+  });
+}
+
 async function start() {
   state.config = await api("/api/config");
+  if (state.config.keys) {
+    const tenant = state.config.tenant || (await signIn());
+    $("tenant").textContent = `Tenant: ${tenant} (its own studies only)`;
+    $("tenant").hidden = false;
+  }
   $("upload-form").addEventListener("submit", uploadStudy);
   $("example-run").addEventListener("click", () => submit("/api/studies/example", {}, $("upload-message")));
   $("variant-form").addEventListener("submit", runVariant);

@@ -1,7 +1,13 @@
 // Google's Node client (@googlemaps/routeoptimization), unchanged, against a routeopt server:
-// only the endpoint and the credentials differ (insecure gRPC on loopback, no Google auth).
-// Usage: node optimize.js HOST:PORT. Prints one JSON line per call with the request and the
-// response as base64 protobuf bytes, for the Python test to check with tests/checker.py.
+// only the endpoint and the credentials differ.
+// Usage:
+//   node optimize.js HOST:PORT        insecure gRPC on loopback, no Google auth;
+//   node optimize.js HOST:PORT --tls  TLS and the API key of $ROUTEOPT_API_KEY, passed as a
+//                                     carrier passes its Google API key ({apiKey}); the server's
+//                                     CA from GRPC_DEFAULT_SSL_ROOTS_FILE_PATH (grpc-js reads it)
+//                                     when it is not one the machine trusts.
+// Prints one JSON line per call with the request and the response as base64 protobuf bytes, for
+// the Python test to check with tests/checker.py.
 'use strict';
 
 const {grpc} = require('google-gax');
@@ -62,15 +68,23 @@ function emit(call, req, response) {
 
 async function main() {
   const [host, port] = process.argv[2].split(':');
-  const client = new RouteOptimizationClient({
-    servicePath: host,
-    apiEndpoint: host,
-    port: Number(port),
-    sslCreds: grpc.credentials.createInsecure(),
-    // No Google credentials: the API-key client of google-auth-library needs no lookup of
-    // application default credentials or of the GCE metadata server.
-    apiKey: 'routeopt-test',
-  });
+  const tls = process.argv[3] === '--tls';
+  const client = tls
+    ? // As on Google's endpoint: TLS and the API key (sent as x-goog-api-key); nothing else.
+      new RouteOptimizationClient({
+        apiEndpoint: host,
+        port: Number(port),
+        apiKey: process.env.ROUTEOPT_API_KEY,
+      })
+    : new RouteOptimizationClient({
+        servicePath: host,
+        apiEndpoint: host,
+        port: Number(port),
+        sslCreds: grpc.credentials.createInsecure(),
+        // No Google credentials: the API-key client of google-auth-library needs no lookup of
+        // application default credentials or of the GCE metadata server.
+        apiKey: 'routeopt-test',
+      });
   try {
     const syncRequest = request('node-sync', 4);
     const [syncResponse] = await client.optimizeTours(syncRequest);
@@ -94,6 +108,25 @@ async function main() {
         throw err;
       }
       console.log(JSON.stringify({call: 'unsupported', code: err.code, details: err.details}));
+    }
+    if (tls) {
+      // A key the server does not know: refused, not served.
+      const stranger = new RouteOptimizationClient({
+        apiEndpoint: host,
+        port: Number(port),
+        apiKey: 'ro_0000000000000000_not-a-key',
+      });
+      try {
+        await stranger.optimizeTours(request('node-stranger', 1));
+        throw new Error('an unknown API key was accepted');
+      } catch (err) {
+        if (err.code !== grpc.status.UNAUTHENTICATED) {
+          throw err;
+        }
+        console.log(JSON.stringify({call: 'unknownKey', code: err.code, details: err.details}));
+      } finally {
+        await stranger.close();
+      }
     }
   } finally {
     await client.close();

@@ -354,3 +354,91 @@ def test_the_page_behind_a_token(tmp_path: Path, template: list[Path]) -> None:
     finally:
         chromium.close()
         stop_studio(guarded)
+
+
+def test_xlsx_workbook_upload(browser: Browser, studio: Studio, tmp_path: Path) -> None:
+    """The template's workbook (one .xlsx, a sheet per table) runs as the CSV files do; a bad
+    cell of a sheet is reported by workbook, sheet, row and column, and nothing runs."""
+    from openpyxl import load_workbook
+
+    written = write_template(tmp_path / "template", workbook=True)
+    (workbook,) = [p for p in written if p.suffix == ".xlsx"]
+    upload(browser, [workbook], "Helsinki workbook")
+    wait_done(browser)
+    study = current_study(browser, studio)
+    assert study["name"] == "Helsinki workbook"
+    assert "study.xlsx" in study["source"]
+    assert study["inputs"]["orders"] == 6
+    shown = table(browser)
+    expected = study["results"]["rows"]
+    assert [r["layout"] for r in shown] == [r["layout"] for r in expected]
+    assert len(shown) == 3
+    for got, row in zip(shown, expected, strict=True):
+        assert number(got["total_cost"]) == pytest.approx(row["total_cost"], abs=0.5)
+        assert got["status"] == "OK"
+    assert browser.js("document.querySelectorAll('.leaflet-overlay-pane path').length") > 0
+    # a bad cell in the orders sheet
+    book = load_workbook(workbook)
+    book["orders"].cell(row=3, column=2).value = "north"  # the lat column of the second order
+    header = [c.value for c in book["orders"][1]]
+    assert header[1] == "lat"
+    bad = tmp_path / "bad" / "study.xlsx"
+    bad.parent.mkdir()
+    book.save(bad)
+    upload(browser, [bad], "bad workbook")
+    browser.wait_for("!document.getElementById('violations').hidden", 20)
+    items = browser.js(
+        "Array.from(document.querySelectorAll('#violation-list li')).map(li => li.textContent)"
+    )
+    assert any(item.startswith("study.xlsx:orders:3:lat") for item in items), items
+    assert browser.js("document.getElementById('progress-text').textContent").startswith("Invalid")
+    assert not browser.console_errors()
+
+
+def test_the_page_behind_api_keys(tmp_path: Path, template: list[Path]) -> None:
+    """With the server's API keys, the page asks for one; a wrong key is refused on the page, a
+    right one signs in (an HttpOnly session: no script reads it) and the tenant's study runs;
+    another tenant's key does not see it."""
+    from rpc.keys import KeyStore
+
+    store = KeyStore(tmp_path / "server-data")
+    acme, globex = store.create("acme").key, store.create("globex").key
+    guarded = start_studio(
+        tmp_path / "data",
+        WorkerSettings(osm=None, layout_timeout_s=1.0),
+        StudioConfig(port=0, keys=store),
+    )
+    chromium = Browser(tmp_path / "profile")
+    try:
+        chromium.goto(guarded.url, "document.getElementById('signin').hidden === false")
+        assert chromium.js("document.getElementById('start').hidden")
+        chromium.js("document.getElementById('signin-key').value = 'ro_0000000000000000_wrong'")
+        chromium.click("#signin-run")
+        chromium.wait_for("document.getElementById('signin-message').textContent !== ''")
+        assert "unknown or revoked API key" in chromium.js(
+            "document.getElementById('signin-message').textContent"
+        )
+        chromium.js(f"document.getElementById('signin-key').value = {acme!r}")
+        chromium.click("#signin-run")
+        chromium.wait_for("document.body.dataset.ready === '1'")
+        assert chromium.js("document.getElementById('tenant').textContent").startswith(
+            "Tenant: acme"
+        )
+        assert chromium.js("document.cookie") == ""  # HttpOnly
+        assert chromium.js("document.getElementById('signin-key').value") == ""
+        upload(chromium, template, "acme's study")
+        wait_done(chromium)
+        assert len(table(chromium)) == 3
+        status, theirs = guarded.json("/api/studies", headers={"x-goog-api-key": globex})
+        assert status == 200
+        assert theirs["studies"] == []
+        status, mine = guarded.json("/api/studies", headers={"x-goog-api-key": acme})
+        assert [s["name"] for s in mine["studies"]] == ["acme's study"]
+        # a reload keeps the session: no sign-in again
+        chromium.goto(guarded.url, "document.body && document.body.dataset.ready === '1'")
+        assert chromium.js("document.getElementById('signin').hidden")
+        assert not chromium.console_errors()
+    finally:
+        chromium.close()
+        stop_studio(guarded)
+        store.close()
