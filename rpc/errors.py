@@ -108,14 +108,23 @@ class DeadlineTooShortError(Exception):
     """The call's deadline leaves no time to solve."""
 
 
+_SLOT_KINDS: dict[str, str] = {
+    "solve_calls": "synchronous solves (OptimizeTours)",
+    "streams": "OptimizeToursStream calls",
+    "long_polls": "WaitOperation calls",
+    "matrix_calls": "ComputeMatrix calls",
+}
+
+
 class CallSlotsFullError(Exception):
     """Every call slot of ``kind`` (a :class:`~rpc.limits.Limits` field: ``streams``,
     ``long_polls``, ``matrix_calls``, ``solve_calls``) is taken; ``limit`` is their number."""
 
     def __init__(self, kind: str, limit: int) -> None:
+        what = _SLOT_KINDS.get(kind, kind.replace("_", " "))
         super().__init__(
-            f"the server is busy: {limit} {kind.replace('_', ' ')} at once at most "
-            f"(--limit {kind}=N); retry later"
+            f"the server is at capacity: at most {limit} {what} at once (--limit {kind}=N); "
+            "retry later"
         )
         self.kind = kind
         self.limit = limit
