@@ -250,3 +250,35 @@ def test_the_stream_buffer_stays_bounded_whatever_the_reader_does() -> None:
     finally:
         tracemalloc.stop()
     assert current < 5 * payload, current
+
+
+GOOGLE_OPTIMIZE_TOURS = "/google.maps.routeoptimization.v1.RouteOptimization/OptimizeTours"
+
+
+def test_googles_service_shares_the_slots_and_the_limits(tmp_path: Path) -> None:
+    """Google's OptimizeTours (same messages on the wire) takes the same solve slots and is
+    held to the same size limits."""
+    running = serve(tmp_path / "data", limits=Limits(solve_calls=1, shipments=3))
+    client = running.client()
+    google = client.channel.unary_unary(
+        GOOGLE_OPTIMIZE_TOURS,
+        request_serializer=pb.OptimizeToursRequest.SerializeToString,
+        response_deserializer=pb.OptimizeToursResponse.FromString,
+    )
+    try:
+        call = google.future(small_request(), timeout=60)
+        eventually(lambda: held(running, "solve_calls") == 1)
+        refused_busy(
+            failure(lambda: client.stub.OptimizeTours(small_request(), timeout=10)),
+            "solve_calls",
+        )
+        call.cancel()
+        eventually(lambda: held(running, "solve_calls") == 0)
+        request = small_request()
+        request.model.shipments.add().CopyFrom(request.model.shipments[0])
+        error = failure(lambda: google(request, timeout=10))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert "--limit shipments=N" in error.details()  # type: ignore[attr-defined]
+    finally:
+        client.close()
+        stop(running)

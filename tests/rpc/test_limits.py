@@ -251,3 +251,21 @@ def test_layout_study_numbers_are_bounded() -> None:
         "study.depots[2].capacity.parcels",
     } <= fields, fields
     request_to_study(study_request(), default_geodesic_meters_per_second=SPEED)  # valid
+
+
+def test_compute_matrix_refuses_too_many_cells_before_reading_the_points() -> None:
+    from engine.roads import RoadContext
+    from rpc.matrix import compute_matrix
+
+    request = pb.ComputeMatrixRequest()
+    request.sources.extend([pb.ComputeMatrixRequest().sources.add()] * 3000)
+    request.destinations.extend(list(request.sources))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidModelError) as caught:
+            compute_matrix(request, RoadContext.__new__(RoadContext), max_cells=4_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    only(list(caught.value.violations), "destinations", "3,000 × 3,000", "4,000,000")
+    assert peak < 100_000, peak  # no coordinate array, no road lookup
