@@ -211,7 +211,9 @@ def test_a_million_shipments_are_refused_on_their_count_alone() -> None:
 
 
 def test_limit_flags() -> None:
-    config = parse_args(["--limit", "shipments=20", "--limit", "sync-timeout-s=10.5"])
+    config = parse_args(
+        ["--limit", "shipments=20", "--limit", "sync-timeout-s=10.5", "--default-timeout", "5"]
+    )
     assert config.limits.shipments == 20
     assert config.limits.sync_timeout_s == 10.5
     assert config.limits.vehicles == Limits().vehicles
@@ -269,3 +271,9 @@ def test_compute_matrix_refuses_too_many_cells_before_reading_the_points() -> No
         tracemalloc.stop()
     only(list(caught.value.violations), "destinations", "3,000 × 3,000", "4,000,000")
     assert peak < 100_000, peak  # no coordinate array, no road lookup
+
+
+def test_the_default_timeout_fits_the_synchronous_cap() -> None:
+    assert parse_args(["--default-timeout", "60", "--limit", "sync_timeout_s=60"])
+    with pytest.raises(SystemExit):
+        parse_args(["--default-timeout", "61", "--limit", "sync_timeout_s=60"])
