@@ -78,6 +78,9 @@ class Limits:
     the response's encoding (:meth:`compute_matrix_cap`)."""
     batch_requests: int = 1_000
     """Requests (model configs) of one BatchOptimizeTours."""
+    batch_mb: int = 256
+    """MiB of a BatchOptimizeTours' requests once its model-config files are read (each file
+    is at most 256 MiB too): the batch is held in memory and stored whole."""
     sync_timeout_s: float = 3_600.0
     """Largest ``timeout`` of OptimizeTours and OptimizeToursStream (the call stays open)."""
     long_running_timeout_s: float = 7 * 86_400.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -277,3 +278,50 @@ def test_the_default_timeout_fits_the_synchronous_cap() -> None:
     assert parse_args(["--default-timeout", "60", "--limit", "sync_timeout_s=60"])
     with pytest.raises(SystemExit):
         parse_args(["--default-timeout", "61", "--limit", "sync_timeout_s=60"])
+
+
+def test_batch_limits_count_requests_and_the_bytes_read_from_model_configs(
+    tmp_path: Path,
+) -> None:
+    from google.protobuf import json_format
+
+    from rpc.google.storage import Storage
+    from rpc.operations.manager import JobManager
+    from rpc.operations.store import JobStore
+    from tests.rpc.secured import NoExecutor
+
+    root = tmp_path / "gcs"
+    (root / "bucket").mkdir(parents=True)
+    item = small_request()
+    item.label = "x" * 700_000  # 0.7 MiB a file
+    for name in ("a", "b"):
+        (root / "bucket" / f"{name}.json").write_text(json_format.MessageToJson(item))
+    store = JobStore(str(tmp_path / "data"))
+    jobs = JobManager(
+        store,
+        NoExecutor(),  # type: ignore[arg-type]
+        default_timeout_s=5.0,
+        default_geodesic_meters_per_second=SPEED,
+        storage=Storage(str(root)),
+        limits=Limits(batch_requests=3, batch_mb=1),
+    )
+    try:
+        batch = pb.BatchOptimizeToursRequest()
+        for name in ("a", "b"):
+            config = batch.model_configs.add()
+            config.input_config.gcs_source.uri = f"gs://bucket/{name}.json"
+            config.input_config.data_format = pb.JSON
+            config.output_config.gcs_destination.uri = f"gs://bucket/{name}-out.json"
+            config.output_config.data_format = pb.JSON
+        with pytest.raises(InvalidModelError) as caught:
+            jobs.submit_batch(batch)
+        only(list(caught.value.violations), "model_configs[1]", "--limit batch_mb=N")
+        del batch.model_configs[1]
+        assert jobs.submit_batch(batch).name  # one file fits
+        many = pb.BatchOptimizeToursRequest()
+        many.requests.extend([small_request()] * 4)
+        with pytest.raises(InvalidModelError) as caught:
+            jobs.submit_batch(many)
+        only(list(caught.value.violations), "requests", "--limit batch_requests=N")
+    finally:
+        store.close()
