@@ -181,10 +181,10 @@ def build_server(
         max_store_bytes=_max_store_bytes(config),
         limits=config.limits,
     )
-    metrics = _metrics(config, executor, jobs, store)
     max_bytes = config.max_message_mb * 1024 * 1024
     slots = slot_counts(config.limits, workers + executor.max_queued)
     call_slots = CallSlots(slots)
+    metrics = _metrics(config, executor, jobs, store, call_slots)
     server = grpc.server(
         # A thread per call slot and FREE_THREADS that no long call can hold (rpc.admission).
         ThreadPoolExecutor(max_workers=pool_size(slots), thread_name_prefix="grpc"),
@@ -243,7 +243,11 @@ def _max_store_bytes(config: ServerConfig) -> int | None:
 
 
 def _metrics(
-    config: ServerConfig, executor: Executor, jobs: JobManager, store: JobStore
+    config: ServerConfig,
+    executor: Executor,
+    jobs: JobManager,
+    store: JobStore,
+    call_slots: CallSlots,
 ) -> Metrics | None:
     """The server's metrics when ``--metrics-port`` is set (served by :func:`_setup_metrics`)."""
     if config.metrics_port is None:
@@ -260,6 +264,12 @@ def _metrics(
     metrics.gauge("routeopt_operations_running", "operations running", lambda: jobs.running_count)
     metrics.gauge("routeopt_job_store_bytes", "job store size on disk", store.size_bytes)
     metrics.gauge("routeopt_healthy", "1 while the store and dispatcher work", lambda: jobs.healthy)
+    for kind, count in call_slots.slots.items():
+        metrics.gauge(
+            f"routeopt_call_slots_{kind}",
+            f"call slots of kind {kind} taken (of {count}; rpc.admission)",
+            lambda kind=kind: call_slots.held(kind),  # type: ignore[misc]
+        )
     return metrics
 
 
