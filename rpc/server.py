@@ -37,6 +37,12 @@ CA), and carries its tenant to the handlers. Beyond loopback the server refuses 
 
 ``--max-message-mb`` limits both received and sent messages (requests with large client
 matrices and responses with many routes); gRPC's own default would be 4 MiB for receiving.
+
+Limits (``--limit NAME=VALUE``, :mod:`rpc.limits`): request sizes and timeouts are checked before
+conversion; the calls that hold a thread for long take a call slot of their kind
+(:class:`~rpc.admission.AdmissionInterceptor`, after authentication) and the gRPC pool has a
+thread per slot plus :data:`~rpc.admission.FREE_THREADS`, so health checks and short calls are
+always served.
 """
 
 from __future__ import annotations
