@@ -37,6 +37,12 @@ CA), and carries its tenant to the handlers. Beyond loopback the server refuses 
 
 ``--max-message-mb`` limits both received and sent messages (requests with large client
 matrices and responses with many routes); gRPC's own default would be 4 MiB for receiving.
+
+Limits (``--limit NAME=VALUE``, :mod:`rpc.limits`): request sizes and timeouts are checked before
+conversion; the calls that hold a thread for long take a call slot of their kind
+(:class:`~rpc.admission.AdmissionInterceptor`, after authentication) and the gRPC pool has a
+thread per slot plus :data:`~rpc.admission.FREE_THREADS`, so health checks and short calls are
+always served.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from grpc_reflection.v1alpha import reflection
 
 from engine.options import available_cores
 from engine.roads import RoadContext, load_roads
+from rpc.admission import AdmissionInterceptor, CallSlots, pool_size, slot_counts
 from rpc.auth import Authenticator, AuthInterceptor, exposure_problem, server_credentials
 from rpc.config import ServerConfig, default_data_dir, parse_args
 from rpc.google.reflection import reflection_pool
@@ -85,10 +92,6 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouteOptimization"].full_name
 """``routeopt.v1.RouteOptimization``."""
 
-EXTRA_RPC_THREADS = 32
-"""gRPC threads beyond one per running or queued solve: for health checks, reflection,
-validation, quick rejections and the operations service (WaitOperation blocks a thread), so
-they are answered while every solve slot is taken."""
 
 HEALTH_SERVICES = ("", SERVICE_NAME, GOOGLE_SERVICE_NAME, OPERATIONS_SERVICE_NAME)
 
@@ -108,6 +111,8 @@ class Server:
     solve_slots: SolveSlots | None = None
     """Synchronous solves per tenant."""
     metrics: Metrics | None = None
+    call_slots: CallSlots | None = None
+    """The slots of long calls (:mod:`rpc.admission`)."""
 
 
 def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
@@ -181,16 +186,22 @@ def build_server(
         quotas=quotas,
         page_tokens=PageTokens(keys.server_secret("page_tokens")),
         max_store_bytes=_max_store_bytes(config),
+        limits=config.limits,
     )
-    metrics = _metrics(config, executor, jobs, store)
     max_bytes = config.max_message_mb * 1024 * 1024
+    slots = slot_counts(config.limits, workers + executor.max_queued)
+    call_slots = CallSlots(slots)
+    metrics = _metrics(config, executor, jobs, store, call_slots)
     server = grpc.server(
-        ThreadPoolExecutor(
-            max_workers=workers + executor.max_queued + EXTRA_RPC_THREADS,
-            thread_name_prefix="grpc",
-        ),
-        # Observability first: refused (UNAUTHENTICATED) calls are counted too.
-        interceptors=[ObservabilityInterceptor(metrics), interceptor],
+        # A thread per call slot and FREE_THREADS that no long call can hold (rpc.admission).
+        ThreadPoolExecutor(max_workers=pool_size(slots), thread_name_prefix="grpc"),
+        # Observability first: refused (UNAUTHENTICATED, RESOURCE_EXHAUSTED) calls are counted
+        # too; authentication before admission: a call without credentials takes no slot.
+        interceptors=[
+            ObservabilityInterceptor(metrics),
+            interceptor,
+            AdmissionInterceptor(call_slots),
+        ],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
@@ -206,6 +217,8 @@ def build_server(
         max_solver_processes=config.max_solver_processes,
         jobs=jobs,
         solve_slots=solve_slots,
+        limits=config.limits,
+        max_message_bytes=max_bytes,
     )
     pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((google_handler(servicer),))  # Google's service, same engine
@@ -223,7 +236,16 @@ def build_server(
     )  # Google's as Google describes it (rpc.google.reflection)
     reflection.enable_server_reflection(reflected, server, pool=reflection_pool(reflected))
     return Server(
-        server, health_servicer, executor, jobs, store, keys, credentials, solve_slots, metrics
+        server,
+        health_servicer,
+        executor,
+        jobs,
+        store,
+        keys,
+        credentials,
+        solve_slots,
+        metrics,
+        call_slots,
     )
 
 
@@ -232,7 +254,11 @@ def _max_store_bytes(config: ServerConfig) -> int | None:
 
 
 def _metrics(
-    config: ServerConfig, executor: Executor, jobs: JobManager, store: JobStore
+    config: ServerConfig,
+    executor: Executor,
+    jobs: JobManager,
+    store: JobStore,
+    call_slots: CallSlots,
 ) -> Metrics | None:
     """The server's metrics when ``--metrics-port`` is set (served by :func:`_setup_metrics`)."""
     if config.metrics_port is None:
@@ -249,6 +275,12 @@ def _metrics(
     metrics.gauge("routeopt_operations_running", "operations running", lambda: jobs.running_count)
     metrics.gauge("routeopt_job_store_bytes", "job store size on disk", store.size_bytes)
     metrics.gauge("routeopt_healthy", "1 while the store and dispatcher work", lambda: jobs.healthy)
+    for kind, count in call_slots.slots.items():
+        metrics.gauge(
+            f"routeopt_call_slots_{kind}",
+            f"call slots of kind {kind} taken (of {count}; rpc.admission)",
+            lambda kind=kind: call_slots.held(kind),  # type: ignore[misc]
+        )
     return metrics
 
 

@@ -64,13 +64,15 @@ from typing import Final
 from google.longrunning import operations_pb2
 from google.rpc import code_pb2
 
-from engine.errors import ExecutorFullError, ExecutorShutdownError
+from engine.errors import ExecutorFullError, ExecutorShutdownError, InvalidModelError
 from engine.options import AUTO_SOLVER_PROCESSES
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from rpc.errors import NotFinishedError, OperationNotFoundError, QuotaExceededError
 from rpc.google.storage import Storage
 from rpc.keys import DEFAULT_TENANT, TenantQuota
+from rpc.layouts import expand_sheets
+from rpc.limits import Limits, study_size_violations
 from rpc.operations.filter import parse_filter, parse_page
 from rpc.operations.kinds import (
     BatchKind,
@@ -153,6 +155,7 @@ class JobManager:
         quotas: Callable[[str], TenantQuota] | None = None,
         page_tokens: PageTokens | None = None,
         max_store_bytes: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if not retention_s > 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
@@ -194,7 +197,9 @@ class JobManager:
             progress_every_s=progress_every_s,
             solutions_every_s=solutions_every_s,
             storage=storage or Storage(None),
+            limits=limits or Limits(),
         )
+        self._limits = settings.limits
         self._tours = SolveKind(self, settings)
         self._batch = BatchKind(self, settings, self._tours)
         self._layouts = LayoutsKind(self, settings)
@@ -373,6 +378,10 @@ class JobManager:
         if dispatcher is not None and not dispatcher.is_alive() and not self._stopping:
             self._set_fault("job dispatcher", "the dispatcher thread ended; restarting it")
             self._dispatcher = self._spawn(self._dispatch_loop, "job-dispatcher")
+        elif "job dispatcher" in faults and dispatcher is not None and dispatcher.is_alive():
+            # restarted at the last look and still running: healthy again, even with nothing
+            # queued to prove it by a dispatch
+            self._set_fault("job dispatcher", None)
 
     def _store_unstored(self) -> None:
         """Store the results kept in memory; past :data:`STORE_RETRY_S`, a FAILED status."""
@@ -489,7 +498,13 @@ class JobManager:
     def submit_layouts(
         self, request: pb.EvaluateDepotLayoutsRequest, tenant: str = DEFAULT_TENANT
     ) -> operations_pb2.Operation:
-        """Validate and store a depot layout study; returns its operation (queued)."""
+        """Validate and store a depot layout study; returns its operation (queued). Its sizes
+        are checked first (:func:`rpc.limits.study_size_violations`), on the study read from
+        its sheets when it has some."""
+        expanded, _ = expand_sheets(request)
+        problems = study_size_violations(expanded.study, self._limits)
+        if problems:
+            raise InvalidModelError(problems)
         self._layouts.study(request)
         job = NewJob(
             new_name(),
@@ -549,8 +564,9 @@ class JobManager:
                 while self._generation == generation and not self._stopping:
                     if not self._changed.wait(deadline - time.monotonic()):
                         break
-                if self._stopping:
-                    return self._operation(self._record(name, tenant))
+                stopping = self._stopping
+            if stopping:  # outside the lock: building the operation takes it (live progress)
+                return self._operation(self._record(name, tenant))
 
     def list(
         self, filter_text: str, page_size: int, page_token: str, tenant: str = DEFAULT_TENANT

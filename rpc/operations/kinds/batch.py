@@ -58,12 +58,37 @@ class BatchKind(OperationKind):
         violations.extend(conv.violations)
         if not request.requests and not request.model_configs:
             violations.append(FieldViolation("model_configs", "must not be empty"))
+        cap = self.settings.limits.batch_requests
+        count = len(request.requests) + len(request.model_configs)
+        if count > cap:  # refused before any model config is read or any item converted
+            field = "requests" if request.requests else "model_configs"
+            violations.append(
+                FieldViolation(
+                    field,
+                    f"at most {cap:,} requests and model configs in all on this server "
+                    f"(--limit batch_requests=N), got {count:,}",
+                )
+            )
+            raise InvalidModelError(violations)
         requests = list(request.requests)
+        budget = self.settings.limits.batch_mb * 1024 * 1024 - request.ByteSize()
         for i, config in enumerate(request.model_configs):
             try:
-                requests.append(self._read_config(config, f"model_configs[{i}]"))
+                item = self._read_config(config, f"model_configs[{i}]")
             except InvalidModelError as exc:
                 violations.extend(exc.violations)
+                continue
+            budget -= item.ByteSize()
+            if budget < 0:  # stop reading: the batch would not fit in memory nor the store
+                violations.append(
+                    FieldViolation(
+                        f"model_configs[{i}]",
+                        f"the batch's requests exceed {self.settings.limits.batch_mb} MiB once "
+                        "read on this server (--limit batch_mb=N)",
+                    )
+                )
+                raise InvalidModelError(violations)
+            requests.append(item)
         for i, item in enumerate(requests):
             inline = i < len(request.requests)
             where = f"requests[{i}]" if inline else f"model_configs[{i - len(request.requests)}]"
