@@ -42,6 +42,10 @@ class InvalidModelError(EngineError, ValueError):
         more = len(self.violations) - 5
         super().__init__(shown + (f" (and {more} more)" if more > 0 else ""))
 
+    def __reduce__(self) -> tuple[type[InvalidModelError], tuple[tuple[FieldViolation, ...]]]:
+        # Pickled with its violations (a parallel search's process sends it to the parent).
+        return (type(self), (self.violations,))
+
 
 class SolverError(EngineError, RuntimeError):
     """The solver backend failed in a way that is not the caller's fault."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
-from engine.errors import NoSolutionError, SolverError
+from engine.errors import InvalidModelError, NoSolutionError, SolverError
 from engine.search import Progress, ProgressCallback, StopCriterion
 
 __all__ = ["Task", "TaskResult", "die_with_parent", "run_parallel"]
@@ -115,6 +115,10 @@ def _child(
         message = ("ok", (task(member_stop, progress), member_stop.interrupted))
     except NoSolutionError as exc:
         message = ("no_solution", exc)
+    except InvalidModelError as exc:
+        # The caller's fault, found by a backend: it crosses with its violations
+        # (INVALID_ARGUMENT for the caller), not as a failure of the solver.
+        message = ("invalid", exc)
     except BaseException:
         message = ("error", traceback.format_exc())
     with contextlib.suppress(OSError):
@@ -227,7 +231,7 @@ class _Run(Generic[T]):
             value, interrupted = payload
             self.results[i] = TaskResult(i, name, value, None)
             self.stop.interrupted = self.stop.interrupted or interrupted
-        elif kind == "no_solution":
+        elif kind in ("no_solution", "invalid"):
             self.results[i] = TaskResult(i, name, None, payload)
         else:
             log.error("parallel task %d (%s) failed:\n%s", i, name, payload)

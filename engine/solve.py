@@ -267,10 +267,14 @@ def better_solution(candidate: Solution, leading: bool, best: Solution, best_lea
 
 
 def _first_error(errors: list[BaseException | None]) -> BaseException:
-    """What to raise when no member found a solution: the first NoSolutionError, else the
+    """What to raise when no member found a solution: the first InvalidModelError (the model
+    is the caller's fault whichever member found it), else the first NoSolutionError, else the
     first error."""
-    no_solution = [e for e in errors if isinstance(e, NoSolutionError)]
-    return no_solution[0] if no_solution else (errors[0] or NoSolutionError("infeasible", ""))
+    for kind in (InvalidModelError, NoSolutionError):
+        found = [e for e in errors if isinstance(e, kind)]
+        if found:
+            return found[0]
+    return errors[0] or NoSolutionError("infeasible", "")
 
 
 def _log_solved(solution: Solution, n_shipments: int, n_vehicles: int) -> None:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 
 import pytest
 
-from engine import ShipmentModel, solve
+from engine import Shipment, ShipmentModel, solve
+from engine.backends.ortools import OrToolsBackend
+from engine.backends.portfolio import run_portfolio
 from engine.backends.pyvrp.split import splits
-from engine.errors import NoSolutionError, SolverError
+from engine.errors import FieldViolation, InvalidModelError, NoSolutionError, SolverError
 from engine.options import SearchMode, SolveOptions
 from engine.parallel import run_parallel
 from engine.search import Progress, StopCriterion
-from tests.builders import solve_checked
+from tests.builders import at, depot_vehicle, line_model, solve_checked
 from tests.checker import check_solution
 from tests.engine.test_backends import city_model, problem_of
 
@@ -63,6 +66,60 @@ def test_run_parallel_reports_errors_per_task() -> None:
     assert none.value is None
     assert isinstance(none.error, NoSolutionError)
     assert (ok.value, ok.error) == ("ok", None)
+
+
+def test_an_invalid_model_found_in_a_task_crosses_with_its_violations() -> None:
+    """A backend may find the model invalid only once it builds it: that is the caller's
+    fault (INVALID_ARGUMENT), not a failure of the solver (SolverError, INTERNAL)."""
+    violations = (FieldViolation("vehicles[1].x", "bad"), FieldViolation("shipments[0].y", "worse"))
+
+    def invalid(stop: StopCriterion, progress) -> None:
+        raise InvalidModelError(violations)
+
+    (result,) = run_parallel([("invalid", invalid)], StopCriterion(deadline=time.monotonic() + 10))
+    assert isinstance(result.error, InvalidModelError)
+    assert result.error.violations == violations
+    assert str(result.error) == str(InvalidModelError(violations))
+
+
+def _detours_on_two_travel_profiles() -> ShipmentModel:
+    """A detour limit with vehicle-dependent travel: the OR-Tools backend refuses it while it
+    builds the model (validation does not know which backend runs)."""
+    pair = Shipment(
+        pickups=(at("a"),),
+        deliveries=(at("b"),),
+        pickup_to_delivery_relative_detour_limit=2.0,
+    )
+    vehicles = [depot_vehicle(), depot_vehicle(travel_duration_multiple=2.0)]
+    return line_model({"depot": 0.0, "a": 10.0, "b": 20.0}, [pair], vehicles)
+
+
+def test_a_backend_refusing_the_model_in_a_portfolio_member_is_an_invalid_model() -> None:
+    """Real OR-Tools members, each in its own process, refuse the model while building it."""
+    members = [OrToolsBackend(), OrToolsBackend("SAVINGS")]
+    stop = StopCriterion(deadline=time.monotonic() + 10)
+    results = run_portfolio(members, problem_of(_detours_on_two_travel_profiles()), stop)
+    for r in results:
+        assert isinstance(r.error, InvalidModelError), r.error
+        assert [v.field for v in r.error.violations] == [
+            "shipments[0].pickup_to_delivery_relative_detour_limit"
+        ]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_solve_raises_a_members_invalid_model_error(
+    monkeypatch: pytest.MonkeyPatch, processes: int
+) -> None:
+    """Without the validator's own check of that rule (standing for a check only a backend
+    makes), the single and the parallel solve raise the backend's InvalidModelError alike
+    (INVALID_ARGUMENT for a caller of the API; the parallel one was SolverError, INTERNAL)."""
+    monkeypatch.setattr(sys.modules["engine.solve"], "check_model", lambda model: None)
+    options = SolveOptions(time_limit_s=2.0, backend="ortools", solver_processes=processes)
+    with pytest.raises(InvalidModelError) as caught:
+        solve(_detours_on_two_travel_profiles(), options)
+    assert [v.field for v in caught.value.violations] == [
+        "shipments[0].pickup_to_delivery_relative_detour_limit"
+    ]
 
 
 def test_run_parallel_stops_tasks_and_kills_those_that_ignore_it() -> None:
