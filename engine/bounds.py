@@ -8,11 +8,22 @@ cost, penalty and visit cost paid, every rate applied to the largest quantity it
 (a per-hour rate to the whole horizon, a per-kilometer rate to every leg at its longest, a
 per-unit rate to every unit of its load type) — must stay below
 :data:`~engine.units.MAX_TOTAL_COST`; a model beyond it is refused, naming the field with the
-largest worst-case term. Loads are bounded per type (the sum of a type's demands,
+largest worst-case term. The driver-hours costs (issue 15) count the same way: a travel soft
+cost per hour over the whole horizon, a quadratic soft cost (``cost_per_square_hour_after_
+quadratic_soft_max``) times the square of the longest excess (the span, route duration or travel
+time, is at most the horizon and the limit's ``max_duration``; one second more for the solver's
+whole seconds). Loads are bounded per type (the sum of a type's demands,
 :data:`~engine.units.MAX_LOAD_TOTAL`); matrix distances and distance limits by
-:data:`~engine.units.MAX_DISTANCE_M`. Times need no bound of their own: timestamps and durations
-are bounded by their protobuf types (about 10,000 years in seconds fits int64 with room to
-spare) and travel is capped at the horizon by :class:`engine.problem.Problem`.
+:data:`~engine.units.MAX_DISTANCE_M`.
+
+Times and durations are bounded by their protobuf types' ranges (about 10,000 years in seconds
+fits int64 with room to spare): the API's converter checks them, and this module checks those
+the engine's own callers could set beyond (:data:`~engine.units.MAX_DURATION_S`,
+:data:`~engine.units.MIN_TIMESTAMP_S` / :data:`~engine.units.MAX_TIMESTAMP_S`): the horizon,
+the driver-hours durations, and every time and duration of the injected solutions
+(``injected_first_solution_routes``, ``injected_solution_constraint``,
+``refresh_details_routes``, paths relative to the request). Travel is capped at the horizon by
+:class:`engine.problem.Problem`.
 
 Values that are not finite or negative are reported by the validator's own checks; this module
 skips them.
@@ -26,8 +37,15 @@ from collections.abc import Iterable
 import numpy as np
 
 from engine.errors import FieldViolation
-from engine.model import ShipmentModel, TimeWindow, Vehicle
-from engine.units import MAX_DISTANCE_M, MAX_LOAD_TOTAL, MAX_TOTAL_COST
+from engine.model import DurationLimit, InjectedRoute, ShipmentModel, TimeWindow, Vehicle
+from engine.units import (
+    MAX_DISTANCE_M,
+    MAX_DURATION_S,
+    MAX_LOAD_TOTAL,
+    MAX_TIMESTAMP_S,
+    MAX_TOTAL_COST,
+    MIN_TIMESTAMP_S,
+)
 
 __all__ = ["LONGEST_LEG_M", "bound_violations"]
 
@@ -60,6 +78,7 @@ def bound_violations(model: ShipmentModel) -> list[FieldViolation]:
     """Numbers of ``model`` beyond what the solvers can represent (paths relative to the
     model); see the module docstring."""
     problems: list[FieldViolation] = []
+    _time_violations(model, problems)
     _distance_violations(model, problems)
     _load_violations(model, problems)
     budget = _cost_budget(model)
@@ -73,6 +92,72 @@ def bound_violations(model: ShipmentModel) -> list[FieldViolation]:
             )
         )
     return problems
+
+
+_TIME_BOUND = (
+    "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z (protobuf's Timestamp range, "
+    f"epoch seconds {MIN_TIMESTAMP_S} to {MAX_TIMESTAMP_S})"
+)
+_DURATION_BOUND = f"must be at most {MAX_DURATION_S} s (protobuf's Duration range)"
+
+
+def _time_violations(model: ShipmentModel, problems: list[FieldViolation]) -> None:
+    """Times and durations the API's types bound, for the engine's own callers: beyond them,
+    whole seconds overflow the solver's int64 (OverflowError or TypeError in OR-Tools)."""
+    times: list[tuple[str, float | None]] = [
+        ("global_start_time", model.global_start_time),
+        ("global_end_time", model.global_end_time),
+    ]
+    durations: list[tuple[str, float | None]] = []
+    for j, v in enumerate(model.vehicles):
+        path = f"vehicles[{j}]"
+        for k, fc in enumerate(v.break_frequency_constraints):
+            fp = f"{path}.break_rule.frequency_constraints[{k}]"
+            durations.append((f"{fp}.min_break_duration", fc.min_break_duration_s))
+            durations.append((f"{fp}.max_inter_break_duration", fc.max_inter_break_duration_s))
+        durations.append(
+            (
+                f"{path}.route_duration_limit.quadratic_soft_max_duration",
+                v.route_duration_quadratic_soft_max_s,
+            )
+        )
+        travel = v.travel_duration_limit
+        if travel is not None:
+            tp = f"{path}.travel_duration_limit"
+            durations.append((f"{tp}.max_duration", travel.max_duration_s))
+            durations.append((f"{tp}.soft_max_duration", travel.soft_max_duration_s))
+            durations.append(
+                (f"{tp}.quadratic_soft_max_duration", travel.quadratic_soft_max_duration_s)
+            )
+
+    def route(path: str, r: InjectedRoute) -> None:
+        times.append((f"{path}.vehicle_start_time", r.vehicle_start_time))
+        times.extend(
+            (f"{path}.visits[{k}].start_time", visit.start_time) for k, visit in enumerate(r.visits)
+        )
+        times.append((f"{path}.vehicle_end_time", r.vehicle_end_time))
+        for k, (start, duration) in enumerate(r.breaks):
+            times.append((f"{path}.breaks[{k}].start_time", start))
+            durations.append((f"{path}.breaks[{k}].duration", duration))
+
+    for k, r in enumerate(model.injected_first_solution_routes):
+        route(f"injected_first_solution_routes[{k}]", r)
+    constraint = model.injected_solution_constraint
+    if constraint is not None:
+        for k, r in enumerate(constraint.routes):
+            route(f"injected_solution_constraint.routes[{k}]", r)
+        for c, group in enumerate(constraint.constraint_relaxations):
+            for k, relaxation in enumerate(group.relaxations):
+                path = f"injected_solution_constraint.constraint_relaxations[{c}].relaxations[{k}]"
+                times.append((f"{path}.threshold_time", relaxation.threshold_time))
+    for k, r in enumerate(model.refresh_details_routes):
+        route(f"refresh_details_routes[{k}]", r)
+    for field, t in times:
+        if t is not None and math.isfinite(t) and not MIN_TIMESTAMP_S <= t <= MAX_TIMESTAMP_S:
+            problems.append(FieldViolation(field, _TIME_BOUND))
+    for field, d in durations:
+        if _ok(d) and d is not None and d > MAX_DURATION_S:
+            problems.append(FieldViolation(field, _DURATION_BOUND))
 
 
 def _distance_violations(model: ShipmentModel, problems: list[FieldViolation]) -> None:
@@ -151,7 +236,7 @@ def _cost_budget(model: ShipmentModel) -> _Budget | None:
     per_traveled_hour = (0.0, "")
     for j, v in enumerate(model.vehicles):
         path = f"vehicles[{j}]"
-        _vehicle_terms(budget, v, path, hours, legs * leg_km, demand)
+        _vehicle_terms(budget, v, path, horizon_s, legs * leg_km, demand)
         if _ok(v.cost_per_kilometer) and v.cost_per_kilometer > per_km[0]:
             per_km = (v.cost_per_kilometer, f"{path}.cost_per_kilometer")
         if _ok(v.cost_per_traveled_hour) and v.cost_per_traveled_hour > per_traveled_hour[0]:
@@ -191,11 +276,12 @@ def _vehicle_terms(
     budget: _Budget,
     v: Vehicle,
     path: str,
-    hours: float,
+    horizon_s: float,
     route_km: float,
     demand: dict[str, float],
 ) -> None:
     """A vehicle's own worst-case terms (its travel rates are counted over every leg)."""
+    hours = horizon_s / 3600.0
     if _ok(v.fixed_cost):
         budget.add(v.fixed_cost, f"{path}.fixed_cost")
     if _ok(v.cost_per_hour):
@@ -216,6 +302,30 @@ def _vehicle_terms(
             )
     _window_terms(budget, v.start_time_windows, f"{path}.start_time_windows", hours)
     _window_terms(budget, v.end_time_windows, f"{path}.end_time_windows", hours)
+    # Driver-hours rules (issue 15).
+    _quadratic_term(budget, v.route_duration_limit, f"{path}.route_duration_limit", horizon_s)
+    travel = v.travel_duration_limit
+    if travel is not None:
+        tp = f"{path}.travel_duration_limit"
+        rate = travel.cost_per_hour_after_soft_max
+        if _ok(rate) and rate is not None:
+            budget.add(rate * hours, f"{tp}.cost_per_hour_after_soft_max")
+        _quadratic_term(budget, travel, tp, horizon_s)
+
+
+def _quadratic_term(budget: _Budget, limit: DurationLimit, path: str, horizon_s: float) -> None:
+    """``cost_per_square_hour_after_quadratic_soft_max`` times the square of the longest excess
+    over ``quadratic_soft_max_duration``: the span is at most the horizon and ``max_duration``,
+    and the solver's soft maximum is rounded down to whole seconds (one more second)."""
+    soft = limit.quadratic_soft_max_duration_s
+    rate = limit.cost_per_square_hour_after_quadratic_soft_max
+    if soft is None or rate is None or not (_ok(soft) and _ok(rate)):
+        return
+    longest = horizon_s
+    if limit.max_duration_s is not None and _ok(limit.max_duration_s):
+        longest = min(longest, limit.max_duration_s)
+    excess_h = (max(0.0, longest - soft) + 1.0) / 3600.0
+    budget.add(rate * excess_h * excess_h, f"{path}.cost_per_square_hour_after_quadratic_soft_max")
 
 
 def _window_terms(budget: _Budget, windows: Iterable[TimeWindow], path: str, hours: float) -> None:

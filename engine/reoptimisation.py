@@ -185,7 +185,38 @@ def _lock_violations(problem: Problem, route: PlacedRoute) -> list[FieldViolatio
                 )
                 return out
         t, prev = t_next, stop
+    else:  # every visit kept in sequence: a fixed end follows them
+        if route.end_level == FIXED and route.end_time is not None:
+            out.extend(_end_violations(problem, route, t, prev))
     return out
+
+
+def _end_violations(
+    problem: Problem, route: PlacedRoute, t: int, prev: int
+) -> list[FieldViolation]:
+    """A fixed vehicle end (after the kept visits, the last at ``prev`` from ``t``): within the
+    vehicle's end time windows (and so the horizon) and reachable."""
+    end = problem.stops.vehicle_end(route.vehicle)
+    assert route.end_time is not None
+    lo, hi = fixed_range(problem, route.end_time)
+    windows = problem.windows[end]
+    where = f"{route.path}.vehicle_end_time"
+    t_end = _earliest(windows, lo)
+    if t_end is None or t_end > hi:
+        return [
+            FieldViolation(where, "the fixed vehicle end is outside the vehicle's end time windows")
+        ]
+    arrive = t + int(problem.service_s[prev]) + int(problem.travel_s(route.vehicle)[prev, end])
+    t_end = _earliest(windows, max(lo, arrive))
+    if t_end is None or t_end > hi:
+        return [
+            FieldViolation(
+                where,
+                f"the vehicle cannot end at its fixed time: after the kept visits it arrives at "
+                f"{_when(problem, arrive)} at the earliest",
+            )
+        ]
+    return []
 
 
 def initial_routes(

@@ -13,10 +13,13 @@ import math
 __all__ = [
     "COST_SCALE",
     "MAX_DISTANCE_M",
+    "MAX_DURATION_S",
     "MAX_LOAD_TOTAL",
     "MAX_SCALED_COST",
+    "MAX_TIMESTAMP_S",
     "MAX_TOTAL_COST",
     "MIN_COST_PER_SQUARE_HOUR",
+    "MIN_TIMESTAMP_S",
     "QUADRATIC_COST_TOLERANCE",
     "ceil_int",
     "cost_per_hour_to_coefficient",
@@ -42,6 +45,16 @@ MAX_LOAD_TOTAL = 2**53
 
 MAX_DISTANCE_M = 1e12
 """Largest distance in a client matrix or a distance limit (a million million meters)."""
+
+MIN_TIMESTAMP_S = -62_135_596_800
+"""Earliest time (epoch seconds) of a model, protobuf's ``Timestamp`` range: 0001-01-01."""
+
+MAX_TIMESTAMP_S = 253_402_300_799
+"""Latest time (epoch seconds) of a model, protobuf's ``Timestamp`` range: 9999-12-31T23:59:59Z."""
+
+MAX_DURATION_S = 315_576_000_000
+"""Longest duration of a model, protobuf's ``Duration`` range (about 10,000 years): whole
+seconds of any time or duration in these ranges fit int64 with room to spare."""
 
 
 QUADRATIC_COST_TOLERANCE = 0.01

@@ -12,13 +12,28 @@ from engine import SolveOptions, solve
 from engine.bounds import bound_violations
 from engine.errors import InvalidModelError
 from engine.model import (
+    BreakRequest,
+    ConstraintRelaxation,
+    DurationLimit,
+    FrequencyConstraint,
+    InjectedRoute,
+    InjectedSolutionConstraint,
+    InjectedVisit,
+    Relaxation,
+    RelaxationLevel,
     Shipment,
     ShipmentModel,
     SoftLoadLimit,
     TimeWindow,
 )
 from engine.solution import SolveStatus
-from engine.units import MAX_LOAD_TOTAL, MAX_TOTAL_COST
+from engine.units import (
+    MAX_DURATION_S,
+    MAX_LOAD_TOTAL,
+    MAX_TIMESTAMP_S,
+    MAX_TOTAL_COST,
+    MIN_COST_PER_SQUARE_HOUR,
+)
 from engine.validation import validate_model
 from tests.builders import at, depot_vehicle, line_model
 
@@ -109,6 +124,182 @@ CRASHERS: dict[str, tuple[Callable[[], ShipmentModel], str]] = {
 }
 
 
+# -- driver-hours rules (issue 15) and injected solutions (re-optimisation) ---------------------
+
+
+def hours_model(**vehicle: object) -> ShipmentModel:
+    """``model`` with a 5-hour route duration limit (the quadratic soft costs need one)."""
+    return model(route_duration_limit_s=5 * HOUR, **vehicle)
+
+
+def quadratic_route(rate: float) -> ShipmentModel:
+    return hours_model(
+        route_duration_quadratic_soft_max_s=0.0,
+        route_duration_cost_per_square_hour_after_quadratic_soft_max=rate,
+    )
+
+
+def travel_limit(**limit: object) -> ShipmentModel:
+    return model(travel_duration_limit=DurationLimit(**limit))  # type: ignore[arg-type]
+
+
+def frequency(min_break_s: float, max_inter_break_s: float) -> ShipmentModel:
+    return model(
+        break_requests=(BreakRequest(0.0, 9 * HOUR, 600.0),),
+        break_frequency_constraints=(FrequencyConstraint(min_break_s, max_inter_break_s),),
+    )
+
+
+# Vehicle 0 serves both deliveries: a at 10 s, b at 20 s, back at the depot at 40 s.
+PLAN = InjectedRoute(
+    0, (InjectedVisit(0, False, 0, 10.0), InjectedVisit(1, False, 0, 20.0)), 0.0, 40.0
+)
+
+
+def injected(where: str, route: InjectedRoute = PLAN, *relaxations: Relaxation) -> ShipmentModel:
+    if where == "constraint":
+        groups = (ConstraintRelaxation(relaxations),) if relaxations else ()
+        constraint = InjectedSolutionConstraint((route,), (), groups)
+        return dataclasses.replace(model(), injected_solution_constraint=constraint)
+    return dataclasses.replace(model(), **{where: (route,)})
+
+
+def at_time(route: InjectedRoute, **times: float) -> InjectedRoute:
+    return dataclasses.replace(route, **times)  # type: ignore[arg-type]
+
+
+FAR = 1e30
+"""A time or duration far beyond protobuf's ranges (the engine's own callers can set it)."""
+
+HOURS_CRASHERS: dict[str, tuple[Callable[[], ShipmentModel], str]] = {
+    "route quadratic cost 1e300": (
+        lambda: quadratic_route(1e300),
+        "vehicles[0].route_duration_limit.cost_per_square_hour_after_quadratic_soft_max",
+    ),
+    "travel soft cost 1e300": (
+        lambda: travel_limit(soft_max_duration_s=1.0, cost_per_hour_after_soft_max=1e300),
+        "vehicles[0].travel_duration_limit.cost_per_hour_after_soft_max",
+    ),
+    "travel quadratic cost 1e300": (
+        lambda: travel_limit(
+            max_duration_s=5 * HOUR,
+            quadratic_soft_max_duration_s=1.0,
+            cost_per_square_hour_after_quadratic_soft_max=1e300,
+        ),
+        "vehicles[0].travel_duration_limit.cost_per_square_hour_after_quadratic_soft_max",
+    ),
+    # fits int64 as a coefficient, but coefficient * excess^2 does not: OR-Tools saturates
+    # and skips the mandatory shipments rather than pay "infinity"
+    "travel quadratic cost 1e18": (
+        lambda: travel_limit(
+            max_duration_s=5 * HOUR,
+            quadratic_soft_max_duration_s=1.0,
+            cost_per_square_hour_after_quadratic_soft_max=1e18,
+        ),
+        "vehicles[0].travel_duration_limit.cost_per_square_hour_after_quadratic_soft_max",
+    ),
+    "max_inter_break_duration 1e30": (
+        lambda: frequency(600.0, FAR),
+        "vehicles[0].break_rule.frequency_constraints[0].max_inter_break_duration",
+    ),
+    "global_end_time 1e30": (
+        lambda: dataclasses.replace(model(), global_end_time=FAR),
+        "global_end_time",
+    ),
+}
+"""Each crashed or overflowed on the OR-Tools path without its bound
+(:func:`test_without_the_bounds_these_crash_or_overflow`)."""
+OVERFLOWS = {"travel quadratic cost 1e18"}
+
+CRASHERS.update(HOURS_CRASHERS)
+CRASHERS.update(
+    {
+        # beyond the ranges the API's types keep, refused for the engine's callers too
+        "min_break_duration 1e30": (
+            lambda: frequency(FAR, 3600.0),
+            "vehicles[0].break_rule.frequency_constraints[0].min_break_duration",
+        ),
+        "travel max_duration 1e30": (
+            lambda: travel_limit(max_duration_s=FAR),
+            "vehicles[0].travel_duration_limit.max_duration",
+        ),
+        "travel quadratic_soft_max_duration 1e30": (
+            lambda: travel_limit(
+                quadratic_soft_max_duration_s=FAR, cost_per_square_hour_after_quadratic_soft_max=1e3
+            ),
+            "vehicles[0].travel_duration_limit.quadratic_soft_max_duration",
+        ),
+        "constraint vehicle_end_time 1e30": (
+            lambda: injected("constraint", at_time(PLAN, vehicle_end_time=FAR)),
+            "injected_solution_constraint.routes[0].vehicle_end_time",
+        ),
+        "first solution visit time": (
+            lambda: injected(
+                "injected_first_solution_routes",
+                at_time(PLAN, vehicle_start_time=-FAR),
+            ),
+            "injected_first_solution_routes[0].vehicle_start_time",
+        ),
+        "threshold_time": (
+            lambda: injected(
+                "constraint", PLAN, Relaxation(RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD, FAR)
+            ),
+            "injected_solution_constraint.constraint_relaxations[0].relaxations[0].threshold_time",
+        ),
+        "refresh break duration": (
+            lambda: injected("refresh_details_routes", at_time(PLAN, breaks=((0.0, FAR),))),  # type: ignore[arg-type]
+            "refresh_details_routes[0].breaks[0].duration",
+        ),
+        "refresh break start": (
+            lambda: injected("refresh_details_routes", at_time(PLAN, breaks=((FAR, 1.0),))),  # type: ignore[arg-type]
+            "refresh_details_routes[0].breaks[0].start_time",
+        ),
+    }
+)
+
+
+@pytest.mark.parametrize("case", list(HOURS_CRASHERS))
+def test_without_the_bounds_these_crash_or_overflow(
+    monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """The crashers reproduced: without :func:`bound_violations`, OR-Tools raises (INTERNAL for
+    a caller of the API) or saturates its objective and answers nonsense."""
+    monkeypatch.setattr("engine.validation.bound_violations", lambda m: [])
+    build, _ = HOURS_CRASHERS[case]
+    options = SolveOptions(time_limit_s=1.0, backend="ortools", solver_processes=1)
+    if case in OVERFLOWS:
+        solution = solve(build(), options)
+        # Overflowed: every mandatory shipment skipped, at no cost.
+        assert solution.metrics.skipped_mandatory_shipment_count == 2
+        assert solution.metrics.total_cost == 0
+    else:
+        with pytest.raises((OverflowError, TypeError)):
+            solve(build(), options)
+
+
+@pytest.mark.parametrize(
+    ("end", "says"),
+    [
+        (30.0, "arrives at"),  # the kept visits end at b (20 s), 20 s from the depot
+        (MAX_TIMESTAMP_S - 1.0, "outside the vehicle's end time windows"),
+    ],
+)
+def test_a_fixed_end_the_vehicle_cannot_keep_is_invalid(end: float, says: str) -> None:
+    """A fixed vehicle end of a kept route is checked like its start and visits (an end in
+    year 9999, within the API's Timestamp range, was "CP Solver fail" from OR-Tools: INTERNAL);
+    the exact end solves."""
+    m = injected("constraint", at_time(PLAN, vehicle_end_time=end))
+    assert validate_model(m) == []  # the lock check is the solve's
+    with pytest.raises(InvalidModelError) as caught:
+        solve(m, SolveOptions(time_limit_s=1.0))
+    assert [v.field for v in caught.value.violations] == [
+        "injected_solution_constraint.routes[0].vehicle_end_time"
+    ]
+    assert says in caught.value.violations[0].description
+    solution = solve(injected("constraint"), SolveOptions(time_limit_s=1.0))
+    assert solution.routes[0].vehicle_end_time == 40.0
+
+
 @pytest.mark.parametrize("case", list(CRASHERS))
 def test_numbers_beyond_the_solver_are_invalid_naming_the_field(case: str) -> None:
     build, field = CRASHERS[case]
@@ -156,3 +347,48 @@ def test_numbers_just_within_the_bounds_solve(backend: str) -> None:
     solution = solve(m, SolveOptions(time_limit_s=2.0, backend=backend, solver_processes=1))
     assert solution.status is SolveStatus.SOLVED
     assert solution.metrics.total_cost >= 0.2 * MAX_TOTAL_COST  # the fixed cost, at least
+
+
+def test_driver_hours_costs_just_within_the_bounds_solve() -> None:
+    """Each driver-hours cost at a fifth of the bound, and the longest durations the API takes:
+    solved on OR-Tools (the backend of these rules), their costs as the model says."""
+    excess_h = (5 * HOUR + 1.0) / HOUR  # the route's 5-hour limit over a soft max of 0, +1 s
+    quadratic = 0.2 * MAX_TOTAL_COST / excess_h**2
+    travel_rate = 0.2 * MAX_TOTAL_COST / 10.0  # the model's 10-hour horizon
+    m = quadratic_route(quadratic)
+    m = dataclasses.replace(
+        m,
+        vehicles=(
+            dataclasses.replace(
+                m.vehicles[0],
+                travel_duration_limit=DurationLimit(
+                    soft_max_duration_s=0.0,
+                    cost_per_hour_after_soft_max=travel_rate,
+                    max_duration_s=float(MAX_DURATION_S),
+                ),
+                break_requests=(BreakRequest(0.0, 9 * HOUR, 1.0),),
+                break_frequency_constraints=(
+                    FrequencyConstraint(float(MAX_DURATION_S), float(MAX_DURATION_S)),
+                ),
+            ),
+        ),
+    )
+    assert validate_model(m) == []
+    assert quadratic > MIN_COST_PER_SQUARE_HOUR
+    solution = solve(m, SolveOptions(time_limit_s=2.0, backend="ortools", solver_processes=1))
+    assert solution.status is SolveStatus.SOLVED
+    assert solution.metrics.skipped_mandatory_shipment_count == 0
+    # 40 s of route and 40 s of travel, both over soft maxima of 0
+    expected = quadratic * (40 / HOUR) ** 2 + travel_rate * 40 / HOUR
+    assert solution.metrics.total_cost == pytest.approx(expected, rel=0.02)
+
+
+def test_injected_times_at_the_ends_of_the_timestamp_range_are_valid() -> None:
+    """A first-solution route and a threshold at protobuf's last second are in range."""
+    late = float(MAX_TIMESTAMP_S)
+    m = injected("constraint", PLAN, Relaxation(RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD, late))
+    assert bound_violations(m) == []
+    m = injected("injected_first_solution_routes", at_time(PLAN, vehicle_end_time=late))
+    assert bound_violations(m) == []
+    solution = solve(m, SolveOptions(time_limit_s=1.0, solver_processes=1))
+    assert solution.metrics.skipped_mandatory_shipment_count == 0
