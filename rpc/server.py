@@ -61,6 +61,7 @@ from engine.options import available_cores
 from engine.roads import RoadContext, load_roads
 from rpc.auth import Authenticator, AuthInterceptor, exposure_problem, server_credentials
 from rpc.config import ServerConfig, default_data_dir, parse_args
+from rpc.decoding import DecodeInterceptor
 from rpc.google.service import GOOGLE_SERVICE_NAME, google_handler
 from rpc.google.storage import Storage
 from rpc.keys import KeyStore, TenantQuota, keys_exist
@@ -189,7 +190,8 @@ def build_server(
             thread_name_prefix="grpc",
         ),
         # Observability first: refused (UNAUTHENTICATED) calls are counted too.
-        interceptors=[ObservabilityInterceptor(metrics), interceptor],
+        # Decoding last: a request that does not parse is refused after authentication.
+        interceptors=[ObservabilityInterceptor(metrics), interceptor, DecodeInterceptor()],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
