@@ -19,6 +19,7 @@ from engine.options import (
 from engine.roads import DEFAULT_MAX_SNAP_M, RoadSpec, embedded_extract
 from geodata import DEFAULT_CACHE_DIR, PROFILES
 from rpc.keys import TenantQuota, parse_quota
+from rpc.limits import LIMIT_HELP, Limits, parse_limit
 
 __all__ = ["ServerConfig", "default_data_dir", "parse_args"]
 
@@ -75,6 +76,8 @@ class ServerConfig:
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"
     """``text`` or ``json`` (one object per line, with request ids)."""
+    limits: Limits = field(default_factory=Limits)
+    """Request sizes, timeouts and call slots (``--limit NAME=VALUE``, :mod:`rpc.limits`)."""
 
     def road_spec(self) -> RoadSpec | None:
         """What to load for road travel, or None when the server runs without roads."""
@@ -316,6 +319,13 @@ def _quota(text: str) -> TenantQuota:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _limit(text: str) -> tuple[str, float]:
+    try:
+        return parse_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_security_flags(parser: argparse.ArgumentParser) -> None:
     """TLS, client identity, per-tenant quotas and the loopback safeguard (rpc.auth)."""
     group = parser.add_argument_group(
@@ -378,6 +388,16 @@ def _add_ops_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> N
         help="address of the metrics endpoint",
     )
     parser.add_argument(
+        "--limit",
+        type=_limit,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one limit (repeat the flag for several); a request over a size limit is "
+        "INVALID_ARGUMENT, a call over a slot limit RESOURCE_EXHAUSTED with RetryInfo. "
+        f"Limits and defaults: {LIMIT_HELP}",
+    )
+    parser.add_argument(
         "--log-format",
         default=defaults.log_format,
         choices=["text", "json"],
@@ -393,6 +413,7 @@ def _with_ops(config: ServerConfig, args: argparse.Namespace) -> ServerConfig:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         log_format=args.log_format,
+        limits=dataclasses.replace(Limits(), **dict(args.limit)),
     )
 
 

@@ -20,10 +20,7 @@ from engine.roads import RoadContext
 from geodata.matrix import max_threads
 from rpc.pb import route_optimization_service_pb2 as pb
 
-__all__ = ["MAX_MATRIX_CELLS", "ThreadShare", "compute_matrix", "encode_packed", "encode_rows"]
-
-MAX_MATRIX_CELLS = 4_000_000
-"""Largest sources × destinations product answered in one call."""
+__all__ = ["ThreadShare", "compute_matrix", "encode_packed", "encode_rows"]
 
 
 class ThreadShare:
@@ -71,20 +68,27 @@ def _coordinates(points: object, name: str, problems: list[FieldViolation]) -> n
 
 
 def compute_matrix(
-    request: pb.ComputeMatrixRequest, roads: RoadContext
+    request: pb.ComputeMatrixRequest, roads: RoadContext, *, max_cells: int
 ) -> pb.ComputeMatrixResponse:
     """Answer ``request`` on ``roads``; :class:`InvalidModelError` lists every bad field (bad
-    coordinates, points farther from the road than the server's limit, too many cells)."""
+    coordinates, points farther from the road than the server's limit). More than
+    ``max_cells`` sources × destinations (:meth:`rpc.limits.Limits.compute_matrix_cap`: the
+    limit, and what fits the message size) is refused first, before the points are read."""
+    cells = len(request.sources) * len(request.destinations)
+    if cells > max_cells:
+        raise InvalidModelError(
+            [
+                FieldViolation(
+                    "destinations",
+                    f"{len(request.sources):,} × {len(request.destinations):,} cells exceed "
+                    f"the limit of {max_cells:,} on this server in this encoding "
+                    "(--limit compute_matrix_cells=N, and what fits --max-message-mb)",
+                )
+            ]
+        )
     problems: list[FieldViolation] = []
     src = _coordinates(request.sources, "sources", problems)
     dst = _coordinates(request.destinations, "destinations", problems)
-    if len(src) * len(dst) > MAX_MATRIX_CELLS:
-        problems.append(
-            FieldViolation(
-                "destinations",
-                f"{len(src)} × {len(dst)} cells exceed the limit of {MAX_MATRIX_CELLS:,}",
-            )
-        )
     if problems:
         raise InvalidModelError(problems)
     snapped_src = roads.snap(src[:, 0], src[:, 1])

@@ -181,6 +181,7 @@ def build_server(
         quotas=quotas,
         page_tokens=PageTokens(keys.server_secret("page_tokens")),
         max_store_bytes=_max_store_bytes(config),
+        limits=config.limits,
     )
     metrics = _metrics(config, executor, jobs, store)
     max_bytes = config.max_message_mb * 1024 * 1024
@@ -207,6 +208,8 @@ def build_server(
         max_solver_processes=config.max_solver_processes,
         jobs=jobs,
         solve_slots=solve_slots,
+        limits=config.limits,
+        max_message_bytes=max_bytes,
     )
     pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((google_handler(servicer),))  # Google's service, same engine

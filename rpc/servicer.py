@@ -63,6 +63,7 @@ from rpc.convert import (
     solve_result,
 )
 from rpc.errors import DeadlineTooShortError, grpc_status, plain_status, status_of
+from rpc.limits import Limits
 from rpc.matrix import compute_matrix
 from rpc.operations.manager import JobManager
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -213,6 +214,8 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         max_solver_processes: int = 1,
         jobs: JobManager | None = None,
         solve_slots: SolveSlots | None = None,
+        limits: Limits | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         if not default_timeout_s > 0:
             raise ValueError(f"default_timeout_s must be positive, got {default_timeout_s}")
@@ -230,6 +233,8 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         self._roads = roads
         self._solve_slots = solve_slots
         """Per-tenant counts of synchronous solves (None: no per-tenant limit)."""
+        self._limits = limits or Limits()
+        self._max_message_bytes = max_message_bytes
 
     def OptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
@@ -248,6 +253,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
             request,
             default_geodesic_meters_per_second=self._default_speed,
             max_solver_processes=self._max_solver_processes,
+            limits=self._limits,
         )
         if isinstance(converted, pb.OptimizeToursResponse):
             record.outcome = f"validate_only violations={len(converted.validation_errors)}"
@@ -343,6 +349,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
                 request,
                 default_geodesic_meters_per_second=self._default_speed,
                 max_solver_processes=self._max_solver_processes,
+                limits=self._limits,
             )
         except InvalidModelError as exc:
             raise InvalidModelError([*violations, *exc.violations]) from exc
@@ -503,7 +510,9 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
             )
 
         def run() -> pb.ComputeMatrixResponse:
-            response = compute_matrix(request, roads)
+            points = len(request.sources) + len(request.destinations)
+            cap = self._limits.compute_matrix_cap(request.encoding, self._max_message_bytes, points)
+            response = compute_matrix(request, roads, max_cells=cap)
             record.outcome = f"unreachable={response.unreachable_count}"
             return response
 

@@ -29,6 +29,7 @@ from rpc.convert.model import ModelConverter
 from rpc.convert.request import (
     REPORTING_MODES,
     UNSOLVED_MODES,
+    check_size,
     convert_or_validate,
     model_violations,
     request_to_engine,
@@ -44,6 +45,7 @@ __all__ = [
     "FieldConverter",
     "ModelConverter",
     "RequestSettings",
+    "check_size",
     "convert_or_validate",
     "duration_to_seconds",
     "each",

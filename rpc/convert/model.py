@@ -93,6 +93,9 @@ class ModelConverter(RulesConverter):
                 f"must have one row per duration_distance_matrix_src_tags entry ({n_src}), "
                 f"got {len(m.rows)}",
             )
+            # Nothing sized by the tags is allocated for a matrix that does not match them
+            # (many tags and no rows cost nothing to send: rpc.limits caps them anyway).
+            return _empty_matrix(m.vehicle_start_tag)
         durations = np.zeros((n_src, n_dst), dtype=np.float64)
         meters = np.zeros((n_src, n_dst), dtype=np.float64)
         bad_durations = _Capped(self, path, "durations")
@@ -272,6 +275,15 @@ class _Capped:
         more = self.count - _MAX_MATRIX_VIOLATIONS
         if more > 0:
             self.conv.add(f"{self.matrix_path}.rows", f"{more} more invalid {self.kind} values")
+
+
+def _empty_matrix(vehicle_start_tag: str) -> DurationDistanceMatrix:
+    empty = np.zeros((0, 0), dtype=np.float64)
+    return DurationDistanceMatrix(
+        durations_s=_readonly(empty),
+        distances_m=_readonly(empty.copy()),
+        vehicle_start_tag=vehicle_start_tag,
+    )
 
 
 def _readonly(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -13,12 +13,14 @@ from engine.validation import validate_model
 from rpc.convert.model import ModelConverter
 from rpc.convert.settings import DEFAULT_MAX_VALIDATION_ERRORS, RequestSettings, request_settings
 from rpc.google.unknown import UNSUPPORTED, unhonoured_fields
+from rpc.limits import Limits, request_size_violations
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = [
     "REPORTING_MODES",
     "UNSOLVED_MODES",
     "VALIDATION_CODES",
+    "check_size",
     "convert_or_validate",
     "field_reference",
     "model_violations",
@@ -34,13 +36,18 @@ def request_to_engine(
     *,
     default_geodesic_meters_per_second: float,
     max_solver_processes: int | None = None,
+    limits: Limits | None = None,
+    synchronous: bool = True,
 ) -> tuple[ShipmentModel, RequestSettings]:
     """Validate ``request`` completely and convert it to an engine model and settings.
 
     Raises :class:`~engine.errors.InvalidModelError` listing every violation, with paths
     relative to the request (``timeout``, ``model.vehicles[0].start_location.latitude``).
-    ``max_solver_processes``: the server's cap on ``solver.solver_processes``.
+    ``max_solver_processes``: the server's cap on ``solver.solver_processes``. The sizes are
+    checked first against ``limits`` (default: :class:`~rpc.limits.Limits`'s defaults), before
+    anything is converted (:func:`check_size`); ``synchronous`` selects the timeout cap.
     """
+    check_size(request, limits, synchronous=synchronous)
     conv = ModelConverter()
     conv.violations.extend(unhonoured_fields(request))
     settings = request_settings(conv, request, default_geodesic_meters_per_second)
@@ -59,6 +66,17 @@ def request_to_engine(
     if conv.violations:
         raise InvalidModelError(conv.violations)
     return model, settings
+
+
+def check_size(
+    request: pb.OptimizeToursRequest, limits: Limits | None, *, synchronous: bool
+) -> None:
+    """:class:`~engine.errors.InvalidModelError` when ``request`` exceeds ``limits`` (default
+    limits when None): checked on lengths only, before any conversion allocates, and whatever
+    the solving mode (a VALIDATE_ONLY request that is too big is refused too)."""
+    problems = request_size_violations(request, limits or Limits(), synchronous=synchronous)
+    if problems:
+        raise InvalidModelError(problems)
 
 
 def model_violations(violations: Iterable[FieldViolation]) -> list[FieldViolation]:
@@ -84,20 +102,26 @@ def convert_or_validate(
     *,
     default_geodesic_meters_per_second: float,
     max_solver_processes: int | None = None,
+    limits: Limits | None = None,
+    synchronous: bool = True,
 ) -> tuple[ShipmentModel, RequestSettings] | pb.OptimizeToursResponse:
     """The engine model and settings of a request to solve (or, for
     ``DETECT_SOME_INFEASIBLE_SHIPMENTS``, to pre-check), or the response of a request that is
     not solved: ``VALIDATE_ONLY`` and ``TRANSFORM_AND_RETURN_REQUEST`` (with the request as
     ``processed_request``: routeopt transforms nothing). In these modes an invalid request is
     answered with ``validation_errors`` (at most ``max_validation_errors``); otherwise
-    :class:`~engine.errors.InvalidModelError` is raised."""
+    :class:`~engine.errors.InvalidModelError` is raised. A request over the size ``limits``
+    raises in every mode (:func:`check_size`)."""
     modes = pb.OptimizeToursRequest
     validate_only = request.solving_mode in REPORTING_MODES
+    check_size(request, limits, synchronous=synchronous)
     try:
         model, settings = request_to_engine(
             request,
             default_geodesic_meters_per_second=default_geodesic_meters_per_second,
             max_solver_processes=max_solver_processes,
+            limits=limits,
+            synchronous=synchronous,
         )
     except InvalidModelError as exc:
         if not validate_only:

@@ -71,6 +71,7 @@ from engine.roads import RoadContext
 from rpc.errors import NotFinishedError, OperationNotFoundError, QuotaExceededError
 from rpc.google.storage import Storage
 from rpc.keys import DEFAULT_TENANT, TenantQuota
+from rpc.limits import Limits
 from rpc.operations.filter import parse_filter, parse_page
 from rpc.operations.kinds import (
     BatchKind,
@@ -153,6 +154,7 @@ class JobManager:
         quotas: Callable[[str], TenantQuota] | None = None,
         page_tokens: PageTokens | None = None,
         max_store_bytes: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if not retention_s > 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
@@ -194,6 +196,7 @@ class JobManager:
             progress_every_s=progress_every_s,
             solutions_every_s=solutions_every_s,
             storage=storage or Storage(None),
+            limits=limits or Limits(),
         )
         self._tours = SolveKind(self, settings)
         self._batch = BatchKind(self, settings, self._tours)

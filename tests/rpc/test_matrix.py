@@ -127,7 +127,7 @@ def test_compute_matrix_in_either_encoding(encoding: str) -> None:
         request.sources.add(latitude=lat, longitude=lon)
     for lat, lon in points[:3]:
         request.destinations.add(latitude=lat, longitude=lon)
-    response = compute_matrix(request, roads)
+    response = compute_matrix(request, roads, max_cells=100)
     expected = roads.matrix(roads.snap(*np.array(points).T), roads.snap(*np.array(points[:3]).T))
     reachable = np.isfinite(expected.durations_s)
     if encoding == "PACKED":

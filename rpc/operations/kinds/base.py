@@ -26,6 +26,7 @@ from rpc.convert import seconds_to_duration, seconds_to_timestamp
 from rpc.errors import plain_status, status_of
 from rpc.google.schema import google_type_url
 from rpc.google.storage import Storage
+from rpc.limits import Limits
 from rpc.operations.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime import Executor
@@ -96,6 +97,8 @@ class OperationSettings:
     solutions_every_s: float
     storage: Storage = field(default_factory=lambda: Storage(None))
     """Where gs:// URIs live (BatchOptimizeTours model configs, OptimizeToursUri)."""
+    limits: Limits = field(default_factory=Limits)
+    """Request sizes and the long-running timeout cap (:mod:`rpc.limits`)."""
 
 
 class Host(Protocol):

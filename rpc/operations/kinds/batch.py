@@ -58,6 +58,18 @@ class BatchKind(OperationKind):
         violations.extend(conv.violations)
         if not request.requests and not request.model_configs:
             violations.append(FieldViolation("model_configs", "must not be empty"))
+        cap = self.settings.limits.batch_requests
+        count = len(request.requests) + len(request.model_configs)
+        if count > cap:  # refused before any model config is read or any item converted
+            field = "requests" if request.requests else "model_configs"
+            violations.append(
+                FieldViolation(
+                    field,
+                    f"at most {cap:,} requests and model configs in all on this server "
+                    f"(--limit batch_requests=N), got {count:,}",
+                )
+            )
+            raise InvalidModelError(violations)
         requests = list(request.requests)
         for i, config in enumerate(request.model_configs):
             try:

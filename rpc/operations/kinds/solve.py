@@ -22,6 +22,7 @@ from engine.progress import SolveProgress
 from engine.solution import SolveStatus
 from rpc.convert import (
     REPORTING_MODES,
+    check_size,
     convert_or_validate,
     request_to_engine,
     seconds_to_timestamp,
@@ -59,12 +60,15 @@ class SolveKind(OperationKind):
     def check(self, request: pb.OptimizeToursRequest) -> None:
         """Raise :class:`~engine.errors.InvalidModelError` unless ``request`` is valid (a
         VALIDATE_ONLY request is: its problems are the response's validation_errors)."""
+        check_size(request, self.settings.limits, synchronous=False)
         if request.solving_mode in REPORTING_MODES:
             return
         request_to_engine(
             request,
             default_geodesic_meters_per_second=self.settings.default_geodesic_meters_per_second,
             max_solver_processes=self.settings.max_solver_processes,
+            limits=self.settings.limits,
+            synchronous=False,
         )
 
     def start(self, state: Running, rec: JobRecord) -> bool:
@@ -84,6 +88,8 @@ class SolveKind(OperationKind):
             request,
             default_geodesic_meters_per_second=settings.default_geodesic_meters_per_second,
             max_solver_processes=settings.max_solver_processes,
+            limits=settings.limits,
+            synchronous=False,
         )
         if isinstance(converted, pb.OptimizeToursResponse):  # not solved (VALIDATE_ONLY, ...)
             try:

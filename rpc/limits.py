@@ -1,0 +1,237 @@
+"""Request-size limits and call slots of the server: :class:`Limits` (``--limit NAME=VALUE``).
+
+Every limit is checked **before** anything proportional to the size a request claims is
+allocated: :func:`request_size_violations` reads only the lengths of repeated fields (and the
+product of the matrix tags, before :mod:`rpc.convert.model` builds any matrix), so a request
+claiming a million tags is refused in microseconds. A request over a size limit is
+INVALID_ARGUMENT with a ``google.rpc.BadRequest`` naming the field and the limit (the request
+is too big, retrying does not help); a call refused because the server is busy (every call slot
+of its kind taken: :mod:`rpc.admission`; every solver worker and queue place taken; a tenant's
+quota) is RESOURCE_EXHAUSTED with a ``RetryInfo``.
+
+The defaults are sized for a 2-core, 24 GiB machine running the default 64 MiB message limit.
+What is not here because it already has its own flag: solver workers (``--workers``), solves
+waiting for one (``--max-queued``), operations queued or running (``--max-jobs``), bytes of
+finished operations kept (``--max-store-mb``), and the per-tenant quotas (``--default-quota``,
+``routeopt keys quota``: operations active and stored, synchronous solves). The limits below
+are server-wide (the same for every tenant).
+
+Numbers inside a request (costs, loads, durations, distances) are bounded where the engine
+scales them to integers: :mod:`engine.units` and :mod:`engine.validation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Final
+
+from engine.errors import FieldViolation
+from rpc.pb import route_optimization_service_pb2 as pb
+
+__all__ = [
+    "LIMIT_HELP",
+    "MATRIX_BYTES_PER_CELL",
+    "Limits",
+    "parse_limit",
+    "request_size_violations",
+]
+
+MATRIX_BYTES_PER_CELL: Final[dict[int, int]] = {
+    pb.ComputeMatrixRequest.ROWS: 24,
+    pb.ComputeMatrixRequest.PACKED: 16,
+}
+"""Most bytes one cell of a ComputeMatrixResponse takes on the wire, by encoding: ROWS is a
+Duration of up to 14 bytes, a packed double and a packed bool; PACKED two doubles."""
+
+MATRIX_RESPONSE_OVERHEAD_BYTES: Final = 64 * 1024
+"""Kept free of cells in a ComputeMatrixResponse: row headers and the snapped points."""
+
+MATRIX_BYTES_PER_POINT: Final = 48
+"""Most bytes of one snapped point (location and distance) in a ComputeMatrixResponse."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Server-wide limits (``--limit NAME=VALUE``; names are the field names)."""
+
+    shipments: int = 5_000
+    """Shipments per OptimizeTours request (each batch item counts alone)."""
+    vehicles: int = 500
+    """Vehicles per request."""
+    visit_requests: int = 100
+    """Pickups plus deliveries of one shipment."""
+    visits: int = 8_000
+    """Pickups plus deliveries of all shipments of a request: with two stops per vehicle they
+    size the solver's stop-to-stop matrices (9,000² cells, 8 bytes each, per matrix kind)."""
+    time_windows: int = 100
+    """Time windows of one visit request, and of a vehicle's start or end."""
+    break_requests: int = 100
+    """Break requests of one vehicle."""
+    matrix_tags: int = 10_000
+    """Source tags, and destination tags, of the client's duration_distance_matrices."""
+    matrix_cells: int = 25_000_000
+    """Cells of all the client's matrices together (matrices × source tags × destination tags):
+    16 bytes each once converted, 400 MB at the default."""
+    compute_matrix_cells: int = 4_000_000
+    """ComputeMatrix sources × destinations; also capped by what fits ``--max-message-mb`` in
+    the response's encoding (:meth:`compute_matrix_cap`)."""
+    batch_requests: int = 1_000
+    """Requests (model configs) of one BatchOptimizeTours."""
+    sync_timeout_s: float = 3_600.0
+    """Largest ``timeout`` of OptimizeTours and OptimizeToursStream (the call stays open)."""
+    long_running_timeout_s: float = 7 * 86_400.0
+    """Largest ``timeout`` of a long-running operation (OptimizeToursLongRunning, batch items)."""
+    streams: int = 8
+    """OptimizeToursStream calls at once (each holds a gRPC thread for its whole solve)."""
+    long_polls: int = 16
+    """WaitOperation calls at once (each holds a gRPC thread until the operation ends)."""
+    matrix_calls: int = 2
+    """ComputeMatrix calls at once (each holds a gRPC thread and its matrix in memory)."""
+    solve_calls: int = 0
+    """OptimizeTours calls waiting or solving at once; 0: the solver workers plus the queue
+    (``--workers`` + ``--max-queued``), so a refused call costs no thread."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            least = 0 if f.name == "solve_calls" else 1
+            if not value >= least or value != value or value == float("inf"):
+                raise ValueError(f"limit {f.name} must be at least {least}, got {value}")
+
+    def compute_matrix_cap(self, encoding: int, max_message_bytes: int, points: int = 0) -> int:
+        """Most cells of a ComputeMatrix of ``points`` sources and destinations in all whose
+        response (in ``encoding``) fits ``max_message_bytes``, within the limit."""
+        per_cell = MATRIX_BYTES_PER_CELL.get(int(encoding), max(MATRIX_BYTES_PER_CELL.values()))
+        used = MATRIX_RESPONSE_OVERHEAD_BYTES + MATRIX_BYTES_PER_POINT * points
+        room = max(0, max_message_bytes - used)
+        return int(min(self.compute_matrix_cells, room // per_cell))
+
+    def timeout_cap(self, *, synchronous: bool) -> float:
+        """The largest request ``timeout`` of a synchronous or a long-running call."""
+        return self.sync_timeout_s if synchronous else self.long_running_timeout_s
+
+
+LIMIT_HELP: Final = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(Limits))
+"""Every limit with its default, for ``--help``."""
+
+
+def parse_limit(text: str) -> tuple[str, float]:
+    """``NAME=VALUE`` → (name, value); ValueError naming the known limits when it is not one."""
+    name, sep, value = text.partition("=")
+    name = name.strip().replace("-", "_")
+    fields = {f.name: f for f in dataclasses.fields(Limits)}
+    if not sep or name not in fields:
+        raise ValueError(f"expected NAME=VALUE with NAME one of {', '.join(fields)}, got {text!r}")
+    kind = float if fields[name].type in ("float", float) else int
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ValueError(f"{name}: expected a {kind.__name__}, got {value!r}") from None
+    least = 0 if name == "solve_calls" else 1
+    if not number >= least or number == float("inf"):
+        raise ValueError(f"{name}: must be at least {least}, got {value}")
+    return name, number
+
+
+def _over(
+    problems: list[FieldViolation], path: str, count: int, limit: int, name: str, what: str
+) -> bool:
+    if count <= limit:
+        return False
+    problems.append(
+        FieldViolation(
+            path, f"at most {limit:,} {what} on this server (--limit {name}=N), got {count:,}"
+        )
+    )
+    return True
+
+
+def request_size_violations(
+    request: pb.OptimizeToursRequest, limits: Limits, *, synchronous: bool
+) -> list[FieldViolation]:
+    """What in ``request`` exceeds ``limits`` (paths relative to the request), reading only
+    lengths: nothing proportional to the claimed sizes is allocated. ``synchronous``: the
+    timeout cap of OptimizeTours and streams (else the long-running one)."""
+    problems: list[FieldViolation] = []
+    cap = limits.timeout_cap(synchronous=synchronous)
+    if request.HasField("timeout"):
+        seconds = request.timeout.seconds + request.timeout.nanos / 1e9
+        if seconds > cap:
+            kind = "synchronous" if synchronous else "long-running"
+            flag = "sync_timeout_s" if synchronous else "long_running_timeout_s"
+            problems.append(
+                FieldViolation(
+                    "timeout",
+                    f"at most {cap:g} s for a {kind} call on this server "
+                    f"(--limit {flag}=SECONDS), got {seconds:g} s",
+                )
+            )
+    model = request.model
+    many_shipments = _over(
+        problems, "model.shipments", len(model.shipments), limits.shipments, "shipments",
+        "shipments",
+    )  # fmt: skip
+    many_vehicles = _over(
+        problems, "model.vehicles", len(model.vehicles), limits.vehicles, "vehicles", "vehicles"
+    )
+    _matrix_violations(model, limits, problems)
+    if not many_shipments:
+        total = sum(len(s.pickups) + len(s.deliveries) for s in model.shipments)
+        _over(
+            problems, "model.shipments", total, limits.visits, "visits",
+            "pickups and deliveries in all",
+        )  # fmt: skip
+        for i, shipment in enumerate(model.shipments):
+            path = f"model.shipments[{i}]"
+            visits = len(shipment.pickups) + len(shipment.deliveries)
+            if _over(
+                problems, f"{path}.deliveries" if shipment.deliveries else f"{path}.pickups",
+                visits, limits.visit_requests, "visit_requests", "pickups and deliveries",
+            ):  # fmt: skip
+                continue
+            for kind in ("pickups", "deliveries"):
+                for j, visit in enumerate(getattr(shipment, kind)):
+                    _over(
+                        problems, f"{path}.{kind}[{j}].time_windows", len(visit.time_windows),
+                        limits.time_windows, "time_windows", "time windows",
+                    )  # fmt: skip
+    if not many_vehicles:
+        for j, vehicle in enumerate(model.vehicles):
+            path = f"model.vehicles[{j}]"
+            for name in ("start_time_windows", "end_time_windows"):
+                _over(
+                    problems, f"{path}.{name}", len(getattr(vehicle, name)),
+                    limits.time_windows, "time_windows", "time windows",
+                )  # fmt: skip
+            _over(
+                problems, f"{path}.break_rule.break_requests",
+                len(vehicle.break_rule.break_requests), limits.break_requests, "break_requests",
+                "break requests",
+            )  # fmt: skip
+    return problems
+
+
+def _matrix_violations(
+    model: pb.ShipmentModel, limits: Limits, problems: list[FieldViolation]
+) -> None:
+    """The client's matrices: tags per side, and cells of all matrices together."""
+    n_src = len(model.duration_distance_matrix_src_tags)
+    n_dst = len(model.duration_distance_matrix_dst_tags)
+    many = _over(
+        problems, "model.duration_distance_matrix_src_tags", n_src, limits.matrix_tags,
+        "matrix_tags", "source tags",
+    )  # fmt: skip
+    many |= _over(
+        problems, "model.duration_distance_matrix_dst_tags", n_dst, limits.matrix_tags,
+        "matrix_tags", "destination tags",
+    )  # fmt: skip
+    matrices = len(model.duration_distance_matrices)
+    if not many and matrices * n_src * n_dst > limits.matrix_cells:
+        problems.append(
+            FieldViolation(
+                "model.duration_distance_matrices",
+                f"{matrices} matrices of {n_src:,} × {n_dst:,} cells exceed the limit of "
+                f"{limits.matrix_cells:,} cells on this server (--limit matrix_cells=N)",
+            )
+        )
