@@ -777,7 +777,7 @@ def test_requirement_with_delivery_alternatives() -> None:
 
 _TYPES_CHILD = """
 from engine import Shipment, SkipReasonCode
-from engine.model import IncompatibilityMode, ShipmentTypeIncompatibility, TimeWindow
+from engine.model import IncompatibilityMode as Mode, ShipmentTypeIncompatibility, TimeWindow
 from tests.builders import at, depot_vehicle, solve_checked
 from tests.engine.test_cargo_fleet import model
 
@@ -788,8 +788,8 @@ shipments = [
     Shipment(deliveries=(at("C"),), shipment_type="food"),
 ]
 rules = (
-    ShipmentTypeIncompatibility(("food", "chem"), IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE),
-    ShipmentTypeIncompatibility(("food", "ghost"), IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY),
+    ShipmentTypeIncompatibility(("food", "chem"), Mode.NOT_PERFORMED_BY_SAME_VEHICLE),
+    ShipmentTypeIncompatibility(("food", "ghost"), Mode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY),
 )
 for _ in range(5):
     m = model(shipments, [depot_vehicle(), depot_vehicle()], shipment_type_incompatibilities=rules)
