@@ -460,6 +460,7 @@ class FuzzRun:
         self.failures: list[str] = []
         self._lock = threading.Lock()
         self._pending: list[str] = []
+        self._reported: set[str] = set()  # operations whose failure was reported
 
     # -- one case --
 
@@ -511,6 +512,9 @@ class FuzzRun:
             del self.memory.names[:-50]
             self._pending.append(operation.name)
         if operation.HasField("error") and operation.error.code in FORBIDDEN_CODES:
+            if operation.name in self._reported:
+                return []
+            self._reported.add(operation.name)
             return [
                 f"operation {operation.name} failed with code {operation.error.code}: "
                 f"{operation.error.message}"
@@ -597,7 +601,10 @@ class FuzzRun:
             self.cancel_all_named(ops, [o.name for o in active])
             time.sleep(0.5)
         for operation in self.all_operations(ops):
+            if operation.name in self._reported:
+                continue
             if operation.HasField("error") and operation.error.code in FORBIDDEN_CODES:
+                self._reported.add(operation.name)
                 self.fail(
                     None,
                     [
