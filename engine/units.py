@@ -12,7 +12,10 @@ import math
 
 __all__ = [
     "COST_SCALE",
+    "MAX_DISTANCE_M",
+    "MAX_LOAD_TOTAL",
     "MAX_SCALED_COST",
+    "MAX_TOTAL_COST",
     "ceil_int",
     "cost_per_hour_to_coefficient",
     "floor_int",
@@ -26,6 +29,16 @@ COST_SCALE = 1_000_000
 
 MAX_SCALED_COST = 2**62
 """Upper bound for any single scaled cost term; larger values are clamped."""
+
+MAX_TOTAL_COST = MAX_SCALED_COST / COST_SCALE / 2
+"""Largest worst-case total cost (currency units) of a model: about 2.3e12, so that the scaled
+objective stays below 2^61 whatever the solver adds up (:mod:`engine.bounds`)."""
+
+MAX_LOAD_TOTAL = 2**53
+"""Largest sum of the demands of one load type: exact in a float64, far from int64's end."""
+
+MAX_DISTANCE_M = 1e12
+"""Largest distance in a client matrix or a distance limit (a million million meters)."""
 
 
 def ceil_int(x: float) -> int:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from engine.bounds import bound_violations
 from engine.errors import FieldViolation, InvalidModelError
 from engine.model import (
     BreakRequest,
@@ -44,7 +45,7 @@ def validate_model(model: ShipmentModel) -> list[FieldViolation]:
     """
     v = _Validator(model)
     v.run()
-    return v.violations
+    return v.violations + bound_violations(model)
 
 
 def _finite(x: float) -> bool:
