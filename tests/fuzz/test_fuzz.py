@@ -59,6 +59,64 @@ def test_cases_are_deterministic_and_cover_every_method() -> None:
     assert {c.target.path for c in first} == {t.path for t in TARGETS}
 
 
+def test_every_method_the_server_serves_is_a_target() -> None:
+    from google.longrunning import operations_pb2
+    from google.maps.routeoptimization_v1.services.route_optimization.transports import (
+        grpc as google_transport,
+    )
+
+    from rpc.pb import route_optimization_service_pb2 as pb
+
+    served = {
+        f"/routeopt.v1.RouteOptimization/{m.name}"
+        for m in pb.DESCRIPTOR.services_by_name["RouteOptimization"].methods
+    }
+    served |= {
+        f"/google.longrunning.Operations/{m.name}"
+        for m in operations_pb2.DESCRIPTOR.services_by_name["Operations"].methods
+    }
+    transport = google_transport.RouteOptimizationGrpcTransport
+    google = [n for n in ("optimize_tours", "optimize_tours_long_running",
+                          "batch_optimize_tours", "optimize_tours_uri")
+              if isinstance(getattr(transport, n, None), property)]  # fmt: skip
+    assert len(google) == 4
+    served |= {
+        "/google.maps.routeoptimization.v1.RouteOptimization/"
+        + "".join(part.title() for part in name.split("_"))
+        for name in google
+    }
+    assert served <= {t.path for t in TARGETS}
+
+
+def test_garbage_is_invalid_argument_with_a_bad_request(server: ServerProcess) -> None:
+    """Regression (fuzz): bytes that do not parse as the request were INTERNAL ("Exception
+    deserializing request!"), on every method of every service."""
+    import grpc
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    for target in TARGETS:
+        if target.stream:
+            stream = server.channel.unary_stream(target.path)
+            with pytest.raises(grpc.RpcError) as info:
+                list(stream(b"\xff\xff\xff", timeout=10))
+        else:
+            unary = server.channel.unary_unary(target.path)
+            with pytest.raises(grpc.RpcError) as info:
+                unary(b"\xff\xff\xff", timeout=10)
+        error = info.value
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (target.path, error)
+        status = rpc_status.from_call(error)
+        assert status is not None
+        bad = error_details_pb2.BadRequest()
+        assert status.details[0].Unpack(bad)
+        assert "does not parse" in bad.field_violations[0].description
+        info_detail = error_details_pb2.ErrorInfo()
+        assert status.details[1].Unpack(info_detail)
+        assert info_detail.reason == "MALFORMED_REQUEST"
+        assert info_detail.metadata["method"] == target.path
+
+
 def test_the_mutator_reaches_every_kind_of_field() -> None:
     from tests.fuzz.harness import rules_request
 
