@@ -142,6 +142,54 @@ def rules_request() -> pb.OptimizeToursRequest:
     return request
 
 
+def settings_request() -> pb.OptimizeToursRequest:
+    """The rules seed with the rest: requirements, vehicle windows and limits, soft loads,
+    visit costs, detour limits, solver settings, polylines and progress routes."""
+    request = rules_request()
+    request.label = "fuzz-settings"
+    _timeout(request, ms=500)  # the requirements take a while to set up
+    request.search_mode = pb.OptimizeToursRequest.RETURN_FAST
+    request.solver.backend = "ortools"
+    request.solver.solver_processes = 1
+    request.solver.random_seed = 7
+    request.solver.iteration_limit = 50
+    request.max_validation_errors = 5
+    request.progress_routes_interval.FromMilliseconds(50)
+    model = request.model
+    model.max_active_vehicles = 2
+    model.global_duration_cost_per_hour = 1.0
+    model.shipment_type_requirements.add(
+        required_shipment_type_alternatives=["t0"],
+        dependent_shipment_types=["t1"],
+        requirement_mode=pb.ShipmentTypeRequirement.IN_SAME_VEHICLE_AT_PICKUP_TIME,
+    )
+    model.precedence_rules[0].offset_duration.FromSeconds(60)
+    parcel = model.shipments.add(label="box", penalty_cost=50.0)
+    parcel.deliveries.add(tags=["b"]).duration.FromSeconds(10)
+    parcel.load_demands["boxes"].amount = 2
+    for k, shipment in enumerate(model.shipments[:2]):
+        shipment.pickups[0].cost = 1.5
+        shipment.pickups[0].label = f"p{k}"
+        shipment.pickup_to_delivery_relative_detour_limit = 2.0
+        shipment.pickup_to_delivery_absolute_detour_limit.FromSeconds(1800)
+    for vehicle in model.vehicles:
+        window = vehicle.start_time_windows.add()
+        window.start_time.FromSeconds(1_750_000_000)
+        window.end_time.FromSeconds(1_750_000_000 + 3600)
+        vehicle.end_time_windows.add().end_time.FromSeconds(1_750_000_000 + 9 * 3600)
+        vehicle.route_duration_limit.max_duration.FromSeconds(8 * 3600)
+        vehicle.route_duration_limit.soft_max_duration.FromSeconds(6 * 3600)
+        vehicle.route_duration_limit.cost_per_hour_after_soft_max = 5.0
+        vehicle.route_distance_limit.soft_max_meters = 50_000
+        vehicle.route_distance_limit.cost_per_kilometer_above_soft_max = 1.0
+        vehicle.load_limits["boxes"].soft_max_load = 1
+        vehicle.load_limits["boxes"].cost_per_unit_above_soft_max = 2.0
+        vehicle.travel_duration_multiple = 1.2
+        vehicle.fixed_cost = 20.0
+        vehicle.used_if_route_is_empty = vehicle.label == "v1"
+    return request
+
+
 def example_request() -> pb.OptimizeToursRequest:
     """The README's example (road travel on the embedded network), with a short timeout."""
     request = json_format.Parse(EXAMPLE.read_text(), pb.OptimizeToursRequest())
@@ -150,7 +198,13 @@ def example_request() -> pb.OptimizeToursRequest:
 
 
 def optimize_seeds() -> list[pb.OptimizeToursRequest]:
-    return [geodesic_request(), geodesic_request(1), rules_request(), example_request()]
+    return [
+        geodesic_request(),
+        geodesic_request(1),
+        rules_request(),
+        settings_request(),
+        example_request(),
+    ]
 
 
 def matrix_seed() -> pb.ComputeMatrixRequest:
@@ -235,6 +289,7 @@ class Target:
     response: type[Message]
     stream: bool = False
     weight: int = 1
+    deadline_s: float = CALL_DEADLINE_S
 
 
 def _one(factory: Callable[[], Message]) -> Callable[[], list[Message]]:
@@ -299,7 +354,13 @@ TARGETS: Final[tuple[Target, ...]] = (
     ),
     Target(OPERATIONS + "CancelOperation", _operation_seeds("Cancel"), Message),
     Target(OPERATIONS + "DeleteOperation", _operation_seeds("Delete"), Message),
-    Target(OPERATIONS + "WaitOperation", _operation_seeds("Wait"), operations_pb2.Operation),
+    # a long poll: a mutated timeout waits until the call's deadline
+    Target(
+        OPERATIONS + "WaitOperation",
+        _operation_seeds("Wait"),
+        operations_pb2.Operation,
+        deadline_s=0.5,
+    ),
     Target(HEALTH, _one(lambda: health_pb2.HealthCheckRequest()), health_pb2.HealthCheckResponse),
 )
 
@@ -433,12 +494,14 @@ class Stats:
     by_method: dict[str, int] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     operations: int = 0
+    deadline_exceeded: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         codes = ", ".join(f"{k} {v}" for k, v in sorted(self.codes.items()))
         return (
             f"{self.cases} cases, {self.operations} operations created, "
-            f"peak server RSS {self.peak_rss_mb:.0f} MiB; statuses: {codes}"
+            f"peak server RSS {self.peak_rss_mb:.0f} MiB; statuses: {codes}; "
+            f"DEADLINE_EXCEEDED by method: {self.deadline_exceeded}"
         )
 
 
@@ -470,14 +533,14 @@ class FuzzRun:
             stream = channel.unary_stream(case.target.path)
             replies = []
             try:
-                for reply in stream(case.data, timeout=CALL_DEADLINE_S):
+                for reply in stream(case.data, timeout=case.target.deadline_s):
                     replies.append(reply)
             except grpc.RpcError as error:
                 return error.code(), replies
             return grpc.StatusCode.OK, replies
         unary = channel.unary_unary(case.target.path)
         try:
-            return grpc.StatusCode.OK, [unary(case.data, timeout=CALL_DEADLINE_S)]
+            return grpc.StatusCode.OK, [unary(case.data, timeout=case.target.deadline_s)]
         except grpc.RpcError as error:
             return error.code(), []
 
@@ -541,6 +604,9 @@ class FuzzRun:
             self.stats.codes[code.name] = self.stats.codes.get(code.name, 0) + 1
             key = case.target.path.lstrip("/")
             self.stats.by_method[key] = self.stats.by_method.get(key, 0) + 1
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                late = self.stats.deadline_exceeded
+                late[key] = late.get(key, 0) + 1
             problems = self._look_at(case, replies)
         if code in FORBIDDEN:
             problems.append(f"status {code.name}")
