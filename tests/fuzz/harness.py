@@ -524,6 +524,8 @@ class FuzzRun:
         self._lock = threading.Lock()
         self._pending: list[str] = []
         self._reported: set[str] = set()  # operations whose failure was reported
+        self._created: dict[str, Case] = {}  # operation name → the case that created it
+        self._current: Case | None = None
 
     # -- one case --
 
@@ -570,6 +572,7 @@ class FuzzRun:
 
     def _operation(self, operation: operations_pb2.Operation, *, created: bool) -> list[str]:
         if created and operation.name:
+            self._created[operation.name] = self._current
             self.stats.operations += 1
             self.memory.names.append(operation.name)
             del self.memory.names[:-50]
@@ -578,11 +581,16 @@ class FuzzRun:
             if operation.name in self._reported:
                 return []
             self._reported.add(operation.name)
-            return [
-                f"operation {operation.name} failed with code {operation.error.code}: "
-                f"{operation.error.message}"
-            ]
+            return [self._operation_failure(operation)]
         return []
+
+    def _operation_failure(self, operation: operations_pb2.Operation) -> str:
+        text = (
+            f"operation {operation.name} failed with code {operation.error.code}: "
+            f"{operation.error.message}"
+        )
+        origin = self._created.get(operation.name)
+        return f"{text}\n  created by {origin.describe()}" if origin is not None else text
 
     def health(self) -> str | None:
         """None when the server runs and is SERVING; else what is wrong."""
@@ -599,6 +607,7 @@ class FuzzRun:
     def run_case(self, case: Case) -> bool:
         """Send ``case`` and check the criteria; False when the server is gone."""
         code, replies = self._call(case)
+        self._current = case
         with self._lock:
             self.stats.cases += 1
             self.stats.codes[code.name] = self.stats.codes.get(code.name, 0) + 1
@@ -671,13 +680,7 @@ class FuzzRun:
                 continue
             if operation.HasField("error") and operation.error.code in FORBIDDEN_CODES:
                 self._reported.add(operation.name)
-                self.fail(
-                    None,
-                    [
-                        f"stored operation {operation.name} failed with code "
-                        f"{operation.error.code}: {operation.error.message}"
-                    ],
-                )
+                self.fail(None, ["stored " + self._operation_failure(operation)])
         deadline = time.monotonic() + 20
         while self.solver_processes_now():
             if time.monotonic() > deadline:
