@@ -48,7 +48,8 @@ class _Budget:
         self.largest_field = ""
 
     def add(self, amount: float, field: str) -> None:
-        if not math.isfinite(amount) or amount <= 0:
+        """A term (from finite rates: a product that overflows to inf counts as inf)."""
+        if math.isnan(amount) or amount <= 0:
             return
         self.total += amount
         if amount > self.largest:

@@ -11,6 +11,7 @@ import numpy as np
 
 from engine import FieldViolation, InvalidModelError, LatLng, validate_model
 from engine.roads import RoadContext
+from engine.units import MAX_DISTANCE_M, MAX_LOAD_TOTAL
 from planning.day_model import build_day_model
 from planning.study import LayoutStudy, VehicleType
 
@@ -136,6 +137,51 @@ def _check_matrix(study: LayoutStudy) -> list[str]:
     return out
 
 
+MAX_VEHICLES_PER_TYPE = 10_000
+"""Largest ``count`` of a vehicle type: each vehicle is a vehicle of every day's routing model."""
+
+MAX_STUDY_COST = 1e9
+"""Largest fixed or opening cost, and (per hour, per kilometer) rate of a study; the routing
+model of each day is bounded as a whole too (:mod:`engine.bounds`)."""
+
+
+def _bounded(path: str, values: Mapping[str, float | None], bound: float) -> list[str]:
+    """``path.name: ...`` for each value that is not finite or above ``bound``."""
+    return [
+        f"{path}.{name}: must be a finite number of at most {bound:g}, got {value}"
+        for name, value in values.items()
+        if value is not None and not (np.isfinite(value) and value <= bound)
+    ]
+
+
+def _check_fleet_numbers(path: str, fleet: Sequence[VehicleType]) -> list[str]:
+    out: list[str] = []
+    for v, vt in enumerate(fleet):
+        p = f"{path}[{v}]"
+        out += _bounded(p, {"count": vt.count}, MAX_VEHICLES_PER_TYPE)
+        out += _bounded(f"{p}.capacities", dict(vt.capacities), MAX_LOAD_TOTAL)
+        costs = ("fixed_cost", "cost_per_kilometer", "cost_per_hour", "cost_per_traveled_hour")
+        out += _bounded(p, {name: getattr(vt, name) for name in costs}, MAX_STUDY_COST)
+        out += _bounded(p, {"max_distance_meters": vt.max_distance_m}, MAX_DISTANCE_M)
+    return out
+
+
+def _check_numbers(study: LayoutStudy) -> list[str]:
+    """Numbers the routing and the MIP scale to integers: bounded (engine.units), finite."""
+    out = _check_fleet_numbers("fleet", study.fleet)
+    for j, depot in enumerate(study.depots):
+        path = f"depots[{j}]"
+        out += _bounded(path, {"opening_cost": depot.opening_cost}, MAX_STUDY_COST)
+        out += _bounded(f"{path}.capacity", dict(depot.capacity), MAX_LOAD_TOTAL)
+        if depot.fleet is not None:
+            out += _check_fleet_numbers(f"{path}.fleet", depot.fleet)
+    if study.matrix is not None and study.matrix.distances_m.size:
+        meters = study.matrix.distances_m
+        if np.all(np.isfinite(meters)) and float(meters.max()) > MAX_DISTANCE_M:
+            out.append(f"matrix.distances_m: entries must be at most {MAX_DISTANCE_M:g} meters")
+    return out
+
+
 def validate_study(study: LayoutStudy) -> list[FieldViolation]:
     """Every problem of ``study``, with field paths named as in the API's
     ``DepotLayoutStudy`` (``depots[2].capacity.weight``, ``days[0].orders[3].location``)."""
@@ -149,6 +195,7 @@ def validate_study(study: LayoutStudy) -> list[FieldViolation]:
     out += _check_orders(study)
     out += _check_layouts(study)
     out += _check_matrix(study)
+    out += _check_numbers(study)
     problems = [FieldViolation(*p.split(": ", 1)) for p in out]
     if not problems:  # the orders as the router sees them: windows, soft bounds, durations
         problems = _order_violations(study)

@@ -8,6 +8,8 @@ it, so the same failure gives the same status on every path:
 - :class:`~engine.errors.InvalidModelError`: INVALID_ARGUMENT with a ``google.rpc.BadRequest``
   (one field violation per problem) and an ``ErrorInfo`` (:func:`invalid_argument_status`);
 - :class:`~engine.errors.ExecutorFullError`: RESOURCE_EXHAUSTED with a ``RetryInfo``;
+- :class:`CallSlotsFullError` (every call slot of a kind taken, :mod:`rpc.admission`):
+  RESOURCE_EXHAUSTED with a ``RetryInfo`` and an ``ErrorInfo`` naming the limit;
 - :class:`QuotaExceededError` (a tenant's quota): RESOURCE_EXHAUSTED with a ``QuotaFailure``,
   and a ``RetryInfo`` when waiting helps (operations finish; stored ones must be deleted);
 - :class:`~engine.errors.ExecutorShutdownError`: UNAVAILABLE;
@@ -51,11 +53,13 @@ from engine.errors import (
 )
 
 __all__ = [
+    "CALL_SLOTS_RETRY_AFTER_S",
     "ERROR_DOMAIN",
     "MAX_DETAIL_BYTES",
     "MAX_REPORTED_VIOLATIONS",
     "RETRY_AFTER_S",
     "STORE_RETRY_AFTER_S",
+    "CallSlotsFullError",
     "DeadlineTooShortError",
     "FilterError",
     "NotFinishedError",
@@ -84,9 +88,11 @@ MAX_DETAIL_BYTES = 4096
 """Budget for the serialized BadRequest (base64 in the trailer: about 5.5 KiB)."""
 
 RETRY_AFTER_S = 1.0
+"""``RetryInfo`` delay suggested to clients when every solver worker is busy."""
 STORE_RETRY_AFTER_S = 5.0
 """RetryInfo delay of a call refused because the job store fails."""
-"""``RetryInfo`` delay suggested to clients when every solver worker is busy."""
+CALL_SLOTS_RETRY_AFTER_S = 1.0
+"""RetryInfo delay of a call refused because every slot of its kind is taken."""
 
 _MAX_DESCRIPTION_CHARS = 300
 _MESSAGE_VIOLATIONS = 3
@@ -101,6 +107,28 @@ _NO_SOLUTION_CODES = {
 
 class DeadlineTooShortError(Exception):
     """The call's deadline leaves no time to solve."""
+
+
+_SLOT_KINDS: dict[str, str] = {
+    "solve_calls": "synchronous solves (OptimizeTours)",
+    "streams": "OptimizeToursStream calls",
+    "long_polls": "WaitOperation calls",
+    "matrix_calls": "ComputeMatrix calls",
+}
+
+
+class CallSlotsFullError(Exception):
+    """Every call slot of ``kind`` (a :class:`~rpc.limits.Limits` field: ``streams``,
+    ``long_polls``, ``matrix_calls``, ``solve_calls``) is taken; ``limit`` is their number."""
+
+    def __init__(self, kind: str, limit: int) -> None:
+        what = _SLOT_KINDS.get(kind, kind.replace("_", " "))
+        super().__init__(
+            f"the server is at capacity: at most {limit} {what} at once (--limit {kind}=N); "
+            "retry later"
+        )
+        self.kind = kind
+        self.limit = limit
 
 
 class OperationNotFoundError(LookupError):
@@ -219,13 +247,18 @@ def malformed_request_status(method: str, reason: str) -> status_pb2.Status:
     )
 
 
-def resource_exhausted_status(message: str, *, retry_after_s: float) -> status_pb2.Status:
-    """RESOURCE_EXHAUSTED (the server is at capacity) with a ``RetryInfo`` delay."""
+def resource_exhausted_status(
+    message: str, *, retry_after_s: float, metadata: dict[str, str] | None = None
+) -> status_pb2.Status:
+    """RESOURCE_EXHAUSTED (the server is at capacity) with a ``RetryInfo`` delay and an
+    ``ErrorInfo`` (reason ``SERVER_BUSY``, with ``metadata``)."""
     delay = duration_pb2.Duration()
     delay.FromNanoseconds(max(0, round(retry_after_s * 1e9)))
     details: list[Message] = [
         error_details_pb2.RetryInfo(retry_delay=delay),
-        error_details_pb2.ErrorInfo(reason="SERVER_BUSY", domain=ERROR_DOMAIN),
+        error_details_pb2.ErrorInfo(
+            reason="SERVER_BUSY", domain=ERROR_DOMAIN, metadata=metadata or {}
+        ),
     ]
     return plain_status(code_pb2.RESOURCE_EXHAUSTED, message, details)
 
@@ -277,6 +310,12 @@ def status_of(exc: BaseException, *, action: str = "a call") -> status_pb2.Statu
     if isinstance(exc, ExecutorFullError):
         return resource_exhausted_status(
             f"the server is at capacity: {exc}", retry_after_s=RETRY_AFTER_S
+        )
+    if isinstance(exc, CallSlotsFullError):
+        return resource_exhausted_status(
+            str(exc),
+            retry_after_s=CALL_SLOTS_RETRY_AFTER_S,
+            metadata={"limit": exc.kind, "slots": str(exc.limit)},
         )
     if isinstance(exc, QuotaExceededError):
         return quota_status(exc)

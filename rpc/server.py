@@ -59,6 +59,7 @@ from grpc_reflection.v1alpha import reflection
 
 from engine.options import available_cores
 from engine.roads import RoadContext, load_roads
+from rpc.admission import AdmissionInterceptor, CallSlots, pool_size, slot_counts
 from rpc.auth import Authenticator, AuthInterceptor, exposure_problem, server_credentials
 from rpc.config import ServerConfig, default_data_dir, parse_args
 from rpc.decoding import DecodeInterceptor
@@ -85,10 +86,6 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RouteOptimization"].full_name
 """``routeopt.v1.RouteOptimization``."""
 
-EXTRA_RPC_THREADS = 32
-"""gRPC threads beyond one per running or queued solve: for health checks, reflection,
-validation, quick rejections and the operations service (WaitOperation blocks a thread), so
-they are answered while every solve slot is taken."""
 
 HEALTH_SERVICES = ("", SERVICE_NAME, GOOGLE_SERVICE_NAME, OPERATIONS_SERVICE_NAME)
 
@@ -108,6 +105,8 @@ class Server:
     solve_slots: SolveSlots | None = None
     """Synchronous solves per tenant."""
     metrics: Metrics | None = None
+    call_slots: CallSlots | None = None
+    """The slots of long calls (:mod:`rpc.admission`)."""
 
 
 def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
@@ -185,14 +184,20 @@ def build_server(
     )
     metrics = _metrics(config, executor, jobs, store)
     max_bytes = config.max_message_mb * 1024 * 1024
+    slots = slot_counts(config.limits, workers + executor.max_queued)
+    call_slots = CallSlots(slots)
     server = grpc.server(
-        ThreadPoolExecutor(
-            max_workers=workers + executor.max_queued + EXTRA_RPC_THREADS,
-            thread_name_prefix="grpc",
-        ),
-        # Observability first: refused (UNAUTHENTICATED) calls are counted too.
-        # Decoding last: a request that does not parse is refused after authentication.
-        interceptors=[ObservabilityInterceptor(metrics), interceptor, DecodeInterceptor()],
+        # A thread per call slot and FREE_THREADS that no long call can hold (rpc.admission).
+        ThreadPoolExecutor(max_workers=pool_size(slots), thread_name_prefix="grpc"),
+        # Observability first: refused (UNAUTHENTICATED, RESOURCE_EXHAUSTED) calls are counted
+        # too; authentication before admission: a call without credentials takes no slot;
+        # decoding before admission too: a request that does not parse takes none either.
+        interceptors=[
+            ObservabilityInterceptor(metrics),
+            interceptor,
+            DecodeInterceptor(),
+            AdmissionInterceptor(call_slots),
+        ],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
@@ -223,7 +228,16 @@ def build_server(
         server,
     )
     return Server(
-        server, health_servicer, executor, jobs, store, keys, credentials, solve_slots, metrics
+        server,
+        health_servicer,
+        executor,
+        jobs,
+        store,
+        keys,
+        credentials,
+        solve_slots,
+        metrics,
+        call_slots,
     )
 
 

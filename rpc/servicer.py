@@ -17,6 +17,8 @@ OptimizeTours, step by step:
 OptimizeToursStream runs the same way and yields an OptimizeToursProgress per improving solution
 the worker reports (the full best-so-far response at most every ``progress_routes_interval``),
 then a last event with the final response; when the client goes away the solve is cancelled.
+A slow reader gets the latest updates, not a backlog (:class:`ProgressMailbox`: at most two
+updates wait, so server memory does not grow with the reader's delay).
 OptimizeToursLongRunning, BatchOptimizeTours and OptimizeToursUri hand the request to
 :class:`rpc.operations.manager.JobManager`
 (durable operations, followed through ``google.longrunning.Operations``). Google's
@@ -71,7 +73,12 @@ from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.quotas import SolveSlots
 from runtime import Executor, Job
 
-__all__ = ["MIN_DEADLINE_MARGIN_S", "MIN_SOLVE_BUDGET_S", "RouteOptimizationServicer"]
+__all__ = [
+    "MIN_DEADLINE_MARGIN_S",
+    "MIN_SOLVE_BUDGET_S",
+    "ProgressMailbox",
+    "RouteOptimizationServicer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +179,59 @@ class _CallRecord:
         return response
 
 
+class ProgressMailbox:
+    """What a stream has still to send, bounded whatever the reader's pace: the latest update
+    with a solution, the latest one after it without, and the end (``_DONE`` or ``_GONE``).
+    A newer update replaces an unsent older one of its sort, so a slow reader gets the latest
+    state, never a backlog (at most two pending updates: server memory stays bounded)."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._with_solution: SolveProgress | None = None
+        self._plain: SolveProgress | None = None
+        self._end: object | None = None
+        self.dropped = 0
+        """Updates replaced before they were sent."""
+
+    def put(self, item: object) -> None:
+        """An update (:class:`SolveProgress`) or the end (``_DONE``, ``_GONE``)."""
+        with self._ready:
+            if isinstance(item, SolveProgress):
+                if item.solution is not None:
+                    self.dropped += (self._with_solution is not None) + (self._plain is not None)
+                    self._with_solution, self._plain = item, None
+                else:
+                    self.dropped += self._plain is not None
+                    self._plain = item
+            elif self._end is None or item is _GONE:
+                self._end = item
+            self._ready.notify_all()
+
+    def pending(self) -> int:
+        """Updates waiting to be sent (at most 2)."""
+        with self._ready:
+            return (self._with_solution is not None) + (self._plain is not None)
+
+    def _has_news(self) -> bool:
+        return not (self._with_solution is None and self._plain is None and self._end is None)
+
+    def get(self, timeout: float) -> object:
+        """The next thing to send: updates first (a solution before a newer plain update),
+        then the end; ``queue.Empty`` after ``timeout`` seconds of nothing."""
+        with self._ready:
+            if not self._ready.wait_for(self._has_news, timeout):
+                raise queue.Empty
+            if self._end is _GONE:
+                return _GONE
+            if self._with_solution is not None:
+                item, self._with_solution = self._with_solution, None
+                return item
+            if self._plain is not None:
+                item, self._plain = self._plain, None
+                return item
+            return self._end
+
+
 @dataclass
 class _Stream:
     """A solve followed by OptimizeToursStream."""
@@ -180,7 +240,7 @@ class _Stream:
     settings: RequestSettings
     requested: float
     budget: float
-    events: queue.SimpleQueue[object]
+    events: ProgressMailbox
     started: float = field(default_factory=time.monotonic)
     latest: SolveProgress | None = None
 
@@ -356,7 +416,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         if violations:
             raise InvalidModelError(violations)
         requested, budget, options = self._options(settings, context)
-        events: queue.SimpleQueue[object] = queue.SimpleQueue()
+        events = ProgressMailbox()
         job = self._submit_solve(
             model, options, on_progress=events.put, progress_solutions_every_s=interval
         )

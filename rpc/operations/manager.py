@@ -376,6 +376,10 @@ class JobManager:
         if dispatcher is not None and not dispatcher.is_alive() and not self._stopping:
             self._set_fault("job dispatcher", "the dispatcher thread ended; restarting it")
             self._dispatcher = self._spawn(self._dispatch_loop, "job-dispatcher")
+        elif "job dispatcher" in faults and dispatcher is not None and dispatcher.is_alive():
+            # restarted at the last look and still running: healthy again, even with nothing
+            # queued to prove it by a dispatch
+            self._set_fault("job dispatcher", None)
 
     def _store_unstored(self) -> None:
         """Store the results kept in memory; past :data:`STORE_RETRY_S`, a FAILED status."""
@@ -552,8 +556,9 @@ class JobManager:
                 while self._generation == generation and not self._stopping:
                     if not self._changed.wait(deadline - time.monotonic()):
                         break
-                if self._stopping:
-                    return self._operation(self._record(name, tenant))
+                stopping = self._stopping
+            if stopping:  # outside the lock: building the operation takes it (live progress)
+                return self._operation(self._record(name, tenant))
 
     def list(
         self, filter_text: str, page_size: int, page_token: str, tenant: str = DEFAULT_TENANT

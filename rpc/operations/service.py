@@ -39,6 +39,9 @@ MAX_WAIT_S: Final = 60.0
 _WAIT_MARGIN_S: Final = 0.2
 """WaitOperation answers this long before the call's deadline."""
 
+_WAIT_SLICE_S: Final = 1.0
+"""WaitOperation checks this often whether its call is still active."""
+
 
 def _empty(action: Callable[[str, str], None], name: str) -> Callable[[], empty_pb2.Empty]:
     """A call that does ``action(name, tenant)`` and answers Empty."""
@@ -114,8 +117,16 @@ class OperationsServicer(operations_pb2_grpc.OperationsServicer):  # type: ignor
         remaining = context.time_remaining()
         if remaining is not None:
             timeout = max(0.0, min(timeout, remaining - _WAIT_MARGIN_S))
-        return self._call(
-            "WaitOperation",
-            context,
-            lambda: self._jobs.wait(request.name, timeout, current_tenant()),
-        )
+        tenant = current_tenant()
+
+        def wait() -> operations_pb2.Operation:
+            """Wait in slices, so that a call that ended (cancelled) frees its thread and its
+            call slot (rpc.admission) within a slice rather than at its timeout."""
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                operation = self._jobs.wait(request.name, min(left, _WAIT_SLICE_S), tenant)
+                if operation.done or left <= _WAIT_SLICE_S or not context.is_active():
+                    return operation
+
+        return self._call("WaitOperation", context, wait)

@@ -61,6 +61,10 @@ CRASHERS: dict[str, tuple[Callable[[], ShipmentModel], str]] = {
         lambda: model(cost_per_traveled_hour=1e300),
         "vehicles[0].cost_per_traveled_hour",
     ),
+    "a product that overflows to inf": (
+        lambda: model(cost_per_traveled_hour=1e308),
+        "vehicles[0].cost_per_traveled_hour",
+    ),
     "cost_per_kilometer": (
         lambda: model(cost_per_kilometer=1e300),
         "vehicles[0].cost_per_kilometer",

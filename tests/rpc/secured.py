@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 from rpc.client import Credentials, _CallDetails, connect
 from rpc.config import ServerConfig
 from rpc.keys import KeyStore
+from rpc.limits import Limits
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from rpc.server import Server, bind, build_server
@@ -124,6 +125,8 @@ class Client:
 
 def serve(data_dir: Path, **config: Any) -> Running:
     """Build, bind and start a server on 127.0.0.1 (port 0) with ``config``."""
+    # NoExecutor has no workers: give synchronous solves call slots of their own (rpc.admission)
+    config.setdefault("limits", Limits(solve_calls=8))
     cfg = ServerConfig(port=0, osm="none", data_dir=str(data_dir), workers=1, **config)
     built = build_server(cfg, executor=NoExecutor())  # type: ignore[arg-type]
     port = bind(built.grpc_server, cfg, built.credentials)

@@ -229,3 +229,25 @@ def test_compute_matrix_cap_fits_the_message_size() -> None:
     assert packed * 16 + 2000 * 48 <= 64 * mib
     assert packed > rows > 2_000_000
     assert Limits().compute_matrix_cap(pb.ComputeMatrixRequest.PACKED, 1024 * mib) == 4_000_000
+
+
+def test_layout_study_numbers_are_bounded() -> None:
+    from rpc.layouts import request_to_study
+    from tests.rpc.test_layouts import study_request
+
+    request = study_request()
+    study = request.study
+    study.fleet[0].count = 10**9  # a billion vehicles in every day's model
+    study.fleet[0].fixed_cost = 1e300
+    study.depots[1].opening_cost = float("nan")
+    study.depots[2].capacity["parcels"] = 2**62
+    with pytest.raises(InvalidModelError) as caught:
+        request_to_study(request, default_geodesic_meters_per_second=SPEED)
+    fields = {v.field for v in caught.value.violations}
+    assert {
+        "study.fleet[0].count",
+        "study.fleet[0].fixed_cost",
+        "study.depots[1].opening_cost",
+        "study.depots[2].capacity.parcels",
+    } <= fields, fields
+    request_to_study(study_request(), default_geodesic_meters_per_second=SPEED)  # valid

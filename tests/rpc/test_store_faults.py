@@ -200,6 +200,21 @@ def test_a_dead_dispatcher_is_restarted(harness: Harness, monkeypatch: pytest.Mo
     assert harness.health == [False, True]
 
 
+def test_health_comes_back_when_the_restarted_dispatcher_has_nothing_to_do(
+    harness: Harness,
+) -> None:
+    """A dispatcher that died with no job queued: the watch restarts it and, the new one
+    running, health is SERVING again without waiting for a dispatch to prove it."""
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    harness.jobs._dispatcher = ended  # what the watch sees after the thread died
+    until(lambda: harness.health[:1] == [False], what="NOT_SERVING")
+    until(lambda: harness.jobs.healthy, what="healthy again, nothing queued")
+    assert harness.health == [False, True]
+    assert harness.jobs.queued_count == 0
+
+
 # -- the store's upkeep ----------------------------------------------------------------------------
 
 
