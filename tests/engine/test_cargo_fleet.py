@@ -815,3 +815,17 @@ def test_an_incompatibility_with_a_type_no_visit_has_does_not_corrupt_ortools() 
     )  # fmt: skip
     assert child.returncode == 0, child.stderr[-2000:]
     assert child.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("backend", ["ortools", "pyvrp"])
+def test_a_zero_demand_of_a_type_nothing_limits_is_no_load(backend: str) -> None:
+    """Regression (fuzz): a delivery-only shipment demanding 0 of a type that no vehicle limits
+    and no other shipment demands made the evaluation fail (KeyError, INTERNAL)."""
+    shipments = [
+        Shipment(deliveries=(at("A"),), load_demands={"*": 0, "kg": 2}),
+        Shipment(deliveries=(at("B"),), load_demands={"gs://": 3}),
+    ]
+    vehicle = depot_vehicle(cost_per_kilometer=1.0, load_limits={"kg": 5})
+    solution = solve_checked(model(shipments, [vehicle]), backend=backend)  # type: ignore[arg-type]
+    assert not solution.skipped_shipments
+    assert solution.metrics.total_cost == pytest.approx(4.0)
