@@ -197,10 +197,17 @@ def example_request() -> pb.OptimizeToursRequest:
     return request
 
 
+def portfolio_request() -> pb.OptimizeToursRequest:
+    """Two parallel searches (a portfolio: engine.parallel)."""
+    request = geodesic_request(6)
+    request.solver.solver_processes = 2
+    return request
+
+
 def optimize_seeds() -> list[pb.OptimizeToursRequest]:
     return [
         geodesic_request(),
-        geodesic_request(1),
+        portfolio_request(),
         rules_request(),
         settings_request(),
         example_request(),

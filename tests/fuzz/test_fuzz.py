@@ -44,6 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "--workers", str(WORKERS),
         "--max-queued", "4",
         "--max-solver-processes", str(SOLVER_PROCESSES),
+        "--solver-processes", "1",  # one search per solve unless the request asks for more
         "--default-timeout", "1",
         "--storage-root", str(root / "storage"),
         "--grace", "2",
