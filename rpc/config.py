@@ -171,7 +171,13 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     )
     args = parser.parse_args(argv)
     _check_security_flags(parser, args)
-    return _config_of(args, defaults)
+    config = _config_of(args, defaults)
+    if config.default_timeout_s > config.limits.sync_timeout_s:
+        parser.error(
+            f"--default-timeout {config.default_timeout_s:g} is above the synchronous timeout "
+            f"cap (--limit sync_timeout_s={config.limits.sync_timeout_s:g})"
+        )
+    return config
 
 
 def _add_listen_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:

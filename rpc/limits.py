@@ -78,6 +78,9 @@ class Limits:
     the response's encoding (:meth:`compute_matrix_cap`)."""
     batch_requests: int = 1_000
     """Requests (model configs) of one BatchOptimizeTours."""
+    batch_mb: int = 256
+    """MiB of a BatchOptimizeTours' requests once its model-config files are read (each file
+    is at most 256 MiB too): the batch is held in memory and stored whole."""
     sync_timeout_s: float = 3_600.0
     """Largest ``timeout`` of OptimizeTours and OptimizeToursStream (the call stays open)."""
     long_running_timeout_s: float = 7 * 86_400.0
@@ -94,10 +97,7 @@ class Limits:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            least = 0 if f.name == "solve_calls" else 1
-            if not value >= least or value != value or value == float("inf"):
-                raise ValueError(f"limit {f.name} must be at least {least}, got {value}")
+            _check(f.name, getattr(self, f.name))
 
     def compute_matrix_cap(self, encoding: int, max_message_bytes: int, points: int = 0) -> int:
         """Most cells of a ComputeMatrix of ``points`` sources and destinations in all whose
@@ -128,10 +128,20 @@ def parse_limit(text: str) -> tuple[str, float]:
         number = kind(value)
     except ValueError:
         raise ValueError(f"{name}: expected a {kind.__name__}, got {value!r}") from None
-    least = 0 if name == "solve_calls" else 1
-    if not number >= least or number == float("inf"):
-        raise ValueError(f"{name}: must be at least {least}, got {value}")
+    _check(name, number)
     return name, number
+
+
+MAX_TIMEOUT_CAP_S: Final = 1e9
+"""Largest timeout cap (about 31 years): far below what ``threading`` can wait."""
+
+
+def _check(name: str, value: float) -> None:
+    least = 0 if name == "solve_calls" else 1
+    most = MAX_TIMEOUT_CAP_S if name.endswith("_timeout_s") else float("inf")
+    if not least <= value < float("inf") or value > most:
+        bound = f"in [{least}, {most:g}]" if most < float("inf") else f"at least {least}"
+        raise ValueError(f"{name}: must be {bound}, got {value}")
 
 
 def _over(

@@ -20,13 +20,25 @@ import pytest
 from google.longrunning import operations_pb2
 from grpc_health.v1 import health_pb2
 
+from engine import solve
 from engine.progress import SolveProgress
 from rpc.admission import FREE_THREADS, KINDS, CallSlots, pool_size, slot_counts
+from rpc.config import ServerConfig
 from rpc.errors import CallSlotsFullError
 from rpc.limits import Limits
 from rpc.pb import route_optimization_service_pb2 as pb
+from rpc.server import bind, build_server
 from rpc.servicer import _DONE, _GONE, ProgressMailbox
-from tests.rpc.secured import Client, Running, details_of, eventually, failure, serve, stop
+from tests.rpc.secured import (
+    Client,
+    NoExecutor,
+    Running,
+    details_of,
+    eventually,
+    failure,
+    serve,
+    stop,
+)
 from tests.rpc.test_server_e2e import small_request
 
 SLOTS = Limits(solve_calls=1, streams=1, long_polls=2, matrix_calls=1)
@@ -250,3 +262,94 @@ def test_the_stream_buffer_stays_bounded_whatever_the_reader_does() -> None:
     finally:
         tracemalloc.stop()
     assert current < 5 * payload, current
+
+
+GOOGLE_OPTIMIZE_TOURS = "/google.maps.routeoptimization.v1.RouteOptimization/OptimizeTours"
+
+
+def test_googles_service_shares_the_slots_and_the_limits(tmp_path: Path) -> None:
+    """Google's OptimizeTours (same messages on the wire) takes the same solve slots and is
+    held to the same size limits."""
+    running = serve(tmp_path / "data", limits=Limits(solve_calls=1, shipments=3))
+    client = running.client()
+    google = client.channel.unary_unary(
+        GOOGLE_OPTIMIZE_TOURS,
+        request_serializer=pb.OptimizeToursRequest.SerializeToString,
+        response_deserializer=pb.OptimizeToursResponse.FromString,
+    )
+    try:
+        call = google.future(small_request(), timeout=60)
+        eventually(lambda: held(running, "solve_calls") == 1)
+        refused_busy(
+            failure(lambda: client.stub.OptimizeTours(small_request(), timeout=10)),
+            "solve_calls",
+        )
+        call.cancel()
+        eventually(lambda: held(running, "solve_calls") == 0)
+        request = small_request()
+        request.model.shipments.add().CopyFrom(request.model.shipments[0])
+        error = failure(lambda: google(request, timeout=10))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        assert "--limit shipments=N" in error.details()  # type: ignore[attr-defined]
+    finally:
+        client.close()
+        stop(running)
+
+
+class BurstJob:
+    """A solve that is over before its call reads anything."""
+
+    id = 0
+
+    def __init__(self, solution: Any) -> None:
+        self.solution = solution
+
+    def cancel(self) -> None:
+        pass
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self.solution
+
+    def add_done_callback(self, fn: Any) -> None:
+        fn(self)
+
+
+class BurstExecutor(NoExecutor):
+    """Solves for real, then reports 1,000 improving solutions at once, faster than any reader."""
+
+    updates = 1000
+
+    def submit(self, model: Any, options: Any, **kwargs: Any) -> BurstJob:
+        solution = solve(model, options)
+        for k in range(self.updates):
+            kwargs["on_progress"](SolveProgress(float(k), 1e6 - k, k + 1, solution=solution))
+        return BurstJob(solution)
+
+
+def test_a_stream_read_after_a_burst_of_updates_gets_the_latest_not_a_backlog(
+    tmp_path: Path,
+) -> None:
+    cfg = ServerConfig(port=0, osm="none", data_dir=str(tmp_path / "data"), workers=1)
+    built = build_server(cfg, executor=BurstExecutor())  # type: ignore[arg-type]
+    port = bind(built.grpc_server, cfg)
+    built.grpc_server.start()
+    client = Client(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    request = small_request()
+    request.timeout.seconds = 1
+    try:
+        events = list(client.stub.OptimizeToursStream(request, timeout=60))
+    finally:
+        client.close()
+        built.grpc_server.stop(None).wait()
+        built.store.close()
+        assert built.keys is not None
+        built.keys.close()
+    *progress, last = events
+    assert last.done
+    assert last.response.routes
+    assert len(progress) == 1, [e.solution_count for e in progress]  # 999 were replaced
+    assert progress[0].solution_count == BurstExecutor.updates  # the latest
+    assert progress[0].response.routes

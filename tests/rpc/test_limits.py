@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -211,7 +212,9 @@ def test_a_million_shipments_are_refused_on_their_count_alone() -> None:
 
 
 def test_limit_flags() -> None:
-    config = parse_args(["--limit", "shipments=20", "--limit", "sync-timeout-s=10.5"])
+    config = parse_args(
+        ["--limit", "shipments=20", "--limit", "sync-timeout-s=10.5", "--default-timeout", "5"]
+    )
     assert config.limits.shipments == 20
     assert config.limits.sync_timeout_s == 10.5
     assert config.limits.vehicles == Limits().vehicles
@@ -251,3 +254,74 @@ def test_layout_study_numbers_are_bounded() -> None:
         "study.depots[2].capacity.parcels",
     } <= fields, fields
     request_to_study(study_request(), default_geodesic_meters_per_second=SPEED)  # valid
+
+
+def test_compute_matrix_refuses_too_many_cells_before_reading_the_points() -> None:
+    from engine.roads import RoadContext
+    from rpc.matrix import compute_matrix
+
+    request = pb.ComputeMatrixRequest()
+    request.sources.extend([pb.ComputeMatrixRequest().sources.add()] * 3000)
+    request.destinations.extend(list(request.sources))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidModelError) as caught:
+            compute_matrix(request, RoadContext.__new__(RoadContext), max_cells=4_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    only(list(caught.value.violations), "destinations", "3,000 × 3,000", "4,000,000")
+    assert peak < 100_000, peak  # no coordinate array, no road lookup
+
+
+def test_the_default_timeout_fits_the_synchronous_cap() -> None:
+    assert parse_args(["--default-timeout", "60", "--limit", "sync_timeout_s=60"])
+    with pytest.raises(SystemExit):
+        parse_args(["--default-timeout", "61", "--limit", "sync_timeout_s=60"])
+
+
+def test_batch_limits_count_requests_and_the_bytes_read_from_model_configs(
+    tmp_path: Path,
+) -> None:
+    from google.protobuf import json_format
+
+    from rpc.google.storage import Storage
+    from rpc.operations.manager import JobManager
+    from rpc.operations.store import JobStore
+    from tests.rpc.secured import NoExecutor
+
+    root = tmp_path / "gcs"
+    (root / "bucket").mkdir(parents=True)
+    item = small_request()
+    item.label = "x" * 700_000  # 0.7 MiB a file
+    for name in ("a", "b"):
+        (root / "bucket" / f"{name}.json").write_text(json_format.MessageToJson(item))
+    store = JobStore(str(tmp_path / "data"))
+    jobs = JobManager(
+        store,
+        NoExecutor(),  # type: ignore[arg-type]
+        default_timeout_s=5.0,
+        default_geodesic_meters_per_second=SPEED,
+        storage=Storage(str(root)),
+        limits=Limits(batch_requests=3, batch_mb=1),
+    )
+    try:
+        batch = pb.BatchOptimizeToursRequest()
+        for name in ("a", "b"):
+            config = batch.model_configs.add()
+            config.input_config.gcs_source.uri = f"gs://bucket/{name}.json"
+            config.input_config.data_format = pb.JSON
+            config.output_config.gcs_destination.uri = f"gs://bucket/{name}-out.json"
+            config.output_config.data_format = pb.JSON
+        with pytest.raises(InvalidModelError) as caught:
+            jobs.submit_batch(batch)
+        only(list(caught.value.violations), "model_configs[1]", "--limit batch_mb=N")
+        del batch.model_configs[1]
+        assert jobs.submit_batch(batch).name  # one file fits
+        many = pb.BatchOptimizeToursRequest()
+        many.requests.extend([small_request()] * 4)
+        with pytest.raises(InvalidModelError) as caught:
+            jobs.submit_batch(many)
+        only(list(caught.value.violations), "requests", "--limit batch_requests=N")
+    finally:
+        store.close()

@@ -71,11 +71,24 @@ class BatchKind(OperationKind):
             )
             raise InvalidModelError(violations)
         requests = list(request.requests)
+        budget = self.settings.limits.batch_mb * 1024 * 1024 - request.ByteSize()
         for i, config in enumerate(request.model_configs):
             try:
-                requests.append(self._read_config(config, f"model_configs[{i}]"))
+                item = self._read_config(config, f"model_configs[{i}]")
             except InvalidModelError as exc:
                 violations.extend(exc.violations)
+                continue
+            budget -= item.ByteSize()
+            if budget < 0:  # stop reading: the batch would not fit in memory nor the store
+                violations.append(
+                    FieldViolation(
+                        f"model_configs[{i}]",
+                        f"the batch's requests exceed {self.settings.limits.batch_mb} MiB once "
+                        "read on this server (--limit batch_mb=N)",
+                    )
+                )
+                raise InvalidModelError(violations)
+            requests.append(item)
         for i, item in enumerate(requests):
             inline = i < len(request.requests)
             where = f"requests[{i}]" if inline else f"model_configs[{i - len(request.requests)}]"
