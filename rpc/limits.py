@@ -35,6 +35,7 @@ __all__ = [
     "Limits",
     "parse_limit",
     "request_size_violations",
+    "study_size_violations",
 ]
 
 MATRIX_BYTES_PER_CELL: Final[dict[int, int]] = {
@@ -81,6 +82,12 @@ class Limits:
     batch_mb: int = 256
     """MiB of a BatchOptimizeTours' requests once its model-config files are read (each file
     is at most 256 MiB too): the batch is held in memory and stored whole."""
+    layout_days: int = 366
+    """Days of a depot-layout study (each day is routed for every layout evaluated)."""
+    layout_depots: int = 200
+    """Candidate depots of a study."""
+    layouts: int = 1_000
+    """Layouts a study compares (its search adds at most its candidates)."""
     sync_timeout_s: float = 3_600.0
     """Largest ``timeout`` of OptimizeTours and OptimizeToursStream (the call stays open)."""
     long_running_timeout_s: float = 7 * 86_400.0
@@ -218,6 +225,29 @@ def request_size_violations(
                 problems, f"{path}.break_rule.break_requests",
                 len(vehicle.break_rule.break_requests), limits.break_requests, "break_requests",
                 "break requests",
+            )  # fmt: skip
+    return problems
+
+
+def study_size_violations(
+    study: pb.DepotLayoutStudy, limits: Limits, path: str = "study"
+) -> list[FieldViolation]:
+    """What in a depot-layout study exceeds ``limits``, on lengths only: days, candidate
+    depots, layouts, and the orders of each day (a day is routed as one request: at most
+    ``shipments`` orders). Called on the request's ``study`` before it is converted, and on the
+    study read from ``sheets``."""
+    problems: list[FieldViolation] = []
+    _over(problems, f"{path}.days", len(study.days), limits.layout_days, "layout_days", "days")
+    _over(
+        problems, f"{path}.depots", len(study.depots), limits.layout_depots, "layout_depots",
+        "candidate depots",
+    )  # fmt: skip
+    _over(problems, f"{path}.layouts", len(study.layouts), limits.layouts, "layouts", "layouts")
+    if len(study.days) <= limits.layout_days:
+        for t, day in enumerate(study.days):
+            _over(
+                problems, f"{path}.days[{t}].orders", len(day.orders), limits.shipments,
+                "shipments", "orders a day",
             )  # fmt: skip
     return problems
 

@@ -37,6 +37,12 @@ CA), and carries its tenant to the handlers. Beyond loopback the server refuses 
 
 ``--max-message-mb`` limits both received and sent messages (requests with large client
 matrices and responses with many routes); gRPC's own default would be 4 MiB for receiving.
+
+Limits (``--limit NAME=VALUE``, :mod:`rpc.limits`): request sizes and timeouts are checked before
+conversion; the calls that hold a thread for long take a call slot of their kind
+(:class:`~rpc.admission.AdmissionInterceptor`, after authentication) and the gRPC pool has a
+thread per slot plus :data:`~rpc.admission.FREE_THREADS`, so health checks and short calls are
+always served.
 """
 
 from __future__ import annotations
@@ -182,10 +188,10 @@ def build_server(
         max_store_bytes=_max_store_bytes(config),
         limits=config.limits,
     )
-    metrics = _metrics(config, executor, jobs, store)
     max_bytes = config.max_message_mb * 1024 * 1024
     slots = slot_counts(config.limits, workers + executor.max_queued)
     call_slots = CallSlots(slots)
+    metrics = _metrics(config, executor, jobs, store, call_slots)
     server = grpc.server(
         # A thread per call slot and FREE_THREADS that no long call can hold (rpc.admission).
         ThreadPoolExecutor(max_workers=pool_size(slots), thread_name_prefix="grpc"),
@@ -246,7 +252,11 @@ def _max_store_bytes(config: ServerConfig) -> int | None:
 
 
 def _metrics(
-    config: ServerConfig, executor: Executor, jobs: JobManager, store: JobStore
+    config: ServerConfig,
+    executor: Executor,
+    jobs: JobManager,
+    store: JobStore,
+    call_slots: CallSlots,
 ) -> Metrics | None:
     """The server's metrics when ``--metrics-port`` is set (served by :func:`_setup_metrics`)."""
     if config.metrics_port is None:
@@ -263,6 +273,12 @@ def _metrics(
     metrics.gauge("routeopt_operations_running", "operations running", lambda: jobs.running_count)
     metrics.gauge("routeopt_job_store_bytes", "job store size on disk", store.size_bytes)
     metrics.gauge("routeopt_healthy", "1 while the store and dispatcher work", lambda: jobs.healthy)
+    for kind, count in call_slots.slots.items():
+        metrics.gauge(
+            f"routeopt_call_slots_{kind}",
+            f"call slots of kind {kind} taken (of {count}; rpc.admission)",
+            lambda kind=kind: call_slots.held(kind),  # type: ignore[misc]
+        )
     return metrics
 
 

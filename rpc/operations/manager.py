@@ -64,14 +64,15 @@ from typing import Final
 from google.longrunning import operations_pb2
 from google.rpc import code_pb2
 
-from engine.errors import ExecutorFullError, ExecutorShutdownError
+from engine.errors import ExecutorFullError, ExecutorShutdownError, InvalidModelError
 from engine.options import AUTO_SOLVER_PROCESSES
 from engine.progress import SolveProgress
 from engine.roads import RoadContext
 from rpc.errors import NotFinishedError, OperationNotFoundError, QuotaExceededError
 from rpc.google.storage import Storage
 from rpc.keys import DEFAULT_TENANT, TenantQuota
-from rpc.limits import Limits
+from rpc.layouts import expand_sheets
+from rpc.limits import Limits, study_size_violations
 from rpc.operations.filter import parse_filter, parse_page
 from rpc.operations.kinds import (
     BatchKind,
@@ -198,6 +199,7 @@ class JobManager:
             storage=storage or Storage(None),
             limits=limits or Limits(),
         )
+        self._limits = settings.limits
         self._tours = SolveKind(self, settings)
         self._batch = BatchKind(self, settings, self._tours)
         self._layouts = LayoutsKind(self, settings)
@@ -496,7 +498,13 @@ class JobManager:
     def submit_layouts(
         self, request: pb.EvaluateDepotLayoutsRequest, tenant: str = DEFAULT_TENANT
     ) -> operations_pb2.Operation:
-        """Validate and store a depot layout study; returns its operation (queued)."""
+        """Validate and store a depot layout study; returns its operation (queued). Its sizes
+        are checked first (:func:`rpc.limits.study_size_violations`), on the study read from
+        its sheets when it has some."""
+        expanded, _ = expand_sheets(request)
+        problems = study_size_violations(expanded.study, self._limits)
+        if problems:
+            raise InvalidModelError(problems)
         self._layouts.study(request)
         job = NewJob(
             new_name(),

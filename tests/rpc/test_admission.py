@@ -353,3 +353,21 @@ def test_a_stream_read_after_a_burst_of_updates_gets_the_latest_not_a_backlog(
     assert len(progress) == 1, [e.solution_count for e in progress]  # 999 were replaced
     assert progress[0].solution_count == BurstExecutor.updates  # the latest
     assert progress[0].response.routes
+
+
+def test_slots_taken_are_metrics(tmp_path: Path) -> None:
+    running = serve(tmp_path / "data", limits=SLOTS, metrics_port=0)  # metrics built, not served
+    client = running.client()
+    metrics = running.built.metrics
+    assert metrics is not None
+    try:
+        name = client.submit()
+        poll = client.ops.WaitOperation.future(wait_request(name), timeout=60)
+        eventually(lambda: held(running, "long_polls") == 1)
+        value = metrics.registry.get_sample_value("routeopt_call_slots_long_polls")
+        assert value == 1.0
+        assert metrics.registry.get_sample_value("routeopt_call_slots_streams") == 0.0
+        poll.cancel()
+    finally:
+        client.close()
+        stop(running)

@@ -325,3 +325,35 @@ def test_batch_limits_count_requests_and_the_bytes_read_from_model_configs(
         only(list(caught.value.violations), "requests", "--limit batch_requests=N")
     finally:
         store.close()
+
+
+def test_layout_study_sizes_are_limited(tmp_path: Path) -> None:
+    from rpc.operations.manager import JobManager
+    from rpc.operations.store import JobStore
+    from tests.rpc.secured import NoExecutor
+    from tests.rpc.test_layouts import study_request
+
+    store = JobStore(str(tmp_path / "data"))
+    jobs = JobManager(
+        store,
+        NoExecutor(),  # type: ignore[arg-type]
+        default_timeout_s=5.0,
+        default_geodesic_meters_per_second=SPEED,
+        limits=Limits(layout_depots=2, shipments=9, layout_days=1, layouts=1),
+    )
+    try:
+        request = study_request(orders=10)  # 3 depots, 1 day of 10 orders, 2 layouts
+        request.study.days.add().CopyFrom(request.study.days[0])
+        with pytest.raises(InvalidModelError) as caught:
+            jobs.submit_layouts(request)
+        assert {v.field for v in caught.value.violations} == {
+            "study.depots",
+            "study.days",
+            "study.layouts",
+        }
+        del request.study.days[1]
+        with pytest.raises(InvalidModelError) as caught:
+            jobs.submit_layouts(request)
+        assert "study.days[0].orders" in {v.field for v in caught.value.violations}
+    finally:
+        store.close()
