@@ -142,6 +142,67 @@ def rules_request() -> pb.OptimizeToursRequest:
     return request
 
 
+def hours_request() -> pb.OptimizeToursRequest:
+    """The rules seed with the driver-hours rules (issue 15): break frequency constraints, a
+    travel duration limit with linear and quadratic soft costs, the quadratic soft part of the
+    route duration limit."""
+    request = rules_request()
+    request.label = "fuzz-hours"
+    for v, vehicle in enumerate(request.model.vehicles):
+        rule = vehicle.break_rule.frequency_constraints.add()
+        rule.min_break_duration.FromSeconds(600)
+        rule.max_inter_break_duration.FromSeconds(4 * 3600)
+        route = vehicle.route_duration_limit
+        route.max_duration.FromSeconds(9 * 3600)
+        route.quadratic_soft_max_duration.FromSeconds(8 * 3600)
+        route.cost_per_square_hour_after_quadratic_soft_max = 1000.0 + v
+        travel = vehicle.travel_duration_limit
+        travel.max_duration.FromSeconds(6 * 3600)
+        travel.soft_max_duration.FromSeconds(4 * 3600)
+        travel.cost_per_hour_after_soft_max = 20.0
+        travel.quadratic_soft_max_duration.FromSeconds(5 * 3600)
+        travel.cost_per_square_hour_after_quadratic_soft_max = 700.0
+    return request
+
+
+def _injected_route(route: pb.ShipmentRoute, start: int) -> None:
+    """Vehicle 0 of the geodesic seed serving shipments 0 and 1 from ``start`` (epoch seconds
+    of the default horizon)."""
+    route.vehicle_index = 0
+    route.vehicle_label = "v0"
+    route.vehicle_start_time.FromSeconds(start)
+    for k, s in enumerate((0, 1)):
+        visit = route.visits.add(shipment_index=s, shipment_label=f"s{s}")
+        visit.start_time.FromSeconds(start + 900 * (k + 1))
+    route.vehicle_end_time.FromSeconds(start + 3600)
+
+
+def reopt_requests() -> list[pb.OptimizeToursRequest]:
+    """The geodesic seed with each injected solution (re-optimisation): a warm start, a
+    constraint with relaxations and a kept skip, a refresh."""
+    first = geodesic_request()
+    first.label = "fuzz-first"
+    _injected_route(first.injected_first_solution_routes.add(), 3600)
+    constraint = geodesic_request()
+    constraint.label = "fuzz-constraint"
+    injected = constraint.injected_solution_constraint
+    _injected_route(injected.routes.add(), 3600)
+    injected.skipped_shipments.add(index=3, label="s3")
+    group = injected.constraint_relaxations.add(vehicle_indices=[0])
+    relax = pb.InjectedSolutionConstraint.ConstraintRelaxation.Relaxation
+    group.relaxations.add(level=relax.RELAX_VISIT_TIMES_AFTER_THRESHOLD, threshold_visit_count=1)
+    late = group.relaxations.add(level=relax.RELAX_ALL_AFTER_THRESHOLD)
+    late.threshold_time.FromSeconds(3600 + 1800)
+    refresh = geodesic_request()
+    refresh.label = "fuzz-refresh"
+    _injected_route(refresh.refresh_details_routes.add(), 3600)
+    labels = geodesic_request()
+    labels.label = "fuzz-labels"
+    labels.interpret_injected_solutions_using_labels = True
+    _injected_route(labels.injected_first_solution_routes.add(), 3600)
+    return [first, constraint, refresh, labels]
+
+
 def settings_request() -> pb.OptimizeToursRequest:
     """The rules seed with the rest: requirements, vehicle windows and limits, soft loads,
     visit costs, detour limits, solver settings, polylines and progress routes."""
@@ -211,6 +272,8 @@ def optimize_seeds() -> list[pb.OptimizeToursRequest]:
         rules_request(),
         settings_request(),
         example_request(),
+        hours_request(),
+        *reopt_requests(),
     ]
 
 
