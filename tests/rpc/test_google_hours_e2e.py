@@ -138,6 +138,15 @@ BAD = {
             ro.Vehicle.DurationLimit(quadratic_soft_max_duration={"seconds": 60}),
         )
     ),
+    # Beyond the solver's int64 once scaled (engine.bounds; a TypeError in OR-Tools, INTERNAL,
+    # before).
+    "vehicles[0].travel_duration_limit.cost_per_hour_after_soft_max": lambda v: setattr(
+        v,
+        "travel_duration_limit",
+        ro.Vehicle.DurationLimit(
+            soft_max_duration={"seconds": 60}, cost_per_hour_after_soft_max=1e300
+        ),
+    ),
     # Valid for Google, but below what the solver weighs within 1%: refused, not misweighed.
     "vehicles[0].travel_duration_limit.cost_per_square_hour_after_quadratic_soft_max": lambda v: (
         setattr(

@@ -203,6 +203,23 @@ def test_bad_injected_solutions_are_invalid_argument_naming_the_field(
                 ]
             )
         ),
+        # a fixed end in year 9999 (within Timestamp's range): "CP Solver fail" from OR-Tools,
+        # INTERNAL, before the lock check looked at the end
+        "injected_solution_constraint.routes[0].vehicle_end_time": (
+            ro.InjectedSolutionConstraint(
+                routes=[
+                    ro.ShipmentRoute(
+                        vehicle_index=0,
+                        vehicle_start_time={"seconds": 0},
+                        vehicle_end_time={"seconds": 253_402_300_000},
+                        visits=[
+                            {"shipment_index": 0, "start_time": {"seconds": 600}},
+                            {"shipment_index": 1, "start_time": {"seconds": 3600}},
+                        ],
+                    )
+                ]
+            )
+        ),
         "injected_solution_constraint.constraint_relaxations[0].relaxations[0].level": (
             ro.InjectedSolutionConstraint(constraint_relaxations=[{"relaxations": [{}]}])
         ),
