@@ -31,6 +31,7 @@ __all__ = [
     "FrequencyConstraint",
     "IncompatibilityMode",
     "LatLng",
+    "LoadInterval",
     "PrecedenceRule",
     "RequirementMode",
     "Shipment",
@@ -216,6 +217,23 @@ class SoftLoadLimit:
 
 
 @dataclass(frozen=True)
+class LoadInterval:
+    """Google's ``LoadLimit.Interval``: an acceptable load from ``min_load`` up to ``max_load``
+    (``None``: unrestricted)."""
+
+    min_load: int = 0
+    max_load: int | None = None
+
+    def problem(self, amount: int) -> str:
+        """Why ``amount`` is outside the interval ("" when it is inside)."""
+        if amount < self.min_load:
+            return f"is {amount}, below min {self.min_load}"
+        if self.max_load is not None and amount > self.max_load:
+            return f"is {amount}, above max {self.max_load}"
+        return ""
+
+
+@dataclass(frozen=True)
 class Vehicle:
     """A vehicle. Unset start (end) location: the route starts (ends) at its first (last) visit."""
 
@@ -262,6 +280,15 @@ class Vehicle:
     ``route_duration_cost_per_square_hour_after_quadratic_soft_max`` times the square of the
     hours beyond it."""
     route_duration_cost_per_square_hour_after_quadratic_soft_max: float | None = None
+    # -- loads (issue 15) --
+    start_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
+    """``load_limits[type].start_load_interval``: the load on board at the start of a route
+    that performs visits (the delivery-only loads it delivers) must lie in the interval. A
+    vehicle without visits carries nothing and is not constrained. Only ``min_load`` 0 is
+    supported (validation)."""
+    end_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
+    """``load_limits[type].end_load_interval``: the same at the end (the pickup-only loads it
+    collects)."""
 
     @property
     def route_duration_limit(self) -> DurationLimit:

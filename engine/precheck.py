@@ -110,6 +110,7 @@ def _vehicle_profiles(problem: Problem) -> tuple[list[int], list[int]]:
             vehicle.route_duration_limit_s,
             vehicle.route_distance_limit_m,
             _travel_limit_s(problem, v),
+            _load_interval_maxima(problem, v),
         )
         if key not in index:
             index[key] = len(representative)
@@ -126,6 +127,9 @@ def _verdict(problem: Problem, v: int, s: int) -> tuple[SkipReasonCode, str] | N
         limit = limits.get(load_type)
         if limit is not None and amount > limit:
             return SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, load_type
+    over = _exceeds_load_interval(problem, v, s)
+    if over:
+        return SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, over
     code = _route_alone(problem, v, s)
     return None if code is None else (code, "")
 
@@ -214,3 +218,27 @@ def _check_travel_limit(
     if total > limit:
         return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TRAVEL_DURATION_LIMIT
     return None
+
+
+def _load_interval_maxima(problem: Problem, v: int) -> tuple[object, ...]:
+    vehicle = problem.model.vehicles[v]
+    return tuple(
+        tuple(sorted((t, i.max_load) for t, i in intervals.items() if i.max_load is not None))
+        for intervals in (vehicle.start_load_intervals, vehicle.end_load_intervals)
+    )
+
+
+def _exceeds_load_interval(problem: Problem, v: int, s: int) -> str:
+    """The load type whose ``start_load_interval.max`` a delivery-only shipment ``s`` exceeds
+    (its goods are on board from the start), or whose ``end_load_interval.max`` a pickup-only
+    one exceeds (on board until the end); "" if none (issue 15)."""
+    vehicle = problem.model.vehicles[v]
+    shipment = problem.model.shipments[s]
+    if shipment.pickups and shipment.deliveries:
+        return ""
+    intervals = vehicle.end_load_intervals if shipment.pickups else vehicle.start_load_intervals
+    for load_type, amount in sorted(shipment.load_demands.items()):
+        interval = intervals.get(load_type)
+        if interval is not None and interval.max_load is not None and amount > interval.max_load:
+            return load_type
+    return ""

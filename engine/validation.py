@@ -14,6 +14,7 @@ from engine.model import (
     DurationLimit,
     IncompatibilityMode,
     LatLng,
+    LoadInterval,
     RequirementMode,
     Shipment,
     ShipmentModel,
@@ -96,6 +97,7 @@ class _Validator:
         _check_soft_limits(self)
         _check_precedence_rules(self)
         _check_driver_hours(self)
+        _check_load_intervals(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -657,4 +659,48 @@ def _check_quadratic_soft_max(self: _Validator, path: str, limit: DurationLimit)
             f"a cost per square hour below {MIN_COST_PER_SQUARE_HOUR:g} cannot be weighed by the "
             f"solver within {QUADRATIC_COST_TOLERANCE:.0%} (it counts whole 10^-6 cost units per "
             f"square second); scale all the model's costs up (got {cost:g})",
+        )
+
+
+# -- start and end load intervals (issue 15) --------------------------------------------------
+
+MAX_LOAD_INTERVAL_BOUND = 10**15
+"""Largest ``min`` or ``max`` of a ``LoadLimit.Interval`` (the solver keeps loads in int64)."""
+
+
+def _check_load_intervals(self: _Validator) -> None:
+    """``load_limits[type].start_load_interval`` and ``end_load_interval``: Google's rules (min
+    and max non-negative, min <= max), routeopt's bound, and no positive min (not supported
+    yet)."""
+    for j, v in enumerate(self.model.vehicles):
+        for kind, intervals in (
+            ("start_load_interval", v.start_load_intervals),
+            ("end_load_interval", v.end_load_intervals),
+        ):
+            for load_type, interval in sorted(intervals.items()):
+                path = f"vehicles[{j}].load_limits[{load_type}].{kind}"
+                if not load_type:
+                    self.add(f"vehicles[{j}].load_limits", "load type names must not be empty")
+                _check_load_interval(self, path, interval)
+
+
+def _check_load_interval(self: _Validator, path: str, interval: LoadInterval) -> None:
+    ok = True
+    for name, value in (("min", interval.min_load), ("max", interval.max_load)):
+        if value is None:
+            continue
+        if value < 0:
+            self.add(f"{path}.{name}", f"must not be negative (is {value})")
+            ok = False
+        elif value > MAX_LOAD_INTERVAL_BOUND:
+            self.add(f"{path}.{name}", f"must be at most 10^15 (is {value})")
+            ok = False
+    if ok and interval.max_load is not None and interval.min_load > interval.max_load:
+        self.add(f"{path}.min", f"must not exceed max ({interval.min_load} > {interval.max_load})")
+    elif ok and interval.min_load > 0:
+        self.add(
+            f"{path}.min",
+            f"a positive minimum load is not supported yet (got {interval.min_load}): the "
+            "solver's moves insert one shipment at a time and cannot reliably reach routes "
+            "that must leave or come back loaded",
         )

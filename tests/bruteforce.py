@@ -6,7 +6,8 @@ checker's helpers (:mod:`tests.checker`), so each rule has a single implementati
 
 Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
 ``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows), soft distance
-and load limits and travel duration limits (hard, soft and quadratic soft) are honoured. Only
+and load limits, start and end load intervals and travel duration limits (hard, soft and
+quadratic soft) are honoured. Only
 models without time-dependent costs are supported (no soft time windows, no ``cost_per_hour``,
 no ``global_duration_cost_per_hour``, no soft route duration limit, no breaks or break
 frequency rules): the cost of a route then depends on its visit order only, and the schedule
@@ -26,6 +27,7 @@ from tests.checker import (
     driver_hours_problems,
     earliest_in_windows,
     hard_windows,
+    load_interval_problems,
     load_limit_problems,
     pickup_delivery_limit_problems,
     route_cost_terms,
@@ -201,6 +203,8 @@ class _Router:
                 continue
             loads = route_loads(model, v, order)
             if any(load_limit_problems(vehicle, load) for load in loads):
+                continue
+            if order and load_interval_problems(vehicle, loads):
                 continue
             if route_type_problems(model, order) or self.pickup_delivery_problems(v, order):
                 continue

@@ -48,6 +48,7 @@ __all__ = [
     "earliest_in_windows",
     "hard_windows",
     "haversine_m",
+    "load_interval_problems",
     "load_limit_problems",
     "pickup_delivery_limit_problems",
     "route_cost_terms",
@@ -335,6 +336,25 @@ def route_limit_problems(vehicle: Vehicle, duration_s: float, distance_m: float)
     limit = vehicle.route_distance_limit_m
     if limit is not None and distance_m > limit + DIST_TOL:
         problems.append(f"route distance {distance_m} m exceeds route_distance_limit {limit} m")
+    return problems
+
+
+def load_interval_problems(vehicle: Vehicle, loads: Sequence[Mapping[str, int]]) -> list[str]:
+    """Why the loads of a route with visits (``loads``: on board before each transition, as
+    :func:`route_loads`; the first is the start load, the last the end load) break the vehicle's
+    ``start_load_interval`` or ``end_load_interval`` (Google's ``LoadLimit.Interval``: min <=
+    load <= max, an unset max unrestricted)."""
+    problems = []
+    for kind, intervals, load in (
+        ("start_load_interval", vehicle.start_load_intervals, loads[0]),
+        ("end_load_interval", vehicle.end_load_intervals, loads[-1]),
+    ):
+        for t, interval in sorted(intervals.items()):
+            amount = load.get(t, 0)
+            if amount < interval.min_load:
+                problems.append(f"{kind}: load {t!r} = {amount} is below min {interval.min_load}")
+            if interval.max_load is not None and amount > interval.max_load:
+                problems.append(f"{kind}: load {t!r} = {amount} is above max {interval.max_load}")
     return problems
 
 
@@ -758,6 +778,8 @@ class _Checker:
                 )
             for problem in load_limit_problems(vehicle, loads[k]):
                 self.fail(tw, problem)
+        for problem in load_interval_problems(vehicle, loads):
+            self.fail(where, problem)
         expected = _Transitions(stop_ends, next_starts, legs, break_sums, waits, totals, loads)
         self.check_transitions(where, route, expected)
 

@@ -39,6 +39,8 @@ FEATURES = {
     "used_if_route_is_empty": "a vehicle used even when its route is empty",
     "break_frequency": "a break frequency constraint (break_rule.frequency_constraints)",
     "travel_duration_limit": "a travel duration limit",
+    "load_intervals": "a start or end load interval (load_limits.start_load_interval, "
+    "end_load_interval)",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -56,6 +58,7 @@ RULES_AND_COSTS = frozenset(
         "used_if_route_is_empty",
     }
     | {"break_frequency", "travel_duration_limit"}  # driver-hours rules
+    | {"load_intervals"}  # loads
 )
 """The cargo, courier, fleet and soft-limit features of Google's model (issue 15): OR-Tools
 expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
@@ -128,6 +131,17 @@ def _driver_hours_features(problem: Problem, note: Callable[[str, str], None]) -
             note("soft_route_limits", f"{path}.route_duration_limit.quadratic_soft_max_duration")
 
 
+def _load_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    """Issue 15's load rules: start and end load intervals."""
+    for v, vehicle in enumerate(problem.model.vehicles):
+        for kind, intervals in (
+            ("start_load_interval", vehicle.start_load_intervals),
+            ("end_load_interval", vehicle.end_load_intervals),
+        ):
+            for load_type in sorted(intervals):
+                note("load_intervals", f"vehicles[{v}].load_limits[{load_type}].{kind}")
+
+
 def used_features(problem: Problem) -> dict[str, str]:
     """Features of :data:`FEATURES` used by the routable part of ``problem``: name → field path
     of the first place that uses it."""
@@ -141,6 +155,7 @@ def used_features(problem: Problem) -> dict[str, str]:
     n_vehicles = len(model.vehicles)
     _fleet_and_cargo_features(problem, note)
     _driver_hours_features(problem, note)
+    _load_features(problem, note)
     for s, shipment in enumerate(model.shipments):
         if not problem.routable[s]:
             continue

@@ -301,10 +301,16 @@ class _Builder:
     # -- loads -------------------------------------------------------------------------------
 
     def _add_load_dimensions(self) -> None:
-        limited = {t for v in self.model.vehicles for t in (*v.load_limits, *v.soft_load_limits)}
+        limited = {
+            t
+            for v in self.model.vehicles
+            for t in (*v.load_limits, *v.soft_load_limits, *v.start_load_intervals)
+        }
+        limited.update(t for v in self.model.vehicles for t in v.end_load_intervals)
         demanded = {t for s in self.model.shipments for t, q in s.load_demands.items() if q > 0}
         for load_type in sorted(limited & demanded):
             self._add_load_dimension(load_type)
+        self._add_load_intervals()
 
     def _add_load_dimension(self, load_type: str) -> None:
         """Load on board = start load + changes. Delivery-only goods are on board from the start,
@@ -359,6 +365,24 @@ class _Builder:
         for v in range(n_vehicles):
             end = self.routing.End(v)
             self.solver.Add(dim.CumulVar(end) == aux.CumulVar(end))
+
+    def _add_load_intervals(self) -> None:
+        """``load_limits[type].start_load_interval.max`` / ``end_load_interval.max`` (issue 15):
+        upper bounds of the load dimension's cumul at the vehicle's start and end (an unused
+        vehicle carries 0). A positive ``min`` is rejected by validation. A type no routable
+        shipment demands has no dimension: its load is 0, within any maximum."""
+        dimensions = set(self.routing.GetAllDimensionNames())
+        for v, vehicle in enumerate(self.model.vehicles):
+            for intervals, at in (
+                (vehicle.start_load_intervals, self.routing.Start(v)),
+                (vehicle.end_load_intervals, self.routing.End(v)),
+            ):
+                for load_type, interval in sorted(intervals.items()):
+                    name = f"load:{load_type}"
+                    if interval.max_load is None or name not in dimensions:
+                        continue
+                    cumul = self.routing.GetDimensionOrDie(name).CumulVar(at)
+                    cumul.SetMax(min(int(cumul.Max()), interval.max_load))
 
     # -- distance ----------------------------------------------------------------------------
 

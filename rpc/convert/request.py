@@ -176,6 +176,7 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
     })),
     (40, "LOAD_INVALID", frozenset({
         "load_demands", "load_limits", "amount", "max_load", "soft_max_load",
+        "start_load_interval", "end_load_interval",  # issue 15, loads
     })),
     (50, "MATRIX_INVALID", frozenset({
         "duration_distance_matrices", "duration_distance_matrix_src_tags",

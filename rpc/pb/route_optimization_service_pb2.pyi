@@ -1397,9 +1397,37 @@ class Vehicle(_message.Message):
 
         DESCRIPTOR: _descriptor.Descriptor
 
+        @_typing.final
+        class Interval(_message.Message):
+            """Interval of acceptable load amounts: min up to max (unset: unrestricted);
+            max at most 10^15. A positive min is not supported yet (INVALID_ARGUMENT).
+            """
+
+            DESCRIPTOR: _descriptor.Descriptor
+
+            MIN_FIELD_NUMBER: _builtins.int
+            MAX_FIELD_NUMBER: _builtins.int
+            min: _builtins.int
+            max: _builtins.int
+            def __init__(
+                self,
+                *,
+                min: _builtins.int = ...,
+                max: _builtins.int | None = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "max", b"max"]  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "max", b"max", "min", b"min"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            _WhichOneofReturnType__max: _TypeAlias = _typing.Literal["max"]  # noqa: Y015
+            _WhichOneofArgType__max: _TypeAlias = _typing.Literal["_max", b"_max"]  # noqa: Y015
+            def WhichOneof(self, oneof_group: _WhichOneofArgType__max) -> _WhichOneofReturnType__max | None: ...
+
         MAX_LOAD_FIELD_NUMBER: _builtins.int
         SOFT_MAX_LOAD_FIELD_NUMBER: _builtins.int
         COST_PER_UNIT_ABOVE_SOFT_MAX_FIELD_NUMBER: _builtins.int
+        START_LOAD_INTERVAL_FIELD_NUMBER: _builtins.int
+        END_LOAD_INTERVAL_FIELD_NUMBER: _builtins.int
         max_load: _builtins.int
         """Maximum load on board at any time; at least zero."""
         soft_max_load: _builtins.int
@@ -1411,16 +1439,30 @@ class Vehicle(_message.Message):
         """
         cost_per_unit_above_soft_max: _builtins.float
         """Cost per unit above soft_max_load; non-negative."""
+        @_builtins.property
+        def start_load_interval(self) -> Global___Vehicle.LoadLimit.Interval:
+            """The acceptable load at the start of a route that performs visits: the
+            load of the delivery-only shipments it delivers (on board from the start).
+            """
+
+        @_builtins.property
+        def end_load_interval(self) -> Global___Vehicle.LoadLimit.Interval:
+            """The acceptable load at the end of a route that performs visits: the load
+            of the pickup-only shipments it collects (on board until the end).
+            """
+
         def __init__(
             self,
             *,
             max_load: _builtins.int | None = ...,
             soft_max_load: _builtins.int = ...,
             cost_per_unit_above_soft_max: _builtins.float = ...,
+            start_load_interval: Global___Vehicle.LoadLimit.Interval | None = ...,
+            end_load_interval: Global___Vehicle.LoadLimit.Interval | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "max_load", b"max_load"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "end_load_interval", b"end_load_interval", "max_load", b"max_load", "start_load_interval", b"start_load_interval"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "cost_per_unit_above_soft_max", b"cost_per_unit_above_soft_max", "max_load", b"max_load", "soft_max_load", b"soft_max_load"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "cost_per_unit_above_soft_max", b"cost_per_unit_above_soft_max", "end_load_interval", b"end_load_interval", "max_load", b"max_load", "soft_max_load", b"soft_max_load", "start_load_interval", b"start_load_interval"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         _WhichOneofReturnType__max_load: _TypeAlias = _typing.Literal["max_load"]  # noqa: Y015
         _WhichOneofArgType__max_load: _TypeAlias = _typing.Literal["_max_load", b"_max_load"]  # noqa: Y015

@@ -20,6 +20,7 @@ from engine.model import (
     DurationLimit,
     FrequencyConstraint,
     IncompatibilityMode,
+    LoadInterval,
     PrecedenceRule,
     ShipmentTypeIncompatibility,
 )
@@ -237,6 +238,11 @@ ORTOOLS_ONLY = {
     "travel_duration_limit": (
         with_vehicle(BASE, travel_duration_limit=DurationLimit(max_duration_s=8 * 3600.0)),
         "model.vehicles[1].travel_duration_limit",
+    ),
+    # loads (issue 15)
+    "load_intervals": (
+        with_vehicle(BASE, end_load_intervals={"kg": LoadInterval(0, 100)}),
+        "model.vehicles[1].load_limits[kg].end_load_interval",
     ),
 }
 

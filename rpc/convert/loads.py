@@ -1,0 +1,41 @@
+"""Load fields of a ``Vehicle`` (issue 15): ``load_limits[type].start_load_interval`` and
+``end_load_interval``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.model import LoadInterval
+from rpc.convert.common import FieldConverter
+from rpc.pb import route_optimization_service_pb2 as pb
+
+__all__ = ["LoadsConverter", "VehicleLoads"]
+
+
+@dataclass(frozen=True)
+class VehicleLoads:
+    """The ``Vehicle`` fields of the load rules."""
+
+    start_load_intervals: dict[str, LoadInterval]
+    end_load_intervals: dict[str, LoadInterval]
+
+
+class LoadsConverter(FieldConverter):
+    """Converts the load rules of a vehicle (the engine checks the values)."""
+
+    def vehicle_loads(self, v: pb.Vehicle, path: str) -> VehicleLoads:
+        start: dict[str, LoadInterval] = {}
+        end: dict[str, LoadInterval] = {}
+        for name, limit in sorted(v.load_limits.items()):
+            if limit.HasField("start_load_interval"):
+                start[name] = _interval(limit.start_load_interval)
+            if limit.HasField("end_load_interval"):
+                end[name] = _interval(limit.end_load_interval)
+        return VehicleLoads(start_load_intervals=start, end_load_intervals=end)
+
+
+def _interval(interval: pb.Vehicle.LoadLimit.Interval) -> LoadInterval:
+    return LoadInterval(
+        min_load=int(interval.min),
+        max_load=int(interval.max) if interval.HasField("max") else None,
+    )
