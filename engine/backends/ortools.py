@@ -34,7 +34,9 @@ The integer problem maps onto the routing library as follows:
 - driver-hours rules: ``break_rule.frequency_constraints`` as break distance-duration pairs
   of the time dimension, ``travel_duration_limit`` as a "travel" dimension (transit = travel
   time) with hard, soft and quadratic soft span bounds, the quadratic soft part of
-  ``route_duration_limit`` as a quadratic soft span bound of the time dimension.
+  ``route_duration_limit`` as a quadratic soft span bound of the time dimension;
+- ``load_limits[type].start_load_interval`` / ``end_load_interval`` (their ``max``): upper
+  bounds of the load dimension's cumuls at the vehicle's start and end.
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and

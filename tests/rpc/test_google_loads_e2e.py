@@ -1,0 +1,107 @@
+"""Issue 15's load rules through the API, end to end: requests written with Google's own Python
+client (google-maps-routeoptimization) against a routeopt server, each answer checked by the
+independent checker (tests/checker.py: start and end load intervals), bad values answered
+INVALID_ARGUMENT naming Google's field, and Google's load-dependent costs refused by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.api_core import exceptions as api_exceptions
+from google.maps import routeoptimization_v1 as ro
+from google.maps.routeoptimization_v1.services.route_optimization.transports import (
+    RouteOptimizationGrpcTransport,
+)
+
+from tests.rpc.test_google_rules_e2e import delivery, solve, tours, vehicle
+from tests.rpc.test_server_e2e import ServerProcess, bad_request_fields
+
+LoadLimit = ro.Vehicle.LoadLimit
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    log = tmp_path_factory.mktemp("google-loads") / "server.log"
+    srv = ServerProcess(log, "--osm", "none", "--workers", "2")
+    yield srv
+    assert srv.terminate() == 0, srv.log()
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> Iterator[ro.RouteOptimizationClient]:
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    yield ro.RouteOptimizationClient(transport=RouteOptimizationGrpcTransport(channel=channel))
+    channel.close()
+
+
+def kg(amount: int) -> dict[str, ro.Shipment.Load]:
+    return {"kg": ro.Shipment.Load(amount=amount)}
+
+
+def test_start_load_interval_splits_the_drops(client: ro.RouteOptimizationClient) -> None:
+    # 3 + 4 kg of drops; the cheap van may leave with at most 5 kg, so the dear one (10 times
+    # the cost per km) takes one of them, and no route leaves with more than its maximum.
+    shipments = [
+        delivery("a", 48.85, load_demands=kg(3)),
+        delivery("b", 48.86, load_demands=kg(4)),
+    ]
+    cheap = vehicle(
+        "cheap", load_limits={"kg": LoadLimit(start_load_interval=LoadLimit.Interval(max_=5))}
+    )
+    dear = vehicle("dear")
+    dear.cost_per_kilometer = 10.0
+    response, _ = solve(client, tours(shipments, [cheap, dear]))  # through the checker
+    assert not response.skipped_shipments
+    by_vehicle = {r.vehicle_index: r for r in response.routes if r.visits}
+    assert set(by_vehicle) == {0, 1}
+    assert by_vehicle[0].transitions[0].vehicle_loads["kg"].amount <= 5
+
+
+def test_a_pickup_over_the_end_maximum_is_skipped_with_googles_reason(
+    client: ro.RouteOptimizationClient,
+) -> None:
+    pickup = ro.Shipment(
+        label="p",
+        pickups=[ro.Shipment.VisitRequest(arrival_location={"latitude": 48.85, "longitude": 2.34})],
+        load_demands=kg(5),
+    )
+    v = vehicle("v0", load_limits={"kg": LoadLimit(end_load_interval=LoadLimit.Interval(max_=4))})
+    response, _ = solve(client, tours([pickup], [v]))
+    (skipped,) = response.skipped_shipments
+    assert [r.code for r in skipped.reasons] == [
+        ro.SkippedShipment.Reason.Code.DEMAND_EXCEEDS_VEHICLE_CAPACITY
+    ]
+    assert skipped.reasons[0].example_exceeded_capacity_type == "kg"
+
+
+BAD = {
+    "vehicles[0].load_limits[kg].start_load_interval.min": LoadLimit(
+        start_load_interval=LoadLimit.Interval(min_=3, max_=2)
+    ),
+    "vehicles[0].load_limits[kg].end_load_interval.max": LoadLimit(
+        end_load_interval=LoadLimit.Interval(max_=-1)
+    ),
+    # Valid for Google, not supported by routeopt: refused, not ignored.
+    "vehicles[0].load_limits[kg].end_load_interval.min": LoadLimit(
+        end_load_interval=LoadLimit.Interval(min_=1)
+    ),
+    "vehicles[0].load_limits[kg].cost_per_kilometer": LoadLimit(
+        cost_per_kilometer=LoadLimit.LoadCost(cost_per_unit_below_threshold=1.0)
+    ),
+    "vehicles[0].load_limits[kg].cost_per_traveled_hour": LoadLimit(
+        cost_per_traveled_hour=LoadLimit.LoadCost(cost_per_unit_above_threshold=1.0)
+    ),
+}
+
+
+@pytest.mark.parametrize("field", sorted(BAD))
+def test_bad_value_is_invalid_argument_naming_googles_field(
+    client: ro.RouteOptimizationClient, field: str
+) -> None:
+    request = tours([delivery("s", 48.85, load_demands=kg(1))], [vehicle("v0")])
+    request.model.vehicles[0].load_limits["kg"] = BAD[field]
+    with pytest.raises(api_exceptions.InvalidArgument) as caught:
+        client.optimize_tours(request=request, timeout=30)
+    assert f"model.{field}" in bad_request_fields(caught.value.response)
