@@ -215,8 +215,9 @@ class _RouteWalk:
         if request.cost:
             self.costs[f"model.shipments.{kind}.cost"] += request.cost
         self.delay_s += _delay_s(request.time_windows, start)
-        self.visit_s += request.duration_s
-        return start + request.duration_s
+        duration_s = self.problem.model.vehicles[self.plan.vehicle].visit_duration_s(request)
+        self.visit_s += duration_s  # with the vehicle's visit-type extras (issue 15)
+        return start + duration_s
 
     def route(self, polyline: str) -> Route:
         """The route walked, with the vehicle's costs."""

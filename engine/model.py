@@ -93,6 +93,9 @@ class VisitRequest:
     """Cost of performing the shipment through this alternative (Google's
     ``VisitRequest.cost``), reported as ``model.shipments.pickups.cost`` /
     ``model.shipments.deliveries.cost``."""
+    visit_types: tuple[str, ...] = ()
+    """Google's ``visit_types``: a vehicle spends its
+    :attr:`Vehicle.extra_visit_duration_for_visit_type` of each on top of ``duration_s``."""
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,10 @@ class Vehicle:
     end_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
     """``load_limits[type].end_load_interval``: the same at the end (the pickup-only loads it
     collects)."""
+    # -- visit types (issue 15) --
+    extra_visit_duration_for_visit_type: Mapping[str, float] = field(default_factory=dict)
+    """Seconds this vehicle spends beyond ``VisitRequest.duration_s`` at a visit of each type
+    (summed over the visit's ``visit_types``); see :meth:`visit_duration_s`."""
 
     @property
     def route_duration_limit(self) -> DurationLimit:
@@ -302,6 +309,14 @@ class Vehicle:
                 self.route_duration_cost_per_square_hour_after_quadratic_soft_max
             ),
         )
+
+    def visit_duration_s(self, request: VisitRequest) -> float:
+        """How long this vehicle spends at ``request``: its duration plus the extra duration
+        of each of its visit types (Google's ``extra_visit_duration_for_visit_type``)."""
+        extra = self.extra_visit_duration_for_visit_type
+        if not extra or not request.visit_types:
+            return request.duration_s
+        return request.duration_s + sum(extra.get(t, 0.0) for t in request.visit_types)
 
     @property
     def has_start(self) -> bool:

@@ -111,6 +111,7 @@ def _vehicle_profiles(problem: Problem) -> tuple[list[int], list[int]]:
             vehicle.route_distance_limit_m,
             _travel_limit_s(problem, v),
             _load_interval_maxima(problem, v),
+            tuple(sorted(vehicle.extra_visit_duration_for_visit_type.items())),
         )
         if key not in index:
             index[key] = len(representative)
@@ -182,6 +183,7 @@ def _check_sequence(
     if not all(problem.reachable(v, a, b) for a, b in itertools.pairwise(seq)):
         return SkipReasonCode.UNREACHABLE_LOCATION
     windows = problem.windows
+    service = problem.service_for(v)  # with the vehicle's visit-type extras (issue 15)
     t = _earliest_in(windows[seq[0]], 0)
     if t is None:
         return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS
@@ -189,9 +191,9 @@ def _check_sequence(
     meters = 0
     for prev, cur in itertools.pairwise(seq):
         leg = int(travel[prev, cur])
-        busy += leg + int(problem.service_s[prev])
+        busy += leg + int(service[prev])
         meters += int(distance[prev, cur])
-        t_next = _earliest_in(windows[cur], t + int(problem.service_s[prev]) + leg)
+        t_next = _earliest_in(windows[cur], t + int(service[prev]) + leg)
         if t_next is None:
             return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS
         t = t_next

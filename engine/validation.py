@@ -98,6 +98,7 @@ class _Validator:
         _check_precedence_rules(self)
         _check_driver_hours(self)
         _check_load_intervals(self)
+        _check_visit_types(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -704,3 +705,34 @@ def _check_load_interval(self: _Validator, path: str, interval: LoadInterval) ->
             "solver's moves insert one shipment at a time and cannot reliably reach routes "
             "that must leave or come back loaded",
         )
+
+
+# -- visit types (issue 15) -------------------------------------------------------------------
+
+MAX_EXTRA_VISIT_DURATION_S = 1e9
+"""Largest ``extra_visit_duration_for_visit_type`` value (seconds; the solver keeps times in
+int64, and a visit's extras are summed)."""
+
+
+def _check_visit_types(self: _Validator) -> None:
+    """``VisitRequest.visit_types`` (not empty, each at most once: Google's rule) and
+    ``Vehicle.extra_visit_duration_for_visit_type`` (keys not empty, durations non-negative,
+    finite and at most :data:`MAX_EXTRA_VISIT_DURATION_S`)."""
+    for i, shipment in enumerate(self.model.shipments):
+        for kind, visits in (("pickups", shipment.pickups), ("deliveries", shipment.deliveries)):
+            for k, visit in enumerate(visits):
+                path = f"shipments[{i}].{kind}[{k}].visit_types"
+                if any(not t for t in visit.visit_types):
+                    self.add(path, "visit types must not be empty strings")
+                if len(set(visit.visit_types)) < len(visit.visit_types):
+                    self.add(path, "a visit type may appear only once")
+    for j, vehicle in enumerate(self.model.vehicles):
+        path = f"vehicles[{j}].extra_visit_duration_for_visit_type"
+        for visit_type, extra in sorted(vehicle.extra_visit_duration_for_visit_type.items()):
+            if not visit_type:
+                self.add(path, "keys (visit types) must not be empty strings")
+            elif not (_finite(extra) and 0 <= extra <= MAX_EXTRA_VISIT_DURATION_S):
+                self.add(
+                    f"{path}[{visit_type}]",
+                    f"must be a non-negative duration of at most 10^9 s (is {extra:g} s)",
+                )

@@ -6,12 +6,11 @@ checker's helpers (:mod:`tests.checker`), so each rule has a single implementati
 
 Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
 ``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows), soft distance
-and load limits, start and end load intervals and travel duration limits (hard, soft and
-quadratic soft) are honoured. Only
-models without time-dependent costs are supported (no soft time windows, no ``cost_per_hour``,
-no ``global_duration_cost_per_hour``, no soft route duration limit, no breaks or break
-frequency rules): the cost of a route then depends on its visit order only, and the schedule
-matters for feasibility alone.
+and load limits, start and end load intervals, visit-type extra durations and travel duration
+limits (hard, soft and quadratic soft) are honoured. Only models without time-dependent costs
+are supported (no soft time windows, no ``cost_per_hour``, no ``global_duration_cost_per_hour``,
+no soft route duration limit, no breaks or break frequency rules): the cost of a route then
+depends on its visit order only, and the schedule matters for feasibility alone.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from tests.checker import (
     route_loads,
     route_type_problems,
     vehicle_allowed,
+    visit_duration,
     visit_request,
 )
 
@@ -111,7 +111,7 @@ class _Router:
             begin = earliest_in_windows(self.model, arrival, request.time_windows)
             if begin is None:
                 return None
-            t = begin + request.duration_s
+            t = begin + visit_duration(vehicle, request)
             previous = ref
         arrival = t + self.travel.leg(v, previous, None)[0]
         return earliest_in_windows(self.model, arrival, vehicle.end_time_windows)
@@ -131,7 +131,7 @@ class _Router:
             request = visit_request(model, ref)
             offset += self.travel.leg(v, previous, ref)[0]
             offsets.append((offset, request.time_windows))
-            offset += request.duration_s
+            offset += visit_duration(vehicle, request)
             previous = ref
         offset += self.travel.leg(v, previous, None)[0]
         offsets.append((offset, vehicle.end_time_windows))
@@ -167,7 +167,7 @@ class _Router:
         for ref in order:
             offset += self.travel.leg(v, previous, ref)[0]
             starts[ref] = offset
-            offset += visit_request(self.model, ref).duration_s
+            offset += visit_duration(self.model.vehicles[v], visit_request(self.model, ref))
             previous = ref
         problems = []
         for (s, is_pickup, k), start in starts.items():

@@ -56,6 +56,7 @@ __all__ = [
     "route_loads",
     "route_type_problems",
     "vehicle_allowed",
+    "visit_duration",
     "visit_request",
 ]
 
@@ -337,6 +338,13 @@ def route_limit_problems(vehicle: Vehicle, duration_s: float, distance_m: float)
     if limit is not None and distance_m > limit + DIST_TOL:
         problems.append(f"route distance {distance_m} m exceeds route_distance_limit {limit} m")
     return problems
+
+
+def visit_duration(vehicle: Vehicle, request: VisitRequest) -> float:
+    """Time ``vehicle`` spends at ``request``: its duration plus, for each of its visit types,
+    the vehicle's ``extra_visit_duration_for_visit_type`` (Google's, issue 15)."""
+    extras = vehicle.extra_visit_duration_for_visit_type
+    return request.duration_s + math.fsum(extras.get(t, 0.0) for t in set(request.visit_types))
 
 
 def load_interval_problems(vehicle: Vehicle, loads: Sequence[Mapping[str, int]]) -> list[str]:
@@ -756,7 +764,7 @@ class _Checker:
 
         # Transitions, recomputed from the schedule and the model.
         stop_ends = [start] + [
-            visit.start_time + request.duration_s
+            visit.start_time + visit_duration(vehicle, request)
             for visit, request in zip(route.visits, requests, strict=True)
         ]
         next_starts = [visit.start_time for visit in route.visits] + [end]
@@ -797,7 +805,7 @@ class _Checker:
             travel_s=math.fsum(leg[0] for leg in legs),
             wait_s=math.fsum(waits),
             break_s=math.fsum(break_sums),
-            visit_s=math.fsum(request.duration_s for request in requests),
+            visit_s=math.fsum(visit_duration(vehicle, request) for request in requests),
             delay_s=math.fsum(
                 _delay(visit.start_time, request.time_windows)
                 for visit, request in zip(route.visits, requests, strict=True)

@@ -41,6 +41,8 @@ FEATURES = {
     "travel_duration_limit": "a travel duration limit",
     "load_intervals": "a start or end load interval (load_limits.start_load_interval, "
     "end_load_interval)",
+    "visit_type_durations": "extra visit durations per visit type "
+    "(extra_visit_duration_for_visit_type)",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -59,6 +61,7 @@ RULES_AND_COSTS = frozenset(
     }
     | {"break_frequency", "travel_duration_limit"}  # driver-hours rules
     | {"load_intervals"}  # loads
+    | {"visit_type_durations"}  # per-vehicle service times
 )
 """The cargo, courier, fleet and soft-limit features of Google's model (issue 15): OR-Tools
 expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
@@ -142,6 +145,24 @@ def _load_features(problem: Problem, note: Callable[[str, str], None]) -> None:
                 note("load_intervals", f"vehicles[{v}].load_limits[{load_type}].{kind}")
 
 
+def _visit_type_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    """Issue 15's visit types: a vehicle with a positive extra duration for a type that a
+    routable visit has (the visit then lasts longer on that vehicle)."""
+    model = problem.model
+    used = {
+        t
+        for s, shipment in enumerate(model.shipments)
+        if problem.routable[s]
+        for visit in (*shipment.pickups, *shipment.deliveries)
+        for t in visit.visit_types
+    }
+    for v, vehicle in enumerate(model.vehicles):
+        for visit_type, extra in sorted(vehicle.extra_visit_duration_for_visit_type.items()):
+            if extra > 0 and visit_type in used:
+                path = f"vehicles[{v}].extra_visit_duration_for_visit_type[{visit_type}]"
+                note("visit_type_durations", path)
+
+
 def used_features(problem: Problem) -> dict[str, str]:
     """Features of :data:`FEATURES` used by the routable part of ``problem``: name → field path
     of the first place that uses it."""
@@ -156,6 +177,7 @@ def used_features(problem: Problem) -> dict[str, str]:
     _fleet_and_cargo_features(problem, note)
     _driver_hours_features(problem, note)
     _load_features(problem, note)
+    _visit_type_features(problem, note)
     for s, shipment in enumerate(model.shipments):
         if not problem.routable[s]:
             continue

@@ -230,11 +230,11 @@ class _Builder:
             k = p.travel.vehicle_matrix[v]
 
             def transit(v: int = v) -> IntArray:
-                return p.travel_s(v) + p.service_s[:, None]
+                return p.travel_s(v) + p.service_for(v)[:, None]
 
-            callbacks.append(
-                self._register_matrix(("time", k, vehicle.travel_duration_multiple), transit)
-            )
+            extra = tuple(sorted(vehicle.extra_visit_duration_for_visit_type.items()))
+            key = ("time", k, vehicle.travel_duration_multiple, extra)
+            callbacks.append(self._register_matrix(key, transit))
         self.routing.AddDimensionWithVehicleTransits(callbacks, p.horizon, p.horizon, False, "time")
         dim = self.routing.GetDimensionOrDie("time")
         stops = p.stops
@@ -652,13 +652,12 @@ class _Builder:
         if not any(v.break_requests for v in self.model.vehicles):
             return out
         g0 = self.model.global_start_time
-        service = self.p.service_s
-        visit_transits = [
-            int(service[self.manager.IndexToNode(i)]) for i in range(self.routing.Size())
-        ]
+        nodes = [self.manager.IndexToNode(i) for i in range(self.routing.Size())]
         for v, vehicle in enumerate(self.model.vehicles):
             if not vehicle.break_requests:
                 continue
+            service = self.p.service_for(v)  # with the vehicle's visit-type extras
+            visit_transits = [int(service[node]) for node in nodes]
             intervals = []
             for k, b in enumerate(vehicle.break_requests):
                 lo = max(0, ceil_int(b.earliest_start_time - g0))

@@ -1,5 +1,6 @@
-"""Load fields of a ``Vehicle`` (issue 15): ``load_limits[type].start_load_interval`` and
-``end_load_interval``."""
+"""Load and visit-type fields of a ``Vehicle`` (issue 15):
+``load_limits[type].start_load_interval``, ``end_load_interval`` and
+``extra_visit_duration_for_visit_type``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ class LoadsConverter(FieldConverter):
             if limit.HasField("end_load_interval"):
                 end[name] = _interval(limit.end_load_interval)
         return VehicleLoads(start_load_intervals=start, end_load_intervals=end)
+
+    def extra_visit_durations(self, v: pb.Vehicle, path: str) -> dict[str, float]:
+        """``extra_visit_duration_for_visit_type``: visit type → seconds."""
+        return {
+            name: self.duration(d, f"{path}.extra_visit_duration_for_visit_type[{name}]")
+            for name, d in sorted(v.extra_visit_duration_for_visit_type.items())
+        }
 
 
 def _interval(interval: pb.Vehicle.LoadLimit.Interval) -> LoadInterval:

@@ -151,6 +151,7 @@ class ModelConverter(RulesConverter, HoursConverter, LoadsConverter):
             tags=tuple(v.tags),
             label=v.label,
             cost=self.visit_cost(v, path),  # issue 15 (rpc.convert.rules)
+            visit_types=tuple(v.visit_types),  # issue 15 (engine.validation checks them)
         )
 
     def shipment(self, s: pb.Shipment, path: str) -> Shipment:
@@ -261,6 +262,8 @@ class ModelConverter(RulesConverter, HoursConverter, LoadsConverter):
             # issue 15, load rules (rpc.convert.loads)
             start_load_intervals=loads.start_load_intervals,
             end_load_intervals=loads.end_load_intervals,
+            # issue 15, visit types (rpc.convert.loads)
+            extra_visit_duration_for_visit_type=self.extra_visit_durations(v, path),
         )
 
 

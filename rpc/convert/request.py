@@ -173,6 +173,7 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         "pickup_to_delivery_absolute_detour_limit", "pickup_to_delivery_relative_detour_limit",
         "offset_duration",
         "travel_duration_limit", "quadratic_soft_max_duration",  # issue 15, driver hours
+        "extra_visit_duration_for_visit_type",  # issue 15, visit types
     })),
     (40, "LOAD_INVALID", frozenset({
         "load_demands", "load_limits", "amount", "max_load", "soft_max_load",

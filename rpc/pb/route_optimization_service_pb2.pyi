@@ -1006,6 +1006,7 @@ class Shipment(_message.Message):
         TAGS_FIELD_NUMBER: _builtins.int
         LABEL_FIELD_NUMBER: _builtins.int
         COST_FIELD_NUMBER: _builtins.int
+        VISIT_TYPES_FIELD_NUMBER: _builtins.int
         label: _builtins.str
         """Label returned in Visit.visit_label."""
         cost: _builtins.float
@@ -1033,6 +1034,12 @@ class Shipment(_message.Message):
         def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
             """Tags of the visit; with client matrices exactly one must be a matrix tag."""
 
+        @_builtins.property
+        def visit_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+            """Types of the visit (each at most once, not empty): a vehicle spends
+            extra_visit_duration_for_visit_type[type] more here for each of them.
+            """
+
         def __init__(
             self,
             *,
@@ -1042,10 +1049,11 @@ class Shipment(_message.Message):
             tags: _abc.Iterable[_builtins.str] | None = ...,
             label: _builtins.str = ...,
             cost: _builtins.float = ...,
+            visit_types: _abc.Iterable[_builtins.str] | None = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "duration", b"duration"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows", "visit_types", b"visit_types"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1546,6 +1554,27 @@ class Vehicle(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ExtraVisitDurationForVisitTypeEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _duration_pb2.Duration: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _duration_pb2.Duration | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     START_LOCATION_FIELD_NUMBER: _builtins.int
     END_LOCATION_FIELD_NUMBER: _builtins.int
     START_TAGS_FIELD_NUMBER: _builtins.int
@@ -1562,6 +1591,7 @@ class Vehicle(_message.Message):
     TRAVEL_DURATION_LIMIT_FIELD_NUMBER: _builtins.int
     ROUTE_DISTANCE_LIMIT_FIELD_NUMBER: _builtins.int
     BREAK_RULE_FIELD_NUMBER: _builtins.int
+    EXTRA_VISIT_DURATION_FOR_VISIT_TYPE_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     USED_IF_ROUTE_IS_EMPTY_FIELD_NUMBER: _builtins.int
@@ -1640,6 +1670,14 @@ class Vehicle(_message.Message):
     def break_rule(self) -> Global___BreakRule:
         """Breaks the driver must take."""
 
+    @_builtins.property
+    def extra_visit_duration_for_visit_type(self) -> _containers.MessageMap[_builtins.str, _duration_pb2.Duration]:
+        """Extra time, beyond VisitRequest.duration, this vehicle spends at a visit of
+        each type (summed over the visit's visit_types); keys not empty, values
+        non-negative and at most 10^9 s. Counted as visit time (cost_per_hour,
+        route duration, Metrics.visit_duration).
+        """
+
     def __init__(
         self,
         *,
@@ -1659,6 +1697,7 @@ class Vehicle(_message.Message):
         travel_duration_limit: Global___Vehicle.DurationLimit | None = ...,
         route_distance_limit: Global___DistanceLimit | None = ...,
         break_rule: Global___BreakRule | None = ...,
+        extra_visit_duration_for_visit_type: _abc.Mapping[_builtins.str, _duration_pb2.Duration] | None = ...,
         label: _builtins.str = ...,
         display_name: _builtins.str = ...,
         used_if_route_is_empty: _builtins.bool = ...,
@@ -1666,7 +1705,7 @@ class Vehicle(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__travel_duration_multiple: _TypeAlias = _typing.Literal["travel_duration_multiple"]  # noqa: Y015
     _WhichOneofArgType__travel_duration_multiple: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple"]  # noqa: Y015

@@ -240,6 +240,21 @@ ORTOOLS_ONLY = {
         "model.vehicles[1].travel_duration_limit",
     ),
     # loads (issue 15)
+    "visit_type_durations": (
+        dataclasses.replace(
+            with_vehicle(BASE, extra_visit_duration_for_visit_type={"stairs": 60.0}),
+            shipments=tuple(
+                dataclasses.replace(
+                    s,
+                    deliveries=tuple(
+                        dataclasses.replace(d, visit_types=("stairs",)) for d in s.deliveries
+                    ),
+                )
+                for s in BASE.shipments
+            ),
+        ),
+        "model.vehicles[1].extra_visit_duration_for_visit_type[stairs]",
+    ),
     "load_intervals": (
         with_vehicle(BASE, end_load_intervals={"kg": LoadInterval(0, 100)}),
         "model.vehicles[1].load_limits[kg].end_load_interval",
