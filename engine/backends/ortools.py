@@ -36,7 +36,9 @@ The integer problem maps onto the routing library as follows:
   time) with hard, soft and quadratic soft span bounds, the quadratic soft part of
   ``route_duration_limit`` as a quadratic soft span bound of the time dimension;
 - ``load_limits[type].start_load_interval`` / ``end_load_interval`` (their ``max``): upper
-  bounds of the load dimension's cumuls at the vehicle's start and end.
+  bounds of the load dimension's cumuls at the vehicle's start and end;
+- ``extra_visit_duration_for_visit_type``: per-vehicle visit durations
+  (``Problem.service_for``) in the time dimension's transits and the breaks' visit transits.
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and

@@ -51,3 +51,36 @@ def test_bad_intervals_name_googles_fields_with_the_load_code() -> None:
     }
     for field in fields:
         assert validation_code(field, "")[1] == "LOAD_INVALID"
+
+
+# -- visit types -------------------------------------------------------------------------------
+
+
+def test_visit_types_and_extra_durations_are_converted() -> None:
+    request = base_request()
+    request.model.shipments[0].deliveries[0].visit_types.extend(["stairs", "fragile"])
+    extras = request.model.vehicles[0].extra_visit_duration_for_visit_type
+    extras["stairs"].seconds = 600
+    extras["fragile"].seconds = 90
+    extras["fragile"].nanos = 500_000_000
+    assert unhonoured_fields(request) == []
+    model, _ = convert(request)
+    assert model.shipments[0].deliveries[0].visit_types == ("stairs", "fragile")
+    assert model.vehicles[0].extra_visit_duration_for_visit_type == {
+        "fragile": 90.5,
+        "stairs": 600.0,
+    }
+
+
+def test_bad_visit_types_name_googles_fields() -> None:
+    request = base_request()
+    request.model.shipments[0].deliveries[0].visit_types.extend(["x", "x"])
+    request.model.vehicles[0].extra_visit_duration_for_visit_type["x"].seconds = -5
+    with pytest.raises(InvalidModelError) as caught:
+        convert(request)
+    fields = {v.field for v in caught.value.violations}
+    assert "model.shipments[0].deliveries[0].visit_types" in fields
+    assert any(f.startswith(f"{V0}.extra_visit_duration_for_visit_type[x]") for f in fields)
+    assert validation_code(f"{V0}.extra_visit_duration_for_visit_type[x]", "")[1] == (
+        "DURATION_INVALID"
+    )

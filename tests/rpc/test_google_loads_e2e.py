@@ -1,7 +1,8 @@
-"""Issue 15's load rules through the API, end to end: requests written with Google's own Python
-client (google-maps-routeoptimization) against a routeopt server, each answer checked by the
-independent checker (tests/checker.py: start and end load intervals), bad values answered
-INVALID_ARGUMENT naming Google's field, and Google's load-dependent costs refused by name."""
+"""Issue 15's load rules and visit types through the API, end to end: requests written with
+Google's own Python client (google-maps-routeoptimization) against a routeopt server, each answer
+checked by the independent checker (tests/checker.py: start and end load intervals, visit
+durations with their visit-type extras), bad values answered INVALID_ARGUMENT naming Google's
+field, and Google's load-dependent costs refused by name."""
 
 from __future__ import annotations
 
@@ -76,6 +77,28 @@ def test_a_pickup_over_the_end_maximum_is_skipped_with_googles_reason(
     assert skipped.reasons[0].example_exceeded_capacity_type == "kg"
 
 
+def test_visit_types_lengthen_the_visit_on_the_vehicle_that_has_them(
+    client: ro.RouteOptimizationClient,
+) -> None:
+    # A 10-min drop with stairs and a fragile parcel; the van spends 15 + 5 min more there.
+    shipment = delivery("s", 48.85)
+    shipment.deliveries[0].duration = {"seconds": 600}
+    shipment.deliveries[0].visit_types = ["stairs", "fragile"]
+    v = vehicle("van")
+    v.cost_per_hour = 60.0
+    v.extra_visit_duration_for_visit_type = {
+        "stairs": {"seconds": 900},
+        "fragile": {"seconds": 300},
+        "pallet": {"seconds": 3600},
+    }
+    response, solution = solve(client, tours([shipment], [v]))  # through the checker
+    route = solution.routes[0]
+    assert route.metrics.visit_duration_s == pytest.approx(1800.0)
+    visit = route.visits[0]
+    assert route.transitions[1].start_time == pytest.approx(visit.start_time + 1800.0)
+    assert response.metrics.aggregated_route_metrics.visit_duration.seconds == 1800
+
+
 BAD = {
     "vehicles[0].load_limits[kg].start_load_interval.min": LoadLimit(
         start_load_interval=LoadLimit.Interval(min_=3, max_=2)
@@ -94,6 +117,28 @@ BAD = {
         cost_per_traveled_hour=LoadLimit.LoadCost(cost_per_unit_above_threshold=1.0)
     ),
 }
+
+BAD_TYPES = {
+    "vehicles[0].extra_visit_duration_for_visit_type[stairs]": lambda r: setattr(
+        r.model.vehicles[0],
+        "extra_visit_duration_for_visit_type",
+        {"stairs": {"seconds": 2_000_000_000}},
+    ),
+    "shipments[0].deliveries[0].visit_types": lambda r: (
+        r.model.shipments[0].deliveries[0].visit_types.extend(["a", "a"])
+    ),
+}
+
+
+@pytest.mark.parametrize("field", sorted(BAD_TYPES))
+def test_bad_visit_type_is_invalid_argument_naming_googles_field(
+    client: ro.RouteOptimizationClient, field: str
+) -> None:
+    request = tours([delivery("s", 48.85)], [vehicle("v0")])
+    BAD_TYPES[field](request)
+    with pytest.raises(api_exceptions.InvalidArgument) as caught:
+        client.optimize_tours(request=request, timeout=30)
+    assert f"model.{field}" in bad_request_fields(caught.value.response)
 
 
 @pytest.mark.parametrize("field", sorted(BAD))
