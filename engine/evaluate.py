@@ -151,6 +151,8 @@ class _RouteWalk:
         """Encoded road geometry of each transition (none: no geometry)."""
         self.travel_s = self.distance_m = self.wait_s = self.break_s = 0.0
         self.visit_s = self.delay_s = 0.0
+        self.pickups: dict[int, tuple[int, float]] = {}
+        """Shipment → (pickup stop, end of the pickup visit), for detours."""
 
     def run(self) -> None:
         """Every transition and visit of the plan, in order."""
@@ -202,8 +204,21 @@ class _RouteWalk:
         request = stops.visit_request(model, stop)
         visit_loads = _loads_of(shipment, is_pickup)
         alternative = int(stops.alternative[stop])
+        duration_s = self.vehicle.visit_duration_s(request)  # with visit-type extras (issue 15)
+        detour_s = self._detour_s(stop, s, is_pickup, start)
+        if is_pickup:
+            self.pickups[s] = (stop, start + duration_s)
         self.visits.append(
-            Visit(s, is_pickup, alternative, start, visit_loads, shipment.label, request.label)
+            Visit(
+                s,
+                is_pickup,
+                alternative,
+                start,
+                visit_loads,
+                shipment.label,
+                request.label,
+                detour_s,
+            )
         )
         for t, q in visit_loads.items():
             self.load[t] += q
@@ -215,9 +230,19 @@ class _RouteWalk:
         if request.cost:
             self.costs[f"model.shipments.{kind}.cost"] += request.cost
         self.delay_s += _delay_s(request.time_windows, start)
-        duration_s = self.problem.model.vehicles[self.plan.vehicle].visit_duration_s(request)
-        self.visit_s += duration_s  # with the vehicle's visit-type extras (issue 15)
+        self.visit_s += duration_s
         return start + duration_s
+
+    def _detour_s(self, stop: int, s: int, is_pickup: bool, start: float) -> float:
+        """Google's ``Visit.detour`` (issue 15): a delivery after its pickup is measured from
+        the pickup's end, any other visit from the vehicle start, less the direct travel."""
+        since = self.pickups.get(s) if not is_pickup else None
+        if since is None:
+            since = (self.problem.stops.vehicle_start(self.plan.vehicle), self.start_time)
+        origin, left_at = since
+        travel = float(self.durations[origin, stop]) * self.vehicle.travel_duration_multiple
+        detour = start - left_at - travel  # negative only where travel breaks the triangle
+        return 0.0 if abs(detour) < _TOLERANCE_S else detour  # inequality (client matrices)
 
     def route(self, polyline: str) -> Route:
         """The route walked, with the vehicle's costs."""

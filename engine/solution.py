@@ -64,6 +64,10 @@ class Visit:
     """Load change at this visit per type: negative for a delivery."""
     shipment_label: str = ""
     visit_label: str = ""
+    detour_s: float = 0.0
+    """Google's ``Visit.detour``: for a delivery of a shipment with a pickup, ``start_time -
+    pickup start - (pickup visit duration + travel from the pickup)``; otherwise ``start_time -
+    vehicle start time - travel from the vehicle start``."""
 
 
 @dataclass(frozen=True)

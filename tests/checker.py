@@ -754,6 +754,33 @@ class _Checker:
             self.fail(where, f"unused route has route_total_cost {route.route_total_cost}")
         return _RouteFacts()
 
+    def check_detours(
+        self,
+        where: str,
+        v: int,
+        route: Route,
+        refs: list[VisitRef],
+        visit_ends: list[float],
+        start: float,
+    ) -> None:
+        """Google's ``Visit.detour``: a delivery whose shipment has a pickup is measured from
+        the end of that pickup (its start plus its visit duration), any other visit from the
+        vehicle start, less the direct travel from there."""
+        pickup_at: dict[int, tuple[VisitRef, float]] = {}
+        for k, (visit, ref) in enumerate(zip(route.visits, refs, strict=True)):
+            s, is_pickup, _ = ref
+            origin: VisitRef | None = None
+            left_at = start
+            if not is_pickup and s in pickup_at:
+                origin, left_at = pickup_at[s]
+            expected = visit.start_time - left_at - self.travel.leg(v, origin, ref)[0]
+            if abs(visit.detour_s - expected) > 2 * TIME_TOL:
+                self.fail(
+                    f"{where}.visits[{k}]", f"detour is {visit.detour_s}, expected {expected}"
+                )
+            if is_pickup:
+                pickup_at[s] = (ref, visit_ends[k])
+
     def check_used_route(
         self, where: str, v: int, route: Route, refs: list[VisitRef], start: float, end: float
     ) -> _RouteFacts:
@@ -790,6 +817,7 @@ class _Checker:
             self.fail(where, problem)
         expected = _Transitions(stop_ends, next_starts, legs, break_sums, waits, totals, loads)
         self.check_transitions(where, route, expected)
+        self.check_detours(where, v, route, refs, stop_ends[1:], start)
 
         facts = _RouteFacts(
             used=True,

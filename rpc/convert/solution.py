@@ -94,6 +94,7 @@ def _fill_visit(out: pb.ShipmentRoute.Visit, visit: Visit) -> None:
         out.load_demands[name].amount = amount
     out.shipment_label = visit.shipment_label
     out.visit_label = visit.visit_label
+    out.detour.CopyFrom(seconds_to_duration(visit.detour_s))
 
 
 def _fill_transition(out: pb.ShipmentRoute.Transition, t: Transition) -> None:

@@ -1899,6 +1899,7 @@ class ShipmentRoute(_message.Message):
         LOAD_DEMANDS_FIELD_NUMBER: _builtins.int
         SHIPMENT_LABEL_FIELD_NUMBER: _builtins.int
         VISIT_LABEL_FIELD_NUMBER: _builtins.int
+        DETOUR_FIELD_NUMBER: _builtins.int
         shipment_index: _builtins.int
         """Index of the shipment in ShipmentModel.shipments."""
         is_pickup: _builtins.bool
@@ -1921,6 +1922,16 @@ class ShipmentRoute(_message.Message):
             negative for a delivery.
             """
 
+        @_builtins.property
+        def detour(self) -> _duration_pb2.Duration:
+            """Extra time due to the visits before this one and to waits (Google's
+            definition): for a delivery of a shipment with a pickup, start_time -
+            pickup start_time - (pickup visit duration + travel from the pickup);
+            otherwise start_time - vehicle_start_time - travel from the vehicle start.
+            The visit duration includes extra_visit_duration_for_visit_type; breaks
+            in between count as detour.
+            """
+
         def __init__(
             self,
             *,
@@ -1931,10 +1942,11 @@ class ShipmentRoute(_message.Message):
             load_demands: _abc.Mapping[_builtins.str, Global___Shipment.Load] | None = ...,
             shipment_label: _builtins.str = ...,
             visit_label: _builtins.str = ...,
+            detour: _duration_pb2.Duration | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["detour", b"detour", "start_time", b"start_time"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["is_pickup", b"is_pickup", "load_demands", b"load_demands", "shipment_index", b"shipment_index", "shipment_label", b"shipment_label", "start_time", b"start_time", "visit_label", b"visit_label", "visit_request_index", b"visit_request_index"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["detour", b"detour", "is_pickup", b"is_pickup", "load_demands", b"load_demands", "shipment_index", b"shipment_index", "shipment_label", b"shipment_label", "start_time", b"start_time", "visit_label", b"visit_label", "visit_request_index", b"visit_request_index"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 

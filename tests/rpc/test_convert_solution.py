@@ -110,6 +110,7 @@ def hand_built_solution() -> Solution:
                 load_demands={"kg": 5},
                 shipment_label="s1",
                 visit_label="s1-pickup",
+                detour_s=40.25,
             ),
             Visit(
                 shipment_index=1,
@@ -119,6 +120,7 @@ def hand_built_solution() -> Solution:
                 load_demands={"kg": -5},
                 shipment_label="s1",
                 visit_label="s1-drop",
+                detour_s=310.5,
             ),
         ),
         transitions=hand_built_transitions(t),
@@ -200,6 +202,7 @@ def expected_visits(t: int) -> list[pb.ShipmentRoute.Visit]:
             load_demands={"kg": pb.Shipment.Load(amount=5)},
             shipment_label="s1",
             visit_label="s1-pickup",
+            detour=dur(40, 250_000_000),
         ),
         pb.ShipmentRoute.Visit(
             shipment_index=1,
@@ -209,6 +212,7 @@ def expected_visits(t: int) -> list[pb.ShipmentRoute.Visit]:
             load_demands={"kg": pb.Shipment.Load(amount=-5)},
             shipment_label="s1",
             visit_label="s1-drop",
+            detour=dur(310, 500_000_000),
         ),
     ]
 

@@ -99,6 +99,20 @@ def test_visit_types_lengthen_the_visit_on_the_vehicle_that_has_them(
     assert response.metrics.aggregated_route_metrics.visit_duration.seconds == 1800
 
 
+def test_visits_report_googles_detour(client: ro.RouteOptimizationClient) -> None:
+    # A drop that opens 2 h after the van may leave: its detour is the wait (the checker
+    # recomputes every detour from Google's definition).
+    shipment = delivery("late", 48.85)
+    shipment.deliveries[0].time_windows = [{"start_time": {"seconds": 7200}}]
+    v = vehicle("van")
+    v.start_time_windows = [{"start_time": {"seconds": 0}, "end_time": {"seconds": 0}}]
+    response, solution = solve(client, tours([shipment], [v]))
+    (visit,) = solution.routes[0].visits
+    travel = solution.routes[0].transitions[0].travel_duration_s
+    assert visit.detour_s == pytest.approx(7200 - travel)
+    assert response.routes[0].visits[0].HasField("detour")
+
+
 BAD = {
     "vehicles[0].load_limits[kg].start_load_interval.min": LoadLimit(
         start_load_interval=LoadLimit.Interval(min_=3, max_=2)

@@ -234,6 +234,7 @@ def _route(r: pb.ShipmentRoute) -> Route:
                 load_demands={k: d.amount for k, d in v.load_demands.items()},
                 shipment_label=v.shipment_label,
                 visit_label=v.visit_label,
+                detour_s=duration_to_seconds(v.detour),
             )
             for v in r.visits
         ),
