@@ -1278,6 +1278,53 @@ class _Checker:
         self.check_cost("metrics", "total_cost", metrics.total_cost, math.fsum(costs.values()))
         if solution.status == SolveStatus.NOTHING_TO_ROUTE and used:
             self.fail("status", "NOTHING_TO_ROUTE but some vehicles are used")
+        self.check_fullness(facts)
+
+    def check_fullness(self, facts: list[_RouteFacts]) -> None:
+        """Google's ``VehicleFullness`` of each route, from the recomputed facts: a ratio per
+        limit the vehicle has (1 for a limit of 0, at most 1), unset otherwise and on unused
+        routes; ``max_fullness`` the largest."""
+        model = self.model
+        used = [f for f in facts if f.used and f.start is not None and f.end is not None]
+        if used:
+            span = max(f.end or 0.0 for f in used) - min(f.start or 0.0 for f in used)
+        else:
+            span = model.global_end_time - model.global_start_time
+
+        def part(value: float, limit: float | None) -> float | None:
+            if limit is None:
+                return None
+            return 1.0 if limit == 0 else min(1.0, value / limit)
+
+        for r, (f, route) in enumerate(zip(facts, self.solution.routes, strict=True)):
+            vehicle = model.vehicles[r]
+            want: dict[str, float | None] = dict.fromkeys(
+                ("distance", "travel_duration", "active_duration", "max_load", "active_span")
+            )
+            if f.used and f.start is not None and f.end is not None:
+                travel = vehicle.travel_duration_limit
+                load_parts = [
+                    part(f.max_loads.get(t, 0), limit) for t, limit in vehicle.load_limits.items()
+                ]
+                want = {
+                    "distance": part(f.distance_m, vehicle.route_distance_limit_m),
+                    "travel_duration": part(
+                        f.travel_s, travel.max_duration_s if travel is not None else None
+                    ),
+                    "active_duration": part(f.end - f.start, vehicle.route_duration_limit_s),
+                    "max_load": max((x for x in load_parts if x is not None), default=None),
+                    "active_span": part(f.end - f.start, span),
+                }
+            present = [x for x in want.values() if x is not None]
+            want["max_fullness"] = max(present) if present else None
+            for name, expected in want.items():
+                got = getattr(route.vehicle_fullness, name)
+                if (got is None) != (expected is None) or (
+                    got is not None and expected is not None and abs(got - expected) > 1e-9
+                ):
+                    self.fail(
+                        f"routes[{r}].vehicle_fullness", f"{name} is {got}, expected {expected}"
+                    )
 
 
 def check_solution(

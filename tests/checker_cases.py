@@ -40,6 +40,7 @@ from engine.solution import (
     Solution,
     SolveStatus,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from tests.checker import check_solution
@@ -211,6 +212,10 @@ def main_solution() -> Solution:
         metrics=ROUTE_METRICS,
         route_costs=ROUTE_COSTS,
         route_total_cost=ROUTE_TOTAL,
+        # 18 km of 20, 4860 s of 6000, 5 kg of 5, the only used route: its span is the span.
+        vehicle_fullness=VehicleFullness(
+            max_fullness=1.0, distance=0.9, active_duration=0.81, max_load=1.0, active_span=1.0
+        ),
     )
     return Solution(
         routes=(route, Route(vehicle_index=1, vehicle_label="spare")),

@@ -2131,6 +2131,7 @@ class ShipmentRoute(_message.Message):
     METRICS_FIELD_NUMBER: _builtins.int
     ROUTE_COSTS_FIELD_NUMBER: _builtins.int
     ROUTE_TOTAL_COST_FIELD_NUMBER: _builtins.int
+    VEHICLE_FULLNESS_FIELD_NUMBER: _builtins.int
     vehicle_index: _builtins.int
     """Index of the vehicle in ShipmentModel.vehicles."""
     vehicle_label: _builtins.str
@@ -2169,6 +2170,10 @@ class ShipmentRoute(_message.Message):
     def route_costs(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Cost of the route by request field (see OptimizeToursResponse.Metrics.costs)."""
 
+    @_builtins.property
+    def vehicle_fullness(self) -> Global___VehicleFullness:
+        """How close the route's metrics are to its vehicle's limits (used routes)."""
+
     def __init__(
         self,
         *,
@@ -2183,14 +2188,85 @@ class ShipmentRoute(_message.Message):
         metrics: Global___AggregatedMetrics | None = ...,
         route_costs: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         route_total_cost: _builtins.float = ...,
+        vehicle_fullness: Global___VehicleFullness | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "route_polyline", b"route_polyline", "vehicle_end_time", b"vehicle_end_time", "vehicle_start_time", b"vehicle_start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "route_polyline", b"route_polyline", "vehicle_end_time", b"vehicle_end_time", "vehicle_fullness", b"vehicle_fullness", "vehicle_start_time", b"vehicle_start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breaks", b"breaks", "metrics", b"metrics", "route_costs", b"route_costs", "route_polyline", b"route_polyline", "route_total_cost", b"route_total_cost", "transitions", b"transitions", "vehicle_end_time", b"vehicle_end_time", "vehicle_index", b"vehicle_index", "vehicle_label", b"vehicle_label", "vehicle_start_time", b"vehicle_start_time", "visits", b"visits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breaks", b"breaks", "metrics", b"metrics", "route_costs", b"route_costs", "route_polyline", b"route_polyline", "route_total_cost", b"route_total_cost", "transitions", b"transitions", "vehicle_end_time", b"vehicle_end_time", "vehicle_fullness", b"vehicle_fullness", "vehicle_index", b"vehicle_index", "vehicle_label", b"vehicle_label", "vehicle_start_time", b"vehicle_start_time", "visits", b"visits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ShipmentRoute: _TypeAlias = ShipmentRoute  # noqa: Y015
+
+@_typing.final
+class VehicleFullness(_message.Message):
+    """How full a vehicle is (Google's VehicleFullness): each field is a ratio in
+    [0, 1] between a metric of the route and its vehicle's limit, unset when the
+    vehicle has no such limit, 1 when the limit is 0.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_FULLNESS_FIELD_NUMBER: _builtins.int
+    DISTANCE_FIELD_NUMBER: _builtins.int
+    TRAVEL_DURATION_FIELD_NUMBER: _builtins.int
+    ACTIVE_DURATION_FIELD_NUMBER: _builtins.int
+    MAX_LOAD_FIELD_NUMBER: _builtins.int
+    ACTIVE_SPAN_FIELD_NUMBER: _builtins.int
+    max_fullness: _builtins.float
+    """The largest of the fields below that are set."""
+    distance: _builtins.float
+    """metrics.travel_distance_meters / route_distance_limit.max_meters."""
+    travel_duration: _builtins.float
+    """metrics.travel_duration / travel_duration_limit.max_duration."""
+    active_duration: _builtins.float
+    """metrics.total_duration / route_duration_limit.max_duration."""
+    max_load: _builtins.float
+    """The largest metrics.max_loads[type] / load_limits[type].max_load."""
+    active_span: _builtins.float
+    """(vehicle_end_time - vehicle_start_time) / (Metrics.latest_vehicle_end_time
+    - Metrics.earliest_vehicle_start_time).
+    """
+    def __init__(
+        self,
+        *,
+        max_fullness: _builtins.float | None = ...,
+        distance: _builtins.float | None = ...,
+        travel_duration: _builtins.float | None = ...,
+        active_duration: _builtins.float | None = ...,
+        max_load: _builtins.float | None = ...,
+        active_span: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_active_duration", b"_active_duration", "_active_span", b"_active_span", "_distance", b"_distance", "_max_fullness", b"_max_fullness", "_max_load", b"_max_load", "_travel_duration", b"_travel_duration", "active_duration", b"active_duration", "active_span", b"active_span", "distance", b"distance", "max_fullness", b"max_fullness", "max_load", b"max_load", "travel_duration", b"travel_duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_duration", b"_active_duration", "_active_span", b"_active_span", "_distance", b"_distance", "_max_fullness", b"_max_fullness", "_max_load", b"_max_load", "_travel_duration", b"_travel_duration", "active_duration", b"active_duration", "active_span", b"active_span", "distance", b"distance", "max_fullness", b"max_fullness", "max_load", b"max_load", "travel_duration", b"travel_duration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__active_duration: _TypeAlias = _typing.Literal["active_duration"]  # noqa: Y015
+    _WhichOneofArgType__active_duration: _TypeAlias = _typing.Literal["_active_duration", b"_active_duration"]  # noqa: Y015
+    _WhichOneofReturnType__active_span: _TypeAlias = _typing.Literal["active_span"]  # noqa: Y015
+    _WhichOneofArgType__active_span: _TypeAlias = _typing.Literal["_active_span", b"_active_span"]  # noqa: Y015
+    _WhichOneofReturnType__distance: _TypeAlias = _typing.Literal["distance"]  # noqa: Y015
+    _WhichOneofArgType__distance: _TypeAlias = _typing.Literal["_distance", b"_distance"]  # noqa: Y015
+    _WhichOneofReturnType__max_fullness: _TypeAlias = _typing.Literal["max_fullness"]  # noqa: Y015
+    _WhichOneofArgType__max_fullness: _TypeAlias = _typing.Literal["_max_fullness", b"_max_fullness"]  # noqa: Y015
+    _WhichOneofReturnType__max_load: _TypeAlias = _typing.Literal["max_load"]  # noqa: Y015
+    _WhichOneofArgType__max_load: _TypeAlias = _typing.Literal["_max_load", b"_max_load"]  # noqa: Y015
+    _WhichOneofReturnType__travel_duration: _TypeAlias = _typing.Literal["travel_duration"]  # noqa: Y015
+    _WhichOneofArgType__travel_duration: _TypeAlias = _typing.Literal["_travel_duration", b"_travel_duration"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__active_duration) -> _WhichOneofReturnType__active_duration | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__active_span) -> _WhichOneofReturnType__active_span | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__distance) -> _WhichOneofReturnType__distance | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_fullness) -> _WhichOneofReturnType__max_fullness | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_load) -> _WhichOneofReturnType__max_load | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__travel_duration) -> _WhichOneofReturnType__travel_duration | None: ...
+
+Global___VehicleFullness: _TypeAlias = VehicleFullness  # noqa: Y015
 
 @_typing.final
 class AggregatedMetrics(_message.Message):

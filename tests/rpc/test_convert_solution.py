@@ -15,6 +15,7 @@ from engine.solution import (
     Solution,
     SolveStatus,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from rpc.convert import solution_to_response
@@ -129,6 +130,7 @@ def hand_built_solution() -> Solution:
         route_costs={"model.vehicles.fixed_cost": 50.0, "model.vehicles.cost_per_kilometer": 1.5},
         route_total_cost=51.5,
         polyline="_p~iF~ps|U_ulLnnqC",
+        vehicle_fullness=VehicleFullness(max_fullness=0.75, distance=0.25, active_span=0.75),
     )
     unused = Route(vehicle_index=1, vehicle_label="van-2")
     return Solution(
@@ -282,6 +284,10 @@ def test_solution_to_response_maps_every_field() -> None:
                     "model.vehicles.cost_per_kilometer": 1.5,
                 },
                 route_total_cost=51.5,
+                # only the ratios that are set: the others stay absent
+                vehicle_fullness=pb.VehicleFullness(
+                    max_fullness=0.75, distance=0.25, active_span=0.75
+                ),
             ),
             pb.ShipmentRoute(vehicle_index=1, vehicle_label="van-2"),
         ],

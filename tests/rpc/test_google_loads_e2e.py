@@ -113,6 +113,22 @@ def test_visits_report_googles_detour(client: ro.RouteOptimizationClient) -> Non
     assert response.routes[0].visits[0].HasField("detour")
 
 
+def test_routes_report_googles_vehicle_fullness(client: ro.RouteOptimizationClient) -> None:
+    # A 4-kg drop on a 10-kg van with a 100-km distance limit and no duration limits: the
+    # distance, load and span ratios are set (the checker recomputes them), the others absent.
+    shipment = delivery("s", 48.85, load_demands=kg(4))
+    v = vehicle("van", load_limits={"kg": LoadLimit(max_load=10)})
+    v.route_distance_limit = ro.DistanceLimit(max_meters=100_000)
+    response, solution = solve(client, tours([shipment], [v]))
+    fullness = response.routes[0].vehicle_fullness
+    assert fullness.max_load == pytest.approx(0.4)
+    assert fullness.distance == pytest.approx(solution.routes[0].metrics.travel_distance_m / 1e5)
+    assert fullness.active_span == pytest.approx(1.0)
+    assert fullness.max_fullness == pytest.approx(1.0)
+    assert not fullness.HasField("travel_duration")
+    assert not fullness.HasField("active_duration")
+
+
 BAD = {
     "vehicles[0].load_limits[kg].start_load_interval.min": LoadLimit(
         start_load_interval=LoadLimit.Interval(min_=3, max_=2)

@@ -44,6 +44,7 @@ from engine.solution import (
     Solution,
     SolveStatus,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from geodata import RoadNetwork, load_network
@@ -262,6 +263,20 @@ def _route(r: pb.ShipmentRoute) -> Route:
         route_costs=dict(r.route_costs),
         route_total_cost=r.route_total_cost,
         polyline=r.route_polyline.points,
+        vehicle_fullness=VehicleFullness(
+            **{
+                name: getattr(r.vehicle_fullness, name)
+                for name in (
+                    "max_fullness",
+                    "distance",
+                    "travel_duration",
+                    "active_duration",
+                    "max_load",
+                    "active_span",
+                )
+                if r.vehicle_fullness.HasField(name)
+            }
+        ),
     )
 
 
