@@ -40,6 +40,7 @@ __all__ = [
     "ShipmentTypeRequirement",
     "SoftLoadLimit",
     "TimeWindow",
+    "UnloadingPolicy",
     "Vehicle",
     "VisitRequest",
 ]
@@ -236,6 +237,17 @@ class LoadInterval:
         return ""
 
 
+class UnloadingPolicy(enum.IntEnum):
+    """``Vehicle.UnloadingPolicy`` (values are Google's): the order in which a vehicle delivers
+    the shipments that have both a pickup and a delivery; other shipments are free."""
+
+    UNLOADING_POLICY_UNSPECIFIED = 0
+    LAST_IN_FIRST_OUT = 1
+    """Each delivery is of the pair picked up last among those on board."""
+    FIRST_IN_FIRST_OUT = 2
+    """Each delivery is of the pair picked up first among those on board."""
+
+
 @dataclass(frozen=True)
 class Vehicle:
     """A vehicle. Unset start (end) location: the route starts (ends) at its first (last) visit."""
@@ -292,6 +304,8 @@ class Vehicle:
     end_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
     """``load_limits[type].end_load_interval``: the same at the end (the pickup-only loads it
     collects)."""
+    unloading_policy: UnloadingPolicy = UnloadingPolicy.UNLOADING_POLICY_UNSPECIFIED
+    """Google's ``unloading_policy`` (issue 15)."""
     # -- visit types (issue 15) --
     extra_visit_duration_for_visit_type: Mapping[str, float] = field(default_factory=dict)
     """Seconds this vehicle spends beyond ``VisitRequest.duration_s`` at a visit of each type

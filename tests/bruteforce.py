@@ -6,11 +6,12 @@ checker's helpers (:mod:`tests.checker`), so each rule has a single implementati
 
 Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
 ``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows), soft distance
-and load limits, start and end load intervals, visit-type extra durations and travel duration
-limits (hard, soft and quadratic soft) are honoured. Only models without time-dependent costs
-are supported (no soft time windows, no ``cost_per_hour``, no ``global_duration_cost_per_hour``,
-no soft route duration limit, no breaks or break frequency rules): the cost of a route then
-depends on its visit order only, and the schedule matters for feasibility alone.
+and load limits, start and end load intervals, visit-type extra durations, unloading policies
+and travel duration limits (hard, soft and quadratic soft) are honoured. Only models without
+time-dependent costs are supported (no soft time windows, no ``cost_per_hour``, no
+``global_duration_cost_per_hour``, no soft route duration limit, no breaks or break frequency
+rules): the cost of a route then depends on its visit order only, and the schedule matters for
+feasibility alone.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.checker import (
     route_limit_problems,
     route_loads,
     route_type_problems,
+    unloading_problems,
     vehicle_allowed,
     visit_duration,
     visit_request,
@@ -205,6 +207,8 @@ class _Router:
             if any(load_limit_problems(vehicle, load) for load in loads):
                 continue
             if order and load_interval_problems(vehicle, loads):
+                continue
+            if unloading_problems(model, vehicle, order):
                 continue
             if route_type_problems(model, order) or self.pickup_delivery_problems(v, order):
                 continue

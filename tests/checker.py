@@ -55,6 +55,7 @@ __all__ = [
     "route_limit_problems",
     "route_loads",
     "route_type_problems",
+    "unloading_problems",
     "vehicle_allowed",
     "visit_duration",
     "visit_request",
@@ -345,6 +346,37 @@ def visit_duration(vehicle: Vehicle, request: VisitRequest) -> float:
     the vehicle's ``extra_visit_duration_for_visit_type`` (Google's, issue 15)."""
     extras = vehicle.extra_visit_duration_for_visit_type
     return request.duration_s + math.fsum(extras.get(t, 0.0) for t in set(request.visit_types))
+
+
+def unloading_problems(
+    model: ShipmentModel, vehicle: Vehicle, order: Sequence[VisitRef]
+) -> list[str]:
+    """Why the visit ``order`` of a route breaks its vehicle's ``unloading_policy`` (Google's:
+    with LAST_IN_FIRST_OUT, 1, each delivery of a shipment that has both a pickup and a
+    delivery is of the one picked up last among those on board; with FIRST_IN_FIRST_OUT, 2,
+    of the one picked up first; other shipments are free)."""
+    policy = int(vehicle.unloading_policy)
+    if policy not in (1, 2):
+        return []
+    on_board: list[int] = []
+    problems = []
+    for s, is_pickup, _ in order:
+        shipment = model.shipments[s]
+        if not (shipment.pickups and shipment.deliveries):
+            continue
+        if is_pickup:
+            on_board.append(s)
+            continue
+        if s not in on_board:
+            continue  # reported elsewhere (delivery before pickup)
+        expected = on_board[-1] if policy == 1 else on_board[0]
+        if s != expected:
+            name = "LAST_IN_FIRST_OUT" if policy == 1 else "FIRST_IN_FIRST_OUT"
+            problems.append(
+                f"unloading_policy {name}: delivers shipment {s} while {expected} is due first"
+            )
+        on_board.remove(s)
+    return problems
 
 
 def load_interval_problems(vehicle: Vehicle, loads: Sequence[Mapping[str, int]]) -> list[str]:
@@ -814,6 +846,8 @@ class _Checker:
             for problem in load_limit_problems(vehicle, loads[k]):
                 self.fail(tw, problem)
         for problem in load_interval_problems(vehicle, loads):
+            self.fail(where, problem)
+        for problem in unloading_problems(model, vehicle, refs):
             self.fail(where, problem)
         expected = _Transitions(stop_ends, next_starts, legs, break_sums, waits, totals, loads)
         self.check_transitions(where, route, expected)

@@ -43,6 +43,7 @@ FEATURES = {
     "end_load_interval)",
     "visit_type_durations": "extra visit durations per visit type "
     "(extra_visit_duration_for_visit_type)",
+    "unloading_policy": "an unloading policy (LIFO or FIFO)",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -62,6 +63,7 @@ RULES_AND_COSTS = frozenset(
     | {"break_frequency", "travel_duration_limit"}  # driver-hours rules
     | {"load_intervals"}  # loads
     | {"visit_type_durations"}  # per-vehicle service times
+    | {"unloading_policy"}
 )
 """The cargo, courier, fleet and soft-limit features of Google's model (issue 15): OR-Tools
 expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
@@ -178,6 +180,13 @@ def used_features(problem: Problem) -> dict[str, str]:
     _driver_hours_features(problem, note)
     _load_features(problem, note)
     _visit_type_features(problem, note)
+    if any(
+        problem.routable[s] and shipment.pickups and shipment.deliveries
+        for s, shipment in enumerate(model.shipments)
+    ):
+        for v, vehicle in enumerate(model.vehicles):
+            if vehicle.unloading_policy:
+                note("unloading_policy", f"vehicles[{v}].unloading_policy")
     for s, shipment in enumerate(model.shipments):
         if not problem.routable[s]:
             continue

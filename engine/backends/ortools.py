@@ -38,7 +38,8 @@ The integer problem maps onto the routing library as follows:
 - ``load_limits[type].start_load_interval`` / ``end_load_interval`` (their ``max``): upper
   bounds of the load dimension's cumuls at the vehicle's start and end;
 - ``extra_visit_duration_for_visit_type``: per-vehicle visit durations
-  (``Problem.service_for``) in the time dimension's transits and the breaks' visit transits.
+  (``Problem.service_for``) in the time dimension's transits and the breaks' visit transits;
+- ``unloading_policy``: ``SetPickupAndDeliveryPolicyOfVehicle`` (LIFO / FIFO).
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
@@ -61,7 +62,13 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from engine.backends.base import Progress, ProgressCallback, RoutePlan, StopCriterion
 from engine.errors import FieldViolation, InvalidModelError, NoSolutionError
-from engine.model import DurationLimit, IncompatibilityMode, RequirementMode, TimeWindow
+from engine.model import (
+    DurationLimit,
+    IncompatibilityMode,
+    RequirementMode,
+    TimeWindow,
+    UnloadingPolicy,
+)
 from engine.options import SearchMode
 from engine.problem import Problem, Window
 from engine.units import (
@@ -162,6 +169,7 @@ class _Builder:
             self.routing.SetMaximumNumberOfActiveVehicles(self.model.max_active_vehicles)
         self.breaks = self._add_breaks()
         self._add_driver_hours()
+        self._add_unloading_policies()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -737,6 +745,21 @@ class _Builder:
                 bound = pywrapcp.BoundCost(floor_int(soft), cost_per_hour_to_coefficient(cost))
                 dim.SetSoftSpanUpperBoundForVehicle(bound, v)
             _set_quadratic_soft_span(dim, v, limit)
+
+    # -- unloading policy --------------------------------------------------------------------
+
+    def _add_unloading_policies(self) -> None:
+        """``unloading_policy`` (issue 15): OR-Tools' pickup-and-delivery policy of the vehicle,
+        which orders the pairs (``AddPickupAndDeliverySets``) as Google's policy orders the
+        shipments with both a pickup and a delivery."""
+        policies = {
+            UnloadingPolicy.LAST_IN_FIRST_OUT: pywrapcp.RoutingModel.PICKUP_AND_DELIVERY_LIFO,
+            UnloadingPolicy.FIRST_IN_FIRST_OUT: pywrapcp.RoutingModel.PICKUP_AND_DELIVERY_FIFO,
+        }
+        for v, vehicle in enumerate(self.model.vehicles):
+            policy = policies.get(vehicle.unloading_policy)
+            if policy is not None:
+                self.routing.SetPickupAndDeliveryPolicyOfVehicle(policy, v)
 
     # -- search ------------------------------------------------------------------------------
 

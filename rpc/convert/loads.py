@@ -1,12 +1,12 @@
-"""Load and visit-type fields of a ``Vehicle`` (issue 15):
-``load_limits[type].start_load_interval``, ``end_load_interval`` and
+"""Load, unloading and visit-type fields of a ``Vehicle`` (issue 15):
+``load_limits[type].start_load_interval``, ``end_load_interval``, ``unloading_policy`` and
 ``extra_visit_duration_for_visit_type``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.model import LoadInterval
+from engine.model import LoadInterval, UnloadingPolicy
 from rpc.convert.common import FieldConverter
 from rpc.pb import route_optimization_service_pb2 as pb
 
@@ -33,6 +33,14 @@ class LoadsConverter(FieldConverter):
             if limit.HasField("end_load_interval"):
                 end[name] = _interval(limit.end_load_interval)
         return VehicleLoads(start_load_intervals=start, end_load_intervals=end)
+
+    def unloading_policy(self, v: pb.Vehicle, path: str) -> UnloadingPolicy:
+        """``unloading_policy``; an unknown number is a violation."""
+        try:
+            return UnloadingPolicy(v.unloading_policy)
+        except ValueError:
+            self.add(f"{path}.unloading_policy", f"unknown value {v.unloading_policy}")
+            return UnloadingPolicy.UNLOADING_POLICY_UNSPECIFIED
 
     def extra_visit_durations(self, v: pb.Vehicle, path: str) -> dict[str, float]:
         """``extra_visit_duration_for_visit_type``: visit type → seconds."""

@@ -264,6 +264,7 @@ class ModelConverter(RulesConverter, HoursConverter, LoadsConverter):
             end_load_intervals=loads.end_load_intervals,
             # issue 15, visit types (rpc.convert.loads)
             extra_visit_duration_for_visit_type=self.extra_visit_durations(v, path),
+            unloading_policy=self.unloading_policy(v, path),
         )
 
 

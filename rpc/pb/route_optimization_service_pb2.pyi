@@ -1399,6 +1399,35 @@ class Vehicle(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _UnloadingPolicy:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _UnloadingPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Vehicle._UnloadingPolicy.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNLOADING_POLICY_UNSPECIFIED: Vehicle._UnloadingPolicy.ValueType  # 0
+        """Deliveries in any order."""
+        LAST_IN_FIRST_OUT: Vehicle._UnloadingPolicy.ValueType  # 1
+        """Deliveries in reverse order of pickups: each delivery is of the shipment
+        picked up last among those on board.
+        """
+        FIRST_IN_FIRST_OUT: Vehicle._UnloadingPolicy.ValueType  # 2
+        """Deliveries in the order of pickups."""
+
+    class UnloadingPolicy(_UnloadingPolicy, metaclass=_UnloadingPolicyEnumTypeWrapper):
+        """How a vehicle unloads the shipments that have both a pickup and a
+        delivery (Google's); other shipments are not constrained.
+        """
+
+    UNLOADING_POLICY_UNSPECIFIED: Vehicle.UnloadingPolicy.ValueType  # 0
+    """Deliveries in any order."""
+    LAST_IN_FIRST_OUT: Vehicle.UnloadingPolicy.ValueType  # 1
+    """Deliveries in reverse order of pickups: each delivery is of the shipment
+    picked up last among those on board.
+    """
+    FIRST_IN_FIRST_OUT: Vehicle.UnloadingPolicy.ValueType  # 2
+    """Deliveries in the order of pickups."""
+
     @_typing.final
     class LoadLimit(_message.Message):
         """A limit on a load type."""
@@ -1591,6 +1620,7 @@ class Vehicle(_message.Message):
     TRAVEL_DURATION_LIMIT_FIELD_NUMBER: _builtins.int
     ROUTE_DISTANCE_LIMIT_FIELD_NUMBER: _builtins.int
     BREAK_RULE_FIELD_NUMBER: _builtins.int
+    UNLOADING_POLICY_FIELD_NUMBER: _builtins.int
     EXTRA_VISIT_DURATION_FOR_VISIT_TYPE_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
@@ -1608,6 +1638,8 @@ class Vehicle(_message.Message):
     """Cost per kilometer travelled."""
     fixed_cost: _builtins.float
     """Cost paid once if the vehicle performs at least one visit."""
+    unloading_policy: Global___Vehicle.UnloadingPolicy.ValueType
+    """The unloading policy of this vehicle."""
     label: _builtins.str
     """Label returned in ShipmentRoute.vehicle_label."""
     display_name: _builtins.str
@@ -1697,6 +1729,7 @@ class Vehicle(_message.Message):
         travel_duration_limit: Global___Vehicle.DurationLimit | None = ...,
         route_distance_limit: Global___DistanceLimit | None = ...,
         break_rule: Global___BreakRule | None = ...,
+        unloading_policy: Global___Vehicle.UnloadingPolicy.ValueType = ...,
         extra_visit_duration_for_visit_type: _abc.Mapping[_builtins.str, _duration_pb2.Duration] | None = ...,
         label: _builtins.str = ...,
         display_name: _builtins.str = ...,
@@ -1705,7 +1738,7 @@ class Vehicle(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "unloading_policy", b"unloading_policy", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__travel_duration_multiple: _TypeAlias = _typing.Literal["travel_duration_multiple"]  # noqa: Y015
     _WhichOneofArgType__travel_duration_multiple: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple"]  # noqa: Y015

@@ -23,6 +23,7 @@ from engine.model import (
     LoadInterval,
     PrecedenceRule,
     ShipmentTypeIncompatibility,
+    UnloadingPolicy,
 )
 from engine.options import SearchMode, SolveOptions
 from engine.precheck import precheck
@@ -254,6 +255,13 @@ ORTOOLS_ONLY = {
             ),
         ),
         "model.vehicles[1].extra_visit_duration_for_visit_type[stairs]",
+    ),
+    "unloading_policy": (
+        with_shipment(
+            with_vehicle(BASE, unloading_policy=UnloadingPolicy.LAST_IN_FIRST_OUT),
+            dataclasses.replace(BASE.shipments[2], pickups=BASE.shipments[1].deliveries),
+        ),
+        "model.vehicles[1].unloading_policy",
     ),
     "load_intervals": (
         with_vehicle(BASE, end_load_intervals={"kg": LoadInterval(0, 100)}),
