@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import InvalidModelError
-from engine.model import LoadInterval
+from engine.model import LoadInterval, UnloadingPolicy
 from rpc.convert.request import validation_code
 from rpc.google.unknown import unhonoured_fields
+from rpc.pb import route_optimization_service_pb2 as pb
 from tests.rpc.convert_helpers import base_request, convert
 
 V0 = "model.vehicles[0]"
@@ -84,3 +85,17 @@ def test_bad_visit_types_name_googles_fields() -> None:
     assert validation_code(f"{V0}.extra_visit_duration_for_visit_type[x]", "")[1] == (
         "DURATION_INVALID"
     )
+
+
+# -- unloading policy --------------------------------------------------------------------------
+
+
+def test_unloading_policy_is_converted_and_an_unknown_value_named() -> None:
+    request = base_request()
+    request.model.vehicles[0].unloading_policy = pb.Vehicle.LAST_IN_FIRST_OUT
+    model, _ = convert(request)
+    assert model.vehicles[0].unloading_policy is UnloadingPolicy.LAST_IN_FIRST_OUT
+    request.model.vehicles[0].unloading_policy = 7  # type: ignore[assignment]
+    with pytest.raises(InvalidModelError) as caught:
+        convert(request)
+    assert {v.field for v in caught.value.violations} == {f"{V0}.unloading_policy"}

@@ -16,7 +16,7 @@ from google.maps.routeoptimization_v1.services.route_optimization.transports imp
     RouteOptimizationGrpcTransport,
 )
 
-from tests.rpc.test_google_rules_e2e import delivery, solve, tours, vehicle
+from tests.rpc.test_google_rules_e2e import delivery, pair, solve, tours, vehicle
 from tests.rpc.test_server_e2e import ServerProcess, bad_request_fields
 
 LoadLimit = ro.Vehicle.LoadLimit
@@ -111,6 +111,20 @@ def test_visits_report_googles_detour(client: ro.RouteOptimizationClient) -> Non
     travel = solution.routes[0].transitions[0].travel_duration_s
     assert visit.detour_s == pytest.approx(7200 - travel)
     assert response.routes[0].visits[0].HasField("detour")
+
+
+def test_unloading_policy_last_in_first_out(client: ro.RouteOptimizationClient) -> None:
+    # Two parcels picked up northwards and dropped further north in the same order: the
+    # natural route is first in, first out; LIFO reverses the drops (the checker verifies).
+    shipments = [pair("p1", 48.85, 48.87), pair("p2", 48.86, 48.88)]
+    v = vehicle("van", end=None)
+    v.unloading_policy = ro.Vehicle.UnloadingPolicy.LAST_IN_FIRST_OUT
+    response, _ = solve(client, tours(shipments, [v]))
+    assert not response.skipped_shipments
+    order = [(x.shipment_index, x.is_pickup) for x in response.routes[0].visits]
+    pickups = [s for s, is_pickup in order if is_pickup]
+    deliveries = [s for s, is_pickup in order if not is_pickup]
+    assert deliveries == pickups[::-1]
 
 
 def test_routes_report_googles_vehicle_fullness(client: ro.RouteOptimizationClient) -> None:
