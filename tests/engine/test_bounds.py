@@ -7,10 +7,12 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import SolveOptions, solve
 from engine.bounds import bound_violations
-from engine.errors import InvalidModelError
+from engine.errors import InvalidModelError, NoSolutionError
 from engine.model import (
     BreakRequest,
     ConstraintRelaxation,
@@ -392,3 +394,97 @@ def test_injected_times_at_the_ends_of_the_timestamp_range_are_valid() -> None:
     assert bound_violations(m) == []
     solution = solve(m, SolveOptions(time_limit_s=1.0, solver_processes=1))
     assert solution.metrics.skipped_mandatory_shipment_count == 0
+
+
+_EDGES = (
+    0.0,
+    1.0,
+    60.0,
+    MIN_COST_PER_SQUARE_HOUR,
+    5 * HOUR,
+    1e6,
+    1e12,
+    1e18,
+    1e300,
+    float(MAX_DURATION_S),
+    float(MAX_DURATION_S) + 1.0,
+    float(MAX_TIMESTAMP_S),
+    FAR,
+)
+
+
+def _edge_model(changes: list[tuple[str, float]], where: str) -> ShipmentModel:
+    """A valid model with every driver-hours rule and an injected route, then ``changes``."""
+    travel = {
+        "max_duration_s": 4 * HOUR,
+        "soft_max_duration_s": 2 * HOUR,
+        "cost_per_hour_after_soft_max": 10.0,
+        "quadratic_soft_max_duration_s": 3 * HOUR,
+        "cost_per_square_hour_after_quadratic_soft_max": 1000.0,
+    }
+    vehicle: dict[str, object] = {
+        "route_duration_limit_s": 5 * HOUR,
+        "route_duration_quadratic_soft_max_s": 4 * HOUR,
+        "route_duration_cost_per_square_hour_after_quadratic_soft_max": 1000.0,
+    }
+    frequency = [600.0, 4 * HOUR]
+    route = PLAN
+    for name, value in changes:
+        kind, _, field = name.partition(".")
+        if kind == "travel":
+            travel[field] = value
+        elif kind == "vehicle":
+            vehicle[field] = value
+        elif kind == "frequency":
+            frequency[int(field)] = value
+        else:
+            route = at_time(route, **{field: value})
+    m = model(
+        travel_duration_limit=DurationLimit(**travel),  # type: ignore[arg-type]
+        # no break requests: a break rule the route's breaks cannot meet bounds the route
+        break_frequency_constraints=(FrequencyConstraint(*frequency),),
+        **vehicle,
+    )
+    if where == "constraint":
+        constraint = InjectedSolutionConstraint((route,), (), ())
+        return dataclasses.replace(m, injected_solution_constraint=constraint)
+    return dataclasses.replace(m, **{where: (route,)})
+
+
+_EDGE_FIELDS = (
+    "travel.max_duration_s",
+    "travel.soft_max_duration_s",
+    "travel.cost_per_hour_after_soft_max",
+    "travel.quadratic_soft_max_duration_s",
+    "travel.cost_per_square_hour_after_quadratic_soft_max",
+    "vehicle.route_duration_limit_s",
+    "vehicle.route_duration_quadratic_soft_max_s",
+    "vehicle.route_duration_cost_per_square_hour_after_quadratic_soft_max",
+    "frequency.0",
+    "frequency.1",
+    "route.vehicle_start_time",
+    "route.vehicle_end_time",
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(_EDGE_FIELDS), st.sampled_from(_EDGES)), min_size=1, max_size=2
+    ),
+    where=st.sampled_from(
+        ["constraint", "injected_first_solution_routes", "refresh_details_routes"]
+    ),
+)
+def test_any_driver_hours_or_injected_numbers_are_solved_or_invalid(
+    changes: list[tuple[str, float]], where: str
+) -> None:
+    """Edge values in the driver-hours and injected numbers of a valid model: OR-Tools solves,
+    or the solve says the model is invalid or has no solution; nothing else escapes and no cost
+    overflows."""
+    options = SolveOptions(time_limit_s=0.5, backend="ortools", solver_processes=1)
+    try:
+        solution = solve(_edge_model(changes, where), options)
+    except (InvalidModelError, NoSolutionError):
+        return
+    assert 0 <= solution.metrics.total_cost < MAX_TOTAL_COST
