@@ -128,6 +128,7 @@ def _lock_violations(problem: Problem, route: PlacedRoute) -> list[FieldViolatio
     if not route.visits or problem.model.vehicles[v].ignore:
         return []
     travel = problem.travel_s(v)
+    service = problem.service_for(v)  # with the vehicle's visit-type extra durations
     start = stops.vehicle_start(v)
     windows = problem.windows
     if route.start_level == FIXED and route.start_time is not None:
@@ -150,7 +151,7 @@ def _lock_violations(problem: Problem, route: PlacedRoute) -> list[FieldViolatio
         if p.level > SEQUENCE:
             break
         stop = p.stop(problem)
-        arrive = t + int(problem.service_s[prev]) + int(travel[prev, stop])
+        arrive = t + int(service[prev]) + int(travel[prev, stop])
         if p.level == FIXED and p.start_time is not None:
             lo, hi = fixed_range(problem, p.start_time)
             if arrive > hi:
@@ -206,7 +207,8 @@ def _end_violations(
         return [
             FieldViolation(where, "the fixed vehicle end is outside the vehicle's end time windows")
         ]
-    arrive = t + int(problem.service_s[prev]) + int(problem.travel_s(route.vehicle)[prev, end])
+    service = problem.service_for(route.vehicle)
+    arrive = t + int(service[prev]) + int(problem.travel_s(route.vehicle)[prev, end])
     t_end = _earliest(windows, max(lo, arrive))
     if t_end is None or t_end > hi:
         return [
@@ -298,6 +300,7 @@ def _schedule(
 ) -> tuple[RoutePlan, list[FieldViolation]]:
     stops = problem.stops
     travel = problem.travel_s(v)
+    service = problem.service_for(v)  # with the vehicle's visit-type extra durations
     windows = problem.windows
     start, end = stops.vehicle_start(v), stops.vehicle_end(v)
     sequence = [p.stop(problem) for p in visits]
@@ -325,7 +328,7 @@ def _schedule(
     prev = start
     starts: list[int] = []
     for p, stop in zip([*visits, None], [*sequence, end], strict=True):
-        arrive = t + int(problem.service_s[prev]) + int(travel[prev, stop])
+        arrive = t + int(service[prev]) + int(travel[prev, stop])
         t_next = _earliest(windows[stop], arrive)
         if t_next is None:
             where = p.path if p is not None else f"{path}.vehicle_end_time"
@@ -358,6 +361,7 @@ def _given_plan(
     stops = problem.stops
     g0 = problem.model.global_start_time
     travel = problem.travel_s(v)
+    service = problem.service_for(v)  # with the vehicle's visit-type extra durations
     windows = problem.windows
 
     def rel(t: float | None) -> int:
@@ -377,7 +381,7 @@ def _given_plan(
         if not any(lo <= t <= hi for lo, hi in windows[stop]):
             out.append(FieldViolation(where, "is outside the time windows"))
     for (a, ta, _), (b, tb, where) in itertools.pairwise(events):
-        ready = ta + int(problem.service_s[a])
+        ready = ta + int(service[a])
         taken = sum(d for bs, d in breaks if bs >= ready and bs + d <= tb)
         if tb < ready + int(travel[a, b]) + taken:
             out.append(

@@ -4,6 +4,7 @@ invalid, naming the field; numbers just within the bounds solve on every backend
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import pytest
@@ -21,6 +22,7 @@ from engine.model import (
     InjectedRoute,
     InjectedSolutionConstraint,
     InjectedVisit,
+    LoadInterval,
     Relaxation,
     RelaxationLevel,
     Shipment,
@@ -414,7 +416,8 @@ _EDGES = (
 
 
 def _edge_model(changes: list[tuple[str, float]], where: str) -> ShipmentModel:
-    """A valid model with every driver-hours rule and an injected route, then ``changes``."""
+    """A valid model with every driver-hours rule, a visit type and an injected route, then
+    ``changes``."""
     travel = {
         "max_duration_s": 4 * HOUR,
         "soft_max_duration_s": 2 * HOUR,
@@ -437,6 +440,11 @@ def _edge_model(changes: list[tuple[str, float]], where: str) -> ShipmentModel:
             vehicle[field] = value
         elif kind == "frequency":
             frequency[int(field)] = value
+        elif kind == "loads":  # load intervals and visit types (issue 15)
+            if field == "extra_visit_duration_for_visit_type":
+                vehicle[field] = {"x": value}
+            elif math.isfinite(value):
+                vehicle[field] = {"kg": LoadInterval(0, int(value))}
         else:
             route = at_time(route, **{field: value})
     m = model(
@@ -445,6 +453,7 @@ def _edge_model(changes: list[tuple[str, float]], where: str) -> ShipmentModel:
         break_frequency_constraints=(FrequencyConstraint(*frequency),),
         **vehicle,
     )
+    m = with_shipment(m, 0, deliveries=(at("a", visit_types=("x",)),))
     if where == "constraint":
         constraint = InjectedSolutionConstraint((route,), (), ())
         return dataclasses.replace(m, injected_solution_constraint=constraint)
@@ -462,6 +471,9 @@ _EDGE_FIELDS = (
     "vehicle.route_duration_cost_per_square_hour_after_quadratic_soft_max",
     "frequency.0",
     "frequency.1",
+    "loads.start_load_intervals",
+    "loads.end_load_intervals",
+    "loads.extra_visit_duration_for_visit_type",
     "route.vehicle_start_time",
     "route.vehicle_end_time",
 )
@@ -488,3 +500,29 @@ def test_any_driver_hours_or_injected_numbers_are_solved_or_invalid(
     except (InvalidModelError, NoSolutionError):
         return
     assert 0 <= solution.metrics.total_cost < MAX_TOTAL_COST
+
+
+@pytest.mark.parametrize("where", ["refresh_details_routes", "constraint"])
+def test_injected_times_count_the_vehicles_visit_type_extra_durations(where: str) -> None:
+    """Visit a takes 1 s extra on vehicle 0 (its visit type): b at 20 s is then too early after
+    a at 10 s and 10 s of travel. Refreshing it was SolverError ("inconsistent schedule",
+    INTERNAL; found by the property test above once visit types merged with re-optimisation)."""
+    m = _edge_model([("loads.extra_visit_duration_for_visit_type", 1.0)], where)
+    with pytest.raises(InvalidModelError) as caught:
+        solve(m, SolveOptions(time_limit_s=1.0, backend="ortools", solver_processes=1))
+    route = {"constraint": "injected_solution_constraint.routes[0]"}.get(where, f"{where}[0]")
+    assert [v.field for v in caught.value.violations] == [f"{route}.visits[1].start_time"]
+    late = at_time(
+        PLAN, visits=(PLAN.visits[0], dataclasses.replace(PLAN.visits[1], start_time=21.0))
+    )
+    late = at_time(late, vehicle_end_time=41.0)
+    m = _edge_model(
+        [
+            ("loads.extra_visit_duration_for_visit_type", 1.0),
+            ("route.visits", late.visits),  # type: ignore[list-item]
+            ("route.vehicle_end_time", 41.0),
+        ],
+        where,
+    )
+    solution = solve(m, SolveOptions(time_limit_s=1.0, backend="ortools", solver_processes=1))
+    assert [v.start_time for v in solution.routes[0].visits] == [10.0, 21.0]
