@@ -9,10 +9,10 @@ cost, penalty and visit cost paid, every rate applied to the largest quantity it
 per-unit rate to every unit of its load type) — must stay below
 :data:`~engine.units.MAX_TOTAL_COST`; a model beyond it is refused, naming the field with the
 largest worst-case term. The driver-hours costs (issue 15) count the same way: a travel soft
-cost per hour over the whole horizon, a quadratic soft cost (``cost_per_square_hour_after_
-quadratic_soft_max``) times the square of the longest excess (the span, route duration or travel
-time, is at most the horizon and the limit's ``max_duration``; one second more for the solver's
-whole seconds). Loads are bounded per type (the sum of a type's demands,
+cost per hour over the whole horizon, a quadratic soft cost
+(``cost_per_square_hour_after_quadratic_soft_max``) times the square of the longest excess (the
+span, route duration or travel time, is at most the horizon and the limit's ``max_duration``;
+one second more for the solver's whole seconds). Loads are bounded per type (the sum of a type's demands,
 :data:`~engine.units.MAX_LOAD_TOTAL`); matrix distances and distance limits by
 :data:`~engine.units.MAX_DISTANCE_M`.
 
