@@ -12,8 +12,8 @@ largest worst-case term. The driver-hours costs (issue 15) count the same way: a
 cost per hour over the whole horizon, a quadratic soft cost
 (``cost_per_square_hour_after_quadratic_soft_max``) times the square of the longest excess (the
 span, route duration or travel time, is at most the horizon and the limit's ``max_duration``;
-one second more for the solver's whole seconds). Loads are bounded per type (the sum of a type's demands,
-:data:`~engine.units.MAX_LOAD_TOTAL`); matrix distances and distance limits by
+one second more for the solver's whole seconds). Loads are bounded per type (the sum of a
+type's demands, :data:`~engine.units.MAX_LOAD_TOTAL`); matrix distances and distance limits by
 :data:`~engine.units.MAX_DISTANCE_M`.
 
 Times and durations are bounded by their protobuf types' ranges (about 10,000 years in seconds
