@@ -10,6 +10,7 @@ layouts``) reads the same request as JSON, so a study file is also a valid RPC r
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -312,10 +313,17 @@ def run_request(
     on_done: Callable[[LayoutEvaluation], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     solve_fn: SolveFn | None = None,
+    time_budget_s: float | None = None,
 ) -> LayoutOutcome:
     """Evaluate the study's layouts, then run its search (if any); ``on_done`` per routed
-    layout. Once ``should_stop`` returns True no further layout starts. ``solve_fn``: how each
-    model is routed (default: :func:`engine.solve` here)."""
+    layout. The whole study stops — no further layout, MIP or local-search move starts, the
+    running solve is interrupted — once ``should_stop`` returns True or its time budget is
+    spent (``time_budget_s``, default the request's ``timeout``; None: none), and the layouts
+    routed so far are the outcome. ``solve_fn``: how each model is routed (default:
+    :func:`engine.solve` here)."""
+    budget_s = req.timeout_s if time_budget_s is None else time_budget_s
+    started = time.monotonic()
+    deadline = None if budget_s is None else started + budget_s
     evaluations = evaluate_layouts(
         req.study,
         req.study.layouts,
@@ -324,14 +332,18 @@ def run_request(
         on_done=on_done,
         should_stop=should_stop,
         solve_fn=solve_fn,
+        deadline=deadline,
     )
     screened: tuple[tuple[Layout, float], ...] = ()
-    if req.study.search is not None and not (should_stop is not None and should_stop()):
+    stopped = (should_stop is not None and should_stop()) or (
+        deadline is not None and time.monotonic() >= deadline
+    )
+    if req.study.search is not None and not stopped:
         found: SearchResult = search_layouts(
             req.study,
             req.options,
             roads=roads,
-            time_budget_s=req.timeout_s,
+            time_budget_s=None if deadline is None else deadline - time.monotonic(),
             on_done=on_done,
             should_stop=should_stop,
             solve_fn=solve_fn,
