@@ -50,12 +50,15 @@ __all__ = [
     "request_to_study",
     "result_to_response",
     "run_request",
+    "study_budget_s",
 ]
 
 DEFAULT_LAYOUT_TIMEOUT_S = 10.0
 MAX_CANDIDATES = 64
 """Most screening proposals a search request may ask for (``candidates``): each is a MIP
-solve in the server."""
+solve and a routed layout in the study's worker."""
+BUDGET_SLACK_S = 60.0
+"""What :func:`study_budget_s` adds for the work around the solves (travel, models, reports)."""
 _MODES = {
     pb.LayoutSearch.EXACTLY: "exactly",
     pb.LayoutSearch.AT_MOST: "at_most",
@@ -290,6 +293,27 @@ def _request_to_study(
         candidates=request.candidates or 4,
     )
     return LayoutRequest(study, options, timeout_s, request.label)
+
+
+def study_budget_s(req: LayoutRequest) -> float:
+    """The time budget of a study: its ``timeout``, or without one a bound on what it can do
+    (every layout it may route at its routing budget, every MIP at the screening's limit, plus
+    :data:`BUDGET_SLACK_S`), so that a study always ends and the executor's watchdog can tell a
+    runaway one."""
+    if req.timeout_s is not None:
+        return req.timeout_s
+    o, study = req.options, req.study
+    routed = len(study.layouts)
+    mips = 0
+    if study.search is not None:
+        n = len(study.depots)
+        steps = o.max_local_search_steps
+        routed += o.candidates + o.neighbours * steps
+        # the screening (λ values, proposals, their reported costs), the neighbour rankings
+        mips += len(o.route_cost_factors) + 2 * o.candidates + steps * (n * n + o.neighbours)
+    mips += routed * len(study.days)  # a capacity repair per routed layout-day, at most
+    routing = routed * o.time_limit_s + (o.final_time_limit_s or 0.0)
+    return routing + mips * o.screening_time_limit_s + BUDGET_SLACK_S
 
 
 @dataclass(frozen=True)
