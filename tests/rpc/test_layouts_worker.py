@@ -144,3 +144,28 @@ def test_a_killed_study_worker_runs_it_again_and_a_poison_study_ends_aborted(
         assert serving(srv)
     finally:
         assert srv.terminate() == 0, srv.log()
+
+
+def test_sigterm_mid_study_queues_it_again_without_spending_an_attempt(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "server.log", *args(tmp_path))
+    request = long_study(layouts=4, layout_timeout_s=1.0)
+    try:
+        client = Client(srv)
+        name = client.stub.EvaluateDepotLayouts(request, timeout=10).name
+        wait_until(client, name, lambda md: md.layouts_done >= 1, "a layout routed")
+        workers = study_processes(srv)
+        assert len(workers) == 1
+    finally:
+        assert srv.terminate() == 0, srv.log()  # SIGTERM: drains
+    assert not alive(workers)
+    assert "interrupted by the shutdown" in srv.log()
+    srv = ServerProcess(tmp_path / "server.log", *args(tmp_path))
+    try:
+        done = Client(srv).wait(name, timeout_s=90)
+        md = state_of(done)
+        assert (md.state, md.attempt) == (pb.SUCCEEDED, 1)  # the interrupted attempt not spent
+        response = response_of(done)
+        assert len(response.layouts) == 4
+        check_layouts_response(request, response)
+    finally:
+        assert srv.terminate() == 0, srv.log()
