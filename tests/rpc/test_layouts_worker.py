@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from google.longrunning import operations_pb2
 from google.rpc import code_pb2
@@ -167,5 +168,71 @@ def test_sigterm_mid_study_queues_it_again_without_spending_an_attempt(tmp_path:
         response = response_of(done)
         assert len(response.layouts) == 4
         check_layouts_response(request, response)
+    finally:
+        assert srv.terminate() == 0, srv.log()
+
+
+def hard_search_request() -> pb.EvaluateDepotLayoutsRequest:
+    """``tests.planning.test_budget.hard_study`` as a request: a search whose screening MIP
+    SCIP does not finish in 40 s (each MIP may take 10 s, the screening's own limit)."""
+    rng = np.random.default_rng(5)
+    request = pb.EvaluateDepotLayoutsRequest(label="hard", use_geodesic_distances=True)
+    study = request.study
+
+    def place(message: pb.CandidateDepot | pb.LayoutOrder, x: float, y: float) -> None:
+        message.location.latitude, message.location.longitude = 60.1 + y / 1000, 24.8 + x / 500
+
+    for j in range(30):
+        depot = study.depots.add(label=f"D{j}")
+        place(depot, *rng.uniform(0, 100, 2))
+        depot.capacity["parcels"] = int(rng.integers(80, 160))
+        depot.opening_cost = float(rng.uniform(100, 400))
+    day = study.days.add(label="monday")
+    for i in range(150):
+        order = day.orders.add(label=f"o{i}")
+        place(order, *rng.uniform(0, 100, 2))
+        order.demands["parcels"] = int(rng.integers(5, 35))
+    van = study.fleet.add(label="van", fixed_cost=50.0, cost_per_kilometer=1.0)
+    van.capacities["parcels"] = 100
+    study.search.mode = pb.LayoutSearch.MIN_COST
+    return request
+
+
+def run_time(md: pb.EvaluateDepotLayoutsMetadata) -> float:
+    """Seconds from the operation's start (its attempt counted) to its end, by the server."""
+    return (md.end_time.ToNanoseconds() - md.start_time.ToNanoseconds()) / 1e9
+
+
+def test_the_timeout_and_a_cancel_reach_inside_the_screening_mip(tmp_path: Path) -> None:
+    """The first screening MIP of this search runs its whole 10 s limit unless stopped.
+
+    With a 3 s timeout the study ends (DEADLINE_EXCEEDED, or the few layouts it routed) well
+    before that MIP alone would have. A cancel during the MIP interrupts it: the worker
+    returns by itself (the operation's error says nothing of a worker stopped by force)."""
+    srv = ServerProcess(tmp_path / "server.log", *args(tmp_path))
+    try:
+        client = Client(srv)
+        request = hard_search_request()
+        request.timeout.FromSeconds(3)
+        done = client.wait(client.stub.EvaluateDepotLayouts(request, timeout=30).name, 120)
+        md = state_of(done)
+        assert run_time(md) < 9.0, f"the study ran {run_time(md):.1f} s with a 3 s timeout"
+        if md.state == pb.FAILED:
+            assert done.error.code == code_pb2.DEADLINE_EXCEEDED, done.error
+        else:
+            assert md.state == pb.SUCCEEDED
+        assert serving(srv)
+
+        name = client.stub.EvaluateDepotLayouts(hard_search_request(), timeout=30).name
+        wait_for(lambda: study_processes(srv), 30.0, "the study's worker process")
+        time.sleep(2.0)  # in the first MIP (it takes 10 s)
+        assert serving(srv)
+        client.ops.CancelOperation(operations_pb2.CancelOperationRequest(name=name), timeout=5)
+        cancelled = client.wait(name, timeout_s=60)
+        assert state_of(cancelled).state == pb.CANCELLED
+        assert cancelled.error.code == code_pb2.CANCELLED
+        assert "stopped" not in cancelled.error.message, cancelled.error.message
+        assert run_time(state_of(cancelled)) < 9.0
+        assert serving(srv)
     finally:
         assert srv.terminate() == 0, srv.log()
