@@ -91,14 +91,14 @@ def test_a_study_runs_in_a_worker_process_and_a_cancel_stops_it(tmp_path: Path) 
 
 
 def test_the_timeout_of_a_study_ends_it_with_the_layouts_routed(tmp_path: Path) -> None:
-    """Eight layouts of 2 s each, a 3 s timeout: the study ends SUCCEEDED with the layouts
+    """Eight layouts of 2 s each, a 5 s timeout: the study ends SUCCEEDED with the layouts
     routed within its budget, not all eight; a budget too short for any layout fails with
     DEADLINE_EXCEEDED."""
     srv = ServerProcess(tmp_path / "server.log", *args(tmp_path))
     try:
         client = Client(srv)
         request = long_study()
-        request.timeout.FromSeconds(3)
+        request.timeout.FromSeconds(5)
         done = client.wait(client.stub.EvaluateDepotLayouts(request, timeout=10).name)
         assert state_of(done).state == pb.SUCCEEDED
         response = response_of(done)
