@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
@@ -37,7 +37,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from engine import FieldViolation, InvalidModelError
+from engine.parallel import run_parallel
 from engine.roads import RoadContext
+from engine.search import ProgressCallback, StopCriterion
 from planning.budget import Budget, StoppedError
 from planning.day_model import Router, SolveFn, build_day_model
 from planning.kpis import layout_kpis
@@ -162,6 +164,10 @@ def evaluate_layout(
 
 # -- several layouts at once ------------------------------------------------------------
 
+_NO_DEADLINE_S = 10.0 * 365 * 86400
+"""The deadline of a wave of layouts when the study has none (:func:`engine.parallel.run_parallel`
+needs one)."""
+
 _POOL_ROADS: RoadContext | None = None
 """The road network of the evaluation pool: set before the pool forks, inherited by it."""
 
@@ -236,6 +242,42 @@ class _Batch:
         context = multiprocessing.get_context("fork")
         return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
+    def in_waves(self, layouts: Sequence[Layout]) -> list[LayoutEvaluation]:
+        """``options.workers`` layouts at once, each in a child forked by
+        :func:`engine.parallel.run_parallel` (which a daemonic process may have), wave after
+        wave; a stop reaches the children (their solves are interrupted, their incomplete
+        layouts left out). Results in the order of ``layouts``."""
+        out: list[LayoutEvaluation] = []
+        queue = list(layouts)
+        deadline = self.budget.deadline
+        while queue and not self.stopped():
+            wave, queue = queue[: self.options.workers], queue[self.options.workers :]
+            until = deadline if deadline is not None else time.monotonic() + _NO_DEADLINE_S
+            stop = StopCriterion(deadline=until, should_stop=self.budget.should_stop)
+            tasks = [(layout.label, self._wave_task(layout, deadline)) for layout in wave]
+            for result in run_parallel(tasks, stop):
+                if result.error is not None:
+                    raise result.error
+                if result.value is not None:  # None: stopped before it was complete
+                    self.finished(result.value)
+                    out.append(result.value)
+        return out
+
+    def _wave_task(
+        self, layout: Layout, deadline: float | None
+    ) -> Callable[[StopCriterion, ProgressCallback], LayoutEvaluation | None]:
+        def task(stop: StopCriterion, progress: ProgressCallback) -> LayoutEvaluation | None:
+            del progress
+            try:
+                return evaluate_layout(
+                    self.study, layout, self.options, roads=self.roads,
+                    time_limit_s=self.time_limit_s, budget=Budget(stop.should_stop, deadline),
+                )  # fmt: skip
+            except StoppedError:
+                return None
+
+        return task
+
     def in_pool(self, layouts: Sequence[Layout]) -> list[LayoutEvaluation]:
         """``options.workers`` layouts at once; results in the order of ``layouts``."""
         global _POOL_ROADS
@@ -282,10 +324,14 @@ def evaluate_layouts(
     finishes; once ``should_stop`` returns True or ``deadline`` (``time.monotonic()``) has
     passed no further layout starts and the running ones stop (those not complete are left
     out of the result). With ``solve_fn`` (solves run elsewhere) the layouts are evaluated in
-    threads instead of processes."""
+    threads instead of processes; in a daemonic process (which ``multiprocessing`` forbids to
+    have children: a server's worker), in waves of children forked by
+    :func:`engine.parallel.run_parallel`."""
     options = options_and_check(study, options, roads)
     budget = Budget(should_stop, deadline)
     batch = _Batch(study, options, roads, time_limit_s, on_done, budget, solve_fn)
     if options.workers <= 1 or len(layouts) <= 1:
         return batch.in_turn(layouts)
+    if solve_fn is None and multiprocessing.current_process().daemon:
+        return batch.in_waves(layouts)  # a daemonic process (a server's worker): no pool
     return batch.in_pool(layouts)

@@ -6,8 +6,8 @@ executor (the same slots, queue and back-pressure as the solves, so the server's
 and calls never wait on it), a crash or a kill takes only that process down (the operation is
 retried, then ABORTED, like a solve), and a cancel sets the worker's stop flag. In the worker,
 :func:`run_study_task` — the task's entry, named to the runtime by reference — converts the
-request, routes the layouts one after the other with :func:`engine.solve` in that process (each
-solve a portfolio over the cores of the slot) and runs the search, all within the study's
+request, routes as many layouts at once as its slot has cores (children forked from the worker,
+one search each) and runs the search, all within the study's
 budget (:mod:`planning.budget`): the stop flag and the deadline are checked before every solve,
 MIP and local-search move, a running solve or MIP is interrupted by the stop flag and gets at
 most the time left. After each routed layout it reports the response so far (the layouts
@@ -101,9 +101,10 @@ def run_study_task(payload: bytes, context: TaskContext) -> bytes:
         default_geodesic_meters_per_second=task.default_geodesic_meters_per_second,
         roads=roads,
     )
-    # One layout after the other here (a worker may not fork a pool); each solve searches on
-    # every core of the slot.
-    req = replace(req, options=replace(req.options, workers=1, solver_processes=context.cores))
+    # As many layouts at once as the slot has cores, each with one search, in children forked
+    # from this worker (planning.evaluate's waves: a worker is a daemonic process).
+    workers = max(1, context.cores)
+    req = replace(req, options=replace(req.options, workers=workers, solver_processes=1))
     label = req.label
     done: list[LayoutEvaluation] = []
 
