@@ -8,8 +8,10 @@ so they cannot pass because the instance happened to be easy.
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
+from multiprocessing.connection import Connection
 
 import numpy as np
 import pytest
@@ -169,3 +171,31 @@ def test_budget() -> None:
     assert flagged.interrupted()
     assert not late.interrupted()
     assert Budget.of(time_budget_s=10.0, deadline=time.monotonic() + 1.0).remaining(5.0) <= 1.0
+
+
+def _evaluate_in_a_daemon(conn: Connection, stop_after_first: bool) -> None:
+    layouts = tuple(Layout(f"L{j}", (f"D{j}",)) for j in range(3))
+    study = small_study(orders=8, layouts=layouts)
+    stop = threading.Event()
+    got = evaluate_layouts(
+        study, layouts, options(time_limit_s=2.0 if stop_after_first else 0.5, workers=2),
+        on_done=lambda ev: stop.set() if stop_after_first else None, should_stop=stop.is_set,
+    )  # fmt: skip
+    conn.send([ev.layout.label for ev in got])
+
+
+@pytest.mark.parametrize("stop_after_first", [False, True])
+def test_a_daemonic_process_evaluates_layouts_in_waves(stop_after_first: bool) -> None:
+    """A server's worker is daemonic: multiprocessing forbids it a pool, so its layouts run in
+    waves of forked children (two at once here); a stop after the first wave ends it."""
+    ctx = multiprocessing.get_context("fork")
+    reader, writer = ctx.Pipe(duplex=False)
+    process = ctx.Process(
+        target=_evaluate_in_a_daemon, args=(writer, stop_after_first), daemon=True
+    )
+    process.start()
+    assert reader.poll(120), "no answer from the daemonic process"
+    labels = reader.recv()
+    process.join(30)
+    assert process.exitcode == 0
+    assert labels == (["L0", "L1"] if stop_after_first else ["L0", "L1", "L2"])
