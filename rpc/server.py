@@ -73,6 +73,7 @@ from rpc.google.service import GOOGLE_SERVICE_NAME, google_handler
 from rpc.google.storage import Storage
 from rpc.keys import KeyStore, TenantQuota, keys_exist
 from rpc.observability import Metrics, ObservabilityInterceptor, RequestIdFilter
+from rpc.operations.layouts import TASK_MODULES
 from rpc.operations.manager import JobManager
 from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.operations.store import JobStore
@@ -131,6 +132,7 @@ def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
         max_queued=config.queue_size,
         roads=spec,
         cores=min(available_cores(), config.max_solver_processes),
+        preload=TASK_MODULES,
     )
 
 

@@ -6,8 +6,8 @@ starts its jobs and packs their metadata and responses; :mod:`rpc.operations.fil
 ListOperations filters.
 
 :class:`JobManager` owns the operations of ``OptimizeToursLongRunning``,
-``BatchOptimizeTours`` and ``EvaluateDepotLayouts`` (kind ``layouts``: a
-:class:`~rpc.operations.layouts.LayoutRun` whose routing solves go to the same executor; its
+``BatchOptimizeTours`` and ``EvaluateDepotLayouts`` (kind ``layouts``: a study run as a task
+of the same executor, in a worker process like a solve, :mod:`rpc.operations.layouts`; its
 progress is the layouts routed so far, kept as the partial response):
 
 - **Submission** validates the request (INVALID_ARGUMENT as for OptimizeTours), refuses with
