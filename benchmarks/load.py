@@ -225,15 +225,27 @@ def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...] | None:
     return (("x-goog-api-key", args.api_key),) if args.api_key else None
 
 
-def _wait_done(operations: Any, op: Any, args: argparse.Namespace, budget_s: float) -> Any:
-    """``op`` once done (WaitOperation in 5 s polls), or raises TimeoutError after ``budget_s``."""
+def _wait_done(
+    operations: Any, op: Any, args: argparse.Namespace, budget_s: float, stats: Stats
+) -> Any:
+    """``op`` once done (WaitOperation in 5 s polls), or raises TimeoutError after ``budget_s``.
+    A poll answered busy with a RetryInfo (the server's long-poll slots are full) waits the delay
+    it names and polls again: never a new submission."""
+    import grpc
     from google.longrunning import operations_pb2
 
     end = time.monotonic() + budget_s
     while not op.done and time.monotonic() < end:
         wait = operations_pb2.WaitOperationRequest(name=op.name)
         wait.timeout.seconds = 5
-        op = operations.WaitOperation(wait, timeout=10, metadata=_metadata(args))
+        try:
+            op = operations.WaitOperation(wait, timeout=10, metadata=_metadata(args))
+        except grpc.RpcError as exc:
+            delay = retry_delay(exc)
+            if exc.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED or delay is None:
+                raise
+            stats.note_retry("WaitOperation", exc.code().name)
+            time.sleep(delay)
     if not op.done:
         raise TimeoutError(op.name)
     return op
@@ -312,7 +324,8 @@ def _attempt_mixed(
             op = stub.OptimizeToursLongRunning(req, timeout=deadline, metadata=metadata)
             with stats.lock:
                 stats.operations.append(op.name)
-            op = _wait_done(operations, op, args, deadline)
+            # an operation may wait in the queue behind every other solve: up to --drain-timeout
+            op = _wait_done(operations, op, args, max(deadline, args.drain_timeout), stats)
             if op.HasField("error"):
                 code_name = next(c.name for c in grpc.StatusCode if c.value[0] == op.error.code)
                 stats.record(method, f"operation {code_name}", 0.0)
@@ -638,6 +651,7 @@ def report_of(
             }
             for method in sorted(stats.codes)
         }
+        report["wait_polls_retried_after_retry_info"] = dict(stats.retries.get("WaitOperation", {}))
         report["operations_submitted"] = len(stats.operations)
         report["operations_not_drained"] = not_done
     return report
