@@ -8,6 +8,7 @@ the breaks. A plan whose schedule does not fit its own travel times is a solver 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from engine.solution import (
     Solution,
     SolveStatus,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from geodata.network import RoadNetwork
@@ -151,6 +153,8 @@ class _RouteWalk:
         """Encoded road geometry of each transition (none: no geometry)."""
         self.travel_s = self.distance_m = self.wait_s = self.break_s = 0.0
         self.visit_s = self.delay_s = 0.0
+        self.pickups: dict[int, tuple[int, float]] = {}
+        """Shipment → (pickup stop, end of the pickup visit), for detours."""
 
     def run(self) -> None:
         """Every transition and visit of the plan, in order."""
@@ -202,8 +206,21 @@ class _RouteWalk:
         request = stops.visit_request(model, stop)
         visit_loads = _loads_of(shipment, is_pickup)
         alternative = int(stops.alternative[stop])
+        duration_s = self.vehicle.visit_duration_s(request)  # with visit-type extras (issue 15)
+        detour_s = self._detour_s(stop, s, is_pickup, start)
+        if is_pickup:
+            self.pickups[s] = (stop, start + duration_s)
         self.visits.append(
-            Visit(s, is_pickup, alternative, start, visit_loads, shipment.label, request.label)
+            Visit(
+                s,
+                is_pickup,
+                alternative,
+                start,
+                visit_loads,
+                shipment.label,
+                request.label,
+                detour_s,
+            )
         )
         for t, q in visit_loads.items():
             self.load[t] += q
@@ -215,8 +232,19 @@ class _RouteWalk:
         if request.cost:
             self.costs[f"model.shipments.{kind}.cost"] += request.cost
         self.delay_s += _delay_s(request.time_windows, start)
-        self.visit_s += request.duration_s
-        return start + request.duration_s
+        self.visit_s += duration_s
+        return start + duration_s
+
+    def _detour_s(self, stop: int, s: int, is_pickup: bool, start: float) -> float:
+        """Google's ``Visit.detour`` (issue 15): a delivery after its pickup is measured from
+        the pickup's end, any other visit from the vehicle start, less the direct travel."""
+        since = self.pickups.get(s) if not is_pickup else None
+        if since is None:
+            since = (self.problem.stops.vehicle_start(self.plan.vehicle), self.start_time)
+        origin, left_at = since
+        travel = float(self.durations[origin, stop]) * self.vehicle.travel_duration_multiple
+        detour = start - left_at - travel  # negative only where travel breaks the triangle
+        return 0.0 if abs(detour) < _TOLERANCE_S else detour  # inequality (client matrices)
 
     def route(self, polyline: str) -> Route:
         """The route walked, with the vehicle's costs."""
@@ -398,6 +426,12 @@ def build_solution(
         costs["model.global_duration_cost_per_hour"] += (
             model.global_duration_cost_per_hour * (max(ends) - min(starts)) / 3600.0
         )
+    span = (
+        max(ends) - min(starts)
+        if starts and ends
+        else model.global_end_time - model.global_start_time
+    )
+    routes = tuple(_with_fullness(model, r, span) for r in routes)
     metrics = Metrics(
         aggregated_route_metrics=_aggregate(routes),
         skipped_mandatory_shipment_count=sum(
@@ -429,3 +463,51 @@ def _search_skip_code(shipment: Shipment) -> SkipReasonCode:
     if shipment.penalty_cost == 0:
         return SkipReasonCode.ZERO_PENALTY_COST
     return SkipReasonCode.NOT_WORTH_ITS_PENALTY_OR_NO_ROOM
+
+
+# -- vehicle fullness (issue 15) --------------------------------------------------------------
+
+
+def _ratio(value: float, limit: float | None) -> float | None:
+    """Google's fullness ratio: unset without a limit, 1 for a limit of 0, capped at 1."""
+    if limit is None:
+        return None
+    if limit <= 0:
+        return 1.0
+    return min(1.0, value / limit)
+
+
+def _with_fullness(model: ShipmentModel, route: Route, span_s: float) -> Route:
+    """``route`` with its :class:`VehicleFullness` (used routes only); ``span_s``: the latest
+    vehicle end minus the earliest vehicle start of the solution."""
+    if not route.is_used or route.vehicle_start_time is None or route.vehicle_end_time is None:
+        return route
+    vehicle = model.vehicles[route.vehicle_index]
+    m = route.metrics
+    travel_limit = vehicle.travel_duration_limit
+    loads = [
+        _ratio(float(m.max_loads.get(t, 0)), float(limit))
+        for t, limit in sorted(vehicle.load_limits.items())
+    ]
+    fullness = VehicleFullness(
+        distance=_ratio(m.travel_distance_m, vehicle.route_distance_limit_m),
+        travel_duration=_ratio(
+            m.travel_duration_s, None if travel_limit is None else travel_limit.max_duration_s
+        ),
+        active_duration=_ratio(m.total_duration_s, vehicle.route_duration_limit_s),
+        max_load=max((r for r in loads if r is not None), default=None),
+        active_span=_ratio(route.vehicle_end_time - route.vehicle_start_time, span_s),
+    )
+    ratios = [
+        r
+        for r in (
+            fullness.distance,
+            fullness.travel_duration,
+            fullness.active_duration,
+            fullness.max_load,
+            fullness.active_span,
+        )
+        if r is not None
+    ]
+    fullness = dataclasses.replace(fullness, max_fullness=max(ratios, default=None))
+    return dataclasses.replace(route, vehicle_fullness=fullness)

@@ -37,6 +37,7 @@ __all__ = [
     "InjectedSolutionConstraint",
     "InjectedVisit",
     "LatLng",
+    "LoadInterval",
     "PrecedenceRule",
     "Relaxation",
     "RelaxationLevel",
@@ -47,6 +48,7 @@ __all__ = [
     "ShipmentTypeRequirement",
     "SoftLoadLimit",
     "TimeWindow",
+    "UnloadingPolicy",
     "Vehicle",
     "VisitRequest",
 ]
@@ -100,6 +102,9 @@ class VisitRequest:
     """Cost of performing the shipment through this alternative (Google's
     ``VisitRequest.cost``), reported as ``model.shipments.pickups.cost`` /
     ``model.shipments.deliveries.cost``."""
+    visit_types: tuple[str, ...] = ()
+    """Google's ``visit_types``: a vehicle spends its
+    :attr:`Vehicle.extra_visit_duration_for_visit_type` of each on top of ``duration_s``."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,34 @@ class SoftLoadLimit:
 
 
 @dataclass(frozen=True)
+class LoadInterval:
+    """Google's ``LoadLimit.Interval``: an acceptable load from ``min_load`` up to ``max_load``
+    (``None``: unrestricted)."""
+
+    min_load: int = 0
+    max_load: int | None = None
+
+    def problem(self, amount: int) -> str:
+        """Why ``amount`` is outside the interval ("" when it is inside)."""
+        if amount < self.min_load:
+            return f"is {amount}, below min {self.min_load}"
+        if self.max_load is not None and amount > self.max_load:
+            return f"is {amount}, above max {self.max_load}"
+        return ""
+
+
+class UnloadingPolicy(enum.IntEnum):
+    """``Vehicle.UnloadingPolicy`` (values are Google's): the order in which a vehicle delivers
+    the shipments that have both a pickup and a delivery; other shipments are free."""
+
+    UNLOADING_POLICY_UNSPECIFIED = 0
+    LAST_IN_FIRST_OUT = 1
+    """Each delivery is of the pair picked up last among those on board."""
+    FIRST_IN_FIRST_OUT = 2
+    """Each delivery is of the pair picked up first among those on board."""
+
+
+@dataclass(frozen=True)
 class Vehicle:
     """A vehicle. Unset start (end) location: the route starts (ends) at its first (last) visit."""
 
@@ -270,6 +303,21 @@ class Vehicle:
     ``route_duration_cost_per_square_hour_after_quadratic_soft_max`` times the square of the
     hours beyond it."""
     route_duration_cost_per_square_hour_after_quadratic_soft_max: float | None = None
+    # -- loads (issue 15) --
+    start_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
+    """``load_limits[type].start_load_interval``: the load on board at the start of a route
+    that performs visits (the delivery-only loads it delivers) must lie in the interval. A
+    vehicle without visits carries nothing and is not constrained. Only ``min_load`` 0 is
+    supported (validation)."""
+    end_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
+    """``load_limits[type].end_load_interval``: the same at the end (the pickup-only loads it
+    collects)."""
+    unloading_policy: UnloadingPolicy = UnloadingPolicy.UNLOADING_POLICY_UNSPECIFIED
+    """Google's ``unloading_policy`` (issue 15)."""
+    # -- visit types (issue 15) --
+    extra_visit_duration_for_visit_type: Mapping[str, float] = field(default_factory=dict)
+    """Seconds this vehicle spends beyond ``VisitRequest.duration_s`` at a visit of each type
+    (summed over the visit's ``visit_types``); see :meth:`visit_duration_s`."""
 
     @property
     def route_duration_limit(self) -> DurationLimit:
@@ -283,6 +331,14 @@ class Vehicle:
                 self.route_duration_cost_per_square_hour_after_quadratic_soft_max
             ),
         )
+
+    def visit_duration_s(self, request: VisitRequest) -> float:
+        """How long this vehicle spends at ``request``: its duration plus the extra duration
+        of each of its visit types (Google's ``extra_visit_duration_for_visit_type``)."""
+        extra = self.extra_visit_duration_for_visit_type
+        if not extra or not request.visit_types:
+            return request.duration_s
+        return request.duration_s + sum(extra.get(t, 0.0) for t in request.visit_types)
 
     @property
     def has_start(self) -> bool:

@@ -123,6 +123,8 @@ def _vehicle_profiles(problem: Problem) -> tuple[list[int], list[int]]:
             vehicle.route_duration_limit_s,
             vehicle.route_distance_limit_m,
             _travel_limit_s(problem, v),
+            _load_interval_maxima(problem, v),
+            tuple(sorted(vehicle.extra_visit_duration_for_visit_type.items())),
         )
         if key not in index:
             index[key] = len(representative)
@@ -139,6 +141,9 @@ def _verdict(problem: Problem, v: int, s: int) -> tuple[SkipReasonCode, str] | N
         limit = limits.get(load_type)
         if limit is not None and amount > limit:
             return SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, load_type
+    over = _exceeds_load_interval(problem, v, s)
+    if over:
+        return SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, over
     code = _route_alone(problem, v, s)
     return None if code is None else (code, "")
 
@@ -191,6 +196,7 @@ def _check_sequence(
     if not all(problem.reachable(v, a, b) for a, b in itertools.pairwise(seq)):
         return SkipReasonCode.UNREACHABLE_LOCATION
     windows = problem.windows
+    service = problem.service_for(v)  # with the vehicle's visit-type extras (issue 15)
     t = _earliest_in(windows[seq[0]], 0)
     if t is None:
         return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS
@@ -198,9 +204,9 @@ def _check_sequence(
     meters = 0
     for prev, cur in itertools.pairwise(seq):
         leg = int(travel[prev, cur])
-        busy += leg + int(problem.service_s[prev])
+        busy += leg + int(service[prev])
         meters += int(distance[prev, cur])
-        t_next = _earliest_in(windows[cur], t + int(problem.service_s[prev]) + leg)
+        t_next = _earliest_in(windows[cur], t + int(service[prev]) + leg)
         if t_next is None:
             return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TIME_WINDOWS
         t = t_next
@@ -227,3 +233,27 @@ def _check_travel_limit(
     if total > limit:
         return SkipReasonCode.CANNOT_BE_PERFORMED_WITHIN_VEHICLE_TRAVEL_DURATION_LIMIT
     return None
+
+
+def _load_interval_maxima(problem: Problem, v: int) -> tuple[object, ...]:
+    vehicle = problem.model.vehicles[v]
+    return tuple(
+        tuple(sorted((t, i.max_load) for t, i in intervals.items() if i.max_load is not None))
+        for intervals in (vehicle.start_load_intervals, vehicle.end_load_intervals)
+    )
+
+
+def _exceeds_load_interval(problem: Problem, v: int, s: int) -> str:
+    """The load type whose ``start_load_interval.max`` a delivery-only shipment ``s`` exceeds
+    (its goods are on board from the start), or whose ``end_load_interval.max`` a pickup-only
+    one exceeds (on board until the end); "" if none (issue 15)."""
+    vehicle = problem.model.vehicles[v]
+    shipment = problem.model.shipments[s]
+    if shipment.pickups and shipment.deliveries:
+        return ""
+    intervals = vehicle.end_load_intervals if shipment.pickups else vehicle.start_load_intervals
+    for load_type, amount in sorted(shipment.load_demands.items()):
+        interval = intervals.get(load_type)
+        if interval is not None and interval.max_load is not None and amount > interval.max_load:
+            return load_type
+    return ""

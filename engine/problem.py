@@ -42,6 +42,7 @@ class Problem:
     """Per shipment: vehicles that passed the pre-check."""
     _travel_cache: dict[tuple[int, float], IntArray] = field(default_factory=dict)
     _distance_cache: dict[int, IntArray] = field(default_factory=dict)
+    _service_cache: dict[tuple[tuple[str, float], ...], IntArray] = field(default_factory=dict)
 
     @classmethod
     def build(cls, model: ShipmentModel, stops: Stops, travel: TravelMatrices) -> Problem:
@@ -85,6 +86,24 @@ class Problem:
             capped = np.minimum(scaled, float(self.unreachable_s))
             self._travel_cache[key] = np.ceil(capped - 1e-9).astype(np.int64)
         return self._travel_cache[key]
+
+    def service_for(self, vehicle: int) -> IntArray:
+        """Integer visit duration per stop for ``vehicle``: :attr:`service_s` plus the
+        vehicle's ``extra_visit_duration_for_visit_type`` of each visit type (issue 15), the
+        sum rounded up once."""
+        v = self.model.vehicles[vehicle]
+        if not v.extra_visit_duration_for_visit_type:
+            return self.service_s
+        key = tuple(sorted(v.extra_visit_duration_for_visit_type.items()))
+        cached = self._service_cache.get(key)
+        if cached is None:
+            cached = self.service_s.copy()
+            for i in range(self.stops.num_visits):
+                request = self.stops.visit_request(self.model, i)
+                if request.visit_types:
+                    cached[i] = ceil_int(v.visit_duration_s(request))
+            self._service_cache[key] = cached
+        return cached
 
     def distance_m(self, vehicle: int) -> IntArray:
         """Integer distances for ``vehicle`` (rounded up); unreachable legs get a distance

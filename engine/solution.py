@@ -21,6 +21,7 @@ __all__ = [
     "Solution",
     "SolveStatus",
     "Transition",
+    "VehicleFullness",
     "Visit",
 ]
 
@@ -68,6 +69,10 @@ class Visit:
     """Load change at this visit per type: negative for a delivery."""
     shipment_label: str = ""
     visit_label: str = ""
+    detour_s: float = 0.0
+    """Google's ``Visit.detour``: for a delivery of a shipment with a pickup, ``start_time -
+    pickup start - (pickup visit duration + travel from the pickup)``; otherwise ``start_time -
+    vehicle start time - travel from the vehicle start``."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,26 @@ class AggregatedMetrics:
 
 
 @dataclass(frozen=True)
+class VehicleFullness:
+    """Google's ``VehicleFullness`` (issue 15): ratios in [0, 1] between a used route's
+    metrics and its vehicle's limits; None where the vehicle has no such limit, 1 where the
+    limit is 0. ``max_fullness`` is the largest of the others."""
+
+    max_fullness: float | None = None
+    distance: float | None = None
+    """``travel_distance_m / route_distance_limit.max_meters``."""
+    travel_duration: float | None = None
+    """``travel_duration_s / travel_duration_limit.max_duration``."""
+    active_duration: float | None = None
+    """``total_duration_s / route_duration_limit.max_duration``."""
+    max_load: float | None = None
+    """Largest ``max_loads[type] / load_limits[type]`` over the vehicle's load limits."""
+    active_span: float | None = None
+    """``(vehicle_end_time - vehicle_start_time) / (latest_vehicle_end_time -
+    earliest_vehicle_start_time)`` of the solution."""
+
+
+@dataclass(frozen=True)
 class Route:
     """The route of one vehicle. An unused vehicle has no visits, transitions or times."""
 
@@ -122,6 +147,8 @@ class Route:
     route_costs: Mapping[str, float] = field(default_factory=dict)
     route_total_cost: float = 0.0
     polyline: str = ""
+    vehicle_fullness: VehicleFullness = field(default_factory=VehicleFullness)
+    """Filled for used routes (issue 15)."""
 
     @property
     def is_used(self) -> bool:

@@ -16,6 +16,7 @@ from engine.model import (
     DurationLimit,
     IncompatibilityMode,
     LatLng,
+    LoadInterval,
     RequirementMode,
     Shipment,
     ShipmentModel,
@@ -99,6 +100,8 @@ class _Validator:
         _check_precedence_rules(self)
         _check_injected_solutions(self)
         _check_driver_hours(self)
+        _check_load_intervals(self)
+        _check_visit_types(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -669,3 +672,78 @@ def _check_quadratic_soft_max(self: _Validator, path: str, limit: DurationLimit)
             f"solver within {QUADRATIC_COST_TOLERANCE:.0%} (it counts whole 10^-6 cost units per "
             f"square second); scale all the model's costs up (got {cost:g})",
         )
+
+
+# -- start and end load intervals (issue 15) --------------------------------------------------
+
+MAX_LOAD_INTERVAL_BOUND = 10**15
+"""Largest ``min`` or ``max`` of a ``LoadLimit.Interval`` (the solver keeps loads in int64)."""
+
+
+def _check_load_intervals(self: _Validator) -> None:
+    """``load_limits[type].start_load_interval`` and ``end_load_interval``: Google's rules (min
+    and max non-negative, min <= max), routeopt's bound, and no positive min (not supported
+    yet)."""
+    for j, v in enumerate(self.model.vehicles):
+        for kind, intervals in (
+            ("start_load_interval", v.start_load_intervals),
+            ("end_load_interval", v.end_load_intervals),
+        ):
+            for load_type, interval in sorted(intervals.items()):
+                path = f"vehicles[{j}].load_limits[{load_type}].{kind}"
+                if not load_type:
+                    self.add(f"vehicles[{j}].load_limits", "load type names must not be empty")
+                _check_load_interval(self, path, interval)
+
+
+def _check_load_interval(self: _Validator, path: str, interval: LoadInterval) -> None:
+    ok = True
+    for name, value in (("min", interval.min_load), ("max", interval.max_load)):
+        if value is None:
+            continue
+        if value < 0:
+            self.add(f"{path}.{name}", f"must not be negative (is {value})")
+            ok = False
+        elif value > MAX_LOAD_INTERVAL_BOUND:
+            self.add(f"{path}.{name}", f"must be at most 10^15 (is {value})")
+            ok = False
+    if ok and interval.max_load is not None and interval.min_load > interval.max_load:
+        self.add(f"{path}.min", f"must not exceed max ({interval.min_load} > {interval.max_load})")
+    elif ok and interval.min_load > 0:
+        self.add(
+            f"{path}.min",
+            f"a positive minimum load is not supported yet (got {interval.min_load}): the "
+            "solver's moves insert one shipment at a time and cannot reliably reach routes "
+            "that must leave or come back loaded",
+        )
+
+
+# -- visit types (issue 15) -------------------------------------------------------------------
+
+MAX_EXTRA_VISIT_DURATION_S = 1e9
+"""Largest ``extra_visit_duration_for_visit_type`` value (seconds; the solver keeps times in
+int64, and a visit's extras are summed)."""
+
+
+def _check_visit_types(self: _Validator) -> None:
+    """``VisitRequest.visit_types`` (not empty, each at most once: Google's rule) and
+    ``Vehicle.extra_visit_duration_for_visit_type`` (keys not empty, durations non-negative,
+    finite and at most :data:`MAX_EXTRA_VISIT_DURATION_S`)."""
+    for i, shipment in enumerate(self.model.shipments):
+        for kind, visits in (("pickups", shipment.pickups), ("deliveries", shipment.deliveries)):
+            for k, visit in enumerate(visits):
+                path = f"shipments[{i}].{kind}[{k}].visit_types"
+                if any(not t for t in visit.visit_types):
+                    self.add(path, "visit types must not be empty strings")
+                if len(set(visit.visit_types)) < len(visit.visit_types):
+                    self.add(path, "a visit type may appear only once")
+    for j, vehicle in enumerate(self.model.vehicles):
+        path = f"vehicles[{j}].extra_visit_duration_for_visit_type"
+        for visit_type, extra in sorted(vehicle.extra_visit_duration_for_visit_type.items()):
+            if not visit_type:
+                self.add(path, "keys (visit types) must not be empty strings")
+            elif not (_finite(extra) and 0 <= extra <= MAX_EXTRA_VISIT_DURATION_S):
+                self.add(
+                    f"{path}[{visit_type}]",
+                    f"must be a non-negative duration of at most 10^9 s (is {extra:g} s)",
+                )

@@ -6,11 +6,12 @@ checker's helpers (:mod:`tests.checker`), so each rule has a single implementati
 
 Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
 ``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows), soft distance
-and load limits and travel duration limits (hard, soft and quadratic soft) are honoured. Only
-models without time-dependent costs are supported (no soft time windows, no ``cost_per_hour``,
-no ``global_duration_cost_per_hour``, no soft route duration limit, no breaks or break
-frequency rules): the cost of a route then depends on its visit order only, and the schedule
-matters for feasibility alone.
+and load limits, start and end load intervals, visit-type extra durations, unloading policies
+and travel duration limits (hard, soft and quadratic soft) are honoured. Only models without
+time-dependent costs are supported (no soft time windows, no ``cost_per_hour``, no
+``global_duration_cost_per_hour``, no soft route duration limit, no breaks or break frequency
+rules): the cost of a route then depends on its visit order only, and the schedule matters for
+feasibility alone.
 
 An ``injected_solution_constraint`` is honoured too (README "Re-optimisation", read by the
 checker's :func:`~tests.checker.injected_locks`): kept shipments stay on their vehicle (or are
@@ -35,13 +36,16 @@ from tests.checker import (
     earliest_in_windows,
     hard_windows,
     injected_locks,
+    load_interval_problems,
     load_limit_problems,
     pickup_delivery_limit_problems,
     route_cost_terms,
     route_limit_problems,
     route_loads,
     route_type_problems,
+    unloading_problems,
     vehicle_allowed,
+    visit_duration,
     visit_request,
 )
 
@@ -179,7 +183,7 @@ class _Router:
             begin = earliest_in_windows(self.model, arrival, request.time_windows)
             if begin is None:
                 return None
-            t = begin + request.duration_s
+            t = begin + visit_duration(vehicle, request)
             previous = ref
         arrival = t + self.travel.leg(v, previous, None)[0]
         return earliest_in_windows(self.model, arrival, vehicle.end_time_windows)
@@ -199,7 +203,7 @@ class _Router:
             request = visit_request(model, ref)
             offset += self.travel.leg(v, previous, ref)[0]
             offsets.append((offset, request.time_windows))
-            offset += request.duration_s
+            offset += visit_duration(vehicle, request)
             previous = ref
         offset += self.travel.leg(v, previous, None)[0]
         offsets.append((offset, vehicle.end_time_windows))
@@ -235,7 +239,7 @@ class _Router:
         for ref in order:
             offset += self.travel.leg(v, previous, ref)[0]
             starts[ref] = offset
-            offset += visit_request(self.model, ref).duration_s
+            offset += visit_duration(self.model.vehicles[v], visit_request(self.model, ref))
             previous = ref
         problems = []
         for (s, is_pickup, k), start in starts.items():
@@ -274,6 +278,10 @@ class _Router:
                 continue
             loads = route_loads(model, v, order)
             if any(load_limit_problems(vehicle, load) for load in loads):
+                continue
+            if order and load_interval_problems(vehicle, loads):
+                continue
+            if unloading_problems(model, vehicle, order):
                 continue
             if route_type_problems(model, order) or self.pickup_delivery_problems(v, order):
                 continue

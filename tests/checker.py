@@ -54,13 +54,16 @@ __all__ = [
     "hard_windows",
     "haversine_m",
     "injected_locks",
+    "load_interval_problems",
     "load_limit_problems",
     "pickup_delivery_limit_problems",
     "route_cost_terms",
     "route_limit_problems",
     "route_loads",
     "route_type_problems",
+    "unloading_problems",
     "vehicle_allowed",
+    "visit_duration",
     "visit_request",
 ]
 
@@ -438,6 +441,63 @@ def route_limit_problems(vehicle: Vehicle, duration_s: float, distance_m: float)
     limit = vehicle.route_distance_limit_m
     if limit is not None and distance_m > limit + DIST_TOL:
         problems.append(f"route distance {distance_m} m exceeds route_distance_limit {limit} m")
+    return problems
+
+
+def visit_duration(vehicle: Vehicle, request: VisitRequest) -> float:
+    """Time ``vehicle`` spends at ``request``: its duration plus, for each of its visit types,
+    the vehicle's ``extra_visit_duration_for_visit_type`` (Google's, issue 15)."""
+    extras = vehicle.extra_visit_duration_for_visit_type
+    return request.duration_s + math.fsum(extras.get(t, 0.0) for t in set(request.visit_types))
+
+
+def unloading_problems(
+    model: ShipmentModel, vehicle: Vehicle, order: Sequence[VisitRef]
+) -> list[str]:
+    """Why the visit ``order`` of a route breaks its vehicle's ``unloading_policy`` (Google's:
+    with LAST_IN_FIRST_OUT, 1, each delivery of a shipment that has both a pickup and a
+    delivery is of the one picked up last among those on board; with FIRST_IN_FIRST_OUT, 2,
+    of the one picked up first; other shipments are free)."""
+    policy = int(vehicle.unloading_policy)
+    if policy not in (1, 2):
+        return []
+    on_board: list[int] = []
+    problems = []
+    for s, is_pickup, _ in order:
+        shipment = model.shipments[s]
+        if not (shipment.pickups and shipment.deliveries):
+            continue
+        if is_pickup:
+            on_board.append(s)
+            continue
+        if s not in on_board:
+            continue  # reported elsewhere (delivery before pickup)
+        expected = on_board[-1] if policy == 1 else on_board[0]
+        if s != expected:
+            name = "LAST_IN_FIRST_OUT" if policy == 1 else "FIRST_IN_FIRST_OUT"
+            problems.append(
+                f"unloading_policy {name}: delivers shipment {s} while {expected} is due first"
+            )
+        on_board.remove(s)
+    return problems
+
+
+def load_interval_problems(vehicle: Vehicle, loads: Sequence[Mapping[str, int]]) -> list[str]:
+    """Why the loads of a route with visits (``loads``: on board before each transition, as
+    :func:`route_loads`; the first is the start load, the last the end load) break the vehicle's
+    ``start_load_interval`` or ``end_load_interval`` (Google's ``LoadLimit.Interval``: min <=
+    load <= max, an unset max unrestricted)."""
+    problems = []
+    for kind, intervals, load in (
+        ("start_load_interval", vehicle.start_load_intervals, loads[0]),
+        ("end_load_interval", vehicle.end_load_intervals, loads[-1]),
+    ):
+        for t, interval in sorted(intervals.items()):
+            amount = load.get(t, 0)
+            if amount < interval.min_load:
+                problems.append(f"{kind}: load {t!r} = {amount} is below min {interval.min_load}")
+            if interval.max_load is not None and amount > interval.max_load:
+                problems.append(f"{kind}: load {t!r} = {amount} is above max {interval.max_load}")
     return problems
 
 
@@ -830,6 +890,33 @@ class _Checker:
             self.fail(where, f"unused route has route_total_cost {route.route_total_cost}")
         return _RouteFacts()
 
+    def check_detours(
+        self,
+        where: str,
+        v: int,
+        route: Route,
+        refs: list[VisitRef],
+        visit_ends: list[float],
+        start: float,
+    ) -> None:
+        """Google's ``Visit.detour``: a delivery whose shipment has a pickup is measured from
+        the end of that pickup (its start plus its visit duration), any other visit from the
+        vehicle start, less the direct travel from there."""
+        pickup_at: dict[int, tuple[VisitRef, float]] = {}
+        for k, (visit, ref) in enumerate(zip(route.visits, refs, strict=True)):
+            s, is_pickup, _ = ref
+            origin: VisitRef | None = None
+            left_at = start
+            if not is_pickup and s in pickup_at:
+                origin, left_at = pickup_at[s]
+            expected = visit.start_time - left_at - self.travel.leg(v, origin, ref)[0]
+            if abs(visit.detour_s - expected) > 2 * TIME_TOL:
+                self.fail(
+                    f"{where}.visits[{k}]", f"detour is {visit.detour_s}, expected {expected}"
+                )
+            if is_pickup:
+                pickup_at[s] = (ref, visit_ends[k])
+
     def check_used_route(
         self, where: str, v: int, route: Route, refs: list[VisitRef], start: float, end: float
     ) -> _RouteFacts:
@@ -840,7 +927,7 @@ class _Checker:
 
         # Transitions, recomputed from the schedule and the model.
         stop_ends = [start] + [
-            visit.start_time + request.duration_s
+            visit.start_time + visit_duration(vehicle, request)
             for visit, request in zip(route.visits, requests, strict=True)
         ]
         next_starts = [visit.start_time for visit in route.visits] + [end]
@@ -862,8 +949,13 @@ class _Checker:
                 )
             for problem in load_limit_problems(vehicle, loads[k]):
                 self.fail(tw, problem)
+        for problem in load_interval_problems(vehicle, loads):
+            self.fail(where, problem)
+        for problem in unloading_problems(model, vehicle, refs):
+            self.fail(where, problem)
         expected = _Transitions(stop_ends, next_starts, legs, break_sums, waits, totals, loads)
         self.check_transitions(where, route, expected)
+        self.check_detours(where, v, route, refs, stop_ends[1:], start)
 
         facts = _RouteFacts(
             used=True,
@@ -879,7 +971,7 @@ class _Checker:
             travel_s=math.fsum(leg[0] for leg in legs),
             wait_s=math.fsum(waits),
             break_s=math.fsum(break_sums),
-            visit_s=math.fsum(request.duration_s for request in requests),
+            visit_s=math.fsum(visit_duration(vehicle, request) for request in requests),
             delay_s=math.fsum(
                 _delay(visit.start_time, request.time_windows)
                 for visit, request in zip(route.visits, requests, strict=True)
@@ -1386,6 +1478,53 @@ class _Checker:
         self.check_cost("metrics", "total_cost", metrics.total_cost, math.fsum(costs.values()))
         if solution.status == SolveStatus.NOTHING_TO_ROUTE and used:
             self.fail("status", "NOTHING_TO_ROUTE but some vehicles are used")
+        self.check_fullness(facts)
+
+    def check_fullness(self, facts: list[_RouteFacts]) -> None:
+        """Google's ``VehicleFullness`` of each route, from the recomputed facts: a ratio per
+        limit the vehicle has (1 for a limit of 0, at most 1), unset otherwise and on unused
+        routes; ``max_fullness`` the largest."""
+        model = self.model
+        used = [f for f in facts if f.used and f.start is not None and f.end is not None]
+        if used:
+            span = max(f.end or 0.0 for f in used) - min(f.start or 0.0 for f in used)
+        else:
+            span = model.global_end_time - model.global_start_time
+
+        def part(value: float, limit: float | None) -> float | None:
+            if limit is None:
+                return None
+            return 1.0 if limit == 0 else min(1.0, value / limit)
+
+        for r, (f, route) in enumerate(zip(facts, self.solution.routes, strict=True)):
+            vehicle = model.vehicles[r]
+            want: dict[str, float | None] = dict.fromkeys(
+                ("distance", "travel_duration", "active_duration", "max_load", "active_span")
+            )
+            if f.used and f.start is not None and f.end is not None:
+                travel = vehicle.travel_duration_limit
+                load_parts = [
+                    part(f.max_loads.get(t, 0), limit) for t, limit in vehicle.load_limits.items()
+                ]
+                want = {
+                    "distance": part(f.distance_m, vehicle.route_distance_limit_m),
+                    "travel_duration": part(
+                        f.travel_s, travel.max_duration_s if travel is not None else None
+                    ),
+                    "active_duration": part(f.end - f.start, vehicle.route_duration_limit_s),
+                    "max_load": max((x for x in load_parts if x is not None), default=None),
+                    "active_span": part(f.end - f.start, span),
+                }
+            present = [x for x in want.values() if x is not None]
+            want["max_fullness"] = max(present) if present else None
+            for name, expected in want.items():
+                got = getattr(route.vehicle_fullness, name)
+                if (got is None) != (expected is None) or (
+                    got is not None and expected is not None and abs(got - expected) > 1e-9
+                ):
+                    self.fail(
+                        f"routes[{r}].vehicle_fullness", f"{name} is {got}, expected {expected}"
+                    )
 
 
 def check_solution(

@@ -40,6 +40,7 @@ from engine.solution import (
     Solution,
     SolveStatus,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from tests.checker import check_solution
@@ -194,9 +195,12 @@ def main_solution() -> Solution:
         vehicle_start_time=T,
         vehicle_end_time=T + 4860,
         visits=(
-            Visit(0, True, 0, T + 900, {"weight": 3, "pallets": 1}, "s0", "pA"),
-            Visit(0, False, 0, T + 2220, {"weight": -3, "pallets": -1}, "s0", "dB"),
-            Visit(1, False, 0, T + 2880, {"weight": -2}, "s1", "dC"),
+            # Detours (Google's): pA 900 - 600 of travel from the start (the wait); dB from
+            # the end of pA (T+1020), 1200 - 600 of travel (the break); dC from the start,
+            # 2880 - 1800 of direct travel from the depot.
+            Visit(0, True, 0, T + 900, {"weight": 3, "pallets": 1}, "s0", "pA", 300),
+            Visit(0, False, 0, T + 2220, {"weight": -3, "pallets": -1}, "s0", "dB", 600),
+            Visit(1, False, 0, T + 2880, {"weight": -2}, "s1", "dC", 1080),
         ),
         transitions=(
             Transition(T, 600, 3000, 300, 0, 900, loads(2, 0)),
@@ -208,6 +212,10 @@ def main_solution() -> Solution:
         metrics=ROUTE_METRICS,
         route_costs=ROUTE_COSTS,
         route_total_cost=ROUTE_TOTAL,
+        # 18 km of 20, 4860 s of 6000, 5 kg of 5, the only used route: its span is the span.
+        vehicle_fullness=VehicleFullness(
+            max_fullness=1.0, distance=0.9, active_duration=0.81, max_load=1.0, active_span=1.0
+        ),
     )
     return Solution(
         routes=(route, Route(vehicle_index=1, vehicle_label="spare")),

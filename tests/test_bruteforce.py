@@ -25,6 +25,7 @@ from engine.solution import (
     Solution,
     SolveStatus,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from tests.bruteforce import brute_force_optimum
@@ -196,7 +197,8 @@ def test_brute_force_agrees_with_a_checked_solution() -> None:
                 vehicle_index=0,
                 vehicle_start_time=0,
                 vehicle_end_time=400,
-                visits=(Visit(1, False, 0, 200), Visit(0, False, 0, 300)),
+                # A (100 from the depot) is reached at 300, by way of B: a 200-s detour.
+                visits=(Visit(1, False, 0, 200), Visit(0, False, 0, 300, detour_s=200)),
                 transitions=(
                     Transition(0, 200, 2000, 0, 0, 200),
                     Transition(200, 100, 1000, 0, 0, 100),
@@ -205,6 +207,7 @@ def test_brute_force_agrees_with_a_checked_solution() -> None:
                 metrics=route_metrics,
                 route_costs=costs,
                 route_total_cost=4.0,
+                vehicle_fullness=VehicleFullness(max_fullness=1.0, active_span=1.0),
             ),
         ),
         skipped_shipments=(),

@@ -17,7 +17,16 @@ from tests.checker import (
     SOFT_TRAVEL_KEY,
     check_solution,
 )
-from tests.checker_cases import Case, Mutation, assert_caught, main_model, main_solution, vehicle
+from tests.checker_cases import (
+    Case,
+    Mutation,
+    assert_caught,
+    main_model,
+    main_solution,
+    route,
+    then,
+    vehicle,
+)
 
 
 def rule(min_break_s: float, max_inter_s: float) -> Mutation:
@@ -89,7 +98,12 @@ def test_broken_driver_hours_are_caught(mutation: Mutation, expected: str) -> No
 def test_rules_the_route_keeps_pass() -> None:
     passes(rule(600, 3240))
     passes(rule(0, 3240))
-    passes(vehicle(0, travel_duration_limit=DurationLimit(max_duration_s=3600.0)))
+    # The limit is reached exactly: the route's travel fullness is 1.
+    limited = vehicle(0, travel_duration_limit=DurationLimit(max_duration_s=3600.0))
+    full = dataclasses.replace(main_solution().routes[0].vehicle_fullness, travel_duration=1.0)
+    passes(then(limited, route(0, vehicle_fullness=full)))
+    with pytest.raises(AssertionError, match=r"travel_duration is None, expected 1\.0"):
+        passes(limited)
 
 
 def test_driver_hours_costs_are_recomputed() -> None:

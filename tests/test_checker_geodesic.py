@@ -25,6 +25,7 @@ from engine.solution import (
     Solution,
     SolveStatus,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from tests.checker import check_solution, haversine_m
@@ -67,6 +68,8 @@ def geodesic_case(speed: float) -> Case:
         metrics=route_metrics,
         route_costs=costs,
         route_total_cost=2.0 * D / 1000,
+        # No limits: only the span, the whole solution's (one route).
+        vehicle_fullness=VehicleFullness(max_fullness=1.0, active_span=1.0),
     )
     solution = Solution(
         routes=(route,),

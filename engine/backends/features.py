@@ -42,6 +42,11 @@ FEATURES = {
     "injected_solution_constraint": "an injected solution constraint (routes kept as they are)",
     "break_frequency": "a break frequency constraint (break_rule.frequency_constraints)",
     "travel_duration_limit": "a travel duration limit",
+    "load_intervals": "a start or end load interval (load_limits.start_load_interval, "
+    "end_load_interval)",
+    "visit_type_durations": "extra visit durations per visit type "
+    "(extra_visit_duration_for_visit_type)",
+    "unloading_policy": "an unloading policy (LIFO or FIFO)",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -59,6 +64,9 @@ RULES_AND_COSTS = frozenset(
         "used_if_route_is_empty",
     }
     | {"break_frequency", "travel_duration_limit"}  # driver-hours rules
+    | {"load_intervals"}  # loads
+    | {"visit_type_durations"}  # per-vehicle service times
+    | {"unloading_policy"}
 )
 """The cargo, courier, fleet and soft-limit features of Google's model (issue 15): OR-Tools
 expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
@@ -147,6 +155,35 @@ def _driver_hours_features(problem: Problem, note: Callable[[str, str], None]) -
             note("soft_route_limits", f"{path}.route_duration_limit.quadratic_soft_max_duration")
 
 
+def _load_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    """Issue 15's load rules: start and end load intervals."""
+    for v, vehicle in enumerate(problem.model.vehicles):
+        for kind, intervals in (
+            ("start_load_interval", vehicle.start_load_intervals),
+            ("end_load_interval", vehicle.end_load_intervals),
+        ):
+            for load_type in sorted(intervals):
+                note("load_intervals", f"vehicles[{v}].load_limits[{load_type}].{kind}")
+
+
+def _visit_type_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    """Issue 15's visit types: a vehicle with a positive extra duration for a type that a
+    routable visit has (the visit then lasts longer on that vehicle)."""
+    model = problem.model
+    used = {
+        t
+        for s, shipment in enumerate(model.shipments)
+        if problem.routable[s]
+        for visit in (*shipment.pickups, *shipment.deliveries)
+        for t in visit.visit_types
+    }
+    for v, vehicle in enumerate(model.vehicles):
+        for visit_type, extra in sorted(vehicle.extra_visit_duration_for_visit_type.items()):
+            if extra > 0 and visit_type in used:
+                path = f"vehicles[{v}].extra_visit_duration_for_visit_type[{visit_type}]"
+                note("visit_type_durations", path)
+
+
 def used_features(problem: Problem) -> dict[str, str]:
     """Features of :data:`FEATURES` used by the routable part of ``problem``: name → field path
     of the first place that uses it."""
@@ -161,6 +198,15 @@ def used_features(problem: Problem) -> dict[str, str]:
     _fleet_and_cargo_features(problem, note)
     _reoptimisation_features(problem, note)
     _driver_hours_features(problem, note)
+    _load_features(problem, note)
+    _visit_type_features(problem, note)
+    if any(
+        problem.routable[s] and shipment.pickups and shipment.deliveries
+        for s, shipment in enumerate(model.shipments)
+    ):
+        for v, vehicle in enumerate(model.vehicles):
+            if vehicle.unloading_policy:
+                note("unloading_policy", f"vehicles[{v}].unloading_policy")
     for s, shipment in enumerate(model.shipments):
         if not problem.routable[s]:
             continue

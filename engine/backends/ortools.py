@@ -40,7 +40,12 @@ The integer problem maps onto the routing library as follows:
 - driver-hours rules: ``break_rule.frequency_constraints`` as break distance-duration pairs
   of the time dimension, ``travel_duration_limit`` as a "travel" dimension (transit = travel
   time) with hard, soft and quadratic soft span bounds, the quadratic soft part of
-  ``route_duration_limit`` as a quadratic soft span bound of the time dimension.
+  ``route_duration_limit`` as a quadratic soft span bound of the time dimension;
+- ``load_limits[type].start_load_interval`` / ``end_load_interval`` (their ``max``): upper
+  bounds of the load dimension's cumuls at the vehicle's start and end;
+- ``extra_visit_duration_for_visit_type``: per-vehicle visit durations
+  (``Problem.service_for``) in the time dimension's transits and the breaks' visit transits;
+- ``unloading_policy``: ``SetPickupAndDeliveryPolicyOfVehicle`` (LIFO / FIFO).
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
@@ -70,6 +75,7 @@ from engine.model import (
     RelaxationLevel,
     RequirementMode,
     TimeWindow,
+    UnloadingPolicy,
 )
 from engine.options import SearchMode
 from engine.problem import Problem, Window
@@ -192,6 +198,7 @@ class _Builder:
         self._add_injected_constraint()
         self.breaks = self._add_breaks()
         self._add_driver_hours()
+        self._add_unloading_policies()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -262,11 +269,11 @@ class _Builder:
             k = p.travel.vehicle_matrix[v]
 
             def transit(v: int = v) -> IntArray:
-                return p.travel_s(v) + p.service_s[:, None]
+                return p.travel_s(v) + p.service_for(v)[:, None]
 
-            callbacks.append(
-                self._register_matrix(("time", k, vehicle.travel_duration_multiple), transit)
-            )
+            extra = tuple(sorted(vehicle.extra_visit_duration_for_visit_type.items()))
+            key = ("time", k, vehicle.travel_duration_multiple, extra)
+            callbacks.append(self._register_matrix(key, transit))
         self.routing.AddDimensionWithVehicleTransits(callbacks, p.horizon, p.horizon, False, "time")
         dim = self.routing.GetDimensionOrDie("time")
         stops = p.stops
@@ -335,10 +342,16 @@ class _Builder:
     # -- loads -------------------------------------------------------------------------------
 
     def _add_load_dimensions(self) -> None:
-        limited = {t for v in self.model.vehicles for t in (*v.load_limits, *v.soft_load_limits)}
+        limited = {
+            t
+            for v in self.model.vehicles
+            for t in (*v.load_limits, *v.soft_load_limits, *v.start_load_intervals)
+        }
+        limited.update(t for v in self.model.vehicles for t in v.end_load_intervals)
         demanded = {t for s in self.model.shipments for t, q in s.load_demands.items() if q > 0}
         for load_type in sorted(limited & demanded):
             self._add_load_dimension(load_type)
+        self._add_load_intervals()
 
     def _add_load_dimension(self, load_type: str) -> None:
         """Load on board = start load + changes. Delivery-only goods are on board from the start,
@@ -393,6 +406,24 @@ class _Builder:
         for v in range(n_vehicles):
             end = self.routing.End(v)
             self.solver.Add(dim.CumulVar(end) == aux.CumulVar(end))
+
+    def _add_load_intervals(self) -> None:
+        """``load_limits[type].start_load_interval.max`` / ``end_load_interval.max`` (issue 15):
+        upper bounds of the load dimension's cumul at the vehicle's start and end (an unused
+        vehicle carries 0). A positive ``min`` is rejected by validation. A type no routable
+        shipment demands has no dimension: its load is 0, within any maximum."""
+        dimensions = set(self.routing.GetAllDimensionNames())
+        for v, vehicle in enumerate(self.model.vehicles):
+            for intervals, at in (
+                (vehicle.start_load_intervals, self.routing.Start(v)),
+                (vehicle.end_load_intervals, self.routing.End(v)),
+            ):
+                for load_type, interval in sorted(intervals.items()):
+                    name = f"load:{load_type}"
+                    if interval.max_load is None or name not in dimensions:
+                        continue
+                    cumul = self.routing.GetDimensionOrDie(name).CumulVar(at)
+                    cumul.SetMax(min(int(cumul.Max()), interval.max_load))
 
     # -- distance ----------------------------------------------------------------------------
 
@@ -702,13 +733,12 @@ class _Builder:
         if not any(v.break_requests for v in self.model.vehicles):
             return out
         g0 = self.model.global_start_time
-        service = self.p.service_s
-        visit_transits = [
-            int(service[self.manager.IndexToNode(i)]) for i in range(self.routing.Size())
-        ]
+        nodes = [self.manager.IndexToNode(i) for i in range(self.routing.Size())]
         for v, vehicle in enumerate(self.model.vehicles):
             if not vehicle.break_requests:
                 continue
+            service = self.p.service_for(v)  # with the vehicle's visit-type extras
+            visit_transits = [int(service[node]) for node in nodes]
             intervals = []
             for k, b in enumerate(vehicle.break_requests):
                 lo = max(0, ceil_int(b.earliest_start_time - g0))
@@ -786,6 +816,21 @@ class _Builder:
                 bound = pywrapcp.BoundCost(floor_int(soft), cost_per_hour_to_coefficient(cost))
                 dim.SetSoftSpanUpperBoundForVehicle(bound, v)
             _set_quadratic_soft_span(dim, v, limit)
+
+    # -- unloading policy --------------------------------------------------------------------
+
+    def _add_unloading_policies(self) -> None:
+        """``unloading_policy`` (issue 15): OR-Tools' pickup-and-delivery policy of the vehicle,
+        which orders the pairs (``AddPickupAndDeliverySets``) as Google's policy orders the
+        shipments with both a pickup and a delivery."""
+        policies = {
+            UnloadingPolicy.LAST_IN_FIRST_OUT: pywrapcp.RoutingModel.PICKUP_AND_DELIVERY_LIFO,
+            UnloadingPolicy.FIRST_IN_FIRST_OUT: pywrapcp.RoutingModel.PICKUP_AND_DELIVERY_FIFO,
+        }
+        for v, vehicle in enumerate(self.model.vehicles):
+            policy = policies.get(vehicle.unloading_policy)
+            if policy is not None:
+                self.routing.SetPickupAndDeliveryPolicyOfVehicle(policy, v)
 
     # -- search ------------------------------------------------------------------------------
 

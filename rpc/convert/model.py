@@ -23,6 +23,7 @@ from engine.model import (
 )
 from rpc.convert.common import FieldConverter, each
 from rpc.convert.hours import HoursConverter
+from rpc.convert.loads import LoadsConverter
 from rpc.convert.rules import RulesConverter
 from rpc.pb import route_optimization_service_pb2 as pb
 
@@ -32,7 +33,7 @@ _MAX_MATRIX_VIOLATIONS = 5
 """Invalid matrix values reported one by one per matrix and value kind; the rest are counted."""
 
 
-class ModelConverter(RulesConverter, HoursConverter):
+class ModelConverter(RulesConverter, HoursConverter, LoadsConverter):
     """Converts the messages of a ``ShipmentModel`` (paths under ``model``) while collecting
     violations; :meth:`time_window` also serves other messages with TimeWindows."""
 
@@ -153,6 +154,7 @@ class ModelConverter(RulesConverter, HoursConverter):
             tags=tuple(v.tags),
             label=v.label,
             cost=self.visit_cost(v, path),  # issue 15 (rpc.convert.rules)
+            visit_types=tuple(v.visit_types),  # issue 15 (engine.validation checks them)
         )
 
     def shipment(self, s: pb.Shipment, path: str) -> Shipment:
@@ -208,6 +210,7 @@ class ModelConverter(RulesConverter, HoursConverter):
             )
         rules = self.vehicle_rules(v, path)  # issue 15: soft limits, fleet rules
         hours = self.vehicle_hours(v, path)  # issue 15: driver-hours rules
+        loads = self.vehicle_loads(v, path)  # issue 15: load rules
         distance_limit: float | None = None
         if v.HasField("route_distance_limit") and v.route_distance_limit.HasField("max_meters"):
             distance_limit = float(v.route_distance_limit.max_meters)
@@ -259,6 +262,12 @@ class ModelConverter(RulesConverter, HoursConverter):
             route_duration_cost_per_square_hour_after_quadratic_soft_max=(
                 hours.route_duration_cost_per_square_hour_after_quadratic_soft_max
             ),
+            # issue 15, load rules (rpc.convert.loads)
+            start_load_intervals=loads.start_load_intervals,
+            end_load_intervals=loads.end_load_intervals,
+            # issue 15, visit types (rpc.convert.loads)
+            extra_visit_duration_for_visit_type=self.extra_visit_durations(v, path),
+            unloading_policy=self.unloading_policy(v, path),
         )
 
 

@@ -206,9 +206,11 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         "pickup_to_delivery_absolute_detour_limit", "pickup_to_delivery_relative_detour_limit",
         "offset_duration",
         "travel_duration_limit", "quadratic_soft_max_duration",  # issue 15, driver hours
+        "extra_visit_duration_for_visit_type",  # issue 15, visit types
     })),
     (40, "LOAD_INVALID", frozenset({
         "load_demands", "load_limits", "amount", "max_load", "soft_max_load",
+        "start_load_interval", "end_load_interval",  # issue 15, loads
     })),
     (50, "MATRIX_INVALID", frozenset({
         "duration_distance_matrices", "duration_distance_matrix_src_tags",

@@ -9,6 +9,7 @@ from engine.solution import (
     SkipReasonCode,
     Solution,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from engine.solve import PRECHECK_BACKEND
@@ -83,6 +84,22 @@ def _fill_route(out: pb.ShipmentRoute, route: Route) -> None:
     _fill_aggregated(out.metrics, route.metrics)
     out.route_costs.update(route.route_costs)
     out.route_total_cost = route.route_total_cost
+    _fill_fullness(out.vehicle_fullness, route.vehicle_fullness)
+
+
+def _fill_fullness(out: pb.VehicleFullness, fullness: VehicleFullness) -> None:
+    """The ratios that are set (issue 15); an unset ratio stays absent, as in Google's."""
+    for name in (
+        "max_fullness",
+        "distance",
+        "travel_duration",
+        "active_duration",
+        "max_load",
+        "active_span",
+    ):
+        value = getattr(fullness, name)
+        if value is not None:
+            setattr(out, name, value)
 
 
 def _fill_visit(out: pb.ShipmentRoute.Visit, visit: Visit) -> None:
@@ -94,6 +111,7 @@ def _fill_visit(out: pb.ShipmentRoute.Visit, visit: Visit) -> None:
         out.load_demands[name].amount = amount
     out.shipment_label = visit.shipment_label
     out.visit_label = visit.visit_label
+    out.detour.CopyFrom(seconds_to_duration(visit.detour_s))
 
 
 def _fill_transition(out: pb.ShipmentRoute.Transition, t: Transition) -> None:

@@ -29,6 +29,7 @@ from rpc.pb import route_optimization_service_pb2 as pb
 __all__ = [
     "DEFAULT_REASON",
     "GOOGLE_PACKAGE",
+    "PARTIAL",
     "REJECTED",
     "GoogleField",
     "field_table",
@@ -51,8 +52,21 @@ REJECTED: Final[Mapping[str, str]] = {
     "Vehicle.start_waypoint": "waypoints (place ids, headings) are not supported",
     "Vehicle.end_waypoint": "waypoints (place ids, headings) are not supported",
     "ShipmentModel.objectives": "objectives are not supported (costs are given directly)",
+    "Vehicle.LoadLimit.cost_per_kilometer": (
+        "load-dependent costs are not supported: the solver's arc costs cannot depend on the "
+        "load on board"
+    ),
+    "Vehicle.LoadLimit.cost_per_traveled_hour": (
+        "load-dependent costs are not supported: the solver's arc costs cannot depend on the "
+        "load on board"
+    ),
 }
 """Why routeopt rejects a field of Google's (``Message.field``); others: :data:`DEFAULT_REASON`."""
+
+PARTIAL: Final[Mapping[str, str]] = {
+    "Vehicle.LoadLimit.Interval.min": "0 only: a positive min is INVALID_ARGUMENT",
+}
+"""Honoured fields with a restriction on their values (``Message.field`` → the restriction)."""
 
 _SCALAR_NAMES: Final = {
     FieldDescriptor.TYPE_DOUBLE: "double",
@@ -193,6 +207,8 @@ def field_table() -> str:
         mine = routeopt_message(message)
         honoured = mine is not None and field[0] in mine.fields_by_number
         status = "honoured" if honoured else f"rejected: {reason(message, name)}"
+        if honoured and f"{message}.{name}" in PARTIAL:
+            status += f" ({PARTIAL[f'{message}.{name}']})"
         rows[f"{message}.{name}"] = _Row(f"{message}.{name}", _type_text(field), status)
     for message, name in _walk(_RESPONSE_ROOTS, through_supported_only=False):
         key = f"{message}.{name}"

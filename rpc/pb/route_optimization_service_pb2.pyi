@@ -1195,6 +1195,7 @@ class Shipment(_message.Message):
         TAGS_FIELD_NUMBER: _builtins.int
         LABEL_FIELD_NUMBER: _builtins.int
         COST_FIELD_NUMBER: _builtins.int
+        VISIT_TYPES_FIELD_NUMBER: _builtins.int
         label: _builtins.str
         """Label returned in Visit.visit_label."""
         cost: _builtins.float
@@ -1222,6 +1223,12 @@ class Shipment(_message.Message):
         def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
             """Tags of the visit; with client matrices exactly one must be a matrix tag."""
 
+        @_builtins.property
+        def visit_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+            """Types of the visit (each at most once, not empty): a vehicle spends
+            extra_visit_duration_for_visit_type[type] more here for each of them.
+            """
+
         def __init__(
             self,
             *,
@@ -1231,10 +1238,11 @@ class Shipment(_message.Message):
             tags: _abc.Iterable[_builtins.str] | None = ...,
             label: _builtins.str = ...,
             cost: _builtins.float = ...,
+            visit_types: _abc.Iterable[_builtins.str] | None = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "duration", b"duration"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows", "visit_types", b"visit_types"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1580,15 +1588,72 @@ class Vehicle(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _UnloadingPolicy:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _UnloadingPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Vehicle._UnloadingPolicy.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNLOADING_POLICY_UNSPECIFIED: Vehicle._UnloadingPolicy.ValueType  # 0
+        """Deliveries in any order."""
+        LAST_IN_FIRST_OUT: Vehicle._UnloadingPolicy.ValueType  # 1
+        """Deliveries in reverse order of pickups: each delivery is of the shipment
+        picked up last among those on board.
+        """
+        FIRST_IN_FIRST_OUT: Vehicle._UnloadingPolicy.ValueType  # 2
+        """Deliveries in the order of pickups."""
+
+    class UnloadingPolicy(_UnloadingPolicy, metaclass=_UnloadingPolicyEnumTypeWrapper):
+        """How a vehicle unloads the shipments that have both a pickup and a
+        delivery (Google's); other shipments are not constrained.
+        """
+
+    UNLOADING_POLICY_UNSPECIFIED: Vehicle.UnloadingPolicy.ValueType  # 0
+    """Deliveries in any order."""
+    LAST_IN_FIRST_OUT: Vehicle.UnloadingPolicy.ValueType  # 1
+    """Deliveries in reverse order of pickups: each delivery is of the shipment
+    picked up last among those on board.
+    """
+    FIRST_IN_FIRST_OUT: Vehicle.UnloadingPolicy.ValueType  # 2
+    """Deliveries in the order of pickups."""
+
     @_typing.final
     class LoadLimit(_message.Message):
         """A limit on a load type."""
 
         DESCRIPTOR: _descriptor.Descriptor
 
+        @_typing.final
+        class Interval(_message.Message):
+            """Interval of acceptable load amounts: min up to max (unset: unrestricted);
+            max at most 10^15. A positive min is not supported yet (INVALID_ARGUMENT).
+            """
+
+            DESCRIPTOR: _descriptor.Descriptor
+
+            MIN_FIELD_NUMBER: _builtins.int
+            MAX_FIELD_NUMBER: _builtins.int
+            min: _builtins.int
+            max: _builtins.int
+            def __init__(
+                self,
+                *,
+                min: _builtins.int = ...,
+                max: _builtins.int | None = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "max", b"max"]  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "max", b"max", "min", b"min"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            _WhichOneofReturnType__max: _TypeAlias = _typing.Literal["max"]  # noqa: Y015
+            _WhichOneofArgType__max: _TypeAlias = _typing.Literal["_max", b"_max"]  # noqa: Y015
+            def WhichOneof(self, oneof_group: _WhichOneofArgType__max) -> _WhichOneofReturnType__max | None: ...
+
         MAX_LOAD_FIELD_NUMBER: _builtins.int
         SOFT_MAX_LOAD_FIELD_NUMBER: _builtins.int
         COST_PER_UNIT_ABOVE_SOFT_MAX_FIELD_NUMBER: _builtins.int
+        START_LOAD_INTERVAL_FIELD_NUMBER: _builtins.int
+        END_LOAD_INTERVAL_FIELD_NUMBER: _builtins.int
         max_load: _builtins.int
         """Maximum load on board at any time; at least zero."""
         soft_max_load: _builtins.int
@@ -1600,16 +1665,30 @@ class Vehicle(_message.Message):
         """
         cost_per_unit_above_soft_max: _builtins.float
         """Cost per unit above soft_max_load; non-negative."""
+        @_builtins.property
+        def start_load_interval(self) -> Global___Vehicle.LoadLimit.Interval:
+            """The acceptable load at the start of a route that performs visits: the
+            load of the delivery-only shipments it delivers (on board from the start).
+            """
+
+        @_builtins.property
+        def end_load_interval(self) -> Global___Vehicle.LoadLimit.Interval:
+            """The acceptable load at the end of a route that performs visits: the load
+            of the pickup-only shipments it collects (on board until the end).
+            """
+
         def __init__(
             self,
             *,
             max_load: _builtins.int | None = ...,
             soft_max_load: _builtins.int = ...,
             cost_per_unit_above_soft_max: _builtins.float = ...,
+            start_load_interval: Global___Vehicle.LoadLimit.Interval | None = ...,
+            end_load_interval: Global___Vehicle.LoadLimit.Interval | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "max_load", b"max_load"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "end_load_interval", b"end_load_interval", "max_load", b"max_load", "start_load_interval", b"start_load_interval"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "cost_per_unit_above_soft_max", b"cost_per_unit_above_soft_max", "max_load", b"max_load", "soft_max_load", b"soft_max_load"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "cost_per_unit_above_soft_max", b"cost_per_unit_above_soft_max", "end_load_interval", b"end_load_interval", "max_load", b"max_load", "soft_max_load", b"soft_max_load", "start_load_interval", b"start_load_interval"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         _WhichOneofReturnType__max_load: _TypeAlias = _typing.Literal["max_load"]  # noqa: Y015
         _WhichOneofArgType__max_load: _TypeAlias = _typing.Literal["_max_load", b"_max_load"]  # noqa: Y015
@@ -1693,6 +1772,27 @@ class Vehicle(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ExtraVisitDurationForVisitTypeEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _duration_pb2.Duration: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _duration_pb2.Duration | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     START_LOCATION_FIELD_NUMBER: _builtins.int
     END_LOCATION_FIELD_NUMBER: _builtins.int
     START_TAGS_FIELD_NUMBER: _builtins.int
@@ -1709,6 +1809,8 @@ class Vehicle(_message.Message):
     TRAVEL_DURATION_LIMIT_FIELD_NUMBER: _builtins.int
     ROUTE_DISTANCE_LIMIT_FIELD_NUMBER: _builtins.int
     BREAK_RULE_FIELD_NUMBER: _builtins.int
+    UNLOADING_POLICY_FIELD_NUMBER: _builtins.int
+    EXTRA_VISIT_DURATION_FOR_VISIT_TYPE_FIELD_NUMBER: _builtins.int
     LABEL_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     USED_IF_ROUTE_IS_EMPTY_FIELD_NUMBER: _builtins.int
@@ -1725,6 +1827,8 @@ class Vehicle(_message.Message):
     """Cost per kilometer travelled."""
     fixed_cost: _builtins.float
     """Cost paid once if the vehicle performs at least one visit."""
+    unloading_policy: Global___Vehicle.UnloadingPolicy.ValueType
+    """The unloading policy of this vehicle."""
     label: _builtins.str
     """Label returned in ShipmentRoute.vehicle_label."""
     display_name: _builtins.str
@@ -1787,6 +1891,14 @@ class Vehicle(_message.Message):
     def break_rule(self) -> Global___BreakRule:
         """Breaks the driver must take."""
 
+    @_builtins.property
+    def extra_visit_duration_for_visit_type(self) -> _containers.MessageMap[_builtins.str, _duration_pb2.Duration]:
+        """Extra time, beyond VisitRequest.duration, this vehicle spends at a visit of
+        each type (summed over the visit's visit_types); keys not empty, values
+        non-negative and at most 10^9 s. Counted as visit time (cost_per_hour,
+        route duration, Metrics.visit_duration).
+        """
+
     def __init__(
         self,
         *,
@@ -1806,6 +1918,8 @@ class Vehicle(_message.Message):
         travel_duration_limit: Global___Vehicle.DurationLimit | None = ...,
         route_distance_limit: Global___DistanceLimit | None = ...,
         break_rule: Global___BreakRule | None = ...,
+        unloading_policy: Global___Vehicle.UnloadingPolicy.ValueType = ...,
+        extra_visit_duration_for_visit_type: _abc.Mapping[_builtins.str, _duration_pb2.Duration] | None = ...,
         label: _builtins.str = ...,
         display_name: _builtins.str = ...,
         used_if_route_is_empty: _builtins.bool = ...,
@@ -1813,7 +1927,7 @@ class Vehicle(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "unloading_policy", b"unloading_policy", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__travel_duration_multiple: _TypeAlias = _typing.Literal["travel_duration_multiple"]  # noqa: Y015
     _WhichOneofArgType__travel_duration_multiple: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple"]  # noqa: Y015
@@ -2007,6 +2121,7 @@ class ShipmentRoute(_message.Message):
         LOAD_DEMANDS_FIELD_NUMBER: _builtins.int
         SHIPMENT_LABEL_FIELD_NUMBER: _builtins.int
         VISIT_LABEL_FIELD_NUMBER: _builtins.int
+        DETOUR_FIELD_NUMBER: _builtins.int
         shipment_index: _builtins.int
         """Index of the shipment in ShipmentModel.shipments."""
         is_pickup: _builtins.bool
@@ -2029,6 +2144,16 @@ class ShipmentRoute(_message.Message):
             negative for a delivery.
             """
 
+        @_builtins.property
+        def detour(self) -> _duration_pb2.Duration:
+            """Extra time due to the visits before this one and to waits (Google's
+            definition): for a delivery of a shipment with a pickup, start_time -
+            pickup start_time - (pickup visit duration + travel from the pickup);
+            otherwise start_time - vehicle_start_time - travel from the vehicle start.
+            The visit duration includes extra_visit_duration_for_visit_type; breaks
+            in between count as detour.
+            """
+
         def __init__(
             self,
             *,
@@ -2039,10 +2164,11 @@ class ShipmentRoute(_message.Message):
             load_demands: _abc.Mapping[_builtins.str, Global___Shipment.Load] | None = ...,
             shipment_label: _builtins.str = ...,
             visit_label: _builtins.str = ...,
+            detour: _duration_pb2.Duration | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["detour", b"detour", "start_time", b"start_time"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["is_pickup", b"is_pickup", "load_demands", b"load_demands", "shipment_index", b"shipment_index", "shipment_label", b"shipment_label", "start_time", b"start_time", "visit_label", b"visit_label", "visit_request_index", b"visit_request_index"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["detour", b"detour", "is_pickup", b"is_pickup", "load_demands", b"load_demands", "shipment_index", b"shipment_index", "shipment_label", b"shipment_label", "start_time", b"start_time", "visit_label", b"visit_label", "visit_request_index", b"visit_request_index"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2227,6 +2353,7 @@ class ShipmentRoute(_message.Message):
     METRICS_FIELD_NUMBER: _builtins.int
     ROUTE_COSTS_FIELD_NUMBER: _builtins.int
     ROUTE_TOTAL_COST_FIELD_NUMBER: _builtins.int
+    VEHICLE_FULLNESS_FIELD_NUMBER: _builtins.int
     vehicle_index: _builtins.int
     """Index of the vehicle in ShipmentModel.vehicles."""
     vehicle_label: _builtins.str
@@ -2265,6 +2392,10 @@ class ShipmentRoute(_message.Message):
     def route_costs(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Cost of the route by request field (see OptimizeToursResponse.Metrics.costs)."""
 
+    @_builtins.property
+    def vehicle_fullness(self) -> Global___VehicleFullness:
+        """How close the route's metrics are to its vehicle's limits (used routes)."""
+
     def __init__(
         self,
         *,
@@ -2279,14 +2410,85 @@ class ShipmentRoute(_message.Message):
         metrics: Global___AggregatedMetrics | None = ...,
         route_costs: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         route_total_cost: _builtins.float = ...,
+        vehicle_fullness: Global___VehicleFullness | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "route_polyline", b"route_polyline", "vehicle_end_time", b"vehicle_end_time", "vehicle_start_time", b"vehicle_start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "route_polyline", b"route_polyline", "vehicle_end_time", b"vehicle_end_time", "vehicle_fullness", b"vehicle_fullness", "vehicle_start_time", b"vehicle_start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breaks", b"breaks", "metrics", b"metrics", "route_costs", b"route_costs", "route_polyline", b"route_polyline", "route_total_cost", b"route_total_cost", "transitions", b"transitions", "vehicle_end_time", b"vehicle_end_time", "vehicle_index", b"vehicle_index", "vehicle_label", b"vehicle_label", "vehicle_start_time", b"vehicle_start_time", "visits", b"visits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breaks", b"breaks", "metrics", b"metrics", "route_costs", b"route_costs", "route_polyline", b"route_polyline", "route_total_cost", b"route_total_cost", "transitions", b"transitions", "vehicle_end_time", b"vehicle_end_time", "vehicle_fullness", b"vehicle_fullness", "vehicle_index", b"vehicle_index", "vehicle_label", b"vehicle_label", "vehicle_start_time", b"vehicle_start_time", "visits", b"visits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ShipmentRoute: _TypeAlias = ShipmentRoute  # noqa: Y015
+
+@_typing.final
+class VehicleFullness(_message.Message):
+    """How full a vehicle is (Google's VehicleFullness): each field is a ratio in
+    [0, 1] between a metric of the route and its vehicle's limit, unset when the
+    vehicle has no such limit, 1 when the limit is 0.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_FULLNESS_FIELD_NUMBER: _builtins.int
+    DISTANCE_FIELD_NUMBER: _builtins.int
+    TRAVEL_DURATION_FIELD_NUMBER: _builtins.int
+    ACTIVE_DURATION_FIELD_NUMBER: _builtins.int
+    MAX_LOAD_FIELD_NUMBER: _builtins.int
+    ACTIVE_SPAN_FIELD_NUMBER: _builtins.int
+    max_fullness: _builtins.float
+    """The largest of the fields below that are set."""
+    distance: _builtins.float
+    """metrics.travel_distance_meters / route_distance_limit.max_meters."""
+    travel_duration: _builtins.float
+    """metrics.travel_duration / travel_duration_limit.max_duration."""
+    active_duration: _builtins.float
+    """metrics.total_duration / route_duration_limit.max_duration."""
+    max_load: _builtins.float
+    """The largest metrics.max_loads[type] / load_limits[type].max_load."""
+    active_span: _builtins.float
+    """(vehicle_end_time - vehicle_start_time) / (Metrics.latest_vehicle_end_time
+    - Metrics.earliest_vehicle_start_time).
+    """
+    def __init__(
+        self,
+        *,
+        max_fullness: _builtins.float | None = ...,
+        distance: _builtins.float | None = ...,
+        travel_duration: _builtins.float | None = ...,
+        active_duration: _builtins.float | None = ...,
+        max_load: _builtins.float | None = ...,
+        active_span: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_active_duration", b"_active_duration", "_active_span", b"_active_span", "_distance", b"_distance", "_max_fullness", b"_max_fullness", "_max_load", b"_max_load", "_travel_duration", b"_travel_duration", "active_duration", b"active_duration", "active_span", b"active_span", "distance", b"distance", "max_fullness", b"max_fullness", "max_load", b"max_load", "travel_duration", b"travel_duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active_duration", b"_active_duration", "_active_span", b"_active_span", "_distance", b"_distance", "_max_fullness", b"_max_fullness", "_max_load", b"_max_load", "_travel_duration", b"_travel_duration", "active_duration", b"active_duration", "active_span", b"active_span", "distance", b"distance", "max_fullness", b"max_fullness", "max_load", b"max_load", "travel_duration", b"travel_duration"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__active_duration: _TypeAlias = _typing.Literal["active_duration"]  # noqa: Y015
+    _WhichOneofArgType__active_duration: _TypeAlias = _typing.Literal["_active_duration", b"_active_duration"]  # noqa: Y015
+    _WhichOneofReturnType__active_span: _TypeAlias = _typing.Literal["active_span"]  # noqa: Y015
+    _WhichOneofArgType__active_span: _TypeAlias = _typing.Literal["_active_span", b"_active_span"]  # noqa: Y015
+    _WhichOneofReturnType__distance: _TypeAlias = _typing.Literal["distance"]  # noqa: Y015
+    _WhichOneofArgType__distance: _TypeAlias = _typing.Literal["_distance", b"_distance"]  # noqa: Y015
+    _WhichOneofReturnType__max_fullness: _TypeAlias = _typing.Literal["max_fullness"]  # noqa: Y015
+    _WhichOneofArgType__max_fullness: _TypeAlias = _typing.Literal["_max_fullness", b"_max_fullness"]  # noqa: Y015
+    _WhichOneofReturnType__max_load: _TypeAlias = _typing.Literal["max_load"]  # noqa: Y015
+    _WhichOneofArgType__max_load: _TypeAlias = _typing.Literal["_max_load", b"_max_load"]  # noqa: Y015
+    _WhichOneofReturnType__travel_duration: _TypeAlias = _typing.Literal["travel_duration"]  # noqa: Y015
+    _WhichOneofArgType__travel_duration: _TypeAlias = _typing.Literal["_travel_duration", b"_travel_duration"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__active_duration) -> _WhichOneofReturnType__active_duration | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__active_span) -> _WhichOneofReturnType__active_span | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__distance) -> _WhichOneofReturnType__distance | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_fullness) -> _WhichOneofReturnType__max_fullness | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_load) -> _WhichOneofReturnType__max_load | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__travel_duration) -> _WhichOneofReturnType__travel_duration | None: ...
+
+Global___VehicleFullness: _TypeAlias = VehicleFullness  # noqa: Y015
 
 @_typing.final
 class AggregatedMetrics(_message.Message):

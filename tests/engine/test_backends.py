@@ -24,8 +24,10 @@ from engine.model import (
     InjectedSkippedShipment,
     InjectedSolutionConstraint,
     InjectedVisit,
+    LoadInterval,
     PrecedenceRule,
     ShipmentTypeIncompatibility,
+    UnloadingPolicy,
 )
 from engine.options import SearchMode, SolveOptions
 from engine.precheck import precheck
@@ -258,6 +260,33 @@ ORTOOLS_ONLY = {
     "travel_duration_limit": (
         with_vehicle(BASE, travel_duration_limit=DurationLimit(max_duration_s=8 * 3600.0)),
         "model.vehicles[1].travel_duration_limit",
+    ),
+    # loads (issue 15)
+    "visit_type_durations": (
+        dataclasses.replace(
+            with_vehicle(BASE, extra_visit_duration_for_visit_type={"stairs": 60.0}),
+            shipments=tuple(
+                dataclasses.replace(
+                    s,
+                    deliveries=tuple(
+                        dataclasses.replace(d, visit_types=("stairs",)) for d in s.deliveries
+                    ),
+                )
+                for s in BASE.shipments
+            ),
+        ),
+        "model.vehicles[1].extra_visit_duration_for_visit_type[stairs]",
+    ),
+    "unloading_policy": (
+        with_shipment(
+            with_vehicle(BASE, unloading_policy=UnloadingPolicy.LAST_IN_FIRST_OUT),
+            dataclasses.replace(BASE.shipments[2], pickups=BASE.shipments[1].deliveries),
+        ),
+        "model.vehicles[1].unloading_policy",
+    ),
+    "load_intervals": (
+        with_vehicle(BASE, end_load_intervals={"kg": LoadInterval(0, 100)}),
+        "model.vehicles[1].load_limits[kg].end_load_interval",
     ),
 }
 

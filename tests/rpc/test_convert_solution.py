@@ -15,6 +15,7 @@ from engine.solution import (
     Solution,
     SolveStatus,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from rpc.convert import solution_to_response
@@ -110,6 +111,7 @@ def hand_built_solution() -> Solution:
                 load_demands={"kg": 5},
                 shipment_label="s1",
                 visit_label="s1-pickup",
+                detour_s=40.25,
             ),
             Visit(
                 shipment_index=1,
@@ -119,6 +121,7 @@ def hand_built_solution() -> Solution:
                 load_demands={"kg": -5},
                 shipment_label="s1",
                 visit_label="s1-drop",
+                detour_s=310.5,
             ),
         ),
         transitions=hand_built_transitions(t),
@@ -127,6 +130,7 @@ def hand_built_solution() -> Solution:
         route_costs={"model.vehicles.fixed_cost": 50.0, "model.vehicles.cost_per_kilometer": 1.5},
         route_total_cost=51.5,
         polyline="_p~iF~ps|U_ulLnnqC",
+        vehicle_fullness=VehicleFullness(max_fullness=0.75, distance=0.25, active_span=0.75),
     )
     unused = Route(vehicle_index=1, vehicle_label="van-2")
     return Solution(
@@ -200,6 +204,7 @@ def expected_visits(t: int) -> list[pb.ShipmentRoute.Visit]:
             load_demands={"kg": pb.Shipment.Load(amount=5)},
             shipment_label="s1",
             visit_label="s1-pickup",
+            detour=dur(40, 250_000_000),
         ),
         pb.ShipmentRoute.Visit(
             shipment_index=1,
@@ -209,6 +214,7 @@ def expected_visits(t: int) -> list[pb.ShipmentRoute.Visit]:
             load_demands={"kg": pb.Shipment.Load(amount=-5)},
             shipment_label="s1",
             visit_label="s1-drop",
+            detour=dur(310, 500_000_000),
         ),
     ]
 
@@ -278,6 +284,10 @@ def test_solution_to_response_maps_every_field() -> None:
                     "model.vehicles.cost_per_kilometer": 1.5,
                 },
                 route_total_cost=51.5,
+                # only the ratios that are set: the others stay absent
+                vehicle_fullness=pb.VehicleFullness(
+                    max_fullness=0.75, distance=0.25, active_span=0.75
+                ),
             ),
             pb.ShipmentRoute(vehicle_index=1, vehicle_label="van-2"),
         ],

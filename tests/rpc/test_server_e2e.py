@@ -43,6 +43,7 @@ from engine.solution import (
     Solution,
     SolveStatus,
     Transition,
+    VehicleFullness,
     Visit,
 )
 from geodata import RoadNetwork, load_network
@@ -233,6 +234,7 @@ def _route(r: pb.ShipmentRoute) -> Route:
                 load_demands={k: d.amount for k, d in v.load_demands.items()},
                 shipment_label=v.shipment_label,
                 visit_label=v.visit_label,
+                detour_s=duration_to_seconds(v.detour),
             )
             for v in r.visits
         ),
@@ -260,6 +262,20 @@ def _route(r: pb.ShipmentRoute) -> Route:
         route_costs=dict(r.route_costs),
         route_total_cost=r.route_total_cost,
         polyline=r.route_polyline.points,
+        vehicle_fullness=VehicleFullness(
+            **{
+                name: getattr(r.vehicle_fullness, name)
+                for name in (
+                    "max_fullness",
+                    "distance",
+                    "travel_duration",
+                    "active_duration",
+                    "max_load",
+                    "active_span",
+                )
+                if r.vehicle_fullness.HasField(name)
+            }
+        ),
     )
 
 

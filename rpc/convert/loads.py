@@ -1,0 +1,57 @@
+"""Load, unloading and visit-type fields of a ``Vehicle`` (issue 15):
+``load_limits[type].start_load_interval``, ``end_load_interval``, ``unloading_policy`` and
+``extra_visit_duration_for_visit_type``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.model import LoadInterval, UnloadingPolicy
+from rpc.convert.common import FieldConverter
+from rpc.pb import route_optimization_service_pb2 as pb
+
+__all__ = ["LoadsConverter", "VehicleLoads"]
+
+
+@dataclass(frozen=True)
+class VehicleLoads:
+    """The ``Vehicle`` fields of the load rules."""
+
+    start_load_intervals: dict[str, LoadInterval]
+    end_load_intervals: dict[str, LoadInterval]
+
+
+class LoadsConverter(FieldConverter):
+    """Converts the load rules of a vehicle (the engine checks the values)."""
+
+    def vehicle_loads(self, v: pb.Vehicle, path: str) -> VehicleLoads:
+        start: dict[str, LoadInterval] = {}
+        end: dict[str, LoadInterval] = {}
+        for name, limit in sorted(v.load_limits.items()):
+            if limit.HasField("start_load_interval"):
+                start[name] = _interval(limit.start_load_interval)
+            if limit.HasField("end_load_interval"):
+                end[name] = _interval(limit.end_load_interval)
+        return VehicleLoads(start_load_intervals=start, end_load_intervals=end)
+
+    def unloading_policy(self, v: pb.Vehicle, path: str) -> UnloadingPolicy:
+        """``unloading_policy``; an unknown number is a violation."""
+        try:
+            return UnloadingPolicy(v.unloading_policy)
+        except ValueError:
+            self.add(f"{path}.unloading_policy", f"unknown value {v.unloading_policy}")
+            return UnloadingPolicy.UNLOADING_POLICY_UNSPECIFIED
+
+    def extra_visit_durations(self, v: pb.Vehicle, path: str) -> dict[str, float]:
+        """``extra_visit_duration_for_visit_type``: visit type → seconds."""
+        return {
+            name: self.duration(d, f"{path}.extra_visit_duration_for_visit_type[{name}]")
+            for name, d in sorted(v.extra_visit_duration_for_visit_type.items())
+        }
+
+
+def _interval(interval: pb.Vehicle.LoadLimit.Interval) -> LoadInterval:
+    return LoadInterval(
+        min_load=int(interval.min),
+        max_load=int(interval.max) if interval.HasField("max") else None,
+    )
