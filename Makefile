@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 50051
 
-.PHONY: serve test test-slow lint proto proto-check install install-dev clean
+.PHONY: serve test test-slow fuzz lint proto proto-check install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: install-dev
 
 test-slow: install-dev
 	$(BIN)/python -m pytest -m slow
+
+# the fuzz suite with 20,000 cases (make test runs 2,000); FUZZ_SEED=N for another seed
+FUZZ_CASES ?= 20000
+fuzz: install-dev
+	ROUTEOPT_FUZZ_CASES=$(FUZZ_CASES) $(if $(FUZZ_SEED),ROUTEOPT_FUZZ_SEED=$(FUZZ_SEED)) \
+		$(BIN)/python -m pytest tests/fuzz -q -s
 
 lint: install-dev
 	$(BIN)/ruff check --fix .

@@ -123,7 +123,8 @@ def _initial_load(model: ShipmentModel, vehicle: int, shipments: set[int]) -> di
         sh = model.shipments[s]
         if not sh.pickups:
             for t, q in sh.load_demands.items():
-                load[t] += int(q)
+                if t in load:  # a zero demand of a type nothing limits or carries: no load
+                    load[t] += int(q)
     return load
 
 
@@ -223,7 +224,8 @@ class _RouteWalk:
             )
         )
         for t, q in visit_loads.items():
-            self.load[t] += q
+            if t in self.load:  # see _initial_load: zero demands of untracked types add nothing
+                self.load[t] += q
         for t, q in self.load.items():
             self.max_loads[t] = max(self.max_loads[t], q)
         kind = "pickups" if is_pickup else "deliveries"

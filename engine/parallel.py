@@ -234,7 +234,9 @@ class _Run(Generic[T]):
             self.results[i] = TaskResult(i, name, None, SolverError(f"{name} failed"))
 
     def enforce_stop(self) -> None:
-        """Pass a stop on to the children; kill those still running after the grace time."""
+        """Pass a stop on to the children; kill those still running after the grace time (their
+        result: :class:`~engine.errors.NoSolutionError`, ``interrupted`` after a stop,
+        ``time_limit`` after the deadline)."""
         now = time.monotonic()
         if not self.flag.value and self.stop.poll():
             self.flag.value = True
@@ -248,7 +250,10 @@ class _Run(Generic[T]):
             log.warning("parallel task %d (%s) did not stop in time; killing it", i, name)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.children[i][0], signal.SIGKILL)
-            error = SolverError(f"{name} did not stop in time")
+            # It had its whole budget and did not return: like a search that found nothing in
+            # time (DEADLINE_EXCEEDED or CANCELLED for the caller), not a failure of the solver.
+            reason = "interrupted" if self.flag.value else "time_limit"
+            error = NoSolutionError(reason, f"{name} did not stop in time and was stopped")
             self.results[i] = TaskResult(i, name, None, error)
             del self.readers[reader]
 

@@ -43,10 +43,14 @@ def solve_here(model: ShipmentModel, options: SolveOptions, roads: RoadContext |
 
 def vehicle_count(vt: VehicleType, day: Day, orders: Sequence[int]) -> int:
     """``vt.count``, or for an unlimited type a count that cannot bind: one per order, or, on
-    capacity alone (no windows, no limits), twice the capacity bound plus two."""
-    if vt.count is not None:
-        return vt.count
+    capacity alone (no windows, no limits), twice the capacity bound plus two.
+
+    A count above one per order (at least one) is capped there: a vehicle beyond it can never
+    be used, since each used vehicle serves an order (a count of 2^31 - 1 built that many
+    vehicles: found by the fuzz suite)."""
     n = len(orders)
+    if vt.count is not None:
+        return min(vt.count, max(n, 1))
     tight = (
         vt.max_duration_s is not None
         or vt.max_distance_m is not None

@@ -69,6 +69,7 @@ __all__ = [
     "grpc_status",
     "internal_status",
     "invalid_argument_status",
+    "malformed_request_status",
     "plain_status",
     "quota_status",
     "resource_exhausted_status",
@@ -226,6 +227,24 @@ def invalid_argument_status(
         metadata={"violation_count": str(total), "reported_violation_count": str(reported)},
     )
     return plain_status(code_pb2.INVALID_ARGUMENT, message, [bad_request, info])
+
+
+def malformed_request_status(method: str, reason: str) -> status_pb2.Status:
+    """INVALID_ARGUMENT for request bytes that do not parse as ``method``'s request type
+    (:mod:`rpc.decoding`): a BadRequest whose violation names the whole request (field ""),
+    and an ``ErrorInfo`` with reason ``MALFORMED_REQUEST``."""
+    description = _truncate(f"the request does not parse ({reason})", _MAX_DESCRIPTION_CHARS)
+    bad_request = error_details_pb2.BadRequest(
+        field_violations=[error_details_pb2.BadRequest.FieldViolation(description=description)]
+    )
+    info = error_details_pb2.ErrorInfo(
+        reason="MALFORMED_REQUEST", domain=ERROR_DOMAIN, metadata={"method": method}
+    )
+    return plain_status(
+        code_pb2.INVALID_ARGUMENT,
+        f"malformed request to {method}: {description}",
+        [bad_request, info],
+    )
 
 
 def resource_exhausted_status(

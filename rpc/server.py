@@ -68,6 +68,7 @@ from engine.roads import RoadContext, load_roads
 from rpc.admission import AdmissionInterceptor, CallSlots, pool_size, slot_counts
 from rpc.auth import Authenticator, AuthInterceptor, exposure_problem, server_credentials
 from rpc.config import ServerConfig, default_data_dir, parse_args
+from rpc.decoding import DecodeInterceptor
 from rpc.google.reflection import reflection_pool
 from rpc.google.service import GOOGLE_SERVICE_NAME, google_handler
 from rpc.google.storage import Storage
@@ -198,10 +199,12 @@ def build_server(
         # A thread per call slot and FREE_THREADS that no long call can hold (rpc.admission).
         ThreadPoolExecutor(max_workers=pool_size(slots), thread_name_prefix="grpc"),
         # Observability first: refused (UNAUTHENTICATED, RESOURCE_EXHAUSTED) calls are counted
-        # too; authentication before admission: a call without credentials takes no slot.
+        # too; authentication before admission: a call without credentials takes no slot;
+        # decoding before admission too: a request that does not parse takes none either.
         interceptors=[
             ObservabilityInterceptor(metrics),
             interceptor,
+            DecodeInterceptor(),
             AdmissionInterceptor(call_slots),
         ],
         options=[

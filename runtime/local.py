@@ -29,7 +29,9 @@ takes only its own solve down. The worker's body is :func:`runtime.worker.worker
   :class:`~engine.progress.SolveProgress` per improving solution (now and then with the
   evaluated solution so far); the supervisor thread calls the callback with each. A worker that
   has to be killed after a cancellation or by the watchdog still yields the best solution it
-  reported (status ``INTERRUPTED``).
+  reported (status ``INTERRUPTED``); without one, the job raises
+  :class:`~engine.errors.NoSolutionError`: ``time_limit`` when the watchdog stopped it (the
+  caller sees DEADLINE_EXCEEDED, not an internal error), ``interrupted`` when it was cancelled.
 - :meth:`SolveJob.result` returns the :class:`~engine.solution.Solution` (messages cross the
   process boundary in the :mod:`runtime.wire` format) or re-raises the worker's
   :class:`~engine.errors.InvalidModelError` / :class:`~engine.errors.NoSolutionError` /
@@ -69,7 +71,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Final
 
-from engine.errors import SolverError, WorkerLostError
+from engine.errors import NoSolutionError, SolverError, WorkerLostError
 from engine.options import SolveOptions, available_cores
 from engine.roads import ROADS_ENV_VAR, RoadSpec
 from engine.solution import Solution
@@ -241,7 +243,11 @@ class SolveExecutor(SlotExecutor[SolveJob]):
         process.close()
         if message is None:
             return _lost_outcome(job, exitcode, watch.fired)
-        return wire.rebuild(message, job.id, task=job.task is not None)
+        outcome = wire.rebuild(message, job.id, task=job.task is not None)
+        if watch.fired and isinstance(outcome, NoSolutionError) and outcome.reason == "interrupted":
+            # stopped by the watchdog, not by the caller: the time limit ran out
+            return NoSolutionError("time_limit", _OVERRAN)
+        return outcome
 
     def _start_worker(
         self, job: SolveJob, options: SolveOptions
@@ -342,15 +348,26 @@ class _Watch:
             job.kill_at = None  # kill once; the sentinel fires next
 
 
-def _lost_outcome(job: SolveJob, exitcode: int | None, watchdog: bool) -> Solution | SolverError:
+_OVERRAN: Final = (
+    "the solver overran its time limit and was stopped before it found a solution; allow more time"
+)
+
+
+def _lost_outcome(
+    job: SolveJob, exitcode: int | None, watchdog: bool
+) -> Solution | NoSolutionError | SolverError:
     """The outcome of a worker that ended without sending one: its best reported solution if it
-    was stopped, else a :class:`SolverError` saying why it ended."""
+    was stopped; a :class:`NoSolutionError` if it was stopped before it reported one
+    (``time_limit`` by the watchdog, ``interrupted`` by a cancellation); else a
+    :class:`SolverError` saying why it ended."""
     if (watchdog or job.cancel_requested) and job.best_solution is not None:
         log.warning("solve job %d: worker stopped; keeping its best solution", job.id)
         return job.best_solution
     if watchdog:
-        return SolverError("the solver overran its time limit and was stopped")
+        return NoSolutionError("time_limit", _OVERRAN)
     if job.cancel_requested:
-        return SolverError("the solve was cancelled and its worker was stopped")
+        return NoSolutionError(
+            "interrupted", "the solve was cancelled and its worker was stopped before a solution"
+        )
     log.error("solve job %d: worker died (%s)", job.id, describe_exit(exitcode))
     return WorkerLostError(f"the solver worker died ({describe_exit(exitcode)})")

@@ -589,10 +589,12 @@ class _Builder:
             named.update(req.dependent_shipment_types)
         type_id = {name: k for k, name in enumerate(sorted(named))}
         stops = self.p.stops
+        visited: set[int] = set()  # the type ids that some visit has
         for s, shipment in enumerate(model.shipments):
             t = type_id.get(shipment.shipment_type)
             if t is None or not self.p.routable[s]:
                 continue
+            visited.add(t)
             pickups, deliveries = stops.pickup_stops[s], stops.delivery_stops[s]
             for i in pickups:
                 routing.SetVisitType(self._index(i), t, routing.TYPE_ADDED_TO_VEHICLE)
@@ -613,7 +615,11 @@ class _Builder:
                 else routing.AddHardTypeIncompatibility
             )
             for a, b in itertools.combinations(sorted(set(inc.types)), 2):
-                add(type_id[a], type_id[b])
+                # OR-Tools sizes its per-type tables by the visit types it was given: an
+                # incompatibility naming a type no visit has writes past them (heap corruption,
+                # found by the fuzz suite). Such a pair constrains nothing anyway.
+                if type_id[a] in visited and type_id[b] in visited:
+                    add(type_id[a], type_id[b])
         if requirements:
             self._add_type_requirements()
 

@@ -24,7 +24,7 @@ from engine.model import (
     ShipmentTypeRequirement,
     SoftLoadLimit,
 )
-from rpc.convert.common import FieldConverter, each
+from rpc.convert.common import _MAX_DURATION_SECONDS, _NANOS_PER_SECOND, FieldConverter, each
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = ["ModelRules", "RulesConverter", "ShipmentRules", "VehicleRules"]
@@ -145,6 +145,12 @@ class RulesConverter(FieldConverter):
     def signed_duration(self, d: duration_pb2.Duration, path: str) -> float:
         """Seconds of a Duration that may be negative (0 after recording a violation)."""
         if d.seconds < 0 or d.nanos < 0:
+            in_range = (
+                -_MAX_DURATION_SECONDS <= d.seconds <= _MAX_DURATION_SECONDS
+                and -_NANOS_PER_SECOND < d.nanos < _NANOS_PER_SECOND
+            )
+            if not in_range:  # reported as sent (negating int64/int32 minimums overflows)
+                return self.duration(d, path)
             negated = duration_pb2.Duration(seconds=-d.seconds, nanos=-d.nanos)
             return -self.duration(negated, path)
         return self.duration(d, path)

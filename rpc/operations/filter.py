@@ -31,6 +31,7 @@ KINDS: Final = ("tours", "batch", "layouts", "uri")
 DEFAULT_PAGE_SIZE: Final = 50
 """Operations in a page when the request sets no ``page_size``."""
 MAX_PAGE_SIZE: Final = 1000
+_MAX_SEQ: Final = 2**63 - 1
 """Most operations in a page."""
 
 _FILTER_TERM = re.compile(r'\s*(\w+)\s*=\s*"?([\w/.-]+)"?\s*')
@@ -107,8 +108,10 @@ def parse_page(page_size: int, page_token: str) -> tuple[int, int]:
     if page_size < 0:
         raise FilterError(f"must not be negative, got {page_size}", field="page_size")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    try:
-        after = int(page_token) if page_token else 0
-    except ValueError:
-        raise FilterError(f"invalid page_token {page_token!r}", field="page_token") from None
-    return size, after
+    if not page_token:
+        return size, 0
+    # a seq is a non-negative SQLite integer (int64): "1_0", " 7", "٣" or 2**63 are not
+    digits = page_token.isascii() and page_token.isdigit() and len(page_token) <= 19
+    if not digits or int(page_token) > _MAX_SEQ:
+        raise FilterError(f"invalid page_token {page_token[:100]!r}", field="page_token")
+    return size, int(page_token)

@@ -773,3 +773,59 @@ def test_requirement_with_delivery_alternatives() -> None:
     assert solution.metrics.total_cost == pytest.approx(12.0)
     (visit,) = [v for v in solution.routes[1].visits if v.shipment_index == 0]
     assert visit.visit_request_index == 1
+
+
+_TYPES_CHILD = """
+from engine import Shipment, SkipReasonCode
+from engine.model import IncompatibilityMode as Mode, ShipmentTypeIncompatibility, TimeWindow
+from tests.builders import at, depot_vehicle, solve_checked
+from tests.engine.test_cargo_fleet import model
+
+never = (TimeWindow(start_time=0.0, end_time=0.0),)  # unreachable: the depot is 1 km away
+shipments = [
+    Shipment(deliveries=(at("A"),), shipment_type="food"),
+    Shipment(deliveries=(at("B", time_windows=never),), shipment_type="chem"),
+    Shipment(deliveries=(at("C"),), shipment_type="food"),
+]
+rules = (
+    ShipmentTypeIncompatibility(("food", "chem"), Mode.NOT_PERFORMED_BY_SAME_VEHICLE),
+    ShipmentTypeIncompatibility(("food", "ghost"), Mode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY),
+)
+for _ in range(5):
+    m = model(shipments, [depot_vehicle(), depot_vehicle()], shipment_type_incompatibilities=rules)
+    solution = solve_checked(m, backend="ortools", time_limit_s=0.3)
+    assert [s.index for s in solution.skipped_shipments] == [1], solution.skipped_shipments
+print("ok")
+"""
+
+
+def test_an_incompatibility_with_a_type_no_visit_has_does_not_corrupt_ortools() -> None:
+    """Regression (fuzz): an incompatibility naming a type that no routable shipment has (none
+    has it, or its shipments cannot be performed) made OR-Tools write past its per-type tables:
+    heap corruption (``malloc(): invalid next size``), the worker died, INTERNAL. Solved in a
+    child process, since the failure kills the process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", _TYPES_CHILD], cwd=root, capture_output=True, text=True,
+        timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("backend", ["ortools", "pyvrp"])
+def test_a_zero_demand_of_a_type_nothing_limits_is_no_load(backend: str) -> None:
+    """Regression (fuzz): a delivery-only shipment demanding 0 of a type that no vehicle limits
+    and no other shipment demands made the evaluation fail (KeyError, INTERNAL)."""
+    shipments = [
+        Shipment(deliveries=(at("A"),), load_demands={"*": 0, "kg": 2}),
+        Shipment(deliveries=(at("B"),), load_demands={"gs://": 3}),
+    ]
+    vehicle = depot_vehicle(cost_per_kilometer=1.0, load_limits={"kg": 5})
+    solution = solve_checked(model(shipments, [vehicle]), backend=backend)  # type: ignore[arg-type]
+    assert not solution.skipped_shipments
+    assert solution.metrics.total_cost == pytest.approx(4.0)

@@ -83,8 +83,27 @@ def test_run_parallel_stops_tasks_and_kills_those_that_ignore_it() -> None:
     polite_result, deaf_result = run_parallel([("polite", polite), ("deaf", deaf)], stop)
     assert time.monotonic() - started < 5.0  # stop + grace, not the deaf task's 60 s
     assert polite_result.value == "stopped"
-    assert isinstance(deaf_result.error, SolverError)
+    assert isinstance(deaf_result.error, NoSolutionError)
+    assert deaf_result.error.reason == "interrupted"
     assert stop.interrupted
+
+
+def test_a_task_killed_after_its_deadline_found_no_solution_in_time() -> None:
+    """Regression (fuzz): a member killed after the deadline was a SolverError, so a portfolio
+    whose members all overran answered INTERNAL instead of DEADLINE_EXCEEDED."""
+
+    def deaf(stop: StopCriterion, progress) -> str:
+        time.sleep(60)
+        return "never"
+
+    started = time.monotonic()
+    results = run_parallel([("deaf", deaf), ("deaf too", deaf)], StopCriterion(deadline=started))
+    assert time.monotonic() - started < 10.0  # the grace, not 60 s
+    for r in results:
+        assert r.value is None
+        assert isinstance(r.error, NoSolutionError)
+        assert r.error.reason == "time_limit"
+        assert "did not stop in time" in str(r.error)
 
 
 def test_run_parallel_relays_only_improving_progress() -> None:

@@ -59,6 +59,21 @@ def test_vehicle_count_cannot_bind() -> None:
     assert vehicle_count(van, day, orders) == 10
 
 
+def test_a_huge_vehicle_count_is_capped_at_one_per_order() -> None:
+    """Regression (fuzz): ``count`` 2^31 - 1 (the proto's int32 maximum) built that many
+    vehicles; a vehicle beyond one per order can never be used."""
+    day = small_study(orders=10).days[0]
+    huge = VehicleType("v", count=2**31 - 1, capacities={"parcels": 1})
+    assert vehicle_count(huge, day, range(10)) == 10
+    assert vehicle_count(huge, day, range(3)) == 3
+    assert vehicle_count(huge, day, ()) == 1
+    assert vehicle_count(replace(huge, count=0), day, range(10)) == 0
+    study = small_study(orders=6)
+    fleet = tuple(replace(vt, count=2**31 - 1) for vt in study.fleet)
+    model, _ = build_day_model(replace(study, fleet=fleet), study.days[0], [0], range(6))
+    assert len(model.vehicles) == 6 * len(fleet)
+
+
 def test_day_model_has_the_orders_and_the_fleets_of_the_depots() -> None:
     study = small_study(orders=6)
     study = replace(

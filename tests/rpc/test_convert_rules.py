@@ -279,3 +279,25 @@ def test_soft_limit_above_the_hard_one_is_reported() -> None:
 )
 def test_validation_codes_of_the_rule_fields(path: str, code: tuple[int, str]) -> None:
     assert validation_code(path, "must be ...") == code
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "says"),
+    [
+        (796_254, -(2**31), "nanos must be in"),
+        (-(2**63), 0, "seconds must be within"),
+        (-(2**63), -(2**31), "seconds must be within"),
+        (-315_576_000_001, 0, "seconds must be within"),
+    ],
+)
+def test_a_negative_offset_at_the_integer_minimums_is_a_violation(
+    seconds: int, nanos: int, says: str
+) -> None:
+    """Regression (fuzz): negating a negative offset_duration at int32/int64's minimum raised
+    ValueError (INTERNAL) before its range was checked."""
+    request = _two_shipments_two_vehicles()
+    rule = request.model.precedence_rules.add(first_index=0, second_index=1)
+    rule.offset_duration.seconds = seconds
+    rule.offset_duration.nanos = nanos
+    found = _violations(request)
+    assert says in found["model.precedence_rules[0].offset_duration"], found

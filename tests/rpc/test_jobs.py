@@ -44,9 +44,51 @@ def test_pages() -> None:
     assert parse_page(0, "") == (50, 0)
     assert parse_page(10, "42") == (10, 42)
     assert parse_page(10**6, "") == (MAX_PAGE_SIZE, 0)
-    for size, token in ((-1, ""), (10, "next")):
-        with pytest.raises(FilterError):
+    assert parse_page(10, str(2**63 - 1)) == (10, 2**63 - 1)
+    beyond_int64 = (str(2**63), "9" * 20, "18446744073709551615", "9" * 5000)
+    odd = ("next", "-1", " 7", "1_0", "+3", "\u0663", "1e5")
+    for size, token in ((-1, ""), *((10, t) for t in (*beyond_int64, *odd))):
+        with pytest.raises(FilterError) as info:
             parse_page(size, token)
+        assert info.value.field == ("page_size" if size < 0 else "page_token")
+
+
+def test_a_page_token_beyond_int64_is_invalid_argument_not_internal(tmp_path: Path) -> None:
+    """Regression (fuzz): a token decoding to a seq above int64 reached SQLite (OverflowError,
+    INTERNAL), with plain tokens and with a sealed token the server never gave."""
+    from google.rpc import code_pb2
+
+    from rpc.errors import status_of
+    from rpc.operations.manager import JobManager
+    from rpc.page_tokens import PageTokens
+
+    class NoExecutor:
+        max_workers = 0
+        max_queued = 0
+        running_count = 0
+        queued_count = 0
+
+    store = JobStore(tmp_path)
+    tokens = PageTokens(b"s" * 32)
+    try:
+        for page_tokens, token in (
+            (None, str(2**64)),
+            (None, str(2**63)),
+            (tokens, tokens.seal(2**64 - 1, "")),
+        ):
+            jobs = JobManager(
+                store,
+                NoExecutor(),  # type: ignore[arg-type]
+                default_timeout_s=1.0,
+                default_geodesic_meters_per_second=10.0,
+                page_tokens=page_tokens,
+            )
+            with pytest.raises(FilterError) as info:
+                jobs.list("", 10, token)
+            assert status_of(info.value).code == code_pb2.INVALID_ARGUMENT
+            assert info.value.field == "page_token"
+    finally:
+        store.close()
 
 
 def test_store_round_trip_listing_and_expiry(tmp_path: Path) -> None:

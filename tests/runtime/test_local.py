@@ -149,10 +149,35 @@ def test_cancel_kills_a_worker_that_does_not_stop(executor: SolveExecutor) -> No
     os.kill(job.pid, signal.SIGSTOP)  # a worker that never polls should_stop again
     started = time.monotonic()
     job.cancel()
-    with pytest.raises(SolverError, match="cancelled"):
+    with pytest.raises(NoSolutionError, match="cancelled") as info:
         job.result(timeout=5)
+    assert info.value.reason == "interrupted"
     assert 0.9 < time.monotonic() - started < 2.5  # the grace period, then SIGKILL
     assert executor.running_count == 0
+
+
+def test_the_watchdog_stopping_a_worker_before_any_solution_is_a_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression (fuzz): a worker stopped by the watchdog before it reported a solution gave
+    a SolverError (INTERNAL for the caller); the time limit ran out: NoSolutionError
+    ``time_limit`` (DEADLINE_EXCEEDED)."""
+    import runtime.local
+
+    monkeypatch.setattr(runtime.local, "WATCHDOG_FACTOR", 1.0)
+    monkeypatch.setattr(runtime.local, "WATCHDOG_SLACK_S", 0.2)
+    with SolveExecutor(max_workers=1, cancel_grace_s=0.3) as ex:
+        job = ex.submit(city_model(150), dataclasses.replace(LONG, time_limit_s=1.0))
+        deadline = time.monotonic() + 10
+        while job.pid is None:
+            assert time.monotonic() < deadline, "worker did not start"
+            time.sleep(0.005)
+        os.kill(job.pid, signal.SIGSTOP)  # it neither solves nor polls its stop flag any more
+        with pytest.raises(NoSolutionError, match="overran its time limit") as info:
+            job.result(timeout=10)
+        assert info.value.reason == "time_limit"
+        again = ex.submit(city_model(3), SolveOptions(time_limit_s=5.0))
+        assert again.result(timeout=10).status is SolveStatus.SOLVED
 
 
 def test_killed_worker_raises_solver_error_and_executor_keeps_working(
