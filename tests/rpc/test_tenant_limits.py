@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,7 +19,7 @@ from rpc.keys import KeyStore, TenantQuota, parse_quota
 from rpc.limits import QUOTA_LIMIT_NAMES, TENANT_LIMITS, Limits, request_size_violations
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.quotas import TenantLimits
-from tests.rpc.secured import Running, failure, serve, status_of, stop
+from tests.rpc.secured import Running, eventually, failure, serve, status_of, stop
 from tests.rpc.test_server_e2e import small_request
 
 GOOGLE_OPTIMIZE_TOURS = "/google.maps.routeoptimization.v1.RouteOptimization/OptimizeTours"
@@ -306,5 +307,34 @@ def test_the_default_quota_lowers_the_limits_of_tenants_without_their_own(tmp_pa
         assert o.stub.OptimizeTours(validate_only(three_shipments()), timeout=10) is not None
     finally:
         s.close()
+        o.close()
+        stop(running)
+
+
+def test_without_a_request_timeout_a_solve_gets_the_tenants_cap_if_shorter(
+    running: Running,
+) -> None:
+    quick, other = running.keys.create("quick"), running.keys.create("other")
+    running.keys.set_quota("quick", parse_quota("sync_timeout=2"))
+    budgets: list[float] = []
+    executor = running.built.executor
+    submit = executor.submit
+
+    def recording(model: object, options: Any, **kwargs: Any) -> Any:
+        budgets.append(options.time_limit_s)
+        return submit(model, options, **kwargs)
+
+    executor.submit = recording  # type: ignore[method-assign]
+    q, o = running.client(quick.key), running.client(other.key)
+    try:
+        for calls, client in enumerate((q, o), start=1):
+            request = small_request()
+            request.ClearField("timeout")
+            call = client.stub.OptimizeTours.future(request, timeout=60)
+            eventually(lambda n=calls: len(budgets) == n)
+            call.cancel()
+        assert budgets == [2.0, 30.0]  # --default-timeout is 30 s
+    finally:
+        q.close()
         o.close()
         stop(running)
