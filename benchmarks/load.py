@@ -16,7 +16,10 @@ every 0.1 s). Loopback only.
 ``--mix`` sends a mix instead of OptimizeTours only: each call is drawn among OptimizeTours,
 ComputeMatrix, an OptimizeToursLongRunning submit followed by WaitOperation until done,
 OptimizeToursStream read to its end, and bad requests (which must answer INVALID_ARGUMENT);
-the report gives latency percentiles and status codes per method, and checks at the end that
+a call answered RESOURCE_EXHAUSTED or UNAVAILABLE with a ``google.rpc.RetryInfo`` (the server's
+back-pressure) is tried again after the delay it names, up to ``--retries`` times, as a well-behaved
+client does (the report counts these separately); the report gives latency percentiles and status
+codes per method (a retried call's latency includes its waits), and checks at the end that
 every operation the clients submitted has drained (ListOperations: none left QUEUED or
 RUNNING). ``--ca-file``/``--api-key`` call a server over TLS with a key; ``--server-arg`` passes
 flags through to ``server.py`` (e.g. ``--server-arg=--tls-cert=...``).
@@ -139,6 +142,8 @@ class Stats:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     codes: dict[str, Counter[str]] = field(default_factory=dict)
     operations: list[str] = field(default_factory=list)
+    retries: dict[str, Counter[str]] = field(default_factory=dict)
+    """Busy answers with a RetryInfo that the client honoured (waited, then tried again)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, method: str, code: str, elapsed: float) -> None:
@@ -146,6 +151,10 @@ class Stats:
             self.codes.setdefault(method, Counter())[code] += 1
             if code == "OK":
                 self.latencies.setdefault(method, []).append(elapsed)
+
+    def note_retry(self, method: str, code: str) -> None:
+        with self.lock:
+            self.retries.setdefault(method, Counter())[code] += 1
 
     def all_latencies(self) -> list[float]:
         return [x for values in self.latencies.values() for x in values]
@@ -216,15 +225,27 @@ def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...] | None:
     return (("x-goog-api-key", args.api_key),) if args.api_key else None
 
 
-def _wait_done(operations: Any, op: Any, args: argparse.Namespace, budget_s: float) -> Any:
-    """``op`` once done (WaitOperation in 5 s polls), or raises TimeoutError after ``budget_s``."""
+def _wait_done(
+    operations: Any, op: Any, args: argparse.Namespace, budget_s: float, stats: Stats
+) -> Any:
+    """``op`` once done (WaitOperation in 5 s polls), or raises TimeoutError after ``budget_s``.
+    A poll answered busy with a RetryInfo (the server's long-poll slots are full) waits the delay
+    it names and polls again: never a new submission."""
+    import grpc
     from google.longrunning import operations_pb2
 
     end = time.monotonic() + budget_s
     while not op.done and time.monotonic() < end:
         wait = operations_pb2.WaitOperationRequest(name=op.name)
         wait.timeout.seconds = 5
-        op = operations.WaitOperation(wait, timeout=10, metadata=_metadata(args))
+        try:
+            op = operations.WaitOperation(wait, timeout=10, metadata=_metadata(args))
+        except grpc.RpcError as exc:
+            delay = retry_delay(exc)
+            if exc.code() is not grpc.StatusCode.RESOURCE_EXHAUSTED or delay is None:
+                raise
+            stats.note_retry("WaitOperation", exc.code().name)
+            time.sleep(delay)
     if not op.done:
         raise TimeoutError(op.name)
     return op
@@ -239,13 +260,54 @@ def _call_mixed(
     sites: Sites,
     stats: Stats,
 ) -> None:
-    """One call of ``method``; its outcome recorded in ``stats``."""
+    """One call of ``method`` (tried again while the server answers busy with a RetryInfo); its
+    outcome recorded in ``stats``."""
+    started = time.perf_counter()
+    for _attempt in range(args.retries + 1):
+        code, delay = _attempt_mixed(method, stub, operations, rng, args, sites, stats)
+        if code is None:
+            return  # recorded already
+        if delay is None or time.perf_counter() - started + delay > args.deadline_slack:
+            break
+        # back-pressure the server asked us to honour: RESOURCE_EXHAUSTED/UNAVAILABLE + RetryInfo
+        stats.note_retry(method, code)
+        time.sleep(delay)
+    stats.record(method, code, time.perf_counter() - started)
+
+
+def retry_delay(exc: Any) -> float | None:
+    """The delay of the ``google.rpc.RetryInfo`` in a call's error details, if any."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(exc)
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    return None
+
+
+def _attempt_mixed(
+    method: str,
+    stub: Any,
+    operations: Any,
+    rng: random.Random,
+    args: argparse.Namespace,
+    sites: Sites,
+    stats: Stats,
+) -> tuple[str | None, float | None]:
+    """One attempt of a call of ``method``: its status code (None: recorded already) and, when
+    the server answered busy with a RetryInfo, the delay to wait before trying again."""
     import grpc
 
     metadata = _metadata(args)
     deadline = args.solve_timeout + args.deadline_slack
-    started = time.perf_counter()
     stops = rng.randint(args.min_stops, args.max_stops)
+    delay: float | None = None
     try:
         if method == "OptimizeTours":
             req = make_request(rng, stops, args.solve_timeout, sites)
@@ -262,24 +324,27 @@ def _call_mixed(
             op = stub.OptimizeToursLongRunning(req, timeout=deadline, metadata=metadata)
             with stats.lock:
                 stats.operations.append(op.name)
-            op = _wait_done(operations, op, args, deadline)
+            # an operation may wait in the queue behind every other solve: up to --drain-timeout
+            op = _wait_done(operations, op, args, max(deadline, args.drain_timeout), stats)
             if op.HasField("error"):
                 code_name = next(c.name for c in grpc.StatusCode if c.value[0] == op.error.code)
                 stats.record(method, f"operation {code_name}", 0.0)
-                return
+                return None, None
         else:
             name, req = bad_request(rng, sites)
             getattr(stub, name)(req, timeout=deadline, metadata=metadata)
             stats.record(method, "ACCEPTED (should be INVALID_ARGUMENT)", 0.0)
-            return
+            return None, None
         code = "OK"
     except grpc.RpcError as exc:
         code = exc.code().name
         if method == "BadRequest" and code == "INVALID_ARGUMENT":
             code = "OK"  # the intended answer
+        if code in ("RESOURCE_EXHAUSTED", "UNAVAILABLE"):
+            delay = retry_delay(exc)
     except TimeoutError:
         code = "NOT_DONE"
-    stats.record(method, code, time.perf_counter() - started)
+    return code, delay
 
 
 def _client(
@@ -482,12 +547,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="one more server.py argument (repeatable), e.g. --server-arg=--tls-cert=cert.pem",
     )
     parser.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="--mix: how often a call answered busy with a RetryInfo is tried again (after the "
+        "delay the server asked for, within --deadline-slack)",
+    )
+    parser.add_argument(
         "--drain-timeout",
         type=float,
         default=120.0,
         help="--mix: how long the submitted operations may take to finish after the load",
     )
     args = parser.parse_args(argv)
+    if args.retries < 0:
+        raise SystemExit("--retries must not be negative")
     if args.secure and (args.ca_file or args.api_key):
         raise SystemExit("--secure makes its own CA and key: leave out --ca-file and --api-key")
     if args.clients < 1 or args.clients > 256 or args.duration > 3600:
@@ -572,10 +646,12 @@ def report_of(
         report["methods"] = {
             method: {
                 "status_codes": dict(stats.codes[method]),
+                "retried_after_retry_info": dict(stats.retries.get(method, {})),
                 "latency_s": _latency(stats.latencies.get(method, [])),
             }
             for method in sorted(stats.codes)
         }
+        report["wait_polls_retried_after_retry_info"] = dict(stats.retries.get("WaitOperation", {}))
         report["operations_submitted"] = len(stats.operations)
         report["operations_not_drained"] = not_done
     return report

@@ -5,7 +5,10 @@
     routeopt keys revoke KEY_ID
     routeopt keys quota --tenant NAME (--quota active=N,stored=M,solves=K | --clear)
 
-each with ``--data-dir DIR`` (default: the server's default). ``create`` prints the new key once,
+each with ``--data-dir DIR`` (default: the server's default). A quota may also lower the
+server's request limits for the tenant (``shipments=N``, ``vehicles=N``, ``sync_timeout=SECONDS``,
+... every per-request ``--limit`` of the server, :data:`rpc.limits.QUOTA_LIMIT_NAMES`); a value
+above the server's limit leaves the server's. ``create`` prints the new key once,
 alone on stdout (``KEY=$(routeopt keys create --tenant acme)``); only its hash is stored. Works
 while the server runs: a new key, a revocation or a quota takes effect at the next call.
 """
@@ -19,6 +22,7 @@ from typing import Any
 
 from rpc.config import default_data_dir
 from rpc.keys import KeyStore, TenantQuota, check_tenant, parse_quota
+from rpc.limits import QUOTA_LIMIT_NAMES
 
 __all__ = ["add_keys_parser", "run_keys"]
 
@@ -58,7 +62,7 @@ def add_keys_parser(sub: Any) -> None:
     create.add_argument(
         "--quota",
         type=_quota,
-        metavar="active=N,stored=M,solves=K",
+        metavar="NAME=N,...",
         help="also set the tenant's quota (as 'keys quota')",
     )
     listing = actions.add_parser(
@@ -70,7 +74,14 @@ def add_keys_parser(sub: Any) -> None:
     quota = actions.add_parser("quota", parents=[common], help="set or clear a tenant's quota")
     quota.add_argument("--tenant", required=True, type=_tenant)
     choice = quota.add_mutually_exclusive_group(required=True)
-    choice.add_argument("--quota", type=_quota, metavar="active=N,stored=M,solves=K")
+    choice.add_argument(
+        "--quota",
+        type=_quota,
+        metavar="NAME=N,...",
+        help="the whole quota (what is not named is the server's --default-quota): "
+        "active=N, stored=N, solves=N, and request limits the tenant gets below the server's: "
+        f"{', '.join(f'{name}=N' for name in QUOTA_LIMIT_NAMES)}",
+    )
     choice.add_argument(
         "--clear", action="store_true", help="the server's --default-quota applies again"
     )

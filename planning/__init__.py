@@ -14,11 +14,14 @@ explicit :class:`Layout` s to compare or a :class:`LayoutSearch`. One module per
   re-assignment; :mod:`planning.kpis`: the KPIs of a routed layout;
 - :mod:`planning.screening` and :mod:`planning.search`: the layout search
   (:func:`search_layouts`) and its facility-location screening
-  (:mod:`planning.backends.ortools_mip`).
+  (:mod:`planning.backends.ortools_mip`);
+- :mod:`planning.budget`: a study's stop flag and deadline (:class:`Budget`), checked before
+  every solve, MIP and local-search move (:class:`StoppedError`).
 
 Reports (maps, charts) are in :mod:`planning.report` (the ``layouts`` extra).
 """
 
+from planning.budget import Budget, StoppedError
 from planning.day_model import SolveFn, build_day_model
 from planning.evaluate import evaluate_layout, evaluate_layouts
 from planning.results import (
@@ -45,6 +48,7 @@ from planning.study import (
 from planning.validation import road_violations, validate_study
 
 __all__ = [
+    "Budget",
     "CandidateDepot",
     "Day",
     "Layout",
@@ -59,6 +63,7 @@ __all__ = [
     "SearchResult",
     "ShouldStop",
     "SolveFn",
+    "StoppedError",
     "TravelMatrix",
     "VehicleType",
     "build_day_model",

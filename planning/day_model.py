@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine import (
@@ -26,6 +26,7 @@ from engine import (
     solve,
 )
 from engine.roads import RoadContext
+from planning.budget import Budget, StoppedError
 from planning.study import SECONDS_PER_DAY, Day, LayoutOptions, LayoutStudy, VehicleType
 
 __all__ = ["Router", "SolveFn", "build_day_model", "solve_here", "vehicle_count"]
@@ -173,28 +174,45 @@ def build_day_model(
 
 @dataclass(frozen=True)
 class Router:
-    """How the models of a layout evaluation are solved: with ``solve_fn``, the backend,
-    search mode, seed, travel and polylines of ``options``, over ``roads`` (None: the study's
-    matrix or geodesic travel)."""
+    """How the models of a layout evaluation are solved: with ``solve_fn`` (None:
+    :func:`engine.solve` here, polling the budget's stop flag), the backend, search mode, seed,
+    processes, travel and polylines of ``options``, over ``roads`` (None: the study's matrix or
+    geodesic travel), within ``budget``."""
 
     options: LayoutOptions
     roads: RoadContext | None
-    solve_fn: SolveFn = solve_here
+    solve_fn: SolveFn | None = None
+    budget: Budget = field(default_factory=Budget)
 
     def solve(self, model: ShipmentModel, time_limit_s: float, seed_offset: int = 0) -> Solution:
-        """Solve ``model`` within ``time_limit_s`` (at least 0.2 s) with the seed of the
-        options plus ``seed_offset`` (a second attempt on the same model differs)."""
+        """Solve ``model`` within ``time_limit_s`` (at least 0.2 s; less when the budget's
+        deadline comes first) with the seed of the options plus ``seed_offset`` (a second
+        attempt on the same model differs). Raises :class:`~planning.budget.StoppedError` instead
+        of starting once the budget is stopped, and when the stop flag cut the solve short."""
+        budget = self.budget
+        budget.check()
         options = self.options
-        return self.solve_fn(
-            model,
-            SolveOptions(
-                time_limit_s=max(time_limit_s, 0.2),
-                search_mode=options.search_mode,
-                backend=options.backend,
-                seed=options.seed + seed_offset,
-                geodesic_meters_per_second=options.geodesic_meters_per_second,
-                use_geodesic_distances=options.use_geodesic_distances,
-                populate_polylines=options.populate_polylines and self.roads is not None,
-            ),
-            self.roads,
+        solve_options = SolveOptions(
+            time_limit_s=max(budget.remaining(time_limit_s), 0.2),
+            search_mode=options.search_mode,
+            backend=options.backend,
+            seed=options.seed + seed_offset,
+            solver_processes=options.solver_processes,
+            geodesic_meters_per_second=options.geodesic_meters_per_second,
+            use_geodesic_distances=options.use_geodesic_distances,
+            populate_polylines=options.populate_polylines and self.roads is not None,
         )
+        try:
+            if self.solve_fn is None:
+                solution = solve(
+                    model, solve_options, roads=self.roads, should_stop=budget.should_stop
+                )
+            else:
+                solution = self.solve_fn(model, solve_options, self.roads)
+        except Exception:
+            if budget.interrupted():  # the stop cut the solve short: not a failure
+                raise StoppedError("the study was stopped during a routing solve") from None
+            raise
+        if budget.interrupted():
+            raise StoppedError("the study was stopped during a routing solve")
+        return solution

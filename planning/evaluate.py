@@ -13,13 +13,17 @@ Either way every routed model and its solution are kept (:attr:`LayoutEvaluation
 each route can be checked independently, and the loads per depot are recomputed from them.
 :func:`evaluate_layouts` evaluates several layouts at once, in forked processes (or in threads
 when the solves run elsewhere).
+
+Every solve and MIP of an evaluation runs within the study's :class:`~planning.budget.Budget`
+(cancellation and deadline): a layout the budget stops before it is complete is left out, and
+:func:`evaluate_layouts` returns the layouts completed so far.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
@@ -33,8 +37,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from engine import FieldViolation, InvalidModelError
+from engine.parallel import run_parallel
 from engine.roads import RoadContext
-from planning.day_model import Router, SolveFn, build_day_model, solve_here
+from engine.search import ProgressCallback, StopCriterion
+from planning.budget import Budget, StoppedError
+from planning.day_model import Router, SolveFn, build_day_model
 from planning.kpis import layout_kpis
 from planning.loads import capacity_matrix, demand_matrix, load_types, over_capacity, part_loads
 from planning.repair import reassign, route_assigned
@@ -93,7 +100,9 @@ def _route_day(
             if not over_capacity(study, part_loads(day, again)):
                 return [again], "multi-depot"
         return [free], "multi-depot"
-    assigned = reassign(study, t, open_idx, travel, free, router.options.screening_time_limit_s)
+    assigned = reassign(
+        study, t, open_idx, travel, free, router.options.screening_time_limit_s, router.budget
+    )
     if assigned is None:  # depot capacity short of the day's demand: keep the router's answer
         return [free], "multi-depot (capacity short)"
     return route_assigned(study, t, open_idx, assigned, router, budget_s * 0.4), "assigned"
@@ -118,20 +127,24 @@ def evaluate_layout(
     roads: RoadContext | None = None,
     time_limit_s: float | None = None,
     solve_fn: SolveFn | None = None,
+    budget: Budget | None = None,
 ) -> LayoutEvaluation:
     """Route every day of ``study`` from the depots of ``layout`` (module docstring) within
-    ``time_limit_s`` (default ``options.time_limit_s``), split over the days by order count."""
+    ``time_limit_s`` (default ``options.time_limit_s``), split over the days by order count.
+    Raises :class:`~planning.budget.StoppedError` when ``budget`` stops it before it is complete."""
     options = options_and_check(study, options, roads)
+    budget = budget or Budget()
+    budget.check()
     started = time.monotonic()
     open_idx = _open_depots(study, layout)
-    budget = options.time_limit_s if time_limit_s is None else time_limit_s
+    seconds = options.time_limit_s if time_limit_s is None else time_limit_s
     n_orders = sum(len(day.orders) for day in study.days)
     travels = [day_travel(study, day, roads, options) for day in study.days]
-    router = Router(options, roads, solve_fn or solve_here)
+    router = Router(options, roads, solve_fn, budget)
     parts: list[RoutedPart] = []
     strategies: list[str] = []
     for t, day in enumerate(study.days):
-        share = budget * len(day.orders) / max(n_orders, 1)
+        share = seconds * len(day.orders) / max(n_orders, 1)
         day_parts, strategy = _route_day(study, t, open_idx, travels[t], router, share)
         parts += day_parts
         strategies.append(strategy)
@@ -151,14 +164,27 @@ def evaluate_layout(
 
 # -- several layouts at once ------------------------------------------------------------
 
+_NO_DEADLINE_S = 10.0 * 365 * 86400
+"""The deadline of a wave of layouts when the study has none (:func:`engine.parallel.run_parallel`
+needs one)."""
+
 _POOL_ROADS: RoadContext | None = None
 """The road network of the evaluation pool: set before the pool forks, inherited by it."""
 
 
 def _pool_evaluate(
-    study: LayoutStudy, layout: Layout, options: LayoutOptions, time_limit_s: float | None
+    study: LayoutStudy,
+    layout: Layout,
+    options: LayoutOptions,
+    time_limit_s: float | None,
+    deadline: float | None,
 ) -> LayoutEvaluation:
-    return evaluate_layout(study, layout, options, roads=_POOL_ROADS, time_limit_s=time_limit_s)
+    # The deadline crosses the fork (the monotonic clock is the machine's); the stop flag
+    # does not: a pool process finishes the layout it has started.
+    return evaluate_layout(
+        study, layout, options, roads=_POOL_ROADS, time_limit_s=time_limit_s,
+        budget=Budget(None, deadline),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -170,11 +196,11 @@ class _Batch:
     roads: RoadContext | None
     time_limit_s: float | None
     on_done: OnDone | None
-    should_stop: ShouldStop | None
+    budget: Budget
     solve_fn: SolveFn | None
 
     def stopped(self) -> bool:
-        return self.should_stop is not None and self.should_stop()
+        return self.budget.stopped()
 
     def finished(self, ev: LayoutEvaluation) -> None:
         if self.on_done is not None:
@@ -186,10 +212,13 @@ class _Batch:
         for layout in layouts:
             if self.stopped():
                 break
-            ev = evaluate_layout(
-                self.study, layout, self.options, roads=self.roads,
-                time_limit_s=self.time_limit_s, solve_fn=self.solve_fn,
-            )  # fmt: skip
+            try:
+                ev = evaluate_layout(
+                    self.study, layout, self.options, roads=self.roads,
+                    time_limit_s=self.time_limit_s, solve_fn=self.solve_fn, budget=self.budget,
+                )  # fmt: skip
+            except StoppedError:
+                break
             self.finished(ev)
             out.append(ev)
         return out
@@ -198,9 +227,12 @@ class _Batch:
         if self.solve_fn is not None:
             return pool.submit(
                 evaluate_layout, self.study, layout, self.options, roads=self.roads,
-                time_limit_s=self.time_limit_s, solve_fn=self.solve_fn,
+                time_limit_s=self.time_limit_s, solve_fn=self.solve_fn, budget=self.budget,
             )  # fmt: skip
-        return pool.submit(_pool_evaluate, self.study, layout, self.options, self.time_limit_s)
+        return pool.submit(
+            _pool_evaluate, self.study, layout, self.options, self.time_limit_s,
+            self.budget.deadline,
+        )  # fmt: skip
 
     def pool(self) -> Executor:
         """Threads when the solves run elsewhere, else forked processes."""
@@ -209,6 +241,42 @@ class _Batch:
             return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layout")
         context = multiprocessing.get_context("fork")
         return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    def in_waves(self, layouts: Sequence[Layout]) -> list[LayoutEvaluation]:
+        """``options.workers`` layouts at once, each in a child forked by
+        :func:`engine.parallel.run_parallel` (which a daemonic process may have), wave after
+        wave; a stop reaches the children (their solves are interrupted, their incomplete
+        layouts left out). Results in the order of ``layouts``."""
+        out: list[LayoutEvaluation] = []
+        queue = list(layouts)
+        deadline = self.budget.deadline
+        while queue and not self.stopped():
+            wave, queue = queue[: self.options.workers], queue[self.options.workers :]
+            until = deadline if deadline is not None else time.monotonic() + _NO_DEADLINE_S
+            stop = StopCriterion(deadline=until, should_stop=self.budget.should_stop)
+            tasks = [(layout.label, self._wave_task(layout, deadline)) for layout in wave]
+            for result in run_parallel(tasks, stop):
+                if result.error is not None:
+                    raise result.error
+                if result.value is not None:  # None: stopped before it was complete
+                    self.finished(result.value)
+                    out.append(result.value)
+        return out
+
+    def _wave_task(
+        self, layout: Layout, deadline: float | None
+    ) -> Callable[[StopCriterion, ProgressCallback], LayoutEvaluation | None]:
+        def task(stop: StopCriterion, progress: ProgressCallback) -> LayoutEvaluation | None:
+            del progress
+            try:
+                return evaluate_layout(
+                    self.study, layout, self.options, roads=self.roads,
+                    time_limit_s=self.time_limit_s, budget=Budget(stop.should_stop, deadline),
+                )  # fmt: skip
+            except StoppedError:
+                return None
+
+        return task
 
     def in_pool(self, layouts: Sequence[Layout]) -> list[LayoutEvaluation]:
         """``options.workers`` layouts at once; results in the order of ``layouts``."""
@@ -230,7 +298,10 @@ class _Batch:
                 finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 done = finished.pop()
                 k = pending.pop(done)
-                results[k] = done.result()
+                try:
+                    results[k] = done.result()
+                except StoppedError:
+                    continue  # stopped before it was complete: left out
                 self.finished(results[k])
         _POOL_ROADS = None
         return [results[k] for k in sorted(results)]
@@ -246,14 +317,21 @@ def evaluate_layouts(
     on_done: OnDone | None = None,
     should_stop: ShouldStop | None = None,
     solve_fn: SolveFn | None = None,
+    deadline: float | None = None,
 ) -> list[LayoutEvaluation]:
     """Evaluate ``layouts`` (``options.workers`` at once, in forked processes that share the
     road network); results in the order of ``layouts``. ``on_done`` is called as each one
-    finishes; once ``should_stop`` returns True no further layout starts (those not started
-    are left out of the result). With ``solve_fn`` (solves run elsewhere, e.g. on the
-    server's executor) the layouts are evaluated in threads instead of processes."""
+    finishes; once ``should_stop`` returns True or ``deadline`` (``time.monotonic()``) has
+    passed no further layout starts and the running ones stop (those not complete are left
+    out of the result). With ``solve_fn`` (solves run elsewhere) the layouts are evaluated in
+    threads instead of processes; in a daemonic process (which ``multiprocessing`` forbids to
+    have children: a server's worker), in waves of children forked by
+    :func:`engine.parallel.run_parallel`."""
     options = options_and_check(study, options, roads)
-    batch = _Batch(study, options, roads, time_limit_s, on_done, should_stop, solve_fn)
+    budget = Budget(should_stop, deadline)
+    batch = _Batch(study, options, roads, time_limit_s, on_done, budget, solve_fn)
     if options.workers <= 1 or len(layouts) <= 1:
         return batch.in_turn(layouts)
+    if solve_fn is None and multiprocessing.current_process().daemon:
+        return batch.in_waves(layouts)  # a daemonic process (a server's worker): no pool
     return batch.in_pool(layouts)

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from planning.backends.ortools_mip import FacilityDay, solve_facility_location
+from planning.budget import Budget, StoppedError
 from planning.day_model import Router, build_day_model
 from planning.loads import capacity_matrix, demand_matrix, load_types, penalty_vector
 from planning.results import RoutedPart
@@ -64,10 +65,14 @@ def reassign(
     travel: DayTravel,
     routed: RoutedPart,
     time_limit_s: float,
+    budget: Budget | None = None,
 ) -> tuple[int, ...] | None:
     """Per order of ``day``: the open depot (index) that serves it within the capacities, as
     close to the depots of ``routed`` (its multi-depot routing) as capacity allows; -1 an
-    optional order left out. None: the open depots' capacity is short of the day's demand."""
+    optional order left out. None: the open depots' capacity is short of the day's demand.
+    The MIP runs within ``budget`` (:class:`~planning.budget.StoppedError` once it is stopped)."""
+    budget = budget or Budget()
+    budget.check()
     types = load_types(study)
     costs = _move_costs(study, open_idx, travel, day, _routed_at(study, routed))
     the_day = study.days[day]
@@ -76,8 +81,11 @@ def reassign(
         capacity_matrix(study, types),
         [FacilityDay(demand_matrix(the_day, types), costs, penalty_vector(the_day))],
         fixed_open=frozenset(open_idx),
-        time_limit_s=time_limit_s,
+        time_limit_s=budget.remaining(time_limit_s),
+        should_stop=budget.stopped,
     )
+    if result is None and budget.stopped():
+        raise StoppedError("the study was stopped during the capacity repair")
     return None if result is None else result.assignment[0]
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from planning.backends.ortools_mip import FacilityDay, FacilityResult, solve_facility_location
+from planning.budget import Budget, StoppedError
 from planning.loads import capacity_matrix, demand_matrix, load_types, penalty_vector
 from planning.study import Layout, LayoutStudy
 from planning.travel import DayTravel, estimate_costs
@@ -23,8 +24,10 @@ __all__ = ["Screening", "layout_of"]
 @dataclass
 class Screening:
     """The screening model of ``study`` for layouts of ``min_open`` to ``max_open`` depots that
-    keep ``must_open`` (indices), each solve within ``time_limit_s``; the days of each ``λ``
-    are built once."""
+    keep ``must_open`` (indices), each solve within ``time_limit_s`` and ``budget`` (a MIP is
+    not started once the budget is stopped, gets at most the time left, and is interrupted by
+    the stop flag: :class:`~planning.budget.StoppedError`); the days of each ``λ`` are built
+    once."""
 
     study: LayoutStudy
     travels: Sequence[DayTravel]
@@ -32,6 +35,7 @@ class Screening:
     max_open: int
     must_open: frozenset[int]
     time_limit_s: float
+    budget: Budget = field(default_factory=Budget)
     types: tuple[str, ...] = field(init=False)
     caps: npt.NDArray[np.float64] = field(init=False)
     cache: dict[float, list[FacilityDay]] = field(default_factory=dict)
@@ -62,7 +66,9 @@ class Screening:
     ) -> FacilityResult | None:
         """The screening model with ``λ`` = ``factor``: the best layout allowed (other than
         those in ``exclude``), or the layout ``fixed_open`` (module docstring)."""
-        return solve_facility_location(
+        budget = self.budget
+        budget.check()
+        result = solve_facility_location(
             [d.opening_cost for d in self.study.depots],
             self.caps,
             self.days(factor),
@@ -71,8 +77,12 @@ class Screening:
             must_open=self.must_open,
             fixed_open=fixed_open,
             exclude=exclude,
-            time_limit_s=self.time_limit_s,
+            time_limit_s=budget.remaining(self.time_limit_s),
+            should_stop=budget.stopped,
         )
+        if result is None and budget.stopped():  # not found in the time left: not infeasible
+            raise StoppedError("the study was stopped during the screening")
+        return result
 
     def best(self, factor: float, exclude: Sequence[frozenset[int]] = ()) -> frozenset[int] | None:
         """The open set of the best layout allowed, other than those in ``exclude`` (None:

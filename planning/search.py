@@ -4,7 +4,12 @@ layouts found are evaluated with full routing (in parallel processes when ``work
 then a local search over layouts (open, close or swap a depot; neighbours ranked by the
 screening model with the layout fixed) routes the most promising neighbours of the best layout
 until none improves it; the best layout is finally routed again with the longer
-``final_time_limit_s`` budget."""
+``final_time_limit_s`` budget.
+
+Every MIP and routing solve of the search runs within its :class:`~planning.budget.Budget`
+(the stop flag and the deadline of ``time_budget_s``): the screening proposes no further
+layout, the local search makes no further move and no further neighbour is ranked once it is
+stopped, and the search returns the layouts routed so far."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from engine import FieldViolation, InvalidModelError
 from engine.roads import RoadContext
+from planning.budget import Budget, StoppedError
 from planning.day_model import SolveFn
 from planning.evaluate import evaluate_layout, evaluate_layouts, options_and_check
 from planning.results import LayoutEvaluation, OnDone, SearchResult, ShouldStop, rank_key
@@ -33,7 +39,11 @@ def middle_factor(options: LayoutOptions) -> float:
 
 
 def _screening(
-    study: LayoutStudy, spec: LayoutSearch, roads: RoadContext | None, options: LayoutOptions
+    study: LayoutStudy,
+    spec: LayoutSearch,
+    roads: RoadContext | None,
+    options: LayoutOptions,
+    budget: Budget | None = None,
 ) -> Screening:
     """The screening model of the layouts ``spec`` (the study's search) allows."""
     n = len(study.depots)
@@ -42,7 +52,8 @@ def _screening(
     k = spec.k if spec.k is not None else n
     lo, hi = (k, k) if spec.mode == "exactly" else (1, k if spec.mode == "at_most" else n)
     travels = [day_travel(study, day, roads, options) for day in study.days]
-    return Screening(study, travels, lo, hi, must, options.screening_time_limit_s)
+    limit = options.screening_time_limit_s
+    return Screening(study, travels, lo, hi, must, limit, budget or Budget())
 
 
 def _screen(
@@ -53,7 +64,8 @@ def _screen(
 ) -> list[frozenset[int]]:
     """The best layout at each ``λ``, then the next-best at the middle ``λ`` up to
     ``options.candidates``; no further MIP starts once ``should_stop()`` says so or
-    ``deadline`` (``time.monotonic()``) has passed (the layouts found so far are kept)."""
+    ``deadline`` (``time.monotonic()``) has passed (the layouts found so far are kept; a
+    screening stopped by its budget before the first one raises :class:`StoppedError`)."""
 
     def stopped() -> bool:
         late = deadline is not None and time.monotonic() >= deadline
@@ -62,17 +74,21 @@ def _screen(
     factors = options.route_cost_factors
     middle = middle_factor(options)
     found: list[frozenset[int]] = []
-    for factor in factors:
-        if found and stopped():
-            break
-        layout = screening.best(factor)
-        if layout is not None and layout not in found:
+    try:
+        for factor in factors:
+            if found and stopped():
+                break
+            layout = screening.best(factor)
+            if layout is not None and layout not in found:
+                found.append(layout)
+        while len(found) < options.candidates and not stopped():
+            layout = screening.best(middle, exclude=found)
+            if layout is None:
+                break
             found.append(layout)
-    while len(found) < options.candidates and not stopped():
-        layout = screening.best(middle, exclude=found)
-        if layout is None:
-            break
-        found.append(layout)
+    except StoppedError:
+        if not found:
+            raise
     if not found:
         raise InvalidModelError(
             (FieldViolation("depots", "no layout allowed by the search can serve the demand"),)
@@ -107,7 +123,7 @@ class _Search:
     options: LayoutOptions
     roads: RoadContext | None
     on_done: OnDone | None
-    should_stop: ShouldStop | None
+    budget: Budget
     solve_fn: SolveFn | None
     screening: Screening
     evaluated: dict[frozenset[int], LayoutEvaluation] = field(default_factory=dict)
@@ -117,7 +133,14 @@ class _Search:
         return middle_factor(self.options)
 
     def stopped(self) -> bool:
-        return self.should_stop is not None and self.should_stop()
+        return self.budget.stopped()
+
+    def reported_cost(self, s: frozenset[int]) -> float:
+        """The screening cost of ``s`` to report (``nan``: the budget stopped its MIP)."""
+        try:
+            return self.screening.cost(self.middle, s)
+        except StoppedError:
+            return math.nan
 
     def run(self, sets: Sequence[frozenset[int]]) -> None:
         """Route the layouts ``sets`` and keep them with their screening cost."""
@@ -128,23 +151,29 @@ class _Search:
             self.options,
             roads=self.roads,
             on_done=self.on_done,
-            should_stop=self.should_stop,
+            should_stop=self.budget.should_stop,
             solve_fn=self.solve_fn,
+            deadline=self.budget.deadline,
         )
-        for s, ev in zip(sets, evaluations, strict=False):
-            self.evaluated[s] = replace(ev, screening_cost=self.screening.cost(self.middle, s))
+        done = {frozenset(ev.layout.depots): ev for ev in evaluations}
+        for s in sets:
+            ev = done.get(frozenset(self.study.depots[j].label for j in s))
+            if ev is not None:
+                self.evaluated[s] = replace(ev, screening_cost=self.reported_cost(s))
 
     def best_set(self) -> frozenset[int]:
         return min(self.evaluated, key=lambda s: rank_key(self.evaluated[s]))
 
     def step(self) -> bool:
-        """Route the best-ranked neighbours of the best layout; whether one improved it."""
+        """Route the best-ranked neighbours of the best layout; whether one improved it (raises
+        :class:`StoppedError` when the budget stops the ranking)."""
         best = self.best_set()
         s = self.screening
         around = neighbours(best, len(self.study.depots), s.min_open, s.max_open, s.must_open)
         around -= set(self.evaluated)
-        ranked = sorted(around, key=lambda x: (s.cost(self.middle, x), sorted(x)))
-        ranked = [x for x in ranked if math.isfinite(s.cost(self.middle, x))]
+        costs = {x: s.cost(self.middle, x) for x in sorted(around, key=sorted)}  # MIPs
+        ranked = sorted(around, key=lambda x: (costs[x], sorted(x)))
+        ranked = [x for x in ranked if math.isfinite(costs[x])]
         if not ranked:
             return False
         before = rank_key(self.evaluated[best])
@@ -156,10 +185,14 @@ class _Search:
         best = self.best_set()
         if not self.options.final_time_limit_s or self.stopped():
             return
-        final = evaluate_layout(
-            self.study, layout_of(self.study, best), self.options, roads=self.roads,
-            time_limit_s=self.options.final_time_limit_s, solve_fn=self.solve_fn,
-        )  # fmt: skip
+        try:
+            final = evaluate_layout(
+                self.study, layout_of(self.study, best), self.options, roads=self.roads,
+                time_limit_s=self.options.final_time_limit_s, solve_fn=self.solve_fn,
+                budget=self.budget,
+            )  # fmt: skip
+        except StoppedError:
+            return
         final = replace(final, screening_cost=self.evaluated[best].screening_cost)
         if rank_key(final) < rank_key(self.evaluated[best]):
             self.evaluated[best] = final
@@ -176,18 +209,24 @@ def search_layouts(
     on_done: OnDone | None = None,
     should_stop: ShouldStop | None = None,
     solve_fn: SolveFn | None = None,
+    deadline: float | None = None,
 ) -> SearchResult:
-    """Search the layouts allowed by ``study.search`` (module docstring). ``time_budget_s``
-    bounds the local search: no step starts unless it and the final evaluation fit."""
+    """Search the layouts allowed by ``study.search`` (module docstring). The search stops at
+    ``time_budget_s`` or ``deadline`` (``time.monotonic()``), whichever comes first, or once
+    ``should_stop`` returns True; no local-search step starts unless it and the final
+    evaluation fit in ``time_budget_s``."""
     options = options_and_check(study, options, roads)
     if study.search is None:
         raise InvalidModelError((FieldViolation("search", "the study has no search"),))
     started = time.monotonic()
-    screening = _screening(study, study.search, roads, options)
-    deadline = None if time_budget_s is None else started + time_budget_s
-    found = _screen(screening, options, should_stop, deadline)
-    search = _Search(study, options, roads, on_done, should_stop, solve_fn, screening)
-    screened = tuple((layout_of(study, s), screening.cost(search.middle, s)) for s in found)
+    budget = Budget.of(should_stop, time_budget_s, deadline)
+    screening = _screening(study, study.search, roads, options, budget)
+    try:
+        found = _screen(screening, options, should_stop, budget.deadline)
+    except StoppedError:
+        return SearchResult(None, (), (), time.monotonic() - started)
+    search = _Search(study, options, roads, on_done, budget, solve_fn, screening)
+    screened = tuple((layout_of(study, s), search.reported_cost(s)) for s in found)
     search.run(found)
     if not search.evaluated:  # stopped before the first layout
         return SearchResult(None, (), screened, time.monotonic() - started)
@@ -199,7 +238,10 @@ def search_layouts(
         elapsed = time.monotonic() - started
         if time_budget_s is not None and elapsed + step_s + final_s > time_budget_s:
             break
-        if not search.step():
+        try:
+            if not search.step():
+                break
+        except StoppedError:
             break
     search.final()
     ranked = sorted(search.evaluated.values(), key=rank_key)

@@ -155,6 +155,8 @@ class LayoutOptions:
     backend: str = "auto"
     seed: int = 0
     workers: int = 1
+    solver_processes: int = 1
+    """Searches side by side in each routing solve (``SolveOptions.solver_processes``)."""
     geodesic_meters_per_second: float = DEFAULT_GEODESIC_METERS_PER_SECOND
     use_geodesic_distances: bool = False
     route_cost_factors: tuple[float, ...] = (0.25, 0.5, 1.0)

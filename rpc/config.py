@@ -362,10 +362,12 @@ def _add_security_flags(parser: argparse.ArgumentParser) -> None:
         "--default-quota",
         type=_quota,
         default=TenantQuota(),
-        metavar="active=N,stored=M,solves=K",
+        metavar="NAME=N,...",
         help="per-tenant limits, for tenants without their own ('routeopt keys quota'): "
         "long-running operations queued or running (active) and kept in the store (stored), "
-        "synchronous solves at once (solves); none: only the server-wide limits",
+        "synchronous solves at once (solves), and request limits below the --limit ones "
+        "(shipments=N, sync_timeout=SECONDS, ...: they can only lower them); none: only the "
+        "server-wide limits",
     )
 
 

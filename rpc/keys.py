@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
@@ -30,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from rpc.limits import QUOTA_LIMIT_NAMES, TENANT_LIMITS, check_limit, quota_name
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -73,7 +76,8 @@ CREATE TABLE IF NOT EXISTS tenants (
     name TEXT PRIMARY KEY,
     max_active INTEGER,
     max_stored INTEGER,
-    max_solves INTEGER
+    max_solves INTEGER,
+    limits TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS server_secrets (
     name TEXT PRIMARY KEY,
@@ -99,11 +103,15 @@ class TenantQuota:
     ``max_active``: operations queued or running at once (batch items count, a batch itself
     does not); ``max_stored``: operations kept in the store, finished ones included (until
     they expire or are deleted); ``max_solves``: synchronous solves (OptimizeTours,
-    OptimizeToursStream) running or waiting for a worker at once."""
+    OptimizeToursStream) running or waiting for a worker at once. ``limits``: the tenant's own
+    request limits, ``(field name, value)`` pairs sorted by name, of
+    :data:`rpc.limits.TENANT_LIMITS`: each can only lower the server's limit
+    (:meth:`rpc.limits.Limits.for_tenant`)."""
 
     max_active: int | None = None
     max_stored: int | None = None
     max_solves: int | None = None
+    limits: tuple[tuple[str, float], ...] = ()
 
     def over(self, default: TenantQuota) -> TenantQuota:
         """This quota, with ``default``'s value where this one sets none."""
@@ -111,6 +119,7 @@ class TenantQuota:
             self.max_active if self.max_active is not None else default.max_active,
             self.max_stored if self.max_stored is not None else default.max_stored,
             self.max_solves if self.max_solves is not None else default.max_solves,
+            tuple(sorted({**dict(default.limits), **dict(self.limits)}.items())),
         )
 
     def __str__(self) -> str:
@@ -123,6 +132,7 @@ class TenantQuota:
             )
             if value is not None
         ]
+        parts.extend(f"{quota_name(name)}={value:g}" for name, value in self.limits)
         return ",".join(parts) or "none"
 
 
@@ -130,22 +140,50 @@ _QUOTA_KEYS: Final = {"active": "max_active", "stored": "max_stored", "solves": 
 
 
 def parse_quota(text: str) -> TenantQuota:
-    """A quota from ``active=N,stored=M,solves=K`` (any of them; each ≥ 1); ValueError if
-    bad."""
+    """A quota from ``active=N,stored=M,solves=K`` and request limits such as
+    ``shipments=N`` or ``sync_timeout=SECONDS`` (:data:`rpc.limits.QUOTA_LIMIT_NAMES`; any of
+    them; each ≥ 1); ValueError if bad."""
     values: dict[str, int] = {}
+    limits: dict[str, float] = {}
     for part in text.split(","):
         key, sep, value = part.strip().partition("=")
-        field = _QUOTA_KEYS.get(key.strip())
-        if not sep or field is None:
-            raise ValueError(f"expected active=N, stored=N or solves=N, got {part.strip()!r}")
+        key = key.strip().replace("-", "_")
+        field = _QUOTA_KEYS.get(key)
+        limit = QUOTA_LIMIT_NAMES.get(key) or (key if key in TENANT_LIMITS else None)
+        if not sep or (field is None and limit is None):
+            raise ValueError(
+                "expected active=N, stored=N, solves=N or a request limit "
+                f"({', '.join(f'{name}=N' for name in QUOTA_LIMIT_NAMES)}), got {part.strip()!r}"
+            )
+        if limit is not None:
+            limits[limit] = check_limit(limit, value.strip())
+            continue
         try:
             number = int(value)
         except ValueError:
-            raise ValueError(f"{key.strip()} must be an integer, got {value!r}") from None
+            raise ValueError(f"{key} must be an integer, got {value!r}") from None
         if number < 1:
-            raise ValueError(f"{key.strip()} must be at least 1, got {number}")
-        values[field] = number
-    return TenantQuota(**values)
+            raise ValueError(f"{key} must be at least 1, got {number}")
+        values[_QUOTA_KEYS[key]] = number
+    return TenantQuota(**values, limits=tuple(sorted(limits.items())))
+
+
+def _limits_json(limits: tuple[tuple[str, float], ...]) -> str:
+    return json.dumps(dict(limits), sort_keys=True) if limits else ""
+
+
+def _limits_of(text: str) -> tuple[tuple[str, float], ...]:
+    """The stored limits of a tenant (names this version does not know are left out)."""
+    if not text:
+        return ()
+    stored = json.loads(text)
+    return tuple(
+        sorted(
+            (name, check_limit(name, str(value)))
+            for name, value in stored.items()
+            if name in TENANT_LIMITS
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -237,8 +275,20 @@ class KeyStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._add_limits_column()
         except sqlite3.Error as exc:
             raise KeyStoreError(self.path, exc) from exc
+
+    def _add_limits_column(self) -> None:
+        """A store made before per-tenant request limits gets their column."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(tenants)")}
+        if "limits" in columns:
+            return
+        try:
+            self._db.execute("ALTER TABLE tenants ADD COLUMN limits TEXT NOT NULL DEFAULT ''")
+        except sqlite3.OperationalError as exc:  # another process added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -339,25 +389,37 @@ class KeyStore:
         check_tenant(tenant)
         with self._lock, self._db:
             self._db.execute(
-                "INSERT INTO tenants (name, max_active, max_stored, max_solves) VALUES (?, ?, ?, ?)"
+                "INSERT INTO tenants (name, max_active, max_stored, max_solves, limits)"
+                " VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET max_active = excluded.max_active,"
-                " max_stored = excluded.max_stored, max_solves = excluded.max_solves",
-                (tenant, quota.max_active, quota.max_stored, quota.max_solves),
+                " max_stored = excluded.max_stored, max_solves = excluded.max_solves,"
+                " limits = excluded.limits",
+                (
+                    tenant,
+                    quota.max_active,
+                    quota.max_stored,
+                    quota.max_solves,
+                    _limits_json(quota.limits),
+                ),
             )
 
     def quota(self, tenant: str) -> TenantQuota:
         """``tenant``'s own quota (no limit where it has none)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT max_active, max_stored, max_solves FROM tenants WHERE name = ?",
+                "SELECT max_active, max_stored, max_solves, limits FROM tenants WHERE name = ?",
                 (tenant,),
             ).fetchone()
-        return TenantQuota(*row) if row is not None else TenantQuota()
+        return _quota_of(row) if row is not None else TenantQuota()
 
     def quotas(self) -> dict[str, TenantQuota]:
         """Every tenant's own quota, by tenant."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT name, max_active, max_stored, max_solves FROM tenants"
+                "SELECT name, max_active, max_stored, max_solves, limits FROM tenants"
             ).fetchall()
-        return {name: TenantQuota(*values) for name, *values in rows}
+        return {row[0]: _quota_of(row[1:]) for row in rows}
+
+
+def _quota_of(row: tuple[int | None, int | None, int | None, str]) -> TenantQuota:
+    return TenantQuota(row[0], row[1], row[2], _limits_of(row[3]))

@@ -10,6 +10,7 @@ layouts``) reads the same request as JSON, so a study file is also a valid RPC r
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -49,12 +50,15 @@ __all__ = [
     "request_to_study",
     "result_to_response",
     "run_request",
+    "study_budget_s",
 ]
 
 DEFAULT_LAYOUT_TIMEOUT_S = 10.0
 MAX_CANDIDATES = 64
 """Most screening proposals a search request may ask for (``candidates``): each is a MIP
-solve in the server."""
+solve and a routed layout in the study's worker."""
+BUDGET_SLACK_S = 60.0
+"""What :func:`study_budget_s` adds for the work around the solves (travel, models, reports)."""
 _MODES = {
     pb.LayoutSearch.EXACTLY: "exactly",
     pb.LayoutSearch.AT_MOST: "at_most",
@@ -291,6 +295,27 @@ def _request_to_study(
     return LayoutRequest(study, options, timeout_s, request.label)
 
 
+def study_budget_s(req: LayoutRequest) -> float:
+    """The time budget of a study: its ``timeout``, or without one a bound on what it can do
+    (every layout it may route at its routing budget, every MIP at the screening's limit, plus
+    :data:`BUDGET_SLACK_S`), so that a study always ends and the executor's watchdog can tell a
+    runaway one."""
+    if req.timeout_s is not None:
+        return req.timeout_s
+    o, study = req.options, req.study
+    routed = len(study.layouts)
+    mips = 0
+    if study.search is not None:
+        n = len(study.depots)
+        steps = o.max_local_search_steps
+        routed += o.candidates + o.neighbours * steps
+        # the screening (λ values, proposals, their reported costs), the neighbour rankings
+        mips += len(o.route_cost_factors) + 2 * o.candidates + steps * (n * n + o.neighbours)
+    mips += routed * len(study.days)  # a capacity repair per routed layout-day, at most
+    routing = routed * o.time_limit_s + (o.final_time_limit_s or 0.0)
+    return routing + mips * o.screening_time_limit_s + BUDGET_SLACK_S
+
+
 @dataclass(frozen=True)
 class LayoutOutcome:
     """What a request produced: the routed layouts, best first, and (search) the screening's
@@ -312,10 +337,17 @@ def run_request(
     on_done: Callable[[LayoutEvaluation], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     solve_fn: SolveFn | None = None,
+    time_budget_s: float | None = None,
 ) -> LayoutOutcome:
     """Evaluate the study's layouts, then run its search (if any); ``on_done`` per routed
-    layout. Once ``should_stop`` returns True no further layout starts. ``solve_fn``: how each
-    model is routed (default: :func:`engine.solve` here)."""
+    layout. The whole study stops — no further layout, MIP or local-search move starts, the
+    running solve is interrupted — once ``should_stop`` returns True or its time budget is
+    spent (``time_budget_s``, default the request's ``timeout``; None: none), and the layouts
+    routed so far are the outcome. ``solve_fn``: how each model is routed (default:
+    :func:`engine.solve` here)."""
+    budget_s = req.timeout_s if time_budget_s is None else time_budget_s
+    started = time.monotonic()
+    deadline = None if budget_s is None else started + budget_s
     evaluations = evaluate_layouts(
         req.study,
         req.study.layouts,
@@ -324,14 +356,18 @@ def run_request(
         on_done=on_done,
         should_stop=should_stop,
         solve_fn=solve_fn,
+        deadline=deadline,
     )
     screened: tuple[tuple[Layout, float], ...] = ()
-    if req.study.search is not None and not (should_stop is not None and should_stop()):
+    stopped = (should_stop is not None and should_stop()) or (
+        deadline is not None and time.monotonic() >= deadline
+    )
+    if req.study.search is not None and not stopped:
         found: SearchResult = search_layouts(
             req.study,
             req.options,
             roads=roads,
-            time_budget_s=req.timeout_s,
+            time_budget_s=None if deadline is None else deadline - time.monotonic(),
             on_done=on_done,
             should_stop=should_stop,
             solve_fn=solve_fn,

@@ -13,8 +13,14 @@ The defaults are sized for a 2-core, 24 GiB machine running the default 64 MiB m
 What is not here because it already has its own flag: solver workers (``--workers``), solves
 waiting for one (``--max-queued``), operations queued or running (``--max-jobs``), bytes of
 finished operations kept (``--max-store-mb``), and the per-tenant quotas (``--default-quota``,
-``routeopt keys quota``: operations active and stored, synchronous solves). The limits below
-are server-wide (the same for every tenant).
+``routeopt keys quota``: operations active and stored, synchronous solves).
+
+The limits below are server-wide. Those that bound one request (:data:`TENANT_LIMITS`: sizes,
+timeouts, batch and study sizes; not the call slots, which are shared by all) may also be set
+per tenant, in its quota (``routeopt keys quota --tenant T --quota shipments=2000``, or
+``--default-quota``): a tenant's value can only **lower** the server's, never raise it (the
+server's limit is its memory-safety cap). :meth:`Limits.for_tenant` makes a tenant's limits; a
+request over a limit the tenant lowered is refused with a message naming the tenant's limit.
 
 Numbers inside a request (costs, loads, durations, distances) are bounded where the engine
 scales them to integers: :mod:`engine.units` and :mod:`engine.validation`.
@@ -23,7 +29,8 @@ scales them to integers: :mod:`engine.units` and :mod:`engine.validation`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
 from engine.errors import FieldViolation
@@ -32,7 +39,11 @@ from rpc.pb import route_optimization_service_pb2 as pb
 __all__ = [
     "LIMIT_HELP",
     "MATRIX_BYTES_PER_CELL",
+    "QUOTA_LIMIT_NAMES",
+    "TENANT_LIMITS",
     "Limits",
+    "check_limit",
+    "limit_fields",
     "parse_limit",
     "request_size_violations",
     "study_size_violations",
@@ -101,10 +112,33 @@ class Limits:
     solve_calls: int = 0
     """OptimizeTours calls waiting or solving at once; 0: the solver workers plus the queue
     (``--workers`` + ``--max-queued``), so a refused call costs no thread."""
+    tenant: str | None = field(default=None, kw_only=True)
+    """Not a limit: the tenant whose quota lowered :attr:`lowered` (None: server limits)."""
+    lowered: frozenset[str] = field(default=frozenset(), kw_only=True)
+    """Not a limit: the limits that are the tenant's own (lower than the server's)."""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
+        for f in limit_fields():
             _check(f.name, getattr(self, f.name))
+
+    def for_tenant(self, tenant: str, values: Mapping[str, float]) -> Limits:
+        """These (server) limits lowered by ``tenant``'s own ``values`` (by field name, of
+        :data:`TENANT_LIMITS`): a value at or above the server's leaves the server's limit."""
+        lower: dict[str, float] = {}
+        for name, value in values.items():
+            if name in TENANT_LIMITS and value < getattr(self, name):
+                lower[name] = value if name.endswith("_timeout_s") else int(value)
+        if not lower:
+            return self
+        return dataclasses.replace(self, **lower, tenant=tenant, lowered=frozenset(lower))  # type: ignore[arg-type]
+
+    def where(self, name: str, unit: str = "N") -> str:
+        """Whose limit ``name`` is, for an error message: the server's (and its flag) or the
+        tenant's (and its quota)."""
+        if name in self.lowered:
+            who = f"tenant {self.tenant!r}" if self.tenant else "the default tenant"
+            return f"for {who} (the tenant's limit: quota {quota_name(name)}={unit})"
+        return f"on this server (--limit {name}={unit})"
 
     def compute_matrix_cap(self, encoding: int, max_message_bytes: int, points: int = 0) -> int:
         """Most cells of a ComputeMatrix of ``points`` sources and destinations in all whose
@@ -114,29 +148,68 @@ class Limits:
         room = max(0, max_message_bytes - used)
         return int(min(self.compute_matrix_cells, room // per_cell))
 
+    def compute_matrix_where(self, cap: int) -> str:
+        """Whose limit a ComputeMatrix ``cap`` (of :meth:`compute_matrix_cap`) is, for an error
+        message: the tenant's when it lowered ``compute_matrix_cells`` and that is the cap."""
+        if "compute_matrix_cells" in self.lowered and cap == self.compute_matrix_cells:
+            return self.where("compute_matrix_cells")
+        return (
+            "on this server in this encoding "
+            "(--limit compute_matrix_cells=N, and what fits --max-message-mb)"
+        )
+
     def timeout_cap(self, *, synchronous: bool) -> float:
         """The largest request ``timeout`` of a synchronous or a long-running call."""
         return self.sync_timeout_s if synchronous else self.long_running_timeout_s
 
 
-LIMIT_HELP: Final = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(Limits))
+def limit_fields() -> tuple[dataclasses.Field[object], ...]:
+    """The fields of :class:`Limits` that are limits (not :attr:`Limits.tenant`, ...)."""
+    return tuple(f for f in dataclasses.fields(Limits) if f.name not in _NOT_LIMITS)
+
+
+_NOT_LIMITS: Final = frozenset({"tenant", "lowered"})
+
+LIMIT_HELP: Final = ", ".join(f"{f.name}={f.default}" for f in limit_fields())
 """Every limit with its default, for ``--help``."""
+
+TENANT_LIMITS: Final = tuple(
+    f.name
+    for f in limit_fields()
+    if f.name not in ("streams", "long_polls", "matrix_calls", "solve_calls")
+)
+"""The limits a tenant's quota may lower: those of one request (the call slots are shared)."""
+
+
+def quota_name(name: str) -> str:
+    """A limit's name in a tenant quota: the field name, timeouts without ``_s``."""
+    return name.removesuffix("_s")
+
+
+QUOTA_LIMIT_NAMES: Final = {quota_name(name): name for name in TENANT_LIMITS}
+"""Quota name (``shipments``, ``sync_timeout``, ...) → :class:`Limits` field name."""
+
+
+def check_limit(name: str, text: str) -> float:
+    """The value of limit ``name`` (a field name) read from ``text`` (an int, or a float for
+    timeouts); ValueError when it is not one or out of range."""
+    kind = float if name.endswith("_timeout_s") else int
+    try:
+        number = kind(text)
+    except ValueError:
+        raise ValueError(f"{name}: expected a {kind.__name__}, got {text!r}") from None
+    _check(name, number)
+    return number
 
 
 def parse_limit(text: str) -> tuple[str, float]:
     """``NAME=VALUE`` → (name, value); ValueError naming the known limits when it is not one."""
     name, sep, value = text.partition("=")
     name = name.strip().replace("-", "_")
-    fields = {f.name: f for f in dataclasses.fields(Limits)}
+    fields = {f.name: f for f in limit_fields()}
     if not sep or name not in fields:
         raise ValueError(f"expected NAME=VALUE with NAME one of {', '.join(fields)}, got {text!r}")
-    kind = float if fields[name].type in ("float", float) else int
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ValueError(f"{name}: expected a {kind.__name__}, got {value!r}") from None
-    _check(name, number)
-    return name, number
+    return name, check_limit(name, value)
 
 
 MAX_TIMEOUT_CAP_S: Final = 1e9
@@ -152,14 +225,13 @@ def _check(name: str, value: float) -> None:
 
 
 def _over(
-    problems: list[FieldViolation], path: str, count: int, limit: int, name: str, what: str
+    problems: list[FieldViolation], path: str, count: int, limits: Limits, name: str, what: str
 ) -> bool:
+    limit = int(getattr(limits, name))
     if count <= limit:
         return False
     problems.append(
-        FieldViolation(
-            path, f"at most {limit:,} {what} on this server (--limit {name}=N), got {count:,}"
-        )
+        FieldViolation(path, f"at most {limit:,} {what} {limits.where(name)}, got {count:,}")
     )
     return True
 
@@ -180,23 +252,23 @@ def request_size_violations(
             problems.append(
                 FieldViolation(
                     "timeout",
-                    f"at most {cap:g} s for a {kind} call on this server "
-                    f"(--limit {flag}=SECONDS), got {seconds:g} s",
+                    f"at most {cap:g} s for a {kind} call {limits.where(flag, 'SECONDS')}, "
+                    f"got {seconds:g} s",
                 )
             )
     model = request.model
     many_shipments = _over(
-        problems, "model.shipments", len(model.shipments), limits.shipments, "shipments",
+        problems, "model.shipments", len(model.shipments), limits, "shipments",
         "shipments",
     )  # fmt: skip
     many_vehicles = _over(
-        problems, "model.vehicles", len(model.vehicles), limits.vehicles, "vehicles", "vehicles"
+        problems, "model.vehicles", len(model.vehicles), limits, "vehicles", "vehicles"
     )
     _matrix_violations(model, limits, problems)
     if not many_shipments:
         total = sum(len(s.pickups) + len(s.deliveries) for s in model.shipments)
         _over(
-            problems, "model.shipments", total, limits.visits, "visits",
+            problems, "model.shipments", total, limits, "visits",
             "pickups and deliveries in all",
         )  # fmt: skip
         for i, shipment in enumerate(model.shipments):
@@ -204,14 +276,14 @@ def request_size_violations(
             visits = len(shipment.pickups) + len(shipment.deliveries)
             if _over(
                 problems, f"{path}.deliveries" if shipment.deliveries else f"{path}.pickups",
-                visits, limits.visit_requests, "visit_requests", "pickups and deliveries",
+                visits, limits, "visit_requests", "pickups and deliveries",
             ):  # fmt: skip
                 continue
             for kind in ("pickups", "deliveries"):
                 for j, visit in enumerate(getattr(shipment, kind)):
                     _over(
                         problems, f"{path}.{kind}[{j}].time_windows", len(visit.time_windows),
-                        limits.time_windows, "time_windows", "time windows",
+                        limits, "time_windows", "time windows",
                     )  # fmt: skip
     if not many_vehicles:
         for j, vehicle in enumerate(model.vehicles):
@@ -219,11 +291,11 @@ def request_size_violations(
             for name in ("start_time_windows", "end_time_windows"):
                 _over(
                     problems, f"{path}.{name}", len(getattr(vehicle, name)),
-                    limits.time_windows, "time_windows", "time windows",
+                    limits, "time_windows", "time windows",
                 )  # fmt: skip
             _over(
                 problems, f"{path}.break_rule.break_requests",
-                len(vehicle.break_rule.break_requests), limits.break_requests, "break_requests",
+                len(vehicle.break_rule.break_requests), limits, "break_requests",
                 "break requests",
             )  # fmt: skip
     return problems
@@ -237,16 +309,16 @@ def study_size_violations(
     ``shipments`` orders). Called on the request's ``study`` before it is converted, and on the
     study read from ``sheets``."""
     problems: list[FieldViolation] = []
-    _over(problems, f"{path}.days", len(study.days), limits.layout_days, "layout_days", "days")
+    _over(problems, f"{path}.days", len(study.days), limits, "layout_days", "days")
     _over(
-        problems, f"{path}.depots", len(study.depots), limits.layout_depots, "layout_depots",
+        problems, f"{path}.depots", len(study.depots), limits, "layout_depots",
         "candidate depots",
     )  # fmt: skip
-    _over(problems, f"{path}.layouts", len(study.layouts), limits.layouts, "layouts", "layouts")
+    _over(problems, f"{path}.layouts", len(study.layouts), limits, "layouts", "layouts")
     if len(study.days) <= limits.layout_days:
         for t, day in enumerate(study.days):
             _over(
-                problems, f"{path}.days[{t}].orders", len(day.orders), limits.shipments,
+                problems, f"{path}.days[{t}].orders", len(day.orders), limits,
                 "shipments", "orders a day",
             )  # fmt: skip
     return problems
@@ -259,11 +331,11 @@ def _matrix_violations(
     n_src = len(model.duration_distance_matrix_src_tags)
     n_dst = len(model.duration_distance_matrix_dst_tags)
     many = _over(
-        problems, "model.duration_distance_matrix_src_tags", n_src, limits.matrix_tags,
+        problems, "model.duration_distance_matrix_src_tags", n_src, limits,
         "matrix_tags", "source tags",
     )  # fmt: skip
     many |= _over(
-        problems, "model.duration_distance_matrix_dst_tags", n_dst, limits.matrix_tags,
+        problems, "model.duration_distance_matrix_dst_tags", n_dst, limits,
         "matrix_tags", "destination tags",
     )  # fmt: skip
     matrices = len(model.duration_distance_matrices)
@@ -272,6 +344,6 @@ def _matrix_violations(
             FieldViolation(
                 "model.duration_distance_matrices",
                 f"{matrices} matrices of {n_src:,} × {n_dst:,} cells exceed the limit of "
-                f"{limits.matrix_cells:,} cells on this server (--limit matrix_cells=N)",
+                f"{limits.matrix_cells:,} cells {limits.where('matrix_cells')}",
             )
         )

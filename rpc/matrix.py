@@ -68,12 +68,18 @@ def _coordinates(points: object, name: str, problems: list[FieldViolation]) -> n
 
 
 def compute_matrix(
-    request: pb.ComputeMatrixRequest, roads: RoadContext, *, max_cells: int
+    request: pb.ComputeMatrixRequest,
+    roads: RoadContext,
+    *,
+    max_cells: int,
+    limit_note: str = "on this server in this encoding "
+    "(--limit compute_matrix_cells=N, and what fits --max-message-mb)",
 ) -> pb.ComputeMatrixResponse:
     """Answer ``request`` on ``roads``; :class:`InvalidModelError` lists every bad field (bad
     coordinates, points farther from the road than the server's limit). More than
     ``max_cells`` sources × destinations (:meth:`rpc.limits.Limits.compute_matrix_cap`: the
-    limit, and what fits the message size) is refused first, before the points are read."""
+    limit, and what fits the message size) is refused first, before the points are read;
+    ``limit_note`` says whose limit it is (:meth:`rpc.limits.Limits.compute_matrix_where`)."""
     cells = len(request.sources) * len(request.destinations)
     if cells > max_cells:
         raise InvalidModelError(
@@ -81,8 +87,7 @@ def compute_matrix(
                 FieldViolation(
                     "destinations",
                     f"{len(request.sources):,} × {len(request.destinations):,} cells exceed "
-                    f"the limit of {max_cells:,} on this server in this encoding "
-                    "(--limit compute_matrix_cells=N, and what fits --max-message-mb)",
+                    f"the limit of {max_cells:,} {limit_note}",
                 )
             ]
         )

@@ -74,13 +74,14 @@ from rpc.google.service import GOOGLE_SERVICE_NAME, google_handler
 from rpc.google.storage import Storage
 from rpc.keys import KeyStore, TenantQuota, keys_exist
 from rpc.observability import Metrics, ObservabilityInterceptor, RequestIdFilter
+from rpc.operations.layouts import TASK_MODULES
 from rpc.operations.manager import JobManager
 from rpc.operations.service import OPERATIONS_SERVICE_NAME, OperationsServicer
 from rpc.operations.store import JobStore
 from rpc.page_tokens import PageTokens
 from rpc.pb import route_optimization_service_pb2 as pb
 from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
-from rpc.quotas import SolveSlots
+from rpc.quotas import SolveSlots, TenantLimits
 from rpc.servicer import RouteOptimizationServicer
 from runtime import Executor, SolveExecutor
 from runtime.base import SlotExecutor
@@ -132,6 +133,7 @@ def _executor(config: ServerConfig, roads: RoadContext | None) -> Executor:
         max_queued=config.queue_size,
         roads=spec,
         cores=min(available_cores(), config.max_solver_processes),
+        preload=TASK_MODULES,
     )
 
 
@@ -171,6 +173,7 @@ def build_server(
         return keys.quota(tenant).over(config.default_quota)
 
     solve_slots = SolveSlots(quotas)
+    tenant_limits = TenantLimits(config.limits, quotas)
 
     jobs = JobManager(
         store,
@@ -188,6 +191,7 @@ def build_server(
         page_tokens=PageTokens(keys.server_secret("page_tokens")),
         max_store_bytes=_max_store_bytes(config),
         limits=config.limits,
+        tenant_limits=tenant_limits,
     )
     max_bytes = config.max_message_mb * 1024 * 1024
     slots = slot_counts(config.limits, workers + executor.max_queued)
@@ -222,6 +226,7 @@ def build_server(
         solve_slots=solve_slots,
         limits=config.limits,
         max_message_bytes=max_bytes,
+        tenant_limits=tenant_limits,
     )
     pb_grpc.add_RouteOptimizationServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((google_handler(servicer),))  # Google's service, same engine

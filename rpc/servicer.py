@@ -276,6 +276,7 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         solve_slots: SolveSlots | None = None,
         limits: Limits | None = None,
         max_message_bytes: int = 64 * 1024 * 1024,
+        tenant_limits: Callable[[str], Limits] | None = None,
     ) -> None:
         if not default_timeout_s > 0:
             raise ValueError(f"default_timeout_s must be positive, got {default_timeout_s}")
@@ -294,7 +295,15 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         self._solve_slots = solve_slots
         """Per-tenant counts of synchronous solves (None: no per-tenant limit)."""
         self._limits = limits or Limits()
+        self._tenant_limits = tenant_limits
+        """A tenant's limits (:class:`rpc.quotas.TenantLimits`; None: the server's for all)."""
         self._max_message_bytes = max_message_bytes
+
+    def _call_limits(self) -> Limits:
+        """The request limits of the calling tenant."""
+        if self._tenant_limits is None:
+            return self._limits
+        return self._tenant_limits(current_tenant())
 
     def OptimizeTours(  # noqa: N802 (gRPC method name)
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
@@ -309,18 +318,19 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
     def _optimize_tours(
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext, record: _CallRecord
     ) -> pb.OptimizeToursResponse:
+        limits = self._call_limits()
         converted = convert_or_validate(
             request,
             default_geodesic_meters_per_second=self._default_speed,
             max_solver_processes=self._max_solver_processes,
-            limits=self._limits,
+            limits=limits,
         )
         if isinstance(converted, pb.OptimizeToursResponse):
             record.outcome = f"validate_only violations={len(converted.validation_errors)}"
             return converted
         model, settings = converted
 
-        requested, budget, options = self._options(settings, context)
+        requested, budget, options = self._options(settings, context, limits)
         job = self._submit_solve(model, options)
         wake = threading.Event()
         job.add_done_callback(lambda _: wake.set())
@@ -352,10 +362,15 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         return job
 
     def _options(
-        self, settings: RequestSettings, context: grpc.ServicerContext
+        self, settings: RequestSettings, context: grpc.ServicerContext, limits: Limits
     ) -> tuple[float, float, SolveOptions]:
-        """The requested time budget, the one the call's deadline leaves, and the options."""
-        requested = settings.timeout_s if settings.timeout_s is not None else self._default_timeout
+        """The requested time budget, the one the call's deadline leaves, and the options
+        (without a request timeout: the server's default, within the tenant's cap)."""
+        requested = (
+            settings.timeout_s
+            if settings.timeout_s is not None
+            else min(self._default_timeout, limits.sync_timeout_s)
+        )
         budget = self._time_budget(requested, context)
         options = settings.solve_options(budget, self._solver_processes)
         return requested, budget, options
@@ -404,18 +419,19 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         violations = []
         if interval < 0:
             violations.append(FieldViolation("progress_routes_interval", "must not be negative"))
+        limits = self._call_limits()
         try:
             model, settings = request_to_engine(
                 request,
                 default_geodesic_meters_per_second=self._default_speed,
                 max_solver_processes=self._max_solver_processes,
-                limits=self._limits,
+                limits=limits,
             )
         except InvalidModelError as exc:
             raise InvalidModelError([*violations, *exc.violations]) from exc
         if violations:
             raise InvalidModelError(violations)
-        requested, budget, options = self._options(settings, context)
+        requested, budget, options = self._options(settings, context, limits)
         events = ProgressMailbox()
         job = self._submit_solve(
             model, options, on_progress=events.put, progress_solutions_every_s=interval
@@ -571,8 +587,11 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
 
         def run() -> pb.ComputeMatrixResponse:
             points = len(request.sources) + len(request.destinations)
-            cap = self._limits.compute_matrix_cap(request.encoding, self._max_message_bytes, points)
-            response = compute_matrix(request, roads, max_cells=cap)
+            limits = self._call_limits()
+            cap = limits.compute_matrix_cap(request.encoding, self._max_message_bytes, points)
+            response = compute_matrix(
+                request, roads, max_cells=cap, limit_note=limits.compute_matrix_where(cap)
+            )
             record.outcome = f"unreachable={response.unreachable_count}"
             return response
 

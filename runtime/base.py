@@ -9,6 +9,14 @@ An implementation (:class:`runtime.local.SolveExecutor`,
 :class:`runtime.dask_executor.DaskExecutor`) says only what its jobs are
 (:meth:`SlotExecutor._new_job`), how one is launched (:meth:`SlotExecutor._launch`) and how a
 running one is asked to stop (:meth:`BaseJob.request_stop`).
+
+Besides solves, an executor runs **tasks** (:meth:`SlotExecutor.submit_task`): a
+:data:`TaskEntry` — a module-level function that the caller names, ``entry(payload, context)``
+— run in a worker process exactly like a solve (same slots, queue, back-pressure, cancel,
+watchdog, crash isolation), with bytes in, bytes of progress (``context.report``) and bytes out.
+The runtime does not know what a task does: the server's depot-layout studies are tasks whose
+entry lives in :mod:`rpc` (the rooms above the runtime are never imported here; the worker
+imports the entry by its module and name when it unpickles it).
 """
 
 from __future__ import annotations
@@ -37,6 +45,11 @@ __all__ = [
     "ProgressCallback",
     "SlotExecutor",
     "SolveRequest",
+    "TaskContext",
+    "TaskEntry",
+    "TaskJob",
+    "TaskProgressCallback",
+    "TaskRequest",
     "charge_queue_time",
 ]
 
@@ -48,7 +61,60 @@ MIN_QUEUED_BUDGET_S: Final = 0.1
 ProgressCallback = Callable[[SolveProgress], None]
 """Called with each progress update of a solve (in a thread of the executor)."""
 
+TaskProgressCallback = Callable[[bytes], None]
+"""Called with each progress report of a task (in a thread of the executor)."""
+
 _job_ids = itertools.count(1)
+
+
+class TaskContext(Protocol):
+    """What a task's entry gets in its worker process, besides its payload."""
+
+    @property
+    def cores(self) -> int:
+        """The cores of the task's slot (an auto count resolved when it started)."""
+        ...
+
+    @property
+    def time_limit_s(self) -> float:
+        """The task's time budget, waiting time in the queue already taken off."""
+        ...
+
+    def should_stop(self) -> bool:
+        """Whether the task was cancelled (or its process orphaned): return soon."""
+        ...
+
+    def report(self, data: bytes) -> None:
+        """Send progress to the caller's ``on_progress``."""
+        ...
+
+
+TaskEntry = Callable[[bytes, TaskContext], bytes]
+"""The body of a task: a module-level function (it is pickled by reference and imported in
+the worker), called with the payload and a :class:`TaskContext`; returns the task's result.
+The engine's errors it raises reach the caller as they do from a solve."""
+
+
+class TaskJob(Protocol):
+    """A submitted task (see :meth:`Executor.submit_task`)."""
+
+    id: int
+
+    @property
+    def cancel_requested(self) -> bool: ...
+
+    def cancel(self) -> None:
+        """Set the task's stop flag (``context.should_stop()``); a queued task never starts.
+        A task still running ``cancel_grace_s`` later is killed."""
+        ...
+
+    def done(self) -> bool: ...
+
+    def result(self, timeout: float | None = None) -> bytes:
+        """The task's result; raises as :meth:`Job.result` does."""
+        ...
+
+    def add_done_callback(self, fn: Callable[[Any], object]) -> None: ...
 
 
 class Job(Protocol):
@@ -98,6 +164,16 @@ class Executor(Protocol):
         progress_solutions_every_s: float = 1.0,
     ) -> Job: ...
 
+    def submit_task(
+        self,
+        entry: TaskEntry,
+        payload: bytes,
+        *,
+        time_limit_s: float,
+        on_progress: TaskProgressCallback | None = None,
+        cores: int = 1,
+    ) -> TaskJob: ...
+
     def warm_up(self, timeout: float = 60.0) -> float: ...
 
     def shutdown(self, cancel_running: bool = False, *, wait: bool = True) -> None: ...
@@ -123,28 +199,56 @@ class SolveRequest:
     progress_solutions_every_s: float = 1.0
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskRequest:
+    """What :meth:`Executor.submit_task` was given, for making a job."""
+
+    entry: TaskEntry
+    payload: bytes
+    time_limit_s: float
+    on_progress: TaskProgressCallback | None = None
+    cores: int = 1
+    """Cores the task's slot takes (0: auto, as for ``solver_processes``)."""
+
+
 class BaseJob:
-    """A submitted solve: its future, its cancellation and its progress. Thread-safe.
+    """A submitted solve or task: its future, its cancellation and its progress. Thread-safe.
 
     ``request`` is what was submitted, ``dequeue`` the executor's
-    :meth:`SlotExecutor.dequeue`. A subclass says how a running solve is stopped
+    :meth:`SlotExecutor.dequeue`. A subclass says how a running job is stopped
     (:meth:`request_stop`); the executor ends the job with :meth:`settle` and hands it progress
-    with :meth:`report`."""
+    with :meth:`report` (a solve) or :meth:`report_data` (a task)."""
 
-    def __init__(self, request: SolveRequest, dequeue: Callable[[BaseJob], bool]) -> None:
+    def __init__(
+        self, request: SolveRequest | TaskRequest, dequeue: Callable[[BaseJob], bool]
+    ) -> None:
         self.id = next(_job_ids)
-        self.model = request.model
-        self.options = request.options
-        """The options it runs with (an auto ``solver_processes`` is resolved when it starts)."""
-        self.on_progress = request.on_progress
-        self.progress_solutions_every_s = request.progress_solutions_every_s
+        self.model: ShipmentModel | None = None
+        """The model of a solve (None: a task)."""
+        self.task: TaskRequest | None = None
+        """The task (None: a solve)."""
+        self.on_progress: ProgressCallback | None = None
+        self.progress_solutions_every_s = 1.0
+        if isinstance(request, SolveRequest):
+            self.model = request.model
+            self.options = request.options
+            self.on_progress = request.on_progress
+            self.progress_solutions_every_s = request.progress_solutions_every_s
+        else:
+            self.task = request
+            # A task's slot is described like a solve's: its time budget and its cores.
+            self.options = SolveOptions(
+                time_limit_s=request.time_limit_s, solver_processes=request.cores
+            )
+        """The options it runs with (an auto ``solver_processes`` is resolved when it starts);
+        for a task, its time budget and cores."""
         self.submitted_at = time.monotonic()
         self.slot_taken_at: float | None = None
         """``time.monotonic()`` when the job took a solve slot (None while queued)."""
         self.best_solution: Solution | None = None
         """The latest intermediate solution the solve reported (progress only)."""
         self._dequeue = dequeue
-        self._future: Future[Solution] = Future()
+        self._future: Future[Any] = Future()
         self._lock = threading.Lock()
         self._cancel_requested = False
 
@@ -152,6 +256,11 @@ class BaseJob:
     def progress_every_s(self) -> float | None:
         """How often the solve sends a solution with its progress; None: no progress wanted."""
         return self.progress_solutions_every_s if self.on_progress is not None else None
+
+    @property
+    def wants_task_progress(self) -> bool:
+        """Whether the task's caller takes its progress reports."""
+        return self.task is not None and self.task.on_progress is not None
 
     @property
     def cancel_requested(self) -> bool:
@@ -178,11 +287,11 @@ class BaseJob:
     def done(self) -> bool:
         return self._future.done()
 
-    def result(self, timeout: float | None = None) -> Solution:
-        """Wait for the solution. Raises :class:`TimeoutError` if ``timeout`` passes first,
-        the engine's :class:`InvalidModelError`, :class:`NoSolutionError` or
-        :class:`SolverError`, or :class:`concurrent.futures.CancelledError` for a job cancelled
-        before it started."""
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the solution (a task: its result bytes). Raises :class:`TimeoutError` if
+        ``timeout`` passes first, the engine's :class:`InvalidModelError`,
+        :class:`NoSolutionError` or :class:`SolverError`, or
+        :class:`concurrent.futures.CancelledError` for a job cancelled before it started."""
         return self._future.result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -203,7 +312,16 @@ class BaseJob:
             except Exception:
                 log.exception("solve job %d: progress callback failed", self.id)
 
-    def settle(self, outcome: Solution | BaseException) -> None:
+    def report_data(self, data: bytes) -> None:
+        """Hand a task's progress report to the caller's callback (for executors); a failing
+        callback is logged and does not end the task."""
+        if self.task is not None and self.task.on_progress is not None:
+            try:
+                self.task.on_progress(data)
+            except Exception:
+                log.exception("task job %d: progress callback failed", self.id)
+
+    def settle(self, outcome: Solution | bytes | BaseException) -> None:
         """Complete the job with ``outcome`` (for executors): a solution, the exception to
         raise, or :class:`CancelledError` for a job that never ran."""
         if isinstance(outcome, CancelledError):
@@ -272,7 +390,33 @@ class SlotExecutor(Generic[J]):
         :class:`ExecutorFullError` when ``max_workers`` solves run and ``max_queued`` wait,
         :class:`ExecutorShutdownError` after :meth:`shutdown`.
         """
-        job = self._new_job(SolveRequest(model, options, on_progress, progress_solutions_every_s))
+        return self._enqueue(
+            self._new_job(SolveRequest(model, options, on_progress, progress_solutions_every_s))
+        )
+
+    def submit_task(
+        self,
+        entry: TaskEntry,
+        payload: bytes,
+        *,
+        time_limit_s: float,
+        on_progress: TaskProgressCallback | None = None,
+        cores: int = 1,
+    ) -> J:
+        """Run ``entry(payload, context)`` in a worker process (module docstring), or queue it
+        if every slot is busy: one slot of ``cores`` cores (0: auto), ``time_limit_s`` for its
+        watchdog (the entry is expected to keep to ``context.time_limit_s`` itself).
+        ``on_progress`` gets each ``context.report(data)``. Raises as :meth:`submit`."""
+        if not time_limit_s > 0:
+            raise ValueError(f"time_limit_s must be positive, got {time_limit_s}")
+        if cores < 0:
+            raise ValueError(f"cores must be 0 (auto) or positive, got {cores}")
+        return self._enqueue(
+            self._new_job(TaskRequest(entry, payload, time_limit_s, on_progress, cores))
+        )
+
+    def _enqueue(self, job: J) -> J:
+        """Start ``job`` or queue it (see :meth:`submit`)."""
         with self._lock:
             if self._shut_down:
                 raise ExecutorShutdownError("the solve executor is shutting down")
@@ -374,7 +518,7 @@ class SlotExecutor(Generic[J]):
     def _prepare_warm_up(self, timeout: float) -> None:
         """Before the warm-up solve (e.g. wait for the cluster)."""
 
-    def _new_job(self, request: SolveRequest) -> J:
+    def _new_job(self, request: SolveRequest | TaskRequest) -> J:
         """A job of this executor, not started (for :meth:`submit`)."""
         raise NotImplementedError
 

@@ -2,10 +2,10 @@
 
 :func:`to_plain` turns a dataclass of the engine (:class:`~engine.solution.Solution`,
 :class:`~engine.progress.SolveProgress`, ...) into :data:`Plain` data: dicts with ``str`` keys,
-lists, ``str``, ``int``, ``float``, ``bool`` and ``None`` (what msgpack, JSON or a pipe carry).
+lists, ``str``, ``int``, ``float``, ``bool``, ``bytes`` and ``None`` (what msgpack or a pipe carry).
 :func:`from_plain` rebuilds an instance of a given class from such data, guided by the class's
 type annotations only: it accepts exactly the shapes they allow (``int``, ``float``, ``str``,
-``bool``, ``X | None``, ``tuple[X, ...]``, ``Mapping[str, X]``, integer enums and nested
+``bytes``, ``bool``, ``X | None``, ``tuple[X, ...]``, ``Mapping[str, X]``, integer enums and nested
 dataclasses) and raises :class:`WireError` for anything else. Data therefore never chooses
 which class is built, so a hostile sender can at worst make the decoding fail.
 """
@@ -22,7 +22,7 @@ from typing import Any, TypeAlias, TypeVar, Union
 
 __all__ = ["Plain", "WireError", "from_plain", "to_plain"]
 
-Plain: TypeAlias = bool | int | float | str | list["Plain"] | dict[str, "Plain"] | None
+Plain: TypeAlias = bool | int | float | str | bytes | list["Plain"] | dict[str, "Plain"] | None
 """Plain data: what :func:`to_plain` returns and :func:`from_plain` accepts."""
 
 T = TypeVar("T")
@@ -60,7 +60,7 @@ below the decoded one (``.routes[0].visits: expected a list, got int``)."""
 
 @functools.cache
 def _encoder(cls: Any) -> Encoder:
-    if cls is type(None) or cls in (bool, int, float, str):
+    if cls is type(None) or cls in (bool, int, float, str, bytes):
         return _same
     if issubclass(cls, enum.Enum):
         return _enum_value
@@ -92,7 +92,7 @@ def _decoder(annotation: Any) -> Decoder:
         return _tuple_decoder(typing.get_args(annotation))
     if origin is Mapping or origin is dict:
         return _mapping_decoder(typing.get_args(annotation))
-    if annotation in (bool, str, type(None)):
+    if annotation in (bool, str, bytes, type(None)):
         return _checker(annotation)
     if annotation is int or annotation is float:
         return _number_decoder(annotation)
@@ -154,8 +154,8 @@ def _mapping_decoder(args: tuple[Any, ...]) -> Decoder:
 
 
 def _checker(cls: type) -> Decoder:
-    """The decoder of a ``bool``, ``str`` or ``None``: the value itself."""
-    what = {bool: "a boolean", str: "a string"}.get(cls, "null")
+    """The decoder of a ``bool``, ``str``, ``bytes`` or ``None``: the value itself."""
+    what = {bool: "a boolean", str: "a string", bytes: "bytes"}.get(cls, "null")
 
     def check(data: object) -> object:
         if type(data) is not cls:

@@ -24,6 +24,12 @@ the cluster's worker threads when it connects), ``max_queued`` more wait, beyond
   pickle: whoever can publish on the scheduler cannot make the server run code); the executor
   subscribes once, validates each event and hands the updates to the jobs' callbacks in a
   thread of its own. A task's result is a :mod:`runtime.wire` outcome too.
+- **Tasks** (:meth:`~runtime.base.SlotExecutor.submit_task`, e.g. the server's depot-layout
+  studies) run on the cluster too: the Dask task submits the task to the worker's local
+  executor (a forked process, as a solve), publishes its progress reports on
+  :data:`PROGRESS_TOPIC` as :class:`runtime.wire.TaskProgress` (plain bytes, no pickle) and
+  returns its :mod:`runtime.wire` outcome. The task's entry is pickled by reference (its module
+  and name): the workers import it from their routeopt installation.
 - Slots, queue, cancellation of queued jobs and shutdown are
   :class:`runtime.base.SlotExecutor`'s, shared with the local executor.
 
@@ -57,7 +63,14 @@ from engine.progress import SolveProgress
 from engine.roads import RoadContext, RoadSpec, save_prebuilt
 from engine.solution import Solution
 from runtime import wire
-from runtime.base import BaseJob, SlotExecutor, SolveRequest, charge_queue_time
+from runtime.base import (
+    BaseJob,
+    SlotExecutor,
+    SolveRequest,
+    TaskEntry,
+    TaskRequest,
+    charge_queue_time,
+)
 from runtime.codec import Plain
 from runtime.local import SolveExecutor
 
@@ -142,19 +155,44 @@ def _solve_task(
     def publish(update: SolveProgress) -> None:
         worker.log_event(PROGRESS_TOPIC, wire.progress_event(key, update))
 
-    cancel = cancel_event(key)
     job = plugin.executor.submit(
         model,
         options,
         on_progress=publish if every_s is not None else None,
         progress_solutions_every_s=every_s or 0.0,
     )
+    _follow(job, key)
+    return wire.encode(wire.capture(job.result))
+
+
+def _task_task(
+    key: str, entry: TaskEntry, payload: bytes, time_limit_s: float, progress: bool
+) -> dict[str, Plain]:
+    """The Dask task of a routeopt task: run it on this worker's executor, publishing its
+    progress reports, until done or cancelled. Returns the :mod:`runtime.wire` outcome."""
+    worker = distributed.get_worker()
+    plugin = worker.plugins.get(PLUGIN_NAME)
+    if not isinstance(plugin, RouteoptWorkerPlugin) or plugin.executor is None:
+        return wire.encode(wire.Failed("the Dask worker has no routeopt plugin"))
+
+    def publish(data: bytes) -> None:
+        worker.log_event(PROGRESS_TOPIC, wire.task_progress_event(key, data))
+
+    job = plugin.executor.submit_task(
+        entry, payload, time_limit_s=time_limit_s, on_progress=publish if progress else None
+    )
+    _follow(job, key)
+    return wire.encode(wire.capture_task(job.result))
+
+
+def _follow(job: BaseJob, key: str) -> None:
+    """Wait for ``job`` on this worker, cancelling it when the cancel event of ``key`` is set."""
+    cancel = cancel_event(key)
     while not job.done():
         with contextlib.suppress(Exception):  # not done yet, or failed: judged below
             job.result(timeout=CANCEL_POLL_S)
         if not job.cancel_requested and not job.done() and cancel.is_set():
             job.cancel()
-    return wire.encode(wire.capture(job.result))
 
 
 # -- on the server -----------------------------------------------------------------------------
@@ -165,12 +203,16 @@ class DaskJob(BaseJob):
     is its task's key on the cluster."""
 
     def __init__(
-        self, request: SolveRequest, dequeue: Callable[[BaseJob], bool], client: Client
+        self,
+        request: SolveRequest | TaskRequest,
+        dequeue: Callable[[BaseJob], bool],
+        client: Client,
     ) -> None:
         super().__init__(request, dequeue)
-        self.key = f"routeopt-solve-{uuid.uuid4().hex}"
+        what = "solve" if isinstance(request, SolveRequest) else "task"
+        self.key = f"routeopt-{what}-{uuid.uuid4().hex}"
         self.client = client
-        self.task: distributed.Future[Any] | None = None
+        self.future: distributed.Future[Any] | None = None
         """The task on the cluster once the job runs (held: Dask forgets unreferenced tasks)."""
 
     def __repr__(self) -> str:
@@ -183,9 +225,9 @@ class DaskJob(BaseJob):
         except Exception:
             log.exception("dask job %d: cannot signal the cancellation", self.id)
 
-    def attach(self, task: distributed.Future[Any]) -> None:
+    def attach(self, future: distributed.Future[Any]) -> None:
         """Record the job's task on the cluster (for the executor)."""
-        self.task = task
+        self.future = future
 
 
 class DaskExecutor(SlotExecutor[DaskJob]):
@@ -233,7 +275,7 @@ class DaskExecutor(SlotExecutor[DaskJob]):
 
     # -- internals -----------------------------------------------------------------------
 
-    def _new_job(self, request: SolveRequest) -> DaskJob:
+    def _new_job(self, request: SolveRequest | TaskRequest) -> DaskJob:
         return DaskJob(request, self.dequeue, self.client)
 
     def _prepare_warm_up(self, timeout: float) -> None:
@@ -244,9 +286,16 @@ class DaskExecutor(SlotExecutor[DaskJob]):
 
     def _launch(self, job: DaskJob) -> None:
         options = charge_queue_time(job.options, job.submitted_at)
-        task = self.client.submit(
-            _solve_task, job.key, job.model, options, job.progress_every_s, key=job.key, pure=False
-        )
+        if job.task is None:
+            task = self.client.submit(
+                _solve_task, job.key, job.model, options, job.progress_every_s,
+                key=job.key, pure=False,
+            )  # fmt: skip
+        else:
+            task = self.client.submit(
+                _task_task, job.key, job.task.entry, job.task.payload, options.time_limit_s,
+                job.wants_task_progress, key=job.key, pure=False,
+            )  # fmt: skip
         job.attach(task)
         task.add_done_callback(lambda future: self._on_done(job, future))
 
@@ -258,9 +307,11 @@ class DaskExecutor(SlotExecutor[DaskJob]):
             self.client.close()
 
     def _on_done(self, job: DaskJob, future: distributed.Future[Any]) -> None:
-        outcome: Solution | BaseException
+        outcome: Solution | bytes | BaseException
         try:
-            outcome = wire.rebuild(wire.decode_outcome(future.result()), job.id)
+            outcome = wire.rebuild(
+                wire.decode_outcome(future.result()), job.id, task=job.task is not None
+            )
         except BaseException as exc:  # the task failed on the cluster (e.g. KilledWorker)
             log.error("dask job %d failed on the cluster: %r", job.id, exc)
             outcome = SolverError(f"the solve failed on the Dask cluster: {type(exc).__name__}")
@@ -284,10 +335,14 @@ class DaskExecutor(SlotExecutor[DaskJob]):
             if message is _STOP_PUMP:
                 return
             try:
-                key, update = wire.read_progress_event(message)
+                key, update = wire.read_event(message)
             except wire.WireError as exc:
                 log.warning("rejected a message on %s: %s", PROGRESS_TOPIC, exc)
                 continue
             job = next((j for j in self.running_jobs() if j.key == key), None)
-            if job is not None and not job.done():
-                job.report(update)
+            if job is None or job.done():
+                continue
+            if isinstance(update, wire.Progress) and job.task is None:
+                job.report(update.update)
+            elif isinstance(update, wire.TaskProgress) and job.task is not None:
+                job.report_data(update.data)

@@ -44,6 +44,12 @@ with ``python -m``: the script needs an ``if __name__ == "__main__":`` guard, an
 imports at the top is imported again by every worker (``server.py`` keeps its imports inside
 the guard for that reason).
 
+Tasks (:meth:`~runtime.base.SlotExecutor.submit_task`) run the same way, in a worker process
+of their own whose body is :func:`runtime.worker.task_main`: same slots and queue, stop flag,
+grace kill (:data:`TASK_CANCEL_GRACE_S` at least: a task returns what it has done so far) and
+watchdog. ``preload`` names more modules for the forkserver to import (the modules of the
+tasks the caller will submit).
+
 This module must not import gRPC: the server wraps it, the engine does not know about it.
 The :class:`~runtime.base.Executor` and :class:`~runtime.base.Job` protocols it implements are in
 :mod:`runtime.base` (and exported by :mod:`runtime`).
@@ -59,7 +65,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -70,8 +76,8 @@ from engine.options import SolveOptions, available_cores
 from engine.roads import ROADS_ENV_VAR, RoadSpec
 from engine.solution import Solution
 from runtime import wire
-from runtime.base import BaseJob, SlotExecutor, SolveRequest, charge_queue_time
-from runtime.worker import StopFlag, worker_main
+from runtime.base import BaseJob, SlotExecutor, SolveRequest, TaskRequest, charge_queue_time
+from runtime.worker import StopFlag, task_main, worker_main
 
 __all__ = ["SolveExecutor", "SolveJob"]
 
@@ -88,6 +94,9 @@ PRELOAD_MODULES: Final = (
 
 DEFAULT_CANCEL_GRACE_S: Final = 1.0
 """How long a cancelled worker may take to return its interrupted solution before it is killed."""
+
+TASK_CANCEL_GRACE_S: Final = 5.0
+"""The least time a cancelled task may take to return what it has done so far."""
 
 POLL_S: Final = 0.1
 """Granularity of the supervisor's checks for cancellation and watchdog deadlines."""
@@ -114,7 +123,7 @@ class SolveJob(BaseJob):
 
     def __init__(
         self,
-        request: SolveRequest,
+        request: SolveRequest | TaskRequest,
         dequeue: Callable[[BaseJob], bool],
         stop: StopFlag,
         grace_s: float,
@@ -132,7 +141,8 @@ class SolveJob(BaseJob):
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "running" if self.started_at else "queued"
-        return f"<SolveJob {self.id} {state}>"
+        what = "SolveJob" if self.task is None else "TaskJob"
+        return f"<{what} {self.id} {state}>"
 
     def request_stop(self) -> None:
         """Set the worker's stop flag; it is killed if still running ``grace_s`` later."""
@@ -165,6 +175,7 @@ class SolveExecutor(SlotExecutor[SolveJob]):
         cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S,
         roads: RoadSpec | None = None,
         cores: int | None = None,
+        preload: Sequence[str] = (),
     ) -> None:
         if cores is None:
             cores = available_cores()
@@ -172,7 +183,7 @@ class SolveExecutor(SlotExecutor[SolveJob]):
         self.cancel_grace_s = cancel_grace_s
         self._ctx = multiprocessing.get_context("forkserver")
         # Only effective before the forkserver starts (it is shared by the whole process).
-        preload = list(PRELOAD_MODULES)
+        preload = [*PRELOAD_MODULES, *preload]
         if roads is not None:
             # The forkserver inherits the environment when it starts: it loads the network
             # once (runtime.worker_roads) and every worker forked from it shares that copy.
@@ -182,8 +193,11 @@ class SolveExecutor(SlotExecutor[SolveJob]):
             os.environ.pop(ROADS_ENV_VAR, None)
         self._ctx.set_forkserver_preload(preload)
 
-    def _new_job(self, request: SolveRequest) -> SolveJob:
-        return SolveJob(request, self.dequeue, StopFlag(self._ctx), self.cancel_grace_s)
+    def _new_job(self, request: SolveRequest | TaskRequest) -> SolveJob:
+        grace = self.cancel_grace_s
+        if isinstance(request, TaskRequest):
+            grace = max(grace, TASK_CANCEL_GRACE_S)
+        return SolveJob(request, self.dequeue, StopFlag(self._ctx), grace)
 
     def _launch(self, job: SolveJob) -> None:
         threading.Thread(
@@ -196,7 +210,7 @@ class SolveExecutor(SlotExecutor[SolveJob]):
         The slot is released before the job settles, so a caller that submits again as soon
         as it has its result finds the slot free.
         """
-        outcome: Solution | BaseException
+        outcome: Solution | bytes | BaseException
         try:
             outcome = self._run_worker(job)
         except BaseException as exc:  # a bug here must not leave the caller waiting forever
@@ -207,7 +221,7 @@ class SolveExecutor(SlotExecutor[SolveJob]):
             self.release(job)
         job.settle(outcome)
 
-    def _run_worker(self, job: SolveJob) -> Solution | BaseException:
+    def _run_worker(self, job: SolveJob) -> Solution | bytes | BaseException:
         if job.cancel_requested:
             return CancelledError()
         options = charge_queue_time(job.options, job.submitted_at)
@@ -219,7 +233,7 @@ class SolveExecutor(SlotExecutor[SolveJob]):
         try:
             message = watch.run(reader)
             # A worker exits right after sending; give it the grace period, then kill.
-            process.join(self.cancel_grace_s)
+            process.join(job.grace_s)
             if process.exitcode is None:
                 process.kill()
                 process.join()
@@ -229,7 +243,7 @@ class SolveExecutor(SlotExecutor[SolveJob]):
         process.close()
         if message is None:
             return _lost_outcome(job, exitcode, watch.fired)
-        outcome = wire.rebuild(message, job.id)
+        outcome = wire.rebuild(message, job.id, task=job.task is not None)
         if watch.fired and isinstance(outcome, NoSolutionError) and outcome.reason == "interrupted":
             # stopped by the watchdog, not by the caller: the time limit ran out
             return NoSolutionError("time_limit", _OVERRAN)
@@ -242,12 +256,21 @@ class SolveExecutor(SlotExecutor[SolveJob]):
         queued_s = time.monotonic() - job.submitted_at
         reader, writer = self._ctx.Pipe(duplex=False)
         level = logging.getLogger().getEffectiveLevel()
-        process = self._ctx.Process(
-            target=worker_main,
-            args=(writer, job.model, options, job.stop, level, job.progress_every_s),
-            name=f"routeopt-solve-{job.id}",
-            daemon=True,
-        )
+        task = job.task
+        if task is None:
+            target: Callable[..., None] = worker_main
+            args: tuple[object, ...] = (
+                writer, job.model, options, job.stop, level, job.progress_every_s,
+            )  # fmt: skip
+            name = f"routeopt-solve-{job.id}"
+        else:
+            target = task_main
+            args = (
+                writer, task.entry, task.payload, job.stop, level, options.solver_processes,
+                options.time_limit_s, job.wants_task_progress,
+            )  # fmt: skip
+            name = f"routeopt-task-{job.id}"
+        process = self._ctx.Process(target=target, args=args, name=name, daemon=True)
         try:
             process.start()
         except Exception as exc:
@@ -285,9 +308,12 @@ class _Watch:
             ready = multiprocessing.connection.wait([reader, self.process.sentinel], POLL_S)
             if reader in ready or (self.process.sentinel in ready and reader.poll()):
                 message = self._receive(reader)
-                if not isinstance(message, wire.Progress):
+                if isinstance(message, wire.Progress):
+                    self.job.report(message.update)
+                elif isinstance(message, wire.TaskProgress):
+                    self.job.report_data(message.data)
+                else:
                     return message
-                self.job.report(message.update)
             elif self.process.sentinel in ready:
                 return None
             self._enforce_deadlines(time.monotonic())

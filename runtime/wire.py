@@ -11,6 +11,10 @@ An outcome is made on the solving side by :func:`capture` (the engine's exceptio
 messages: :class:`~engine.errors.InvalidModelError` does not survive pickling as an exception)
 and turned back into a :class:`~engine.solution.Solution` or an exception by :func:`rebuild`,
 the one place where the engine's exceptions are rebuilt.
+
+A task (:meth:`runtime.base.SlotExecutor.submit_task`) speaks the same format: its progress is
+a :class:`TaskProgress` (bytes the task's caller reads), its outcome a :class:`TaskDone` made by
+:func:`capture_task`, or the same error messages as a solve's.
 """
 
 from __future__ import annotations
@@ -38,15 +42,20 @@ __all__ = [
     "Outcome",
     "Progress",
     "Solved",
+    "TaskDone",
+    "TaskProgress",
     "WireError",
     "capture",
+    "capture_task",
     "decode",
     "decode_outcome",
     "decode_progress",
     "encode",
     "progress_event",
+    "read_event",
     "read_progress_event",
     "rebuild",
+    "task_progress_event",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +76,20 @@ class Solved:
     """The solve returned a solution."""
 
     solution: Solution
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """A progress report of a running task (what its caller makes of the bytes)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class TaskDone:
+    """The task returned its result."""
+
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -103,15 +126,17 @@ class Crash:
     traceback: str
 
 
-Outcome = Solved | Invalid | NoSolution | Failed | Cancelled | Crash
-"""How a solve ended."""
+Outcome = Solved | TaskDone | Invalid | NoSolution | Failed | Cancelled | Crash
+"""How a solve or a task ended."""
 
-Message = Progress | Outcome
+Message = Progress | TaskProgress | Outcome
 """Anything sent across a process boundary."""
 
 _KINDS: Final[dict[str, type[Message]]] = {
     "progress": Progress,
+    "task_progress": TaskProgress,
     "solved": Solved,
+    "task_done": TaskDone,
     "invalid": Invalid,
     "no_solution": NoSolution,
     "failed": Failed,
@@ -148,7 +173,7 @@ def decode_progress(data: object) -> SolveProgress:
 def decode_outcome(data: object) -> Outcome:
     """The outcome in ``data``; raises :class:`WireError` for any other message."""
     message = decode(data)
-    if isinstance(message, Progress):
+    if isinstance(message, Progress | TaskProgress):
         raise WireError("expected an outcome, got a progress message")
     return message
 
@@ -162,21 +187,54 @@ def progress_event(key: str, update: SolveProgress) -> dict[str, Plain]:
     return {"key": key, "update": encode(Progress(update))}
 
 
+def task_progress_event(key: str, data: bytes) -> dict[str, Plain]:
+    """A progress event of the task whose Dask task is ``key``, for a Dask event topic."""
+    return {"key": key, "update": encode(TaskProgress(data))}
+
+
 def read_progress_event(event: object) -> tuple[str, SolveProgress]:
     """The task key and the update of a :func:`progress_event`; raises :class:`WireError` for
     anything else."""
+    key, message = read_event(event)
+    if not isinstance(message, Progress):
+        raise WireError(f"expected a progress message, got {type(message).__name__}")
+    return key, message.update
+
+
+def read_event(event: object) -> tuple[str, Progress | TaskProgress]:
+    """The task key and the message of a :func:`progress_event` or a
+    :func:`task_progress_event`; raises :class:`WireError` for anything else."""
     if not isinstance(event, dict) or not {"key", "update"} <= set(event) <= _EVENT_FIELDS:
         raise WireError("a progress event is a mapping of 'key', 'update' (and 'worker')")
     key = event["key"]
     if not isinstance(key, str):
         raise WireError(f"the key of a progress event is a string, not {type(key).__name__}")
-    return key, decode_progress(event["update"])
+    message = decode(event["update"])
+    if not isinstance(message, Progress | TaskProgress):
+        raise WireError(f"expected a progress message, got {type(message).__name__}")
+    return key, message
 
 
 def capture(solve: Callable[[], Solution]) -> Outcome:
     """Call ``solve`` and say how it ended, whatever it raised."""
+    return _capture(lambda: Solved(solve()))
+
+
+def capture_task(run: Callable[[], bytes]) -> Outcome:
+    """Call a task's ``run`` and say how it ended, whatever it raised."""
+
+    def done() -> TaskDone:
+        data = run()
+        if not isinstance(data, bytes):
+            raise TypeError(f"a task returns bytes, not {type(data).__name__}")
+        return TaskDone(data)
+
+    return _capture(done)
+
+
+def _capture(run: Callable[[], Solved | TaskDone]) -> Outcome:
     try:
-        return Solved(solve())
+        return run()
     except NoSolutionError as exc:
         return NoSolution(exc.reason, str(exc))
     except InvalidModelError as exc:
@@ -189,13 +247,22 @@ def capture(solve: Callable[[], Solution]) -> Outcome:
         return Crash(traceback.format_exc())
 
 
-def rebuild(outcome: Outcome, job_id: int) -> Solution | BaseException:
-    """The solution of ``outcome``, or the exception that the caller of job ``job_id`` gets:
-    the engine's errors as raised in the worker, :class:`CancelledError`, and a
-    :class:`SolverError` with a short message for a crash (logged with its traceback)."""
+def rebuild(
+    outcome: Outcome, job_id: int, *, task: bool = False
+) -> Solution | bytes | BaseException:
+    """The solution of ``outcome`` (``task``: the task's result bytes), or the exception that
+    the caller of job ``job_id`` gets: the engine's errors as raised in the worker,
+    :class:`CancelledError`, and a :class:`SolverError` with a short message for a crash
+    (logged with its traceback) or an outcome of the wrong kind."""
     match outcome:
-        case Solved(solution):
+        case Solved(solution) if not task:
             return solution
+        case TaskDone(data) if task:
+            return data
+        case Solved() | TaskDone():
+            log.error("job %d: a %s outcome for a %s", job_id, type(outcome).__name__,
+                      "task" if task else "solve")  # fmt: skip
+            return SolverError(CRASH_MESSAGE)
         case Invalid(violations):
             return InvalidModelError(violations)
         case NoSolution(reason, message):

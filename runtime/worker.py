@@ -1,8 +1,11 @@
-"""The body of a local solve worker process (see :mod:`runtime.local`), and its stop flag.
+"""The body of a local worker process (see :mod:`runtime.local`), and its stop flag.
 
-A worker solves one model and sends its supervisor :mod:`runtime.wire` messages over a pipe:
-a :class:`~runtime.wire.Progress` per improving solution when asked to, then one outcome. It is
-forked by the executor's forkserver, which has this module (and the engine) already imported.
+A solve worker (:func:`worker_main`) solves one model and sends its supervisor
+:mod:`runtime.wire` messages over a pipe: a :class:`~runtime.wire.Progress` per improving
+solution when asked to, then one outcome. A task worker (:func:`task_main`) calls its task's
+entry with the payload and a :class:`WorkerTaskContext`, sending a
+:class:`~runtime.wire.TaskProgress` per report and then its outcome. Workers are forked by the
+executor's forkserver, which has this module (and the engine) already imported.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from engine.parallel import die_with_parent
 from engine.progress import SolveProgress
 from engine.solution import Solution
 from runtime import wire
+from runtime.base import TaskEntry
 from runtime.logs import LOG_FORMAT_ENV_VAR, JsonFormatter
 
 __all__ = [
@@ -29,6 +33,8 @@ __all__ = [
     "TEST_HOOKS_ENV_VAR",
     "WORKER_LOG_FORMAT",
     "StopFlag",
+    "WorkerTaskContext",
+    "task_main",
     "worker_main",
 ]
 
@@ -71,18 +77,7 @@ def worker_main(
 ) -> None:
     """Body of a worker process: solve, send progress messages (when ``solutions_every_s`` is
     set), send one outcome, exit."""
-    # Ctrl-C reaches the whole process group; the server decides what happens to solves.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if not logging.getLogger().handlers:  # log to the server's stderr at the server's level
-        handler = logging.StreamHandler()
-        if os.environ.get(LOG_FORMAT_ENV_VAR) == "json":
-            handler.setFormatter(JsonFormatter())
-        else:
-            handler.setFormatter(logging.Formatter(WORKER_LOG_FORMAT))
-        logging.basicConfig(level=log_level, handlers=[handler])
-    parent = os.getppid()
-    # Killed by the kernel if its parent (the forkserver, which exits with the server) dies.
-    die_with_parent(parent, "routeopt-solve")
+    parent = _set_up(log_level, "routeopt-solve")
     if os.environ.get(TEST_HOOKS_ENV_VAR) == "1" and any(
         s.label == CRASH_WORKER_LABEL for s in model.shipments
     ):
@@ -113,6 +108,76 @@ def worker_main(
 
     try:
         _send_outcome(conn, wire.capture(run))
+    finally:
+        conn.close()
+
+
+def _set_up(log_level: int, name: str) -> int:
+    """Set up a worker process: signals, logging, death with its parent (named ``name``);
+    returns the parent's pid."""
+    # Ctrl-C reaches the whole process group; the server decides what happens to solves.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not logging.getLogger().handlers:  # log to the server's stderr at the server's level
+        handler = logging.StreamHandler()
+        if os.environ.get(LOG_FORMAT_ENV_VAR) == "json":
+            handler.setFormatter(JsonFormatter())
+        else:
+            handler.setFormatter(logging.Formatter(WORKER_LOG_FORMAT))
+        logging.basicConfig(level=log_level, handlers=[handler])
+    parent = os.getppid()
+    # Killed by the kernel if its parent (the forkserver, which exits with the server) dies.
+    die_with_parent(parent, name)
+    return parent
+
+
+class WorkerTaskContext:
+    """The :class:`runtime.base.TaskContext` of a task in a worker process."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        stop: StopFlag,
+        parent: int,
+        cores: int,
+        time_limit_s: float,
+        progress: bool,
+    ) -> None:
+        self._conn = conn
+        self._stop = stop
+        self._parent = parent
+        self._progress = progress
+        self.cores = cores
+        self.time_limit_s = time_limit_s
+
+    def should_stop(self) -> bool:
+        # The parent is the forkserver, which exits with the server: stop if orphaned.
+        return self._stop.is_set() or os.getppid() != self._parent
+
+    def report(self, data: bytes) -> None:
+        if not self._progress:
+            return
+        try:
+            self._conn.send(wire.encode(wire.TaskProgress(data)))
+        except (BrokenPipeError, ConnectionResetError):
+            self._stop.set()  # nobody is listening any more
+
+
+def task_main(
+    conn: Connection,
+    entry: TaskEntry,
+    payload: bytes,
+    stop: StopFlag,
+    log_level: int,
+    cores: int,
+    time_limit_s: float,
+    progress: bool,
+) -> None:
+    """Body of a task's worker process: ``entry(payload, context)``, its progress reports
+    sent as they come (when ``progress``), then one outcome; exit."""
+    parent = _set_up(log_level, "routeopt-task")
+    context = WorkerTaskContext(conn, stop, parent, cores, time_limit_s, progress)
+    try:
+        _send_outcome(conn, wire.capture_task(lambda: entry(payload, context)))
     finally:
         conn.close()
 

@@ -4,9 +4,10 @@
 own checks: the study is ``invalid`` and nothing runs), then queues it. ``parallel`` runner
 threads take studies from the queue in order; each runs one study in its own process
 (:func:`studio.worker.run_study`, from a forkserver that has the solvers imported) and follows
-its progress. Cancelling a queued study drops it; cancelling a running one stops it after the
-layouts being routed (the layouts routed so far are kept), or kills its process when it does
-not stop within ``grace_s``.
+its progress. Cancelling a queued study drops it; cancelling a running one stops it at once
+(the running solve or MIP is interrupted, the layout being routed left out: :mod:`planning.budget`;
+the layouts routed so far are kept), or kills its process when it does not stop within
+``grace_s``.
 
 The forkserver imports the program's main module again, as ``multiprocessing`` does: a script
 that embeds a :class:`StudyManager` starts it under ``if __name__ == "__main__":``.

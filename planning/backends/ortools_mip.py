@@ -15,13 +15,16 @@ The model, for candidate depots ``j``, days ``t`` and the orders ``i`` of each d
 ``cost_tij`` is the caller's estimate of what serving order i from depot j adds to the routes
 (an infinite cost forbids the pair). Solved with SCIP (or any backend name pywraplp knows, such
 as ``"CP_SAT"``), single-threaded, within a time limit; the best solution found is returned with
-whether it was proven optimal.
+whether it was proven optimal. With ``should_stop``, a watcher thread polls it while the solver
+runs (OR-Tools releases the GIL during the solve) and interrupts the solve once it returns True
+(:meth:`pywraplp.Solver.InterruptSolve`): the best solution found so far, if any, is returned.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +33,9 @@ import numpy.typing as npt
 from ortools.linear_solver import pywraplp
 
 __all__ = ["FacilityDay", "FacilityResult", "solve_facility_location"]
+
+STOP_POLL_S = 0.05
+"""How often a running MIP checks its ``should_stop``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,6 +137,7 @@ def solve_facility_location(
     exclude: Sequence[frozenset[int]] = (),
     time_limit_s: float = 10.0,
     solver_name: str = "SCIP",
+    should_stop: Callable[[], bool] | None = None,
 ) -> FacilityResult | None:
     """Solve the screening model (module docstring); None when it has no solution (capacity
     short of demand, every layout excluded) or none was found in time.
@@ -154,7 +161,7 @@ def solve_facility_location(
             return None  # a mandatory order no depot can serve
         x_all.append(x_day)
     solver.Minimize(sum(objective))
-    status = solver.Solve()
+    status = _solve(solver, should_stop)
     if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
         return None
     opened = frozenset(j for j in range(n_depots) if y[j].solution_value() > 0.5)
@@ -170,3 +177,25 @@ def solve_facility_location(
         objective=float(solver.Objective().Value()),
         optimal=status == pywraplp.Solver.OPTIMAL,
     )
+
+
+def _solve(solver: pywraplp.Solver, should_stop: Callable[[], bool] | None) -> int:
+    """``solver.Solve()``, interrupted once ``should_stop()`` (module docstring)."""
+    if should_stop is None:
+        return int(solver.Solve())
+    if should_stop():
+        return int(pywraplp.Solver.NOT_SOLVED)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_S):
+            if should_stop():  # again until the solve returns: it may not have started yet
+                solver.InterruptSolve()
+
+    watcher = threading.Thread(target=watch, name="mip-stop", daemon=True)
+    watcher.start()
+    try:
+        return int(solver.Solve())
+    finally:
+        done.set()
+        watcher.join()

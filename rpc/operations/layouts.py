@@ -1,134 +1,138 @@
-"""The running side of an EvaluateDepotLayouts operation (see :mod:`rpc.operations.kinds.layouts`).
+"""The running side of an EvaluateDepotLayouts operation (see :mod:`rpc.operations.kinds.layouts`):
+a depot-layout study as a task of the server's executor (:meth:`runtime.base.Executor.submit_task`).
 
-A :class:`LayoutRun` evaluates a study in a thread of the server: the screening model and the
-bookkeeping run there, and every routing solve goes to the server's solve executor (worker
-processes, or the Dask cluster), so the server stays responsive and layout studies share the
-solve workers with the other calls. Layouts are evaluated ``workers`` at once (threads, each
-waiting for its solves). A solve refused because the executor's queue is full is retried.
+A study runs in a worker process of its own, exactly like a solve: it takes one slot of the
+executor (the same slots, queue and back-pressure as the solves, so the server's health checks
+and calls never wait on it), a crash or a kill takes only that process down (the operation is
+retried, then ABORTED, like a solve), and a cancel sets the worker's stop flag. In the worker,
+:func:`run_study_task` — the task's entry, named to the runtime by reference — converts the
+request, routes as many layouts at once as its slot has cores (children forked from the worker,
+one search each) and runs the search, all within the study's
+budget (:mod:`planning.budget`): the stop flag and the deadline are checked before every solve,
+MIP and local-search move, a running solve or MIP is interrupted by the stop flag and gets at
+most the time left. After each routed layout it reports the response so far (the layouts
+routed, best first) as progress, which the server keeps as the operation's partial response;
+its result is the response. The runtime never imports this module: it unpickles the entry by
+its module and name in the worker (and the local executor's forkserver preloads it,
+:data:`TASK_MODULES`).
 
-:meth:`LayoutRun.cancel` stops it: the running solves are cancelled (they return their best
-routes so far), no further layout starts, and the layouts routed so far are the result.
+The budget is the request's ``timeout`` or, without one, :func:`rpc.layouts.study_budget_s`'s
+bound from the study's size; it is also the task's time limit, so the executor's watchdog stops
+a study that overruns it by far.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import Future
+import os
+import signal
+from dataclasses import replace
+from typing import Final
 
-from engine.errors import ExecutorFullError
-from engine.model import ShipmentModel
-from engine.options import SolveOptions
-from engine.roads import RoadContext
-from engine.solution import Solution
 from planning import LayoutEvaluation
-from rpc.layouts import LayoutOutcome, LayoutRequest, rank, run_request
-from runtime import Executor, Job
+from rpc.layouts import (
+    LayoutOutcome,
+    expand_sheets,
+    rank,
+    request_to_study,
+    result_to_response,
+    run_request,
+)
+from rpc.pb import route_optimization_service_pb2 as pb
+from runtime.base import TaskContext
+from runtime.codec import WireError
+from runtime.worker import CRASH_WORKER_LABEL, TEST_HOOKS_ENV_VAR
 
-__all__ = ["LayoutRun"]
+__all__ = ["TASK_MODULES", "StudyTask", "run_study_task"]
 
 log = logging.getLogger(__name__)
 
-_RETRY_S = 0.2
-"""Wait before submitting again a solve that the full executor refused."""
+TASK_MODULES: Final = ("rpc.operations.layouts",)
+"""The modules of the server's tasks, for the forkserver to import once."""
 
 
-class StoppedError(Exception):
-    """The run was cancelled before its solve could start."""
-
-
-class LayoutRun:
-    """One study being evaluated; ``on_layout`` gets the outcome so far after each layout."""
+class StudyTask:
+    """What the server sends a study's worker: the request (sheets already read), the default
+    geodesic speed and the time budget. Packed as one JSON line and the request's bytes."""
 
     def __init__(
         self,
-        request: LayoutRequest,
-        executor: Executor,
+        request: pb.EvaluateDepotLayoutsRequest,
         *,
-        roads: RoadContext | None,
-        on_layout: Callable[[LayoutOutcome], None],
+        default_geodesic_meters_per_second: float,
+        budget_s: float,
     ) -> None:
-        self._request = request
-        self._executor = executor
-        self._roads = roads
-        self._on_layout = on_layout
-        self._cancelled = threading.Event()
-        self._lock = threading.Lock()
-        self._solves: set[Job] = set()
-        self._done: list[LayoutEvaluation] = []
-        self._future: Future[LayoutOutcome] = Future()
-        self._thread = threading.Thread(target=self._run, name="layouts", daemon=True)
+        self.request = request
+        self.default_geodesic_meters_per_second = default_geodesic_meters_per_second
+        self.budget_s = budget_s
 
-    def start(self) -> None:
-        """Start evaluating (in a thread of its own)."""
-        self._thread.start()
+    def pack(self) -> bytes:
+        head = {
+            "geodesic_meters_per_second": self.default_geodesic_meters_per_second,
+            "budget_s": self.budget_s,
+        }
+        return json.dumps(head).encode() + b"\n" + self.request.SerializeToString()
 
-    # -- what the ``layouts`` operation kind uses ------------------------------------------------
+    @classmethod
+    def unpack(cls, payload: bytes) -> StudyTask:
+        head_bytes, _, request_bytes = payload.partition(b"\n")
+        head = json.loads(head_bytes)
+        speed, budget = head.get("geodesic_meters_per_second"), head.get("budget_s")
+        if not isinstance(speed, int | float) or not isinstance(budget, int | float):
+            raise WireError(f"not a study task: {sorted(head)}")
+        request = pb.EvaluateDepotLayoutsRequest.FromString(request_bytes)
+        return cls(request, default_geodesic_meters_per_second=speed, budget_s=budget)
 
-    def cancel(self) -> None:
-        """Stop: the running solves are cancelled and no further layout starts."""
-        self._cancelled.set()
-        with self._lock:
-            solves = list(self._solves)
-        for job in solves:
-            job.cancel()
 
-    def result(self, timeout: float | None = None) -> LayoutOutcome:
-        """The layouts routed (all of them, or those routed before a cancel)."""
-        return self._future.result(timeout)
+def run_study_task(payload: bytes, context: TaskContext) -> bytes:
+    """The entry of a study's task (module docstring): the serialized
+    ``EvaluateDepotLayoutsResponse``; progress: the response so far after each routed layout.
+    Raises :class:`~engine.errors.InvalidModelError` for an invalid study."""
+    task = StudyTask.unpack(payload)
+    request = task.request
+    if request.label == CRASH_WORKER_LABEL and os.environ.get(TEST_HOOKS_ENV_VAR) == "1":
+        os.kill(os.getpid(), signal.SIGKILL)  # the poison-job hook (tests only)
+    from runtime import worker_roads  # preloaded by the forkserver when there are roads
 
-    def add_done_callback(self, fn: Callable[[LayoutRun], object]) -> None:
-        """Call ``fn(self)`` once the run is over (at once if it is)."""
-        self._future.add_done_callback(lambda _: fn(self))
+    roads = None if request.use_geodesic_distances else worker_roads.CONTEXT
+    req = request_to_study(
+        request,
+        default_geodesic_meters_per_second=task.default_geodesic_meters_per_second,
+        roads=roads,
+    )
+    # As many layouts at once as the slot has cores, each with one search, in children forked
+    # from this worker (planning.evaluate's waves: a worker is a daemonic process).
+    workers = max(1, context.cores)
+    req = replace(req, options=replace(req.options, workers=workers, solver_processes=1))
+    label = req.label
+    done: list[LayoutEvaluation] = []
 
-    # -- running ----------------------------------------------------------------------------------
+    def on_done(ev: LayoutEvaluation) -> None:
+        done.append(ev)
+        so_far = result_to_response(LayoutOutcome(rank(done)), label=label)
+        context.report(so_far.SerializeToString())
 
-    def _solve(
-        self, model: ShipmentModel, options: SolveOptions, roads: RoadContext | None
-    ) -> Solution:
-        del roads  # the executor's workers have the server's road network
-        while True:
-            if self._cancelled.is_set():
-                raise StoppedError("the operation was cancelled")
-            try:
-                job = self._executor.submit(model, options)
-                break
-            except ExecutorFullError:
-                time.sleep(_RETRY_S)
-        with self._lock:
-            self._solves.add(job)
-        try:
-            if self._cancelled.is_set():
-                job.cancel()
-            return job.result()
-        finally:
-            with self._lock:
-                self._solves.discard(job)
+    outcome = run_request(
+        req,
+        roads=roads,
+        on_done=on_done,
+        should_stop=context.should_stop,
+        time_budget_s=min(task.budget_s, context.time_limit_s),
+    )
+    return result_to_response(outcome, label=label).SerializeToString()
 
-    def _layout_done(self, ev: LayoutEvaluation) -> None:
-        with self._lock:
-            self._done.append(ev)
-            so_far = LayoutOutcome(rank(self._done))
-        try:
-            self._on_layout(so_far)
-        except Exception:
-            log.exception("cannot record the progress of a layout study")
 
-    def _run(self) -> None:
-        try:
-            outcome = run_request(
-                self._request,
-                roads=self._roads,
-                on_done=self._layout_done,
-                should_stop=self._cancelled.is_set,
-                solve_fn=self._solve,
-            )
-        except StoppedError:
-            with self._lock:
-                outcome = LayoutOutcome(rank(self._done))
-        except BaseException as exc:
-            self._future.set_exception(exc)
-            return
-        self._future.set_result(outcome)
+def study_payload(
+    request: pb.EvaluateDepotLayoutsRequest,
+    *,
+    default_geodesic_meters_per_second: float,
+    budget_s: float,
+) -> bytes:
+    """The payload of the task that runs ``request`` (its sheets read here, once)."""
+    expanded, _ = expand_sheets(request)
+    return StudyTask(
+        expanded,
+        default_geodesic_meters_per_second=default_geodesic_meters_per_second,
+        budget_s=budget_s,
+    ).pack()

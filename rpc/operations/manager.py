@@ -6,8 +6,8 @@ starts its jobs and packs their metadata and responses; :mod:`rpc.operations.fil
 ListOperations filters.
 
 :class:`JobManager` owns the operations of ``OptimizeToursLongRunning``,
-``BatchOptimizeTours`` and ``EvaluateDepotLayouts`` (kind ``layouts``: a
-:class:`~rpc.operations.layouts.LayoutRun` whose routing solves go to the same executor; its
+``BatchOptimizeTours`` and ``EvaluateDepotLayouts`` (kind ``layouts``: a study run as a task
+of the same executor, in a worker process like a solve, :mod:`rpc.operations.layouts`; its
 progress is the layouts routed so far, kept as the partial response):
 
 - **Submission** validates the request (INVALID_ARGUMENT as for OptimizeTours), refuses with
@@ -156,6 +156,7 @@ class JobManager:
         page_tokens: PageTokens | None = None,
         max_store_bytes: int | None = None,
         limits: Limits | None = None,
+        tenant_limits: Callable[[str], Limits] | None = None,
     ) -> None:
         if not retention_s > 0:
             raise ValueError(f"retention_s must be positive, got {retention_s}")
@@ -200,6 +201,8 @@ class JobManager:
             limits=limits or Limits(),
         )
         self._limits = settings.limits
+        self._tenant_limits = tenant_limits
+        """A tenant's request limits (:class:`rpc.quotas.TenantLimits`; None: the server's)."""
         self._tours = SolveKind(self, settings)
         self._batch = BatchKind(self, settings, self._tours)
         self._layouts = LayoutsKind(self, settings)
@@ -461,7 +464,7 @@ class JobManager:
         """Validate and store ``request`` for ``tenant``; returns its operation (queued).
         ``google``: made through Google's service (the operation is named under the request's
         parent and carries Google's type URLs)."""
-        self._tours.check(request)
+        self._tours.check(request, self.limits(tenant))
         name = new_name(request.parent if google else None)
         job = NewJob(
             name, self._tours.kind, request.label, request.SerializeToString(), tenant=tenant
@@ -477,7 +480,7 @@ class JobManager:
         google: bool = False,
     ) -> operations_pb2.Operation:
         """Validate an OptimizeToursUri call (its request file too) and store it."""
-        self._uri.check_uri(request)
+        self._uri.check_uri(request, self.limits(tenant))
         name = new_name(request.parent if google else None)
         job = NewJob(name, self._uri.kind, "", request.SerializeToString(), tenant=tenant)
         self._store_and_queue([job], [job], tenant)
@@ -491,7 +494,9 @@ class JobManager:
         google: bool = False,
     ) -> operations_pb2.Operation:
         """Validate every request of the batch (all problems at once) and store them."""
-        batch, items = self._batch.new_jobs(request, tenant, request.parent if google else None)
+        batch, items = self._batch.new_jobs(
+            request, tenant, request.parent if google else None, self.limits(tenant)
+        )
         self._store_and_queue([batch, *items], items, tenant)
         return self.get(batch.name, tenant)
 
@@ -502,7 +507,7 @@ class JobManager:
         are checked first (:func:`rpc.limits.study_size_violations`), on the study read from
         its sheets when it has some."""
         expanded, _ = expand_sheets(request)
-        problems = study_size_violations(expanded.study, self._limits)
+        problems = study_size_violations(expanded.study, self.limits(tenant))
         if problems:
             raise InvalidModelError(problems)
         self._layouts.study(request)
@@ -515,6 +520,10 @@ class JobManager:
         )
         self._store_and_queue([job], [job], tenant)
         return self.get(job.name, tenant)
+
+    def limits(self, tenant: str) -> Limits:
+        """``tenant``'s request limits: the server's, lowered by its quota."""
+        return self._limits if self._tenant_limits is None else self._tenant_limits(tenant)
 
     def _store_and_queue(self, jobs: list[NewJob], queued: list[NewJob], tenant: str) -> None:
         """Store ``jobs`` and queue ``queued`` of them, if the server and the tenant have

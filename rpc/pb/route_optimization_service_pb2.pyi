@@ -3762,7 +3762,9 @@ class EvaluateDepotLayoutsRequest(_message.Message):
     use_geodesic_distances: _builtins.bool
     geodesic_meters_per_second: _builtins.float
     candidates: _builtins.int
-    """Search: layouts the screening model proposes for routing (default 4)."""
+    """Search: layouts the screening model proposes for routing (default 4,
+    at most 64).
+    """
     label: _builtins.str
     @_builtins.property
     def study(self) -> Global___DepotLayoutStudy: ...
@@ -3776,8 +3778,10 @@ class EvaluateDepotLayoutsRequest(_message.Message):
 
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
-        """Search: the local search over layouts stops when this much time has
-        passed (unset: when no neighbour improves).
+        """The whole study's time budget: no layout, screening MIP or local-search
+        move starts once it has passed, the running one gets only the time left,
+        and the layouts routed by then are the response (unset: a bound from the
+        study's size; the local search also ends when no neighbour improves).
         """
 
     @_builtins.property

@@ -8,6 +8,7 @@ which holds a call for as long as the test wants, without timing assumptions."""
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import tracemalloc
 from collections.abc import Iterator
@@ -323,7 +324,8 @@ class BurstExecutor(NoExecutor):
     updates = 1000
 
     def submit(self, model: Any, options: Any, **kwargs: Any) -> BurstJob:
-        solution = solve(model, options)
+        # one search in this thread: forking parallel searches from a threaded server can die
+        solution = solve(model, dataclasses.replace(options, solver_processes=1))
         for k in range(self.updates):
             kwargs["on_progress"](SolveProgress(float(k), 1e6 - k, k + 1, solution=solution))
         return BurstJob(solution)

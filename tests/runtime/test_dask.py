@@ -209,3 +209,39 @@ def test_stream_and_cancel_through_the_cluster(on_dask: ServerProcess) -> None:
     assert operation.response.Unpack(response)
     assert response.solve_info.status == pb.SolveInfo.INTERRUPTED
     check_response(request, response)
+
+
+def test_a_layout_study_runs_on_the_cluster(cluster: Cluster, on_dask: ServerProcess) -> None:
+    """EvaluateDepotLayouts on a Dask server: the study is a task on a Dask worker (its process
+    is below a worker, not below the server), its progress comes back as plain data events,
+    and a cancel stops it with the layouts routed so far."""
+    from tests.rpc.test_faults import descendants
+    from tests.rpc.test_layouts import Client as LayoutsClient
+    from tests.rpc.test_layouts import check_layouts_response
+    from tests.rpc.test_layouts_worker import (
+        TASK_COMM,
+        long_study,
+        response_of,
+        state_of,
+        wait_until,
+    )
+
+    client = LayoutsClient(on_dask)
+    request = long_study(layouts=6, layout_timeout_s=1.5)
+    request.use_geodesic_distances = True
+    name = client.stub.EvaluateDepotLayouts(request, timeout=10).name
+    wait_until(client, name, lambda md: md.layouts_done >= 1, "a layout routed on the cluster")
+    on_workers = [
+        pid
+        for proc in cluster.procs[1:]
+        for pid, comm in descendants(proc.pid).items()
+        if comm == TASK_COMM
+    ]
+    assert len(on_workers) == 1
+    assert TASK_COMM not in descendants(on_dask.proc.pid).values()
+    client.ops.CancelOperation(operations_pb2.CancelOperationRequest(name=name), timeout=5)
+    done = client.wait(name, timeout_s=60)
+    assert state_of(done).state == pb.CANCELLED
+    response = response_of(done)
+    assert 1 <= len(response.layouts) < 6
+    check_layouts_response(request, response)

@@ -115,6 +115,9 @@ class Host(Protocol):
     def now(self) -> float:
         """The manager's clock (epoch seconds)."""
 
+    def limits(self, tenant: str) -> Limits:
+        """``tenant``'s request limits: the server's, lowered by its quota."""
+
     def finish(
         self, name: str, state: int, *, response: bytes | None = None, error: bytes | None = None
     ) -> None:

@@ -14,6 +14,7 @@ from engine.errors import FieldViolation, InvalidModelError
 from rpc.convert import FieldConverter, seconds_to_timestamp
 from rpc.convert.settings import check_parent
 from rpc.google.unknown import unhonoured_fields
+from rpc.limits import Limits
 from rpc.operations.kinds.base import Host, OperationKind, OperationSettings, job_state, new_name
 from rpc.operations.kinds.solve import SolveKind
 from rpc.operations.store import CANCELLED, QUEUED, RUNNING, SUCCEEDED, JobRecord, NewJob
@@ -45,33 +46,38 @@ class BatchKind(OperationKind):
         self._lock = threading.Lock()
 
     def new_jobs(
-        self, request: pb.BatchOptimizeToursRequest, tenant: str, parent: str | None = None
+        self,
+        request: pb.BatchOptimizeToursRequest,
+        tenant: str,
+        parent: str | None = None,
+        limits: Limits | None = None,
     ) -> tuple[NewJob, list[NewJob]]:
         """The batch and its items (of ``tenant``) to store, once every item is valid (else
         :class:`~engine.errors.InvalidModelError` with every problem, under ``requests[i]``
         or ``model_configs[i]``). The items are the inline ``requests``, then the requests
         read from the files of ``model_configs``. ``parent``: created through Google's
-        service (operation names under it)."""
+        service (operation names under it). ``limits``: the tenant's (None: the server's)."""
+        limits = limits or self.settings.limits
         violations = unhonoured_fields(request)
         conv = FieldConverter()
         check_parent(conv, request.parent)
         violations.extend(conv.violations)
         if not request.requests and not request.model_configs:
             violations.append(FieldViolation("model_configs", "must not be empty"))
-        cap = self.settings.limits.batch_requests
+        cap = limits.batch_requests
         count = len(request.requests) + len(request.model_configs)
         if count > cap:  # refused before any model config is read or any item converted
             field = "requests" if request.requests else "model_configs"
             violations.append(
                 FieldViolation(
                     field,
-                    f"at most {cap:,} requests and model configs in all on this server "
-                    f"(--limit batch_requests=N), got {count:,}",
+                    f"at most {cap:,} requests and model configs in all "
+                    f"{limits.where('batch_requests')}, got {count:,}",
                 )
             )
             raise InvalidModelError(violations)
         requests = list(request.requests)
-        budget = self.settings.limits.batch_mb * 1024 * 1024 - request.ByteSize()
+        budget = limits.batch_mb * 1024 * 1024 - request.ByteSize()
         for i, config in enumerate(request.model_configs):
             try:
                 item = self._read_config(config, f"model_configs[{i}]")
@@ -83,8 +89,8 @@ class BatchKind(OperationKind):
                 violations.append(
                     FieldViolation(
                         f"model_configs[{i}]",
-                        f"the batch's requests exceed {self.settings.limits.batch_mb} MiB once "
-                        "read on this server (--limit batch_mb=N)",
+                        f"the batch's requests exceed {limits.batch_mb} MiB once read "
+                        f"{limits.where('batch_mb')}",
                     )
                 )
                 raise InvalidModelError(violations)
@@ -93,7 +99,7 @@ class BatchKind(OperationKind):
             inline = i < len(request.requests)
             where = f"requests[{i}]" if inline else f"model_configs[{i - len(request.requests)}]"
             try:
-                self.items.check(item)
+                self.items.check(item, limits)
             except InvalidModelError as exc:
                 violations.extend(_under(where, exc.violations))
         if violations:

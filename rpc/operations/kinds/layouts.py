@@ -1,19 +1,33 @@
-"""Operations of kind ``layouts`` (EvaluateDepotLayouts): a depot layout study run by a
-:class:`~rpc.operations.layouts.LayoutRun`, whose routing solves go to the executor. Its
-progress is the layouts routed so far, kept as the partial response; a cancelled study keeps
-the layouts routed so far as its response (state CANCELLED)."""
+"""Operations of kind ``layouts`` (EvaluateDepotLayouts): a depot layout study run as a task
+of the executor, in a worker process of its own (:mod:`rpc.operations.layouts`). Its progress
+is the layouts routed so far, kept as the partial response; a cancelled study keeps the layouts
+routed so far as its response (state CANCELLED), even when its worker had to be killed.
+
+Like a solve: the attempt is counted before the task is submitted; a task the executor refuses
+(full) goes back to the head of the queue without spending an attempt; a study whose worker
+dies runs again, up to the manager's attempts, then ends ABORTED; a study interrupted by the
+server's shutdown is queued again for the next start without spending an attempt. A study
+whose budget passed before its first layout was routed fails with DEADLINE_EXCEEDED.
+"""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
-from rpc.layouts import LayoutOutcome, LayoutRequest, request_to_study, result_to_response
+from google.protobuf.message import DecodeError
+
+from engine.errors import ExecutorFullError, ExecutorShutdownError, NoSolutionError, WorkerLostError
+from rpc.layouts import LayoutRequest, request_to_study, study_budget_s
 from rpc.operations.kinds.base import OperationKind, Running, elapsed, job_state, set_times
-from rpc.operations.layouts import LayoutRun
+from rpc.operations.layouts import run_study_task, study_payload
 from rpc.operations.store import JobRecord
 from rpc.pb import route_optimization_service_pb2 as pb
+from runtime.base import TaskJob
 
 __all__ = ["LayoutsKind"]
+
+log = logging.getLogger(__name__)
 
 
 class LayoutsKind(OperationKind):
@@ -37,63 +51,109 @@ class LayoutsKind(OperationKind):
         host = self.host
         if not host.store.mark_running(state.name, host.now()):  # the attempt, counted first
             return False
-        req = self.study(pb.EvaluateDepotLayoutsRequest.FromString(rec.request))
+        request = pb.EvaluateDepotLayoutsRequest.FromString(rec.request)
+        req = self.study(request)
         state.label = req.label
+        budget_s = study_budget_s(req)
+        payload = study_payload(
+            request,
+            default_geodesic_meters_per_second=self.settings.default_geodesic_meters_per_second,
+            budget_s=budget_s,
+        )
         started = host.now()
+        try:
+            job = host.executor.submit_task(
+                run_study_task,
+                payload,
+                time_limit_s=budget_s,
+                on_progress=lambda data: self._on_progress(state, started, data),
+                cores=0,  # auto: the cores the running solves leave
+            )
+        except (ExecutorFullError, ExecutorShutdownError):
+            host.store.unmark_running(state.name, host.now())  # no attempt spent
+            if not host.requeue(state):
+                host.finish_cancelled(rec)
+            return False
+        host.attach(state, job)
+        job.add_done_callback(lambda done: self._on_done(state, done))
+        return True
 
-        def on_layout(so_far: LayoutOutcome) -> None:
-            try:
-                store_progress(so_far)
-            except sqlite3.Error as exc:  # the study goes on; its result is stored at the end
-                host.store_failed(exc)
-
-        def store_progress(so_far: LayoutOutcome) -> None:
-            best = so_far.evaluations[0]
-            response = result_to_response(so_far, label=req.label)
+    def _on_progress(self, state: Running, started: float, data: bytes) -> None:
+        """The response so far, from the study's worker: stored as the partial response."""
+        host = self.host
+        try:
+            so_far = pb.EvaluateDepotLayoutsResponse.FromString(data)
+        except DecodeError:
+            log.error("operation %s: unreadable progress from its worker", state.name)
+            return
+        if not so_far.layouts:
+            return
+        best = so_far.layouts[0]
+        try:
             host.store.update_progress(
                 state.name,
                 host.now(),
                 elapsed_s=host.now() - started,
-                solution_count=len(so_far.evaluations),
+                solution_count=len(so_far.layouts),
                 best_cost=best.kpis.total_cost,
                 used_vehicles=best.kpis.vehicles_used,
                 skipped_shipments=best.kpis.orders_unserved,
-                response=response.SerializeToString(),
+                response=data,
             )
+        except sqlite3.Error as exc:  # the study goes on; its result is stored at the end
+            host.store_failed(exc)
 
-        run = LayoutRun(req, host.executor, roads=self.settings.roads, on_layout=on_layout)
-        host.attach(state, run)
-        run.add_done_callback(lambda done: self._on_done(state, done))
-        run.start()
-        return True
-
-    def _on_done(self, state: Running, run: LayoutRun) -> None:
+    def _on_done(self, state: Running, job: TaskJob) -> None:
         host = self.host
         stopping = host.release(state)
         try:
-            self._complete(state, run, stopping)
+            self._complete(state, job, stopping)
         except sqlite3.Error as exc:
             host.store_failed(exc)
+            log.error("operation %s: cannot record its completion: %s", state.name, exc)
         finally:
             host.settled(state)
 
-    def _complete(self, state: Running, run: LayoutRun, stopping: bool) -> None:
+    def _complete(self, state: Running, job: TaskJob, stopping: bool) -> None:
         host, name = self.host, state.name
-        if stopping and not state.cancel_requested:
-            host.interrupted(name)  # queued again: the next start runs it
+        if stopping and not state.cancel_requested and job.cancel_requested:
+            host.interrupted(name)  # stopped by the shutdown: the next start runs it again
             return
         try:
-            outcome = run.result()
+            response = pb.EvaluateDepotLayoutsResponse.FromString(job.result())
         except BaseException as exc:
-            self.fail(name, exc)
-        else:
-            if state.cancel_requested and not outcome.evaluations:
-                message = "the operation was cancelled before a layout was routed"
-                self.cancelled_without_result(name, message)
+            if state.cancel_requested:
+                self._cancelled(name, f"({exc})")
+            elif isinstance(exc, WorkerLostError):
+                if host.worker_lost(name, exc):
+                    return  # queued again
             else:
-                response = result_to_response(outcome, label=state.label)
-                self.respond(name, response, cancelled=state.cancel_requested)
+                self.fail(name, exc)
+        else:
+            if state.cancel_requested:
+                if response.layouts:
+                    self.respond(name, response, cancelled=True)
+                else:
+                    self._cancelled(name, "")
+            elif not response.layouts:
+                budget = NoSolutionError(
+                    "time_limit", "the study's time budget passed before a layout was routed"
+                )
+                self.fail(name, budget)
+            else:
+                self.respond(name, response, cancelled=False)
         host.finished(None)
+
+    def _cancelled(self, name: str, why: str) -> None:
+        """Finish a cancelled study: with the layouts its progress stored, if any."""
+        rec = self.host.store.get(name)
+        if rec is not None and rec.response is not None:
+            self.respond(
+                name, pb.EvaluateDepotLayoutsResponse.FromString(rec.response), cancelled=True
+            )
+        else:
+            message = f"the operation was cancelled before a layout was routed {why}".strip()
+            self.cancelled_without_result(name, message)
 
     def metadata(self, rec: JobRecord) -> pb.EvaluateDepotLayoutsMetadata:
         md = pb.EvaluateDepotLayoutsMetadata(

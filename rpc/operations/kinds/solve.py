@@ -29,6 +29,7 @@ from rpc.convert import (
     solution_to_response,
     solve_result,
 )
+from rpc.limits import Limits
 from rpc.operations.kinds.base import OperationKind, Running, elapsed, job_state, set_times
 from rpc.operations.store import JobRecord
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -57,17 +58,19 @@ class SolveKind(OperationKind):
         assert rec.request is not None
         return pb.OptimizeToursRequest.FromString(rec.request)
 
-    def check(self, request: pb.OptimizeToursRequest) -> None:
+    def check(self, request: pb.OptimizeToursRequest, limits: Limits | None = None) -> None:
         """Raise :class:`~engine.errors.InvalidModelError` unless ``request`` is valid (a
-        VALIDATE_ONLY request is: its problems are the response's validation_errors)."""
-        check_size(request, self.settings.limits, synchronous=False)
+        VALIDATE_ONLY request is: its problems are the response's validation_errors) within
+        ``limits`` (the submitting tenant's; None: the server's)."""
+        limits = limits or self.settings.limits
+        check_size(request, limits, synchronous=False)
         if request.solving_mode in REPORTING_MODES:
             return
         request_to_engine(
             request,
             default_geodesic_meters_per_second=self.settings.default_geodesic_meters_per_second,
             max_solver_processes=self.settings.max_solver_processes,
-            limits=self.settings.limits,
+            limits=limits,
             synchronous=False,
         )
 
@@ -99,9 +102,11 @@ class SolveKind(OperationKind):
             return False
         model, request_settings = converted
         timeout = request_settings.timeout_s
-        options = request_settings.solve_options(
-            settings.default_timeout_s if timeout is None else timeout, settings.solver_processes
-        )
+        if timeout is None:  # the server's default, within the tenant's cap
+            timeout = min(
+                settings.default_timeout_s, host.limits(rec.tenant).long_running_timeout_s
+            )
+        options = request_settings.solve_options(timeout, settings.solver_processes)
         state.label = request_settings.label
         try:
             job = host.executor.submit(

@@ -17,6 +17,7 @@ from rpc.convert import FieldConverter
 from rpc.convert.settings import check_parent
 from rpc.google.storage import format_of_name
 from rpc.google.unknown import unhonoured_fields
+from rpc.limits import Limits
 from rpc.operations.kinds.solve import SolveKind
 from rpc.operations.store import JobRecord
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -49,9 +50,9 @@ class UriKind(SolveKind):
         uri = request.input.uri
         return storage.read(uri, format_of_name(uri), pb.OptimizeToursRequest, "input.uri")
 
-    def check_uri(self, request: pb.OptimizeToursUriRequest) -> None:
+    def check_uri(self, request: pb.OptimizeToursUriRequest, limits: Limits | None = None) -> None:
         """Raise :class:`InvalidModelError` unless the call can be accepted."""
-        self.check(self.uri_request(request))
+        self.check(self.uri_request(request), limits)
 
     def tours_request(self, rec: JobRecord) -> pb.OptimizeToursRequest:
         assert rec.request is not None
