@@ -124,7 +124,11 @@ class Browser:
     # -- what a test does --------------------------------------------------------------------
     def goto(self, url: str, ready: str = "document.readyState === 'complete'") -> None:
         self.page("Page.navigate", {"url": url})
-        self.wait_for(ready, timeout=20)
+        # until the new document is there, ``ready`` may run on the old one (or on none) and
+        # throw: that is "not yet", not a failure
+        self.wait_for(
+            f"(() => {{ try {{ return !!({ready}); }} catch (e) {{ return false; }} }})()", 20
+        )
 
     def js(self, expression: str) -> Any:
         """The value of ``expression`` (awaited when a promise); page exceptions raise."""
