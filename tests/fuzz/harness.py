@@ -39,6 +39,7 @@ from grpc_health.v1 import health_pb2
 
 from rpc.pb import route_optimization_service_pb2 as pb
 from tests.fuzz.mutator import Mutator, garbage, mutate_bytes
+from tests.rpc.test_faults import descendants
 from tests.rpc.test_server_e2e import EXAMPLE, ServerProcess
 
 ROUTEOPT: Final = "/routeopt.v1.RouteOptimization/"
@@ -519,35 +520,6 @@ def make_case(seed: int, index: int, memory: Memory) -> Case:
 
 
 # -- the run -----------------------------------------------------------------------------------
-
-
-def processes() -> dict[int, tuple[int, str]]:
-    """Every process: pid → (parent pid, name)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        found[int(entry.name)] = (int(fields[1]), comm)
-    return found
-
-
-def descendants(pid: int) -> dict[int, str]:
-    table = processes()
-    below: dict[int, str] = {}
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, (ppid, comm) in table.items():
-            if ppid == parent and child not in below:
-                below[child] = comm
-                frontier.append(child)
-    return below
 
 
 def rss_mb(pid: int) -> float:

@@ -5,37 +5,16 @@ costs recomputed), and bad values answered INVALID_ARGUMENT naming Google's fiel
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import grpc
 import pytest
 from google.api_core import exceptions as api_exceptions
 from google.maps import routeoptimization_v1 as ro
-from google.maps.routeoptimization_v1.services.route_optimization.transports import (
-    RouteOptimizationGrpcTransport,
-)
 
 from tests.rpc.test_google_rules_e2e import delivery, solve, tours, vehicle
-from tests.rpc.test_server_e2e import ServerProcess, bad_request_fields
+from tests.rpc.test_server_e2e import bad_request_fields
 
 H = 3600
 DEG_LAT_S = 111_195.0 / 10.0
 """Seconds of geodesic travel per degree of latitude at 10 m/s (the requests' speed)."""
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    log = tmp_path_factory.mktemp("google-hours") / "server.log"
-    srv = ServerProcess(log, "--osm", "none", "--workers", "2")
-    yield srv
-    assert srv.terminate() == 0, srv.log()
-
-
-@pytest.fixture(scope="module")
-def client(server: ServerProcess) -> Iterator[ro.RouteOptimizationClient]:
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield ro.RouteOptimizationClient(transport=RouteOptimizationGrpcTransport(channel=channel))
-    channel.close()
 
 
 def _eu_day(**fields: object) -> ro.OptimizeToursRequest:

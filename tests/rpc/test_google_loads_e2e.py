@@ -6,35 +6,14 @@ field, and Google's load-dependent costs refused by name."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import grpc
 import pytest
 from google.api_core import exceptions as api_exceptions
 from google.maps import routeoptimization_v1 as ro
-from google.maps.routeoptimization_v1.services.route_optimization.transports import (
-    RouteOptimizationGrpcTransport,
-)
 
 from tests.rpc.test_google_rules_e2e import delivery, pair, solve, tours, vehicle
-from tests.rpc.test_server_e2e import ServerProcess, bad_request_fields
+from tests.rpc.test_server_e2e import bad_request_fields
 
 LoadLimit = ro.Vehicle.LoadLimit
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    log = tmp_path_factory.mktemp("google-loads") / "server.log"
-    srv = ServerProcess(log, "--osm", "none", "--workers", "2")
-    yield srv
-    assert srv.terminate() == 0, srv.log()
-
-
-@pytest.fixture(scope="module")
-def client(server: ServerProcess) -> Iterator[ro.RouteOptimizationClient]:
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield ro.RouteOptimizationClient(transport=RouteOptimizationGrpcTransport(channel=channel))
-    channel.close()
 
 
 def kg(amount: int) -> dict[str, ro.Shipment.Load]:

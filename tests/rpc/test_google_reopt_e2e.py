@@ -4,37 +4,16 @@ the independent checker (which verifies the kept visits of an injected_solution_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import grpc
 import pytest
 from google.api_core import exceptions as api_exceptions
 from google.maps import routeoptimization_v1 as ro
-from google.maps.routeoptimization_v1.services.route_optimization.transports import (
-    RouteOptimizationGrpcTransport,
-)
 
 from tests.rpc.test_google_rules_e2e import delivery, solve, tours, vehicle
-from tests.rpc.test_server_e2e import ServerProcess, bad_request_fields
+from tests.rpc.test_server_e2e import bad_request_fields
 
 Level = ro.InjectedSolutionConstraint.ConstraintRelaxation.Relaxation.Level
 Reason = ro.SkippedShipment.Reason.Code
 LATS = [48.845, 48.85, 48.855, 48.86, 48.835, 48.83, 48.825, 48.865]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    log = tmp_path_factory.mktemp("google-reopt") / "server.log"
-    srv = ServerProcess(log, "--osm", "none", "--workers", "2")
-    yield srv
-    assert srv.terminate() == 0, srv.log()
-
-
-@pytest.fixture(scope="module")
-def client(server: ServerProcess) -> Iterator[ro.RouteOptimizationClient]:
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield ro.RouteOptimizationClient(transport=RouteOptimizationGrpcTransport(channel=channel))
-    channel.close()
 
 
 def _orders(lats: list[float], prefix: str = "order") -> list[ro.Shipment]:

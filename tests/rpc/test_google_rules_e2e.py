@@ -5,16 +5,12 @@ is solved differently), and bad values answered INVALID_ARGUMENT naming Google's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 from google.api_core import exceptions as api_exceptions
 from google.maps import routeoptimization_v1 as ro
-from google.maps.routeoptimization_v1.services.route_optimization.transports import (
-    RouteOptimizationGrpcTransport,
-)
 
 from engine.solution import Solution
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -23,21 +19,6 @@ from tests.rpc.test_server_e2e import ServerProcess, bad_request_fields, check_r
 PARENT = "projects/rules"
 DEPOT = (48.84, 2.34)
 Reason = ro.SkippedShipment.Reason.Code
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    log = tmp_path_factory.mktemp("google-rules") / "server.log"
-    srv = ServerProcess(log, "--osm", "none", "--workers", "2")
-    yield srv
-    assert srv.terminate() == 0, srv.log()
-
-
-@pytest.fixture(scope="module")
-def client(server: ServerProcess) -> Iterator[ro.RouteOptimizationClient]:
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    yield ro.RouteOptimizationClient(transport=RouteOptimizationGrpcTransport(channel=channel))
-    channel.close()
 
 
 def at(lat: float, lng: float = 2.34) -> dict[str, float]:
