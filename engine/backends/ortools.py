@@ -898,11 +898,12 @@ class _Builder:
         first-solution strategy, else (when that finds nothing) from ALL_UNPERFORMED."""
         routing = self.routing
         assignment = None
-        initial = self._initial_assignment(initial_routes) if initial_routes else None
+        initial = self._initial_assignment(initial_routes, params) if initial_routes else None
         if initial is None and self.fallback_routes:
             log.info("initial routes rejected; starting from the constraint's kept visits")
-            initial = self._initial_assignment(self.fallback_routes)
+            initial = self._initial_assignment(self.fallback_routes, params)
         if initial is not None:
+            _set_time_limit(params, stop)
             assignment = routing.SolveFromAssignmentWithParameters(initial, params)
             if assignment is None or watch.count == 0:
                 log.info("initial routes rejected; searching from a first-solution strategy")
@@ -928,11 +929,11 @@ class _Builder:
         """The plans of the solution being reported (in a solution callback)."""
         return tuple(self._extract(_LIVE, v) for v in range(len(self.model.vehicles)))
 
-    def _initial_assignment(self, routes: Sequence[Sequence[int]]) -> Any:
-        """An assignment with ``routes`` (stops per vehicle; other shipments unperformed), or
-        None when OR-Tools finds it inconsistent with the model."""
+    def _initial_assignment(self, routes: Sequence[Sequence[int]], params: Any) -> Any:
+        """A complete assignment with ``routes`` (stops per vehicle; other shipments
+        unperformed), or None when OR-Tools finds it inconsistent with the model."""
         indices = [[self._index(stop) for stop in route] for route in routes]
-        assignment = self.routing.ReadAssignmentFromRoutes(indices, True)
+        assignment = self._restore(indices, params)
         if assignment is not None:
             return assignment
         # Constraints are per route: keep the routes that are feasible on their own (their
@@ -940,11 +941,32 @@ class _Builder:
         kept = []
         for v, route in enumerate(indices):
             alone = [route if u == v else [] for u in range(len(indices))]
-            ok = bool(route) and self.routing.ReadAssignmentFromRoutes(alone, True) is not None
+            ok = bool(route) and self._restore(alone, params) is not None
             kept.append(route if ok else [])
         dropped = sum(1 for r, k in zip(indices, kept, strict=True) if r and not k)
         log.info("initial routes: %d of %d are infeasible and dropped", dropped, len(indices))
-        return self.routing.ReadAssignmentFromRoutes(kept, True)
+        return self._restore(kept, params)
+
+    def _restore(self, routes: list[list[int]], params: Any) -> Any:
+        """The first complete solution with these routes (OR-Tools places the times, breaks
+        and the rest), or None when they are inconsistent with the model.
+
+        Not ``ReadAssignmentFromRoutes``: that runs a search that, once it has the routes'
+        solution, goes on trying to lower its cost by backtracking over the cumul values
+        until the whole time limit is spent (a soft time window made a 10 s solve take
+        17 s: the limit spent there, then again by the local search). The routes are set
+        without a search, then a search stops at its first solution."""
+        routing = self.routing
+        filled = routing.solver().Assignment()
+        if not routing.RoutesToAssignment(routes, True, True, filled):
+            return None
+        probe = pywrapcp.DefaultRoutingSearchParameters()
+        probe.CopyFrom(params)
+        probe.solution_limit = 1
+        restored = routing.SolveFromAssignmentWithParameters(filled, probe)
+        if restored is None:
+            return None
+        return routing.solver().Assignment(restored)  # a copy: the next search reuses it
 
     def _extract(self, assignment: pywrapcp.Assignment | _LiveValues, v: int) -> RoutePlan:
         routing, manager, dim = self.routing, self.manager, self.time
