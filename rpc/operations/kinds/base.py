@@ -9,9 +9,11 @@ recovery, deletion, expiry) and offers the kinds what they need through :class:`
 
 from __future__ import annotations
 
+import logging
 import secrets
+import sqlite3
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Protocol, cast
 
@@ -30,6 +32,8 @@ from rpc.limits import Limits
 from rpc.operations.store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobStore
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime import Executor
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "OPERATION_PREFIX",
@@ -199,6 +203,20 @@ class OperationKind:
     def metadata(self, rec: JobRecord) -> Message:
         """The operation's metadata message."""
         raise NotImplementedError
+
+    def settle(self, state: Running, complete: Callable[[bool], None]) -> None:
+        """A dispatched job is done: release its slot, let ``complete(stopping)`` record the
+        outcome (``stopping``: the server is shutting down), and mark the operation settled;
+        a store error is kept for the health check and logged."""
+        host = self.host
+        stopping = host.release(state)
+        try:
+            complete(stopping)
+        except sqlite3.Error as exc:
+            host.store_failed(exc)
+            log.error("operation %s: cannot record its completion: %s", state.name, exc)
+        finally:
+            host.settled(state)
 
     def cancel(self, rec: JobRecord, now: float) -> None:
         """Cancel an unfinished operation (already marked cancel-requested in the store)."""

@@ -75,7 +75,9 @@ class LayoutsKind(OperationKind):
                 host.finish_cancelled(rec)
             return False
         host.attach(state, job)
-        job.add_done_callback(lambda done: self._on_done(state, done))
+        job.add_done_callback(
+            lambda done: self.settle(state, lambda stopping: self._complete(state, done, stopping))
+        )
         return True
 
     def _on_progress(self, state: Running, started: float, data: bytes) -> None:
@@ -102,17 +104,6 @@ class LayoutsKind(OperationKind):
             )
         except sqlite3.Error as exc:  # the study goes on; its result is stored at the end
             host.store_failed(exc)
-
-    def _on_done(self, state: Running, job: TaskJob) -> None:
-        host = self.host
-        stopping = host.release(state)
-        try:
-            self._complete(state, job, stopping)
-        except sqlite3.Error as exc:
-            host.store_failed(exc)
-            log.error("operation %s: cannot record its completion: %s", state.name, exc)
-        finally:
-            host.settled(state)
 
     def _complete(self, state: Running, job: TaskJob, stopping: bool) -> None:
         host, name = self.host, state.name

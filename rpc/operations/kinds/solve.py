@@ -126,7 +126,9 @@ class SolveKind(OperationKind):
                 host.refresh(rec.batch)
             except sqlite3.Error as exc:  # the job runs: do not queue it again
                 host.store_failed(exc)
-        job.add_done_callback(lambda done: self._on_done(state, done))
+        job.add_done_callback(
+            lambda done: self.settle(state, lambda stopping: self._complete(state, done, stopping))
+        )
         return True
 
     def _on_progress(self, state: Running, update: SolveProgress) -> None:
@@ -161,17 +163,6 @@ class SolveKind(OperationKind):
             skipped_shipments=update.skipped_shipments,
             response=response,
         )
-
-    def _on_done(self, state: Running, job: Job) -> None:
-        host = self.host
-        stopping = host.release(state)
-        try:
-            self._complete(state, job, stopping)
-        except sqlite3.Error as exc:
-            host.store_failed(exc)
-            log.error("operation %s: cannot record its completion: %s", state.name, exc)
-        finally:
-            host.settled(state)
 
     def _complete(self, state: Running, job: Job, stopping: bool) -> None:
         host, name = self.host, state.name
