@@ -7,7 +7,9 @@
 Graphs: the OSM extracts in ``../shared/data/osm`` (CAR profile, ``geodata.load_network``; times
 of the network's prepared graph, i.e. on its exact binary grid) and the PACE-2016 DIMACS road
 graphs in ``../shared/data/dimacs/pace16-unweighted`` (NY, BAY, COL, FLA: real topology, no
-weights). DIMACS weights, deterministic: each undirected edge gets, from
+weights), and ``gridSIDE`` (e.g. ``grid500``, about 250k nodes): the perturbed street grid of
+``benchmarks.matrix.synthetic_roads`` (seed 7), on its exact binary grid.
+DIMACS weights, deterministic: each undirected edge gets, from
 ``numpy.random.default_rng(0)`` in file order, a length uniform in [10, 1000] m rounded to 1 m and
 a speed drawn from {30, 50, 80, 100} km/h; its time ``length / speed`` is rounded to 1/1024 s;
 both directions get the same edge. (Random speeds give a weaker hierarchy than real road classes:
@@ -97,6 +99,30 @@ def load_dimacs(name: str) -> Graph | str:
         return arrays
     indptr, heads, time_s, length, _ = arrays
     return Graph(name, prepare_graph(indptr, heads, time_s, length, exact_grid=True))
+
+
+def load_grid(name: str) -> Graph | str:
+    """``gridSIDE``: the synthetic street grid of :func:`benchmarks.matrix.synthetic_roads`."""
+    from benchmarks.matrix import synthetic_roads
+
+    side = name.removeprefix("grid")
+    if not side.isdigit() or not 2 <= int(side) <= 2000:
+        return f"{name}: a grid is gridSIDE with SIDE from 2 to 2000"
+    grid = synthetic_roads(int(side))
+    return Graph(
+        name,
+        prepare_graph(
+            grid.indptr, grid.indices, grid.travel_time_s, grid.length_m, exact_grid=True
+        ),
+    )
+
+
+def load_graph(name: str) -> Graph | str:
+    if name in DIMACS_GRAPHS:
+        return load_dimacs(name)
+    if name.startswith("grid"):
+        return load_grid(name)
+    return load_osm(name)
 
 
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, float, Any]:
@@ -232,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| graph | nodes | edges | what | CPU s | wall s | notes |")
     print("|---|---:|---:|---|---:|---:|---|")
     for name in args.graphs:
-        graph = load_dimacs(name) if name in DIMACS_GRAPHS else load_osm(name)
+        graph = load_graph(name)
         if isinstance(graph, str):
             print(f"| {name} | | | skipped | | | {graph} |")
             continue
