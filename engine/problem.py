@@ -47,6 +47,7 @@ class Problem:
     transitions: TransitionTables | None = None
     """The model's ``transition_attributes`` over the stops (issue 15; None without any)."""
     _delay_cache: list[IntArray] = field(default_factory=list)
+    _transition_cost_cache: dict[int, FloatArray] = field(default_factory=dict)
 
     @classmethod
     def build(cls, model: ShipmentModel, stops: Stops, travel: TravelMatrices) -> Problem:
@@ -115,7 +116,7 @@ class Problem:
         """Integer transition delay between stops (``transition_attributes``' delays, issue
         15; rounded up, capped at :attr:`unreachable_s`), None when no transition has one."""
         tables = self.transitions
-        if tables is None or not tables.delay_s.any():
+        if tables is None or tables.delay_s is None:
             return None
         if not self._delay_cache:
             capped = np.minimum(tables.delay_s, float(self.unreachable_s))
@@ -162,7 +163,9 @@ class Problem:
             v.cost_per_kilometer * meters / 1000.0 + v.cost_per_traveled_hour * seconds / 3600.0
         )
         if self.transitions is not None and self.transitions.has_costs:
-            cost = cost + self.transitions.costs(meters)
+            if k not in self._transition_cost_cache:
+                self._transition_cost_cache[k] = self.transitions.costs(meters)
+            cost = cost + self._transition_cost_cache[k]
         return cost
 
     def reachable(self, vehicle: int, a: int, b: int) -> bool:

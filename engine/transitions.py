@@ -98,10 +98,10 @@ def transition_costs(
 
 @dataclass(frozen=True, eq=False)
 class _Soft:
-    """One attribute's soft distance limit over a block of arcs."""
+    """One attribute's soft distance limit: the stops it matches as sources and destinations."""
 
-    rows: npt.NDArray[np.int64]
-    cols: npt.NDArray[np.int64]
+    rows: BoolArray
+    cols: BoolArray
     soft_max_m: float
     rate: float
 
@@ -109,12 +109,13 @@ class _Soft:
 @dataclass(frozen=True, eq=False)
 class TransitionTables:
     """The transition attributes of a model over its stops: ``delay_s[i, j]`` and the costs
-    of the transition from stop i to stop j (see the module docstring)."""
+    of the transition from stop i to stop j (see the module docstring); None where no
+    attribute has such a term."""
 
-    delay_s: FloatArray
-    cost: FloatArray
+    delay_s: FloatArray | None
+    cost: FloatArray | None
     """Sum of the matching attributes' ``cost``."""
-    per_kilometer: FloatArray
+    per_kilometer: FloatArray | None
     """Sum of the matching attributes' ``cost_per_kilometer``."""
     soft: tuple[_Soft, ...]
     unused_empty_routes: tuple[tuple[int, int], ...] = ()
@@ -122,59 +123,116 @@ class TransitionTables:
 
     @property
     def has_costs(self) -> bool:
-        return bool(self.cost.any() or self.per_kilometer.any() or self.soft)
+        return self.cost is not None or self.per_kilometer is not None or bool(self.soft)
 
     def costs(self, distances_m: FloatArray) -> FloatArray:
         """Cost of every transition given the distances between the stops (finite)."""
-        out: FloatArray = self.cost + self.per_kilometer * distances_m / 1000.0
+        out: FloatArray = np.zeros(distances_m.shape)
+        if self.cost is not None:
+            out += self.cost
+        if self.per_kilometer is not None:
+            out += self.per_kilometer * distances_m / 1000.0
         for s in self.soft:
-            block = np.ix_(s.rows, s.cols)
-            out[block] += s.rate * np.maximum(0.0, distances_m[block] - s.soft_max_m) / 1000.0
+            excess = distances_m - s.soft_max_m
+            np.maximum(excess, 0.0, out=excess)
+            excess *= s.rate / 1000.0
+            excess *= np.outer(s.rows, s.cols)  # only the transitions the attribute matches
+            out += excess
         for start, end in self.unused_empty_routes:
             out[start, end] = 0.0
         return out
 
 
-def _masks(
-    model: ShipmentModel, stops: Stops, a: TransitionAttributes
-) -> tuple[BoolArray, BoolArray]:
-    """Stops matched by ``a`` as sources and as destinations."""
-    src = np.zeros(stops.size, dtype=np.bool_)
-    dst = np.zeros(stops.size, dtype=np.bool_)
-    for i in range(stops.size):
-        s_tags = source_tags(model, stops, i)
-        d_tags = destination_tags(model, stops, i)
-        src[i] = s_tags is not None and a.matches_source(s_tags)
-        dst[i] = d_tags is not None and a.matches_destination(d_tags)
-    return src, dst
+class _TagIndex:
+    """Which stops carry each tag, as sources and as destinations."""
+
+    def __init__(self, model: ShipmentModel, stops: Stops) -> None:
+        n = stops.size
+        self.is_source = np.zeros(n, dtype=np.bool_)
+        self.is_destination = np.zeros(n, dtype=np.bool_)
+        self.sources: dict[str, list[int]] = {}
+        self.destinations: dict[str, list[int]] = {}
+        for i in range(n):
+            for tags, flags, index in (
+                (source_tags(model, stops, i), self.is_source, self.sources),
+                (destination_tags(model, stops, i), self.is_destination, self.destinations),
+            ):
+                if tags is None:
+                    continue
+                flags[i] = True
+                for tag in set(tags):
+                    index.setdefault(tag, []).append(i)
+
+    @staticmethod
+    def _mask(flags: BoolArray, index: dict[str, list[int]], tag: str, excluded: str) -> BoolArray:
+        if tag:
+            mask = np.zeros(len(flags), dtype=np.bool_)
+            mask[index.get(tag, [])] = True
+            return mask
+        mask = flags.copy()
+        mask[index.get(excluded, [])] = False
+        return mask
+
+    def masks(self, a: TransitionAttributes) -> tuple[BoolArray, BoolArray]:
+        """Stops matched by ``a`` as sources and as destinations."""
+        return (
+            self._mask(self.is_source, self.sources, a.src_tag, a.excluded_src_tag),
+            self._mask(self.is_destination, self.destinations, a.dst_tag, a.excluded_dst_tag),
+        )
+
+
+def _sum_of_blocks(
+    masks: Sequence[tuple[BoolArray, BoolArray]], values: Sequence[float]
+) -> FloatArray | None:
+    """``sum_k values[k] * outer(src_k, dst_k)`` as one matrix product (None: all zero)."""
+    used = [k for k, value in enumerate(values) if value]
+    if not used:
+        return None
+    src = np.stack([masks[k][0] for k in used], axis=1).astype(np.float64)
+    dst = np.stack([masks[k][1] for k in used], axis=1).astype(np.float64)
+    weights = np.asarray([values[k] for k in used], dtype=np.float64)
+    out: FloatArray = (src * weights) @ dst.T
+    return out
 
 
 def build_tables(model: ShipmentModel, stops: Stops) -> TransitionTables | None:
-    """The tables of ``model``'s transition attributes (None without any)."""
+    """The tables of ``model``'s transition attributes (None without any). Attributes with the
+    same tags are merged first; each table is one matrix product over the attributes."""
     if not model.transition_attributes:
         return None
-    n = stops.size
-    delay = np.zeros((n, n))
-    cost = np.zeros((n, n))
-    per_km = np.zeros((n, n))
+    index = _TagIndex(model, stops)
+    merged: dict[tuple[str, str, str, str], list[float]] = {}
     soft: list[_Soft] = []
-    unused_empty = [
+    for a in model.transition_attributes:
+        key = (a.src_tag, a.excluded_src_tag, a.dst_tag, a.excluded_dst_tag)
+        sums = merged.setdefault(key, [0.0, 0.0, 0.0])
+        sums[0] += a.delay_s
+        sums[1] += a.cost
+        sums[2] += a.cost_per_kilometer
+        rate = a.distance_limit_cost_per_kilometer_above_soft_max
+        if a.distance_limit_soft_max_m is not None and rate:
+            rows, cols = index.masks(a)
+            soft.append(_Soft(rows, cols, a.distance_limit_soft_max_m, rate))
+    specs = list(merged)
+    masks = [
+        index.masks(
+            TransitionAttributes(
+                src_tag=k[0], excluded_src_tag=k[1], dst_tag=k[2], excluded_dst_tag=k[3]
+            )
+        )
+        for k in specs
+    ]
+    unused_empty = tuple(
         (stops.vehicle_start(v), stops.vehicle_end(v))
         for v, vehicle in enumerate(model.vehicles)
         if not vehicle.used_if_route_is_empty
-    ]
-    for a in model.transition_attributes:
-        src, dst = _masks(model, stops, a)
-        rows, cols = np.flatnonzero(src), np.flatnonzero(dst)
-        if not len(rows) or not len(cols):
-            continue
-        block = np.ix_(rows, cols)
-        delay[block] += a.delay_s
-        cost[block] += a.cost
-        per_km[block] += a.cost_per_kilometer
-        rate = a.distance_limit_cost_per_kilometer_above_soft_max
-        if a.distance_limit_soft_max_m is not None and rate:
-            soft.append(_Soft(rows, cols, a.distance_limit_soft_max_m, rate))
-    for start, end in unused_empty:
-        delay[start, end] = cost[start, end] = per_km[start, end] = 0.0
-    return TransitionTables(delay, cost, per_km, tuple(soft), tuple(unused_empty))
+    )
+    tables = []
+    for column in range(3):
+        table = _sum_of_blocks(masks, [merged[k][column] for k in specs])
+        if table is not None:
+            for start, end in unused_empty:
+                table[start, end] = 0.0
+        tables.append(table)
+    delay, cost, per_km = tables
+    return TransitionTables(delay, cost, per_km, tuple(soft), unused_empty)
