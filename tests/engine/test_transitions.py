@@ -14,9 +14,29 @@ import dataclasses
 import numpy as np
 import pytest
 
-from engine import InvalidModelError, Shipment, ShipmentModel, SkipReasonCode, Vehicle
-from engine.model import TimeWindow, TransitionAttributes, VisitRequest
-from engine.options import SearchMode
+from engine import InvalidModelError, Shipment, ShipmentModel, SkipReasonCode, Vehicle, solve
+from engine.model import (
+    ConstraintRelaxation,
+    InjectedRoute,
+    InjectedSolutionConstraint,
+    InjectedVisit,
+    Relaxation,
+    RelaxationLevel,
+    TimeWindow,
+    TransitionAttributes,
+    VisitRequest,
+)
+from engine.options import SearchMode, SolveOptions
+from engine.solution import Route
+from engine.transitions import (
+    build_tables,
+    destination_tags,
+    matching,
+    source_tags,
+    transition_costs,
+    transition_delay_s,
+)
+from engine.travel import Stops, build_stops
 from engine.validation import validate_model
 from tests.bruteforce import brute_force_optimum
 from tests.builders import at, depot_vehicle, line_model, route_order, solve_checked
@@ -300,3 +320,104 @@ def test_validation_names_each_bad_field() -> None:
         "transition_attributes[6].delay",  # beyond protobuf's Duration range
         "transition_attributes[6].cost",  # the worst-case total cost is beyond the bound
     }
+
+
+def test_refreshed_routes_are_scheduled_and_checked_with_the_delays() -> None:
+    # refresh_details_routes: an untimed route gets the earliest schedule with the delay; a
+    # timed one whose B visit ignores the delay is refused naming that visit's start_time.
+    cold = TransitionAttributes(src_tag="frozen", dst_tag="frozen", delay_s=0.5 * H, cost=1.0)
+    m = model([drop("A", "frozen"), drop("B", "frozen")], [depot_vehicle()], cold)
+    visits = (InjectedVisit(0, False, 0), InjectedVisit(1, False, 0))
+    untimed = dataclasses.replace(m, refresh_details_routes=(InjectedRoute(0, visits),))
+    solution = solve_checked(untimed)
+    assert solution.backend == "refresh"
+    route = solution.routes[0]
+    assert route.visits[1].start_time - route.visits[0].start_time == pytest.approx(1.5 * H)
+    assert route.route_costs[COST] == pytest.approx(1.0)
+    timed = (InjectedVisit(0, False, 0, 1 * H), InjectedVisit(1, False, 0, 2 * H))
+    too_early = dataclasses.replace(
+        m, refresh_details_routes=(InjectedRoute(0, timed, 0.0, 5 * H),)
+    )
+    with pytest.raises(InvalidModelError) as info:
+        solve(too_early, SolveOptions(time_limit_s=1.0))
+    assert info.value.violations[0].field == "refresh_details_routes[0].visits[1].start_time"
+    assert "transition delay" in info.value.violations[0].description
+
+
+def test_a_kept_sequence_is_driven_with_the_delays() -> None:
+    # The injected solution constraint keeps A then B on the vehicle: the delay between them
+    # still applies (OR-Tools' time transits), the checker verifies the schedule.
+    cold = TransitionAttributes(src_tag="frozen", dst_tag="frozen", delay_s=0.5 * H)
+    m = model([drop("A", "frozen"), drop("B", "frozen")], [depot_vehicle()], cold)
+    # Yesterday's times (B at 2 h) ignore the delay: kept at RELAX_VISIT_TIMES, B moves to
+    # 2 h 30; kept fixed (the default level), the constraint cannot hold, named at B.
+    visits = (InjectedVisit(0, False, 0, 1 * H), InjectedVisit(1, False, 0, 2 * H))
+    kept = InjectedRoute(0, visits, 0.0, 4 * H)
+    relaxed = ConstraintRelaxation(
+        relaxations=(Relaxation(level=RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD),)
+    )
+    constraint = InjectedSolutionConstraint(routes=(kept,), constraint_relaxations=(relaxed,))
+    constrained = dataclasses.replace(m, injected_solution_constraint=constraint)
+    route = solve_checked(constrained).routes[0]
+    assert route_order_of(route) == [0, 1]
+    assert route.transitions[1].delay_duration_s == pytest.approx(0.5 * H)
+    assert route.visits[1].start_time - route.visits[0].start_time == pytest.approx(1.5 * H)
+    fixed = dataclasses.replace(
+        m, injected_solution_constraint=InjectedSolutionConstraint(routes=(kept,))
+    )
+    with pytest.raises(InvalidModelError) as info:
+        solve(fixed, SolveOptions(time_limit_s=1.0))
+    fields = [v.field for v in info.value.violations]
+    assert fields == ["injected_solution_constraint.routes[0].visits[1].start_time"]
+
+
+def route_order_of(route: Route) -> list[int]:
+    return [v.shipment_index for v in route.visits]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_solver_tables_agree_with_each_transition(seed: int) -> None:
+    # The tables over the stops (one matrix product over the merged attributes) against the
+    # attributes matched transition by transition; an unused vehicle's start → end is empty.
+    rng = np.random.default_rng(seed)
+    m = random_transitions_model(seed)
+    vehicles = tuple(
+        dataclasses.replace(v, used_if_route_is_empty=bool(rng.random() < 0.5)) for v in m.vehicles
+    )
+    m = dataclasses.replace(
+        m,
+        vehicles=vehicles,
+        transition_attributes=(
+            *m.transition_attributes,
+            *m.transition_attributes[:1],  # the same tags twice: merged, they add up
+            TransitionAttributes(excluded_src_tag="zzz", dst_tag="p1", cost=2.0, delay_s=3.0),
+        ),
+    )
+    stops = build_stops(m)
+    tables = build_tables(m, stops)
+    assert tables is not None
+    distances = rng.uniform(0.0, 100.0, size=(stops.size, stops.size))
+    costs = tables.costs(distances)
+    for i in range(stops.size):
+        for j in range(stops.size):
+            src = _tags(m, stops, i, source=True)
+            dst = _tags(m, stops, j, source=False)
+            empty_unused = (
+                i >= stops.num_visits
+                and j == i + 1
+                and (i - stops.num_visits) % 2 == 0
+                and not m.vehicles[(i - stops.num_visits) // 2].used_if_route_is_empty
+            )
+            if src is None or dst is None or empty_unused:
+                want_delay, want_cost = 0.0, 0.0
+            else:
+                attributes = matching(m, src, dst)
+                want_delay = transition_delay_s(attributes)
+                want_cost = sum(transition_costs(attributes, float(distances[i, j])).values())
+            got_delay = 0.0 if tables.delay_s is None else float(tables.delay_s[i, j])
+            assert got_delay == pytest.approx(want_delay, abs=1e-9), (i, j)
+            assert float(costs[i, j]) == pytest.approx(want_cost, abs=1e-9), (i, j)
+
+
+def _tags(m: ShipmentModel, stops: Stops, i: int, *, source: bool) -> tuple[str, ...] | None:
+    return (source_tags if source else destination_tags)(m, stops, i)
