@@ -30,6 +30,7 @@ from engine.model import (
     ShipmentTypeRequirement,
     SoftLoadLimit,
     TimeWindow,
+    TransitionAttributes,
     Vehicle,
     VisitRequest,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "SolverError",
     "TimeWindow",
     "Transition",
+    "TransitionAttributes",
     "Vehicle",
     "Visit",
     "VisitRequest",

@@ -25,6 +25,11 @@ the driver-hours durations, and every time and duration of the injected solution
 ``refresh_details_routes``, paths relative to the request). Travel is capped at the horizon by
 :class:`engine.problem.Problem`.
 
+The transition attributes (issue 15) count on every leg: ``cost`` once per leg,
+``cost_per_kilometer`` and the soft ``distance_limit`` rate over every leg at its longest; their
+delays are durations (a transition's summed delay is capped at the horizon by
+:class:`engine.problem.Problem`, like travel).
+
 Values that are not finite or negative are reported by the validator's own checks; this module
 skips them.
 """
@@ -152,6 +157,8 @@ def _time_violations(model: ShipmentModel, problems: list[FieldViolation]) -> No
                 times.append((f"{path}.threshold_time", relaxation.threshold_time))
     for k, r in enumerate(model.refresh_details_routes):
         route(f"refresh_details_routes[{k}]", r)
+    for k, a in enumerate(model.transition_attributes):
+        durations.append((f"transition_attributes[{k}].delay", a.delay_s))
     for field, t in times:
         if t is not None and math.isfinite(t) and not MIN_TIMESTAMP_S <= t <= MAX_TIMESTAMP_S:
             problems.append(FieldViolation(field, _TIME_BOUND))
@@ -178,6 +185,11 @@ def _distance_violations(model: ShipmentModel, problems: list[FieldViolation]) -
         ):
             if _ok(value) and value is not None and value > MAX_DISTANCE_M:
                 problems.append(FieldViolation(f"vehicles[{j}].{limit}.{name}", bound))
+    for k, a in enumerate(model.transition_attributes):
+        soft = a.distance_limit_soft_max_m
+        if _ok(soft) and soft is not None and soft > MAX_DISTANCE_M:
+            path = f"transition_attributes[{k}].distance_limit.soft_max_meters"
+            problems.append(FieldViolation(path, bound))
 
 
 def _load_violations(model: ShipmentModel, problems: list[FieldViolation]) -> None:
@@ -260,6 +272,18 @@ def _cost_budget(model: ShipmentModel) -> _Budget | None:
         if costs:
             c, k = max(costs)
             budget.add(c, f"{path}.costs_per_vehicle[{k}]")
+    # Transition attributes (issue 15): every leg of every route matches every attribute.
+    for k, a in enumerate(model.transition_attributes):
+        path = f"transition_attributes[{k}]"
+        if _ok(a.cost):
+            budget.add(a.cost * legs, f"{path}.cost")
+        if _ok(a.cost_per_kilometer):
+            budget.add(a.cost_per_kilometer * legs * leg_km, f"{path}.cost_per_kilometer")
+        rate = a.distance_limit_cost_per_kilometer_above_soft_max
+        if _ok(rate) and rate is not None:
+            budget.add(
+                rate * legs * leg_km, f"{path}.distance_limit.cost_per_kilometer_above_soft_max"
+            )
     return budget
 
 

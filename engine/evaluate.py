@@ -34,6 +34,13 @@ from engine.solution import (
     VehicleFullness,
     Visit,
 )
+from engine.transitions import (
+    destination_tags,
+    matching,
+    source_tags,
+    transition_costs,
+    transition_delay_s,
+)
 from geodata.network import RoadNetwork
 from geodata.paths import route_paths
 from geodata.polyline import encode_polyline
@@ -154,6 +161,7 @@ class _RouteWalk:
         """Encoded road geometry of each transition (none: no geometry)."""
         self.travel_s = self.distance_m = self.wait_s = self.break_s = 0.0
         self.visit_s = self.delay_s = 0.0
+        self.transition_delay_s = 0.0
         self.pickups: dict[int, tuple[int, float]] = {}
         """Shipment → (pickup stop, end of the pickup visit), for detours."""
 
@@ -181,22 +189,48 @@ class _RouteWalk:
         ]
         total = next_start - prev_end
         brk = float(sum(in_transition))
-        wait = total - travel - brk
+        delay = self._transition_attributes(prev_stop, stop, distance)
+        wait = total - travel - delay - brk
         if wait < -_TOLERANCE_S:
             raise SolverError(
                 f"inconsistent schedule from the solver on vehicle {self.plan.vehicle}: "
-                f"{total:.3f}s between stops for {travel:.3f}s of travel and {brk:.3f}s of breaks"
+                f"{total:.3f}s between stops for {travel:.3f}s of travel, {delay:.3f}s of "
+                f"transition delay and {brk:.3f}s of breaks"
             )
         polyline = self.polylines[len(self.transitions)] if self.polylines else ""
         self.transitions.append(
             Transition(
-                prev_end, travel, distance, max(wait, 0.0), brk, total, dict(self.load), polyline
+                prev_end,
+                travel,
+                distance,
+                max(wait, 0.0),
+                brk,
+                total,
+                dict(self.load),
+                polyline,
+                delay_duration_s=delay,
             )
         )
         self.travel_s += travel
         self.distance_m += distance
         self.wait_s += max(wait, 0.0)
         self.break_s += brk
+
+    def _transition_attributes(self, prev_stop: int, stop: int, distance: float) -> float:
+        """The delay of the transition from ``prev_stop`` to ``stop`` (issue 15's
+        ``transition_attributes``); its costs go to the route's costs."""
+        model, stops = self.problem.model, self.problem.stops
+        if not model.transition_attributes:
+            return 0.0
+        src, dst = source_tags(model, stops, prev_stop), destination_tags(model, stops, stop)
+        assert src is not None
+        assert dst is not None
+        attributes = matching(model, src, dst)
+        for key, value in transition_costs(attributes, distance).items():
+            self.costs[key] += value
+        delay = transition_delay_s(attributes)
+        self.transition_delay_s += delay
+        return delay
 
     def visit(self, stop: int, start: float) -> float:
         """The visit of ``stop`` starting at ``start``; returns when it ends."""
@@ -292,9 +326,12 @@ class _RouteWalk:
             delay_duration_s=self.delay_s,
             break_duration_s=self.break_s,
             visit_duration_s=self.visit_s,
-            total_duration_s=self.travel_s + self.wait_s + self.break_s + self.visit_s,
+            total_duration_s=(
+                self.travel_s + self.wait_s + self.transition_delay_s + self.break_s + self.visit_s
+            ),
             travel_distance_m=self.distance_m,
             max_loads=self.max_loads,
+            transition_delay_duration_s=self.transition_delay_s,
         )
         return Route(
             vehicle_index=self.plan.vehicle,
@@ -380,6 +417,7 @@ def _aggregate(routes: Sequence[Route]) -> AggregatedMetrics:
         total_duration_s=sum(m.total_duration_s for m in ms),
         travel_distance_m=sum(m.travel_distance_m for m in ms),
         max_loads=max_loads,
+        transition_delay_duration_s=sum(m.transition_delay_duration_s for m in ms),
     )
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "ShipmentTypeRequirement",
     "SoftLoadLimit",
     "TimeWindow",
+    "TransitionAttributes",
     "UnloadingPolicy",
     "Vehicle",
     "VisitRequest",
@@ -420,6 +421,44 @@ class PrecedenceRule:
     offset_duration_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class TransitionAttributes:
+    """Google's ``TransitionAttributes`` (issue 15): extra delay and costs of the transitions
+    (source visit or vehicle start → destination visit or vehicle end) it matches. A source
+    matches when its tags (``VisitRequest.tags``, ``Vehicle.start_tags``) contain ``src_tag``
+    or, with ``excluded_src_tag`` instead, do not contain it; a destination likewise with
+    ``VisitRequest.tags`` / ``Vehicle.end_tags``. Several matching attributes add up (delays,
+    costs, soft-limit costs)."""
+
+    src_tag: str = ""
+    excluded_src_tag: str = ""
+    dst_tag: str = ""
+    excluded_dst_tag: str = ""
+    cost: float = 0.0
+    """Cost of each matching transition (``model.transition_attributes.cost``)."""
+    cost_per_kilometer: float = 0.0
+    """Cost per kilometer travelled in a matching transition
+    (``model.transition_attributes.cost_per_kilometer``)."""
+    distance_limit_soft_max_m: float | None = None
+    """``distance_limit.soft_max_meters`` (only soft limits, as in Google's API): a matching
+    transition longer than this costs ``distance_limit_cost_per_kilometer_above_soft_max``
+    per kilometer beyond it."""
+    distance_limit_cost_per_kilometer_above_soft_max: float | None = None
+    delay_s: float = 0.0
+    """``delay``: time between the end of the source visit and the start of the destination,
+    on top of travel (the last ``delay_s`` seconds before the destination)."""
+
+    def matches_source(self, tags: tuple[str, ...]) -> bool:
+        if self.src_tag:
+            return self.src_tag in tags
+        return self.excluded_src_tag not in tags
+
+    def matches_destination(self, tags: tuple[str, ...]) -> bool:
+        if self.dst_tag:
+            return self.dst_tag in tags
+        return self.excluded_dst_tag not in tags
+
+
 # -- re-optimisation during the day: injected solutions (issue 15) ----------------------------
 
 
@@ -536,6 +575,8 @@ class ShipmentModel:
     max_active_vehicles: int | None = None
     """At most this many vehicles perform shipments (None: no limit)."""
     precedence_rules: tuple[PrecedenceRule, ...] = ()
+    transition_attributes: tuple[TransitionAttributes, ...] = ()
+    """Google's ``transition_attributes`` (issue 15): see :class:`TransitionAttributes`."""
     # Re-optimisation (fields of the request in the API, see REQUEST_LEVEL_FIELDS):
     injected_first_solution_routes: tuple[InjectedRoute, ...] = ()
     """A warm start: the search starts from these routes (shipments on none are unperformed

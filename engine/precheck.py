@@ -203,7 +203,7 @@ def _check_sequence(
     busy = 0
     meters = 0
     for prev, cur in itertools.pairwise(seq):
-        leg = int(travel[prev, cur])
+        leg = int(travel[prev, cur]) + problem.delay(prev, cur)  # transition delays (issue 15)
         busy += leg + int(service[prev])
         meters += int(distance[prev, cur])
         t_next = _earliest_in(windows[cur], t + int(service[prev]) + leg)

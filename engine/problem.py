@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.model import ShipmentModel, TimeWindow
+from engine.transitions import TransitionTables, build_tables
 from engine.travel import Stops, TravelMatrices
 from engine.units import ceil_int, floor_int
 
@@ -43,6 +44,10 @@ class Problem:
     _travel_cache: dict[tuple[int, float], IntArray] = field(default_factory=dict)
     _distance_cache: dict[int, IntArray] = field(default_factory=dict)
     _service_cache: dict[tuple[tuple[str, float], ...], IntArray] = field(default_factory=dict)
+    transitions: TransitionTables | None = None
+    """The model's ``transition_attributes`` over the stops (issue 15; None without any)."""
+    _delay_cache: list[IntArray] = field(default_factory=list)
+    _transition_cost_cache: dict[int, FloatArray] = field(default_factory=dict)
 
     @classmethod
     def build(cls, model: ShipmentModel, stops: Stops, travel: TravelMatrices) -> Problem:
@@ -67,6 +72,7 @@ class Problem:
             windows=tuple(windows),
             routable=[True] * n,
             allowed_vehicles=[tuple(range(len(model.vehicles)))] * n,
+            transitions=build_tables(model, stops),
         )
 
     @property
@@ -105,6 +111,23 @@ class Problem:
             self._service_cache[key] = cached
         return cached
 
+    @property
+    def delay_s(self) -> IntArray | None:
+        """Integer transition delay between stops (``transition_attributes``' delays, issue
+        15; rounded up, capped at :attr:`unreachable_s`), None when no transition has one."""
+        tables = self.transitions
+        if tables is None or tables.delay_s is None:
+            return None
+        if not self._delay_cache:
+            capped = np.minimum(tables.delay_s, float(self.unreachable_s))
+            self._delay_cache.append(np.ceil(capped - 1e-9).astype(np.int64))
+        return self._delay_cache[0]
+
+    def delay(self, a: int, b: int) -> int:
+        """Integer transition delay from stop ``a`` to stop ``b`` (0 without one)."""
+        delays = self.delay_s
+        return 0 if delays is None else int(delays[a, b])
+
     def distance_m(self, vehicle: int) -> IntArray:
         """Integer distances for ``vehicle`` (rounded up); unreachable legs get a distance
         larger than any route could use."""
@@ -124,12 +147,13 @@ class Problem:
         return all(
             v.cost_per_kilometer == 0 and v.cost_per_traveled_hour == 0 and v.cost_per_hour == 0
             for v in self.model.vehicles
-        )
+        ) and (self.transitions is None or not self.transitions.has_costs)
 
     def arc_cost(self, vehicle: int) -> FloatArray:
         """Travel cost of each leg for ``vehicle`` in currency (``cost_per_kilometer`` and
-        ``cost_per_traveled_hour``). Unreachable legs are capped at :attr:`unreachable_s` of
-        travel (and as many kilometers) first: 0 × inf would be NaN."""
+        ``cost_per_traveled_hour``, and the transition attributes' costs, issue 15).
+        Unreachable legs are capped at :attr:`unreachable_s` of travel (and as many
+        kilometers) first: 0 × inf would be NaN."""
         k = self.travel.vehicle_matrix[vehicle]
         v = self.model.vehicles[vehicle]
         cap = float(self.unreachable_s)
@@ -138,6 +162,10 @@ class Problem:
         cost: FloatArray = (
             v.cost_per_kilometer * meters / 1000.0 + v.cost_per_traveled_hour * seconds / 3600.0
         )
+        if self.transitions is not None and self.transitions.has_costs:
+            if k not in self._transition_cost_cache:
+                self._transition_cost_cache[k] = self.transitions.costs(meters)
+            cost = cost + self._transition_cost_cache[k]
         return cost
 
     def reachable(self, vehicle: int, a: int, b: int) -> bool:

@@ -151,7 +151,7 @@ def _lock_violations(problem: Problem, route: PlacedRoute) -> list[FieldViolatio
         if p.level > SEQUENCE:
             break
         stop = p.stop(problem)
-        arrive = t + int(service[prev]) + int(travel[prev, stop])
+        arrive = t + int(service[prev]) + int(travel[prev, stop]) + problem.delay(prev, stop)
         if p.level == FIXED and p.start_time is not None:
             lo, hi = fixed_range(problem, p.start_time)
             if arrive > hi:
@@ -209,6 +209,7 @@ def _end_violations(
         ]
     service = problem.service_for(route.vehicle)
     arrive = t + int(service[prev]) + int(problem.travel_s(route.vehicle)[prev, end])
+    arrive += problem.delay(prev, end)  # transition delays (issue 15)
     t_end = _earliest(windows, max(lo, arrive))
     if t_end is None or t_end > hi:
         return [
@@ -328,7 +329,7 @@ def _schedule(
     prev = start
     starts: list[int] = []
     for p, stop in zip([*visits, None], [*sequence, end], strict=True):
-        arrive = t + int(service[prev]) + int(travel[prev, stop])
+        arrive = t + int(service[prev]) + int(travel[prev, stop]) + problem.delay(prev, stop)
         t_next = _earliest(windows[stop], arrive)
         if t_next is None:
             where = p.path if p is not None else f"{path}.vehicle_end_time"
@@ -383,12 +384,14 @@ def _given_plan(
     for (a, ta, _), (b, tb, where) in itertools.pairwise(events):
         ready = ta + int(service[a])
         taken = sum(d for bs, d in breaks if bs >= ready and bs + d <= tb)
-        if tb < ready + int(travel[a, b]) + taken:
+        delay = problem.delay(a, b)  # transition delays (issue 15)
+        if tb < ready + int(travel[a, b]) + delay + taken:
             out.append(
                 FieldViolation(
                     where,
                     f"is too early: the previous stop ends at {_when(problem, ready)} and "
-                    f"travel takes {int(travel[a, b])} s",
+                    f"travel takes {int(travel[a, b])} s"
+                    + (f" (and the transition delay {delay} s)" if delay else ""),
                 )
             )
     plan = RoutePlan(

@@ -77,7 +77,7 @@ class Visit:
 
 @dataclass(frozen=True)
 class Transition:
-    """Between two consecutive stops; ``total = travel + wait + break``."""
+    """Between two consecutive stops; ``total = travel + wait + delay + break``."""
 
     start_time: float
     travel_duration_s: float
@@ -87,6 +87,9 @@ class Transition:
     total_duration_s: float
     vehicle_loads: Mapping[str, int] = field(default_factory=dict)
     polyline: str = ""
+    delay_duration_s: float = 0.0
+    """Google's ``Transition.delay_duration``: the sum of the matching
+    ``transition_attributes``' delays, the last seconds before the next stop (issue 15)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,9 @@ class AggregatedMetrics:
     """Performed shipments without a ``penalty_cost``."""
     performed_shipment_penalty_cost_sum: float = 0.0
     """Sum of the ``penalty_cost`` of the performed shipments that have one."""
+    transition_delay_duration_s: float = 0.0
+    """Google's ``delay_duration``: the transitions' delays summed (issue 15). (The engine's
+    :attr:`delay_duration_s` is lateness after soft end times, the API's ``late_duration``.)"""
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ class _Validator:
         _check_driver_hours(self)
         _check_load_intervals(self)
         _check_visit_types(self)
+        _check_transition_attributes(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -747,3 +748,42 @@ def _check_visit_types(self: _Validator) -> None:
                     f"{path}[{visit_type}]",
                     f"must be a non-negative duration of at most 10^9 s (is {extra:g} s)",
                 )
+
+
+# -- transition attributes (issue 15) ---------------------------------------------------------
+
+
+def _check_transition_attributes(self: _Validator) -> None:
+    """``transition_attributes``: exactly one of ``src_tag`` / ``excluded_src_tag`` and one of
+    ``dst_tag`` / ``excluded_dst_tag`` (Google's rule); ``cost``, ``cost_per_kilometer`` and
+    ``delay`` non-negative and finite; a soft ``distance_limit`` with both its fields,
+    non-negative (the bounds of :mod:`engine.bounds` come on top)."""
+    for k, a in enumerate(self.model.transition_attributes):
+        path = f"transition_attributes[{k}]"
+        for tag, excluded, tag_name, excluded_name in (
+            (a.src_tag, a.excluded_src_tag, "src_tag", "excluded_src_tag"),
+            (a.dst_tag, a.excluded_dst_tag, "dst_tag", "excluded_dst_tag"),
+        ):
+            if bool(tag) == bool(excluded):
+                self.add(
+                    f"{path}.{tag_name}",
+                    f"exactly one of {tag_name} and {excluded_name} must be non-empty",
+                )
+        for name, value in (("cost", a.cost), ("cost_per_kilometer", a.cost_per_kilometer)):
+            if not (_finite(value) and value >= 0):
+                self.add(f"{path}.{name}", "must be a non-negative number")
+        if not (_finite(a.delay_s) and a.delay_s >= 0):
+            self.add(f"{path}.delay", "must be a non-negative duration")
+        soft = a.distance_limit_soft_max_m
+        rate = a.distance_limit_cost_per_kilometer_above_soft_max
+        limit = f"{path}.distance_limit"
+        if (soft is None) != (rate is None):
+            missing = "cost_per_kilometer_above_soft_max" if rate is None else "soft_max_meters"
+            self.add(
+                f"{limit}.{missing}",
+                "soft_max_meters and cost_per_kilometer_above_soft_max go together",
+            )
+        if soft is not None and not (_finite(soft) and soft >= 0):
+            self.add(f"{limit}.soft_max_meters", "must be non-negative")
+        if rate is not None and not (_finite(rate) and rate >= 0):
+            self.add(f"{limit}.cost_per_kilometer_above_soft_max", "must be a non-negative number")

@@ -80,6 +80,9 @@ class Limits:
     """Time windows of one visit request, and of a vehicle's start or end."""
     break_requests: int = 100
     """Break requests of one vehicle."""
+    transition_attributes: int = 1_000
+    """``transition_attributes`` of a request: each adds to stop-to-stop tables (a matrix
+    product over the attributes, :mod:`engine.transitions`)."""
     matrix_tags: int = 10_000
     """Source tags, and destination tags, of the client's duration_distance_matrices."""
     matrix_cells: int = 25_000_000
@@ -265,6 +268,10 @@ def request_size_violations(
         problems, "model.vehicles", len(model.vehicles), limits, "vehicles", "vehicles"
     )
     _matrix_violations(model, limits, problems)
+    _over(
+        problems, "model.transition_attributes", len(model.transition_attributes), limits,
+        "transition_attributes", "transition attributes",
+    )  # fmt: skip
     if not many_shipments:
         total = sum(len(s.pickups) + len(s.deliveries) for s in model.shipments)
         _over(

@@ -7,7 +7,8 @@ checker's helpers (:mod:`tests.checker`), so each rule has a single implementati
 Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
 ``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows), soft distance
 and load limits, start and end load intervals, visit-type extra durations, unloading policies
-and travel duration limits (hard, soft and quadratic soft) are honoured. Only models without
+travel duration limits (hard, soft and quadratic soft) and transition attributes (delays and
+costs) are honoured. Only models without
 time-dependent costs are supported (no soft time windows, no ``cost_per_hour``, no
 ``global_duration_cost_per_hour``, no soft route duration limit, no breaks or break frequency
 rules): the cost of a route then depends on its visit order only, and the schedule matters for
@@ -43,6 +44,7 @@ from tests.checker import (
     route_limit_problems,
     route_loads,
     route_type_problems,
+    transition_terms,
     unloading_problems,
     vehicle_allowed,
     visit_duration,
@@ -171,6 +173,10 @@ class _Router:
         self.prefixes = prefixes
         """Per vehicle, the kept sequence its route must start with."""
 
+    def _time(self, v: int, a: VisitRef | None, b: VisitRef | None) -> float:
+        """Travel time from ``a`` to ``b`` plus the transition's delay (issue 15)."""
+        return self.travel.leg(v, a, b)[0] + transition_terms(self.model, v, a, b, 0.0)[0]
+
     def schedule_end(self, v: int, order: Sequence[VisitRef], start: float) -> float | None:
         """Vehicle end time when starting at ``start`` and serving each visit as early as
         possible (waiting when early); None if a window is missed."""
@@ -179,13 +185,13 @@ class _Router:
         previous: VisitRef | None = None
         for ref in order:
             request = visit_request(self.model, ref)
-            arrival = t + self.travel.leg(v, previous, ref)[0]
+            arrival = t + self._time(v, previous, ref)
             begin = earliest_in_windows(self.model, arrival, request.time_windows)
             if begin is None:
                 return None
             t = begin + visit_duration(vehicle, request)
             previous = ref
-        arrival = t + self.travel.leg(v, previous, None)[0]
+        arrival = t + self._time(v, previous, None)
         return earliest_in_windows(self.model, arrival, vehicle.end_time_windows)
 
     def start_candidates(self, v: int, order: Sequence[VisitRef]) -> list[float]:
@@ -201,11 +207,11 @@ class _Router:
         previous: VisitRef | None = None
         for ref in order:
             request = visit_request(model, ref)
-            offset += self.travel.leg(v, previous, ref)[0]
+            offset += self._time(v, previous, ref)
             offsets.append((offset, request.time_windows))
             offset += visit_duration(vehicle, request)
             previous = ref
-        offset += self.travel.leg(v, previous, None)[0]
+        offset += self._time(v, previous, None)
         offsets.append((offset, vehicle.end_time_windows))
         candidates = set()
         for lo, hi in hard_windows(model, vehicle.start_time_windows):
@@ -237,7 +243,7 @@ class _Router:
         offset = 0.0
         previous: VisitRef | None = None
         for ref in order:
-            offset += self.travel.leg(v, previous, ref)[0]
+            offset += self._time(v, previous, ref)
             starts[ref] = offset
             offset += visit_duration(self.model.vehicles[v], visit_request(self.model, ref))
             previous = ref
@@ -285,14 +291,20 @@ class _Router:
                 continue
             if route_type_problems(model, order) or self.pickup_delivery_problems(v, order):
                 continue
-            legs = [self.travel.leg(v, a, b) for a, b in itertools.pairwise((None, *order, None))]
+            pairs = list(itertools.pairwise((None, *order, None)))
+            legs = [self.travel.leg(v, a, b) for a, b in pairs]
+            transition_cost = math.fsum(
+                c
+                for (a, b), leg in zip(pairs, legs, strict=True)
+                for c in transition_terms(model, v, a, b, leg[1])[1].values()
+            )
             travel_s = math.fsum(leg[0] for leg in legs)
             distance_m = math.fsum(leg[1] for leg in legs)
             if route_limit_problems(vehicle, 0.0, distance_m):
                 continue
             if driver_hours_problems(vehicle, 0.0, 0.0, travel_s, ()):
                 continue  # the travel duration limit (no break rules here)
-            cost = math.fsum(
+            cost = transition_cost + math.fsum(
                 route_cost_terms(
                     model,
                     v,

@@ -61,6 +61,7 @@ __all__ = [
     "route_limit_problems",
     "route_loads",
     "route_type_problems",
+    "transition_terms",
     "unloading_problems",
     "vehicle_allowed",
     "visit_duration",
@@ -111,6 +112,13 @@ QUADRATIC_TRAVEL_KEY = (
 )
 ROUTE_COST_KEYS += (QUADRATIC_DURATION_KEY, SOFT_TRAVEL_KEY, QUADRATIC_TRAVEL_KEY)
 """With the driver-hours costs (issue 15)."""
+TRANSITION_COST_KEYS = (
+    "model.transition_attributes.cost",
+    "model.transition_attributes.cost_per_kilometer",
+    "model.transition_attributes.distance_limit.cost_per_kilometer_above_soft_max",
+)
+ROUTE_COST_KEYS += TRANSITION_COST_KEYS
+"""With the transition attributes' costs (issue 15)."""
 
 PENALTY_COST_KEY = "model.shipments.penalty_cost"
 GLOBAL_DURATION_COST_KEY = "model.global_duration_cost_per_hour"
@@ -482,6 +490,41 @@ def unloading_problems(
     return problems
 
 
+def transition_terms(
+    model: ShipmentModel,
+    vehicle_index: int,
+    src: VisitRef | None,
+    dst: VisitRef | None,
+    distance_m: float,
+) -> tuple[float, dict[str, float]]:
+    """(delay in seconds, costs by key) of the transition from ``src`` (None: the vehicle
+    start) to ``dst`` (None: the vehicle end) of ``distance_m`` meters: Google's
+    ``TransitionAttributes``. An attribute applies when the source's tags (``VisitRequest.tags``
+    or ``Vehicle.start_tags``) contain its ``src_tag`` (or, with ``excluded_src_tag``, do not
+    contain that), and the destination's tags (``VisitRequest.tags`` or ``Vehicle.end_tags``)
+    likewise; the delays and costs of every applying attribute add up: ``cost``,
+    ``cost_per_kilometer`` per km and ``cost_per_kilometer_above_soft_max`` per km beyond
+    ``soft_max_meters``."""
+    vehicle = model.vehicles[vehicle_index]
+    src_tags = set(vehicle.start_tags if src is None else visit_request(model, src).tags)
+    dst_tags = set(vehicle.end_tags if dst is None else visit_request(model, dst).tags)
+    delay = 0.0
+    fixed_key, km_key, soft_key = TRANSITION_COST_KEYS
+    costs = dict.fromkeys(TRANSITION_COST_KEYS, 0.0)
+    for a in model.transition_attributes:
+        src_ok = a.src_tag in src_tags if a.src_tag else a.excluded_src_tag not in src_tags
+        dst_ok = a.dst_tag in dst_tags if a.dst_tag else a.excluded_dst_tag not in dst_tags
+        if not (src_ok and dst_ok):
+            continue
+        delay += a.delay_s
+        costs[fixed_key] += a.cost
+        costs[km_key] += a.cost_per_kilometer * distance_m / 1000.0
+        if a.distance_limit_soft_max_m is not None:
+            over_km = max(0.0, distance_m - a.distance_limit_soft_max_m) / 1000.0
+            costs[soft_key] += (a.distance_limit_cost_per_kilometer_above_soft_max or 0.0) * over_km
+    return delay, costs
+
+
 def load_interval_problems(vehicle: Vehicle, loads: Sequence[Mapping[str, int]]) -> list[str]:
     """Why the loads of a route with visits (``loads``: on board before each transition, as
     :func:`route_loads`; the first is the start load, the last the end load) break the vehicle's
@@ -750,6 +793,9 @@ class _RouteFacts:
     terms: int = 0
     max_loads: dict[str, int] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)
+    transition_delay_s: float = 0.0
+    """Google's ``delay_duration``: the transitions' delays (issue 15)."""
+    transition_costs: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -765,6 +811,8 @@ class _Transitions:
     waits: list[float]
     totals: list[float]
     loads: list[dict[str, int]]
+    delays: list[float]
+    """The transition attributes' delays (issue 15)."""
 
 
 class _Checker:
@@ -876,6 +924,7 @@ class _Checker:
             and m.travel_duration_s == 0
             and m.wait_duration_s == 0
             and m.delay_duration_s == 0
+            and m.transition_delay_duration_s == 0
             and m.break_duration_s == 0
             and m.visit_duration_s == 0
             and m.total_duration_s == 0
@@ -937,7 +986,15 @@ class _Checker:
         ]
         totals = [b - a for a, b in zip(stop_ends, next_starts, strict=True)]
         break_sums = self.check_breaks(where, v, route, stop_ends, next_starts)
-        waits = [totals[k] - legs[k][0] - break_sums[k] for k in range(n + 1)]
+        # Transition attributes (issue 15): a delay before the next stop, costs per leg.
+        attributes = [
+            transition_terms(
+                model, v, None if k == 0 else refs[k - 1], None if k == n else refs[k], legs[k][1]
+            )
+            for k in range(n + 1)
+        ]
+        delays = [delay for delay, _ in attributes]
+        waits = [totals[k] - legs[k][0] - delays[k] - break_sums[k] for k in range(n + 1)]
         loads = route_loads(model, v, refs)
         for k in range(n + 1):
             tw = f"{where}.transitions[{k}]"
@@ -945,7 +1002,7 @@ class _Checker:
                 self.fail(
                     tw,
                     f"negative wait {waits[k]}: {totals[k]} s between stops < travel "
-                    f"{legs[k][0]} s + breaks {break_sums[k]} s",
+                    f"{legs[k][0]} s + delay {delays[k]} s + breaks {break_sums[k]} s",
                 )
             for problem in load_limit_problems(vehicle, loads[k]):
                 self.fail(tw, problem)
@@ -953,7 +1010,9 @@ class _Checker:
             self.fail(where, problem)
         for problem in unloading_problems(model, vehicle, refs):
             self.fail(where, problem)
-        expected = _Transitions(stop_ends, next_starts, legs, break_sums, waits, totals, loads)
+        expected = _Transitions(
+            stop_ends, next_starts, legs, break_sums, waits, totals, loads, delays
+        )
         self.check_transitions(where, route, expected)
         self.check_detours(where, v, route, refs, stop_ends[1:], start)
 
@@ -979,6 +1038,11 @@ class _Checker:
             distance_m=math.fsum(leg[1] for leg in legs),
             terms=2 * n + 2,
             max_loads={t: max(load[t] for load in loads) for t in loads[0]},
+            transition_delay_s=math.fsum(delays),
+            transition_costs={
+                key: math.fsum(costs[key] for _, costs in attributes)
+                for key in TRANSITION_COST_KEYS
+            },
         )
         self.check_route_totals(where, v, route, refs, facts)
         return facts
@@ -1041,13 +1105,17 @@ class _Checker:
             self.check_time(tw, "break_duration_s", t.break_duration_s, expected.break_sums[k])
             self.check_time(tw, "wait_duration_s", t.wait_duration_s, expected.waits[k])
             self.check_time(tw, "total_duration_s", t.total_duration_s, expected.totals[k])
+            self.check_time(tw, "delay_duration_s", t.delay_duration_s, expected.delays[k])
             if t.wait_duration_s < -TIME_TOL:
                 self.fail(tw, f"wait_duration_s {t.wait_duration_s} is negative")
-            parts = t.travel_duration_s + t.wait_duration_s + t.break_duration_s
-            if not _close(t.total_duration_s, parts, TIME_TOL):
+            parts = (
+                t.travel_duration_s + t.wait_duration_s + t.delay_duration_s + t.break_duration_s
+            )
+            if not _close(t.total_duration_s, parts, 2 * TIME_TOL):
                 self.fail(
                     tw,
-                    f"total_duration_s {t.total_duration_s} != travel + wait + break = {parts}",
+                    f"total_duration_s {t.total_duration_s} != travel + wait + delay + break = "
+                    f"{parts}",
                 )
             if not _close(t.start_time + t.total_duration_s, expected.next_starts[k], TIME_TOL):
                 self.fail(
@@ -1085,6 +1153,8 @@ class _Checker:
             ],
             max_loads=facts.max_loads,
         )
+        for key, value in facts.transition_costs.items():
+            facts.costs[key] += value
         self.check_route_costs(where, route, facts)
         self.check_metrics(f"{where}.metrics", route.metrics, facts)
         self.check_time(
@@ -1190,7 +1260,14 @@ class _Checker:
         self.check_time(where, "break_duration_s", m.break_duration_s, f.break_s, f.terms)
         self.check_time(where, "visit_duration_s", m.visit_duration_s, f.visit_s, f.terms)
         self.check_time(where, "delay_duration_s", m.delay_duration_s, f.delay_s, f.terms)
-        total = f.travel_s + f.wait_s + f.break_s + f.visit_s
+        self.check_time(
+            where,
+            "transition_delay_duration_s",
+            m.transition_delay_duration_s,
+            f.transition_delay_s,
+            f.terms,
+        )
+        total = f.travel_s + f.wait_s + f.transition_delay_s + f.break_s + f.visit_s
         self.check_time(where, "total_duration_s", m.total_duration_s, total, f.terms)
         self.check_dist(where, "travel_distance_m", m.travel_distance_m, f.distance_m, f.terms)
         if dict(m.max_loads) != f.max_loads:
@@ -1417,6 +1494,7 @@ class _Checker:
             delay_s=math.fsum(f.delay_s for f in used),
             distance_m=math.fsum(f.distance_m for f in used),
             terms=sum(f.terms for f in used),
+            transition_delay_s=math.fsum(f.transition_delay_s for f in used),
         )
         for f in used:
             for t, amount in f.max_loads.items():

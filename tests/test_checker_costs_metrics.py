@@ -7,6 +7,7 @@ import pytest
 
 from engine.model import (
     TimeWindow,
+    TransitionAttributes,
 )
 from engine.solution import (
     AggregatedMetrics,
@@ -23,6 +24,7 @@ from tests.checker_cases import (
     main_model,
     main_solution,
     metrics,
+    model_field,
     route,
     route_costs,
     route_metrics,
@@ -32,6 +34,25 @@ from tests.checker_cases import (
 )
 
 MUTATIONS = [
+    # Transition attributes (issue 15): costs and delays recomputed from the tags.
+    pytest.param(
+        model_field(
+            transition_attributes=(
+                TransitionAttributes(src_tag="A", excluded_dst_tag="zzz", cost=5.0),
+            )
+        ),
+        "route_costs: costs['model.transition_attributes.cost'] is 0.0, expected 5.0",
+        id="transition-cost",
+    ),
+    pytest.param(
+        model_field(
+            transition_attributes=(
+                TransitionAttributes(src_tag="A", excluded_dst_tag="zzz", delay_s=60.0),
+            )
+        ),
+        "delay_duration_s is 0.0, expected 60.0",
+        id="transition-delay",
+    ),
     # Costs.
     pytest.param(
         route_costs(model__vehicles__cost_per_kilometer=19.0),

@@ -154,7 +154,7 @@ MUTATIONS = [
     ),
     pytest.param(
         transition(0, wait_duration_s=200),
-        "transitions[0]: total_duration_s 900 != travel + wait + break",
+        "transitions[0]: total_duration_s 900 != travel + wait + delay + break",
         id="total-inconsistent",
     ),
     pytest.param(

@@ -47,6 +47,7 @@ FEATURES = {
     "visit_type_durations": "extra visit durations per visit type "
     "(extra_visit_duration_for_visit_type)",
     "unloading_policy": "an unloading policy (LIFO or FIFO)",
+    "transition_attributes": "transition attributes (tag-based delays and costs between visits)",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -67,6 +68,7 @@ RULES_AND_COSTS = frozenset(
     | {"load_intervals"}  # loads
     | {"visit_type_durations"}  # per-vehicle service times
     | {"unloading_policy"}
+    | {"transition_attributes"}  # per-arc delays and costs (engine.transitions)
 )
 """The cargo, courier, fleet and soft-limit features of Google's model (issue 15): OR-Tools
 expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
@@ -184,6 +186,19 @@ def _visit_type_features(problem: Problem, note: Callable[[str, str], None]) -> 
                 note("visit_type_durations", path)
 
 
+def _transition_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    """Issue 15's transition attributes: one with a delay or a cost (per-arc additions that
+    only OR-Tools' transits and arc costs take)."""
+    for k, a in enumerate(problem.model.transition_attributes):
+        if (
+            a.delay_s > 0
+            or a.cost > 0
+            or a.cost_per_kilometer > 0
+            or (a.distance_limit_cost_per_kilometer_above_soft_max or 0.0) > 0
+        ):
+            note("transition_attributes", f"transition_attributes[{k}]")
+
+
 def used_features(problem: Problem) -> dict[str, str]:
     """Features of :data:`FEATURES` used by the routable part of ``problem``: name → field path
     of the first place that uses it."""
@@ -200,6 +215,7 @@ def used_features(problem: Problem) -> dict[str, str]:
     _driver_hours_features(problem, note)
     _load_features(problem, note)
     _visit_type_features(problem, note)
+    _transition_features(problem, note)
     if any(
         problem.routable[s] and shipment.pickups and shipment.deliveries
         for s, shipment in enumerate(model.shipments)

@@ -45,7 +45,11 @@ The integer problem maps onto the routing library as follows:
   bounds of the load dimension's cumuls at the vehicle's start and end;
 - ``extra_visit_duration_for_visit_type``: per-vehicle visit durations
   (``Problem.service_for``) in the time dimension's transits and the breaks' visit transits;
-- ``unloading_policy``: ``SetPickupAndDeliveryPolicyOfVehicle`` (LIFO / FIFO).
+- ``unloading_policy``: ``SetPickupAndDeliveryPolicyOfVehicle`` (LIFO / FIFO);
+- ``transition_attributes`` (:mod:`engine.transitions`): static per-arc additions — the delays
+  in the time dimension's transits (breaks may interrupt them, like travel), the costs
+  (``cost``, ``cost_per_kilometer``, soft ``distance_limit``) in the arc costs
+  (``Problem.arc_cost``).
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
@@ -269,7 +273,9 @@ class _Builder:
             k = p.travel.vehicle_matrix[v]
 
             def transit(v: int = v) -> IntArray:
-                return p.travel_s(v) + p.service_for(v)[:, None]
+                time = p.travel_s(v) + p.service_for(v)[:, None]
+                delay = p.delay_s  # transition_attributes' delays (issue 15)
+                return time if delay is None else time + delay
 
             extra = tuple(sorted(vehicle.extra_visit_duration_for_visit_type.items()))
             key = ("time", k, vehicle.travel_duration_multiple, extra)

@@ -25,6 +25,7 @@ from rpc.convert.common import FieldConverter, each
 from rpc.convert.hours import HoursConverter
 from rpc.convert.loads import LoadsConverter
 from rpc.convert.rules import RulesConverter
+from rpc.convert.transitions import TransitionsConverter
 from rpc.pb import route_optimization_service_pb2 as pb
 
 __all__ = ["ModelConverter"]
@@ -33,7 +34,7 @@ _MAX_MATRIX_VIOLATIONS = 5
 """Invalid matrix values reported one by one per matrix and value kind; the rest are counted."""
 
 
-class ModelConverter(RulesConverter, HoursConverter, LoadsConverter):
+class ModelConverter(RulesConverter, HoursConverter, LoadsConverter, TransitionsConverter):
     """Converts the messages of a ``ShipmentModel`` (paths under ``model``) while collecting
     violations; :meth:`time_window` also serves other messages with TimeWindows."""
 
@@ -70,6 +71,8 @@ class ModelConverter(RulesConverter, HoursConverter, LoadsConverter):
             shipment_type_incompatibilities=rules.shipment_type_incompatibilities,
             shipment_type_requirements=rules.shipment_type_requirements,
             precedence_rules=rules.precedence_rules,
+            # issue 15 (rpc.convert.transitions)
+            transition_attributes=self.transition_attributes(m, path),
         )
 
     def no_locations_with_matrices(self, m: pb.ShipmentModel, path: str) -> None:

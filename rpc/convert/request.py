@@ -207,6 +207,7 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         "offset_duration",
         "travel_duration_limit", "quadratic_soft_max_duration",  # issue 15, driver hours
         "extra_visit_duration_for_visit_type",  # issue 15, visit types
+        "delay",  # issue 15, transition attributes
     })),
     (40, "LOAD_INVALID", frozenset({
         "load_demands", "load_limits", "amount", "max_load", "soft_max_load",
@@ -235,6 +236,7 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
     })),
     (90, "DISTANCE_LIMIT_INVALID", frozenset({
         "route_distance_limit", "max_meters", "soft_max_meters",
+        "distance_limit",  # issue 15, transition attributes
     })),
     (100, "SOLVER_SETTINGS_INVALID", frozenset({
         "solver", "backend", "solver_processes", "random_seed", "iteration_limit",

@@ -118,6 +118,7 @@ def _fill_transition(out: pb.ShipmentRoute.Transition, t: Transition) -> None:
     out.travel_duration.CopyFrom(seconds_to_duration(t.travel_duration_s))
     out.travel_distance_meters = t.travel_distance_m
     out.wait_duration.CopyFrom(seconds_to_duration(t.wait_duration_s))
+    out.delay_duration.CopyFrom(seconds_to_duration(t.delay_duration_s))  # issue 15
     out.break_duration.CopyFrom(seconds_to_duration(t.break_duration_s))
     out.total_duration.CopyFrom(seconds_to_duration(t.total_duration_s))
     out.start_time.CopyFrom(seconds_to_timestamp(t.start_time))
@@ -134,8 +135,9 @@ def _fill_aggregated(out: pb.AggregatedMetrics, m: AggregatedMetrics) -> None:
     out.travel_duration.CopyFrom(seconds_to_duration(m.travel_duration_s))
     out.wait_duration.CopyFrom(seconds_to_duration(m.wait_duration_s))
     # The engine's delay is lateness after soft end times: routeopt's late_duration. Google's
-    # delay_duration (transition delays) stays zero: routeopt supports no transition delays.
+    # delay_duration is the transitions' delays (transition_attributes, issue 15).
     out.late_duration.CopyFrom(seconds_to_duration(m.delay_duration_s))
+    out.delay_duration.CopyFrom(seconds_to_duration(m.transition_delay_duration_s))
     out.break_duration.CopyFrom(seconds_to_duration(m.break_duration_s))
     out.visit_duration.CopyFrom(seconds_to_duration(m.visit_duration_s))
     out.total_duration.CopyFrom(seconds_to_duration(m.total_duration_s))

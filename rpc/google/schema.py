@@ -65,6 +65,9 @@ REJECTED: Final[Mapping[str, str]] = {
 
 PARTIAL: Final[Mapping[str, str]] = {
     "Vehicle.LoadLimit.Interval.min": "0 only: a positive min is INVALID_ARGUMENT",
+    "TransitionAttributes.distance_limit": (
+        "soft only, as in Google's API: max_meters is INVALID_ARGUMENT"
+    ),
 }
 """Honoured fields with a restriction on their values (``Message.field`` → the restriction)."""
 

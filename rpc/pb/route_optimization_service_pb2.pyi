@@ -1085,6 +1085,7 @@ class ShipmentModel(_message.Message):
     SHIPMENT_TYPE_INCOMPATIBILITIES_FIELD_NUMBER: _builtins.int
     SHIPMENT_TYPE_REQUIREMENTS_FIELD_NUMBER: _builtins.int
     PRECEDENCE_RULES_FIELD_NUMBER: _builtins.int
+    TRANSITION_ATTRIBUTES_FIELD_NUMBER: _builtins.int
     max_active_vehicles: _builtins.int
     """At most this many vehicles perform shipments (a vehicle is active when its
     route performs at least one shipment). Unset: no limit; set: positive.
@@ -1146,6 +1147,12 @@ class ShipmentModel(_message.Message):
     def precedence_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___ShipmentModel.PrecedenceRule]:
         """Precedence rules between the events of two shipments."""
 
+    @_builtins.property
+    def transition_attributes(self) -> _containers.RepeatedCompositeFieldContainer[Global___TransitionAttributes]:
+        """Delays and extra costs of the transitions (a visit or vehicle start to the
+        next visit or vehicle end) whose tags match (see TransitionAttributes).
+        """
+
     def __init__(
         self,
         *,
@@ -1161,10 +1168,11 @@ class ShipmentModel(_message.Message):
         shipment_type_incompatibilities: _abc.Iterable[Global___ShipmentTypeIncompatibility] | None = ...,
         shipment_type_requirements: _abc.Iterable[Global___ShipmentTypeRequirement] | None = ...,
         precedence_rules: _abc.Iterable[Global___ShipmentModel.PrecedenceRule] | None = ...,
+        transition_attributes: _abc.Iterable[Global___TransitionAttributes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_active_vehicles", b"_max_active_vehicles", "global_end_time", b"global_end_time", "global_start_time", b"global_start_time", "max_active_vehicles", b"max_active_vehicles"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_active_vehicles", b"_max_active_vehicles", "duration_distance_matrices", b"duration_distance_matrices", "duration_distance_matrix_dst_tags", b"duration_distance_matrix_dst_tags", "duration_distance_matrix_src_tags", b"duration_distance_matrix_src_tags", "global_duration_cost_per_hour", b"global_duration_cost_per_hour", "global_end_time", b"global_end_time", "global_start_time", b"global_start_time", "max_active_vehicles", b"max_active_vehicles", "precedence_rules", b"precedence_rules", "shipment_type_incompatibilities", b"shipment_type_incompatibilities", "shipment_type_requirements", b"shipment_type_requirements", "shipments", b"shipments", "vehicles", b"vehicles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_active_vehicles", b"_max_active_vehicles", "duration_distance_matrices", b"duration_distance_matrices", "duration_distance_matrix_dst_tags", b"duration_distance_matrix_dst_tags", "duration_distance_matrix_src_tags", b"duration_distance_matrix_src_tags", "global_duration_cost_per_hour", b"global_duration_cost_per_hour", "global_end_time", b"global_end_time", "global_start_time", b"global_start_time", "max_active_vehicles", b"max_active_vehicles", "precedence_rules", b"precedence_rules", "shipment_type_incompatibilities", b"shipment_type_incompatibilities", "shipment_type_requirements", b"shipment_type_requirements", "shipments", b"shipments", "transition_attributes", b"transition_attributes", "vehicles", b"vehicles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_active_vehicles: _TypeAlias = _typing.Literal["max_active_vehicles"]  # noqa: Y015
     _WhichOneofArgType__max_active_vehicles: _TypeAlias = _typing.Literal["_max_active_vehicles", b"_max_active_vehicles"]  # noqa: Y015
@@ -1936,6 +1944,76 @@ class Vehicle(_message.Message):
 Global___Vehicle: _TypeAlias = Vehicle  # noqa: Y015
 
 @_typing.final
+class TransitionAttributes(_message.Message):
+    """Attributes of the transitions between two consecutive stops of a route
+    (Google's TransitionAttributes). A source (visit or vehicle start) matches
+    when its tags (VisitRequest.tags, Vehicle.start_tags) contain src_tag, or do
+    not contain excluded_src_tag; a destination (visit or vehicle end) likewise
+    with VisitRequest.tags / Vehicle.end_tags and dst_tag / excluded_dst_tag.
+    Several attributes may match a transition: their delays and costs add up.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SRC_TAG_FIELD_NUMBER: _builtins.int
+    EXCLUDED_SRC_TAG_FIELD_NUMBER: _builtins.int
+    DST_TAG_FIELD_NUMBER: _builtins.int
+    EXCLUDED_DST_TAG_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
+    COST_PER_KILOMETER_FIELD_NUMBER: _builtins.int
+    DISTANCE_LIMIT_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    src_tag: _builtins.str
+    """Exactly one of src_tag and excluded_src_tag must be non-empty."""
+    excluded_src_tag: _builtins.str
+    dst_tag: _builtins.str
+    """Exactly one of dst_tag and excluded_dst_tag must be non-empty."""
+    excluded_dst_tag: _builtins.str
+    cost: _builtins.float
+    """Cost of each matching transition; non-negative (route_costs key
+    "model.transition_attributes.cost").
+    """
+    cost_per_kilometer: _builtins.float
+    """Cost per kilometer travelled in a matching transition, on top of the
+    vehicle's cost_per_kilometer; non-negative (route_costs key
+    "model.transition_attributes.cost_per_kilometer").
+    """
+    @_builtins.property
+    def distance_limit(self) -> Global___DistanceLimit:
+        """A soft limit on the distance of a matching transition: soft_max_meters with
+        cost_per_kilometer_above_soft_max (route_costs key
+        "model.transition_attributes.distance_limit.cost_per_kilometer_above_soft_max").
+        As in Google's API, only soft limits: max_meters is INVALID_ARGUMENT.
+        """
+
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """Time between the end of the source visit (or vehicle start) and the start
+        of the destination, on top of travel: the last `delay` before the
+        destination (Transition.delay_duration); non-negative.
+        """
+
+    def __init__(
+        self,
+        *,
+        src_tag: _builtins.str = ...,
+        excluded_src_tag: _builtins.str = ...,
+        dst_tag: _builtins.str = ...,
+        excluded_dst_tag: _builtins.str = ...,
+        cost: _builtins.float = ...,
+        cost_per_kilometer: _builtins.float = ...,
+        distance_limit: Global___DistanceLimit | None = ...,
+        delay: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "distance_limit", b"distance_limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "cost_per_kilometer", b"cost_per_kilometer", "delay", b"delay", "distance_limit", b"distance_limit", "dst_tag", b"dst_tag", "excluded_dst_tag", b"excluded_dst_tag", "excluded_src_tag", b"excluded_src_tag", "src_tag", b"src_tag"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransitionAttributes: _TypeAlias = TransitionAttributes  # noqa: Y015
+
+@_typing.final
 class DistanceLimit(_message.Message):
     """A limit on the distance travelled by a route."""
 
@@ -2204,6 +2282,7 @@ class ShipmentRoute(_message.Message):
         TRAVEL_DURATION_FIELD_NUMBER: _builtins.int
         TRAVEL_DISTANCE_METERS_FIELD_NUMBER: _builtins.int
         WAIT_DURATION_FIELD_NUMBER: _builtins.int
+        DELAY_DURATION_FIELD_NUMBER: _builtins.int
         BREAK_DURATION_FIELD_NUMBER: _builtins.int
         TOTAL_DURATION_FIELD_NUMBER: _builtins.int
         START_TIME_FIELD_NUMBER: _builtins.int
@@ -2217,7 +2296,15 @@ class ShipmentRoute(_message.Message):
 
         @_builtins.property
         def wait_duration(self) -> _duration_pb2.Duration:
-            """Time spent waiting: total_duration - travel_duration - break_duration."""
+            """Time spent waiting: total_duration - travel_duration - delay_duration -
+            break_duration.
+            """
+
+        @_builtins.property
+        def delay_duration(self) -> _duration_pb2.Duration:
+            """Sum of the delays of the TransitionAttributes that match this transition;
+            the delay ends when the next stop starts.
+            """
 
         @_builtins.property
         def break_duration(self) -> _duration_pb2.Duration:
@@ -2247,15 +2334,16 @@ class ShipmentRoute(_message.Message):
             travel_duration: _duration_pb2.Duration | None = ...,
             travel_distance_meters: _builtins.float = ...,
             wait_duration: _duration_pb2.Duration | None = ...,
+            delay_duration: _duration_pb2.Duration | None = ...,
             break_duration: _duration_pb2.Duration | None = ...,
             total_duration: _duration_pb2.Duration | None = ...,
             start_time: _timestamp_pb2.Timestamp | None = ...,
             vehicle_loads: _abc.Mapping[_builtins.str, Global___ShipmentRoute.VehicleLoad] | None = ...,
             route_polyline: Global___ShipmentRoute.EncodedPolyline | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "route_polyline", b"route_polyline", "start_time", b"start_time", "total_duration", b"total_duration", "travel_duration", b"travel_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "route_polyline", b"route_polyline", "start_time", b"start_time", "total_duration", b"total_duration", "travel_duration", b"travel_duration", "wait_duration", b"wait_duration"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "route_polyline", b"route_polyline", "start_time", b"start_time", "total_duration", b"total_duration", "travel_distance_meters", b"travel_distance_meters", "travel_duration", b"travel_duration", "vehicle_loads", b"vehicle_loads", "wait_duration", b"wait_duration"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["break_duration", b"break_duration", "delay_duration", b"delay_duration", "route_polyline", b"route_polyline", "start_time", b"start_time", "total_duration", b"total_duration", "travel_distance_meters", b"travel_distance_meters", "travel_duration", b"travel_duration", "vehicle_loads", b"vehicle_loads", "wait_duration", b"wait_duration"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2543,8 +2631,8 @@ class AggregatedMetrics(_message.Message):
     @_builtins.property
     def delay_duration(self) -> _duration_pb2.Duration:
         """As in Google's API: the sum of the transitions' delays
-        (TransitionAttributes.delay); routeopt supports no transition delays, so
-        always zero (unset). Lateness after soft end times is `late_duration`.
+        (TransitionAttributes.delay). Lateness after soft end times is
+        `late_duration`.
         """
 
     @_builtins.property

@@ -27,6 +27,7 @@ from engine.model import (
     LoadInterval,
     PrecedenceRule,
     ShipmentTypeIncompatibility,
+    TransitionAttributes,
     UnloadingPolicy,
 )
 from engine.options import SearchMode, SolveOptions
@@ -287,6 +288,16 @@ ORTOOLS_ONLY = {
     "load_intervals": (
         with_vehicle(BASE, end_load_intervals={"kg": LoadInterval(0, 100)}),
         "model.vehicles[1].load_limits[kg].end_load_interval",
+    ),
+    # transition attributes (issue 15): a delay leaving every start
+    "transition_attributes": (
+        dataclasses.replace(
+            with_vehicle(BASE, start_tags=("yard",)),
+            transition_attributes=(
+                TransitionAttributes(src_tag="yard", excluded_dst_tag="-", delay_s=300.0),
+            ),
+        ),
+        "model.transition_attributes[0]",
     ),
 }
 

@@ -206,7 +206,8 @@ def reopt_requests() -> list[pb.OptimizeToursRequest]:
 
 def settings_request() -> pb.OptimizeToursRequest:
     """The rules seed with the rest: requirements, vehicle windows and limits, soft loads,
-    visit costs, detour limits, solver settings, polylines and progress routes."""
+    visit costs, detour limits, transition attributes, solver settings, polylines and progress
+    routes."""
     request = rules_request()
     request.label = "fuzz-settings"
     _timeout(request, ms=500)  # the requirements take a while to set up
@@ -226,6 +227,12 @@ def settings_request() -> pb.OptimizeToursRequest:
         requirement_mode=pb.ShipmentTypeRequirement.IN_SAME_VEHICLE_AT_PICKUP_TIME,
     )
     model.precedence_rules[0].offset_duration.FromSeconds(60)
+    transition = model.transition_attributes.add(  # issue 15
+        src_tag="depot", excluded_dst_tag="none", cost=1.0, cost_per_kilometer=0.5
+    )
+    transition.delay.FromSeconds(120)
+    transition.distance_limit.soft_max_meters = 1000
+    transition.distance_limit.cost_per_kilometer_above_soft_max = 0.1
     parcel = model.shipments.add(label="box", penalty_cost=50.0)
     parcel.deliveries.add(tags=["b"]).duration.FromSeconds(10)
     parcel.load_demands["boxes"].amount = 2

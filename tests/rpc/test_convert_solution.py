@@ -45,6 +45,7 @@ def hand_built_transitions(t: float) -> tuple[Transition, ...]:
             break_duration_s=900.0,
             total_duration_s=1430.25,
             vehicle_loads={"kg": 5},
+            delay_duration_s=20.5,  # transition_attributes (issue 15)
         ),
         Transition(
             start_time=t + 900.0,
@@ -96,6 +97,7 @@ def hand_built_solution() -> Solution:
         total_duration_s=1651.625,
         travel_distance_m=4321.5,
         max_loads={"kg": 12, "pallets": 1},
+        transition_delay_duration_s=20.5,
     )
     used = Route(
         vehicle_index=0,
@@ -168,6 +170,7 @@ def expected_transitions(t: int) -> list[pb.ShipmentRoute.Transition]:
             travel_duration=dur(99, 750_000_000),
             travel_distance_meters=1000.5,
             wait_duration=dur(0),
+            delay_duration=dur(0),
             break_duration=dur(0),
             total_duration=dur(99, 750_000_000),
             vehicle_loads={"kg": load(amount=0)},
@@ -178,6 +181,7 @@ def expected_transitions(t: int) -> list[pb.ShipmentRoute.Transition]:
             travel_duration=dur(500),
             travel_distance_meters=3000.0,
             wait_duration=dur(30, 250_000_000),
+            delay_duration=dur(20, 500_000_000),
             break_duration=dur(900),
             total_duration=dur(1430, 250_000_000),
             vehicle_loads={"kg": load(amount=5)},
@@ -187,6 +191,7 @@ def expected_transitions(t: int) -> list[pb.ShipmentRoute.Transition]:
             travel_duration=dur(0, 750_000_000),
             travel_distance_meters=321.0,
             wait_duration=dur(0),
+            delay_duration=dur(0),
             break_duration=dur(0),
             total_duration=dur(0, 750_000_000),
             vehicle_loads={"kg": load(amount=0)},
@@ -255,6 +260,7 @@ def test_solution_to_response_maps_every_field() -> None:
         travel_duration=dur(600, 500_000_000),
         wait_duration=dur(30, 250_000_000),
         late_duration=dur(12, 125_000_000),
+        delay_duration=dur(20, 500_000_000),
         break_duration=dur(900),
         visit_duration=dur(120, 750_000_000),
         total_duration=dur(1651, 625_000_000),

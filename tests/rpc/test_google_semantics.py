@@ -71,7 +71,9 @@ def test_unknown_fields_in_map_values_and_nested_messages_are_found() -> None:
 def test_unsupported_field_validation_error_in_validate_only() -> None:
     theirs = g.OptimizeToursRequest.deserialize(base_request().SerializeToString())
     theirs.solving_mode = g.OptimizeToursRequest.SolvingMode.VALIDATE_ONLY
-    theirs.model.transition_attributes = [g.TransitionAttributes(src_tag="a", cost=1.0)]
+    theirs.model.objectives = [
+        g.ShipmentModel.Objective(type_=g.ShipmentModel.Objective.Type.MIN_DISTANCE, weight=1.0)
+    ]
     response = convert_or_validate(
         _from_google(theirs), default_geodesic_meters_per_second=DEFAULT_SPEED
     )
@@ -79,7 +81,7 @@ def test_unsupported_field_validation_error_in_validate_only() -> None:
     (error,) = response.validation_errors
     assert (error.code, error.display_name) == (2, "UNSUPPORTED_FIELD")
     assert error.fields[0].name == "model"
-    assert error.fields[0].sub_field.name == "transition_attributes"
+    assert error.fields[0].sub_field.name == "objectives"
 
 
 @pytest.mark.parametrize("parent", ["", "projects/p-1", "projects/p/locations/europe-west1"])

@@ -94,6 +94,14 @@ CASES: list[tuple[str, Limits, Callable[[pb.OptimizeToursRequest], None], str]] 
         "model.vehicles[0].break_rule.break_requests",
     ),
     (
+        "transition_attributes",
+        Limits(transition_attributes=1),
+        lambda r: r.model.transition_attributes.extend(
+            [pb.TransitionAttributes(src_tag="a", dst_tag="b")] * 2
+        ),
+        "model.transition_attributes",
+    ),
+    (
         "matrix_tags",
         Limits(matrix_tags=5),
         lambda r: r.model.duration_distance_matrix_dst_tags.extend(str(k) for k in range(6)),

@@ -214,6 +214,7 @@ def _aggregated(m: pb.AggregatedMetrics) -> AggregatedMetrics:
         total_duration_s=duration_to_seconds(m.total_duration),
         travel_distance_m=m.travel_distance_meters,
         max_loads={k: v.amount for k, v in m.max_loads.items()},
+        transition_delay_duration_s=duration_to_seconds(m.delay_duration),
     )
 
 
@@ -248,6 +249,7 @@ def _route(r: pb.ShipmentRoute) -> Route:
                 total_duration_s=duration_to_seconds(t.total_duration),
                 vehicle_loads={k: load.amount for k, load in t.vehicle_loads.items()},
                 polyline=t.route_polyline.points,
+                delay_duration_s=duration_to_seconds(t.delay_duration),
             )
             for t in r.transitions
         ),
