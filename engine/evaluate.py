@@ -80,9 +80,10 @@ def _route_geometry(
     problem: Problem, plan: RoutePlan, network: RoadNetwork
 ) -> tuple[list[str], str]:
     """Encoded polylines of each transition of a road route (empty where a stop has no
-    location) and of the whole route."""
-    road = problem.travel.road
+    location) and of the whole route, on the network of the vehicle's matrix (its profile's)."""
+    road = problem.travel.road_of(plan.vehicle)
     assert road is not None
+    network = road.network if road.network is not None else network
     stops = problem.stops
     sequence = [stops.vehicle_start(plan.vehicle), *plan.stops, stops.vehicle_end(plan.vehicle)]
     points = [int(road.point[s]) for s in sequence]

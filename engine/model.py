@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_GLOBAL_END_TIME",
     "DEFAULT_GLOBAL_START_TIME",
     "REQUEST_LEVEL_FIELDS",
+    "TRAVEL_MODE_PROFILES",
     "BreakRequest",
     "ConstraintRelaxation",
     "DurationDistanceMatrix",
@@ -48,6 +49,7 @@ __all__ = [
     "ShipmentTypeRequirement",
     "SoftLoadLimit",
     "TimeWindow",
+    "TravelMode",
     "UnloadingPolicy",
     "Vehicle",
     "VisitRequest",
@@ -256,6 +258,30 @@ class UnloadingPolicy(enum.IntEnum):
     """Each delivery is of the pair picked up first among those on board."""
 
 
+class TravelMode(enum.IntEnum):
+    """``Vehicle.TravelMode`` (Google's values; ``TRUCK`` is a routeopt value, 100 and up): which
+    road profile the vehicle's travel follows (:data:`TRAVEL_MODE_PROFILES`)."""
+
+    TRAVEL_MODE_UNSPECIFIED = 0
+    """The server's default road profile (``--profile``, ``car`` unless set): Google's
+    "equivalent to DRIVING" on a server started with the car profile."""
+    DRIVING = 1
+    """The ``car`` profile."""
+    WALKING = 2
+    """The ``foot`` profile (walking pace, one-way rules do not apply)."""
+    TRUCK = 100
+    """routeopt: the ``truck`` profile (heavy goods vehicle: ``hgv`` access, lower speeds)."""
+
+
+TRAVEL_MODE_PROFILES: Mapping[TravelMode, str | None] = {
+    TravelMode.TRAVEL_MODE_UNSPECIFIED: None,
+    TravelMode.DRIVING: "car",
+    TravelMode.WALKING: "foot",
+    TravelMode.TRUCK: "truck",
+}
+"""The road profile (:data:`geodata.PROFILES`) of each travel mode; None: the default one."""
+
+
 @dataclass(frozen=True)
 class Vehicle:
     """A vehicle. Unset start (end) location: the route starts (ends) at its first (last) visit."""
@@ -314,6 +340,10 @@ class Vehicle:
     collects)."""
     unloading_policy: UnloadingPolicy = UnloadingPolicy.UNLOADING_POLICY_UNSPECIFIED
     """Google's ``unloading_policy`` (issue 15)."""
+    # -- road network (issue 15) --
+    travel_mode: TravelMode = TravelMode.TRAVEL_MODE_UNSPECIFIED
+    """Google's ``travel_mode``: the road profile of this vehicle's travel (road travel), or its
+    speed (geodesic travel: ``WALKING`` moves at walking pace); see :mod:`engine.travel`."""
     # -- visit types (issue 15) --
     extra_visit_duration_for_visit_type: Mapping[str, float] = field(default_factory=dict)
     """Seconds this vehicle spends beyond ``VisitRequest.duration_s`` at a visit of each type

@@ -4,7 +4,9 @@ The data flow is one way: :mod:`geodata` builds networks, snaps points and compu
 this module turns a model's stops into road travel matrices and route geometry.
 
 A :class:`RoadSpec` names a road file and how to use it; :func:`load_roads` loads it (from the
-build cache when possible) into a :class:`RoadContext`. The server loads one at start-up; its
+build cache when possible) into a :class:`RoadContext`: one network per profile it serves (its
+default ``profile`` and any further ``profiles``, for vehicles whose ``travel_mode`` asks for
+them; :meth:`RoadContext.for_profile`). The server loads one at start-up; its
 solve workers get theirs from :mod:`runtime.worker_roads`, loaded once in the process they are
 forked from.
 """
@@ -15,8 +17,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +73,10 @@ def embedded_extract() -> Path:
 @dataclass(frozen=True)
 class RoadSpec:
     """Which road file to load and how: ``path`` (OSM .pbf/.osm or a road layer), ``profile``
-    ("car" or "truck"), the build-cache folder (None: the default) and the snapping limit.
-    With ``prebuilt``, ``path`` is a network written by :func:`save_prebuilt` (loaded as is; its
+    (the default one: "car", "truck" or "foot"), the build-cache folder (None: the default) and
+    the snapping limit. ``profiles``: further profiles served from the same file (a network
+    each, for vehicles whose ``travel_mode`` asks for them). With ``prebuilt``, ``path`` is a
+    network written by :func:`save_prebuilt` (loaded as is, no further profiles; its
     contraction hierarchy is cached beside it, ``FILE.ch/``)."""
 
     path: str
@@ -80,10 +84,17 @@ class RoadSpec:
     cache_dir: str | None = None
     max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
     prebuilt: bool = False
+    profiles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        object.__setattr__(
+            self, "profiles", tuple(p for p in dict.fromkeys(self.profiles) if p != self.profile)
+        )
+        for name in (self.profile, *self.profiles):
+            if name not in PROFILES:
+                raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        if self.prebuilt and self.profiles:
+            raise ValueError("a prebuilt network has one profile: no further profiles")
         if not self.max_snap_distance_m > 0:
             raise ValueError(
                 f"max_snap_distance_m must be positive, got {self.max_snap_distance_m}"
@@ -94,18 +105,38 @@ class RoadSpec:
 
     @classmethod
     def from_json(cls, text: str) -> RoadSpec:
-        return cls(**json.loads(text))
+        values = json.loads(text)
+        values["profiles"] = tuple(values.get("profiles", ()))
+        return cls(**values)
+
+    @property
+    def served(self) -> tuple[str, ...]:
+        """Every profile served: the default one first."""
+        return (self.profile, *self.profiles)
 
 
 @dataclass(frozen=True, eq=False)
 class RoadContext:
     """A loaded road network ready for solving: the network, its snapping index and the report
-    of how it was built."""
+    of how it was built; ``others`` holds the contexts of the spec's further ``profiles`` (by
+    profile name, each with its own network and index)."""
 
     spec: RoadSpec
     network: RoadNetwork
     snapper: Snapper
     report: BuildReport | None = None
+    others: Mapping[str, RoadContext] = field(default_factory=dict)
+
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        """The profiles served: this context's own first."""
+        return (self.spec.profile, *self.others)
+
+    def for_profile(self, profile: str | None) -> RoadContext | None:
+        """The context of ``profile`` (None: this one, the default), or None when not served."""
+        if profile is None or profile == self.spec.profile:
+            return self
+        return self.others.get(profile)
 
     def snap(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> SnapResult:
         return self.snapper.snap(lat, lon, max_distance_m=self.spec.max_snap_distance_m)
@@ -169,7 +200,16 @@ def _load_prebuilt(path: str) -> RoadNetwork:
 
 
 def load_roads(spec: RoadSpec) -> RoadContext:
-    """Load ``spec``'s network (build cache permitting) and index it for snapping."""
+    """Load ``spec``'s network (build cache permitting) and index it for snapping; the same for
+    each of its further ``profiles`` (:attr:`RoadContext.others`)."""
+    context = _load_one(replace(spec, profiles=()))
+    if not spec.profiles:
+        return context
+    others = {name: _load_one(replace(spec, profile=name, profiles=())) for name in spec.profiles}
+    return replace(context, spec=spec, others=others)
+
+
+def _load_one(spec: RoadSpec) -> RoadContext:
     started = time.perf_counter()
     report: BuildReport | None = None
     if spec.prebuilt:

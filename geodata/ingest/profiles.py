@@ -14,6 +14,9 @@ Decisions (see also :mod:`geodata.ingest.tags`):
   specific tag overrides a general one, so ``access=no`` + ``motor_vehicle=yes`` is open to cars).
   ``destination``, ``delivery``, ``customers`` and ``permissive`` stay open: a delivery vehicle
   may use them. ``private`` is closed.
+- :data:`FOOT` (walking) reads no one-way rule at all (``Profile.oneway`` false): every way it may
+  use is walkable in both directions, whatever ``oneway``/``junction`` say (``oneway:foot`` is
+  not read either). Its rules are in its docstring.
 """
 
 from __future__ import annotations
@@ -24,7 +27,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["CAR", "HIGHWAY_CLASSES", "PROFILES", "TRUCK", "Profile", "highway_code"]
+__all__ = [
+    "CAR",
+    "FOOT",
+    "HIGHWAY_CLASSES",
+    "PROFILES",
+    "TRUCK",
+    "WALKING_SPEED_KPH",
+    "Profile",
+    "highway_code",
+]
 
 HIGHWAY_CLASSES: tuple[str, ...] = (
     "motorway",
@@ -43,6 +55,14 @@ HIGHWAY_CLASSES: tuple[str, ...] = (
     "service",
     "road",
     "track",
+    # Ways for people on foot (the FOOT profile); appended, so earlier codes keep their value.
+    "pedestrian",
+    "footway",
+    "path",
+    "steps",
+    "cycleway",
+    "bridleway",
+    "corridor",
 )
 """Road classes a profile may allow; an edge's ``highway`` code is its index in this tuple."""
 
@@ -83,6 +103,8 @@ class Profile:
         maxspeed_keys: speed-limit tags to read, most specific first (``maxspeed:hgv`` for trucks);
             ``KEY:forward`` / ``KEY:backward`` are read before ``KEY`` for each direction.
         excluded_service: ``service=*`` values that are not drivable.
+        oneway: whether one-way tags restrict the profile (``False`` for walking: every usable
+            way is usable in both directions).
     """
 
     name: str
@@ -94,6 +116,7 @@ class Profile:
     excluded_service: frozenset[str] = field(
         default_factory=lambda: frozenset({"emergency_access"})
     )
+    oneway: bool = True
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -139,6 +162,7 @@ class Profile:
                 "denied_access": sorted(self.denied_access),
                 "maxspeed_keys": list(self.maxspeed_keys),
                 "excluded_service": sorted(self.excluded_service),
+                "oneway": self.oneway,
             },
             sort_keys=True,
         )
@@ -180,5 +204,55 @@ TRUCK = Profile(
 )
 """A heavy goods vehicle (OSM ``hgv``): lower speeds, 80 km/h limiter, closed where ``hgv=no``."""
 
-PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (CAR, TRUCK)})
+WALKING_SPEED_KPH = 5.0
+"""The FOOT profile's walking speed (km/h), the same on every way it may use."""
+
+FOOT = Profile(
+    name="foot",
+    speeds_kph=dict.fromkeys(
+        (
+            "trunk",
+            "trunk_link",
+            "primary",
+            "primary_link",
+            "secondary",
+            "secondary_link",
+            "tertiary",
+            "tertiary_link",
+            "unclassified",
+            "residential",
+            "living_street",
+            "service",
+            "road",
+            "track",
+            "pedestrian",
+            "footway",
+            "path",
+            "steps",
+            "cycleway",
+            "bridleway",
+            "corridor",
+        ),
+        WALKING_SPEED_KPH,
+    ),
+    max_speed_kph=WALKING_SPEED_KPH,
+    access_keys=("foot", "access"),
+    excluded_service=frozenset(),
+    oneway=False,
+)
+"""Walking (Google's ``TravelMode.WALKING``). Rules:
+
+- Ways: every road class but ``motorway`` and ``motorway_link`` (``trunk`` included, as in OSRM's
+  foot profile: pedestrians may use it unless it is tagged ``foot=no``), plus the ways for
+  people on foot: ``pedestrian``, ``footway``, ``path``, ``steps``, ``cycleway``, ``bridleway``,
+  ``track`` and ``corridor`` (indoor corridors); every ``service`` road.
+- Access: ``foot`` then ``access`` (``access=no`` + ``foot=yes`` is open; ``foot=no`` closes).
+- Direction: both ways on every way, whatever ``oneway``, ``oneway=reversible`` or
+  ``junction=roundabout`` say (they are rules for vehicles).
+- Speed: :data:`WALKING_SPEED_KPH` (5 km/h) everywhere, ``maxspeed`` is irrelevant (it is the
+  cap, so every road-speed tag is capped at walking pace).
+- ``area=yes`` and ``impassable=yes`` ways are excluded as for vehicles.
+"""
+
+PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (CAR, TRUCK, FOOT)})
 """The built-in profiles by name."""

