@@ -186,8 +186,8 @@ def _load_prebuilt(path: str) -> RoadNetwork:
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files if name != "profile"}
         profile = str(data["profile"]) if "profile" in data.files else ""
-    expected = {f.name for f in fields(RoadNetwork)} - {"profile"}
-    if set(arrays) != expected or not profile:
+    expected = {f.name for f in fields(RoadNetwork)} - {"profile", "flags"}
+    if set(arrays) - {"flags"} != expected or not profile:  # flags: optional (older files)
         missing = sorted(expected - set(arrays)) + ([] if profile else ["profile"])
         extra = sorted(set(arrays) - expected)
         raise ValueError(

@@ -10,6 +10,9 @@ Decisions (see also :mod:`geodata.ingest.tags`):
   yards and car parks. ``service=emergency_access`` is excluded.
 - ``track`` is *not* drivable by default (mostly unpaved farm and forest tracks); a custom profile
   can add it to ``speeds_kph``.
+- Ferries (``route=ferry`` ways, class ``ferry``) carry cars and trucks only where their access
+  tags say so (``motor_vehicle=yes``, ``motorcar=yes``, ``hgv=yes``...: ``explicit_ferry_access``),
+  at 10 km/h (the crossing; waiting is not modelled, ``duration=*`` is not read).
 - Access is decided by the most specific of ``access_keys`` that the way carries (OSM's rule: a more
   specific tag overrides a general one, so ``access=no`` + ``motor_vehicle=yes`` is open to cars).
   ``destination``, ``delivery``, ``customers`` and ``permissive`` stay open: a delivery vehicle
@@ -63,6 +66,8 @@ HIGHWAY_CLASSES: tuple[str, ...] = (
     "cycleway",
     "bridleway",
     "corridor",
+    # Ferry crossings: ways tagged route=ferry (no highway tag), read as this class.
+    "ferry",
 )
 """Road classes a profile may allow; an edge's ``highway`` code is its index in this tuple."""
 
@@ -105,6 +110,9 @@ class Profile:
         excluded_service: ``service=*`` values that are not drivable.
         oneway: whether one-way tags restrict the profile (``False`` for walking: every usable
             way is usable in both directions).
+        explicit_ferry_access: a ferry (``route=ferry``, class ``ferry``) is used only when the
+            most specific of ``access_keys`` it carries says ``yes`` or ``designated`` (OSM
+            ferries that take cars say ``motor_vehicle=yes``; many carry people only).
     """
 
     name: str
@@ -117,6 +125,7 @@ class Profile:
         default_factory=lambda: frozenset({"emergency_access"})
     )
     oneway: bool = True
+    explicit_ferry_access: bool = False
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -163,6 +172,7 @@ class Profile:
                 "maxspeed_keys": list(self.maxspeed_keys),
                 "excluded_service": sorted(self.excluded_service),
                 "oneway": self.oneway,
+                "explicit_ferry_access": self.explicit_ferry_access,
             },
             sort_keys=True,
         )
@@ -185,6 +195,7 @@ _DEFAULT_SPEEDS_KPH: dict[str, tuple[float, float]] = {
     "living_street": (10.0, 10.0),
     "service": (15.0, 10.0),
     "road": (30.0, 25.0),
+    "ferry": (10.0, 10.0),  # the crossing only (no waiting time; a duration=* tag is not read)
 }
 
 CAR = Profile(
@@ -192,6 +203,7 @@ CAR = Profile(
     speeds_kph={cls: car for cls, (car, _) in _DEFAULT_SPEEDS_KPH.items()},
     max_speed_kph=130.0,
     access_keys=("motorcar", "motor_vehicle", "vehicle", "access"),
+    explicit_ferry_access=True,
 )
 """A car or small van: default speeds a little under typical limits, capped at 130 km/h."""
 
@@ -201,6 +213,7 @@ TRUCK = Profile(
     max_speed_kph=80.0,
     access_keys=("hgv", "motor_vehicle", "vehicle", "access"),
     maxspeed_keys=("maxspeed:hgv", "maxspeed"),
+    explicit_ferry_access=True,
 )
 """A heavy goods vehicle (OSM ``hgv``): lower speeds, 80 km/h limiter, closed where ``hgv=no``."""
 
@@ -232,6 +245,7 @@ FOOT = Profile(
             "cycleway",
             "bridleway",
             "corridor",
+            "ferry",
         ),
         WALKING_SPEED_KPH,
     ),
@@ -245,7 +259,8 @@ FOOT = Profile(
 - Ways: every road class but ``motorway`` and ``motorway_link`` (``trunk`` included, as in OSRM's
   foot profile: pedestrians may use it unless it is tagged ``foot=no``), plus the ways for
   people on foot: ``pedestrian``, ``footway``, ``path``, ``steps``, ``cycleway``, ``bridleway``,
-  ``track`` and ``corridor`` (indoor corridors); every ``service`` road.
+  ``track`` and ``corridor`` (indoor corridors); every ``service`` road; ferries
+  (``route=ferry``) unless ``foot=no``.
 - Access: ``foot`` then ``access`` (``access=no`` + ``foot=yes`` is open; ``foot=no`` closes).
 - Direction: both ways on every way, whatever ``oneway``, ``oneway=reversible`` or
   ``junction=roundabout`` say (they are rules for vehicles).
