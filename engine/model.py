@@ -43,6 +43,7 @@ __all__ = [
     "Relaxation",
     "RelaxationLevel",
     "RequirementMode",
+    "RouteModifiers",
     "Shipment",
     "ShipmentModel",
     "ShipmentTypeIncompatibility",
@@ -273,6 +274,33 @@ class TravelMode(enum.IntEnum):
     """routeopt: the ``truck`` profile (heavy goods vehicle: ``hgv`` access, lower speeds)."""
 
 
+@dataclass(frozen=True)
+class RouteModifiers:
+    """Google's ``RouteModifiers``: kinds of road a vehicle avoids "where reasonable" (see
+    :mod:`engine.travel`). ``avoid_tolls``, ``avoid_highways`` and ``avoid_ferries`` apply to
+    the motorised modes only and ``avoid_indoor`` to ``WALKING`` only (Google's rule):
+    :meth:`for_profile` drops the others."""
+
+    avoid_tolls: bool = False
+    avoid_highways: bool = False
+    avoid_ferries: bool = False
+    avoid_indoor: bool = False
+
+    def for_profile(self, profile: str) -> RouteModifiers:
+        """The modifiers that apply to ``profile`` (``foot``: indoor only; else the others)."""
+        if profile == "foot":
+            return RouteModifiers(avoid_indoor=self.avoid_indoor)
+        return RouteModifiers(self.avoid_tolls, self.avoid_highways, self.avoid_ferries)
+
+    def __bool__(self) -> bool:
+        return self.avoid_tolls or self.avoid_highways or self.avoid_ferries or self.avoid_indoor
+
+    def label(self) -> str:
+        """``avoid_tolls+avoid_ferries`` style name of the set ones ("" for none)."""
+        names = ("avoid_tolls", "avoid_highways", "avoid_ferries", "avoid_indoor")
+        return "+".join(n for n in names if getattr(self, n))
+
+
 TRAVEL_MODE_PROFILES: Mapping[TravelMode, str | None] = {
     TravelMode.TRAVEL_MODE_UNSPECIFIED: None,
     TravelMode.DRIVING: "car",
@@ -344,6 +372,8 @@ class Vehicle:
     travel_mode: TravelMode = TravelMode.TRAVEL_MODE_UNSPECIFIED
     """Google's ``travel_mode``: the road profile of this vehicle's travel (road travel), or its
     speed (geodesic travel: ``WALKING`` moves at walking pace); see :mod:`engine.travel`."""
+    route_modifiers: RouteModifiers = field(default_factory=RouteModifiers)
+    """Google's ``route_modifiers``: roads this vehicle avoids where reasonable (road travel)."""
     # -- visit types (issue 15) --
     extra_visit_duration_for_visit_type: Mapping[str, float] = field(default_factory=dict)
     """Seconds this vehicle spends beyond ``VisitRequest.duration_s`` at a visit of each type

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.errors import FieldViolation
+from engine.model import RouteModifiers
 from geodata import PROFILES, BuildReport, RoadNetwork, load_network
 from geodata.ingest.cache import hierarchy_path
 from geodata.matrix import MatrixResult
@@ -126,6 +128,42 @@ class RoadContext:
     snapper: Snapper
     report: BuildReport | None = None
     others: Mapping[str, RoadContext] = field(default_factory=dict)
+    _views: dict[RouteModifiers, RoadContext | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _views_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def view(self, modifiers: RouteModifiers) -> RoadContext | None:
+        """This network without the edges ``modifiers`` avoid, with its own snapping index (and
+        contraction hierarchy, cached beside this network's), built on first use and kept; None
+        when they avoid no edge of it. Its ``spec.profile`` is this one's; its network is named
+        ``PROFILE+avoid_...``."""
+        with self._views_lock:
+            if modifiers not in self._views:
+                self._views[modifiers] = self._build_view(modifiers)
+            return self._views[modifiers]
+
+    def _build_view(self, modifiers: RouteModifiers) -> RoadContext | None:
+        started = time.perf_counter()
+        drop = self.network.avoided_edges(
+            tolls=modifiers.avoid_tolls,
+            highways=modifiers.avoid_highways,
+            ferries=modifiers.avoid_ferries,
+            indoor=modifiers.avoid_indoor,
+        )
+        if not drop.any():
+            return None
+        name = f"{self.spec.profile}+{modifiers.label()}"
+        network = self.network.without_edges(drop, name)
+        base_cache = self.network.hierarchy_cache()
+        if base_cache is not None:
+            network.use_hierarchy_cache(base_cache.with_name(f"{base_cache.name}.{name}"))
+        context = RoadContext(replace(self.spec, profiles=()), network, Snapper(network))
+        log.info(
+            "road network view %s: %d of %d edges avoided, ready in %.2f s",
+            name, int(drop.sum()), self.network.n_edges, time.perf_counter() - started,
+        )  # fmt: skip
+        return context
 
     @property
     def profiles(self) -> tuple[str, ...]:

@@ -10,6 +10,11 @@ profile), each over that profile's network, which must be served (else a violati
 ``vehicles[i].travel_mode``). Geodesic travel has no roads: ``WALKING`` vehicles move at
 walking pace (:data:`geodata.ingest.profiles.WALKING_SPEED_KPH`, 5 km/h), every other mode at
 the request's geodesic speed (a truck: the same speed; ``travel_duration_multiple`` slows it).
+
+Route modifiers (``Vehicle.route_modifiers``, road travel only): each distinct (profile,
+modifiers) gets its matrix, over the profile's network without the avoided roads where that
+connects the pair, else the unmodified value (Google's "where reasonable"); see
+:func:`_road_matrices`.
 """
 
 from __future__ import annotations
@@ -20,10 +25,18 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.errors import FieldViolation, InvalidModelError
-from engine.model import TRAVEL_MODE_PROFILES, LatLng, ShipmentModel, TravelMode, VisitRequest
+from engine.model import (
+    TRAVEL_MODE_PROFILES,
+    LatLng,
+    RouteModifiers,
+    ShipmentModel,
+    TravelMode,
+    VisitRequest,
+)
 from engine.roads import RoadContext
 from geodata.geo import haversine_matrix_m
 from geodata.ingest.profiles import WALKING_SPEED_KPH
+from geodata.matrix import MatrixResult
 from geodata.network import RoadNetwork
 from geodata.snap import SnapResult
 
@@ -103,6 +116,12 @@ class RoadPoints:
     snaps: SnapResult
     network: RoadNetwork | None = None
     """The network the matrix's paths run on (route geometry is drawn on it)."""
+    fallback: RoadPoints | None = None
+    """With route modifiers: the stops on the unmodified network, for the pairs the network
+    without the avoided roads cannot connect."""
+    fallback_pairs: npt.NDArray[np.bool_] | None = None
+    """With route modifiers: ``[a, b]`` true where the leg between distinct locations ``a`` and
+    ``b`` runs on :attr:`fallback` ("where reasonable")."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,6 +167,16 @@ def build_travel_matrices(
         return _client_matrices(model, stops)
     if roads is not None and not use_geodesic:
         return _road_matrices(model, stops, roads)
+    modified = [
+        FieldViolation(
+            f"vehicles[{v}].route_modifiers",
+            "needs road travel: geodesic travel has no roads to avoid",
+        )
+        for v, vehicle in enumerate(model.vehicles)
+        if vehicle.route_modifiers
+    ]
+    if modified:
+        raise InvalidModelError(modified)
     return _geodesic_matrices(model, stops, geodesic_meters_per_second)
 
 
@@ -193,9 +222,18 @@ def vehicle_profiles(model: ShipmentModel, roads: RoadContext) -> list[str]:
 
 def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> TravelMatrices:
     """Road travel between the distinct stop locations, each snapped to the nearest road: one
-    matrix per distinct profile of the vehicles (in order of first use)."""
+    matrix per distinct (profile, route modifiers) of the vehicles (in order of first use).
+
+    Modifiers ("avoid ... where reasonable"): the matrix is computed on the profile's network
+    without the avoided edges (:meth:`RoadContext.view`, its own snapping); a pair that it
+    cannot connect (or a location farther than the snapping limit from every road left) keeps
+    the profile's unmodified value, and its leg is drawn on the unmodified network."""
     names = vehicle_profiles(model, roads)
-    distinct = list(dict.fromkeys(names)) or [roads.spec.profile]
+    keys = [
+        (name, vehicle.route_modifiers.for_profile(name))
+        for name, vehicle in zip(names, model.vehicles, strict=True)
+    ]
+    distinct = list(dict.fromkeys(keys)) or [(roads.spec.profile, RouteModifiers())]
     located = _stop_locations(model, stops)
     coords = np.array([(loc.latitude, loc.longitude) for _, _, loc in located], dtype=np.float64)
     unique, inverse = np.unique(coords.reshape(-1, 2), axis=0, return_inverse=True)
@@ -203,14 +241,9 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
     point = np.full(stops.size, -1, dtype=np.int64)
     for k, (stop, _, _) in enumerate(located):
         point[stop] = int(inverse[k])
-    rows = np.flatnonzero(point >= 0)
-    cells = np.ix_(point[rows], point[rows])
-    n = stops.size
-    durations: list[FloatArray] = []
-    distances: list[FloatArray] = []
-    points: list[RoadPoints] = []
+    base: dict[str, tuple[RoadPoints, MatrixResult]] = {}
     off_road: dict[str, FieldViolation] = {}
-    for name in distinct:
+    for name in dict.fromkeys(name for name, _ in distinct):
         context = roads.for_profile(name)
         assert context is not None  # checked by vehicle_profiles
         snaps = context.snap(unique[:, 0], unique[:, 1])
@@ -218,25 +251,47 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
             [path for _, path, _ in located], snaps, inverse
         ):
             off_road.setdefault(violation.field, violation)
-        if off_road:
-            continue
-        result = context.matrix(snaps)
-        duration = np.zeros((n, n))
-        distance = np.zeros((n, n))
-        duration[np.ix_(rows, rows)] = result.durations_s[cells]
-        distance[np.ix_(rows, rows)] = result.distances_m[cells]
-        durations.append(duration)
-        distances.append(distance)
-        points.append(RoadPoints(point=point, snaps=snaps, network=context.network))
+        if not off_road:
+            base[name] = (RoadPoints(point, snaps, context.network), context.matrix(snaps))
     if off_road:
         raise InvalidModelError(list(off_road.values()))
+    rows = np.flatnonzero(point >= 0)
+    cells = np.ix_(point[rows], point[rows])
+    n = stops.size
+    durations: list[FloatArray] = []
+    distances: list[FloatArray] = []
+    points: list[RoadPoints] = []
+    labels: list[str] = []
+    for name, modifiers in distinct:
+        unmodified, result = base[name]
+        context = roads.for_profile(name)
+        assert context is not None
+        view = context.view(modifiers) if modifiers else None
+        duration_of, distance_of = result.durations_s, result.distances_m
+        road = unmodified
+        if view is not None:
+            snaps = view.snap(unique[:, 0], unique[:, 1])
+            avoiding = view.matrix(snaps)
+            usable = np.isfinite(avoiding.durations_s)
+            usable &= ~snaps.too_far[:, None] & ~snaps.too_far[None, :]
+            duration_of = np.where(usable, avoiding.durations_s, result.durations_s)
+            distance_of = np.where(usable, avoiding.distances_m, result.distances_m)
+            road = RoadPoints(point, snaps, view.network, unmodified, ~usable)
+        duration = np.zeros((n, n))
+        distance = np.zeros((n, n))
+        duration[np.ix_(rows, rows)] = duration_of[cells]
+        distance[np.ix_(rows, rows)] = distance_of[cells]
+        durations.append(duration)
+        distances.append(distance)
+        points.append(road)
+        labels.append(name if view is None else f"{name}+{modifiers.label()}")
     return TravelMatrices(
         durations_s=tuple(durations),
         distances_m=tuple(distances),
-        vehicle_matrix=tuple(distinct.index(name) for name in names),
+        vehicle_matrix=tuple(distinct.index(key) for key in keys),
         source="road",
         roads=tuple(points),
-        profiles=tuple(distinct),
+        profiles=tuple(labels),
     )
 
 

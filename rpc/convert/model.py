@@ -270,6 +270,7 @@ class ModelConverter(RulesConverter, HoursConverter, LoadsConverter):
             unloading_policy=self.unloading_policy(v, path),
             # issue 15, road network (rpc.convert.loads)
             travel_mode=self.travel_mode(v, path),
+            route_modifiers=self.route_modifiers(v),
         )
 
 

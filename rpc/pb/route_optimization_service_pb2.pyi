@@ -1581,11 +1581,54 @@ class TimeWindow(_message.Message):
 Global___TimeWindow: _TypeAlias = TimeWindow  # noqa: Y015
 
 @_typing.final
-class Vehicle(_message.Message):
+class RouteModifiers(_message.Message):
     """A vehicle: where and when it starts and ends, what it carries, what it
     costs.
+    Kinds of road a vehicle avoids "where reasonable" (Google's): its travel
+    follows the road network without them, except between two locations that
+    network cannot connect (or a location farther than the snapping limit from
+    every road left), where it keeps the unmodified path. Each distinct
+    (travel mode, modifiers) among a request's vehicles gets its own matrix.
     """
 
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AVOID_TOLLS_FIELD_NUMBER: _builtins.int
+    AVOID_HIGHWAYS_FIELD_NUMBER: _builtins.int
+    AVOID_FERRIES_FIELD_NUMBER: _builtins.int
+    AVOID_INDOOR_FIELD_NUMBER: _builtins.int
+    avoid_tolls: _builtins.bool
+    """Avoid toll roads (OSM toll=yes; for TRUCK also toll:hgv=yes). Motorised
+    modes only (no effect on WALKING, as in Google's API).
+    """
+    avoid_highways: _builtins.bool
+    """Avoid motorways and trunk roads with their links (OSM highway=motorway,
+    motorway_link, trunk, trunk_link). Motorised modes only.
+    """
+    avoid_ferries: _builtins.bool
+    """Avoid ferries (OSM route=ferry). Motorised modes only."""
+    avoid_indoor: _builtins.bool
+    """Avoid indoor ways (OSM indoor=* other than no, highway=corridor). WALKING
+    only (no effect on other modes, as in Google's API).
+    """
+    def __init__(
+        self,
+        *,
+        avoid_tolls: _builtins.bool = ...,
+        avoid_highways: _builtins.bool = ...,
+        avoid_ferries: _builtins.bool = ...,
+        avoid_indoor: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avoid_ferries", b"avoid_ferries", "avoid_highways", b"avoid_highways", "avoid_indoor", b"avoid_indoor", "avoid_tolls", b"avoid_tolls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RouteModifiers: _TypeAlias = RouteModifiers  # noqa: Y015
+
+@_typing.final
+class Vehicle(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     class _TravelMode:
@@ -1837,6 +1880,7 @@ class Vehicle(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     TRAVEL_MODE_FIELD_NUMBER: _builtins.int
+    ROUTE_MODIFIERS_FIELD_NUMBER: _builtins.int
     START_LOCATION_FIELD_NUMBER: _builtins.int
     END_LOCATION_FIELD_NUMBER: _builtins.int
     START_TAGS_FIELD_NUMBER: _builtins.int
@@ -1887,6 +1931,12 @@ class Vehicle(_message.Message):
     """The vehicle stays unused; shipments only it may serve are skipped with
     reason VEHICLE_IGNORED.
     """
+    @_builtins.property
+    def route_modifiers(self) -> Global___RouteModifiers:
+        """Roads this vehicle avoids where reasonable (road travel only; with
+        geodesic travel or duration_distance_matrices INVALID_ARGUMENT).
+        """
+
     @_builtins.property
     def start_location(self) -> _latlng_pb2.LatLng:
         """Where the vehicle starts. Unset: at its first visit."""
@@ -1949,6 +1999,7 @@ class Vehicle(_message.Message):
         self,
         *,
         travel_mode: Global___Vehicle.TravelMode.ValueType = ...,
+        route_modifiers: Global___RouteModifiers | None = ...,
         start_location: _latlng_pb2.LatLng | None = ...,
         end_location: _latlng_pb2.LatLng | None = ...,
         start_tags: _abc.Iterable[_builtins.str] | None = ...,
@@ -1972,9 +2023,9 @@ class Vehicle(_message.Message):
         used_if_route_is_empty: _builtins.bool = ...,
         ignore: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "route_modifiers", b"route_modifiers", "start_location", b"start_location", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "travel_mode", b"travel_mode", "unloading_policy", b"unloading_policy", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "route_modifiers", b"route_modifiers", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "travel_mode", b"travel_mode", "unloading_policy", b"unloading_policy", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__travel_duration_multiple: _TypeAlias = _typing.Literal["travel_duration_multiple"]  # noqa: Y015
     _WhichOneofArgType__travel_duration_multiple: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple"]  # noqa: Y015

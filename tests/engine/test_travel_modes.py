@@ -29,7 +29,8 @@ from engine.model import DurationDistanceMatrix, TravelMode
 from engine.roads import RoadSpec, load_roads
 from engine.travel import build_stops, build_travel_matrices
 from geodata.polyline import decode_polyline
-from tests.road_oracle import road_matrix_oracle
+from tests.checker import check_solution
+from tests.road_oracle import as_matrix_model, road_matrix_oracle
 
 R = 6_371_008.8
 
@@ -222,6 +223,16 @@ def test_travel_mode_with_client_matrices_is_rejected():
     with pytest.raises(InvalidModelError) as info:
         solve(model, SolveOptions(time_limit_s=0.5))
     assert [v.field for v in info.value.violations] == ["vehicles[0].travel_mode"]
+
+
+def test_mixed_fleet_solution_passes_the_checker_with_each_vehicles_road_matrix(square):
+    """The independent checker, on the oracle's matrix of each vehicle's network."""
+    modes = (TravelMode.DRIVING, TravelMode.WALKING, TravelMode.TRUCK)
+    model = two_mode_model(modes)
+    solution = solve(model, SolveOptions(time_limit_s=2.0), roads=square)
+    assert solution.matrix_source == "road"
+    networks = [square.for_profile(p).network for p in ("car", "foot", "truck")]
+    check_solution(as_matrix_model(model, square.network, networks), solution)
 
 
 def test_road_spec_with_profiles_round_trips_through_json():

@@ -75,6 +75,26 @@ def test_driving_and_walking_vehicles_get_their_own_matrices(server: ServerProce
     assert all(s > 2 * walking_mps for s in speeds["car"])
 
 
+def test_route_modifiers_are_accepted_and_routes_follow_their_matrix(
+    server: ServerProcess,
+) -> None:
+    """Helsinki has motorways and ferries: the avoiding car's legs are drawn on the paths its
+    matrix used (the polylines' lengths are the transitions' distances)."""
+    req = request([pb.Vehicle.DRIVING, pb.Vehicle.WALKING])
+    req.model.vehicles[0].route_modifiers.avoid_highways = True
+    req.model.vehicles[0].route_modifiers.avoid_ferries = True
+    req.model.vehicles[0].route_modifiers.avoid_tolls = True
+    req.model.vehicles[1].route_modifiers.avoid_indoor = True
+    response = server.stub.OptimizeTours(req, timeout=30)
+    assert not response.skipped_shipments
+    for route in response.routes:
+        for t in route.transitions:
+            if t.travel_distance_meters > 0:
+                coords = np.asarray(decode_polyline(t.route_polyline.points))
+                length = haversine_m(coords[:-1, 0], coords[:-1, 1], coords[1:, 0], coords[1:, 1])
+                assert length.sum() == pytest.approx(t.travel_distance_meters, rel=0.02, abs=5.0)
+
+
 def test_a_mode_the_server_does_not_serve_is_invalid(server: ServerProcess) -> None:
     req = request([pb.Vehicle.WALKING, pb.Vehicle.TRUCK])
     with pytest.raises(grpc.RpcError) as info:
