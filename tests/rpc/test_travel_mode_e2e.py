@@ -20,6 +20,7 @@ from tests.rpc.test_server_e2e import (
     _server,
     bad_request_fields,
     embedded_network,
+    wait_for_log,
 )
 
 
@@ -78,8 +79,8 @@ def test_driving_and_walking_vehicles_get_their_own_matrices(server: ServerProce
 def test_route_modifiers_are_accepted_and_routes_follow_their_matrix(
     server: ServerProcess,
 ) -> None:
-    """Helsinki has motorways and ferries: the avoiding car's legs are drawn on the paths its
-    matrix used (the polylines' lengths are the transitions' distances)."""
+    """The modifiers reach the solve worker, and every leg is drawn on the path its matrix
+    used (the polylines' lengths are the transitions' distances)."""
     req = request([pb.Vehicle.DRIVING, pb.Vehicle.WALKING])
     req.model.vehicles[0].route_modifiers.avoid_highways = True
     req.model.vehicles[0].route_modifiers.avoid_ferries = True
@@ -87,6 +88,9 @@ def test_route_modifiers_are_accepted_and_routes_follow_their_matrix(
     req.model.vehicles[1].route_modifiers.avoid_indoor = True
     response = server.stub.OptimizeTours(req, timeout=30)
     assert not response.skipped_shipments
+    # The solve worker built the foot network without the extract's indoor ways (its car
+    # network has no motorway, toll road or car ferry: nothing to avoid, no view).
+    wait_for_log(server, "road network view foot+avoid_indoor")
     for route in response.routes:
         for t in route.transitions:
             if t.travel_distance_meters > 0:
