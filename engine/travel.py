@@ -241,7 +241,7 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
     point = np.full(stops.size, -1, dtype=np.int64)
     for k, (stop, _, _) in enumerate(located):
         point[stop] = int(inverse[k])
-    base: dict[str, tuple[RoadPoints, MatrixResult]] = {}
+    base: dict[str, RoadPoints] = {}
     off_road: dict[str, FieldViolation] = {}
     for name in dict.fromkeys(name for name, _ in distinct):
         context = roads.for_profile(name)
@@ -251,10 +251,19 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
             [path for _, path, _ in located], snaps, inverse
         ):
             off_road.setdefault(violation.field, violation)
-        if not off_road:
-            base[name] = (RoadPoints(point, snaps, context.network), context.matrix(snaps))
+        base[name] = RoadPoints(point, snaps, context.network)
     if off_road:
         raise InvalidModelError(list(off_road.values()))
+    unmodified_matrices: dict[str, MatrixResult] = {}
+
+    def unmodified_matrix(name: str) -> MatrixResult:
+        """The profile's unmodified matrix, computed when first needed."""
+        if name not in unmodified_matrices:
+            context = roads.for_profile(name)
+            assert context is not None
+            unmodified_matrices[name] = context.matrix(base[name].snaps)
+        return unmodified_matrices[name]
+
     rows = np.flatnonzero(point >= 0)
     cells = np.ix_(point[rows], point[rows])
     n = stops.size
@@ -263,20 +272,24 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
     points: list[RoadPoints] = []
     labels: list[str] = []
     for name, modifiers in distinct:
-        unmodified, result = base[name]
         context = roads.for_profile(name)
         assert context is not None
         view = context.view(modifiers) if modifiers else None
-        duration_of, distance_of = result.durations_s, result.distances_m
-        road = unmodified
-        if view is not None:
+        road = base[name]
+        if view is None:
+            result = unmodified_matrix(name)
+            duration_of, distance_of = result.durations_s, result.distances_m
+        else:
             snaps = view.snap(unique[:, 0], unique[:, 1])
             avoiding = view.matrix(snaps)
             usable = np.isfinite(avoiding.durations_s)
             usable &= ~snaps.too_far[:, None] & ~snaps.too_far[None, :]
-            duration_of = np.where(usable, avoiding.durations_s, result.durations_s)
-            distance_of = np.where(usable, avoiding.distances_m, result.distances_m)
-            road = RoadPoints(point, snaps, view.network, unmodified, ~usable)
+            duration_of, distance_of = avoiding.durations_s, avoiding.distances_m
+            if not usable.all():  # the unmodified matrix only when some pair needs it
+                result = unmodified_matrix(name)
+                duration_of = np.where(usable, duration_of, result.durations_s)
+                distance_of = np.where(usable, distance_of, result.distances_m)
+            road = RoadPoints(point, snaps, view.network, base[name], ~usable)
         duration = np.zeros((n, n))
         distance = np.zeros((n, n))
         duration[np.ix_(rows, rows)] = duration_of[cells]

@@ -247,3 +247,29 @@ def test_route_modifiers_with_client_matrices_are_rejected():
     with pytest.raises(InvalidModelError) as info:
         solve(model, SolveOptions(time_limit_s=0.5))
     assert [v.field for v in info.value.violations] == ["vehicles[0].route_modifiers"]
+
+
+@pytest.mark.parametrize(("stop", "networks"), [("Q", ["car+avoid_tolls"]), ("U", None)])
+def test_the_unmodified_matrix_only_when_a_pair_needs_it(roads, monkeypatch, stop, networks):
+    """Avoiding tolls, P and Q connect without the toll road: no unmodified matrix. Avoiding
+    highways, U is unreachable: the unmodified one is computed for the fallback."""
+    from engine.roads import RoadContext
+
+    used: list[str] = []
+    original = RoadContext.matrix
+
+    def counting(self, *args, **kwargs):
+        used.append(self.network.profile)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RoadContext, "matrix", counting)
+    at = {"Q": Q, "U": U}[stop]
+    modifiers = (
+        RouteModifiers(avoid_tolls=True) if stop == "Q" else RouteModifiers(avoid_highways=True)
+    )
+    model = ShipmentModel(
+        shipments=(Shipment(deliveries=(VisitRequest(arrival_location=LatLng(*at)),)),),
+        vehicles=(vehicle(modifiers),),
+    )
+    build_travel_matrices(model, build_stops(model), geodesic_meters_per_second=10.0, roads=roads)
+    assert used == (networks or ["car+avoid_highways", "car"])
