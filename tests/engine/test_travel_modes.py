@@ -242,3 +242,64 @@ def test_road_spec_with_profiles_round_trips_through_json():
     assert RoadSpec.from_json(spec.to_json()) == spec
     with pytest.raises(ValueError, match="unknown profile 'bike'"):
         RoadSpec("x.osm", profiles=("bike",))
+
+
+def test_a_stop_the_walker_cannot_reach_is_skipped_with_its_reason():
+    """The car's network joins two streets, the foot network does not (hand-built networks):
+    a shipment only the walker may serve, across the gap, is skipped as unreachable."""
+    import dataclasses
+
+    from engine import SkipReasonCode
+    from engine.roads import RoadContext
+    from geodata.network import RoadNetwork
+    from geodata.snap import Snapper
+
+    def network(profile: str, joined: bool) -> RoadNetwork:
+        """Streets 0-1 and 2-3, both ways; ``joined``: also 1-2."""
+        indptr = [0, 1, 3, 5, 6] if joined else [0, 1, 2, 3, 4]
+        indices = [1, 0, 2, 1, 3, 2] if joined else [1, 0, 3, 2]
+        return RoadNetwork(
+            indptr=np.array(indptr),
+            indices=np.array(indices, dtype=np.int32),
+            travel_time_s=np.full(len(indices), 10.0),
+            length_m=np.full(len(indices), 55.6),
+            speed_kph=np.full(len(indices), 20.0),
+            way_id=np.arange(len(indices)),
+            highway=np.zeros(len(indices), dtype=np.int8),
+            lat=np.array([60.0, 60.0, 60.0005, 60.0005]),
+            lon=np.array([25.0, 25.001, 25.001, 25.002]),
+            osm_id=np.arange(1, 5),
+            profile=profile,
+        )
+
+    car, foot = network("car", True), network("foot", False)
+    spec = RoadSpec("hand-built", "car", profiles=("foot",))
+    walking = RoadContext(
+        dataclasses.replace(spec, profile="foot", profiles=()), foot, Snapper(foot)
+    )
+    roads = RoadContext(spec, car, Snapper(car), others={"foot": walking})
+    depot = LatLng(60.0, 25.0005)
+    far = LatLng(60.0005, 25.0015)
+    model = ShipmentModel(
+        shipments=(
+            Shipment(
+                deliveries=(VisitRequest(arrival_location=far),), allowed_vehicle_indices=(1,)
+            ),
+            Shipment(
+                deliveries=(VisitRequest(arrival_location=far),), allowed_vehicle_indices=(0,)
+            ),
+        ),
+        vehicles=(
+            Vehicle(start_location=depot, end_location=depot, travel_mode=TravelMode.DRIVING),
+            Vehicle(start_location=depot, end_location=depot, travel_mode=TravelMode.WALKING),
+        ),
+    )
+    solution = solve(model, SolveOptions(time_limit_s=2.0), roads=roads)
+    (skipped,) = solution.skipped_shipments
+    assert skipped.index == 0
+    by_code = {r.code: r for r in skipped.reasons}
+    assert set(by_code) == {
+        SkipReasonCode.VEHICLE_NOT_ALLOWED,  # the car
+        SkipReasonCode.UNREACHABLE_LOCATION,  # the walker
+    }
+    assert [v.shipment_index for v in solution.routes[0].visits] == [1]
