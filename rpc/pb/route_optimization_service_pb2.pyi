@@ -137,8 +137,14 @@ class ComputeMatrixRequest(_message.Message):
     SOURCES_FIELD_NUMBER: _builtins.int
     DESTINATIONS_FIELD_NUMBER: _builtins.int
     ENCODING_FIELD_NUMBER: _builtins.int
+    TRAVEL_MODE_FIELD_NUMBER: _builtins.int
     encoding: Global___ComputeMatrixRequest.Encoding.ValueType
     """The matrix encoding of the response (ROWS when unset)."""
+    travel_mode: Global___Vehicle.TravelMode.ValueType
+    """The road profile to use, as a vehicle's travel_mode (unset: the server's
+    default profile); a profile the server does not serve is
+    INVALID_ARGUMENT.
+    """
     @_builtins.property
     def sources(self) -> _containers.RepeatedCompositeFieldContainer[_latlng_pb2.LatLng]:
         """Origins (rows)."""
@@ -153,10 +159,11 @@ class ComputeMatrixRequest(_message.Message):
         sources: _abc.Iterable[_latlng_pb2.LatLng] | None = ...,
         destinations: _abc.Iterable[_latlng_pb2.LatLng] | None = ...,
         encoding: Global___ComputeMatrixRequest.Encoding.ValueType = ...,
+        travel_mode: Global___Vehicle.TravelMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["destinations", b"destinations", "encoding", b"encoding", "sources", b"sources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destinations", b"destinations", "encoding", b"encoding", "sources", b"sources", "travel_mode", b"travel_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

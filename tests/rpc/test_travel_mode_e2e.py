@@ -126,3 +126,27 @@ def test_profiles_flag() -> None:
     for bad in (["--profiles", "bike"], ["--profiles", "foot", "--dask-scheduler", "x:1"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
+
+
+def test_compute_matrix_by_travel_mode(server: ServerProcess) -> None:
+    net = embedded_network()
+    rng = np.random.default_rng(5)
+    nodes = rng.choice(net.n_nodes, size=4, replace=False)
+    req = pb.ComputeMatrixRequest(encoding=pb.ComputeMatrixRequest.PACKED)
+    for i in nodes:
+        req.sources.add(latitude=float(net.lat[i]), longitude=float(net.lon[i]))
+    req.destinations.extend(req.sources)
+    driving = server.stub.ComputeMatrix(req, timeout=30)
+    req.travel_mode = pb.Vehicle.WALKING
+    walking = server.stub.ComputeMatrix(req, timeout=30)
+    seconds, meters = np.array(walking.packed.seconds), np.array(walking.packed.meters)
+    moving = meters > 0
+    assert moving.sum() == 12
+    np.testing.assert_allclose(meters[moving] / seconds[moving], 5 / 3.6, rtol=1e-9)
+    car_speed = np.array(driving.packed.meters)[moving] / np.array(driving.packed.seconds)[moving]
+    assert (car_speed > 2 * 5 / 3.6).all()
+    req.travel_mode = pb.Vehicle.TRUCK
+    with pytest.raises(grpc.RpcError) as info:
+        server.stub.ComputeMatrix(req, timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_fields(info.value) == ["travel_mode"]
