@@ -19,7 +19,7 @@ install-dev: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 
 serve: install
-	$(BIN)/python server.py --port $(PORT)
+	$(BIN)/python server.py --port $(PORT) --profiles car,truck,foot
 
 test: install-dev
 	$(BIN)/ruff check .

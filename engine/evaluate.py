@@ -9,6 +9,7 @@ the breaks. A plan whose schedule does not fit its own travel times is a solver 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -87,14 +88,22 @@ def _route_geometry(
     problem: Problem, plan: RoutePlan, network: RoadNetwork
 ) -> tuple[list[str], str]:
     """Encoded polylines of each transition of a road route (empty where a stop has no
-    location) and of the whole route."""
-    road = problem.travel.road
+    location) and of the whole route, on the network of the vehicle's matrix (its profile's)."""
+    road = problem.travel.road_of(plan.vehicle)
     assert road is not None
+    network = road.network if road.network is not None else network
     stops = problem.stops
     sequence = [stops.vehicle_start(plan.vehicle), *plan.stops, stops.vehicle_end(plan.vehicle)]
     points = [int(road.point[s]) for s in sequence]
     present = [k for k, p in enumerate(points) if p >= 0]
     legs = route_paths(network, road.snaps, [points[k] for k in present])
+    if road.fallback is not None and road.fallback_pairs is not None:
+        # Legs the network without the avoided roads cannot connect ran on the unmodified one.
+        fallback = road.fallback
+        assert fallback.network is not None
+        for i, leg_points in enumerate(itertools.pairwise(points[k] for k in present)):
+            if road.fallback_pairs[leg_points]:
+                legs[i] = route_paths(fallback.network, fallback.snaps, list(leg_points))[0]
     leg_of = {present[i]: leg for i, leg in enumerate(legs)}  # keyed by the leg's first stop
     transitions: list[str] = []
     route_coords: list[npt.NDArray[np.float64]] = []

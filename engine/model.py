@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_GLOBAL_END_TIME",
     "DEFAULT_GLOBAL_START_TIME",
     "REQUEST_LEVEL_FIELDS",
+    "TRAVEL_MODE_PROFILES",
     "BreakRequest",
     "ConstraintRelaxation",
     "DurationDistanceMatrix",
@@ -42,6 +43,7 @@ __all__ = [
     "Relaxation",
     "RelaxationLevel",
     "RequirementMode",
+    "RouteModifiers",
     "Shipment",
     "ShipmentModel",
     "ShipmentTypeIncompatibility",
@@ -49,6 +51,7 @@ __all__ = [
     "SoftLoadLimit",
     "TimeWindow",
     "TransitionAttributes",
+    "TravelMode",
     "UnloadingPolicy",
     "Vehicle",
     "VisitRequest",
@@ -257,6 +260,57 @@ class UnloadingPolicy(enum.IntEnum):
     """Each delivery is of the pair picked up first among those on board."""
 
 
+class TravelMode(enum.IntEnum):
+    """``Vehicle.TravelMode`` (Google's values; ``TRUCK`` is a routeopt value, 100 and up): which
+    road profile the vehicle's travel follows (:data:`TRAVEL_MODE_PROFILES`)."""
+
+    TRAVEL_MODE_UNSPECIFIED = 0
+    """The server's default road profile (``--profile``, ``car`` unless set): Google's
+    "equivalent to DRIVING" on a server started with the car profile."""
+    DRIVING = 1
+    """The ``car`` profile."""
+    WALKING = 2
+    """The ``foot`` profile (walking pace, one-way rules do not apply)."""
+    TRUCK = 100
+    """routeopt: the ``truck`` profile (heavy goods vehicle: ``hgv`` access, lower speeds)."""
+
+
+@dataclass(frozen=True)
+class RouteModifiers:
+    """Google's ``RouteModifiers``: kinds of road a vehicle avoids "where reasonable" (see
+    :mod:`engine.travel`). ``avoid_tolls``, ``avoid_highways`` and ``avoid_ferries`` apply to
+    the motorised modes only and ``avoid_indoor`` to ``WALKING`` only (Google's rule):
+    :meth:`for_profile` drops the others."""
+
+    avoid_tolls: bool = False
+    avoid_highways: bool = False
+    avoid_ferries: bool = False
+    avoid_indoor: bool = False
+
+    def for_profile(self, profile: str) -> RouteModifiers:
+        """The modifiers that apply to ``profile`` (``foot``: indoor only; else the others)."""
+        if profile == "foot":
+            return RouteModifiers(avoid_indoor=self.avoid_indoor)
+        return RouteModifiers(self.avoid_tolls, self.avoid_highways, self.avoid_ferries)
+
+    def __bool__(self) -> bool:
+        return self.avoid_tolls or self.avoid_highways or self.avoid_ferries or self.avoid_indoor
+
+    def label(self) -> str:
+        """``avoid_tolls+avoid_ferries`` style name of the set ones ("" for none)."""
+        names = ("avoid_tolls", "avoid_highways", "avoid_ferries", "avoid_indoor")
+        return "+".join(n for n in names if getattr(self, n))
+
+
+TRAVEL_MODE_PROFILES: Mapping[TravelMode, str | None] = {
+    TravelMode.TRAVEL_MODE_UNSPECIFIED: None,
+    TravelMode.DRIVING: "car",
+    TravelMode.WALKING: "foot",
+    TravelMode.TRUCK: "truck",
+}
+"""The road profile (:data:`geodata.PROFILES`) of each travel mode; None: the default one."""
+
+
 @dataclass(frozen=True)
 class Vehicle:
     """A vehicle. Unset start (end) location: the route starts (ends) at its first (last) visit."""
@@ -315,6 +369,12 @@ class Vehicle:
     collects)."""
     unloading_policy: UnloadingPolicy = UnloadingPolicy.UNLOADING_POLICY_UNSPECIFIED
     """Google's ``unloading_policy`` (issue 15)."""
+    # -- road network (issue 15) --
+    travel_mode: TravelMode = TravelMode.TRAVEL_MODE_UNSPECIFIED
+    """Google's ``travel_mode``: the road profile of this vehicle's travel (road travel), or its
+    speed (geodesic travel: ``WALKING`` moves at walking pace); see :mod:`engine.travel`."""
+    route_modifiers: RouteModifiers = field(default_factory=RouteModifiers)
+    """Google's ``route_modifiers``: roads this vehicle avoids where reasonable (road travel)."""
     # -- visit types (issue 15) --
     extra_visit_duration_for_visit_type: Mapping[str, float] = field(default_factory=dict)
     """Seconds this vehicle spends beyond ``VisitRequest.duration_s`` at a visit of each type

@@ -4,7 +4,9 @@ The data flow is one way: :mod:`geodata` builds networks, snaps points and compu
 this module turns a model's stops into road travel matrices and route geometry.
 
 A :class:`RoadSpec` names a road file and how to use it; :func:`load_roads` loads it (from the
-build cache when possible) into a :class:`RoadContext`. The server loads one at start-up; its
+build cache when possible) into a :class:`RoadContext`: one network per profile it serves (its
+default ``profile`` and any further ``profiles``, for vehicles whose ``travel_mode`` asks for
+them; :meth:`RoadContext.for_profile`). The server loads one at start-up; its
 solve workers get theirs from :mod:`runtime.worker_roads`, loaded once in the process they are
 forked from.
 """
@@ -14,9 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.errors import FieldViolation
+from engine.model import RouteModifiers
 from geodata import PROFILES, BuildReport, RoadNetwork, load_network
 from geodata.ingest.cache import hierarchy_path
 from geodata.matrix import MatrixResult
@@ -71,8 +75,10 @@ def embedded_extract() -> Path:
 @dataclass(frozen=True)
 class RoadSpec:
     """Which road file to load and how: ``path`` (OSM .pbf/.osm or a road layer), ``profile``
-    ("car" or "truck"), the build-cache folder (None: the default) and the snapping limit.
-    With ``prebuilt``, ``path`` is a network written by :func:`save_prebuilt` (loaded as is; its
+    (the default one: "car", "truck" or "foot"), the build-cache folder (None: the default) and
+    the snapping limit. ``profiles``: further profiles served from the same file (a network
+    each, for vehicles whose ``travel_mode`` asks for them). With ``prebuilt``, ``path`` is a
+    network written by :func:`save_prebuilt` (loaded as is, no further profiles; its
     contraction hierarchy is cached beside it, ``FILE.ch/``)."""
 
     path: str
@@ -80,10 +86,17 @@ class RoadSpec:
     cache_dir: str | None = None
     max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
     prebuilt: bool = False
+    profiles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        object.__setattr__(
+            self, "profiles", tuple(p for p in dict.fromkeys(self.profiles) if p != self.profile)
+        )
+        for name in (self.profile, *self.profiles):
+            if name not in PROFILES:
+                raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
+        if self.prebuilt and self.profiles:
+            raise ValueError("a prebuilt network has one profile: no further profiles")
         if not self.max_snap_distance_m > 0:
             raise ValueError(
                 f"max_snap_distance_m must be positive, got {self.max_snap_distance_m}"
@@ -94,18 +107,74 @@ class RoadSpec:
 
     @classmethod
     def from_json(cls, text: str) -> RoadSpec:
-        return cls(**json.loads(text))
+        values = json.loads(text)
+        values["profiles"] = tuple(values.get("profiles", ()))
+        return cls(**values)
+
+    @property
+    def served(self) -> tuple[str, ...]:
+        """Every profile served: the default one first."""
+        return (self.profile, *self.profiles)
 
 
 @dataclass(frozen=True, eq=False)
 class RoadContext:
     """A loaded road network ready for solving: the network, its snapping index and the report
-    of how it was built."""
+    of how it was built; ``others`` holds the contexts of the spec's further ``profiles`` (by
+    profile name, each with its own network and index)."""
 
     spec: RoadSpec
     network: RoadNetwork
     snapper: Snapper
     report: BuildReport | None = None
+    others: Mapping[str, RoadContext] = field(default_factory=dict)
+    _views: dict[RouteModifiers, RoadContext | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _views_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def view(self, modifiers: RouteModifiers) -> RoadContext | None:
+        """This network without the edges ``modifiers`` avoid, with its own snapping index (and
+        contraction hierarchy, cached beside this network's), built on first use and kept; None
+        when they avoid no edge of it. Its ``spec.profile`` is this one's; its network is named
+        ``PROFILE+avoid_...``."""
+        with self._views_lock:
+            if modifiers not in self._views:
+                self._views[modifiers] = self._build_view(modifiers)
+            return self._views[modifiers]
+
+    def _build_view(self, modifiers: RouteModifiers) -> RoadContext | None:
+        started = time.perf_counter()
+        drop = self.network.avoided_edges(
+            tolls=modifiers.avoid_tolls,
+            highways=modifiers.avoid_highways,
+            ferries=modifiers.avoid_ferries,
+            indoor=modifiers.avoid_indoor,
+        )
+        if not drop.any():
+            return None
+        name = f"{self.spec.profile}+{modifiers.label()}"
+        network = self.network.without_edges(drop, name)
+        base_cache = self.network.hierarchy_cache()
+        if base_cache is not None:
+            network.use_hierarchy_cache(base_cache.with_name(f"{base_cache.name}.{name}"))
+        context = RoadContext(replace(self.spec, profiles=()), network, Snapper(network))
+        log.info(
+            "road network view %s: %d of %d edges avoided, ready in %.2f s",
+            name, int(drop.sum()), self.network.n_edges, time.perf_counter() - started,
+        )  # fmt: skip
+        return context
+
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        """The profiles served: this context's own first."""
+        return (self.spec.profile, *self.others)
+
+    def for_profile(self, profile: str | None) -> RoadContext | None:
+        """The context of ``profile`` (None: this one, the default), or None when not served."""
+        if profile is None or profile == self.spec.profile:
+            return self
+        return self.others.get(profile)
 
     def snap(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> SnapResult:
         return self.snapper.snap(lat, lon, max_distance_m=self.spec.max_snap_distance_m)
@@ -155,8 +224,8 @@ def _load_prebuilt(path: str) -> RoadNetwork:
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files if name != "profile"}
         profile = str(data["profile"]) if "profile" in data.files else ""
-    expected = {f.name for f in fields(RoadNetwork)} - {"profile"}
-    if set(arrays) != expected or not profile:
+    expected = {f.name for f in fields(RoadNetwork)} - {"profile", "flags"}
+    if set(arrays) - {"flags"} != expected or not profile:  # flags: optional (older files)
         missing = sorted(expected - set(arrays)) + ([] if profile else ["profile"])
         extra = sorted(set(arrays) - expected)
         raise ValueError(
@@ -169,7 +238,16 @@ def _load_prebuilt(path: str) -> RoadNetwork:
 
 
 def load_roads(spec: RoadSpec) -> RoadContext:
-    """Load ``spec``'s network (build cache permitting) and index it for snapping."""
+    """Load ``spec``'s network (build cache permitting) and index it for snapping; the same for
+    each of its further ``profiles`` (:attr:`RoadContext.others`)."""
+    context = _load_one(replace(spec, profiles=()))
+    if not spec.profiles:
+        return context
+    others = {name: _load_one(replace(spec, profile=name, profiles=())) for name in spec.profiles}
+    return replace(context, spec=spec, others=others)
+
+
+def _load_one(spec: RoadSpec) -> RoadContext:
     started = time.perf_counter()
     report: BuildReport | None = None
     if spec.prebuilt:

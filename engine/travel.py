@@ -3,6 +3,18 @@
 Stop layout (shared by every backend): one stop per visit request (each pickup or delivery
 alternative of each shipment, in shipment order), then for each vehicle its start stop and its
 end stop. A vehicle without a start (end) location has zero travel from (to) its start (end).
+
+Travel modes (``Vehicle.travel_mode``): road travel builds one matrix per distinct road profile
+of the vehicles (:data:`engine.model.TRAVEL_MODE_PROFILES`; unspecified: the server's default
+profile), each over that profile's network, which must be served (else a violation naming
+``vehicles[i].travel_mode``). Geodesic travel has no roads: ``WALKING`` vehicles move at
+walking pace (:data:`geodata.ingest.profiles.WALKING_SPEED_KPH`, 5 km/h), every other mode at
+the request's geodesic speed (a truck: the same speed; ``travel_duration_multiple`` slows it).
+
+Route modifiers (``Vehicle.route_modifiers``, road travel only): each distinct (profile,
+modifiers) gets its matrix, over the profile's network without the avoided roads where that
+connects the pair, else the unmodified value (Google's "where reasonable"); see
+:func:`_road_matrices`.
 """
 
 from __future__ import annotations
@@ -12,10 +24,20 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from engine.errors import InvalidModelError
-from engine.model import LatLng, ShipmentModel, VisitRequest
+from engine.errors import FieldViolation, InvalidModelError
+from engine.model import (
+    TRAVEL_MODE_PROFILES,
+    LatLng,
+    RouteModifiers,
+    ShipmentModel,
+    TravelMode,
+    VisitRequest,
+)
 from engine.roads import RoadContext
 from geodata.geo import haversine_matrix_m
+from geodata.ingest.profiles import WALKING_SPEED_KPH
+from geodata.matrix import MatrixResult
+from geodata.network import RoadNetwork
 from geodata.snap import SnapResult
 
 __all__ = ["RoadPoints", "Stops", "TravelMatrices", "build_stops", "build_travel_matrices"]
@@ -87,11 +109,19 @@ def build_stops(model: ShipmentModel) -> Stops:
 
 @dataclass(frozen=True, eq=False)
 class RoadPoints:
-    """Where the stops are on the road network: ``point[stop]`` indexes ``snaps`` (the distinct
-    locations, snapped), -1 for a stop without a location."""
+    """Where the stops are on a road network: ``point[stop]`` indexes ``snaps`` (the distinct
+    locations, snapped to ``network``), -1 for a stop without a location."""
 
     point: IntArray
     snaps: SnapResult
+    network: RoadNetwork | None = None
+    """The network the matrix's paths run on (route geometry is drawn on it)."""
+    fallback: RoadPoints | None = None
+    """With route modifiers: the stops on the unmodified network, for the pairs the network
+    without the avoided roads cannot connect."""
+    fallback_pairs: npt.NDArray[np.bool_] | None = None
+    """With route modifiers: ``[a, b]`` true where the leg between distinct locations ``a`` and
+    ``b`` runs on :attr:`fallback` ("where reasonable")."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,8 +135,20 @@ class TravelMatrices:
     vehicle_matrix: tuple[int, ...]
     source: str
     """"matrices" (client supplied), "road" or "geodesic"."""
-    road: RoadPoints | None = None
-    """For road travel: the snapped stops (route geometry is drawn from them)."""
+    roads: tuple[RoadPoints, ...] = ()
+    """For road travel, per matrix: the snapped stops on its network (route geometry is drawn
+    from them)."""
+    profiles: tuple[str, ...] = ()
+    """For road travel, per matrix: the road profile it was built for."""
+
+    @property
+    def road(self) -> RoadPoints | None:
+        """The first matrix's road points (None without road travel)."""
+        return self.roads[0] if self.roads else None
+
+    def road_of(self, vehicle: int) -> RoadPoints | None:
+        """The road points of ``vehicle``'s matrix (None without road travel)."""
+        return self.roads[self.vehicle_matrix[vehicle]] if self.roads else None
 
 
 def build_travel_matrices(
@@ -125,6 +167,16 @@ def build_travel_matrices(
         return _client_matrices(model, stops)
     if roads is not None and not use_geodesic:
         return _road_matrices(model, stops, roads)
+    modified = [
+        FieldViolation(
+            f"vehicles[{v}].route_modifiers",
+            "needs road travel: geodesic travel has no roads to avoid",
+        )
+        for v, vehicle in enumerate(model.vehicles)
+        if vehicle.route_modifiers
+    ]
+    if modified:
+        raise InvalidModelError(modified)
     return _geodesic_matrices(model, stops, geodesic_meters_per_second)
 
 
@@ -146,33 +198,113 @@ def _stop_locations(model: ShipmentModel, stops: Stops) -> list[tuple[int, str, 
     return out
 
 
+def vehicle_profiles(model: ShipmentModel, roads: RoadContext) -> list[str]:
+    """The road profile of each vehicle (its travel mode's, else the default one); raises
+    :class:`InvalidModelError` naming ``vehicles[i].travel_mode`` for profiles not served."""
+    names: list[str] = []
+    violations: list[FieldViolation] = []
+    for v, vehicle in enumerate(model.vehicles):
+        mode = TravelMode(vehicle.travel_mode)
+        name = TRAVEL_MODE_PROFILES[mode] or roads.spec.profile
+        if roads.for_profile(name) is None:
+            violations.append(
+                FieldViolation(
+                    f"vehicles[{v}].travel_mode",
+                    f"{mode.name} needs the {name!r} road profile, which this server does not "
+                    f"serve (it serves: {', '.join(roads.profiles)})",
+                )
+            )
+        names.append(name)
+    if violations:
+        raise InvalidModelError(violations)
+    return names
+
+
 def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> TravelMatrices:
-    """Road travel between the distinct stop locations, each snapped to the nearest road."""
+    """Road travel between the distinct stop locations, each snapped to the nearest road: one
+    matrix per distinct (profile, route modifiers) of the vehicles (in order of first use).
+
+    Modifiers ("avoid ... where reasonable"): the matrix is computed on the profile's network
+    without the avoided edges (:meth:`RoadContext.view`, its own snapping); a pair that it
+    cannot connect (or a location farther than the snapping limit from every road left) keeps
+    the profile's unmodified value, and its leg is drawn on the unmodified network."""
+    names = vehicle_profiles(model, roads)
+    keys = [
+        (name, vehicle.route_modifiers.for_profile(name))
+        for name, vehicle in zip(names, model.vehicles, strict=True)
+    ]
+    distinct = list(dict.fromkeys(keys)) or [(roads.spec.profile, RouteModifiers())]
     located = _stop_locations(model, stops)
     coords = np.array([(loc.latitude, loc.longitude) for _, _, loc in located], dtype=np.float64)
     unique, inverse = np.unique(coords.reshape(-1, 2), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    snaps = roads.snap(unique[:, 0], unique[:, 1])
-    off_road = roads.off_road_violations([path for _, path, _ in located], snaps, inverse)
-    if off_road:
-        raise InvalidModelError(off_road)
-    result = roads.matrix(snaps)
     point = np.full(stops.size, -1, dtype=np.int64)
     for k, (stop, _, _) in enumerate(located):
         point[stop] = int(inverse[k])
-    n = stops.size
-    durations = np.zeros((n, n))
-    distances = np.zeros((n, n))
+    base: dict[str, RoadPoints] = {}
+    off_road: dict[str, FieldViolation] = {}
+    for name in dict.fromkeys(name for name, _ in distinct):
+        context = roads.for_profile(name)
+        assert context is not None  # checked by vehicle_profiles
+        snaps = context.snap(unique[:, 0], unique[:, 1])
+        for violation in context.off_road_violations(
+            [path for _, path, _ in located], snaps, inverse
+        ):
+            off_road.setdefault(violation.field, violation)
+        base[name] = RoadPoints(point, snaps, context.network)
+    if off_road:
+        raise InvalidModelError(list(off_road.values()))
+    unmodified_matrices: dict[str, MatrixResult] = {}
+
+    def unmodified_matrix(name: str) -> MatrixResult:
+        """The profile's unmodified matrix, computed when first needed."""
+        if name not in unmodified_matrices:
+            context = roads.for_profile(name)
+            assert context is not None
+            unmodified_matrices[name] = context.matrix(base[name].snaps)
+        return unmodified_matrices[name]
+
     rows = np.flatnonzero(point >= 0)
     cells = np.ix_(point[rows], point[rows])
-    durations[np.ix_(rows, rows)] = result.durations_s[cells]
-    distances[np.ix_(rows, rows)] = result.distances_m[cells]
+    n = stops.size
+    durations: list[FloatArray] = []
+    distances: list[FloatArray] = []
+    points: list[RoadPoints] = []
+    labels: list[str] = []
+    for name, modifiers in distinct:
+        context = roads.for_profile(name)
+        assert context is not None
+        view = context.view(modifiers) if modifiers else None
+        road = base[name]
+        if view is None:
+            result = unmodified_matrix(name)
+            duration_of, distance_of = result.durations_s, result.distances_m
+        else:
+            snaps = view.snap(unique[:, 0], unique[:, 1])
+            avoiding = view.matrix(snaps)
+            usable = np.isfinite(avoiding.durations_s)
+            usable &= ~snaps.too_far[:, None] & ~snaps.too_far[None, :]
+            duration_of, distance_of = avoiding.durations_s, avoiding.distances_m
+            if not usable.all():  # the unmodified matrix only when some pair needs it
+                result = unmodified_matrix(name)
+                duration_of = np.where(usable, duration_of, result.durations_s)
+                distance_of = np.where(usable, distance_of, result.distances_m)
+            road = RoadPoints(point, snaps, view.network, base[name], ~usable)
+        duration = np.zeros((n, n))
+        distance = np.zeros((n, n))
+        duration[np.ix_(rows, rows)] = duration_of[cells]
+        distance[np.ix_(rows, rows)] = distance_of[cells]
+        durations.append(duration)
+        distances.append(distance)
+        points.append(road)
+        labels.append(name if view is None else f"{name}+{modifiers.label()}")
     return TravelMatrices(
-        durations_s=(durations,),
-        distances_m=(distances,),
-        vehicle_matrix=(0,) * len(model.vehicles),
+        durations_s=tuple(durations),
+        distances_m=tuple(distances),
+        vehicle_matrix=tuple(distinct.index(key) for key in keys),
         source="road",
-        road=RoadPoints(point=point, snaps=snaps),
+        roads=tuple(points),
+        profiles=tuple(labels),
     )
 
 
@@ -203,11 +335,16 @@ def _geodesic_matrices(model: ShipmentModel, stops: Stops, speed_mps: float) -> 
                 lat[stop], lng[stop] = loc.latitude, loc.longitude
     distances = haversine_matrix_m(lat, lng)
     _zero_missing(distances, missing, missing)
-    durations = distances / speed_mps
+    # One matrix per distinct speed: walking pace for WALKING vehicles, else the request's.
+    speeds = [
+        WALKING_SPEED_KPH / 3.6 if vehicle.travel_mode == TravelMode.WALKING else speed_mps
+        for vehicle in model.vehicles
+    ]
+    distinct = list(dict.fromkeys(speeds)) or [speed_mps]
     return TravelMatrices(
-        durations_s=(durations,),
-        distances_m=(distances,),
-        vehicle_matrix=(0,) * len(model.vehicles),
+        durations_s=tuple(distances / speed for speed in distinct),
+        distances_m=(distances,) * len(distinct),
+        vehicle_matrix=tuple(distinct.index(speed) for speed in speeds),
         source="geodesic",
     )
 

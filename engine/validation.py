@@ -277,6 +277,18 @@ class _Validator:
                 self.check_latlng(f"{path}.{name}", loc)
         if self.uses_matrices:
             self.check_vehicle_tags(path, v)
+            if v.travel_mode:
+                self.add(
+                    f"{path}.travel_mode",
+                    "applies to road or geodesic travel; with duration_distance_matrices the "
+                    "vehicle's matrix (vehicle_start_tag) gives its travel",
+                )
+            if v.route_modifiers:
+                self.add(
+                    f"{path}.route_modifiers",
+                    "applies to road travel; with duration_distance_matrices the vehicle's "
+                    "matrix (vehicle_start_tag) gives its travel",
+                )
         self.check_time_windows(f"{path}.start_time_windows", v.start_time_windows)
         self.check_time_windows(f"{path}.end_time_windows", v.end_time_windows)
         if not (_finite(v.travel_duration_multiple) and v.travel_duration_multiple > 0):

@@ -21,7 +21,7 @@ from geodata.geo import EARTH_RADIUS_M, haversine_m, haversine_matrix_m
 from geodata.ingest.cache import DEFAULT_CACHE_DIR, load_network
 from geodata.ingest.layer import read_road_layer
 from geodata.ingest.osm import read_osm
-from geodata.ingest.profiles import CAR, HIGHWAY_CLASSES, PROFILES, TRUCK, Profile
+from geodata.ingest.profiles import CAR, FOOT, HIGHWAY_CLASSES, PROFILES, TRUCK, Profile
 from geodata.ingest.tags import parse_maxspeed
 from geodata.matrix import (
     MatrixInputError,
@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_CACHE_DIR",
     "DEFAULT_MAX_SNAP_M",
     "EARTH_RADIUS_M",
+    "FOOT",
     "HIGHWAY_CLASSES",
     "PROFILES",
     "TRUCK",

@@ -24,7 +24,27 @@ from geodata.errors import RoadNetworkError
 from geodata.ingest.profiles import HIGHWAY_CLASSES
 from geodata.prepared import PreparedGraph
 
-__all__ = ["BuildReport", "RoadNetwork"]
+__all__ = [
+    "EDGE_FERRY",
+    "EDGE_INDOOR",
+    "EDGE_TOLL",
+    "HIGHWAY_CODES",
+    "BuildReport",
+    "RoadNetwork",
+]
+
+EDGE_TOLL = 1
+"""``flags`` bit: a toll road (OSM ``toll=yes``; for trucks also ``toll:hgv=yes``)."""
+EDGE_FERRY = 2
+"""``flags`` bit: a ferry crossing (OSM ``route=ferry``)."""
+EDGE_INDOOR = 4
+"""``flags`` bit: an indoor way (OSM ``indoor=*`` other than ``no``, or ``highway=corridor``)."""
+
+HIGHWAY_CODES = frozenset(
+    HIGHWAY_CLASSES.index(name) for name in ("motorway", "motorway_link", "trunk", "trunk_link")
+)
+"""``highway`` codes of the roads Google's ``avoid_highways`` avoids (motorways and trunk roads,
+with their links)."""
 
 _NODE_ARRAYS: dict[str, type[np.generic]] = {
     "lat": np.float64,
@@ -38,6 +58,7 @@ _EDGE_ARRAYS: dict[str, type[np.generic]] = {
     "speed_kph": np.float64,
     "way_id": np.int64,
     "highway": np.int8,
+    "flags": np.uint8,
 }
 
 
@@ -56,6 +77,8 @@ class RoadNetwork:
         lat, lon: ``float64[n_nodes]``, node coordinates in degrees (WGS 84).
         osm_id: ``int64[n_nodes]``, OSM node id (negative synthetic ids for road layers).
         profile: name of the profile the network was built for.
+        flags: ``uint8[n_edges]``, what the edge is, for route modifiers: :data:`EDGE_TOLL`,
+            :data:`EDGE_FERRY`, :data:`EDGE_INDOOR` bits (None: no flags, all zero).
     """
 
     indptr: NDArray[np.int64]
@@ -69,8 +92,11 @@ class RoadNetwork:
     lon: NDArray[np.float64]
     osm_id: NDArray[np.int64]
     profile: str
+    flags: NDArray[np.uint8] = None  # type: ignore[assignment]  # None: all zero (__post_init__)
 
     def __post_init__(self) -> None:
+        if self.flags is None:
+            object.__setattr__(self, "flags", np.zeros(np.shape(self.indices), dtype=np.uint8))
         all_arrays: dict[str, type[np.generic]] = {
             "indptr": np.int64,
             **_EDGE_ARRAYS,
@@ -150,6 +176,11 @@ class RoadNetwork:
         """Keep :meth:`hierarchy` in the cache directory ``path`` (``None``: build in memory)."""
         object.__setattr__(self, "_hierarchy_cache", None if path is None else Path(path))
 
+    def hierarchy_cache(self) -> Path | None:
+        """The cache directory :meth:`use_hierarchy_cache` named (None: in memory)."""
+        path: Path | None = self.__dict__["_hierarchy_cache"]
+        return path
+
     def sources(self) -> NDArray[np.int32]:
         """Source node of every edge (the CSR row expanded), ``int32[n_edges]``."""
         counts = np.diff(self.indptr)
@@ -162,6 +193,36 @@ class RoadNetwork:
         if pos < hi and int(self.indices[pos]) == v:
             return pos
         raise KeyError(f"no edge {u} -> {v}")
+
+    def avoided_edges(
+        self,
+        *,
+        tolls: bool = False,
+        highways: bool = False,
+        ferries: bool = False,
+        indoor: bool = False,
+    ) -> NDArray[np.bool_]:
+        """Mask of the edges a route that avoids the named kinds of road may not use: toll roads
+        (:data:`EDGE_TOLL`), motorways and trunk roads with their links (:data:`HIGHWAY_CODES`),
+        ferries (:data:`EDGE_FERRY`), indoor ways (:data:`EDGE_INDOOR`)."""
+        bits = (EDGE_TOLL if tolls else 0) | (EDGE_FERRY if ferries else 0)
+        bits |= EDGE_INDOOR if indoor else 0
+        mask: NDArray[np.bool_] = (self.flags & np.uint8(bits)) != 0
+        if highways:
+            mask |= np.isin(self.highway, np.fromiter(HIGHWAY_CODES, dtype=np.int8))
+        return mask
+
+    def without_edges(self, drop: NDArray[np.bool_], profile: str | None = None) -> RoadNetwork:
+        """The same nodes (same numbering) with the edges of ``drop`` removed: a view for route
+        modifiers, which may leave nodes unreachable (not re-reduced to one strongly connected
+        component). ``profile`` names it (default: this network's)."""
+        keep = ~np.asarray(drop, dtype=np.bool_)
+        counts = np.bincount(self.sources()[keep], minlength=self.n_nodes)
+        indptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        edge = {name: getattr(self, name)[keep] for name in _EDGE_ARRAYS}
+        nodes = {name: getattr(self, name) for name in _NODE_ARRAYS}
+        return RoadNetwork(indptr=indptr, **edge, **nodes, profile=profile or self.profile)
 
     def highway_names(self) -> NDArray[np.str_]:
         """Road class name of every edge (``highway`` codes decoded)."""

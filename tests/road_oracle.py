@@ -107,9 +107,13 @@ def road_matrix_oracle(network: RoadNetwork, lat: np.ndarray, lon: np.ndarray):
     return durations, distances
 
 
-def as_matrix_model(model: ShipmentModel, network: RoadNetwork) -> ShipmentModel:
+def as_matrix_model(
+    model: ShipmentModel, network: RoadNetwork, vehicle_networks: list[RoadNetwork] | None = None
+) -> ShipmentModel:
     """``model`` with every location replaced by a tag and the oracle's road matrix between
-    them, so ``tests.checker`` can verify a road solution."""
+    them, so ``tests.checker`` can verify a road solution. With ``vehicle_networks`` (one per
+    vehicle, for travel modes; every vehicle needs a start location), one matrix per distinct
+    network, selected by a ``net{k}`` start tag, and the vehicles' travel modes cleared."""
     locs: dict[tuple[float, float], str] = {}
 
     def tag(loc) -> tuple[str, ...]:
@@ -131,13 +135,32 @@ def as_matrix_model(model: ShipmentModel, network: RoadNetwork) -> ShipmentModel
         for v in model.vehicles
     )
     coords = np.array(list(locs), dtype=float)
-    durations, distances = road_matrix_oracle(network, coords[:, 0], coords[:, 1])
+    matrices: tuple[DurationDistanceMatrix, ...]
+    if vehicle_networks is None:
+        durations, distances = road_matrix_oracle(network, coords[:, 0], coords[:, 1])
+        matrices = (DurationDistanceMatrix(durations, distances),)
+    else:
+        distinct = list({id(n): n for n in vehicle_networks}.values())
+        matrices = tuple(
+            DurationDistanceMatrix(
+                *road_matrix_oracle(net, coords[:, 0], coords[:, 1]), vehicle_start_tag=f"net{k}"
+            )
+            for k, net in enumerate(distinct)
+        )
+        vehicles = tuple(
+            replace(
+                v,
+                start_tags=(*v.start_tags, f"net{distinct.index(net)}"),
+                travel_mode=type(v.travel_mode)(0),
+            )
+            for v, net in zip(vehicles, vehicle_networks, strict=True)
+        )
     tags = tuple(locs.values())
     return replace(
         model,
         shipments=shipments,
         vehicles=vehicles,
-        duration_distance_matrices=(DurationDistanceMatrix(durations, distances),),
+        duration_distance_matrices=matrices,
         duration_distance_matrix_src_tags=tags,
         duration_distance_matrix_dst_tags=tags,
     )

@@ -47,6 +47,7 @@ class WayChains:
     speed_forward_kph: array[float] = field(default_factory=lambda: array("d"))
     speed_backward_kph: array[float] = field(default_factory=lambda: array("d"))
     highway: array[int] = field(default_factory=lambda: array("b"))
+    flags: array[int] = field(default_factory=lambda: array("B"))
     way_id: array[int] = field(default_factory=lambda: array("q"))
     ways_used: int = 0
     ways_rejected: int = 0
@@ -64,6 +65,7 @@ class WayChains:
         self.speed_forward_kph.append(rule.speed_forward_kph)
         self.speed_backward_kph.append(rule.speed_backward_kph)
         self.highway.append(rule.highway)
+        self.flags.append(rule.flags)
         self.way_id.append(way_id)
 
 
@@ -159,6 +161,7 @@ def _directed_edges(chains: WayChains, nodes: _Nodes) -> dict[str, NDArray[Any]]
     spd_b = np.frombuffer(chains.speed_backward_kph, dtype=np.float64)[c]
     hwy = np.frombuffer(chains.highway, dtype=np.int8)[c]
     way = np.frombuffer(chains.way_id, dtype=np.int64)[c]
+    flag = np.frombuffer(chains.flags, dtype=np.uint8)[c]
 
     travel_fwd = seg_len / (spd_f / 3.6)
     travel_bwd = seg_len / (spd_b / 3.6)
@@ -170,11 +173,15 @@ def _directed_edges(chains: WayChains, nodes: _Nodes) -> dict[str, NDArray[Any]]
         "travel": np.concatenate([travel_fwd[fwd], travel_bwd[bwd]]),
         "highway": np.concatenate([hwy[fwd], hwy[bwd]]),
         "way_id": np.concatenate([way[fwd], way[bwd]]),
+        "flags": np.concatenate([flag[fwd], flag[bwd]]),
     }
 
 
 def _merge_parallel(edges: dict[str, NDArray[Any]]) -> tuple[dict[str, NDArray[Any]], int]:
-    """Keep the fastest edge of each ``(u, v)``, sorted by ``(u, v)``; also return how many went."""
+    """Keep the fastest edge of each ``(u, v)``, sorted by ``(u, v)``; also return how many went.
+
+    The kept edge keeps its own flags: where a toll and a free way join the same two nodes
+    (rare: two ways sharing two consecutive nodes), avoiding tolls loses the free one too."""
     order = np.lexsort((edges["travel"], edges["v"], edges["u"]))  # the last key is the primary
     edges = {k: x[order] for k, x in edges.items()}
     u, v = edges["u"], edges["v"]
@@ -224,4 +231,5 @@ def _network(
         lon=nodes.lon[keep_node],
         osm_id=osm_id,
         profile=profile.name,
+        flags=kept["flags"],
     )

@@ -43,7 +43,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 """Bump when the cache layout or the meaning of its arrays changes."""
 
 DEFAULT_CACHE_DIR = Path("~/.cache/routeopt")

@@ -13,6 +13,7 @@ Column mapping (every column but the geometry is optional; names are OSM tag key
 - ``speed_kph``: speed in km/h for both directions (a number); wins over ``maxspeed``.
 - ``maxspeed``: an OSM ``maxspeed`` value, a number (km/h) or any form
   :func:`geodata.parse_maxspeed` reads (``"30 mph"``, ``"DE:urban"``...).
+- ``toll``, ``route`` (``ferry``) and ``indoor`` set the edge flags that route modifiers read.
 - ``junction``, ``service``, ``access`` and the profile's other access and speed tags
   (``motor_vehicle``, ``hgv``, ``maxspeed:hgv``...) are read as in OSM when present (Shapefile
   truncates column names to 10 characters).
@@ -119,7 +120,8 @@ def _in_degrees(frame: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
 
 
 def _tag_columns(frame: gpd.GeoDataFrame, profile: Profile) -> dict[str, list[Any]]:
-    keys = {"highway", "oneway", "junction", "service", "area", "impassable", *profile.access_keys}
+    keys = {"highway", "oneway", "junction", "service", "area", "impassable", "toll", "toll:hgv"}
+    keys.update(("route", "indoor", *profile.access_keys))
     for key in profile.maxspeed_keys:
         keys.update((key, f"{key}:forward", f"{key}:backward"))
     columns: dict[str, list[Any]] = {}
@@ -174,7 +176,9 @@ def _layer_chains(frame: gpd.GeoDataFrame, profile: Profile, name: str) -> WayCh
         if not math.isnan(speed):
             if math.isfinite(speed) and speed > 0:
                 capped = min(speed, profile.max_speed_kph)
-                rule = WayRule(rule.forward, rule.backward, capped, capped, rule.highway)
+                rule = WayRule(
+                    rule.forward, rule.backward, capped, capped, rule.highway, rule.flags
+                )
             else:
                 bad_speed += 1
         chains.ways_used += 1

@@ -1,7 +1,8 @@
 """Reading OpenStreetMap files (``.osm.pbf``, ``.osm``/``.osm.xml``, gzip/bzip2 XML) with pyosmium.
 
 One pass over the file: pyosmium keeps every node location in memory (its ``flex_mem`` index) and
-hands us only the ways with a ``highway`` tag, with their node coordinates filled in. Every node of
+hands us only the ways with a ``highway`` or ``route`` tag (ferries are ``route=ferry``), with their
+node coordinates filled in. Every node of
 a drivable way becomes a graph node (full resolution, no simplification).
 """
 
@@ -17,7 +18,7 @@ import osmium
 from geodata.errors import RoadDataNotFoundError, RoadNetworkError, UnsupportedFormatError
 from geodata.ingest.build import WayChains, build_network
 from geodata.ingest.profiles import CAR, Profile
-from geodata.ingest.tags import evaluate_way
+from geodata.ingest.tags import evaluate_way, road_class
 from geodata.network import BuildReport, RoadNetwork
 
 __all__ = ["OSM_SUFFIXES", "is_osm_path", "read_osm"]
@@ -66,14 +67,18 @@ def _read_chains(file: Path, profile: Profile) -> WayChains:
         osmium.FileProcessor(str(file), osmium.osm.NODE | osmium.osm.WAY)
         .with_locations()
         .with_filter(osmium.filter.EntityFilter(osmium.osm.WAY))
-        .with_filter(osmium.filter.KeyFilter("highway"))
+        .with_filter(osmium.filter.KeyFilter("highway", "route"))
     )
     for entity in processor:
         way = cast(osmium.osm.Way, entity)  # the entity filter lets only ways through
-        if way.tags.get("highway") not in drivable:
+        tags = dict(way.tags)
+        cls = road_class(tags)
+        if cls is None:
+            continue  # a route=* way that is not a ferry: not a road
+        if cls not in drivable:
             chains.ways_rejected += 1
             continue
-        rule = evaluate_way(dict(way.tags), profile)
+        rule = evaluate_way(tags, profile)
         if rule is None:
             chains.ways_rejected += 1
             continue

@@ -10,10 +10,16 @@ Decisions (see also :mod:`geodata.ingest.tags`):
   yards and car parks. ``service=emergency_access`` is excluded.
 - ``track`` is *not* drivable by default (mostly unpaved farm and forest tracks); a custom profile
   can add it to ``speeds_kph``.
+- Ferries (``route=ferry`` ways, class ``ferry``) carry cars and trucks only where their access
+  tags say so (``motor_vehicle=yes``, ``motorcar=yes``, ``hgv=yes``...: ``explicit_ferry_access``),
+  at 10 km/h (the crossing; waiting is not modelled, ``duration=*`` is not read).
 - Access is decided by the most specific of ``access_keys`` that the way carries (OSM's rule: a more
   specific tag overrides a general one, so ``access=no`` + ``motor_vehicle=yes`` is open to cars).
   ``destination``, ``delivery``, ``customers`` and ``permissive`` stay open: a delivery vehicle
   may use them. ``private`` is closed.
+- :data:`FOOT` (walking) reads no one-way rule at all (``Profile.oneway`` false): every way it may
+  use is walkable in both directions, whatever ``oneway``/``junction`` say (``oneway:foot`` is
+  not read either). Its rules are in its docstring.
 """
 
 from __future__ import annotations
@@ -24,7 +30,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["CAR", "HIGHWAY_CLASSES", "PROFILES", "TRUCK", "Profile", "highway_code"]
+__all__ = [
+    "CAR",
+    "FOOT",
+    "HIGHWAY_CLASSES",
+    "PROFILES",
+    "TRUCK",
+    "WALKING_SPEED_KPH",
+    "Profile",
+    "highway_code",
+]
 
 HIGHWAY_CLASSES: tuple[str, ...] = (
     "motorway",
@@ -43,6 +58,16 @@ HIGHWAY_CLASSES: tuple[str, ...] = (
     "service",
     "road",
     "track",
+    # Ways for people on foot (the FOOT profile); appended, so earlier codes keep their value.
+    "pedestrian",
+    "footway",
+    "path",
+    "steps",
+    "cycleway",
+    "bridleway",
+    "corridor",
+    # Ferry crossings: ways tagged route=ferry (no highway tag), read as this class.
+    "ferry",
 )
 """Road classes a profile may allow; an edge's ``highway`` code is its index in this tuple."""
 
@@ -83,6 +108,11 @@ class Profile:
         maxspeed_keys: speed-limit tags to read, most specific first (``maxspeed:hgv`` for trucks);
             ``KEY:forward`` / ``KEY:backward`` are read before ``KEY`` for each direction.
         excluded_service: ``service=*`` values that are not drivable.
+        oneway: whether one-way tags restrict the profile (``False`` for walking: every usable
+            way is usable in both directions).
+        explicit_ferry_access: a ferry (``route=ferry``, class ``ferry``) is used only when the
+            most specific of ``access_keys`` it carries says ``yes`` or ``designated`` (OSM
+            ferries that take cars say ``motor_vehicle=yes``; many carry people only).
     """
 
     name: str
@@ -94,6 +124,8 @@ class Profile:
     excluded_service: frozenset[str] = field(
         default_factory=lambda: frozenset({"emergency_access"})
     )
+    oneway: bool = True
+    explicit_ferry_access: bool = False
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -139,6 +171,8 @@ class Profile:
                 "denied_access": sorted(self.denied_access),
                 "maxspeed_keys": list(self.maxspeed_keys),
                 "excluded_service": sorted(self.excluded_service),
+                "oneway": self.oneway,
+                "explicit_ferry_access": self.explicit_ferry_access,
             },
             sort_keys=True,
         )
@@ -161,6 +195,7 @@ _DEFAULT_SPEEDS_KPH: dict[str, tuple[float, float]] = {
     "living_street": (10.0, 10.0),
     "service": (15.0, 10.0),
     "road": (30.0, 25.0),
+    "ferry": (10.0, 10.0),  # the crossing only (no waiting time; a duration=* tag is not read)
 }
 
 CAR = Profile(
@@ -168,6 +203,7 @@ CAR = Profile(
     speeds_kph={cls: car for cls, (car, _) in _DEFAULT_SPEEDS_KPH.items()},
     max_speed_kph=130.0,
     access_keys=("motorcar", "motor_vehicle", "vehicle", "access"),
+    explicit_ferry_access=True,
 )
 """A car or small van: default speeds a little under typical limits, capped at 130 km/h."""
 
@@ -177,8 +213,61 @@ TRUCK = Profile(
     max_speed_kph=80.0,
     access_keys=("hgv", "motor_vehicle", "vehicle", "access"),
     maxspeed_keys=("maxspeed:hgv", "maxspeed"),
+    explicit_ferry_access=True,
 )
 """A heavy goods vehicle (OSM ``hgv``): lower speeds, 80 km/h limiter, closed where ``hgv=no``."""
 
-PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (CAR, TRUCK)})
+WALKING_SPEED_KPH = 5.0
+"""The FOOT profile's walking speed (km/h), the same on every way it may use."""
+
+FOOT = Profile(
+    name="foot",
+    speeds_kph=dict.fromkeys(
+        (
+            "trunk",
+            "trunk_link",
+            "primary",
+            "primary_link",
+            "secondary",
+            "secondary_link",
+            "tertiary",
+            "tertiary_link",
+            "unclassified",
+            "residential",
+            "living_street",
+            "service",
+            "road",
+            "track",
+            "pedestrian",
+            "footway",
+            "path",
+            "steps",
+            "cycleway",
+            "bridleway",
+            "corridor",
+            "ferry",
+        ),
+        WALKING_SPEED_KPH,
+    ),
+    max_speed_kph=WALKING_SPEED_KPH,
+    access_keys=("foot", "access"),
+    excluded_service=frozenset(),
+    oneway=False,
+)
+"""Walking (Google's ``TravelMode.WALKING``). Rules:
+
+- Ways: every road class but ``motorway`` and ``motorway_link`` (``trunk`` included, as in OSRM's
+  foot profile: pedestrians may use it unless it is tagged ``foot=no``), plus the ways for
+  people on foot: ``pedestrian``, ``footway``, ``path``, ``steps``, ``cycleway``, ``bridleway``,
+  ``track`` and ``corridor`` (indoor corridors); every ``service`` road; ferries
+  (``route=ferry``) unless ``foot=no``.
+- Access: ``foot`` then ``access`` (``access=no`` + ``foot=yes`` is open; ``foot=no`` closes).
+- Direction: both ways on every way, whatever ``oneway``, ``oneway=reversible`` or
+  ``junction=roundabout`` say (they are rules for vehicles).
+- Speed: :data:`WALKING_SPEED_KPH` (5 km/h) everywhere, ``maxspeed`` is irrelevant (it is the
+  cap, so every road-speed tag is capped at walking pace).
+- ``area=yes`` and ``impassable=yes`` ways are excluded as for vehicles.
+"""
+
+PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (CAR, TRUCK, FOOT)})
 """The built-in profiles by name."""

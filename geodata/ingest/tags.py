@@ -17,6 +17,11 @@ Rules (OSM wiki conventions, as OSRM's car profile reads them):
   and anything unparsed fall back to the profile's default speed for the road class. The result
   is capped at the profile's ``max_speed_kph``.
 - Access: the most specific of the profile's ``access_keys`` present on the way decides.
+- Ferries: a ``route=ferry`` way without ``highway`` is of class ``ferry`` (for vehicles only with
+  explicit access, see :mod:`geodata.ingest.profiles`).
+- Edge flags for route modifiers (:func:`edge_flags`): ``toll=yes``, ``route=ferry``, ``indoor``.
+- A profile with ``oneway=False`` (walking) uses every way in both directions: no one-way rule is
+  read.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from geodata.ingest.profiles import Profile, highway_code
+from geodata.network import EDGE_FERRY, EDGE_INDOOR, EDGE_TOLL
 
 __all__ = [
     "GENERIC_ZONE_SPEEDS_KPH",
@@ -175,19 +181,53 @@ def _speed_kph(tags: Mapping[str, str], profile: Profile, highway: str, directio
 
 @dataclass(frozen=True, slots=True)
 class WayRule:
-    """How the profile may use one way: directions, speeds (km/h) and road class code."""
+    """How the profile may use one way: directions, speeds (km/h), road class code and
+    :mod:`geodata.network` edge flags (toll, ferry, indoor)."""
 
     forward: bool
     backward: bool
     speed_forward_kph: float
     speed_backward_kph: float
     highway: int
+    flags: int = 0
+
+
+_OPEN_FERRY = frozenset({"yes", "designated"})
+_NOT_INDOOR = frozenset({"no", ""})
+
+
+def road_class(tags: Mapping[str, str]) -> str | None:
+    """The way's class: its ``highway`` value, ``ferry`` for a ``route=ferry`` way without one."""
+    highway = tags.get("highway")
+    if highway is None and tags.get("route") == "ferry":
+        return "ferry"
+    return highway
+
+
+def edge_flags(tags: Mapping[str, str], profile: Profile) -> int:
+    """The :mod:`geodata.network` flags of a way: ``toll=yes`` (and ``toll:hgv=yes`` for a
+    profile reading ``hgv`` access) is a toll road; ``route=ferry`` a ferry; ``indoor=*`` (not
+    ``no``) or ``highway=corridor`` indoors."""
+    flags = 0
+    tolls = [tags.get("toll", "")]
+    if "hgv" in profile.access_keys:
+        tolls.append(tags.get("toll:hgv", ""))
+    if any(t.strip().lower() == "yes" for t in tolls):
+        flags |= EDGE_TOLL
+    if tags.get("route") == "ferry":
+        flags |= EDGE_FERRY
+    indoor = tags.get("indoor", "").strip().lower()
+    if indoor not in _NOT_INDOOR or tags.get("highway") == "corridor":
+        flags |= EDGE_INDOOR
+    return flags
 
 
 def evaluate_way(tags: Mapping[str, str], profile: Profile) -> WayRule | None:
     """The profile's rule for a way with these tags, or ``None`` when it may not be driven."""
-    highway = tags.get("highway")
+    highway = road_class(tags)
     if highway is None or highway not in profile.speeds_kph:
+        return None
+    if highway == "ferry" and profile.explicit_ferry_access and not _ferry_open(tags, profile):
         return None
     if tags.get("area") == "yes" or tags.get("impassable") == "yes":
         return None
@@ -195,10 +235,18 @@ def evaluate_way(tags: Mapping[str, str], profile: Profile) -> WayRule | None:
         return None
     if not is_accessible(tags, profile):
         return None
-    directions = parse_oneway(tags)
+    directions = parse_oneway(tags) if profile.oneway else (True, True)
     if directions is None:
         return None
     forward, backward = directions
     fwd = _speed_kph(tags, profile, highway, "forward") if forward else math.nan
     bwd = _speed_kph(tags, profile, highway, "backward") if backward else math.nan
-    return WayRule(forward, backward, fwd, bwd, highway_code(highway))
+    return WayRule(forward, backward, fwd, bwd, highway_code(highway), edge_flags(tags, profile))
+
+
+def _ferry_open(tags: Mapping[str, str], profile: Profile) -> bool:
+    for key in profile.access_keys:
+        value = tags.get(key)
+        if value is not None:
+            return value.strip().lower() in _OPEN_FERRY
+    return False

@@ -1,12 +1,13 @@
 """Load, unloading and visit-type fields of a ``Vehicle`` (issue 15):
 ``load_limits[type].start_load_interval``, ``end_load_interval``, ``unloading_policy`` and
-``extra_visit_duration_for_visit_type``."""
+``extra_visit_duration_for_visit_type``; ``travel_mode`` and ``route_modifiers`` (issue 15, road
+network)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.model import LoadInterval, UnloadingPolicy
+from engine.model import LoadInterval, RouteModifiers, TravelMode, UnloadingPolicy
 from rpc.convert.common import FieldConverter
 from rpc.pb import route_optimization_service_pb2 as pb
 
@@ -41,6 +42,19 @@ class LoadsConverter(FieldConverter):
         except ValueError:
             self.add(f"{path}.unloading_policy", f"unknown value {v.unloading_policy}")
             return UnloadingPolicy.UNLOADING_POLICY_UNSPECIFIED
+
+    def travel_mode(self, v: pb.Vehicle, path: str) -> TravelMode:
+        """``travel_mode``; an unknown number is a violation."""
+        try:
+            return TravelMode(v.travel_mode)
+        except ValueError:
+            self.add(f"{path}.travel_mode", f"unknown value {v.travel_mode}")
+            return TravelMode.TRAVEL_MODE_UNSPECIFIED
+
+    def route_modifiers(self, v: pb.Vehicle) -> RouteModifiers:
+        """``route_modifiers`` (four booleans)."""
+        m = v.route_modifiers
+        return RouteModifiers(m.avoid_tolls, m.avoid_highways, m.avoid_ferries, m.avoid_indoor)
 
     def extra_visit_durations(self, v: pb.Vehicle, path: str) -> dict[str, float]:
         """``extra_visit_duration_for_visit_type``: visit type → seconds."""

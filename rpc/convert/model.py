@@ -271,6 +271,9 @@ class ModelConverter(RulesConverter, HoursConverter, LoadsConverter, Transitions
             # issue 15, visit types (rpc.convert.loads)
             extra_visit_duration_for_visit_type=self.extra_visit_durations(v, path),
             unloading_policy=self.unloading_policy(v, path),
+            # issue 15, road network (rpc.convert.loads)
+            travel_mode=self.travel_mode(v, path),
+            route_modifiers=self.route_modifiers(v),
         )
 
 

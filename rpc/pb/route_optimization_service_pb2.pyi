@@ -137,8 +137,14 @@ class ComputeMatrixRequest(_message.Message):
     SOURCES_FIELD_NUMBER: _builtins.int
     DESTINATIONS_FIELD_NUMBER: _builtins.int
     ENCODING_FIELD_NUMBER: _builtins.int
+    TRAVEL_MODE_FIELD_NUMBER: _builtins.int
     encoding: Global___ComputeMatrixRequest.Encoding.ValueType
     """The matrix encoding of the response (ROWS when unset)."""
+    travel_mode: Global___Vehicle.TravelMode.ValueType
+    """The road profile to use, as a vehicle's travel_mode (unset: the server's
+    default profile); a profile the server does not serve is
+    INVALID_ARGUMENT.
+    """
     @_builtins.property
     def sources(self) -> _containers.RepeatedCompositeFieldContainer[_latlng_pb2.LatLng]:
         """Origins (rows)."""
@@ -153,10 +159,11 @@ class ComputeMatrixRequest(_message.Message):
         sources: _abc.Iterable[_latlng_pb2.LatLng] | None = ...,
         destinations: _abc.Iterable[_latlng_pb2.LatLng] | None = ...,
         encoding: Global___ComputeMatrixRequest.Encoding.ValueType = ...,
+        travel_mode: Global___Vehicle.TravelMode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["destinations", b"destinations", "encoding", b"encoding", "sources", b"sources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["destinations", b"destinations", "encoding", b"encoding", "sources", b"sources", "travel_mode", b"travel_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1589,12 +1596,98 @@ class TimeWindow(_message.Message):
 Global___TimeWindow: _TypeAlias = TimeWindow  # noqa: Y015
 
 @_typing.final
-class Vehicle(_message.Message):
+class RouteModifiers(_message.Message):
     """A vehicle: where and when it starts and ends, what it carries, what it
     costs.
+    Kinds of road a vehicle avoids "where reasonable" (Google's): its travel
+    follows the road network without them, except between two locations that
+    network cannot connect (or a location farther than the snapping limit from
+    every road left), where it keeps the unmodified path. Each distinct
+    (travel mode, modifiers) among a request's vehicles gets its own matrix.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    AVOID_TOLLS_FIELD_NUMBER: _builtins.int
+    AVOID_HIGHWAYS_FIELD_NUMBER: _builtins.int
+    AVOID_FERRIES_FIELD_NUMBER: _builtins.int
+    AVOID_INDOOR_FIELD_NUMBER: _builtins.int
+    avoid_tolls: _builtins.bool
+    """Avoid toll roads (OSM toll=yes; for TRUCK also toll:hgv=yes). Motorised
+    modes only (no effect on WALKING, as in Google's API).
+    """
+    avoid_highways: _builtins.bool
+    """Avoid motorways and trunk roads with their links (OSM highway=motorway,
+    motorway_link, trunk, trunk_link). Motorised modes only.
+    """
+    avoid_ferries: _builtins.bool
+    """Avoid ferries (OSM route=ferry). Motorised modes only."""
+    avoid_indoor: _builtins.bool
+    """Avoid indoor ways (OSM indoor=* other than no, highway=corridor). WALKING
+    only (no effect on other modes, as in Google's API).
+    """
+    def __init__(
+        self,
+        *,
+        avoid_tolls: _builtins.bool = ...,
+        avoid_highways: _builtins.bool = ...,
+        avoid_ferries: _builtins.bool = ...,
+        avoid_indoor: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avoid_ferries", b"avoid_ferries", "avoid_highways", b"avoid_highways", "avoid_indoor", b"avoid_indoor", "avoid_tolls", b"avoid_tolls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RouteModifiers: _TypeAlias = RouteModifiers  # noqa: Y015
+
+@_typing.final
+class Vehicle(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _TravelMode:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _TravelModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Vehicle._TravelMode.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        TRAVEL_MODE_UNSPECIFIED: Vehicle._TravelMode.ValueType  # 0
+        """The server's default profile (--profile; car unless set), Google's
+        "equivalent to DRIVING" on a car server.
+        """
+        DRIVING: Vehicle._TravelMode.ValueType  # 1
+        """The car profile."""
+        WALKING: Vehicle._TravelMode.ValueType  # 2
+        """The foot profile: footways, paths, steps and streets but not
+        motorways, both directions of every way (one-way rules bind vehicles),
+        5 km/h.
+        """
+        TRUCK: Vehicle._TravelMode.ValueType  # 100
+        """routeopt only: the truck profile (hgv access, lower speeds, 80 km/h)."""
+
+    class TravelMode(_TravelMode, metaclass=_TravelModeEnumTypeWrapper):
+        """Travel modes (Google's values; TRUCK is routeopt's): the road profile a
+        vehicle's travel follows. Each distinct profile among a request's vehicles
+        gets its own travel matrix. A profile the server does not serve (see its
+        --profiles flag) is INVALID_ARGUMENT naming the field. Geodesic travel
+        (no road network): WALKING moves at walking pace (5 km/h), every other
+        mode at the geodesic speed. Not allowed with duration_distance_matrices.
+        """
+
+    TRAVEL_MODE_UNSPECIFIED: Vehicle.TravelMode.ValueType  # 0
+    """The server's default profile (--profile; car unless set), Google's
+    "equivalent to DRIVING" on a car server.
+    """
+    DRIVING: Vehicle.TravelMode.ValueType  # 1
+    """The car profile."""
+    WALKING: Vehicle.TravelMode.ValueType  # 2
+    """The foot profile: footways, paths, steps and streets but not
+    motorways, both directions of every way (one-way rules bind vehicles),
+    5 km/h.
+    """
+    TRUCK: Vehicle.TravelMode.ValueType  # 100
+    """routeopt only: the truck profile (hgv access, lower speeds, 80 km/h)."""
 
     class _UnloadingPolicy:
         ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -1801,6 +1894,8 @@ class Vehicle(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    TRAVEL_MODE_FIELD_NUMBER: _builtins.int
+    ROUTE_MODIFIERS_FIELD_NUMBER: _builtins.int
     START_LOCATION_FIELD_NUMBER: _builtins.int
     END_LOCATION_FIELD_NUMBER: _builtins.int
     START_TAGS_FIELD_NUMBER: _builtins.int
@@ -1823,6 +1918,8 @@ class Vehicle(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     USED_IF_ROUTE_IS_EMPTY_FIELD_NUMBER: _builtins.int
     IGNORE_FIELD_NUMBER: _builtins.int
+    travel_mode: Global___Vehicle.TravelMode.ValueType
+    """The vehicle's travel mode."""
     travel_duration_multiple: _builtins.float
     """Multiplier of travel durations for this vehicle (for example 1.2 for a
     slower truck); must be positive. Unset: 1.
@@ -1849,6 +1946,12 @@ class Vehicle(_message.Message):
     """The vehicle stays unused; shipments only it may serve are skipped with
     reason VEHICLE_IGNORED.
     """
+    @_builtins.property
+    def route_modifiers(self) -> Global___RouteModifiers:
+        """Roads this vehicle avoids where reasonable (road travel only; with
+        geodesic travel or duration_distance_matrices INVALID_ARGUMENT).
+        """
+
     @_builtins.property
     def start_location(self) -> _latlng_pb2.LatLng:
         """Where the vehicle starts. Unset: at its first visit."""
@@ -1910,6 +2013,8 @@ class Vehicle(_message.Message):
     def __init__(
         self,
         *,
+        travel_mode: Global___Vehicle.TravelMode.ValueType = ...,
+        route_modifiers: Global___RouteModifiers | None = ...,
         start_location: _latlng_pb2.LatLng | None = ...,
         end_location: _latlng_pb2.LatLng | None = ...,
         start_tags: _abc.Iterable[_builtins.str] | None = ...,
@@ -1933,9 +2038,9 @@ class Vehicle(_message.Message):
         used_if_route_is_empty: _builtins.bool = ...,
         ignore: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "end_location", b"end_location", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "route_modifiers", b"route_modifiers", "start_location", b"start_location", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "unloading_policy", b"unloading_policy", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple", "break_rule", b"break_rule", "cost_per_hour", b"cost_per_hour", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "display_name", b"display_name", "end_location", b"end_location", "end_tags", b"end_tags", "end_time_windows", b"end_time_windows", "extra_visit_duration_for_visit_type", b"extra_visit_duration_for_visit_type", "fixed_cost", b"fixed_cost", "ignore", b"ignore", "label", b"label", "load_limits", b"load_limits", "route_distance_limit", b"route_distance_limit", "route_duration_limit", b"route_duration_limit", "route_modifiers", b"route_modifiers", "start_location", b"start_location", "start_tags", b"start_tags", "start_time_windows", b"start_time_windows", "travel_duration_limit", b"travel_duration_limit", "travel_duration_multiple", b"travel_duration_multiple", "travel_mode", b"travel_mode", "unloading_policy", b"unloading_policy", "used_if_route_is_empty", b"used_if_route_is_empty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__travel_duration_multiple: _TypeAlias = _typing.Literal["travel_duration_multiple"]  # noqa: Y015
     _WhichOneofArgType__travel_duration_multiple: _TypeAlias = _typing.Literal["_travel_duration_multiple", b"_travel_duration_multiple"]  # noqa: Y015

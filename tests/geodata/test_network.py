@@ -490,7 +490,7 @@ def test_network_survives_pickling_read_only():
     [
         ({"name": "my car"}, "name"),
         ({"speeds_kph": {"residential": 0}}, "positive"),
-        ({"speeds_kph": {"footway": 5}}, "unknown highway class"),
+        ({"speeds_kph": {"sidewalk": 5}}, "unknown highway class"),
         ({"speeds_kph": {}}, "at least one"),
         ({"max_speed_kph": -1.0}, "max_speed_kph"),
         ({"access_keys": ()}, "access_keys"),

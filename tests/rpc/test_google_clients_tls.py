@@ -197,6 +197,6 @@ def test_node_client_with_an_api_key_over_tls(node_client: Path, secured: Secure
         response.solve_info.status = pb.SolveInfo.SOLVED  # dropped by Google's client
         assert not check_response(request, response).skipped_shipments
     assert lines[2]["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-    assert "model.vehicles[0].travel_mode" in lines[2]["details"]
+    assert "consider_road_traffic" in lines[2]["details"]
     assert lines[3]["code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
     assert " tenant=globex" in secured.srv.log()  # the calls ran for the key's tenant

@@ -96,4 +96,4 @@ def test_google_node_client(node_client: Path, server: ServerProcess) -> None:
         assert response.request_label == request.label
         assert len(request.model.shipments) in (4, 5)
     assert lines[2]["code"] == 3  # INVALID_ARGUMENT
-    assert "model.vehicles[0].travel_mode" in lines[2]["details"]
+    assert "consider_road_traffic" in lines[2]["details"]

@@ -186,11 +186,11 @@ def test_known_but_unsupported_field_is_invalid_argument(
     client: ro.RouteOptimizationClient,
 ) -> None:
     request = google_request()
-    request.model.vehicles[0].travel_mode = ro.Vehicle.TravelMode.WALKING
+    request.consider_road_traffic = True
     with pytest.raises(api_exceptions.InvalidArgument) as caught:
         client.optimize_tours(request=request, timeout=30)
     fields = bad_request_fields(caught.value.response)  # the grpc.RpcError
-    assert fields == ["model.vehicles[0].travel_mode"]
+    assert fields == ["consider_road_traffic"]
 
 
 def test_unknown_field_is_invalid_argument(server: ServerProcess) -> None:

@@ -8,6 +8,7 @@ import pytest
 from google.maps.routeoptimization_v1.types import route_optimization_service as g
 
 from engine.errors import FieldViolation, InvalidModelError
+from engine.model import RouteModifiers, TravelMode
 from rpc.convert import convert_or_validate, violations_to_validation_errors
 from rpc.google.unknown import UNSUPPORTED, unhonoured_fields
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -28,18 +29,38 @@ def _from_google(request: g.OptimizeToursRequest) -> pb.OptimizeToursRequest:
 def test_known_but_unsupported_field_is_named() -> None:
     theirs = g.OptimizeToursRequest.deserialize(base_request().SerializeToString())
     theirs.model.shipments[0].deliveries[0].avoid_u_turns = True
-    theirs.model.vehicles[0].travel_mode = g.Vehicle.TravelMode.WALKING
     theirs.consider_road_traffic = True
     found = _violations(_from_google(theirs))
     assert set(found) == {
         "model.shipments[0].deliveries[0].avoid_u_turns",
-        "model.vehicles[0].travel_mode",
         "consider_road_traffic",
     }
     assert found["consider_road_traffic"] == (
         f"{UNSUPPORTED}: routeopt's road network has no traffic data"
     )
     assert all(d.startswith(UNSUPPORTED) for d in found.values())
+
+
+def test_google_travel_mode_is_read_with_its_number() -> None:
+    """Google's WALKING (2) from Google's client is the engine's WALKING; routeopt's TRUCK is
+    100 (a number Google does not use)."""
+    theirs = g.OptimizeToursRequest.deserialize(base_request().SerializeToString())
+    theirs.model.vehicles[0].travel_mode = g.Vehicle.TravelMode.WALKING
+    model, _ = convert(_from_google(theirs))
+    assert model.vehicles[0].travel_mode == TravelMode.WALKING
+    assert pb.Vehicle.TRUCK == TravelMode.TRUCK == 100
+    assert pb.Vehicle.WALKING == g.Vehicle.TravelMode.WALKING
+
+
+def test_google_route_modifiers_are_read() -> None:
+    theirs = g.OptimizeToursRequest.deserialize(base_request().SerializeToString())
+    theirs.model.vehicles[0].route_modifiers = g.RouteModifiers(
+        avoid_tolls=True, avoid_ferries=True, avoid_indoor=True
+    )
+    model, _ = convert(_from_google(theirs))
+    assert model.vehicles[0].route_modifiers == RouteModifiers(
+        avoid_tolls=True, avoid_highways=False, avoid_ferries=True, avoid_indoor=True
+    )
 
 
 def test_unknown_field_is_named_by_number() -> None:

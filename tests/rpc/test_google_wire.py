@@ -181,9 +181,7 @@ def test_readme_field_table_is_current() -> None:
 def test_field_table_covers_every_request_field_with_a_status() -> None:
     table = schema.field_table()
     assert "| `OptimizeToursRequest.parent` | `string` | honoured |" in table
-    assert (
-        "| `Vehicle.travel_mode` | `Vehicle.TravelMode` | rejected: not implemented yet |" in table
-    )
+    assert "| `Vehicle.travel_mode` | `Vehicle.TravelMode` | honoured |" in table
     assert "`Shipment.VisitRequest.tags` | `repeated string` | honoured |" in table
     # Every field of Google's request messages that routeopt reaches is listed once.
     for name in ("OptimizeToursRequest", "ShipmentModel", "Shipment", "Vehicle", "TimeWindow"):
