@@ -25,19 +25,10 @@ from engine.backends.pyvrp.data import build_data, injected_initial_solution
 from engine.backends.pyvrp.split import splits
 from engine.errors import InvalidModelError
 from engine.options import SearchMode, SolveOptions
-from engine.precheck import precheck
-from engine.problem import Problem
 from engine.solution import SkipReasonCode
-from engine.travel import build_stops, build_travel_matrices
 from tests.bruteforce import brute_force_optimum
 from tests.builders import at, depot_vehicle, line_model, solve_checked
-
-
-def problem_of(model: ShipmentModel) -> Problem:
-    stops = build_stops(model)
-    travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0)
-    problem, _ = precheck(Problem.build(model, stops, travel))
-    return problem
+from tests.engine.test_backends import city_model, problem_of
 
 
 def second_window_model() -> ShipmentModel:
@@ -230,3 +221,22 @@ def test_several_windows_are_not_split_over_processes():
 
     assert splits(problem_of(model((TimeWindow(0, 100),))), 2, True)
     assert not splits(problem_of(model((TimeWindow(0, 100), TimeWindow(200, 300)))), 2, True)
+
+
+def test_auto_routes_a_city_of_two_window_shipments_with_pyvrp():
+    """40 deliveries (every fifth optional), every second with a morning and an afternoon
+    window, three with a second delivery alternative, and pickup-and-delivery pairs with one
+    window each: PyVRP under auto, on two processes, every visit inside one of its windows."""
+    base = city_model(40, seed=4, pairs=3, cost_per_hour=20.0)
+    two = (TimeWindow(0.0, 3 * 3600.0), TimeWindow(6 * 3600.0, 9 * 3600.0))
+    shipments = list(base.shipments)
+    for i in range(0, 40, 2):
+        visit = dataclasses.replace(shipments[i].deliveries[0], time_windows=two)
+        more = (shipments[i + 1].deliveries[0],) if i % 10 == 0 else ()
+        shipments[i] = dataclasses.replace(shipments[i], deliveries=(visit, *more))
+    model = dataclasses.replace(base, shipments=tuple(shipments))
+    solution = solve_checked(
+        model, time_limit_s=2.0, search_mode=SearchMode.RETURN_FAST, solver_processes=2
+    )
+    assert solution.backend == "pyvrp"
+    assert solution.metrics.skipped_mandatory_shipment_count == 0
