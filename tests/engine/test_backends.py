@@ -478,6 +478,11 @@ def test_nearby_model_drops_or_restricts_what_pyvrp_lacks():
     assert nearby.vehicles[0].end_time_windows == model.vehicles[0].end_time_windows
     windows = nearby_model(ORTOOLS_ONLY["pair_multiple_time_windows"][0]).shipments[2]
     assert windows.deliveries[0].time_windows == (TimeWindow(0.0, 3600.0),)  # the widest
+    two = (TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
+    single = with_shipment(
+        BASE, Shipment(deliveries=(dataclasses.replace(HERE, time_windows=two),))
+    )
+    assert nearby_model(single).shipments[2].deliveries[0].time_windows == two  # PyVRP's copies
     soft = nearby_model(ORTOOLS_ONLY["soft_time_windows"][0]).shipments[2]
     assert not any(w.is_soft for w in soft.deliveries[0].time_windows)
     pair = nearby_model(ORTOOLS_ONLY["pair_alternatives"][0]).shipments[2]
