@@ -7,8 +7,9 @@ solution strategies, and OR-Tools then searches on from them with every constrai
 - breaks are dropped, the vehicle's end window closing earlier by their length instead, and
   soft time-window bounds are ignored (OR-Tools places the breaks and prices the soft bounds;
   a route it cannot take as it is starts empty, its visits left to OR-Tools' search);
-- of several time windows only the widest is kept, and of several pickup (delivery)
-  alternatives of a pair only the first (restrictions: routes stay feasible);
+- of several time windows of a pair's visit only the widest is kept (a single visit keeps
+  them all), and of several pickup (delivery) alternatives of a pair only the first
+  (restrictions: routes stay feasible);
 - ``allowed_vehicle_indices`` are dropped, and visits on a vehicle that is not allowed are
   taken out of the initial routes (OR-Tools treats every shipment as optional, so fewer
   visits are always consistent);
@@ -76,18 +77,23 @@ def _widest(windows: tuple[TimeWindow, ...], lo: float, hi: float) -> tuple[Time
     return (TimeWindow(start_time=best.start_time, end_time=best.end_time),)
 
 
-def _visit(visit: VisitRequest, lo: float, hi: float) -> VisitRequest:
-    return dataclasses.replace(visit, time_windows=_widest(visit.time_windows, lo, hi))
+def _visit(visit: VisitRequest, lo: float, hi: float, pair: bool) -> VisitRequest:
+    """Several hard windows stay on a single visit (PyVRP's client copies), not on a pair."""
+    windows = visit.time_windows
+    if pair or any(w.is_soft for w in windows):
+        windows = _widest(windows, lo, hi)
+    return dataclasses.replace(visit, time_windows=windows)
 
 
 def _shipment(shipment: Shipment, lo: float, hi: float) -> Shipment:
     pickups, deliveries = shipment.pickups, shipment.deliveries
-    if pickups and deliveries:
+    pair = bool(pickups and deliveries)
+    if pair:
         pickups, deliveries = pickups[:1], deliveries[:1]
     return dataclasses.replace(
         shipment,
-        pickups=tuple(_visit(v, lo, hi) for v in pickups),
-        deliveries=tuple(_visit(v, lo, hi) for v in deliveries),
+        pickups=tuple(_visit(v, lo, hi, pair) for v in pickups),
+        deliveries=tuple(_visit(v, lo, hi, pair) for v in deliveries),
         allowed_vehicle_indices=(),
     )
 

@@ -3,8 +3,9 @@
 A feature is a name (``"breaks"``) and, for the reason given to the user, the field path of
 one place that uses it, relative to the model like every engine field path
 (``"vehicles[2].break_rule"``). Backends declare the features
-they support; features every backend supports (capacities, single hard time windows, service
-durations, fixed/distance/duration costs, duration limits, optional shipments, several depots
+they support; features every backend supports (capacities, hard time windows, several of them
+on a visit of a pickup-only or delivery-only shipment, service durations,
+fixed/distance/duration costs, duration limits, optional shipments, several depots
 and vehicle types, open routes) are not listed here.
 """
 
@@ -19,7 +20,8 @@ __all__ = ["FEATURES", "REOPTIMISATION", "RULES_AND_COSTS", "used_features"]
 FEATURES = {
     "pair_alternatives": "a pickup-and-delivery shipment with several pickup or delivery "
     "alternatives",
-    "multiple_time_windows": "a visit with several time windows",
+    "pair_multiple_time_windows": "a pickup-and-delivery shipment with several time windows "
+    "on a visit",
     "soft_time_windows": "a soft time window",
     "multiple_vehicle_time_windows": "a vehicle with several start or end time windows",
     "late_end_window_start": "a vehicle end time window that opens after its start window",
@@ -236,8 +238,8 @@ def used_features(problem: Problem) -> dict[str, str]:
             note("allowed_vehicles", f"{path}.allowed_vehicle_indices")
         for kind, visits in (("pickups", shipment.pickups), ("deliveries", shipment.deliveries)):
             for k, visit in enumerate(visits):
-                if len(visit.time_windows) > 1:
-                    note("multiple_time_windows", f"{path}.{kind}[{k}].time_windows")
+                if is_pair and len(visit.time_windows) > 1:  # single visits: client copies
+                    note("pair_multiple_time_windows", f"{path}.{kind}[{k}].time_windows")
                 if any(w.is_soft for w in visit.time_windows):
                     note("soft_time_windows", f"{path}.{kind}[{k}].time_windows")
     for v, vehicle in enumerate(model.vehicles):

@@ -143,15 +143,16 @@ ORTOOLS_ONLY = {
         ),
         "model.shipments[2].deliveries[0].time_windows",
     ),
-    "multiple_time_windows": (
+    "pair_multiple_time_windows": (
         with_shipment(
             BASE,
             Shipment(
+                pickups=(BASE.shipments[3].deliveries[0],),
                 deliveries=(
                     dataclasses.replace(
                         HERE, time_windows=(TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
                     ),
-                )
+                ),
             ),
         ),
         "model.shipments[2].deliveries[0].time_windows",
@@ -486,8 +487,13 @@ def test_nearby_model_drops_or_restricts_what_pyvrp_lacks():
     # the vehicle with the 10-minute break must be back 10 minutes earlier
     assert nearby.vehicles[1].end_time_windows[0].end_time == 12 * 3600 - 600.0
     assert nearby.vehicles[0].end_time_windows == model.vehicles[0].end_time_windows
-    windows = nearby_model(ORTOOLS_ONLY["multiple_time_windows"][0]).shipments[2]
+    windows = nearby_model(ORTOOLS_ONLY["pair_multiple_time_windows"][0]).shipments[2]
     assert windows.deliveries[0].time_windows == (TimeWindow(0.0, 3600.0),)  # the widest
+    two = (TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
+    single = with_shipment(
+        BASE, Shipment(deliveries=(dataclasses.replace(HERE, time_windows=two),))
+    )
+    assert nearby_model(single).shipments[2].deliveries[0].time_windows == two  # PyVRP's copies
     soft = nearby_model(ORTOOLS_ONLY["soft_time_windows"][0]).shipments[2]
     assert not any(w.is_soft for w in soft.deliveries[0].time_windows)
     pair = nearby_model(ORTOOLS_ONLY["pair_alternatives"][0]).shipments[2]
@@ -531,11 +537,15 @@ def _bigger(feature: str) -> ShipmentModel:
         return with_shipment(base, Shipment(deliveries=(here,), allowed_vehicle_indices=(0, 2)))
     windows = (TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
     return with_shipment(
-        base, Shipment(deliveries=(dataclasses.replace(here, time_windows=windows),))
+        base,
+        Shipment(
+            pickups=(base.shipments[3].deliveries[0],),
+            deliveries=(dataclasses.replace(here, time_windows=windows),),
+        ),
     )
 
 
-@pytest.mark.parametrize("feature", ["breaks", "allowed_vehicles", "multiple_time_windows"])
+@pytest.mark.parametrize("feature", ["breaks", "allowed_vehicles", "pair_multiple_time_windows"])
 def test_auto_warm_starts_ortools_and_says_so(feature):
     model = _bigger(feature)
     solution = solve_checked(

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 UNSUPPORTED = frozenset(
     {
         "pair_alternatives",
-        "multiple_time_windows",
+        "pair_multiple_time_windows",
         "soft_time_windows",
         "multiple_vehicle_time_windows",
         "late_end_window_start",

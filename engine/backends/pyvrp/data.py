@@ -4,9 +4,10 @@ route plans (:func:`route_plans`).
 - locations: the visit stops of routable shipments, then a start and an end depot per vehicle
   type; identical vehicles (every field but the label) form one vehicle type;
 - a delivery-only (pickup-only) shipment is a client with a delivery (pickup) amount; several
-  alternatives form a mutually exclusive client group; a pickup-and-delivery shipment is a
-  PyVRP shipment. Delivery-only goods are on board from the start and pickup-only goods stay
-  to the end, as in the engine;
+  alternatives or time windows form a mutually exclusive client group, a client per
+  alternative and window (:func:`_copies`); a pickup-and-delivery shipment is a PyVRP
+  shipment (one window per side). Delivery-only goods are on board from the start and
+  pickup-only goods stay to the end, as in the engine;
 - optional shipments are optional clients whose prize is the scaled ``penalty_cost``;
 - costs: each profile's "distance" matrix is the scaled arc cost (``cost_per_kilometer`` and
   ``cost_per_traveled_hour``; travel time when no vehicle has any cost, as in the OR-Tools
@@ -20,7 +21,7 @@ route plans (:func:`route_plans`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -30,7 +31,7 @@ import pyvrp
 from engine.backends.base import RoutePlan
 from engine.errors import NoSolutionError
 from engine.injected import resolve
-from engine.problem import Problem
+from engine.problem import Problem, Window
 from engine.reoptimisation import initial_routes
 from engine.units import COST_SCALE, floor_int
 
@@ -100,7 +101,7 @@ class PyVRPData:
     data: pyvrp.ProblemData
     scale: Scale
     client_stop: list[int]
-    """Our stop index of each PyVRP client."""
+    """Our stop index of each PyVRP client (a stop with several windows has a copy per window)."""
     shipment_stops: list[tuple[int, int]]
     """Our pickup and delivery stop of each PyVRP shipment."""
     types: list[VehicleType]
@@ -314,17 +315,16 @@ def _add_pair(
 def _add_clients(
     problem: Problem, s: int, loc_of: dict[int, int], amount: list[int], prize: int, out: _Visits
 ) -> None:
-    """Pickup-only or delivery-only shipment ``s``: a client per alternative, in a mutually
-    exclusive group when there are several."""
+    """Pickup-only or delivery-only shipment ``s``: a client per alternative and time window
+    (:func:`_copies`), in a mutually exclusive group when there are several."""
     shipment = problem.model.shipments[s]
     required = shipment.is_mandatory
     is_pickup = bool(shipment.pickups)
     stops = problem.stops
-    alternatives = stops.pickup_stops[s] if is_pickup else stops.delivery_stops[s]
-    group = len(out.groups) if len(alternatives) > 1 else None
+    copies = _copies(problem, stops.pickup_stops[s] if is_pickup else stops.delivery_stops[s])
+    group = len(out.groups) if len(copies) > 1 else None
     members = []
-    for stop_index in alternatives:
-        lo, hi = problem.windows[stop_index][0]
+    for stop_index, (lo, hi) in copies:
         members.append(len(out.clients))
         out.clients.append(
             pyvrp.Client(
@@ -342,6 +342,12 @@ def _add_clients(
         out.client_stop.append(stop_index)
     if group is not None:
         out.groups.append(pyvrp.ClientGroup(members, required=required))
+
+
+def _copies(problem: Problem, alternatives: Sequence[int]) -> list[tuple[int, Window]]:
+    """A PyVRP client has one time window: one copy per alternative stop and hard window of
+    it, in the stops' and windows' order (the copies share the stop's location)."""
+    return [(stop, window) for stop in alternatives for window in problem.windows[stop]]
 
 
 def _vehicle_type(
@@ -473,11 +479,35 @@ def injected_initial_solution(built: PyVRPData, problem: Problem) -> pyvrp.Solut
     routes = initial_routes(problem, resolve(problem.model))
     if routes is None:
         return None
-    client_of = {stop: c for c, stop in enumerate(built.client_stop)}
+    copies_of: dict[int, list[int]] = {}
+    for c, stop in enumerate(built.client_stop):
+        copies_of.setdefault(stop, []).append(c)
     type_of = {v: t for t, vt in enumerate(built.types) for v in vt.vehicles}
     out = []
     for v, stops in enumerate(routes):
-        clients = [client_of[stop] for stop in stops if stop in client_of]
-        if clients and v in type_of:
+        clients = _initial_clients(built, problem, v, stops, copies_of) if v in type_of else []
+        if clients:
             out.append(pyvrp.Route(built.data, clients, type_of[v]))
     return pyvrp.Solution(built.data, out)
+
+
+def _initial_clients(
+    built: PyVRPData, problem: Problem, v: int, stops: list[int], copies_of: dict[int, list[int]]
+) -> list[int]:
+    """The clients of vehicle ``v``'s injected route ``stops``: of a stop's copies (one per
+    window), the one whose window the engine's earliest schedule uses (the first window that
+    has not closed on arrival; the last one when all have)."""
+    travel = problem.travel_s(v)
+    prev = problem.stops.vehicle_start(v)
+    t = problem.windows[prev][0][0] if problem.windows[prev] else 0
+    clients = []
+    for stop in stops:
+        copies = copies_of.get(stop)
+        if not copies:
+            continue
+        arrive = t + int(problem.service_s[prev]) + int(travel[prev, stop])
+        windows = [built.data.client(c) for c in copies]
+        k = next((i for i, w in enumerate(windows) if arrive <= w.tw_late), len(copies) - 1)
+        clients.append(copies[k])
+        t, prev = max(arrive, windows[k].tw_early), stop
+    return clients

@@ -62,14 +62,19 @@ Routes = list[tuple[list[int], int]]
 def splits(problem: Problem, processes: int, decompose: bool | None) -> bool:
     """Whether a time-bound search over ``processes`` > 1 processes splits the problem
     (:class:`SplitSearch`) rather than running whole searches side by side: when every
-    routable shipment is one mandatory visit (sub-problems are made of whole routes) and, with
-    ``decompose`` None, there are at least :data:`SPLIT_MIN_CLIENTS` of them. Never with
-    ``decompose`` False."""
+    routable shipment is one mandatory visit with one time window (sub-problems are made of
+    whole routes, see :func:`splittable`) and, with ``decompose`` None, there are at least
+    :data:`SPLIT_MIN_CLIENTS` of them. Never with ``decompose`` False."""
     if processes < 2 or decompose is False:
         return False
     shipments = [s for s, ok in zip(problem.model.shipments, problem.routable, strict=True) if ok]
     if not all(len(s.pickups) + len(s.deliveries) == 1 and s.is_mandatory for s in shipments):
         return False
+    stops = problem.stops
+    routable = [s for s, ok in enumerate(problem.routable) if ok]
+    visits = [i for s in routable for i in (*stops.pickup_stops[s], *stops.delivery_stops[s])]
+    if any(len(problem.windows[i]) > 1 for i in visits):
+        return False  # a client group of copies, one per window (see :func:`splittable`)
     return decompose is True or len(shipments) >= SPLIT_MIN_CLIENTS
 
 
