@@ -95,6 +95,7 @@ __all__ = ["OrToolsBackend"]
 log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 _FSS = routing_enums_pb2.FirstSolutionStrategy.Value
 _LSM = routing_enums_pb2.LocalSearchMetaheuristic.Value
@@ -182,6 +183,7 @@ class _Builder:
         self.time = self._add_time_dimension()
         self._add_load_dimensions()
         self._add_distance_dimension()
+        self._add_load_costs()
         self._pair_of: dict[int, int] = {}
         """Pickup-and-delivery pair index (OR-Tools') of each pair shipment."""
         self._limit_functions: list[Callable[[int, int], int]] = []
@@ -348,6 +350,11 @@ class _Builder:
             for t in (*v.load_limits, *v.soft_load_limits, *v.start_load_intervals)
         }
         limited.update(t for v in self.model.vehicles for t in v.end_load_intervals)
+        limited.update(  # issue 15: load-dependent costs need the load on board
+            t
+            for v in self.model.vehicles
+            for t in (*v.load_costs_per_kilometer, *v.load_costs_per_traveled_hour)
+        )
         demanded = {t for s in self.model.shipments for t, q in s.load_demands.items() if q > 0}
         for load_type in sorted(limited & demanded):
             self._add_load_dimension(load_type)
@@ -453,6 +460,108 @@ class _Builder:
             if soft is not None and cost:
                 coef = max(1, round(cost * COST_SCALE / 1000.0))  # per meter
                 dim.SetCumulVarSoftUpperBound(self.routing.End(v), floor_int(soft), coef)
+
+    # -- load-dependent costs (issue 15) -----------------------------------------------------
+
+    def _load_cost_rates(self, v: int) -> dict[tuple[str, int], tuple[FloatArray, FloatArray]]:
+        """Vehicle ``v``'s load-dependent costs, per (load type, threshold): the scaled cost
+        per unit of load below and above the threshold on each arc (stop × stop), its
+        ``cost_per_kilometer`` and ``cost_per_traveled_hour`` rates summed. Unreachable legs
+        are capped as in :meth:`~engine.problem.Problem.arc_cost`."""
+        vehicle = self.model.vehicles[v]
+        k = self.p.travel.vehicle_matrix[v]
+        cap = float(self.p.unreachable_s)
+        hours = np.minimum(self.p.travel.durations_s[k] * vehicle.travel_duration_multiple, cap)
+        hours = hours / 3600.0
+        km = np.minimum(self.p.travel.distances_m[k], cap * 1000.0) / 1000.0
+        rates: dict[tuple[str, int], tuple[FloatArray, FloatArray]] = {}
+        for amount, costs in (
+            (km, vehicle.load_costs_per_kilometer),
+            (hours, vehicle.load_costs_per_traveled_hour),
+        ):
+            for load_type, cost in sorted(costs.items()):
+                key = (load_type, cost.load_threshold)
+                below, above = rates.get(key, (np.zeros_like(km), np.zeros_like(km)))
+                rates[key] = (
+                    below + cost.cost_per_unit_below_threshold * amount * COST_SCALE,
+                    above + cost.cost_per_unit_above_threshold * amount * COST_SCALE,
+                )
+        return rates
+
+    def _add_load_costs(self) -> None:
+        """``load_limits[type].cost_per_kilometer`` / ``cost_per_traveled_hour``: a "load-cost"
+        dimension with zero transits whose slack at each node is constrained to the scaled
+        cost of the arc leaving it, ``cb[i, next] * min(L, T) + ca[i, next] * max(0, L - T)``
+        summed over the vehicle's (type, threshold T) terms, with L the load on that arc (the
+        load dimension's cumul plus transit at the node) and cb / ca the per-unit rates of the
+        arc rounded to whole cost units. Its span cost coefficient 1 puts the exact sum in the
+        objective. (OR-Tools' cumul-dependent transits cannot be registered from Python and
+        depend on a dimension's own cumul, not on another's.)"""
+        routing, manager, solver = self.routing, self.manager, self.solver
+        dimensions = set(routing.GetAllDimensionNames())
+        n_vehicles = len(self.model.vehicles)
+        by_vehicle = [self._load_cost_rates(v) for v in range(n_vehicles)]
+        groups = sorted(
+            {key for rates in by_vehicle for key in rates if f"load:{key[0]}" in dimensions}
+        )
+        if not groups:
+            return
+        size = routing.Size() + n_vehicles
+        stop_of = np.array([manager.IndexToNode(j) for j in range(size)], dtype=np.int64)
+        zero = routing.RegisterUnaryTransitVector([0] * self.p.stops.size)
+        routing.AddDimension(zero, MAX_SCALED_COST, MAX_SCALED_COST, True, "load-cost")
+        dim = routing.GetDimensionOrDie("load-cost")
+        dim.SetSpanCostCoefficientForAllVehicles(1)
+        terms: list[list[Any]] = [[] for _ in range(routing.Size())]
+        for load_type, threshold in groups:
+            load = routing.GetDimensionOrDie(f"load:{load_type}")
+            tables = [
+                tuple(
+                    np.minimum(np.rint(rate), MAX_SCALED_COST // 4).astype(np.int64)
+                    for rate in rates.get((load_type, threshold), (None, None))
+                    if rate is not None
+                )
+                for rates in by_vehicle
+            ]
+            for idx in range(routing.Size()):
+                on_arc = load.CumulVar(idx) + load.TransitVar(idx)
+                parts = ((0, solver.Min(on_arc, threshold)), (1, solver.Max(on_arc - threshold, 0)))
+                for which, amount in parts:
+                    rate = self._arc_rate(idx, stop_of, tables, which)
+                    if rate is not None:
+                        terms[idx].append(rate * amount)
+        for idx, node_terms in enumerate(terms):
+            if node_terms:
+                solver.Add(dim.SlackVar(idx) == solver.Sum(node_terms))
+            else:
+                dim.SlackVar(idx).SetValue(0)
+
+    def _arc_rate(
+        self, idx: int, stop_of: IntArray, tables: list[tuple[IntArray, ...]], which: int
+    ) -> Any:
+        """The rate of the arc leaving index ``idx`` (0 when it is unperformed: its next is
+        itself), per vehicle from ``tables[v][which]`` (stop × stop, empty: no such cost), as
+        an expression of its next (and vehicle); None when every rate is 0."""
+        routing, solver = self.routing, self.solver
+        rows = [
+            table[which][stop_of[idx], stop_of].copy()
+            if table
+            else np.zeros(len(stop_of), np.int64)
+            for table in tables
+        ]
+        for row in rows:
+            row[idx] = 0
+        if routing.IsStart(idx):
+            rows = [rows[routing.VehicleIndex(idx)]]
+        if not any(row.any() for row in rows):
+            return None
+        distinct = {row.tobytes(): row for row in rows}
+        if len(distinct) == 1:
+            return solver.Element(rows[0].tolist(), routing.NextVar(idx))
+        size = len(stop_of)
+        flat = np.concatenate(rows).tolist()
+        vehicle = solver.Max(routing.VehicleVar(idx), 0)
+        return solver.Element(flat, (vehicle * size + routing.NextVar(idx)).Var())
 
     # -- shipments ---------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from engine.model import (
     InjectedSkippedShipment,
     InjectedSolutionConstraint,
     InjectedVisit,
+    LoadCost,
     LoadInterval,
     PrecedenceRule,
     ShipmentTypeIncompatibility,
@@ -287,6 +288,10 @@ ORTOOLS_ONLY = {
     "load_intervals": (
         with_vehicle(BASE, end_load_intervals={"kg": LoadInterval(0, 100)}),
         "model.vehicles[1].load_limits[kg].end_load_interval",
+    ),
+    "load_costs": (
+        with_vehicle(BASE, load_costs_per_kilometer={"boxes": LoadCost(2, 0.1, 0.5)}),
+        "model.vehicles[1].load_limits[boxes].cost_per_kilometer",
     ),
 }
 
