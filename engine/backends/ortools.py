@@ -46,6 +46,9 @@ The integer problem maps onto the routing library as follows:
 - ``extra_visit_duration_for_visit_type``: per-vehicle visit durations
   (``Problem.service_for``) in the time dimension's transits and the breaks' visit transits;
 - ``unloading_policy``: ``SetPickupAndDeliveryPolicyOfVehicle`` (LIFO / FIFO).
+- ``load_limits[type].cost_per_kilometer`` / ``cost_per_traveled_hour`` (load-dependent costs): a
+  "load-cost" dimension whose slacks are constrained to each arc's exact scaled cost given the load
+  on board (see :meth:`_Builder._add_load_costs`), with span cost coefficient 1.
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
@@ -143,6 +146,8 @@ class OrToolsBackend:
             routes = initial_routes(problem, built.injected)
             if built.injected.has_constraint:
                 built.fallback_routes = initial_routes(problem, built.injected, kept_only=True)
+        if routes is None and built.has_load_costs:
+            routes = self._start_without_load_costs(problem, stop)
         try:
             return built.run(stop, on_progress, self.solution_limit, routes)
         except NoSolutionError as exc:
@@ -155,6 +160,33 @@ class OrToolsBackend:
                 ) from exc
             raise
 
+    def _start_without_load_costs(
+        self, problem: Problem, stop: StopCriterion
+    ) -> list[list[int]] | None:
+        """Routes to start the exact search of a model with load-dependent costs from: a quick
+        search (greedy descent, at most :data:`LOAD_COST_START_SHARE` of the time) of the same
+        model without them. The exact model's local search checks every move's load costs in
+        the constraint solver (its filters do not know them), so inserting every shipment from
+        scratch there is slow; from complete routes it only improves them."""
+        share = StopCriterion(
+            deadline=time.monotonic() + stop.remaining_s() * LOAD_COST_START_SHARE,
+            search_mode=SearchMode.RETURN_FAST,
+            should_stop=stop.should_stop,
+        )
+        plain = _Builder(problem, self.first_solution_strategy, None, with_load_costs=False)
+        try:
+            plans = plain.run(share, None)
+        except NoSolutionError:
+            return None
+        if share.interrupted:
+            stop.interrupted = True
+        return [list(plan.stops) for plan in plans]
+
+
+LOAD_COST_START_SHARE = 0.25
+"""Share of the remaining time the search without load-dependent costs may take to find the
+exact search's starting routes (it usually stops well before, at a local optimum)."""
+
 
 class _Builder:
     def __init__(
@@ -162,6 +194,8 @@ class _Builder:
         problem: Problem,
         first_solution_strategy: str | None,
         local_search_metaheuristic: str | None,
+        *,
+        with_load_costs: bool = True,
     ) -> None:
         self.p = problem
         self.first_solution_strategy = first_solution_strategy
@@ -183,7 +217,7 @@ class _Builder:
         self.time = self._add_time_dimension()
         self._add_load_dimensions()
         self._add_distance_dimension()
-        self._add_load_costs()
+        self.has_load_costs = with_load_costs and self._add_load_costs()
         self._pair_of: dict[int, int] = {}
         """Pickup-and-delivery pair index (OR-Tools') of each pair shipment."""
         self._limit_functions: list[Callable[[int, int], int]] = []
@@ -488,7 +522,7 @@ class _Builder:
                 )
         return rates
 
-    def _add_load_costs(self) -> None:
+    def _add_load_costs(self) -> bool:
         """``load_limits[type].cost_per_kilometer`` / ``cost_per_traveled_hour``: a "load-cost"
         dimension with zero transits whose slack at each node is constrained to the scaled
         cost of the arc leaving it, ``cb[i, next] * min(L, T) + ca[i, next] * max(0, L - T)``
@@ -496,7 +530,8 @@ class _Builder:
         load dimension's cumul plus transit at the node) and cb / ca the per-unit rates of the
         arc rounded to whole cost units. Its span cost coefficient 1 puts the exact sum in the
         objective. (OR-Tools' cumul-dependent transits cannot be registered from Python and
-        depend on a dimension's own cumul, not on another's.)"""
+        depend on a dimension's own cumul, not on another's.) True when the model has such
+        costs."""
         routing, manager, solver = self.routing, self.manager, self.solver
         dimensions = set(routing.GetAllDimensionNames())
         n_vehicles = len(self.model.vehicles)
@@ -505,7 +540,7 @@ class _Builder:
             {key for rates in by_vehicle for key in rates if f"load:{key[0]}" in dimensions}
         )
         if not groups:
-            return
+            return False
         size = routing.Size() + n_vehicles
         stop_of = np.array([manager.IndexToNode(j) for j in range(size)], dtype=np.int64)
         zero = routing.RegisterUnaryTransitVector([0] * self.p.stops.size)
@@ -535,6 +570,7 @@ class _Builder:
                 solver.Add(dim.SlackVar(idx) == solver.Sum(node_terms))
             else:
                 dim.SlackVar(idx).SetValue(0)
+        return True
 
     def _arc_rate(
         self, idx: int, stop_of: IntArray, tables: list[tuple[IntArray, ...]], which: int

@@ -11,6 +11,7 @@ independent checker (tests/checker.py); backend routing, validation, bounds.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -24,15 +25,16 @@ from engine import (
     Vehicle,
     solve,
 )
-from engine.backends import choose_backend
+from engine.backends import StopCriterion, choose_backend
 from engine.backends.features import used_features
+from engine.backends.ortools import OrToolsBackend
 from engine.model import InjectedRoute, InjectedVisit, LoadCost
 from engine.options import SearchMode
 from engine.validation import validate_model
 from tests.bruteforce import brute_force_optimum
 from tests.builders import at, depot_vehicle, solve_checked
 from tests.checker import LOAD_COST_HOUR_KEY, LOAD_COST_KM_KEY, check_solution, load_cost_terms
-from tests.engine.test_backends import problem_of
+from tests.engine.test_backends import city_model, problem_of
 from tests.engine.test_optimality import random_tiny_model
 
 KM, HOUR = LOAD_COST_KM_KEY, LOAD_COST_HOUR_KEY
@@ -256,3 +258,29 @@ def test_checker_recomputes_load_costs_independently() -> None:
     )
     with pytest.raises(AssertionError, match="cost_per_kilometer"):
         check_solution(model, tampered)
+
+
+def test_the_exact_search_starts_from_routes_found_without_load_costs() -> None:
+    # The exact model checks every move's load cost in the constraint solver, so inserting
+    # every shipment there from scratch is slow: the search starts from complete routes of the
+    # model without load costs (a quick greedy descent), every mandatory shipment on one.
+    model = city_model(20, seed=3)
+    rate = {"boxes": LoadCost(3, 0.05, 0.5)}
+    model = dataclasses.replace(
+        model,
+        vehicles=tuple(
+            dataclasses.replace(v, load_costs_per_kilometer=rate) for v in model.vehicles
+        ),
+    )
+    problem = problem_of(model)
+    backend = OrToolsBackend()
+    routes = backend._start_without_load_costs(
+        problem, StopCriterion(deadline=time.monotonic() + 60.0)
+    )
+    assert routes is not None
+    on_routes = {int(problem.stops.shipment[stop]) for route in routes for stop in route}
+    mandatory = {s for s, sh in enumerate(model.shipments) if sh.penalty_cost is None}
+    assert mandatory <= on_routes
+    solution = solve_checked(model, backend="ortools", time_limit_s=5.0)
+    assert not [s for s in solution.skipped_shipments if s.index in mandatory]
+    assert solution.metrics.costs[KM] > 0
