@@ -163,14 +163,14 @@ class OrToolsBackend:
     def _start_without_load_costs(
         self, problem: Problem, stop: StopCriterion
     ) -> list[list[int]] | None:
-        """Routes to start the exact search of a model with load-dependent costs from: a quick
-        search (greedy descent, at most :data:`LOAD_COST_START_SHARE` of the time) of the same
-        model without them. The exact model's local search checks every move's load costs in
+        """Routes to start the exact search of a model with load-dependent costs from: a search
+        of the same model without them (same search mode, at most :data:`LOAD_COST_START_SHARE`
+        of the time). The exact model's local search checks every move's load costs in
         the constraint solver (its filters do not know them), so inserting every shipment from
         scratch there is slow; from complete routes it only improves them."""
         share = StopCriterion(
             deadline=time.monotonic() + stop.remaining_s() * LOAD_COST_START_SHARE,
-            search_mode=SearchMode.RETURN_FAST,
+            search_mode=stop.search_mode,
             should_stop=stop.should_stop,
         )
         plain = _Builder(problem, self.first_solution_strategy, None, with_load_costs=False)
@@ -185,7 +185,7 @@ class OrToolsBackend:
 
 LOAD_COST_START_SHARE = 0.25
 """Share of the remaining time the search without load-dependent costs may take to find the
-exact search's starting routes (it usually stops well before, at a local optimum)."""
+exact search's starting routes (with ``RETURN_FAST`` it stops before, at a local optimum)."""
 
 
 class _Builder:
