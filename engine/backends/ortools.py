@@ -47,8 +47,9 @@ The integer problem maps onto the routing library as follows:
   (``Problem.service_for``) in the time dimension's transits and the breaks' visit transits;
 - ``unloading_policy``: ``SetPickupAndDeliveryPolicyOfVehicle`` (LIFO / FIFO).
 - ``load_limits[type].cost_per_kilometer`` / ``cost_per_traveled_hour`` (load-dependent costs): a
-  "load-cost" dimension whose slacks are constrained to each arc's exact scaled cost given the load
-  on board (see :meth:`_Builder._add_load_costs`), with span cost coefficient 1.
+  "load-cost" dimension whose transit + slack is constrained to each arc's exact scaled cost given
+  the load on board (see :meth:`_Builder._add_load_costs`), with span cost coefficient 1; the
+  search starts from routes found without them (:meth:`OrToolsBackend._start_without_load_costs`).
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
@@ -58,6 +59,7 @@ manager of :class:`_Builder`. The parts are marked by ``# --`` comments.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import time
@@ -524,14 +526,15 @@ class _Builder:
 
     def _add_load_costs(self) -> bool:
         """``load_limits[type].cost_per_kilometer`` / ``cost_per_traveled_hour``: a "load-cost"
-        dimension with zero transits whose slack at each node is constrained to the scaled
-        cost of the arc leaving it, ``cb[i, next] * min(L, T) + ca[i, next] * max(0, L - T)``
-        summed over the vehicle's (type, threshold T) terms, with L the load on that arc (the
-        load dimension's cumul plus transit at the node) and cb / ca the per-unit rates of the
-        arc rounded to whole cost units. Its span cost coefficient 1 puts the exact sum in the
-        objective. (OR-Tools' cumul-dependent transits cannot be registered from Python and
-        depend on a dimension's own cumul, not on another's.) True when the model has such
-        costs."""
+        dimension whose transit plus slack at each node is constrained to the scaled cost of
+        the arc leaving it, ``cb[i, next] * min(L, T) + ca[i, next] * max(0, L - T)`` summed
+        over the vehicle's (type, threshold T) terms, with L the load on that arc (the load
+        dimension's cumul plus transit at the node) and cb / ca the per-unit rates of the arc
+        rounded to whole cost units. Its span cost coefficient 1 puts the exact sum in the
+        objective. The transit is that cost at the least load the arc can carry (what its start
+        picks up, what its end delivers), so that the routing filters see part of it.
+        (OR-Tools' cumul-dependent transits cannot be registered from Python and depend on a
+        dimension's own cumul, not on another's.) True when the model has such costs."""
         routing, manager, solver = self.routing, self.manager, self.solver
         dimensions = set(routing.GetAllDimensionNames())
         n_vehicles = len(self.model.vehicles)
@@ -543,10 +546,8 @@ class _Builder:
             return False
         size = routing.Size() + n_vehicles
         stop_of = np.array([manager.IndexToNode(j) for j in range(size)], dtype=np.int64)
-        zero = routing.RegisterUnaryTransitVector([0] * self.p.stops.size)
-        routing.AddDimension(zero, MAX_SCALED_COST, MAX_SCALED_COST, True, "load-cost")
-        dim = routing.GetDimensionOrDie("load-cost")
-        dim.SetSpanCostCoefficientForAllVehicles(1)
+        n_stops = self.p.stops.size
+        lower = [np.zeros((n_stops, n_stops), dtype=np.int64) for _ in range(n_vehicles)]
         terms: list[list[Any]] = [[] for _ in range(routing.Size())]
         for load_type, threshold in groups:
             load = routing.GetDimensionOrDie(f"load:{load_type}")
@@ -558,16 +559,36 @@ class _Builder:
                 )
                 for rates in by_vehicle
             ]
+            # The least load on each arc: what its start picks up, what its end delivers.
+            change = np.zeros(n_stops, dtype=np.int64)
             for idx in range(routing.Size()):
-                on_arc = load.CumulVar(idx) + load.TransitVar(idx)
+                change[stop_of[idx]] = load.GetTransitValue(idx, idx, 0)
+            least = np.maximum.outer(np.maximum(change, 0), np.maximum(-change, 0))
+            for v, table in enumerate(tables):
+                if table:
+                    below, above = np.minimum(least, threshold), np.maximum(least - threshold, 0)
+                    lower[v] += table[0] * below + table[1] * above
+            for idx in range(routing.Size()):
+                on_arc = load.CumulVar(idx) + load.FixedTransitVar(idx)
                 parts = ((0, solver.Min(on_arc, threshold)), (1, solver.Max(on_arc - threshold, 0)))
                 for which, amount in parts:
                     rate = self._arc_rate(idx, stop_of, tables, which)
                     if rate is not None:
                         terms[idx].append(rate * amount)
+        callbacks = []
+        for matrix in lower:
+            np.fill_diagonal(matrix, 0)
+            key = ("load-cost", hashlib.sha1(matrix.tobytes()).hexdigest())
+            callbacks.append(self._register_matrix(key, partial(np.asarray, matrix)))
+        # Cumuls and slacks up to 2^61 (the bound of the worst-case total cost, engine.bounds):
+        # cumul + transit + slack stays below 2^63.
+        cap = MAX_SCALED_COST // 2
+        routing.AddDimensionWithVehicleTransits(callbacks, cap, cap, True, "load-cost")
+        dim = routing.GetDimensionOrDie("load-cost")
+        dim.SetSpanCostCoefficientForAllVehicles(1)
         for idx, node_terms in enumerate(terms):
             if node_terms:
-                solver.Add(dim.SlackVar(idx) == solver.Sum(node_terms))
+                solver.Add(dim.SlackVar(idx) + dim.FixedTransitVar(idx) == solver.Sum(node_terms))
             else:
                 dim.SlackVar(idx).SetValue(0)
         return True
