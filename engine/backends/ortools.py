@@ -538,16 +538,28 @@ class _Builder:
         routing, manager, solver = self.routing, self.manager, self.solver
         dimensions = set(routing.GetAllDimensionNames())
         n_vehicles = len(self.model.vehicles)
-        by_vehicle = [self._load_cost_rates(v) for v in range(n_vehicles)]
+        # Vehicles with the same travel and load costs share their tables (a class).
+        class_key: dict[object, int] = {}
+        class_of: list[int] = []
+        for v, vehicle in enumerate(self.model.vehicles):
+            key = (
+                self.p.travel.vehicle_matrix[v],
+                vehicle.travel_duration_multiple,
+                tuple(sorted(vehicle.load_costs_per_kilometer.items())),
+                tuple(sorted(vehicle.load_costs_per_traveled_hour.items())),
+            )
+            class_of.append(class_key.setdefault(key, len(class_key)))
+        first = {c: class_of.index(c) for c in range(len(class_key))}
+        by_class = [self._load_cost_rates(first[c]) for c in range(len(class_key))]
         groups = sorted(
-            {key for rates in by_vehicle for key in rates if f"load:{key[0]}" in dimensions}
+            {key for rates in by_class for key in rates if f"load:{key[0]}" in dimensions}
         )
         if not groups:
             return False
         size = routing.Size() + n_vehicles
         stop_of = np.array([manager.IndexToNode(j) for j in range(size)], dtype=np.int64)
         n_stops = self.p.stops.size
-        lower = [np.zeros((n_stops, n_stops), dtype=np.int64) for _ in range(n_vehicles)]
+        lower = [np.zeros((n_stops, n_stops), dtype=np.int64) for _ in by_class]
         terms: list[list[Any]] = [[] for _ in range(routing.Size())]
         for load_type, threshold in groups:
             load = routing.GetDimensionOrDie(f"load:{load_type}")
@@ -557,29 +569,30 @@ class _Builder:
                     for rate in rates.get((load_type, threshold), (None, None))
                     if rate is not None
                 )
-                for rates in by_vehicle
+                for rates in by_class
             ]
             # The least load on each arc: what its start picks up, what its end delivers.
             change = np.zeros(n_stops, dtype=np.int64)
             for idx in range(routing.Size()):
                 change[stop_of[idx]] = load.GetTransitValue(idx, idx, 0)
             least = np.maximum.outer(np.maximum(change, 0), np.maximum(-change, 0))
-            for v, table in enumerate(tables):
+            for c, table in enumerate(tables):
                 if table:
                     below, above = np.minimum(least, threshold), np.maximum(least - threshold, 0)
-                    lower[v] += table[0] * below + table[1] * above
+                    lower[c] += table[0] * below + table[1] * above
             for idx in range(routing.Size()):
                 on_arc = load.CumulVar(idx) + load.FixedTransitVar(idx)
                 parts = ((0, solver.Min(on_arc, threshold)), (1, solver.Max(on_arc - threshold, 0)))
                 for which, amount in parts:
-                    rate = self._arc_rate(idx, stop_of, tables, which)
+                    rate = self._arc_rate(idx, stop_of, tables, class_of, which)
                     if rate is not None:
                         terms[idx].append(rate * amount)
-        callbacks = []
+        by_class_callback = []
         for matrix in lower:
             np.fill_diagonal(matrix, 0)
-            key = ("load-cost", hashlib.sha1(matrix.tobytes()).hexdigest())
-            callbacks.append(self._register_matrix(key, partial(np.asarray, matrix)))
+            digest = ("load-cost", hashlib.sha1(matrix.tobytes()).hexdigest())
+            by_class_callback.append(self._register_matrix(digest, partial(np.asarray, matrix)))
+        callbacks = [by_class_callback[c] for c in class_of]
         # Cumuls and slacks up to 2^61 (the bound of the worst-case total cost, engine.bounds):
         # cumul + transit + slack stays below 2^63.
         cap = MAX_SCALED_COST // 2
@@ -594,11 +607,17 @@ class _Builder:
         return True
 
     def _arc_rate(
-        self, idx: int, stop_of: IntArray, tables: list[tuple[IntArray, ...]], which: int
+        self,
+        idx: int,
+        stop_of: IntArray,
+        tables: list[tuple[IntArray, ...]],
+        class_of: list[int],
+        which: int,
     ) -> Any:
         """The rate of the arc leaving index ``idx`` (0 when it is unperformed: its next is
-        itself), per vehicle from ``tables[v][which]`` (stop × stop, empty: no such cost), as
-        an expression of its next (and vehicle); None when every rate is 0."""
+        itself), per vehicle class from ``tables[class][which]`` (stop × stop, empty: no such
+        cost; ``class_of[vehicle]``), as an expression of its next (and vehicle); None when
+        every rate is 0."""
         routing, solver = self.routing, self.solver
         rows = [
             table[which][stop_of[idx], stop_of].copy()
@@ -609,16 +628,16 @@ class _Builder:
         for row in rows:
             row[idx] = 0
         if routing.IsStart(idx):
-            rows = [rows[routing.VehicleIndex(idx)]]
+            rows = [rows[class_of[routing.VehicleIndex(idx)]]]
         if not any(row.any() for row in rows):
             return None
-        distinct = {row.tobytes(): row for row in rows}
-        if len(distinct) == 1:
+        if len({row.tobytes() for row in rows}) == 1:
             return solver.Element(rows[0].tolist(), routing.NextVar(idx))
         size = len(stop_of)
         flat = np.concatenate(rows).tolist()
-        vehicle = solver.Max(routing.VehicleVar(idx), 0)
-        return solver.Element(flat, (vehicle * size + routing.NextVar(idx)).Var())
+        vehicle = solver.Max(routing.VehicleVar(idx), 0).Var()
+        vehicle_class = solver.Element(class_of, vehicle)
+        return solver.Element(flat, (vehicle_class * size + routing.NextVar(idx)).Var())
 
     # -- shipments ---------------------------------------------------------------------------
 

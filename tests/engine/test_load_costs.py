@@ -284,3 +284,21 @@ def test_the_exact_search_starts_from_routes_found_without_load_costs() -> None:
     solution = solve_checked(model, backend="ortools", time_limit_s=5.0)
     assert not [s for s in solution.skipped_shipments if s.index in mandatory]
     assert solution.metrics.costs[KM] > 0
+
+
+@pytest.mark.parametrize("dear", [0, 1])
+def test_each_vehicle_pays_its_own_load_costs(dear: int) -> None:
+    # Two vans at the same depot; the one with the load cost (1 per kg and km: 12 for heavy
+    # first, plus 2 km) has no fixed cost, the other a fixed cost of 5 (5 + 1.9 km): the
+    # optimum takes the van without the load cost, whichever index it has.
+    model = drops()
+    loaded = dataclasses.replace(
+        model.vehicles[0], load_costs_per_kilometer={"kg": LoadCost(100, 1.0, 0.0)}
+    )
+    plain = dataclasses.replace(model.vehicles[0], fixed_cost=5.0)
+    vehicles = (loaded, plain) if dear == 0 else (plain, loaded)
+    model = dataclasses.replace(model, vehicles=vehicles)
+    solution = solve_checked(model, backend="ortools")
+    assert solution.metrics.total_cost == pytest.approx(6.9, rel=1e-9)
+    assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(model), rel=1e-9)
+    assert [r.vehicle_index for r in solution.routes if r.visits] == [1 - dear]
