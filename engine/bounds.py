@@ -12,7 +12,9 @@ largest worst-case term. The driver-hours costs (issue 15) count the same way: a
 cost per hour over the whole horizon, a quadratic soft cost
 (``cost_per_square_hour_after_quadratic_soft_max``) times the square of the longest excess (the
 span, route duration or travel time, is at most the horizon and the limit's ``max_duration``;
-one second more for the solver's whole seconds). Loads are bounded per type (the sum of a
+one second more for the solver's whole seconds). A load-dependent cost
+(``load_limits[type].cost_per_kilometer`` / ``cost_per_traveled_hour``) counts its rate for the
+type's whole demand over every leg. Loads are bounded per type (the sum of a
 type's demands, :data:`~engine.units.MAX_LOAD_TOTAL`); matrix distances and distance limits by
 :data:`~engine.units.MAX_DISTANCE_M`.
 
@@ -249,6 +251,7 @@ def _cost_budget(model: ShipmentModel) -> _Budget | None:
     for j, v in enumerate(model.vehicles):
         path = f"vehicles[{j}]"
         _vehicle_terms(budget, v, path, horizon_s, legs * leg_km, demand)
+        _load_cost_terms(budget, v, path, legs * leg_km, legs * leg_hours, demand)
         if _ok(v.cost_per_kilometer) and v.cost_per_kilometer > per_km[0]:
             per_km = (v.cost_per_kilometer, f"{path}.cost_per_kilometer")
         if _ok(v.cost_per_traveled_hour) and v.cost_per_traveled_hour > per_traveled_hour[0]:
@@ -335,6 +338,28 @@ def _vehicle_terms(
         if _ok(rate) and rate is not None:
             budget.add(rate * hours, f"{tp}.cost_per_hour_after_soft_max")
         _quadratic_term(budget, travel, tp, horizon_s)
+
+
+def _load_cost_terms(
+    budget: _Budget,
+    v: Vehicle,
+    path: str,
+    route_km: float,
+    route_hours: float,
+    demand: dict[str, float],
+) -> None:
+    """Load-dependent costs (issue 15): the rate of a type's whole demand (the most a vehicle
+    can carry; the rate grows with the load) over every leg at its longest."""
+    for kind, costs, amount in (
+        ("cost_per_kilometer", v.load_costs_per_kilometer, route_km),
+        ("cost_per_traveled_hour", v.load_costs_per_traveled_hour, route_hours),
+    ):
+        for load_type, cost in sorted(costs.items()):
+            below, above = cost.cost_per_unit_below_threshold, cost.cost_per_unit_above_threshold
+            if not (_ok(below) and _ok(above) and cost.load_threshold >= 0):
+                continue  # the validator reports it
+            rate = cost.rate(int(demand.get(load_type, 0.0)))
+            budget.add(rate * amount, f"{path}.load_limits[{load_type}].{kind}")
 
 
 def _quadratic_term(budget: _Budget, limit: DurationLimit, path: str, horizon_s: float) -> None:

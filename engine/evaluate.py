@@ -222,6 +222,7 @@ class _RouteWalk:
         )
         self.travel_s += travel
         self.distance_m += distance
+        self._add_load_costs(travel, distance)
         self.wait_s += max(wait, 0.0)
         self.break_s += brk
 
@@ -240,6 +241,20 @@ class _RouteWalk:
         delay = transition_delay_s(attributes)
         self.transition_delay_s += delay
         return delay
+
+    def _add_load_costs(self, travel_s: float, distance_m: float) -> None:
+        """Load-dependent costs of a transition (issue 15): the rate of the load on board during
+        it, per kilometer and per hour of its travel."""
+        vehicle, costs = self.vehicle, self.costs
+        for load_type, cost in vehicle.load_costs_per_kilometer.items():
+            rate = cost.rate(self.load.get(load_type, 0))
+            if rate and distance_m:
+                costs["model.vehicles.load_limits.cost_per_kilometer"] += rate * distance_m / 1e3
+        for load_type, cost in vehicle.load_costs_per_traveled_hour.items():
+            rate = cost.rate(self.load.get(load_type, 0))
+            if rate and travel_s:
+                key = "model.vehicles.load_limits.cost_per_traveled_hour"
+                costs[key] += rate * travel_s / 3600.0
 
     def visit(self, stop: int, start: float) -> float:
         """The visit of ``stop`` starting at ``start``; returns when it ends."""

@@ -38,6 +38,7 @@ __all__ = [
     "InjectedSolutionConstraint",
     "InjectedVisit",
     "LatLng",
+    "LoadCost",
     "LoadInterval",
     "PrecedenceRule",
     "Relaxation",
@@ -249,6 +250,26 @@ class LoadInterval:
         return ""
 
 
+@dataclass(frozen=True)
+class LoadCost:
+    """Google's ``LoadLimit.LoadCost``: the cost of moving ``load`` units of a load type during
+    a transition, per kilometer or per traveled hour (:meth:`rate`), piecewise linear in the
+    load: ``cost_per_unit_below_threshold`` for each unit up to ``load_threshold``,
+    ``cost_per_unit_above_threshold`` for each unit beyond it."""
+
+    load_threshold: int = 0
+    cost_per_unit_below_threshold: float = 0.0
+    cost_per_unit_above_threshold: float = 0.0
+
+    def rate(self, load: int) -> float:
+        """The cost per kilometer (or per hour) of carrying ``load`` units."""
+        below = min(load, self.load_threshold)
+        above = max(0, load - self.load_threshold)
+        return (
+            below * self.cost_per_unit_below_threshold + above * self.cost_per_unit_above_threshold
+        )
+
+
 class UnloadingPolicy(enum.IntEnum):
     """``Vehicle.UnloadingPolicy`` (values are Google's): the order in which a vehicle delivers
     the shipments that have both a pickup and a delivery; other shipments are free."""
@@ -375,6 +396,12 @@ class Vehicle:
     speed (geodesic travel: ``WALKING`` moves at walking pace); see :mod:`engine.travel`."""
     route_modifiers: RouteModifiers = field(default_factory=RouteModifiers)
     """Google's ``route_modifiers``: roads this vehicle avoids where reasonable (road travel)."""
+    load_costs_per_kilometer: Mapping[str, LoadCost] = field(default_factory=dict)
+    """``load_limits[type].cost_per_kilometer``: each transition costs the :class:`LoadCost`
+    rate of the load of that type on board during it times its kilometers (issue 15)."""
+    load_costs_per_traveled_hour: Mapping[str, LoadCost] = field(default_factory=dict)
+    """``load_limits[type].cost_per_traveled_hour``: the same per hour of the transition's
+    travel (with ``travel_duration_multiple``)."""
     # -- visit types (issue 15) --
     extra_visit_duration_for_visit_type: Mapping[str, float] = field(default_factory=dict)
     """Seconds this vehicle spends beyond ``VisitRequest.duration_s`` at a visit of each type

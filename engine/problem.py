@@ -145,7 +145,11 @@ class Problem:
         """No vehicle has any cost: the backends then minimise travel time, so that routes
         stay sensible."""
         return all(
-            v.cost_per_kilometer == 0 and v.cost_per_traveled_hour == 0 and v.cost_per_hour == 0
+            v.cost_per_kilometer == 0
+            and v.cost_per_traveled_hour == 0
+            and v.cost_per_hour == 0
+            and not v.load_costs_per_kilometer  # issue 15: load-dependent costs
+            and not v.load_costs_per_traveled_hour
             for v in self.model.vehicles
         ) and (self.transitions is None or not self.transitions.has_costs)
 

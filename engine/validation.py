@@ -16,6 +16,7 @@ from engine.model import (
     DurationLimit,
     IncompatibilityMode,
     LatLng,
+    LoadCost,
     LoadInterval,
     RequirementMode,
     Shipment,
@@ -27,6 +28,7 @@ from engine.model import (
     VisitRequest,
 )
 from engine.units import (
+    MAX_LOAD_TOTAL,
     MIN_COST_PER_SQUARE_HOUR,
     QUADRATIC_COST_TOLERANCE,
     ceil_int,
@@ -101,6 +103,7 @@ class _Validator:
         _check_injected_solutions(self)
         _check_driver_hours(self)
         _check_load_intervals(self)
+        _check_load_costs(self)
         _check_visit_types(self)
         _check_transition_attributes(self)
 
@@ -729,6 +732,36 @@ def _check_load_interval(self: _Validator, path: str, interval: LoadInterval) ->
             "solver's moves insert one shipment at a time and cannot reliably reach routes "
             "that must leave or come back loaded",
         )
+
+
+# -- load-dependent costs (issue 15) ----------------------------------------------------------
+
+
+def _check_load_costs(self: _Validator) -> None:
+    """``load_limits[type].cost_per_kilometer`` / ``cost_per_traveled_hour`` (Google's
+    ``LoadCost``): a threshold from 0 to :data:`~engine.units.MAX_LOAD_TOTAL` (no load is
+    larger), finite non-negative costs per unit."""
+    for j, v in enumerate(self.model.vehicles):
+        for kind, costs in (
+            ("cost_per_kilometer", v.load_costs_per_kilometer),
+            ("cost_per_traveled_hour", v.load_costs_per_traveled_hour),
+        ):
+            for load_type, cost in sorted(costs.items()):
+                if not load_type:
+                    self.add(f"vehicles[{j}].load_limits", "load type names must not be empty")
+                _check_load_cost(self, f"vehicles[{j}].load_limits[{load_type}].{kind}", cost)
+
+
+def _check_load_cost(self: _Validator, path: str, cost: LoadCost) -> None:
+    if not 0 <= cost.load_threshold <= MAX_LOAD_TOTAL:
+        self.add(
+            f"{path}.load_threshold",
+            f"must be between 0 and 2^53 (is {cost.load_threshold})",
+        )
+    for name in ("cost_per_unit_below_threshold", "cost_per_unit_above_threshold"):
+        value = getattr(cost, name)
+        if not (_finite(value) and value >= 0):
+            self.add(f"{path}.{name}", f"must be a finite non-negative number (is {value:g})")
 
 
 # -- visit types (issue 15) -------------------------------------------------------------------

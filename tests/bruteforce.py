@@ -6,9 +6,10 @@ checker's helpers (:mod:`tests.checker`), so each rule has a single implementati
 
 Shipment type rules, ignored shipments and vehicles, ``max_active_vehicles``, visit costs,
 ``costs_per_vehicle``, pickup-to-delivery limits (without visit time windows), soft distance
-and load limits, start and end load intervals, visit-type extra durations, unloading policies
-travel duration limits (hard, soft and quadratic soft) and transition attributes (delays and
-costs) are honoured. Only models without
+and load limits, start and end load intervals, visit-type extra durations, unloading policies,
+travel duration limits (hard, soft and quadratic soft), transition attributes (delays and
+costs) and load-dependent costs (``LoadLimit.cost_per_kilometer`` / ``cost_per_traveled_hour``)
+are honoured. Only models without
 time-dependent costs are supported (no soft time windows, no ``cost_per_hour``, no
 ``global_duration_cost_per_hour``, no soft route duration limit, no breaks or break frequency
 rules): the cost of a route then depends on its visit order only, and the schedule matters for
@@ -314,6 +315,8 @@ class _Router:
                     distance_m=distance_m,
                     visit_starts=[(ref, 0.0) for ref in order],
                     max_loads={t: max(load[t] for load in loads) for t in loads[0]},
+                    legs=legs,
+                    loads=loads,
                 ).values()
             )
             if cost < best and self.feasible(v, order):

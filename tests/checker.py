@@ -43,6 +43,8 @@ __all__ = [
     "EARTH_RADIUS_M",
     "GLOBAL_DURATION_COST_KEY",
     "INJECTED_TIME_TOL",
+    "LOAD_COST_HOUR_KEY",
+    "LOAD_COST_KM_KEY",
     "PENALTY_COST_KEY",
     "ROUTE_COST_KEYS",
     "TIME_TOL",
@@ -54,6 +56,7 @@ __all__ = [
     "hard_windows",
     "haversine_m",
     "injected_locks",
+    "load_cost_terms",
     "load_interval_problems",
     "load_limit_problems",
     "pickup_delivery_limit_problems",
@@ -119,6 +122,10 @@ TRANSITION_COST_KEYS = (
 )
 ROUTE_COST_KEYS += TRANSITION_COST_KEYS
 """With the transition attributes' costs (issue 15)."""
+LOAD_COST_KM_KEY = "model.vehicles.load_limits.cost_per_kilometer"
+LOAD_COST_HOUR_KEY = "model.vehicles.load_limits.cost_per_traveled_hour"
+ROUTE_COST_KEYS += (LOAD_COST_KM_KEY, LOAD_COST_HOUR_KEY)
+"""With the load-dependent costs (issue 15)."""
 
 PENALTY_COST_KEY = "model.shipments.penalty_cost"
 GLOBAL_DURATION_COST_KEY = "model.global_duration_cost_per_hour"
@@ -604,6 +611,32 @@ def _driver_hours_cost_terms(
         costs[QUADRATIC_TRAVEL_KEY] = rate * hours**2
 
 
+def load_cost_terms(
+    vehicle: Vehicle,
+    legs: Sequence[tuple[float, float]],
+    loads: Sequence[Mapping[str, int]],
+) -> dict[str, float]:
+    """Google's ``LoadLimit.LoadCost`` of a route (issue 15): per transition k, the load of
+    each type on board (``loads[k]``, see :func:`route_loads`) costs
+    ``below * min(load, threshold) + above * max(0, load - threshold)`` per kilometer and per
+    traveled hour of ``legs[k]`` = (travel seconds, meters)."""
+    costs = {LOAD_COST_KM_KEY: 0.0, LOAD_COST_HOUR_KEY: 0.0}
+    for key, per, by_type in (
+        (LOAD_COST_KM_KEY, 1, vehicle.load_costs_per_kilometer),
+        (LOAD_COST_HOUR_KEY, 0, vehicle.load_costs_per_traveled_hour),
+    ):
+        terms = []
+        for (seconds, meters), load in zip(legs, loads, strict=True):
+            amount = meters / 1000.0 if per else seconds / 3600.0
+            for t, c in by_type.items():
+                on_board = load.get(t, 0)
+                below = min(on_board, c.load_threshold) * c.cost_per_unit_below_threshold
+                above = max(0, on_board - c.load_threshold) * c.cost_per_unit_above_threshold
+                terms.append((below + above) * amount)
+        costs[key] = math.fsum(terms)
+    return costs
+
+
 def route_cost_terms(
     model: ShipmentModel,
     vehicle_index: int,
@@ -614,11 +647,19 @@ def route_cost_terms(
     distance_m: float,
     visit_starts: Sequence[tuple[VisitRef, float]],
     max_loads: Mapping[str, int] | None = None,
+    legs: Sequence[tuple[float, float]] | None = None,
+    loads: Sequence[Mapping[str, int]] | None = None,
 ) -> dict[str, float]:
     """Costs of a used route by :data:`ROUTE_COST_KEYS` (zero entries included);
-    ``max_loads``: the most on board per load type (for soft load limits)."""
+    ``max_loads``: the most on board per load type (for soft load limits); ``legs`` and
+    ``loads``: (travel seconds, meters) and the load on board of each transition (for
+    load-dependent costs, required when the vehicle has some)."""
     vehicle = model.vehicles[vehicle_index]
     costs = dict.fromkeys(ROUTE_COST_KEYS, 0.0)
+    if vehicle.load_costs_per_kilometer or vehicle.load_costs_per_traveled_hour:
+        if legs is None or loads is None:
+            raise ValueError("load-dependent costs need each transition's leg and load")
+        costs.update(load_cost_terms(vehicle, legs, loads))
     costs["model.vehicles.fixed_cost"] = vehicle.fixed_cost
     costs["model.vehicles.cost_per_kilometer"] = vehicle.cost_per_kilometer * distance_m / 1000.0
     costs["model.vehicles.cost_per_traveled_hour"] = (
@@ -796,6 +837,8 @@ class _RouteFacts:
     transition_delay_s: float = 0.0
     """Google's ``delay_duration``: the transitions' delays (issue 15)."""
     transition_costs: dict[str, float] = field(default_factory=dict)
+    legs: list[tuple[float, float]] = field(default_factory=list)
+    loads: list[dict[str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -1043,6 +1086,8 @@ class _Checker:
                 key: math.fsum(costs[key] for _, costs in attributes)
                 for key in TRANSITION_COST_KEYS
             },
+            legs=legs,
+            loads=loads,
         )
         self.check_route_totals(where, v, route, refs, facts)
         return facts
@@ -1152,6 +1197,8 @@ class _Checker:
                 (ref, vis.start_time) for ref, vis in zip(refs, route.visits, strict=True)
             ],
             max_loads=facts.max_loads,
+            legs=facts.legs,
+            loads=facts.loads,
         )
         for key, value in facts.transition_costs.items():
             facts.costs[key] += value

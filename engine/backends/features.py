@@ -50,6 +50,7 @@ FEATURES = {
     "(extra_visit_duration_for_visit_type)",
     "unloading_policy": "an unloading policy (LIFO or FIFO)",
     "transition_attributes": "transition attributes (tag-based delays and costs between visits)",
+    "load_costs": "a load-dependent cost (load_limits.cost_per_kilometer, cost_per_traveled_hour)",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -71,6 +72,7 @@ RULES_AND_COSTS = frozenset(
     | {"visit_type_durations"}  # per-vehicle service times
     | {"unloading_policy"}
     | {"transition_attributes"}  # per-arc delays and costs (engine.transitions)
+    | {"load_costs"}  # load-dependent costs
 )
 """The cargo, courier, fleet and soft-limit features of Google's model (issue 15): OR-Tools
 expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
@@ -170,6 +172,28 @@ def _load_features(problem: Problem, note: Callable[[str, str], None]) -> None:
                 note("load_intervals", f"vehicles[{v}].load_limits[{load_type}].{kind}")
 
 
+def _load_cost_features(problem: Problem, note: Callable[[str, str], None]) -> None:
+    """Issue 15's load-dependent costs: a positive rate on a type a routable shipment
+    demands."""
+    model = problem.model
+    demanded = {
+        t
+        for s, shipment in enumerate(model.shipments)
+        if problem.routable[s]
+        for t, q in shipment.load_demands.items()
+        if q > 0
+    }
+    for v, vehicle in enumerate(model.vehicles):
+        for kind, costs in (
+            ("cost_per_kilometer", vehicle.load_costs_per_kilometer),
+            ("cost_per_traveled_hour", vehicle.load_costs_per_traveled_hour),
+        ):
+            for load_type, cost in sorted(costs.items()):
+                rates = cost.cost_per_unit_below_threshold, cost.cost_per_unit_above_threshold
+                if load_type in demanded and any(r > 0 for r in rates):
+                    note("load_costs", f"vehicles[{v}].load_limits[{load_type}].{kind}")
+
+
 def _visit_type_features(problem: Problem, note: Callable[[str, str], None]) -> None:
     """Issue 15's visit types: a vehicle with a positive extra duration for a type that a
     routable visit has (the visit then lasts longer on that vehicle)."""
@@ -216,6 +240,7 @@ def used_features(problem: Problem) -> dict[str, str]:
     _reoptimisation_features(problem, note)
     _driver_hours_features(problem, note)
     _load_features(problem, note)
+    _load_cost_features(problem, note)
     _visit_type_features(problem, note)
     _transition_features(problem, note)
     if any(

@@ -29,11 +29,11 @@ The integer problem maps onto the routing library as follows:
   pickup-to-delivery limit of each pair, per pickup and delivery alternative;
 - ``precedence_rules``: node precedences of the time dimension;
 - injected solutions (:mod:`engine.injected`): the search starts from the constraint's routes
-  and ``injected_first_solution_routes`` (``ReadAssignmentFromRoutes``); a kept visit is
-  performed (``ActiveVar``) on its vehicle (``VehicleVar``), visits whose sequence is kept are
-  chained from the vehicle start (``NextVar``, to the end when the route is closed), and fixed
-  times fix the time cumuls; a visit relaxed to its vehicle only keeps ``VehicleVar`` in
-  {unperformed, vehicle};
+  and ``injected_first_solution_routes`` (``RoutesToAssignment`` and a one-solution search); a
+  kept visit is performed (``ActiveVar``) on its vehicle (``VehicleVar``), visits whose
+  sequence is kept are chained from the vehicle start (``NextVar``, to the end when the route
+  is closed), and fixed times fix the time cumuls; a visit relaxed to its vehicle only keeps
+  ``VehicleVar`` in {unperformed, vehicle};
 - ``max_active_vehicles``: ``SetMaximumNumberOfActiveVehicles``; ``used_if_route_is_empty``:
   ``SetVehicleUsedWhenEmpty``;
   ``global_duration_cost_per_hour``: the time dimension's global span cost;
@@ -49,7 +49,11 @@ The integer problem maps onto the routing library as follows:
 - ``transition_attributes`` (:mod:`engine.transitions`): static per-arc additions — the delays
   in the time dimension's transits (breaks may interrupt them, like travel), the costs
   (``cost``, ``cost_per_kilometer``, soft ``distance_limit``) in the arc costs
-  (``Problem.arc_cost``).
+  (``Problem.arc_cost``);
+- ``load_limits[type].cost_per_kilometer`` / ``cost_per_traveled_hour`` (load-dependent costs): a
+  "load-cost" dimension whose transit + slack is constrained to each arc's exact scaled cost given
+  the load on board (see :meth:`_Builder._add_load_costs`), with span cost coefficient 1; the
+  search starts from routes found without them (:meth:`OrToolsBackend._start_without_load_costs`).
 
 Why one module of over 500 lines: the architecture allows exactly one engine module to import
 ortools (``tests/test_architecture.py``), and each part here (model building, dimensions and
@@ -59,6 +63,7 @@ manager of :class:`_Builder`. The parts are marked by ``# --`` comments.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import time
@@ -99,6 +104,7 @@ __all__ = ["OrToolsBackend"]
 log = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 _FSS = routing_enums_pb2.FirstSolutionStrategy.Value
 _LSM = routing_enums_pb2.LocalSearchMetaheuristic.Value
@@ -146,6 +152,8 @@ class OrToolsBackend:
             routes = initial_routes(problem, built.injected)
             if built.injected.has_constraint:
                 built.fallback_routes = initial_routes(problem, built.injected, kept_only=True)
+        if routes is None and built.has_load_costs:
+            routes = self._start_without_load_costs(problem, stop)
         try:
             return built.run(stop, on_progress, self.solution_limit, routes)
         except NoSolutionError as exc:
@@ -158,6 +166,33 @@ class OrToolsBackend:
                 ) from exc
             raise
 
+    def _start_without_load_costs(
+        self, problem: Problem, stop: StopCriterion
+    ) -> list[list[int]] | None:
+        """Routes to start the exact search of a model with load-dependent costs from: a search
+        of the same model without them (same search mode, at most :data:`LOAD_COST_START_SHARE`
+        of the time). The exact model's local search checks every move's load costs in
+        the constraint solver (its filters do not know them), so inserting every shipment from
+        scratch there is slow; from complete routes it only improves them."""
+        share = StopCriterion(
+            deadline=time.monotonic() + stop.remaining_s() * LOAD_COST_START_SHARE,
+            search_mode=stop.search_mode,
+            should_stop=stop.should_stop,
+        )
+        plain = _Builder(problem, self.first_solution_strategy, None, with_load_costs=False)
+        try:
+            plans = plain.run(share, None)
+        except NoSolutionError:
+            return None
+        if share.interrupted:
+            stop.interrupted = True
+        return [list(plan.stops) for plan in plans]
+
+
+LOAD_COST_START_SHARE = 0.25
+"""Share of the remaining time the search without load-dependent costs may take to find the
+exact search's starting routes (with ``RETURN_FAST`` it stops before, at a local optimum)."""
+
 
 class _Builder:
     def __init__(
@@ -165,6 +200,8 @@ class _Builder:
         problem: Problem,
         first_solution_strategy: str | None,
         local_search_metaheuristic: str | None,
+        *,
+        with_load_costs: bool = True,
     ) -> None:
         self.p = problem
         self.first_solution_strategy = first_solution_strategy
@@ -186,6 +223,7 @@ class _Builder:
         self.time = self._add_time_dimension()
         self._add_load_dimensions()
         self._add_distance_dimension()
+        self.has_load_costs = with_load_costs and self._add_load_costs()
         self._pair_of: dict[int, int] = {}
         """Pickup-and-delivery pair index (OR-Tools') of each pair shipment."""
         self._limit_functions: list[Callable[[int, int], int]] = []
@@ -354,6 +392,11 @@ class _Builder:
             for t in (*v.load_limits, *v.soft_load_limits, *v.start_load_intervals)
         }
         limited.update(t for v in self.model.vehicles for t in v.end_load_intervals)
+        limited.update(  # issue 15: load-dependent costs need the load on board
+            t
+            for v in self.model.vehicles
+            for t in (*v.load_costs_per_kilometer, *v.load_costs_per_traveled_hour)
+        )
         demanded = {t for s in self.model.shipments for t, q in s.load_demands.items() if q > 0}
         for load_type in sorted(limited & demanded):
             self._add_load_dimension(load_type)
@@ -459,6 +502,148 @@ class _Builder:
             if soft is not None and cost:
                 coef = max(1, round(cost * COST_SCALE / 1000.0))  # per meter
                 dim.SetCumulVarSoftUpperBound(self.routing.End(v), floor_int(soft), coef)
+
+    # -- load-dependent costs (issue 15) -----------------------------------------------------
+
+    def _load_cost_rates(self, v: int) -> dict[tuple[str, int], tuple[FloatArray, FloatArray]]:
+        """Vehicle ``v``'s load-dependent costs, per (load type, threshold): the scaled cost
+        per unit of load below and above the threshold on each arc (stop × stop), its
+        ``cost_per_kilometer`` and ``cost_per_traveled_hour`` rates summed. Unreachable legs
+        are capped as in :meth:`~engine.problem.Problem.arc_cost`."""
+        vehicle = self.model.vehicles[v]
+        k = self.p.travel.vehicle_matrix[v]
+        cap = float(self.p.unreachable_s)
+        hours = np.minimum(self.p.travel.durations_s[k] * vehicle.travel_duration_multiple, cap)
+        hours = hours / 3600.0
+        km = np.minimum(self.p.travel.distances_m[k], cap * 1000.0) / 1000.0
+        rates: dict[tuple[str, int], tuple[FloatArray, FloatArray]] = {}
+        for amount, costs in (
+            (km, vehicle.load_costs_per_kilometer),
+            (hours, vehicle.load_costs_per_traveled_hour),
+        ):
+            for load_type, cost in sorted(costs.items()):
+                key = (load_type, cost.load_threshold)
+                below, above = rates.get(key, (np.zeros_like(km), np.zeros_like(km)))
+                rates[key] = (
+                    below + cost.cost_per_unit_below_threshold * amount * COST_SCALE,
+                    above + cost.cost_per_unit_above_threshold * amount * COST_SCALE,
+                )
+        return rates
+
+    def _add_load_costs(self) -> bool:
+        """``load_limits[type].cost_per_kilometer`` / ``cost_per_traveled_hour``: a "load-cost"
+        dimension whose transit plus slack at each node is constrained to the scaled cost of
+        the arc leaving it, ``cb[i, next] * min(L, T) + ca[i, next] * max(0, L - T)`` summed
+        over the vehicle's (type, threshold T) terms, with L the load on that arc (the load
+        dimension's cumul plus transit at the node) and cb / ca the per-unit rates of the arc
+        rounded to whole cost units. Its span cost coefficient 1 puts the exact sum in the
+        objective. The transit is that cost at the least load the arc can carry (what its start
+        picks up, what its end delivers), so that the routing filters see part of it.
+        (OR-Tools' cumul-dependent transits cannot be registered from Python and depend on a
+        dimension's own cumul, not on another's.) True when the model has such costs."""
+        routing, manager, solver = self.routing, self.manager, self.solver
+        dimensions = set(routing.GetAllDimensionNames())
+        n_vehicles = len(self.model.vehicles)
+        # Vehicles with the same travel and load costs share their tables (a class).
+        class_key: dict[object, int] = {}
+        class_of: list[int] = []
+        for v, vehicle in enumerate(self.model.vehicles):
+            key = (
+                self.p.travel.vehicle_matrix[v],
+                vehicle.travel_duration_multiple,
+                tuple(sorted(vehicle.load_costs_per_kilometer.items())),
+                tuple(sorted(vehicle.load_costs_per_traveled_hour.items())),
+            )
+            class_of.append(class_key.setdefault(key, len(class_key)))
+        first = {c: class_of.index(c) for c in range(len(class_key))}
+        by_class = [self._load_cost_rates(first[c]) for c in range(len(class_key))]
+        groups = sorted(
+            {key for rates in by_class for key in rates if f"load:{key[0]}" in dimensions}
+        )
+        if not groups:
+            return False
+        size = routing.Size() + n_vehicles
+        stop_of = np.array([manager.IndexToNode(j) for j in range(size)], dtype=np.int64)
+        n_stops = self.p.stops.size
+        lower = [np.zeros((n_stops, n_stops), dtype=np.int64) for _ in by_class]
+        terms: list[list[Any]] = [[] for _ in range(routing.Size())]
+        for load_type, threshold in groups:
+            load = routing.GetDimensionOrDie(f"load:{load_type}")
+            tables = [
+                tuple(
+                    np.minimum(np.rint(rate), MAX_SCALED_COST // 4).astype(np.int64)
+                    for rate in rates.get((load_type, threshold), (None, None))
+                    if rate is not None
+                )
+                for rates in by_class
+            ]
+            # The least load on each arc: what its start picks up, what its end delivers.
+            change = np.zeros(n_stops, dtype=np.int64)
+            for idx in range(routing.Size()):
+                change[stop_of[idx]] = load.GetTransitValue(idx, idx, 0)
+            least = np.maximum.outer(np.maximum(change, 0), np.maximum(-change, 0))
+            for c, table in enumerate(tables):
+                if table:
+                    below, above = np.minimum(least, threshold), np.maximum(least - threshold, 0)
+                    lower[c] += table[0] * below + table[1] * above
+            for idx in range(routing.Size()):
+                on_arc = load.CumulVar(idx) + load.FixedTransitVar(idx)
+                parts = ((0, solver.Min(on_arc, threshold)), (1, solver.Max(on_arc - threshold, 0)))
+                for which, amount in parts:
+                    rate = self._arc_rate(idx, stop_of, tables, class_of, which)
+                    if rate is not None:
+                        terms[idx].append(rate * amount)
+        by_class_callback = []
+        for matrix in lower:
+            np.fill_diagonal(matrix, 0)
+            digest = ("load-cost", hashlib.sha1(matrix.tobytes()).hexdigest())
+            by_class_callback.append(self._register_matrix(digest, partial(np.asarray, matrix)))
+        callbacks = [by_class_callback[c] for c in class_of]
+        # Cumuls and slacks up to 2^61 (the bound of the worst-case total cost, engine.bounds):
+        # cumul + transit + slack stays below 2^63.
+        cap = MAX_SCALED_COST // 2
+        routing.AddDimensionWithVehicleTransits(callbacks, cap, cap, True, "load-cost")
+        dim = routing.GetDimensionOrDie("load-cost")
+        dim.SetSpanCostCoefficientForAllVehicles(1)
+        for idx, node_terms in enumerate(terms):
+            if node_terms:
+                solver.Add(dim.SlackVar(idx) + dim.FixedTransitVar(idx) == solver.Sum(node_terms))
+            else:
+                dim.SlackVar(idx).SetValue(0)
+        return True
+
+    def _arc_rate(
+        self,
+        idx: int,
+        stop_of: IntArray,
+        tables: list[tuple[IntArray, ...]],
+        class_of: list[int],
+        which: int,
+    ) -> Any:
+        """The rate of the arc leaving index ``idx`` (0 when it is unperformed: its next is
+        itself), per vehicle class from ``tables[class][which]`` (stop × stop, empty: no such
+        cost; ``class_of[vehicle]``), as an expression of its next (and vehicle); None when
+        every rate is 0."""
+        routing, solver = self.routing, self.solver
+        rows = [
+            table[which][stop_of[idx], stop_of].copy()
+            if table
+            else np.zeros(len(stop_of), np.int64)
+            for table in tables
+        ]
+        for row in rows:
+            row[idx] = 0
+        if routing.IsStart(idx):
+            rows = [rows[class_of[routing.VehicleIndex(idx)]]]
+        if not any(row.any() for row in rows):
+            return None
+        if len({row.tobytes() for row in rows}) == 1:
+            return solver.Element(rows[0].tolist(), routing.NextVar(idx))
+        size = len(stop_of)
+        flat = np.concatenate(rows).tolist()
+        vehicle = solver.Max(routing.VehicleVar(idx), 0).Var()
+        vehicle_class = solver.Element(class_of, vehicle)
+        return solver.Element(flat, (vehicle_class * size + routing.NextVar(idx)).Var())
 
     # -- shipments ---------------------------------------------------------------------------
 

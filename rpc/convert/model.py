@@ -268,6 +268,8 @@ class ModelConverter(RulesConverter, HoursConverter, LoadsConverter, Transitions
             # issue 15, load rules (rpc.convert.loads)
             start_load_intervals=loads.start_load_intervals,
             end_load_intervals=loads.end_load_intervals,
+            load_costs_per_kilometer=loads.load_costs_per_kilometer,
+            load_costs_per_traveled_hour=loads.load_costs_per_traveled_hour,
             # issue 15, visit types (rpc.convert.loads)
             extra_visit_duration_for_visit_type=self.extra_visit_durations(v, path),
             unloading_policy=self.unloading_policy(v, path),

@@ -212,6 +212,7 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
     (40, "LOAD_INVALID", frozenset({
         "load_demands", "load_limits", "amount", "max_load", "soft_max_load",
         "start_load_interval", "end_load_interval",  # issue 15, loads
+        "load_threshold",  # issue 15, load-dependent costs
     })),
     (50, "MATRIX_INVALID", frozenset({
         "duration_distance_matrices", "duration_distance_matrix_src_tags",
@@ -229,6 +230,7 @@ VALIDATION_CODES: Final[tuple[tuple[int, str, frozenset[str]], ...]] = (
         "cost_per_hour_after_soft_max", "cost_per_kilometer_above_soft_max",
         "cost_per_unit_above_soft_max",
         "cost_per_square_hour_after_quadratic_soft_max",  # issue 15, driver hours
+        "cost_per_unit_below_threshold", "cost_per_unit_above_threshold",  # issue 15, loads
     })),
     (80, "BREAK_INVALID", frozenset({
         "break_rule", "break_requests", "earliest_start_time", "latest_start_time", "min_duration",

@@ -52,14 +52,6 @@ REJECTED: Final[Mapping[str, str]] = {
     "Vehicle.start_waypoint": "waypoints (place ids, headings) are not supported",
     "Vehicle.end_waypoint": "waypoints (place ids, headings) are not supported",
     "ShipmentModel.objectives": "objectives are not supported (costs are given directly)",
-    "Vehicle.LoadLimit.cost_per_kilometer": (
-        "load-dependent costs are not supported: the solver's arc costs cannot depend on the "
-        "load on board"
-    ),
-    "Vehicle.LoadLimit.cost_per_traveled_hour": (
-        "load-dependent costs are not supported: the solver's arc costs cannot depend on the "
-        "load on board"
-    ),
 }
 """Why routeopt rejects a field of Google's (``Message.field``); others: :data:`DEFAULT_REASON`."""
 

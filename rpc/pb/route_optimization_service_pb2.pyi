@@ -1750,11 +1750,58 @@ class Vehicle(_message.Message):
             _WhichOneofArgType__max: _TypeAlias = _typing.Literal["_max", b"_max"]  # noqa: Y015
             def WhichOneof(self, oneof_group: _WhichOneofArgType__max) -> _WhichOneofReturnType__max | None: ...
 
+        @_typing.final
+        class LoadCost(_message.Message):
+            """Cost of moving a load during a transition (Google's experimental
+            LoadCost): for the load L of this type on board during the transition,
+            min(L, load_threshold) * cost_per_unit_below_threshold +
+            max(0, L - load_threshold) * cost_per_unit_above_threshold.
+            """
+
+            DESCRIPTOR: _descriptor.Descriptor
+
+            LOAD_THRESHOLD_FIELD_NUMBER: _builtins.int
+            COST_PER_UNIT_BELOW_THRESHOLD_FIELD_NUMBER: _builtins.int
+            COST_PER_UNIT_ABOVE_THRESHOLD_FIELD_NUMBER: _builtins.int
+            load_threshold: _builtins.int
+            """Load above which the cost per unit changes; at least zero (unset: 0)."""
+            cost_per_unit_below_threshold: _builtins.float
+            """Cost per unit of load up to load_threshold; finite, non-negative."""
+            cost_per_unit_above_threshold: _builtins.float
+            """Cost per unit of load above load_threshold (with a threshold of 0,
+            the cost per unit); finite, non-negative.
+            """
+            def __init__(
+                self,
+                *,
+                load_threshold: _builtins.int | None = ...,
+                cost_per_unit_below_threshold: _builtins.float | None = ...,
+                cost_per_unit_above_threshold: _builtins.float | None = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_unit_above_threshold", b"_cost_per_unit_above_threshold", "_cost_per_unit_below_threshold", b"_cost_per_unit_below_threshold", "_load_threshold", b"_load_threshold", "cost_per_unit_above_threshold", b"cost_per_unit_above_threshold", "cost_per_unit_below_threshold", b"cost_per_unit_below_threshold", "load_threshold", b"load_threshold"]  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_unit_above_threshold", b"_cost_per_unit_above_threshold", "_cost_per_unit_below_threshold", b"_cost_per_unit_below_threshold", "_load_threshold", b"_load_threshold", "cost_per_unit_above_threshold", b"cost_per_unit_above_threshold", "cost_per_unit_below_threshold", b"cost_per_unit_below_threshold", "load_threshold", b"load_threshold"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            _WhichOneofReturnType__cost_per_unit_above_threshold: _TypeAlias = _typing.Literal["cost_per_unit_above_threshold"]  # noqa: Y015
+            _WhichOneofArgType__cost_per_unit_above_threshold: _TypeAlias = _typing.Literal["_cost_per_unit_above_threshold", b"_cost_per_unit_above_threshold"]  # noqa: Y015
+            _WhichOneofReturnType__cost_per_unit_below_threshold: _TypeAlias = _typing.Literal["cost_per_unit_below_threshold"]  # noqa: Y015
+            _WhichOneofArgType__cost_per_unit_below_threshold: _TypeAlias = _typing.Literal["_cost_per_unit_below_threshold", b"_cost_per_unit_below_threshold"]  # noqa: Y015
+            _WhichOneofReturnType__load_threshold: _TypeAlias = _typing.Literal["load_threshold"]  # noqa: Y015
+            _WhichOneofArgType__load_threshold: _TypeAlias = _typing.Literal["_load_threshold", b"_load_threshold"]  # noqa: Y015
+            @_typing.overload
+            def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_unit_above_threshold) -> _WhichOneofReturnType__cost_per_unit_above_threshold | None: ...
+            @_typing.overload
+            def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_unit_below_threshold) -> _WhichOneofReturnType__cost_per_unit_below_threshold | None: ...
+            @_typing.overload
+            def WhichOneof(self, oneof_group: _WhichOneofArgType__load_threshold) -> _WhichOneofReturnType__load_threshold | None: ...
+
         MAX_LOAD_FIELD_NUMBER: _builtins.int
         SOFT_MAX_LOAD_FIELD_NUMBER: _builtins.int
         COST_PER_UNIT_ABOVE_SOFT_MAX_FIELD_NUMBER: _builtins.int
         START_LOAD_INTERVAL_FIELD_NUMBER: _builtins.int
         END_LOAD_INTERVAL_FIELD_NUMBER: _builtins.int
+        COST_PER_KILOMETER_FIELD_NUMBER: _builtins.int
+        COST_PER_TRAVELED_HOUR_FIELD_NUMBER: _builtins.int
         max_load: _builtins.int
         """Maximum load on board at any time; at least zero."""
         soft_max_load: _builtins.int
@@ -1778,6 +1825,20 @@ class Vehicle(_message.Message):
             of the pickup-only shipments it collects (on board until the end).
             """
 
+        @_builtins.property
+        def cost_per_kilometer(self) -> Global___Vehicle.LoadLimit.LoadCost:
+            """LoadCost per kilometer of each transition: the load on board times the
+            transition's travel distance (route_costs key
+            "model.vehicles.load_limits.cost_per_kilometer").
+            """
+
+        @_builtins.property
+        def cost_per_traveled_hour(self) -> Global___Vehicle.LoadLimit.LoadCost:
+            """LoadCost per hour of travel of each transition (its travel duration,
+            with travel_duration_multiple; route_costs key
+            "model.vehicles.load_limits.cost_per_traveled_hour").
+            """
+
         def __init__(
             self,
             *,
@@ -1786,13 +1847,24 @@ class Vehicle(_message.Message):
             cost_per_unit_above_soft_max: _builtins.float = ...,
             start_load_interval: Global___Vehicle.LoadLimit.Interval | None = ...,
             end_load_interval: Global___Vehicle.LoadLimit.Interval | None = ...,
+            cost_per_kilometer: Global___Vehicle.LoadLimit.LoadCost | None = ...,
+            cost_per_traveled_hour: Global___Vehicle.LoadLimit.LoadCost | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "end_load_interval", b"end_load_interval", "max_load", b"max_load", "start_load_interval", b"start_load_interval"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_kilometer", b"_cost_per_kilometer", "_cost_per_traveled_hour", b"_cost_per_traveled_hour", "_max_load", b"_max_load", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "end_load_interval", b"end_load_interval", "max_load", b"max_load", "start_load_interval", b"start_load_interval"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_load", b"_max_load", "cost_per_unit_above_soft_max", b"cost_per_unit_above_soft_max", "end_load_interval", b"end_load_interval", "max_load", b"max_load", "soft_max_load", b"soft_max_load", "start_load_interval", b"start_load_interval"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_kilometer", b"_cost_per_kilometer", "_cost_per_traveled_hour", b"_cost_per_traveled_hour", "_max_load", b"_max_load", "cost_per_kilometer", b"cost_per_kilometer", "cost_per_traveled_hour", b"cost_per_traveled_hour", "cost_per_unit_above_soft_max", b"cost_per_unit_above_soft_max", "end_load_interval", b"end_load_interval", "max_load", b"max_load", "soft_max_load", b"soft_max_load", "start_load_interval", b"start_load_interval"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        _WhichOneofReturnType__cost_per_kilometer: _TypeAlias = _typing.Literal["cost_per_kilometer"]  # noqa: Y015
+        _WhichOneofArgType__cost_per_kilometer: _TypeAlias = _typing.Literal["_cost_per_kilometer", b"_cost_per_kilometer"]  # noqa: Y015
+        _WhichOneofReturnType__cost_per_traveled_hour: _TypeAlias = _typing.Literal["cost_per_traveled_hour"]  # noqa: Y015
+        _WhichOneofArgType__cost_per_traveled_hour: _TypeAlias = _typing.Literal["_cost_per_traveled_hour", b"_cost_per_traveled_hour"]  # noqa: Y015
         _WhichOneofReturnType__max_load: _TypeAlias = _typing.Literal["max_load"]  # noqa: Y015
         _WhichOneofArgType__max_load: _TypeAlias = _typing.Literal["_max_load", b"_max_load"]  # noqa: Y015
+        @_typing.overload
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_kilometer) -> _WhichOneofReturnType__cost_per_kilometer | None: ...
+        @_typing.overload
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_traveled_hour) -> _WhichOneofReturnType__cost_per_traveled_hour | None: ...
+        @_typing.overload
         def WhichOneof(self, oneof_group: _WhichOneofArgType__max_load) -> _WhichOneofReturnType__max_load | None: ...
 
     @_typing.final

@@ -24,6 +24,7 @@ from engine.model import (
     InjectedSkippedShipment,
     InjectedSolutionConstraint,
     InjectedVisit,
+    LoadCost,
     LoadInterval,
     PrecedenceRule,
     ShipmentTypeIncompatibility,
@@ -299,6 +300,10 @@ ORTOOLS_ONLY = {
             ),
         ),
         "model.transition_attributes[0]",
+    ),
+    "load_costs": (
+        with_vehicle(BASE, load_costs_per_kilometer={"boxes": LoadCost(2, 0.1, 0.5)}),
+        "model.vehicles[1].load_limits[boxes].cost_per_kilometer",
     ),
 }
 

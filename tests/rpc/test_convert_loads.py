@@ -1,5 +1,6 @@
 """rpc.convert.loads: the load rules of Google's API (issue 15:
-``load_limits[type].start_load_interval`` and ``end_load_interval``) converted to the engine's
+``load_limits[type].start_load_interval``, ``end_load_interval`` and the load-dependent costs
+``cost_per_kilometer`` / ``cost_per_traveled_hour``) converted to the engine's
 model, bad values reported with Google's field paths and validation codes."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import InvalidModelError
-from engine.model import LoadInterval, UnloadingPolicy
+from engine.model import LoadCost, LoadInterval, UnloadingPolicy
 from rpc.convert.request import validation_code
 from rpc.google.unknown import unhonoured_fields
 from rpc.pb import route_optimization_service_pb2 as pb
@@ -52,6 +53,41 @@ def test_bad_intervals_name_googles_fields_with_the_load_code() -> None:
     }
     for field in fields:
         assert validation_code(field, "")[1] == "LOAD_INVALID"
+
+
+# -- load-dependent costs ----------------------------------------------------------------------
+
+
+def test_load_costs_are_converted_per_load_type() -> None:
+    request = base_request()
+    limits = request.model.vehicles[0].load_limits
+    limits["kg"].cost_per_kilometer.load_threshold = 15
+    limits["kg"].cost_per_kilometer.cost_per_unit_below_threshold = 2.0
+    limits["kg"].cost_per_kilometer.cost_per_unit_above_threshold = 10.0
+    limits["l"].cost_per_traveled_hour.cost_per_unit_above_threshold = 0.5
+    assert unhonoured_fields(request) == []
+    model, _ = convert(request)
+    v = model.vehicles[0]
+    assert v.load_costs_per_kilometer == {"kg": LoadCost(15, 2.0, 10.0)}
+    assert v.load_costs_per_traveled_hour == {"l": LoadCost(0, 0.0, 0.5)}
+    assert v.load_limits == {"kg": 10}  # a LoadLimit with costs only sets no maximum
+
+
+def test_bad_load_costs_name_googles_fields_with_their_codes() -> None:
+    request = base_request()
+    limits = request.model.vehicles[0].load_limits
+    limits["kg"].cost_per_kilometer.load_threshold = -1
+    limits["kg"].cost_per_traveled_hour.cost_per_unit_below_threshold = -2.0
+    limits["kg"].cost_per_traveled_hour.cost_per_unit_above_threshold = float("nan")
+    with pytest.raises(InvalidModelError) as caught:
+        convert(request)
+    codes = {v.field: validation_code(v.field, "")[1] for v in caught.value.violations}
+    path = f"{V0}.load_limits[kg]"
+    assert codes == {
+        f"{path}.cost_per_kilometer.load_threshold": "LOAD_INVALID",
+        f"{path}.cost_per_traveled_hour.cost_per_unit_below_threshold": "COST_INVALID",
+        f"{path}.cost_per_traveled_hour.cost_per_unit_above_threshold": "COST_INVALID",
+    }
 
 
 # -- visit types -------------------------------------------------------------------------------

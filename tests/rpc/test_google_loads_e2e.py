@@ -2,7 +2,7 @@
 Google's own Python client (google-maps-routeoptimization) against a routeopt server, each answer
 checked by the independent checker (tests/checker.py: start and end load intervals, visit
 durations with their visit-type extras), bad values answered INVALID_ARGUMENT naming Google's
-field, and Google's load-dependent costs refused by name."""
+field, and Google's load-dependent costs reported with Google's cost keys."""
 
 from __future__ import annotations
 
@@ -37,6 +37,27 @@ def test_start_load_interval_splits_the_drops(client: ro.RouteOptimizationClient
     by_vehicle = {r.vehicle_index: r for r in response.routes if r.visits}
     assert set(by_vehicle) == {0, 1}
     assert by_vehicle[0].transitions[0].vehicle_loads["kg"].amount <= 5
+
+
+def test_load_cost_per_kilometer_delivers_the_heavy_drop_first(
+    client: ro.RouteOptimizationClient,
+) -> None:
+    # From the depot, a 1 kg drop 1 km south and a 10 kg drop 1.2 km north, open end: distance
+    # alone goes south first (3.2 km, not 3.4); at 1 per kg per km the load costs 11 * 1 +
+    # 10 * 2.2 = 33 that way and 11 * 1.2 + 1 * 2.2 = 15.4 north first.
+    shipments = [delivery("light", 48.831, load_demands=kg(1))]
+    shipments.append(delivery("heavy", 48.8508, load_demands=kg(10)))
+    plain = vehicle("v0", end=None)
+    response, _ = solve(client, tours(shipments, [plain]))
+    assert [v.shipment_index for v in response.routes[0].visits] == [0, 1]
+    cost = LoadLimit.LoadCost(load_threshold=100, cost_per_unit_below_threshold=1.0)
+    loaded = vehicle("v0", end=None, load_limits={"kg": LoadLimit(cost_per_kilometer=cost)})
+    response, _ = solve(client, tours(shipments, [loaded]))  # through the checker
+    route = response.routes[0]
+    assert [v.shipment_index for v in route.visits] == [1, 0]
+    key = "model.vehicles.load_limits.cost_per_kilometer"
+    assert route.route_costs[key] == pytest.approx(15.4, rel=1e-3)
+    assert response.metrics.costs[key] == route.route_costs[key]
 
 
 def test_a_pickup_over_the_end_maximum_is_skipped_with_googles_reason(
@@ -133,11 +154,11 @@ BAD = {
     "vehicles[0].load_limits[kg].end_load_interval.min": LoadLimit(
         end_load_interval=LoadLimit.Interval(min_=1)
     ),
-    "vehicles[0].load_limits[kg].cost_per_kilometer": LoadLimit(
-        cost_per_kilometer=LoadLimit.LoadCost(cost_per_unit_below_threshold=1.0)
+    "vehicles[0].load_limits[kg].cost_per_kilometer.cost_per_unit_below_threshold": LoadLimit(
+        cost_per_kilometer=LoadLimit.LoadCost(cost_per_unit_below_threshold=-1.0)
     ),
-    "vehicles[0].load_limits[kg].cost_per_traveled_hour": LoadLimit(
-        cost_per_traveled_hour=LoadLimit.LoadCost(cost_per_unit_above_threshold=1.0)
+    "vehicles[0].load_limits[kg].cost_per_traveled_hour.load_threshold": LoadLimit(
+        cost_per_traveled_hour=LoadLimit.LoadCost(load_threshold=-1)
     ),
 }
 

@@ -79,12 +79,13 @@ def test_unknown_field_is_named_by_number() -> None:
 def test_unknown_fields_in_map_values_and_nested_messages_are_found() -> None:
     request = base_request()
     limit = request.model.vehicles[0].load_limits["kg"]
-    limit.MergeFromString(b"\x32\x00")  # cost_per_kilometer (6): an empty LoadCost
+    # Field 111 (varint 7): Google's LoadLimit fields are all honoured (issue 15).
+    limit.MergeFromString(b"\xf8\x06\x07")
     below = b"\x21" + bytes(8)  # cost_per_kilometer_below_soft_max (4): a double
     request.model.vehicles[0].route_distance_limit.MergeFromString(below)
     paths = {v.field for v in unhonoured_fields(request)}
     assert paths == {
-        "model.vehicles[0].load_limits[kg].cost_per_kilometer",
+        "model.vehicles[0].load_limits[kg].#111",
         "model.vehicles[0].route_distance_limit.cost_per_kilometer_below_soft_max",
     }
 
