@@ -244,3 +244,19 @@ def test_too_many_classes_go_to_ortools(monkeypatch):
     assert "allowed_vehicle_classes" not in used_features(problem)
     monkeypatch.setattr(features_module, "MAX_ALLOWED_PROFILE_CELLS", cells - 1)
     assert "allowed_vehicle_classes" in used_features(problem)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_restrictions_are_honoured(seed):
+    rng = np.random.default_rng(seed)
+    model = city_model(24, seed=seed, pairs=4)
+    allowed = {
+        int(s): tuple(
+            sorted(int(v) for v in rng.choice(4, size=int(rng.integers(1, 4)), replace=False))
+        )
+        for s in rng.choice(len(model.shipments), size=10, replace=False)
+    }
+    model = restricted(model, allowed)
+    solution = solve_checked(model, time_limit_s=1.0, backend="pyvrp", seed=seed)
+    assert solution.backend == "pyvrp"
+    assert_allowed(model, solution)
