@@ -9,10 +9,9 @@ solution strategies, and OR-Tools then searches on from them with every constrai
   a route it cannot take as it is starts empty, its visits left to OR-Tools' search);
 - of several time windows only the widest is kept, and of several pickup (delivery)
   alternatives of a pair only the first (restrictions: routes stay feasible);
-- ``allowed_vehicle_indices`` stay (PyVRP expresses them) unless they split the fleet into more
-  classes than PyVRP takes (``allowed_vehicle_classes``): then they are dropped, and visits on
-  a vehicle that is not allowed are taken out of the initial routes (OR-Tools treats every
-  shipment as optional, so fewer visits are always consistent);
+- ``allowed_vehicle_indices`` are dropped, and visits on a vehicle that is not allowed are
+  taken out of the initial routes (OR-Tools treats every shipment as optional, so fewer
+  visits are always consistent);
 - an end window that opens after the start window loses its start (the vehicle waits).
 
 The nearby model keeps the stops' travel matrices (no new road queries) and the stops' order,
@@ -30,12 +29,7 @@ import numpy as np
 
 from engine.backends import get_backend
 from engine.backends.base import Backend, ProgressCallback, RoutePlan, StopCriterion
-from engine.backends.features import (
-    FEATURES,
-    REOPTIMISATION,
-    RULES_AND_COSTS,
-    too_many_allowed_classes,
-)
+from engine.backends.features import FEATURES, REOPTIMISATION, RULES_AND_COSTS
 from engine.errors import NoSolutionError
 from engine.model import Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest
 from engine.precheck import precheck
@@ -86,7 +80,7 @@ def _visit(visit: VisitRequest, lo: float, hi: float) -> VisitRequest:
     return dataclasses.replace(visit, time_windows=_widest(visit.time_windows, lo, hi))
 
 
-def _shipment(shipment: Shipment, lo: float, hi: float, keep_allowed: bool) -> Shipment:
+def _shipment(shipment: Shipment, lo: float, hi: float) -> Shipment:
     pickups, deliveries = shipment.pickups, shipment.deliveries
     if pickups and deliveries:
         pickups, deliveries = pickups[:1], deliveries[:1]
@@ -94,7 +88,7 @@ def _shipment(shipment: Shipment, lo: float, hi: float, keep_allowed: bool) -> S
         shipment,
         pickups=tuple(_visit(v, lo, hi) for v in pickups),
         deliveries=tuple(_visit(v, lo, hi) for v in deliveries),
-        allowed_vehicle_indices=shipment.allowed_vehicle_indices if keep_allowed else (),
+        allowed_vehicle_indices=(),
     )
 
 
@@ -116,13 +110,12 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float) -> Vehicle:
     )
 
 
-def nearby_model(model: ShipmentModel, *, keep_allowed: bool = False) -> ShipmentModel:
-    """The model without the features PyVRP lacks (see the module docstring); with
-    ``keep_allowed``, the shipments keep their ``allowed_vehicle_indices``."""
+def nearby_model(model: ShipmentModel) -> ShipmentModel:
+    """The model without the features PyVRP lacks (see the module docstring)."""
     lo, hi = model.global_start_time, model.global_end_time
     return dataclasses.replace(
         model,
-        shipments=tuple(_shipment(s, lo, hi, keep_allowed) for s in model.shipments),
+        shipments=tuple(_shipment(s, lo, hi) for s in model.shipments),
         vehicles=tuple(_vehicle(v, lo, hi) for v in model.vehicles),
     )
 
@@ -149,7 +142,7 @@ def pyvrp_initial_routes(
 ) -> list[list[int]] | None:
     """Visit stops per vehicle of ``problem`` from a PyVRP search on the nearby model until
     ``stop``; None when PyVRP finds no solution serving every mandatory shipment there."""
-    model = nearby_model(problem.model, keep_allowed=not too_many_allowed_classes(problem))
+    model = nearby_model(problem.model)
     stops = build_stops(model)
     index = _stop_map(problem.stops, stops)
     cut = np.ix_(index, index)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 
 import numpy as np
 import pytest
 import pyvrp
 
 from engine import Shipment, ShipmentModel, solve
-from engine.backends import StopCriterion, choose_backend
+from engine.backends import choose_backend
 from engine.backends import features as features_module
 from engine.backends.features import FEATURES, used_features
 from engine.backends.pyvrp.data import build_data, route_plans
@@ -20,7 +19,6 @@ from engine.errors import InvalidModelError, SolverError
 from engine.model import InjectedRoute, InjectedVisit
 from engine.options import SearchMode, SolveOptions
 from engine.solution import SkipReasonCode
-from engine.warmstart import nearby_model, pyvrp_initial_routes
 from tests.bruteforce import brute_force_optimum
 from tests.builders import at, depot_vehicle, line_model, solve_checked
 from tests.engine.test_backends import city_model, problem_of
@@ -262,21 +260,3 @@ def test_random_restrictions_are_honoured(seed):
     solution = solve_checked(model, time_limit_s=1.0, backend="pyvrp", seed=seed)
     assert solution.backend == "pyvrp"
     assert_allowed(model, solution)
-
-
-def test_warm_start_keeps_allowed_vehicles_so_no_visit_is_dropped():
-    model = restricted(
-        city_model(30, seed=8), {s: ((0, 1) if s % 2 else (2, 3)) for s in range(0, 30, 3)}
-    )
-    assert nearby_model(model, keep_allowed=True).shipments[3].allowed_vehicle_indices == (0, 1)
-    assert nearby_model(model).shipments[3].allowed_vehicle_indices == ()
-    problem = problem_of(model)
-    routes = pyvrp_initial_routes(problem, StopCriterion(deadline=time.monotonic() + 1.0))
-    assert routes is not None
-    shipment_of = problem.stops.shipment
-    served = {int(shipment_of[stop]): v for v, route in enumerate(routes) for stop in route}
-    mandatory = {s for s, sh in enumerate(model.shipments) if sh.is_mandatory}
-    assert mandatory <= set(served)  # none taken out for being on a vehicle it may not use
-    for s, v in served.items():
-        allowed = model.shipments[s].allowed_vehicle_indices
-        assert not allowed or v in allowed
