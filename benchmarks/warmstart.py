@@ -7,8 +7,7 @@ Takes instances of a VRPTW set and adds a feature PyVRP lacks, so that ``auto`` 
 - ``breaks``: every vehicle takes a break of 5 % of the half horizon, starting within 15 % of the
   middle of its working time;
 - ``breaks-allowed``: the breaks, and every fifth shipment may use only the first half of the
-  fleet (allowed vehicles alone go to PyVRP since it expresses them; here the warm start's
-  PyVRP search keeps them).
+  fleet (allowed vehicles alone go to PyVRP since it expresses them).
 
 Each instance is solved twice at the same time limit, ``warm_start`` off and on (engine
 defaults otherwise), one solve at a time; both solutions are verified by the independent
