@@ -21,9 +21,10 @@ at a time (a quiet machine: nothing else running):
 Solvers: ``routeopt`` (the engine's defaults: ``auto`` backend, a search per core — two here),
 ``routeopt-p1`` (one process: the one-core comparison), ``routeopt-ortools-p1`` (the engine's
 OR-Tools backend alone, one process: OR-Tools as routeopt drives it), ``routeopt-pyvrp-p1`` (the
-engine's PyVRP backend alone: PyVRP on what it can express — plain instances, ``windows2``
-and pickup and delivery; elsewhere not run), ``vroom`` (pyvroom, one thread, exploration level
-5: breaks, skills for allowed vehicles, several windows and shipments; not soft windows).
+engine's PyVRP backend alone: PyVRP on what it can express — plain instances, ``windows2``,
+allowed vehicles, pickup and delivery; elsewhere not run), ``vroom`` (pyvroom, one thread,
+exploration level 5: breaks, skills for allowed vehicles, several windows and shipments; not
+soft windows).
 
 Every answer is verified by :func:`verify` here (an independent schedule check in the model's
 terms: each visit inside one of its windows, travel and breaks fitting between visits, loads,

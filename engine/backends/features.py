@@ -15,7 +15,17 @@ from collections.abc import Callable
 
 from engine.problem import Problem
 
-__all__ = ["FEATURES", "REOPTIMISATION", "RULES_AND_COSTS", "used_features"]
+__all__ = [
+    "FEATURES",
+    "MAX_ALLOWED_PROFILES",
+    "MAX_ALLOWED_PROFILE_CELLS",
+    "REOPTIMISATION",
+    "RULES_AND_COSTS",
+    "forbidden_shipments",
+    "too_many_allowed_classes",
+    "travel_profile_key",
+    "used_features",
+]
 
 FEATURES = {
     "pair_alternatives": "a pickup-and-delivery shipment with several pickup or delivery "
@@ -27,6 +37,9 @@ FEATURES = {
     "late_end_window_start": "a vehicle end time window that opens after its start window",
     "breaks": "vehicle breaks",
     "allowed_vehicles": "allowed_vehicle_indices restricting a shipment to some vehicles",
+    "allowed_vehicle_classes": "allowed_vehicle_indices splitting the fleet into more vehicle "
+    "classes (travel profile × shipments it may not serve) than the PyVRP backend keeps "
+    "matrices for",
     "distance_limit_with_time_cost": "a route distance limit on a vehicle whose travel cost "
     "is not purely per kilometer",
     "shipment_type_rules": "shipment type incompatibilities or requirements",
@@ -81,6 +94,50 @@ expresses them, PyVRP does not, and a PyVRP warm start does not help them."""
 REOPTIMISATION = frozenset({"injected_first_solution", "injected_solution_constraint"})
 """Injected solutions (issue 15): OR-Tools starts from given routes and locks them; PyVRP starts
 from given routes of clients only (not of its pickup-and-delivery shipments) and locks nothing."""
+
+
+MAX_ALLOWED_PROFILES = 64
+"""At most this many travel matrices for allowed vehicles: the PyVRP backend gives each
+distinct (travel profile, shipments the vehicle may not serve) a full distance and duration
+matrix of its own (:mod:`engine.backends.pyvrp.data`); beyond it, ``allowed_vehicle_classes``."""
+
+MAX_ALLOWED_PROFILE_CELLS = 20_000_000
+"""… and at most this many matrix cells in them (stops² per matrix: 20 M cells are 320 MB for
+the two int64 matrices, twice that while PyVRP copies them)."""
+
+
+def travel_profile_key(problem: Problem, v: int) -> tuple[int, float, float, float]:
+    """What vehicle ``v``'s travel durations and arc costs depend on."""
+    vehicle = problem.model.vehicles[v]
+    return (
+        problem.travel.vehicle_matrix[v],
+        vehicle.travel_duration_multiple,
+        vehicle.cost_per_kilometer,
+        vehicle.cost_per_traveled_hour,
+    )
+
+
+def forbidden_shipments(problem: Problem) -> list[frozenset[int]]:
+    """Per vehicle: the routable shipments whose ``allowed_vehicle_indices`` leave it out."""
+    model = problem.model
+    forbidden: list[set[int]] = [set() for _ in model.vehicles]
+    for s, shipment in enumerate(model.shipments):
+        allowed = set(shipment.allowed_vehicle_indices)
+        if problem.routable[s] and allowed and len(allowed) < len(model.vehicles):
+            for v in range(len(model.vehicles)):
+                if v not in allowed:
+                    forbidden[v].add(s)
+    return [frozenset(f) for f in forbidden]
+
+
+def too_many_allowed_classes(problem: Problem) -> bool:
+    """Whether the (travel profile, forbidden shipments) classes of the fleet need more
+    matrices than the PyVRP backend keeps (:data:`MAX_ALLOWED_PROFILES`,
+    :data:`MAX_ALLOWED_PROFILE_CELLS`)."""
+    forbidden = forbidden_shipments(problem)
+    classes = {(travel_profile_key(problem, v), f) for v, f in enumerate(forbidden) if f}
+    cells = len(classes) * problem.stops.size**2
+    return len(classes) > MAX_ALLOWED_PROFILES or cells > MAX_ALLOWED_PROFILE_CELLS
 
 
 def _reoptimisation_features(problem: Problem, note: Callable[[str, str], None]) -> None:
@@ -287,4 +344,6 @@ def used_features(problem: Problem) -> dict[str, str]:
             vehicle.cost_per_traveled_hour > 0 or vehicle.cost_per_kilometer <= 0
         ):
             note("distance_limit_with_time_cost", f"{path}.route_distance_limit")
+    if "allowed_vehicles" in found and too_many_allowed_classes(problem):
+        note("allowed_vehicle_classes", found["allowed_vehicles"])
     return found

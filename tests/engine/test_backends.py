@@ -13,7 +13,8 @@ import pytest
 
 from engine import LatLng, Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest, solve
 from engine.backends import StopCriterion, choose_backend
-from engine.backends.features import FEATURES
+from engine.backends.features import FEATURES, MAX_ALLOWED_PROFILES
+from engine.backends.pyvrp.backend import UNSUPPORTED
 from engine.errors import InvalidModelError
 from engine.model import (
     BreakRequest,
@@ -119,6 +120,20 @@ def with_shipment(model: ShipmentModel, shipment: Shipment) -> ShipmentModel:
     return dataclasses.replace(model, shipments=tuple(shipments))
 
 
+def many_allowed_classes(model: ShipmentModel) -> ShipmentModel:
+    """``model`` (8 shipments) on MAX_ALLOWED_PROFILES + 6 copies of its first vehicle, shipment
+    k < 7 allowed on the vehicles with bit k set: every vehicle a class of its own, too many
+    for the PyVRP backend's matrices."""
+    n = MAX_ALLOWED_PROFILES + 6
+    shipments = [
+        dataclasses.replace(sh, allowed_vehicle_indices=tuple(v for v in range(n) if v >> k & 1))
+        for k, sh in enumerate(model.shipments[:7])
+    ]
+    return dataclasses.replace(
+        model, shipments=(*shipments, *model.shipments[7:]), vehicles=(model.vehicles[0],) * n
+    )
+
+
 BASE = city_model(8)
 TW = TimeWindow(start_time=3600.0, end_time=7200.0)
 HERE = BASE.shipments[2].deliveries[0]
@@ -158,9 +173,9 @@ ORTOOLS_ONLY = {
         ),
         "model.shipments[2].deliveries[0].time_windows",
     ),
-    "allowed_vehicles": (
-        with_shipment(BASE, Shipment(deliveries=(HERE,), allowed_vehicle_indices=(0, 2))),
-        "model.shipments[2].allowed_vehicle_indices",
+    "allowed_vehicle_classes": (
+        many_allowed_classes(BASE),
+        "model.shipments[0].allowed_vehicle_indices",
     ),
     "pair_alternatives": (
         with_shipment(BASE, Shipment(pickups=(HERE, HERE), deliveries=(HERE,))),
@@ -308,8 +323,13 @@ ORTOOLS_ONLY = {
 }
 
 
+PYVRP_EXPRESSES = {"allowed_vehicles"}
+"""Features the PyVRP backend expresses (the rest is :data:`ORTOOLS_ONLY`)."""
+
+
 def test_every_feature_has_an_ortools_only_example():
-    assert set(ORTOOLS_ONLY) == set(FEATURES)
+    assert set(ORTOOLS_ONLY) == set(FEATURES) - PYVRP_EXPRESSES
+    assert PYVRP_EXPRESSES.isdisjoint(UNSUPPORTED)
 
 
 @pytest.mark.parametrize("feature", sorted(ORTOOLS_ONLY))
@@ -324,7 +344,7 @@ def test_auto_picks_ortools_for_a_feature_pyvrp_lacks_and_says_why(feature):
     assert path in solution.backend_reason
 
 
-@pytest.mark.parametrize("feature", ["breaks", "allowed_vehicles"])
+@pytest.mark.parametrize("feature", ["breaks", "allowed_vehicle_classes"])
 def test_requesting_pyvrp_for_an_unsupported_feature_names_the_field(feature):
     model, path = ORTOOLS_ONLY[feature]
     with pytest.raises(InvalidModelError) as info:
@@ -503,8 +523,8 @@ def test_nearby_model_drops_or_restricts_what_pyvrp_lacks():
     assert not any(w.is_soft for w in soft.deliveries[0].time_windows)
     pair = nearby_model(ORTOOLS_ONLY["pair_alternatives"][0]).shipments[2]
     assert (len(pair.pickups), len(pair.deliveries)) == (1, 1)
-    allowed = nearby_model(ORTOOLS_ONLY["allowed_vehicles"][0]).shipments[2]
-    assert allowed.allowed_vehicle_indices == ()
+    allowed = nearby_model(ORTOOLS_ONLY["allowed_vehicle_classes"][0]).shipments
+    assert all(s.allowed_vehicle_indices == () for s in allowed)
     for feature in ORTOOLS_ONLY:
         if feature in WARM_STARTABLE:
             problem = problem_of(nearby_model(ORTOOLS_ONLY[feature][0]))
@@ -538,8 +558,8 @@ def _bigger(feature: str) -> ShipmentModel:
     here = base.shipments[2].deliveries[0]
     if feature == "breaks":
         return with_vehicle(base, break_requests=(BreakRequest(3600.0, 7200.0, 600.0),))
-    if feature == "allowed_vehicles":
-        return with_shipment(base, Shipment(deliveries=(here,), allowed_vehicle_indices=(0, 2)))
+    if feature == "allowed_vehicle_classes":
+        return many_allowed_classes(base)
     windows = (TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
     return with_shipment(
         base,
@@ -550,7 +570,9 @@ def _bigger(feature: str) -> ShipmentModel:
     )
 
 
-@pytest.mark.parametrize("feature", ["breaks", "allowed_vehicles", "pair_multiple_time_windows"])
+@pytest.mark.parametrize(
+    "feature", ["breaks", "allowed_vehicle_classes", "pair_multiple_time_windows"]
+)
 def test_auto_warm_starts_ortools_and_says_so(feature):
     model = _bigger(feature)
     solution = solve_checked(

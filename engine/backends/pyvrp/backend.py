@@ -36,7 +36,7 @@ UNSUPPORTED = frozenset(
         "multiple_vehicle_time_windows",
         "late_end_window_start",
         "breaks",
-        "allowed_vehicles",
+        "allowed_vehicle_classes",
         "distance_limit_with_time_cost",
     }
     | RULES_AND_COSTS

@@ -16,7 +16,12 @@ route plans (:func:`route_plans`).
   integers (:func:`cost_scale`). A vehicle's distance limit becomes a limit on its arc cost
   (only offered for purely per-kilometer travel costs, see :mod:`engine.backends.features`);
 - time: the engine's integer seconds; vehicle start window → ``tw_early``/``start_late``, end
-  window → ``tw_late``; duration limit → ``shift_duration``; distance limit → ``max_distance``.
+  window → ``tw_late``; duration limit → ``shift_duration``; distance limit → ``max_distance``;
+- allowed vehicles: vehicles that may not serve the same shipments are of different types, and
+  each (profile, forbidden visits) its own profile (:func:`_allowed_profiles`): the base
+  profile's matrices with every leg into or out of a forbidden visit lasting
+  ``Problem.unreachable_s`` (longer than the horizon: arriving there is late, time warp, so no
+  feasible solution visits it) and as long as :func:`_forbidden_distance`.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import numpy.typing as npt
 import pyvrp
 
 from engine.backends.base import RoutePlan
-from engine.errors import NoSolutionError
+from engine.backends.features import forbidden_shipments, travel_profile_key
+from engine.errors import NoSolutionError, SolverError
 from engine.injected import resolve
 from engine.problem import Problem, Window
 from engine.reoptimisation import initial_routes
@@ -65,6 +71,8 @@ class VehicleType:
     """PyVRP location of the type's start depot."""
     end_loc: int = -1
     """PyVRP location of the type's end depot."""
+    forbidden_stops: frozenset[int] = frozenset()
+    """Our visit stops of the shipments whose ``allowed_vehicle_indices`` leave the type out."""
 
 
 @dataclass(frozen=True)
@@ -154,9 +162,10 @@ def build_data(problem: Problem) -> PyVRPData:
     scale = cost_scale(problem, arcs.costs, arcs.durations, arcs.reachable, prizes, no_costs)
     loads = _loads(problem)
     visits = _visits(problem, {stop: i for i, stop in enumerate(location_stop)}, loads, scale)
+    distance_matrices = _distance_matrices(problem, types, arcs.costs, scale, no_costs)
+    _allowed_profiles(problem, types, location_stop, distance_matrices, arcs.durations)
     depots: list[pyvrp.Depot] = []
     vehicle_types = [_vehicle_type(problem, t, depots, loads, scale.costs) for t in types]
-    distance_matrices = _distance_matrices(problem, types, arcs.costs, scale, no_costs)
     data = pyvrp.ProblemData(
         locations=[pyvrp.Location(x=0.0, y=0.0) for _ in location_stop],
         clients=visits.clients,
@@ -183,27 +192,24 @@ def _vehicle_types(problem: Problem) -> tuple[list[VehicleType], list[int]]:
     by_key: dict[str, int] = {}
     profile_keys: dict[tuple[int, float, float, float], int] = {}
     profile_vehicle: list[int] = []
+    forbidden = forbidden_shipments(problem)
     for v, vehicle in enumerate(problem.model.vehicles):
         start_windows = problem.windows[stops.vehicle_start(v)]
         end_windows = problem.windows[stops.vehicle_end(v)]
         if not start_windows or not end_windows or start_windows[0][0] > end_windows[-1][1]:
             continue  # no feasible start or end time: unusable
         k = problem.travel.vehicle_matrix[v]
-        key = repr((replace(vehicle, label=""), k))
+        key = repr((replace(vehicle, label=""), k, sorted(forbidden[v])))
         if key in by_key:
             types[by_key[key]].vehicles.append(v)
             continue
-        pkey = (
-            k,
-            vehicle.travel_duration_multiple,
-            vehicle.cost_per_kilometer,
-            vehicle.cost_per_traveled_hour,
-        )
+        pkey = travel_profile_key(problem, v)
         if pkey not in profile_keys:
             profile_keys[pkey] = len(profile_vehicle)
             profile_vehicle.append(v)
         by_key[key] = len(types)
-        types.append(VehicleType(vehicles=[v], profile=profile_keys[pkey]))
+        forbidden_stops = _stops_of(problem, forbidden[v])
+        types.append(VehicleType([v], profile_keys[pkey], forbidden_stops=forbidden_stops))
     if not types:
         raise NoSolutionError("infeasible", "no vehicle has a feasible start and end time")
     return types, profile_vehicle
@@ -259,6 +265,59 @@ def _distance_matrices(
         rounded = np.ceil(scaled - 1e-9) if p in limited_profiles else np.rint(scaled)
         matrices.append(rounded.astype(np.int64))
     return matrices
+
+
+def _stops_of(problem: Problem, shipments: frozenset[int]) -> frozenset[int]:
+    """The visit stops (every alternative) of ``shipments``."""
+    stops = problem.stops
+    return frozenset(
+        i for s in shipments for i in (*stops.pickup_stops[s], *stops.delivery_stops[s])
+    )
+
+
+FORBIDDEN_DISTANCE_CAP = 10**12
+"""Upper bound of a forbidden leg's "distance" (PyVRP sums costs and penalties in int64)."""
+
+
+def _forbidden_distance(distances: IntArray) -> int:
+    """The "distance" of a leg into or out of a forbidden visit: longer than any route of
+    ordinary legs (the longest leg times the number of locations), so that PyVRP's search,
+    which passes through infeasible solutions, prefers any other insertion; at most
+    :data:`FORBIDDEN_DISTANCE_CAP`."""
+    return int(min((int(distances.max(initial=0)) + 1) * len(distances), FORBIDDEN_DISTANCE_CAP))
+
+
+def _allowed_profiles(
+    problem: Problem,
+    types: list[VehicleType],
+    location_stop: list[int],
+    distances: list[IntArray],
+    durations: list[IntArray],
+) -> None:
+    """Give each vehicle type that may not serve some visits a profile of its own per (base
+    profile, forbidden visits), appended to ``distances`` and ``durations``: the base matrices
+    with the legs into and out of those visits' locations made unusable (module docstring).
+    The base profiles stay first (profile 0 is one of them)."""
+    added: dict[tuple[int, frozenset[int]], int] = {}
+    where = np.asarray(location_stop, dtype=np.int64)
+    for t in types:
+        if not t.forbidden_stops:
+            continue
+        key = (t.profile, t.forbidden_stops)
+        if key not in added:
+            mask = np.isin(where, np.fromiter(t.forbidden_stops, dtype=np.int64))
+            far = _forbidden_distance(distances[t.profile])
+            distance, duration = distances[t.profile].copy(), durations[t.profile].copy()
+            distance[mask, :] = far
+            distance[:, mask] = far
+            duration[mask, :] = problem.unreachable_s
+            duration[:, mask] = problem.unreachable_s
+            np.fill_diagonal(distance, 0)  # PyVRP requires zero diagonals
+            np.fill_diagonal(duration, 0)
+            added[key] = len(distances)
+            distances.append(distance)
+            durations.append(duration)
+        t.profile = added[key]
 
 
 def _loads(problem: Problem) -> _Loads:
@@ -448,6 +507,7 @@ def route_plans(built: PyVRPData, solution: pyvrp.Solution, n_vehicles: int) -> 
             if stop is not None:
                 visit_stops.append(stop)
                 starts.append(int(activity.start_time))
+        _reject_forbidden(built.types[route.vehicle_type()], v, visit_stops)
         plans[v] = RoutePlan(
             vehicle=v,
             stops=tuple(visit_stops),
@@ -456,6 +516,15 @@ def route_plans(built: PyVRPData, solution: pyvrp.Solution, n_vehicles: int) -> 
             end_s=int(route.end_time()),
         )
     return plans
+
+
+def _reject_forbidden(vehicle_type: VehicleType, v: int, visit_stops: list[int]) -> None:
+    """Raise :class:`SolverError` when a route of vehicle ``v`` visits a stop its shipment's
+    ``allowed_vehicle_indices`` leave ``v`` out of (the profiles make that infeasible, so this
+    is a bug, never an answer)."""
+    wrong = vehicle_type.forbidden_stops.intersection(visit_stops)
+    if wrong:
+        raise SolverError(f"pyvrp routed vehicle {v} to stops {sorted(wrong)} it may not visit")
 
 
 def _stop_of(built: PyVRPData, activity: pyvrp.ScheduledActivity) -> int | None:
