@@ -240,3 +240,23 @@ def test_auto_routes_a_city_of_two_window_shipments_with_pyvrp():
     )
     assert solution.backend == "pyvrp"
     assert solution.metrics.skipped_mandatory_shipment_count == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pyvrp_matches_brute_force_with_several_windows_and_allowed_vehicles(seed):
+    """Both PyVRP mappings at once: the window copies of a restricted shipment are forbidden to
+    the vehicles it may not use (each copy's location is its stop's)."""
+    model = random_windows_model(seed)
+    shipments = list(model.shipments)
+    for s in (0, 2):  # two two-window deliveries only on the second vehicle
+        shipments[s] = dataclasses.replace(shipments[s], allowed_vehicle_indices=(1,))
+    model = dataclasses.replace(model, shipments=tuple(shipments))
+    optimum = brute_force_optimum(model)
+    solution = solve_checked(
+        model,
+        time_limit_s=1.0,
+        search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+        iteration_limit=3000,
+    )
+    assert solution.backend == "pyvrp"
+    assert solution.metrics.total_cost == pytest.approx(optimum, rel=1e-9, abs=1e-6)
