@@ -1,7 +1,7 @@
-"""How the solve workers get the road network's contraction hierarchy and snap index: memory-mapped
-from the caches beside the network file (and the network's arrays from the file itself), loaded
-once in the forkserver; a forked worker reads the same file-backed pages (no copy per solve). Also
-a prebuilt network file (``--osm FILE.npz``)."""
+"""How the solve workers get the road network's contraction hierarchy, snap index and prepared
+graph: memory-mapped from the caches beside the network file (and the network's arrays from the
+file itself), loaded once in the forkserver; a forked worker reads the same file-backed pages (no
+copy per solve). Also a prebuilt network file (``--osm FILE.npz``)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,14 @@ def _child(conn: multiprocessing.connection.Connection) -> None:  # type: ignore
     context = worker_roads.CONTEXT
     assert context is not None
     ch = context.network.hierarchy()
-    arrays = ch.up_head, ch.down_time, context.snapper.index.cell_items, context.network.lat
+    prepared = context.network.prepared()
+    arrays = (
+        ch.up_head,
+        ch.down_time,
+        context.snapper.index.cell_items,
+        prepared.chains.head,
+        context.network.lat,
+    )
     mapped = Path("/proc/self/maps").read_text()
     files = [str(Path(m.filename)) for m in map(_memmap_of, arrays) if m is not None]
     points = context.snap(*np.array([at_m(50, 20), at_m(780, 640), at_m(300, 880)]).T)
@@ -122,9 +129,10 @@ def test_forked_workers_read_the_forkservers_mapping(
         str(cache / "up_head.npy"),
         str(cache / "down_time.npy"),
         str(snap / "cell_items.npy"),
+        str(prebuilt.with_suffix(".prep") / "head.npy"),
         str(prebuilt.resolve()),
     ]
-    assert mapped == [True] * 4  # file-backed pages of the caches, not an anonymous copy
+    assert mapped == [True] * 5  # file-backed pages of the caches, not an anonymous copy
     net = context.network
     points = Snapper(net).snap(*np.array([at_m(50, 20), at_m(780, 640), at_m(300, 880)]).T)
     np.testing.assert_array_equal(durations, context.matrix(points).durations_s)
