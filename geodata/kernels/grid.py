@@ -138,6 +138,47 @@ def _rect_distance(px: float, py: float, rx0: float, ry0: float, rx1: float, ry1
     return math.sqrt(dx * dx + dy * dy)
 
 
+@kernel(inline="always")
+def _scan_cell(
+    c: int,
+    qx: float,
+    qy: float,
+    node_x: F64,
+    node_y: F64,
+    seg_a: I32,
+    seg_b: I32,
+    cell_start: I64,
+    cell_items: I32,
+    best_d: float,
+    best_s: int,
+) -> tuple[float, int]:
+    """The best ``(distance, segment)`` after the segments of cell ``c``."""
+    for t in range(cell_start[c], cell_start[c + 1]):
+        s = cell_items[t]
+        a, b = seg_a[s], seg_b[s]
+        d = segment_distance(qx, qy, node_x[a], node_y[a], node_x[b], node_y[b])
+        if d < best_d or (d == best_d and s < best_s):
+            best_d = d
+            best_s = s
+    return best_d, best_s
+
+
+@kernel(inline="always")
+def _span(
+    q: float, origin: float, cell: float, gap: float, reach: float, lo: int, hi: int
+) -> tuple[int, int]:
+    """The cells ``lo..hi`` of a ring's row (or column) that the disk of radius ``reach`` around
+    the query can touch, given the row's distance ``gap`` from the query (``lo > hi``: none)."""
+    if reach == np.inf:
+        return lo, hi
+    if gap > reach:
+        return 1, 0
+    half = math.sqrt(reach * reach - gap * gap)
+    first = max(float(lo), math.floor((q - half - origin) / cell))
+    last = min(float(hi), math.floor((q + half - origin) / cell))
+    return int(first), int(last)
+
+
 @kernel()
 def nearest_segments(
     px: F64,
@@ -151,7 +192,12 @@ def nearest_segments(
     cell_items: I32,
     out_seg: I64,
 ) -> None:
-    """The nearest segment of every point (``out_seg[k]``); ties go to the lowest segment id."""
+    """The nearest segment of every point (``out_seg[k]``); ties go to the lowest segment id.
+
+    Within each ring only the cells the disk of the best distance so far (plus :data:`PAD_M`)
+    can touch are read, so a point far off the network costs the rings and the cells of that disk
+    in the grid, not every cell of every ring.
+    """
     x0, y0, cell, nx, ny = grid
     gx1, gy1 = x0 + nx * cell, y0 + ny * cell
     for k in range(px.shape[0]):
@@ -162,28 +208,39 @@ def nearest_segments(
         best_s = -1
         r = 0
         while True:
-            # The ring of cells at Chebyshev distance r from (ci, cj), clipped to the grid.
-            for j in range(max(cj - r, 0), min(cj + r, ny - 1) + 1):
-                edge_row = j == cj - r or j == cj + r
-                step = 1 if edge_row else 2 * r
-                i = ci - r
-                while i <= ci + r:
-                    if 0 <= i < nx:
-                        c = j * nx + i
-                        for t in range(cell_start[c], cell_start[c + 1]):
-                            s = cell_items[t]
-                            d = segment_distance(
-                                qx,
-                                qy,
-                                node_x[seg_a[s]],
-                                node_y[seg_a[s]],
-                                node_x[seg_b[s]],
-                                node_y[seg_b[s]],
-                            )
-                            if d < best_d or (d == best_d and s < best_s):
-                                best_d = d
-                                best_s = s
-                    i += step
+            # The ring of cells at Chebyshev distance r from (ci, cj), clipped to the grid: its
+            # bottom and top rows, then its left and right columns between them.
+            for j in (cj - r, cj + r):
+                if j < 0 or j >= ny or (r == 0 and j != cj - r):
+                    continue
+                gap = max(y0 + j * cell - qy, 0.0, qy - (y0 + (j + 1) * cell))
+                lo, hi = _span(
+                    qx, x0, cell, gap, best_d + PAD_M, max(ci - r, 0), min(ci + r, nx - 1)
+                )
+                for i in range(lo, hi + 1):
+                    best_d, best_s = _scan_cell(
+                        j * nx + i, qx, qy, node_x, node_y, seg_a, seg_b, cell_start,
+                        cell_items, best_d, best_s,
+                    )  # fmt: skip
+            if r > 0:
+                for i in (ci - r, ci + r):
+                    if i < 0 or i >= nx:
+                        continue
+                    gap = max(x0 + i * cell - qx, 0.0, qx - (x0 + (i + 1) * cell))
+                    lo, hi = _span(
+                        qy,
+                        y0,
+                        cell,
+                        gap,
+                        best_d + PAD_M,
+                        max(cj - r + 1, 0),
+                        min(cj + r - 1, ny - 1),
+                    )
+                    for j in range(lo, hi + 1):
+                        best_d, best_s = _scan_cell(
+                            j * nx + i, qx, qy, node_x, node_y, seg_a, seg_b, cell_start,
+                            cell_items, best_d, best_s,
+                        )  # fmt: skip
             # Every cell not visited yet lies in one of four strips; stop when all are empty or
             # farther than the best segment (ties must be seen, so strictly farther).
             bound = np.inf
