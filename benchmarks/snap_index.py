@@ -9,6 +9,7 @@ arrays), loading it from the cache directory (memory-mapped), and the nearest-se
 STRtree alternately ``--repeats`` times (CPU seconds, best and median). Every point's segment
 is compared: where the two differ, the distances (shapely's) must be equal,
 an exact tie that the grid gives to the lowest segment id and the STRtree to the first it finds.
+Last, 100 points 300 km south of the network (the grid's worst case: rings up to its far side).
 FLA is the network file of :mod:`benchmarks.server_ch` (built there once).
 """
 
@@ -103,7 +104,25 @@ def bench(name: str, net: RoadNetwork, points: int, repeats: int) -> None:
         grid_times.append(t)
         t, tree_seg = cpu(strtree)
         tree_times.append(t)
+    # 100 points 300 km south of the network (rejected by the server, but snapped first)
+    far_lat = np.full(100, float(net.lat.min()) - 2.7)
+    far_lon = np.linspace(float(net.lon.min()), float(net.lon.max()), 100)
+    fx, fy = to_metres(index_projection(index.lat0, index.lon0)).transform(far_lon, far_lat)
+    fx, fy = np.asarray(fx), np.asarray(fy)
+    far_grid_s, far_grid = cpu(index.nearest, fx, fy)
+    far_tree_s, far_hits = cpu(tree.query_nearest, shapely.points(fx, fy))
+    far_tree = np.empty(100, dtype=np.int64)
+    far_tree[far_hits[0]] = far_hits[1]
+
     lines = shapely.linestrings(ends)
+    far_points = shapely.points(fx, fy)
+    far_differ = int(np.count_nonzero(far_grid != far_tree))
+    far_ties = bool(
+        np.array_equal(
+            shapely.distance(far_points, lines[far_grid]),
+            shapely.distance(far_points, lines[far_tree]),
+        )
+    )
     differ = grid_seg != tree_seg
     d_grid = shapely.distance(geoms, lines[grid_seg])
     d_tree = shapely.distance(geoms, lines[tree_seg])
@@ -115,7 +134,9 @@ def bench(name: str, net: RoadNetwork, points: int, repeats: int) -> None:
         f"{min(grid_times):.4f} / {statistics.median(grid_times):.4f} | "
         f"{min(tree_times):.4f} / {statistics.median(tree_times):.4f} | "
         f"{statistics.median(tree_times) / statistics.median(grid_times):.1f}× | "
-        f"{int(differ.sum())} ({'all exact ties' if ties_only else 'NOT ties'}) |"
+        f"{int(differ.sum())} ({'all exact ties' if ties_only else 'NOT ties'}) | "
+        f"{far_grid_s:.4f} / {far_tree_s:.4f} ({far_differ} on another segment, "
+        f"{'all exact ties' if far_ties else 'NOT ties'}) |"
     )
 
 
@@ -133,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         "| network | nodes | segments | grid | build CPU s (grid / STRtree) "
         "| load from cache (mmap) s | memory (grid arrays, RSS) / STRtree RSS "
         f"| grid {args.points} points CPU s best / median | STRtree best / median "
-        "| speed-up (median) | points on another segment |"
+        "| speed-up (median) | points on another segment "
+        "| 100 points 300 km off, CPU s grid / STRtree |"
     )
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.graphs:
         net = network(name, args.fla)
         if isinstance(net, str):
