@@ -2,12 +2,14 @@
 
     python -m benchmarks.server_ch                          # FLA (1.07M nodes), everything
     python -m benchmarks.server_ch --graph NY --out /tmp/routeopt-ny --no-cold
+    python -m benchmarks.server_ch --no-cold --startup-only   # warm start, memory, snapping
 
 What a user does to serve a network that is not OpenStreetMap: build a
 :class:`geodata.RoadNetwork` from the arrays, write it with :func:`engine.roads.save_prebuilt` and
 start the server on that file (``server.py --osm FILE.npz``); the contraction hierarchy is built
 at the first start and kept beside the file (``FILE.ch/``, memory-mapped on later starts, by the
-server and by its solve workers' forkserver alike).
+server and by its solve workers' forkserver alike), and so is the snap index (``FILE.snap/``);
+the network's own arrays are memory-mapped from ``FILE.npz``.
 
 The network: the PACE-2016 DIMACS graph with the seeded weights of :mod:`benchmarks.matrix_ch`
 (the same graph and hierarchy as measured there). The DIMACS coordinate files are not in
@@ -30,7 +32,8 @@ Measured, each with the server as a user runs it (a subprocess, ``--workers 1``)
   vans, ``progress_routes_interval`` 0): the time from the call to the first event that carries
   a solution, and to the final response with polylines; the private memory of the solve worker
   while it runs (what it did not share with the forkserver);
-* in this process: what loading the network costs (RSS, the snap index alone), and leg paths
+* in this process: what loading the network costs (RSS, the snap index alone), snapping
+  ``--points`` points (``--startup-only`` stops here), and leg paths
   (``geodata.route_paths``) between random points from the hierarchy against the Dijkstra path
   search (same coordinates and times checked).
 """
@@ -159,8 +162,8 @@ class Server:
             raise SystemExit(f"the server exited ({self.proc.wait()}), see {log}")
         self.startup_s = time.perf_counter() - self.started
 
-    def memory(self) -> list[tuple[str, float, float]]:
-        """``(process, RSS MiB, PSS MiB)`` of the server and each child."""
+    def memory(self) -> list[tuple[str, float, float, float]]:
+        """``(process, RSS MiB, PSS MiB, CPU s)`` of the server and each child."""
         main = psutil.Process(self.proc.pid)
         out = []
         for k, proc in enumerate([main, *main.children(recursive=True)]):
@@ -171,7 +174,8 @@ class Server:
                 name = name or ("resource tracker" if "resource_tracker" in cmdline else "child")
             except psutil.Error:
                 continue
-            out.append((name, info.rss / 2**20, info.pss / 2**20))
+            times = proc.cpu_times()
+            out.append((name, info.rss / 2**20, info.pss / 2**20, times.user + times.system))
         return out
 
     def handler_latencies(self) -> list[float]:
@@ -230,7 +234,8 @@ def bench_matrix(server: Server, roads: RoadContext, points: np.ndarray, repeats
         roads.matrix(snaps, snaps, threads=threads)
 
     def handler() -> bytes:
-        return compute_matrix(pb.ComputeMatrixRequest.FromString(wire), roads).SerializeToString()
+        request = pb.ComputeMatrixRequest.FromString(wire)
+        return compute_matrix(request, roads, max_cells=len(points) ** 2).SerializeToString()
 
     with grpc.insecure_channel(f"127.0.0.1:{server.port}", options=CHANNEL_OPTIONS) as channel:
         stub = pb_grpc.RouteOptimizationStub(channel)
@@ -347,24 +352,40 @@ def bench_tours(server: Server, network: RoadNetwork, stops: int, repeats: int) 
             )
 
 
-def load_in_process(network_path: Path) -> RoadContext:
-    """The server's road context in this process, with what it costs in memory."""
+def load_in_process(network_path: Path, points: int) -> RoadContext:
+    """The server's road context in this process, what it costs in memory, and snapping."""
     from geodata.snap import Snapper
 
     proc = psutil.Process()
     before = proc.memory_info().rss
     elapsed, roads = timed(load_roads, RoadSpec(str(network_path), prebuilt=True))
     loaded = proc.memory_info().rss
-    snap_s, snapper = timed(Snapper, roads.network)  # a second index, to measure one
+    cpu_started = time.process_time()
+    snap_s, snapper = timed(Snapper, roads.network)  # a second index, built in memory
+    snap_cpu = time.process_time() - cpu_started
     index = proc.memory_info().rss - loaded
     del snapper
     ch = roads.network.hierarchy()
     grown = (loaded - before) / 2**20
+    mapped = roads.snapper.index
     print(
-        f"\n- in this process: load_roads {elapsed:.1f} s, RSS +{grown:.0f} MiB, of which the "
-        f"snap index ~{index / 2**20:.0f} MiB (built in {snap_s:.1f} s); the hierarchy "
+        f"\n- in this process: load_roads {elapsed:.1f} s, RSS +{grown:.0f} MiB; the snap index "
+        f"{mapped.nbytes / 2**20:.0f} MiB of memory-mapped files (memmap: "
+        f"{isinstance(mapped.cell_items, np.memmap)}), built in memory in {snap_s:.1f} s "
+        f"({snap_cpu:.1f} s CPU, RSS +{index / 2**20:.0f} MiB); the hierarchy "
         f"{ch.nbytes / 2**20:.0f} MiB of memory-mapped files (memmap: "
         f"{isinstance(ch.up_head, np.memmap)})"
+    )
+    sample = points_near_nodes(roads.network, points, seed=5)
+    roads.snap(sample[:2, 0], sample[:2, 1])
+    times = []
+    for _ in range(5):
+        started = time.process_time()
+        roads.snap(sample[:, 0], sample[:, 1])
+        times.append(time.process_time() - started)
+    print(
+        f"- snapping {points} points near random nodes: {min(times):.4f} s CPU best, "
+        f"{statistics.median(times):.4f} median of 5"
     )
     return roads
 
@@ -415,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--legs", type=int, default=100)
     parser.add_argument("--dijkstra-legs", type=int, default=20)
+    parser.add_argument(
+        "--startup-only", action="store_true", help="start-up, memory and snapping only"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"- machine load before: {Path('/proc/loadavg').read_text().split()[:3]}")
@@ -422,19 +446,23 @@ def main(argv: list[str] | None = None) -> int:
     hierarchy = network_path.with_suffix(".ch")
     log = args.out / "server.log"
     data_dir = Path(tempfile.mkdtemp(prefix="routeopt-bench-"))
-    print("\n| start | start-up to listening (s) | process | RSS MiB | PSS MiB |")
-    print("|---|---:|---|---:|---:|")
+    print("\n| start | start-up to listening (s) | process | RSS MiB | PSS MiB | CPU s |")
+    print("|---|---:|---|---:|---:|---:|")
     starts = ["warm"] if args.no_cold else ["cold", "warm"]
     for kind in starts:
         if kind == "cold":
             shutil.rmtree(hierarchy, ignore_errors=True)
         server = Server(network_path, data_dir / kind, log)
-        for k, (name, rss, pss) in enumerate(server.memory()):
+        for k, (name, rss, pss, cpu_s) in enumerate(server.memory()):
             first = f"{kind} | {server.startup_s:.1f}" if k == 0 else " | "
-            print(f"| {first} | {name} | {rss:.0f} | {pss:.0f} |")
-        if kind != starts[-1]:
+            print(f"| {first} | {name} | {rss:.0f} | {pss:.0f} | {cpu_s:.1f} |")
+        print(f"\n- load average: {Path('/proc/loadavg').read_text().split()[:3]}")
+        if kind != starts[-1] or args.startup_only:
             server.stop()
-    roads = load_in_process(network_path)  # mmaps the hierarchy
+    roads = load_in_process(network_path, args.points)  # mmaps the hierarchy and snap index
+    if args.startup_only:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        return 0
     try:
         bench_matrix(server, roads, points_near_nodes(roads.network, args.points, 0), args.repeats)
         bench_tours(server, roads.network, args.stops, args.repeats)

@@ -29,8 +29,9 @@ import numpy.typing as npt
 from engine.errors import FieldViolation
 from engine.model import RouteModifiers
 from geodata import PROFILES, BuildReport, RoadNetwork, load_network
-from geodata.ingest.cache import hierarchy_path
+from geodata.ingest.cache import hierarchy_path, snap_index_path
 from geodata.matrix import MatrixResult
+from geodata.npz import load_npz
 from geodata.road_matrix import road_matrix, uses_hierarchy
 from geodata.snap import DEFAULT_MAX_SNAP_M, Snapper, SnapResult
 
@@ -157,7 +158,11 @@ class RoadContext:
         network = self.network.without_edges(drop, name)
         base_cache = self.network.hierarchy_cache()
         if base_cache is not None:
-            network.use_hierarchy_cache(base_cache.with_name(f"{base_cache.name}.{name}"))
+            # NAME.car+avoid_tolls.ch beside NAME.ch: its prepared graph then goes to
+            # NAME.car+avoid_tolls.prep (the suffix replaced), one per view
+            network.use_hierarchy_cache(
+                base_cache.with_name(f"{base_cache.stem}.{name}{base_cache.suffix}")
+            )
         context = RoadContext(replace(self.spec, profiles=()), network, Snapper(network))
         log.info(
             "road network view %s: %d of %d edges avoided, ready in %.2f s",
@@ -219,11 +224,11 @@ PREBUILT_SUFFIX = ".npz"
 
 
 def _load_prebuilt(path: str) -> RoadNetwork:
-    """The network in ``path``; its contraction hierarchy is kept beside it (``FILE.ch/``,
-    memory-mapped by every process that loads the network, rebuilt if it does not match)."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files if name != "profile"}
-        profile = str(data["profile"]) if "profile" in data.files else ""
+    """The network in ``path`` (its arrays memory-mapped from the file); its contraction
+    hierarchy is kept beside it (``FILE.ch/``, memory-mapped by every process that loads the
+    network, rebuilt if it does not match)."""
+    arrays = load_npz(path)  # memory-mapped: the server and its workers share the pages
+    profile = str(arrays.pop("profile")) if "profile" in arrays else ""
     expected = {f.name for f in fields(RoadNetwork)} - {"profile", "flags"}
     if set(arrays) - {"flags"} != expected or not profile:  # flags: optional (older files)
         missing = sorted(expected - set(arrays)) + ([] if profile else ["profile"])
@@ -248,13 +253,20 @@ def load_roads(spec: RoadSpec) -> RoadContext:
 
 
 def _load_one(spec: RoadSpec) -> RoadContext:
+    """Load one profile's network (build cache permitting) and index it for snapping; the snap
+    index is kept beside the network's file (``FILE.snap/``) and memory-mapped like the
+    hierarchy."""
     started = time.perf_counter()
     report: BuildReport | None = None
     if spec.prebuilt:
         network = _load_prebuilt(spec.path)
+        cache_file: str | None = spec.path
     else:
         network, report = load_network(spec.path, PROFILES[spec.profile], spec.cache_dir)
-    snapper = Snapper(network)
+        cache_file = report.cache_path
+    snapper = Snapper(
+        network, cache=None if cache_file is None else snap_index_path(Path(cache_file))
+    )
     if uses_hierarchy(network):  # built (or loaded from the cache) now, not by the first request
         hierarchy = network.hierarchy()
         log.info(

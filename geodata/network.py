@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 import geodata.ch_cache
-import geodata.prepared
+import geodata.prepared_cache
 from geodata.ch import ContractionHierarchy
 from geodata.errors import RoadNetworkError
 from geodata.ingest.profiles import HIGHWAY_CLASSES
@@ -132,20 +132,21 @@ class RoadNetwork:
         path calls on this network no longer rebuild them. Its times are ``travel_time_s`` on the
         finest binary grid where every path sum is exact (``time_bits``; changes below 1e-8 s
         per edge), so that the Dijkstra kernels and the contraction hierarchy
-        (:meth:`hierarchy`) give the same times bit for bit. Thread-safe: concurrent first calls
-        build it once (the others wait), and the result is immutable.
+        (:meth:`hierarchy`) give the same times bit for bit. With a cache named
+        (:meth:`use_hierarchy_cache`), its arrays are kept beside the hierarchy (``NAME.prep/``,
+        :mod:`geodata.prepared_cache`) and memory-mapped by every process that loads the network.
+        Thread-safe: concurrent first calls build it once (the others wait), and the result is
+        immutable.
         """
         cached: PreparedGraph | None = self.__dict__["_prepared"]
         if cached is None:
             with self.__dict__["_prepare_lock"]:
                 cached = self.__dict__["_prepared"]
                 if cached is None:
-                    cached = geodata.prepared.prepare_graph(
-                        self.indptr,
-                        self.indices,
-                        self.travel_time_s,
-                        self.length_m,
-                        exact_grid=True,
+                    csr = (self.indptr, self.indices, self.travel_time_s, self.length_m)
+                    directory = self.__dict__["_hierarchy_cache"]
+                    cached = geodata.prepared_cache.prepared_for(
+                        csr, None if directory is None else directory.with_suffix(".prep")
                     )
                     object.__setattr__(self, "_prepared", cached)
         return cached
@@ -173,7 +174,8 @@ class RoadNetwork:
         return self.__dict__["_hierarchy"] is not None
 
     def use_hierarchy_cache(self, path: str | os.PathLike[str] | None) -> None:
-        """Keep :meth:`hierarchy` in the cache directory ``path`` (``None``: build in memory)."""
+        """Keep :meth:`hierarchy` in the cache directory ``path``, and :meth:`prepared` beside it
+        (``path`` with the suffix ``.prep``); ``None``: build both in memory."""
         object.__setattr__(self, "_hierarchy_cache", None if path is None else Path(path))
 
     def hierarchy_cache(self) -> Path | None:
@@ -313,7 +315,8 @@ def _validate(net: RoadNetwork) -> list[str]:
         problems.append(f"highway codes must lie in [0, {len(HIGHWAY_CLASSES)})")
     if not (np.all(np.abs(net.lat) <= 90) and np.all(np.abs(net.lon) <= 180)):
         problems.append("lat must lie in [-90, 90] and lon in [-180, 180] (degrees, WGS 84)")
-    if np.unique(net.osm_id).shape[0] != n:
+    ids = np.sort(net.osm_id)  # 0.06 s on 1M nodes; np.unique (hashing, numpy 2.4) takes 1 s
+    if np.any(ids[1:] == ids[:-1]):
         problems.append("osm_id must be unique")
     if not net.profile:
         problems.append("profile must be named")

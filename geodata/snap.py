@@ -2,11 +2,14 @@
 
 The network is at full OSM resolution, so every edge is a straight segment between its two nodes.
 A two-way street is two directed edges (``u -> v`` and ``v -> u``) over one segment. A
-:class:`Snapper` indexes each *segment* once in a shapely ``STRtree`` and answers vectorised
-nearest-segment queries; the result names a directed edge of the segment (:attr:`SnapResult.edge`)
-and, for two-way streets, the opposite one (:attr:`SnapResult.reverse_edge`, ``-1`` on a one-way
-street). The point lies at :attr:`SnapResult.fraction` ``f`` of ``edge`` from its source node and
-at ``1 - f`` of ``reverse_edge`` from *its* source node.
+:class:`Snapper` indexes each *segment* once in a uniform grid of flat arrays
+(:mod:`geodata.snap_index`, numba kernels in :mod:`geodata.kernels.grid`; kept in the network's
+cache directory and memory-mapped, so every process serving the network shares one copy) and
+answers vectorised nearest-segment queries; the result names a directed edge of the segment
+(:attr:`SnapResult.edge`) and, for two-way streets, the opposite one
+(:attr:`SnapResult.reverse_edge`, ``-1`` on a one-way street). The point lies at
+:attr:`SnapResult.fraction` ``f`` of ``edge`` from its source node and at ``1 - f`` of
+``reverse_edge`` from *its* source node.
 
 Projection: nearest segments are found in metres, in an azimuthal equidistant projection (PROJ
 ``aeqd`` on WGS 84) centred on the middle of the network's bounding box (longitudes averaged on
@@ -22,28 +25,32 @@ Points farther than ``max_distance_m`` (default :data:`DEFAULT_MAX_SNAP_M`) from
 still snapped, but flagged in :attr:`SnapResult.too_far`; :meth:`SnapResult.require_ok` raises
 :class:`SnapTooFarError` naming them, for the caller to turn into an INVALID_ARGUMENT status.
 
-Thread safety: a :class:`Snapper` is immutable after construction; shapely trees and pyproj (>= 3.1)
-transformers can be queried from several threads at once.
+Nearest means the smallest point-to-segment distance in the projection, computed with GEOS's
+arithmetic (the distances shapely's ``STRtree`` compared before this index replaced it); among
+segments at exactly the same distance (a point on a node shared by several segments) the one with
+the lowest segment id wins, i.e. the lowest ``(lower node, higher node)`` pair.
+
+Thread safety: a :class:`Snapper` is immutable after construction; its search kernel releases the
+GIL, and pyproj (>= 3.1) transformers can be used from several threads at once.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import time
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import shapely
-from pyproj import CRS, Transformer
 
 from geodata.arrays import F64, I64, Mask
 from geodata.errors import EmptyNetworkError
 from geodata.geo import haversine_m
 from geodata.network import RoadNetwork
+from geodata.snap_index import projection, snap_index_for, to_metres
 
 __all__ = [
     "DEFAULT_MAX_SNAP_M",
@@ -53,9 +60,6 @@ __all__ = [
     "SnappedPoint",
     "Snapper",
 ]
-
-logger = logging.getLogger(__name__)
-
 
 DEFAULT_MAX_SNAP_M = 500.0
 """Default largest distance (metres) between a point and the road it is snapped to."""
@@ -249,53 +253,27 @@ class Snapper:
     >>> snaps = snapper.snap([43.7384, 43.7311], [7.4246, 7.4197])  # doctest: +SKIP
     >>> snaps.require_ok(["visits[0].location", "visits[1].location"])  # doctest: +SKIP
 
+    ``cache``: a directory where the index is kept (:func:`geodata.snap_index.snap_index_for`:
+    memory-mapped when it matches the network, else built and written there); ``None`` builds it
+    in memory.
+
     Attributes:
         network: the indexed network.
+        index: the index arrays (:class:`geodata.snap_index.SnapIndex`).
         crs: the metric projection used for the nearest-segment search.
         n_segments: number of distinct segments (a two-way street counts once).
     """
 
-    def __init__(self, network: RoadNetwork) -> None:
-        started = time.perf_counter()
+    def __init__(
+        self, network: RoadNetwork, *, cache: str | os.PathLike[str] | None = None
+    ) -> None:
         if network.n_edges == 0:
             raise EmptyNetworkError(f"cannot snap to {network!r}: it has no edges")
         self.network = network
-        lat0, lon0 = _centre(network.lat, network.lon)
-        self.crs = CRS.from_dict(
-            {"proj": "aeqd", "lat_0": lat0, "lon_0": lon0, "datum": "WGS84", "units": "m"}
-        )
-        self._to_xy = Transformer.from_crs(CRS.from_epsg(4326), self.crs, always_xy=True)
-
-        src = network.sources().astype(np.int64)
-        dst = network.indices.astype(np.int64)
-        lo, hi = np.minimum(src, dst), np.maximum(src, dst)
-        keys, inverse = np.unique(lo * network.n_nodes + hi, return_inverse=True)
-        n_seg = keys.shape[0]
-        forward = src < dst
-        edge_ids = np.arange(network.n_edges, dtype=np.int64)
-        seg_fwd = np.full(n_seg, -1, dtype=np.int64)  # lo -> hi
-        seg_bwd = np.full(n_seg, -1, dtype=np.int64)  # hi -> lo
-        seg_fwd[inverse[forward]] = edge_ids[forward]
-        seg_bwd[inverse[~forward]] = edge_ids[~forward]
-        self._seg_a = keys // network.n_nodes
-        self._seg_b = keys % network.n_nodes
-        has_fwd = seg_fwd >= 0
-        # The edge a result names: lo -> hi when it exists; the fraction is flipped otherwise.
-        self._seg_edge = np.where(has_fwd, seg_fwd, seg_bwd)
-        self._seg_reverse = np.where(has_fwd, seg_bwd, -1)
-        self._seg_flipped = ~has_fwd
-
-        x, y = self._to_xy.transform(network.lon, network.lat)
-        self._node_xy = np.column_stack([np.asarray(x), np.asarray(y)])
-        ends = np.stack([self._node_xy[self._seg_a], self._node_xy[self._seg_b]], axis=1)
-        self._tree = shapely.STRtree(shapely.linestrings(ends))
-        self.n_segments = int(n_seg)
-        logger.info(
-            "snap index of %d segments (%d directed edges) built in %.2f s",
-            n_seg,
-            network.n_edges,
-            time.perf_counter() - started,
-        )
+        self.index = snap_index_for(network, None if cache is None else Path(cache))
+        self.crs = projection(self.index.lat0, self.index.lon0)
+        self._to_xy = to_metres(self.crs)
+        self.n_segments = self.index.n_segments
 
     def __repr__(self) -> str:
         return f"Snapper({self.network!r}, n_segments={self.n_segments})"
@@ -329,14 +307,18 @@ class Snapper:
 
         x, y = self._to_xy.transform(qlon, qlat)
         px, py = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-        hits = self._tree.query_nearest(shapely.points(px, py), all_matches=False)
-        seg = np.empty(n, dtype=np.int64)
-        seg[hits[0]] = hits[1]  # all_matches=False and no max_distance: exactly one per point
+        unprojectable = ~(np.isfinite(px) & np.isfinite(py))
+        if unprojectable.any():  # only the antipode of the network's centre
+            idx = np.flatnonzero(unprojectable)[:_MAX_LISTED].tolist()
+            listed = ", ".join(f"point {i} ({qlat[i]}, {qlon[i]})" for i in idx)
+            raise SnapError(f"points on the far side of the Earth from the network: {listed}")
+        index = self.index
+        seg = index.nearest(px, py)
 
         # Position along lo -> hi of the point's orthogonal projection, clamped to the segment.
-        a, b = self._seg_a[seg], self._seg_b[seg]
-        ax, ay = self._node_xy[a, 0], self._node_xy[a, 1]
-        dx, dy = self._node_xy[b, 0] - ax, self._node_xy[b, 1] - ay
+        a, b = index.seg_a[seg].astype(np.int64), index.seg_b[seg].astype(np.int64)
+        ax, ay = index.node_x[a], index.node_y[a]
+        dx, dy = index.node_x[b] - ax, index.node_y[b] - ay
         den = dx * dx + dy * dy
         num = (px - ax) * dx + (py - ay) * dy
         t = np.clip(np.divide(num, den, out=np.zeros(n), where=den > 0), 0.0, 1.0)
@@ -351,12 +333,12 @@ class Snapper:
             wrapped = (lon_a + t * d_lon + 180.0) % 360.0 - 180.0
             snap_lon = np.where(crossing & (t > 0.0), np.where(t < 1.0, wrapped, lon_b), snap_lon)
             snap_lon = np.where(crossing & (t == 0.0), lon_a, snap_lon)
-        flipped = self._seg_flipped[seg]
+        flipped = index.seg_flipped[seg]
         fraction = np.where(flipped, 1.0 - t, t)
         return SnapResult(
-            edge=self._seg_edge[seg],
+            edge=index.seg_edge[seg].astype(np.int64),
             fraction=fraction,
-            reverse_edge=self._seg_reverse[seg],
+            reverse_edge=index.seg_reverse[seg].astype(np.int64),
             lat=snap_lat,
             lon=snap_lon,
             distance_m=haversine_m(qlat, qlon, snap_lat, snap_lon),
@@ -364,17 +346,6 @@ class Snapper:
             query_lon=qlon,
             max_distance_m=limit,
         )
-
-
-def _centre(lat: F64, lon: F64) -> tuple[float, float]:
-    """Middle of the bounding box; longitude as the circular middle (antimeridian-safe)."""
-    lat0 = 0.5 * (float(lat.min()) + float(lat.max()))
-    rad = np.radians(lon)
-    lon_mean = math.degrees(math.atan2(float(np.sin(rad).mean()), float(np.cos(rad).mean())))
-    offsets = (lon - lon_mean + 180.0) % 360.0 - 180.0  # longitudes relative to the mean
-    lon0 = lon_mean + 0.5 * (float(offsets.min()) + float(offsets.max()))
-    lon0 = (lon0 + 180.0) % 360.0 - 180.0
-    return lat0, lon0
 
 
 def _check_coords(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[F64, F64]:

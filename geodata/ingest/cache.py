@@ -6,8 +6,11 @@ plus size and modification time), the profile's every setting, the layer name,
 :data:`CACHE_FORMAT_VERSION` and a hash of the ``geodata`` modules that build networks (so a code
 change never serves a stale network).
 Files are written atomically (temporary file, then rename); an unreadable cache file is rebuilt.
-A loaded network keeps its contraction hierarchy in a directory beside the file
-(:func:`hierarchy_path`, built on first use by :meth:`geodata.network.RoadNetwork.hierarchy`).
+A cached network's arrays are memory-mapped from the file (:func:`geodata.npz.load_npz`), so the
+processes that load it share one copy. A loaded network keeps its contraction hierarchy in a
+directory beside the file (:func:`hierarchy_path`, built on first use by
+:meth:`geodata.network.RoadNetwork.hierarchy`), and its snap index in another
+(:func:`snap_index_path`, see :mod:`geodata.snap_index`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from geodata.ingest.layer import LAYER_SUFFIXES, is_layer_path, read_road_layer
 from geodata.ingest.osm import OSM_SUFFIXES, is_osm_path, read_osm
 from geodata.ingest.profiles import CAR, Profile
 from geodata.network import BuildReport, RoadNetwork
+from geodata.npz import load_npz
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -39,6 +43,7 @@ __all__ = [
     "FULL_HASH_LIMIT_BYTES",
     "hierarchy_path",
     "load_network",
+    "snap_index_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -139,6 +144,12 @@ def hierarchy_path(cache_file: Path) -> Path:
     return cache_file.with_suffix(".ch")
 
 
+def snap_index_path(cache_file: Path) -> Path:
+    """Where the snap index of the network cached in ``cache_file`` is kept: a directory beside
+    it (:mod:`geodata.snap_index`, checked against the network on load)."""
+    return cache_file.with_suffix(".snap")
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
@@ -182,11 +193,10 @@ def _cache_key(file: Path, profile: Profile, layer: str | None) -> str:
 
 
 def _read_cache(cache_file: Path, key: str) -> tuple[RoadNetwork, dict[str, Any]]:
-    with np.load(cache_file, allow_pickle=False) as data:
-        meta: dict[str, Any] = json.loads(str(data["meta"]))
-        if meta.get("key") != key:
-            raise ValueError("cache key mismatch")
-        arrays = {name: data[name] for name in data.files if name != "meta"}
+    arrays = load_npz(cache_file)  # memory-mapped: processes loading one file share its pages
+    meta: dict[str, Any] = json.loads(str(arrays.pop("meta")))
+    if meta.get("key") != key:
+        raise ValueError("cache key mismatch")
     return RoadNetwork(**arrays, profile=meta["profile"]), meta
 
 

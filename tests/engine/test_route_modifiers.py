@@ -202,6 +202,25 @@ def test_the_modified_network_view_is_built_once(roads):
     assert roads.view(RouteModifiers(avoid_indoor=True)) is None  # nothing indoor here
 
 
+def test_each_view_keeps_its_own_cache_files(roads):
+    """Views of one network keep their hierarchy and prepared graph in files of their own, not
+    in one another's (nor the network's)."""
+    base = roads.network.hierarchy_cache()
+    assert base is not None
+    views = [
+        roads.view(RouteModifiers(avoid_tolls=True)),
+        roads.view(RouteModifiers(avoid_highways=True)),
+    ]
+    dirs = [view.network.hierarchy_cache() for view in views if view is not None]
+    assert len(dirs) == 2
+    for d in dirs:
+        assert d is not None
+        assert d.parent == base.parent
+    preps = {d.with_suffix(".prep") for d in dirs if d is not None}
+    assert len(preps | {base.with_suffix(".prep")}) == 3
+    assert len(set(dirs) | {base}) == 3
+
+
 @pytest.mark.parametrize("stop", ["Q", "U"])
 def test_polylines_follow_the_matrix_paths(roads, stop):
     """Avoiding highways and tolls, the car goes P -> Q and back by the ferry; P -> U only

@@ -256,6 +256,7 @@ def test_cache_round_trip(tmp_path, town):
     assert second.equals(first)
     for name, arr in first.arrays().items():
         assert arr.dtype == second.arrays()[name].dtype
+        assert isinstance(second.arrays()[name].base, np.memmap)  # mapped from the cache file
     assert report2.build_time_s == report1.build_time_s  # the original build's time
     assert (report2.n_nodes, report2.dropped_nodes) == (report1.n_nodes, report1.dropped_nodes)
     # a copy of the file elsewhere has the same content: served from the same cache entry

@@ -1,6 +1,7 @@
-"""How the solve workers get the road network's contraction hierarchy: memory-mapped from the
-cache beside the network file, loaded once in the forkserver; a forked worker reads the same
-file-backed pages (no copy per solve). Also a prebuilt network file (``--osm FILE.npz``)."""
+"""How the solve workers get the road network's contraction hierarchy, snap index and prepared
+graph: memory-mapped from the caches beside the network file (and the network's arrays from the
+file itself), loaded once in the forkserver; a forked worker reads the same file-backed pages (no
+copy per solve). Also a prebuilt network file (``--osm FILE.npz``)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,31 @@ def test_the_server_flag_takes_a_prebuilt_network() -> None:
     assert not spec.prebuilt
 
 
+def _memmap_of(arr: np.ndarray) -> np.memmap | None:
+    """The memory map ``arr`` is (a view of), if any."""
+    while arr is not None and not isinstance(arr, np.memmap):
+        arr = arr.base  # type: ignore[assignment]
+    return arr
+
+
+def test_the_snap_index_and_the_network_are_mapped_from_the_files(prebuilt: Path) -> None:
+    first = load_roads(RoadSpec(str(prebuilt), prebuilt=True))
+    assert (prebuilt.with_suffix(".snap") / "meta.json").is_file()  # built once, beside the file
+    assert not isinstance(first.snapper.index.cell_items, np.memmap)
+    second = load_roads(RoadSpec(str(prebuilt), prebuilt=True))
+    for name, arr in second.snapper.index.arrays().items():
+        assert isinstance(arr, np.memmap), name
+        np.testing.assert_array_equal(arr, first.snapper.index.arrays()[name])
+    for name, arr in second.network.arrays().items():
+        mapping = _memmap_of(arr)
+        assert mapping is not None, name
+        assert Path(mapping.filename) == prebuilt.resolve()
+    points = np.array([at_m(50, 20), at_m(780, 640), at_m(300, 880)]).T
+    a, b = first.snap(*points), second.snap(*points)
+    np.testing.assert_array_equal(a.edge, b.edge)
+    np.testing.assert_array_equal(a.fraction, b.fraction)
+
+
 def _child(conn: multiprocessing.connection.Connection) -> None:  # type: ignore[name-defined]
     """In a forked worker: where the inherited hierarchy lives, and a matrix through it."""
     from runtime import worker_roads
@@ -63,9 +89,16 @@ def _child(conn: multiprocessing.connection.Connection) -> None:  # type: ignore
     context = worker_roads.CONTEXT
     assert context is not None
     ch = context.network.hierarchy()
-    arrays = ch.up_head, ch.down_time
+    prepared = context.network.prepared()
+    arrays = (
+        ch.up_head,
+        ch.down_time,
+        context.snapper.index.cell_items,
+        prepared.chains.head,
+        context.network.lat,
+    )
     mapped = Path("/proc/self/maps").read_text()
-    files = [str(Path(a.filename)) for a in arrays if isinstance(a, np.memmap)]
+    files = [str(Path(m.filename)) for m in map(_memmap_of, arrays) if m is not None]
     points = context.snap(*np.array([at_m(50, 20), at_m(780, 640), at_m(300, 880)]).T)
     conn.send((files, [f in mapped for f in files], context.matrix(points).durations_s))
     conn.close()
@@ -91,8 +124,15 @@ def test_forked_workers_read_the_forkservers_mapping(
     process.join(30)
     assert process.exitcode == 0
     cache = prebuilt.with_suffix(".ch")
-    assert files == [str(cache / "up_head.npy"), str(cache / "down_time.npy")]
-    assert mapped == [True, True]  # file-backed pages of the cache, not an anonymous copy
+    snap = prebuilt.with_suffix(".snap")
+    assert files == [
+        str(cache / "up_head.npy"),
+        str(cache / "down_time.npy"),
+        str(snap / "cell_items.npy"),
+        str(prebuilt.with_suffix(".prep") / "head.npy"),
+        str(prebuilt.resolve()),
+    ]
+    assert mapped == [True] * 5  # file-backed pages of the caches, not an anonymous copy
     net = context.network
     points = Snapper(net).snap(*np.array([at_m(50, 20), at_m(780, 640), at_m(300, 880)]).T)
     np.testing.assert_array_equal(durations, context.matrix(points).durations_s)
