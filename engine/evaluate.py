@@ -96,14 +96,16 @@ def _route_geometry(
     sequence = [stops.vehicle_start(plan.vehicle), *plan.stops, stops.vehicle_end(plan.vehicle)]
     points = [int(road.point[s]) for s in sequence]
     present = [k for k, p in enumerate(points) if p >= 0]
-    legs = route_paths(network, road.snaps, [points[k] for k in present])
+    legs = route_paths(network, road.snaps, [points[k] for k in present], road.headed)
     if road.fallback is not None and road.fallback_pairs is not None:
         # Legs the network without the avoided roads cannot connect ran on the unmodified one.
         fallback = road.fallback
         assert fallback.network is not None
         for i, leg_points in enumerate(itertools.pairwise(points[k] for k in present)):
             if road.fallback_pairs[leg_points]:
-                legs[i] = route_paths(fallback.network, fallback.snaps, list(leg_points))[0]
+                legs[i] = route_paths(
+                    fallback.network, fallback.snaps, list(leg_points), fallback.headed
+                )[0]
     leg_of = {present[i]: leg for i, leg in enumerate(legs)}  # keyed by the leg's first stop
     transitions: list[str] = []
     route_coords: list[npt.NDArray[np.float64]] = []

@@ -78,7 +78,8 @@ class Placed:
     def stop(self, problem: Problem) -> int:
         stops = problem.stops
         of = stops.pickup_stops if self.is_pickup else stops.delivery_stops
-        return of[self.shipment][self.alternative]
+        # the first stop of the visit request (its heading 0 with avoid_u_turns)
+        return next(i for i in of[self.shipment] if stops.alternative[i] == self.alternative)
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,9 @@ class VisitRequest:
     visit_types: tuple[str, ...] = ()
     """Google's ``visit_types``: a vehicle spends its
     :attr:`Vehicle.extra_visit_duration_for_visit_type` of each on top of ``duration_s``."""
+    avoid_u_turns: bool = False
+    """Google's ``avoid_u_turns`` (road travel only): the vehicle arrives along one direction of
+    the road the location snaps to and leaves in that direction (see :mod:`engine.travel`)."""
 
 
 @dataclass(frozen=True)

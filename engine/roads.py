@@ -202,10 +202,16 @@ class RoadContext:
         ]
 
     def matrix(
-        self, sources: SnapResult, targets: SnapResult | None = None, *, threads: int | None = 1
+        self,
+        sources: SnapResult,
+        targets: SnapResult | None = None,
+        *,
+        threads: int | None = 1,
+        headed: npt.NDArray[np.bool_] | None = None,
     ) -> MatrixResult:
-        """Road durations (s) and distances (m), ``inf`` where unreachable."""
-        return road_matrix(self.network, sources, targets, threads=threads)
+        """Road durations (s) and distances (m), ``inf`` where unreachable; ``headed``: the
+        points without U-turn (:mod:`geodata.headings`; a square matrix)."""
+        return road_matrix(self.network, sources, targets, threads=threads, source_headed=headed)
 
 
 def save_prebuilt(network: RoadNetwork, path: str | os.PathLike[str]) -> None:

@@ -15,11 +15,20 @@ Route modifiers (``Vehicle.route_modifiers``, road travel only): each distinct (
 modifiers) gets its matrix, over the profile's network without the avoided roads where that
 connects the pair, else the unmodified value (Google's "where reasonable"); see
 :func:`_road_matrices`.
+
+U-turns (``VisitRequest.avoid_u_turns``, road travel only; geodesic travel and client matrices
+are a violation naming the field): such a visit request has two stops, its *headings* (0: along
+the directed edge its location snaps to, 1: against it), both alternatives of the same request
+(``Stops.alternative``), so the solver picks one. A heading's matrix row and column arrive only
+along its direction of travel and leave only along it (its snapped point without the opposite
+edge, :func:`_headed`): reaching the location and leaving it the way it came needs a detour
+through the road network. On a one-way road both headings are the same point. A location
+snapped exactly onto a road node is not restricted (the network has no turns at nodes).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +68,15 @@ class Stops:
     """Per shipment, the stops of its pickup alternatives."""
     delivery_stops: tuple[tuple[int, ...], ...]
     num_vehicles: int
+    heading: IntArray | None = None
+    """Per visit stop: -1, or the heading (0 or 1) of a visit request with ``avoid_u_turns``
+    (see the module docstring); None: no such request."""
+
+    def heading_of(self, stop: int) -> int:
+        """The heading of ``stop`` (-1: none, also for vehicle stops)."""
+        if self.heading is None or stop >= self.num_visits:
+            return -1
+        return int(self.heading[stop])
 
     @property
     def num_visits(self) -> int:
@@ -84,6 +102,7 @@ def build_stops(model: ShipmentModel) -> Stops:
     shipment: list[int] = []
     is_pickup: list[bool] = []
     alternative: list[int] = []
+    heading: list[int] = []
     pickup_stops: list[tuple[int, ...]] = []
     delivery_stops: list[tuple[int, ...]] = []
     for s, sh in enumerate(model.shipments):
@@ -92,10 +111,12 @@ def build_stops(model: ShipmentModel) -> Stops:
             (False, sh.deliveries, delivery_stops),
         ):
             first = len(shipment)
-            for k in range(len(visits)):
-                shipment.append(s)
-                is_pickup.append(pickup)
-                alternative.append(k)
+            for k, visit in enumerate(visits):
+                for h in (0, 1) if visit.avoid_u_turns else (-1,):
+                    shipment.append(s)
+                    is_pickup.append(pickup)
+                    alternative.append(k)
+                    heading.append(h)
             out.append(tuple(range(first, len(shipment))))
     return Stops(
         shipment=np.asarray(shipment, dtype=np.int64),
@@ -104,6 +125,7 @@ def build_stops(model: ShipmentModel) -> Stops:
         pickup_stops=tuple(pickup_stops),
         delivery_stops=tuple(delivery_stops),
         num_vehicles=len(model.vehicles),
+        heading=np.asarray(heading, dtype=np.int64) if any(h >= 0 for h in heading) else None,
     )
 
 
@@ -122,6 +144,9 @@ class RoadPoints:
     fallback_pairs: npt.NDArray[np.bool_] | None = None
     """With route modifiers: ``[a, b]`` true where the leg between distinct locations ``a`` and
     ``b`` runs on :attr:`fallback` ("where reasonable")."""
+    headed: npt.NDArray[np.bool_] | None = None
+    """Per point of ``snaps``: a heading of a visit with ``avoid_u_turns`` (no U-turn on its
+    street, :mod:`geodata.headings`); None: none."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +188,24 @@ def build_travel_matrices(
     model has them, else road travel when ``roads`` is given and ``use_geodesic`` is false,
     else geodesic travel. Road travel raises :class:`InvalidModelError` for locations too far
     from any road."""
+    road = roads is not None and not use_geodesic and not model.duration_distance_matrices
+    if not road and stops.heading is not None:
+        reason = "client matrices" if model.duration_distance_matrices else "geodesic travel"
+        raise InvalidModelError(
+            [
+                FieldViolation(
+                    f"shipments[{s}].{kind}[{k}].avoid_u_turns",
+                    f"needs road travel: {reason} has no roads to express a U-turn on",
+                )
+                for s, shipment in enumerate(model.shipments)
+                for kind, visits in (
+                    ("pickups", shipment.pickups),
+                    ("deliveries", shipment.deliveries),
+                )
+                for k, visit in enumerate(visits)
+                if visit.avoid_u_turns
+            ]
+        )
     if model.duration_distance_matrices:
         return _client_matrices(model, stops)
     if roads is not None and not use_geodesic:
@@ -238,9 +281,17 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
     coords = np.array([(loc.latitude, loc.longitude) for _, _, loc in located], dtype=np.float64)
     unique, inverse = np.unique(coords.reshape(-1, 2), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
+    # the matrix's points: (distinct location, heading); -1 is the location's plain snap
+    headings = sorted(
+        {(int(inverse[k]), stops.heading_of(stop)) for k, (stop, _, _) in enumerate(located)}
+    )
+    key_index = {key: i for i, key in enumerate(headings)}
+    point_location = np.array([loc for loc, _ in headings], dtype=np.int64)
+    point_heading = np.array([h for _, h in headings], dtype=np.int64)
+    headed = point_heading >= 0 if (point_heading >= 0).any() else None
     point = np.full(stops.size, -1, dtype=np.int64)
     for k, (stop, _, _) in enumerate(located):
-        point[stop] = int(inverse[k])
+        point[stop] = key_index[(int(inverse[k]), stops.heading_of(stop))]
     base: dict[str, RoadPoints] = {}
     off_road: dict[str, FieldViolation] = {}
     for name in dict.fromkeys(name for name, _ in distinct):
@@ -251,7 +302,9 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
             [path for _, path, _ in located], snaps, inverse
         ):
             off_road.setdefault(violation.field, violation)
-        base[name] = RoadPoints(point, snaps, context.network)
+        base[name] = RoadPoints(
+            point, _headed(snaps, point_location, point_heading), context.network, headed=headed
+        )
     if off_road:
         raise InvalidModelError(list(off_road.values()))
     unmodified_matrices: dict[str, MatrixResult] = {}
@@ -261,7 +314,7 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
         if name not in unmodified_matrices:
             context = roads.for_profile(name)
             assert context is not None
-            unmodified_matrices[name] = context.matrix(base[name].snaps)
+            unmodified_matrices[name] = context.matrix(base[name].snaps, headed=headed)
         return unmodified_matrices[name]
 
     rows = np.flatnonzero(point >= 0)
@@ -280,8 +333,8 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
             result = unmodified_matrix(name)
             duration_of, distance_of = result.durations_s, result.distances_m
         else:
-            snaps = view.snap(unique[:, 0], unique[:, 1])
-            avoiding = view.matrix(snaps)
+            snaps = _headed(view.snap(unique[:, 0], unique[:, 1]), point_location, point_heading)
+            avoiding = view.matrix(snaps, headed=headed)
             usable = np.isfinite(avoiding.durations_s)
             usable &= ~snaps.too_far[:, None] & ~snaps.too_far[None, :]
             duration_of, distance_of = avoiding.durations_s, avoiding.distances_m
@@ -289,7 +342,7 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
                 result = unmodified_matrix(name)
                 duration_of = np.where(usable, duration_of, result.durations_s)
                 distance_of = np.where(usable, distance_of, result.distances_m)
-            road = RoadPoints(point, snaps, view.network, base[name], ~usable)
+            road = RoadPoints(point, snaps, view.network, base[name], ~usable, headed)
         duration = np.zeros((n, n))
         distance = np.zeros((n, n))
         duration[np.ix_(rows, rows)] = duration_of[cells]
@@ -305,6 +358,30 @@ def _road_matrices(model: ShipmentModel, stops: Stops, roads: RoadContext) -> Tr
         source="road",
         roads=tuple(points),
         profiles=tuple(labels),
+    )
+
+
+def _headed(snaps: SnapResult, location: IntArray, heading: IntArray) -> SnapResult:
+    """Point ``i``: location ``location[i]`` of ``snaps``, as is for heading -1, else one
+    direction of travel only (no opposite edge): heading 0 along the snapped edge, heading 1
+    along the opposite edge (the same point, at ``1 - fraction``; on a one-way road, heading 0's
+    point)."""
+    edge, fraction, reverse = (
+        snaps.edge[location],
+        snaps.fraction[location],
+        snaps.reverse_edge[location],
+    )
+    against = (heading == 1) & (reverse >= 0)
+    return replace(
+        snaps,
+        edge=np.where(against, reverse, edge),
+        fraction=np.where(against, 1.0 - fraction, fraction),
+        reverse_edge=np.where(heading >= 0, -1, reverse),
+        lat=snaps.lat[location],
+        lon=snaps.lon[location],
+        distance_m=snaps.distance_m[location],
+        query_lat=snaps.query_lat[location],
+        query_lon=snaps.query_lon[location],
     )
 
 

@@ -126,16 +126,21 @@ def nearby_model(model: ShipmentModel) -> ShipmentModel:
     )
 
 
+def _key(stops: Stops, i: int) -> tuple[int, bool, int, int]:
+    return (
+        int(stops.shipment[i]),
+        bool(stops.is_pickup[i]),
+        int(stops.alternative[i]),
+        stops.heading_of(i),
+    )
+
+
 def _stop_map(original: Stops, nearby: Stops) -> np.ndarray:
     """Original stop index of each stop of the nearby model."""
-    where = {
-        (int(original.shipment[i]), bool(original.is_pickup[i]), int(original.alternative[i])): i
-        for i in range(original.num_visits)
-    }
+    where = {_key(original, i): i for i in range(original.num_visits)}
     out = np.empty(nearby.size, dtype=np.int64)
     for i in range(nearby.num_visits):
-        key = (int(nearby.shipment[i]), bool(nearby.is_pickup[i]), int(nearby.alternative[i]))
-        out[i] = where[key]
+        out[i] = where[_key(nearby, i)]
     out[nearby.num_visits :] = np.arange(original.num_visits, original.size)
     return out
 

@@ -40,6 +40,7 @@ import numpy.typing as npt
 from geodata.arrays import F64, I32, I64
 from geodata.ch import ChInexactError, ChLegSearch, build_ch
 from geodata.errors import MatrixInputError
+from geodata.headings import Chain, chain_cost, headed_chains
 from geodata.kernels.heap import NOT_REACHED
 from geodata.kernels.path import leg_search
 from geodata.network import RoadNetwork
@@ -106,13 +107,16 @@ def leg_path(network: RoadNetwork, src: SnappedPoint, dst: SnappedPoint) -> LegP
 
 
 def route_paths(
-    network: RoadNetwork, points: SnapResult, order: Sequence[int] | npt.ArrayLike | None = None
+    network: RoadNetwork,
+    points: SnapResult,
+    order: Sequence[int] | npt.ArrayLike | None = None,
+    headed: npt.NDArray[np.bool_] | None = None,
 ) -> list[LegPath]:
     """The legs of a route visiting ``points[order[0]], points[order[1]], ...`` in turn.
 
     ``order`` defaults to ``0 .. len(points) - 1``; ``len(order) - 1`` legs are returned (none
     for fewer than two stops). Snap all of a request's locations once, then pass each vehicle's
-    visit order here.
+    visit order here. ``headed``: the headed points (:mod:`geodata.headings`), as in the matrix.
 
     Raises:
         MatrixInputError: (a ``ValueError``) points that do not fit ``network``, or ``order``
@@ -132,11 +136,13 @@ def route_paths(
     if stops.size < 2:
         return []
 
-    seeds, entries = source_seeds(network, points), target_entries(network, points)
+    chains = headed_chains(network, points, headed)
+    seeds, entries = source_seeds(network, points, chains), target_entries(network, points, chains)
     legs = []
     with _leg_search(network, seeds, entries) as net_leg:
         for a, b in zip(stops[:-1].tolist(), stops[1:].tolist(), strict=True):
-            legs.append(_one_leg(network, points, net_leg, a, b))
+            leg = _one_leg(network, points, net_leg, a, b, chains)
+            legs.append(leg)
     logger.debug(
         "%d leg paths on %d nodes in %.3f s", len(legs), network.n_nodes,
         time.perf_counter() - started,
@@ -207,9 +213,30 @@ def _net_leg(
     )
 
 
-def _one_leg(network: RoadNetwork, points: SnapResult, net_leg: NetLeg, a: int, b: int) -> LegPath:
-    """The leg from point ``a`` to point ``b``: through the network, or along their shared edge."""
+def _one_leg(
+    network: RoadNetwork,
+    points: SnapResult,
+    net_leg: NetLeg,
+    a: int,
+    b: int,
+    chains: dict[int, Chain] | None = None,
+) -> LegPath:
+    """The leg from point ``a`` to point ``b``: through the network, along their shared edge, or
+    along a headed point's chain (its nodes before the network path from its junction)."""
     net_time, net_dist, nodes = net_leg(a, b)
+    chains = chains or {}
+    start = (float(points.lat[a]), float(points.lon[a]))
+    end = (float(points.lat[b]), float(points.lon[b]))
+    along: tuple[float, float, list[int]] = (np.inf, np.inf, [])
+    for i, j, mine, is_source in ((a, b, a, True), (b, a, b, False)):
+        if mine in chains:
+            chain = chains[mine]
+            time_s, dist_m = chain_cost(network, chain, is_source, points, i, points, j)
+            if time_s < along[0]:
+                lo, hi = _between(network, chain, points, a, b)
+                along = (time_s, dist_m, chain.nodes(network)[lo:hi])
+    if np.isfinite(net_time) and (a in chains or b in chains) and nodes.size:
+        nodes = _through_chains(network, chains, a, b, nodes)
     direct_time, direct_dist = same_edge_cost(
         network,
         int(points.edge[a]),
@@ -219,15 +246,48 @@ def _one_leg(network: RoadNetwork, points: SnapResult, net_leg: NetLeg, a: int, 
         float(points.fraction[b]),
         int(points.reverse_edge[b]),
     )
-    start = (float(points.lat[a]), float(points.lon[a]))
-    end = (float(points.lat[b]), float(points.lon[b]))
     if np.isfinite(direct_time) and direct_time <= net_time:  # the matrix's rule: ties go direct
         return LegPath(_coords([start, end]), np.zeros(0, dtype=np.int64), direct_time, direct_dist)
+    if np.isfinite(along[0]) and along[0] <= net_time:
+        chain_nodes = np.asarray(along[2], dtype=np.int64)
+        node_coords = np.column_stack([network.lat[chain_nodes], network.lon[chain_nodes]])
+        coords = np.vstack([np.asarray([start]), node_coords, np.asarray([end])])
+        return LegPath(_coords(coords), chain_nodes, along[0], along[1])
     if not np.isfinite(net_time):
         return LegPath(np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.inf, np.inf)
     node_coords = np.column_stack([network.lat[nodes], network.lon[nodes]])
     coords = np.vstack([np.asarray([start]), node_coords, np.asarray([end])])
     return LegPath(_coords(coords), nodes, float(net_time), float(net_dist))
+
+
+def _between(
+    network: RoadNetwork, chain: Chain, points: SnapResult, a: int, b: int
+) -> tuple[int, int]:
+    """The slice of ``chain.nodes`` passed between points ``a`` and ``b`` on it (in order)."""
+
+    def position(p: int) -> int:
+        edge, reverse = int(points.edge[p]), int(points.reverse_edge[p])
+        for e in (edge, reverse):
+            if e in chain.edges:
+                return chain.edges.index(e)
+        raise AssertionError("point not on the chain")  # pragma: no cover
+
+    # node k + 1 of the chain is the head of edge k: a point on edge k passes it leaving
+    return position(a) + 1, position(b) + 1
+
+
+def _through_chains(
+    network: RoadNetwork, chains: dict[int, Chain], a: int, b: int, nodes: I64
+) -> I64:
+    """The network path's nodes with the headed ends' chain nodes added: from ``a`` to its
+    downstream junction, from the upstream junction of ``b`` to it."""
+    parts = []
+    if a in chains and int(nodes[0]) == chains[a].nodes(network)[-1]:
+        parts.append(chains[a].nodes(network)[chains[a].at + 1 : -1])
+    parts.append(nodes.tolist())
+    if b in chains and int(nodes[-1]) == chains[b].nodes(network)[0]:
+        parts.append(chains[b].nodes(network)[1 : chains[b].at + 1])
+    return np.asarray([n for part in parts for n in part], dtype=np.int64)
 
 
 def _coords(coords: npt.ArrayLike) -> F64:

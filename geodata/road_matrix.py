@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from geodata.arrays import F64, I64
 from geodata.errors import MatrixInputError
+from geodata.headings import Chain, chain_candidates, headed_chains, headed_groups
 from geodata.matrix import MatrixResult, many_to_many_prepared
 from geodata.network import RoadNetwork
 from geodata.seeds import Seeds
@@ -59,6 +60,8 @@ def road_matrix(
     targets: SnapResult | None = None,
     *,
     threads: int | None = None,
+    source_headed: npt.NDArray[np.bool_] | None = None,
+    target_headed: npt.NDArray[np.bool_] | None = None,
 ) -> MatrixResult:
     """Fastest road travel times and their lengths from every source point to every target point.
 
@@ -72,6 +75,9 @@ def road_matrix(
         Matrix columns; ``None`` means the sources (a square matrix).
     threads : int, optional
         As in :func:`geodata.matrix.many_to_many_seeded`.
+    source_headed, target_headed : ndarray of bool, optional
+        The headed points (no U-turn on their street, :mod:`geodata.headings`); with ``targets``
+        None, ``target_headed`` defaults to ``source_headed``.
 
     Points are used as snapped, however far from the road: check :attr:`SnapResult.ok` (or call
     :meth:`SnapResult.require_ok`) first.
@@ -91,15 +97,18 @@ def road_matrix(
     started = time.perf_counter()
     if targets is None:
         targets = sources
+        target_headed = source_headed if target_headed is None else target_headed
     problems: list[str] = []
     validate_points(network, sources, "sources", problems)
     validate_points(network, targets, "targets", problems)
     if problems:
         raise MatrixInputError(problems)
+    source_chains = headed_chains(network, sources, source_headed)
+    target_chains = headed_chains(network, targets, target_headed)
     result = many_to_many_prepared(
         network.prepared(),
-        source_seeds(network, sources),
-        target_entries(network, targets),
+        source_seeds(network, sources, source_chains),
+        target_entries(network, targets, target_chains),
         threads=threads,
         hierarchy=network.hierarchy() if uses_hierarchy(network) else None,
     )
@@ -108,6 +117,9 @@ def road_matrix(
         better = time_s <= durations[i, j]
         durations[i[better], j[better]] = time_s[better]
         distances[i[better], j[better]] = dist_m[better]
+    for a, b, t, d in chain_candidates(network, sources, targets, source_chains, target_chains):
+        if t <= durations[a, b]:
+            durations[a, b], distances[a, b] = t, d
     n_unreachable = int(np.count_nonzero(np.isinf(durations)))
     if n_unreachable:
         logger.warning(
@@ -130,14 +142,43 @@ def uses_hierarchy(network: RoadNetwork) -> bool:
     return network.n_nodes >= CH_MIN_NODES or network.has_hierarchy()
 
 
-def source_seeds(network: RoadNetwork, points: SnapResult) -> Seeds:
-    """One group of seeds per point: the nodes it reaches first and the cost of getting there."""
-    return _endpoint_groups(network, points, leaving=True)
+def source_seeds(
+    network: RoadNetwork, points: SnapResult, chains: dict[int, Chain] | None = None
+) -> Seeds:
+    """One group of seeds per point: the nodes it reaches first and the cost of getting there
+    (``chains``: of the headed points, :func:`geodata.headings.headed_chains`)."""
+    return _with_headings(
+        network, points, _endpoint_groups(network, points, leaving=True), chains, True
+    )
 
 
-def target_entries(network: RoadNetwork, points: SnapResult) -> Seeds:
-    """One group of entries per point: the nodes it is reached from and the cost from there."""
-    return _endpoint_groups(network, points, leaving=False)
+def target_entries(
+    network: RoadNetwork, points: SnapResult, chains: dict[int, Chain] | None = None
+) -> Seeds:
+    """One group of entries per point: the nodes it is reached from and the cost from there
+    (``chains``: of the headed points, :func:`geodata.headings.headed_chains`)."""
+    return _with_headings(
+        network, points, _endpoint_groups(network, points, leaving=False), chains, False
+    )
+
+
+def _with_headings(
+    network: RoadNetwork,
+    points: SnapResult,
+    seeds: Seeds,
+    chains: dict[int, Chain] | None,
+    leaving: bool,
+) -> Seeds:
+    if not chains:
+        return seeds
+    plain = [
+        [
+            (int(seeds.node[r]), float(seeds.time_s[r]), float(seeds.dist_m[r]))
+            for r in range(int(seeds.ptr[g]), int(seeds.ptr[g + 1]))
+        ]
+        for g in range(len(seeds))
+    ]
+    return Seeds.from_groups(headed_groups(network, points, chains, plain, leaving=leaving))
 
 
 def _endpoint_groups(network: RoadNetwork, points: SnapResult, *, leaving: bool) -> Seeds:

@@ -312,7 +312,9 @@ def used_features(problem: Problem) -> dict[str, str]:
             continue
         path = f"shipments[{s}]"
         is_pair = bool(shipment.pickups and shipment.deliveries)
-        if is_pair and (len(shipment.pickups) > 1 or len(shipment.deliveries) > 1):
+        if is_pair and (  # avoid_u_turns: two heading stops, alternatives (engine.travel)
+            len(problem.stops.pickup_stops[s]) > 1 or len(problem.stops.delivery_stops[s]) > 1
+        ):
             note("pair_alternatives", path)
         if shipment.allowed_vehicle_indices and len(set(shipment.allowed_vehicle_indices)) < (
             n_vehicles

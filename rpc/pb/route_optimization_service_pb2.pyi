@@ -1211,12 +1211,20 @@ class Shipment(_message.Message):
         LABEL_FIELD_NUMBER: _builtins.int
         COST_FIELD_NUMBER: _builtins.int
         VISIT_TYPES_FIELD_NUMBER: _builtins.int
+        AVOID_U_TURNS_FIELD_NUMBER: _builtins.int
         label: _builtins.str
         """Label returned in Visit.visit_label."""
         cost: _builtins.float
         """Cost of performing the shipment through this visit (route_costs keys
         "model.shipments.pickups.cost" and "model.shipments.deliveries.cost");
         non-negative.
+        """
+        avoid_u_turns: _builtins.bool
+        """Avoid a U-turn at this location (best effort, road travel only): the
+        vehicle arrives along one direction of the road the location snaps to
+        and leaves in the same direction; the solver chooses the direction.
+        A location snapped onto a road node (an intersection or a way's end) is
+        not restricted. Geodesic travel and client matrices: INVALID_ARGUMENT.
         """
         @_builtins.property
         def arrival_location(self) -> _latlng_pb2.LatLng:
@@ -1254,10 +1262,11 @@ class Shipment(_message.Message):
             label: _builtins.str = ...,
             cost: _builtins.float = ...,
             visit_types: _abc.Iterable[_builtins.str] | None = ...,
+            avoid_u_turns: _builtins.bool = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "duration", b"duration"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows", "visit_types", b"visit_types"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "avoid_u_turns", b"avoid_u_turns", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows", "visit_types", b"visit_types"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from google.maps.routeoptimization_v1.types import route_optimization_service as g
+from google.type import latlng_pb2
 
 from engine.errors import FieldViolation, InvalidModelError
 from engine.model import RouteModifiers, TravelMode
@@ -28,11 +29,11 @@ def _from_google(request: g.OptimizeToursRequest) -> pb.OptimizeToursRequest:
 
 def test_known_but_unsupported_field_is_named() -> None:
     theirs = g.OptimizeToursRequest.deserialize(base_request().SerializeToString())
-    theirs.model.shipments[0].deliveries[0].avoid_u_turns = True
+    theirs.model.shipments[0].deliveries[0].departure_location = latlng_pb2.LatLng(latitude=1.0)
     theirs.consider_road_traffic = True
     found = _violations(_from_google(theirs))
     assert set(found) == {
-        "model.shipments[0].deliveries[0].avoid_u_turns",
+        "model.shipments[0].deliveries[0].departure_location",
         "consider_road_traffic",
     }
     assert found["consider_road_traffic"] == (

@@ -1,0 +1,185 @@
+"""VisitRequest.avoid_u_turns (issue 15, feature 7): a visit is reached and left in one direction
+of travel of its street; turning back is possible only at a junction or a dead end (the road
+graph has no turns elsewhere), so a stop on a street forces a detour to the next junction.
+
+The network: a block A-B-C-D (two-way residential), a dead-end spur at A and at B (so A and B
+are junctions), and two shape points N1, N2 on A-B (interior nodes: no turning there). The
+depot S and the stop V are on A-B. Expected values are lengths computed by hand (haversine).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+import pytest
+
+from engine import (
+    InvalidModelError,
+    LatLng,
+    Shipment,
+    ShipmentModel,
+    SolveOptions,
+    Vehicle,
+    VisitRequest,
+    solve,
+)
+from engine.model import DurationDistanceMatrix, RouteModifiers
+from engine.roads import RoadSpec, load_roads
+from engine.travel import build_stops, build_travel_matrices
+from geodata.geo import haversine_m
+from geodata.polyline import decode_polyline
+
+R = 6_371_008.8
+
+
+def haversine(a: tuple[float, float], b: tuple[float, float]) -> float:
+    (lat1, lon1), (lat2, lon2) = a, b
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * R * math.asin(math.sqrt(h))
+
+
+NODES = {
+    1: (0.0, 0.0),  # A
+    2: (0.0, 0.01),  # B
+    3: (0.005, 0.01),  # C
+    4: (0.005, 0.0),  # D
+    5: (0.0, 0.005),  # N1 (shape point)
+    6: (0.0, 0.00875),  # N2 (shape point)
+    7: (-0.001, 0.0),  # A' (dead end)
+    8: (-0.001, 0.01),  # B' (dead end)
+}
+WAYS = [
+    (100, [1, 5, 6, 2], {"highway": "residential"}),
+    (101, [2, 3, 4, 1], {"highway": "residential"}),
+    (102, [1, 7], {"highway": "residential"}),
+    (103, [2, 8], {"highway": "residential"}),
+]
+S, V = (0.0, 0.0025), (0.0, 0.0075)
+B = NODES[2]
+
+
+def write_osm(path: Path) -> Path:
+    lines = ["<?xml version='1.0' encoding='UTF-8'?>", '<osm version="0.6" generator="test">']
+    lines += [f'  <node id="{i}" lat="{lat}" lon="{lon}"/>' for i, (lat, lon) in NODES.items()]
+    for way_id, refs, tags in WAYS:
+        lines.append(f'  <way id="{way_id}">')
+        lines += [f'    <nd ref="{r}"/>' for r in refs]
+        lines += [f"    <tag k={quoteattr(k)} v={quoteattr(v)}/>" for k, v in tags.items()]
+        lines.append("  </way>")
+    lines.append("</osm>")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def roads(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uturns")
+    return load_roads(
+        RoadSpec(str(write_osm(folder / "block.osm")), "car", cache_dir=str(folder / "cache"))
+    )
+
+
+def model_of(avoid: bool, **vehicle) -> ShipmentModel:
+    visit = VisitRequest(arrival_location=LatLng(*V), avoid_u_turns=avoid, label="v")
+    return ShipmentModel(
+        shipments=(Shipment(deliveries=(visit,)),),
+        vehicles=(
+            Vehicle(
+                start_location=LatLng(*S),
+                end_location=LatLng(*S),
+                cost_per_kilometer=1.0,
+                **vehicle,
+            ),
+        ),
+    )
+
+
+S_V = haversine(S, V)
+V_B = haversine(V, B)
+
+
+def test_each_heading_arrives_and_leaves_one_way(roads):
+    model = model_of(True)
+    stops = build_stops(model)
+    assert stops.delivery_stops == ((0, 1),)
+    assert stops.alternative.tolist() == [0, 0]
+    assert stops.heading is not None
+    assert stops.heading.tolist() == [0, 1]
+    travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0, roads=roads)
+    distance = travel.distances_m[0]
+    start, end = stops.vehicle_start(0), stops.vehicle_end(0)
+    legs = sorted((distance[start, h], distance[h, end]) for h in (0, 1))
+    # Eastbound: S -> V directly, then on to junction B, turn there, back to S. Westbound: S to
+    # B, turn, back to V, then on to S. Turning at the shape point N2 (nearer) is not allowed.
+    expected = [(S_V, S_V + 2 * V_B), (S_V + 2 * V_B, S_V)]
+    np.testing.assert_allclose(legs, sorted(expected), rtol=1e-9)
+    # one heading to the other: turn at B (eastbound: V -> B -> V) or via the block (westbound)
+    east = 0 if distance[start, 0] < distance[start, 1] else 1
+    assert distance[east, 1 - east] == pytest.approx(2 * V_B, rel=1e-9)
+    assert distance[0, 0] == distance[1, 1] == 0.0
+    speed = distance[start, 0] / travel.durations_s[0][start, 0]
+    np.testing.assert_allclose(travel.durations_s[0] * speed, distance, rtol=1e-9, atol=1e-6)
+
+
+def test_without_avoid_u_turns_the_vehicle_turns_at_the_stop(roads):
+    model = model_of(False)
+    stops = build_stops(model)
+    assert stops.heading is None
+    travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0, roads=roads)
+    start = stops.vehicle_start(0)
+    assert travel.distances_m[0][start, 0] == pytest.approx(S_V, rel=1e-9)
+    assert travel.distances_m[0][0, start] == pytest.approx(S_V, rel=1e-9)
+
+
+@pytest.mark.parametrize("modifiers", [RouteModifiers(), RouteModifiers(avoid_tolls=True)])
+def test_the_route_detours_to_the_junction(roads, modifiers):
+    model = model_of(True, route_modifiers=modifiers)
+    solution = solve(model, SolveOptions(time_limit_s=2.0, populate_polylines=True), roads=roads)
+    assert not solution.skipped_shipments
+    (route,) = solution.routes
+    (visit,) = route.visits
+    assert (visit.shipment_index, visit.visit_request_index, visit.is_pickup) == (0, 0, False)
+    distances = [t.travel_distance_m for t in route.transitions]
+    assert sum(distances) == pytest.approx(2 * S_V + 2 * V_B, rel=1e-9)
+    assert sorted(distances) == pytest.approx(sorted([S_V, S_V + 2 * V_B]), rel=1e-9)
+    for t in route.transitions:
+        coords = np.asarray(decode_polyline(t.polyline))
+        drawn = haversine_m(coords[:-1, 0], coords[:-1, 1], coords[1:, 0], coords[1:, 1]).sum()
+        assert drawn == pytest.approx(t.travel_distance_m, rel=0.01, abs=2.0)
+    detour = max(route.transitions, key=lambda t: t.travel_distance_m)
+    coords = np.round(np.asarray(decode_polyline(detour.polyline)), 5).tolist()
+    assert list(B) in coords  # the turn is at the junction B
+    assert all(a != b for a, b in itertools.pairwise(coords))
+
+
+def test_avoid_u_turns_needs_road_travel():
+    with pytest.raises(InvalidModelError) as info:
+        solve(model_of(True), SolveOptions(time_limit_s=0.5))
+    assert [v.field for v in info.value.violations] == ["shipments[0].deliveries[0].avoid_u_turns"]
+    assert "geodesic travel" in info.value.violations[0].description
+
+
+def test_avoid_u_turns_with_client_matrices_is_rejected():
+    model = ShipmentModel(
+        shipments=(
+            Shipment(
+                pickups=(VisitRequest(tags=("a",)), VisitRequest(tags=("a",), avoid_u_turns=True))
+            ),
+        ),
+        vehicles=(Vehicle(start_tags=("a",)),),
+        duration_distance_matrices=(
+            DurationDistanceMatrix(durations_s=((0.0,),), distances_m=((0.0,),)),
+        ),
+        duration_distance_matrix_src_tags=("a",),
+        duration_distance_matrix_dst_tags=("a",),
+    )
+    with pytest.raises(InvalidModelError) as info:
+        solve(model, SolveOptions(time_limit_s=0.5))
+    assert [v.field for v in info.value.violations] == ["shipments[0].pickups[1].avoid_u_turns"]
+    assert "client matrices" in info.value.violations[0].description
