@@ -164,3 +164,86 @@ def as_matrix_model(
         duration_distance_matrix_src_tags=tags,
         duration_distance_matrix_dst_tags=tags,
     )
+
+
+def headed_matrix_oracle(network: RoadNetwork, points: list[tuple[float, float, int | None]]):
+    """(durations_s, distances_m) between points ``(lat, lon, toward)``: ``toward`` None is a
+    plain point; a network node id is a headed point (``avoid_u_turns``) reached and left only in
+    the direction of travel toward that node (an end of its snapped segment).
+
+    An arc-based Dijkstra (scipy on the line graph) on the network with the distinct locations
+    inserted as nodes, where turning back (``x -> y -> x``) is forbidden at every inserted point
+    and every node with exactly two distinct neighbours (a shape point: no junction). Shortest
+    paths between plain points never turn back there, so plain values equal
+    :func:`road_matrix_oracle`'s.
+    """
+    locations = list(dict.fromkeys((lat, lon) for lat, lon, _ in points))
+    lat = np.array([p[0] for p in locations])
+    lon = np.array([p[1] for p in locations])
+    edges, fractions, src, dst = snap_brute_force(network, lat, lon)
+    n = network.n_nodes
+    reverse = {(int(src[e]), int(dst[e])): e for e in range(len(src))}
+    split: dict[int, list[tuple[float, int]]] = {}
+    for k, (e, f) in enumerate(zip(edges, fractions, strict=True)):
+        split.setdefault(int(e), []).append((float(f), n + k))
+        r = reverse.get((int(dst[e]), int(src[e])))
+        if r is not None:
+            split.setdefault(r, []).append((1.0 - float(f), n + k))
+    arcs: list[tuple[int, int, float, float, int]] = []  # (from, to, time, length, original edge)
+    for e in range(len(src)):
+        t, length = network.travel_time_s[e], network.length_m[e]
+        chain = [(0.0, int(src[e])), *sorted(split.get(e, [])), (1.0, int(dst[e]))]
+        for (f0, u), (f1, v) in itertools.pairwise(chain):
+            arcs.append((u, v, (f1 - f0) * t, (f1 - f0) * length, e))
+    neighbours: dict[int, set[int]] = {}
+    for u, v in zip(src.tolist(), dst.tolist(), strict=True):  # the network's own edges
+        neighbours.setdefault(u, set()).add(v)
+        neighbours.setdefault(v, set()).add(u)
+    no_turn = {x for x, near in neighbours.items() if len(near) == 2}
+    no_turn |= set(range(n, n + len(locations)))
+    leaving: dict[int, list[int]] = {}
+    for a, (u, *_rest) in enumerate(arcs):
+        leaving.setdefault(u, []).append(a)
+    rows, cols, weights = [], [], []
+    for a, (u, v, *_rest) in enumerate(arcs):
+        for b in leaving.get(v, []):
+            if arcs[b][1] == u and v in no_turn:
+                continue
+            rows.append(a)
+            cols.append(b)
+            weights.append(arcs[b][2] + 1e-300)
+    size = len(arcs)
+    graph = sp.csr_matrix((weights, (rows, cols)), (size, size))
+
+    def ends(point: tuple[float, float, int | None], out: bool) -> list[int]:
+        lat_, lon_, toward = point
+        node = n + locations.index((lat_, lon_))
+        found = []
+        for a, (u, v, _t, _l, e) in enumerate(arcs):
+            if (u if out else v) != node:
+                continue
+            if toward is not None and int(dst[e]) != toward:
+                continue  # the other direction of travel
+            found.append(a)
+        return found
+
+    starts = sorted({a for p in points for a in ends(p, True)})
+    dist, pred = dijkstra(graph, indices=starts, return_predecessors=True)
+    m = len(points)
+    durations, distances = np.full((m, m), np.inf), np.full((m, m), np.inf)
+    for i, p in enumerate(points):
+        for j, q in enumerate(points):
+            if p[:2] == q[:2] and (p[2] is None or q[2] is None or p[2] == q[2]):
+                durations[i, j] = distances[i, j] = 0.0
+                continue
+            for s in ends(p, True):
+                row = starts.index(s)
+                for t in ends(q, False):
+                    time_s = arcs[s][2] + (0.0 if s == t else dist[row, t])
+                    if time_s < durations[i, j]:
+                        length, a = arcs[s][3], t
+                        while a != s:
+                            length += arcs[a][3]
+                            a = pred[row, a]
+                        durations[i, j], distances[i, j] = time_s, length
+    return durations, distances

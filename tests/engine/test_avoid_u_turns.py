@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -32,6 +33,8 @@ from engine.roads import RoadSpec, load_roads
 from engine.travel import build_stops, build_travel_matrices
 from geodata.geo import haversine_m
 from geodata.polyline import decode_polyline
+from tests.checker import check_solution
+from tests.road_oracle import headed_matrix_oracle
 
 R = 6_371_008.8
 
@@ -183,3 +186,119 @@ def test_avoid_u_turns_with_client_matrices_is_rejected():
         solve(model, SolveOptions(time_limit_s=0.5))
     assert [v.field for v in info.value.violations] == ["shipments[0].pickups[1].avoid_u_turns"]
     assert "client matrices" in info.value.violations[0].description
+
+
+# Stops around the block: on A-B between the shape points, on B-C, on D-A and on A-B near A.
+STOPS = [(V, True), ((0.0025, 0.01), True), ((0.003, 0.0), False), ((0.0, 0.004), True)]
+
+
+def block_model(*, pairs: bool = False) -> ShipmentModel:
+    def visit(at: tuple[float, float], avoid: bool) -> VisitRequest:
+        return VisitRequest(arrival_location=LatLng(*at), avoid_u_turns=avoid, duration_s=60.0)
+
+    if pairs:  # pickup at the first stop, deliveries at the others
+        shipments = tuple(
+            Shipment(pickups=(visit(*STOPS[0]),), deliveries=(visit(*stop),)) for stop in STOPS[1:]
+        )
+    else:
+        shipments = tuple(Shipment(deliveries=(visit(*stop),)) for stop in STOPS)
+    depot = LatLng(*S)
+    return ShipmentModel(
+        shipments=shipments,
+        vehicles=(Vehicle(start_location=depot, end_location=depot, cost_per_kilometer=1.0),),
+    )
+
+
+def oracle_point(roads, at: tuple[float, float], heading: int | None) -> tuple:
+    """The oracle's label of a stop: plain, or headed toward the downstream end of the engine's
+    snapped edge (heading 0) or of its opposite edge (heading 1)."""
+    if heading is None:
+        return (*at, None)
+    snap = roads.snap(np.array([at[0]]), np.array([at[1]]))
+    edge = int(snap.edge[0] if heading == 0 else snap.reverse_edge[0])
+    return (*at, int(roads.network.indices[edge]))
+
+
+def test_matrix_matches_the_turn_free_oracle(roads):
+    model = block_model()
+    stops = build_stops(model)
+    travel = build_travel_matrices(model, stops, geodesic_meters_per_second=10.0, roads=roads)
+    labels = []
+    for stop in range(stops.size):
+        if stop < stops.num_visits:
+            at = STOPS[int(stops.shipment[stop])][0]
+            heading = stops.heading_of(stop)
+            labels.append(oracle_point(roads, at, None if heading < 0 else heading))
+        else:
+            labels.append((*S, None))
+    durations, distances = headed_matrix_oracle(roads.network, labels)
+    np.testing.assert_allclose(travel.durations_s[0], durations, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(travel.distances_m[0], distances, rtol=1e-9, atol=1e-6)
+
+
+def headed_matrix_model(roads, model: ShipmentModel, solution) -> ShipmentModel:
+    """``model`` as client matrices from the turn-free oracle, each visit with ``avoid_u_turns``
+    located at the heading its route's legs match (asserting that one does), for the checker."""
+    points: list[tuple] = [(*S, None)]
+    for at, avoid in STOPS:
+        points += [oracle_point(roads, at, h) for h in ((0, 1) if avoid else (None,))]
+    durations, distances = headed_matrix_oracle(roads.network, points)
+    chosen: dict[tuple[int, bool], int] = {}
+    for route in solution.routes:
+        sequence = [0]
+        for visit in route.visits:
+            shipment = model.shipments[visit.shipment_index]
+            request = (shipment.pickups if visit.is_pickup else shipment.deliveries)[0]
+            at = (request.arrival_location.latitude, request.arrival_location.longitude)
+            options = [k for k, p in enumerate(points) if p[:2] == at]
+            sequence.append(options if request.avoid_u_turns else options[:1])
+        sequence.append(0)
+        legs = [t.travel_distance_m for t in route.transitions]
+        for k in range(1, len(sequence) - 1):
+            # the arrival leg picks the heading; the checker then verifies every leg with it
+            before = sequence[k - 1]
+            assert isinstance(before, int)
+            match = [p for p in sequence[k] if abs(distances[before, p] - legs[k - 1]) < 1e-6]
+            assert match, f"no heading of visit {k} matches its arrival leg"
+            sequence[k] = match[0]
+            visit = route.visits[k - 1]
+            chosen[(visit.shipment_index, visit.is_pickup)] = match[0]
+    tags = tuple(f"p{k}" for k in range(len(points)))
+
+    def tagged(s: int, is_pickup: bool, visits) -> tuple[VisitRequest, ...]:
+        return tuple(
+            replace(
+                v, arrival_location=None, avoid_u_turns=False, tags=(tags[chosen[(s, is_pickup)]],)
+            )
+            for v in visits
+        )
+
+    return replace(
+        model,
+        shipments=tuple(
+            replace(
+                sh,
+                pickups=tagged(s, True, sh.pickups),
+                deliveries=tagged(s, False, sh.deliveries),
+            )
+            for s, sh in enumerate(model.shipments)
+        ),
+        vehicles=tuple(
+            replace(v, start_location=None, end_location=None, start_tags=("p0",), end_tags=("p0",))
+            for v in model.vehicles
+        ),
+        duration_distance_matrices=(DurationDistanceMatrix(durations, distances),),
+        duration_distance_matrix_src_tags=tags,
+        duration_distance_matrix_dst_tags=tags,
+    )
+
+
+@pytest.mark.parametrize(
+    ("backend", "pairs"), [("ortools", False), ("pyvrp", False), ("ortools", True)]
+)
+def test_solution_passes_the_checker(roads, backend, pairs):
+    model = block_model(pairs=pairs)
+    options = SolveOptions(time_limit_s=2.0, backend=backend, populate_polylines=True)
+    solution = solve(model, options, roads=roads)
+    assert not solution.skipped_shipments
+    check_solution(headed_matrix_model(roads, model, solution), solution)
