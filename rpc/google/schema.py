@@ -60,6 +60,9 @@ PARTIAL: Final[Mapping[str, str]] = {
     "TransitionAttributes.distance_limit": (
         "soft only, as in Google's API: max_meters is INVALID_ARGUMENT"
     ),
+    "Shipment.VisitRequest.avoid_u_turns": (
+        "road travel only (else INVALID_ARGUMENT); turning back stays possible at junctions"
+    ),
 }
 """Honoured fields with a restriction on their values (``Message.field`` → the restriction)."""
 
