@@ -28,7 +28,16 @@ from engine import (
     VisitRequest,
     solve,
 )
-from engine.model import DurationDistanceMatrix, RouteModifiers
+from engine.model import (
+    ConstraintRelaxation,
+    DurationDistanceMatrix,
+    InjectedRoute,
+    InjectedSolutionConstraint,
+    InjectedVisit,
+    Relaxation,
+    RelaxationLevel,
+    RouteModifiers,
+)
 from engine.roads import RoadSpec, load_roads
 from engine.travel import build_stops, build_travel_matrices
 from geodata.geo import haversine_m
@@ -302,3 +311,34 @@ def test_solution_passes_the_checker(roads, backend, pairs):
     solution = solve(model, options, roads=roads)
     assert not solution.skipped_shipments
     check_solution(headed_matrix_model(roads, model, solution), solution)
+
+
+def test_injected_routes_with_headings(roads):
+    """An injected visit starts at heading 0: as a first solution (the solver may improve it) and
+    as a constraint keeping the sequence (times relaxed); the checker verifies the legs of
+    whichever heading each visit uses."""
+    model = block_model()
+    route = InjectedRoute(visits=tuple(InjectedVisit(shipment_index=s) for s in (3, 0, 1, 2)))
+    first = replace(model, injected_first_solution_routes=(route,))
+    solution = solve(first, SolveOptions(time_limit_s=1.0), roads=roads)
+    assert not solution.skipped_shipments
+    check_solution(headed_matrix_model(roads, first, solution), solution)
+
+    (solved,) = solution.routes
+    kept = InjectedRoute(
+        visits=tuple(
+            InjectedVisit(shipment_index=v.shipment_index, start_time=v.start_time)
+            for v in solved.visits
+        ),
+        vehicle_start_time=solved.vehicle_start_time,
+        vehicle_end_time=solved.vehicle_end_time,
+    )
+    relax = ConstraintRelaxation((Relaxation(RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD),))
+    constrained = replace(
+        model, injected_solution_constraint=InjectedSolutionConstraint((kept,), (), (relax,))
+    )
+    again = solve(constrained, SolveOptions(time_limit_s=1.0), roads=roads)
+    assert not again.skipped_shipments
+    order = [v.shipment_index for v in solved.visits]
+    assert [v.shipment_index for v in again.routes[0].visits] == order
+    check_solution(headed_matrix_model(roads, constrained, again), again)

@@ -1,7 +1,7 @@
 """VisitRequest.avoid_u_turns over the RPC (issue 15, feature 7): on the embedded extract the
-field reaches the solve worker (the route is longer than without it; the visits still name their visit
-request; polylines as long as the transitions), and without road travel it is INVALID_ARGUMENT
-naming the field."""
+field reaches the solve worker (the route is longer than without it; the visits still name
+their visit request; polylines as long as the transitions), and without road travel it is
+INVALID_ARGUMENT naming the field."""
 
 from __future__ import annotations
 
