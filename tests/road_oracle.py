@@ -175,7 +175,8 @@ def headed_matrix_oracle(network: RoadNetwork, points: list[tuple[float, float, 
     inserted as nodes, where turning back (``x -> y -> x``) is forbidden at every inserted point
     and every node with exactly two distinct neighbours (a shape point: no junction). Shortest
     paths between plain points never turn back there, so plain values equal
-    :func:`road_matrix_oracle`'s.
+    :func:`road_matrix_oracle`'s. A location snapped exactly onto a junction (a node with other
+    than two neighbours) is that junction: not restricted.
     """
     locations = list(dict.fromkeys((lat, lon) for lat, lon, _ in points))
     lat = np.array([p[0] for p in locations])
@@ -217,7 +218,11 @@ def headed_matrix_oracle(network: RoadNetwork, points: list[tuple[float, float, 
 
     def ends(point: tuple[float, float, int | None], out: bool) -> list[int]:
         lat_, lon_, toward = point
-        node = n + locations.index((lat_, lon_))
+        k = locations.index((lat_, lon_))
+        node = n + k
+        on = {0.0: int(src[edges[k]]), 1.0: int(dst[edges[k]])}.get(float(fractions[k]))
+        if on is not None and len(neighbours[on]) != 2:
+            toward = None  # on a junction
         found = []
         for a, (u, v, _t, _l, e) in enumerate(arcs):
             if (u if out else v) != node:

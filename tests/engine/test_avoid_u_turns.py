@@ -3,8 +3,9 @@ of travel of its street; turning back is possible only at a junction or a dead e
 graph has no turns elsewhere), so a stop on a street forces a detour to the next junction.
 
 The network: a block A-B-C-D (two-way residential), a dead-end spur at A and at B (so A and B
-are junctions), and two shape points N1, N2 on A-B (interior nodes: no turning there). The
-depot S and the stop V are on A-B. Expected values are lengths computed by hand (haversine).
+are junctions), two shape points N1, N2 on A-B (interior nodes: no turning there) and a one-way
+street C -> E -> F -> D. The depot S and the stop V are on A-B. Expected values: lengths
+computed by hand (haversine), and the turn-free arc-based oracle of ``tests.road_oracle``.
 """
 
 from __future__ import annotations
@@ -65,12 +66,15 @@ NODES = {
     6: (0.0, 0.00875),  # N2 (shape point)
     7: (-0.001, 0.0),  # A' (dead end)
     8: (-0.001, 0.01),  # B' (dead end)
+    9: (0.0075, 0.01),  # E
+    10: (0.0075, 0.0),  # F
 }
 WAYS = [
     (100, [1, 5, 6, 2], {"highway": "residential"}),
     (101, [2, 3, 4, 1], {"highway": "residential"}),
     (102, [1, 7], {"highway": "residential"}),
     (103, [2, 8], {"highway": "residential"}),
+    (104, [3, 9, 10, 4], {"highway": "residential", "oneway": "yes"}),  # C -> E -> F -> D
 ]
 S, V = (0.0, 0.0025), (0.0, 0.0075)
 B = NODES[2]
@@ -197,8 +201,16 @@ def test_avoid_u_turns_with_client_matrices_is_rejected():
     assert "client matrices" in info.value.violations[0].description
 
 
-# Stops around the block: on A-B between the shape points, on B-C, on D-A and on A-B near A.
-STOPS = [(V, True), ((0.0025, 0.01), True), ((0.003, 0.0), False), ((0.0, 0.004), True)]
+# Stops around the block: on A-B between the shape points, on B-C, on D-A, on A-B near A and on
+# the one-way street E-F (one direction of travel: both headings are the same point), on B.
+STOPS = [
+    (V, True),
+    ((0.0025, 0.01), True),
+    ((0.003, 0.0), False),
+    ((0.0, 0.004), True),
+    ((0.0075, 0.005), True),
+    (B, True),  # on the junction: not restricted
+]
 
 
 def block_model(*, pairs: bool = False) -> ShipmentModel:
@@ -224,7 +236,8 @@ def oracle_point(roads, at: tuple[float, float], heading: int | None) -> tuple:
     if heading is None:
         return (*at, None)
     snap = roads.snap(np.array([at[0]]), np.array([at[1]]))
-    edge = int(snap.edge[0] if heading == 0 else snap.reverse_edge[0])
+    one_way = snap.reverse_edge[0] < 0
+    edge = int(snap.edge[0] if heading == 0 or one_way else snap.reverse_edge[0])
     return (*at, int(roads.network.indices[edge]))
 
 
@@ -243,6 +256,14 @@ def test_matrix_matches_the_turn_free_oracle(roads):
     durations, distances = headed_matrix_oracle(roads.network, labels)
     np.testing.assert_allclose(travel.durations_s[0], durations, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(travel.distances_m[0], distances, rtol=1e-9, atol=1e-6)
+    # the one-way stop: both headings are the same point
+    one_way = stops.delivery_stops[4]
+    assert len(one_way) == 2
+    road = travel.roads[0]
+    assert road.point[one_way[0]] != road.point[one_way[1]]
+    np.testing.assert_array_equal(
+        travel.distances_m[0][one_way[0]], travel.distances_m[0][one_way[1]]
+    )
 
 
 def headed_matrix_model(roads, model: ShipmentModel, solution) -> ShipmentModel:
@@ -318,7 +339,7 @@ def test_injected_routes_with_headings(roads):
     as a constraint keeping the sequence (times relaxed); the checker verifies the legs of
     whichever heading each visit uses."""
     model = block_model()
-    route = InjectedRoute(visits=tuple(InjectedVisit(shipment_index=s) for s in (3, 0, 1, 2)))
+    route = InjectedRoute(visits=tuple(InjectedVisit(shipment_index=s) for s in (3, 0, 5, 1, 2, 4)))
     first = replace(model, injected_first_solution_routes=(route,))
     solution = solve(first, SolveOptions(time_limit_s=1.0), roads=roads)
     assert not solution.skipped_shipments
