@@ -1262,13 +1262,15 @@ class Shipment(_message.Message):
             label: _builtins.str = ...,
             cost: _builtins.float = ...,
             visit_types: _abc.Iterable[_builtins.str] | None = ...,
-            avoid_u_turns: _builtins.bool = ...,
+            avoid_u_turns: _builtins.bool | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "duration", b"duration"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["_avoid_u_turns", b"_avoid_u_turns", "arrival_location", b"arrival_location", "avoid_u_turns", b"avoid_u_turns", "duration", b"duration"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_location", b"arrival_location", "avoid_u_turns", b"avoid_u_turns", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows", "visit_types", b"visit_types"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_avoid_u_turns", b"_avoid_u_turns", "arrival_location", b"arrival_location", "avoid_u_turns", b"avoid_u_turns", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows", "visit_types", b"visit_types"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
+        _WhichOneofReturnType__avoid_u_turns: _TypeAlias = _typing.Literal["avoid_u_turns"]  # noqa: Y015
+        _WhichOneofArgType__avoid_u_turns: _TypeAlias = _typing.Literal["_avoid_u_turns", b"_avoid_u_turns"]  # noqa: Y015
+        def WhichOneof(self, oneof_group: _WhichOneofArgType__avoid_u_turns) -> _WhichOneofReturnType__avoid_u_turns | None: ...
 
     @_typing.final
     class Load(_message.Message):
