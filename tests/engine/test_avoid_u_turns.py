@@ -43,6 +43,7 @@ from engine.roads import RoadSpec, load_roads
 from engine.travel import build_stops, build_travel_matrices
 from geodata.geo import haversine_m
 from geodata.polyline import decode_polyline
+from tests.bruteforce import brute_force_optimum
 from tests.checker import check_solution
 from tests.road_oracle import headed_matrix_oracle
 
@@ -213,7 +214,7 @@ STOPS = [
 ]
 
 
-def block_model(*, pairs: bool = False) -> ShipmentModel:
+def block_model(*, pairs: bool = False, count: int = len(STOPS)) -> ShipmentModel:
     def visit(at: tuple[float, float], avoid: bool) -> VisitRequest:
         return VisitRequest(arrival_location=LatLng(*at), avoid_u_turns=avoid, duration_s=60.0)
 
@@ -222,7 +223,7 @@ def block_model(*, pairs: bool = False) -> ShipmentModel:
             Shipment(pickups=(visit(*STOPS[0]),), deliveries=(visit(*stop),)) for stop in STOPS[1:]
         )
     else:
-        shipments = tuple(Shipment(deliveries=(visit(*stop),)) for stop in STOPS)
+        shipments = tuple(Shipment(deliveries=(visit(*stop),)) for stop in STOPS[:count])
     depot = LatLng(*S)
     return ShipmentModel(
         shipments=shipments,
@@ -266,33 +267,28 @@ def test_matrix_matches_the_turn_free_oracle(roads):
     )
 
 
-def headed_matrix_model(roads, model: ShipmentModel, solution) -> ShipmentModel:
-    """``model`` as client matrices from the turn-free oracle, each visit with ``avoid_u_turns``
-    located at the heading its route's legs match (asserting that one does), for the checker."""
+def oracle_matrices(roads) -> tuple[list[tuple], np.ndarray, np.ndarray]:
+    """The oracle's points (the depot, then each stop plain or in its two headings) and its
+    durations and distances between them."""
     points: list[tuple] = [(*S, None)]
     for at, avoid in STOPS:
         points += [oracle_point(roads, at, h) for h in ((0, 1) if avoid else (None,))]
-    durations, distances = headed_matrix_oracle(roads.network, points)
-    chosen: dict[tuple[int, bool], int] = {}
-    for route in solution.routes:
-        sequence = [0]
-        for visit in route.visits:
-            shipment = model.shipments[visit.shipment_index]
-            request = (shipment.pickups if visit.is_pickup else shipment.deliveries)[0]
-            at = (request.arrival_location.latitude, request.arrival_location.longitude)
-            options = [k for k, p in enumerate(points) if p[:2] == at]
-            sequence.append(options if request.avoid_u_turns else options[:1])
-        sequence.append(0)
-        legs = [t.travel_distance_m for t in route.transitions]
-        for k in range(1, len(sequence) - 1):
-            # the arrival leg picks the heading; the checker then verifies every leg with it
-            before = sequence[k - 1]
-            assert isinstance(before, int)
-            match = [p for p in sequence[k] if abs(distances[before, p] - legs[k - 1]) < 1e-6]
-            assert match, f"no heading of visit {k} matches its arrival leg"
-            sequence[k] = match[0]
-            visit = route.visits[k - 1]
-            chosen[(visit.shipment_index, visit.is_pickup)] = match[0]
+    return (points, *headed_matrix_oracle(roads.network, points))
+
+
+def options_of(points: list[tuple], request: VisitRequest) -> list[int]:
+    """The oracle points a visit request may use: its headings, or its plain point."""
+    at = (request.arrival_location.latitude, request.arrival_location.longitude)
+    options = [k for k, p in enumerate(points) if p[:2] == at]
+    return options if request.avoid_u_turns else options[:1]
+
+
+def matrix_model(
+    model: ShipmentModel, matrices: tuple, chosen: dict[tuple[int, bool], int]
+) -> ShipmentModel:
+    """``model`` as client matrices, visit ``(shipment, is_pickup)`` at oracle point
+    ``chosen[...]`` (the depot at point 0)."""
+    points, durations, distances = matrices
     tags = tuple(f"p{k}" for k in range(len(points)))
 
     def tagged(s: int, is_pickup: bool, visits) -> tuple[VisitRequest, ...]:
@@ -321,6 +317,47 @@ def headed_matrix_model(roads, model: ShipmentModel, solution) -> ShipmentModel:
         duration_distance_matrix_src_tags=tags,
         duration_distance_matrix_dst_tags=tags,
     )
+
+
+def headed_matrix_model(roads, model: ShipmentModel, solution) -> ShipmentModel:
+    """``model`` as client matrices from the turn-free oracle, each visit with ``avoid_u_turns``
+    located at the heading its route's legs match (asserting that one does), for the checker."""
+    matrices = oracle_matrices(roads)
+    points, _, distances = matrices
+    chosen: dict[tuple[int, bool], int] = {}
+    for route in solution.routes:
+        before = 0
+        for visit, leg in zip(route.visits, route.transitions, strict=False):
+            shipment = model.shipments[visit.shipment_index]
+            request = (shipment.pickups if visit.is_pickup else shipment.deliveries)[0]
+            # the arrival leg picks the heading; the checker then verifies every leg with it
+            match = [
+                p
+                for p in options_of(points, request)
+                if abs(distances[before, p] - leg.travel_distance_m) < 1e-6
+            ]
+            assert match, f"no heading of {visit} matches its arrival leg"
+            before = chosen[(visit.shipment_index, visit.is_pickup)] = match[0]
+    return matrix_model(model, matrices, chosen)
+
+
+def test_the_solution_is_optimal_over_every_heading(roads):
+    """Brute force over every choice of headings (each a client-matrix model): the solve finds
+    the best of them."""
+    model = block_model(count=5)
+    solution = solve(model, SolveOptions(time_limit_s=2.0), roads=roads)
+    matrices = oracle_matrices(roads)
+    requests = [(s, sh.deliveries[0]) for s, sh in enumerate(model.shipments)]
+    optima = [
+        brute_force_optimum(
+            matrix_model(
+                model, matrices, {(s, False): p for (s, _), p in zip(requests, pick, strict=True)}
+            )
+        )
+        for pick in itertools.product(*(options_of(matrices[0], r) for _, r in requests))
+    ]
+    assert solution.metrics.total_cost == pytest.approx(min(optima), rel=1e-9)
+    assert max(optima) > 1.5 * min(optima)  # the choice matters
 
 
 @pytest.mark.parametrize(
