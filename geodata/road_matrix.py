@@ -17,6 +17,10 @@ directed edge with the target downstream (``f_t >= f_s``) are also connected dir
 ``(f_t - f_s)·t``, which the network search cannot see; the matrix takes the faster of the two
 (the direct one on a tie). A point to itself is therefore 0.
 
+Headed points (``source_headed`` / ``target_headed``, for ``avoid_u_turns``) are reached and left in
+one direction of travel only, through the junctions at the ends of their street; see
+:mod:`geodata.headings`.
+
 Unreachable pairs are ``inf`` (never on the largest strongly connected component that
 :func:`geodata.load_network` keeps); their count is logged and
 :func:`geodata.matrix.unreachable_pairs` lists them.
@@ -104,7 +108,8 @@ def road_matrix(
     if problems:
         raise MatrixInputError(problems)
     source_chains = headed_chains(network, sources, source_headed)
-    target_chains = headed_chains(network, targets, target_headed)
+    same = targets is sources and target_headed is source_headed
+    target_chains = source_chains if same else headed_chains(network, targets, target_headed)
     result = many_to_many_prepared(
         network.prepared(),
         source_seeds(network, sources, source_chains),
