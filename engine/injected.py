@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.errors import FieldViolation
 from engine.model import (
@@ -51,6 +51,7 @@ __all__ = [
     "relaxations_of",
     "resolve",
     "route_levels",
+    "with_headings",
 ]
 
 FIRST = "injected_first_solution_routes"
@@ -74,12 +75,18 @@ class Placed:
     alternative: int
     start_time: float | None
     level: RelaxationLevel = FREE
+    heading: int = 0
+    """With ``avoid_u_turns``: the heading its stop has (see :func:`with_headings`)."""
 
-    def stop(self, problem: Problem) -> int:
+    def stops(self, problem: Problem) -> list[int]:
+        """The stops of its visit request: one, or one per heading."""
         stops = problem.stops
         of = stops.pickup_stops if self.is_pickup else stops.delivery_stops
-        # the first stop of the visit request (its heading 0 with avoid_u_turns)
-        return next(i for i in of[self.shipment] if stops.alternative[i] == self.alternative)
+        return [i for i in of[self.shipment] if stops.alternative[i] == self.alternative]
+
+    def stop(self, problem: Problem) -> int:
+        options = self.stops(problem)
+        return next((i for i in options if problem.stops.heading_of(i) == self.heading), options[0])
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,44 @@ class Injected:
     @property
     def has_constraint(self) -> bool:
         return bool(self.constrained or self.skipped)
+
+
+def with_headings(injected: Injected, problem: Problem) -> Injected:
+    """``injected`` with each visit of a request with ``avoid_u_turns`` at the heading that makes
+    its route's travel (start to end, in the route's order) shortest."""
+    if problem.stops.heading is None:
+        return injected
+
+    def best(route: PlacedRoute) -> PlacedRoute:
+        stops, travel = problem.stops, problem.travel_s(route.vehicle)
+        paths: dict[int, tuple[float, tuple[int, ...]]] = {
+            stops.vehicle_start(route.vehicle): (0.0, ())
+        }
+        for p in route.visits:
+            paths = {
+                o: min(
+                    ((cost + float(travel[s, o]), (*path, o)) for s, (cost, path) in paths.items()),
+                    key=lambda entry: entry[0],
+                )
+                for o in p.stops(problem)
+            }
+        end = stops.vehicle_end(route.vehicle)
+        _, chosen = min(
+            ((cost + float(travel[s, end]), path) for s, (cost, path) in paths.items()),
+            key=lambda entry: entry[0],
+        )
+        visits = tuple(
+            replace(p, heading=max(stops.heading_of(i), 0))
+            for p, i in zip(route.visits, chosen, strict=True)
+        )
+        return replace(route, visits=visits)
+
+    return replace(
+        injected,
+        first_routes=tuple(best(r) for r in injected.first_routes),
+        constrained=tuple(best(r) for r in injected.constrained),
+        refresh=tuple(best(r) for r in injected.refresh),
+    )
 
 
 def has_injected(model: ShipmentModel) -> bool:

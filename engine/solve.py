@@ -13,7 +13,7 @@ from engine.backends.base import ProgressCallback, RoutePlan, StopCriterion
 from engine.backends.portfolio import run_portfolio
 from engine.errors import InvalidModelError, NoSolutionError
 from engine.evaluate import build_solution
-from engine.injected import resolve
+from engine.injected import resolve, with_headings
 from engine.model import ShipmentModel
 from engine.options import SolveOptions, available_cores, resolve_solver_processes
 from engine.precheck import precheck
@@ -90,7 +90,7 @@ def solve(
     )
     matrix_time = time.monotonic() - started
     problem, skip_reasons = precheck(Problem.build(model, stops, travel))
-    injected = resolve(model)
+    injected = with_headings(resolve(model), problem)  # avoid_u_turns: the best headings
     if injected.has_constraint:
         problem, skip_reasons, locks = constrain(problem, skip_reasons, injected)
         if locks:
