@@ -185,9 +185,8 @@ def _load_violations(model: ShipmentModel, problems: list[FieldViolation]) -> No
     totals: dict[str, int] = {}
     largest: dict[str, tuple[int, int]] = {}
     for i, s in enumerate(model.shipments):
-        for load_type, amount in s.load_demands.items():
-            if amount <= 0:
-                continue
+        for load_type in s.demanded_types:
+            amount = s.max_visit_demand(load_type)  # with the visits' own demands
             totals[load_type] = totals.get(load_type, 0) + amount
             if amount > largest.get(load_type, (0, -1))[0]:
                 largest[load_type] = (amount, i)
@@ -266,9 +265,8 @@ def _cost_budget(model: ShipmentModel) -> _Budget | None:
 def _demand_totals(model: ShipmentModel) -> dict[str, float]:
     totals: dict[str, float] = {}
     for s in model.shipments:
-        for load_type, amount in s.load_demands.items():
-            if amount > 0:
-                totals[load_type] = totals.get(load_type, 0.0) + float(amount)
+        for load_type in s.demanded_types:
+            totals[load_type] = totals.get(load_type, 0.0) + float(s.max_visit_demand(load_type))
     return totals
 
 

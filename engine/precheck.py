@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from engine.model import Shipment
 from engine.problem import Problem, Window
 from engine.solution import SkipReason, SkipReasonCode
 
@@ -137,8 +138,12 @@ def _verdict(problem: Problem, v: int, s: int) -> tuple[SkipReasonCode, str] | N
     """None when vehicle ``v`` can serve shipment ``s`` alone, else the reason's code and the
     load type (for a capacity; else "")."""
     limits = problem.model.vehicles[v].load_limits
-    for load_type, amount in problem.model.shipments[s].load_demands.items():
+    shipment = problem.model.shipments[s]
+    for load_type in sorted(shipment.demanded_types):
         limit = limits.get(load_type)
+        # on board after the pickup (a delivery-only load: from the start), per-visit demands
+        # included: the least of the alternatives
+        amount = _least_demand(shipment, load_type, bool(shipment.pickups))
         if limit is not None and amount > limit:
             return SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, load_type
     over = _exceeds_load_interval(problem, v, s)
@@ -249,11 +254,26 @@ def _exceeds_load_interval(problem: Problem, v: int, s: int) -> str:
     one exceeds (on board until the end); "" if none (issue 15)."""
     vehicle = problem.model.vehicles[v]
     shipment = problem.model.shipments[s]
-    if shipment.pickups and shipment.deliveries:
-        return ""
     intervals = vehicle.end_load_intervals if shipment.pickups else vehicle.start_load_intervals
-    for load_type, amount in sorted(shipment.load_demands.items()):
+    for load_type in sorted(shipment.demanded_types):
+        amount = _least_demand(shipment, load_type, bool(shipment.pickups))
+        if shipment.pickups and shipment.deliveries:
+            # a pair leaves on board what its pickup adds beyond its delivery's removal
+            amount -= max(
+                shipment.visit_demands(False, k).get(load_type, 0)
+                for k in range(len(shipment.deliveries))
+            )
         interval = intervals.get(load_type)
         if interval is not None and interval.max_load is not None and amount > interval.max_load:
             return load_type
     return ""
+
+
+def _least_demand(shipment: Shipment, load_type: str, is_pickup: bool) -> int:
+    """The least demand of ``load_type`` over the shipment's pickup (or delivery) alternatives,
+    per-visit demands included."""
+    visits = shipment.pickups if is_pickup else shipment.deliveries
+    return min(
+        (shipment.visit_demands(is_pickup, k).get(load_type, 0) for k in range(len(visits))),
+        default=0,
+    )

@@ -348,7 +348,7 @@ class _Builder:
             for t in (*v.load_limits, *v.soft_load_limits, *v.start_load_intervals)
         }
         limited.update(t for v in self.model.vehicles for t in v.end_load_intervals)
-        demanded = {t for s in self.model.shipments for t, q in s.load_demands.items() if q > 0}
+        demanded = {t for s in self.model.shipments for t in s.demanded_types}
         for load_type in sorted(limited & demanded):
             self._add_load_dimension(load_type)
         self._add_load_intervals()
@@ -356,25 +356,38 @@ class _Builder:
     def _add_load_dimension(self, load_type: str) -> None:
         """Load on board = start load + changes. Delivery-only goods are on board from the start,
         so with delivery-only shipments the start load is free and the end load must equal the
-        pickup-only goods collected (zero without pickup-only shipments)."""
+        goods left on board: the pickup-only goods collected plus what the pairs picked up
+        beyond what they delivered (per-visit demands, issue 15), zero without either. Each
+        stop changes the load by its shipment's plus its visit request's demand."""
         p = self.p
         stops = p.stops
         change = np.zeros(stops.size, dtype=np.int64)
-        pickup_only = np.zeros(stops.size, dtype=np.int64)
-        has_delivery_only = has_pickup_only = False
+        left_on_board = np.zeros(stops.size, dtype=np.int64)
+        has_delivery_only = has_left_on_board = False
         total = 0
         for s, shipment in enumerate(self.model.shipments):
-            q = int(shipment.load_demands.get(load_type, 0))
-            if q <= 0 or not p.routable[s]:
+            if load_type not in shipment.demanded_types or not p.routable[s]:
                 continue
-            total += q
+            total += shipment.max_visit_demand(load_type)
+            amounts = {}
+            for is_pickup, visit_stops in (
+                (True, stops.pickup_stops[s]),
+                (False, stops.delivery_stops[s]),
+            ):
+                for stop in visit_stops:
+                    k = int(stops.alternative[stop])
+                    amounts[stop] = shipment.visit_demands(is_pickup, k).get(load_type, 0)
+            # a pair whose pickup and delivery amounts may differ leaves the difference on board
+            unbalanced = len(set(amounts.values())) > 1 and bool(stops.delivery_stops[s])
             for stop in stops.pickup_stops[s]:
-                change[stop] = q
-                if not stops.delivery_stops[s]:
-                    pickup_only[stop] = q
-                    has_pickup_only = True
+                change[stop] = amounts[stop]
+                if not stops.delivery_stops[s] or unbalanced:
+                    left_on_board[stop] = amounts[stop]
+                    has_left_on_board = has_left_on_board or amounts[stop] > 0
             for stop in stops.delivery_stops[s]:
-                change[stop] = -q
+                change[stop] = -amounts[stop]
+                if unbalanced and stops.pickup_stops[s]:
+                    left_on_board[stop] = -amounts[stop]
                 if not stops.pickup_stops[s]:
                     has_delivery_only = True
         if total == 0:
@@ -395,11 +408,12 @@ class _Builder:
         if not has_delivery_only:
             return
         n_vehicles = len(self.model.vehicles)
-        if not has_pickup_only:
+        if not has_left_on_board:
             for v in range(n_vehicles):
                 dim.CumulVar(self.routing.End(v)).SetValue(0)
             return
-        aux_cb = self.routing.RegisterUnaryTransitVector(pickup_only.tolist())
+        # never negative: a pair's delivery removes at most what its pickup added (validation)
+        aux_cb = self.routing.RegisterUnaryTransitVector(left_on_board.tolist())
         aux_name = f"pickup-only:{load_type}"
         self.routing.AddDimension(aux_cb, 0, total, True, aux_name)
         aux = self.routing.GetDimensionOrDie(aux_name)

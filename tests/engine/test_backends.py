@@ -288,6 +288,17 @@ ORTOOLS_ONLY = {
         with_vehicle(BASE, end_load_intervals={"kg": LoadInterval(0, 100)}),
         "model.vehicles[1].load_limits[kg].end_load_interval",
     ),
+    "pair_visit_demands": (
+        with_shipment(
+            BASE,
+            Shipment(
+                pickups=(dataclasses.replace(HERE, load_demands={"kg": 2}),),
+                deliveries=BASE.shipments[1].deliveries,
+                load_demands={"kg": 1},
+            ),
+        ),
+        "model.shipments[2].deliveries[0].load_demands",
+    ),
 }
 
 
