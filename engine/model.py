@@ -339,8 +339,7 @@ class Vehicle:
     start_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
     """``load_limits[type].start_load_interval``: the load on board at the start of a route
     that performs visits (the delivery-only loads it delivers) must lie in the interval. A
-    vehicle without visits carries nothing and is not constrained. Only ``min_load`` 0 is
-    supported (validation)."""
+    vehicle without visits carries nothing and is not constrained."""
     end_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
     """``load_limits[type].end_load_interval``: the same at the end (the pickup-only loads it
     collects)."""

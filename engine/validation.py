@@ -680,8 +680,7 @@ MAX_LOAD_INTERVAL_BOUND = 10**15
 
 def _check_load_intervals(self: _Validator) -> None:
     """``load_limits[type].start_load_interval`` and ``end_load_interval``: Google's rules (min
-    and max non-negative, min <= max), routeopt's bound, and no positive min (not supported
-    yet)."""
+    and max non-negative, min <= max) and routeopt's bound."""
     for j, v in enumerate(self.model.vehicles):
         for kind, intervals in (
             ("start_load_interval", v.start_load_intervals),
@@ -707,13 +706,6 @@ def _check_load_interval(self: _Validator, path: str, interval: LoadInterval) ->
             ok = False
     if ok and interval.max_load is not None and interval.min_load > interval.max_load:
         self.add(f"{path}.min", f"must not exceed max ({interval.min_load} > {interval.max_load})")
-    elif ok and interval.min_load > 0:
-        self.add(
-            f"{path}.min",
-            f"a positive minimum load is not supported yet (got {interval.min_load}): the "
-            "solver's moves insert one shipment at a time and cannot reliably reach routes "
-            "that must leave or come back loaded",
-        )
 
 
 # -- per-visit load demands (issue 15) --------------------------------------------------------

@@ -41,8 +41,10 @@ The integer problem maps onto the routing library as follows:
   of the time dimension, ``travel_duration_limit`` as a "travel" dimension (transit = travel
   time) with hard, soft and quadratic soft span bounds, the quadratic soft part of
   ``route_duration_limit`` as a quadratic soft span bound of the time dimension;
-- ``load_limits[type].start_load_interval`` / ``end_load_interval`` (their ``max``): upper
-  bounds of the load dimension's cumuls at the vehicle's start and end;
+- ``load_limits[type].start_load_interval`` / ``end_load_interval``: ``max`` as upper bounds of
+  the load dimension's cumuls at the vehicle's start and end, a positive ``min`` as a soft
+  lower bound there (charged to used vehicles only; a route still short is emptied);
+- per-visit ``load_demands``: per-stop transits of the load dimensions;
 - ``extra_visit_duration_for_visit_type``: per-vehicle visit durations
   (``Problem.service_for``) in the time dimension's transits and the breaks' visit transits;
 - ``unloading_policy``: ``SetPickupAndDeliveryPolicyOfVehicle`` (LIFO / FIFO).
@@ -424,8 +426,9 @@ class _Builder:
     def _add_load_intervals(self) -> None:
         """``load_limits[type].start_load_interval.max`` / ``end_load_interval.max`` (issue 15):
         upper bounds of the load dimension's cumul at the vehicle's start and end (an unused
-        vehicle carries 0). A positive ``min`` is rejected by validation. A type no routable
-        shipment demands has no dimension: its load is 0, within any maximum."""
+        vehicle carries 0). A type no routable shipment demands has no dimension: its load is
+        0, within any maximum. Positive minima: :meth:`_add_load_minima`."""
+        self._add_load_minima()
         dimensions = set(self.routing.GetAllDimensionNames())
         for v, vehicle in enumerate(self.model.vehicles):
             for intervals, at in (
@@ -438,6 +441,74 @@ class _Builder:
                         continue
                     cumul = self.routing.GetDimensionOrDie(name).CumulVar(at)
                     cumul.SetMax(min(int(cumul.Max()), interval.max_load))
+
+    def _add_load_minima(self) -> None:
+        """Positive ``start_load_interval.min`` / ``end_load_interval.min`` (issue 15): they bind
+        only a route with visits (an unused vehicle carries nothing), so a hard bound of the
+        cumul would force the vehicle into use, and ``cumul >= min * active`` is invisible to
+        the routing filters: first solutions that open a route with one small shipment fail
+        and local search, inserting one shipment at a time, never reaches a route that must
+        leave loaded. So the minimum guides the search as a soft lower bound of the cumul
+        (``coefficient`` per unit short, far above route costs), which OR-Tools charges only
+        to used vehicles: opening a route costs the units it is short, and each unit loaded
+        brings that down. The bound stays hard: a route still short of a minimum when the
+        search stops is emptied by :meth:`_extract` (:meth:`_short_of_minimum`). A vehicle
+        ``used_if_route_is_empty`` gets the hard constraint ``cumul >= min * active``
+        instead."""
+        self._minima: dict[int, list[tuple[str, bool, int]]] = {}
+        for v, vehicle in enumerate(self.model.vehicles):
+            for at_start, intervals in (
+                (True, vehicle.start_load_intervals),
+                (False, vehicle.end_load_intervals),
+            ):
+                for load_type, interval in sorted(intervals.items()):
+                    if interval.min_load > 0:
+                        self._minima.setdefault(v, []).append(
+                            (load_type, at_start, interval.min_load)
+                        )
+        if not self._minima:
+            return
+        total = sum(m for minima in self._minima.values() for _, _, m in minima)
+        # per unit short: as much as a mandatory shipment's penalty where the sum of all
+        # shortfalls stays far from int64 (with the penalties and the route costs)
+        coefficient = max(1, min(self.mandatory_penalty, MAX_SCALED_COST // (4 * total + 4)))
+        dimensions = set(self.routing.GetAllDimensionNames())
+        for v, minima in sorted(self._minima.items()):
+            vehicle = self.model.vehicles[v]
+            for load_type, at_start, minimum in minima:
+                name = f"load:{load_type}"
+                if name not in dimensions:
+                    continue  # nothing routable carries the type: a used route is emptied
+                at = self.routing.Start(v) if at_start else self.routing.End(v)
+                cumul = self.routing.GetDimensionOrDie(name).CumulVar(at)
+                if vehicle.used_if_route_is_empty:
+                    active = self.routing.ActiveVehicleVar(v)
+                    self.solver.Add(cumul >= active * minimum)
+                    continue
+                dim = self.routing.GetDimensionOrDie(name)
+                dim.SetCumulVarSoftLowerBound(at, minimum, coefficient)
+
+    def _short_of_minimum(self, v: int, stops: Sequence[int]) -> bool:
+        """Whether the route ``stops`` of vehicle ``v`` (with visits) starts or ends with less
+        of a load type than the vehicle's positive minimum (issue 15)."""
+        minima = self._minima.get(v)
+        if not minima or not stops:
+            return False
+        p = self.p
+        for load_type, at_start, minimum in minima:
+            start = end = 0
+            for stop in stops:
+                shipment = self.model.shipments[int(p.stops.shipment[stop])]
+                is_pickup = bool(p.stops.is_pickup[stop])
+                q = shipment.visit_demands(is_pickup, int(p.stops.alternative[stop]))
+                amount = q.get(load_type, 0)
+                if not shipment.pickups:
+                    start += amount  # delivery-only: on board from the start
+                else:
+                    end += amount if is_pickup else -amount
+            if (start if at_start else end) < minimum:
+                return True
+        return False
 
     # -- distance ----------------------------------------------------------------------------
 
@@ -971,6 +1042,11 @@ class _Builder:
             stops.append(int(manager.IndexToNode(index)))
             starts.append(int(assignment.Min(dim.CumulVar(index))))
             index = assignment.Value(routing.NextVar(index))
+        if self._short_of_minimum(v, stops):
+            # a route the search left short of a minimum start or end load: not a solution
+            # (see _add_load_minima); its shipments stay unperformed
+            log.info("vehicle %d: route short of its minimum load, left empty", v)
+            return RoutePlan(vehicle=v)
         if not stops and not self.model.vehicles[v].used_if_route_is_empty:
             return RoutePlan(vehicle=v)
         end_s = int(assignment.Min(dim.CumulVar(index)))
