@@ -233,3 +233,25 @@ def test_validation_names_each_bad_field() -> None:
         [depot_vehicle()],
     )
     assert validate_model(ok) == []
+
+
+def test_visit_demands_count_against_the_start_and_end_maxima() -> None:
+    # A drop of 1 + 4 kg on a van that may leave with at most 4 kg, and a pickup of 1 + 4 kg
+    # on one that may come back with at most 4: both are skipped, with the load type.
+    van = depot_vehicle(
+        start_load_intervals={"kg": LoadInterval(0, 4)},
+        end_load_intervals={"kg": LoadInterval(0, 4)},
+    )
+    shipments = [
+        Shipment(deliveries=(at("A", load_demands=kg(4)),), load_demands=kg(1), penalty_cost=None),
+        Shipment(pickups=(at("B", load_demands=kg(4)),), load_demands=kg(1), penalty_cost=None),
+        Shipment(deliveries=(at("C", load_demands=kg(3)),), load_demands=kg(1), penalty_cost=None),
+    ]
+    solution = solve_checked(model(shipments, [van]))
+    skipped = {s.index: s.reasons for s in solution.skipped_shipments}
+    assert set(skipped) == {0, 1}
+    for reasons in skipped.values():
+        assert [(r.code, r.example_exceeded_capacity_type) for r in reasons] == [
+            (SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, "kg")
+        ]
+    assert served(solution) == {2}

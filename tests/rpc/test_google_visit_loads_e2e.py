@@ -66,3 +66,33 @@ def test_bad_visit_demand_is_invalid_argument_naming_googles_field(
     with pytest.raises(api_exceptions.InvalidArgument) as caught:
         client.optimize_tours(request=request, timeout=30)
     assert f"model.{field}" in bad_request_fields(caught.value.response)
+
+
+def test_a_van_that_must_leave_loaded_through_googles_client(
+    client: ro.RouteOptimizationClient,
+) -> None:
+    # start_load_interval.min = 5 kg on the cheap van: two 3-kg drops open its route together
+    # (6 kg); the checker verifies the start load against the minimum. A third van that must
+    # leave with 100 kg can never be used and stays empty.
+    shipments = [
+        delivery("a", 48.85, load_demands=kg(3)),
+        delivery("b", 48.86, load_demands=kg(3)),
+    ]
+    cheap = vehicle(
+        "cheap", load_limits={"kg": LoadLimit(start_load_interval=LoadLimit.Interval(min_=5))}
+    )
+    dear = vehicle("dear")
+    dear.cost_per_kilometer = 10.0
+    never = vehicle(
+        "never", load_limits={"kg": LoadLimit(start_load_interval=LoadLimit.Interval(min_=100))}
+    )
+    never.cost_per_kilometer = 0.1
+    request = tours(shipments, [cheap, dear, never])
+    request.search_mode = ro.OptimizeToursRequest.SearchMode.CONSUME_ALL_AVAILABLE_TIME
+    request.timeout = {"seconds": 1}
+    response, _ = solve(client, request)  # through the checker
+    assert not response.skipped_shipments
+    routes = {r.vehicle_index: r for r in response.routes}
+    assert len(routes[0].visits) == 2
+    assert routes[0].transitions[0].vehicle_loads["kg"].amount == 6
+    assert not routes[2].visits
