@@ -454,7 +454,8 @@ class _Builder:
         brings that down. The bound stays hard: a route still short of a minimum when the
         search stops is emptied by :meth:`_extract` (:meth:`_short_of_minimum`). A vehicle
         ``used_if_route_is_empty`` gets the hard constraint ``cumul >= min * active``
-        instead."""
+        instead, and one the ``injected_solution_constraint`` keeps in use (a kept visit that
+        must be performed) the hard bound ``cumul >= min``."""
         self._minima: dict[int, list[tuple[str, bool, int]]] = {}
         for v, vehicle in enumerate(self.model.vehicles):
             for at_start, intervals in (
@@ -473,6 +474,7 @@ class _Builder:
         # shortfalls stays far from int64 (with the penalties and the route costs)
         coefficient = max(1, min(self.mandatory_penalty, MAX_SCALED_COST // (4 * total + 4)))
         dimensions = set(self.routing.GetAllDimensionNames())
+        kept = _vehicles_with_kept_visits(self.p)
         for v, minima in sorted(self._minima.items()):
             vehicle = self.model.vehicles[v]
             for load_type, at_start, minimum in minima:
@@ -481,6 +483,9 @@ class _Builder:
                     continue  # nothing routable carries the type: a used route is emptied
                 at = self.routing.Start(v) if at_start else self.routing.End(v)
                 cumul = self.routing.GetDimensionOrDie(name).CumulVar(at)
+                if v in kept:  # the injected solution constraint keeps it in use
+                    cumul.SetMin(max(int(cumul.Min()), minimum))
+                    continue
                 if vehicle.used_if_route_is_empty:
                     active = self.routing.ActiveVehicleVar(v)
                     self.solver.Add(cumul >= active * minimum)
@@ -1062,6 +1067,23 @@ class _Builder:
             end_s=end_s,
             breaks_s=breaks,
         )
+
+
+def _vehicles_with_kept_visits(problem: Problem) -> set[int]:
+    """Vehicles that the ``injected_solution_constraint`` keeps in use: a route with a visit
+    that must be performed on it (relaxed at most to ``RELAX_VISIT_TIMES_AFTER_THRESHOLD``, of a
+    routable shipment), as :meth:`_Builder._add_injected_constraint` locks it."""
+    injected = resolve(problem.model)
+    return {
+        route.vehicle
+        for route in injected.constrained
+        if not problem.model.vehicles[route.vehicle].ignore
+        and any(
+            p.level <= RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD
+            and problem.routable[p.shipment]
+            for p in route.visits
+        )
+    }
 
 
 def _set_quadratic_soft_span(dim: pywrapcp.RoutingDimension, v: int, limit: DurationLimit) -> None:

@@ -17,7 +17,16 @@ import numpy as np
 import pytest
 
 from engine import Shipment, ShipmentModel, SkipReasonCode, Vehicle
-from engine.model import LoadInterval
+from engine.errors import InvalidModelError, NoSolutionError
+from engine.model import (
+    ConstraintRelaxation,
+    InjectedRoute,
+    InjectedSolutionConstraint,
+    InjectedVisit,
+    LoadInterval,
+    Relaxation,
+    RelaxationLevel,
+)
 from engine.options import SearchMode
 from tests.bruteforce import brute_force_optimum
 from tests.builders import at, depot_vehicle, line_model, solve_checked
@@ -169,3 +178,34 @@ def test_the_checker_catches_a_route_below_its_end_minimum() -> None:
     )
     with pytest.raises(AssertionError, match="end_load_interval: load 'kg' = 2 is below min 3"):
         check_solution(tight, solution)
+
+
+def _kept(van: Vehicle, *shipments: Shipment) -> ShipmentModel:
+    """``shipments`` on ``van`` (and a dear van), the first one kept on the cheap van by an
+    injected solution constraint (times relaxed, the visit performed)."""
+    relax = ConstraintRelaxation((Relaxation(RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD),))
+    constraint = InjectedSolutionConstraint(
+        routes=(InjectedRoute(0, (InjectedVisit(0, False, 0, 1000.0),), 0.0, 2000.0),),
+        constraint_relaxations=(relax,),
+    )
+    dear = depot_vehicle(cost_per_kilometer=10.0)
+    m = model(list(shipments), [van, dear])
+    return dataclasses.replace(m, injected_solution_constraint=constraint)
+
+
+def test_a_kept_route_must_reach_its_minimum() -> None:
+    # The constraint keeps A's 2-kg drop on the cheap van, which must leave with 4 kg: B's
+    # 2 kg go with it (not on the dear van), whatever the search finds cheaper.
+    van = depot_vehicle(cost_per_kilometer=1.0, start_load_intervals={"kg": LoadInterval(4)})
+    m = _kept(van, drop("A", 2), drop("D", 2, penalty=1e6))
+    solution = solve_checked(m, time_limit_s=1.0)
+    assert served_by(solution) == {0: 0, 1: 0}
+    # Kept, but the van cannot leave with 5 kg (the drops weigh 4): the pre-check proves it.
+    short = dataclasses.replace(van, start_load_intervals={"kg": LoadInterval(5)})
+    with pytest.raises(InvalidModelError, match="DEMAND_EXCEEDS_VEHICLE_CAPACITY"):
+        solve_checked(dataclasses.replace(m, vehicles=(short, m.vehicles[1])), time_limit_s=1.0)
+    # Kept, and D's 2 kg would do, but D is out of the van's distance limit (only the search
+    # finds that no route reaches 4 kg): the constraint cannot be kept.
+    limited = dataclasses.replace(van, route_distance_limit_m=2500.0)
+    with pytest.raises(NoSolutionError):
+        solve_checked(dataclasses.replace(m, vehicles=(limited, m.vehicles[1])), time_limit_s=1.0)
