@@ -255,3 +255,19 @@ def test_visit_demands_count_against_the_start_and_end_maxima() -> None:
             (SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, "kg")
         ]
     assert served(solution) == {2}
+
+
+def test_visit_demands_count_in_the_solvers_load_bound() -> None:
+    # The shipments' own demands are tiny; their visits' demands add up beyond 2^53.
+    big = 2**52
+    m = model(
+        [Shipment(deliveries=(at(t, load_demands=kg(big)),), load_demands=kg(1)) for t in "ABC"],
+        [depot_vehicle()],
+    )
+    (violation,) = validate_model(m)
+    assert violation.field == "shipments[0].deliveries[0].load_demands[kg].amount"
+    small = model(
+        [Shipment(deliveries=(at(t, load_demands=kg(2**50)),), load_demands=kg(1)) for t in "ABC"],
+        [depot_vehicle()],
+    )
+    assert validate_model(small) == []
