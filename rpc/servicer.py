@@ -400,7 +400,10 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.OptimizeToursProgress]:
         record = _CallRecord.of_tours("OptimizeToursStream", context, request)
-        if request.solving_mode in UNSOLVED_MODES:
+        if (
+            request.solving_mode in UNSOLVED_MODES
+            or request.solving_mode == pb.OptimizeToursRequest.DETECT_SOME_INFEASIBLE_SHIPMENTS
+        ):  # no search to follow: the one answer of OptimizeTours (validation_errors too)
             response = record.answer(
                 context, lambda: self._optimize_tours(request, context, record)
             )

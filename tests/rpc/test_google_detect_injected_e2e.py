@@ -8,12 +8,15 @@ finds (a kept visit that cannot be reached in time) are answered so."""
 
 from __future__ import annotations
 
+import grpc
 import pytest
 from google.api_core import exceptions as api_exceptions
 from google.maps import routeoptimization_v1 as ro
 
+from rpc.pb import route_optimization_service_pb2 as pb
+from rpc.pb import route_optimization_service_pb2_grpc as pb_grpc
 from tests.rpc.test_google_rules_e2e import delivery, tours, vehicle
-from tests.rpc.test_server_e2e import bad_request_fields
+from tests.rpc.test_server_e2e import ServerProcess, bad_request_fields
 
 Mode = ro.OptimizeToursRequest.SolvingMode
 
@@ -153,3 +156,21 @@ def test_detect_mode_long_running_answers_the_same(client: ro.RouteOptimizationC
     response = operation.result(timeout=60)
     assert UNREACHABLE_FIELD in [_path(e.fields[0]) for e in response.validation_errors]
     assert not response.skipped_shipments
+
+
+def test_detect_mode_stream_answers_the_same(server: ServerProcess) -> None:
+    # routeopt's own OptimizeToursStream: one final event with the same answer as
+    # OptimizeTours (validation errors of the constraint, or of the model, not an error).
+    request = _request(UNREACHABLE)
+    request.solving_mode = Mode.DETECT_SOME_INFEASIBLE_SHIPMENTS
+    mine = pb.OptimizeToursRequest.FromString(ro.OptimizeToursRequest.serialize(request))
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = pb_grpc.RouteOptimizationStub(channel)
+        (event,) = list(stub.OptimizeToursStream(mine, timeout=60))
+        assert event.done
+        assert UNREACHABLE_FIELD in [e.field_path for e in event.response.validation_errors]
+        mine.model.shipments[0].deliveries[0].duration.seconds = -1
+        (event,) = list(stub.OptimizeToursStream(mine, timeout=60))
+        assert "model.shipments[0].deliveries[0].duration" in [
+            e.field_path for e in event.response.validation_errors
+        ]
