@@ -380,7 +380,8 @@ class _Builder:
                     k = int(stops.alternative[stop])
                     amounts[stop] = shipment.visit_demands(is_pickup, k).get(load_type, 0)
             # a pair whose pickup and delivery amounts may differ leaves the difference on board
-            unbalanced = len(set(amounts.values())) > 1 and bool(stops.delivery_stops[s])
+            is_pair = bool(stops.pickup_stops[s]) and bool(stops.delivery_stops[s])
+            unbalanced = is_pair and len(set(amounts.values())) > 1
             for stop in stops.pickup_stops[s]:
                 change[stop] = amounts[stop]
                 if not stops.delivery_stops[s] or unbalanced:
@@ -388,7 +389,7 @@ class _Builder:
                     has_left_on_board = has_left_on_board or amounts[stop] > 0
             for stop in stops.delivery_stops[s]:
                 change[stop] = -amounts[stop]
-                if unbalanced and stops.pickup_stops[s]:
+                if unbalanced:
                     left_on_board[stop] = -amounts[stop]
                 if not stops.pickup_stops[s]:
                     has_delivery_only = True
