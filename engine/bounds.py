@@ -199,9 +199,8 @@ def _load_violations(model: ShipmentModel, problems: list[FieldViolation]) -> No
     totals: dict[str, int] = {}
     largest: dict[str, tuple[int, int]] = {}
     for i, s in enumerate(model.shipments):
-        for load_type, amount in s.load_demands.items():
-            if amount <= 0:
-                continue
+        for load_type in s.demanded_types:
+            amount = s.max_visit_demand(load_type)  # with the visits' own demands
             totals[load_type] = totals.get(load_type, 0) + amount
             if amount > largest.get(load_type, (0, -1))[0]:
                 largest[load_type] = (amount, i)
@@ -210,11 +209,27 @@ def _load_violations(model: ShipmentModel, problems: list[FieldViolation]) -> No
             i = largest[load_type][1]
             problems.append(
                 FieldViolation(
-                    f"shipments[{i}].load_demands[{load_type}].amount",
+                    _demand_path(model, i, load_type),
                     f"the demands of load type {load_type!r} add up to {total}, above the "
                     f"solver's bound of {MAX_LOAD_TOTAL} (2^53)",
                 )
             )
+
+
+def _demand_path(model: ShipmentModel, i: int, load_type: str) -> str:
+    """The field of shipment ``i``'s largest demand of ``load_type``: its own ``load_demands``,
+    or a visit request's when that is larger (issue 15)."""
+    s = model.shipments[i]
+    path, largest = (
+        f"shipments[{i}].load_demands[{load_type}].amount",
+        s.load_demands.get(load_type, 0),
+    )
+    for kind, visits in (("pickups", s.pickups), ("deliveries", s.deliveries)):
+        for k, visit in enumerate(visits):
+            if visit.load_demands.get(load_type, 0) > largest:
+                largest = visit.load_demands[load_type]
+                path = f"shipments[{i}].{kind}[{k}].load_demands[{load_type}].amount"
+    return path
 
 
 def _longest_leg_m(model: ShipmentModel, horizon_s: float) -> float:
@@ -293,9 +308,8 @@ def _cost_budget(model: ShipmentModel) -> _Budget | None:
 def _demand_totals(model: ShipmentModel) -> dict[str, float]:
     totals: dict[str, float] = {}
     for s in model.shipments:
-        for load_type, amount in s.load_demands.items():
-            if amount > 0:
-                totals[load_type] = totals.get(load_type, 0.0) + float(amount)
+        for load_type in s.demanded_types:
+            totals[load_type] = totals.get(load_type, 0.0) + float(s.max_visit_demand(load_type))
     return totals
 
 

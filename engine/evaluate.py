@@ -79,9 +79,10 @@ def _delay_s(windows: Sequence[TimeWindow], t: float) -> float:
     return 0.0
 
 
-def _loads_of(shipment: Shipment, is_pickup: bool) -> dict[str, int]:
+def _loads_of(shipment: Shipment, is_pickup: bool, alternative: int) -> dict[str, int]:
+    """The signed demands of a visit: the shipment's plus its visit request's (issue 15)."""
     sign = 1 if is_pickup else -1
-    return {t: sign * int(q) for t, q in shipment.load_demands.items()}
+    return {t: sign * q for t, q in shipment.visit_demands(is_pickup, alternative).items()}
 
 
 def _route_geometry(
@@ -130,19 +131,28 @@ def _build_route(problem: Problem, plan: RoutePlan, network: RoadNetwork | None)
     return walk.route(route_polyline)
 
 
-def _initial_load(model: ShipmentModel, vehicle: int, shipments: set[int]) -> dict[str, int]:
-    """Load on board at the start of a route of ``shipments``, per load type the vehicle limits
-    or the route carries: the delivery-only goods."""
+def _initial_load(problem: Problem, vehicle: int, route: Sequence[int]) -> dict[str, int]:
+    """Load on board at the start of a route visiting the stops ``route``, per load type the
+    vehicle limits or a visit of the route demands: the delivery-only goods (of the delivery
+    alternatives performed, per-visit demands included)."""
+    model, stops = problem.model, problem.stops
     load_types = set(model.vehicles[vehicle].load_limits)
-    for s in shipments:
-        load_types.update(t for t, q in model.shipments[s].load_demands.items() if q > 0)
+    visits = [
+        (
+            model.shipments[int(stops.shipment[i])],
+            bool(stops.is_pickup[i]),
+            int(stops.alternative[i]),
+        )
+        for i in route
+    ]
+    for sh, is_pickup, k in visits:
+        load_types.update(t for t, q in sh.visit_demands(is_pickup, k).items() if q > 0)
     load: dict[str, int] = dict.fromkeys(sorted(load_types), 0)
-    for s in shipments:
-        sh = model.shipments[s]
+    for sh, is_pickup, k in visits:
         if not sh.pickups:
-            for t, q in sh.load_demands.items():
+            for t, q in sh.visit_demands(is_pickup, k).items():
                 if t in load:  # a zero demand of a type nothing limits or carries: no load
-                    load[t] += int(q)
+                    load[t] += q
     return load
 
 
@@ -163,7 +173,7 @@ class _RouteWalk:
         self.end_time = self.g0 + plan.end_s
         self.breaks = tuple(Break(self.g0 + s, float(d)) for s, d in plan.breaks_s)
         self.shipments = {int(problem.stops.shipment[i]) for i in plan.stops}
-        self.load = _initial_load(model, plan.vehicle, self.shipments)
+        self.load = _initial_load(problem, plan.vehicle, plan.stops)
         self.max_loads = dict(self.load)
         self.costs: dict[str, float] = defaultdict(float)
         self.visits: list[Visit] = []
@@ -265,8 +275,8 @@ class _RouteWalk:
         is_pickup = bool(stops.is_pickup[stop])
         shipment = model.shipments[s]
         request = stops.visit_request(model, stop)
-        visit_loads = _loads_of(shipment, is_pickup)
         alternative = int(stops.alternative[stop])
+        visit_loads = _loads_of(shipment, is_pickup, alternative)
         duration_s = self.vehicle.visit_duration_s(request)  # with visit-type extras (issue 15)
         detour_s = self._detour_s(stop, s, is_pickup, start)
         if is_pickup:

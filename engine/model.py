@@ -110,6 +110,9 @@ class VisitRequest:
     visit_types: tuple[str, ...] = ()
     """Google's ``visit_types``: a vehicle spends its
     :attr:`Vehicle.extra_visit_duration_for_visit_type` of each on top of ``duration_s``."""
+    load_demands: Mapping[str, int] = field(default_factory=dict)
+    """Google's ``VisitRequest.load_demands``: demands of this visit only, added to the
+    shipment's :attr:`Shipment.load_demands` (see :meth:`Shipment.visit_demands`)."""
     avoid_u_turns: bool = False
     """Google's ``avoid_u_turns`` (road travel only): the vehicle arrives along one direction of
     the road the location snaps to and leaves in that direction (see :mod:`engine.travel`)."""
@@ -179,6 +182,35 @@ class Shipment:
             if index == vehicle:
                 return float(cost)
         return 0.0
+
+    def visit_demands(self, is_pickup: bool, k: int) -> dict[str, int]:
+        """The demands of performing pickup (or delivery) alternative ``k``: the shipment's
+        ``load_demands`` plus that visit request's (Google's ``Visit.load_demands``, unsigned)."""
+        visit = (self.pickups if is_pickup else self.deliveries)[k]
+        demands = {t: int(q) for t, q in self.load_demands.items()}
+        for t, q in visit.load_demands.items():
+            demands[t] = demands.get(t, 0) + int(q)
+        return demands
+
+    def max_visit_demand(self, load_type: str) -> int:
+        """The largest demand of ``load_type`` over the shipment's visit requests (its
+        ``load_demands`` when it has no per-visit demand of the type)."""
+        base = int(self.load_demands.get(load_type, 0))
+        extra = [int(v.load_demands.get(load_type, 0)) for v in (*self.pickups, *self.deliveries)]
+        return base + max(extra, default=0)
+
+    @property
+    def demanded_types(self) -> set[str]:
+        """Load types with a positive demand in the shipment or one of its visit requests."""
+        types = {t for t, q in self.load_demands.items() if q > 0}
+        for v in (*self.pickups, *self.deliveries):
+            types.update(t for t, q in v.load_demands.items() if q > 0)
+        return types
+
+    @property
+    def has_visit_demands(self) -> bool:
+        """Whether a visit request has its own (non-zero) ``load_demands``."""
+        return any(q for v in (*self.pickups, *self.deliveries) for q in v.load_demands.values())
 
 
 @dataclass(frozen=True)
@@ -386,8 +418,7 @@ class Vehicle:
     start_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
     """``load_limits[type].start_load_interval``: the load on board at the start of a route
     that performs visits (the delivery-only loads it delivers) must lie in the interval. A
-    vehicle without visits carries nothing and is not constrained. Only ``min_load`` 0 is
-    supported (validation)."""
+    vehicle without visits carries nothing and is not constrained."""
     end_load_intervals: Mapping[str, LoadInterval] = field(default_factory=dict)
     """``load_limits[type].end_load_interval``: the same at the end (the pickup-only loads it
     collects)."""

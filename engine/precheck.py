@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from engine.model import Shipment
 from engine.problem import Problem, Window
 from engine.solution import SkipReason, SkipReasonCode
 
@@ -35,6 +36,7 @@ def precheck(problem: Problem) -> tuple[Problem, dict[int, tuple[SkipReason, ...
     allowed_vehicles: list[tuple[int, ...]] = []
     profile_of, representative = _vehicle_profiles(problem)
     everyone = tuple(range(len(model.vehicles)))
+    short = _short_of_minimum(problem)
     for s in range(len(model.shipments)):
         if model.shipments[s].ignore:
             skipped[s] = (SkipReason(SkipReasonCode.SHIPMENT_IGNORED),)
@@ -47,7 +49,7 @@ def precheck(problem: Problem) -> tuple[Problem, dict[int, tuple[SkipReason, ...
             allowed_vehicles.append(())
             continue
         verdicts = [_verdict(problem, v, s) for v in representative]
-        ok, reasons = _allowed(problem, s, everyone, verdicts, profile_of)
+        ok, reasons = _allowed(problem, s, everyone, verdicts, profile_of, short)
         allowed_vehicles.append(ok)
         if not ok:
             routable[s] = False
@@ -62,13 +64,14 @@ def _allowed(
     everyone: tuple[int, ...],
     verdicts: Sequence[tuple[SkipReasonCode, str] | None],
     profile_of: Sequence[int],
+    short: Mapping[int, str],
 ) -> tuple[tuple[int, ...], tuple[SkipReason, ...]]:
     """The vehicles that may serve shipment ``s`` given the verdict of each vehicle profile
     (``profile_of`` each vehicle); when there are none, one reason per distinct cause."""
     model = problem.model
     allowed = model.shipments[s].allowed_vehicle_indices
     ignored = {v for v, vehicle in enumerate(model.vehicles) if vehicle.ignore}
-    if not allowed and not ignored and all(verdict is None for verdict in verdicts):
+    if not allowed and not ignored and not short and all(v is None for v in verdicts):
         return everyone, ()  # the common case, without a loop per vehicle
     allowed_set = set(allowed or everyone)
     ok: list[int] = []
@@ -79,6 +82,8 @@ def _allowed(
             reason: SkipReason | None = SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v)
         elif v in ignored:
             reason = SkipReason(SkipReasonCode.VEHICLE_IGNORED, v)
+        elif v in short:  # its minimum start or end load cannot be reached (issue 15)
+            reason = SkipReason(SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, v, short[v])
         else:
             reason = None if verdict is None else SkipReason(verdict[0], v, verdict[1])
         if reason is None:
@@ -96,6 +101,9 @@ def alone_reason(problem: Problem, v: int, s: int) -> SkipReason | None:
     ):
         if problem.model.vehicles[v].ignore:
             return SkipReason(SkipReasonCode.VEHICLE_IGNORED, v)
+        short = _short_of_minimum(problem, (v,))
+        if short:
+            return SkipReason(SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, v, short[v])
         verdict = _verdict(problem, v, s)
         return None if verdict is None else SkipReason(verdict[0], v, verdict[1])
     return SkipReason(SkipReasonCode.VEHICLE_NOT_ALLOWED, v)
@@ -137,8 +145,12 @@ def _verdict(problem: Problem, v: int, s: int) -> tuple[SkipReasonCode, str] | N
     """None when vehicle ``v`` can serve shipment ``s`` alone, else the reason's code and the
     load type (for a capacity; else "")."""
     limits = problem.model.vehicles[v].load_limits
-    for load_type, amount in problem.model.shipments[s].load_demands.items():
+    shipment = problem.model.shipments[s]
+    for load_type in sorted(shipment.demanded_types):
         limit = limits.get(load_type)
+        # on board after the pickup (a delivery-only load: from the start), per-visit demands
+        # included: the least of the alternatives
+        amount = _least_demand(shipment, load_type, bool(shipment.pickups))
         if limit is not None and amount > limit:
             return SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY, load_type
     over = _exceeds_load_interval(problem, v, s)
@@ -249,11 +261,78 @@ def _exceeds_load_interval(problem: Problem, v: int, s: int) -> str:
     one exceeds (on board until the end); "" if none (issue 15)."""
     vehicle = problem.model.vehicles[v]
     shipment = problem.model.shipments[s]
-    if shipment.pickups and shipment.deliveries:
-        return ""
     intervals = vehicle.end_load_intervals if shipment.pickups else vehicle.start_load_intervals
-    for load_type, amount in sorted(shipment.load_demands.items()):
+    for load_type in sorted(shipment.demanded_types):
+        amount = _least_demand(shipment, load_type, bool(shipment.pickups))
+        if shipment.pickups and shipment.deliveries:
+            # a pair leaves on board what its pickup adds beyond its delivery's removal
+            amount -= max(
+                shipment.visit_demands(False, k).get(load_type, 0)
+                for k in range(len(shipment.deliveries))
+            )
         interval = intervals.get(load_type)
         if interval is not None and interval.max_load is not None and amount > interval.max_load:
             return load_type
     return ""
+
+
+def _least_demand(shipment: Shipment, load_type: str, is_pickup: bool) -> int:
+    """The least demand of ``load_type`` over the shipment's pickup (or delivery) alternatives,
+    per-visit demands included."""
+    visits = shipment.pickups if is_pickup else shipment.deliveries
+    return min(
+        (shipment.visit_demands(is_pickup, k).get(load_type, 0) for k in range(len(visits))),
+        default=0,
+    )
+
+
+def _short_of_minimum(problem: Problem, vehicles: Sequence[int] | None = None) -> dict[int, str]:
+    """The vehicles (of ``vehicles``, default all) that can never perform a visit because a
+    positive ``start_load_interval.min`` or ``end_load_interval.min`` (issue 15) cannot be
+    reached: even with every shipment it may serve, the most it can leave with (delivery-only
+    goods) or come back with (pickup-only goods and what pairs pick up beyond what they
+    deliver), its ``max_load`` and the interval's max included, is below the minimum. Vehicle
+    → the load type."""
+    model = problem.model
+    if vehicles is None:
+        vehicles = range(len(model.vehicles))
+    short: dict[int, str] = {}
+    for v in vehicles:
+        vehicle = model.vehicles[v]
+        for kind, intervals in (
+            ("start", vehicle.start_load_intervals),
+            ("end", vehicle.end_load_intervals),
+        ):
+            for load_type, interval in sorted(intervals.items()):
+                if interval.min_load <= 0 or v in short:
+                    continue
+                most = _most_on_board(model.shipments, v, load_type, at_start=kind == "start")
+                for cap in (vehicle.load_limits.get(load_type), interval.max_load):
+                    if cap is not None:
+                        most = min(most, cap)
+                if most < interval.min_load:
+                    short[v] = load_type
+    return short
+
+
+def _most_on_board(shipments: Sequence[Shipment], v: int, load_type: str, *, at_start: bool) -> int:
+    """The most of ``load_type`` that vehicle ``v`` can have on board at the start (or end) of
+    a route with every shipment it may serve."""
+    most = 0
+    for shipment in shipments:
+        if shipment.ignore or load_type not in shipment.demanded_types:
+            continue
+        if shipment.allowed_vehicle_indices and v not in shipment.allowed_vehicle_indices:
+            continue
+        picked = [
+            shipment.visit_demands(True, k).get(load_type, 0) for k in range(len(shipment.pickups))
+        ]
+        dropped = [
+            shipment.visit_demands(False, k).get(load_type, 0)
+            for k in range(len(shipment.deliveries))
+        ]
+        if at_start and not picked:
+            most += max(dropped)
+        elif not at_start and picked:
+            most += max(picked) - min(dropped, default=0)
+    return most

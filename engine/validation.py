@@ -106,6 +106,7 @@ class _Validator:
         _check_load_costs(self)
         _check_visit_types(self)
         _check_transition_attributes(self)
+        _check_visit_demands(self)
 
     def check_matrices(self) -> None:
         m = self.model
@@ -531,12 +532,9 @@ def _check_soft_limits(self: _Validator) -> None:
     m = self.model
     kinds: dict[str, set[str]] = {}
     for s in m.shipments:
-        for load_type, amount in s.load_demands.items():
-            if amount > 0:
-                kind = (
-                    "pair" if s.pickups and s.deliveries else "pickup" if s.pickups else "delivery"
-                )
-                kinds.setdefault(load_type, set()).add(kind)
+        for load_type in s.demanded_types:  # the shipment's and its visits' demands
+            kind = "pair" if s.pickups and s.deliveries else "pickup" if s.pickups else "delivery"
+            kinds.setdefault(load_type, set()).add(kind)
     for j, v in enumerate(m.vehicles):
         path = f"vehicles[{j}]"
         for limit, hard, soft, soft_name, cost, cost_name in (
@@ -698,8 +696,7 @@ MAX_LOAD_INTERVAL_BOUND = 10**15
 
 def _check_load_intervals(self: _Validator) -> None:
     """``load_limits[type].start_load_interval`` and ``end_load_interval``: Google's rules (min
-    and max non-negative, min <= max), routeopt's bound, and no positive min (not supported
-    yet)."""
+    and max non-negative, min <= max) and routeopt's bound."""
     for j, v in enumerate(self.model.vehicles):
         for kind, intervals in (
             ("start_load_interval", v.start_load_intervals),
@@ -725,13 +722,41 @@ def _check_load_interval(self: _Validator, path: str, interval: LoadInterval) ->
             ok = False
     if ok and interval.max_load is not None and interval.min_load > interval.max_load:
         self.add(f"{path}.min", f"must not exceed max ({interval.min_load} > {interval.max_load})")
-    elif ok and interval.min_load > 0:
-        self.add(
-            f"{path}.min",
-            f"a positive minimum load is not supported yet (got {interval.min_load}): the "
-            "solver's moves insert one shipment at a time and cannot reliably reach routes "
-            "that must leave or come back loaded",
-        )
+
+
+# -- per-visit load demands (issue 15) --------------------------------------------------------
+
+
+def _check_visit_demands(self: _Validator) -> None:
+    """``VisitRequest.load_demands``: names not empty, amounts non-negative (Google's rules),
+    and of a shipment with a pickup and a delivery, no delivery alternative removes more of a
+    type than some pickup alternative adds (routeopt's rule: a delivery unloads goods of its
+    own shipment, so the load of a pair never goes below what it picked up minus what it
+    delivered, both >= 0)."""
+    for i, s in enumerate(self.model.shipments):
+        for kind, visits in (("pickups", s.pickups), ("deliveries", s.deliveries)):
+            for k, visit in enumerate(visits):
+                path = f"shipments[{i}].{kind}[{k}].load_demands"
+                for load_type, amount in sorted(visit.load_demands.items()):
+                    if not load_type:
+                        self.add(path, "load type names must not be empty")
+                    if amount < 0:
+                        self.add(f"{path}[{load_type}].amount", "must not be negative")
+        if not (s.pickups and s.deliveries and s.has_visit_demands):
+            continue
+        for load_type in sorted(s.demanded_types):
+            least_picked = min(
+                s.visit_demands(True, k).get(load_type, 0) for k in range(len(s.pickups))
+            )
+            for k in range(len(s.deliveries)):
+                delivered = s.visit_demands(False, k).get(load_type, 0)
+                if delivered > least_picked:
+                    self.add(
+                        f"shipments[{i}].deliveries[{k}].load_demands[{load_type}].amount",
+                        f"the delivery removes {delivered} of {load_type!r} (shipment plus "
+                        f"visit demand) but a pickup of the shipment adds only {least_picked}: "
+                        "a delivery may not unload more than its shipment picked up",
+                    )
 
 
 # -- load-dependent costs (issue 15) ----------------------------------------------------------

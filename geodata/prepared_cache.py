@@ -12,17 +12,13 @@ does not match is rebuilt; loaded arrays are range-checked before any kernel rea
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from geodata.array_dir import cached, read_array_dir, sha256_of, write_array_dir
 from geodata.prepared import Chains, PreparedGraph, prepare_graph, validate_graph
 
 __all__ = ["PREPARED_FORMAT_VERSION", "load_prepared", "prepared_for", "save_prepared"]
@@ -49,27 +45,14 @@ Csr = tuple[Any, Any, Any, Any]
 
 
 def _key(csr: Csr) -> dict[str, object]:
-    digest = hashlib.sha256()
-    for arr in csr:
-        digest.update(str(arr.dtype).encode())
-        digest.update(np.ascontiguousarray(arr).data)
-    return {"format": PREPARED_FORMAT_VERSION, "network_sha256": digest.hexdigest()}
+    return {"format": PREPARED_FORMAT_VERSION, "network_sha256": sha256_of(csr)}
 
 
 def save_prepared(prepared: PreparedGraph, csr: Csr, path: Path) -> None:
     """Write ``prepared`` (built from ``csr``) to the directory ``path``, atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / "weight.npy", prepared.graph.weight, allow_pickle=False)
-    for name in _CHAINS:
-        np.save(tmp / f"{name}.npy", getattr(prepared.chains, name), allow_pickle=False)
-    (tmp / "meta.json").write_text(json.dumps({**_key(csr), "time_bits": prepared.time_bits}))
-    old = path.with_name(f".{path.name}.{os.getpid()}.old")
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    arrays = {"weight": prepared.graph.weight}
+    arrays.update((name, getattr(prepared.chains, name)) for name in _CHAINS)
+    write_array_dir(path, arrays, {**_key(csr), "time_bits": prepared.time_bits})
 
 
 def _check(arrays: dict[str, Any], n: int, m: int) -> None:
@@ -99,41 +82,29 @@ def _check(arrays: dict[str, Any], n: int, m: int) -> None:
 def load_prepared(csr: Csr, path: Path) -> PreparedGraph | None:
     """The prepared graph in ``path``, memory-mapped, if it was built from ``csr`` by this
     format, else ``None``."""
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-        if any(meta.get(k) != v for k, v in _key(csr).items()):
-            logger.info("prepared graph %s does not match the network: rebuilding", path)
-            return None
-        arrays = {
-            name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            for name in _DTYPES
-        }
-        indptr, indices, _, length = csr
+    indptr, indices, _, length = csr
+
+    def make(arrays: dict[str, Any], meta: dict[str, Any]) -> PreparedGraph:
         _check(arrays, indptr.shape[0] - 1, indices.shape[0])
         time_bits = meta["time_bits"]
+        # a MatrixInputError is a ValueError: read_array_dir takes it as unreadable
         graph = validate_graph(indptr, indices, arrays["weight"], length)
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # MatrixInputError is a ValueError
-        logger.info("prepared graph %s unreadable (%s): rebuilding", path, exc)
-        return None
-    chains = Chains(**{name: arrays[name] for name in _CHAINS})
-    return PreparedGraph(graph, chains, time_bits=None if time_bits is None else int(time_bits))
+        chains = Chains(**{name: arrays[name] for name in _CHAINS})
+        return PreparedGraph(graph, chains, time_bits=None if time_bits is None else int(time_bits))
+
+    return read_array_dir(
+        path, _key(csr), _DTYPES, make, what="prepared graph", source="network", log=logger
+    )
 
 
 def prepared_for(csr: Csr, cache: Path | None) -> PreparedGraph:
     """The prepared graph of ``csr`` (exact grid) from the directory ``cache``, or built (and
     saved there)."""
-    started = time.perf_counter()
-    if cache is not None:
-        loaded = load_prepared(csr, cache)
-        if loaded is not None:
-            logger.info(
-                "prepared graph loaded from %s in %.2f s", cache, time.perf_counter() - started
-            )
-            return loaded
-    prepared = prepare_graph(*csr, exact_grid=True)
-    if cache is not None:
-        try:
-            save_prepared(prepared, csr, cache)
-        except OSError as exc:  # a read-only cache directory still serves the built graph
-            logger.warning("prepared graph not saved to %s: %s", cache, exc)
-    return prepared
+    return cached(
+        cache,
+        lambda path: load_prepared(csr, path),
+        lambda: prepare_graph(*csr, exact_grid=True),
+        lambda prepared, path: save_prepared(prepared, csr, path),
+        what="prepared graph",
+        log=logger,
+    )

@@ -18,12 +18,8 @@ before any kernel reads them. Writes go to a temporary directory renamed into pl
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -33,6 +29,7 @@ import numpy as np
 import pyproj
 from pyproj import CRS, Transformer
 
+from geodata.array_dir import cached, read_array_dir, sha256_of, write_array_dir
 from geodata.arrays import F64, I32, I64, Mask
 from geodata.errors import EmptyNetworkError
 from geodata.kernels.grid import count_cells, fill_cells, nearest_segments
@@ -296,11 +293,7 @@ def build_snap_index(network: RoadNetwork) -> SnapIndex:
 
 def network_fingerprint(network: RoadNetwork) -> str:
     """SHA-256 of what the index depends on: the CSR structure and the node coordinates."""
-    digest = hashlib.sha256()
-    for arr in (network.indptr, network.indices, network.lat, network.lon):
-        digest.update(str(arr.dtype).encode())
-        digest.update(np.ascontiguousarray(arr).data)
-    return digest.hexdigest()
+    return sha256_of((network.indptr, network.indices, network.lat, network.lon))
 
 
 def _key(network: RoadNetwork) -> dict[str, object]:
@@ -316,32 +309,15 @@ _SCALARS = ("lat0", "lon0", "x0", "y0", "cell", "nx", "ny", "build_time_s")
 
 def save_snap_index(index: SnapIndex, network: RoadNetwork, path: Path) -> None:
     """Write ``index`` (built from ``network``) to the directory ``path``, atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, arr in index.arrays().items():
-        np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
     meta = {**_key(network), **{k: getattr(index, k) for k in _SCALARS}}
-    (tmp / "meta.json").write_text(json.dumps(meta))
-    old = path.with_name(f".{path.name}.{os.getpid()}.old")
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    write_array_dir(path, index.arrays(), meta)
 
 
 def load_snap_index(network: RoadNetwork, path: Path) -> SnapIndex | None:
     """The index in ``path``, memory-mapped, if it was built from ``network`` by this format
     (checked with :meth:`SnapIndex.check`), else ``None``."""
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-        if any(meta.get(k) != v for k, v in _key(network).items()):
-            logger.info("snap index %s does not match the network: rebuilding", path)
-            return None
-        arrays = {
-            name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            for name in SnapIndex.array_names()
-        }
+
+    def make(arrays: dict[str, Any], meta: dict[str, Any]) -> SnapIndex:
         index = SnapIndex(
             **arrays,
             lat0=float(meta["lat0"]),
@@ -354,29 +330,27 @@ def load_snap_index(network: RoadNetwork, path: Path) -> SnapIndex | None:
             build_time_s=float(meta["build_time_s"]),
         )
         index.check(network)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        logger.info("snap index %s unreadable (%s): rebuilding", path, exc)
-        return None
-    return index
+        return index
+
+    return read_array_dir(
+        path,
+        _key(network),
+        SnapIndex.array_names(),
+        make,
+        what="snap index",
+        source="network",
+        log=logger,
+    )
 
 
 def snap_index_for(network: RoadNetwork, cache: Path | None) -> SnapIndex:
     """The snap index of ``network`` from the directory ``cache``, or built (and saved there)."""
-    started = time.perf_counter()
-    if cache is not None:
-        loaded = load_snap_index(network, cache)
-        if loaded is not None:
-            logger.info(
-                "snap index loaded from %s in %.2f s (built in %.2f s)",
-                cache, time.perf_counter() - started, loaded.build_time_s,
-            )  # fmt: skip
-            return loaded
-    index = build_snap_index(network)
-    if cache is not None:
-        try:
-            save_snap_index(index, network, cache)
-        except OSError as exc:  # a read-only cache directory still serves the built index
-            logger.warning("snap index not saved to %s: %s", cache, exc)
-        else:
-            logger.info("snap index saved to %s", cache)
-    return index
+    return cached(
+        cache,
+        lambda path: load_snap_index(network, path),
+        lambda: build_snap_index(network),
+        lambda index, path: save_snap_index(index, network, path),
+        what="snap index",
+        log=logger,
+        built_in=lambda index: index.build_time_s,
+    )

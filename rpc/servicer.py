@@ -58,6 +58,7 @@ from rpc.convert import (
     UNSOLVED_MODES,
     RequestSettings,
     convert_or_validate,
+    detected_errors_response,
     duration_to_seconds,
     request_to_engine,
     seconds_to_duration,
@@ -343,7 +344,19 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         if not job.done() or not context.is_active():  # the call ended: stop the solve
             job.cancel()
             raise _CallEndedError
-        solution = self._solution(job.result, requested, budget)
+        try:
+            solution = self._solution(job.result, requested, budget)
+        except InvalidModelError as exc:
+            if settings.solving_mode != pb.OptimizeToursRequest.DETECT_SOME_INFEASIBLE_SHIPMENTS:
+                raise
+            # locks of the injected solution constraint that cannot hold (issue 15): Google
+            # answers them in validation_errors in this mode
+            record.outcome = f"detect violations={len(exc.violations)}"
+            return detected_errors_response(
+                exc.violations,
+                request_label=settings.label,
+                limit=settings.max_validation_errors,
+            )
         record.outcome = solution.status.name
         return solution_to_response(solution, request_label=settings.label)
 
@@ -387,7 +400,10 @@ class RouteOptimizationServicer(pb_grpc.RouteOptimizationServicer):
         self, request: pb.OptimizeToursRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.OptimizeToursProgress]:
         record = _CallRecord.of_tours("OptimizeToursStream", context, request)
-        if request.solving_mode in UNSOLVED_MODES:
+        if (
+            request.solving_mode in UNSOLVED_MODES
+            or request.solving_mode == pb.OptimizeToursRequest.DETECT_SOME_INFEASIBLE_SHIPMENTS
+        ):  # no search to follow: the one answer of OptimizeTours (validation_errors too)
             response = record.answer(
                 context, lambda: self._optimize_tours(request, context, record)
             )

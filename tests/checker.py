@@ -67,6 +67,7 @@ __all__ = [
     "transition_terms",
     "unloading_problems",
     "vehicle_allowed",
+    "visit_demands",
     "visit_duration",
     "visit_request",
 ]
@@ -407,30 +408,43 @@ def vehicle_allowed(model: ShipmentModel, shipment_index: int, vehicle_index: in
     return not allowed or vehicle_index in allowed
 
 
+def visit_demands(model: ShipmentModel, ref: VisitRef) -> dict[str, int]:
+    """Unsigned demands of the visit ``ref``: its shipment's ``load_demands`` plus its visit
+    request's own ``load_demands`` (Google: "added to the demands listed in
+    Shipment.load_demands")."""
+    s, is_pickup, k = ref
+    shipment = model.shipments[s]
+    request = (shipment.pickups if is_pickup else shipment.deliveries)[k]
+    total = dict(shipment.load_demands)
+    for t, a in request.load_demands.items():
+        total[t] = total.get(t, 0) + a
+    return total
+
+
 def route_loads(
     model: ShipmentModel, vehicle_index: int, refs: Sequence[VisitRef]
 ) -> list[dict[str, int]]:
     """Load on board during each of the len(refs) + 1 transitions of a route.
 
     Reported types: those in the vehicle's ``load_limits`` plus those with a non-zero demand
-    of a shipment on the route. Delivery-only loads are on board from the start.
+    of a visit on the route (shipment plus visit request demands). Delivery-only loads (of the
+    delivery alternative performed) are on board from the start.
     """
     vehicle = model.vehicles[vehicle_index]
-    on_route = sorted({s for s, _, _ in refs})
+    demands = [visit_demands(model, ref) for ref in refs]
     types = set(vehicle.load_limits)
-    for s in on_route:
-        types.update(t for t, a in model.shipments[s].load_demands.items() if a != 0)
+    for d in demands:
+        types.update(t for t, a in d.items() if a != 0)
     load = dict.fromkeys(sorted(types), 0)
-    for s in on_route:
-        shipment = model.shipments[s]
-        if not shipment.pickups:
+    for (s, _, _), d in zip(refs, demands, strict=True):
+        if not model.shipments[s].pickups:
             for t in types:
-                load[t] += shipment.load_demands.get(t, 0)
+                load[t] += d.get(t, 0)
     loads = [dict(load)]
-    for s, is_pickup, _ in refs:
+    for (_, is_pickup, _), d in zip(refs, demands, strict=True):
         sign = 1 if is_pickup else -1
         for t in types:
-            load[t] += sign * model.shipments[s].load_demands.get(t, 0)
+            load[t] += sign * d.get(t, 0)
         loads.append(dict(load))
     return loads
 
@@ -1130,7 +1144,8 @@ class _Checker:
             if visit.visit_label != request.label:
                 self.fail(vw, f"visit_label is {visit.visit_label!r}, expected {request.label!r}")
             sign = 1 if visit.is_pickup else -1
-            want = _nonzero({t: sign * a for t, a in shipment.load_demands.items()})
+            ref = (visit.shipment_index, visit.is_pickup, visit.visit_request_index)
+            want = _nonzero({t: sign * a for t, a in visit_demands(model, ref).items()})
             if _nonzero(visit.load_demands) != want:
                 self.fail(vw, f"load_demands is {dict(visit.load_demands)}, expected {want}")
 

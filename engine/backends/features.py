@@ -64,6 +64,8 @@ FEATURES = {
     "unloading_policy": "an unloading policy (LIFO or FIFO)",
     "transition_attributes": "transition attributes (tag-based delays and costs between visits)",
     "load_costs": "a load-dependent cost (load_limits.cost_per_kilometer, cost_per_traveled_hour)",
+    "pair_visit_demands": "a pickup-and-delivery shipment whose pickup and delivery load "
+    "demands differ (VisitRequest.load_demands)",
 }
 """Feature name → what it means (for messages and documentation)."""
 
@@ -81,7 +83,7 @@ RULES_AND_COSTS = frozenset(
         "used_if_route_is_empty",
     }
     | {"break_frequency", "travel_duration_limit"}  # driver-hours rules
-    | {"load_intervals"}  # loads
+    | {"load_intervals", "pair_visit_demands"}  # loads
     | {"visit_type_durations"}  # per-vehicle service times
     | {"unloading_policy"}
     | {"transition_attributes"}  # per-arc delays and costs (engine.transitions)
@@ -219,7 +221,8 @@ def _driver_hours_features(problem: Problem, note: Callable[[str, str], None]) -
 
 
 def _load_features(problem: Problem, note: Callable[[str, str], None]) -> None:
-    """Issue 15's load rules: start and end load intervals."""
+    """Issue 15's load rules: start and end load intervals, pairs whose pickup and delivery
+    demands differ (per-visit demands)."""
     for v, vehicle in enumerate(problem.model.vehicles):
         for kind, intervals in (
             ("start_load_interval", vehicle.start_load_intervals),
@@ -227,6 +230,18 @@ def _load_features(problem: Problem, note: Callable[[str, str], None]) -> None:
         ):
             for load_type in sorted(intervals):
                 note("load_intervals", f"vehicles[{v}].load_limits[{load_type}].{kind}")
+    for s, shipment in enumerate(problem.model.shipments):
+        if not (problem.routable[s] and shipment.pickups and shipment.deliveries):
+            continue
+        if not shipment.has_visit_demands:
+            continue
+        amounts = {
+            tuple(sorted((t, q) for t, q in shipment.visit_demands(is_pickup, k).items() if q))
+            for is_pickup, visits in ((True, shipment.pickups), (False, shipment.deliveries))
+            for k in range(len(visits))
+        }
+        if len(amounts) > 1:
+            note("pair_visit_demands", f"shipments[{s}].deliveries[0].load_demands")
 
 
 def _load_cost_features(problem: Problem, note: Callable[[str, str], None]) -> None:

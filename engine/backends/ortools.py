@@ -41,8 +41,10 @@ The integer problem maps onto the routing library as follows:
   of the time dimension, ``travel_duration_limit`` as a "travel" dimension (transit = travel
   time) with hard, soft and quadratic soft span bounds, the quadratic soft part of
   ``route_duration_limit`` as a quadratic soft span bound of the time dimension;
-- ``load_limits[type].start_load_interval`` / ``end_load_interval`` (their ``max``): upper
-  bounds of the load dimension's cumuls at the vehicle's start and end;
+- ``load_limits[type].start_load_interval`` / ``end_load_interval``: ``max`` as upper bounds of
+  the load dimension's cumuls at the vehicle's start and end, a positive ``min`` as a soft
+  lower bound there (charged to used vehicles only; a route still short is emptied);
+- per-visit ``load_demands``: per-stop transits of the load dimensions;
 - ``extra_visit_duration_for_visit_type``: per-vehicle visit durations
   (``Problem.service_for``) in the time dimension's transits and the breaks' visit transits;
 - ``unloading_policy``: ``SetPickupAndDeliveryPolicyOfVehicle`` (LIFO / FIFO);
@@ -397,7 +399,7 @@ class _Builder:
             for v in self.model.vehicles
             for t in (*v.load_costs_per_kilometer, *v.load_costs_per_traveled_hour)
         )
-        demanded = {t for s in self.model.shipments for t, q in s.load_demands.items() if q > 0}
+        demanded = {t for s in self.model.shipments for t in s.demanded_types}
         for load_type in sorted(limited & demanded):
             self._add_load_dimension(load_type)
         self._add_load_intervals()
@@ -405,25 +407,39 @@ class _Builder:
     def _add_load_dimension(self, load_type: str) -> None:
         """Load on board = start load + changes. Delivery-only goods are on board from the start,
         so with delivery-only shipments the start load is free and the end load must equal the
-        pickup-only goods collected (zero without pickup-only shipments)."""
+        goods left on board: the pickup-only goods collected plus what the pairs picked up
+        beyond what they delivered (per-visit demands, issue 15), zero without either. Each
+        stop changes the load by its shipment's plus its visit request's demand."""
         p = self.p
         stops = p.stops
         change = np.zeros(stops.size, dtype=np.int64)
-        pickup_only = np.zeros(stops.size, dtype=np.int64)
-        has_delivery_only = has_pickup_only = False
+        left_on_board = np.zeros(stops.size, dtype=np.int64)
+        has_delivery_only = has_left_on_board = False
         total = 0
         for s, shipment in enumerate(self.model.shipments):
-            q = int(shipment.load_demands.get(load_type, 0))
-            if q <= 0 or not p.routable[s]:
+            if load_type not in shipment.demanded_types or not p.routable[s]:
                 continue
-            total += q
+            total += shipment.max_visit_demand(load_type)
+            amounts = {}
+            for is_pickup, visit_stops in (
+                (True, stops.pickup_stops[s]),
+                (False, stops.delivery_stops[s]),
+            ):
+                for stop in visit_stops:
+                    k = int(stops.alternative[stop])
+                    amounts[stop] = shipment.visit_demands(is_pickup, k).get(load_type, 0)
+            # a pair whose pickup and delivery amounts may differ leaves the difference on board
+            is_pair = bool(stops.pickup_stops[s]) and bool(stops.delivery_stops[s])
+            unbalanced = is_pair and len(set(amounts.values())) > 1
             for stop in stops.pickup_stops[s]:
-                change[stop] = q
-                if not stops.delivery_stops[s]:
-                    pickup_only[stop] = q
-                    has_pickup_only = True
+                change[stop] = amounts[stop]
+                if not stops.delivery_stops[s] or unbalanced:
+                    left_on_board[stop] = amounts[stop]
+                    has_left_on_board = has_left_on_board or amounts[stop] > 0
             for stop in stops.delivery_stops[s]:
-                change[stop] = -q
+                change[stop] = -amounts[stop]
+                if unbalanced:
+                    left_on_board[stop] = -amounts[stop]
                 if not stops.pickup_stops[s]:
                     has_delivery_only = True
         if total == 0:
@@ -444,11 +460,12 @@ class _Builder:
         if not has_delivery_only:
             return
         n_vehicles = len(self.model.vehicles)
-        if not has_pickup_only:
+        if not has_left_on_board:
             for v in range(n_vehicles):
                 dim.CumulVar(self.routing.End(v)).SetValue(0)
             return
-        aux_cb = self.routing.RegisterUnaryTransitVector(pickup_only.tolist())
+        # never negative: a pair's delivery removes at most what its pickup added (validation)
+        aux_cb = self.routing.RegisterUnaryTransitVector(left_on_board.tolist())
         aux_name = f"pickup-only:{load_type}"
         self.routing.AddDimension(aux_cb, 0, total, True, aux_name)
         aux = self.routing.GetDimensionOrDie(aux_name)
@@ -459,8 +476,9 @@ class _Builder:
     def _add_load_intervals(self) -> None:
         """``load_limits[type].start_load_interval.max`` / ``end_load_interval.max`` (issue 15):
         upper bounds of the load dimension's cumul at the vehicle's start and end (an unused
-        vehicle carries 0). A positive ``min`` is rejected by validation. A type no routable
-        shipment demands has no dimension: its load is 0, within any maximum."""
+        vehicle carries 0). A type no routable shipment demands has no dimension: its load is
+        0, within any maximum. Positive minima: :meth:`_add_load_minima`."""
+        self._add_load_minima()
         dimensions = set(self.routing.GetAllDimensionNames())
         for v, vehicle in enumerate(self.model.vehicles):
             for intervals, at in (
@@ -473,6 +491,79 @@ class _Builder:
                         continue
                     cumul = self.routing.GetDimensionOrDie(name).CumulVar(at)
                     cumul.SetMax(min(int(cumul.Max()), interval.max_load))
+
+    def _add_load_minima(self) -> None:
+        """Positive ``start_load_interval.min`` / ``end_load_interval.min`` (issue 15): they bind
+        only a route with visits (an unused vehicle carries nothing), so a hard bound of the
+        cumul would force the vehicle into use, and ``cumul >= min * active`` is invisible to
+        the routing filters: first solutions that open a route with one small shipment fail
+        and local search, inserting one shipment at a time, never reaches a route that must
+        leave loaded. So the minimum guides the search as a soft lower bound of the cumul
+        (``coefficient`` per unit short, far above route costs), which OR-Tools charges only
+        to used vehicles: opening a route costs the units it is short, and each unit loaded
+        brings that down. The bound stays hard: a route still short of a minimum when the
+        search stops is emptied by :meth:`_extract` (:meth:`_short_of_minimum`). A vehicle
+        ``used_if_route_is_empty`` gets the hard constraint ``cumul >= min * active``
+        instead, and one the ``injected_solution_constraint`` keeps in use (a kept visit that
+        must be performed) the hard bound ``cumul >= min``."""
+        self._minima: dict[int, list[tuple[str, bool, int]]] = {}
+        for v, vehicle in enumerate(self.model.vehicles):
+            for at_start, intervals in (
+                (True, vehicle.start_load_intervals),
+                (False, vehicle.end_load_intervals),
+            ):
+                for load_type, interval in sorted(intervals.items()):
+                    if interval.min_load > 0:
+                        self._minima.setdefault(v, []).append(
+                            (load_type, at_start, interval.min_load)
+                        )
+        if not self._minima:
+            return
+        total = sum(m for minima in self._minima.values() for _, _, m in minima)
+        # per unit short: as much as a mandatory shipment's penalty where the sum of all
+        # shortfalls stays far from int64 (with the penalties and the route costs)
+        coefficient = max(1, min(self.mandatory_penalty, MAX_SCALED_COST // (4 * total + 4)))
+        dimensions = set(self.routing.GetAllDimensionNames())
+        kept = _vehicles_with_kept_visits(self.p)
+        for v, minima in sorted(self._minima.items()):
+            vehicle = self.model.vehicles[v]
+            for load_type, at_start, minimum in minima:
+                name = f"load:{load_type}"
+                if name not in dimensions:
+                    continue  # nothing routable carries the type: a used route is emptied
+                at = self.routing.Start(v) if at_start else self.routing.End(v)
+                cumul = self.routing.GetDimensionOrDie(name).CumulVar(at)
+                if v in kept:  # the injected solution constraint keeps it in use
+                    cumul.SetMin(max(int(cumul.Min()), minimum))
+                    continue
+                if vehicle.used_if_route_is_empty:
+                    active = self.routing.ActiveVehicleVar(v)
+                    self.solver.Add(cumul >= active * minimum)
+                    continue
+                dim = self.routing.GetDimensionOrDie(name)
+                dim.SetCumulVarSoftLowerBound(at, minimum, coefficient)
+
+    def _short_of_minimum(self, v: int, stops: Sequence[int]) -> bool:
+        """Whether the route ``stops`` of vehicle ``v`` (with visits) starts or ends with less
+        of a load type than the vehicle's positive minimum (issue 15)."""
+        minima = self._minima.get(v)
+        if not minima or not stops:
+            return False
+        p = self.p
+        for load_type, at_start, minimum in minima:
+            start = end = 0
+            for stop in stops:
+                shipment = self.model.shipments[int(p.stops.shipment[stop])]
+                is_pickup = bool(p.stops.is_pickup[stop])
+                q = shipment.visit_demands(is_pickup, int(p.stops.alternative[stop]))
+                amount = q.get(load_type, 0)
+                if not shipment.pickups:
+                    start += amount  # delivery-only: on board from the start
+                else:
+                    end += amount if is_pickup else -amount
+            if (start if at_start else end) < minimum:
+                return True
+        return False
 
     # -- distance ----------------------------------------------------------------------------
 
@@ -1170,6 +1261,11 @@ class _Builder:
             stops.append(int(manager.IndexToNode(index)))
             starts.append(int(assignment.Min(dim.CumulVar(index))))
             index = assignment.Value(routing.NextVar(index))
+        if self._short_of_minimum(v, stops):
+            # a route the search left short of a minimum start or end load: not a solution
+            # (see _add_load_minima); its shipments stay unperformed
+            log.info("vehicle %d: route short of its minimum load, left empty", v)
+            return RoutePlan(vehicle=v)
         if not stops and not self.model.vehicles[v].used_if_route_is_empty:
             return RoutePlan(vehicle=v)
         end_s = int(assignment.Min(dim.CumulVar(index)))
@@ -1185,6 +1281,23 @@ class _Builder:
             end_s=end_s,
             breaks_s=breaks,
         )
+
+
+def _vehicles_with_kept_visits(problem: Problem) -> set[int]:
+    """Vehicles that the ``injected_solution_constraint`` keeps in use: a route with a visit
+    that must be performed on it (relaxed at most to ``RELAX_VISIT_TIMES_AFTER_THRESHOLD``, of a
+    routable shipment), as :meth:`_Builder._add_injected_constraint` locks it."""
+    injected = resolve(problem.model)
+    return {
+        route.vehicle
+        for route in injected.constrained
+        if not problem.model.vehicles[route.vehicle].ignore
+        and any(
+            p.level <= RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD
+            and problem.routable[p.shipment]
+            for p in route.visits
+        )
+    }
 
 
 def _set_quadratic_soft_span(dim: pywrapcp.RoutingDimension, v: int, limit: DurationLimit) -> None:

@@ -222,31 +222,9 @@ WALKING_SPEED_KPH = 5.0
 
 FOOT = Profile(
     name="foot",
+    # every class but motorways (and their links), at walking pace
     speeds_kph=dict.fromkeys(
-        (
-            "trunk",
-            "trunk_link",
-            "primary",
-            "primary_link",
-            "secondary",
-            "secondary_link",
-            "tertiary",
-            "tertiary_link",
-            "unclassified",
-            "residential",
-            "living_street",
-            "service",
-            "road",
-            "track",
-            "pedestrian",
-            "footway",
-            "path",
-            "steps",
-            "cycleway",
-            "bridleway",
-            "corridor",
-            "ferry",
-        ),
+        (c for c in HIGHWAY_CLASSES if c not in ("motorway", "motorway_link")),
         WALKING_SPEED_KPH,
     ),
     max_speed_kph=WALKING_SPEED_KPH,

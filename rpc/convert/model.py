@@ -158,6 +158,7 @@ class ModelConverter(RulesConverter, HoursConverter, LoadsConverter, Transitions
             label=v.label,
             cost=self.visit_cost(v, path),  # issue 15 (rpc.convert.rules)
             visit_types=tuple(v.visit_types),  # issue 15 (engine.validation checks them)
+            load_demands={name: load.amount for name, load in sorted(v.load_demands.items())},
             avoid_u_turns=v.avoid_u_turns,  # issue 15 (engine.travel: road travel only)
         )
 

@@ -24,6 +24,7 @@ __all__ = [
     "VALIDATION_CODES",
     "check_size",
     "convert_or_validate",
+    "detected_errors_response",
     "field_reference",
     "model_violations",
     "request_to_engine",
@@ -146,6 +147,18 @@ def convert_or_validate(
     if request.solving_mode == modes.TRANSFORM_AND_RETURN_REQUEST:
         return pb.OptimizeToursResponse(request_label=settings.label, processed_request=request)
     return model, settings
+
+
+def detected_errors_response(
+    violations: Iterable[FieldViolation], *, request_label: str, limit: int
+) -> pb.OptimizeToursResponse:
+    """The answer of a ``DETECT_SOME_INFEASIBLE_SHIPMENTS`` request whose pre-check finds
+    problems the model check cannot (the ``injected_solution_constraint``'s locks that cannot
+    hold): Google's semantics, the problems in ``validation_errors`` (at most ``limit``), and
+    ``skipped_shipments`` left empty, like ``status`` and ``routes``."""
+    response = pb.OptimizeToursResponse(request_label=request_label)
+    response.validation_errors.extend(violations_to_validation_errors(violations, limit))
+    return response
 
 
 REPORTING_MODES: Final = frozenset(

@@ -1204,6 +1204,27 @@ class Shipment(_message.Message):
 
         DESCRIPTOR: _descriptor.Descriptor
 
+        @_typing.final
+        class LoadDemandsEntry(_message.Message):
+            DESCRIPTOR: _descriptor.Descriptor
+
+            KEY_FIELD_NUMBER: _builtins.int
+            VALUE_FIELD_NUMBER: _builtins.int
+            key: _builtins.str
+            @_builtins.property
+            def value(self) -> Global___Shipment.Load: ...
+            def __init__(
+                self,
+                *,
+                key: _builtins.str = ...,
+                value: Global___Shipment.Load | None = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
         ARRIVAL_LOCATION_FIELD_NUMBER: _builtins.int
         TIME_WINDOWS_FIELD_NUMBER: _builtins.int
         DURATION_FIELD_NUMBER: _builtins.int
@@ -1211,6 +1232,7 @@ class Shipment(_message.Message):
         LABEL_FIELD_NUMBER: _builtins.int
         COST_FIELD_NUMBER: _builtins.int
         VISIT_TYPES_FIELD_NUMBER: _builtins.int
+        LOAD_DEMANDS_FIELD_NUMBER: _builtins.int
         AVOID_U_TURNS_FIELD_NUMBER: _builtins.int
         label: _builtins.str
         """Label returned in Visit.visit_label."""
@@ -1221,10 +1243,11 @@ class Shipment(_message.Message):
         """
         avoid_u_turns: _builtins.bool
         """Avoid a U-turn at this location (best effort, road travel only): the
-        vehicle arrives along one direction of the road the location snaps to
-        and leaves in the same direction; the solver chooses the direction.
-        A location snapped onto a road node (an intersection or a way's end) is
-        not restricted. Geodesic travel and client matrices: INVALID_ARGUMENT.
+        vehicle arrives along one direction of the street the location snaps to
+        and leaves in the same direction, turning back only at a junction or a
+        dead end; the solver chooses the direction. A location snapped exactly
+        onto a junction is not restricted. Geodesic travel and client matrices:
+        INVALID_ARGUMENT.
         """
         @_builtins.property
         def arrival_location(self) -> _latlng_pb2.LatLng:
@@ -1252,6 +1275,14 @@ class Shipment(_message.Message):
             extra_visit_duration_for_visit_type[type] more here for each of them.
             """
 
+        @_builtins.property
+        def load_demands(self) -> _containers.MessageMap[_builtins.str, Global___Shipment.Load]:
+            """Demands of this visit only, added to the shipment's load_demands (a
+            pickup adds both, a delivery removes both). Of a shipment with a pickup
+            and a delivery, no delivery may remove more of a type than every pickup
+            adds.
+            """
+
         def __init__(
             self,
             *,
@@ -1262,11 +1293,12 @@ class Shipment(_message.Message):
             label: _builtins.str = ...,
             cost: _builtins.float = ...,
             visit_types: _abc.Iterable[_builtins.str] | None = ...,
+            load_demands: _abc.Mapping[_builtins.str, Global___Shipment.Load] | None = ...,
             avoid_u_turns: _builtins.bool | None = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _typing.Literal["_avoid_u_turns", b"_avoid_u_turns", "arrival_location", b"arrival_location", "avoid_u_turns", b"avoid_u_turns", "duration", b"duration"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["_avoid_u_turns", b"_avoid_u_turns", "arrival_location", b"arrival_location", "avoid_u_turns", b"avoid_u_turns", "cost", b"cost", "duration", b"duration", "label", b"label", "tags", b"tags", "time_windows", b"time_windows", "visit_types", b"visit_types"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["_avoid_u_turns", b"_avoid_u_turns", "arrival_location", b"arrival_location", "avoid_u_turns", b"avoid_u_turns", "cost", b"cost", "duration", b"duration", "label", b"label", "load_demands", b"load_demands", "tags", b"tags", "time_windows", b"time_windows", "visit_types", b"visit_types"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         _WhichOneofReturnType__avoid_u_turns: _TypeAlias = _typing.Literal["avoid_u_turns"]  # noqa: Y015
         _WhichOneofArgType__avoid_u_turns: _TypeAlias = _typing.Literal["_avoid_u_turns", b"_avoid_u_turns"]  # noqa: Y015

@@ -320,6 +320,17 @@ ORTOOLS_ONLY = {
         with_vehicle(BASE, load_costs_per_kilometer={"boxes": LoadCost(2, 0.1, 0.5)}),
         "model.vehicles[1].load_limits[boxes].cost_per_kilometer",
     ),
+    "pair_visit_demands": (
+        with_shipment(
+            BASE,
+            Shipment(
+                pickups=(dataclasses.replace(HERE, load_demands={"kg": 2}),),
+                deliveries=BASE.shipments[1].deliveries,
+                load_demands={"kg": 1},
+            ),
+        ),
+        "model.shipments[2].deliveries[0].load_demands",
+    ),
 }
 
 

@@ -302,3 +302,20 @@ def test_each_vehicle_pays_its_own_load_costs(dear: int) -> None:
     assert solution.metrics.total_cost == pytest.approx(6.9, rel=1e-9)
     assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(model), rel=1e-9)
     assert [r.vehicle_index for r in solution.routes if r.visits] == [1 - dear]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_load_costs_with_per_visit_demands_match_brute_force(seed: int) -> None:
+    """Load-dependent costs charge the load on board, per-visit demands included (unbalanced
+    pairs leave the difference on board): the search's load-cost dimension, the evaluation,
+    the checker and brute force agree."""
+    from tests.engine.test_visit_load_demands import _with_visit_demands
+
+    model = with_load_costs(
+        _with_visit_demands(random_tiny_model(seed), seed, balanced=False), seed
+    )
+    solution = solve_checked(
+        model, search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME, time_limit_s=2.0
+    )
+    assert solution.backend == "ortools"
+    assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(model), rel=1e-6)

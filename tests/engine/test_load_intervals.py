@@ -4,8 +4,8 @@
 (tests/checker.py); backend routing, skip reasons, validation and the checker's own rule.
 
 The start load of a route is the delivery-only goods it delivers (on board from the start), its
-end load the pickup-only goods it collects; the intervals constrain routes with visits. Only the
-maxima are supported: a positive ``min`` is rejected (the checker verifies both).
+end load the pickup-only goods it collects; the intervals constrain routes with visits. Positive
+minima: tests/engine/test_load_minima.py.
 """
 
 from __future__ import annotations
@@ -53,18 +53,6 @@ def test_start_load_interval_picks_the_drops_that_fit() -> None:
     assert served(solution) in ({0, 2}, {1, 2})
     assert solution.routes[0].transitions[0].vehicle_loads["kg"] in (5, 6)
     assert solution.metrics.total_cost == pytest.approx(brute_force_optimum(m), rel=1e-9)
-
-
-def test_a_positive_minimum_is_rejected_naming_the_field() -> None:
-    # Vehicles that must leave loaded are not supported yet: the search inserts one shipment
-    # at a time and cannot reliably reach such routes, so the field is refused, not ignored.
-    vehicle = depot_vehicle(start_load_intervals={"kg": LoadInterval(2)})
-    m = model([drop("B", 1)], [vehicle])
-    (violation,) = validate_model(m)
-    assert violation.field == "vehicles[0].load_limits[kg].start_load_interval.min"
-    assert "not supported" in violation.description
-    with pytest.raises(InvalidModelError):
-        solve_checked(m)
 
 
 def test_end_load_interval_bounds_what_a_van_collects() -> None:
@@ -192,7 +180,7 @@ def test_validation_names_each_bad_field() -> None:
         start_load_intervals={
             "kg": LoadInterval(-1, 5),
             "l": LoadInterval(6, 5),
-            "m": LoadInterval(1),
+            "m": LoadInterval(1),  # a positive minimum is valid (tests/engine/test_load_minima.py)
         },
         end_load_intervals={"kg": LoadInterval(0, MAX_LOAD_INTERVAL_BOUND + 1)},
     )
@@ -200,7 +188,6 @@ def test_validation_names_each_bad_field() -> None:
     assert {v.field for v in validate_model(m)} == {
         "vehicles[0].load_limits[kg].start_load_interval.min",
         "vehicles[0].load_limits[l].start_load_interval.min",
-        "vehicles[0].load_limits[m].start_load_interval.min",
         "vehicles[0].load_limits[kg].end_load_interval.max",
     }
     good = dataclasses.replace(

@@ -10,9 +10,6 @@ lengths computed by hand.
 from __future__ import annotations
 
 import itertools
-import math
-from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pytest
@@ -32,18 +29,8 @@ from engine.roads import RoadSpec, load_roads
 from engine.travel import build_stops, build_travel_matrices
 from geodata.geo import haversine_m
 from geodata.polyline import decode_polyline
+from tests.osm_files import haversine, write_osm
 from tests.road_oracle import road_matrix_oracle
-
-R = 6_371_008.8
-
-
-def haversine(a: tuple[float, float], b: tuple[float, float]) -> float:
-    (lat1, lon1), (lat2, lon2) = a, b
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * R * math.asin(math.sqrt(h))
-
 
 # S (node 1) and T (node 2) are joined four ways, fastest first: a motorway through M (node 3),
 # a toll primary road, a car ferry, a long residential detour. Residential spurs lead out of S
@@ -90,23 +77,10 @@ BY_FERRY = SPURS + length(1, 6, 7, 2)
 BY_DETOUR = SPURS + length(1, 6, 8, 9, 7, 2)
 
 
-def write_osm(path: Path) -> Path:
-    lines = ["<?xml version='1.0' encoding='UTF-8'?>", '<osm version="0.6" generator="test">']
-    lines += [f'  <node id="{i}" lat="{lat}" lon="{lon}"/>' for i, (lat, lon) in NODES.items()]
-    for way_id, refs, tags in WAYS:
-        lines.append(f'  <way id="{way_id}">')
-        lines += [f'    <nd ref="{r}"/>' for r in refs]
-        lines += [f"    <tag k={quoteattr(k)} v={quoteattr(v)}/>" for k, v in tags.items()]
-        lines.append("  </way>")
-    lines.append("</osm>")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def roads(tmp_path_factory):
     folder = tmp_path_factory.mktemp("modifiers")
-    path = write_osm(folder / "modifiers.osm")
+    path = write_osm(folder / "modifiers.osm", NODES, WAYS)
     return load_roads(
         RoadSpec(str(path), "car", cache_dir=str(folder / "cache"), profiles=("foot",))
     )

@@ -8,10 +8,6 @@ snapping and scipy's Dijkstra) on each profile's network, and from hand-computed
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-from xml.sax.saxutils import quoteattr
-
 import numpy as np
 import pytest
 
@@ -30,18 +26,8 @@ from engine.roads import RoadSpec, load_roads
 from engine.travel import build_stops, build_travel_matrices
 from geodata.polyline import decode_polyline
 from tests.checker import check_solution
+from tests.osm_files import haversine, write_osm
 from tests.road_oracle import as_matrix_model, road_matrix_oracle
-
-R = 6_371_008.8
-
-
-def haversine(a: tuple[float, float], b: tuple[float, float]) -> float:
-    (lat1, lon1), (lat2, lon2) = a, b
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * R * math.asin(math.sqrt(h))
-
 
 # A square 1-2-3-4 (~111 m a side at the equator): 1 -> 2 is one-way, the other sides are
 # two-way residential streets, and a footway runs diagonally 1 - 3 (no cars). Stops lie in the
@@ -56,23 +42,10 @@ WAYS = [
 ]
 
 
-def write_osm(path: Path) -> Path:
-    lines = ["<?xml version='1.0' encoding='UTF-8'?>", '<osm version="0.6" generator="test">']
-    lines += [f'  <node id="{i}" lat="{lat}" lon="{lon}"/>' for i, (lat, lon) in NODES.items()]
-    for way_id, refs, tags in WAYS:
-        lines.append(f'  <way id="{way_id}">')
-        lines += [f'    <nd ref="{r}"/>' for r in refs]
-        lines += [f"    <tag k={quoteattr(k)} v={quoteattr(v)}/>" for k, v in tags.items()]
-        lines.append("  </way>")
-    lines.append("</osm>")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def square(tmp_path_factory):
     folder = tmp_path_factory.mktemp("square")
-    path = write_osm(folder / "square.osm")
+    path = write_osm(folder / "square.osm", NODES, WAYS)
     return load_roads(
         RoadSpec(str(path), "car", cache_dir=str(folder / "cache"), profiles=("foot", "truck"))
     )

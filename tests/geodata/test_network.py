@@ -36,7 +36,8 @@ from geodata import (
     to_geodataframes,
     to_networkx,
 )
-from tests.geodata.test_osm import SHARED_OSM, edges_by_osm_id, haversine, write_osm
+from tests.geodata.test_osm import SHARED_OSM, edges_by_osm_id
+from tests.osm_files import haversine, write_osm
 
 
 def tiny_arrays() -> dict:

@@ -67,7 +67,8 @@ def test_flags_follow_their_edges_through_the_filter_and_a_pickle():
 
 def test_flags_are_kept_in_the_network_cache(tmp_path):
     from geodata import CAR, load_network
-    from tests.geodata.test_osm import RING, SQUARE, write_osm
+    from tests.geodata.test_osm import RING, SQUARE
+    from tests.osm_files import write_osm
 
     ways = [RING, (200, [1, 5, 3], {"highway": "primary", "toll": "yes"})]
     path = write_osm(tmp_path / "toll.osm", SQUARE, ways)

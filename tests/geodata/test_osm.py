@@ -1,6 +1,6 @@
 """OSM parsing: one-way rules, speeds, access, largest SCC, real extracts.
 
-Expected edges and travel times are computed here from first principles (this file's own haversine),
+Expected edges and travel times are computed here from first principles (the tests' own haversine),
 not with geodata's helpers. Real extracts are © OpenStreetMap contributors (ODbL).
 """
 
@@ -10,7 +10,6 @@ import importlib.util
 import logging
 import math
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pytest
@@ -31,31 +30,9 @@ from geodata import (
     read_osm,
 )
 from geodata.network import EDGE_FERRY, EDGE_INDOOR, EDGE_TOLL
+from tests.osm_files import R, haversine, write_osm
 
-R = 6_371_008.8
 MPH = 1.609344
-
-
-def haversine(a: tuple[float, float], b: tuple[float, float]) -> float:
-    (lat1, lon1), (lat2, lon2) = a, b
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * R * math.asin(math.sqrt(h))
-
-
-def write_osm(path: Path, nodes: dict[int, tuple[float, float]], ways: list[tuple]) -> Path:
-    """An OSM XML file; ``ways`` holds ``(way_id, [node ids], {tag: value})``."""
-    lines = ["<?xml version='1.0' encoding='UTF-8'?>", '<osm version="0.6" generator="test">']
-    lines += [f'  <node id="{i}" lat="{lat}" lon="{lon}"/>' for i, (lat, lon) in nodes.items()]
-    for way_id, refs, tags in ways:
-        lines.append(f'  <way id="{way_id}">')
-        lines += [f'    <nd ref="{r}"/>' for r in refs]
-        lines += [f"    <tag k={quoteattr(k)} v={quoteattr(v)}/>" for k, v in tags.items()]
-        lines.append("  </way>")
-    lines.append("</osm>")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def edges_by_osm_id(net: RoadNetwork) -> dict[tuple[int, int], tuple[float, float, int]]:

@@ -150,10 +150,6 @@ BAD = {
     "vehicles[0].load_limits[kg].end_load_interval.max": LoadLimit(
         end_load_interval=LoadLimit.Interval(max_=-1)
     ),
-    # Valid for Google, not supported by routeopt: refused, not ignored.
-    "vehicles[0].load_limits[kg].end_load_interval.min": LoadLimit(
-        end_load_interval=LoadLimit.Interval(min_=1)
-    ),
     "vehicles[0].load_limits[kg].cost_per_kilometer.cost_per_unit_below_threshold": LoadLimit(
         cost_per_kilometer=LoadLimit.LoadCost(cost_per_unit_below_threshold=-1.0)
     ),

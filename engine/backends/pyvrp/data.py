@@ -324,9 +324,9 @@ def _loads(problem: Problem) -> _Loads:
     model = problem.model
     limited = {t for v in model.vehicles for t in v.load_limits}
     routable = [sh for s, sh in enumerate(model.shipments) if problem.routable[s]]
-    demanded = {t for sh in routable for t, q in sh.load_demands.items() if q > 0}
+    demanded = {t for sh in routable for t in sh.demanded_types}
     load_types = sorted(limited & demanded)
-    totals = [sum(int(sh.load_demands.get(t, 0)) for sh in routable) for t in load_types]
+    totals = [sum(sh.max_visit_demand(t) for sh in routable) for t in load_types]
     return _Loads(load_types, totals)
 
 
@@ -338,11 +338,13 @@ def _visits(problem: Problem, loc_of: dict[int, int], loads: _Loads, scale: Scal
             continue
         required = shipment.is_mandatory
         prize = 0 if required else round(float(shipment.penalty_cost or 0.0) * scale.prizes)
-        amount = loads.amounts(shipment.load_demands)
         if shipment.pickups and shipment.deliveries:
+            # one amount: the pickup's, equal to the delivery's (else the "pair_visit_demands"
+            # feature keeps this backend out)
+            amount = loads.amounts(shipment.visit_demands(True, 0))
             _add_pair(problem, s, loc_of, amount, prize, visits)
         else:
-            _add_clients(problem, s, loc_of, amount, prize, visits)
+            _add_clients(problem, s, loc_of, loads, prize, visits)
     return visits
 
 
@@ -372,7 +374,7 @@ def _add_pair(
 
 
 def _add_clients(
-    problem: Problem, s: int, loc_of: dict[int, int], amount: list[int], prize: int, out: _Visits
+    problem: Problem, s: int, loc_of: dict[int, int], loads: _Loads, prize: int, out: _Visits
 ) -> None:
     """Pickup-only or delivery-only shipment ``s``: a client per alternative and time window
     (:func:`_copies`), in a mutually exclusive group when there are several."""
@@ -384,6 +386,10 @@ def _add_clients(
     group = len(out.groups) if len(copies) > 1 else None
     members = []
     for stop_index, (lo, hi) in copies:
+        # the shipment's demands plus this alternative's own (issue 15)
+        amount = loads.amounts(
+            shipment.visit_demands(is_pickup, int(stops.alternative[stop_index]))
+        )
         members.append(len(out.clients))
         out.clients.append(
             pyvrp.Client(

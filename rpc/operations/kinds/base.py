@@ -85,6 +85,9 @@ class Running:
     latest: SolveProgress | None = None
     written_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    detect_limit: int | None = None
+    """``max_validation_errors`` of a DETECT_SOME_INFEASIBLE_SHIPMENTS solve (None otherwise):
+    its model errors found by the engine are answered in ``validation_errors``."""
 
 
 @dataclass(frozen=True)

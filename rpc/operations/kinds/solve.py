@@ -17,13 +17,19 @@ from typing import ClassVar
 
 from google.protobuf.message import Message
 
-from engine.errors import ExecutorFullError, ExecutorShutdownError, WorkerLostError
+from engine.errors import (
+    ExecutorFullError,
+    ExecutorShutdownError,
+    InvalidModelError,
+    WorkerLostError,
+)
 from engine.progress import SolveProgress
 from engine.solution import SolveStatus
 from rpc.convert import (
     REPORTING_MODES,
     check_size,
     convert_or_validate,
+    detected_errors_response,
     request_to_engine,
     seconds_to_timestamp,
     solution_to_response,
@@ -108,6 +114,11 @@ class SolveKind(OperationKind):
             )
         options = request_settings.solve_options(timeout, settings.solver_processes)
         state.label = request_settings.label
+        if (
+            request_settings.solving_mode
+            == pb.OptimizeToursRequest.DETECT_SOME_INFEASIBLE_SHIPMENTS
+        ):
+            state.detect_limit = request_settings.max_validation_errors
         try:
             job = host.executor.submit(
                 model,
@@ -185,6 +196,13 @@ class SolveKind(OperationKind):
             elif isinstance(exc, WorkerLostError):
                 if host.worker_lost(name, exc):
                     return  # queued again
+            elif isinstance(exc, InvalidModelError) and state.detect_limit is not None:
+                # DETECT_SOME_INFEASIBLE_SHIPMENTS: the injected solution constraint's locks
+                # that cannot hold go in validation_errors (Google), not an error
+                response = detected_errors_response(
+                    exc.violations, request_label=state.label, limit=state.detect_limit
+                )
+                self.respond(name, response, cancelled=False)
             else:
                 self.fail(name, exc)
         else:
