@@ -11,10 +11,7 @@ computed by hand (haversine), and the turn-free arc-based oracle of ``tests.road
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import replace
-from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pytest
@@ -45,18 +42,8 @@ from geodata.geo import haversine_m
 from geodata.polyline import decode_polyline
 from tests.bruteforce import brute_force_optimum
 from tests.checker import check_solution
+from tests.osm_files import haversine, write_osm
 from tests.road_oracle import headed_matrix_oracle
-
-R = 6_371_008.8
-
-
-def haversine(a: tuple[float, float], b: tuple[float, float]) -> float:
-    (lat1, lon1), (lat2, lon2) = a, b
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * R * math.asin(math.sqrt(h))
-
 
 NODES = {
     1: (0.0, 0.0),  # A
@@ -81,24 +68,15 @@ S, V = (0.0, 0.0025), (0.0, 0.0075)
 B = NODES[2]
 
 
-def write_osm(path: Path) -> Path:
-    lines = ["<?xml version='1.0' encoding='UTF-8'?>", '<osm version="0.6" generator="test">']
-    lines += [f'  <node id="{i}" lat="{lat}" lon="{lon}"/>' for i, (lat, lon) in NODES.items()]
-    for way_id, refs, tags in WAYS:
-        lines.append(f'  <way id="{way_id}">')
-        lines += [f'    <nd ref="{r}"/>' for r in refs]
-        lines += [f"    <tag k={quoteattr(k)} v={quoteattr(v)}/>" for k, v in tags.items()]
-        lines.append("  </way>")
-    lines.append("</osm>")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def roads(tmp_path_factory):
     folder = tmp_path_factory.mktemp("uturns")
     return load_roads(
-        RoadSpec(str(write_osm(folder / "block.osm")), "car", cache_dir=str(folder / "cache"))
+        RoadSpec(
+            str(write_osm(folder / "block.osm", NODES, WAYS)),
+            "car",
+            cache_dir=str(folder / "cache"),
+        )
     )
 
 
