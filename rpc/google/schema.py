@@ -56,7 +56,6 @@ REJECTED: Final[Mapping[str, str]] = {
 """Why routeopt rejects a field of Google's (``Message.field``); others: :data:`DEFAULT_REASON`."""
 
 PARTIAL: Final[Mapping[str, str]] = {
-    "Vehicle.LoadLimit.Interval.min": "0 only: a positive min is INVALID_ARGUMENT",
     "TransitionAttributes.distance_limit": (
         "soft only, as in Google's API: max_meters is INVALID_ARGUMENT"
     ),
