@@ -36,6 +36,7 @@ from tests.builders import at, depot_vehicle, solve_checked
 from tests.checker import LOAD_COST_HOUR_KEY, LOAD_COST_KM_KEY, check_solution, load_cost_terms
 from tests.engine.test_backends import city_model, problem_of
 from tests.engine.test_optimality import random_tiny_model
+from tests.seeds import seeds
 
 KM, HOUR = LOAD_COST_KM_KEY, LOAD_COST_HOUR_KEY
 GOOGLE = LoadCost(
@@ -175,7 +176,7 @@ def with_load_costs(model: ShipmentModel, seed: int) -> ShipmentModel:
     return dataclasses.replace(model, vehicles=tuple(vehicles))
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", seeds(6, 3))
 def test_engine_matches_brute_force_with_load_costs(seed: int) -> None:
     # Random tiny models (a pair, drops, a pickup, optional shipments, capacities, windows, a
     # distance limit) with random load costs of both kinds on every vehicle.
@@ -304,7 +305,7 @@ def test_each_vehicle_pays_its_own_load_costs(dear: int) -> None:
     assert [r.vehicle_index for r in solution.routes if r.visits] == [1 - dear]
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", seeds(4, 2))
 def test_load_costs_with_per_visit_demands_match_brute_force(seed: int) -> None:
     """Load-dependent costs charge the load on board, per-visit demands included (unbalanced
     pairs leave the difference on board): the search's load-cost dimension, the evaluation,

@@ -23,6 +23,7 @@ from tests.bruteforce import brute_force_optimum
 from tests.builders import at, depot_vehicle, line_model, solve_checked
 from tests.checker import check_solution, load_interval_problems, route_loads
 from tests.engine.test_optimality import random_tiny_model
+from tests.seeds import seeds
 
 POINTS = {"depot": 0.0, "A": 1.0, "B": 2.0, "C": 3.0, "D": 4.0}
 
@@ -129,7 +130,7 @@ def random_interval_model(seed: int) -> ShipmentModel:
     return dataclasses.replace(base, shipments=shipments, vehicles=vehicles)
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", seeds(8, 4))
 def test_load_intervals_match_brute_force(seed: int) -> None:
     m = random_interval_model(seed)
     optimum = brute_force_optimum(m)

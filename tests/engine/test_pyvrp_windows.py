@@ -29,6 +29,7 @@ from engine.solution import SkipReasonCode
 from tests.bruteforce import brute_force_optimum
 from tests.builders import at, depot_vehicle, line_model, solve_checked
 from tests.engine.test_backends import city_model, problem_of
+from tests.seeds import seeds
 
 
 def second_window_model() -> ShipmentModel:
@@ -105,7 +106,7 @@ def random_windows_model(seed: int) -> ShipmentModel:
     )
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", seeds(6, 3))
 def test_pyvrp_matches_brute_force_on_random_two_window_models(seed):
     model = random_windows_model(seed)
     optimum = brute_force_optimum(model)
@@ -242,7 +243,7 @@ def test_auto_routes_a_city_of_two_window_shipments_with_pyvrp():
     assert solution.metrics.skipped_mandatory_shipment_count == 0
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", seeds(4, 2))
 def test_pyvrp_matches_brute_force_with_several_windows_and_allowed_vehicles(seed):
     """Both PyVRP mappings at once: the window copies of a restricted shipment are forbidden to
     the vehicles it may not use (each copy's location is its stop's)."""

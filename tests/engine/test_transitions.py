@@ -42,6 +42,7 @@ from tests.bruteforce import brute_force_optimum
 from tests.builders import at, depot_vehicle, line_model, route_order, solve_checked
 from tests.checker import check_solution, transition_terms
 from tests.engine.test_optimality import random_tiny_model
+from tests.seeds import seeds
 
 H = 3600.0
 KM = 1000.0
@@ -239,7 +240,7 @@ def random_transitions_model(seed: int) -> ShipmentModel:
     )
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", seeds(8, 4))
 def test_transition_attributes_match_brute_force(seed: int) -> None:
     m = random_transitions_model(seed)
     optimum = brute_force_optimum(m)

@@ -212,7 +212,7 @@ def _brute_force(study: LayoutStudy, sizes: range) -> dict[frozenset[str], float
         (LayoutSearch("exactly", 2), range(2, 3)),
     ],
 )
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_search_finds_the_brute_force_optimum(search: LayoutSearch, sizes: range, seed: int):
     # Capacities make one depot insufficient (22 parcels > 18), so layouts differ in kind.
     study = small_study(seed=seed, capacities=(18, 18, 18, 18), orders=10, search=search)
