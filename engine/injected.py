@@ -17,6 +17,10 @@ on an ignored vehicle (not relaxed to ``RELAX_ALL_AFTER_THRESHOLD``) is skipped.
 :func:`injected_violations` is the model check of these fields (paths relative to the request);
 :func:`resolve` turns them into visits and relaxation levels. What they do to a solve is in
 :mod:`engine.reoptimisation`.
+
+Why one module of over 500 lines: the three injected-solution fields share one way of reading
+routes (labels or indices, visits, their headings) and one set of field-path messages; the
+solve-time side is already apart in :mod:`engine.reoptimisation`.
 """
 
 from __future__ import annotations

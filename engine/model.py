@@ -10,6 +10,10 @@ names where the API uses a protobuf Duration or Timestamp:
 
 Objects here are not validated on construction; :func:`engine.validation.validate_model`
 checks a whole model at once and reports every problem with its field path.
+
+Why one module of over 500 lines: it is the engine's data model, one frozen dataclass per
+message of the API (with the docstring that says what each field means); every other room
+imports its types from here, and a split would only scatter the one vocabulary.
 """
 
 from __future__ import annotations

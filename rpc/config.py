@@ -1,6 +1,9 @@
 """The server's configuration: :class:`ServerConfig`, and :func:`parse_args` that builds it from
 the command line (``routeopt-server --help``), checking every value (a bad one exits 2 with
-argparse's message)."""
+argparse's message).
+
+Why one module of over 500 lines: every server flag, its check and its help text in one parser,
+so ``--help`` and the configuration object cannot drift apart."""
 
 from __future__ import annotations
 

@@ -22,6 +22,10 @@ route plans (:func:`route_plans`).
   profile's matrices with every leg into or out of a forbidden visit lasting
   ``Problem.unreachable_s`` (longer than the horizon: arriving there is late, time warp, so no
   feasible solution visits it) and as long as :func:`_forbidden_distance`.
+
+Why one module of over 500 lines: it is the one mapping between the engine's problem and
+PyVRP's data, both ways (data out, routes and injected solutions back); the index maps it builds
+(locations, clients, copies, profiles) are what the way back reads.
 """
 
 from __future__ import annotations
