@@ -235,10 +235,11 @@ def _load_prebuilt(path: str) -> RoadNetwork:
     network, rebuilt if it does not match)."""
     arrays = load_npz(path)  # memory-mapped: the server and its workers share the pages
     profile = str(arrays.pop("profile")) if "profile" in arrays else ""
-    expected = {f.name for f in fields(RoadNetwork)} - {"profile", "flags"}
-    if set(arrays) - {"flags"} != expected or not profile:  # flags: optional (older files)
+    optional = {"flags"}  # older files have no edge flags
+    expected = {f.name for f in fields(RoadNetwork)} - {"profile"} - optional
+    if set(arrays) - optional != expected or not profile:
         missing = sorted(expected - set(arrays)) + ([] if profile else ["profile"])
-        extra = sorted(set(arrays) - expected)
+        extra = sorted(set(arrays) - expected - optional)
         raise ValueError(
             f"{path} is not a network written by save_prebuilt (missing: "
             f"{', '.join(missing) or '-'}; unexpected: {', '.join(extra) or '-'})"

@@ -137,3 +137,17 @@ def test_forked_workers_read_the_forkservers_mapping(
     points = Snapper(net).snap(*np.array([at_m(50, 20), at_m(780, 640), at_m(300, 880)]).T)
     np.testing.assert_array_equal(durations, context.matrix(points).durations_s)
     assert os.environ[ROADS_ENV_VAR]
+
+
+def test_a_prebuilt_file_missing_an_array_names_it_and_not_the_optional_flags(tmp_path):
+    from engine.roads import _load_prebuilt
+    from tests.geodata.test_snap import grid_network
+
+    path = tmp_path / "net.npz"
+    save_prebuilt(grid_network(3, seed=1), path)
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files if name != "lat"}
+    assert "flags" in arrays
+    np.savez(tmp_path / "cut.npz", **arrays)
+    with pytest.raises(ValueError, match=r"missing: lat; unexpected: -\)"):
+        _load_prebuilt(str(tmp_path / "cut.npz"))
