@@ -74,7 +74,13 @@ from engine.model import (
 VARIANTS = ("plain", "breaks", "allowed", "windows2", "soft", "mixed")
 SOLVERS = ("routeopt", "routeopt-p1", "routeopt-ortools-p1", "routeopt-pyvrp-p1", "vroom")
 LILIM_FIXED_COST = 10_000.0
-"""Li & Lim rank solutions by vehicles first: a vehicle costs more than any route's distance."""
+"""Li & Lim rank solutions by vehicles first: a vehicle costs more than any route's distance
+(in instance units; scaled by :data:`LILIM_SCALE` like the distances)."""
+LILIM_SCALE = 1000.0
+"""Matrix units (engine seconds and meters) per Li & Lim unit. The instances' travel times are
+unrounded Euclidean distances of 1-100 units; the engine works in whole seconds (durations
+rounded up), so at one second per unit every leg would be up to a unit longer and the published
+solutions infeasible. At 1000 per unit the rounding is at most 0.001 unit per leg."""
 _TOL = 1e-6
 
 
@@ -172,14 +178,16 @@ def read_lilim(path: Path) -> Case:
     count, capacity = int(lines[0][0]), int(lines[0][1])
     nodes = np.array([[float(x) for x in ln[:9]] for ln in lines[1:]])
     xy = nodes[:, 1:3]
-    matrix = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
+    matrix = LILIM_SCALE * np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
     tags = tuple(f"n{i}" for i in range(len(nodes)))
 
     def visit(i: int) -> VisitRequest:
         return VisitRequest(
             tags=(tags[i],),
-            time_windows=(TimeWindow(float(nodes[i, 4]), float(nodes[i, 5])),),
-            duration_s=float(nodes[i, 6]),
+            time_windows=(
+                TimeWindow(LILIM_SCALE * nodes[i, 4].item(), LILIM_SCALE * nodes[i, 5].item()),
+            ),
+            duration_s=LILIM_SCALE * nodes[i, 6].item(),
         )
 
     shipments = []
@@ -194,13 +202,13 @@ def read_lilim(path: Path) -> Case:
                     label=f"{i}-{d}",
                 )
             )
-    depot = TimeWindow(float(nodes[0, 4]), float(nodes[0, 5]))
+    depot = TimeWindow(LILIM_SCALE * nodes[0, 4].item(), LILIM_SCALE * nodes[0, 5].item())
     vehicle = Vehicle(
         start_tags=(tags[0],),
         end_tags=(tags[0],),
         load_limits={"demand": capacity},
         cost_per_kilometer=1000.0,
-        fixed_cost=LILIM_FIXED_COST,
+        fixed_cost=LILIM_FIXED_COST * LILIM_SCALE,
         start_time_windows=(depot,),
         end_time_windows=(depot,),
     )
@@ -208,7 +216,7 @@ def read_lilim(path: Path) -> Case:
         shipments=tuple(shipments),
         vehicles=(vehicle,) * count,
         global_start_time=0.0,
-        global_end_time=float(nodes[0, 5]),
+        global_end_time=LILIM_SCALE * nodes[0, 5].item(),
         duration_distance_matrices=(DurationDistanceMatrix(matrix, matrix),),
         duration_distance_matrix_src_tags=tags,
         duration_distance_matrix_dst_tags=tags,
@@ -220,7 +228,7 @@ def read_lilim(path: Path) -> Case:
             for row in csv.DictReader(f):
                 if row["instance"] == path.stem:
                     bks, vehicles = float(row["distance"]), int(row["routes"])
-    return Case(path.stem, model, 1.0, bks, vehicles)
+    return Case(path.stem, model, LILIM_SCALE, bks, vehicles)
 
 
 def lilim_size(path: Path) -> int:
@@ -307,10 +315,12 @@ def _soft_cost(windows: Sequence[TimeWindow], t: float) -> float:
     return cost
 
 
-def verify(model: ShipmentModel, schedules: Sequence[Schedule]) -> Verified:
+def verify(model: ShipmentModel, schedules: Sequence[Schedule], slack: float = 1e-3) -> Verified:
     """Check ``schedules`` against every rule of ``model`` a variant uses (module docstring);
     the distance travelled (matrix units), vehicles used, shipments served, soft-window cost,
-    and every problem found."""
+    and every problem found. ``slack`` (matrix units) is how much earlier than the exact travel
+    allows a visit or the return may start: VROOM travels on the matrix rounded to 1/1000 of an
+    instance unit, so :func:`run_one` passes 1/1000 of an instance unit."""
     durations, distances, index = _matrix(model)
     problems: list[str] = []
     seen: dict[tuple[int, bool], tuple[int, float]] = {}
@@ -343,7 +353,7 @@ def verify(model: ShipmentModel, schedules: Sequence[Schedule]) -> Verified:
             for b in pending_breaks:
                 if b.start < free_at - _TOL or b.start + b.duration > e.start + _TOL:
                     problems.append(f"{where}: break at {b.start} outside its gap")
-            if free_at + travel + rest > e.start + 1e-3:
+            if free_at + travel + rest > e.start + slack:
                 problems.append(
                     f"{where}: shipment {e.shipment} starts at {e.start}, before it can be "
                     f"reached ({free_at} + travel {travel:.3f} + breaks {rest})"
@@ -367,7 +377,7 @@ def verify(model: ShipmentModel, schedules: Sequence[Schedule]) -> Verified:
             free_at = e.start + e.duration
         end = index[v.end_tags[0]]
         rest = sum(b.duration for b in pending_breaks)
-        if free_at + float(durations[loc, end]) + rest > sched.end + 1e-3:
+        if free_at + float(durations[loc, end]) + rest > sched.end + slack:
             problems.append(f"{where}: cannot be back by {sched.end}")
         distance += float(distances[loc, end])
         _check_loads(model, sched, problems)
@@ -469,9 +479,10 @@ def _visit(model: ShipmentModel, s: int, pickup: bool, k: int) -> VisitRequest:
     return (sh.pickups if pickup else sh.deliveries)[k]
 
 
-def solve_vroom(model: ShipmentModel, time_limit_s: float) -> list[Schedule]:
-    """VROOM on the model: durations and costs are the matrix times 1000 rounded (VROOM takes
-    integers), times are in the model's units x 1000 too."""
+def solve_vroom(model: ShipmentModel, time_limit_s: float, scale: float = 1.0) -> list[Schedule]:
+    """VROOM on the model: durations and costs are the matrix rounded at 1/1000 of an instance
+    unit (VROOM takes integers; ``scale`` = the model's matrix units per instance unit), times
+    likewise."""
     from datetime import timedelta
 
     import vroom  # type: ignore[import-untyped]
@@ -483,7 +494,7 @@ def solve_vroom(model: ShipmentModel, time_limit_s: float) -> list[Schedule]:
                 for w in visit.time_windows
             ):
                 raise UnsupportedError("VROOM has no soft time windows")
-    k = 1000.0
+    k = 1000.0 / scale
     durations, distances, index = _matrix(model)
     problem = vroom.Input()
     problem.set_durations_matrix("car", np.rint(durations * k).astype(np.int64))
@@ -608,7 +619,7 @@ def run_one(case: Case, variant: str, solver: str, time_limit_s: float) -> dict[
     started = time.perf_counter()
     try:
         if solver == "vroom":
-            schedules = solve_vroom(model, time_limit_s)
+            schedules = solve_vroom(model, time_limit_s, case.scale)
         else:
             schedules = solve_routeopt(model, solver, time_limit_s)
     except UnsupportedError as exc:
@@ -616,7 +627,7 @@ def run_one(case: Case, variant: str, solver: str, time_limit_s: float) -> dict[
     except AssertionError as exc:  # the checker rejected routeopt's solution
         return row | {"status": "infeasible", "problems": str(exc)[:2000]}
     row["time_s"] = round(time.perf_counter() - started, 2)
-    checked = verify(model, schedules)
+    checked = verify(model, schedules, slack=1e-3 * case.scale)
     row |= {
         "distance": checked.distance / case.scale,
         "vehicles": checked.vehicles,

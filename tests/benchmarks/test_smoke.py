@@ -235,13 +235,13 @@ def test_variant_benchmark_verifies_schedules(tmp_path: Path) -> None:
     import importlib.util
 
     if importlib.util.find_spec("vroom") is not None:  # the bench extra's peer
-        vroom_checked = verify(model, solve_vroom(model, 1.0))
+        vroom_checked = verify(model, solve_vroom(model, 1.0, case.scale), slack=case.scale * 1e-3)
         assert vroom_checked.problems == []
         assert vroom_checked.served == 3
     first = schedules[0]
     visit = next(e for e in first.events if e.kind == "visit")
     early = dataclasses.replace(first, events=[
-        dataclasses.replace(e, start=e.start - 50) if e is visit else e for e in first.events
+        dataclasses.replace(e, start=e.start - 50 * case.scale) if e is visit else e for e in first.events
     ])  # fmt: skip
     assert any("before it can be reached" in p for p in verify(model, [early]).problems)
     no_break = dataclasses.replace(first, events=[e for e in first.events if e.kind != "break"])
