@@ -5,8 +5,9 @@ short PyVRP search on a *nearby* model often finds much better routes than OR-To
 solution strategies, and OR-Tools then searches on from them with every constraint in place:
 
 - breaks are dropped, the vehicle's end window closing earlier by their length instead, and
-  soft time-window bounds are ignored (OR-Tools places the breaks and prices the soft bounds;
-  a route it cannot take as it is starts empty, its visits left to OR-Tools' search);
+  the soft bounds of a pair's visit's or a vehicle's time window are ignored (OR-Tools places
+  the breaks and prices the soft bounds; a route it cannot take as it is starts empty, its
+  visits left to OR-Tools' search); a single visit keeps its soft window (PyVRP's copies);
 - of several time windows of a pair's visit only the widest is kept (a single visit keeps
   them all), and of several pickup (delivery) alternatives of a pair only the first
   (restrictions: routes stay feasible);
@@ -78,9 +79,10 @@ def _widest(windows: tuple[TimeWindow, ...], lo: float, hi: float) -> tuple[Time
 
 
 def _visit(visit: VisitRequest, lo: float, hi: float, pair: bool) -> VisitRequest:
-    """Several hard windows stay on a single visit (PyVRP's client copies), not on a pair."""
+    """Several hard windows and a soft window stay on a single visit (PyVRP's client copies),
+    not on a pair."""
     windows = visit.time_windows
-    if pair or any(w.is_soft for w in windows):
+    if pair:
         windows = _widest(windows, lo, hi)
     return dataclasses.replace(visit, time_windows=windows)
 

@@ -32,7 +32,9 @@ FEATURES = {
     "alternatives",
     "pair_multiple_time_windows": "a pickup-and-delivery shipment with several time windows "
     "on a visit",
-    "soft_time_windows": "a soft time window",
+    "soft_time_windows": "a soft time window on a visit",
+    "pair_soft_time_windows": "a pickup-and-delivery shipment with a soft time window on a visit",
+    "soft_vehicle_time_windows": "a vehicle with a soft start or end time window",
     "multiple_vehicle_time_windows": "a vehicle with several start or end time windows",
     "late_end_window_start": "a vehicle end time window that opens after its start window",
     "breaks": "vehicle breaks",
@@ -340,7 +342,8 @@ def used_features(problem: Problem) -> dict[str, str]:
                 if is_pair and len(visit.time_windows) > 1:  # single visits: client copies
                     note("pair_multiple_time_windows", f"{path}.{kind}[{k}].time_windows")
                 if any(w.is_soft for w in visit.time_windows):
-                    note("soft_time_windows", f"{path}.{kind}[{k}].time_windows")
+                    feature = "pair_soft_time_windows" if is_pair else "soft_time_windows"
+                    note(feature, f"{path}.{kind}[{k}].time_windows")
     for v, vehicle in enumerate(model.vehicles):
         path = f"vehicles[{v}]"
         if vehicle.break_requests:
@@ -352,7 +355,7 @@ def used_features(problem: Problem) -> dict[str, str]:
             if len(windows) > 1:
                 note("multiple_vehicle_time_windows", f"{path}.{name}")
             if any(w.is_soft for w in windows):
-                note("soft_time_windows", f"{path}.{name}")
+                note("soft_vehicle_time_windows", f"{path}.{name}")
         start = problem.windows[stops.vehicle_start(v)]
         end = problem.windows[stops.vehicle_end(v)]
         if start and end and end[0][0] > start[0][0]:

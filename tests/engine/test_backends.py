@@ -143,10 +143,11 @@ ORTOOLS_ONLY = {
         with_vehicle(BASE, break_requests=(BreakRequest(3600.0, 7200.0, 600.0),)),
         "model.vehicles[1].break_rule",
     ),
-    "soft_time_windows": (
+    "pair_soft_time_windows": (
         with_shipment(
             BASE,
             Shipment(
+                pickups=(BASE.shipments[3].deliveries[0],),
                 deliveries=(
                     dataclasses.replace(
                         HERE,
@@ -154,10 +155,19 @@ ORTOOLS_ONLY = {
                             TimeWindow(soft_end_time=3600.0, cost_per_hour_after_soft_end_time=5),
                         ),
                     ),
-                )
+                ),
             ),
         ),
         "model.shipments[2].deliveries[0].time_windows",
+    ),
+    "soft_vehicle_time_windows": (
+        with_vehicle(
+            BASE,
+            end_time_windows=(
+                TimeWindow(soft_end_time=4 * 3600.0, cost_per_hour_after_soft_end_time=5),
+            ),
+        ),
+        "model.vehicles[1].end_time_windows",
     ),
     "pair_multiple_time_windows": (
         with_shipment(
@@ -334,7 +344,7 @@ ORTOOLS_ONLY = {
 }
 
 
-PYVRP_EXPRESSES = {"allowed_vehicles"}
+PYVRP_EXPRESSES = {"allowed_vehicles", "soft_time_windows"}
 """Features the PyVRP backend expresses (the rest is :data:`ORTOOLS_ONLY`)."""
 
 
@@ -530,8 +540,13 @@ def test_nearby_model_drops_or_restricts_what_pyvrp_lacks():
         BASE, Shipment(deliveries=(dataclasses.replace(HERE, time_windows=two),))
     )
     assert nearby_model(single).shipments[2].deliveries[0].time_windows == two  # PyVRP's copies
-    soft = nearby_model(ORTOOLS_ONLY["soft_time_windows"][0]).shipments[2]
+    soft = nearby_model(ORTOOLS_ONLY["pair_soft_time_windows"][0]).shipments[2]
     assert not any(w.is_soft for w in soft.deliveries[0].time_windows)
+    late = (TimeWindow(soft_end_time=3600.0, cost_per_hour_after_soft_end_time=5),)
+    single = with_shipment(
+        BASE, Shipment(deliveries=(dataclasses.replace(HERE, time_windows=late),))
+    )
+    assert nearby_model(single).shipments[2].deliveries[0].time_windows == late  # copies
     pair = nearby_model(ORTOOLS_ONLY["pair_alternatives"][0]).shipments[2]
     assert (len(pair.pickups), len(pair.deliveries)) == (1, 1)
     allowed = nearby_model(ORTOOLS_ONLY["allowed_vehicle_classes"][0]).shipments

@@ -32,7 +32,8 @@ UNSUPPORTED = frozenset(
     {
         "pair_alternatives",
         "pair_multiple_time_windows",
-        "soft_time_windows",
+        "pair_soft_time_windows",
+        "soft_vehicle_time_windows",
         "multiple_vehicle_time_windows",
         "late_end_window_start",
         "breaks",
@@ -86,6 +87,7 @@ class PyVRPBackend:
             started,
             on_progress,
             lambda solution: route_plans(built, solution, n_vehicles),
+            built.prize_offset,
         )
         no_improvement = None
         if stop.search_mode == SearchMode.RETURN_FAST:

@@ -8,6 +8,15 @@ route plans (:func:`route_plans`).
   alternative and window (:func:`_copies`); a pickup-and-delivery shipment is a PyVRP
   shipment (one window per side). Delivery-only goods are on board from the start and
   pickup-only goods stay to the end, as in the engine;
+- a soft time window (PyVRP has none) becomes copies too (:func:`_soft_copies`): one whose
+  window is the soft window, and copies that may start up to 1, 4 typical legs earlier or
+  ½, 1, 2, 4 typical legs later, and as early or late as the hard window allows, each charged
+  the most the soft bounds cost inside its window (an upper bound of the true cost, never more
+  than twice it beyond the first step). The charge is a lower prize: a group's copies have
+  prizes ``P - charge`` (``P``: the largest charge, or ``penalty_cost`` for an optional
+  shipment, whose copies that cost more than skipping it are left out), so that choosing a
+  copy costs its charge. Visits that start early are moved later afterwards where the route
+  allows (:func:`_later_starts`); the engine prices the soft bounds exactly;
 - optional shipments are optional clients whose prize is the scaled ``penalty_cost``;
 - costs: each profile's "distance" matrix is the scaled arc cost (``cost_per_kilometer`` and
   ``cost_per_traveled_hour``; travel time when no vehicle has any cost, as in the OR-Tools
@@ -41,9 +50,10 @@ from engine.backends.base import RoutePlan
 from engine.backends.features import forbidden_shipments, travel_profile_key
 from engine.errors import NoSolutionError, SolverError
 from engine.injected import resolve
+from engine.model import TimeWindow
 from engine.problem import Problem, Window
 from engine.reoptimisation import initial_routes
-from engine.units import COST_SCALE, floor_int
+from engine.units import COST_SCALE, ceil_int, floor_int
 
 __all__ = ["PyVRPData", "Scale", "VehicleType", "build_data", "cost_scale", "route_plans"]
 
@@ -61,6 +71,14 @@ MIN_UNITS_PER_SECOND = 20.0
 """A positive ``cost_per_hour`` must scale to at least this many units per second."""
 
 _NO_LIMIT = int(np.iinfo(np.int64).max)
+
+SOFT_EARLY_STEPS = (1.0, 4.0)
+"""How many typical legs (:func:`_typical_leg_s`) a soft window's copies may start early; one
+more copy reaches the hard window's start (:func:`_soft_copies`)."""
+
+SOFT_LATE_STEPS = (0.5, 1.0, 2.0, 4.0)
+"""How many typical legs a soft window's copies may start late; one more copy reaches the
+hard window's end. Lateness is the common case (a visit waits when it is early)."""
 
 
 @dataclass
@@ -114,6 +132,15 @@ class PyVRPData:
     scale: Scale
     client_stop: list[int]
     """Our stop index of each PyVRP client (a stop with several windows has a copy per window)."""
+    client_soft_start: list[int | None]
+    """Per PyVRP client: the soft start (integer seconds) of a copy that may start before it
+    (:func:`_soft_copies`), else None; :func:`_later_starts` moves such visits later."""
+    client_free_until: list[int]
+    """Per PyVRP client: the latest start that costs no more than the window's earliest start
+    would (its window's end, or the soft end of a soft window)."""
+    prize_offset: int
+    """The prizes PyVRP counts as uncollected whatever copy of each group a solution visits
+    (every copy's but the best one's): PyVRP's cost minus this is the model's cost."""
     shipment_stops: list[tuple[int, int]]
     """Our pickup and delivery stop of each PyVRP shipment."""
     types: list[VehicleType]
@@ -134,9 +161,32 @@ class _Visits:
 
     clients: list[pyvrp.Client]
     client_stop: list[int]
+    client_soft_start: list[int | None]
+    client_free_until: list[int]
     groups: list[pyvrp.ClientGroup]
     shipments: list[pyvrp.Shipment]
     shipment_stops: list[tuple[int, int]]
+    prize_offset: int = 0
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """One PyVRP client of a visit: its stop, hard window, and what its soft bounds cost at
+    most in that window (currency)."""
+
+    stop: int
+    window: Window
+    charge: float = 0.0
+    soft_start: int | None = None
+    """The soft start (integer seconds) when the window opens before it."""
+    soft_end: int | None = None
+    """The soft end (integer seconds, rounded down) of a window with a cost after it."""
+
+    @property
+    def free_until(self) -> int:
+        """The latest start in the window that costs nothing after the soft end."""
+        hi = self.window[1]
+        return hi if self.soft_end is None else min(hi, self.soft_end)
 
 
 @dataclass(frozen=True)
@@ -160,12 +210,15 @@ def build_data(problem: Problem) -> PyVRPData:
     types, profile_vehicle = _vehicle_types(problem)
     location_stop = _locations(problem, types)
     arcs = _arcs(problem, profile_vehicle, np.asarray(location_stop, dtype=np.int64), no_costs)
+    copies = _client_copies(problem, _typical_leg_s(arcs))
     prizes = [
         float(sh.penalty_cost or 0.0) for s, sh in enumerate(model.shipments) if problem.routable[s]
     ]
+    prizes += [max(c.charge for c in cs) * len(cs) for cs in copies.values() if cs]
     scale = cost_scale(problem, arcs.costs, arcs.durations, arcs.reachable, prizes, no_costs)
     loads = _loads(problem)
-    visits = _visits(problem, {stop: i for i, stop in enumerate(location_stop)}, loads, scale)
+    loc_of = {stop: i for i, stop in enumerate(location_stop)}
+    visits = _visits(problem, loc_of, loads, scale, copies)
     distance_matrices = _distance_matrices(problem, types, arcs.costs, scale, no_costs)
     _allowed_profiles(problem, types, location_stop, distance_matrices, arcs.durations)
     depots: list[pyvrp.Depot] = []
@@ -184,6 +237,9 @@ def build_data(problem: Problem) -> PyVRPData:
         data=data,
         scale=scale,
         client_stop=visits.client_stop,
+        client_soft_start=visits.client_soft_start,
+        client_free_until=visits.client_free_until,
+        prize_offset=visits.prize_offset,
         shipment_stops=visits.shipment_stops,
         types=types,
     )
@@ -334,9 +390,15 @@ def _loads(problem: Problem) -> _Loads:
     return _Loads(load_types, totals)
 
 
-def _visits(problem: Problem, loc_of: dict[int, int], loads: _Loads, scale: Scale) -> _Visits:
-    """Each routable shipment as a PyVRP shipment (a pair) or as clients (alternatives)."""
-    visits = _Visits([], [], [], [], [])
+def _visits(
+    problem: Problem,
+    loc_of: dict[int, int],
+    loads: _Loads,
+    scale: Scale,
+    copies: dict[int, list[_Copy]],
+) -> _Visits:
+    """Each routable shipment as a PyVRP shipment (a pair) or as clients (``copies``)."""
+    visits = _Visits([], [], [], [], [], [], [])
     for s, shipment in enumerate(problem.model.shipments):
         if not problem.routable[s]:
             continue
@@ -348,7 +410,7 @@ def _visits(problem: Problem, loc_of: dict[int, int], loads: _Loads, scale: Scal
             amount = loads.amounts(shipment.visit_demands(True, 0))
             _add_pair(problem, s, loc_of, amount, prize, visits)
         else:
-            _add_clients(problem, s, loc_of, loads, prize, visits)
+            _add_clients(problem, s, loc_of, loads, scale, copies[s], visits)
     return visits
 
 
@@ -378,18 +440,32 @@ def _add_pair(
 
 
 def _add_clients(
-    problem: Problem, s: int, loc_of: dict[int, int], loads: _Loads, prize: int, out: _Visits
+    problem: Problem,
+    s: int,
+    loc_of: dict[int, int],
+    loads: _Loads,
+    scale: Scale,
+    copies: list[_Copy],
+    out: _Visits,
 ) -> None:
-    """Pickup-only or delivery-only shipment ``s``: a client per alternative and time window
-    (:func:`_copies`), in a mutually exclusive group when there are several."""
+    """Pickup-only or delivery-only shipment ``s``: a client per copy (alternative and time
+    window, :func:`_copies`), in a mutually exclusive group when there are several; a copy's
+    prize is the shipment's less the copy's charge (module docstring)."""
     shipment = problem.model.shipments[s]
     required = shipment.is_mandatory
     is_pickup = bool(shipment.pickups)
     stops = problem.stops
-    copies = _copies(problem, stops.pickup_stops[s] if is_pickup else stops.delivery_stops[s])
+    top = max((c.charge for c in copies), default=0.0)
+    if not required:  # a copy that costs more than skipping the shipment is never chosen
+        top = float(shipment.penalty_cost or 0.0)
+        copies = [c for c in copies if c.charge < top or c.charge == 0.0]
+    prizes = [round((top - c.charge) * scale.prizes) for c in copies]
     group = len(out.groups) if len(copies) > 1 else None
+    if group is not None:
+        out.prize_offset += sum(prizes) - max(prizes)
     members = []
-    for stop_index, (lo, hi) in copies:
+    for copy, prize in zip(copies, prizes, strict=True):
+        stop_index, (lo, hi) = copy.stop, copy.window
         # the shipment's demands plus this alternative's own (issue 15)
         amount = loads.amounts(
             shipment.visit_demands(is_pickup, int(stops.alternative[stop_index]))
@@ -409,14 +485,77 @@ def _add_clients(
             )
         )
         out.client_stop.append(stop_index)
+        out.client_soft_start.append(copy.soft_start)
+        out.client_free_until.append(copy.free_until)
     if group is not None:
         out.groups.append(pyvrp.ClientGroup(members, required=required))
 
 
-def _copies(problem: Problem, alternatives: Sequence[int]) -> list[tuple[int, Window]]:
+def _typical_leg_s(arcs: _Arcs) -> float:
+    """The mean positive travel time of the legs that exist (seconds; at least 1)."""
+    legs = [d[m & (d > 0)] for d, m in zip(arcs.durations, arcs.reachable, strict=True)]
+    seconds = np.concatenate(legs) if legs else np.zeros(0, dtype=np.int64)
+    return max(1.0, float(seconds.mean())) if seconds.size else 1.0
+
+
+def _client_copies(problem: Problem, leg_s: float) -> dict[int, list[_Copy]]:
+    """The copies of each routable single-visit shipment (pickup-only or delivery-only)."""
+    stops = problem.stops
+    out = {}
+    for s, shipment in enumerate(problem.model.shipments):
+        if problem.routable[s] and not (shipment.pickups and shipment.deliveries):
+            alternatives = stops.pickup_stops[s] if shipment.pickups else stops.delivery_stops[s]
+            out[s] = _copies(problem, alternatives, leg_s)
+    return out
+
+
+def _copies(problem: Problem, alternatives: Sequence[int], leg_s: float) -> list[_Copy]:
     """A PyVRP client has one time window: one copy per alternative stop and hard window of
-    it, in the stops' and windows' order (the copies share the stop's location)."""
-    return [(stop, window) for stop in alternatives for window in problem.windows[stop]]
+    it, in the stops' and windows' order (the copies share the stop's location); a visit with a
+    soft window has the copies of :func:`_soft_copies` instead."""
+    out: list[_Copy] = []
+    model = problem.model
+    for stop in alternatives:
+        hard = problem.windows[stop]
+        windows = problem.stops.visit_request(model, stop).time_windows
+        if len(hard) == 1 and len(windows) == 1 and windows[0].is_soft:
+            out += _soft_copies(problem, stop, hard[0], windows[0], leg_s)
+        else:
+            out += [_Copy(stop, window) for window in hard]
+    return out
+
+
+def _soft_copies(
+    problem: Problem, stop: int, hard: Window, window: TimeWindow, leg_s: float
+) -> list[_Copy]:
+    """The copies of a visit with a soft window (module docstring): the soft window within
+    ``hard`` first, then windows that open earlier (by :data:`SOFT_EARLY_STEPS` typical legs,
+    then at the hard start) and that close later (:data:`SOFT_LATE_STEPS`, then at the hard
+    end); each charged the most the soft bounds cost in it (the cost is convex in the start
+    time: the larger of its ends' costs)."""
+    lo, hi = hard
+    g0 = problem.model.global_start_time
+    early = (window.cost_per_hour_before_soft_start_time or 0.0) / 3600.0
+    late = (window.cost_per_hour_after_soft_end_time or 0.0) / 3600.0
+    soft_lo = None if window.soft_start_time is None or not early else window.soft_start_time - g0
+    soft_hi = None if window.soft_end_time is None or not late else window.soft_end_time - g0
+
+    def cost(t: int) -> float:
+        before = 0.0 if soft_lo is None else max(0.0, soft_lo - t) * early
+        after = 0.0 if soft_hi is None else max(0.0, t - soft_hi) * late
+        return before + after
+
+    a = lo if soft_lo is None else min(hi, max(lo, ceil_int(soft_lo)))
+    b = hi if soft_hi is None else max(a, min(hi, floor_int(soft_hi)))
+    starts = [a] + [max(lo, a - ceil_int(k * leg_s)) for k in SOFT_EARLY_STEPS] + [lo]
+    ends = [b] + [min(hi, b + ceil_int(k * leg_s)) for k in SOFT_LATE_STEPS] + [hi]
+    windows = [(a, b)] + [(x, b) for x in starts[1:]] + [(a, y) for y in ends[1:]]
+    soft_end = None if soft_hi is None else floor_int(soft_hi)
+    out: list[_Copy] = []
+    for w in dict.fromkeys(windows):  # distinct, in order
+        soft_start = a if w[0] < a else None
+        out.append(_Copy(stop, w, max(cost(w[0]), cost(w[1])), soft_start, soft_end))
+    return out
 
 
 def _vehicle_type(
@@ -512,20 +651,84 @@ def route_plans(built: PyVRPData, solution: pyvrp.Solution, n_vehicles: int) -> 
         v = free[route.vehicle_type()].pop(0)
         visit_stops: list[int] = []
         starts: list[int] = []
-        for activity in route.schedule():
+        times = _later_starts(built, route)
+        for activity, start in zip(route.schedule(), times, strict=True):
             stop = _stop_of(built, activity)
             if stop is not None:
                 visit_stops.append(stop)
-                starts.append(int(activity.start_time))
+                starts.append(start)
         _reject_forbidden(built.types[route.vehicle_type()], v, visit_stops)
         plans[v] = RoutePlan(
             vehicle=v,
             stops=tuple(visit_stops),
             start_s=int(route.start_time()),
             visit_start_s=tuple(starts),
-            end_s=int(route.end_time()),
+            end_s=times[-1],
         )
     return plans
+
+
+def _later_starts(built: PyVRPData, route: pyvrp.Route) -> list[int]:
+    """The start of each activity of ``route``'s schedule (depots included), a visit of a copy
+    that opens before its soft start (:func:`_soft_copies`) moved later, towards that soft
+    start: PyVRP starts every visit as early as its window allows, which can cost early-start
+    charges that waiting avoids. Later visits move as far as they must, never past the time
+    they can start for free (:attr:`PyVRPData.client_free_until`), and the route's end only
+    when the vehicle has no cost per hour (within its end window and duration limit), so no
+    cost grows."""
+    schedule = route.schedule()
+    starts = [int(a.start_time) for a in schedule]
+    is_client = [a.type == pyvrp.ActivityType.CLIENT for a in schedule]
+    targets = [
+        built.client_soft_start[a.idx] if client else None
+        for a, client in zip(schedule, is_client, strict=True)
+    ]
+    early = [t is not None and t > start for t, start in zip(targets, starts, strict=True)]
+    if not any(early):
+        return starts
+    data = built.data
+    travel = data.duration_matrix(data.vehicle_type(route.vehicle_type()).profile)
+    if route.num_trips() > 1:
+        return starts  # reloading depots keep their times
+    where = [_location(data, a) for a in schedule]
+    latest = starts[:]  # per activity: the latest start that keeps the later ones possible
+    vehicle_type = data.vehicle_type(route.vehicle_type())
+    if vehicle_type.unit_duration_cost == 0:
+        shift = int(vehicle_type.shift_duration)
+        longest = starts[0] + shift if shift < _NO_LIMIT - starts[0] else _NO_LIMIT
+        latest[-1] = max(starts[-1], min(int(vehicle_type.tw_late), longest))
+    for i in range(len(schedule) - 2, 0, -1):
+        room = latest[i + 1] - int(schedule[i].duration) - int(travel[where[i], where[i + 1]])
+        idx = schedule[i].idx
+        kind = schedule[i].type
+        if kind == pyvrp.ActivityType.PICKUP:
+            cap = int(data.shipment(idx).pickup.tw_late)
+        elif kind == pyvrp.ActivityType.DELIVERY:
+            cap = int(data.shipment(idx).delivery.tw_late)
+        elif not is_client[i]:
+            cap = starts[i]  # a depot of a trip keeps its time
+        elif early[i]:
+            cap = min(built.client_free_until[idx], int(targets[i] or 0))
+        else:
+            cap = built.client_free_until[idx]
+        latest[i] = max(starts[i], min(room, cap))
+    out = starts[:]
+    for i in range(1, len(schedule)):
+        arrive = out[i - 1] + int(schedule[i - 1].duration) + int(travel[where[i - 1], where[i]])
+        out[i] = max(arrive, latest[i] if early[i] else starts[i])
+    return out
+
+
+def _location(data: pyvrp.ProblemData, activity: pyvrp.ScheduledActivity) -> int:
+    """PyVRP's location of a scheduled activity."""
+    kind = activity.type
+    if kind == pyvrp.ActivityType.CLIENT:
+        return int(data.client(activity.idx).location)
+    if kind == pyvrp.ActivityType.PICKUP:
+        return int(data.shipment(activity.idx).pickup.location)
+    if kind == pyvrp.ActivityType.DELIVERY:
+        return int(data.shipment(activity.idx).delivery.location)
+    return int(data.depot(activity.idx).location)
 
 
 def _reject_forbidden(vehicle_type: VehicleType, v: int, visit_stops: list[int]) -> None:

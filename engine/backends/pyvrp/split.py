@@ -220,9 +220,7 @@ class SplitSearch:
 
         def whole(i: int) -> Task[Routes | None]:
             def task(member_stop: StopCriterion, progress: ProgressCallback) -> Routes | None:
-                child = ReportProgress(
-                    reporter.scale, reporter.started, progress, reporter.routes_of
-                )
+                child = reporter.like(progress)
                 criterion = search_criterion(member_stop, child, no_improvement=self.no_improvement)
                 params = search_params(self.built.scale, child.tracker)
                 best = run_search(data, criterion, self.seed + i, params).best

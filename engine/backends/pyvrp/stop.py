@@ -146,8 +146,10 @@ class BestTracker(pyvrp.IteratedLocalSearchCallbacks):
 
 class ReportProgress:
     """Never stops the search; counts the improving feasible solutions and reports each to
-    ``on_progress`` (objective in currency: the cost divided by ``scale``), with its routes
-    (``routes_of`` the :class:`BestTracker`'s solution) when given."""
+    ``on_progress`` (objective in currency: the cost less ``offset`` divided by ``scale``;
+    ``offset``: the prizes a solution leaves uncollected whatever it does, see
+    :class:`engine.backends.pyvrp.data.PyVRPData`), with its routes (``routes_of`` the
+    :class:`BestTracker`'s solution) when given."""
 
     def __init__(
         self,
@@ -155,8 +157,10 @@ class ReportProgress:
         started: float,
         on_progress: ProgressCallback | None,
         routes_of: Callable[[pyvrp.Solution], list[RoutePlan]] | None = None,
+        offset: float = 0.0,
     ) -> None:
         self.scale = scale
+        self.offset = offset
         self.started = started
         self.on_progress = on_progress
         self.routes_of = routes_of
@@ -178,13 +182,14 @@ class ReportProgress:
                 plans = None
                 if self.routes_of is not None and latest is not None:
                     plans = tuple(self.routes_of(latest))
-                self.on_progress(Progress(elapsed, best_cost / self.scale, self.solutions, plans))
+                objective = (best_cost - self.offset) / self.scale
+                self.on_progress(Progress(elapsed, objective, self.solutions, plans))
         return False
 
     def like(self, on_progress: ProgressCallback) -> ReportProgress:
         """A new reporter with this one's scale, start and routes, reporting to
         ``on_progress`` (for a search in another process)."""
-        return ReportProgress(self.scale, self.started, on_progress, self.routes_of)
+        return ReportProgress(self.scale, self.started, on_progress, self.routes_of, self.offset)
 
     def found(self) -> bool:
         """Whether a feasible solution has been reported."""
