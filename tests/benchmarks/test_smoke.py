@@ -240,8 +240,9 @@ def test_variant_benchmark_verifies_schedules(tmp_path: Path) -> None:
         assert vroom_checked.served == 3
     first = schedules[0]
     visit = next(e for e in first.events if e.kind == "visit")
+    shift = 50 * case.scale
     early = dataclasses.replace(first, events=[
-        dataclasses.replace(e, start=e.start - 50 * case.scale) if e is visit else e for e in first.events
+        dataclasses.replace(e, start=e.start - shift) if e is visit else e for e in first.events
     ])  # fmt: skip
     assert any("before it can be reached" in p for p in verify(model, [early]).problems)
     no_break = dataclasses.replace(first, events=[e for e in first.events if e.kind != "break"])
