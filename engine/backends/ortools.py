@@ -1180,10 +1180,12 @@ class _Builder:
         first-solution strategy, else (when that finds nothing) from ALL_UNPERFORMED."""
         routing = self.routing
         assignment = None
-        initial = self._initial_assignment(initial_routes, params) if initial_routes else None
+        initial = None
+        if initial_routes:
+            initial = self._initial_assignment(initial_routes, params, stop)
         if initial is None and self.fallback_routes:
             log.info("initial routes rejected; starting from the constraint's kept visits")
-            initial = self._initial_assignment(self.fallback_routes, params)
+            initial = self._initial_assignment(self.fallback_routes, params, stop)
         if initial is not None:
             _set_time_limit(params, stop)
             assignment = routing.SolveFromAssignmentWithParameters(initial, params)
@@ -1211,23 +1213,62 @@ class _Builder:
         """The plans of the solution being reported (in a solution callback)."""
         return tuple(self._extract(_LIVE, v) for v in range(len(self.model.vehicles)))
 
-    def _initial_assignment(self, routes: Sequence[Sequence[int]], params: Any) -> Any:
+    def _initial_assignment(
+        self, routes: Sequence[Sequence[int]], params: Any, stop: StopCriterion
+    ) -> Any:
         """A complete assignment with ``routes`` (stops per vehicle; other shipments
-        unperformed), or None when OR-Tools finds it inconsistent with the model."""
+        unperformed), or None when OR-Tools finds it inconsistent with the model. A route
+        that is infeasible on its own keeps the part :meth:`_feasible_part` finds."""
         indices = [[self._index(stop) for stop in route] for route in routes]
         assignment = self._restore(indices, params)
         if assignment is not None:
             return assignment
-        # Constraints are per route: keep the routes that are feasible on their own (their
-        # visits stay unperformed otherwise; local search inserts them).
+        # Constraints are per route: keep the routes that are feasible on their own, and of
+        # the others the shipments that fit (the rest stay unperformed; local search inserts
+        # them).
         kept = []
-        for v, route in enumerate(indices):
-            alone = [route if u == v else [] for u in range(len(indices))]
-            ok = bool(route) and self._restore(alone, params) is not None
-            kept.append(route if ok else [])
-        dropped = sum(1 for r, k in zip(indices, kept, strict=True) if r and not k)
-        log.info("initial routes: %d of %d are infeasible and dropped", dropped, len(indices))
+        repaired = left_out = 0
+        for v, route in enumerate(routes):
+            if not route or self._restore(self._alone(v, route, len(routes)), params) is not None:
+                kept.append([self._index(stop) for stop in route])
+                continue
+            part = self._feasible_part(v, route, len(routes), params, stop)
+            repaired += 1
+            left_out += len(route) - len(part)
+            kept.append([self._index(stop) for stop in part])
+        log.info(
+            "initial routes: %d of %d are infeasible, %d of their visits left out",
+            repaired,
+            len(routes),
+            left_out,
+        )
         return self._restore(kept, params)
+
+    def _alone(self, v: int, route: Sequence[int], n: int) -> list[list[int]]:
+        """Routes (routing indices) with ``route`` (stops) on vehicle ``v``, the others empty."""
+        indices = [self._index(stop) for stop in route]
+        return [indices if u == v else [] for u in range(n)]
+
+    def _feasible_part(
+        self, v: int, route: Sequence[int], n: int, params: Any, stop: StopCriterion
+    ) -> list[int]:
+        """The stops of ``route`` of the shipments kept by adding its shipments one at a time,
+        in the order of their first visit, each kept when the route of the kept ones (in
+        ``route``'s order) stays feasible on vehicle ``v`` (a pickup-and-delivery shipment
+        comes or goes with both its visits). Stops early when ``stop`` says the time is up.
+        The warm start's routes come from a nearby model (:mod:`engine.warmstart`): a break or
+        a restriction it left out usually breaks a route at one or two visits, not all."""
+        shipment_of = self.p.stops.shipment
+        kept: set[int] = set()
+        part: list[int] = []
+        for s in dict.fromkeys(int(shipment_of[i]) for i in route):
+            if stop.remaining_s() <= 0.01:
+                break
+            trial = [i for i in route if int(shipment_of[i]) in kept or int(shipment_of[i]) == s]
+            if self._restore(self._alone(v, trial, n), params) is not None:
+                kept.add(s)
+                part = trial
+        return part
 
     def _restore(self, routes: list[list[int]], params: Any) -> Any:
         """The first complete solution with these routes (OR-Tools places the times, breaks

@@ -14,6 +14,7 @@ import pytest
 from engine import LatLng, Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest, solve
 from engine.backends import StopCriterion, choose_backend
 from engine.backends.features import FEATURES, MAX_ALLOWED_PROFILES
+from engine.backends.ortools import OrToolsBackend
 from engine.backends.pyvrp.backend import UNSUPPORTED
 from engine.errors import InvalidModelError
 from engine.model import (
@@ -662,3 +663,33 @@ def test_precheck_groups_identical_vehicles_but_reports_each_vehicle() -> None:
     codes = {r.code: r.example_vehicle_index for r in skipped[2]}
     assert codes[SkipReasonCode.VEHICLE_NOT_ALLOWED] == 0
     assert codes[SkipReasonCode.DEMAND_EXCEEDS_VEHICLE_CAPACITY] == 1
+
+
+@pytest.mark.parametrize("break_on_route", [False, True])
+def test_an_infeasible_initial_route_keeps_the_shipments_that_fit(break_on_route):
+    # Route A (x=10), B (20), C (30, window closes at 25), D (40): C cannot be reached in
+    # that order, so the route is infeasible on its own; the warm start keeps A, B and D (the
+    # search used to start that vehicle empty). With a break, the route's schedule needs it
+    # placed too.
+    from tests.builders import at, depot_vehicle, line_model
+
+    late = (TimeWindow(0.0, 25.0),)
+    breaks = (BreakRequest(0.0, 1000.0, 5.0),) if break_on_route else ()
+    model = line_model(
+        {"depot": 0, "A": 10, "B": 20, "C": 30, "D": 40},
+        [
+            Shipment(deliveries=(at("A"),)),
+            Shipment(deliveries=(at("B"),)),
+            Shipment(deliveries=(at("C", time_windows=late),)),
+            Shipment(deliveries=(at("D"),)),
+        ],
+        [depot_vehicle(cost_per_kilometer=1000.0, break_requests=breaks)],
+        global_end_time=1000.0,
+    )
+    problem = problem_of(model)
+    backend = OrToolsBackend(solution_limit=1)  # the first solution: the restored routes
+    stop_of = {int(problem.stops.shipment[i]): i for i in range(problem.stops.num_visits)}
+    backend.initial_routes = [[stop_of[s] for s in range(4)]]
+    plans = backend.solve(problem, StopCriterion(deadline=time.monotonic() + 30.0))
+    kept = [int(problem.stops.shipment[i]) for i in plans[0].stops]
+    assert kept == [0, 1, 3]
