@@ -6,8 +6,9 @@ solution strategies, and OR-Tools then searches on from them with every constrai
 
 - breaks are dropped, the vehicle's end window closing earlier by their length instead, and
   the soft bounds of a pair's visit's or a vehicle's time window are ignored (OR-Tools places
-  the breaks and prices the soft bounds; a route it cannot take as it is starts empty, its
-  visits left to OR-Tools' search); a single visit keeps its soft window (PyVRP's copies);
+  the breaks and prices the soft bounds; a route it cannot take as it is keeps the shipments
+  that fit, the others left to OR-Tools' search); a single visit keeps its soft window
+  (PyVRP's copies);
 - of several time windows of a pair's visit only the widest is kept (a single visit keeps
   them all), and of several pickup (delivery) alternatives of a pair only the first
   (restrictions: routes stay feasible);
@@ -215,4 +216,8 @@ class WarmStartedOrTools:
         elif isinstance(self.ortools, OrToolsLike):
             self.ortools.initial_routes = routes
             self.outcome = f"started from pyvrp's routes ({sum(map(len, routes))} visits)"
-        return self.ortools.solve(problem, stop, on_progress)
+        plans = self.ortools.solve(problem, stop, on_progress)
+        taken = getattr(self.ortools, "initial_outcome", None)
+        if routes is not None and taken:
+            self.outcome = f"{self.outcome}: {taken}"
+        return plans

@@ -140,15 +140,22 @@ class OrToolsBackend:
         self.solution_limit = solution_limit
         self.initial_routes: list[list[int]] | None = None
         """Visit stops per vehicle to start the search from (see :meth:`_Builder.run`)."""
+        self.initial_outcome: str | None = None
+        """After :meth:`solve`: how the search took the initial routes (None: it had none)."""
         if first_solution_strategy:
             _enum_value(_FSS, first_solution_strategy, "first_solution_strategy")
         if local_search_metaheuristic:
             _enum_value(_LSM, local_search_metaheuristic, "local_search_metaheuristic")
 
+    def _note_initial_outcome(self, outcome: str) -> None:
+        self.initial_outcome = outcome
+
     def solve(
         self, problem: Problem, stop: StopCriterion, on_progress: ProgressCallback | None = None
     ) -> list[RoutePlan]:
         built = _Builder(problem, self.first_solution_strategy, self.local_search_metaheuristic)
+        self.initial_outcome = None
+        built.on_initial_outcome = self._note_initial_outcome
         routes = self.initial_routes
         if routes is None:
             routes = initial_routes(problem, built.injected)
@@ -237,6 +244,8 @@ class _Builder:
             self.routing.SetMaximumNumberOfActiveVehicles(self.model.max_active_vehicles)
         self.injected = resolve(self.model)
         self.fallback_routes: list[list[int]] | None = None
+        self.on_initial_outcome: Callable[[str], None] = lambda outcome: None
+        """Told how the search took the initial routes (:meth:`_initial_assignment`)."""
         """Initial routes to try when OR-Tools rejects the first ones (the constraint's kept
         visits alone)."""
         self._add_injected_constraint()
@@ -1222,6 +1231,7 @@ class _Builder:
         indices = [[self._index(stop) for stop in route] for route in routes]
         assignment = self._restore(indices, params)
         if assignment is not None:
+            self.on_initial_outcome("OR-Tools took them as they are")
             return assignment
         # Constraints are per route: keep the routes that are feasible on their own, and of
         # the others the shipments that fit (the rest stay unperformed; local search inserts
@@ -1242,7 +1252,15 @@ class _Builder:
             len(routes),
             left_out,
         )
-        return self._restore(kept, params)
+        assignment = self._restore(kept, params)
+        if assignment is None:
+            self.on_initial_outcome("OR-Tools could not take them")
+        else:
+            self.on_initial_outcome(
+                f"{repaired} routes infeasible with every constraint, {left_out} of their "
+                "visits left to OR-Tools' search"
+            )
+        return assignment
 
     def _alone(self, v: int, route: Sequence[int], n: int) -> list[list[int]]:
         """Routes (routing indices) with ``route`` (stops) on vehicle ``v``, the others empty."""

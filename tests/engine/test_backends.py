@@ -607,6 +607,9 @@ def test_auto_warm_starts_ortools_and_says_so(feature):
     )
     assert solution.backend == "ortools"
     assert "warm start: started from pyvrp's routes" in solution.backend_reason
+    # ... and how OR-Tools took them: whole, or with the visits it left to its search
+    taken = ("OR-Tools took them as they are", "visits left to OR-Tools' search")
+    assert any(t in solution.backend_reason for t in taken), solution.backend_reason
     assert solution.metrics.skipped_mandatory_shipment_count == 0
     cold = solve_checked(
         model, time_limit_s=1.0, warm_start=False, search_mode=SearchMode.RETURN_FAST
@@ -693,3 +696,6 @@ def test_an_infeasible_initial_route_keeps_the_shipments_that_fit(break_on_route
     plans = backend.solve(problem, StopCriterion(deadline=time.monotonic() + 30.0))
     kept = [int(problem.stops.shipment[i]) for i in plans[0].stops]
     assert kept == [0, 1, 3]
+    assert backend.initial_outcome == (
+        "1 routes infeasible with every constraint, 1 of their visits left to OR-Tools' search"
+    )
