@@ -147,15 +147,10 @@ class OrToolsBackend:
         if local_search_metaheuristic:
             _enum_value(_LSM, local_search_metaheuristic, "local_search_metaheuristic")
 
-    def _note_initial_outcome(self, outcome: str) -> None:
-        self.initial_outcome = outcome
-
     def solve(
         self, problem: Problem, stop: StopCriterion, on_progress: ProgressCallback | None = None
     ) -> list[RoutePlan]:
         built = _Builder(problem, self.first_solution_strategy, self.local_search_metaheuristic)
-        self.initial_outcome = None
-        built.on_initial_outcome = self._note_initial_outcome
         routes = self.initial_routes
         if routes is None:
             routes = initial_routes(problem, built.injected)
@@ -174,6 +169,8 @@ class OrToolsBackend:
                     "(constraint_relaxations) or check its routes",
                 ) from exc
             raise
+        finally:
+            self.initial_outcome = built.initial_outcome
 
     def _start_without_load_costs(
         self, problem: Problem, stop: StopCriterion
@@ -244,10 +241,10 @@ class _Builder:
             self.routing.SetMaximumNumberOfActiveVehicles(self.model.max_active_vehicles)
         self.injected = resolve(self.model)
         self.fallback_routes: list[list[int]] | None = None
-        self.on_initial_outcome: Callable[[str], None] = lambda outcome: None
-        """Told how the search took the initial routes (:meth:`_initial_assignment`)."""
         """Initial routes to try when OR-Tools rejects the first ones (the constraint's kept
         visits alone)."""
+        self.initial_outcome: str | None = None
+        """How the search took the initial routes (:meth:`_initial_assignment`; None: none)."""
         self._add_injected_constraint()
         self.breaks = self._add_breaks()
         self._add_driver_hours()
@@ -1228,10 +1225,10 @@ class _Builder:
         """A complete assignment with ``routes`` (stops per vehicle; other shipments
         unperformed), or None when OR-Tools finds it inconsistent with the model. A route
         that is infeasible on its own keeps the part :meth:`_feasible_part` finds."""
-        indices = [[self._index(stop) for stop in route] for route in routes]
+        indices = [[self._index(i) for i in route] for route in routes]
         assignment = self._restore(indices, params)
         if assignment is not None:
-            self.on_initial_outcome("OR-Tools took them as they are")
+            self.initial_outcome = "OR-Tools took them as they are"
             return assignment
         # Constraints are per route: keep the routes that are feasible on their own, and of
         # the others the shipments that fit (the rest stay unperformed; local search inserts
@@ -1239,13 +1236,13 @@ class _Builder:
         kept = []
         repaired = left_out = 0
         for v, route in enumerate(routes):
-            if not route or self._restore(self._alone(v, route, len(routes)), params) is not None:
-                kept.append([self._index(stop) for stop in route])
+            if not route or self._restore(_alone(v, indices[v], len(routes)), params) is not None:
+                kept.append(indices[v])
                 continue
             part = self._feasible_part(v, route, len(routes), params, stop)
             repaired += 1
             left_out += len(route) - len(part)
-            kept.append([self._index(stop) for stop in part])
+            kept.append(part)
         log.info(
             "initial routes: %d of %d are infeasible, %d of their visits left out",
             repaired,
@@ -1253,37 +1250,36 @@ class _Builder:
             left_out,
         )
         assignment = self._restore(kept, params)
-        if assignment is None:
-            self.on_initial_outcome("OR-Tools could not take them")
-        else:
-            self.on_initial_outcome(
-                f"{repaired} routes infeasible with every constraint, {left_out} of their "
-                "visits left to OR-Tools' search"
-            )
+        self.initial_outcome = (
+            "OR-Tools could not take them"
+            if assignment is None
+            else f"{repaired} routes infeasible with every constraint, {left_out} of their "
+            "visits left to OR-Tools' search"
+        )
         return assignment
-
-    def _alone(self, v: int, route: Sequence[int], n: int) -> list[list[int]]:
-        """Routes (routing indices) with ``route`` (stops) on vehicle ``v``, the others empty."""
-        indices = [self._index(stop) for stop in route]
-        return [indices if u == v else [] for u in range(n)]
 
     def _feasible_part(
         self, v: int, route: Sequence[int], n: int, params: Any, stop: StopCriterion
     ) -> list[int]:
-        """The stops of ``route`` of the shipments kept by adding its shipments one at a time,
-        in the order of their first visit, each kept when the route of the kept ones (in
-        ``route``'s order) stays feasible on vehicle ``v`` (a pickup-and-delivery shipment
-        comes or goes with both its visits). Stops early when ``stop`` says the time is up.
-        The warm start's routes come from a nearby model (:mod:`engine.warmstart`): a break or
-        a restriction it left out usually breaks a route at one or two visits, not all."""
+        """The routing indices of the stops of ``route`` of the shipments kept by adding its
+        shipments one at a time, in the order of their first visit, each kept when the route
+        of the kept ones (in ``route``'s order) stays feasible on vehicle ``v`` (a
+        pickup-and-delivery shipment comes or goes with both its visits). Stops early when
+        ``stop`` says the time is up. The warm start's routes come from a nearby model
+        (:mod:`engine.warmstart`): a break or a restriction it left out usually breaks a route
+        at one or two visits, not all."""
         shipment_of = self.p.stops.shipment
         kept: set[int] = set()
         part: list[int] = []
         for s in dict.fromkeys(int(shipment_of[i]) for i in route):
             if stop.remaining_s() <= 0.01:
                 break
-            trial = [i for i in route if int(shipment_of[i]) in kept or int(shipment_of[i]) == s]
-            if self._restore(self._alone(v, trial, n), params) is not None:
+            trial = [
+                self._index(i)
+                for i in route
+                if int(shipment_of[i]) in kept or int(shipment_of[i]) == s
+            ]
+            if self._restore(_alone(v, trial, n), params) is not None:
                 kept.add(s)
                 part = trial
         return part
@@ -1340,6 +1336,11 @@ class _Builder:
             end_s=end_s,
             breaks_s=breaks,
         )
+
+
+def _alone(v: int, route: list[int], n: int) -> list[list[int]]:
+    """``n`` routes (routing indices): ``route`` on vehicle ``v``, the others empty."""
+    return [route if u == v else [] for u in range(n)]
 
 
 def _vehicles_with_kept_visits(problem: Problem) -> set[int]:

@@ -491,11 +491,16 @@ def _add_clients(
         out.groups.append(pyvrp.ClientGroup(members, required=required))
 
 
+def _mean_leg_s(durations: list[IntArray], reachable: list[BoolArray]) -> float:
+    """The mean positive travel time of the legs that exist, over every profile (seconds; 0
+    when no leg takes time)."""
+    seconds = np.concatenate([d[m & (d > 0)] for d, m in zip(durations, reachable, strict=True)])
+    return float(seconds.mean()) if seconds.size else 0.0
+
+
 def _typical_leg_s(arcs: _Arcs) -> float:
-    """The mean positive travel time of the legs that exist (seconds; at least 1)."""
-    legs = [d[m & (d > 0)] for d, m in zip(arcs.durations, arcs.reachable, strict=True)]
-    seconds = np.concatenate(legs) if legs else np.zeros(0, dtype=np.int64)
-    return max(1.0, float(seconds.mean())) if seconds.size else 1.0
+    """The typical leg of the soft-window copies' steps: :func:`_mean_leg_s`, at least 1 s."""
+    return max(1.0, _mean_leg_s(arcs.durations, arcs.reachable))
 
 
 def _client_copies(problem: Problem, leg_s: float) -> dict[int, list[_Copy]]:
@@ -615,9 +620,8 @@ def cost_scale(
     horizon = float(problem.horizon)
     finite = [c[m] for c, m in zip(arc_costs, reachable, strict=True)]
     positive = np.concatenate([c[c > 0] for c in finite])
-    seconds = np.concatenate([d[m & (d > 0)] for d, m in zip(durations, reachable, strict=True)])
     mean_cost = float(positive.mean()) if positive.size else 0.0
-    mean_seconds = float(seconds.mean()) if seconds.size else 0.0
+    mean_seconds = _mean_leg_s(durations, reachable)
     per_hour = [v.cost_per_hour for v in model.vehicles if v.cost_per_hour > 0]
     longest = max((float(c.max(initial=0.0)) for c in finite), default=0.0)
     bound = (
@@ -686,13 +690,13 @@ def _later_starts(built: PyVRPData, route: pyvrp.Route) -> list[int]:
     early = [t is not None and t > start for t, start in zip(targets, starts, strict=True)]
     if not any(early):
         return starts
-    data = built.data
-    travel = data.duration_matrix(data.vehicle_type(route.vehicle_type()).profile)
     if route.num_trips() > 1:
         return starts  # reloading depots keep their times
+    data = built.data
+    vehicle_type = data.vehicle_type(route.vehicle_type())
+    travel = data.duration_matrix(vehicle_type.profile)
     where = [_location(data, a) for a in schedule]
     latest = starts[:]  # per activity: the latest start that keeps the later ones possible
-    vehicle_type = data.vehicle_type(route.vehicle_type())
     if vehicle_type.unit_duration_cost == 0:
         shift = int(vehicle_type.shift_duration)
         longest = starts[0] + shift if shift < _NO_LIMIT - starts[0] else _NO_LIMIT
