@@ -26,6 +26,33 @@ from engine.options import SearchMode
 from tests.checker import check_solution
 
 
+def matrix_model(
+    dist: np.ndarray,
+    tags: tuple[str, ...],
+    shipments: Sequence[Shipment],
+    vehicles: Sequence[Vehicle],
+    **kwargs: Any,
+) -> ShipmentModel:
+    """A model whose travel is the client matrix ``dist`` (seconds and meters alike) between
+    the points ``tags``; ``kwargs`` go to :class:`ShipmentModel`."""
+    return ShipmentModel(
+        shipments=tuple(shipments),
+        vehicles=tuple(vehicles),
+        duration_distance_matrices=(DurationDistanceMatrix(dist.copy(), dist.copy()),),
+        duration_distance_matrix_src_tags=tags,
+        duration_distance_matrix_dst_tags=tags,
+        **kwargs,
+    )
+
+
+def random_points(rng: np.random.Generator, n_points: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``n_points`` random points on a 100 x 100 grid: their Euclidean distances rounded to
+    whole units, and their tags ``p0``, ``p1``, ..."""
+    xy = rng.integers(0, 100, size=(n_points, 2))
+    dist = np.floor(np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)) + 0.5)
+    return dist, tuple(f"p{i}" for i in range(n_points))
+
+
 def line_model(
     points: Mapping[str, float],
     shipments: Sequence[Shipment],
@@ -37,14 +64,7 @@ def line_model(
     names = list(points)
     xs = np.array([points[n] for n in names], dtype=np.float64)
     dist = np.abs(xs[:, None] - xs[None, :]) * scale
-    return ShipmentModel(
-        shipments=tuple(shipments),
-        vehicles=tuple(vehicles),
-        duration_distance_matrices=(DurationDistanceMatrix(dist.copy(), dist.copy()),),
-        duration_distance_matrix_src_tags=tuple(names),
-        duration_distance_matrix_dst_tags=tuple(names),
-        **kwargs,
-    )
+    return matrix_model(dist, tuple(names), shipments, vehicles, **kwargs)
 
 
 def at(tag: str, **kwargs: Any) -> VisitRequest:

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from engine import (
-    DurationDistanceMatrix,
     Shipment,
     ShipmentModel,
     TimeWindow,
@@ -15,7 +14,7 @@ from engine import (
 )
 from engine.options import SearchMode
 from tests.bruteforce import brute_force_optimum
-from tests.builders import solve_checked
+from tests.builders import matrix_model, random_points, solve_checked
 from tests.seeds import seeds
 
 
@@ -26,9 +25,7 @@ def random_tiny_model(seed: int, *, pyvrp_compatible: bool = False) -> ShipmentM
     the distance only where travel costs are purely per kilometer)."""
     rng = np.random.default_rng(seed)
     n_points = 8
-    xy = rng.integers(0, 100, size=(n_points, 2))
-    dist = np.floor(np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)) + 0.5)
-    tags = tuple(f"p{i}" for i in range(n_points))
+    dist, tags = random_points(rng, n_points)
 
     def visit(i: int, **kw: object) -> VisitRequest:
         return VisitRequest(tags=(tags[i],), duration_s=float(rng.integers(0, 20)), **kw)
@@ -68,14 +65,7 @@ def random_tiny_model(seed: int, *, pyvrp_compatible: bool = False) -> ShipmentM
             route_distance_limit_m=float(rng.integers(150, 400)),
         ),
     ]
-    return ShipmentModel(
-        shipments=tuple(shipments),
-        vehicles=tuple(vehicles),
-        duration_distance_matrices=(DurationDistanceMatrix(dist, dist),),
-        duration_distance_matrix_src_tags=tags,
-        duration_distance_matrix_dst_tags=tags,
-        global_end_time=10_000.0,
-    )
+    return matrix_model(dist, tags, shipments, vehicles, global_end_time=10_000.0)
 
 
 @pytest.mark.parametrize("seed", seeds(8, 4))

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from engine import (
-    DurationDistanceMatrix,
     Shipment,
     ShipmentModel,
     TimeWindow,
@@ -22,7 +21,7 @@ from engine.backends.pyvrp.data import build_data
 from engine.options import SearchMode, SolveOptions
 from engine.progress import SolveProgress
 from engine.solve import solve
-from tests.builders import at, depot_vehicle, line_model, solve_checked
+from tests.builders import at, depot_vehicle, line_model, matrix_model, random_points, solve_checked
 from tests.checker import check_solution
 from tests.engine.test_backends import problem_of
 from tests.seeds import seeds
@@ -203,9 +202,7 @@ def random_soft_model(seed: int) -> ShipmentModel:
     a hard window around it, one optional), two vehicles from two depots, capacities."""
     rng = np.random.default_rng(seed)
     n_points = 9
-    xy = rng.integers(0, 100, size=(n_points, 2))
-    dist = np.floor(np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)) + 0.5)
-    tags = tuple(f"p{i}" for i in range(n_points))
+    dist, tags = random_points(rng, n_points)
 
     def window() -> TimeWindow:
         a = float(rng.integers(0, 200))
@@ -245,14 +242,7 @@ def random_soft_model(seed: int) -> ShipmentModel:
         )
         for v in range(2)
     ]
-    return ShipmentModel(
-        shipments=tuple(shipments),
-        vehicles=tuple(vehicles),
-        duration_distance_matrices=(DurationDistanceMatrix(dist, dist),),
-        duration_distance_matrix_src_tags=tags,
-        duration_distance_matrix_dst_tags=tags,
-        global_end_time=2000.0,
-    )
+    return matrix_model(dist, tags, shipments, vehicles, global_end_time=2000.0)
 
 
 @pytest.mark.parametrize("seed", seeds(8, 3))

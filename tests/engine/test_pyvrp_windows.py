@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from engine import (
-    DurationDistanceMatrix,
     InjectedRoute,
     InjectedVisit,
     Shipment,
@@ -27,7 +26,7 @@ from engine.errors import InvalidModelError
 from engine.options import SearchMode, SolveOptions
 from engine.solution import SkipReasonCode
 from tests.bruteforce import brute_force_optimum
-from tests.builders import at, depot_vehicle, line_model, solve_checked
+from tests.builders import at, depot_vehicle, line_model, matrix_model, random_points, solve_checked
 from tests.engine.test_backends import city_model, problem_of
 from tests.seeds import seeds
 
@@ -65,9 +64,7 @@ def random_windows_model(seed: int) -> ShipmentModel:
     vehicles from two depots, capacities, service times, fixed and per-km costs."""
     rng = np.random.default_rng(seed)
     n_points = 8
-    xy = rng.integers(0, 100, size=(n_points, 2))
-    dist = np.floor(np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)) + 0.5)
-    tags = tuple(f"p{i}" for i in range(n_points))
+    dist, tags = random_points(rng, n_points)
 
     def windows() -> tuple[TimeWindow, ...]:
         a = float(rng.integers(0, 150))
@@ -96,14 +93,7 @@ def random_windows_model(seed: int) -> ShipmentModel:
         )
         for v in range(2)
     ]
-    return ShipmentModel(
-        shipments=tuple(shipments),
-        vehicles=tuple(vehicles),
-        duration_distance_matrices=(DurationDistanceMatrix(dist, dist),),
-        duration_distance_matrix_src_tags=tags,
-        duration_distance_matrix_dst_tags=tags,
-        global_end_time=1000.0,
-    )
+    return matrix_model(dist, tags, shipments, vehicles, global_end_time=1000.0)
 
 
 @pytest.mark.parametrize("seed", seeds(6, 3))

@@ -12,10 +12,18 @@ import numpy as np
 import pytest
 
 from engine import InvalidModelError, Shipment, ShipmentModel
-from engine.model import DurationDistanceMatrix, UnloadingPolicy, Vehicle, VisitRequest
+from engine.model import UnloadingPolicy, Vehicle, VisitRequest
 from engine.options import SearchMode
 from tests.bruteforce import brute_force_optimum
-from tests.builders import at, depot_vehicle, line_model, route_order, solve_checked
+from tests.builders import (
+    at,
+    depot_vehicle,
+    line_model,
+    matrix_model,
+    random_points,
+    route_order,
+    solve_checked,
+)
 from tests.checker import check_solution, unloading_problems
 from tests.seeds import seeds
 
@@ -92,9 +100,7 @@ def random_pairs_model(seed: int, policy: UnloadingPolicy) -> ShipmentModel:
     two depots with per-km costs; the first vehicle has ``policy``."""
     rng = np.random.default_rng(5000 + seed)
     n_points = 8
-    xy = rng.integers(0, 100, size=(n_points, 2))
-    dist = np.floor(np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)) + 0.5)
-    tags = tuple(f"p{i}" for i in range(n_points))
+    dist, tags = random_points(rng, n_points)
     shipments = tuple(
         Shipment(
             pickups=(VisitRequest(tags=(tags[2 + 2 * k],)),),
@@ -109,13 +115,7 @@ def random_pairs_model(seed: int, policy: UnloadingPolicy) -> ShipmentModel:
         Vehicle(start_tags=(tags[1],), end_tags=(tags[1],), cost_per_kilometer=3000.0,
                 fixed_cost=float(rng.integers(0, 200))),
     )  # fmt: skip
-    return ShipmentModel(
-        shipments=shipments,
-        vehicles=vehicles,
-        duration_distance_matrices=(DurationDistanceMatrix(dist, dist),),
-        duration_distance_matrix_src_tags=tags,
-        duration_distance_matrix_dst_tags=tags,
-    )
+    return matrix_model(dist, tags, shipments, vehicles)
 
 
 @pytest.mark.parametrize("seed", seeds(6, 3))
