@@ -9,6 +9,7 @@ import random
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from engine import LatLng, Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest, solve
@@ -38,8 +39,8 @@ from engine.precheck import precheck
 from engine.problem import Problem
 from engine.solution import SkipReasonCode
 from engine.travel import build_stops, build_travel_matrices
-from engine.warmstart import WARM_STARTABLE, nearby_model, pyvrp_initial_routes
-from tests.builders import solve_checked
+from engine.warmstart import WARM_STARTABLE, Timeline, nearby_model, pyvrp_initial_routes
+from tests.builders import matrix_model, solve_checked
 
 DAY = 86400.0
 
@@ -558,6 +559,60 @@ def test_nearby_model_drops_or_restricts_what_pyvrp_lacks():
             assert choose_backend(problem, "auto").name == "pyvrp", feature
 
 
+def test_nearby_model_cuts_a_shared_break_out_of_the_timeline():
+    # Every vehicle takes a 10-minute break starting in [1 h, 2 h]: in the nearby model it is
+    # taken at 1.5 h and the timeline after it is 10 minutes shorter, so windows after the
+    # break come 10 minutes earlier, those before stay, and one across it closes earlier.
+    rule = (BreakRequest(3600.0, 7200.0, 600.0),)
+    shift = (TimeWindow(end_time=12 * 3600.0),)
+    vehicle = Vehicle(
+        start_tags=("p0",),
+        end_tags=("p0",),
+        end_time_windows=shift,
+        route_duration_limit_s=8 * 3600.0,
+        break_requests=rule,
+    )
+    windows = [
+        TimeWindow(0.0, 3600.0),
+        TimeWindow(6000.0, 9000.0, soft_end_time=8000.0, cost_per_hour_after_soft_end_time=1.0),
+        TimeWindow(5000.0, 5700.0),
+    ]
+    shipments = [
+        Shipment(deliveries=(VisitRequest(tags=("p1",), time_windows=(w,)),)) for w in windows
+    ]
+    dist = np.array([[0.0, 60.0], [60.0, 0.0]])
+    model = matrix_model(dist, ("p0", "p1"), shipments, [vehicle, vehicle])
+    nearby = nearby_model(model)
+    got = [s.deliveries[0].time_windows[0] for s in nearby.shipments]
+    assert got[0] == windows[0]
+    assert (got[1].start_time, got[1].end_time, got[1].soft_end_time) == (5400.0, 8400.0, 7400.0)
+    assert (got[2].start_time, got[2].end_time) == (5000.0, 5400.0)
+    for v in nearby.vehicles:
+        assert not v.break_requests
+        assert v.end_time_windows == (TimeWindow(end_time=12 * 3600.0 - 600.0),)
+        assert v.route_duration_limit_s == 8 * 3600.0 - 600.0
+    # Vehicles with different breaks: the timeline stays, each end window closes earlier.
+    other = dataclasses.replace(vehicle, break_requests=(BreakRequest(0.0, 3600.0, 600.0),))
+    mixed = nearby_model(matrix_model(dist, ("p0", "p1"), shipments, [vehicle, other]))
+    assert [s.deliveries[0].time_windows[0] for s in mixed.shipments] == windows
+    assert mixed.vehicles[1].end_time_windows == (TimeWindow(end_time=12 * 3600.0 - 600.0),)
+    # Two breaks: both cut out, each from its middle on.
+    two = (BreakRequest(3600.0, 7200.0, 600.0), BreakRequest(18000.0, 21600.0, 900.0))
+    both = dataclasses.replace(vehicle, break_requests=two)
+    assert Timeline.of(dataclasses.replace(model, vehicles=(vehicle, both))) is None
+    timeline = Timeline.of(dataclasses.replace(model, vehicles=(both,)))
+    assert timeline is not None
+    # (a time inside a break is the break's start: the break has no length in the nearby model)
+    assert [timeline(t) for t in (5000.0, 5700.0, 10000.0, 19800.0, 20000.0, 30000.0)] == [
+        5000.0,
+        5400.0,
+        9400.0,
+        19200.0,
+        19200.0,
+        28500.0,
+    ]
+
+
 def test_initial_routes_keep_visits_off_vehicles_they_may_not_use():
     model = city_model(30, seed=8)
     restricted = dict.fromkeys(range(0, 30, 3), (0,))
@@ -585,6 +640,10 @@ def _bigger(feature: str) -> ShipmentModel:
     here = base.shipments[2].deliveries[0]
     if feature == "breaks":
         return with_vehicle(base, break_requests=(BreakRequest(3600.0, 7200.0, 600.0),))
+    if feature == "shared_breaks":  # every vehicle the same break: the nearby model's timeline
+        rule = (BreakRequest(3600.0, 7200.0, 600.0),)
+        vehicles = tuple(dataclasses.replace(v, break_requests=rule) for v in base.vehicles)
+        return dataclasses.replace(base, vehicles=vehicles)
     if feature == "allowed_vehicle_classes":
         return many_allowed_classes(base)
     windows = (TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
@@ -598,7 +657,7 @@ def _bigger(feature: str) -> ShipmentModel:
 
 
 @pytest.mark.parametrize(
-    "feature", ["breaks", "allowed_vehicle_classes", "pair_multiple_time_windows"]
+    "feature", ["breaks", "shared_breaks", "allowed_vehicle_classes", "pair_multiple_time_windows"]
 )
 def test_auto_warm_starts_ortools_and_says_so(feature):
     model = _bigger(feature)
