@@ -613,9 +613,12 @@ def test_nearby_model_cuts_a_shared_break_out_of_the_timeline():
     ]
 
 
-def test_initial_routes_keep_visits_off_vehicles_they_may_not_use():
+@pytest.mark.parametrize("allowed", [(0,), (3,)])
+def test_initial_routes_keep_visits_off_vehicles_they_may_not_use(allowed):
+    # The nearby model keeps allowed_vehicle_indices (PyVRP expresses them), so every visit
+    # is on a vehicle it may use, whichever vehicles those are (the first or the last).
     model = city_model(30, seed=8)
-    restricted = dict.fromkeys(range(0, 30, 3), (0,))
+    restricted = dict.fromkeys(range(0, 30, 5), allowed)
     model = dataclasses.replace(
         model,
         shipments=tuple(
@@ -630,8 +633,9 @@ def test_initial_routes_keep_visits_off_vehicles_they_may_not_use():
     shipment_of = problem.stops.shipment
     for v, route in enumerate(routes):
         for stop_index in route:
-            allowed = restricted.get(int(shipment_of[stop_index]))
-            assert allowed is None or v in allowed
+            ok = restricted.get(int(shipment_of[stop_index]))
+            assert ok is None or v in ok
+    assert sorted(i for route in routes for i in route) == list(range(30))  # none taken out
 
 
 def _bigger(feature: str) -> ShipmentModel:
