@@ -170,13 +170,14 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float, timeline: Timeline | None) 
         if end[0].start_time > opens:
             end = (TimeWindow(end_time=end[0].end_time),)
     if timeline is not None:
+        close = hi if not end or end[0].end_time is None else end[0].end_time
+        last = dataclasses.replace(end[0] if end else TimeWindow(), end_time=close)
         limit = vehicle.route_duration_limit_s
         return dataclasses.replace(
             vehicle,
             break_requests=(),
             start_time_windows=tuple(timeline.window(w) for w in start),
-            end_time_windows=tuple(timeline.window(w) for w in end)
-            or (TimeWindow(end_time=timeline(hi)),),
+            end_time_windows=(timeline.window(last),),
             route_duration_limit_s=None if limit is None else max(0.0, limit - timeline.length),
         )
     if vehicle.break_requests:

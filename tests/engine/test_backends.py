@@ -591,6 +591,12 @@ def test_nearby_model_cuts_a_shared_break_out_of_the_timeline():
         assert not v.break_requests
         assert v.end_time_windows == (TimeWindow(end_time=12 * 3600.0 - 600.0),)
         assert v.route_duration_limit_s == 8 * 3600.0 - 600.0
+    # An end window open to the horizon closes at the horizon's cut time.
+    open_end = dataclasses.replace(vehicle, end_time_windows=(TimeWindow(start_time=0.0),))
+    cut = nearby_model(dataclasses.replace(model, vehicles=(open_end,)))
+    assert cut.vehicles[0].end_time_windows == (
+        TimeWindow(start_time=0.0, end_time=model.global_end_time - 600.0),
+    )
     # Vehicles with different breaks: the timeline stays, each end window closes earlier.
     other = dataclasses.replace(vehicle, break_requests=(BreakRequest(0.0, 3600.0, 600.0),))
     mixed = nearby_model(matrix_model(dist, ("p0", "p1"), shipments, [vehicle, other]))
