@@ -92,24 +92,30 @@ def _widest(windows: tuple[TimeWindow, ...], lo: float, hi: float) -> tuple[Time
     return (TimeWindow(start_time=best.start_time, end_time=best.end_time),)
 
 
-def _visit(visit: VisitRequest, lo: float, hi: float, pair: bool) -> VisitRequest:
+def _visit(
+    visit: VisitRequest, lo: float, hi: float, pair: bool, timeline: Timeline | None
+) -> VisitRequest:
     """Several hard windows and a soft window stay on a single visit (PyVRP's client copies),
-    not on a pair."""
+    not on a pair; the windows follow the cut ``timeline``."""
     windows = visit.time_windows
     if pair:
         windows = _widest(windows, lo, hi)
+    if timeline is not None:
+        windows = tuple(timeline.window(w) for w in windows)
     return dataclasses.replace(visit, time_windows=windows)
 
 
-def _shipment(shipment: Shipment, lo: float, hi: float, keep_allowed: bool) -> Shipment:
+def _shipment(
+    shipment: Shipment, lo: float, hi: float, keep_allowed: bool, timeline: Timeline | None
+) -> Shipment:
     pickups, deliveries = shipment.pickups, shipment.deliveries
     pair = bool(pickups and deliveries)
     if pair:
         pickups, deliveries = pickups[:1], deliveries[:1]
     return dataclasses.replace(
         shipment,
-        pickups=tuple(_visit(v, lo, hi, pair) for v in pickups),
-        deliveries=tuple(_visit(v, lo, hi, pair) for v in deliveries),
+        pickups=tuple(_visit(v, lo, hi, pair, timeline) for v in pickups),
+        deliveries=tuple(_visit(v, lo, hi, pair, timeline) for v in deliveries),
         allowed_vehicle_indices=shipment.allowed_vehicle_indices if keep_allowed else (),
     )
 
@@ -169,8 +175,8 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float, timeline: Timeline | None) 
         opens = lo if start[0].start_time is None else start[0].start_time
         if end[0].start_time > opens:
             end = (TimeWindow(end_time=end[0].end_time),)
+    close = hi if not end or end[0].end_time is None else end[0].end_time
     if timeline is not None:
-        close = hi if not end or end[0].end_time is None else end[0].end_time
         last = dataclasses.replace(end[0] if end else TimeWindow(), end_time=close)
         limit = vehicle.route_duration_limit_s
         return dataclasses.replace(
@@ -183,7 +189,6 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float, timeline: Timeline | None) 
     if vehicle.break_requests:
         # Routes that end earlier by the breaks' length leave room to take them.
         breaks = sum(b.min_duration_s for b in vehicle.break_requests)
-        close = hi if not end or end[0].end_time is None else end[0].end_time
         opens_at = None if not end else end[0].start_time
         end = (TimeWindow(start_time=opens_at, end_time=max(lo, close - breaks)),)
     return dataclasses.replace(
@@ -196,25 +201,10 @@ def nearby_model(model: ShipmentModel, keep_allowed: bool = False) -> ShipmentMo
     ``keep_allowed``, the shipments keep their ``allowed_vehicle_indices``."""
     lo, hi = model.global_start_time, model.global_end_time
     timeline = Timeline.of(model)
-    shipments = tuple(_shipment(s, lo, hi, keep_allowed) for s in model.shipments)
-    if timeline is not None:
-        shipments = tuple(_retimed(s, timeline) for s in shipments)
     return dataclasses.replace(
         model,
-        shipments=shipments,
+        shipments=tuple(_shipment(s, lo, hi, keep_allowed, timeline) for s in model.shipments),
         vehicles=tuple(_vehicle(v, lo, hi, timeline) for v in model.vehicles),
-    )
-
-
-def _retimed(shipment: Shipment, timeline: Timeline) -> Shipment:
-    def visits(vs: tuple[VisitRequest, ...]) -> tuple[VisitRequest, ...]:
-        return tuple(
-            dataclasses.replace(v, time_windows=tuple(timeline.window(w) for w in v.time_windows))
-            for v in vs
-        )
-
-    return dataclasses.replace(
-        shipment, pickups=visits(shipment.pickups), deliveries=visits(shipment.deliveries)
     )
 
 
