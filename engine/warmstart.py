@@ -22,7 +22,17 @@ solution strategies, and OR-Tools then searches on from them with every constrai
   routes (OR-Tools treats every shipment as optional, so fewer visits are always consistent).
   Dropping them cost 5 % (Solomon) and 9 % (Gehring-Homberger 200) on ``mixed`` when the
   shipments may only use the last half of the fleet (PyVRP fills the first vehicles);
-- an end window that opens after the start window loses its start (the vehicle waits).
+- an end window that opens after the start window loses its start (the vehicle waits);
+- break frequency rules (``break_rule.frequency_constraints``) are dropped, and the cut
+  timeline keeps them instead: a break is cut out where the rule needs it (by the limit
+  after the earliest start, less the longest visit, when that comes before the middle of its
+  window) and routes end within the limit after the last break; a rule no break satisfies
+  bounds the route's duration. (Gehring-Homberger C1_2_1 ``hours``, 10 s: PyVRP's routes
+  taken as they are, 3370 against 3645 with the breaks cut at their windows' middles);
+- shipment type incompatibilities become allowed vehicles (:func:`type_parts`): the types are
+  coloured so that incompatible types differ, and each colour gets its own part of the fleet,
+  in proportion to its shipments; untyped shipments may use any vehicle. Every route then
+  keeps the incompatibilities (a restriction), so none is taken apart by the repair.
 
 The nearby model keeps the stops' travel matrices (no new road queries) and the stops' order,
 so its routes map straight back.
@@ -34,6 +44,7 @@ import dataclasses
 import itertools
 import logging
 import time
+from collections import Counter
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -56,12 +67,13 @@ __all__ = ["WARM_STARTABLE", "WarmStartedOrTools", "nearby_model", "pyvrp_initia
 
 log = logging.getLogger(__name__)
 
-NOT_WARM_STARTED = RULES_AND_COSTS
+NOT_WARM_STARTED = RULES_AND_COSTS - {"shipment_type_incompatibilities", "break_frequency"}
 """Features of issue 15 that OR-Tools solves from its own first solution: PyVRP's routes on a
-model without them mislead it (60 shipments, 5 vehicles, 5 s: one type incompatibility 400
-from PyVRP's routes against 115 without them, ``costs_per_vehicle`` 272 against 94, a soft
-distance limit 392 against 362; routes breaking a rule or a precedence are dropped, and the
-local search inserts their visits back poorly)."""
+model without them mislead it (60 shipments, 5 vehicles, 5 s: ``costs_per_vehicle`` 272 from
+PyVRP's routes against 94 without them, a soft distance limit 392 against 362; routes breaking
+a rule or a precedence are dropped, and the local search inserts their visits back poorly).
+Type incompatibilities and break frequencies are warm started: the nearby model keeps them
+(as a partition of the fleet, and as breaks in the middle of their windows)."""
 
 WARM_STARTABLE = (
     frozenset(FEATURES) - {"distance_limit_with_time_cost"} - NOT_WARM_STARTED - REOPTIMISATION
@@ -127,27 +139,50 @@ class Timeline:
     cut timeline keeps every later window with the breaks taken, so routes that take the
     breaks in the afternoon's windows, not only at the route's end, fit."""
 
-    def __init__(self, breaks: tuple[tuple[float, float], ...]) -> None:
+    def __init__(self, breaks: tuple[tuple[float, float], ...], close: float | None = None) -> None:
         self.breaks = breaks
         """(time taken, length) of each break, in order."""
+        self.close = close
+        """Real time by which routes end (a break frequency rule after the last break)."""
 
     @classmethod
     def of(cls, model: ShipmentModel) -> Timeline | None:
         """The cut timeline of ``model``, or None when vehicles take different breaks (or
-        none, or breaks whose middles overlap: the end window closes earlier instead)."""
+        none, or breaks whose middles overlap: the end window closes earlier instead).
+
+        With a break frequency rule (the shortest ``max_inter_break_duration_s`` of the
+        vehicles' rules that a break satisfies), a break is taken earlier when the rule needs
+        it: the route may not go longer than the limit from the earliest vehicle start (or the
+        break before) without a break, and a visit under way when the break is due delays it
+        by up to the longest visit duration. Routes then end within the limit after the last
+        break (:attr:`close`)."""
         rules = {v.break_requests for v in model.vehicles}
         if len(rules) != 1:
             return None
         (requests,) = rules
         if not requests:
             return None
-        breaks = sorted(
-            ((b.earliest_start_time + b.latest_start_time) / 2, b.min_duration_s) for b in requests
-        )
+        ordered = sorted(requests, key=lambda b: b.earliest_start_time + b.latest_start_time)
+        breaks = [
+            ((b.earliest_start_time + b.latest_start_time) / 2, b.min_duration_s) for b in ordered
+        ]
+        limit = _frequency_limit(model)
+        close = None
+        if limit is not None:
+            longest = max(
+                (v.duration_s for s in model.shipments for v in (*s.pickups, *s.deliveries)),
+                default=0.0,
+            )
+            due = _earliest_start(model) + limit - longest
+            for k, b in enumerate(ordered):
+                at = max(b.earliest_start_time, min(breaks[k][0], due))
+                breaks[k] = (at, b.min_duration_s)
+                due = at + b.min_duration_s + limit - longest
+            close = breaks[-1][0] + breaks[-1][1] + limit
         for (at, length), (then, _) in itertools.pairwise(breaks):
             if at + length > then:
                 return None
-        return cls(tuple(breaks))
+        return cls(tuple(breaks), close)
 
     def __call__(self, t: float | None) -> float | None:
         if t is None:
@@ -168,6 +203,28 @@ class Timeline:
         return sum(length for _, length in self.breaks)
 
 
+def _frequency_limit(model: ShipmentModel) -> float | None:
+    """The shortest stretch without a break that the vehicles' break frequency rules allow
+    (rules that one of the vehicle's breaks satisfies; None: no such rule)."""
+    limits = [
+        fc.max_inter_break_duration_s
+        for v in model.vehicles
+        for fc in v.break_frequency_constraints
+        if any(b.min_duration_s >= fc.min_break_duration_s for b in v.break_requests)
+    ]
+    return min(limits, default=None)
+
+
+def _earliest_start(model: ShipmentModel) -> float:
+    """When the first vehicle may start."""
+    opens = [
+        model.global_start_time if w.start_time is None else w.start_time
+        for v in model.vehicles
+        for w in v.start_time_windows
+    ]
+    return min(opens, default=model.global_start_time)
+
+
 def _vehicle(vehicle: Vehicle, lo: float, hi: float, timeline: Timeline | None) -> Vehicle:
     start = _widest(vehicle.start_time_windows, lo, hi)
     end = _widest(vehicle.end_time_windows, lo, hi)
@@ -176,12 +233,20 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float, timeline: Timeline | None) 
         if end[0].start_time > opens:
             end = (TimeWindow(end_time=end[0].end_time),)
     close = hi if not end or end[0].end_time is None else end[0].end_time
+    limit = vehicle.route_duration_limit_s
+    for fc in vehicle.break_frequency_constraints:
+        if not any(b.min_duration_s >= fc.min_break_duration_s for b in vehicle.break_requests):
+            # no break satisfies the rule: it bounds the whole route
+            bound = fc.max_inter_break_duration_s
+            limit = bound if limit is None else min(limit, bound)
     if timeline is not None:
+        if timeline.close is not None:
+            close = max(lo, min(close, timeline.close))
         last = dataclasses.replace(end[0] if end else TimeWindow(), end_time=close)
-        limit = vehicle.route_duration_limit_s
         return dataclasses.replace(
             vehicle,
             break_requests=(),
+            break_frequency_constraints=(),
             start_time_windows=tuple(timeline.window(w) for w in start),
             end_time_windows=(timeline.window(last),),
             route_duration_limit_s=None if limit is None else max(0.0, limit - timeline.length),
@@ -192,19 +257,82 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float, timeline: Timeline | None) 
         opens_at = None if not end else end[0].start_time
         end = (TimeWindow(start_time=opens_at, end_time=max(lo, close - breaks)),)
     return dataclasses.replace(
-        vehicle, break_requests=(), start_time_windows=start, end_time_windows=end
+        vehicle,
+        break_requests=(),
+        break_frequency_constraints=(),
+        start_time_windows=start,
+        end_time_windows=end,
+        route_duration_limit_s=limit,
     )
+
+
+def type_parts(model: ShipmentModel) -> list[tuple[int, ...] | None] | None:
+    """Per shipment, the vehicles its type may use so that no vehicle can serve two
+    incompatible types (None: any vehicle); None when no two shipments' types are incompatible
+    or the fleet is too small to give each colour a vehicle.
+
+    The types of the shipments are coloured greedily (the most frequent first), incompatible
+    types differently (any mode: keeping them off the same vehicle keeps them apart on board
+    too), and the vehicles are dealt to the colours in proportion to their shipments, one at a
+    time to the colour furthest below its share (so each part mixes the fleet's kinds)."""
+    conflicts: dict[str, set[str]] = {}
+    for rule in model.shipment_type_incompatibilities:
+        for a, b in itertools.permutations(set(rule.types), 2):
+            conflicts.setdefault(a, set()).add(b)
+    count = Counter(s.shipment_type for s in model.shipments if s.shipment_type in conflicts)
+    colour: dict[str, int] = {}
+    for t, _ in sorted(count.items(), key=lambda kv: (-kv[1], kv[0])):
+        near = {colour[u] for u in conflicts[t] if u in colour}
+        colour[t] = next(c for c in itertools.count() if c not in near)
+    colours = 1 + max(colour.values(), default=0)
+    fleet = len(model.vehicles)
+    if colours < 2 or fleet < colours:
+        return None
+    weight = [0] * colours
+    for t, n in count.items():
+        weight[colour[t]] += n
+    total = sum(weight)
+    parts: list[list[int]] = [[] for _ in range(colours)]
+    for v in range(fleet):
+        c = max(range(colours), key=lambda c: (weight[c] * (v + 1) / total - len(parts[c]), -c))
+        parts[c].append(v)
+    if any(not part for part in parts):
+        return None
+    return [
+        tuple(parts[colour[s.shipment_type]]) if s.shipment_type in colour else None
+        for s in model.shipments
+    ]
+
+
+def _allowed(shipment: Shipment, part: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shipment's allowed vehicles within its type's ``part`` (its own when they share
+    none: then the repair takes out what breaks the incompatibility)."""
+    if part is None:
+        return shipment.allowed_vehicle_indices
+    if not shipment.allowed_vehicle_indices:
+        return part
+    both = tuple(v for v in part if v in set(shipment.allowed_vehicle_indices))
+    return both or shipment.allowed_vehicle_indices
 
 
 def nearby_model(model: ShipmentModel, keep_allowed: bool = False) -> ShipmentModel:
     """The model without the features PyVRP lacks (see the module docstring); with
-    ``keep_allowed``, the shipments keep their ``allowed_vehicle_indices``."""
+    ``keep_allowed``, the shipments keep their ``allowed_vehicle_indices`` and the fleet is
+    split by type (:func:`type_parts`)."""
     lo, hi = model.global_start_time, model.global_end_time
     timeline = Timeline.of(model)
+    shipments = tuple(_shipment(s, lo, hi, keep_allowed, timeline) for s in model.shipments)
+    parts = type_parts(model) if keep_allowed else None
+    if parts is not None:
+        shipments = tuple(
+            dataclasses.replace(s, allowed_vehicle_indices=_allowed(s, part))
+            for s, part in zip(shipments, parts, strict=True)
+        )
     return dataclasses.replace(
         model,
-        shipments=tuple(_shipment(s, lo, hi, keep_allowed, timeline) for s in model.shipments),
+        shipments=shipments,
         vehicles=tuple(_vehicle(v, lo, hi, timeline) for v in model.vehicles),
+        shipment_type_incompatibilities=(),
     )
 
 
@@ -227,15 +355,10 @@ def _stop_map(original: Stops, nearby: Stops) -> np.ndarray:
     return out
 
 
-def pyvrp_initial_routes(
-    problem: Problem,
-    stop: StopCriterion,
-    seed: int = 0,
-    on_progress: ProgressCallback | None = None,
-) -> list[list[int]] | None:
-    """Visit stops per vehicle of ``problem`` from a PyVRP search on the nearby model until
-    ``stop``; None when PyVRP finds no solution serving every mandatory shipment there."""
-    model = nearby_model(problem.model, keep_allowed=not too_many_allowed_classes(problem))
+def _nearby_problem(problem: Problem, keep_allowed: bool) -> tuple[Problem, np.ndarray]:
+    """The nearby model's problem on the problem's travel matrices, and the original stop of
+    each of its stops."""
+    model = nearby_model(problem.model, keep_allowed)
     stops = build_stops(model)
     index = _stop_map(problem.stops, stops)
     cut = np.ix_(index, index)
@@ -246,6 +369,20 @@ def pyvrp_initial_routes(
         source=problem.travel.source,
     )
     nearby, _ = precheck(Problem.build(model, stops, travel))
+    return nearby, index
+
+
+def pyvrp_initial_routes(
+    problem: Problem,
+    stop: StopCriterion,
+    seed: int = 0,
+    on_progress: ProgressCallback | None = None,
+) -> list[list[int]] | None:
+    """Visit stops per vehicle of ``problem`` from a PyVRP search on the nearby model until
+    ``stop``; None when PyVRP finds no solution serving every mandatory shipment there."""
+    nearby, index = _nearby_problem(problem, keep_allowed=not too_many_allowed_classes(problem))
+    if too_many_allowed_classes(nearby):  # the type parts split the fleet's classes too finely
+        nearby, index = _nearby_problem(problem, keep_allowed=False)
     routable = [a and b for a, b in zip(nearby.routable, problem.routable, strict=True)]
     nearby = dataclasses.replace(nearby, routable=routable)
     backend = get_backend("pyvrp", seed=seed)

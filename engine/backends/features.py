@@ -44,7 +44,8 @@ FEATURES = {
     "matrices for",
     "distance_limit_with_time_cost": "a route distance limit on a vehicle whose travel cost "
     "is not purely per kilometer",
-    "shipment_type_rules": "shipment type incompatibilities or requirements",
+    "shipment_type_incompatibilities": "shipment type incompatibilities",
+    "shipment_type_requirements": "shipment type requirements",
     "max_active_vehicles": "max_active_vehicles below the number of vehicles",
     "ignored_vehicles": "an ignored vehicle",
     "visit_costs": "a visit request cost",
@@ -73,7 +74,8 @@ FEATURES = {
 
 RULES_AND_COSTS = frozenset(
     {
-        "shipment_type_rules",
+        "shipment_type_incompatibilities",
+        "shipment_type_requirements",
         "max_active_vehicles",
         "ignored_vehicles",
         "visit_costs",
@@ -161,10 +163,10 @@ def _fleet_and_cargo_features(problem: Problem, note: Callable[[str, str], None]
     typed = {sh.shipment_type for s, sh in enumerate(model.shipments) if problem.routable[s]}
     for k, inc in enumerate(model.shipment_type_incompatibilities):
         if len(typed & set(inc.types)) > 1:
-            note("shipment_type_rules", f"shipment_type_incompatibilities[{k}]")
+            note("shipment_type_incompatibilities", f"shipment_type_incompatibilities[{k}]")
     for k, req in enumerate(model.shipment_type_requirements):
         if typed & set(req.dependent_shipment_types):
-            note("shipment_type_rules", f"shipment_type_requirements[{k}]")
+            note("shipment_type_requirements", f"shipment_type_requirements[{k}]")
     for k, rule in enumerate(model.precedence_rules):
         if problem.routable[rule.first_index] and problem.routable[rule.second_index]:
             note("precedence_rules", f"precedence_rules[{k}]")

@@ -30,7 +30,9 @@ from engine.model import (
     LoadCost,
     LoadInterval,
     PrecedenceRule,
+    RequirementMode,
     ShipmentTypeIncompatibility,
+    ShipmentTypeRequirement,
     TransitionAttributes,
     UnloadingPolicy,
 )
@@ -39,7 +41,13 @@ from engine.precheck import precheck
 from engine.problem import Problem
 from engine.solution import SkipReasonCode
 from engine.travel import build_stops, build_travel_matrices
-from engine.warmstart import WARM_STARTABLE, Timeline, nearby_model, pyvrp_initial_routes
+from engine.warmstart import (
+    WARM_STARTABLE,
+    Timeline,
+    nearby_model,
+    pyvrp_initial_routes,
+    type_parts,
+)
 from tests.builders import matrix_model, solve_checked
 
 DAY = 86400.0
@@ -205,7 +213,7 @@ ORTOOLS_ONLY = {
         with_vehicle(BASE, end_time_windows=(TimeWindow(start_time=4 * 3600.0),)),
         "model.vehicles[1].end_time_windows",
     ),
-    "shipment_type_rules": (
+    "shipment_type_incompatibilities": (
         dataclasses.replace(
             BASE,
             shipments=(
@@ -221,6 +229,21 @@ ORTOOLS_ONLY = {
             ),
         ),
         "model.shipment_type_incompatibilities[0]",
+    ),
+    "shipment_type_requirements": (
+        dataclasses.replace(
+            BASE,
+            shipments=(
+                dataclasses.replace(BASE.shipments[0], shipment_type="b"),
+                *BASE.shipments[1:2],
+                dataclasses.replace(BASE.shipments[2], shipment_type="a"),
+                *BASE.shipments[3:],
+            ),
+            shipment_type_requirements=(
+                ShipmentTypeRequirement(("a",), ("b",), RequirementMode.PERFORMED_BY_SAME_VEHICLE),
+            ),
+        ),
+        "model.shipment_type_requirements[0]",
     ),
     "max_active_vehicles": (
         dataclasses.replace(BASE, max_active_vehicles=1),
@@ -559,6 +582,81 @@ def test_nearby_model_drops_or_restricts_what_pyvrp_lacks():
             assert choose_backend(problem, "auto").name == "pyvrp", feature
 
 
+def test_nearby_model_splits_the_fleet_by_incompatible_types():
+    """Incompatible types get disjoint parts of the fleet in the nearby model (in proportion
+    to their shipments), compatible and untyped shipments keep theirs, a shipment's own
+    allowed vehicles are narrowed to its part, and the rule itself and a break frequency rule
+    leave the model (PyVRP has neither)."""
+    types = ["a"] * 4 + ["b"] * 2 + ["c", ""]
+    shipments = [Shipment(deliveries=(VisitRequest(tags=("p1",)),), shipment_type=t) for t in types]
+    shipments[1] = dataclasses.replace(shipments[1], allowed_vehicle_indices=(0, 1))
+    shipments[5] = dataclasses.replace(shipments[5], allowed_vehicle_indices=(0, 1))
+    vehicle = Vehicle(
+        start_tags=("p0",),
+        end_tags=("p0",),
+        break_requests=(BreakRequest(3600.0, 7200.0, 600.0),),
+        break_frequency_constraints=(FrequencyConstraint(600.0, 4 * 3600.0),),
+    )
+    dist = np.array([[0.0, 60.0], [60.0, 0.0]])
+    model = dataclasses.replace(
+        matrix_model(dist, ("p0", "p1"), shipments, [vehicle] * 6),
+        shipment_type_incompatibilities=(
+            ShipmentTypeIncompatibility(
+                ("a", "b"), IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE
+            ),
+            ShipmentTypeIncompatibility(
+                ("a", "c"), IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY
+            ),
+        ),
+    )
+    # a (4 shipments) is coloured first; b and c (compatible) share the other colour (3).
+    a, bc = (0, 2, 4), (1, 3, 5)
+    assert type_parts(model) == [a] * 4 + [bc] * 3 + [None]
+    nearby = nearby_model(model, keep_allowed=True)
+    got = [s.allowed_vehicle_indices for s in nearby.shipments]
+    assert got == [a, (0,), a, a, bc, (1,), bc, ()]
+    assert nearby.shipment_type_incompatibilities == ()
+    assert all(not v.break_frequency_constraints for v in nearby.vehicles)
+    # Without keep_allowed (too many vehicle classes for PyVRP) nothing is split.
+    assert all(not s.allowed_vehicle_indices for s in nearby_model(model).shipments)
+    # No incompatible pair among the shipments, or fewer vehicles than colours: no parts.
+    only_a = dataclasses.replace(
+        model, shipments=tuple(s for s in model.shipments if s.shipment_type in ("a", ""))
+    )
+    assert type_parts(only_a) is None
+    assert type_parts(dataclasses.replace(model, vehicles=(vehicle,))) is None
+
+
+def test_nearby_timeline_takes_the_break_when_a_frequency_rule_needs_it():
+    """A break frequency rule (no 75 minutes without a 10-minute break): the break in
+    [1 h, 2 h] is taken by 75 min minus the longest visit (5 min) after the earliest start,
+    not at its window's middle, and routes end within 75 min after it; a rule no break
+    satisfies (a 20-minute break) bounds the whole route instead."""
+    rule = (BreakRequest(3600.0, 7200.0, 600.0),)
+    vehicle = Vehicle(
+        start_tags=("p0",),
+        end_tags=("p0",),
+        break_requests=rule,
+        break_frequency_constraints=(FrequencyConstraint(600.0, 4500.0),),
+    )
+    visit = VisitRequest(tags=("p1",), duration_s=300.0)
+    dist = np.array([[0.0, 60.0], [60.0, 0.0]])
+    model = matrix_model(dist, ("p0", "p1"), [Shipment(deliveries=(visit,))], [vehicle] * 2)
+    timeline = Timeline.of(model)
+    assert timeline is not None
+    at = model.global_start_time + 4500.0 - 300.0
+    assert timeline.breaks == ((at, 600.0),)
+    assert timeline.close == at + 600.0 + 4500.0
+    for v in nearby_model(model).vehicles:
+        assert v.end_time_windows == (TimeWindow(end_time=at + 4500.0),)  # cut by the break
+        assert not v.break_frequency_constraints
+    longer = dataclasses.replace(
+        vehicle, break_frequency_constraints=(FrequencyConstraint(1200.0, 4500.0),)
+    )
+    bounded = nearby_model(dataclasses.replace(model, vehicles=(longer, longer)))
+    assert [v.route_duration_limit_s for v in bounded.vehicles] == [4500.0 - 600.0] * 2
+
+
 def test_nearby_model_cuts_a_shared_break_out_of_the_timeline():
     # Every vehicle takes a 10-minute break starting in [1 h, 2 h]: in the nearby model it is
     # taken at 1.5 h and the timeline after it is 10 minutes shorter, so windows after the
@@ -656,6 +754,28 @@ def _bigger(feature: str) -> ShipmentModel:
         return dataclasses.replace(base, vehicles=vehicles)
     if feature == "allowed_vehicle_classes":
         return many_allowed_classes(base)
+    if feature == "break_frequency":  # a driver-hours rule: no 4 h without a 10-minute break
+        rule = (BreakRequest(3600.0, 4 * 3600.0, 600.0),)
+        hours = (FrequencyConstraint(600.0, 4 * 3600.0),)
+        vehicles = tuple(
+            dataclasses.replace(v, break_requests=rule, break_frequency_constraints=hours)
+            for v in base.vehicles
+        )
+        return dataclasses.replace(base, vehicles=vehicles)
+    if feature == "shipment_type_incompatibilities":  # the nearby model splits the fleet
+        types = ("a", "", "b", "")
+        return dataclasses.replace(
+            base,
+            shipments=tuple(
+                dataclasses.replace(s, shipment_type=types[i % 4])
+                for i, s in enumerate(base.shipments)
+            ),
+            shipment_type_incompatibilities=(
+                ShipmentTypeIncompatibility(
+                    ("a", "b"), IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE
+                ),
+            ),
+        )
     windows = (TimeWindow(0.0, 3600.0), TimeWindow(7200.0, 9000.0))
     return with_shipment(
         base,
@@ -667,7 +787,15 @@ def _bigger(feature: str) -> ShipmentModel:
 
 
 @pytest.mark.parametrize(
-    "feature", ["breaks", "shared_breaks", "allowed_vehicle_classes", "pair_multiple_time_windows"]
+    "feature",
+    [
+        "breaks",
+        "shared_breaks",
+        "allowed_vehicle_classes",
+        "pair_multiple_time_windows",
+        "break_frequency",
+        "shipment_type_incompatibilities",
+    ],
 )
 def test_auto_warm_starts_ortools_and_says_so(feature):
     model = _bigger(feature)
