@@ -16,7 +16,13 @@ at a time (a quiet machine: nothing else running):
   windows instead of one: its first 40 % and its last 40 % (the middle 20 % is closed);
 - ``soft``: every second shipment's window becomes soft (the hard window is the horizon; one
   unit of cost per time unit early or late, the same as one unit of distance);
-- ``mixed``: ``breaks`` + ``allowed`` + ``windows2``.
+- ``mixed``: ``breaks`` + ``allowed`` + ``windows2``;
+- ``hours`` (a driver-hours rule, Google's ``break_rule.frequency_constraints``): no stretch of
+  a route longer than half the vehicle's working day without a break of 2.5 % of it; the
+  break (that length) may start anywhere from 10 % to 90 % of the day, so a full-day route
+  must take it near the middle and a short one anywhere;
+- ``types`` (shipment types): every sixth shipment is ``chilled``, every sixth from the
+  fourth ``hazmat``, and the two never share a vehicle (``NOT_PERFORMED_BY_SAME_VEHICLE``).
 
 Solvers: ``routeopt`` (the engine's defaults: ``auto`` backend, a search per core — two here),
 ``routeopt-p1`` (one process: the one-core comparison), ``routeopt-ortools-p1`` (the engine's
@@ -24,11 +30,13 @@ OR-Tools backend alone, one process: OR-Tools as routeopt drives it), ``routeopt
 engine's PyVRP backend alone: PyVRP on what it can express — plain instances, ``windows2``,
 allowed vehicles, pickup and delivery; elsewhere not run), ``vroom`` (pyvroom, one thread,
 exploration level 5: breaks, skills for allowed vehicles, several windows and shipments; not
-soft windows).
+soft windows, break frequencies or shipment types). On ``hours`` and ``types`` the only peer
+that expresses the rule is OR-Tools (``routeopt-ortools-p1``).
 
 Every answer is verified by :func:`verify` here (an independent schedule check in the model's
 terms: each visit inside one of its windows, travel and breaks fitting between visits, loads,
-pairs, allowed vehicles, break rules, vehicle windows) on the exact float matrix, and every
+pairs, allowed vehicles, break rules and frequencies, shipment type incompatibilities, vehicle
+windows) on the exact float matrix, and every
 routeopt answer also by the test suite's checker (``tests.checker.check_solution``). The table
 gives, per variant and solver, the mean distance in instance units, the vehicles, how many
 instances were solved feasibly with every shipment served, the ratio to the best peer and the
@@ -40,6 +48,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import json
 import math
 import statistics
@@ -63,16 +72,22 @@ from benchmarks.instances import (
 from benchmarks.quality import routeopt_variant
 from benchmarks.warmstart import with_allowed, with_breaks
 from engine.model import (
+    BreakRequest,
     DurationDistanceMatrix,
+    FrequencyConstraint,
+    IncompatibilityMode,
     Shipment,
     ShipmentModel,
+    ShipmentTypeIncompatibility,
     TimeWindow,
     Vehicle,
     VisitRequest,
 )
 
-VARIANTS = ("plain", "breaks", "allowed", "windows2", "soft", "mixed")
+VARIANTS = ("plain", "breaks", "allowed", "windows2", "soft", "mixed", "hours", "types")
 SOLVERS = ("routeopt", "routeopt-p1", "routeopt-ortools-p1", "routeopt-pyvrp-p1", "vroom")
+ORTOOLS_PEER = "routeopt-ortools-p1"
+"""The peer of a variant no outside peer expresses (``hours``, ``types``): OR-Tools alone."""
 LILIM_FIXED_COST = 10_000.0
 """Li & Lim rank solutions by vehicles first: a vehicle costs more than any route's distance
 (in instance units; scaled by :data:`LILIM_SCALE` like the distances)."""
@@ -142,6 +157,41 @@ def with_soft_windows(model: ShipmentModel) -> ShipmentModel:
     return dataclasses.replace(model, shipments=shipments)
 
 
+def with_driver_hours(model: ShipmentModel) -> ShipmentModel:
+    """A break frequency rule on every vehicle (module docstring): day = the vehicle's working
+    time (global start to its end window's close)."""
+    g0, g1 = model.global_start_time, model.global_end_time
+    vehicles = []
+    for v in model.vehicles:
+        close = min((w.end_time for w in v.end_time_windows if w.end_time is not None), default=g1)
+        day = min(close, g1) - g0
+        length = 0.025 * day
+        vehicles.append(
+            dataclasses.replace(
+                v,
+                break_requests=(BreakRequest(g0 + 0.1 * day, g0 + 0.9 * day, length),),
+                break_frequency_constraints=(FrequencyConstraint(length, 0.5 * day),),
+            )
+        )
+    return dataclasses.replace(model, vehicles=tuple(vehicles))
+
+
+TYPES = {0: "chilled", 3: "hazmat"}
+"""Shipment ``i``'s type in the ``types`` variant: ``TYPES.get(i % 6, "")``."""
+
+
+def with_types(model: ShipmentModel) -> ShipmentModel:
+    shipments = tuple(
+        dataclasses.replace(s, shipment_type=TYPES.get(i % 6, ""))
+        for i, s in enumerate(model.shipments)
+    )
+    rule = ShipmentTypeIncompatibility(
+        types=tuple(TYPES.values()),
+        incompatibility_mode=IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE,
+    )
+    return dataclasses.replace(model, shipments=shipments, shipment_type_incompatibilities=(rule,))
+
+
 def variant_model(model: ShipmentModel, variant: str) -> ShipmentModel:
     rules: dict[str, Callable[[ShipmentModel], ShipmentModel]] = {
         "plain": lambda m: m,
@@ -150,6 +200,8 @@ def variant_model(model: ShipmentModel, variant: str) -> ShipmentModel:
         "windows2": with_two_windows,
         "soft": with_soft_windows,
         "mixed": lambda m: with_two_windows(with_allowed(with_breaks(m))),
+        "hours": with_driver_hours,
+        "types": with_types,
     }
     return rules[variant](model)
 
@@ -382,6 +434,8 @@ def verify(model: ShipmentModel, schedules: Sequence[Schedule], slack: float = 1
         distance += float(distances[loc, end])
         _check_loads(model, sched, problems)
         _check_breaks(v, taken, where, problems)
+        _check_frequency(v, sched, taken, where, problems)
+        _check_types(model, sched, where, problems)
     served = 0
     for s, sh in enumerate(model.shipments):
         need = [(s, True)] * bool(sh.pickups) + [(s, False)] * bool(sh.deliveries)
@@ -421,6 +475,38 @@ def _check_breaks(v: Vehicle, taken: list[Event], where: str, problems: list[str
             problems.append(f"{where}: break at {b.start} outside its start window")
         if b.duration < rule.min_duration_s - _TOL:
             problems.append(f"{where}: break of {b.duration} < {rule.min_duration_s}")
+
+
+def _check_frequency(
+    v: Vehicle, sched: Schedule, taken: list[Event], where: str, problems: list[str]
+) -> None:
+    """Every stretch of the route (start to end) between breaks of at least a constraint's
+    ``min_break_duration_s`` is at most its ``max_inter_break_duration_s``."""
+    for fc in v.break_frequency_constraints:
+        rests = sorted(
+            (b.start, b.start + b.duration)
+            for b in taken
+            if b.duration >= fc.min_break_duration_s - _TOL
+        )
+        edges = [(sched.start, sched.start), *rests, (sched.end, sched.end)]
+        for (_, done), (then, _) in itertools.pairwise(edges):
+            if then - done > fc.max_inter_break_duration_s + _TOL:
+                problems.append(
+                    f"{where}: {then - done:.3f} from {done} without a break of "
+                    f"{fc.min_break_duration_s} (at most {fc.max_inter_break_duration_s})"
+                )
+
+
+def _check_types(model: ShipmentModel, sched: Schedule, where: str, problems: list[str]) -> None:
+    """Shipments of two different types of an incompatibility never share the vehicle (the
+    variants use ``NOT_PERFORMED_BY_SAME_VEHICLE`` only)."""
+    types = {model.shipments[e.shipment].shipment_type for e in sched.events if e.kind == "visit"}
+    for rule in model.shipment_type_incompatibilities:
+        if rule.incompatibility_mode != IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE:
+            raise ValueError(f"verify() does not check {rule.incompatibility_mode.name}")
+        both = types & set(rule.types)
+        if len(both) > 1:
+            problems.append(f"{where}: performs incompatible types {sorted(both)}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -494,6 +580,10 @@ def solve_vroom(model: ShipmentModel, time_limit_s: float, scale: float = 1.0) -
                 for w in visit.time_windows
             ):
                 raise UnsupportedError("VROOM has no soft time windows")
+    if model.shipment_type_incompatibilities or model.shipment_type_requirements:
+        raise UnsupportedError("VROOM has no shipment types")
+    if any(v.break_frequency_constraints for v in model.vehicles):
+        raise UnsupportedError("VROOM has no break frequency rules")
     k = 1000.0 / scale
     durations, distances, index = _matrix(model)
     problem = vroom.Input()
@@ -649,8 +739,9 @@ def _mean(values: Sequence[float]) -> str:
 def summary(rows: Sequence[dict[str, Any]], solvers: Sequence[str]) -> str:
     """Per variant and solver: instances solved (feasible, every shipment served) out of those
     run; then, on the instances every solver that can express the variant solved, the mean
-    distance and vehicles, the ratio to the best peer, and the feature's price (distance on the
-    variant / on the plain instance, same solver, minus one)."""
+    distance and vehicles, the ratio to the best peer (VROOM; :data:`ORTOOLS_PEER` where VROOM
+    cannot express the variant), and the feature's price (distance on the variant / on the
+    plain instance, same solver, minus one)."""
     good = {(r["instance"], r["variant"], r["solver"]): r for r in rows if r["status"] == "ok"}
     plain = {(i, s): r["distance"] for (i, v, s), r in good.items() if v == "plain"}
     lines = [
@@ -668,6 +759,8 @@ def summary(rows: Sequence[dict[str, Any]], solvers: Sequence[str]) -> str:
             if any(r["solver"] == s and r["status"] != "unsupported" for r in these)
         ]
         common = [i for i in instances if all((i, variant, s) in good for s in able)]
+        # No outside peer expresses the variant: OR-Tools as routeopt drives it is the peer.
+        best = [p for p in peers if p in able] or [p for p in (ORTOOLS_PEER,) if p in able]
         for solver in solvers:
             if solver not in able:
                 lines.append(f"| {variant} | {solver} | cannot express it | | | | |")
@@ -676,9 +769,9 @@ def summary(rows: Sequence[dict[str, Any]], solvers: Sequence[str]) -> str:
             mine = [good[(i, variant, solver)] for i in common]
             ratios = [
                 good[(i, variant, solver)]["distance"]
-                / min(good[(i, variant, p)]["distance"] for p in peers if p in able)
+                / min(good[(i, variant, p)]["distance"] for p in best)
                 for i in common
-                if solver not in peers and any(p in able for p in peers)
+                if solver not in best and best
             ]
             prices = [
                 good[(i, variant, solver)]["distance"] / plain[(i, solver)] - 1

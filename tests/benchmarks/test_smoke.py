@@ -263,3 +263,75 @@ def test_variant_benchmark_verifies_schedules(tmp_path: Path) -> None:
         ],
     )
     assert verify(model, [swapped]).problems
+
+
+def test_variant_benchmark_verifies_driver_hours_and_types(tmp_path: Path) -> None:
+    """The ``hours`` and ``types`` variants: routeopt's answer passes the benchmark's verifier,
+    which catches a route without its break (a stretch longer than the frequency rule allows)
+    and a route performing two incompatible types; VROOM is said not to express either."""
+    import dataclasses
+
+    from benchmarks.variants import (
+        UnsupportedError,
+        read_lilim,
+        solve_routeopt,
+        solve_vroom,
+        variant_model,
+        verify,
+    )
+
+    instance = tmp_path / "lc998.txt"
+    instance.write_text(
+        "3 50 1\n"
+        "0 0 0 0 0 1000 0 0 0\n"
+        "1 10 0 10 0 900 5 0 2\n"
+        "2 20 0 -10 0 900 5 1 0\n"
+        "3 0 10 15 0 900 5 0 4\n"
+        "4 0 20 -15 0 900 5 3 0\n"
+        "5 -10 0 5 0 100 5 0 6\n"
+        "6 -10 -10 -5 900 990 5 5 0\n"
+    )
+    case = read_lilim(instance)
+    hours = variant_model(case.model, "hours")
+    rule = hours.vehicles[0].break_frequency_constraints[0]
+    assert rule.max_inter_break_duration_s == 0.5 * case.model.global_end_time
+    schedules = solve_routeopt(hours, "routeopt-p1", 1.0)
+    assert verify(hours, schedules).problems == []
+    (late,) = [s for s in schedules if any(e.shipment == 2 for e in s.events)]
+    assert late.end - late.start > rule.max_inter_break_duration_s  # the rule binds
+    no_break = dataclasses.replace(late, events=[e for e in late.events if e.kind != "break"])
+    assert any("without a break" in p for p in verify(hours, [no_break]).problems)
+    moved = dataclasses.replace(
+        late,
+        events=[
+            dataclasses.replace(e, start=late.start) if e.kind == "break" else e
+            for e in late.events
+        ],
+    )
+    assert any("without a break" in p for p in verify(hours, [moved]).problems)
+
+    types = variant_model(case.model, "types")
+    assert [s.shipment_type for s in types.shipments] == ["chilled", "", ""]
+    typed = dataclasses.replace(
+        types,
+        shipments=(
+            types.shipments[0],
+            dataclasses.replace(types.shipments[1], shipment_type="hazmat"),
+            types.shipments[2],
+        ),
+    )
+    schedules = solve_routeopt(typed, "routeopt-p1", 1.0)
+    checked = verify(typed, schedules)
+    assert checked.problems == []
+    assert checked.served == 3
+    assert not any({0, 1} <= {e.shipment for e in s.events} for s in schedules)
+    together = dataclasses.replace(
+        schedules[0], events=[e for s in schedules for e in s.events if e.kind == "visit"]
+    )
+    assert any("incompatible types" in p for p in verify(typed, [together]).problems)
+    import importlib.util
+
+    if importlib.util.find_spec("vroom") is not None:  # the bench extra's peer
+        for model in (hours, typed):
+            with pytest.raises(UnsupportedError):
+                solve_vroom(model, 1.0, case.scale)
