@@ -148,6 +148,17 @@ BASE = city_model(8)
 TW = TimeWindow(start_time=3600.0, end_time=7200.0)
 HERE = BASE.shipments[2].deliveries[0]
 # One model per feature that PyVRP cannot express, with the field path auto must name.
+TYPED = dataclasses.replace(
+    BASE,
+    shipments=(
+        dataclasses.replace(BASE.shipments[0], shipment_type="b"),
+        *BASE.shipments[1:2],
+        dataclasses.replace(BASE.shipments[2], shipment_type="a"),
+        *BASE.shipments[3:],
+    ),
+)
+"""BASE with shipment 0 of type "b" and shipment 2 of type "a"."""
+
 ORTOOLS_ONLY = {
     "breaks": (
         with_vehicle(BASE, break_requests=(BreakRequest(3600.0, 7200.0, 600.0),)),
@@ -215,13 +226,7 @@ ORTOOLS_ONLY = {
     ),
     "shipment_type_incompatibilities": (
         dataclasses.replace(
-            BASE,
-            shipments=(
-                dataclasses.replace(BASE.shipments[0], shipment_type="b"),
-                *BASE.shipments[1:2],
-                dataclasses.replace(BASE.shipments[2], shipment_type="a"),
-                *BASE.shipments[3:],
-            ),
+            TYPED,
             shipment_type_incompatibilities=(
                 ShipmentTypeIncompatibility(
                     ("a", "b"), IncompatibilityMode.NOT_IN_SAME_VEHICLE_SIMULTANEOUSLY
@@ -232,13 +237,7 @@ ORTOOLS_ONLY = {
     ),
     "shipment_type_requirements": (
         dataclasses.replace(
-            BASE,
-            shipments=(
-                dataclasses.replace(BASE.shipments[0], shipment_type="b"),
-                *BASE.shipments[1:2],
-                dataclasses.replace(BASE.shipments[2], shipment_type="a"),
-                *BASE.shipments[3:],
-            ),
+            TYPED,
             shipment_type_requirements=(
                 ShipmentTypeRequirement(("a",), ("b",), RequirementMode.PERFORMED_BY_SAME_VEHICLE),
             ),
