@@ -58,7 +58,14 @@ from engine.backends.features import (
     too_many_allowed_classes,
 )
 from engine.errors import NoSolutionError
-from engine.model import Shipment, ShipmentModel, TimeWindow, Vehicle, VisitRequest
+from engine.model import (
+    FrequencyConstraint,
+    Shipment,
+    ShipmentModel,
+    TimeWindow,
+    Vehicle,
+    VisitRequest,
+)
 from engine.precheck import precheck
 from engine.problem import Problem
 from engine.travel import Stops, TravelMatrices, build_stops
@@ -73,7 +80,8 @@ model without them mislead it (60 shipments, 5 vehicles, 5 s: ``costs_per_vehicl
 PyVRP's routes against 94 without them, a soft distance limit 392 against 362; routes breaking
 a rule or a precedence are dropped, and the local search inserts their visits back poorly).
 Type incompatibilities and break frequencies are warm started: the nearby model keeps them
-(as a partition of the fleet, and as breaks in the middle of their windows)."""
+(as a partition of the fleet, and as breaks cut out of its timeline where the rule needs
+them)."""
 
 WARM_STARTABLE = (
     frozenset(FEATURES) - {"distance_limit_with_time_cost"} - NOT_WARM_STARTED - REOPTIMISATION
@@ -203,6 +211,12 @@ class Timeline:
         return sum(length for _, length in self.breaks)
 
 
+def _satisfied(fc: FrequencyConstraint, vehicle: Vehicle) -> bool:
+    """Whether one of the vehicle's breaks is long enough for the frequency rule ``fc`` (else
+    the rule bounds the whole route)."""
+    return any(b.min_duration_s >= fc.min_break_duration_s for b in vehicle.break_requests)
+
+
 def _frequency_limit(model: ShipmentModel) -> float | None:
     """The shortest stretch without a break that the vehicles' break frequency rules allow
     (rules that one of the vehicle's breaks satisfies; None: no such rule)."""
@@ -210,7 +224,7 @@ def _frequency_limit(model: ShipmentModel) -> float | None:
         fc.max_inter_break_duration_s
         for v in model.vehicles
         for fc in v.break_frequency_constraints
-        if any(b.min_duration_s >= fc.min_break_duration_s for b in v.break_requests)
+        if _satisfied(fc, v)
     ]
     return min(limits, default=None)
 
@@ -235,8 +249,7 @@ def _vehicle(vehicle: Vehicle, lo: float, hi: float, timeline: Timeline | None) 
     close = hi if not end or end[0].end_time is None else end[0].end_time
     limit = vehicle.route_duration_limit_s
     for fc in vehicle.break_frequency_constraints:
-        if not any(b.min_duration_s >= fc.min_break_duration_s for b in vehicle.break_requests):
-            # no break satisfies the rule: it bounds the whole route
+        if not _satisfied(fc, vehicle):  # the rule bounds the whole route
             bound = fc.max_inter_break_duration_s
             limit = bound if limit is None else min(limit, bound)
     if timeline is not None:
@@ -311,7 +324,8 @@ def _allowed(shipment: Shipment, part: tuple[int, ...] | None) -> tuple[int, ...
         return shipment.allowed_vehicle_indices
     if not shipment.allowed_vehicle_indices:
         return part
-    both = tuple(v for v in part if v in set(shipment.allowed_vehicle_indices))
+    own = set(shipment.allowed_vehicle_indices)
+    both = tuple(v for v in part if v in own)
     return both or shipment.allowed_vehicle_indices
 
 
