@@ -230,13 +230,18 @@ def _frequency_limit(model: ShipmentModel) -> float | None:
 
 
 def _earliest_start(model: ShipmentModel) -> float:
-    """When the first vehicle may start."""
-    opens = [
-        model.global_start_time if w.start_time is None else w.start_time
-        for v in model.vehicles
-        for w in v.start_time_windows
-    ]
-    return min(opens, default=model.global_start_time)
+    """When the first vehicle may start (a vehicle without start windows: the global start)."""
+    g0 = model.global_start_time
+    return min(
+        (
+            min(
+                (g0 if w.start_time is None else w.start_time for w in v.start_time_windows),
+                default=g0,
+            )
+            for v in model.vehicles
+        ),
+        default=g0,
+    )
 
 
 def _vehicle(vehicle: Vehicle, lo: float, hi: float, timeline: Timeline | None) -> Vehicle:

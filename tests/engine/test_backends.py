@@ -649,6 +649,12 @@ def test_nearby_timeline_takes_the_break_when_a_frequency_rule_needs_it():
     for v in nearby_model(model).vehicles:
         assert v.end_time_windows == (TimeWindow(end_time=at + 4500.0),)  # cut by the break
         assert not v.break_frequency_constraints
+    # The earliest start is the first vehicle's: one without start windows starts at the
+    # global start, however late the others' windows open.
+    late = dataclasses.replace(vehicle, start_time_windows=(TimeWindow(start_time=3000.0),))
+    mixed_starts = Timeline.of(dataclasses.replace(model, vehicles=(late, vehicle)))
+    assert mixed_starts is not None
+    assert mixed_starts.breaks == ((at, 600.0),)
     longer = dataclasses.replace(
         vehicle, break_frequency_constraints=(FrequencyConstraint(1200.0, 4500.0),)
     )
