@@ -22,7 +22,14 @@ at a time (a quiet machine: nothing else running):
   break (that length) may start anywhere from 10 % to 90 % of the day, so a full-day route
   must take it near the middle and a short one anywhere;
 - ``types`` (shipment types): every sixth shipment is ``chilled``, every sixth from the
-  fourth ``hazmat``, and the two never share a vehicle (``NOT_PERFORMED_BY_SAME_VEHICLE``).
+  fourth ``hazmat``, and the two never share a vehicle (``NOT_PERFORMED_BY_SAME_VEHICLE``);
+- ``committed`` (committed stops, Google's ``injected_solution_constraint``): a morning plan
+  (the engine's PyVRP backend on the plain instance, one process, seed 0,
+  :data:`COMMIT_ITERATIONS` iterations: the same routes on every run) is injected, and the
+  first third of each of its routes (rounded down) is committed: those visits stay on their
+  vehicle, in their order, first in its route (``RELAX_VISIT_TIMES_AFTER_THRESHOLD`` from visit
+  0: their times may move); the rest is free (``RELAX_ALL_AFTER_THRESHOLD`` from the next
+  visit on: ``threshold_visit_count`` = committed + 1, Google's rule counting visit j as j + 1).
 
 Solvers: ``routeopt`` (the engine's defaults: ``auto`` backend, a search per core — two here),
 ``routeopt-p1`` (one process: the one-core comparison), ``routeopt-ortools-p1`` (the engine's
@@ -30,13 +37,13 @@ OR-Tools backend alone, one process: OR-Tools as routeopt drives it), ``routeopt
 engine's PyVRP backend alone: PyVRP on what it can express — plain instances, ``windows2``,
 allowed vehicles, pickup and delivery; elsewhere not run), ``vroom`` (pyvroom, one thread,
 exploration level 5: breaks, skills for allowed vehicles, several windows and shipments; not
-soft windows, break frequencies or shipment types). On ``hours`` and ``types`` the only peer
-that expresses the rule is OR-Tools (``routeopt-ortools-p1``).
+soft windows, break frequencies, shipment types or committed stops). On ``hours``, ``types``
+and ``committed`` the only peer that expresses the rule is OR-Tools (``routeopt-ortools-p1``).
 
 Every answer is verified by :func:`verify` here (an independent schedule check in the model's
 terms: each visit inside one of its windows, travel and breaks fitting between visits, loads,
-pairs, allowed vehicles, break rules and frequencies, shipment type incompatibilities, vehicle
-windows) on the exact float matrix, and every
+pairs, allowed vehicles, break rules and frequencies, shipment type incompatibilities,
+committed stops, vehicle windows) on the exact float matrix, and every
 routeopt answer also by the test suite's checker (``tests.checker.check_solution``). The table
 gives, per variant and solver, the mean distance in instance units, the vehicles, how many
 instances were solved feasibly with every shipment served, the ratio to the best peer and the
@@ -73,9 +80,15 @@ from benchmarks.quality import routeopt_variant
 from benchmarks.warmstart import with_allowed, with_breaks
 from engine.model import (
     BreakRequest,
+    ConstraintRelaxation,
     DurationDistanceMatrix,
     FrequencyConstraint,
     IncompatibilityMode,
+    InjectedRoute,
+    InjectedSolutionConstraint,
+    InjectedVisit,
+    Relaxation,
+    RelaxationLevel,
     Shipment,
     ShipmentModel,
     ShipmentTypeIncompatibility,
@@ -84,10 +97,21 @@ from engine.model import (
     VisitRequest,
 )
 
-VARIANTS = ("plain", "breaks", "allowed", "windows2", "soft", "mixed", "hours", "types")
+VARIANTS = (
+    "plain",
+    "breaks",
+    "allowed",
+    "windows2",
+    "soft",
+    "mixed",
+    "hours",
+    "types",
+    "committed",
+)
 SOLVERS = ("routeopt", "routeopt-p1", "routeopt-ortools-p1", "routeopt-pyvrp-p1", "vroom")
 ORTOOLS_PEER = "routeopt-ortools-p1"
-"""The peer of a variant no outside peer expresses (``hours``, ``types``): OR-Tools alone."""
+"""The peer of a variant no outside peer expresses (``hours``, ``types``, ``committed``):
+OR-Tools alone."""
 LILIM_FIXED_COST = 10_000.0
 """Li & Lim rank solutions by vehicles first: a vehicle costs more than any route's distance
 (in instance units; scaled by :data:`LILIM_SCALE` like the distances)."""
@@ -192,6 +216,95 @@ def with_types(model: ShipmentModel) -> ShipmentModel:
     return dataclasses.replace(model, shipments=shipments, shipment_type_incompatibilities=(rule,))
 
 
+COMMIT_ITERATIONS = 1000
+"""PyVRP iterations of the ``committed`` variant's morning plan (about a second on 200
+customers; within a few percent of the best-known distance on Solomon and Gehring-Homberger)."""
+
+
+def morning_plan(model: ShipmentModel) -> tuple[InjectedRoute, ...]:
+    """The ``committed`` variant's morning plan: deterministic (an iteration limit, seed 0, one
+    process), checked by the test suite's checker, its non-empty routes as injected routes."""
+    from engine import SearchMode, SolveOptions, solve
+    from tests.checker import check_solution
+
+    options = SolveOptions(
+        time_limit_s=600.0,  # the iteration limit stops it, well before
+        search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
+        backend="pyvrp",
+        solver_processes=1,
+        seed=0,
+        iteration_limit=COMMIT_ITERATIONS,
+    )
+    solution = solve(model, options)
+    check_solution(model, solution)
+    return tuple(
+        InjectedRoute(
+            vehicle_index=r.vehicle_index,
+            vehicle_start_time=r.vehicle_start_time,
+            vehicle_end_time=r.vehicle_end_time,
+            visits=tuple(
+                InjectedVisit(v.shipment_index, v.is_pickup, v.visit_request_index, v.start_time)
+                for v in r.visits
+            ),
+        )
+        for r in solution.routes
+        if r.visits
+    )
+
+
+def with_committed(model: ShipmentModel) -> ShipmentModel:
+    """The morning plan injected, the first third of each route committed (module docstring)."""
+    routes = morning_plan(model)
+    constraint = InjectedSolutionConstraint(
+        routes=routes,
+        constraint_relaxations=tuple(
+            ConstraintRelaxation(
+                relaxations=(
+                    Relaxation(RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD),
+                    Relaxation(
+                        RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD,
+                        # Google's rule: visit j relaxes when j + 1 >= the count
+                        threshold_visit_count=len(r.visits) // 3 + 1,
+                    ),
+                ),
+                vehicle_indices=(r.vehicle_index,),
+            )
+            for r in routes
+        ),
+    )
+    return dataclasses.replace(model, injected_solution_constraint=constraint)
+
+
+def committed_visits(model: ShipmentModel) -> dict[int, list[tuple[int, bool, int]]]:
+    """Per vehicle, the visits the ``committed`` variant keeps first in its route, in order:
+    ``(shipment, is_pickup, visit request)``. Reads the constraint the way the variant writes
+    it (above); another shape of constraint is refused rather than half checked."""
+    constraint = model.injected_solution_constraint
+    if constraint is None:
+        return {}
+    if constraint.skipped_shipments:
+        raise ValueError("verify() does not check skipped_shipments")
+    levels = {}
+    for c in constraint.constraint_relaxations:
+        for v in c.vehicle_indices:
+            levels[v] = c.relaxations
+    out = {}
+    for r in constraint.routes:
+        relaxations = levels.get(r.vehicle_index, ())
+        if [x.level for x in relaxations] != [
+            RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD,
+            RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD,
+        ] or any(x.threshold_time is not None for x in relaxations):
+            raise ValueError(f"verify() does not check the relaxations {relaxations}")
+        if relaxations[0].threshold_visit_count != 0:
+            raise ValueError("verify() checks sequences kept from the route's start only")
+        kept = r.visits[: max(relaxations[1].threshold_visit_count - 1, 0)]
+        out[r.vehicle_index] = [
+            (v.shipment_index, v.is_pickup, v.visit_request_index) for v in kept
+        ]
+    return out
+
+
 def variant_model(model: ShipmentModel, variant: str) -> ShipmentModel:
     rules: dict[str, Callable[[ShipmentModel], ShipmentModel]] = {
         "plain": lambda m: m,
@@ -202,6 +315,7 @@ def variant_model(model: ShipmentModel, variant: str) -> ShipmentModel:
         "mixed": lambda m: with_two_windows(with_allowed(with_breaks(m))),
         "hours": with_driver_hours,
         "types": with_types,
+        "committed": with_committed,
     }
     return rules[variant](model)
 
@@ -375,6 +489,7 @@ def verify(model: ShipmentModel, schedules: Sequence[Schedule], slack: float = 1
     instance unit, so :func:`run_one` passes 1/1000 of an instance unit."""
     durations, distances, index = _matrix(model)
     problems: list[str] = []
+    committed = committed_visits(model)
     seen: dict[tuple[int, bool], tuple[int, float]] = {}
     distance = soft = 0.0
     used = 0
@@ -436,6 +551,17 @@ def verify(model: ShipmentModel, schedules: Sequence[Schedule], slack: float = 1
         _check_breaks(v, taken, where, problems)
         _check_frequency(v, sched, taken, where, problems)
         _check_types(model, sched, where, problems)
+    for vehicle, kept in committed.items():
+        sched = next((x for x in schedules if x.vehicle == vehicle and x.events), None)
+        visits = [
+            (e.shipment, e.is_pickup, e.request)
+            for e in (sched.events if sched is not None else [])
+            if e.kind == "visit"
+        ]
+        if visits[: len(kept)] != kept:
+            problems.append(
+                f"vehicle {vehicle}: starts with {visits[: len(kept)]}, committed to {kept}"
+            )
     served = 0
     for s, sh in enumerate(model.shipments):
         need = [(s, True)] * bool(sh.pickups) + [(s, False)] * bool(sh.deliveries)
@@ -584,6 +710,8 @@ def solve_vroom(model: ShipmentModel, time_limit_s: float, scale: float = 1.0) -
         raise UnsupportedError("VROOM has no shipment types")
     if any(v.break_frequency_constraints for v in model.vehicles):
         raise UnsupportedError("VROOM has no break frequency rules")
+    if model.injected_solution_constraint is not None:
+        raise UnsupportedError("VROOM cannot keep committed stops (its steps are a start only)")
     k = 1000.0 / scale
     durations, distances, index = _matrix(model)
     problem = vroom.Input()
@@ -695,8 +823,15 @@ def solve_vroom(model: ShipmentModel, time_limit_s: float, scale: float = 1.0) -
 # ------------------------------------------------------------------------------------------
 
 
-def run_one(case: Case, variant: str, solver: str, time_limit_s: float) -> dict[str, Any]:
-    model = variant_model(case.model, variant)
+def run_one(
+    case: Case,
+    variant: str,
+    solver: str,
+    time_limit_s: float,
+    model: ShipmentModel | None = None,
+) -> dict[str, Any]:
+    """One solve, verified; ``model``: the variant's model if already built (else built)."""
+    model = model or variant_model(case.model, variant)
     row: dict[str, Any] = {
         "instance": case.name,
         "variant": variant,
@@ -843,8 +978,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for case in cases(args):
         for variant in args.variants:
+            model = variant_model(case.model, variant)  # once: ``committed`` solves a plan
             for solver in args.solvers:
-                row = run_one(case, variant, solver, args.time_limit)
+                row = run_one(case, variant, solver, args.time_limit, model)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"# {args.set}, {len(rows)} solves, {args.time_limit:g} s each, one at a time\n")

@@ -335,3 +335,69 @@ def test_variant_benchmark_verifies_driver_hours_and_types(tmp_path: Path) -> No
         for model in (hours, typed):
             with pytest.raises(UnsupportedError):
                 solve_vroom(model, 1.0, case.scale)
+
+
+def test_variant_benchmark_verifies_committed_stops(tmp_path: Path) -> None:
+    """The ``committed`` variant: a deterministic morning plan injected with the first third of
+    each route committed; routeopt's answer keeps those visits first, in order, on their
+    vehicle (the benchmark's verifier agrees), the verifier catches a committed visit moved
+    behind another, and VROOM is said not to express it."""
+    import dataclasses
+
+    from benchmarks.variants import (
+        UnsupportedError,
+        committed_visits,
+        read_lilim,
+        solve_routeopt,
+        solve_vroom,
+        variant_model,
+        verify,
+    )
+
+    instance = tmp_path / "lc997.txt"
+    instance.write_text(
+        "3 50 1\n"
+        "0 0 0 0 0 1000 0 0 0\n"
+        "1 10 0 10 0 900 5 0 2\n"
+        "2 20 0 -10 0 900 5 1 0\n"
+        "3 0 10 15 0 900 5 0 4\n"
+        "4 0 20 -15 0 900 5 3 0\n"
+        "5 -10 0 5 0 900 5 0 6\n"
+        "6 -10 -10 -5 0 900 5 5 0\n"
+    )
+    case = read_lilim(instance)
+    model = variant_model(case.model, "committed")
+    again = variant_model(case.model, "committed")
+    assert model.injected_solution_constraint == again.injected_solution_constraint  # same plan
+    kept = committed_visits(model)
+    assert [len(v) for v in kept.values()] == [2]  # one route of 6 visits: 2 kept
+    schedules = solve_routeopt(model, "routeopt-p1", 1.0)
+    checked = verify(model, schedules)
+    assert checked.problems == []
+    assert checked.served == 3
+    (vehicle, first) = next(iter(kept.items()))
+    (sched,) = [s for s in schedules if s.vehicle == vehicle]
+    visits = [e for e in sched.events if e.kind == "visit"]
+    assert [(e.shipment, e.is_pickup, e.request) for e in visits[: len(first)]] == first
+    # The same visits with the first committed one moved behind the next: times kept, so
+    # only the committed order is wrong.
+    a, b = visits[0], visits[1]
+    moved = dataclasses.replace(
+        sched,
+        events=[
+            dataclasses.replace(b, start=a.start)
+            if e is a
+            else dataclasses.replace(a, start=b.start)
+            if e is b
+            else e
+            for e in sched.events
+        ],
+    )
+    assert any("committed to" in p for p in verify(model, [moved]).problems)
+    free = dataclasses.replace(model, injected_solution_constraint=None)
+    assert not any("committed to" in p for p in verify(free, [moved]).problems)
+    import importlib.util
+
+    if importlib.util.find_spec("vroom") is not None:  # the bench extra's peer
+        with pytest.raises(UnsupportedError):
+            solve_vroom(model, 1.0, case.scale)
