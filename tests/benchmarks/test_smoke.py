@@ -265,6 +265,17 @@ def test_variant_benchmark_verifies_schedules(tmp_path: Path) -> None:
     assert verify(model, [swapped]).problems
 
 
+TWO_PAIRS = (
+    "3 50 1\n"
+    "0 0 0 0 0 1000 0 0 0\n"
+    "1 10 0 10 0 900 5 0 2\n"
+    "2 20 0 -10 0 900 5 1 0\n"
+    "3 0 10 15 0 900 5 0 4\n"
+    "4 0 20 -15 0 900 5 3 0\n"
+)
+"""A Li & Lim file's header, depot and first two pairs (wide windows); tests add a third."""
+
+
 def test_variant_benchmark_verifies_driver_hours_and_types(tmp_path: Path) -> None:
     """The ``hours`` and ``types`` variants: routeopt's answer passes the benchmark's verifier,
     which catches a route without its break (a stretch longer than the frequency rule allows)
@@ -281,16 +292,7 @@ def test_variant_benchmark_verifies_driver_hours_and_types(tmp_path: Path) -> No
     )
 
     instance = tmp_path / "lc998.txt"
-    instance.write_text(
-        "3 50 1\n"
-        "0 0 0 0 0 1000 0 0 0\n"
-        "1 10 0 10 0 900 5 0 2\n"
-        "2 20 0 -10 0 900 5 1 0\n"
-        "3 0 10 15 0 900 5 0 4\n"
-        "4 0 20 -15 0 900 5 3 0\n"
-        "5 -10 0 5 0 100 5 0 6\n"
-        "6 -10 -10 -5 900 990 5 5 0\n"
-    )
+    instance.write_text(TWO_PAIRS + "5 -10 0 5 0 100 5 0 6\n6 -10 -10 -5 900 990 5 5 0\n")
     case = read_lilim(instance)
     hours = variant_model(case.model, "hours")
     rule = hours.vehicles[0].break_frequency_constraints[0]
@@ -355,16 +357,7 @@ def test_variant_benchmark_verifies_committed_stops(tmp_path: Path) -> None:
     )
 
     instance = tmp_path / "lc997.txt"
-    instance.write_text(
-        "3 50 1\n"
-        "0 0 0 0 0 1000 0 0 0\n"
-        "1 10 0 10 0 900 5 0 2\n"
-        "2 20 0 -10 0 900 5 1 0\n"
-        "3 0 10 15 0 900 5 0 4\n"
-        "4 0 20 -15 0 900 5 3 0\n"
-        "5 -10 0 5 0 900 5 0 6\n"
-        "6 -10 -10 -5 0 900 5 5 0\n"
-    )
+    instance.write_text(TWO_PAIRS + "5 -10 0 5 0 900 5 0 6\n6 -10 -10 -5 0 900 5 5 0\n")
     case = read_lilim(instance)
     model = variant_model(case.model, "committed")
     again = variant_model(case.model, "committed")
