@@ -24,7 +24,7 @@ from engine.roads import RoadContext
 from engine.solution import SkipReason, Solution, SolveStatus
 from engine.travel import build_stops, build_travel_matrices
 from engine.validation import check_model
-from engine.warmstart import WARM_STARTABLE, WarmStartedOrTools
+from engine.warmstart import WARM_STARTABLE_UNDER, WarmStartedOrTools
 from geodata.network import RoadNetwork
 
 __all__ = ["COST_TIE_RELATIVE", "PRECHECK_BACKEND", "REFRESH_BACKEND", "better_solution", "solve"]
@@ -77,8 +77,10 @@ def solve(
     deadline = started + options.time_limit_s
     check_model(model)
     _check_backend_options(options)
-    if model.injected_first_solution_routes or model.injected_solution_constraint is not None:
+    if model.injected_first_solution_routes:
         # The injected routes are the start: no warm start from PyVRP's routes over them.
+        # (Under an injected constraint the warm start solves the residual problem, and
+        # starts from the injected routes when the constraint leaves none: engine.residual.)
         options = dataclasses.replace(options, warm_start=False)
     stops = build_stops(model)
     travel = build_travel_matrices(
@@ -366,7 +368,7 @@ def _member(choice: BackendChoice, options: SolveOptions, i: int, processes: int
         local_search_metaheuristic=options.local_search_metaheuristic,
         iteration_limit=options.iteration_limit,
     )
-    warm = options.warm_start and choice.blocked_by and choice.blocked_by <= WARM_STARTABLE
+    warm = options.warm_start and choice.blocked_by and choice.blocked_by <= WARM_STARTABLE_UNDER
     if warm and options.iteration_limit is None:
         return WarmStartedOrTools(ortools, WARM_START_FRACTION, seed=options.seed + i)
     return ortools

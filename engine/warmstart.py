@@ -35,7 +35,9 @@ solution strategies, and OR-Tools then searches on from them with every constrai
   keeps the incompatibilities (a restriction), so none is taken apart by the repair.
 
 The nearby model keeps the stops' travel matrices (no new road queries) and the stops' order,
-so its routes map straight back.
+so its routes map straight back. Under an injected constraint that commits the first visits of
+routes, PyVRP solves the nearby model's *residual* problem instead (:mod:`engine.residual`):
+what is left after the committed visits, their vehicles starting where those end.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import itertools
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -68,9 +71,16 @@ from engine.model import (
 )
 from engine.precheck import precheck
 from engine.problem import Problem
+from engine.residual import committed_prefixes, residual_problem
 from engine.travel import Stops, TravelMatrices, build_stops
 
-__all__ = ["WARM_STARTABLE", "WarmStartedOrTools", "nearby_model", "pyvrp_initial_routes"]
+__all__ = [
+    "WARM_STARTABLE",
+    "WARM_STARTABLE_UNDER",
+    "WarmStartedOrTools",
+    "nearby_model",
+    "pyvrp_initial_routes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +99,10 @@ WARM_STARTABLE = (
 """Features (:mod:`engine.backends.features`) that the nearby model can do without: all but a
 distance limit with a time cost (the nearby model keeps the vehicles' distance limits),
 :data:`NOT_WARM_STARTED` and the injected solutions (their own routes are the start)."""
+
+WARM_STARTABLE_UNDER = WARM_STARTABLE | {"injected_solution_constraint"}
+"""… and an injected constraint: PyVRP solves its residual problem (:mod:`engine.residual`;
+none when the constraint does not commit route prefixes: OR-Tools starts from its routes)."""
 
 
 @runtime_checkable
@@ -397,19 +411,34 @@ def pyvrp_initial_routes(
     seed: int = 0,
     on_progress: ProgressCallback | None = None,
 ) -> list[list[int]] | None:
-    """Visit stops per vehicle of ``problem`` from a PyVRP search on the nearby model until
-    ``stop``; None when PyVRP finds no solution serving every mandatory shipment there."""
+    """Visit stops per vehicle of ``problem`` from a PyVRP search on the nearby model (its
+    residual problem under an injected constraint) until ``stop``; None when PyVRP finds no
+    solution serving every mandatory shipment there, or the constraint leaves no residual."""
     nearby, index = _nearby_problem(problem, keep_allowed=not too_many_allowed_classes(problem))
     if too_many_allowed_classes(nearby):  # the type parts split the fleet's classes too finely
         nearby, index = _nearby_problem(problem, keep_allowed=False)
     routable = [a and b for a, b in zip(nearby.routable, problem.routable, strict=True)]
     nearby = dataclasses.replace(nearby, routable=routable)
+    residual = None
+    if problem.model.injected_solution_constraint is not None:
+        committed = committed_prefixes(problem)
+        if committed is not None:
+            residual = residual_problem(problem, nearby, index, committed, _clock(problem.model))
+        if residual is None:
+            log.info("warm start: the injected constraint leaves no residual problem")
+            return None
     backend = get_backend("pyvrp", seed=seed)
     try:
-        plans = backend.solve(nearby, stop, on_progress)
+        plans = backend.solve(nearby if residual is None else residual.problem, stop, on_progress)
     except NoSolutionError as exc:
         log.info("warm start: no PyVRP solution on the nearby model (%s)", exc)
         return None
+    if residual is not None:
+        shipment_of = problem.stops.shipment
+        return [
+            [i for i in route if v in problem.allowed_vehicles[int(shipment_of[i])]]
+            for v, route in enumerate(residual.routes(plans, len(problem.model.vehicles)))
+        ]
     routes: list[list[int]] = []
     stops_of = problem.stops.shipment
     for plan in plans:
@@ -418,6 +447,20 @@ def pyvrp_initial_routes(
         ]
         routes.append([int(index[i]) for i, ok in zip(plan.stops, allowed, strict=True) if ok])
     return routes
+
+
+def _clock(model: ShipmentModel) -> Callable[[float], float]:
+    """Model time -> the nearby model's time (the cut timeline, if any)."""
+    timeline = Timeline.of(model)
+    if timeline is None:
+        return lambda t: t
+
+    def clock(t: float) -> float:
+        out = timeline(t)
+        assert out is not None
+        return out
+
+    return clock
 
 
 class WarmStartedOrTools:
