@@ -5,8 +5,8 @@
     python -m benchmarks.variants --set LILIM --max-n 100 --time-limit 10
 
 A plain instance (Solomon, Gehring–Homberger 200, or Li & Lim pickup-and-delivery) is turned into
-a variant by a deterministic rule, in the engine's model, then solved by each solver one solve
-at a time (a quiet machine: nothing else running):
+a variant by a deterministic rule (:mod:`benchmarks.variant_rules`), in the engine's model, then
+solved by each solver one solve at a time (a quiet machine: nothing else running):
 
 - ``plain``: the instance as published;
 - ``breaks``: every vehicle takes a break of 5 % of its half working time, starting within
@@ -25,8 +25,9 @@ at a time (a quiet machine: nothing else running):
   fourth ``hazmat``, and the two never share a vehicle (``NOT_PERFORMED_BY_SAME_VEHICLE``);
 - ``committed`` (committed stops, Google's ``injected_solution_constraint``): a morning plan
   (the engine's PyVRP backend on the plain instance, one process, seed 0,
-  :data:`COMMIT_ITERATIONS` iterations: the same routes on every run) is injected, and the
-  first third of each of its routes (rounded down) is committed: those visits stay on their
+  :data:`~benchmarks.variant_rules.COMMIT_ITERATIONS` iterations: the same routes on every
+  run) is injected, and the first third of each of its routes (rounded down) is committed:
+  those visits stay on their
   vehicle, in their order, first in its route (``RELAX_VISIT_TIMES_AFTER_THRESHOLD`` from visit
   0: their times may move); the rest is free (``RELAX_ALL_AFTER_THRESHOLD`` from the next
   visit on: ``threshold_visit_count`` = committed + 1, Google's rule counting visit j as j + 1).
@@ -40,10 +41,10 @@ exploration level 5: breaks, skills for allowed vehicles, several windows and sh
 soft windows, break frequencies, shipment types or committed stops). On ``hours``, ``types``
 and ``committed`` the only peer that expresses the rule is OR-Tools (``routeopt-ortools-p1``).
 
-Every answer is verified by :func:`verify` here (an independent schedule check in the model's
-terms: each visit inside one of its windows, travel and breaks fitting between visits, loads,
-pairs, allowed vehicles, break rules and frequencies, shipment type incompatibilities,
-committed stops, vehicle windows) on the exact float matrix, and every
+Every answer is verified by :func:`benchmarks.variant_check.verify` (an independent schedule
+check in the model's terms: each visit inside one of its windows, travel and breaks fitting
+between visits, loads, pairs, allowed vehicles, break rules and frequencies, shipment type
+incompatibilities, committed stops, vehicle windows) on the exact float matrix, and every
 routeopt answer also by the test suite's checker (``tests.checker.check_solution``). The table
 gives, per variant and solver, the mean distance in instance units, the vehicles, how many
 instances were solved feasibly with every shipment served, the ratio to the best peer and the
@@ -54,15 +55,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
-import itertools
 import json
 import math
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,37 +76,17 @@ from benchmarks.instances import (
     to_model,
 )
 from benchmarks.quality import routeopt_variant
-from benchmarks.warmstart import with_allowed, with_breaks
+from benchmarks.variant_check import Event, Schedule, matrix_of, verify
+from benchmarks.variant_rules import VARIANTS, variant_model
 from engine.model import (
-    BreakRequest,
-    ConstraintRelaxation,
     DurationDistanceMatrix,
-    FrequencyConstraint,
-    IncompatibilityMode,
-    InjectedRoute,
-    InjectedSolutionConstraint,
-    InjectedVisit,
-    Relaxation,
-    RelaxationLevel,
     Shipment,
     ShipmentModel,
-    ShipmentTypeIncompatibility,
     TimeWindow,
     Vehicle,
     VisitRequest,
 )
 
-VARIANTS = (
-    "plain",
-    "breaks",
-    "allowed",
-    "windows2",
-    "soft",
-    "mixed",
-    "hours",
-    "types",
-    "committed",
-)
 SOLVERS = ("routeopt", "routeopt-p1", "routeopt-ortools-p1", "routeopt-pyvrp-p1", "vroom")
 ORTOOLS_PEER = "routeopt-ortools-p1"
 """The peer of a variant no outside peer expresses (``hours``, ``types``, ``committed``):
@@ -120,204 +99,6 @@ LILIM_SCALE = 1000.0
 unrounded Euclidean distances of 1-100 units; the engine works in whole seconds (durations
 rounded up), so at one second per unit every leg would be up to a unit longer and the published
 solutions infeasible. At 1000 per unit the rounding is at most 0.001 unit per leg."""
-_TOL = 1e-6
-
-
-# ------------------------------------------------------------------------------------------
-# Variants
-# ------------------------------------------------------------------------------------------
-
-
-def with_two_windows(model: ShipmentModel) -> ShipmentModel:
-    def split(v: VisitRequest) -> VisitRequest:
-        if len(v.time_windows) != 1:
-            return v
-        w = v.time_windows[0]
-        if w.start_time is None or w.end_time is None or w.end_time - w.start_time < 10:
-            return v
-        a, b = w.start_time, w.end_time
-        first = TimeWindow(a, math.floor(a + 0.4 * (b - a)))
-        last = TimeWindow(math.ceil(b - 0.4 * (b - a)), b)
-        return dataclasses.replace(v, time_windows=(first, last))
-
-    shipments = tuple(
-        dataclasses.replace(
-            s, pickups=tuple(map(split, s.pickups)), deliveries=tuple(map(split, s.deliveries))
-        )
-        if i % 3 == 0
-        else s
-        for i, s in enumerate(model.shipments)
-    )
-    return dataclasses.replace(model, shipments=shipments)
-
-
-def with_soft_windows(model: ShipmentModel) -> ShipmentModel:
-    """Every second shipment's windows soft; a time unit early or late costs as much as a unit
-    of distance (``cost_per_kilometer`` = 1000 per matrix unit, the engine's time unit is the
-    second, so 3600 x that per hour)."""
-    per_unit = model.vehicles[0].cost_per_kilometer / 1000.0
-    per_hour = 3600.0 * per_unit
-
-    def soften(v: VisitRequest) -> VisitRequest:
-        soft = tuple(
-            TimeWindow(
-                soft_start_time=w.start_time,
-                soft_end_time=w.end_time,
-                cost_per_hour_before_soft_start_time=per_hour if w.start_time is not None else None,
-                cost_per_hour_after_soft_end_time=per_hour if w.end_time is not None else None,
-            )
-            for w in v.time_windows
-        )
-        return dataclasses.replace(v, time_windows=soft[:1])
-
-    shipments = tuple(
-        dataclasses.replace(
-            s, pickups=tuple(map(soften, s.pickups)), deliveries=tuple(map(soften, s.deliveries))
-        )
-        if i % 2 == 0
-        else s
-        for i, s in enumerate(model.shipments)
-    )
-    return dataclasses.replace(model, shipments=shipments)
-
-
-def with_driver_hours(model: ShipmentModel) -> ShipmentModel:
-    """A break frequency rule on every vehicle (module docstring): day = the vehicle's working
-    time (global start to its end window's close)."""
-    g0, g1 = model.global_start_time, model.global_end_time
-    vehicles = []
-    for v in model.vehicles:
-        close = min((w.end_time for w in v.end_time_windows if w.end_time is not None), default=g1)
-        day = min(close, g1) - g0
-        length = 0.025 * day
-        vehicles.append(
-            dataclasses.replace(
-                v,
-                break_requests=(BreakRequest(g0 + 0.1 * day, g0 + 0.9 * day, length),),
-                break_frequency_constraints=(FrequencyConstraint(length, 0.5 * day),),
-            )
-        )
-    return dataclasses.replace(model, vehicles=tuple(vehicles))
-
-
-TYPES = {0: "chilled", 3: "hazmat"}
-"""Shipment ``i``'s type in the ``types`` variant: ``TYPES.get(i % 6, "")``."""
-
-
-def with_types(model: ShipmentModel) -> ShipmentModel:
-    shipments = tuple(
-        dataclasses.replace(s, shipment_type=TYPES.get(i % 6, ""))
-        for i, s in enumerate(model.shipments)
-    )
-    rule = ShipmentTypeIncompatibility(
-        types=tuple(TYPES.values()),
-        incompatibility_mode=IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE,
-    )
-    return dataclasses.replace(model, shipments=shipments, shipment_type_incompatibilities=(rule,))
-
-
-COMMIT_ITERATIONS = 1000
-"""PyVRP iterations of the ``committed`` variant's morning plan (about a second on 200
-customers; within a few percent of the best-known distance on Solomon and Gehring-Homberger)."""
-
-
-def morning_plan(model: ShipmentModel) -> tuple[InjectedRoute, ...]:
-    """The ``committed`` variant's morning plan: deterministic (an iteration limit, seed 0, one
-    process), checked by the test suite's checker, its non-empty routes as injected routes."""
-    from engine import SearchMode, SolveOptions, solve
-    from tests.checker import check_solution
-
-    options = SolveOptions(
-        time_limit_s=600.0,  # the iteration limit stops it, well before
-        search_mode=SearchMode.CONSUME_ALL_AVAILABLE_TIME,
-        backend="pyvrp",
-        solver_processes=1,
-        seed=0,
-        iteration_limit=COMMIT_ITERATIONS,
-    )
-    solution = solve(model, options)
-    check_solution(model, solution)
-    return tuple(
-        InjectedRoute(
-            vehicle_index=r.vehicle_index,
-            vehicle_start_time=r.vehicle_start_time,
-            vehicle_end_time=r.vehicle_end_time,
-            visits=tuple(
-                InjectedVisit(v.shipment_index, v.is_pickup, v.visit_request_index, v.start_time)
-                for v in r.visits
-            ),
-        )
-        for r in solution.routes
-        if r.visits
-    )
-
-
-def with_committed(model: ShipmentModel) -> ShipmentModel:
-    """The morning plan injected, the first third of each route committed (module docstring)."""
-    routes = morning_plan(model)
-    constraint = InjectedSolutionConstraint(
-        routes=routes,
-        constraint_relaxations=tuple(
-            ConstraintRelaxation(
-                relaxations=(
-                    Relaxation(RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD),
-                    Relaxation(
-                        RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD,
-                        # Google's rule: visit j relaxes when j + 1 >= the count
-                        threshold_visit_count=len(r.visits) // 3 + 1,
-                    ),
-                ),
-                vehicle_indices=(r.vehicle_index,),
-            )
-            for r in routes
-        ),
-    )
-    return dataclasses.replace(model, injected_solution_constraint=constraint)
-
-
-def committed_visits(model: ShipmentModel) -> dict[int, list[tuple[int, bool, int]]]:
-    """Per vehicle, the visits the ``committed`` variant keeps first in its route, in order:
-    ``(shipment, is_pickup, visit request)``. Reads the constraint the way the variant writes
-    it (above); another shape of constraint is refused rather than half checked."""
-    constraint = model.injected_solution_constraint
-    if constraint is None:
-        return {}
-    if constraint.skipped_shipments:
-        raise ValueError("verify() does not check skipped_shipments")
-    levels = {}
-    for c in constraint.constraint_relaxations:
-        for v in c.vehicle_indices:
-            levels[v] = c.relaxations
-    out = {}
-    for r in constraint.routes:
-        relaxations = levels.get(r.vehicle_index, ())
-        if [x.level for x in relaxations] != [
-            RelaxationLevel.RELAX_VISIT_TIMES_AFTER_THRESHOLD,
-            RelaxationLevel.RELAX_ALL_AFTER_THRESHOLD,
-        ] or any(x.threshold_time is not None for x in relaxations):
-            raise ValueError(f"verify() does not check the relaxations {relaxations}")
-        if relaxations[0].threshold_visit_count != 0:
-            raise ValueError("verify() checks sequences kept from the route's start only")
-        kept = r.visits[: max(relaxations[1].threshold_visit_count - 1, 0)]
-        out[r.vehicle_index] = [
-            (v.shipment_index, v.is_pickup, v.visit_request_index) for v in kept
-        ]
-    return out
-
-
-def variant_model(model: ShipmentModel, variant: str) -> ShipmentModel:
-    rules: dict[str, Callable[[ShipmentModel], ShipmentModel]] = {
-        "plain": lambda m: m,
-        "breaks": with_breaks,
-        "allowed": with_allowed,
-        "windows2": with_two_windows,
-        "soft": with_soft_windows,
-        "mixed": lambda m: with_two_windows(with_allowed(with_breaks(m))),
-        "hours": with_driver_hours,
-        "types": with_types,
-        "committed": with_committed,
-    }
-    return rules[variant](model)
 
 
 # ------------------------------------------------------------------------------------------
@@ -421,221 +202,6 @@ def cases(args: argparse.Namespace) -> list[Case]:
 
 
 # ------------------------------------------------------------------------------------------
-# Schedules, and their independent check
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Event:
-    kind: str
-    """"visit" or "break"."""
-    start: float
-    duration: float
-    shipment: int = -1
-    is_pickup: bool = False
-    request: int = 0
-    """Break: index in the vehicle's break_requests (-1: unknown, matched by the checker)."""
-
-
-@dataclass
-class Schedule:
-    vehicle: int
-    start: float
-    end: float
-    events: list[Event] = field(default_factory=list)
-
-
-@dataclass
-class Verified:
-    distance: float
-    vehicles: int
-    served: int
-    soft_cost: float
-    problems: list[str]
-
-
-def _matrix(model: ShipmentModel) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    m = model.duration_distance_matrices[0]
-    index = {t: k for k, t in enumerate(model.duration_distance_matrix_src_tags)}
-    return m.durations_s, m.distances_m, index
-
-
-def _in_windows(windows: Sequence[TimeWindow], t: float) -> bool:
-    hard = [w for w in windows if w.start_time is not None or w.end_time is not None]
-    if not hard:
-        return True
-    return any(
-        (w.start_time is None or t >= w.start_time - _TOL)
-        and (w.end_time is None or t <= w.end_time + _TOL)
-        for w in hard
-    )
-
-
-def _soft_cost(windows: Sequence[TimeWindow], t: float) -> float:
-    cost = 0.0
-    for w in windows[:1]:
-        if w.soft_start_time is not None and t < w.soft_start_time:
-            cost += (w.cost_per_hour_before_soft_start_time or 0.0) * (w.soft_start_time - t) / 3600
-        if w.soft_end_time is not None and t > w.soft_end_time:
-            cost += (w.cost_per_hour_after_soft_end_time or 0.0) * (t - w.soft_end_time) / 3600
-    return cost
-
-
-def verify(model: ShipmentModel, schedules: Sequence[Schedule], slack: float = 1e-3) -> Verified:
-    """Check ``schedules`` against every rule of ``model`` a variant uses (module docstring);
-    the distance travelled (matrix units), vehicles used, shipments served, soft-window cost,
-    and every problem found. ``slack`` (matrix units) is how much earlier than the exact travel
-    allows a visit or the return may start: VROOM travels on the matrix rounded to 1/1000 of an
-    instance unit, so :func:`run_one` passes 1/1000 of an instance unit."""
-    durations, distances, index = _matrix(model)
-    problems: list[str] = []
-    committed = committed_visits(model)
-    seen: dict[tuple[int, bool], tuple[int, float]] = {}
-    distance = soft = 0.0
-    used = 0
-    for sched in schedules:
-        if not sched.events:
-            continue
-        used += 1
-        v = model.vehicles[sched.vehicle]
-        where = f"vehicle {sched.vehicle}"
-        if not _in_windows(v.start_time_windows, sched.start):
-            problems.append(f"{where}: starts at {sched.start} outside its start windows")
-        if not _in_windows(v.end_time_windows, sched.end):
-            problems.append(f"{where}: ends at {sched.end} outside its end windows")
-        loc = index[v.start_tags[0]]
-        free_at = sched.start
-        pending_breaks: list[Event] = []
-        taken: list[Event] = []
-        for e in sched.events:
-            if e.kind == "break":
-                pending_breaks.append(e)
-                taken.append(e)
-                continue
-            sh = model.shipments[e.shipment]
-            visit = (sh.pickups if e.is_pickup else sh.deliveries)[e.request]
-            nxt = index[visit.tags[0]]
-            travel = float(durations[loc, nxt])
-            rest = sum(b.duration for b in pending_breaks)
-            for b in pending_breaks:
-                if b.start < free_at - _TOL or b.start + b.duration > e.start + _TOL:
-                    problems.append(f"{where}: break at {b.start} outside its gap")
-            if free_at + travel + rest > e.start + slack:
-                problems.append(
-                    f"{where}: shipment {e.shipment} starts at {e.start}, before it can be "
-                    f"reached ({free_at} + travel {travel:.3f} + breaks {rest})"
-                )
-            pending_breaks = []
-            if not _in_windows(visit.time_windows, e.start):
-                problems.append(f"{where}: shipment {e.shipment} at {e.start} outside its windows")
-            soft += _soft_cost(visit.time_windows, e.start)
-            if sh.allowed_vehicle_indices and sched.vehicle not in sh.allowed_vehicle_indices:
-                problems.append(f"{where}: shipment {e.shipment} not allowed on this vehicle")
-            key = (e.shipment, e.is_pickup)
-            if key in seen:
-                problems.append(f"shipment {e.shipment} visited twice")
-            seen[key] = (sched.vehicle, e.start)
-            if not e.is_pickup and sh.pickups:
-                pickup = seen.get((e.shipment, True))
-                if pickup is None or pickup[0] != sched.vehicle:
-                    problems.append(f"{where}: shipment {e.shipment} delivered before its pickup")
-            distance += float(distances[loc, nxt])
-            loc = nxt
-            free_at = e.start + e.duration
-        end = index[v.end_tags[0]]
-        rest = sum(b.duration for b in pending_breaks)
-        if free_at + float(durations[loc, end]) + rest > sched.end + slack:
-            problems.append(f"{where}: cannot be back by {sched.end}")
-        distance += float(distances[loc, end])
-        _check_loads(model, sched, problems)
-        _check_breaks(v, taken, where, problems)
-        _check_frequency(v, sched, taken, where, problems)
-        _check_types(model, sched, where, problems)
-    for vehicle, kept in committed.items():
-        sched = next((x for x in schedules if x.vehicle == vehicle and x.events), None)
-        visits = [
-            (e.shipment, e.is_pickup, e.request)
-            for e in (sched.events if sched is not None else [])
-            if e.kind == "visit"
-        ]
-        if visits[: len(kept)] != kept:
-            problems.append(
-                f"vehicle {vehicle}: starts with {visits[: len(kept)]}, committed to {kept}"
-            )
-    served = 0
-    for s, sh in enumerate(model.shipments):
-        need = [(s, True)] * bool(sh.pickups) + [(s, False)] * bool(sh.deliveries)
-        done = [k in seen for k in need]
-        if all(done):
-            served += 1
-        elif any(done):
-            problems.append(f"shipment {s} half performed")
-    return Verified(distance, used, served, soft, problems)
-
-
-def _check_loads(model: ShipmentModel, sched: Schedule, problems: list[str]) -> None:
-    v = model.vehicles[sched.vehicle]
-    visits = [e for e in sched.events if e.kind == "visit"]
-    for k, limit in v.load_limits.items():
-        load = sum(
-            model.shipments[e.shipment].load_demands.get(k, 0)
-            for e in visits
-            if not e.is_pickup and not model.shipments[e.shipment].pickups
-        )
-        if load > limit:
-            problems.append(f"vehicle {sched.vehicle}: leaves with {load} {k} > {limit}")
-        for e in visits:
-            s = model.shipments[e.shipment]
-            amount = s.load_demands.get(k, 0)
-            load += amount if e.is_pickup else -amount
-            if load > limit:
-                problems.append(f"vehicle {sched.vehicle}: carries {load} {k} > {limit}")
-
-
-def _check_breaks(v: Vehicle, taken: list[Event], where: str, problems: list[str]) -> None:
-    if len(taken) != len(v.break_requests):
-        problems.append(f"{where}: {len(taken)} breaks taken, {len(v.break_requests)} required")
-        return
-    for b, rule in zip(sorted(taken, key=lambda e: e.start), v.break_requests, strict=True):
-        if not rule.earliest_start_time - _TOL <= b.start <= rule.latest_start_time + _TOL:
-            problems.append(f"{where}: break at {b.start} outside its start window")
-        if b.duration < rule.min_duration_s - _TOL:
-            problems.append(f"{where}: break of {b.duration} < {rule.min_duration_s}")
-
-
-def _check_frequency(
-    v: Vehicle, sched: Schedule, taken: list[Event], where: str, problems: list[str]
-) -> None:
-    """Every stretch of the route (start to end) between breaks of at least a constraint's
-    ``min_break_duration_s`` is at most its ``max_inter_break_duration_s``."""
-    for fc in v.break_frequency_constraints:
-        rests = sorted(
-            (b.start, b.start + b.duration)
-            for b in taken
-            if b.duration >= fc.min_break_duration_s - _TOL
-        )
-        edges = [(sched.start, sched.start), *rests, (sched.end, sched.end)]
-        for (_, done), (then, _) in itertools.pairwise(edges):
-            if then - done > fc.max_inter_break_duration_s + _TOL:
-                problems.append(
-                    f"{where}: {then - done:.3f} from {done} without a break of "
-                    f"{fc.min_break_duration_s} (at most {fc.max_inter_break_duration_s})"
-                )
-
-
-def _check_types(model: ShipmentModel, sched: Schedule, where: str, problems: list[str]) -> None:
-    """Shipments of two different types of an incompatibility never share the vehicle (the
-    variants use ``NOT_PERFORMED_BY_SAME_VEHICLE`` only)."""
-    types = {model.shipments[e.shipment].shipment_type for e in sched.events if e.kind == "visit"}
-    for rule in model.shipment_type_incompatibilities:
-        if rule.incompatibility_mode != IncompatibilityMode.NOT_PERFORMED_BY_SAME_VEHICLE:
-            raise ValueError(f"verify() does not check {rule.incompatibility_mode.name}")
-        both = types & set(rule.types)
-        if len(both) > 1:
-            problems.append(f"{where}: performs incompatible types {sorted(both)}")
-
-
-# ------------------------------------------------------------------------------------------
 # Solvers
 # ------------------------------------------------------------------------------------------
 
@@ -713,7 +279,7 @@ def solve_vroom(model: ShipmentModel, time_limit_s: float, scale: float = 1.0) -
     if model.injected_solution_constraint is not None:
         raise UnsupportedError("VROOM cannot keep committed stops (its steps are a start only)")
     k = 1000.0 / scale
-    durations, distances, index = _matrix(model)
+    durations, distances, index = matrix_of(model)
     problem = vroom.Input()
     problem.set_durations_matrix("car", np.rint(durations * k).astype(np.int64))
     problem.set_costs_matrix("car", np.rint(distances * k).astype(np.int64))

@@ -203,14 +203,9 @@ def test_variant_benchmark_verifies_schedules(tmp_path: Path) -> None:
     shipment may not use and a delivery before its pickup."""
     import dataclasses
 
-    from benchmarks.variants import (
-        VARIANTS,
-        read_lilim,
-        solve_routeopt,
-        solve_vroom,
-        variant_model,
-        verify,
-    )
+    from benchmarks.variant_check import verify
+    from benchmarks.variant_rules import VARIANTS, variant_model
+    from benchmarks.variants import read_lilim, solve_routeopt, solve_vroom
 
     instance = tmp_path / "lc999.txt"
     instance.write_text(
@@ -282,14 +277,9 @@ def test_variant_benchmark_verifies_driver_hours_and_types(tmp_path: Path) -> No
     and a route performing two incompatible types; VROOM is said not to express either."""
     import dataclasses
 
-    from benchmarks.variants import (
-        UnsupportedError,
-        read_lilim,
-        solve_routeopt,
-        solve_vroom,
-        variant_model,
-        verify,
-    )
+    from benchmarks.variant_check import verify
+    from benchmarks.variant_rules import variant_model
+    from benchmarks.variants import UnsupportedError, read_lilim, solve_routeopt, solve_vroom
 
     instance = tmp_path / "lc998.txt"
     instance.write_text(TWO_PAIRS + "5 -10 0 5 0 100 5 0 6\n6 -10 -10 -5 900 990 5 5 0\n")
@@ -346,15 +336,9 @@ def test_variant_benchmark_verifies_committed_stops(tmp_path: Path) -> None:
     behind another, and VROOM is said not to express it."""
     import dataclasses
 
-    from benchmarks.variants import (
-        UnsupportedError,
-        committed_visits,
-        read_lilim,
-        solve_routeopt,
-        solve_vroom,
-        variant_model,
-        verify,
-    )
+    from benchmarks.variant_check import verify
+    from benchmarks.variant_rules import committed_visits, variant_model
+    from benchmarks.variants import UnsupportedError, read_lilim, solve_routeopt, solve_vroom
 
     instance = tmp_path / "lc997.txt"
     instance.write_text(TWO_PAIRS + "5 -10 0 5 0 900 5 0 6\n6 -10 -10 -5 0 900 5 5 0\n")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.instances import DEFAULT_DATA_DIR, read_vrp, to_model
-from benchmarks.variants import with_soft_windows
+from benchmarks.variant_rules import with_soft_windows
 from benchmarks.warmstart import with_breaks
 from engine import SearchMode, SolveOptions, solve
 from tests.checker import check_solution
