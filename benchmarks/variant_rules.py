@@ -39,6 +39,22 @@ VARIANTS = (
 )
 
 
+def _every_visit(
+    model: ShipmentModel, every: int, change: Callable[[VisitRequest], VisitRequest]
+) -> ShipmentModel:
+    """``model`` with ``change`` applied to each visit request of every ``every``-th shipment,
+    from the first."""
+    shipments = tuple(
+        dataclasses.replace(
+            s, pickups=tuple(map(change, s.pickups)), deliveries=tuple(map(change, s.deliveries))
+        )
+        if i % every == 0
+        else s
+        for i, s in enumerate(model.shipments)
+    )
+    return dataclasses.replace(model, shipments=shipments)
+
+
 def with_two_windows(model: ShipmentModel) -> ShipmentModel:
     def split(v: VisitRequest) -> VisitRequest:
         if len(v.time_windows) != 1:
@@ -51,15 +67,7 @@ def with_two_windows(model: ShipmentModel) -> ShipmentModel:
         last = TimeWindow(math.ceil(b - 0.4 * (b - a)), b)
         return dataclasses.replace(v, time_windows=(first, last))
 
-    shipments = tuple(
-        dataclasses.replace(
-            s, pickups=tuple(map(split, s.pickups)), deliveries=tuple(map(split, s.deliveries))
-        )
-        if i % 3 == 0
-        else s
-        for i, s in enumerate(model.shipments)
-    )
-    return dataclasses.replace(model, shipments=shipments)
+    return _every_visit(model, 3, split)
 
 
 def with_soft_windows(model: ShipmentModel) -> ShipmentModel:
@@ -81,15 +89,7 @@ def with_soft_windows(model: ShipmentModel) -> ShipmentModel:
         )
         return dataclasses.replace(v, time_windows=soft[:1])
 
-    shipments = tuple(
-        dataclasses.replace(
-            s, pickups=tuple(map(soften, s.pickups)), deliveries=tuple(map(soften, s.deliveries))
-        )
-        if i % 2 == 0
-        else s
-        for i, s in enumerate(model.shipments)
-    )
-    return dataclasses.replace(model, shipments=shipments)
+    return _every_visit(model, 2, soften)
 
 
 def with_driver_hours(model: ShipmentModel) -> ShipmentModel:
