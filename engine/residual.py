@@ -85,6 +85,8 @@ def committed_prefixes(problem: Problem) -> Committed | None:
     starts: dict[int, float] = {}
     closed: set[int] = set()
     for route in injected.constrained:
+        if model.vehicles[route.vehicle].ignore:
+            continue  # its kept shipments are skipped (engine.reoptimisation.constrain)
         kept = [p for p in route.visits if p.level < FREE]
         if any(p.level > SEQUENCE for p in kept) or route.visits[: len(kept)] != tuple(kept):
             return None  # kept on the vehicle in any order, or a free visit among kept ones

@@ -207,3 +207,27 @@ def test_fixed_visit_times_delay_the_residual_start() -> None:
     _, residual = _residual(model)
     rp = residual.problem
     assert rp.windows[rp.stops.vehicle_start(0)] == ((130, rp.horizon),)
+
+
+def test_an_ignored_vehicle_s_route_leaves_the_others_a_residual() -> None:
+    """Vehicle 1 is ignored and its injected route kept: Y is skipped (VEHICLE_IGNORED), and
+    vehicle 0's committed C still gets its residual."""
+    model = _model(COMMIT_FIRST, ("C",))
+    constraint = model.injected_solution_constraint
+    assert constraint is not None
+    other = InjectedRoute(1, (InjectedVisit(2, False, 0, 10.0),), 0.0, 20.0)
+    vehicles = (model.vehicles[0], dataclasses.replace(model.vehicles[1], ignore=True))
+    model = dataclasses.replace(
+        model,
+        vehicles=vehicles,
+        injected_solution_constraint=dataclasses.replace(
+            constraint, routes=(*constraint.routes, other)
+        ),
+    )
+    problem, residual = _residual(model)
+    assert not problem.routable[2]
+    assert residual.problem.routable == [False, True, False, True]
+    # (an ignored vehicle is a feature the warm start does not take: OR-Tools from the routes)
+    solution = solve(model, SolveOptions(time_limit_s=2.0, solver_processes=1))
+    check_solution(model, solution)
+    assert solution.routes[0].visits[0].shipment_index == 0
