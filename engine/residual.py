@@ -44,6 +44,7 @@ from engine.model import (
     ShipmentModel,
     TimeWindow,
     Vehicle,
+    VisitRequest,
 )
 from engine.precheck import precheck
 from engine.problem import Problem
@@ -62,7 +63,8 @@ class Committed:
     prefixes: dict[int, tuple[Placed, ...]]
     """Per vehicle with committed visits: those visits, in their order."""
     start_times: dict[int, float]
-    """Per such vehicle whose start is fixed: its start time (model time)."""
+    """Per vehicle whose injected route has visits and a fixed start: its start time (model
+    time; OR-Tools keeps it unless the route ends up empty)."""
     closed: frozenset[int]
     """Vehicles whose route is fixed up to its end: nothing may follow its committed visits."""
     seed: list[list[int]]
@@ -99,11 +101,9 @@ def committed_prefixes(problem: Problem) -> Committed | None:
             closed.add(route.vehicle)
         if kept:
             prefixes[route.vehicle] = tuple(kept)
-            if route.start_level == FIXED and route.start_time is not None:
-                starts[route.vehicle] = route.start_time
-    seed = initial_routes(problem, injected)
-    if seed is None:
-        return None
+        if route.visits and route.start_level == FIXED and route.start_time is not None:
+            starts[route.vehicle] = route.start_time  # kept unless the route ends up empty
+    seed = initial_routes(problem, injected) or [[] for _ in model.vehicles]
     return Committed(prefixes, starts, frozenset(closed), seed)
 
 
@@ -137,11 +137,11 @@ def _simulate(
     fixed: Sequence[float | None],
     start: float | None,
     clock: Callable[[float], float],
-) -> tuple[int, int] | None:
-    """When vehicle ``v`` can leave its last committed stop at the earliest, and the distance
-    of its committed visits (nearby model's time; None: the prefix does not fit its windows
-    there). ``fixed``: per visit, the time it is fixed at (None: free); ``start``: a fixed
-    start time (model times, mapped by ``clock``)."""
+) -> tuple[int, int, int] | None:
+    """When vehicle ``v`` starts and when it can leave its last committed stop, at the
+    earliest, and the distance of its committed visits (nearby model's time; None: the prefix
+    does not fit its windows there). ``fixed``: per visit, the time it is fixed at (None:
+    free); ``start``: a fixed start time (model times, mapped by ``clock``)."""
     first = nearby.stops.vehicle_start(v)
     windows = nearby.windows[first]
     if not windows:
@@ -154,6 +154,7 @@ def _simulate(
 
     if start is not None:
         t = max(t, seconds(start))
+    started = t
     travel, service, metres = nearby.travel_s(v), nearby.service_for(v), nearby.distance_m(v)
     prev, distance = first, 0
     for stop, at in zip(stops, fixed, strict=True):
@@ -166,7 +167,7 @@ def _simulate(
         t = max(arrive, fits[0][0])
         distance += int(metres[prev, stop])
         prev = stop
-    return t + int(service[prev]), distance
+    return started, t + int(service[prev]), distance
 
 
 def _peak_loads(model: ShipmentModel, prefix: Sequence[Placed]) -> dict[str, int]:
@@ -191,30 +192,53 @@ def _peak_loads(model: ShipmentModel, prefix: Sequence[Placed]) -> dict[str, int
 
 
 def _residual_vehicle(
-    vehicle: Vehicle, leave_s: int, start_s: int, distance_m: int, peak: dict[str, int], g0: float
+    vehicle: Vehicle,
+    v: int,
+    last: VisitRequest,
+    timed: tuple[int, int, int],
+    peak: dict[str, int],
+    g0: float,
 ) -> Vehicle:
-    """The vehicle from its last committed stop: leaving at ``leave_s`` at the earliest (from
-    ``g0``), its limits less what the committed visits used (from a start at ``start_s``, the
-    earliest: a restriction), no fixed cost (the vehicle is used either way)."""
+    """Vehicle ``v`` from its last committed stop ``last``: it started at ``timed[0]`` and
+    leaves at ``timed[1]`` (seconds from ``g0``, the earliest; a restriction), having
+    travelled ``timed[2]``; its limits less what the committed visits used; no fixed cost
+    (the vehicle is used either way). The start is ``last``'s place and tags plus a tag of its
+    own, so that no two residual vehicles look alike (the pre-check and PyVRP merge vehicles
+    that do, and each one's anchor is reachable from its own start only)."""
+    start, leave, distance_m = timed
     duration = vehicle.route_duration_limit_s
     distance = vehicle.route_distance_limit_m
     return dataclasses.replace(
         vehicle,
-        start_time_windows=(TimeWindow(start_time=g0 + leave_s),),
+        start_location=last.arrival_location,
+        start_tags=(*last.tags, f"routeopt residual start of vehicle {v}"),
+        start_time_windows=(TimeWindow(start_time=g0 + leave, end_time=g0 + leave),),
         load_limits={t: max(0, q - peak.get(t, 0)) for t, q in vehicle.load_limits.items()},
-        route_duration_limit_s=None
-        if duration is None
-        else max(0.0, duration - (leave_s - start_s)),
+        route_duration_limit_s=None if duration is None else max(0.0, duration - (leave - start)),
         route_distance_limit_m=None if distance is None else max(0.0, distance - distance_m),
         fixed_cost=0.0,
         used_if_route_is_empty=False,
     )
 
 
-def _anchor(model: ShipmentModel, last: Placed) -> Shipment:
-    """A mandatory visit of no duration, load or window at ``last``'s place."""
-    sh = model.shipments[last.shipment]
-    request = (sh.pickups if last.is_pickup else sh.deliveries)[last.alternative]
+def _unusable(vehicle: Vehicle, model: ShipmentModel) -> Vehicle:
+    """A vehicle that takes no visit (a closed route): ignored, and its start opening after
+    its end closes (the PyVRP backend skips such vehicles; it does not read ``ignore``)."""
+    return dataclasses.replace(
+        vehicle,
+        ignore=True,
+        start_time_windows=(TimeWindow(start_time=model.global_end_time),),
+        end_time_windows=(TimeWindow(end_time=model.global_start_time),),
+    )
+
+
+def _request(model: ShipmentModel, placed: Placed) -> VisitRequest:
+    sh = model.shipments[placed.shipment]
+    return (sh.pickups if placed.is_pickup else sh.deliveries)[placed.alternative]
+
+
+def _anchor(request: VisitRequest, path: str) -> Shipment:
+    """A mandatory visit of no duration, load or window at ``request``'s place."""
     visit = dataclasses.replace(
         request,
         time_windows=(),
@@ -225,7 +249,7 @@ def _anchor(model: ShipmentModel, last: Placed) -> Shipment:
         load_demands={},
         avoid_u_turns=False,
     )
-    return Shipment(deliveries=(visit,), label=f"anchor of {last.path}")
+    return Shipment(deliveries=(visit,), label=f"anchor of {path}")
 
 
 def residual_problem(
@@ -251,19 +275,26 @@ def residual_problem(
         prefix_stops[v] = kept
         if v in committed.closed:
             continue  # ignored below: nothing follows
+        if any(s not in where for s in kept):
+            return None  # a pair's alternative the nearby model left out
         fixed = [p.start_time if p.level == FIXED else None for p in prefix]
         start_at = committed.start_times.get(v)
         timed = _simulate(nearby, v, [where[s] for s in kept], fixed, start_at, clock)
         if timed is None:
             return None
-        leave, distance = timed
-        start = nearby.windows[nearby.stops.vehicle_start(v)][0][0]
-        peak = _peak_loads(model, prefix)
-        vehicles[v] = _residual_vehicle(vehicles[v], leave, start, distance, peak, g0)
-        anchors.append(_anchor(model, prefix[-1]))
+        start, leave, distance = timed
+        peak = _peak_loads(problem.model, prefix)
+        last = _request(problem.model, prefix[-1])
+        vehicles[v] = _residual_vehicle(vehicles[v], v, last, (start, leave, distance), peak, g0)
+        anchors.append(_anchor(last, prefix[-1].path))
         anchor_vehicle.append(v)
+    for v, at in committed.start_times.items():
+        if v not in committed.prefixes:  # started, nothing committed yet: the start stays
+            fixed_start = g0 + int(np.ceil(clock(at) - g0 - 1e-9))
+            window = (TimeWindow(start_time=fixed_start, end_time=fixed_start),)
+            vehicles[v] = dataclasses.replace(vehicles[v], start_time_windows=window)
     for v in committed.closed:
-        vehicles[v] = dataclasses.replace(vehicles[v], ignore=True)
+        vehicles[v] = _unusable(vehicles[v], model)
     seed = _seed_routes(problem, committed, prefix_stops, n_shipments, anchor_vehicle)
     residual_model = dataclasses.replace(
         model,
@@ -302,10 +333,12 @@ def _seed_routes(
     anchor_vehicle: list[int],
 ) -> tuple[InjectedRoute, ...]:
     """The rest of the injected routes, each committed vehicle's anchor first; none when the
-    model has pairs (PyVRP takes first-solution routes of single visits only)."""
+    residual has pairs (PyVRP takes first-solution routes of single visits only)."""
     model = problem.model
+    held = committed.held
     if any(
-        problem.routable[s] and sh.pickups and sh.deliveries for s, sh in enumerate(model.shipments)
+        problem.routable[s] and s not in held and sh.pickups and sh.deliveries
+        for s, sh in enumerate(model.shipments)
     ):
         return ()
     stops = problem.stops

@@ -491,6 +491,8 @@ class WarmStartedOrTools:
             stop.interrupted = True
         if routes is None:
             self.outcome = "pyvrp found no routes on the nearby model"
+            if problem.model.injected_solution_constraint is not None:
+                self.outcome = "no residual problem, or pyvrp found no routes on it"
         elif isinstance(self.ortools, OrToolsLike):
             self.ortools.initial_routes = routes
             self.outcome = f"started from pyvrp's routes ({sum(map(len, routes))} visits)"

@@ -154,8 +154,8 @@ class OrToolsBackend:
         routes = self.initial_routes
         if routes is None:
             routes = initial_routes(problem, built.injected)
-            if built.injected.has_constraint:
-                built.fallback_routes = initial_routes(problem, built.injected, kept_only=True)
+        if built.injected.has_constraint:  # also under a warm start (engine.residual)
+            built.fallback_routes = initial_routes(problem, built.injected, kept_only=True)
         if routes is None and built.has_load_costs:
             routes = self._start_without_load_costs(problem, stop)
         try:

@@ -7,6 +7,7 @@ solution goes through the independent checker, which verifies the committed visi
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from engine.model import (
     Relaxation,
     RelaxationLevel,
     ShipmentModel,
+    TimeWindow,
 )
 from engine.precheck import precheck
 from engine.problem import Problem
@@ -136,7 +138,7 @@ def test_the_anchor_is_reachable_from_its_vehicle_only() -> None:
     assert not any(rp.reachable(v, i, anchor) for v in (0, 1) for i in others)
     # the committed shipment is out, the anchor in; vehicle 0 leaves C at the earliest
     assert rp.routable == [False, True, True, True]
-    assert rp.windows[start] == ((100, rp.horizon),)
+    assert rp.windows[start] == ((100, 100),)
     assert int(residual.original_stop[start]) == _stop(problem, 0)
 
 
@@ -160,8 +162,11 @@ def test_committed_loads_narrow_the_limit() -> None:
 
 
 def test_a_closed_route_takes_nothing_after_its_visits() -> None:
-    """No relaxation: the route is fixed up to its end; its vehicle is out of the residual."""
-    problem, residual = _residual(_model((), ("C",)))
+    """No relaxation: the route is fixed up to its end; its vehicle is out of the residual,
+    for PyVRP too (which does not read ``ignore``), though it is the cheaper one."""
+    model = _model((), ("C",))
+    cheap = dataclasses.replace(model.vehicles[0], cost_per_kilometer=1.0)
+    problem, residual = _residual(dataclasses.replace(model, vehicles=(cheap, model.vehicles[1])))
     assert residual.problem.model.vehicles[0].ignore
     assert not residual.anchors
     stop = StopCriterion(deadline=float("inf"), search_mode=SearchMode.RETURN_FAST)
@@ -206,7 +211,7 @@ def test_fixed_visit_times_delay_the_residual_start() -> None:
     )
     _, residual = _residual(model)
     rp = residual.problem
-    assert rp.windows[rp.stops.vehicle_start(0)] == ((130, rp.horizon),)
+    assert rp.windows[rp.stops.vehicle_start(0)] == ((130, 130),)
 
 
 def test_an_ignored_vehicle_s_route_leaves_the_others_a_residual() -> None:
@@ -231,3 +236,77 @@ def test_an_ignored_vehicle_s_route_leaves_the_others_a_residual() -> None:
     solution = solve(model, SolveOptions(time_limit_s=2.0, solver_processes=1))
     check_solution(model, solution)
     assert solution.routes[0].visits[0].shipment_index == 0
+
+
+def _two_shipment_model(
+    shipments: list[Shipment],
+    routes: tuple[InjectedRoute, ...],
+    relaxations: tuple[Relaxation, ...],
+    **vehicle: Any,
+) -> ShipmentModel:
+    vehicles = [depot_vehicle("D", cost_per_kilometer=1000.0, **vehicle) for _ in range(2)]
+    constraint = InjectedSolutionConstraint(routes, (), (ConstraintRelaxation(relaxations),))
+    return matrix_model(DIST, TAGS, shipments, vehicles, injected_solution_constraint=constraint)
+
+
+def test_a_pair_committed_through_a_later_alternative_falls_back() -> None:
+    """The nearby model keeps a pair's first alternatives only: a pair committed through its
+    second delivery alternative gets no residual (it raised a KeyError in the solve)."""
+    shipments = [
+        Shipment(pickups=(at("C"),), deliveries=(at("X"), at("Y"))),
+        Shipment(deliveries=(at("X"),)),
+    ]
+    visits = (InjectedVisit(0, True, 0, 100.0), InjectedVisit(0, False, 1, 200.0))
+    commit_two = (COMMIT_FIRST[0], Relaxation(L.RELAX_ALL_AFTER_THRESHOLD, threshold_visit_count=3))
+    model = _two_shipment_model(shipments, (InjectedRoute(0, visits, 0.0, 210.0),), commit_two)
+    solution = solve(model, SolveOptions(time_limit_s=1.0, solver_processes=1))
+    check_solution(model, solution)
+    assert "no residual problem" in solution.backend_reason
+
+
+def test_committed_vehicles_alike_keep_their_own_starts() -> None:
+    """Two identical vehicles, each with C-like visit committed: their residual vehicles must
+    not be merged (the pre-check and PyVRP group vehicles that look alike)."""
+    shipments = [Shipment(deliveries=(at("C"),)) for _ in range(2)]
+    shipments += [Shipment(deliveries=(at("X"),)), Shipment(deliveries=(at("Y"),))]
+    routes = tuple(
+        InjectedRoute(v, (InjectedVisit(v, False, 0, 100.0),), 0.0, 200.0) for v in range(2)
+    )
+    model = _two_shipment_model(shipments, routes, COMMIT_FIRST)
+    problem, residual = _residual(model)
+    assert len(residual.anchors) == 2
+    starts = {int(residual.original_stop[residual.problem.stops.vehicle_start(v)]) for v in (0, 1)}
+    assert starts == {_stop(problem, 0), _stop(problem, 1)}
+    solution = solve(model, SolveOptions(time_limit_s=1.0, solver_processes=1))
+    check_solution(model, solution)
+    assert "warm start: started from pyvrp's routes" in solution.backend_reason
+
+
+def test_the_residual_leaves_when_the_committed_visits_end() -> None:
+    """A duration limit counts the wait after the committed visits: the residual vehicle
+    leaves C exactly when they end (not later, which PyVRP would not count), and its limit is
+    what the committed part leaves of it, counted from the fixed start."""
+    shipments = [Shipment(deliveries=(at(t),)) for t in "CXY"]
+    fixed = (Relaxation(L.RELAX_ALL_AFTER_THRESHOLD, threshold_visit_count=2),)
+    route = InjectedRoute(0, (InjectedVisit(0, False, 0, 300.0),), 200.0, 400.0)
+    model = _two_shipment_model(shipments, (route,), fixed, route_duration_limit_s=400.0)
+    _, residual = _residual(model)
+    vehicle = residual.problem.model.vehicles[0]
+    assert vehicle.start_time_windows == (TimeWindow(start_time=300.0, end_time=300.0),)
+    assert vehicle.route_duration_limit_s == 300.0  # started at 200, left C at 300
+
+
+def test_a_started_vehicle_with_nothing_committed_keeps_its_start() -> None:
+    """Started at 50 (before the threshold time), its only visit free: the start stays."""
+    shipments = [Shipment(deliveries=(at(t),)) for t in "CXY"]
+    at_time = (Relaxation(L.RELAX_ALL_AFTER_THRESHOLD, threshold_time=100.0),)
+    route = InjectedRoute(0, (InjectedVisit(2, False, 0, 150.0),), 50.0, 200.0)
+    model = _two_shipment_model(shipments, (route,), at_time)
+    problem = _problem(model)
+    committed = committed_prefixes(problem)
+    assert committed is not None
+    assert committed.start_times == {0: 50.0}
+    nearby, index = _nearby_problem(problem, keep_allowed=True)
+    residual = residual_problem(problem, nearby, index, committed, lambda t: t)
+    assert residual is not None
+    assert residual.problem.windows[residual.problem.stops.vehicle_start(0)] == ((50, 50),)
