@@ -1232,7 +1232,18 @@ class _Builder:
         indices = [[self._index(i) for i in route] for route in routes]
         assignment = self._restore(indices, params)
         if assignment is not None:
-            self.initial_outcome = "OR-Tools took them as they are"
+            # The restore is a search from the routes: on routes inconsistent with the model
+            # it may return others (its first solution), so say what it did.
+            changed = sum(
+                [self._index(i) for i in self._extract(assignment, v).stops] != route
+                for v, route in enumerate(indices)
+            )
+            self.initial_outcome = (
+                "OR-Tools took them as they are"
+                if not changed
+                else f"OR-Tools completed them into other routes ({changed} of "
+                f"{sum(map(bool, indices))} routes changed)"
+            )
             return assignment
         # Constraints are per route: keep the routes that are feasible on their own, and of
         # the others the shipments that fit (the rest stay unperformed; local search inserts
