@@ -49,11 +49,10 @@ from engine.model import (
 from engine.precheck import precheck
 from engine.problem import Problem
 from engine.reoptimisation import initial_routes
-from engine.travel import Stops, TravelMatrices, build_stops
+from engine.travel import Stops, TravelMatrices, build_stops, stop_map
+from engine.units import ceil_int
 
 __all__ = ["Committed", "Residual", "committed_prefixes", "residual_problem"]
-
-IntMap = dict[int, int]
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def _simulate(
     g0 = nearby.model.global_start_time
 
     def seconds(at: float) -> int:
-        return int(np.ceil(clock(at) - g0 - 1e-9))
+        return ceil_int(clock(at) - g0)
 
     if start is not None:
         t = max(t, seconds(start))
@@ -290,7 +289,7 @@ def residual_problem(
         anchor_vehicle.append(v)
     for v, at in committed.start_times.items():
         if v not in committed.prefixes:  # started, nothing committed yet: the start stays
-            fixed_start = g0 + int(np.ceil(clock(at) - g0 - 1e-9))
+            fixed_start = g0 + ceil_int(clock(at) - g0)
             window = (TimeWindow(start_time=fixed_start, end_time=fixed_start),)
             vehicles[v] = dataclasses.replace(vehicles[v], start_time_windows=window)
     for v in committed.closed:
@@ -367,27 +366,15 @@ def _original_stops(
     anchor_vehicle: list[int],
     prefix_stops: dict[int, list[int]],
 ) -> np.ndarray:
-    """Original stop of each residual stop: the same visit; an anchor and its vehicle's start:
-    the vehicle's last committed stop; other vehicle stops: the same."""
-    original = problem.stops
-    where = {
-        (
-            int(original.shipment[i]),
-            bool(original.is_pickup[i]),
-            int(original.alternative[i]),
-            original.heading_of(i),
-        ): i
-        for i in range(original.num_visits)
-    }
-    out = np.empty(stops.size, dtype=np.int64)
-    for i in range(stops.num_visits):
-        s = int(stops.shipment[i])
-        if s >= n_shipments:
-            out[i] = prefix_stops[anchor_vehicle[s - n_shipments]][-1]
-        else:
-            key = (s, bool(stops.is_pickup[i]), int(stops.alternative[i]), stops.heading_of(i))
-            out[i] = where[key]
-    out[stops.num_visits :] = np.arange(original.num_visits, original.size)
+    """Original stop of each residual stop: the same visit or vehicle stop; an anchor and its
+    vehicle's start: the vehicle's last committed stop."""
+
+    def anchor(i: int) -> int:
+        a = int(stops.shipment[i]) - n_shipments
+        assert a >= 0, "every visit of the model's own shipments is in the original"
+        return prefix_stops[anchor_vehicle[a]][-1]
+
+    out = stop_map(problem.stops, stops, missing=anchor)
     for v in anchor_vehicle:
         out[stops.vehicle_start(v)] = prefix_stops[v][-1]
     return out

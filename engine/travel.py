@@ -28,6 +28,7 @@ snapped exactly onto a road node is not restricted (the network has no turns at 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -49,7 +50,14 @@ from geodata.matrix import MatrixResult
 from geodata.network import RoadNetwork
 from geodata.snap import SnapResult
 
-__all__ = ["RoadPoints", "Stops", "TravelMatrices", "build_stops", "build_travel_matrices"]
+__all__ = [
+    "RoadPoints",
+    "Stops",
+    "TravelMatrices",
+    "build_stops",
+    "build_travel_matrices",
+    "stop_map",
+]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -96,6 +104,31 @@ class Stops:
         shipment = model.shipments[int(self.shipment[stop])]
         visits = shipment.pickups if self.is_pickup[stop] else shipment.deliveries
         return visits[int(self.alternative[stop])]
+
+
+def _visit_key(stops: Stops, i: int) -> tuple[int, bool, int, int]:
+    return (
+        int(stops.shipment[i]),
+        bool(stops.is_pickup[i]),
+        int(stops.alternative[i]),
+        stops.heading_of(i),
+    )
+
+
+def stop_map(
+    original: Stops, other: Stops, missing: Callable[[int], int] | None = None
+) -> IntArray:
+    """The stop of ``original`` of each stop of ``other`` (the stops of a model derived from
+    it with the same vehicles): the same visit (shipment, pickup or delivery, alternative,
+    heading), the same vehicle start or end. ``missing``: the stop for a visit of ``other``
+    that ``original`` does not have (none: every visit must be there)."""
+    where = {_visit_key(original, i): i for i in range(original.num_visits)}
+    out = np.empty(other.size, dtype=np.int64)
+    for i in range(other.num_visits):
+        key = _visit_key(other, i)
+        out[i] = where[key] if missing is None or key in where else missing(i)
+    out[other.num_visits :] = np.arange(original.num_visits, original.size)
+    return out
 
 
 def build_stops(model: ShipmentModel) -> Stops:

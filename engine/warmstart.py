@@ -72,7 +72,7 @@ from engine.model import (
 from engine.precheck import precheck
 from engine.problem import Problem
 from engine.residual import committed_prefixes, residual_problem
-from engine.travel import Stops, TravelMatrices, build_stops
+from engine.travel import TravelMatrices, build_stops, stop_map
 
 __all__ = [
     "WARM_STARTABLE",
@@ -369,31 +369,12 @@ def nearby_model(model: ShipmentModel, keep_allowed: bool = False) -> ShipmentMo
     )
 
 
-def _key(stops: Stops, i: int) -> tuple[int, bool, int, int]:
-    return (
-        int(stops.shipment[i]),
-        bool(stops.is_pickup[i]),
-        int(stops.alternative[i]),
-        stops.heading_of(i),
-    )
-
-
-def _stop_map(original: Stops, nearby: Stops) -> np.ndarray:
-    """Original stop index of each stop of the nearby model."""
-    where = {_key(original, i): i for i in range(original.num_visits)}
-    out = np.empty(nearby.size, dtype=np.int64)
-    for i in range(nearby.num_visits):
-        out[i] = where[_key(nearby, i)]
-    out[nearby.num_visits :] = np.arange(original.num_visits, original.size)
-    return out
-
-
 def _nearby_problem(problem: Problem, keep_allowed: bool) -> tuple[Problem, np.ndarray]:
     """The nearby model's problem on the problem's travel matrices, and the original stop of
     each of its stops."""
     model = nearby_model(problem.model, keep_allowed)
     stops = build_stops(model)
-    index = _stop_map(problem.stops, stops)
+    index = stop_map(problem.stops, stops)
     cut = np.ix_(index, index)
     travel = TravelMatrices(
         durations_s=tuple(d[cut] for d in problem.travel.durations_s),
@@ -434,19 +415,14 @@ def pyvrp_initial_routes(
         log.info("warm start: no PyVRP solution on the nearby model (%s)", exc)
         return None
     if residual is not None:
-        shipment_of = problem.stops.shipment
-        return [
-            [i for i in route if v in problem.allowed_vehicles[int(shipment_of[i])]]
-            for v, route in enumerate(residual.routes(plans, len(problem.model.vehicles)))
-        ]
-    routes: list[list[int]] = []
-    stops_of = problem.stops.shipment
-    for plan in plans:
-        allowed = [
-            plan.vehicle in problem.allowed_vehicles[int(stops_of[index[i]])] for i in plan.stops
-        ]
-        routes.append([int(index[i]) for i, ok in zip(plan.stops, allowed, strict=True) if ok])
-    return routes
+        mapped = list(enumerate(residual.routes(plans, len(problem.model.vehicles))))
+    else:
+        mapped = [(plan.vehicle, [int(index[i]) for i in plan.stops]) for plan in plans]
+    shipment_of = problem.stops.shipment
+    return [
+        [i for i in route if v in problem.allowed_vehicles[int(shipment_of[i])]]
+        for v, route in mapped
+    ]
 
 
 def _clock(model: ShipmentModel) -> Callable[[float], float]:
