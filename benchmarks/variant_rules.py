@@ -29,6 +29,7 @@ from engine.model import (
 VARIANTS = (
     "plain",
     "breaks",
+    "shifts",
     "allowed",
     "windows2",
     "soft",
@@ -90,6 +91,28 @@ def with_soft_windows(model: ShipmentModel) -> ShipmentModel:
         return dataclasses.replace(v, time_windows=soft[:1])
 
     return _every_visit(model, 2, soften)
+
+
+def with_two_break_shifts(model: ShipmentModel) -> ShipmentModel:
+    """The ``breaks`` rule, with every second vehicle (odd index) taking its break earlier: its
+    start window moved earlier by the window's width (drivers on two break schedules)."""
+    model = with_breaks(model)
+    vehicles = []
+    for i, v in enumerate(model.vehicles):
+        if i % 2:
+            v = dataclasses.replace(
+                v,
+                break_requests=tuple(
+                    dataclasses.replace(
+                        b,
+                        earliest_start_time=2 * b.earliest_start_time - b.latest_start_time,
+                        latest_start_time=b.earliest_start_time,
+                    )
+                    for b in v.break_requests
+                ),
+            )
+        vehicles.append(v)
+    return dataclasses.replace(model, vehicles=tuple(vehicles))
 
 
 def with_driver_hours(model: ShipmentModel) -> ShipmentModel:
@@ -220,6 +243,7 @@ def variant_model(model: ShipmentModel, variant: str) -> ShipmentModel:
     rules: dict[str, Callable[[ShipmentModel], ShipmentModel]] = {
         "plain": lambda m: m,
         "breaks": with_breaks,
+        "shifts": with_two_break_shifts,
         "allowed": with_allowed,
         "windows2": with_two_windows,
         "soft": with_soft_windows,

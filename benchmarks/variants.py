@@ -11,6 +11,8 @@ solved by each solver one solve at a time (a quiet machine: nothing else running
 - ``plain``: the instance as published;
 - ``breaks``: every vehicle takes a break of 5 % of its half working time, starting within
   15 % of the middle of its working time (the rule of ``benchmarks.warmstart``);
+- ``shifts``: ``breaks`` with every second vehicle's break window moved earlier by its width
+  (two break schedules in one fleet);
 - ``allowed``: every fifth shipment may only use the first half of the fleet;
 - ``windows2``: every third shipment whose window is at least 10 time units wide gets two
   windows instead of one: its first 40 % and its last 40 % (the middle 20 % is closed);

@@ -271,6 +271,52 @@ TWO_PAIRS = (
 """A Li & Lim file's header, depot and first two pairs (wide windows); tests add a third."""
 
 
+def test_variant_benchmark_shifts_puts_every_second_vehicle_on_an_earlier_break(
+    tmp_path: Path,
+) -> None:
+    """The ``shifts`` variant: odd vehicles' break windows end where the others' begin;
+    routeopt's answer on an odd vehicle passes the verifier, which catches its break taken in
+    the even vehicles' window instead."""
+    import dataclasses
+
+    from benchmarks.variant_check import verify
+    from benchmarks.variant_rules import variant_model
+    from benchmarks.variants import read_lilim, solve_routeopt
+
+    instance = tmp_path / "lc997.txt"
+    instance.write_text(TWO_PAIRS)
+    case = read_lilim(instance)
+    breaks = variant_model(case.model, "breaks")
+    model = variant_model(case.model, "shifts")
+    (even,) = breaks.vehicles[1].break_requests
+    (odd,) = model.vehicles[1].break_requests
+    assert model.vehicles[0].break_requests == breaks.vehicles[0].break_requests
+    assert odd.latest_start_time == even.earliest_start_time
+    width = even.latest_start_time - even.earliest_start_time
+    assert odd.earliest_start_time == pytest.approx(even.earliest_start_time - width)
+    assert odd.min_duration_s == even.min_duration_s
+    on_odd = dataclasses.replace(
+        model,
+        shipments=tuple(
+            dataclasses.replace(s, allowed_vehicle_indices=(1,)) for s in model.shipments
+        ),
+    )
+    schedules = solve_routeopt(on_odd, "routeopt-p1", 1.0)
+    checked = verify(on_odd, schedules)
+    assert checked.problems == []
+    assert checked.served == 2
+    (route,) = [s for s in schedules if s.events]
+    assert route.vehicle == 1
+    late = dataclasses.replace(
+        route,
+        events=[
+            dataclasses.replace(e, start=even.latest_start_time) if e.kind == "break" else e
+            for e in route.events
+        ],
+    )
+    assert any("outside its start window" in p for p in verify(on_odd, [late]).problems)
+
+
 def test_variant_benchmark_verifies_driver_hours_and_types(tmp_path: Path) -> None:
     """The ``hours`` and ``types`` variants: routeopt's answer passes the benchmark's verifier,
     which catches a route without its break (a stretch longer than the frequency rule allows)
