@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from benchmarks.instances import (
     verify_routes,
 )
 from rpc.convert import request_to_engine
+
+if TYPE_CHECKING:
+    from benchmarks.variant_check import Schedule
 
 pytest.importorskip("vrplib")
 
@@ -271,6 +275,18 @@ TWO_PAIRS = (
 """A Li & Lim file's header, depot and first two pairs (wide windows); tests add a third."""
 
 
+def _break_moved(schedule: Schedule, start: float) -> Schedule:
+    """``schedule`` with its breaks starting at ``start``."""
+    import dataclasses
+
+    return dataclasses.replace(
+        schedule,
+        events=[
+            dataclasses.replace(e, start=start) if e.kind == "break" else e for e in schedule.events
+        ],
+    )
+
+
 def test_variant_benchmark_shifts_puts_every_second_vehicle_on_an_earlier_break(
     tmp_path: Path,
 ) -> None:
@@ -307,13 +323,7 @@ def test_variant_benchmark_shifts_puts_every_second_vehicle_on_an_earlier_break(
     assert checked.served == 2
     (route,) = [s for s in schedules if s.events]
     assert route.vehicle == 1
-    late = dataclasses.replace(
-        route,
-        events=[
-            dataclasses.replace(e, start=even.latest_start_time) if e.kind == "break" else e
-            for e in route.events
-        ],
-    )
+    late = _break_moved(route, even.latest_start_time)
     assert any("outside its start window" in p for p in verify(on_odd, [late]).problems)
 
 
@@ -339,13 +349,7 @@ def test_variant_benchmark_verifies_driver_hours_and_types(tmp_path: Path) -> No
     assert late.end - late.start > rule.max_inter_break_duration_s  # the rule binds
     no_break = dataclasses.replace(late, events=[e for e in late.events if e.kind != "break"])
     assert any("without a break" in p for p in verify(hours, [no_break]).problems)
-    moved = dataclasses.replace(
-        late,
-        events=[
-            dataclasses.replace(e, start=late.start) if e.kind == "break" else e
-            for e in late.events
-        ],
-    )
+    moved = _break_moved(late, late.start)
     assert any("without a break" in p for p in verify(hours, [moved]).problems)
 
     types = variant_model(case.model, "types")
