@@ -19,12 +19,13 @@ imports its types from here, and a split would only scatter the one vocabulary.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
+from engine.units import ceil_int
 
 __all__ = [
     "DEFAULT_GLOBAL_END_TIME",
@@ -163,7 +164,7 @@ class Shipment:
             limits.append(self.pickup_to_delivery_time_limit_s)
         if self.pickup_to_delivery_relative_detour_limit is not None:
             scaled = travel_s * (1.0 + self.pickup_to_delivery_relative_detour_limit)
-            limits.append(float(math.ceil(scaled - 1e-9)))
+            limits.append(float(ceil_int(scaled)))
         if self.pickup_to_delivery_absolute_detour_limit_s is not None:
             limits.append(travel_s + self.pickup_to_delivery_absolute_detour_limit_s)
         return min(limits) if limits else None
