@@ -35,6 +35,11 @@ within what a test machine sends quickly."""
 
 HUGE_SCALARS: Final = 20_000
 
+HUGE_BYTES: Final = 8 * 1024 * 1024
+"""Most bytes one "element copied" mutation adds: copies of an element that an earlier
+mutation of the same case already copied would otherwise multiply (3000 copies of 3000
+copies: a request of gigabytes, built in the test process before any server sees it)."""
+
 _INT_BOUNDS: Final = {
     FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
     FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
@@ -308,6 +313,7 @@ class Mutator:
             times = r.choice((2, 10, 100, HUGE))
             if is_message:
                 element = values[i]
+                times = min(times, max(1, HUGE_BYTES // max(1, element.ByteSize())))
                 for _ in range(times):
                     values.add().CopyFrom(element)
             else:
