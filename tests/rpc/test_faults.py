@@ -155,6 +155,30 @@ def test_kill_9_of_the_server_leaves_no_orphan_and_the_restart_finishes(tmp_path
         assert srv.terminate() == 0, srv.log()
 
 
+KILLED_TEST = """
+import os, signal, sys
+from pathlib import Path
+from tests.rpc.test_server_e2e import ServerProcess
+srv = ServerProcess(Path(sys.argv[1]))
+print(srv.proc.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_test_process_killed_leaves_no_server_behind(tmp_path: Path) -> None:
+    """``make fuzz`` once had its test process killed out of memory: its server lived on."""
+    run = subprocess.run(
+        [sys.executable, "-c", KILLED_TEST, str(tmp_path / "server.log")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    server = int(run.stdout.split()[0])
+    wait_for(lambda: not alive([server]), 10.0, f"server {server} outlived its test process")
+
+
 # -- SIGTERM ---------------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ harness the other end-to-end modules import; the tests themselves are short.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import random
 import select
@@ -64,6 +65,18 @@ STARTUP_TIMEOUT_S = 60.0
 # -- the server process ----------------------------------------------------------------------
 
 
+_PR_SET_PDEATHSIG = 1
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+"""Looked up before any fork: the child between fork and exec calls it only."""
+
+
+def _die_with_the_tests() -> None:
+    """In a server's child before exec: the kernel kills it when the thread that started it
+    (the test process's main thread) ends, so a test process killed (say, out of memory)
+    leaves no server behind; the server's workers die with it."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class ServerProcess:
     """``server.py`` running in a subprocess; stderr (the server log) goes to a file."""
 
@@ -78,6 +91,7 @@ class ServerProcess:
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=log,
+                preexec_fn=_die_with_the_tests,
             )
         self.port = self._wait_listening()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
