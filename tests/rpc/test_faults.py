@@ -70,6 +70,24 @@ def descendants(pid: int) -> dict[int, str]:
     return below
 
 
+TASK_COMM = "routeopt-task"
+"""The name of a task's worker process (:func:`runtime.worker.task_main`)."""
+
+
+def named_below(pid: int) -> dict[int, str]:
+    """:func:`descendants`, a search counted as one from its fork: a solve's or a task's
+    searches are forked from it and carry its name until they name themselves
+    ``routeopt-search`` (microseconds later, :func:`engine.parallel.die_with_parent`)."""
+    table = processes()
+    below = descendants(pid)
+    forks = (SOLVE_COMM, TASK_COMM)
+    return {
+        p: SEARCH_COMM if comm in forks and below.get(table[p][0]) == comm else comm
+        for p, comm in below.items()
+        if p in table
+    }
+
+
 def alive(pids: object) -> set[int]:
     table = processes()
     return {pid for pid in pids if pid in table}  # type: ignore[attr-defined]
@@ -96,7 +114,7 @@ def long_request(seed: int = 1) -> pb.OptimizeToursRequest:
 
 
 def solver_processes(srv: ServerProcess) -> dict[int, str]:
-    return {p: c for p, c in descendants(srv.proc.pid).items() if c in (SOLVE_COMM, SEARCH_COMM)}
+    return {p: c for p, c in named_below(srv.proc.pid).items() if c in (SOLVE_COMM, SEARCH_COMM)}
 
 
 # -- processes that die ----------------------------------------------------------------------------

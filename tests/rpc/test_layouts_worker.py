@@ -20,26 +20,13 @@ from google.rpc import code_pb2
 
 from rpc.pb import route_optimization_service_pb2 as pb
 from runtime.worker import CRASH_WORKER_LABEL, TEST_HOOKS_ENV_VAR
-from tests.rpc.test_faults import alive, descendants, processes, serving, wait_for
+from tests.rpc.test_faults import TASK_COMM, alive, named_below, serving, wait_for
 from tests.rpc.test_layouts import Client, check_layouts_response, study_request
 from tests.rpc.test_server_e2e import ServerProcess
 
-TASK_COMM = "routeopt-task"
-"""The name of a task's worker process (:func:`runtime.worker.task_main`)."""
-
 
 def study_processes(srv: ServerProcess) -> list[int]:
-    """The server's task processes. A study forks its layouts' searches from its task process,
-    and a child carries the task's name from its fork until it names itself (microseconds, in
-    :func:`engine.parallel.die_with_parent`): a task process whose parent is a task process is
-    such a child, not a second study."""
-    below = descendants(srv.proc.pid)
-    table = processes()
-    return [
-        pid
-        for pid, comm in below.items()
-        if comm == TASK_COMM and below.get(table.get(pid, (0, ""))[0]) != TASK_COMM
-    ]
+    return [pid for pid, comm in named_below(srv.proc.pid).items() if comm == TASK_COMM]
 
 
 def long_study(layouts: int = 8, layout_timeout_s: float = 2.0) -> pb.EvaluateDepotLayoutsRequest:

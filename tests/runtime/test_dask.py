@@ -215,11 +215,10 @@ def test_a_layout_study_runs_on_the_cluster(cluster: Cluster, on_dask: ServerPro
     """EvaluateDepotLayouts on a Dask server: the study is a task on a Dask worker (its process
     is below a worker, not below the server), its progress comes back as plain data events,
     and a cancel stops it with the layouts routed so far."""
-    from tests.rpc.test_faults import descendants
+    from tests.rpc.test_faults import TASK_COMM, descendants, named_below
     from tests.rpc.test_layouts import Client as LayoutsClient
     from tests.rpc.test_layouts import check_layouts_response
     from tests.rpc.test_layouts_worker import (
-        TASK_COMM,
         long_study,
         response_of,
         state_of,
@@ -234,7 +233,7 @@ def test_a_layout_study_runs_on_the_cluster(cluster: Cluster, on_dask: ServerPro
     on_workers = [
         pid
         for proc in cluster.procs[1:]
-        for pid, comm in descendants(proc.pid).items()
+        for pid, comm in named_below(proc.pid).items()
         if comm == TASK_COMM
     ]
     assert len(on_workers) == 1
