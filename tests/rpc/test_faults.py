@@ -56,9 +56,9 @@ def processes() -> dict[int, tuple[int, str]]:
     return found
 
 
-def descendants(pid: int) -> dict[int, str]:
-    """The processes below ``pid``: pid → name."""
-    table = processes()
+def descendants(pid: int, table: dict[int, tuple[int, str]] | None = None) -> dict[int, str]:
+    """The processes below ``pid``: pid → name (in ``table``, else a new :func:`processes`)."""
+    table = processes() if table is None else table
     below: dict[int, str] = {}
     frontier = [pid]
     while frontier:
@@ -79,12 +79,11 @@ def named_below(pid: int) -> dict[int, str]:
     searches are forked from it and carry its name until they name themselves
     ``routeopt-search`` (microseconds later, :func:`engine.parallel.die_with_parent`)."""
     table = processes()
-    below = descendants(pid)
+    below = descendants(pid, table)
     forks = (SOLVE_COMM, TASK_COMM)
     return {
         p: SEARCH_COMM if comm in forks and below.get(table[p][0]) == comm else comm
         for p, comm in below.items()
-        if p in table
     }
 
 
